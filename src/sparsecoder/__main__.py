@@ -1,0 +1,5 @@
+import sys
+
+from sparsecoder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,270 @@
+"""Typed, frozen configurations loaded from YAML presets and ``--set KEY=VALUE`` overrides.
+
+Every model family defines one ``@dataclass(frozen=True)`` config class and registers it with
+:func:`register_config`.  A preset is a YAML file in ``sparsecoder/presets/`` of the form::
+
+    model: sparse_autoencoder      # key of the registered config class
+    paper: Evtimova & LeCun 2022, Table 3
+    description: one line shown by `sparsecoder presets`
+    config:                        # fields of the config class; the rest keep their defaults
+      lam: 0.005
+      ...
+
+Unknown keys and values of the wrong type are errors that name the key and list the valid ones;
+range checks live in each class's ``__post_init__`` and raise :class:`ConfigError` too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "register_config",
+    "config_classes",
+    "from_dict",
+    "to_dict",
+    "parse_overrides",
+    "Preset",
+    "list_presets",
+    "load_preset",
+    "save_config",
+    "load_config",
+    "check",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix: unknown key, wrong type, out-of-range value."""
+
+
+_CONFIG_CLASSES: dict[str, type] = {}
+
+
+def register_config(name: str):
+    """Class decorator: make a frozen config dataclass loadable by ``model: name`` in presets."""
+
+    def wrap(cls):
+        _CONFIG_CLASSES[name] = cls
+        cls.model_name = name
+        return cls
+
+    return wrap
+
+
+def config_classes() -> dict[str, type]:
+    _import_families()
+    return dict(_CONFIG_CLASSES)
+
+
+def _import_families() -> None:
+    # Config classes register themselves on import; import every family lazily so that
+    # `sparsecoder.config` itself stays light and free of import cycles.
+    import importlib
+
+    for mod in ("sparsecoder.models.sparse_autoencoder", "sparsecoder.models.vae"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:  # family not built yet
+            if err.name != mod:
+                raise
+
+
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``condition`` holds (for ``__post_init__``)."""
+    if not condition:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Convert ``value`` to the field's annotated type or raise a ConfigError naming the key."""
+    if isinstance(annotation, str):
+        raise TypeError("config classes must not use string annotations in _coerce")
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"config key '{key}': invalid value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"config key '{key}': {value!r} is not allowed; choose one of {list(args)}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(key, v, inner) for v in value]
+        return tuple(items) if origin is tuple else items
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build ``cls`` from a plain dict, rejecting unknown keys and coercing types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {unknown} for {cls.__name__}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-YAML-friendly dict of a config (tuples become lists)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``["lam=0.01", "decoder=mlp"]`` into ``{"lam": 0.01, "decoder": "mlp"}`` (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form KEY=VALUE (e.g. --set lam=0.01)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: cannot parse value ({err})") from None
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    model: str
+    paper: str
+    description: str
+    config: dict[str, Any]
+
+    def build(self, overrides: dict[str, Any] | None = None) -> Any:
+        classes = config_classes()
+        if self.model not in classes:
+            raise ConfigError(f"preset '{self.name}': unknown model '{self.model}'; known: {sorted(classes)}")
+        return from_dict(classes[self.model], {**self.config, **(overrides or {})})
+
+
+def _preset_files() -> dict[str, Any]:
+    root = resources.files("sparsecoder") / "presets"
+    return {p.name[: -len(".yaml")]: p for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def _read_preset(name: str, path: Any) -> Preset:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "model" not in data:
+        raise ConfigError(f"preset file {name}.yaml must be a mapping with a 'model' key")
+    return Preset(
+        name=name,
+        model=data["model"],
+        paper=data.get("paper", ""),
+        description=data.get("description", ""),
+        config=dict(data.get("config") or {}),
+    )
+
+
+def list_presets() -> list[Preset]:
+    return [_read_preset(n, p) for n, p in sorted(_preset_files().items())]
+
+
+def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Preset, Any]:
+    """Return the preset and its config with ``overrides`` applied and validated.
+
+    ``name`` may also be a path to a YAML file of the same format (or a saved run's config.yaml).
+    """
+    files = _preset_files()
+    if name in files:
+        preset = _read_preset(name, files[name])
+    elif Path(name).is_file():
+        preset = _read_preset(Path(name).stem, Path(name))
+    else:
+        raise ConfigError(f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}")
+    return preset, preset.build(overrides)
+
+
+def save_config(path: Path, model: str, config: Any, extra: dict[str, Any] | None = None) -> None:
+    """Write a fully resolved config as YAML (same format as a preset), atomically."""
+    from sparsecoder.io import atomic_write_text
+
+    doc = {"model": model, **(extra or {}), "config": to_dict(config)}
+    atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False))
+
+
+def load_config(path: Path) -> tuple[str, Any]:
+    """Read a run's ``config.yaml`` back into ``(model_name, config)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "model" not in data or "config" not in data:
+        raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
+    classes = config_classes()
+    if data["model"] not in classes:
+        raise ConfigError(f"{path}: unknown model '{data['model']}'; known: {sorted(classes)}")
+    return data["model"], from_dict(classes[data["model"]], data["config"])
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonConfig:
+    """Fields every trainable family shares (data, schedule, reproducibility).
+
+    Family configs subclass this (``@register_config("name") @dataclass(frozen=True)``) and add their
+    own fields; ``__post_init__`` of a subclass should call ``super().__post_init__()``.
+    """
+
+    data: str = "mnist"  # a source name from `sparsecoder data list`
+    data_dir: str | None = None  # user-supplied full data (IDX folder, image folder, IMAGES.mat, ...)
+    data_options: dict = dataclasses.field(default_factory=dict)  # extra keyword arguments of the loader
+    limit: int | None = None  # cap on the number of training samples
+    epochs: int = 10
+    batch_size: int = 250
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    num_threads: int | None = None  # torch CPU threads; None = torch's default
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.limit is None or self.limit >= 2, "limit", f"must be >= 2 or null, got {self.limit}")
+        check(isinstance(self.data_options, dict), "data_options", "must be a mapping")
