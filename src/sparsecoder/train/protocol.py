@@ -32,5 +32,8 @@ class TrainableModel(Protocol):
     def evaluate(self, data: DataSplits) -> dict:
         """Final test metrics written to metrics.json."""
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes for model-space rows ``x`` (amortised: encoder / posterior mean)."""
+
     def save_pictures(self, data: DataSplits, out_dir: Path) -> list[Path]:
         """Write the family's PNGs into ``out_dir`` and return their paths."""
