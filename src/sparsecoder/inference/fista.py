@@ -1,0 +1,476 @@
+"""Batched FISTA sparse inference for any decoder (SPEC §2.1–2.2; Beck & Teboulle 2009).
+
+Minimises the reference-scaled energy of :mod:`sparsecoder.inference.energy` over the codes ``Z``::
+
+    E(Z) = Σ_i mean_pixels (y_i − D(z_i))² + λ Σ_i ||z_i||₁
+         + β Σ_j [(T − std_j(Z))_+]² + γ Σ_i mean_k (z_ik − E(y_i)_k)²
+
+by proximal gradient steps on the smooth part (everything but the L1 term) followed by shrinkage with
+threshold ``λ·η``, with FISTA momentum ``t_k = (1 + √(1 + 4 t_{k−1}²)) / 2``. Every sample stops on its own:
+once ``||z^k − z^{k−1}||₂ ≤ tol · ||z^{k−1}||₂`` (zero-safe: a sample that stays exactly at zero also
+counts as converged) it is frozen — it is removed from the working set and never moves again.
+
+Linear decoders use the closed-form gradient in Gram form ``(2/d)(Z·WᵀW − Y·W)``, with ``WᵀW`` and
+``Y·W`` precomputed once per call; any other ``torch.nn.Module`` decoder goes through autograd.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sparsecoder.inference.energy import (
+    encoder_proximity_energy,
+    reconstruction_energy,
+    total_energy,
+    variance_hinge,
+    variance_hinge_grad,
+)
+
+__all__ = ["FistaResult", "fista", "power_iteration_max_eigenvalue"]
+
+_BACKTRACK_SHRINK = 0.5
+_MAX_BACKTRACKS = 60
+_LIPSCHITZ_SAFETY = 1.01
+
+
+@dataclass
+class FistaResult:
+    """What :func:`fista` returns.
+
+    Attributes
+    ----------
+    codes : Tensor, shape (n, l)
+        The inferred codes, detached, same dtype and device as ``Y``.
+    n_iter : Tensor, shape (n,), int64
+        Iterations each sample ran before it froze (``max_iter`` when it never did).
+    energy : Tensor, shape (k,), float64, CPU
+        Total batch energy (SPEC §2.1, reference scaling) after each of the ``k`` iterations run;
+        empty when ``record_energy=False``.
+    converged : Tensor, shape (n,), bool
+        Whether each sample met the relative-change tolerance before ``max_iter``.
+    """
+
+    codes: torch.Tensor
+    n_iter: torch.Tensor
+    energy: torch.Tensor
+    converged: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------------
+def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
+    if not torch.is_floating_point(value):
+        raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or inf; clean or impute the data before inference")
+
+
+def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def power_iteration_max_eigenvalue(matrix: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6) -> float:
+    """Largest eigenvalue of a symmetric positive semi-definite ``(l, l)`` matrix by power iteration.
+
+    Iterates ``v ← A v / ||A v||`` from a fixed start vector (deterministic) until the Rayleigh quotient
+    changes by less than ``tol`` relatively. Power iteration approaches the top eigenvalue from below.
+    """
+    size = matrix.shape[0]
+    vector = torch.ones(size, dtype=matrix.dtype, device=matrix.device)
+    vector += 0.01 * torch.arange(size, dtype=matrix.dtype, device=matrix.device) / max(size, 1)
+    vector /= vector.norm()
+    estimate = 0.0
+    for _ in range(max_iter):
+        product = matrix @ vector
+        new_estimate = float(vector @ product)
+        norm = product.norm()
+        if float(norm) == 0.0:
+            return 0.0
+        vector = product / norm
+        if abs(new_estimate - estimate) <= tol * abs(new_estimate):
+            return new_estimate
+        estimate = new_estimate
+    return estimate
+
+
+# --------------------------------------------------------------------------------------------------
+# smooth parts: value and gradient of everything except the L1 term, restricted to a set of rows
+# --------------------------------------------------------------------------------------------------
+class _LinearSmooth:
+    r"""Reconstruction + encoder proximity for ``D(z) = W z + b`` in Gram form.
+
+    Per row: ``f(z) = ½ zᵀ G z − zᵀ b_i + c_i`` with ``G = (2/d) WᵀW + (2γ/l) I``,
+    ``b_i = (2/d) Wᵀ(y_i − b) + (2γ/l) e_i``, so ``∇f = z G − b_i``.
+    """
+
+    def __init__(self, Y, weight, bias, gamma, z_encoder):
+        d, l = weight.shape
+        self.weight, self.bias = weight, bias
+        target = Y if bias is None else Y - bias
+        self.gram = (2.0 / d) * (weight.T @ weight)
+        self.linear_term = (2.0 / d) * (target @ weight)
+        self.constant = target.square().sum(dim=1) / d
+        if gamma > 0:
+            self.gram.diagonal().add_(2.0 * gamma / l)
+            self.linear_term.add_(z_encoder, alpha=2.0 * gamma / l)
+            self.constant += (gamma / l) * z_encoder.square().sum(dim=1)
+
+    def grad(self, V, rows):
+        return torch.addmm(self.linear_term[rows], V, self.gram, alpha=1.0, beta=-1.0)
+
+    def value(self, V, rows):
+        VG = V @ self.gram
+        per_row = 0.5 * (V * VG).sum(dim=1) - (V * self.linear_term[rows]).sum(dim=1)
+        return (per_row + self.constant[rows]).sum()
+
+    def reconstruct(self, Z):
+        out = Z @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+    def lipschitz(self, Z0):
+        return _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(self.gram)
+
+
+class _ModuleSmooth:
+    """Reconstruction + encoder proximity for any ``nn.Module`` decoder, gradients by autograd.
+
+    Only the codes are differentiated (``torch.autograd.grad`` w.r.t. the codes), so decoder parameters
+    never accumulate ``.grad``. Rows are assumed independent (no batch statistics inside the decoder).
+    """
+
+    def __init__(self, Y, module, gamma, z_encoder):
+        self.Y, self.module, self.gamma, self.z_encoder = Y, module, gamma, z_encoder
+
+    def _rows_value(self, V, rows):
+        energy = reconstruction_energy(self.Y[rows], self.module(V))
+        if self.gamma > 0:
+            energy = energy + encoder_proximity_energy(V, self.z_encoder[rows], self.gamma)
+        return energy
+
+    def grad(self, V, rows):
+        with torch.enable_grad():
+            V = V.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self._rows_value(V, rows), V)
+        return gradient
+
+    def value(self, V, rows):
+        return self._rows_value(V, rows).detach()
+
+    def reconstruct(self, Z):
+        return self.module(Z)
+
+    def lipschitz(self, Z0, n_power_iter: int = 30):
+        r"""Estimate of L for the reconstruction + proximity gradient at the starting codes.
+
+        Per sample, the Hessian of ``(1/d)||y − D(z)||²`` is ``(2/d) JᵀJ`` plus a term with the decoder's
+        second derivatives, which vanishes almost everywhere for piecewise-linear (ReLU) decoders. The
+        estimate is ``(2/d) max_i λ_max(J_iᵀ J_i) + 2γ/l`` with ``J_i`` the decoder Jacobian at ``z0_i``
+        (power iteration with forward- and reverse-mode products), times a 1.01 safety factor. It is a
+        local estimate: far from ``z0`` the curvature can be larger — use ``step="backtracking"`` when in
+        doubt.
+        """
+        d = self.Y.shape[1]
+        l = Z0.shape[1]
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        tangent = torch.randn(Z0.shape, generator=generator, dtype=Z0.dtype).to(Z0.device)
+        params = dict(self.module.named_parameters())
+        buffers = dict(self.module.named_buffers())
+        state = {**{k: v.detach() for k, v in params.items()}, **buffers}
+
+        def decode(codes):
+            return torch.func.functional_call(self.module, state, (codes,))
+
+        rayleigh = torch.zeros(Z0.shape[0], dtype=Z0.dtype, device=Z0.device)
+        for _ in range(n_power_iter):
+            tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            _, jv = torch.func.jvp(decode, (Z0,), (tangent,))
+            _, pullback = torch.func.vjp(decode, Z0)
+            (jtjv,) = pullback(jv)
+            rayleigh = (tangent * jtjv).sum(dim=1)
+            tangent = jtjv
+        curvature = (2.0 / d) * float(rayleigh.max()) + 2.0 * self.gamma / l
+        return _LIPSCHITZ_SAFETY * curvature
+
+
+def _resolve_decoder(decoder, d: int, dtype, device):
+    """Return (weight, bias, module): a closed-form linear decoder sets weight, else module is set."""
+    if isinstance(decoder, torch.Tensor):
+        if decoder.dim() != 2:
+            raise ValueError(f"decoder tensor must be 2-D (d, l), got shape {tuple(decoder.shape)}")
+        if decoder.shape[0] != d:
+            raise ValueError(
+                f"decoder has {decoder.shape[0]} rows but Y has d={d} columns; a dictionary tensor W must be "
+                f"(d, l) with reconstruction Z @ W.T (transpose a scikit-learn-style (l, d) dictionary)"
+            )
+        if not bool(torch.isfinite(decoder).all()):
+            raise ValueError("decoder contains NaN or inf")
+        return decoder.detach().to(dtype=dtype, device=device), None, None
+    if isinstance(decoder, nn.Linear):
+        if decoder.out_features != d:
+            raise ValueError(
+                f"decoder nn.Linear has out_features={decoder.out_features} but Y has d={d} columns"
+            )
+        bias = None if decoder.bias is None else decoder.bias.detach().to(dtype=dtype, device=device)
+        return decoder.weight.detach().to(dtype=dtype, device=device), bias, None
+    if isinstance(decoder, nn.Module):
+        return None, None, decoder
+    raise ValueError(
+        f"decoder must be a (d, l) tensor, an nn.Linear or an nn.Module mapping (n, l) -> (n, d); "
+        f"got {type(decoder).__name__}"
+    )
+
+
+def _shrink(U: torch.Tensor, threshold: float, positive: bool) -> torch.Tensor:
+    """Proximal map of ``threshold·||z||₁`` (+ the non-negativity constraint when ``positive``)."""
+    if positive:
+        return torch.clamp_min(U - threshold, 0.0)
+    return U - torch.clamp(U, -threshold, threshold)
+
+
+# --------------------------------------------------------------------------------------------------
+# the solver
+# --------------------------------------------------------------------------------------------------
+def fista(
+    Y: torch.Tensor,
+    decoder,
+    lam: float,
+    *,
+    z0: torch.Tensor | None = None,
+    n_components: int | None = None,
+    step: float | str = 0.5,
+    max_iter: int = 200,
+    tol: float = 1e-3,
+    positive: bool = True,
+    beta: float = 0.0,
+    var_threshold: float = 0.5,
+    gamma: float = 0.0,
+    z_encoder: torch.Tensor | None = None,
+    record_energy: bool = True,
+) -> FistaResult:
+    r"""Infer sparse codes of a batch by FISTA on the energy of SPEC §2.1 (paper Evtimova & LeCun 2022, §3).
+
+    .. math::
+        Z^* = \arg\min_Z \sum_i \tfrac1d\lVert y_i - D(z_i)\rVert^2 + \lambda\sum_i\lVert z_i\rVert_1
+              + \beta\sum_j\big[(T-\mathrm{std}_j Z)_+\big]^2
+              + \gamma\sum_i\tfrac1l\lVert z_i - E(y_i)\rVert^2
+
+    Each iteration (Beck & Teboulle 2009): ``V = Z^k + ((t_k − 1)/t_{k+1})(Z^k − Z^{k−1})``,
+    ``Z^{k+1} = shrink(V − η ∇f(V), λη)`` with ``shrink(u) = max(u − λη, 0)`` when ``positive`` else the
+    signed soft-threshold ``sign(u)·max(|u| − λη, 0)``. A sample freezes once
+    ``||z^{k+1} − z^k|| ≤ tol·||z^k||`` (also when both are exactly zero) and is never updated again.
+
+    Parameters
+    ----------
+    Y : Tensor, shape (n, d)
+        Batch of inputs (n ≥ 1; n ≥ 2 when ``beta > 0``).
+    decoder : Tensor (d, l) | nn.Linear | nn.Module
+        A dictionary ``W`` with reconstruction ``Z @ W.T``; an ``nn.Linear`` (its weight; a bias is
+        subtracted from ``Y``), both with the closed-form Gram gradient; or any module mapping ``(n, l)`` to
+        ``(n, d)`` row by row (gradient by autograd; its parameters do not accumulate gradients).
+    lam : float
+        λ ≥ 0, the L1 weight in reference scaling (α = d·λ/2 in textbook-lasso scaling).
+    z0 : Tensor (n, l), optional
+        Initial codes (the encoder's prediction); zeros when omitted.
+    n_components : int, optional
+        Code size ``l``; needed only for a module decoder when ``z0`` is omitted.
+    step : float | "lipschitz" | "backtracking"
+        A fixed step η > 0; ``"lipschitz"``: η = 1/L with L the largest eigenvalue of the linear smooth
+        part (power iteration on ``(2/d)WᵀW + (2γ/l)I``; the variance hinge is not included) or, for a
+        module, the local estimate of ``_ModuleSmooth.lipschitz``; ``"backtracking"``: Beck–Teboulle
+        line search shared by the batch, starting from 2/L and halving until the quadratic upper bound
+        holds (η never increases).
+    max_iter : int
+        K ≥ 1, the most iterations (200 in the paper).
+    tol : float
+        Relative-change tolerance ≥ 0 for freezing a sample (1e-3 in the paper).
+    positive : bool
+        Non-negative codes (all paper experiments) or signed soft-thresholding.
+    beta, var_threshold : float
+        β ≥ 0 and T > 0 of the variance hinge (VDL); applied once over the whole batch (n ≥ 2).
+    gamma : float
+        γ ≥ 0, weight of the encoder-proximity term.
+    z_encoder : Tensor (n, l), optional
+        Encoder predictions for the proximity term; defaults to ``z0`` when ``gamma > 0``.
+    record_energy : bool
+        Record the total batch energy after every iteration (costs one decoder pass per iteration).
+
+    Returns
+    -------
+    FistaResult
+        ``codes`` (n, l), ``n_iter`` (n,), ``energy`` (k,), ``converged`` (n,).
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, NaN/inf values, an empty batch, a non-positive step, negative λ/β/γ, unknown step rule.
+    """
+    _check_finite_matrix("Y", Y)
+    n, d = Y.shape
+    if n == 0:
+        raise ValueError("Y is an empty batch (0 samples); pass at least one row")
+    if d == 0:
+        raise ValueError("Y has 0 features")
+    lam = _check_nonnegative_number("lam", lam)
+    beta = _check_nonnegative_number("beta", beta)
+    gamma = _check_nonnegative_number("gamma", gamma)
+    var_threshold = _check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
+    tol = _check_nonnegative_number("tol", tol)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if isinstance(step, str):
+        if step not in ("lipschitz", "backtracking"):
+            raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
+    else:
+        step = _check_nonnegative_number("step", step, strictly_positive=True)
+    if beta > 0 and n < 2:
+        raise ValueError("beta > 0 (variance hinge) needs a batch of at least 2 samples to compute a std")
+
+    weight, bias, module = _resolve_decoder(decoder, d, Y.dtype, Y.device)
+    if z0 is not None:
+        _check_finite_matrix("z0", z0)
+        l = z0.shape[1]
+        if z0.shape[0] != n:
+            raise ValueError(f"z0 has {z0.shape[0]} rows but Y has n={n}")
+    elif weight is not None:
+        l = weight.shape[1]
+    else:
+        if n_components is None or isinstance(n_components, bool) or not isinstance(n_components, int):
+            raise ValueError("n_components (the code size l) is needed for a module decoder when z0 is None")
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        l = n_components
+    if weight is not None and weight.shape[1] != l:
+        raise ValueError(f"z0 has l={l} columns but the decoder has {weight.shape[1]} atoms")
+    if gamma > 0:
+        if z_encoder is None:
+            z_encoder = z0
+        if z_encoder is None:
+            raise ValueError("gamma > 0 needs the encoder prediction: pass z_encoder (or z0)")
+    if z_encoder is not None:
+        _check_finite_matrix("z_encoder", z_encoder)
+        if tuple(z_encoder.shape) != (n, l):
+            raise ValueError(f"z_encoder must have shape (n, l) = {(n, l)}, got {tuple(z_encoder.shape)}")
+        z_encoder = z_encoder.detach().to(dtype=Y.dtype, device=Y.device)
+
+    with torch.no_grad():
+        Y = Y.detach()
+        Z = (
+            torch.zeros(n, l, dtype=Y.dtype, device=Y.device)
+            if z0 is None
+            else z0.detach().to(dtype=Y.dtype, device=Y.device).clone()
+        )
+        if module is not None:
+            with torch.enable_grad():
+                out_shape = tuple(module(Z[:1]).shape)
+            if out_shape != (1, d):
+                raise ValueError(f"decoder module maps (1, {l}) to {out_shape}, expected (1, {d})")
+            smooth = _ModuleSmooth(Y, module, gamma, z_encoder)
+        else:
+            smooth = _LinearSmooth(Y, weight, bias, gamma, z_encoder)
+        return _run(
+            Y, smooth, Z, lam, step, max_iter, tol, positive, beta, var_threshold, gamma, z_encoder,
+            record_energy,
+        )
+
+
+def _run(
+    Y, smooth, Z, lam, step, max_iter, tol, positive, beta, var_threshold, gamma, z_encoder, record_energy
+):
+    n = Z.shape[0]
+    device = Z.device
+    all_rows = torch.arange(n, device=device)
+
+    if step == "lipschitz" or step == "backtracking":
+        lipschitz = smooth.lipschitz(Z)
+        if not math.isfinite(lipschitz) or lipschitz <= 0:
+            if lam == 0 and beta == 0 and lipschitz == 0:
+                lipschitz = 1.0
+            else:
+                raise ValueError(f"could not estimate a Lipschitz constant ({lipschitz}); pass a fixed step")
+        eta = 1.0 / lipschitz if step == "lipschitz" else 2.0 / lipschitz
+    else:
+        eta = float(step)
+    backtracking = step == "backtracking"
+    tol2 = tol * tol
+
+    def full_point(V, rows):
+        point = Z.clone()
+        point[rows] = V
+        return point
+
+    def smooth_grad(V, rows):
+        gradient = smooth.grad(V, rows)
+        if beta > 0:
+            gradient = gradient + variance_hinge_grad(full_point(V, rows), beta, var_threshold)[rows]
+        return gradient
+
+    def smooth_value(V, rows):
+        value = smooth.value(V, rows)
+        if beta > 0:
+            value = value + variance_hinge(full_point(V, rows), beta, var_threshold)
+        return value
+
+    def batch_energy():
+        return total_energy(
+            Y, smooth.reconstruct(Z), Z, lam, beta=beta, var_threshold=var_threshold, gamma=gamma,
+            Z_encoder=z_encoder,
+        ).to(torch.float64)
+
+    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+    rows = all_rows
+    current = Z.clone()  # working copies of the active rows
+    previous = Z.clone()
+    energies = []
+    t = 1.0
+    for iteration in range(1, max_iter + 1):
+        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        momentum = (t - 1.0) / t_next
+        V = torch.lerp(previous, current, 1.0 + momentum) if momentum > 0 else current
+        gradient = smooth_grad(V, rows)
+        if backtracking:
+            value_at_V = smooth_value(V, rows)
+            for _ in range(_MAX_BACKTRACKS):
+                new = _shrink(V - eta * gradient, lam * eta, positive)
+                delta = new - V
+                bound = value_at_V + (gradient * delta).sum() + delta.square().sum() / (2.0 * eta)
+                slack = (1e-6 if Y.dtype == torch.float32 else 1e-12) * abs(float(value_at_V))
+                if float(smooth_value(new, rows)) <= float(bound) + slack:
+                    break
+                eta *= _BACKTRACK_SHRINK
+        else:
+            new = _shrink(V - eta * gradient, lam * eta, positive)
+        change2 = (new - current).square().sum(dim=1)
+        reference2 = current.square().sum(dim=1)
+        frozen = change2 <= tol2 * reference2
+        previous, current = current, new
+        Z[rows] = current
+        t = t_next
+        if record_energy:
+            energies.append(batch_energy())
+        if bool(frozen.any()):
+            frozen_rows = rows[frozen]
+            n_iter[frozen_rows] = iteration
+            converged[frozen_rows] = True
+            keep = ~frozen
+            rows, current, previous = rows[keep], current[keep], previous[keep]
+            if rows.numel() == 0:
+                break
+    energy = torch.stack(energies).cpu() if energies else torch.zeros(0, dtype=torch.float64)
+    return FistaResult(codes=Z, n_iter=n_iter, energy=energy, converged=converged)
