@@ -1,0 +1,65 @@
+"""Encoders that predict sparse codes in one forward pass (amortised inference).
+
+:class:`LISTAEncoder` is the LISTA-inspired encoder of Evtimova & LeCun 2022, Algorithm 1 (SPEC §2.3),
+after Gregor & LeCun 2010.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LISTAEncoder"]
+
+
+class LISTAEncoder(nn.Module):
+    r"""LISTA encoder with non-negative outputs (Evtimova & LeCun 2022, Algorithm 1; SPEC §2.3).
+
+    .. math::
+        u = U y + b, \qquad z_0 = \mathrm{ReLU}(u), \qquad
+        z_i = \mathrm{ReLU}(u + S z_{i-1}),\ i = 1..L, \qquad E(y) = z_L
+
+    ``U`` is ``(l, d)`` with bias ``b`` (initialised to 0); ``S`` is a free ``(l, l)`` matrix without bias.
+    Weights use PyTorch's default ``nn.Linear`` initialisation, as in the authors' code.
+
+    Parameters
+    ----------
+    n_features : int
+        Input size ``d``.
+    n_components : int
+        Code size ``l``.
+    n_iterations : int
+        ``L`` ≥ 0, the number of recurrent refinements (3 in the paper).
+
+    Attributes
+    ----------
+    input_layer : nn.Linear
+        ``y ↦ U y + b``; ``input_layer.weight`` is ``U`` (rows = the encoder's filters).
+    lateral : nn.Linear
+        ``z ↦ S z`` (no bias).
+    """
+
+    def __init__(self, n_features: int, n_components: int, n_iterations: int = 3):
+        super().__init__()
+        for name, value, low in (("n_features", n_features, 1), ("n_components", n_components, 1),
+                                 ("n_iterations", n_iterations, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"LISTAEncoder: {name} must be an integer >= {low}, got {value!r}")
+        self.n_iterations = n_iterations
+        self.input_layer = nn.Linear(n_features, n_components, bias=True)
+        with torch.no_grad():
+            self.input_layer.bias.zero_()
+        self.lateral = nn.Linear(n_components, n_components, bias=False)
+
+    @property
+    def filters(self) -> torch.Tensor:
+        """``U`` as an ``(l, d)`` tensor: one filter per code component (row)."""
+        return self.input_layer.weight
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Codes ``E(y)`` of shape ``(n, l)`` for inputs ``y`` of shape ``(n, d)``."""
+        u = self.input_layer(y)
+        z = torch.relu(u)
+        for _ in range(self.n_iterations):
+            z = torch.relu(u + self.lateral(z))
+        return z
