@@ -1,0 +1,233 @@
+"""SparseAutoencoder (SPEC §2.5–2.6): config checks, the training step against a hand computation,
+the collapse guards, atoms, schedules. Real data: scikit-learn's 8×8 digits (shipped with sklearn)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from sparsecoder.config import ConfigError, from_dict, load_preset
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.inference import fista
+from sparsecoder.models import build_model
+from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
+
+torch.set_num_threads(2)
+
+@pytest.fixture(scope="module")
+def digits():
+    x = torch.tensor(load_digits().data, dtype=torch.float32) / 16.0
+    mean, std = float(x.mean()), float(x.std())
+    return (x - mean) / std, mean, std
+
+def _splits(x, mean, std, n_train=500):
+    def split(rows):
+        return Split(x=rows, scale=std, offset=mean)
+
+    return DataSplits(name="digits", train=split(x[:n_train]), val=split(x[n_train:n_train + 200]),
+                      test=split(x[n_train + 200:n_train + 400]), image_shape=(8, 8), normalization="test")
+
+def _config(preset, **overrides):
+    small = {"device": "cpu", "n_components": 32, "hidden_size": 64, "batch_size": 100, "fista_max_iter": 100}
+    _, config = load_preset(preset, {**small, **overrides})
+    return config
+
+def _train(model, x, epochs, seed=0):
+    """Plain epochs over shuffled mini-batches; returns the per-epoch means of the step logs."""
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0], generator=generator)
+        logs = [model.training_step(x[order[i:i + model.config.batch_size]])
+                for i in range(0, x.shape[0], model.config.batch_size)]
+        history.append({k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]})
+    return history
+
+# ----------------------------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"collapse_guard": "variance", "beta": 0.0}, "beta"),
+        ({"collapse_guard": "unit_norm", "beta": 10.0}, "beta"),
+        ({"collapse_guard": "weight_decay", "beta": 0.0}, "weight_decay_decoder"),
+        ({"encoder": "none", "gamma": 1.0}, "gamma"),
+        ({"lam": -1.0}, "lam"),
+        ({"var_threshold": 0.0}, "var_threshold"),
+        ({"fista_step": 0.0}, "fista_step"),
+        ({"fista_max_iter": 0}, "fista_max_iter"),
+        ({"lr_decoder": 0.0}, "lr_decoder"),
+        ({"lr_halve_every": 0}, "lr_halve_every"),
+        ({"decoder": "linear", "weight_decay_hidden_bias": 1e-3}, "weight_decay_hidden_bias"),
+        ({"lam_grid": [0.1, -0.2]}, "lam_grid"),
+    ],
+)
+def test_config_range_checks_name_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        from_dict(SparseAutoencoderConfig, overrides)
+
+def test_config_rejects_unknown_literal_and_key_listing_valid_ones():
+    with pytest.raises(ConfigError, match=r"collapse_guard.*choose one of \['unit_norm', 'variance'"):
+        from_dict(SparseAutoencoderConfig, {"collapse_guard": "l2"})
+    with pytest.raises(ConfigError, match="unknown config key.*valid keys:.*lam_grid"):
+        from_dict(SparseAutoencoderConfig, {"lambda": 0.1})
+
+def test_fista_step_accepts_a_number_or_a_rule():
+    assert from_dict(SparseAutoencoderConfig, {"fista_step": 1}).fista_step == 1.0
+    assert from_dict(SparseAutoencoderConfig, {"fista_step": "backtracking"}).fista_step == "backtracking"
+    with pytest.raises(ConfigError, match="fista_step"):
+        from_dict(SparseAutoencoderConfig, {"fista_step": "huge"})
+
+def test_build_model_from_registry_sizes_it_for_the_data(digits):
+    x, mean, std = digits
+    model = build_model(_config("sdl-nl-mnist"), _splits(x, mean, std))
+    assert isinstance(model, SparseAutoencoder)
+    assert model.atoms().shape == (64, 32)
+    assert set(model.optimizers()) == {"decoder", "encoder"}
+
+# ----------------------------------------------------------------------------------------------
+# the training step of SPEC §2.6 against a hand computation
+# ----------------------------------------------------------------------------------------------
+def _first_adam_step(param, grad, lr):
+    # Adam's first step from zero moments with bias correction: p − lr · g / (|g| + eps), eps = 1e-8.
+    return param - lr * grad / (grad.abs() + 1e-8)
+
+def test_first_sdl_training_step_equals_the_hand_computed_update(digits):
+    x, _, _ = digits
+    config = _config("sdl-mnist")
+    model = SparseAutoencoder(config, 64)
+    Y = x[:100]
+    W = model.decoder.weight.detach().clone()
+    U = model.encoder.input_layer.weight.detach().clone()
+    assert torch.allclose(W.norm(dim=0), torch.ones(32), atol=1e-6)  # projected at initialisation
+
+    # 1–2: encoder prediction, FISTA from it with γ (β = 0 for SDL).
+    z_encoder = model.encoder(Y).detach()
+    codes = fista(Y, W, config.lam, z0=z_encoder, step=config.fista_step, max_iter=config.fista_max_iter,
+                  tol=config.fista_tol, gamma=config.gamma, z_encoder=z_encoder).codes
+    # 3: MSE(D(Z*), Y) gradient for W = (2/(n d)) (W Z*ᵀ − Yᵀ) Z*, then Adam, then 5: unit-norm columns.
+    grad_W = (2.0 / Y.numel()) * (codes @ W.T - Y).T @ codes
+    expected_W = _first_adam_step(W, grad_W, config.lr_decoder)
+    expected_W = expected_W / expected_W.norm(dim=0, keepdim=True)
+    # 4: MSE(E(Y), Z*) gradient for U by autograd on an independent copy of the encoder.
+    U_copy = U.clone().requires_grad_(True)
+    b, S = model.encoder.input_layer.bias.detach(), model.encoder.lateral.weight.detach()
+    u = Y @ U_copy.T + b
+    z = torch.relu(u)
+    for _ in range(config.lista_iterations):
+        z = torch.relu(u + z @ S.T)
+    (grad_U,) = torch.autograd.grad(((z - codes) ** 2).mean(), U_copy)
+    expected_U = _first_adam_step(U, grad_U, config.lr_encoder)
+
+    logs = model.training_step(Y)
+    torch.testing.assert_close(model.decoder.weight.detach(), expected_W, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(model.encoder.input_layer.weight.detach(), expected_U, atol=2e-6, rtol=1e-5)
+    expected_rec = float(((Y - codes @ W.T) ** 2).mean(dim=1).mean())
+    assert logs["reconstruction"] == pytest.approx(expected_rec, rel=1e-4)
+    assert logs["l1"] == pytest.approx(config.lam * float(codes.abs().sum(dim=1).mean()), rel=1e-4)
+    assert logs["hinge"] == 0.0
+
+def test_do_has_no_encoder_and_starts_fista_from_zero(digits):
+    x, _, _ = digits
+    model = SparseAutoencoder(_config("do-mnist"), 64)
+    assert model.encoder is None and set(model.optimizers()) == {"decoder"}
+    Y = x[:50]
+    W = model.decoder.weight.detach().clone()
+    expected = fista(Y, W, model.config.lam, step=model.config.fista_step,
+                     max_iter=model.config.fista_max_iter, tol=model.config.fista_tol).codes
+    torch.testing.assert_close(model.encode(Y), expected)
+
+# ----------------------------------------------------------------------------------------------
+# collapse guards
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["sdl-mnist", "sdl-nl-mnist", "do-mnist", "do-nl-mnist"])
+def test_unit_norm_guard_keeps_every_decoder_column_at_norm_one(digits, preset):
+    x, _, _ = digits
+    model = SparseAutoencoder(_config(preset, fista_max_iter=30, lr_decoder=1e-2), 64)
+    _train(model, x[:300], epochs=2)
+    for module in model.decoder.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.testing.assert_close(module.weight.norm(dim=0), torch.ones(module.in_features), atol=1e-5,
+                                       rtol=0)
+
+def test_weight_decay_guard_keeps_decoder_norms_below_the_unguarded_run(digits):
+    x, _, _ = digits
+    common = dict(lr_decoder=1e-2, lr_encoder=1e-3, lam=2e-2, gamma=5.0, fista_step=0.5, fista_max_iter=50)
+    guarded = SparseAutoencoder(_config("wdl-mnist", weight_decay_decoder=5e-2, **common), 64)
+    unguarded = SparseAutoencoder(_config("none-mnist", **common), 64)
+    _train(guarded, x[:500], epochs=10)
+    _train(unguarded, x[:500], epochs=10)
+    assert float(guarded.atoms().norm(dim=0).mean()) < 0.8 * float(unguarded.atoms().norm(dim=0).mean())
+
+def test_without_a_guard_the_code_l1_collapses_while_vdl_keeps_the_code_spread(digits):
+    """Paper §4.4: with no guard the decoder grows and the codes' L1 norm shrinks toward zero epoch over
+    epoch; the variance hinge keeps every component's batch std near T and the L1 norm up."""
+    x, _, _ = digits
+    common = dict(lr_decoder=1e-2, lr_encoder=1e-3)
+    none = SparseAutoencoder(_config("none-mnist", **common), 64)
+    vdl = SparseAutoencoder(_config("vdl-mnist", **common), 64)
+    history_none = _train(none, x[:500], epochs=40)
+    history_vdl = _train(vdl, x[:500], epochs=40)
+    l1_none = np.array([h["code_l1"] for h in history_none])
+    l1_vdl = np.array([h["code_l1"] for h in history_vdl])
+    # No guard: after the first epochs the L1 norm falls block after block, ending near zero.
+    blocks = l1_none[5:].reshape(5, 7).mean(axis=1)
+    assert np.all(np.diff(blocks) < 0), blocks
+    assert l1_none[-1] < 0.05 * l1_none[5]
+    # VDL: no collapse; the L1 norm stays of the same order, every component keeps its spread.
+    assert l1_vdl[-1] > 0.5 * l1_vdl[5]
+    assert l1_vdl[-1] > 100 * l1_none[-1]
+    # The hinge's pull up balances the L1 pull down a little below T: every component's batch std stays
+    # within a factor ~2 of T (the unguarded run's is exactly 0 for dead components).
+    T = vdl.config.var_threshold
+    for start in range(0, 500, 100):
+        std = vdl.infer(x[start:start + 100]).codes.std(dim=0)
+        assert float(std.min()) > 0.35 * T and float(std.mean()) > 0.75 * T, std
+    assert min(h["min_code_std"] for h in history_none[-5:]) == 0.0  # dead components without a guard
+
+# ----------------------------------------------------------------------------------------------
+# atoms, schedules, input errors
+# ----------------------------------------------------------------------------------------------
+def test_nl_atoms_are_D_of_one_hot_minus_D_of_zero(digits):
+    x, _, _ = digits
+    model = SparseAutoencoder(_config("vdl-nl-mnist", fista_max_iter=20), 64)
+    _train(model, x[:200], epochs=1)  # a trained, non-zero hidden bias b1
+    assert float(model.decoder.hidden.bias.detach().abs().max()) > 0
+    decoder = model.decoder
+    with torch.no_grad():
+        reference = torch.stack([decoder(torch.eye(32)[i:i + 1])[0] - decoder(torch.zeros(1, 32))[0]
+                                 for i in range(32)], dim=1)
+    torch.testing.assert_close(model.atoms(), reference)
+
+def test_decoder_learning_rate_halves_every_lr_halve_every_epochs():
+    model = SparseAutoencoder(_config("vdl-nl-mnist"), 64)
+    lr = model.config.lr_decoder
+    for epoch in range(1, 62):
+        model.end_epoch(epoch)
+        expected = lr * 0.5 ** (epoch // 30)
+        assert all(g["lr"] == pytest.approx(expected) for g in model.optimizers()["decoder"].param_groups)
+    assert model.optimizers()["encoder"].param_groups[0]["lr"] == model.config.lr_encoder
+
+def test_adam_weight_decay_groups_follow_the_config():
+    model = SparseAutoencoder(_config("wdl-nl-mnist"), 64)
+    groups = {g["name"]: g["weight_decay"] for g in model.optimizers()["decoder"].param_groups}
+    assert groups == {"weights": 5e-4, "biases": model.config.weight_decay_hidden_bias}
+    encoder_groups = {g["name"]: g["weight_decay"] for g in model.optimizers()["encoder"].param_groups}
+    assert encoder_groups == {"weights": 0.0, "biases": model.config.weight_decay_encoder_bias}
+
+def test_bad_inputs_raise_clear_errors(digits):
+    model = SparseAutoencoder(_config("vdl-mnist"), 64)
+    with pytest.raises(ValueError, match=r"batch must be a 2-D tensor \(n, 64\)"):
+        model.training_step(torch.zeros(10, 63))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.encode(torch.full((3, 64), float("nan")))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        model.training_step(torch.zeros(1, 64))
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    a = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)
+    b = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)
+    c = SparseAutoencoder(_config("vdl-mnist", seed=4), 64)
+    assert torch.equal(a.decoder.weight, b.decoder.weight)
+    assert not torch.equal(a.decoder.weight, c.decoder.weight)
