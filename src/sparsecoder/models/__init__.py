@@ -14,10 +14,21 @@ _MODELS = {
 }
 
 
+def register_model(name: str, target: str | type) -> None:
+    """Add a model family: ``target`` is the class or ``"package.module:ClassName"`` (imported lazily).
+
+    Its config class registers itself under the same ``name`` with :func:`sparsecoder.config.register_config`.
+    """
+    _MODELS[name] = target
+
+
 def model_class(name: str) -> type:
     if name not in _MODELS:
         raise ValueError(f"unknown model '{name}'; known: {sorted(_MODELS)}")
-    module, attr = _MODELS[name].split(":")
+    target = _MODELS[name]
+    if isinstance(target, type):
+        return target
+    module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 

@@ -4,6 +4,21 @@ Both families (sparse autoencoders, VAEs) implement this; the trainer owns every
 loading from the config, seeding, epochs and mini-batches, tqdm progress, ``history.csv``,
 ``checkpoint.pt`` (resume), best-checkpoint selection on ``val_loss``, the NaN/inf guard, the final
 ``metrics.json`` and the pictures.
+
+What the trainer relies on beyond the signatures below:
+
+* ``state_dict()`` / ``load_state_dict()`` (an ``nn.Module`` has them) hold *all* the model's state that
+  training changes, apart from the optimisers; the weights go to ``model.safetensors`` (tensors only)
+  and ``checkpoint.pt``. Per-epoch schedules must live in the optimisers' ``param_groups`` (e.g. ``lr``)
+  so that ``checkpoint.pt`` captures them.
+* Randomness inside ``training_step`` should come from torch's (or NumPy's / ``random``'s) global
+  generator: the trainer seeds them and saves/restores their states, so a resumed run is exact.
+* Divergence guard: every ``training_step`` log named ``loss``, ``energy`` or ending in ``_loss`` must be
+  finite, so is ``val_loss`` and every floating-point tensor of ``state_dict()``; else the run stops.
+* Training logs and validation metrics share one ``history.csv`` row, so their names must differ
+  (validation metrics start with ``val_``).
+* ``training_step`` receives float32 rows already on the model's device (``model.device`` if it is a
+  ``torch.device``, else the device of its first parameter).
 """
 
 from __future__ import annotations
@@ -37,3 +52,9 @@ class TrainableModel(Protocol):
 
     def save_pictures(self, data: DataSplits, out_dir: Path) -> list[Path]:
         """Write the family's PNGs into ``out_dir`` and return their paths."""
+
+    def state_dict(self) -> dict:
+        """All tensors training changes (``nn.Module.state_dict``)."""
+
+    def load_state_dict(self, state_dict: dict):
+        """Inverse of :meth:`state_dict` (``nn.Module.load_state_dict``, strict)."""

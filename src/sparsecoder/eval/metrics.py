@@ -1,0 +1,150 @@
+"""Evaluation metrics shared by every family (SPEC §3, §4, §6): pure functions of tensors or arrays.
+
+Every function accepts a :class:`torch.Tensor` or anything :func:`numpy.asarray` understands, computes in
+float64 on the CPU, and returns a plain Python ``float`` or ``int``. Rows are samples (batch first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["psnr", "sparsity", "active_units", "active_units_max", "dead_atoms", "dictionary_recovery"]
+
+
+def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
+    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to("cpu", torch.float64).numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    array = np.asarray(value, dtype=np.float64)
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array (samples × features), got shape {array.shape}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def psnr(target, recon, max_value: float = 1.0) -> float:
+    r"""Peak signal-to-noise ratio in dB, averaged over samples (SPEC §3).
+
+    .. math::
+        \mathrm{PSNR} = \frac{1}{n}\sum_{i=1}^{n} 10 \log_{10}
+        \frac{\mathrm{max}^2}{\frac{1}{d}\lVert y_i - \hat y_i\rVert_2^2}
+
+    Per-sample PSNR, then the mean; no clamping of the images (the paper's convention). A sample
+    reconstructed exactly has infinite PSNR, and so does the mean. NaN/inf inputs (a diverged model)
+    give NaN rather than an error, so the trainer's divergence guard can report them.
+
+    Parameters
+    ----------
+    target, recon : (n, d) tensor or array
+        Images in pixel space (``[0, 1]`` for ``max_value=1``), one flattened image per row.
+    max_value : float
+        The largest possible pixel value (1 for ``[0, 1]`` images, 255 for bytes).
+    """
+    target = _as_array(target, "target", finite=False)
+    recon = _as_array(recon, "recon", finite=False)
+    if target.shape != recon.shape:
+        raise ValueError(f"target and recon must have the same shape, got {target.shape} and {recon.shape}")
+    if target.shape[0] == 0 or target.shape[1] == 0:
+        raise ValueError(f"psnr needs at least one sample and one feature, got shape {target.shape}")
+    if not max_value > 0:
+        raise ValueError(f"max_value must be > 0, got {max_value}")
+    mse = np.mean((target - recon) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_sample = 10.0 * np.log10(max_value**2 / mse)
+    return float(np.mean(per_sample))
+
+
+def sparsity(codes) -> float:
+    """Fraction of exactly-zero entries of ``codes`` (n, l), in ``[0, 1]`` (SPEC §3, "sparsity").
+
+    NaN entries count as non-zero (no error: a diverged model is reported by the trainer).
+    """
+    codes = _as_array(codes, "codes", finite=False)
+    if codes.size == 0:
+        raise ValueError(f"codes is empty (shape {codes.shape}); sparsity is undefined")
+    return float(np.mean(codes == 0))
+
+
+def active_units(codes, threshold: float = 0.5) -> int:
+    r"""Number of latents whose standard deviation over samples exceeds ``threshold``.
+
+    .. math:: \#\{j : \operatorname{std}_i(z_{ij}) > \text{threshold}\}
+
+    The "active units" criterion of the sparse-coding VAE papers (issue 5): ``codes`` are posterior
+    means (n, l) over a test set; the std is the population std (``ddof=0``).
+    """
+    codes = _as_array(codes, "codes")
+    if codes.shape[0] == 0:
+        raise ValueError("codes has no samples; active units are undefined")
+    return int(np.sum(codes.std(axis=0) > threshold))
+
+
+def active_units_max(codes, threshold: float = 0.5) -> int:
+    r"""Number of latents with ``|z_ij| > threshold`` for at least one sample ``i``.
+
+    .. math:: \#\{j : \max_i |z_{ij}| > \text{threshold}\}
+
+    The criterion of the figure caption in the sparse-coding VAE paper (issue 5), beside
+    :func:`active_units`'s std criterion of its text.
+    """
+    codes = _as_array(codes, "codes")
+    if codes.shape[0] == 0:
+        raise ValueError("codes has no samples; active units are undefined")
+    return int(np.sum(np.abs(codes).max(axis=0) > threshold))
+
+
+def dead_atoms(codes) -> int:
+    r"""Number of code components (atoms) that are exactly zero for every sample.
+
+    .. math:: \#\{j : z_{ij} = 0 \ \forall i\}
+    """
+    codes = _as_array(codes, "codes")
+    if codes.shape[0] == 0:
+        raise ValueError("codes has no samples; dead atoms are undefined")
+    return int(np.sum(np.all(codes == 0, axis=0)))
+
+
+def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
+    r"""Fraction of true atoms matched by some learned atom with absolute cosine similarity > threshold.
+
+    .. math::
+        \frac{1}{k}\#\Big\{t : \max_j \frac{|\langle w_j, v_t\rangle|}{\lVert w_j\rVert\,\lVert v_t\rVert}
+        > \text{threshold}\Big\}
+
+    The recovery measure for synthetic data with a known dictionary (SPEC §6). Several true atoms may be
+    matched by the same learned atom (no one-to-one assignment), as in the usual definition.
+
+    Parameters
+    ----------
+    learned : (d, l) tensor or array
+        Learned atoms as columns.
+    true : (d, k) tensor or array
+        Ground-truth atoms as columns.
+    threshold : float
+        Cosine threshold in ``(0, 1]`` (0.9 in SPEC §6).
+    """
+    learned = _as_array(learned, "learned")
+    true = _as_array(true, "true")
+    if learned.shape[0] != true.shape[0]:
+        raise ValueError(
+            f"learned (d, l) and true (d, k) atoms must have the same dimension d, "
+            f"got {learned.shape} and {true.shape}; atoms are columns"
+        )
+    if true.shape[1] == 0 or learned.shape[1] == 0:
+        raise ValueError(f"need at least one atom, got learned {learned.shape} and true {true.shape}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    learned_norms = np.linalg.norm(learned, axis=0)
+    true_norms = np.linalg.norm(true, axis=0)
+    if np.any(true_norms == 0):
+        raise ValueError("true dictionary has an all-zero atom; its cosine similarity is undefined")
+    # A zero learned atom (dead) matches nothing: give it cosine 0 instead of dividing by zero.
+    safe_learned = learned / np.where(learned_norms > 0, learned_norms, 1.0)
+    cosines = np.abs(safe_learned.T @ (true / true_norms))  # (l, k)
+    return float(np.mean(cosines.max(axis=0) > threshold))

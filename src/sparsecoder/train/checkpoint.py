@@ -1,0 +1,182 @@
+"""Run-folder files: best weights (``model.safetensors``), resumable state (``checkpoint.pt``), RNG states.
+
+``model.safetensors`` holds only tensors (the model's ``state_dict``) plus string metadata (model name,
+epoch); it is what :func:`sparsecoder.train.load_run` reads. ``checkpoint.pt`` holds everything needed to
+continue a run exactly: model and optimiser states, the Python / NumPy / torch (CPU and CUDA) random
+states, the epoch, the history rows and the best validation loss so far. It is written with
+:func:`torch.save` and read with ``weights_only=True`` (only tensors and plain containers inside), so
+loading a checkpoint never executes pickled code. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_save
+
+from sparsecoder.io import atomic_torch_save, atomic_write_bytes
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "seed_everything",
+    "rng_state",
+    "set_rng_state",
+    "save_weights",
+    "load_weights",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore_training_state",
+]
+
+CHECKPOINT_FORMAT = "sparsecoder-checkpoint/1"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device).
+
+    Also asks cuDNN for deterministic kernels; with the same seed on the same machine a run gives the
+    same numbers (DESIGN.md, reliability rules).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random state as tensors and plain containers (loadable with ``weights_only=True``)."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": numpy_state["bit_generator"],
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the random states saved by :func:`rng_state`."""
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    numpy_state = state["numpy"]
+    np.random.set_state({
+        "bit_generator": numpy_state["bit_generator"],
+        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+        "has_gauss": numpy_state["has_gauss"],
+        "gauss": numpy_state["gauss"],
+    })
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:  # a different machine: restore what we can
+            torch.cuda.set_rng_state(state["cuda"][0])
+
+
+def _cpu_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
+    # Clones break storage sharing (tied weights), which safetensors refuses to write.
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor)}
+
+
+def save_weights(path: Path, model, *, model_name: str, epoch: int) -> None:
+    """Write ``model.state_dict()`` to a ``.safetensors`` file (atomically) with its model name and epoch."""
+    metadata = {"format": "pt", "model": str(model_name), "epoch": str(int(epoch))}
+    atomic_write_bytes(Path(path), safetensors_save(_cpu_tensors(model.state_dict()), metadata=metadata))
+
+
+def load_weights(path: Path, model, *, model_name: str | None = None) -> dict[str, str]:
+    """Load a ``.safetensors`` file written by :func:`save_weights` into ``model``; returns its metadata.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not readable safetensors, was written for another model family, or its tensors do
+        not fit the model (another architecture or size).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
+    if model_name is not None and metadata.get("model", model_name) != model_name:
+        raise ValueError(f"{path} holds weights of a '{metadata['model']}' model, not '{model_name}'")
+    _load_state(model, tensors, str(path))
+    return metadata
+
+
+def _load_state(model, state_dict: dict[str, Any], source: str) -> None:
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(
+            f"the weights in {source} do not fit this model (another architecture or size?): "
+            f"{' '.join(line.strip() for line in first[:4])}"
+        ) from None
+
+
+def save_checkpoint(path: Path, *, model, model_name: str, epoch: int, history: list[dict[str, float]],
+                    best_val_loss: float, best_epoch: int, config: dict[str, Any]) -> None:
+    """Write everything needed to resume after ``epoch`` (1-based, completed) to ``path`` atomically."""
+    atomic_torch_save(Path(path), {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": str(model_name),
+        "epoch": int(epoch),
+        "model": model.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in model.optimizers().items()},
+        "rng": rng_state(),
+        "history": [dict(row) for row in history],
+        "best_val_loss": float(best_val_loss),
+        "best_epoch": int(best_epoch),
+        "config": dict(config),
+    })
+
+
+def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict[str, Any]:
+    """Read a ``checkpoint.pt`` written by :func:`save_checkpoint` (tensors loaded onto the CPU).
+
+    Raises ``FileNotFoundError`` when missing and ``ValueError`` when unreadable, of another format or
+    of another model family.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; nothing to resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a sparsecoder checkpoint (format {CHECKPOINT_FORMAT})")
+    if model_name is not None and state["model_name"] != model_name:
+        raise ValueError(f"{path} is a checkpoint of a '{state['model_name']}' model, not '{model_name}'")
+    return state
+
+
+def restore_training_state(model, state: dict[str, Any], source: str) -> None:
+    """Load a checkpoint's model and optimiser states into a freshly built ``model``."""
+    _load_state(model, state["model"], source)
+    optimizers = model.optimizers()
+    if set(optimizers) != set(state["optimizers"]):
+        raise ValueError(f"{source}: optimisers {sorted(state['optimizers'])} do not match the model's "
+                         f"{sorted(optimizers)}")
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])

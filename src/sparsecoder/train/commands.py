@@ -1,0 +1,128 @@
+"""Sub-commands ``train``, ``evaluate``, ``presets`` and ``encode`` of the ``sparsecoder`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_commands"]
+
+
+def add_commands(subparsers) -> None:
+    """Register the training sub-commands on the ``sparsecoder`` parser's ``subparsers``."""
+    p = subparsers.add_parser(
+        "train", help="train a preset into a run folder",
+        description="Train a preset (see `sparsecoder presets`) into the run folder --out: config.yaml, "
+                    "history.csv, model.safetensors (best validation epoch), checkpoint.pt (last epoch), "
+                    "metrics.json and PNG pictures.",
+    )
+    p.add_argument("preset", metavar="PRESET", help="preset name, or a preset-format YAML file "
+                   "(e.g. another run's config.yaml)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder (new or empty)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set lam=0.01 epochs=5 limit=500 (YAML values)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in DIR from its checkpoint.pt (only epochs/device/num_threads "
+                        "may change)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run files of an existing run in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser(
+        "evaluate", help="recompute the test metrics of a saved run",
+        description="Reload a run's best weights, recompute its test metrics, rewrite metrics.json and "
+                    "print them.",
+    )
+    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
+    p.set_defaults(func=_evaluate)
+
+    p = subparsers.add_parser("presets", help="list the presets (name, paper, description)",
+                              description="List every preset: its name, the paper it reproduces and what "
+                                          "it is.")
+    p.set_defaults(func=_presets)
+
+    p = subparsers.add_parser(
+        "encode", help="codes of an array of rows with a saved run's encoder",
+        description="Encode the rows of INPUT.npy (a 2-D array, one sample per row) with a saved run's "
+                    "model (encoder / posterior mean; FISTA for runs without an encoder) and write the "
+                    "codes (n × latents, float32) to --out. The rows must be in MODEL SPACE, i.e. already "
+                    "normalised exactly as the run's data source normalises (its config.yaml names the "
+                    "source; MNIST: (x/255 - 0.1307)/0.3081 of 28×28 images flattened row-major); no "
+                    "normalisation is applied here.",
+    )
+    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
+    p.add_argument("input", metavar="INPUT.npy", type=Path, help="2-D array (n, d) of model-space rows")
+    p.add_argument("--out", required=True, type=Path, metavar="CODES.npy", help="where to write the codes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_encode)
+
+
+def _print_metrics(metrics: dict) -> None:
+    print(json.dumps(metrics, indent=2))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sparsecoder.config import parse_overrides
+    from sparsecoder.train.trainer import TrainingDiverged, train
+
+    overrides = parse_overrides(args.overrides)
+    try:
+        metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,
+                        overwrite=args.overwrite, progress=not args.quiet)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    _print_metrics(metrics)
+    print(f"run folder: {args.out}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sparsecoder.train.trainer import evaluate_run
+
+    _print_metrics(evaluate_run(args.run_dir))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from sparsecoder.config import list_presets
+
+    presets = list_presets()
+    if not presets:
+        print("no presets installed")
+        return 0
+    rows = [("NAME", "PAPER", "DESCRIPTION")] + [(p.name, p.paper, p.description) for p in presets]
+    name_width = max(len(r[0]) for r in rows)
+    paper_width = max(len(r[1]) for r in rows)
+    for name, paper, description in rows:
+        print(f"{name:<{name_width}}  {paper:<{paper_width}}  {description}".rstrip())
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sparsecoder.io import atomic_write_bytes
+    from sparsecoder.train.trainer import encode_run
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out must be a .npy file, got {out}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    if not args.input.is_file():
+        raise FileNotFoundError(f"no input file at {args.input}")
+    try:
+        inputs = np.load(args.input, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read {args.input} as a .npy array ({err})") from None
+    codes = encode_run(args.run_dir, inputs).astype(np.float32, copy=False)
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, codes)
+    atomic_write_bytes(out, buffer.getvalue())
+    print(f"wrote {out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
+    return 0

@@ -1,0 +1,496 @@
+"""The shared trainer: epochs over seeded mini-batches, best-checkpoint selection, resume, run folders.
+
+One trainer drives every model family through :class:`sparsecoder.train.protocol.TrainableModel`
+(SPEC §2.6: "Early stopping: keep the checkpoint with the lowest validation energy"). A run folder holds
+
+===================  ==========================================================================
+``config.yaml``      the fully resolved config (plus the preset's name, paper and description)
+``history.csv``      one row per epoch: epoch, the averaged training logs, the validation metrics,
+                     ``lr_<optimiser>`` (the learning rate used in that epoch), seconds
+``model.safetensors`` the weights of the epoch with the lowest ``val_loss`` (the "best" weights)
+``checkpoint.pt``    the state after the last completed epoch, for ``resume=True``
+``metrics.json``     test metrics of the best weights (``model.evaluate``) plus ``epochs``, ``seconds``,
+                     ``best_epoch``, ``best_val_loss``, library ``version``, ``git_hash``
+``*.png``            the family's pictures (``model.save_pictures``) and ``history.png``
+===================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from sparsecoder.config import (
+    CommonConfig,
+    ConfigError,
+    from_dict,
+    load_config,
+    load_preset,
+    parse_overrides,
+    save_config,
+    to_dict,
+)
+from sparsecoder.data.base import DataSplits
+from sparsecoder.io import atomic_write_json
+from sparsecoder.train.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    restore_training_state,
+    save_checkpoint,
+    save_weights,
+    seed_everything,
+    set_rng_state,
+)
+from sparsecoder.train.logging import RunningMean, jsonable, write_history
+
+__all__ = [
+    "TrainingDiverged",
+    "RUN_FILES",
+    "train",
+    "load_run",
+    "evaluate_run",
+    "encode_run",
+    "resolve_config",
+    "load_data",
+    "batch_indices",
+]
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model.safetensors"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+HISTORY_PLOT = "history.png"
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT)
+
+# Config keys that may differ between a run and its resumption (they do not change the numbers).
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_threads"})
+# Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
+TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
+                 "git_dirty")
+
+
+class TrainingDiverged(RuntimeError):
+    """A training loss, ``val_loss`` or a parameter became NaN/inf; the message names the epoch and knob."""
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration and data
+# ----------------------------------------------------------------------------------------------
+def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str]]:
+    """The validated config and its preset description from a preset name/path or a config object.
+
+    Parameters
+    ----------
+    preset_or_config : str, Path or CommonConfig
+        A preset name (``sparsecoder presets``), a YAML file of the preset format (e.g. a run's
+        ``config.yaml``), or a config instance.
+    overrides : dict or list of "KEY=VALUE" str, optional
+        Values replacing the preset's; unknown keys raise :class:`ConfigError` listing the valid ones.
+
+    Returns
+    -------
+    config, meta
+        ``meta`` holds ``preset``, ``paper`` and ``description`` (empty for a config object).
+    """
+    if isinstance(overrides, (list, tuple)):
+        overrides = parse_overrides(list(overrides))
+    overrides = dict(overrides or {})
+    if isinstance(preset_or_config, CommonConfig):
+        config = preset_or_config
+        if overrides:
+            config = from_dict(type(config), {**to_dict(config), **overrides})
+        return config, {"preset": "", "paper": "", "description": ""}
+    if isinstance(preset_or_config, (str, Path)):
+        preset, config = load_preset(str(preset_or_config), overrides)
+        return config, {"preset": preset.name, "paper": preset.paper, "description": preset.description}
+    raise ValueError(
+        f"preset_or_config must be a preset name, a YAML path or a config object, "
+        f"got {type(preset_or_config).__name__}"
+    )
+
+
+def load_data(config) -> DataSplits:
+    """The data a config names: ``sparsecoder.data.load(config.data, seed=…, limit=…, data_dir=…, **…)``."""
+    from sparsecoder.data import load
+
+    return load(config.data, seed=config.seed, limit=config.limit, data_dir=config.data_dir,
+                **dict(config.data_options))
+
+
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Shuffled mini-batch indices of epoch ``epoch``: a permutation of ``range(n)`` cut into
+    ``ceil(n / batch_size)`` batches whose sizes differ by at most one (no tiny last batch, which
+    would make per-batch statistics such as the variance hinge meaningless).
+
+    The permutation depends only on ``(seed, epoch)`` (its own NumPy generator), so a resumed run draws
+    the same batches as an uninterrupted one.
+    """
+    if n < 1:
+        raise ValueError("the training split is empty; nothing to train on (check the data source and limit)")
+    order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+    n_batches = math.ceil(n / batch_size)
+    return [torch.from_numpy(chunk) for chunk in np.array_split(order, n_batches)]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def _model_device(model) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        for parameter in parameters():
+            return parameter.device
+    return torch.device("cpu")
+
+
+def _is_loss(key: str) -> bool:
+    return key in ("loss", "energy") or key.endswith("_loss")
+
+
+def _knobs(config) -> str:
+    """Step sizes and learning rates of the config with their values, e.g. "fista_step=1.0, lr=0.1"."""
+    found = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        name = field.name
+        is_rate = name.startswith("lr") or "learning_rate" in name
+        if "step" in name or (is_rate and isinstance(value, float)):
+            found.append(f"{name}={value}")
+    return ", ".join(found) if found else "the learning rate"
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    """Commit hash of the library's git checkout and whether it has uncommitted changes (None if not one)."""
+    source = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no",
+                                 "--", str(source)], capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty folder unless ``overwrite`` and it is a run folder (then remove its run files)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} exists and is not a folder")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{out_dir} is not empty; choose a new folder, continue that run with --resume "
+            f"(resume=True), or replace it with --overwrite (overwrite=True)"
+        )
+    if not (out_dir / CONFIG_FILE).is_file():
+        raise FileExistsError(
+            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE}); "
+            f"refusing to overwrite it, choose a new folder"
+        )
+    for path in [*(out_dir / name for name in RUN_FILES), *out_dir.glob("*.png")]:
+        if path.is_file():
+            path.unlink()
+
+
+def _saved_extra(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    return {k: v for k, v in data.items() if k not in ("model", "config")}
+
+
+def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dict[str, Any]]:
+    """The config to continue a run with: the run's own, with the given preset/overrides if they agree."""
+    path = out_dir / CONFIG_FILE
+    if not (out_dir / CHECKPOINT_FILE).is_file():
+        raise FileNotFoundError(
+            f"no {CHECKPOINT_FILE} in {out_dir}; nothing to resume (train without --resume to start a run)"
+        )
+    _, saved = load_config(path)
+    extra = _saved_extra(path)
+    if preset_or_config is None:
+        config = resolve_config(saved, overrides)[0]
+    else:
+        config = resolve_config(preset_or_config, overrides)[0]
+    if type(config) is not type(saved):
+        raise ValueError(f"{out_dir} is a run of a '{saved.model_name}' model, not '{config.model_name}'")
+    changed = [f.name for f in dataclasses.fields(saved)
+               if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUMABLE_CHANGES]
+    if changed:
+        details = ", ".join(f"{k}: run has {getattr(saved, k)!r}, asked {getattr(config, k)!r}"
+                            for k in changed)
+        raise ConfigError(f"cannot resume {out_dir} with a different config ({details}); only "
+                          f"{', '.join(sorted(RESUMABLE_CHANGES))} may change on resume")
+    return config, extra
+
+
+def _check_data(data: DataSplits) -> None:
+    if not isinstance(data, DataSplits):
+        raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
+    for name in ("train", "val"):
+        if len(getattr(data, name)) == 0:
+            raise ValueError(f"the {name} split is empty; nothing to train or validate on "
+                             f"(check the data source and limit)")
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+# ----------------------------------------------------------------------------------------------
+def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, data: DataSplits | None = None) -> dict[str, Any]:
+    """Train a model from a preset or config into the run folder ``out_dir`` and return its metrics.
+
+    Per epoch ``e = 1 … epochs`` (SPEC §2.6): shuffled mini-batches (:func:`batch_indices`) each passed to
+    ``model.training_step``; the sample-weighted means of its logs; ``model.end_epoch(e)``;
+    ``model.validation_metrics(data.val)``; a row of ``history.csv``; the weights to
+    ``model.safetensors`` whenever ``val_loss`` is the lowest so far (early-stopping selection); and
+    ``checkpoint.pt``. At the end the best weights are reloaded, ``model.evaluate(data)`` is written to
+    ``metrics.json`` with the run's bookkeeping, and ``model.save_pictures`` draws the family's PNGs.
+
+    Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
+    non-finite ``val_loss`` or a non-finite parameter stops the run at once with
+    :class:`TrainingDiverged`, naming the epoch and the config's step sizes and learning rates; the files
+    of the last good epoch (checkpoint, best weights, history) are kept.
+
+    Parameters
+    ----------
+    preset_or_config : str, Path, CommonConfig or None
+        Preset name, preset-format YAML path, or config object. ``None`` with ``resume=True``: the run's
+        own ``config.yaml``.
+    out_dir : str or Path
+        The run folder. It must be new or empty, unless ``resume`` or ``overwrite``.
+    overrides : dict or list of "KEY=VALUE", optional
+        Config values replacing the preset's (validated before any work; unknown keys are errors).
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt``; the resumed history equals an uninterrupted run's
+        (same machine). Only ``epochs``, ``device`` and ``num_threads`` may differ from the saved config.
+    overwrite : bool
+        Replace the run files of an existing run folder (never other files).
+    progress : bool
+        Show tqdm progress bars (stderr).
+    data : DataSplits, optional
+        Use these splits instead of loading ``config.data`` (for data that no registered source provides;
+        :func:`load_run` then needs the same ``data`` again).
+
+    Returns
+    -------
+    dict
+        The contents of ``metrics.json`` (NaN/inf written as ``None``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, unknown key or bad value (before anything is written).
+    FileExistsError
+        ``out_dir`` is not empty and neither ``resume`` nor ``overwrite`` was given.
+    TrainingDiverged
+        See above.
+    """
+    out_dir = Path(out_dir)
+    if resume:
+        config, meta = _resume_config(out_dir, preset_or_config, overrides)
+    else:
+        if preset_or_config is None:
+            raise ValueError("preset_or_config is required unless resume=True")
+        config, meta = resolve_config(preset_or_config, overrides)
+        _prepare_out_dir(out_dir, overwrite)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+
+    from sparsecoder.models import build_model
+
+    if data is None:
+        data = load_data(config)
+    _check_data(data)
+    seed_everything(config.seed)
+    model = build_model(config, data)
+    model_name = config.model_name
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
+    if resume:
+        state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        restore_training_state(model, state, str(out_dir / CHECKPOINT_FILE))
+        history = [dict(row) for row in state["history"]]
+        start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
+        set_rng_state(state["rng"])
+    save_config(out_dir / CONFIG_FILE, model_name, config, extra={k: v for k, v in meta.items() if v})
+
+    log = tqdm.write if progress else (lambda *_: None)
+    log(f"{data.describe()}\nrun folder: {out_dir}")
+    device = _model_device(model)
+    x_train = data.train.x.to(device, torch.float32)
+    epochs = tqdm(range(start_epoch + 1, config.epochs + 1), initial=start_epoch, total=config.epochs,
+                  desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
+    for epoch in epochs:
+        started = time.perf_counter()
+        running = RunningMean()
+        batches = batch_indices(len(x_train), config.batch_size, config.seed, epoch)
+        for number, index in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
+                                            disable=not progress), start=1):
+            logs = model.training_step(x_train[index.to(device)])
+            for key, value in logs.items():
+                if _is_loss(key) and not math.isfinite(float(value)):
+                    _diverged(config, out_dir, epoch, f"training log '{key}' = {value} at batch "
+                              f"{number}/{len(batches)}", len(history), best_epoch)
+            running.update(logs, len(index))
+        train_logs = running.means()
+        learning_rates = {f"lr_{name}": float(opt.param_groups[0]["lr"])
+                          for name, opt in model.optimizers().items()}
+        model.end_epoch(epoch)
+        validation = dict(model.validation_metrics(data.val))
+        if "val_loss" not in validation:
+            raise ValueError(f"{type(model).__name__}.validation_metrics must return 'val_loss' "
+                             f"(got {sorted(validation)})")
+        val_loss = float(validation["val_loss"])
+        if not math.isfinite(val_loss):
+            _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", len(history), best_epoch)
+        bad = [name for name, p in model.state_dict().items()
+               if isinstance(p, torch.Tensor) and p.is_floating_point() and not bool(torch.isfinite(p).all())]
+        if bad:
+            _diverged(config, out_dir, epoch, f"non-finite parameters {bad[:5]}", len(history), best_epoch)
+        clash = set(train_logs) & (set(validation) | set(learning_rates) | {"epoch", "seconds"})
+        if clash:
+            raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
+                             f"validation metrics should start with 'val_'")
+        if val_loss < best_val_loss:
+            best_val_loss, best_epoch = val_loss, epoch
+            save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch)
+        history.append({"epoch": epoch, **{k: float(v) for k, v in train_logs.items()},
+                        **{k: float(v) for k, v in validation.items()}, **learning_rates,
+                        "seconds": time.perf_counter() - started})
+        write_history(out_dir / HISTORY_FILE, history)
+        save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, model_name=model_name, epoch=epoch,
+                        history=history, best_val_loss=best_val_loss, best_epoch=best_epoch,
+                        config=to_dict(config))
+        shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
+        epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
+    epochs.close()
+
+    if not history:
+        raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
+    return _finish(out_dir, config, model, data, history, best_epoch, best_val_loss, log)
+
+
+def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
+    if completed:
+        kept = (f"kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}, resumable), best weights "
+                f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}")
+    else:
+        kept = "no epoch had completed, so there is no checkpoint"
+    raise TrainingDiverged(
+        f"training diverged in epoch {epoch}: {what}. A step size or learning rate is probably too large "
+        f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again. {kept}."
+    )
+
+
+def _finish(out_dir: Path, config, model, data: DataSplits, history, best_epoch: int, best_val_loss: float,
+            log) -> dict[str, Any]:
+    """Reload the best weights, evaluate on the test split, write metrics.json and the pictures."""
+    from sparsecoder import __version__
+    from sparsecoder.viz import history_plot
+
+    load_weights(out_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    metrics = dict(model.evaluate(data))
+    git_hash, git_dirty = _git_state()
+    metrics.update(
+        epochs=int(history[-1]["epoch"]),
+        seconds=float(sum(row.get("seconds", 0.0) for row in history)),
+        best_epoch=int(best_epoch),
+        best_val_loss=float(best_val_loss),
+        n_train=len(data.train),
+        data=data.describe(),
+        version=__version__,
+        git_hash=git_hash,
+        git_dirty=git_dirty,
+    )
+    metrics = jsonable(metrics)
+    atomic_write_json(out_dir / METRICS_FILE, metrics)
+    pictures = list(model.save_pictures(data, out_dir) or [])
+    pictures.append(history_plot(out_dir / HISTORY_FILE, out_dir / HISTORY_PLOT))
+    log(f"best epoch {best_epoch} (val_loss {best_val_loss:.6g}); wrote {out_dir / METRICS_FILE} and "
+        f"{', '.join(Path(p).name for p in pictures)}")
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# saved runs
+# ----------------------------------------------------------------------------------------------
+def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, DataSplits]:
+    """``(config, model, data)`` of a saved run, the model holding its best weights (``model.safetensors``).
+
+    ``data`` defaults to the run's config loaded again (same seed, so the same splits).
+    """
+    from sparsecoder.models import build_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder at {run_dir}")
+    _, config = load_config(run_dir / CONFIG_FILE)
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
+    if data is None:
+        data = load_data(config)
+    model = build_model(config, data)
+    load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    return config, model, data
+
+
+def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
+    """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
+
+    The training bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is
+    kept; every test metric is replaced.
+    """
+    run_dir = Path(run_dir)
+    config, model, data = load_run(run_dir, data=data)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    metrics = dict(model.evaluate(data))
+    path = run_dir / METRICS_FILE
+    if path.is_file():
+        import json
+
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
+    metrics = jsonable(metrics)
+    atomic_write_json(path, metrics)
+    return metrics
+
+
+def encode_run(run_dir, x, *, data: DataSplits | None = None) -> np.ndarray:
+    """Codes ``(n, l)`` of the model-space rows ``x`` (n, d) from a saved run's ``model.encode``.
+
+    ``x`` must already be normalised the way the run's data source normalises (see its ``config.yaml``
+    and ``data.normalization``); nothing is applied here.
+    """
+    array = np.asarray(x)
+    if array.ndim != 2:
+        raise ValueError(f"inputs must be a 2-D array (samples × features), got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"inputs must be numeric, got dtype {array.dtype}")
+    _, model, data = load_run(run_dir, data=data)
+    if array.shape[1] != data.dim:
+        raise ValueError(f"inputs have {array.shape[1]} features per row but the run's model expects "
+                         f"{data.dim} ({data.describe()})")
+    if not np.isfinite(array).all():
+        raise ValueError("inputs contain NaN or inf")
+    codes = model.encode(torch.as_tensor(array, dtype=torch.float32))
+    return codes.detach().cpu().numpy()

@@ -1,0 +1,279 @@
+"""Pictures of runs as PNG files: image grids, dictionary atoms, reconstructions, latent spaces, histories.
+
+Every function takes tensors or arrays (batch first), writes one PNG atomically with matplotlib's
+non-interactive Agg backend and returns its path. Nothing is shown on screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sparsecoder.io import atomic_write_bytes  # noqa: E402
+
+__all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid", "history_plot"]
+
+
+def _numpy(value, name: str) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to("cpu", torch.float64).numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return np.asarray(value, dtype=np.float64)
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _as_images(images, image_shape, name: str) -> np.ndarray:
+    """``images`` (n, d) or (n, *image_shape) as an (n, h, w[, c]) array."""
+    array = _numpy(images, name)
+    image_shape = tuple(int(s) for s in image_shape)
+    if len(image_shape) not in (2, 3):
+        raise ValueError(f"image_shape must be (height, width) or (height, width, channels), "
+                         f"got {image_shape}")
+    size = math.prod(image_shape)
+    if array.ndim == 1 + len(image_shape) and array.shape[1:] == image_shape:
+        return array
+    if array.ndim != 2 or array.shape[1] != size:
+        raise ValueError(
+            f"{name} must be (n, {size}) rows or (n, {', '.join(map(str, image_shape))}) images "
+            f"for image_shape {image_shape}, got shape {array.shape}"
+        )
+    return array.reshape(len(array), *image_shape)
+
+
+def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str]:
+    """Map images to [0, 1] for display; returns the images and the colour map to use.
+
+    ``"each"``: every image on its own symmetric range ``[-max|x|, max|x|]`` when it has negative
+    values (atoms, filters: grey is zero), otherwise its own ``[min, max]``; ``"all"``: one ``[min, max]``
+    for the whole grid; ``"none"``: values are already in ``[0, 1]`` (clipped).
+    """
+    images = np.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
+    if normalize == "none":
+        return np.clip(images, 0.0, 1.0), "gray"
+    if normalize == "all":
+        low, high = images.min(), images.max()
+        return (images - low) / (high - low if high > low else 1.0), "gray"
+    if normalize == "each":
+        out = np.empty_like(images)
+        for i, image in enumerate(images):
+            if image.min() < 0:
+                bound = np.abs(image).max()
+                out[i] = 0.5 + 0.5 * image / (bound if bound > 0 else 1.0)
+            else:
+                low, high = image.min(), image.max()
+                out[i] = (image - low) / (high - low if high > low else 1.0)
+        return out, "gray"
+    raise ValueError(f"normalize must be 'each', 'all' or 'none', got {normalize!r}")
+
+
+def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, path: Path,
+               row_labels: list[str] | None = None) -> Path:
+    n = len(images)
+    nrows = max(1, math.ceil(n / ncols))
+    h, w = images.shape[1:3]
+    cell = 0.9 if max(h, w) <= 32 else 1.3
+    figsize = (ncols * cell + 0.6, nrows * cell + (0.5 if title else 0.1))
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k < n:
+            ax.imshow(images[k], cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        else:
+            ax.axis("off")
+    if row_labels:
+        for r, label in enumerate(row_labels[:nrows]):
+            axes[r, 0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.2, h_pad=0.1, w_pad=0.1)
+    return _save(fig, path)
+
+
+def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize: str = "each",
+               title: str | None = None) -> Path:
+    """A grid of images, one per row of ``images`` (n, d), reshaped to ``image_shape``.
+
+    Parameters
+    ----------
+    images : (n, d) or (n, h, w) tensor or array
+    image_shape : tuple
+        ``(h, w)`` (grey) or ``(h, w, c)`` (colour, values in [0, 1] expected).
+    path : path of the PNG to write.
+    ncols : int, optional
+        Columns of the grid (default: about ``sqrt(n)``).
+    normalize : {"each", "all", "none"}
+        Display range per image, shared over the grid, or none (values in [0, 1]).
+    title : str, optional
+    """
+    array = _as_images(images, image_shape, "images")
+    if len(array) == 0:
+        raise ValueError("images is empty; nothing to draw")
+    shown, cmap = _normalise(array, normalize)
+    ncols = int(ncols) if ncols else math.ceil(math.sqrt(len(array)))
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    return _draw_grid(shown, cmap, ncols, title, path)
+
+
+def atom_grid(columns, image_shape, path, order=None, *, title: str | None = None) -> Path:
+    """Dictionary atoms (the columns of ``columns`` (d, l)) as a grid of images, each on its own range.
+
+    ``order`` (a permutation or a subset of column indices) picks and orders the atoms, e.g. most used
+    first. Atoms with negative values are drawn with grey = 0.
+    """
+    array = _numpy(columns, "columns")
+    if array.ndim != 2:
+        raise ValueError(f"columns must be a (d, l) matrix of atoms as columns, got shape {array.shape}")
+    atoms = array.T
+    if order is not None:
+        order = _numpy(order, "order").astype(np.int64).ravel()
+        if order.size and (order.min() < 0 or order.max() >= len(atoms)):
+            raise ValueError(f"order has indices outside [0, {len(atoms)})")
+        atoms = atoms[order]
+    return image_grid(atoms, image_shape, path, normalize="each", title=title)
+
+
+def reconstruction_grid(inputs, recons, image_shape, path, *, title: str | None = None) -> Path:
+    """Inputs (top row) over their reconstructions (bottom row), on the inputs' common range.
+
+    Both are pixel-space rows (n, d); each pair of rows of the grid holds the same samples. Up to 16
+    samples make one pair of rows; more are wrapped into further pairs.
+    """
+    inputs = _as_images(inputs, image_shape, "inputs")
+    recons = _as_images(recons, image_shape, "recons")
+    if inputs.shape != recons.shape:
+        raise ValueError(f"inputs and recons must have the same shape, got {inputs.shape} and {recons.shape}")
+    if len(inputs) == 0:
+        raise ValueError("inputs is empty; nothing to draw")
+    finite = inputs[np.isfinite(inputs)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    scale = high - low if high > low else 1.0
+    ncols = min(16, len(inputs))
+    rows, labels = [], []
+    for start in range(0, len(inputs), ncols):
+        for block, label in ((inputs, "input"), (recons, "recon.")):
+            chunk = block[start:start + ncols]
+            pad = np.full((ncols - len(chunk), *chunk.shape[1:]), np.nan)
+            rows.append(np.concatenate([chunk, pad]))
+            labels.append(label)
+    grid = (np.concatenate(rows) - low) / scale
+    grid = np.clip(np.nan_to_num(grid, nan=1.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return _draw_grid(grid, "gray", ncols, title, path, row_labels=labels)
+
+
+def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
+    """Two-dimensional codes (n, 2) as points coloured by integer ``labels`` (n,) (or one colour if None)."""
+    codes = _numpy(codes2d, "codes2d")
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(f"codes2d must be (n, 2), got shape {codes.shape}")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.6)
+    else:
+        labels = _numpy(labels, "labels").ravel()
+        if labels.shape[0] != codes.shape[0]:
+            raise ValueError(f"labels must have one entry per code, got {labels.shape[0]} "
+                             f"for {codes.shape[0]} codes")
+        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7,
+                            vmin=-0.5, vmax=9.5 if labels.max() <= 9 else labels.max() + 0.5)
+        fig.colorbar(points, ax=ax, label="label", ticks=np.unique(labels))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float = 3.0, *,
+                title: str | None = None) -> Path:
+    """Decoded images over an ``n × n`` grid of the latent plane ``[-span, span]²``.
+
+    ``decode_fn`` maps an (m, 2) float32 tensor of latents to (m, d) images (pixel space, shown on the
+    grid's common range); row ``r`` of the picture has ``z_2`` decreasing from top to bottom, column ``c``
+    has ``z_1`` increasing left to right.
+    """
+    import torch
+
+    if n < 1 or not span > 0:
+        raise ValueError(f"need n >= 1 and span > 0, got n={n}, span={span}")
+    values = torch.linspace(-span, span, n)
+    z1, z2 = torch.meshgrid(values, values.flip(0), indexing="xy")
+    latents = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
+    with torch.no_grad():
+        images = decode_fn(latents)
+    array = _as_images(images, image_shape, "decoded images")
+    shown, cmap = _normalise(array, "all")
+    return _draw_grid(shown, cmap, n, title, path)
+
+
+def read_history(history_csv) -> dict[str, np.ndarray]:
+    """Columns of a run's ``history.csv`` as float arrays (empty cells become NaN)."""
+    path = Path(history_csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"no history file at {path}")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path} has no epochs")
+    columns = {}
+    for key in rows[0]:
+        columns[key] = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
+    return columns
+
+
+def history_plot(history_csv, path, *, title: str | None = None) -> Path:
+    """One small panel per column of ``history.csv`` against the epoch (learning rates on a log axis).
+
+    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel.
+    """
+    columns = read_history(history_csv)
+    epochs = columns.pop("epoch")
+    columns.pop("seconds", None)
+    panels: dict[str, list[str]] = {}
+    for key in columns:
+        base = key[4:] if key.startswith("val_") and key[4:] in columns else key
+        panels.setdefault(base, []).append(key)
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    for ax, (base, keys) in zip(axes.flat, panels.items(), strict=False):
+        for key in keys:
+            ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)
+        if base.startswith("lr_") and np.all(columns[base][np.isfinite(columns[base])] > 0):
+            ax.set_yscale("log")
+        ax.set_title(base, fontsize=9)
+        ax.tick_params(labelsize=7)
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

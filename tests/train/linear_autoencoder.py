@@ -1,0 +1,119 @@
+"""A tiny real model family for testing the trainer: a denoising linear autoencoder trained by Adam.
+
+It implements :class:`sparsecoder.train.protocol.TrainableModel` completely (it is a fixture of the
+trainer's tests, not a stand-in for any model of the library): ``x̂ = W_d (W_e (x + ε)) + b``, ``ε ~
+N(0, noise²)`` drawn from torch's global generator (so resuming must restore RNG states), loss = MSE.
+Its learning rate is multiplied by ``lr_growth`` after every epoch, so a huge growth makes it diverge on
+purpose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparsecoder.config import CommonConfig, check, register_config
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.eval.metrics import psnr, sparsity
+from sparsecoder.models import register_model
+
+MODEL_NAME = "test_linear_autoencoder"
+
+
+@register_config(MODEL_NAME)
+@dataclasses.dataclass(frozen=True)
+class LinearAutoencoderConfig(CommonConfig):
+    n_components: int = 4
+    lr: float = 1e-2
+    lr_growth: float = 1.0
+    noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_components >= 1, "n_components", f"must be >= 1, got {self.n_components}")
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+
+
+class LinearAutoencoder(nn.Module):
+    def __init__(self, config: LinearAutoencoderConfig, n_features: int, image_shape=None):
+        super().__init__()
+        self.config = config
+        self.image_shape = image_shape
+        self.encoder = nn.Linear(n_features, config.n_components, bias=False)
+        self.decoder = nn.Linear(config.n_components, n_features)
+        self._optimizers = {"model": torch.optim.Adam(self.parameters(), lr=config.lr)}
+
+    @classmethod
+    def from_config(cls, config, data: DataSplits):
+        return cls(config, data.dim, data.image_shape)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+    def optimizers(self):
+        return self._optimizers
+
+    def training_step(self, batch):
+        self.train()
+        noisy = batch + self.config.noise * torch.randn_like(batch)
+        optimizer = self._optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(self(noisy), batch)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item(), "noise_norm": float((noisy - batch).norm(dim=1).mean())}
+
+    def end_epoch(self, epoch):
+        for group in self._optimizers["model"].param_groups:
+            group["lr"] *= self.config.lr_growth
+
+    @torch.no_grad()
+    def validation_metrics(self, split: Split):
+        self.eval()
+        recon = self(split.x)
+        return {"val_loss": float(F.mse_loss(recon, split.x)),
+                "val_psnr": psnr(split.to_pixels(split.x), split.to_pixels(recon))}
+
+    @torch.no_grad()
+    def evaluate(self, data: DataSplits):
+        self.eval()
+        x = data.test.x
+        codes = self.encode(x)
+        recon = self.decoder(codes)
+        return {"mse": float(F.mse_loss(recon, x)),
+                "psnr": psnr(data.test.to_pixels(x), data.test.to_pixels(recon)),
+                "sparsity": sparsity(codes),
+                "column_norms": self.decoder.weight.norm(dim=0)}
+
+    @torch.no_grad()
+    def encode(self, x):
+        return self.encoder(x.to(torch.float32))
+
+    def save_pictures(self, data: DataSplits, out_dir: Path):
+        from sparsecoder.viz import atom_grid
+
+        path = Path(out_dir) / "atoms.png"
+        atom_grid(self.decoder.weight.detach(), data.image_shape, path)
+        return [path]
+
+
+register_model(MODEL_NAME, LinearAutoencoder)
+
+
+def synthetic_splits(seed: int = 0, n_train: int = 240, n_val: int = 60, n_test: int = 60, side: int = 4,
+                     rank: int = 3) -> DataSplits:
+    """Low-rank images plus noise in a normalised space whose pixel map is ``x * 0.25 + 0.5``."""
+    g = torch.Generator().manual_seed(seed)
+    d = side * side
+    basis = torch.randn(rank, d, generator=g)
+
+    def split(n):
+        x = torch.randn(n, rank, generator=g) @ basis + 0.05 * torch.randn(n, d, generator=g)
+        return Split(x=x.float(), labels=torch.arange(n) % 3, scale=0.25, offset=0.5)
+
+    return DataSplits(name="synthetic-lowrank", train=split(n_train), val=split(n_val), test=split(n_test),
+                      image_shape=(side, side), normalization="none (synthetic)", n_classes=3)
