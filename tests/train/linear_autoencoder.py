@@ -9,6 +9,7 @@ purpose.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -39,6 +40,11 @@ class LinearAutoencoderConfig(CommonConfig):
 
 
 class LinearAutoencoder(nn.Module):
+    # Simulated Ctrl-C: when set, the training step that would be step number `interrupt_at_step`
+    # (counted over all instances) raises KeyboardInterrupt instead; see `interrupted_at`.
+    interrupt_at_step: int | None = None
+    steps_taken = 0
+
     def __init__(self, config: LinearAutoencoderConfig, n_features: int, image_shape=None):
         super().__init__()
         self.config = config
@@ -58,6 +64,9 @@ class LinearAutoencoder(nn.Module):
         return self._optimizers
 
     def training_step(self, batch):
+        LinearAutoencoder.steps_taken += 1
+        if LinearAutoencoder.steps_taken == LinearAutoencoder.interrupt_at_step:
+            raise KeyboardInterrupt
         self.train()
         noisy = batch + self.config.noise * torch.randn_like(batch)
         optimizer = self._optimizers["model"]
@@ -102,6 +111,18 @@ class LinearAutoencoder(nn.Module):
 
 
 register_model(MODEL_NAME, LinearAutoencoder)
+
+
+@contextlib.contextmanager
+def interrupted_at(step: int):
+    """Within the block, the ``step``-th training step (1-based, from entering the block) raises
+    :class:`KeyboardInterrupt`, like a user pressing Ctrl-C mid-epoch."""
+    LinearAutoencoder.steps_taken = 0
+    LinearAutoencoder.interrupt_at_step = step
+    try:
+        yield
+    finally:
+        LinearAutoencoder.interrupt_at_step = None
 
 
 def synthetic_splits(seed: int = 0, n_train: int = 240, n_val: int = 60, n_test: int = 60, side: int = 4,

@@ -388,10 +388,10 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
 
 def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
     if completed:
-        kept = (f"kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}, resumable), best weights "
+        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}, resumable), best weights "
                 f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}")
     else:
-        kept = "no epoch had completed, so there is no checkpoint"
+        kept = "No epoch had completed, so there is no checkpoint and no weights"
     raise TrainingDiverged(
         f"training diverged in epoch {epoch}: {what}. A step size or learning rate is probably too large "
         f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again. {kept}."

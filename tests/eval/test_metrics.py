@@ -1,0 +1,104 @@
+"""Evaluation metrics against values computed by hand (and scikit-image's PSNR)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+from sparsecoder.eval.metrics import (
+    active_units,
+    active_units_max,
+    dead_atoms,
+    dictionary_recovery,
+    psnr,
+    sparsity,
+)
+
+
+def test_psnr_by_hand_is_the_mean_of_per_sample_values():
+    target = np.zeros((2, 4))
+    recon = np.array([[0.1, 0.1, 0.1, 0.1],    # MSE 0.01 -> 20 dB
+                      [0.0, 0.0, 0.0, 0.2]])   # MSE 0.04/4 = 0.01 -> 20 dB
+    assert psnr(target, recon) == pytest.approx(20.0)
+    recon[1] = [0.0, 0.0, 0.0, 0.02]           # MSE 1e-4 -> 40 dB; mean of 20 and 40, not PSNR of mean MSE
+    assert psnr(target, recon) == pytest.approx(30.0)
+    assert psnr(target * 255, recon * 255, max_value=255) == pytest.approx(30.0)
+
+
+def test_psnr_matches_skimage_per_sample_without_clamping():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0, 1, (5, 64))
+    recon = target + rng.normal(0, 0.3, (5, 64))  # values outside [0, 1]: no clamping
+    expected = np.mean([peak_signal_noise_ratio(t, r, data_range=1.0)
+                        for t, r in zip(target, recon, strict=True)])
+    assert psnr(torch.tensor(target, dtype=torch.float64), torch.tensor(recon)) == pytest.approx(expected)
+
+
+def test_psnr_edge_cases():
+    assert psnr(np.ones((1, 3)), np.ones((1, 3))) == math.inf
+    assert math.isnan(psnr(np.ones((1, 3)), np.full((1, 3), np.nan)))
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        psnr(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="max_value"):
+        psnr(np.ones((1, 3)), np.zeros((1, 3)), max_value=0)
+
+
+def test_sparsity_counts_exact_zeros():
+    codes = torch.tensor([[0.0, 1e-12, -2.0], [0.0, 0.0, 3.0]])
+    assert sparsity(codes) == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="empty"):
+        sparsity(np.zeros((0, 3)))
+
+
+def test_active_units_std_and_max_criteria():
+    codes = np.array([[0.0, 2.0, 0.9, 0.1],
+                      [0.0, -2.0, 0.9, 0.1],
+                      [0.0, 0.0, 0.9, 0.1]])
+    # std (ddof=0) per column: 0, sqrt(8/3)=1.63, 0, 0 -> one active unit
+    assert active_units(codes) == 1
+    assert active_units(codes, threshold=2.0) == 0
+    # max |z| per column: 0, 2, 0.9, 0.1 -> two above 0.5, one above 1
+    assert active_units_max(codes) == 2
+    assert active_units_max(torch.tensor(codes), threshold=1.0) == 1
+
+
+def test_dead_atoms_are_never_non_zero():
+    codes = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, -1e-30]])
+    assert dead_atoms(codes) == 1
+    assert dead_atoms(np.zeros((4, 5))) == 5
+
+
+def test_dictionary_recovery_by_hand():
+    true = np.eye(3)  # atoms e1, e2, e3 (columns)
+    angle = np.deg2rad(20)  # cos 20° = 0.94 > 0.9
+    learned = np.array([[np.cos(angle), 0.0, 0.0],
+                        [np.sin(angle), 0.0, 0.0],
+                        [0.0, -3.0, 0.0]])  # matches e1 (cos .94), -e3 scaled (|cos| 1), dead atom
+    assert dictionary_recovery(learned, true) == pytest.approx(2 / 3)
+    assert dictionary_recovery(learned, true, threshold=0.95) == pytest.approx(1 / 3)
+    # A learned atom equally close to e1 and e2 (cos 0.707) recovers neither.
+    assert dictionary_recovery(np.array([[1.0], [1.0], [0.0]]), true) == 0.0
+    with pytest.raises(ValueError, match="same dimension"):
+        dictionary_recovery(np.ones((4, 2)), true)
+    with pytest.raises(ValueError, match="all-zero"):
+        dictionary_recovery(learned, np.zeros((3, 1)))
+
+
+def test_dictionary_recovery_of_a_permuted_rescaled_dictionary_is_complete():
+    rng = np.random.default_rng(1)
+    true = rng.normal(size=(25, 10))
+    learned = true[:, rng.permutation(10)] * rng.choice([-2.0, 0.5], size=10)
+    learned = np.concatenate([learned, rng.normal(size=(25, 5))], axis=1)
+    assert dictionary_recovery(learned, true) == 1.0
+    assert dictionary_recovery(rng.normal(size=(25, 15)), true) == 0.0
+
+
+def test_metrics_reject_non_finite_codes():
+    with pytest.raises(ValueError, match="NaN"):
+        active_units(np.array([[np.nan, 1.0]]))

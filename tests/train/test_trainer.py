@@ -1,0 +1,218 @@
+"""The shared trainer, driven by a small real model (tests/train/linear_autoencoder.py) on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sparsecoder.config import ConfigError, load_config
+from sparsecoder.train import TrainingDiverged, encode_run, evaluate_run, load_run, train
+from sparsecoder.train.checkpoint import load_checkpoint
+from sparsecoder.train.logging import read_history_rows
+from sparsecoder.train.trainer import batch_indices
+from tests.train.linear_autoencoder import LinearAutoencoderConfig, interrupted_at, synthetic_splits
+
+torch.set_num_threads(1)
+
+DATA = synthetic_splits()
+
+
+def config(**changes):
+    values = {"epochs": 4, "batch_size": 50, "seed": 3, "device": "cpu"}
+    values.update(changes)
+    return LinearAutoencoderConfig(**values)
+
+
+def without_seconds(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def weights(path):
+    return load_file(str(path))
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_folder_has_every_artifact_and_consistent_history(tmp_path):
+    out = tmp_path / "run"
+    metrics = train(config(), out, data=DATA, progress=False)
+    for name in ("config.yaml", "history.csv", "model.safetensors", "checkpoint.pt", "metrics.json",
+                 "atoms.png", "history.png"):
+        assert (out / name).is_file(), name
+    rows = read_history_rows(out / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert list(rows[0]) == ["epoch", "loss", "noise_norm", "val_loss", "val_psnr", "lr_model", "seconds"]
+    assert all(r["lr_model"] == 1e-2 for r in rows)
+    # The averaged training noise norm estimates E||ε|| for ε ~ N(0, 0.1² I_16): 0.1·√2·Γ(8.5)/Γ(8).
+    expected_noise = 0.1 * math.sqrt(2) * math.exp(math.lgamma(8.5) - math.lgamma(8))
+    assert all(abs(r["noise_norm"] - expected_noise) < 0.02 for r in rows)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == metrics
+    best = min(rows, key=lambda r: r["val_loss"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert metrics["epochs"] == 4 and metrics["n_train"] == len(DATA.train)
+    assert metrics["seconds"] == pytest.approx(sum(r["seconds"] for r in rows))
+    assert metrics["version"] and "psnr" in metrics and len(metrics["column_norms"]) == 4
+    model_name, saved_config = load_config(out / "config.yaml")
+    assert model_name == "test_linear_autoencoder" and saved_config == config()
+
+
+def test_best_weights_are_the_lowest_val_loss_epoch_not_the_last(tmp_path):
+    # lr doubling every epoch: validation improves, then the run gets worse (best epoch 3 of 6).
+    out = tmp_path / "run"
+    metrics = train(config(epochs=6, lr=0.05, lr_growth=2.0), out, data=DATA, progress=False)
+    rows = read_history_rows(out / "history.csv")
+    losses = [r["val_loss"] for r in rows]
+    best_epoch = int(np.argmin(losses)) + 1
+    assert best_epoch < 6 and metrics["best_epoch"] == best_epoch
+    assert [r["lr_model"] for r in rows] == [0.05 * 2**k for k in range(6)]
+    _, model, _ = load_run(out, data=DATA)
+    assert model.validation_metrics(DATA.val)["val_loss"] == pytest.approx(losses[best_epoch - 1], rel=1e-6)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 6
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    train(config(), tmp_path / "a", data=DATA, progress=False)
+    train(config(), tmp_path / "b", data=DATA, progress=False)
+    train(config(seed=4), tmp_path / "c", data=DATA, progress=False)
+    a, b, c = (read_history_rows(tmp_path / n / "history.csv") for n in "abc")
+    assert without_seconds(a) == without_seconds(b)
+    assert without_seconds(a) != without_seconds(c)
+    assert same_weights(weights(tmp_path / "a/model.safetensors"), weights(tmp_path / "b/model.safetensors"))
+
+
+def test_resume_after_ctrl_c_mid_epoch_reproduces_the_uninterrupted_run(tmp_path):
+    full = tmp_path / "full"
+    train(config(epochs=5), full, data=DATA, progress=False)
+    cut = tmp_path / "cut"
+    # 5 batches per epoch: step 13 is batch 3 of epoch 3, so epochs 1-2 are saved and epoch 3 is lost.
+    with interrupted_at(13), pytest.raises(KeyboardInterrupt):
+        train(config(epochs=5), cut, data=DATA, progress=False)
+    assert load_checkpoint(cut / "checkpoint.pt")["epoch"] == 2
+    assert [r["epoch"] for r in read_history_rows(cut / "history.csv")] == [1, 2]
+    metrics = train(config(epochs=5), cut, data=DATA, progress=False, resume=True)
+    assert without_seconds(read_history_rows(cut / "history.csv")) == without_seconds(
+        read_history_rows(full / "history.csv"))
+    assert same_weights(weights(cut / "model.safetensors"), weights(full / "model.safetensors"))
+    full_state, cut_state = load_checkpoint(full / "checkpoint.pt"), load_checkpoint(cut / "checkpoint.pt")
+    assert all(torch.equal(full_state["model"][k], cut_state["model"][k]) for k in full_state["model"])
+    full_metrics = json.loads((full / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k != "seconds"} == {
+        k: v for k, v in full_metrics.items() if k != "seconds"}
+
+
+def test_resume_can_extend_epochs_and_equals_a_longer_run(tmp_path):
+    train(config(epochs=4), tmp_path / "long", data=DATA, progress=False)
+    train(config(epochs=2), tmp_path / "short", data=DATA, progress=False)
+    train(None, tmp_path / "short", overrides={"epochs": 4}, resume=True, data=DATA, progress=False)
+    assert without_seconds(read_history_rows(tmp_path / "short/history.csv")) == without_seconds(
+        read_history_rows(tmp_path / "long/history.csv"))
+    assert load_config(tmp_path / "short/config.yaml")[1].epochs == 4
+
+
+def test_resume_refuses_a_different_config_or_a_missing_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match=r"cannot resume .*lr: run has 0\.01, asked 0\.5"):
+        train(config(epochs=2, lr=0.5), out, resume=True, data=DATA, progress=False)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(config(), tmp_path / "empty", resume=True, data=DATA, progress=False)
+
+
+def test_divergence_stops_naming_epoch_and_knobs_and_keeps_last_good_epoch(tmp_path):
+    out = tmp_path / "run"
+    # lr × 1e12 after epoch 1: the first steps of epoch 2 blow the weights up to inf.
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: training log 'loss' = (inf|nan).*lr=0\.01") as err:
+        train(config(lr_growth=1e12), out, data=DATA, progress=False)
+    assert "last good epoch 1" in str(err.value)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert [r["epoch"] for r in read_history_rows(out / "history.csv")] == [1]
+    assert all(torch.isfinite(t).all() for t in weights(out / "model.safetensors").values())
+    assert not (out / "metrics.json").exists()
+
+
+def test_divergence_in_the_first_epoch_says_nothing_was_saved(tmp_path):
+    with pytest.raises(TrainingDiverged, match="epoch 1.*no checkpoint"):
+        train(config(lr=1e30), tmp_path / "run", data=DATA, progress=False)
+
+
+def test_out_dir_is_never_overwritten_without_permission(tmp_path):
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    before = (out / "history.csv").read_bytes()
+    with pytest.raises(FileExistsError, match="not empty.*--resume.*--overwrite"):
+        train(config(epochs=1, seed=9), out, data=DATA, progress=False)
+    assert (out / "history.csv").read_bytes() == before
+    (out / "notes.txt").write_text("mine")
+    train(config(epochs=2, seed=9), out, data=DATA, progress=False, overwrite=True)
+    assert len(read_history_rows(out / "history.csv")) == 2 and (out / "notes.txt").read_text() == "mine"
+    user_folder = tmp_path / "documents"
+    user_folder.mkdir()
+    (user_folder / "thesis.tex").write_text("x")
+    with pytest.raises(FileExistsError, match="not a sparsecoder run folder"):
+        train(config(), user_folder, data=DATA, progress=False, overwrite=True)
+
+
+def test_bad_override_fails_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['lam'\].*valid keys: .*lr_growth"):
+        train(config(), out, overrides={"lam": 0.1}, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="epochs"):
+        train(config(), out, overrides=["epochs=0"], data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        train("no-such-preset", out, progress=False)
+    assert not out.exists()
+
+
+def test_load_evaluate_and_encode_a_saved_run(tmp_path):
+    out = tmp_path / "run"
+    metrics = train(config(), out, data=DATA, progress=False)
+    cfg, model, data = load_run(out, data=DATA)
+    assert cfg == config() and data is DATA
+    x = DATA.test.x[:7]
+    codes = encode_run(out, x.numpy(), data=DATA)
+    assert codes.shape == (7, 4)
+    np.testing.assert_allclose(codes, (x @ model.encoder.weight.T).detach().numpy(), rtol=1e-6)
+    (out / "metrics.json").write_text(json.dumps({**metrics, "psnr": -1.0}))
+    again = evaluate_run(out, data=DATA)
+    assert again == metrics  # test metrics recomputed, training bookkeeping kept
+    with pytest.raises(ValueError, match="16"):
+        encode_run(out, np.zeros((3, 5)), data=DATA)
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        load_run(tmp_path / "missing", data=DATA)
+
+
+def test_weights_of_another_architecture_are_refused_clearly(tmp_path):
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    bigger = synthetic_splits(side=5)
+    with pytest.raises(ValueError, match="do not fit this model"):
+        load_run(out, data=bigger)
+    (out / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_run(out, data=DATA)
+    (out / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+
+
+@pytest.mark.parametrize("n, batch_size", [(240, 50), (501, 250), (7, 250), (250, 250)])
+def test_batches_are_a_seeded_permutation_in_near_equal_sizes(n, batch_size):
+    batches = batch_indices(n, batch_size, seed=1, epoch=2)
+    assert len(batches) == math.ceil(n / batch_size)
+    sizes = [len(b) for b in batches]
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch_size
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    again = batch_indices(n, batch_size, seed=1, epoch=2)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+    if n > 2:
+        other = torch.cat(batch_indices(n, batch_size, seed=1, epoch=3))
+        assert not torch.equal(torch.cat(batches), other)
