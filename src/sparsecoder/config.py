@@ -17,6 +17,7 @@ range checks live in each class's ``__post_init__`` and raise :class:`ConfigErro
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from importlib import resources
@@ -83,6 +84,25 @@ def check(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"config key '{key}': {message}")
 
 
+def _number(value: Any) -> int | float | None:
+    """``value`` as a number, or None. Strings such as ``"1e-3"`` count: YAML 1.1 (PyYAML) reads
+    exponent notation without a dot as a string, so ``--set lam=1e-3`` would otherwise be rejected."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert ``value`` to the field's annotated type or raise a ConfigError naming the key."""
     if isinstance(annotation, str):
@@ -100,7 +120,9 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
                 return _coerce(key, value, arg)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"config key '{key}': invalid value {value!r}")
+        prefix = f"config key '{key}': "
+        reasons = " | ".join(e[len(prefix):] if e.startswith(prefix) else e for e in errors)
+        raise ConfigError(f"{prefix}{reasons}" if reasons else f"{prefix}invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"config key '{key}': {value!r} is not allowed; choose one of {list(args)}")
@@ -118,13 +140,15 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
         raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        number = _number(value)
+        if number is None or not math.isfinite(number) or int(number) != number:
             raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-        return int(value)
+        return int(number)
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = _number(value)
+        if number is None or math.isnan(number):
             raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        return float(value)
+        return float(number)
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
@@ -219,7 +243,9 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Pre
     elif Path(name).is_file():
         preset = _read_preset(Path(name).stem, Path(name))
     else:
-        raise ConfigError(f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}")
+        raise ConfigError(
+            f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}"
+        )
     return preset, preset.build(overrides)
 
 
@@ -239,6 +265,8 @@ def load_config(path: Path) -> tuple[str, Any]:
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
+    if not isinstance(data["config"], dict):
+        raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")
     classes = config_classes()
     if data["model"] not in classes:
         raise ConfigError(f"{path}: unknown model '{data['model']}'; known: {sorted(classes)}")
