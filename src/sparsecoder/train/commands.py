@@ -102,6 +102,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    import io
+
     import numpy as np
 
     from sparsecoder.io import atomic_write_bytes
@@ -118,9 +120,10 @@ def _encode(args: argparse.Namespace) -> int:
         inputs = np.load(args.input, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise ValueError(f"cannot read {args.input} as a .npy array ({err})") from None
+    if not isinstance(inputs, np.ndarray):
+        inputs.close()
+        raise ValueError(f"{args.input} is an .npz archive; save the rows as one .npy array (np.save)")
     codes = encode_run(args.run_dir, inputs).astype(np.float32, copy=False)
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, codes)
     atomic_write_bytes(out, buffer.getvalue())

@@ -1,0 +1,76 @@
+"""The `sparsecoder train / evaluate / presets / encode` commands, run in-process through cli.main."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.cli import main
+from sparsecoder.config import list_presets
+from sparsecoder.train import train
+from tests.train.linear_autoencoder import LinearAutoencoderConfig, synthetic_splits
+
+torch.set_num_threads(1)
+
+
+def test_presets_lists_every_preset_with_paper_and_description(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "PAPER", "DESCRIPTION"]
+    presets = list_presets()
+    assert len(lines) == 1 + len(presets)
+    for line, preset in zip(lines[1:], presets, strict=True):
+        assert line.startswith(preset.name + " ") and preset.paper in line
+        assert line.endswith(preset.description)
+
+
+def test_train_with_a_bad_override_fails_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "sdl-mnist", "--out", str(out), "--set", "epochs=2", "no_such_key=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown config key(s) ['no_such_key']")
+    assert "valid keys:" in err and "lam" in err and "epochs" in err
+    assert not out.exists()
+    assert main(["train", "sdl-mnist", "--out", str(out), "--set", "lam"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "no-such-preset", "--out", str(out)]) == 2
+    assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
+
+
+def test_train_refuses_a_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["train", "sdl-mnist", "--out", str(tmp_path), "--set", "epochs=1"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_evaluate_and_encode_report_missing_runs(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "no run folder" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
+    assert main(["encode", str(tmp_path / "nothing"), str(tmp_path / "x.npy"), "--out",
+                 str(tmp_path / "codes.npy")]) == 2
+    assert "no run folder" in capsys.readouterr().err
+
+
+def test_encode_refuses_to_overwrite_and_checks_its_input(tmp_path, capsys):
+    data = synthetic_splits()
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=data, progress=False)
+    existing = tmp_path / "codes.npy"
+    existing.write_bytes(b"precious")
+    np.save(tmp_path / "x.npy", data.test.x.numpy())
+    assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(existing)]) == 2
+    assert "exists" in capsys.readouterr().err and existing.read_bytes() == b"precious"
+    assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "codes.txt")]) == 2
+    assert ".npy" in capsys.readouterr().err
+    (tmp_path / "bad.npy").write_text("not numpy")
+    assert main(["encode", str(run), str(tmp_path / "bad.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_help_says_encode_takes_model_space_rows(capsys):
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    assert "in MODEL SPACE" in " ".join(capsys.readouterr().out.split())
