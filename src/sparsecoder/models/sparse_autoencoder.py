@@ -509,17 +509,20 @@ class SparseAutoencoder(nn.Module):
         order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
         paths = []
         path = out_dir / "atoms.png"
-        atom_grid(self.atoms().cpu(), data.image_shape, path, order=order)
+        kind = "decoder columns" if self.config.decoder == "linear" else "D(e_i) - D(0)"
+        atom_grid(self.atoms().cpu(), data.image_shape, path, order=order,
+                  title=f"atoms ({kind}), most used first")
         paths.append(path)
         if self.encoder is not None:
             path = out_dir / "encoder.png"
-            atom_grid(self.encoder.filters.detach().T.cpu(), data.image_shape, path, order=order)
+            atom_grid(self.encoder.filters.detach().T.cpu(), data.image_shape, path, order=order,
+                      title="encoder filters (rows of U), same order as the atoms")
             paths.append(path)
         shown = slice(0, min(16, x.shape[0]))
         with torch.no_grad():
             recon = self.decoder(codes[shown])
         path = out_dir / "reconstructions.png"
         reconstruction_grid(split.to_pixels(x[shown], shown).cpu(), split.to_pixels(recon, shown).cpu(),
-                            data.image_shape, path)
+                            data.image_shape, path, title="test inputs (top) over reconstructions D(codes)")
         paths.append(path)
         return paths
