@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
-from sparsecoder.config import ConfigError, load_config
+from sparsecoder.config import ConfigError, load_config, save_config
 from sparsecoder.train import TrainingDiverged, encode_run, evaluate_run, load_run, train
 from sparsecoder.train.checkpoint import load_checkpoint
 from sparsecoder.train.logging import read_history_rows
@@ -116,6 +117,22 @@ def test_resume_can_extend_epochs_and_equals_a_longer_run(tmp_path):
     assert without_seconds(read_history_rows(tmp_path / "short/history.csv")) == without_seconds(
         read_history_rows(tmp_path / "long/history.csv"))
     assert load_config(tmp_path / "short/config.yaml")[1].epochs == 4
+
+
+def test_resume_by_preset_needs_no_repeated_overrides(tmp_path):
+    preset = tmp_path / "tiny-linear.yaml"
+    save_config(preset, "test_linear_autoencoder", config(epochs=2), extra={"description": "test preset"})
+    out = tmp_path / "run"
+    train(str(preset), out, overrides={"lr": 0.02}, data=DATA, progress=False)
+    train(str(preset), out, overrides={"epochs": 3}, resume=True, data=DATA, progress=False)
+    _, saved = load_config(out / "config.yaml")
+    assert saved.lr == 0.02 and saved.epochs == 3
+    assert yaml.safe_load((out / "config.yaml").read_text())["preset"] == "tiny-linear"
+    assert len(read_history_rows(out / "history.csv")) == 3
+    with pytest.raises(ConfigError, match="run of preset 'tiny-linear', not 'sdl-mnist'"):
+        train("sdl-mnist", out, resume=True, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="only device, epochs, num_threads may change"):
+        train(str(preset), out, overrides={"lr": 0.5}, resume=True, data=DATA, progress=False)
 
 
 def test_resume_refuses_a_different_config_or_a_missing_checkpoint(tmp_path):

@@ -74,6 +74,13 @@ def _train(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        if (args.out / "checkpoint.pt").is_file():
+            print(f"interrupted; the last completed epoch is saved in {args.out / 'checkpoint.pt'}. Continue "
+                  f"with: sparsecoder train {args.preset} --out {args.out} --resume", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch completed; nothing to resume", file=sys.stderr)
+        return 130
     _print_metrics(metrics)
     print(f"run folder: {args.out}", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,10 @@ def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str
         return config, {"preset": "", "paper": "", "description": ""}
     if isinstance(preset_or_config, (str, Path)):
         preset, config = load_preset(str(preset_or_config), overrides)
-        return config, {"preset": preset.name, "paper": preset.paper, "description": preset.description}
+        name = preset.name
+        if Path(preset_or_config).is_file():  # e.g. another run's config.yaml: keep the preset it names
+            name = (yaml.safe_load(Path(preset_or_config).read_text()) or {}).get("preset") or name
+        return config, {"preset": name, "paper": preset.paper, "description": preset.description}
     raise ValueError(
         f"preset_or_config must be a preset name, a YAML path or a config object, "
         f"got {type(preset_or_config).__name__}"
@@ -215,7 +219,11 @@ def _saved_extra(path: Path) -> dict[str, Any]:
 
 
 def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dict[str, Any]]:
-    """The config to continue a run with: the run's own, with the given preset/overrides if they agree."""
+    """The config to continue a run with: the run's saved config with ``overrides`` applied.
+
+    A preset name must be the run's preset (its ``--set`` values need not be repeated); a config object
+    must equal the saved config. Only :data:`RESUMABLE_CHANGES` may differ from the saved config.
+    """
     path = out_dir / CONFIG_FILE
     if not (out_dir / CHECKPOINT_FILE).is_file():
         raise FileNotFoundError(
@@ -223,12 +231,18 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         )
     _, saved = load_config(path)
     extra = _saved_extra(path)
-    if preset_or_config is None:
-        config = resolve_config(saved, overrides)[0]
-    else:
+    if isinstance(preset_or_config, CommonConfig):
         config = resolve_config(preset_or_config, overrides)[0]
-    if type(config) is not type(saved):
-        raise ValueError(f"{out_dir} is a run of a '{saved.model_name}' model, not '{config.model_name}'")
+        if type(config) is not type(saved):
+            raise ValueError(f"{out_dir} is a run of a '{saved.model_name}' model, not '{config.model_name}'")
+    else:
+        if preset_or_config is not None:
+            asked = Path(str(preset_or_config)).stem if str(preset_or_config).endswith(".yaml") \
+                else str(preset_or_config)
+            if extra.get("preset") and asked not in (extra["preset"], "config"):
+                raise ConfigError(f"{out_dir} is a run of preset '{extra['preset']}', not '{asked}'; "
+                                  f"resume it with its own preset")
+        config = resolve_config(saved, overrides)[0]
     changed = [f.name for f in dataclasses.fields(saved)
                if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUMABLE_CHANGES]
     if changed:
@@ -270,8 +284,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     Parameters
     ----------
     preset_or_config : str, Path, CommonConfig or None
-        Preset name, preset-format YAML path, or config object. ``None`` with ``resume=True``: the run's
-        own ``config.yaml``.
+        Preset name, preset-format YAML path, or config object. With ``resume=True`` the run's own
+        ``config.yaml`` is used: a preset name must be the run's preset (its overrides need not be
+        repeated), a config object must equal the saved one, and ``None`` is allowed.
     out_dir : str or Path
         The run folder. It must be new or empty, unless ``resume`` or ``overwrite``.
     overrides : dict or list of "KEY=VALUE", optional
@@ -330,7 +345,10 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         set_rng_state(state["rng"])
     save_config(out_dir / CONFIG_FILE, model_name, config, extra={k: v for k, v in meta.items() if v})
 
-    log = tqdm.write if progress else (lambda *_: None)
+    def log(message: str) -> None:
+        if progress:
+            tqdm.write(message, file=sys.stderr)
+
     log(f"{data.describe()}\nrun folder: {out_dir}")
     device = _model_device(model)
     x_train = data.train.x.to(device, torch.float32)
@@ -405,6 +423,7 @@ def _finish(out_dir: Path, config, model, data: DataSplits, history, best_epoch:
     from sparsecoder.viz import history_plot
 
     load_weights(out_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    seed_everything(config.seed)  # evaluation may sample (VAEs); `evaluate_run` reseeds the same way
     metrics = dict(model.evaluate(data))
     git_hash, git_dirty = _git_state()
     metrics.update(
@@ -460,6 +479,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     config, model, data = load_run(run_dir, data=data)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed)
     metrics = dict(model.evaluate(data))
     path = run_dir / METRICS_FILE
     if path.is_file():
