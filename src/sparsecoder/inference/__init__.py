@@ -14,11 +14,15 @@ from sparsecoder.inference.energy import (
     variance_hinge,
     variance_hinge_grad,
 )
-from sparsecoder.inference.fista import FistaResult, fista, power_iteration_max_eigenvalue
+from sparsecoder.inference.fista import FistaResult, fista, fista_gram, power_iteration_max_eigenvalue
+from sparsecoder.inference.lasso import lasso_objective, sparse_encode
 
 __all__ = [
     "FistaResult",
     "fista",
+    "fista_gram",
+    "sparse_encode",
+    "lasso_objective",
     "power_iteration_max_eigenvalue",
     "reconstruction_energy",
     "l1_energy",
