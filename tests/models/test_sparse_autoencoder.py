@@ -231,3 +231,27 @@ def test_same_seed_same_weights_different_seed_different_weights():
     c = SparseAutoencoder(_config("vdl-mnist", seed=4), 64)
     assert torch.equal(a.decoder.weight, b.decoder.weight)
     assert not torch.equal(a.decoder.weight, c.decoder.weight)
+
+
+# ----------------------------------------------------------------------------------------------
+# through the shared trainer
+# ----------------------------------------------------------------------------------------------
+def test_resumed_run_reproduces_the_uninterrupted_history_and_lr_schedule(digits, tmp_path):
+    from sparsecoder.train import train
+    from sparsecoder.train.logging import read_history_rows
+
+    x, mean, std = digits
+    data = _splits(x, mean, std, n_train=300)
+    overrides = {"n_components": 128, "hidden_size": 64, "fista_max_iter": 20, "lr_halve_every": 1,
+                 "device": "cpu", "num_threads": 1}
+    train("vdl-nl-mnist", tmp_path / "full", overrides={**overrides, "epochs": 3}, data=data, progress=False)
+    train("vdl-nl-mnist", tmp_path / "part", overrides={**overrides, "epochs": 1}, data=data, progress=False)
+    train(None, tmp_path / "part", overrides={"epochs": 3}, resume=True, data=data, progress=False)
+
+    def rows(run):
+        history = read_history_rows(tmp_path / run / "history.csv")
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    full, resumed = rows("full"), rows("part")
+    assert [r["lr_decoder"] for r in full] == pytest.approx([3e-4, 1.5e-4, 7.5e-5])
+    assert resumed == full
