@@ -113,3 +113,12 @@ def test_history_plot_from_history_csv(tmp_path):
     assert Image.open(path).format == "PNG"
     with pytest.raises(FileNotFoundError):
         history_plot(tmp_path / "missing.csv", tmp_path / "x.png")
+
+
+def test_image_grid_draws_colour_images(tmp_path):
+    red = np.zeros((6, 6, 3))
+    red[..., 0] = 1.0
+    image = np.asarray(Image.open(image_grid(red.reshape(1, -1), (6, 6, 3), tmp_path / "rgb.png",
+                                             normalize="none")).convert("RGB"), dtype=np.float64)
+    reddish = (image[..., 0] > 240) & (image[..., 1] < 15) & (image[..., 2] < 15)
+    assert reddish.mean() > 0.1  # a red square (the figure has white margins)
