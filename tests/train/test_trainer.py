@@ -140,6 +140,9 @@ def test_resume_refuses_a_different_config_or_a_missing_checkpoint(tmp_path):
     train(config(epochs=1), out, data=DATA, progress=False)
     with pytest.raises(ConfigError, match=r"cannot resume .*lr: run has 0\.01, asked 0\.5"):
         train(config(epochs=2, lr=0.5), out, resume=True, data=DATA, progress=False)
+    train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="already trained 2 epochs"):
+        train(config(epochs=1), out, resume=True, data=DATA, progress=False)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(config(), tmp_path / "empty", resume=True, data=DATA, progress=False)
 

@@ -342,6 +342,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         restore_training_state(model, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
+        if config.epochs < start_epoch:
+            raise ConfigError(f"{out_dir} has already trained {start_epoch} epochs, more than epochs="
+                              f"{config.epochs}; set epochs >= {start_epoch}")
         set_rng_state(state["rng"])
     save_config(out_dir / CONFIG_FILE, model_name, config, extra={k: v for k, v in meta.items() if v})
 
@@ -356,6 +359,8 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                   desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
     for epoch in epochs:
         started = time.perf_counter()
+        if isinstance(model, torch.nn.Module):
+            model.train()  # validation may have left it in eval mode
         running = RunningMean()
         batches = batch_indices(len(x_train), config.batch_size, config.seed, epoch)
         for number, index in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
