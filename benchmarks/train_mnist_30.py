@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PAPER), choices=list(PAPER))
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared CPU)")
     parser.add_argument("--out", default="benchmarks/results/train_mnist_30")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
