@@ -20,7 +20,7 @@ import torch
 
 from sparsecoder.inference.fista import _LIPSCHITZ_SAFETY, fista_gram, power_iteration_max_eigenvalue
 
-__all__ = ["sparse_encode", "lasso_objective"]
+__all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
 
 
 def _resolve_device(device, default: torch.device) -> torch.device:
@@ -52,6 +52,127 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     return tensor
 
 
+_STEP_GROWTH = 1.25
+_STEP_SHRINK = 0.5
+_MAX_STEP_SHRINKS = 40
+_COMPACT_FRACTION = 0.1
+
+
+def fista_gram_adaptive(
+    gram: torch.Tensor,
+    linear_term: torch.Tensor,
+    threshold: float,
+    step: float,
+    z0: torch.Tensor,
+    *,
+    positive: bool,
+    max_iter: int,
+    tol: float,
+):
+    r"""FISTA with a per-sample step that may grow, for quadratic-plus-L1 problems in Gram form.
+
+    Solves, for every row ``i``, :math:`\min_z \tfrac12 z^\top G z - z^\top b_i + \tau\lVert z\rVert_1`
+    (``z ≥ 0`` when ``positive``) with the backtracking FISTA of Scheinberg, Goldfarb & Bai (2014,
+    "Fast first-order methods for composite convex optimization with large steps"): each sample keeps its
+    own step ``η_i``; every iteration first tries ``1.25 η_i`` and halves it until the quadratic upper bound
+
+    .. math:: \tfrac12 (p - y)^\top G (p - y) \le \tfrac{1}{2\eta_i}\lVert p - y\rVert^2
+
+    holds at the new point ``p = shrink(y − η_i(yG − b_i), τη_i)``, with momentum
+    ``t_{k+1} = (1 + √(1 + 4 (η_k/η_{k+1}) t_k²)) / 2``. The curvature along the actual step is usually
+    far below ``λ_max(G)``, so the steps are several times ``1/L`` on coherent dictionaries. Products with
+    ``G`` are kept for the iterates (``y G`` is a combination of them), so an iteration costs one
+    ``(m, l) × (l, l)`` product plus one for the rows that had to shrink their step. A sample freezes once
+    ``||z^{k+1} − z^k|| ≤ tol·||z^k||``; frozen rows leave the working set.
+
+    Returns
+    -------
+    codes, n_iter, converged
+    """
+    n, l = linear_term.shape
+    dtype, device = linear_term.dtype, linear_term.device
+    codes = z0.clone()
+    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+    rows = torch.arange(n, device=device)
+    current = z0.clone()
+    previous = current
+    current_gram = current @ gram
+    previous_gram = current_gram
+    targets = linear_term
+    current_norm = torch.linalg.vector_norm(current, dim=1)
+    t = torch.ones(n, 1, dtype=dtype, device=device)
+    eta = torch.full((n, 1), step, dtype=dtype, device=device)
+    live = None  # None: every working row is live; else a mask of the rows not yet frozen
+
+    def attempt(eta_old, eta_new, t_old, cur, prev, cur_g, prev_g, b):
+        t_new = (1.0 + torch.sqrt(1.0 + 4.0 * (eta_old / eta_new) * t_old * t_old)) * 0.5
+        momentum = (t_old - 1.0) / t_new
+        point = torch.addcmul(cur, momentum, cur - prev)
+        point_gram = torch.addcmul(cur_g, momentum, cur_g - prev_g)
+        new = torch.addcmul(point, eta_new, b - point_gram)
+        if positive:
+            new.sub_(threshold * eta_new).clamp_min_(0.0)
+        else:
+            shrink = threshold * eta_new
+            new.sub_(torch.clamp(new, -shrink, shrink))
+        new_gram = new @ gram
+        move = new - point
+        curvature = torch.linalg.vecdot(move, new_gram - point_gram)
+        accepted = curvature <= torch.linalg.vecdot(move, move) / eta_new.squeeze(1) * (1.0 + 1e-6)
+        return new, new_gram, t_new, accepted
+
+    for iteration in range(1, max_iter + 1):
+        eta_new = eta * _STEP_GROWTH
+        new, new_gram, t_new, accepted = attempt(
+            eta, eta_new, t, current, previous, current_gram, previous_gram, targets
+        )
+        if not bool(accepted.all()):
+            retry = (~accepted).nonzero().squeeze(1)
+            retry_eta = eta_new[retry]
+            for shrink_count in range(1, _MAX_STEP_SHRINKS + 1):
+                retry_eta = retry_eta * _STEP_SHRINK
+                sub_new, sub_gram, sub_t, sub_ok = attempt(
+                    eta[retry], retry_eta, t[retry], current[retry], previous[retry], current_gram[retry],
+                    previous_gram[retry], targets[retry],
+                )
+                if shrink_count == _MAX_STEP_SHRINKS:  # rounding noise only: accept the smallest step tried
+                    sub_ok = torch.ones_like(sub_ok)
+                done = retry[sub_ok]
+                new[done], new_gram[done] = sub_new[sub_ok], sub_gram[sub_ok]
+                t_new[done], eta_new[done] = sub_t[sub_ok], retry_eta[sub_ok]
+                if bool(sub_ok.all()):
+                    break
+                retry, retry_eta = retry[~sub_ok], retry_eta[~sub_ok]
+        frozen = torch.linalg.vector_norm(new - current, dim=1) <= tol * current_norm
+        previous, current, previous_gram, current_gram = current, new, current_gram, new_gram
+        t, eta = t_new, eta_new
+        current_norm = torch.linalg.vector_norm(current, dim=1)
+        if live is not None:
+            frozen &= live
+        if bool(frozen.any()):
+            frozen_rows = rows[frozen]
+            codes[frozen_rows] = current[frozen]
+            n_iter[frozen_rows] = iteration
+            converged[frozen_rows] = True
+            live = ~frozen if live is None else live & ~frozen
+            n_live = int(live.sum())
+            if n_live == 0:
+                return codes, n_iter, converged
+            # frozen rows stay in the working set (their codes are already written out and never
+            # overwritten) until they are 10% of it: compacting costs a copy of every working tensor
+            if rows.numel() - n_live >= _COMPACT_FRACTION * rows.numel():
+                rows, current, previous = rows[live], current[live], previous[live]
+                current_gram, previous_gram, targets = current_gram[live], previous_gram[live], targets[live]
+                t, eta, current_norm = t[live], eta[live], current_norm[live]
+                live = None
+    if live is None:
+        codes[rows] = current
+    else:
+        codes[rows[live]] = current[live]
+    return codes, n_iter, converged
+
+
 def sparse_encode(
     X,
     dictionary,
@@ -61,8 +182,7 @@ def sparse_encode(
     max_iter: int = 1000,
     tol: float = 1e-4,
     init=None,
-    step: float | str = "lipschitz",
-    restart: bool = True,
+    step: float | str = "adaptive",
     device=None,
     return_n_iter: bool = False,
 ):
@@ -75,8 +195,8 @@ def sparse_encode(
 
     exactly the objective of ``sklearn.decomposition.sparse_encode(X, D, algorithm="lasso_cd", alpha=…)``.
     The Gram matrix ``G = D Dᵀ`` and the correlations ``X Dᵀ`` are computed once; each FISTA iteration is
-    then one fused ``addmm`` + shrinkage over the samples still moving (see
-    :func:`sparsecoder.inference.fista.fista_gram`). A sample stops once its relative change
+    then about one ``(m, l) × (l, l)`` product over the ``m`` samples still moving, with per-sample
+    adaptive steps (:func:`fista_gram_adaptive`). A sample stops once its relative change
     ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
 
     Parameters
@@ -95,10 +215,11 @@ def sparse_encode(
         Relative-change tolerance ≥ 0 at which a sample is frozen.
     init : array or Tensor, shape (n_samples, n_components), optional
         Warm start (zeros by default).
-    step : float | "lipschitz"
-        Step η > 0, or ``"lipschitz"``: η = 1/L with L the largest eigenvalue of ``D Dᵀ`` (power iteration).
-    restart : bool
-        Per-sample adaptive momentum restart (O'Donoghue & Candès 2015); speeds up coherent dictionaries.
+    step : "adaptive" | "lipschitz" | float
+        ``"adaptive"`` (default): per-sample steps starting at 1/L that grow while the quadratic upper
+        bound holds (:func:`fista_gram_adaptive`; several times faster on coherent dictionaries);
+        ``"lipschitz"``: the fixed step η = 1/L, L the largest eigenvalue of ``D Dᵀ`` by power iteration;
+        a float: that fixed step η > 0 (plain FISTA, :func:`~sparsecoder.inference.fista.fista_gram`).
     device : None | "auto" | str | torch.device
         Where to compute; ``None``: the device of ``X`` (CPU for numpy), ``"auto"``: CUDA when available.
     return_n_iter : bool
@@ -140,10 +261,10 @@ def sparse_encode(
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     if isinstance(step, str):
-        if step != "lipschitz":
-            raise ValueError(f"step must be a positive float or 'lipschitz', got {step!r}")
-    elif isinstance(step, bool) or not isinstance(step, numbers.Real) or not math.isfinite(step) or step <= 0:
-        raise ValueError(f"step must be a positive float or 'lipschitz', got {step!r}")
+        if step not in ("adaptive", "lipschitz"):
+            raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
+    elif isinstance(step, bool) or not isinstance(step, numbers.Real) or not (0 < step < math.inf):
+        raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
     if not bool(torch.isfinite(data).all()):
         raise ValueError("X contains NaN or inf; clean or impute the data first")
     if not bool(torch.isfinite(atoms).all()):
@@ -166,14 +287,15 @@ def sparse_encode(
     with torch.no_grad():
         gram = atoms @ atoms.T
         correlations = data @ atoms.T
-        if step == "lipschitz":
+        solver = fista_gram_adaptive if step == "adaptive" else fista_gram
+        if isinstance(step, str):
             lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
             if lipschitz <= 0:
                 raise ValueError("dictionary is all zeros; nothing to encode with")
             step = 1.0 / lipschitz
-        codes, n_iter, _ = fista_gram(
+        codes, n_iter, _ = solver(
             gram, correlations, float(alpha), float(step), start, positive=positive, max_iter=int(max_iter),
-            tol=float(tol), restart=restart,
+            tol=float(tol),
         )
     if numpy_in:
         codes_out = codes.cpu().numpy()

@@ -1,0 +1,271 @@
+"""fista(): SPEC §2.1–2.2 against scikit-learn, autograd optimality conditions and its own contracts."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Lasso
+from torch import nn
+
+from sparsecoder import FistaResult, fista
+from sparsecoder.inference import lam_to_lasso_alpha, lasso_objective, variance_hinge
+from sparsecoder.inference.fista import _ModuleSmooth, power_iteration_max_eigenvalue
+
+
+def sklearn_codes(Y, W, alpha, positive):
+    model = Lasso(
+        alpha=alpha / Y.shape[1], fit_intercept=False, positive=positive, tol=1e-12, max_iter=200_000
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(W, Y.T)
+    return np.atleast_2d(model.coef_)
+
+
+def reference_lam(Y, W, fraction=0.15):
+    """λ (reference scaling) whose lasso α = dλ/2 is a fraction of the typical largest correlation."""
+    return 2.0 * fraction * np.abs(Y @ W).max(axis=1).mean() / Y.shape[1]
+
+
+@pytest.mark.parametrize("problem", ["random_problem", "mnist_problem", "correlated_problem"])
+@pytest.mark.parametrize("positive", [True, False])
+@pytest.mark.parametrize("step", ["fixed", "lipschitz", "backtracking"])
+def test_linear_fista_minimises_the_sklearn_lasso(problem, positive, step, request):
+    """Reference-scaled λ ↔ lasso α = dλ/2: the minimiser is scikit-learn's (objective within 1e-5)."""
+    X, D = request.getfixturevalue(problem)
+    W = D.T  # (d, l)
+    d = X.shape[1]
+    lam = reference_lam(X, W)
+    alpha = lam_to_lasso_alpha(lam, d)
+    if step == "fixed":
+        step = 0.9 * d / (2 * np.linalg.eigvalsh(W.T @ W).max())
+    result = fista(
+        torch.tensor(X),
+        torch.tensor(W),
+        lam,
+        step=step,
+        max_iter=30_000,
+        tol=1e-10,
+        positive=positive,
+        record_energy=False,
+    )
+    reference = lasso_objective(X, D, sklearn_codes(X, W, alpha, positive), alpha)
+    ours = lasso_objective(X, D, result.codes, alpha)
+    assert abs(ours - reference) <= 1e-5 * reference
+    assert bool(result.converged.all())
+
+
+def test_result_fields_and_energy_trace(mnist_problem):
+    X, D = mnist_problem
+    Y, W = torch.tensor(X, dtype=torch.float32), torch.tensor(D.T, dtype=torch.float32)
+    lam = float(reference_lam(X, D.T))
+    result = fista(Y, W, lam, step="lipschitz")
+    assert isinstance(result, FistaResult)
+    assert result.codes.shape == (len(X), D.shape[0]) and result.codes.dtype == torch.float32
+    assert not result.codes.requires_grad and (result.codes >= 0).all()
+    assert result.n_iter.dtype == torch.int64 and result.n_iter.shape == (len(X),)
+    assert result.energy.dtype == torch.float64 and result.energy.device.type == "cpu"
+    assert len(result.energy) == int(result.n_iter.max())
+    # the last recorded energy is the SPEC §2.1 energy of the returned codes, computed here in numpy
+    Z = result.codes.double().numpy()
+    expected = (((X - Z @ D) ** 2).mean(axis=1) + lam * np.abs(Z).sum(axis=1)).sum()
+    assert result.energy[-1].item() == pytest.approx(expected, rel=1e-5)
+    assert result.energy[-1] < result.energy[0]
+
+
+@pytest.mark.parametrize("path", ["gram", "generic"])
+def test_frozen_samples_stop_moving(correlated_problem, path):
+    """A sample frozen at iteration k keeps exactly the same code whatever max_iter is (SPEC §2.2)."""
+    X, D = correlated_problem
+    Y = torch.tensor(X)
+    Y[0] = 0.0  # stays at zero: zero-safe freezing at the first iteration
+    W = torch.tensor(D.T)
+    lam = float(reference_lam(X, D.T))
+    extra = {"beta": 1e-3, "var_threshold": 0.01} if path == "generic" else {}
+    short = fista(Y, W, lam, step="lipschitz", max_iter=25, tol=1e-3, **extra)
+    long = fista(Y, W, lam, step="lipschitz", max_iter=400, tol=1e-3, **extra)
+    frozen = short.converged
+    assert frozen[0] and short.n_iter[0] == 1 and (short.codes[0] == 0).all()
+    assert 1 < int(frozen.sum()) < len(X)  # some froze early, some did not
+    assert torch.equal(short.codes[frozen], long.codes[frozen])
+    assert torch.equal(short.n_iter[frozen], long.n_iter[frozen])
+    assert (short.n_iter[~frozen] == 25).all() and not short.converged[~frozen].any()
+
+
+class TwoLayerDecoder(nn.Module):
+    """A smooth (tanh) one-hidden-layer decoder, so first-order optimality conditions are well defined."""
+
+    def __init__(self, l, d, hidden=32):
+        super().__init__()
+        self.hidden = nn.Linear(l, hidden)
+        self.out = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, codes):
+        return self.out(torch.tanh(self.hidden(codes)))
+
+
+def test_module_decoder_matches_linear_closed_form(mnist_problem):
+    X, D = mnist_problem
+    Y = torch.tensor(X)
+    W = torch.tensor(D.T)
+    linear = nn.Linear(D.shape[0], D.shape[1], bias=False).double()
+    with torch.no_grad():
+        linear.weight.copy_(W)
+    wrapped = nn.Sequential(linear)  # not an nn.Linear: goes through autograd
+    lam = float(reference_lam(X, D.T))
+    closed = fista(Y, W, lam, step="lipschitz", max_iter=2000, tol=1e-9)
+    autograd = fista(Y, wrapped, lam, step="lipschitz", max_iter=2000, tol=1e-9, n_components=D.shape[0])
+    torch.testing.assert_close(autograd.codes, closed.codes, rtol=0, atol=1e-6)
+    assert linear.weight.grad is None
+
+
+def test_module_lipschitz_estimate_equals_linear_one(random_problem):
+    _, D = random_problem
+    W = torch.tensor(D.T)
+    linear = nn.Linear(D.shape[0], D.shape[1], bias=False).double()
+    with torch.no_grad():
+        linear.weight.copy_(W)
+    d = D.shape[1]
+    Y = torch.zeros(4, d, dtype=torch.float64)
+    estimate = _ModuleSmooth(Y, nn.Sequential(linear), 0.0, None).lipschitz(
+        torch.rand(4, D.shape[0]).double()
+    )
+    exact = 1.01 * 2.0 / d * torch.linalg.eigvalsh(W.T @ W).max().item()
+    assert estimate == pytest.approx(exact, rel=1e-3)
+    assert power_iteration_max_eigenvalue(W.T @ W) == pytest.approx(
+        torch.linalg.eigvalsh(W.T @ W).max().item(), rel=1e-4
+    )
+
+
+def test_linear_with_bias_equals_dictionary_on_shifted_inputs(random_problem):
+    X, D = random_problem
+    linear = nn.Linear(D.shape[0], D.shape[1]).double()
+    Y = torch.tensor(X)
+    lam = float(reference_lam(X, D.T))
+    with_bias = fista(Y, linear, lam, step="lipschitz", tol=1e-8, max_iter=3000)
+    shifted = fista(
+        Y - linear.bias.detach(), linear.weight.detach(), lam, step="lipschitz", tol=1e-8, max_iter=3000
+    )
+    torch.testing.assert_close(with_bias.codes, shifted.codes)
+
+
+@pytest.mark.parametrize("positive", [True, False])
+@pytest.mark.parametrize("step", ["backtracking", "lipschitz"])
+def test_full_energy_optimality_with_hinge_and_encoder_term(positive, step):
+    """β, γ > 0 and a non-linear decoder: the result satisfies the L1 optimality conditions of the full
+    SPEC §2.1 energy, with the smooth gradient taken by autograd (independent of the closed forms)."""
+    torch.manual_seed(0)
+    n, l, d = 24, 6, 10
+    decoder = TwoLayerDecoder(l, d).double()
+    Y = torch.randn(n, d, dtype=torch.float64)
+    z_encoder = torch.rand(n, l, dtype=torch.float64) * 0.3
+    lam, beta, gamma, T = 0.01, 0.5, 0.5, 0.5
+    result = fista(
+        Y,
+        decoder,
+        lam,
+        z0=z_encoder,
+        step=step,
+        max_iter=5000,
+        tol=1e-10,
+        positive=positive,
+        beta=beta,
+        var_threshold=T,
+        gamma=gamma,
+    )
+    Z = result.codes.clone().requires_grad_(True)
+    smooth = (
+        ((Y - decoder(Z)) ** 2).mean(dim=1).sum()
+        + variance_hinge(Z, beta, T)
+        + gamma * ((Z - z_encoder) ** 2).mean(dim=1).sum()
+    )
+    (gradient,) = torch.autograd.grad(smooth, Z)
+    Z = Z.detach()
+    nonzero = Z != 0
+    scale = gradient.abs().max().item() + lam
+    if positive:
+        assert (Z >= 0).all()
+        assert torch.allclose(gradient[nonzero], torch.full_like(gradient[nonzero], -lam), atol=1e-5 * scale)
+        assert (gradient[~nonzero] >= -lam - 1e-5 * scale).all()
+    else:
+        assert torch.allclose(gradient[nonzero], -lam * torch.sign(Z[nonzero]), atol=1e-5 * scale)
+        assert (gradient[~nonzero].abs() <= lam + 1e-5 * scale).all()
+    assert nonzero.any() and (~nonzero).any()
+    assert variance_hinge(Z, beta, T) > 0  # the hinge is active, so the test exercises its gradient
+    assert bool(result.converged.all())
+    assert decoder.hidden.weight.grad is None
+
+
+def test_float32_and_float64_agree(mnist_problem):
+    X, D = mnist_problem
+    lam = float(reference_lam(X, D.T))
+    results = {}
+    for dtype in (torch.float32, torch.float64):
+        result = fista(
+            torch.tensor(X, dtype=dtype),
+            torch.tensor(D.T, dtype=dtype),
+            lam,
+            step="lipschitz",
+            max_iter=3000,
+            tol=1e-6,
+        )
+        assert result.codes.dtype == dtype
+        results[dtype] = lasso_objective(X, D, result.codes, lam_to_lasso_alpha(lam, X.shape[1]))
+    assert results[torch.float32] == pytest.approx(results[torch.float64], rel=1e-4)
+
+
+def test_empty_code_init_from_z0_and_zero_lambda():
+    """λ = 0 is allowed (the λ grid starts at 0): plain least squares, reached from a given z0."""
+    torch.manual_seed(1)
+    W = torch.randn(12, 4, dtype=torch.float64)
+    Y = torch.randn(5, 12, dtype=torch.float64)
+    result = fista(
+        Y,
+        W,
+        0.0,
+        z0=torch.ones(5, 4, dtype=torch.float64),
+        positive=False,
+        step="lipschitz",
+        max_iter=20_000,
+        tol=1e-12,
+    )
+    least_squares = torch.linalg.lstsq(W, Y.T).solution.T
+    torch.testing.assert_close(result.codes, least_squares, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"Y": torch.ones(6)}, "Y must be 2-D"),
+        ({"Y": torch.ones(0, 5)}, "Y is an empty batch"),
+        ({"Y": torch.full((3, 5), float("nan"))}, "Y contains NaN"),
+        ({"Y": torch.full((3, 5), float("inf"))}, "Y contains NaN or inf"),
+        ({"decoder": torch.ones(4, 2)}, "decoder has 4 rows"),
+        ({"decoder": torch.ones(5)}, "decoder tensor must be 2-D"),
+        ({"decoder": "W"}, "decoder must be"),
+        ({"lam": -0.1}, "lam must be"),
+        ({"lam": float("nan")}, "lam must be"),
+        ({"step": 0.0}, "step must be"),
+        ({"step": -1.0}, "step must be"),
+        ({"step": "newton"}, "step must be"),
+        ({"max_iter": 0}, "max_iter must be"),
+        ({"tol": -1.0}, "tol must be"),
+        ({"beta": -1.0}, "beta must be"),
+        ({"gamma": -1.0}, "gamma must be"),
+        ({"var_threshold": 0.0}, "var_threshold must be"),
+        ({"z0": torch.zeros(2, 2)}, "z0 has 2 rows"),
+        ({"z0": torch.zeros(3, 3)}, "z0 has l=3 columns"),
+        ({"gamma": 1.0}, "gamma > 0 needs"),
+        ({"z_encoder": torch.zeros(3, 5)}, "z_encoder must have shape"),
+        ({"decoder": nn.Sequential(nn.Linear(2, 5))}, "n_components"),
+        ({"decoder": nn.Sequential(nn.Linear(2, 4)), "n_components": 2}, "expected \\(1, 5\\)"),
+        ({"Y": torch.ones(1, 5), "beta": 1.0}, "at least 2 samples"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(change, match):
+    arguments = {"Y": torch.ones(3, 5), "decoder": torch.ones(5, 2), "lam": 0.1}
+    arguments.update(change)
+    Y, decoder, lam = arguments.pop("Y"), arguments.pop("decoder"), arguments.pop("lam")
+    with pytest.raises(ValueError, match=match):
+        fista(Y, decoder, lam, **arguments)

@@ -1,0 +1,134 @@
+"""sparsecoder.sparse_encode against scikit-learn's lasso (objective within 1e-5 relative)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+from sklearn.linear_model import Lasso
+
+from sparsecoder import sparse_encode
+from sparsecoder.inference import lasso_objective
+
+
+def sklearn_codes(X, D, alpha, positive):
+    """Tightly converged scikit-learn coordinate descent (Lasso scales its L1 weight by 1/n_features)."""
+    model = Lasso(
+        alpha=alpha / X.shape[1], fit_intercept=False, positive=positive, tol=1e-12, max_iter=200_000
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(D.T, X.T)
+    return np.atleast_2d(model.coef_)
+
+
+def alpha_for(X, D, fraction=0.15):
+    return float(fraction * np.abs(X @ D.T).max(axis=1).mean())
+
+
+@pytest.mark.parametrize("problem", ["random_problem", "mnist_problem", "correlated_problem"])
+@pytest.mark.parametrize("positive", [True, False])
+@pytest.mark.parametrize("step", ["adaptive", "lipschitz"])
+def test_objective_matches_sklearn_lasso(problem, positive, step, request):
+    X, D = request.getfixturevalue(problem)
+    alpha = alpha_for(X, D)
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, positive), alpha)
+    codes = sparse_encode(X, D, alpha=alpha, positive=positive, tol=1e-10, max_iter=50_000, step=step)
+    ours = lasso_objective(X, D, codes, alpha)
+    assert abs(ours - reference) <= 1e-5 * abs(reference)
+    if positive:
+        assert (codes >= 0).all()
+    assert np.mean(codes == 0) > 0.2  # the L1 term really produces exact zeros
+
+
+def test_default_settings_match_sklearn_sparse_encode(mnist_problem):
+    """Defaults (tol=1e-4) against scikit-learn's own sparse_encode(algorithm='lasso_cd')."""
+    X, D = mnist_problem
+    alpha = alpha_for(X, D)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha, max_iter=10_000)
+    ours = sparse_encode(X, D, alpha=alpha)
+    reference = lasso_objective(X, D, theirs, alpha)
+    assert lasso_objective(X, D, ours, alpha) <= reference * (1 + 1e-5)
+
+
+def test_fixed_step_plain_fista(random_problem):
+    X, D = random_problem
+    alpha = alpha_for(X, D)
+    L = np.linalg.eigvalsh(D @ D.T).max()
+    codes = sparse_encode(X, D, alpha=alpha, step=1.0 / L, tol=1e-10, max_iter=50_000)
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_in_numpy_out_keeps_dtype(mnist_problem, dtype):
+    X, D = mnist_problem
+    alpha = alpha_for(X, D)
+    codes, n_iter = sparse_encode(X.astype(dtype), D.astype(dtype), alpha=alpha, return_n_iter=True)
+    assert isinstance(codes, np.ndarray) and codes.dtype == dtype and codes.shape == (len(X), len(D))
+    assert n_iter.shape == (len(X),) and n_iter.min() >= 1
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    # float32 data: the optimum itself moves by float32 rounding of X and D
+    tolerance = 1e-4 if dtype == np.float32 else 1e-5
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= tolerance * reference
+
+
+def test_torch_in_torch_out(random_problem):
+    X, D = random_problem
+    alpha = alpha_for(X, D)
+    codes = sparse_encode(
+        torch.tensor(X, dtype=torch.float32), torch.tensor(D, dtype=torch.float32), alpha=alpha
+    )
+    assert (
+        isinstance(codes, torch.Tensor) and codes.dtype == torch.float32 and codes.shape == (len(X), len(D))
+    )
+    as_numpy = sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=alpha)
+    np.testing.assert_allclose(codes.numpy(), as_numpy, rtol=0, atol=1e-6)
+
+
+def test_warm_start_reaches_same_optimum(random_problem):
+    X, D = random_problem
+    alpha = alpha_for(X, D)
+    exact = sparse_encode(X, D, alpha=alpha, tol=1e-12, max_iter=20_000)
+    warm, n_iter = sparse_encode(X, D, alpha=alpha, init=exact, tol=1e-6, return_n_iter=True)
+    np.testing.assert_allclose(warm, exact, atol=1e-8)
+    assert n_iter.max() <= 2
+
+
+def test_zero_sample_gives_zero_code(random_problem):
+    X, D = random_problem
+    X = X.copy()
+    X[3] = 0.0
+    codes = sparse_encode(X, D, alpha=alpha_for(X, D))
+    assert np.all(codes[3] == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"X": np.ones(5)}, "X must be 2-D"),
+        ({"dictionary": np.ones((4, 7))}, "dictionary has 7 features"),
+        ({"X": np.ones((0, 6))}, "X is empty"),
+        ({"X": np.array([[np.nan] * 6])}, "X contains NaN"),
+        ({"X": np.array([[np.inf] * 6])}, "X contains NaN or inf"),
+        ({"alpha": 0.0}, "alpha must be"),
+        ({"alpha": -1.0}, "alpha must be"),
+        ({"step": 0.0}, "step must be"),
+        ({"step": -0.1}, "step must be"),
+        ({"step": "newton"}, "step must be"),
+        ({"max_iter": 0}, "max_iter must be"),
+        ({"tol": -1e-3}, "tol must be"),
+        ({"init": np.zeros((2, 3))}, "init must have shape"),
+        ({"dictionary": np.full((4, 6), np.nan)}, "dictionary contains NaN"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
+    arguments = {"X": np.ones((3, 6)), "dictionary": np.eye(4, 6), "alpha": 0.1}
+    arguments.update(kwargs)
+    X = arguments.pop("X")
+    dictionary = arguments.pop("dictionary")
+    with pytest.raises(ValueError, match=match):
+        sparse_encode(X, dictionary, **arguments)
