@@ -150,3 +150,20 @@ def test_short_run_of_each_mnist_preset_writes_every_artifact(tmp_path, name):
             if isinstance(module, torch.nn.Linear):
                 torch.testing.assert_close(module.weight.norm(dim=0), torch.ones(module.in_features),
                                            atol=1e-5, rtol=0)
+
+
+def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_path, capsys):
+    from sparsecoder import demo
+
+    out = tmp_path / "demo"
+    assert demo.main(["--out", str(out), "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("atoms.png", "encoder.png", "reconstructions.png"):
+        assert (out / name).is_file() and str((out / name).resolve()) in printed
+    assert "PSNR (dB)" in printed and "sparsity" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["data"].startswith("mnist")
+    before = (out / "metrics.json").stat().st_mtime_ns
+    assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "metrics.json").stat().st_mtime_ns == before
