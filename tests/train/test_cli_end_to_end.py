@@ -1,0 +1,53 @@
+"""The commands end to end on a real preset and the embedded MNIST subset: train, resume, evaluate, encode."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from sparsecoder.cli import main
+from sparsecoder.train import load_run
+from sparsecoder.train.logging import read_history_rows
+
+torch.set_num_threads(1)
+
+SMALL = ["limit=300", "fista_max_iter=30", "num_threads=1", "device=cpu"]
+
+
+def test_train_resume_evaluate_encode_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", "epochs=2", *SMALL]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((run / "metrics.json").read_text())
+    assert printed["epochs"] == 2 and printed["n_train"] == 300
+    assert 0.0 <= printed["sparsity"] <= 1.0 and np.isfinite(printed["psnr"])
+    for name in ("config.yaml", "history.csv", "model.safetensors", "checkpoint.pt", "atoms.png",
+                 "reconstructions.png", "history.png"):
+        assert (run / name).is_file(), name
+
+    # continue for one more epoch without repeating the --set values
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=3"]) == 0
+    capsys.readouterr()
+    assert [row["epoch"] for row in read_history_rows(run / "history.csv")] == [1, 2, 3]
+    after_resume = json.loads((run / "metrics.json").read_text())
+
+    # evaluate recomputes the same test metrics from the saved best weights
+    assert main(["evaluate", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out) == after_resume
+
+    # encode model-space rows with the run's encoder
+    config, model, data = load_run(run)
+    rows = data.test.x[:25].numpy()
+    np.save(tmp_path / "rows.npy", rows)
+    codes_path = tmp_path / "codes.npy"
+    assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(codes_path)]) == 0
+    codes = np.load(codes_path)
+    assert codes.shape == (25, config.n_components) and codes.dtype == np.float32
+    np.testing.assert_allclose(codes, model.encode(torch.from_numpy(rows)).numpy(), rtol=1e-5, atol=1e-6)
+    assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(codes_path)]) == 2
+    assert "exists" in capsys.readouterr().err
+    np.save(tmp_path / "wide.npy", np.zeros((2, 10), dtype=np.float32))
+    assert main(["encode", str(run), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "c2.npy")]) == 2
+    assert "784" in capsys.readouterr().err
