@@ -122,7 +122,7 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
         ax.tick_params(axis="y", length=0)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout(pad=0.1)
+    fig.tight_layout(pad=0.4)
     return _save(fig, path)
 
 
