@@ -51,3 +51,13 @@ def test_train_resume_evaluate_encode_from_the_command_line(tmp_path, capsys):
     np.save(tmp_path / "wide.npy", np.zeros((2, 10), dtype=np.float32))
     assert main(["encode", str(run), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "c2.npy")]) == 2
     assert "784" in capsys.readouterr().err
+
+
+def test_a_diverging_run_exits_3_naming_the_knobs(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "vdl-mnist", "--out", str(run), "--quiet", "--set", "epochs=2", "lr_decoder=1e30",
+                 *SMALL])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "diverged in epoch 1" in err and "lr_decoder=1e+30" in err and "fista_step=" in err
+    assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
