@@ -226,7 +226,7 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
                 title: str | None = None) -> Path:
     """Decoded images over an ``n × n`` grid of the latent plane ``[-span, span]²``.
 
-    ``decode_fn`` maps an (m, 2) float32 tensor of latents to (m, d) images (pixel space, shown on the
+    ``decode_fn`` maps an (m, 2) float32 CPU tensor of latents to (m, d) images (pixel space, shown on the
     grid's common range); row ``r`` of the picture has ``z_2`` decreasing from top to bottom, column ``c``
     has ``z_1`` increasing left to right.
     """
