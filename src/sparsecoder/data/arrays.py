@@ -1,0 +1,141 @@
+"""Any ``.npy``/``.npz`` file of vectors (e.g. network activations) as seeded train/val/test splits."""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+
+DATA_KEYS = ("x", "X", "data", "activations", "features")
+LABEL_KEYS = ("labels", "y")
+STANDARDIZE = ("none", "global", "feature")
+
+
+def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(vectors (n, d) float, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file.
+
+    ``.npz``: the data array is ``key`` if given, else the first of ``x, X, data, activations, features``
+    present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present.
+    Arrays of more than two axes are flattened per sample.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"array file {path} does not exist")
+    if path.suffix not in (".npy", ".npz"):
+        raise ValueError(f"{path}: expected a .npy or .npz file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arrays = {name: loaded[name] for name in loaded.files}
+        else:
+            arrays = None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: cannot read array file ({err}); the file is corrupt or truncated") \
+            from None
+    labels = None
+    if arrays is None:
+        if key is not None:
+            raise ValueError(f"{path}: option key applies to .npz files only")
+        data = loaded
+    else:
+        names = list(arrays)
+        if key is None:
+            present = [k for k in DATA_KEYS if k in arrays] or [k for k in names if k not in LABEL_KEYS]
+            if len(present) != 1 and not any(k in arrays for k in DATA_KEYS):
+                raise ValueError(f"{path}: cannot tell which array holds the vectors among {names}; "
+                                 "name it x (or pass the option key=NAME)")
+            key = present[0]
+        if key not in arrays:
+            raise ValueError(f"{path}: no array '{key}'; the file holds {names}")
+        data = arrays[key]
+        label_key = next((k for k in LABEL_KEYS if k in arrays and k != key), None)
+        if label_key is not None:
+            labels = arrays[label_key]
+    if data.ndim < 2 or len(data) < 3:
+        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+    data = data.reshape(len(data), -1).astype(np.float64)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise ValueError(
+            f"{path}: {int(bad.sum())} NaN/inf value(s) in {len(rows)} row(s) "
+            f"(first rows {rows[:5].tolist()}); clean the file first"
+        )
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{path}: labels must be integers of shape ({len(data)},), got {labels.dtype} "
+                             f"{labels.shape}")
+        labels = labels.astype(np.int64)
+    return data, labels
+
+
+def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
+                path: str | None = None, key: str | None = None, val_fraction: float = 0.1,
+                test_fraction: float = 0.1, standardize: str = "none",
+                image_shape: list[int] | None = None) -> DataSplits:
+    """Vectors from a ``.npy``/``.npz`` file (option ``path``, or ``data_dir`` naming the file).
+
+    Rows are shuffled (seeded) and split ``1 − val_fraction − test_fraction`` / ``val_fraction`` /
+    ``test_fraction``. ``standardize``: ``"none"``; ``"global"`` ``(x − μ)/σ`` with the scalar mean/std of
+    the training split; ``"feature"`` the same per column (σ = 1 where a column is constant). The inverse
+    is kept in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``) is only for plotting.
+    """
+    if path is not None and data_dir is not None and Path(path) != Path(data_dir):
+        raise ValueError("give the array file either as option path or as data_dir, not both")
+    source = path if path is not None else data_dir
+    if source is None:
+        raise ValueError("the arrays source needs a file: --set path=FILE.npz (or data_dir=FILE.npy)")
+    if standardize not in STANDARDIZE:
+        raise ValueError(f"standardize={standardize!r} is not allowed; choose one of {list(STANDARDIZE)}")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError("val_fraction + test_fraction must be < 1")
+    data, labels = read_array_file(Path(source), key)
+    n = len(data)
+    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
+    if n - n_val - n_test < 1:
+        raise ValueError(f"{source}: {n} rows are too few for the requested splits")
+    shape = None
+    if image_shape is not None:
+        shape = tuple(int(s) for s in image_shape)
+        if int(np.prod(shape)) != data.shape[1]:
+            raise ValueError(f"image_shape {shape} does not hold {data.shape[1]} values per row")
+    order = np.random.default_rng(seed).permutation(n)
+    index = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
+    if limit is not None:
+        index["train"] = index["train"][:limit]
+    train = data[index["train"]]
+    if standardize == "global":
+        offset, scale = train.mean(), train.std() or 1.0
+        description = f"(x − {offset:.4g}) / {scale:.4g} (training-split mean/std)"
+    elif standardize == "feature":
+        offset, scale = train.mean(axis=0), train.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        description = "(x − μ_j) / σ_j per feature (training split)"
+    else:
+        offset, scale, description = 0.0, 1.0, "none (values as stored)"
+    splits = {}
+    for key_ in ("train", "val", "test"):
+        x = (data[index[key_]] - offset) / scale
+        splits[key_] = Split(
+            x=torch.from_numpy(x.astype(np.float32)),
+            labels=None if labels is None else torch.from_numpy(labels[index[key_]]),
+            scale=torch.tensor(scale, dtype=torch.float32) if np.ndim(scale) else float(scale),
+            offset=torch.tensor(offset, dtype=torch.float32) if np.ndim(offset) else float(offset),
+        )
+    return DataSplits(
+        name=f"arrays ({source})", **splits, image_shape=shape, normalization=description,
+        n_classes=None if labels is None else int(labels.max()) + 1,
+        info={"path": str(source), "rows": n},
+    )

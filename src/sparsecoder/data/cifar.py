@@ -1,0 +1,115 @@
+"""CIFAR-10 luminance patches for family C (SPEC §5): python-pickle batches in a user folder."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.images import SPLITS, _check_patch_size, _split_counts, embedded_unit_patches
+
+TRAIN_BATCHES = tuple(f"data_batch_{k}" for k in range(1, 6))
+TEST_BATCH = "test_batch"
+LUMINANCE = np.array([0.299, 0.587, 0.114])
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One python-pickle batch: ``(images (n, 32, 32, 3) uint8, labels (n,) int64)``.
+
+    The file is a pickled dict with ``b"data"`` (n, 3072) uint8 — 1024 red, then green, then blue values
+    per row, row-major 32×32 — and ``b"labels"``.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read CIFAR batch ({err}); the file is corrupt or truncated") \
+            from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise ValueError(f"{path}: data {data.shape} / labels {labels.shape}; expected (n, 3072) and (n,)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8), labels
+
+
+def read_cifar_dir(directory: Path):
+    """``((train_images, train_labels), (test_images, test_labels))`` from the six CIFAR-10 batches."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"CIFAR-10 directory {directory} does not exist")
+    missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory}: missing CIFAR-10 batch file(s) {missing}; unpack cifar-10-python.tar.gz "
+            "(folder cifar-10-batches-py) and give that folder as data_dir"
+        )
+    parts = [read_cifar_batch(directory / name) for name in TRAIN_BATCHES]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return train, read_cifar_batch(directory / TEST_BATCH)
+
+
+def _luminance_patches(images: np.ndarray, patch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """One seeded ``patch_size²`` patch per image of ``0.299 R + 0.587 G + 0.114 B`` in [0, 1]."""
+    n, h, w, _ = images.shape
+    tops = rng.integers(0, h - patch_size + 1, size=n)
+    lefts = rng.integers(0, w - patch_size + 1, size=n)
+    rows = tops[:, None] + np.arange(patch_size)[None, :]
+    cols = lefts[:, None] + np.arange(patch_size)[None, :]
+    crops = images[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, p, p, 3)
+    return (crops.astype(np.float64) / 255.0 @ LUMINANCE).astype(np.float32).reshape(n, -1)
+
+
+def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
+                       patch_size: int = 12, n_val: int = 5000, n_train: int = 20000,
+                       n_test: int = 2000) -> DataSplits:
+    """CIFAR-10 luminance patches in [0, 1] (SPEC §5: Pyle's 12×12 patches, 25 latents).
+
+    With ``data_dir`` (the ``cifar-10-batches-py`` folder): one seeded ``patch_size²`` luminance patch
+    per image; the 50,000 training images are split ``50000 − n_val`` / ``n_val`` (seeded) and the test
+    split is the 10,000 ``test_batch`` images; labels are the image classes. ``n_train``/``n_test`` apply
+    only to the substitute. Without ``data_dir``: a **substitute** of grayscale patches in [0, 1] from the
+    embedded photographs (``n_train``/``n_val``/``n_test``, disjoint image regions per split, no labels).
+    ``limit`` caps the training split.
+    """
+    patch_size = _check_patch_size(patch_size)
+    if data_dir is None:
+        counts = _split_counts(n_train, n_val, n_test)
+        if limit is not None:
+            counts["train"] = min(counts["train"], limit)
+        splits, names = embedded_unit_patches(seed=seed, counts=counts, patch_size=patch_size)
+        return DataSplits(
+            name="cifar_patches (SUBSTITUTE: embedded photographs, not CIFAR-10)", **splits,
+            image_shape=(patch_size, patch_size),
+            normalization="substitute for CIFAR-10: grayscale photograph patches in [0, 1] (x/255), "
+                          "no labels; give data_dir for CIFAR-10",
+            info={"substitute": True, "images": names},
+        )
+    if patch_size > 32:
+        raise ValueError(f"patch_size {patch_size} is larger than the 32×32 CIFAR-10 images")
+    (train_images, train_labels), (test_images, test_labels) = read_cifar_dir(Path(data_dir))
+    if not isinstance(n_val, int) or not 1 <= n_val < len(train_images):
+        raise ValueError(f"n_val must be an integer in [1, {len(train_images) - 1}], got {n_val!r}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train_images))
+    index = {"train": order[n_val:], "val": order[:n_val]}
+    if limit is not None:
+        index["train"] = index["train"][:limit]
+    sources = {"train": (train_images, train_labels), "val": (train_images, train_labels),
+               "test": (test_images, test_labels)}
+    splits = {}
+    for key in SPLITS:
+        images, labels = sources[key]
+        pick = index.get(key, np.arange(len(images)))
+        x = _luminance_patches(images[pick], patch_size, rng)
+        splits[key] = Split(x=torch.from_numpy(x), labels=torch.from_numpy(labels[pick]))
+    return DataSplits(
+        name=f"cifar_patches ({data_dir})", **splits, image_shape=(patch_size, patch_size),
+        normalization="luminance 0.299R+0.587G+0.114B of x/255, in [0, 1]", n_classes=10,
+        info={"substitute": False, "patches_per_image": 1},
+    )

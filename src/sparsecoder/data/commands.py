@@ -1,0 +1,88 @@
+"""Sub-commands ``data list``, ``data show`` and ``data download`` of the ``sparsecoder`` command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_commands"]
+
+
+def add_commands(subparsers) -> None:
+    """Register ``sparsecoder data ...`` on the ``sparsecoder`` parser's ``subparsers``."""
+    data = subparsers.add_parser("data", help="list, inspect and download data sources",
+                                 description="Data sources of the registry (sparsecoder.data.load).")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data.set_defaults(func=lambda args: (data.print_help(), 1)[1])
+
+    p = sub.add_parser("list", help="print the registered data sources and their options")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser(
+        "show", help="write a grid of samples of a source to a PNG",
+        description="Load a source (seeded) and write a grid of samples of one split, in pixel space "
+                    "(Split.to_pixels), to --out; prints the source's description.",
+    )
+    p.add_argument("name", metavar="NAME", help="source name (see `sparsecoder data list`)")
+    p.add_argument("--out", required=True, type=Path, metavar="PNG", help="path of the grid image to write")
+    p.add_argument("--data-dir", default=None, help="user-supplied data (folder or file) for the source")
+    p.add_argument("--set", dest="options", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="source option, e.g. --set patch_size=16 n_train=1000 (YAML values)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("train", "val", "test"), default="train")
+    p.add_argument("-n", "--count", type=int, default=64, help="number of samples in the grid (default 64)")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser(
+        "download", help="download a full data set (MNIST) with MD5 verification",
+        description="Download the four MNIST IDX .gz files from the standard mirrors into --dir, verifying "
+                    "each file's MD5; then use it with data_dir=DIR.",
+    )
+    p.add_argument("dataset", choices=("mnist",))
+    p.add_argument("--dir", required=True, type=Path, metavar="DIR", help="folder to write the files into")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="base URL to try (repeatable); default: the standard mirrors")
+    p.set_defaults(func=_download)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sparsecoder.data import list_sources, source_options
+
+    for name, description, embedded in list_sources():
+        where = "embedded default" if embedded else "needs a file"
+        print(f"{name:18s} [{where}] {description}")
+        options = ", ".join(f"{k}={v!r}" for k, v in source_options(name).items())
+        print(f"{'':18s} options: {options or 'none'}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from sparsecoder.config import parse_overrides
+    from sparsecoder.data import load
+    from sparsecoder.viz import image_grid
+
+    if args.count < 1:
+        raise ValueError(f"--count must be >= 1, got {args.count}")
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"--out {args.out} must end in .png")
+    data = load(args.name, seed=args.seed, data_dir=args.data_dir, **parse_overrides(args.options))
+    split = getattr(data, args.split)
+    count = min(args.count, len(split))
+    pixels = split.to_pixels(split.x[:count], slice(0, count))
+    shape = data.image_shape
+    if shape is None:
+        # plain vectors: draw each as one row of pixels
+        shape = (1, data.dim)
+    image_grid(pixels, shape, args.out, normalize="each",
+               title=f"{args.name} ({args.split}, first {count})")
+    print(data.describe())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from sparsecoder.data.download import download_mnist
+
+    paths = download_mnist(args.dir, args.mirror, quiet=False)
+    print(f"{len(paths)} files in {args.dir}; use them with data_dir={args.dir}")
+    return 0

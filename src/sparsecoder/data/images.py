@@ -1,0 +1,420 @@
+"""Natural images: grayscale photographs, Olshausen–Field whitening, local contrast normalisation, patches.
+
+Sources (SPEC §2.8, §4, §6):
+
+* the photographs shipped inside scikit-image (``skimage.data``) and scikit-learn's two sample images
+  (default, offline);
+* a folder of JPEG/PNG files, searched recursively (ImageNet-style);
+* Olshausen's ``IMAGES.mat`` (key ``IMAGES``, ``H×W×k``, already whitened).
+
+Train/val/test patches come from **disjoint regions** of every image: each image is cut into square
+blocks (side ``2 × crop``, the last row/column of blocks absorbs the remainder) and each block is
+assigned to one split by a seeded shuffle, in proportion to the requested split sizes; a patch (crop)
+lies entirely inside one block, so no pixel is shared between splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+
+# skimage.data photographs that are part of the wheel (no download); motorcycle_left is the left view
+# of skimage.data.stereo_motorcycle().
+SKIMAGE_PHOTOS = (
+    "astronaut", "brick", "camera", "chelsea", "coffee", "grass", "gravel", "hubble_deep_field", "moon",
+    "motorcycle_left", "rocket", "coins", "clock",
+)
+LCN_WINDOW = 13
+LCN_SIGMA = 5.0
+LCN_BORDER = 2 * (LCN_WINDOW - 1)  # two valid convolutions remove 12 pixels each: crop = patch + 24
+LCN_MIN_STD = 0.5
+SPLITS = ("train", "val", "test")
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """Grayscale float64 in [0, 1] from uint8/bool/float (H×W, H×W×3 or H×W×4; alpha dropped).
+
+    Colour uses the ITU-R 601 luminance ``0.299 R + 0.587 G + 0.114 B``.
+    """
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.float64)
+    elif np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / float(np.iinfo(array.dtype).max)
+    else:
+        array = array.astype(np.float64)
+    if array.ndim == 3:
+        if array.shape[2] == 4:
+            array = array[..., :3]
+        if array.shape[2] != 3:
+            raise ValueError(f"image of shape {array.shape} is neither grayscale nor RGB(A)")
+        array = array @ np.array([0.299, 0.587, 0.114])
+    if array.ndim != 2:
+        raise ValueError(f"image of shape {array.shape} is neither grayscale nor RGB(A)")
+    return array
+
+
+def embedded_photographs() -> tuple[list[np.ndarray], list[str]]:
+    """The scikit-image and scikit-learn photographs as grayscale float64 images in [0, 1], with names."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    images, names = [], []
+    for name in SKIMAGE_PHOTOS:
+        if name == "motorcycle_left":
+            image = skimage.data.stereo_motorcycle()[0]
+        else:
+            image = getattr(skimage.data, name)()
+        images.append(to_grayscale(image))
+        names.append(f"skimage.data.{name}")
+    sample = load_sample_images()
+    for image, filename in zip(sample.images, sample.filenames, strict=True):
+        images.append(to_grayscale(image))
+        names.append(f"sklearn sample {Path(filename).name}")
+    return images, names
+
+
+def read_image_folder(directory: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Every JPEG/PNG under ``directory`` (recursive, sorted paths) as grayscale float64 in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image folder {directory} does not exist")
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(
+            f"image folder {directory} holds no JPEG/PNG images (searched recursively for "
+            f"{', '.join(sorted(set(s.lower() for s in IMAGE_SUFFIXES)))})"
+        )
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as handle:
+                handle.load()
+                images.append(to_grayscale(np.asarray(handle.convert("L"))))
+        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+            raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
+    return images, [str(p.relative_to(directory)) for p in paths]
+
+
+def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images)."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        content = scipy.io.loadmat(path)
+    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError… for broken files
+        raise ValueError(f"{path}: cannot read .mat file ({err}); the file is corrupt or truncated") from None
+    if "IMAGES" not in content:
+        keys = [k for k in content if not k.startswith("__")]
+        raise ValueError(f"{path}: no variable 'IMAGES' (found {keys}); expected Olshausen's IMAGES.mat")
+    stack = np.asarray(content["IMAGES"], dtype=np.float64)
+    if stack.ndim == 2:
+        stack = stack[:, :, None]
+    if stack.ndim != 3:
+        raise ValueError(f"{path}: IMAGES has shape {stack.shape}; expected H×W×k")
+    if not np.isfinite(stack).all():
+        raise ValueError(f"{path}: IMAGES contains NaN or inf")
+    return [stack[:, :, k].copy() for k in range(stack.shape[2])], [f"IMAGES[:, :, {k}]" for k in
+                                                                        range(stack.shape[2])]
+
+
+def read_images(data_dir: str | Path | None) -> tuple[list[np.ndarray], list[str], str]:
+    """(images, names, origin): embedded photographs, an ``IMAGES.mat`` file or an image folder."""
+    if data_dir is None:
+        images, names = embedded_photographs()
+        return images, names, "embedded"
+    path = Path(data_dir)
+    if path.suffix.lower() == ".mat":
+        images, names = read_olshausen_mat(path)
+        return images, names, "mat"
+    if not path.exists():
+        raise FileNotFoundError(f"data_dir {path} does not exist (give an image folder or IMAGES.mat file)")
+    if path.is_file():
+        raise ValueError(f"data_dir {path} is a file; give a folder of JPEG/PNG images or an IMAGES.mat file")
+    images, names = read_image_folder(path)
+    return images, names, "folder"
+
+
+# ------------------------------------------------------------------------------------------- whitening
+
+
+def whiten(image: np.ndarray, f0_fraction: float = 0.4) -> np.ndarray:
+    """Olshausen–Field whitening of one grayscale image (SPEC §4).
+
+    Multiplies the 2-D spectrum by ``R(f) = f · exp(−(f/f0)^4)`` with ``f`` the radial frequency and
+    ``f0 = 0.4·N`` cycles/image for an ``N×N`` image (200 for 512×512). Frequencies are measured in
+    cycles/pixel here (``f0 = f0_fraction`` cycles/pixel), which is the same filter for square images and
+    scales it naturally to rectangular ones. The image mean is removed first (``R(0) = 0``).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    fy = np.fft.fftfreq(image.shape[0])[:, None]
+    fx = np.fft.fftfreq(image.shape[1])[None, :]
+    f = np.sqrt(fx**2 + fy**2)
+    response = f * np.exp(-((f / f0_fraction) ** 4))
+    return np.real(np.fft.ifft2(np.fft.fft2(image - image.mean()) * response))
+
+
+# ------------------------------------------------------------------------------ local contrast normalisation
+
+
+def gaussian_window(size: int = LCN_WINDOW, sigma: float = LCN_SIGMA) -> torch.Tensor:
+    """Normalised ``size×size`` Gaussian window (sums to 1)."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    window = g[:, None] * g[None, :]
+    return window / window.sum()
+
+
+@dataclass
+class LCNResult:
+    """LCN output and the per-pixel affine inverse ``x_center = out · divisor + local_mean``."""
+
+    out: torch.Tensor  # (n, h − 24, w − 24)
+    divisor: torch.Tensor  # (n, h − 24, w − 24): max(σ_map, mean σ_map of the image, 1e−4)
+    local_mean: torch.Tensor  # (n, h − 24, w − 24): G ⋆ x, cropped to the output
+
+
+def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sigma: float = LCN_SIGMA,
+                             eps: float = 1e-4) -> LCNResult:
+    """Local contrast normalisation of SPEC §2.8 on a batch of images ``(n, h, w)``.
+
+    With ``G`` the normalised ``13×13`` Gaussian (σ = 5) and ``⋆`` a *valid* convolution::
+
+        m = G ⋆ x                       (h, w) → (h − 12, w − 12)
+        v = crop(x) − m
+        σ_map = sqrt(G ⋆ v²)            → (h − 24, w − 24)
+        out = crop(v) / max(σ_map, mean(σ_map), eps)
+
+    where ``mean(σ_map)`` is taken per image (the released code takes it over the batch, which makes a
+    patch depend on its batch-mates). 52×52 crops become 28×28 patches. The map is affine per pixel:
+    ``crop(x) = out · divisor + crop(m)``, which :class:`LCNResult` keeps for the inverse.
+    """
+    if images.dim() != 3:
+        raise ValueError(f"images must be (n, h, w), got shape {tuple(images.shape)}")
+    border = window - 1
+    if images.shape[1] <= 2 * border or images.shape[2] <= 2 * border:
+        raise ValueError(f"images {tuple(images.shape[1:])} are too small for LCN: need sides > {2 * border}")
+    g = gaussian_window(window, sigma)[window // 2]
+    g = g / g.sum()  # the 2-D window is separable: G = g gᵀ
+
+    def band(size: int) -> torch.Tensor:
+        # valid 1-D correlation with g as a (size, size − window + 1) banded matrix: fast BLAS on CPU/GPU
+        matrix = torch.zeros(size, size - window + 1, dtype=torch.float64)
+        for j in range(size - window + 1):
+            matrix[j:j + window, j] = g
+        return matrix.to(images.device, images.dtype)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return band(t.shape[1]).T @ t @ band(t.shape[2])
+
+    half = border // 2
+    local_mean = blur(images)
+    centred = images[:, half:-half, half:-half] - local_mean
+    local_std = torch.sqrt(blur(centred**2).clamp_min(0))
+    centred = centred[:, half:-half, half:-half]
+    mean_std = local_std.mean(dim=(1, 2), keepdim=True)
+    divisor = torch.maximum(torch.maximum(local_std, mean_std), torch.full_like(local_std, eps))
+    return LCNResult(out=centred / divisor, divisor=divisor, local_mean=local_mean[:, half:-half, half:-half])
+
+
+# ------------------------------------------------------------------------------------------ patch sampling
+
+
+def _split_counts(n_train: int, n_val: int, n_test: int) -> dict[str, int]:
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    for key, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"n_{key} must be a positive integer, got {value!r}")
+    return counts
+
+
+class RegionSampler:
+    """Seeded crops from disjoint image regions, one region set per split (see the module docstring)."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, counts: dict[str, int], seed: int):
+        self.images = images
+        self.crop = crop
+        usable = [i for i, image in enumerate(images) if min(image.shape) >= crop]
+        if not usable:
+            largest = max(images, key=lambda a: a.size).shape
+            raise ValueError(
+                f"patch crop {crop}×{crop} is larger than every image (largest {largest[0]}×{largest[1]}); "
+                "choose a smaller patch_size"
+            )
+        block = 2 * crop
+        blocks = []  # (image, top, left, height, width)
+        for i in usable:
+            h, w = images[i].shape
+            rows = [(r * block, block) for r in range(max(h // block, 1))]
+            cols = [(c * block, block) for c in range(max(w // block, 1))]
+            rows[-1] = (rows[-1][0], h - rows[-1][0])
+            cols[-1] = (cols[-1][0], w - cols[-1][0])
+            blocks += [(i, top, left, bh, bw) for top, bh in rows for left, bw in cols]
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(blocks))
+        if len(blocks) < 3:
+            raise ValueError(
+                f"the images give only {len(blocks)} region(s) of {block}×{block} pixels; train/val/test "
+                "need 3 disjoint regions: add images or choose a smaller patch_size"
+            )
+        total = sum(counts.values())
+        n_val = max(1, round(len(blocks) * counts["val"] / total))
+        n_test = max(1, round(len(blocks) * counts["test"] / total))
+        n_train = len(blocks) - n_val - n_test
+        if n_train < 1:
+            n_train, n_val, n_test = len(blocks) - 2, 1, 1
+        picked = {
+            "train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:],
+        }
+        self.regions = {key: [blocks[j] for j in sorted(idx)] for key, idx in picked.items()}
+        self.rng = rng
+
+    def sample(self, split: str, n: int) -> np.ndarray:
+        """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions."""
+        regions = self.regions[split]
+        positions = np.array([(bh - self.crop + 1) * (bw - self.crop + 1) for *_, bh, bw in regions], float)
+        which = self.rng.choice(len(regions), size=n, p=positions / positions.sum())
+        out = np.empty((n, self.crop, self.crop), dtype=np.float32)
+        for k, r in enumerate(which):
+            i, top, left, bh, bw = regions[r]
+            y = top + self.rng.integers(0, bh - self.crop + 1)
+            x = left + self.rng.integers(0, bw - self.crop + 1)
+            out[k] = self.images[i][y:y + self.crop, x:x + self.crop]
+        return out
+
+
+def _check_patch_size(patch_size) -> int:
+    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 2:
+        raise ValueError(f"patch_size must be an integer >= 2, got {patch_size!r}")
+    return patch_size
+
+
+def _labels_none(x: torch.Tensor, scale, offset) -> Split:
+    return Split(x=x, labels=None, scale=scale, offset=offset)
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
+                 n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 28,
+                 min_std: float = LCN_MIN_STD) -> DataSplits:
+    """Family A natural-image patches: global normalisation → LCN (SPEC §2.8).
+
+    Pixels in [0, 1] are normalised by the global mean and std of all images' pixels, ``(patch_size + 24)``
+    crops are drawn (seeded, disjoint regions per split), LCN maps them to ``patch_size²`` patches and only
+    patches with std ≥ ``min_std`` are kept. Each split keeps the per-patch inverse
+    ``pixels = x · (divisor·s) + (local_mean·s + μ)`` in ``Split.scale``/``Split.offset`` (n, d), so
+    ``split.to_pixels`` returns pixel space [0, 1]. ``limit`` caps ``n_train``. The paper used
+    200k/20k/20k ImageNet patches; the defaults build in a few seconds on a CPU.
+    """
+    patch_size = _check_patch_size(patch_size)
+    counts = _split_counts(n_train, n_val, n_test)
+    if limit is not None:
+        counts["train"] = min(counts["train"], limit)
+    images, names, origin = read_images(data_dir)
+    pixels = np.concatenate([image.ravel() for image in images])
+    mu, s = float(pixels.mean()), float(pixels.std())
+    if s <= 0:
+        raise ValueError("the images are constant (zero std); nothing to normalise")
+    # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
+    normalised = [((image - mu) / s).astype(np.float32) for image in images]
+    crop = patch_size + LCN_BORDER
+    sampler = RegionSampler(normalised, crop, counts, seed)
+    splits = {}
+    kept_fraction = {}
+    for key in SPLITS:
+        outs, scales, offsets, drawn, passed = [], [], [], 0, 0
+        need = counts[key]
+        while need > 0:
+            rate = max(passed / drawn, 0.05) if drawn else 0.5
+            batch = max(int(1.2 * need / rate), 256)
+            if drawn + batch > 50 * counts[key] + 10000:
+                raise ValueError(
+                    f"too few {key} patches pass the LCN std >= {min_std} filter ({passed} of {drawn} "
+                    "drawn); the images are too flat — lower min_std or use other images"
+                )
+            drawn += batch
+            result = local_contrast_normalize(torch.from_numpy(sampler.sample(key, batch)))
+            out = result.out.reshape(batch, -1)
+            keep = out.std(dim=1) >= min_std
+            passed += int(keep.sum())
+            outs.append(out[keep][:need])
+            scales.append((result.divisor.reshape(batch, -1) * s)[keep][:need])
+            offsets.append((result.local_mean.reshape(batch, -1) * s + mu)[keep][:need])
+            need -= len(outs[-1])
+        kept_fraction[key] = passed / drawn
+        splits[key] = _labels_none(torch.cat(outs), torch.cat(scales), torch.cat(offsets))
+    where = {"embedded": "skimage/sklearn photographs", "mat": f"{data_dir}", "folder": f"{data_dir}"}[origin]
+    return DataSplits(
+        name=f"patches ({where})", **splits, image_shape=(patch_size, patch_size),
+        normalization=(
+            f"grayscale [0,1] → (x − {mu:.4f}) / {s:.4f} (global) → LCN 13×13 Gaussian σ=5 "
+            f"({crop}→{patch_size}), patches with std ≥ {min_std}; to_pixels inverts both"
+        ),
+        info={"images": names, "origin": origin, "global_mean": mu, "global_std": s, "crop": crop,
+              "kept_fraction": kept_fraction,
+              "split_rule": f"disjoint {2 * crop}×{2 * crop} image regions per split (seeded)"},
+    )
+
+
+def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
+                          n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 16,
+                          variance: float = 0.1) -> DataSplits:
+    """Family B: patches of Olshausen–Field whitened images (SPEC §4).
+
+    Each grayscale image is whitened with ``R(f) = f·exp(−(f/f0)^4)``, ``f0 = 0.4·N`` cycles/image
+    (:func:`whiten`), then scaled to pixel variance ``variance`` (0.1, Olshausen's convention for
+    ``IMAGES.mat``). ``IMAGES.mat`` is already whitened and scaled and is used as stored. Seeded
+    ``patch_size²`` patches come from disjoint regions per split; ``to_pixels`` is the identity
+    (whitening is not inverted: samples live in whitened-image units).
+    """
+    patch_size = _check_patch_size(patch_size)
+    counts = _split_counts(n_train, n_val, n_test)
+    if limit is not None:
+        counts["train"] = min(counts["train"], limit)
+    if not (isinstance(variance, (int, float)) and variance > 0):
+        raise ValueError(f"variance must be a positive number, got {variance!r}")
+    images, names, origin = read_images(data_dir)
+    if origin == "mat":
+        whitened = [image.astype(np.float32) for image in images]
+        how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"
+    else:
+        whitened = []
+        for image in images:
+            w = whiten(image)
+            whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
+        how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
+    sampler = RegionSampler(whitened, patch_size, counts, seed)
+    splits = {key: _labels_none(torch.from_numpy(sampler.sample(key, counts[key]).reshape(counts[key], -1)),
+                                1.0, 0.0) for key in SPLITS}
+    return DataSplits(
+        name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
+        image_shape=(patch_size, patch_size), normalization=how,
+        info={"images": names, "origin": origin,
+              "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
+    )
+
+
+def embedded_unit_patches(*, seed: int, counts: dict[str, int], patch_size: int) -> tuple[dict[str, Split],
+                                                                                           list[str]]:
+    """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions."""
+    images, names = embedded_photographs()
+    sampler = RegionSampler([image.astype(np.float32) for image in images], patch_size, counts, seed)
+    return {key: _labels_none(torch.from_numpy(sampler.sample(key, counts[key]).reshape(counts[key], -1)),
+                              1.0, 0.0) for key in SPLITS}, names
