@@ -284,28 +284,27 @@ class RegionSampler:
         self.regions = {key: [blocks[j] for j in sorted(idx)] for key, idx in picked.items()}
         self.rng = rng
 
-    def sample(self, split: str, n: int) -> np.ndarray:
-        """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions."""
+    def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions, and
+        their positions ``(n, 3)``: image index, top row, left column."""
         regions = self.regions[split]
         positions = np.array([(bh - self.crop + 1) * (bw - self.crop + 1) for *_, bh, bw in regions], float)
         which = self.rng.choice(len(regions), size=n, p=positions / positions.sum())
         out = np.empty((n, self.crop, self.crop), dtype=np.float32)
+        where = np.empty((n, 3), dtype=np.int64)
         for k, r in enumerate(which):
             i, top, left, bh, bw = regions[r]
             y = top + self.rng.integers(0, bh - self.crop + 1)
             x = left + self.rng.integers(0, bw - self.crop + 1)
             out[k] = self.images[i][y:y + self.crop, x:x + self.crop]
-        return out
+            where[k] = (i, y, x)
+        return out, where
 
 
 def _check_patch_size(patch_size) -> int:
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 2:
         raise ValueError(f"patch_size must be an integer >= 2, got {patch_size!r}")
     return patch_size
-
-
-def _labels_none(x: torch.Tensor, scale, offset) -> Split:
-    return Split(x=x, labels=None, scale=scale, offset=offset)
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -337,9 +336,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     crop = patch_size + LCN_BORDER
     sampler = RegionSampler(normalised, crop, counts, seed)
     splits = {}
-    kept_fraction = {}
+    kept_fraction, crop_positions = {}, {}
     for key in SPLITS:
-        outs, scales, offsets, drawn, passed = [], [], [], 0, 0
+        outs, scales, offsets, positions, drawn, passed = [], [], [], [], 0, 0
         need = counts[key]
         while need > 0:
             rate = max(passed / drawn, 0.05) if drawn else 0.5
@@ -350,16 +349,19 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
                     "drawn); the images are too flat — lower min_std or use other images"
                 )
             drawn += batch
-            result = local_contrast_normalize(torch.from_numpy(sampler.sample(key, batch)))
+            crops, where = sampler.sample(key, batch)
+            result = local_contrast_normalize(torch.from_numpy(crops))
             out = result.out.reshape(batch, -1)
             keep = out.std(dim=1) >= min_std
             passed += int(keep.sum())
             outs.append(out[keep][:need])
             scales.append((result.divisor.reshape(batch, -1) * s)[keep][:need])
             offsets.append((result.local_mean.reshape(batch, -1) * s + mu)[keep][:need])
+            positions.append(where[keep.numpy()][:need])
             need -= len(outs[-1])
         kept_fraction[key] = passed / drawn
-        splits[key] = _labels_none(torch.cat(outs), torch.cat(scales), torch.cat(offsets))
+        crop_positions[key] = np.concatenate(positions)
+        splits[key] = Split(x=torch.cat(outs), scale=torch.cat(scales), offset=torch.cat(offsets))
     where = {"embedded": "skimage/sklearn photographs", "mat": f"{data_dir}", "folder": f"{data_dir}"}[origin]
     return DataSplits(
         name=f"patches ({where})", **splits, image_shape=(patch_size, patch_size),
@@ -368,7 +370,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
             f"({crop}→{patch_size}), patches with std ≥ {min_std}; to_pixels inverts both"
         ),
         info={"images": names, "origin": origin, "global_mean": mu, "global_std": s, "crop": crop,
-              "kept_fraction": kept_fraction,
+              "kept_fraction": kept_fraction, "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * crop}×{2 * crop} image regions per split (seeded)"},
     )
 
@@ -400,21 +402,28 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
             w = whiten(image)
             whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
         how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
-    sampler = RegionSampler(whitened, patch_size, counts, seed)
-    splits = {key: _labels_none(torch.from_numpy(sampler.sample(key, counts[key]).reshape(counts[key], -1)),
-                                1.0, 0.0) for key in SPLITS}
+    splits, crop_positions = _plain_patches(whitened, patch_size, counts, seed)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
-        info={"images": names, "origin": origin,
+        info={"images": names, "origin": origin, "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
     )
 
 
-def embedded_unit_patches(*, seed: int, counts: dict[str, int], patch_size: int) -> tuple[dict[str, Split],
-                                                                                           list[str]]:
-    """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions."""
+def _plain_patches(images: list[np.ndarray], patch_size: int, counts: dict[str, int], seed: int):
+    """Seeded patches as rows, no normalisation, and their crop positions, per split."""
+    sampler = RegionSampler(images, patch_size, counts, seed)
+    splits, positions = {}, {}
+    for key in SPLITS:
+        crops, positions[key] = sampler.sample(key, counts[key])
+        splits[key] = Split(x=torch.from_numpy(crops.reshape(counts[key], -1)))
+    return splits, positions
+
+
+def embedded_unit_patches(*, seed: int, counts: dict[str, int], patch_size: int):
+    """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions:
+    ``(splits, image names)``."""
     images, names = embedded_photographs()
-    sampler = RegionSampler([image.astype(np.float32) for image in images], patch_size, counts, seed)
-    return {key: _labels_none(torch.from_numpy(sampler.sample(key, counts[key]).reshape(counts[key], -1)),
-                              1.0, 0.0) for key in SPLITS}, names
+    splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, counts, seed)
+    return splits, names

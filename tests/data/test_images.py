@@ -1,0 +1,206 @@
+"""Natural images: LCN (SPEC §2.8) against scipy, its statistics and inverse; whitening; patch sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from PIL import Image
+from scipy.signal import correlate2d
+
+from sparsecoder.data import load
+from sparsecoder.data.images import gaussian_window, local_contrast_normalize, whiten
+from tests.data.helpers import write_png_folder
+
+BIG = ((220, 230), (210, 260), (240, 215))
+
+
+def _gaussian_13():
+    coords = np.arange(13) - 6.0
+    g = np.exp(-(coords**2) / 50.0)  # σ = 5
+    window = np.outer(g, g)
+    return window / window.sum()
+
+
+def test_gaussian_window_is_normalised_13x13_sigma5():
+    np.testing.assert_allclose(gaussian_window().numpy(), _gaussian_13(), atol=1e-15)
+
+
+def test_lcn_matches_a_direct_scipy_implementation():
+    rng = np.random.default_rng(0)
+    crops = rng.standard_normal((4, 52, 52)) * rng.uniform(0.01, 3, size=(4, 1, 1))
+    crops[3] = 0.0  # flat crop: divisor falls back to 1e-4
+    result = local_contrast_normalize(torch.from_numpy(crops))
+    G = _gaussian_13()
+    for k, x in enumerate(crops):
+        m = correlate2d(x, G, mode="valid")  # 52 → 40
+        v = x[6:-6, 6:-6] - m
+        sigma = np.sqrt(correlate2d(v**2, G, mode="valid"))  # 40 → 28
+        divisor = np.maximum(np.maximum(sigma, sigma.mean()), 1e-4)
+        expected = v[6:-6, 6:-6] / divisor
+        assert result.out[k].shape == (28, 28)
+        np.testing.assert_allclose(result.out[k].numpy(), expected, atol=1e-9)
+        np.testing.assert_allclose(result.divisor[k].numpy(), divisor, atol=1e-9)
+        # the inverse is affine per pixel: crop(x) = out · divisor + crop(m)
+        np.testing.assert_allclose((result.out[k] * result.divisor[k] + result.local_mean[k]).numpy(),
+                                   x[12:-12, 12:-12], atol=1e-9)
+
+
+def test_lcn_output_has_zero_local_mean_and_unit_local_std_in_contrasted_regions():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:160, :160]
+    envelope = 0.2 + 5 * (0.5 + 0.5 * np.sin(2 * np.pi * xx / 160) * np.cos(2 * np.pi * yy / 160))
+    image = rng.standard_normal((160, 160)) * envelope + 3 * np.sin(xx / 15.0)  # contrast varies 25×
+    out = local_contrast_normalize(torch.from_numpy(image[None])).out[0].numpy()
+    G = _gaussian_13()
+    local_mean = correlate2d(out, G, mode="valid")
+    local_std = np.sqrt(correlate2d(out**2, G, mode="valid"))
+    strong = (envelope >= 0.8 * envelope.max())[18:-18, 18:-18]  # out is offset 12, the window 6 more
+    assert strong.sum() > 300
+    # zero local mean up to the sampling noise of a ~300-pixel window (the input's local mean swings ±3)
+    assert np.abs(local_mean).mean() < 0.05 and np.abs(local_mean).max() < 0.25
+    assert abs(local_std[strong].mean() - 1) < 0.05
+    assert 0.85 < local_std[strong].min() and local_std[strong].max() < 1.15
+    # before LCN the local std follows the envelope (from ~0.2 to ~5)
+    raw_std = np.sqrt(correlate2d((image - correlate2d(image, G, "same")) ** 2, G, mode="valid"))
+    assert raw_std.max() / raw_std.min() > 10
+
+
+def _one_over_f_image(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    f = np.sqrt(np.fft.fftfreq(n)[:, None] ** 2 + np.fft.fftfreq(n)[None, :] ** 2)
+    amplitude = np.where(f > 0, 1 / np.maximum(f, 1e-12), 0.0)
+    phase = np.exp(2j * np.pi * rng.random((n, n)))
+    return np.real(np.fft.ifft2(amplitude * phase)), f
+
+
+def _radial_amplitude(image, f, bands):
+    spectrum = np.abs(np.fft.fft2(image))
+    return np.array([spectrum[(f >= lo) & (f < hi)].mean() for lo, hi in bands])
+
+
+def test_whitening_flattens_the_spectrum_of_a_one_over_f_image():
+    image, f = _one_over_f_image()
+    bands = [(lo, lo + 0.025) for lo in np.arange(0.025, 0.25, 0.025)]  # mid frequencies (cycles/pixel)
+    before = _radial_amplitude(image, f, bands)
+    after = _radial_amplitude(whiten(image), f, bands)
+    assert before.max() / before.min() > 5  # 1/f: falls by ~9× over the bands
+    assert after.max() / after.min() < 1.25  # whitened: roughly constant
+    # and the f0 = 0.4 cycles/pixel roll-off: near Nyquist the whitened amplitude drops
+    high = _radial_amplitude(whiten(image), f, [(0.45, 0.5)])
+    assert high[0] < 0.75 * after.mean()
+
+
+def _read(folder, names):
+    return [np.asarray(Image.open(folder / name), dtype=np.float64) / 255 for name in names]
+
+
+def test_lcn_patches_from_a_png_folder_round_trip_to_pixels(tmp_path):
+    write_png_folder(tmp_path, BIG)
+    data = load("patches", seed=0, data_dir=str(tmp_path), n_train=300, n_val=40, n_test=50)
+    assert (len(data.train), len(data.val), len(data.test)) == (300, 40, 50)
+    assert data.train.x.dtype == torch.float32 and data.train.x.shape == (300, 784)
+    assert data.image_shape == (28, 28) and data.info["crop"] == 52
+    assert data.train.scale.shape == (300, 784) and data.train.offset.shape == (300, 784)
+    images = _read(tmp_path, data.info["images"])
+    for key in ("train", "val", "test"):
+        split = getattr(data, key)
+        assert (split.x.std(dim=1) >= 0.5).all()
+        pixels = split.to_pixels(split.x).numpy()
+        for row, (i, top, left) in zip(pixels, data.info["crop_positions"][key], strict=True):
+            expected = images[i][top + 12:top + 40, left + 12:left + 40].ravel()
+            np.testing.assert_allclose(row, expected, atol=2e-5)
+    # to_pixels of a slice uses the rows' own inverse maps
+    np.testing.assert_allclose(data.val.to_pixels(data.val.x[5:9], slice(5, 9)).numpy(),
+                               data.val.to_pixels(data.val.x).numpy()[5:9], atol=1e-6)
+
+
+def test_patch_splits_come_from_disjoint_regions_and_are_seeded(tmp_path):
+    write_png_folder(tmp_path, BIG)
+    a = load("patches", seed=4, data_dir=str(tmp_path), n_train=200, n_val=30, n_test=30, patch_size=12)
+    b = load("patches", seed=4, data_dir=str(tmp_path), n_train=200, n_val=30, n_test=30, patch_size=12)
+    c = load("patches", seed=5, data_dir=str(tmp_path), n_train=200, n_val=30, n_test=30, patch_size=12)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.offset, b.test.offset)
+    assert not torch.equal(a.train.x, c.train.x)
+    assert a.train.x.shape == (200, 144) and a.info["crop"] == 36
+    covered = {}
+    for key in ("train", "val", "test"):
+        masks = [np.zeros(shape, bool) for shape in BIG]
+        for i, top, left in a.info["crop_positions"][key]:
+            masks[i][top:top + 36, left:left + 36] = True
+        covered[key] = masks
+    for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not any((m1 & m2).any() for m1, m2 in zip(covered[first], covered[second], strict=True))
+
+
+def test_embedded_photographs_patches():
+    data = load("patches", seed=0, n_train=200, n_val=20, n_test=20)
+    assert data.info["origin"] == "embedded" and len(data.info["images"]) >= 12
+    pixels = data.test.to_pixels(data.test.x)
+    assert pixels.min() >= -1e-4 and pixels.max() <= 1 + 1e-4
+
+
+def _write_mat(path, n_images=3, side=64, seed=0):
+    stack = np.random.default_rng(seed).standard_normal((side, side, n_images)) * 0.3
+    scipy.io.savemat(path, {"IMAGES": stack})
+    return stack
+
+
+def test_whitened_patches_from_images_mat_are_used_as_stored(tmp_path):
+    stack = _write_mat(tmp_path / "IMAGES.mat")
+    data = load("whitened_patches", seed=0, data_dir=str(tmp_path / "IMAGES.mat"), n_train=100, n_val=10,
+                n_test=10, patch_size=8)
+    assert data.train.x.shape == (100, 64) and data.image_shape == (8, 8)
+    assert "as stored" in data.normalization
+    for key in ("train", "test"):
+        split = getattr(data, key)
+        for row, (i, top, left) in zip(split.x.numpy(), data.info["crop_positions"][key], strict=True):
+            np.testing.assert_allclose(row, stack[top:top + 8, left:left + 8, i].ravel(), atol=1e-6)
+
+
+def test_whitened_patches_from_a_folder_have_the_documented_variance(tmp_path):
+    write_png_folder(tmp_path, BIG)
+    data = load("whitened_patches", seed=0, data_dir=str(tmp_path), n_train=2000, n_val=100, n_test=100)
+    assert data.train.x.shape == (2000, 256)
+    assert abs(data.train.x.var().item() - 0.1) < 0.02  # each whitened image scaled to variance 0.1
+
+
+def test_lcn_patches_from_images_mat_invert_to_the_stored_values(tmp_path):
+    stack = _write_mat(tmp_path / "IMAGES.mat", side=128)
+    data = load("patches", seed=0, data_dir=str(tmp_path / "IMAGES.mat"), n_train=50, n_val=10, n_test=10)
+    pixels = data.train.to_pixels(data.train.x).numpy()
+    for row, (i, top, left) in zip(pixels, data.info["crop_positions"]["train"], strict=True):
+        np.testing.assert_allclose(row, stack[top + 12:top + 40, left + 12:left + 40, i].ravel(), atol=1e-4)
+
+
+def test_image_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load("patches", data_dir=str(tmp_path / "missing"))
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "sub" / "notes.txt").write_text("no images")
+    with pytest.raises(ValueError, match="no JPEG/PNG images"):
+        load("patches", data_dir=str(tmp_path / "empty"))
+    write_png_folder(tmp_path / "small", ((40, 45), (30, 50), (44, 44)))
+    with pytest.raises(ValueError, match="larger than every image"):
+        load("patches", data_dir=str(tmp_path / "small"))
+    with pytest.raises(ValueError, match="larger than every image"):
+        load("whitened_patches", data_dir=str(tmp_path / "small"), patch_size=64)
+    broken = tmp_path / "broken"
+    write_png_folder(broken, BIG)
+    target = broken / "class0" / "img0.png"
+    target.write_bytes(target.read_bytes()[:200])
+    with pytest.raises(ValueError, match="img0.png.*corrupt or truncated"):
+        load("patches", data_dir=str(broken))
+    scipy.io.savemat(tmp_path / "other.mat", {"X": np.zeros((4, 4))})
+    with pytest.raises(ValueError, match="no variable 'IMAGES'"):
+        load("whitened_patches", data_dir=str(tmp_path / "other.mat"))
+    good = tmp_path / "IMAGES.mat"
+    _write_mat(good)
+    (tmp_path / "cut.mat").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load("whitened_patches", data_dir=str(tmp_path / "cut.mat"))
+    with pytest.raises(ValueError, match="patch_size must be an integer"):
+        load("patches", patch_size=0)
+    with pytest.raises(ValueError, match="n_val must be a positive integer"):
+        load("patches", n_val=0)

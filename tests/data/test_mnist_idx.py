@@ -1,0 +1,112 @@
+"""MNIST: IDX reader (gz, raw), full-set splits, embedded subset, normalise → inverse round trip, errors."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.data import load
+from sparsecoder.data.idx import read_idx
+from sparsecoder.data.mnist import embedded_mnist_path
+from tests.data.helpers import idx_bytes, write_mnist_dir
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_read_idx_gz_and_raw(tmp_path, gz):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = idx_bytes(array)
+    path = tmp_path / ("a.idx.gz" if gz else "a.idx")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    out = read_idx(path)
+    assert out.dtype == np.uint8 and out.shape == (2, 3, 4)
+    np.testing.assert_array_equal(out, array)
+
+
+def test_wrong_magic_number(tmp_path):
+    path = tmp_path / "bad"
+    path.write_bytes(b"\x12\x34\x08\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="magic number"):
+        read_idx(path)
+
+
+def test_truncated_idx(tmp_path):
+    raw = idx_bytes(np.zeros((5, 28, 28), np.uint8))
+    path = tmp_path / "short"
+    path.write_bytes(raw[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(path)
+
+
+def test_corrupt_gz(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros((5, 4), np.uint8)))[:-12])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_full_mnist_from_idx_dir(tmp_path, gz):
+    written = write_mnist_dir(tmp_path, n_train=120, n_test=20, gz=gz)
+    data = load("mnist", seed=3, data_dir=str(tmp_path))
+    # 55k/5k of 60k → 110/10 of 120; test = the official test file
+    assert (len(data.train), len(data.val), len(data.test)) == (110, 10, 20)
+    assert data.train.x.dtype == torch.float32 and data.train.x.shape == (110, 784)
+    assert data.train.labels.dtype == torch.int64 and data.image_shape == (28, 28) and data.n_classes == 10
+    train_images, train_labels = written["train"]
+    # every train/val row maps back (to_pixels) to exactly the written image with its label, disjointly
+    seen = []
+    for split in (data.train, data.val):
+        pixels = split.to_pixels(split.x).numpy() * 255
+        identity = np.rint(pixels[:, 0]).astype(int) + 256 * np.rint(pixels[:, 1]).astype(int)
+        np.testing.assert_allclose(pixels, train_images[identity].reshape(len(split), -1), atol=1e-3)
+        np.testing.assert_array_equal(split.labels.numpy(), train_labels[identity])
+        # model space is (x/255 − 0.1307)/0.3081 of the written bytes
+        expected = (train_images[identity].reshape(len(split), -1) / 255.0 - 0.1307) / 0.3081
+        np.testing.assert_allclose(split.x.numpy(), expected, atol=1e-5)
+        seen += identity.tolist()
+    assert sorted(seen) == list(range(120))
+    test_pixels = data.test.to_pixels(data.test.x).numpy() * 255
+    np.testing.assert_allclose(test_pixels, written["t10k"][0].reshape(20, -1), atol=1e-3)
+
+
+def test_full_mnist_seeded(tmp_path):
+    write_mnist_dir(tmp_path)
+    a, b = load("mnist", seed=1, data_dir=str(tmp_path)), load("mnist", seed=1, data_dir=str(tmp_path))
+    c = load("mnist", seed=2, data_dir=str(tmp_path))
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.val.labels, b.val.labels)
+    assert not torch.equal(a.train.x, c.train.x)
+    limited = load("mnist", seed=1, limit=7, data_dir=str(tmp_path))
+    assert len(limited.train) == 7 and torch.equal(limited.train.x, a.train.x[:7])
+
+
+def test_embedded_subset_splits_and_inverse():
+    data = load("mnist", seed=0)
+    sizes = (len(data.train), len(data.val), len(data.test))
+    assert sum(sizes) == 5000 and sizes == (5000 - 357 - 714, 357, 714)  # 55:5:10
+    table = np.loadtxt(embedded_mnist_path(), delimiter=",")
+    rows = {tuple(r) for r in table[:, :784].astype(np.uint8).tolist()}
+    pixels = np.rint(data.test.to_pixels(data.test.x).numpy() * 255).astype(np.uint8)
+    assert all(tuple(p) in rows for p in pixels.tolist())
+    unit = load("mnist", seed=0, normalize="unit")
+    np.testing.assert_allclose(unit.test.x.numpy(), data.test.to_pixels(data.test.x).numpy(), atol=1e-6)
+    assert torch.equal(unit.test.labels, data.test.labels)
+
+
+def test_missing_directory_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load("mnist", data_dir=str(tmp_path / "nope"))
+    write_mnist_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte.*download mnist"):
+        load("mnist", data_dir=str(tmp_path))
+
+
+def test_wrong_magic_in_mnist_dir(tmp_path):
+    write_mnist_dir(tmp_path, gz=False)
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(b"\x08\x00" + path.read_bytes()[2:])
+    with pytest.raises(ValueError, match="magic number"):
+        load("mnist", data_dir=str(tmp_path))
