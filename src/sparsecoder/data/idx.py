@@ -56,6 +56,8 @@ def find_idx_file(directory: Path, stem: str) -> Path:
 def read_mnist_idx_dir(directory: Path):
     """((train_images (n,784) uint8, train_labels), (test_images, test_labels)) from a folder of IDX files."""
     directory = Path(directory)
+    if directory.is_file():
+        raise NotADirectoryError(f"MNIST data_dir {directory} is a file; give the folder of the IDX files")
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory {directory} does not exist")
     arrays = {key: read_idx(find_idx_file(directory, stem)) for key, stem in MNIST_FILES.items()}

@@ -1,0 +1,177 @@
+"""CIFAR-10 pickle batches, synthetic sources with ground truth, .npy/.npz arrays."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.data import load
+
+
+def _write_cifar(folder, per_batch=20, seed=0, solid=False):
+    """Six CIFAR-10 python batches (dicts with b'data' (n, 3072) uint8, channel-major, and b'labels')."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        if solid:
+            colours = rng.integers(0, 256, size=(per_batch, 3, 1), dtype=np.uint8)
+            data = np.repeat(colours, 1024, axis=2).reshape(per_batch, 3072)
+        else:
+            data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=per_batch).tolist()
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, fh)
+        written[name] = (data, np.array(labels))
+    return written
+
+
+def test_cifar_luminance_patches_of_solid_colours(tmp_path):
+    written = _write_cifar(tmp_path, solid=True)
+    data = load("cifar_patches", seed=0, data_dir=str(tmp_path), n_val=10)
+    assert (len(data.train), len(data.val), len(data.test)) == (90, 10, 20)
+    assert data.train.x.shape == (90, 144) and data.train.x.dtype == torch.float32
+    assert data.image_shape == (12, 12) and data.n_classes == 10 and data.train.labels.dtype == torch.int64
+    data_, labels = written["test_batch"]
+    expected = (0.299 * data_[:, 0] + 0.587 * data_[:, 1024] + 0.114 * data_[:, 2048]) / 255
+    np.testing.assert_allclose(data.test.x.numpy(), np.repeat(expected[:, None], 144, axis=1), atol=1e-6)
+    np.testing.assert_array_equal(data.test.labels.numpy(), labels)
+
+
+def test_cifar_patches_are_windows_of_the_luminance_image(tmp_path):
+    written = _write_cifar(tmp_path, per_batch=6)
+    data = load("cifar_patches", seed=1, data_dir=str(tmp_path), n_val=3, patch_size=10)
+    raw = written["test_batch"][0].reshape(-1, 3, 32, 32).astype(np.float64)
+    luminance = (0.299 * raw[:, 0] + 0.587 * raw[:, 1] + 0.114 * raw[:, 2]) / 255
+    for k, row in enumerate(data.test.x.numpy()):
+        windows = np.lib.stride_tricks.sliding_window_view(luminance[k], (10, 10)).reshape(-1, 100)
+        assert np.abs(windows - row).max(axis=1).min() < 1e-6
+    again = load("cifar_patches", seed=1, data_dir=str(tmp_path), n_val=3, patch_size=10)
+    assert torch.equal(again.train.x, data.train.x)
+    assert not torch.equal(load("cifar_patches", seed=2, data_dir=str(tmp_path), n_val=3).train.labels,
+                           load("cifar_patches", seed=3, data_dir=str(tmp_path), n_val=3).train.labels)
+
+
+def test_cifar_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load("cifar_patches", data_dir=str(tmp_path / "none"))
+    _write_cifar(tmp_path / "c")
+    (tmp_path / "c" / "data_batch_3").unlink()
+    with pytest.raises(FileNotFoundError, match="data_batch_3"):
+        load("cifar_patches", data_dir=str(tmp_path / "c"))
+    _write_cifar(tmp_path / "d")
+    path = tmp_path / "d" / "test_batch"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match="test_batch.*corrupt or truncated"):
+        load("cifar_patches", data_dir=str(tmp_path / "d"))
+    with pytest.raises(ValueError, match="larger than the 32"):
+        load("cifar_patches", data_dir=str(tmp_path / "c"), patch_size=40)
+
+
+def test_cifar_substitute_without_data_dir_says_so():
+    data = load("cifar_patches", seed=0, n_train=100, n_val=20, n_test=20)
+    assert data.info["substitute"] is True and "substitute" in data.normalization.lower()
+    assert data.train.x.shape == (100, 144) and 0 <= data.train.x.min() and data.train.x.max() <= 1
+
+
+def test_synthetic_ground_truth():
+    data = load("synthetic", seed=0, dim=16, n_components=24, n_active=3, noise=0.0, n_train=200, n_val=20,
+                n_test=30)
+    D = data.true_dictionary
+    assert D.shape == (16, 24) and data.image_shape == (4, 4)
+    torch.testing.assert_close(D.norm(dim=0), torch.ones(24))
+    for key in ("train", "val", "test"):
+        codes = data.info["true_codes"][key]
+        split = getattr(data, key)
+        assert ((codes > 0).sum(dim=1) == 3).all() and (codes >= 0).all()
+        torch.testing.assert_close(split.x, codes @ D.T, atol=1e-5, rtol=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (200, 20, 30)
+    noisy = load("synthetic", seed=0, dim=16, n_components=24, n_active=3, noise=0.1, n_train=2000)
+    residual = noisy.train.x - noisy.info["true_codes"]["train"] @ noisy.true_dictionary.T
+    assert abs(residual.std().item() - 0.1) < 0.005
+    first, second = load("synthetic", seed=5, n_train=50), load("synthetic", seed=5, n_train=50)
+    assert torch.equal(first.train.x, second.train.x)
+    assert not torch.equal(first.train.x, load("synthetic", seed=6, n_train=50).train.x)
+
+
+def test_synthetic_pyle_patches():
+    data = load("synthetic_pyle", seed=0, noise=0.0, n_train=500)
+    D = data.true_dictionary
+    assert D.shape == (25, 5) and data.image_shape == (5, 5) and data.train.x.shape == (500, 25)
+    torch.testing.assert_close(D.norm(dim=0), torch.ones(5))
+    # without noise nothing is clipped: x = D c' exactly, entries in [0, 1]
+    torch.testing.assert_close(data.train.x, data.info["true_codes"]["train"] @ D.T, atol=1e-5, rtol=0)
+    noisy = load("synthetic_pyle", seed=0, n_train=500)
+    assert noisy.train.x.min() >= 0 and noisy.train.x.max() <= 1
+
+
+def test_synthetic_bad_options():
+    with pytest.raises(ValueError, match="n_active=9 exceeds n_components=4"):
+        load("synthetic", n_components=4, n_active=9)
+    with pytest.raises(ValueError, match="noise must be a finite number"):
+        load("synthetic", noise=float("nan"))
+    with pytest.raises(ValueError, match="takes no data_dir"):
+        load("synthetic_pyle", data_dir="somewhere")
+
+
+def test_arrays_npz_with_labels_and_feature_standardisation(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(200, 6)) * np.arange(1, 7)
+    y = rng.integers(0, 4, size=200)
+    np.savez(tmp_path / "acts.npz", x=x, labels=y)
+    data = load("arrays", seed=0, path=str(tmp_path / "acts.npz"), standardize="feature")
+    assert (len(data.train), len(data.val), len(data.test)) == (160, 20, 20)
+    assert data.train.x.dtype == torch.float32 and data.n_classes == 4 and data.image_shape is None
+    torch.testing.assert_close(data.train.x.mean(dim=0), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(data.train.x.std(dim=0, unbiased=False), torch.ones(6), atol=1e-5, rtol=0)
+    # the inverse recovers the stored rows, with their labels
+    found = []
+    for split in (data.train, data.val, data.test):
+        back = split.to_pixels(split.x).double().numpy()
+        distance = np.abs(back[:, None, :] - x[None, :, :]).max(axis=2)
+        nearest = distance.argmin(axis=1)
+        assert distance.min(axis=1).max() < 1e-4
+        np.testing.assert_array_equal(split.labels.numpy(), y[nearest])
+        found += nearest.tolist()
+    assert sorted(found) == list(range(200))
+    same = load("arrays", seed=0, path=str(tmp_path / "acts.npz"), standardize="feature")
+    assert torch.equal(same.val.x, data.val.x)
+
+
+def test_arrays_npy_via_data_dir_and_global_standardisation(tmp_path):
+    x = np.random.default_rng(1).normal(5.0, 3.0, size=(50, 4, 4)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    data = load("arrays", data_dir=str(tmp_path / "v.npy"), standardize="global", image_shape=[4, 4])
+    assert data.train.x.shape == (40, 16) and data.image_shape == (4, 4) and data.train.labels is None
+    assert abs(data.train.x.mean().item()) < 1e-5 and abs(data.train.x.std(unbiased=False).item() - 1) < 1e-5
+    splits = (data.train, data.val, data.test)
+    back = np.sort(np.concatenate([s.to_pixels(s.x).numpy().ravel() for s in splits]))
+    np.testing.assert_allclose(back, np.sort(x.ravel()), atol=1e-4)
+
+
+def test_arrays_errors(tmp_path):
+    x = np.ones((10, 3))
+    x[4, 1] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    with pytest.raises(ValueError, match="NaN/inf value.*rows \\[4\\]"):
+        load("arrays", path=str(tmp_path / "nan.npy"))
+    np.save(tmp_path / "ok.npy", np.ones((100, 8)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:300])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load("arrays", path=str(tmp_path / "cut.npy"))
+    np.savez(tmp_path / "ok.npz", x=np.ones((100, 8)))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:200])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load("arrays", path=str(tmp_path / "cut.npz"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load("arrays", path=str(tmp_path / "missing.npy"))
+    with pytest.raises(ValueError, match="needs a file"):
+        load("arrays")
+    np.savez(tmp_path / "two.npz", a=np.ones((10, 2)), b=np.ones((10, 2)))
+    with pytest.raises(ValueError, match="cannot tell which array"):
+        load("arrays", path=str(tmp_path / "two.npz"))
+    with pytest.raises(ValueError, match="standardize='zscore' is not allowed"):
+        load("arrays", path=str(tmp_path / "ok.npy"), standardize="zscore")
