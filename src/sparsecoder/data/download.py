@@ -84,6 +84,7 @@ def download_mnist(directory: str | Path, base_urls: list[str] | tuple[str, ...]
                 print(f"{target}: downloaded from {url}, MD5 verified")
             break
         else:
-            raise ValueError(f"could not download a verified {name}; nothing written for it:\n  "
+            stale = f" (the existing {target} has a wrong MD5; left as it was)" if target.exists() else ""
+            raise ValueError(f"could not download a verified {name}; nothing written for it{stale}:\n  "
                              + "\n  ".join(failures))
     return paths
