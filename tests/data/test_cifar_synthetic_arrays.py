@@ -95,6 +95,8 @@ def test_synthetic_ground_truth():
     first, second = load("synthetic", seed=5, n_train=50), load("synthetic", seed=5, n_train=50)
     assert torch.equal(first.train.x, second.train.x)
     assert not torch.equal(first.train.x, load("synthetic", seed=6, n_train=50).train.x)
+    limited = load("synthetic", seed=5, n_train=50, limit=20)
+    assert torch.equal(limited.train.x, first.train.x[:20]) and torch.equal(limited.test.x, first.test.x)
 
 
 def test_synthetic_pyle_patches():

@@ -61,6 +61,9 @@ def test_falls_back_to_the_next_mirror(served, tmp_path):
     md5s = _md5s(root / "good")
     download_mnist(tmp_path / "data", [f"{url}/missing/", f"{url}/good"], md5s=md5s)
     assert _md5s(tmp_path / "data") == md5s
+    # verified files already present are kept: no mirror is needed a second time
+    download_mnist(tmp_path / "data", [f"{url}/missing/"], md5s=md5s)
+    assert _md5s(tmp_path / "data") == md5s
 
 
 def test_corrupt_download_is_rejected_and_not_left_behind(served, tmp_path):

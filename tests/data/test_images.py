@@ -123,6 +123,10 @@ def test_patch_splits_come_from_disjoint_regions_and_are_seeded(tmp_path):
     c = load("patches", seed=5, data_dir=str(tmp_path), n_train=200, n_val=30, n_test=30, patch_size=12)
     assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.offset, b.test.offset)
     assert not torch.equal(a.train.x, c.train.x)
+    limited = load("patches", seed=4, data_dir=str(tmp_path), n_train=200, n_val=30, n_test=30, patch_size=12,
+                   limit=50)
+    assert len(limited.train) == 50  # the limit changes neither the regions nor the val/test patches
+    assert torch.equal(limited.val.x, a.val.x) and torch.equal(limited.test.x, a.test.x)
     assert a.train.x.shape == (200, 144) and a.info["crop"] == 36
     covered = {}
     for key in ("train", "val", "test"):

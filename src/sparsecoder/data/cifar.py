@@ -79,10 +79,9 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     """
     patch_size = _check_patch_size(patch_size)
     if data_dir is None:
-        counts = _split_counts(n_train, n_val, n_test)
-        if limit is not None:
-            counts["train"] = min(counts["train"], limit)
-        splits, names = embedded_unit_patches(seed=seed, counts=counts, patch_size=patch_size)
+        requested, counts = _split_counts(n_train, n_val, n_test, limit)
+        splits, names = embedded_unit_patches(seed=seed, requested=requested, counts=counts,
+                                              patch_size=patch_size)
         return DataSplits(
             name="cifar_patches (SUBSTITUTE: embedded photographs, not CIFAR-10)", **splits,
             image_shape=(patch_size, patch_size),

@@ -235,12 +235,16 @@ def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sig
 # ------------------------------------------------------------------------------------------ patch sampling
 
 
-def _split_counts(n_train: int, n_val: int, n_test: int) -> dict[str, int]:
-    counts = {"train": n_train, "val": n_val, "test": n_test}
-    for key, value in counts.items():
+def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None) -> tuple[dict, dict]:
+    """(requested split sizes, sizes to draw = requested with ``limit`` capping the training split)."""
+    requested = {"train": n_train, "val": n_val, "test": n_test}
+    for key, value in requested.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"n_{key} must be a positive integer, got {value!r}")
-    return counts
+    sizes = dict(requested)
+    if limit is not None:
+        sizes["train"] = min(sizes["train"], limit)
+    return requested, sizes
 
 
 class RegionSampler:
@@ -282,20 +286,21 @@ class RegionSampler:
             "train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:],
         }
         self.regions = {key: [blocks[j] for j in sorted(idx)] for key, idx in picked.items()}
-        self.rng = rng
+        # one stream per split: val/test patches do not change with n_train or limit
+        self.rngs = {key: np.random.default_rng([seed, k + 1]) for k, key in enumerate(SPLITS)}
 
     def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions, and
         their positions ``(n, 3)``: image index, top row, left column."""
-        regions = self.regions[split]
+        regions, rng = self.regions[split], self.rngs[split]
         positions = np.array([(bh - self.crop + 1) * (bw - self.crop + 1) for *_, bh, bw in regions], float)
-        which = self.rng.choice(len(regions), size=n, p=positions / positions.sum())
+        which = rng.choice(len(regions), size=n, p=positions / positions.sum())
         out = np.empty((n, self.crop, self.crop), dtype=np.float32)
         where = np.empty((n, 3), dtype=np.int64)
         for k, r in enumerate(which):
             i, top, left, bh, bw = regions[r]
-            y = top + self.rng.integers(0, bh - self.crop + 1)
-            x = left + self.rng.integers(0, bw - self.crop + 1)
+            y = top + rng.integers(0, bh - self.crop + 1)
+            x = left + rng.integers(0, bw - self.crop + 1)
             out[k] = self.images[i][y:y + self.crop, x:x + self.crop]
             where[k] = (i, y, x)
         return out, where
@@ -323,9 +328,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     200k/20k/20k ImageNet patches; the defaults build in a few seconds on a CPU.
     """
     patch_size = _check_patch_size(patch_size)
-    counts = _split_counts(n_train, n_val, n_test)
-    if limit is not None:
-        counts["train"] = min(counts["train"], limit)
+    requested, counts = _split_counts(n_train, n_val, n_test, limit)
     images, names, origin = read_images(data_dir)
     pixels = np.concatenate([image.ravel() for image in images])
     mu, s = float(pixels.mean()), float(pixels.std())
@@ -334,7 +337,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
     normalised = [((image - mu) / s).astype(np.float32) for image in images]
     crop = patch_size + LCN_BORDER
-    sampler = RegionSampler(normalised, crop, counts, seed)
+    sampler = RegionSampler(normalised, crop, requested, seed)
     splits = {}
     kept_fraction, crop_positions = {}, {}
     for key in SPLITS:
@@ -387,9 +390,7 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     (whitening is not inverted: samples live in whitened-image units).
     """
     patch_size = _check_patch_size(patch_size)
-    counts = _split_counts(n_train, n_val, n_test)
-    if limit is not None:
-        counts["train"] = min(counts["train"], limit)
+    requested, counts = _split_counts(n_train, n_val, n_test, limit)
     if not (isinstance(variance, (int, float)) and variance > 0):
         raise ValueError(f"variance must be a positive number, got {variance!r}")
     images, names, origin = read_images(data_dir)
@@ -402,7 +403,7 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
             w = whiten(image)
             whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
         how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
-    splits, crop_positions = _plain_patches(whitened, patch_size, counts, seed)
+    splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
@@ -411,9 +412,11 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     )
 
 
-def _plain_patches(images: list[np.ndarray], patch_size: int, counts: dict[str, int], seed: int):
-    """Seeded patches as rows, no normalisation, and their crop positions, per split."""
-    sampler = RegionSampler(images, patch_size, counts, seed)
+def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[str, int],
+                   counts: dict[str, int], seed: int):
+    """Seeded patches as rows, no normalisation, and their crop positions, per split (regions are assigned
+    in proportion to the ``requested`` sizes, ``counts`` patches are drawn)."""
+    sampler = RegionSampler(images, patch_size, requested, seed)
     splits, positions = {}, {}
     for key in SPLITS:
         crops, positions[key] = sampler.sample(key, counts[key])
@@ -421,9 +424,10 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, counts: dict[str, 
     return splits, positions
 
 
-def embedded_unit_patches(*, seed: int, counts: dict[str, int], patch_size: int):
+def embedded_unit_patches(*, seed: int, requested: dict[str, int], counts: dict[str, int], patch_size: int):
     """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions:
     ``(splits, image names)``."""
     images, names = embedded_photographs()
-    splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, counts, seed)
+    splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, requested, counts,
+                               seed)
     return splits, names

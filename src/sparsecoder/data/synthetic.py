@@ -46,21 +46,20 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = _nonnegative("noise", noise)
-    counts = _split_counts(n_train, n_val, n_test)
-    if limit is not None:
-        counts["train"] = min(counts["train"], limit)
+    requested, counts = _split_counts(n_train, n_val, n_test, limit)
     rng = np.random.default_rng(seed)
     dictionary = rng.standard_normal((dim, n_components))
     dictionary /= np.linalg.norm(dictionary, axis=0, keepdims=True)
     splits, codes = {}, {}
-    for key in SPLITS:
-        n = counts[key]
+    for k, key in enumerate(SPLITS):
+        rng = np.random.default_rng([seed, k + 1])  # one stream per split: val/test do not move with limit
+        n = requested[key]  # drawn in full, then cut to the limit: a limited train split is a prefix
         z = np.zeros((n, n_components))
         support = np.argsort(rng.random((n, n_components)), axis=1)[:, :n_active]
         np.put_along_axis(z, support, np.abs(rng.standard_normal((n, n_active))), axis=1)
         y = z @ dictionary.T + noise * rng.standard_normal((n, dim))
-        splits[key] = Split(x=torch.from_numpy(y.astype(np.float32)))
-        codes[key] = torch.from_numpy(z.astype(np.float32))
+        splits[key] = Split(x=torch.from_numpy(y[:counts[key]].astype(np.float32)))
+        codes[key] = torch.from_numpy(z[:counts[key]].astype(np.float32))
     return DataSplits(
         name="synthetic", **splits, image_shape=_square_shape(dim),
         normalization=f"none: y = W_true z_true + N(0, {noise}²), unit-norm atoms, {n_active} active codes",
@@ -88,19 +87,18 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     noise = _nonnegative("noise", noise)
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
-    counts = _split_counts(n_train, n_val, n_test)
-    if limit is not None:
-        counts["train"] = min(counts["train"], limit)
+    requested, counts = _split_counts(n_train, n_val, n_test, limit)
     rng = np.random.default_rng(seed)
     basis = rng.random((side * side, n_basis))
     norms = np.linalg.norm(basis, axis=0)
     splits, codes = {}, {}
-    for key in SPLITS:
-        n = counts[key]
+    for k, key in enumerate(SPLITS):
+        rng = np.random.default_rng([seed, k + 1])  # one stream per split: val/test do not move with limit
+        n = requested[key]
         c = rng.random((n, n_basis)) * (rng.random((n, n_basis)) < active_probability) / n_basis
         x = np.clip(c @ basis.T + noise * rng.standard_normal((n, side * side)), 0.0, 1.0)
-        splits[key] = Split(x=torch.from_numpy(x.astype(np.float32)))
-        codes[key] = torch.from_numpy((c * norms).astype(np.float32))
+        splits[key] = Split(x=torch.from_numpy(x[:counts[key]].astype(np.float32)))
+        codes[key] = torch.from_numpy((c * norms)[:counts[key]].astype(np.float32))
     return DataSplits(
         name="synthetic_pyle", **splits, image_shape=(side, side),
         normalization=f"none: values in [0, 1] (Σ c_k b_k / {n_basis} + N(0, {noise}²), clipped)",
