@@ -167,3 +167,15 @@ def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_pat
     assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "metrics.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("name", ["vdl-patches", "sdl-nl-patches"])
+def test_short_run_on_natural_image_patches_writes_the_artifacts(tmp_path, name):
+    out = tmp_path / name
+    overrides = {"epochs": 1, "limit": 300, "data_options": {"n_val": 100, "n_test": 100},
+                 "fista_max_iter": 25, "device": "cpu", "num_threads": 1}
+    metrics = train(name, out, overrides=overrides, progress=False)
+    for file in ("atoms.png", "encoder.png", "reconstructions.png", "metrics.json", "model.safetensors"):
+        assert (out / file).is_file(), file
+    assert metrics["n_train"] == 300 and metrics["data"].startswith("patches")
+    assert 0.0 <= metrics["sparsity"] <= 1.0 and metrics["psnr"] > 5.0
