@@ -208,3 +208,19 @@ def test_image_errors(tmp_path):
         load("patches", patch_size=0)
     with pytest.raises(ValueError, match="n_val must be a positive integer"):
         load("patches", n_val=0)
+
+
+def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path):
+    from sparsecoder.data.images import read_image_folder
+
+    write_png_folder(tmp_path, BIG)
+    deep = (np.arange(90 * 100, dtype=np.uint16).reshape(90, 100) * 7)
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    Image.fromarray(deep).save(tmp_path / "x" / "y" / "DEEP.PNG")
+    images, names = read_image_folder(tmp_path)
+    assert names[-1] == "x/y/DEEP.PNG" and len(names) == 4
+    np.testing.assert_allclose(images[-1], deep / 65535.0, atol=1e-12)
+    data = load("patches", seed=0, data_dir=str(tmp_path), n_train=50, n_val=10, n_test=10, max_images=2)
+    assert len(data.info["images"]) == 2 and set(data.info["images"]) < set(names)
+    with pytest.raises(ValueError, match="max_images must be a positive integer"):
+        load("patches", data_dir=str(tmp_path), max_images=0)

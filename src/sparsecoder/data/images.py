@@ -23,7 +23,7 @@ import torch
 
 from sparsecoder.data.base import DataSplits, Split
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 
 # skimage.data photographs that are part of the wheel (no download); motorcycle_left is the left view
 # of skimage.data.stereo_motorcycle().
@@ -84,25 +84,34 @@ def embedded_photographs() -> tuple[list[np.ndarray], list[str]]:
     return images, names
 
 
-def read_image_folder(directory: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Every JPEG/PNG under ``directory`` (recursive, sorted paths) as grayscale float64 in [0, 1]."""
+def read_image_folder(directory: Path, max_images: int | None = None,
+                      seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """Every JPEG/PNG under ``directory`` (recursive, sorted paths) as grayscale float64 in [0, 1].
+
+    ``max_images`` reads only a seeded random subset of that many files (for ImageNet-sized folders).
+    16-bit PNGs are scaled by 65535; other modes go through Pillow's ``convert("L")`` (ITU-R 601 luma).
+    """
     from PIL import Image, UnidentifiedImageError
 
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder {directory} does not exist")
-    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in IMAGE_SUFFIXES)
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ValueError(
-            f"image folder {directory} holds no JPEG/PNG images (searched recursively for "
-            f"{', '.join(sorted(set(s.lower() for s in IMAGE_SUFFIXES)))})"
-        )
+        raise ValueError(f"image folder {directory} holds no JPEG/PNG images (searched recursively for "
+                         f"{', '.join(IMAGE_SUFFIXES)})")
+    if max_images is not None and len(paths) > max_images:
+        chosen = np.random.default_rng(seed).choice(len(paths), size=max_images, replace=False)
+        paths = [paths[i] for i in sorted(chosen)]
     images = []
     for path in paths:
         try:
             with Image.open(path) as handle:
                 handle.load()
-                images.append(to_grayscale(np.asarray(handle.convert("L"))))
+                if handle.mode.startswith("I;16"):
+                    images.append(np.asarray(handle, dtype=np.float64) / 65535.0)
+                else:
+                    images.append(to_grayscale(np.asarray(handle.convert("L"))))
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
     return images, [str(p.relative_to(directory)) for p in paths]
@@ -133,7 +142,8 @@ def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
                                                                         range(stack.shape[2])]
 
 
-def read_images(data_dir: str | Path | None) -> tuple[list[np.ndarray], list[str], str]:
+def read_images(data_dir: str | Path | None, max_images: int | None = None,
+                seed: int = 0) -> tuple[list[np.ndarray], list[str], str]:
     """(images, names, origin): embedded photographs, an ``IMAGES.mat`` file or an image folder."""
     if data_dir is None:
         images, names = embedded_photographs()
@@ -146,7 +156,7 @@ def read_images(data_dir: str | Path | None) -> tuple[list[np.ndarray], list[str
         raise FileNotFoundError(f"data_dir {path} does not exist (give an image folder or IMAGES.mat file)")
     if path.is_file():
         raise ValueError(f"data_dir {path} is a file; give a folder of JPEG/PNG images or an IMAGES.mat file")
-    images, names = read_image_folder(path)
+    images, names = read_image_folder(path, max_images, seed)
     return images, names, "folder"
 
 
@@ -306,6 +316,13 @@ class RegionSampler:
         return out, where
 
 
+def _check_max_images(max_images) -> int | None:
+    if max_images is not None and (not isinstance(max_images, int) or isinstance(max_images, bool)
+                                   or max_images < 1):
+        raise ValueError(f"max_images must be a positive integer or null, got {max_images!r}")
+    return max_images
+
+
 def _check_patch_size(patch_size) -> int:
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 2:
         raise ValueError(f"patch_size must be an integer >= 2, got {patch_size!r}")
@@ -317,19 +334,20 @@ def _check_patch_size(patch_size) -> int:
 
 def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                  n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 28,
-                 min_std: float = LCN_MIN_STD) -> DataSplits:
+                 min_std: float = LCN_MIN_STD, max_images: int | None = None) -> DataSplits:
     """Family A natural-image patches: global normalisation → LCN (SPEC §2.8).
 
     Pixels in [0, 1] are normalised by the global mean and std of all images' pixels, ``(patch_size + 24)``
     crops are drawn (seeded, disjoint regions per split), LCN maps them to ``patch_size²`` patches and only
-    patches with std ≥ ``min_std`` are kept. Each split keeps the per-patch inverse
+    patches with std ≥ ``min_std`` are kept. ``max_images`` reads a seeded subset of an image folder.
+    Each split keeps the per-patch inverse
     ``pixels = x · (divisor·s) + (local_mean·s + μ)`` in ``Split.scale``/``Split.offset`` (n, d), so
     ``split.to_pixels`` returns pixel space [0, 1]. ``limit`` caps ``n_train``. The paper used
     200k/20k/20k ImageNet patches; the defaults build in a few seconds on a CPU.
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
-    images, names, origin = read_images(data_dir)
+    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
     pixels = np.concatenate([image.ravel() for image in images])
     mu, s = float(pixels.mean()), float(pixels.std())
     if s <= 0:
@@ -380,20 +398,21 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
 
 def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                           n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 16,
-                          variance: float = 0.1) -> DataSplits:
+                          variance: float = 0.1, max_images: int | None = None) -> DataSplits:
     """Family B: patches of Olshausen–Field whitened images (SPEC §4).
 
     Each grayscale image is whitened with ``R(f) = f·exp(−(f/f0)^4)``, ``f0 = 0.4·N`` cycles/image
     (:func:`whiten`), then scaled to pixel variance ``variance`` (0.1, Olshausen's convention for
     ``IMAGES.mat``). ``IMAGES.mat`` is already whitened and scaled and is used as stored. Seeded
     ``patch_size²`` patches come from disjoint regions per split; ``to_pixels`` is the identity
-    (whitening is not inverted: samples live in whitened-image units).
+    (whitening is not inverted: samples live in whitened-image units). ``max_images`` reads a seeded
+    subset of an image folder.
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
     if not (isinstance(variance, (int, float)) and variance > 0):
         raise ValueError(f"variance must be a positive number, got {variance!r}")
-    images, names, origin = read_images(data_dir)
+    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
     if origin == "mat":
         whitened = [image.astype(np.float32) for image in images]
         how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"
