@@ -208,6 +208,8 @@ def test_image_errors(tmp_path):
         load("patches", patch_size=0)
     with pytest.raises(ValueError, match="n_val must be a positive integer"):
         load("patches", n_val=0)
+    with pytest.raises(ValueError, match="min_std must be a number"):
+        load("patches", min_std=-1)
 
 
 def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path):

@@ -347,6 +347,8 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    if isinstance(min_std, bool) or not isinstance(min_std, (int, float)) or not 0 <= min_std < 10:
+        raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
     pixels = np.concatenate([image.ravel() for image in images])
     mu, s = float(pixels.mean()), float(pixels.std())
