@@ -21,7 +21,11 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     from sparsecoder import __version__
 
-    parser = argparse.ArgumentParser(prog="sparsecoder", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sparsecoder",
+        description="Sparse coding, dictionary learning and sparse VAEs: train presets, evaluate runs, "
+        "encode arrays, inspect data.",
+    )
     parser.add_argument("--version", action="version", version=f"sparsecoder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
