@@ -1,0 +1,100 @@
+"""The VAE model: config validation, fresh noise, unit-norm decoder, evaluation on a known case."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from sparsecoder.config import ConfigError, from_dict, load_preset
+from sparsecoder.data import load
+from sparsecoder.models.vae import VAE, VAEConfig
+
+
+def _data(n=300):
+    return load("synthetic_pyle", seed=0, n_train=n, n_val=60, n_test=60)
+
+
+def _model(**overrides):
+    cfg = {"data": "synthetic_pyle", "n_latents": 10, "encoder": "pyle", "decoder": "pyle",
+           "likelihood": "bce", "prior": "gaussian", "prior_scale": 1.0, "encoder_hidden": 32,
+           "decoder_hidden": 32, "eval_samples": 5, "device": "cpu", **overrides}
+    config = from_dict(VAEConfig, cfg)
+    return VAE.from_config(config, _data())
+
+
+def test_fresh_noise_every_step():
+    model = _model()
+    batch = _data().train.x[:50]
+    torch.manual_seed(0)
+    nll1, kl1 = model.loss_terms(batch)
+    nll2, kl2 = model.loss_terms(batch)
+    assert not torch.equal(nll1, nll2)  # the reparameterised sample changed
+    assert torch.equal(kl1, kl2)  # analytic KL has no noise
+
+
+def test_monte_carlo_kl_noise_is_fresh_too():
+    model = _model(prior="laplace", kl="monte_carlo")
+    batch = _data().train.x[:50]
+    _, kl1 = model.loss_terms(batch)
+    _, kl2 = model.loss_terms(batch)
+    assert not torch.equal(kl1, kl2)
+
+
+def test_unit_norm_columns_hold_after_training_steps():
+    data = load("whitened_patches", seed=0, n_train=300, n_val=50, n_test=50, patch_size=8)
+    config = from_dict(VAEConfig, {"data": "whitened_patches", "n_latents": 80, "encoder": "resnet",
+                                   "encoder_hidden": 32, "unit_norm_decoder": True, "beta": 0.5,
+                                   "device": "cpu", "lr": 1e-2})
+    model = VAE.from_config(config, data)
+    for start in range(0, 300, 50):
+        model.training_step(data.train.x[start:start + 50])
+    norms = model.decoder.weight.norm(dim=0)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    # without the switch the columns drift away from unit norm
+    free = VAE.from_config(dataclasses.replace(config, unit_norm_decoder=False), data)
+    for start in range(0, 300, 50):
+        free.training_step(data.train.x[start:start + 50])
+    assert not torch.allclose(free.decoder.weight.norm(dim=0), torch.ones(80), atol=1e-3)
+
+
+def test_gaussian_likelihood_matches_torch_normal():
+    model = _model(decoder="linear", likelihood="gaussian", likelihood_sigma=0.3, encoder="mlp")
+    x = torch.randn(4, 25)
+    out = torch.randn(4, 25)
+    ref = -torch.distributions.Normal(out, 0.3).log_prob(x).sum(dim=1)
+    assert torch.allclose(model.reconstruction_nll(x, out), ref, atol=1e-4)
+
+
+def test_evaluate_reports_every_metric_and_active_units_by_std():
+    model = _model()
+    data = _data()
+    metrics = model.evaluate(data)
+    for key in ("mse", "mse_std", "active_units", "active_units_max", "n_latents", "elbo", "kl_per_latent",
+                "decoder_norm_active", "decoder_norm_inactive"):
+        assert key in metrics
+    codes = model.encode(data.test.x)
+    assert metrics["active_units"] == int((codes.std(dim=0) > 0.5).sum())
+    assert len(metrics["kl_per_latent"]) == 10
+    assert metrics["mse_std"] > 0  # 5 different posterior samples
+    assert abs(metrics["kl"] - sum(metrics["kl_per_latent"])) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [({"posterior": "cauchy", "prior": "laplace", "kl": "analytic"}, "kl"),
+     ({"unit_norm_decoder": True, "decoder": "pyle"}, "unit_norm_decoder"),
+     ({"likelihood": "bce", "decoder": "linear"}, "likelihood"),
+     ({"prior_scale": 0.0}, "prior_scale"),
+     ({"prior": "student"}, "prior")],
+)
+def test_bad_configs_name_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        load_preset("svae-patches", overrides)
+
+
+def test_bad_rows_are_rejected():
+    model = _model()
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(torch.full((2, 25), float("nan")))
+    with pytest.raises(ValueError, match="25"):
+        model.encode(torch.zeros(2, 7))
