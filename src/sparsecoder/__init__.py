@@ -1,7 +1,30 @@
-"""sparsecoder: sparse coding, dictionary learning and sparse VAEs in PyTorch."""
+"""sparsecoder: sparse coding, dictionary learning and sparse VAEs in PyTorch.
+
+The public API; documentation imports only from here::
+
+    from sparsecoder import sparse_encode, fista, train, load_run, load_data, load_preset
+"""
 
 __version__ = "0.1.0"
 
-from sparsecoder.inference import FistaResult as FistaResult  # noqa: E402
-from sparsecoder.inference import fista as fista  # noqa: E402
-from sparsecoder.inference import sparse_encode as sparse_encode  # noqa: E402
+from sparsecoder.config import load_preset  # noqa: E402
+from sparsecoder.data import load as load_data  # noqa: E402
+from sparsecoder.inference import FistaResult, fista, sparse_encode  # noqa: E402
+from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig  # noqa: E402
+from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
+from sparsecoder.train import load_run, train  # noqa: E402
+
+__all__ = [
+    "FistaResult",
+    "SparseAutoencoder",
+    "SparseAutoencoderConfig",
+    "VAE",
+    "VAEConfig",
+    "fista",
+    "load_data",
+    "load_preset",
+    "load_run",
+    "sparse_encode",
+    "train",
+    "__version__",
+]
