@@ -35,6 +35,7 @@ from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 from sparsecoder.inference.fista import fista
+from sparsecoder.models.common import check_rows, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
@@ -155,19 +156,6 @@ class SparseAutoencoderConfig(CommonConfig):
                   "the linear decoder has no hidden bias b1; set weight_decay_hidden_bias=0 or decoder=mlp")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
-    return device
-
-
 class SparseAutoencoder(nn.Module):
     r"""LISTA encoder (optional) + linear / one-hidden-layer decoder trained with FISTA targets.
 
@@ -281,12 +269,7 @@ class SparseAutoencoder(nn.Module):
         )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_features:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{name} must be a 2-D tensor (n, {self.n_features}), got {shape}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-        return x.to(self.device, torch.float32)
+        return check_rows(x, self.n_features, self.device, name)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,13 +23,13 @@ from torch import nn
 
 from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.models.common import check_rows, resolve_device
 from sparsecoder.models.distributions import (
     ANALYTIC_PAIRS,
     Posterior,
     kl_divergence,
     sample_prior,
 )
-from sparsecoder.models.sparse_autoencoder import resolve_device
 from sparsecoder.nn.constraints import unit_norm_columns_
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 
@@ -157,12 +157,7 @@ class VAE(nn.Module):
         return self.reconstruction_nll(x, self.decoder_output(z)), self.kl(q).sum(dim=-1)
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_features:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{name} must be a 2-D tensor (n, {self.n_features}), got {shape}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-        return x.to(self.device, torch.float32)
+        return check_rows(x, self.n_features, self.device, name)
 
     # ------------------------------------------------------------------------------------------
     # trainer protocol

@@ -1,0 +1,28 @@
+"""Pieces both model families share: device resolution and input-row validation."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
+    return device
+
+
+def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> torch.Tensor:
+    """``x`` as float32 rows on ``device``, after checking it is a finite ``(n, n_features)`` tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x.to(device, torch.float32)
