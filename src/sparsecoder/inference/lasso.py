@@ -68,6 +68,7 @@ def fista_gram_adaptive(
     positive: bool,
     max_iter: int,
     tol: float,
+    stats: dict | None = None,
 ):
     r"""FISTA with a per-sample step that may grow, for quadratic-plus-L1 problems in Gram form.
 
@@ -85,6 +86,12 @@ def fista_gram_adaptive(
     ``(m, l) × (l, l)`` product plus one for the rows that had to shrink their step. A sample freezes once
     ``||z^{k+1} − z^k|| ≤ tol·||z^k||``; frozen rows leave the working set.
 
+    Parameters
+    ----------
+    stats : dict, optional
+        When given, ``stats["gram_row_products"]`` receives the number of rows multiplied by ``G`` (for
+        throughput accounting: each costs ``2 l²`` flops).
+
     Returns
     -------
     codes, n_iter, converged
@@ -98,6 +105,7 @@ def fista_gram_adaptive(
     current = z0.clone()
     previous = current
     current_gram = current @ gram
+    row_products = [n]
     previous_gram = current_gram
     targets = linear_term
     current_norm = torch.linalg.vector_norm(current, dim=1)
@@ -117,6 +125,7 @@ def fista_gram_adaptive(
             shrink = threshold * eta_new
             new.sub_(torch.clamp(new, -shrink, shrink))
         new_gram = new @ gram
+        row_products[0] += new.shape[0]
         move = new - point
         curvature = torch.linalg.vecdot(move, new_gram - point_gram)
         accepted = curvature <= torch.linalg.vecdot(move, move) / eta_new.squeeze(1) * (1.0 + 1e-6)
@@ -158,7 +167,7 @@ def fista_gram_adaptive(
             live = ~frozen if live is None else live & ~frozen
             n_live = int(live.sum())
             if n_live == 0:
-                return codes, n_iter, converged
+                break
             # frozen rows stay in the working set (their codes are already written out and never
             # overwritten) until they are 10% of it: compacting costs a copy of every working tensor
             if rows.numel() - n_live >= _COMPACT_FRACTION * rows.numel():
@@ -166,10 +175,13 @@ def fista_gram_adaptive(
                 current_gram, previous_gram, targets = current_gram[live], previous_gram[live], targets[live]
                 t, eta, current_norm = t[live], eta[live], current_norm[live]
                 live = None
-    if live is None:
-        codes[rows] = current
     else:
-        codes[rows[live]] = current[live]
+        if live is None:
+            codes[rows] = current
+        else:
+            codes[rows[live]] = current[live]
+    if stats is not None:
+        stats["gram_row_products"] = row_products[0]
     return codes, n_iter, converged
 
 

