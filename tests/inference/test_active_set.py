@@ -1,0 +1,139 @@
+"""The active-set lasso solver against scikit-learn and against the lasso optimality (KKT) conditions."""
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder import sparse_encode
+from sparsecoder.inference import lasso_objective
+from sparsecoder.inference.active_set import lasso_active_set
+
+from .test_sparse_encode import alpha_for, sklearn_codes
+
+
+def kkt_violation(X, D, codes, alpha, positive):
+    """Largest relative violation of the lasso optimality conditions, c = (x − zD)Dᵀ:
+    c_j = α sign(z_j) where z_j ≠ 0; |c_j| ≤ α (c_j ≤ α when positive) where z_j = 0."""
+    c = (X - codes @ D) @ D.T
+    active = codes != 0
+    on_support = np.abs(c - alpha * np.sign(codes))[active]
+    off = c[~active] if positive else np.abs(c[~active])
+    worst = max(on_support.max(initial=0.0), (off - alpha).max(initial=0.0))
+    return worst / alpha
+
+
+@pytest.mark.parametrize("problem", ["random_problem", "mnist_problem", "correlated_problem"])
+@pytest.mark.parametrize("positive", [True, False])
+def test_active_set_matches_sklearn_and_satisfies_kkt(problem, positive, request):
+    X, D = request.getfixturevalue(problem)
+    alpha = alpha_for(X, D)
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, positive), alpha)
+    codes = sparse_encode(X, D, alpha=alpha, positive=positive, method="active-set")
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+    assert kkt_violation(X, D, codes, alpha, positive) < 1e-6  # exact, not merely close in objective
+    if positive:
+        assert (codes >= 0).all()
+
+
+def test_active_set_and_fista_give_the_same_codes(mnist_problem):
+    X, D = mnist_problem
+    alpha = alpha_for(X, D)
+    exact = sparse_encode(X, D, alpha=alpha, method="active-set")
+    fista = sparse_encode(X, D, alpha=alpha, method="fista", tol=1e-12, max_iter=100_000)
+    np.testing.assert_allclose(exact, fista, atol=1e-6)
+
+
+def test_float32_in_float32_out(mnist_problem):
+    X, D = mnist_problem
+    alpha = alpha_for(X, D)
+    codes, sweeps = sparse_encode(
+        X.astype(np.float32), D.astype(np.float32), alpha=alpha, method="active-set", return_n_iter=True
+    )
+    assert codes.dtype == np.float32 and sweeps.dtype == np.int64 and sweeps.shape == (len(X),)
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-4 * reference
+    tensor = sparse_encode(torch.from_numpy(X.astype(np.float32)), torch.from_numpy(D.astype(np.float32)),
+                           alpha=alpha, method="active-set")
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    np.testing.assert_array_equal(tensor.numpy(), codes)
+
+
+def test_warm_start_at_the_optimum_needs_one_sweep(correlated_problem):
+    X, D = correlated_problem
+    alpha = alpha_for(X, D)
+    exact = sparse_encode(X, D, alpha=alpha, method="active-set")
+    again, sweeps = sparse_encode(X, D, alpha=alpha, method="active-set", init=exact, return_n_iter=True)
+    np.testing.assert_allclose(again, exact, atol=1e-10)
+    assert sweeps.max() <= 1
+
+
+def test_duplicate_atoms_still_reach_the_optimum(random_problem):
+    """Linearly dependent atoms make the support's Gram block singular: the Cholesky update must refuse
+    them and coordinate descent must still converge."""
+    X, D = random_problem
+    D = np.concatenate([D, D[:5], -D[5:8]])
+    alpha = alpha_for(X, D)
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    codes = sparse_encode(X, D, alpha=alpha, method="active-set", max_iter=100_000)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+
+
+def test_large_working_sets_grow_their_workspace():
+    """More than 256 atoms in the working set: the per-thread workspace is reallocated, the answer exact."""
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((320, 400))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((3, 400))
+    alpha = 0.02 * float(np.abs(X @ D.T).max())
+    codes = sparse_encode(X, D, alpha=alpha, method="active-set")
+    assert (codes != 0).sum(axis=1).max() > 256
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+    assert kkt_violation(X, D, codes, alpha, False) < 1e-6
+
+
+def test_auto_is_exact_on_dense_codes_too():
+    """Dense codes make 'auto' hand the samples after its probe to FISTA; the result is still the lasso
+    optimum to FISTA's tolerance."""
+    rng = np.random.default_rng(4)
+    D = rng.standard_normal((40, 64))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((100, 64))
+    alpha = 0.02 * float(np.abs(X @ D.T).max(axis=1).mean())
+    codes = sparse_encode(X, D, alpha=alpha, tol=1e-10, max_iter=50_000)
+    assert (codes != 0).mean() > 0.5
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+
+
+def test_zero_atom_and_zero_sample(random_problem):
+    X, D = random_problem
+    X, D = X.copy(), D.copy()
+    D[2] = 0.0
+    X[4] = 0.0
+    codes = sparse_encode(X, D, alpha=alpha_for(X, D), method="active-set")
+    assert np.all(codes[:, 2] == 0) and np.all(codes[4] == 0) and np.isfinite(codes).all()
+
+
+def test_sweep_cap_warns(mnist_problem):
+    X, D = mnist_problem
+    with pytest.warns(RuntimeWarning, match="raise max_iter"):
+        sparse_encode(X, D, alpha=alpha_for(X, D, 0.02), method="active-set", max_iter=1)
+
+
+def test_in_place_contract_of_the_kernel(random_problem):
+    X, D = random_problem
+    rows = X @ D.T
+    with pytest.raises(ValueError, match="C-contiguous"):
+        lasso_active_set(D @ D.T, np.asfortranarray(rows), 0.5, positive=False)
+    codes, sweeps, converged = lasso_active_set(D @ D.T, rows, 0.5, positive=False)
+    assert codes is rows and converged.all() and sweeps.shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"method": "lars"}, "method must be"), ({"method": "active-set", "device": "cuda"}, "runs on the CPU")],
+)
+def test_bad_method_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sparse_encode(np.ones((3, 6)), np.eye(4, 6), alpha=0.1, **kwargs)
