@@ -21,7 +21,7 @@ BLAS threads and with BLAS limited to one thread (``threadpoolctl``, the in-proc
 
 Usage::
 
-    python benchmarks/bench_sparse_encode.py            # full table (about 10-15 minutes here)
+    python benchmarks/bench_sparse_encode.py            # full table (about 15-20 minutes here)
     python benchmarks/bench_sparse_encode.py --quick    # smoke run: small n, few repeats
 """
 
