@@ -24,7 +24,9 @@ which is scikit-learn's ``sparse_encode`` objective ``½||x − z D||² + α||z|
    ``A`` violates it; else go to 1.
 
 So a returned code satisfies ``|c_j| ≤ α(1 + 1e-7)`` for every zero coordinate and solves the linear system
-of its support in float64: it is the lasso solution to rounding, not to a tolerance. Work per sample is
+of its support in float64: it is the lasso solution to rounding, not to a tolerance. (Where the support's
+atoms are linearly dependent there is no Cholesky factor; coordinate descent then runs until its largest
+move is ≤ 1e-12 of the largest code.) Work per sample is
 about ``k·nnz`` per round plus ``|A|²`` per sweep, independent of the conditioning of ``G`` that slows
 first-order methods on learned (coherent) dictionaries.
 """
