@@ -184,6 +184,28 @@ def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, i
     return sweeps, s, False
 
 
+@numba.njit(cache=True, inline="always")
+def _enter(G, b, j, value, m, idx, in_set, zA, bA, inv_diag, posF):
+    """Put atom ``j`` at position ``m`` of the working set with code ``value`` (outside the factor)."""
+    idx[m] = j
+    in_set[j] = True
+    zA[m] = value
+    bA[m] = b[j]
+    inv_diag[m] = 1.0 / G[j, j]
+    posF[m] = -1
+
+
+@numba.njit(cache=True, inline="always")
+def _fill_gram_block(G, idx, GA, first, m):
+    """Rows and columns ``first:m`` of the working set's Gram block ``GA = G[idx[:m], idx[:m]]``."""
+    for p in range(first, m):
+        row = idx[p]
+        for q in range(m):
+            value = G[row, idx[q]]
+            GA[p, q] = value
+            GA[q, p] = value
+
+
 @numba.njit(cache=True, fastmath=True)
 def _solve_sample(G, b, alpha, positive, max_sweeps, z,
                   idx, in_set, zA, cA, bA, inv_diag, GA, L, F, posF, u, w, order, score, c):
@@ -199,18 +221,10 @@ def _solve_sample(G, b, alpha, positive, max_sweeps, z,
         if z[j] > 0.0 or (z[j] < 0.0 and not positive):
             if m == capacity:
                 return _NEED_ROOM, 0
-            idx[m] = j
-            in_set[j] = True
-            zA[m] = z[j]
-            bA[m] = b[j]
-            inv_diag[m] = 1.0 / G[j, j]
-            posF[m] = -1
+            _enter(G, b, j, z[j], m, idx, in_set, zA, bA, inv_diag, posF)
             m += 1
         z[j] = 0.0
-    for p in range(m):
-        row = idx[p]
-        for q in range(m):
-            GA[p, q] = G[row, idx[q]]
+    _fill_gram_block(G, idx, GA, 0, m)
     for p in range(m):
         acc = bA[p]
         for q in range(m):
@@ -264,20 +278,10 @@ def _solve_sample(G, b, alpha, positive, max_sweeps, z,
         first = m
         for t in range(n_viol):
             j = order[t]
-            idx[m] = j
-            in_set[j] = True
-            zA[m] = 0.0
+            _enter(G, b, j, 0.0, m, idx, in_set, zA, bA, inv_diag, posF)
             cA[m] = c[j]
-            bA[m] = b[j]
-            inv_diag[m] = 1.0 / G[j, j]
-            posF[m] = -1
             m += 1
-        for p in range(first, m):
-            row = idx[p]
-            for q in range(m):
-                value = G[row, idx[q]]
-                GA[p, q] = value
-                GA[q, p] = value
+        _fill_gram_block(G, idx, GA, first, m)
         solve = True
     for p in range(m):
         z[idx[p]] = zA[p]
