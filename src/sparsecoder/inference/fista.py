@@ -223,6 +223,10 @@ def _resolve_decoder(decoder, d: int, dtype, device):
                 f"decoder has {decoder.shape[0]} rows but Y has d={d} columns; a dictionary tensor W must be "
                 f"(d, l) with reconstruction Z @ W.T (transpose a scikit-learn-style (l, d) dictionary)"
             )
+        if decoder.is_complex():
+            raise ValueError(
+                f"decoder is complex ({decoder.dtype}); sparse coding needs real numbers: pass its real part"
+            )
         if not bool(torch.isfinite(decoder).all()):
             raise ValueError("decoder contains NaN or inf")
         return decoder.detach().to(dtype=dtype, device=device), None, None
@@ -438,6 +442,12 @@ class _GradientStep:
         pass
 
 
+def _freeze_limit(codes: torch.Tensor, tol: float) -> torch.Tensor:
+    """Per-row ``tol·||z||₂``; −1 (never met) where the norm is not finite, so a diverging row never
+    freezes (a norm overflowing to inf would otherwise accept any change)."""
+    return torch.linalg.vector_norm(codes, dim=1).mul_(tol).nan_to_num_(nan=-1.0, posinf=-1.0)
+
+
 @dataclass
 class _LoopResult:
     codes: torch.Tensor
@@ -458,8 +468,9 @@ def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_it
     * freezing: a sample whose ``||z^{k+1} − z^k||₂ ≤ tol·||z^k||₂`` (zero-safe: a sample staying at 0
       counts) is written out and never updated again; frozen rows stay in the working set until they are
       ``stepper.compact_fraction`` of it (compacting copies every working tensor);
-    * divergence: a sample whose code or change stops being finite (a step above 2/L grows the iterate
-      geometrically until it overflows) is written out as *diverged*: not converged, not frozen;
+    * divergence: a sample whose code norm stops being finite (a step above the stability bound grows
+      the iterate geometrically until it overflows) never freezes; it runs to ``max_iter`` and is
+      reported as *diverged* (not converged);
     * ``reduce`` (data parallel): the number of live samples is summed over all processes every
       iteration and the loop runs until it is 0 everywhere, so every process makes the same collective
       calls (a process whose own samples are all frozen keeps calling the stepper on an empty set).
@@ -469,45 +480,39 @@ def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_it
     codes = z0.clone()
     n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
-    diverged = torch.zeros(n, dtype=torch.bool, device=device)
     rows = torch.arange(n, device=device)
     current = z0.clone()
     previous = current
-    current_norm = torch.linalg.vector_norm(current, dim=1)
+    limit = _freeze_limit(current, tol)
     per_sample_t = restart or stepper.per_sample_t
     t = torch.ones(n, 1, dtype=z0.dtype, device=device) if per_sample_t else 1.0
-    live = None  # None: every working row is live; else a mask of the rows not yet stopped
+    live = None  # None: every working row is live; else a mask of the rows not yet frozen
     n_live = n
     for iteration in range(1, max_iter + 1):
         new, point, t_next = stepper(current, previous, t, rows, codes)
         difference = new - current
-        change = torch.linalg.vector_norm(difference, dim=1)
-        new_norm = torch.linalg.vector_norm(new, dim=1)
-        finite = torch.isfinite(change) & torch.isfinite(new_norm)
-        frozen = (change <= tol * current_norm) & finite
+        frozen = torch.linalg.vector_norm(difference, dim=1) <= limit  # NaN/inf never freeze
         if restart:
             wrong_way = ((point - new) * difference).sum(dim=1, keepdim=True) > 0
             t_next = torch.where(wrong_way, torch.ones_like(t_next), t_next)
-        previous, current, t, current_norm = current, new, t_next, new_norm
-        stopped = frozen | ~finite
+        previous, current, t = current, new, t_next
+        limit = _freeze_limit(current, tol)
         if live is not None:
-            stopped &= live
+            frozen &= live
         if on_iteration is not None:
             if live is None:
                 codes[rows] = current
             else:
                 codes[rows[live]] = current[live]
-        if rows.numel() and bool(stopped.any()):
-            stopped_rows = rows[stopped]
-            codes[stopped_rows] = current[stopped]
-            n_iter[stopped_rows] = iteration
-            converged[rows[stopped & frozen]] = True
-            diverged[rows[stopped & ~finite]] = True
-            live = ~stopped if live is None else live & ~stopped
+        if rows.numel() and bool(frozen.any()):
+            frozen_rows = rows[frozen]
+            codes[frozen_rows] = current[frozen]
+            n_iter[frozen_rows] = iteration
+            converged[frozen_rows] = True
+            live = ~frozen if live is None else live & ~frozen
             n_live = int(live.sum())
             if n_live == 0 or rows.numel() - n_live >= stepper.compact_fraction * rows.numel():
-                rows, current, previous = rows[live], current[live], previous[live]
-                current_norm = current_norm[live]
+                rows, current, previous, limit = rows[live], current[live], previous[live], limit[live]
                 if per_sample_t:
                     t = t[live]
                 stepper.keep(live)
@@ -525,6 +530,7 @@ def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_it
             codes[rows] = current
         else:
             codes[rows[live]] = current[live]
+    diverged = ~converged & ~torch.isfinite(torch.linalg.vector_norm(codes, dim=1))
     return _LoopResult(codes=codes, n_iter=n_iter, converged=converged, diverged=diverged)
 
 
@@ -775,11 +781,13 @@ def fista(
             on_iteration=record if record_energy else None,
         )
         if bool(result.diverged.any()):
+            lipschitz = smooth.lipschitz(Z) / _LIPSCHITZ_SAFETY
             warnings.warn(
                 f"fista diverged: {int(result.diverged.sum())} of {n} samples' codes overflowed with step "
-                f"{eta:.4g}, above the stability bound 2/L = {2.0 * _LIPSCHITZ_SAFETY / smooth.lipschitz(Z):.4g} (L: Lipschitz "
-                f"constant of the smooth part, power iteration); they are marked not converged — use a "
-                f"smaller step, step='lipschitz' or step='backtracking'",
+                f"{eta:.4g} against 2/L = {2.0 / lipschitz:.4g} (L: Lipschitz constant of the smooth part by "
+                f"power iteration, without the variance hinge; with FISTA's momentum only steps below about "
+                f"4/(3L) = {4.0 / (3.0 * lipschitz):.4g} are stable); they are marked not converged: use "
+                f"step <= 1/L = {1.0 / lipschitz:.4g}, step='lipschitz' or step='backtracking'",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -288,12 +288,13 @@ def sparse_encode(
                 stepper = _GramFixedStep(gram, correlations, float(alpha), float(eta), positive)
             result = _fista_loop(stepper, start, max_iter=int(max_iter), tol=float(tol))
             if bool(result.diverged.any()):
-                bound = 2.0 / power_iteration_max_eigenvalue(gram)
+                lipschitz = power_iteration_max_eigenvalue(gram)
                 raise ValueError(
                     f"FISTA diverged ({int(result.diverged.sum())} of {n_samples} samples overflowed): step="
-                    f"{float(eta):.4g} is above the stability bound 2/L = {bound:.4g} (L = largest "
-                    f"eigenvalue of dictionary @ dictionary.T); pass a step below 2/L, or "
-                    f"step='adaptive'/'lipschitz'"
+                    f"{float(eta):.4g} against 2/L = {2.0 / lipschitz:.4g} (L = largest eigenvalue of "
+                    f"dictionary @ dictionary.T; with FISTA's momentum only steps below about 4/(3L) = "
+                    f"{4.0 / (3.0 * lipschitz):.4g} are stable); pass step <= 1/L = {1.0 / lipschitz:.4g}, "
+                    f"or step='adaptive'/'lipschitz'"
                 )
             codes, n_iter = result.codes, result.n_iter
     if half_in is not None:
