@@ -199,18 +199,22 @@ def _check_space(name: str, value: str) -> None:
                          f"(rows as the model sees them)")
 
 
-def _run_preprocessing(run_dir: Path, data: DataSplits) -> Preprocessing:
-    """The preprocessing that raw rows need, or a clear error saying why there is none and what to do."""
-    if data.preprocessing is not None:
-        return data.preprocessing
-    if read_run_data(run_dir) is None:
+def _run_preprocessing(run_dir: Path, given: DataSplits | None) -> Preprocessing:
+    """The preprocessing raw rows need: that of the caller's ``given`` data, else the run's stored one;
+    or a clear error saying why there is none and what to do."""
+    if given is not None and given.preprocessing is not None:
+        return given.preprocessing
+    stored = read_run_data(run_dir)
+    if stored is None:
         raise ValueError(
             f"{run_dir} has no {PREPROCESSING_FILE} (it was written by an older sparsecoder), so its "
             f"preprocessing is unknown: run `sparsecoder evaluate {run_dir}` once with its data in place (it "
             f"adds the file; in Python: sparsecoder.train.evaluate_run), or give model-space rows "
             f"(--input model / --output model)")
-    raise ValueError(f"{run_dir} was trained on in-memory data without a preprocessing; give model-space "
-                     f"rows (--input model / --output model)")
+    if stored.preprocessing is None:
+        raise ValueError(f"{run_dir} was trained on in-memory data without a preprocessing; give model-space "
+                         f"rows (--input model / --output model)")
+    return stored.preprocessing
 
 
 def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
@@ -246,10 +250,11 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     """
     _check_space("input_space", input_space)
     run_dir = Path(run_dir)
+    given = data
     _, model, data = load_run(run_dir, data=data)
     model.eval()
     if input_space == "raw":
-        rows = _run_preprocessing(run_dir, data).forward(x, data.dim)
+        rows = _run_preprocessing(run_dir, given).forward(x, data.dim)
     else:
         rows = torch.as_tensor(_model_rows(model, data, x, "inputs"), dtype=torch.float32)
     return model.encode(rows).detach().cpu().numpy().astype(np.float32, copy=False)
@@ -277,9 +282,10 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     """
     _check_space("output_space", output_space)
     run_dir = Path(run_dir)
+    given = data
     config, model, data = load_run(run_dir, data=data)
     model.eval()
-    preprocessing = _run_preprocessing(run_dir, data) if output_space == "raw" else None
+    preprocessing = _run_preprocessing(run_dir, given) if output_space == "raw" else None
     array = np.asarray(codes)
     width = _code_width(config)
     if array.ndim != 2 or array.shape[1] != width:
