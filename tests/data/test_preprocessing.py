@@ -152,3 +152,29 @@ def test_arrays_memory_map_checks_the_file_like_the_in_memory_reader(tmp_path):
     (tmp_path / "cut.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:300])
     with pytest.raises(ValueError, match="corrupt or truncated"):
         load("arrays", path=str(tmp_path / "cut.npy"))
+
+
+def resident_mib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) // 1024
+
+
+def test_gather_rows_reads_the_asked_rows_without_mapping_the_file(tmp_path):
+    from sparsecoder.data.arrays import open_npy_memmap
+    from sparsecoder.data.base import gather_rows
+
+    x = np.random.default_rng(4).normal(size=(65536, 256)).astype(np.float32)  # 64 MiB
+    np.save(tmp_path / "x.npy", x)
+    mapped = open_npy_memmap(tmp_path / "x.npy")
+    rows = np.array([65535, 0, 7, 8, 9, 7, 30000])  # any order, a run, a repeat
+    np.testing.assert_array_equal(gather_rows(mapped, rows), x[rows])
+    np.testing.assert_array_equal(gather_rows(x, rows), x[rows])  # ordinary arrays: plain indexing
+    with pytest.raises(IndexError):
+        gather_rows(mapped, np.array([65536]))
+    if not __import__("os").path.exists("/proc/self/status"):
+        return
+    scattered = np.random.default_rng(5).choice(65536, 500, replace=False)
+    before = resident_mib()
+    block = gather_rows(mapped, scattered)
+    assert resident_mib() - before < 16  # 0.5 MiB asked; indexing the mapping made ~the file resident
+    np.testing.assert_array_equal(block, x[scattered])

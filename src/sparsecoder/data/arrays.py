@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, MemmapRows, Split, release_pages
+from sparsecoder.data.base import DataSplits, MemmapRows, Split, gather_rows, release_pages
 from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
@@ -124,12 +124,8 @@ def _chunk_rows(n_features: int) -> int:
 
 
 def _read_rows(data: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``data[rows]`` as float64, read in increasing row order, returned in the order of ``rows``."""
-    order = np.argsort(rows, kind="stable")
-    out = np.empty((len(rows), data.shape[1]), dtype=np.float64)
-    out[order] = data[rows[order]]
-    release_pages(data)
-    return out
+    """``data[rows]`` as float64, in the order of ``rows`` (:func:`~sparsecoder.data.base.gather_rows`)."""
+    return gather_rows(data, rows).astype(np.float64)
 
 
 def training_statistics(data: np.ndarray, rows: np.ndarray, standardize: str):

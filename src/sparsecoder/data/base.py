@@ -14,6 +14,7 @@ a :class:`MemmapRows` (rows of a memory-mapped file read per batch) instead of a
 from __future__ import annotations
 
 import mmap
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,10 @@ class MemmapRows:
     """Rows of a memory-mapped ``(N, d)`` array, read and preprocessed on demand (a lazy ``Split.x``).
 
     ``rows[index]`` (an int, a slice, or an integer tensor/array of positions in this split) reads the
-    file rows ``file_rows[index]`` in increasing file order (sequential reads), puts them back in the
-    asked order, applies ``preprocessing.forward`` and returns a float32 tensor on ``device``. Only the
-    rows of one batch are ever in memory; the pages of the mapping are released after each read
-    (``madvise(MADV_DONTNEED)``), so the resident memory of training stays near one batch, not the file.
-    ``to(device)`` binds another device (what the trainer's ``x.to(device, torch.float32)`` calls).
+    file rows ``file_rows[index]`` (:func:`gather_rows`: in increasing file order, put back in the asked
+    order), applies ``preprocessing.forward`` and returns a float32 tensor on ``device``. Only the rows of
+    one batch are ever in memory. ``to(device)`` binds another device (what the trainer's
+    ``x.to(device, torch.float32)`` calls).
 
     Parameters
     ----------
@@ -77,15 +77,56 @@ class MemmapRows:
         wanted = self.file_rows[index]
         if wanted.ndim == 0:
             return self[np.asarray([index])][0]
-        order = np.argsort(wanted, kind="stable")
-        block = np.empty((len(wanted), self.array.shape[1]), dtype=self.array.dtype)
-        block[order] = self.array[wanted[order]]
-        release_pages(self.array)
-        return self.preprocessing.forward(block).to(self.device)
+        return self.preprocessing.forward(gather_rows(self.array, wanted)).to(self.device)
 
     def materialize(self) -> torch.Tensor:
         """All rows as one float32 tensor on ``device`` (only for splits that fit in memory)."""
         return self[np.arange(len(self))]
+
+
+def gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` (a copy, in the order of ``rows``) of a 2-D array; for a memory-mapped ``.npy`` by
+    positional reads of the file (``os.preadv``, one per run of consecutive rows, in file order).
+
+    Why not index the mapping: touching a few scattered rows of a mapped file maps far more than those
+    rows (the kernel maps whole page-cache folios around each fault; measured on Linux 6.18: 2,000 random
+    1 KB rows of a 391 MB file made 390 MB resident). Positional reads go through the page cache without
+    mapping it into the process, so resident memory stays at the rows asked for.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    filename = getattr(array, "filename", None)
+    offset = getattr(array, "offset", None)
+    whole_file = (isinstance(array, np.memmap) and filename is not None and offset is not None
+                  and array.flags.c_contiguous and os.path.isfile(filename)
+                  and os.path.getsize(filename) == offset + array.nbytes)
+    if not whole_file:
+        return np.asarray(array[rows])
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    if len(ordered) and (ordered[0] < 0 or ordered[-1] >= array.shape[0]):
+        raise IndexError(f"row index out of range for {array.shape[0]} rows")
+    block = np.empty((len(rows), array.shape[1]), dtype=array.dtype)
+    row_bytes = array.shape[1] * array.dtype.itemsize
+    breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+    starts = np.concatenate([[0], breaks]).tolist()
+    ends = np.concatenate([breaks, [len(ordered)]]).tolist()
+    descriptor = os.open(filename, os.O_RDONLY)
+    try:
+        for start, end in zip(starts, ends, strict=True):
+            if start == end:
+                continue
+            target = memoryview(block[start:end]).cast("B")
+            position = offset + int(ordered[start]) * row_bytes
+            while len(target):
+                count = os.preadv(descriptor, [target], position)
+                if count <= 0:
+                    raise OSError(f"{filename}: unexpected end of file (truncated while reading?)")
+                target, position = target[count:], position + count
+    finally:
+        os.close(descriptor)
+    out = np.empty_like(block)
+    out[order] = block
+    return out
 
 
 def release_pages(array: np.ndarray) -> None:
