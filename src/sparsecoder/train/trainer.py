@@ -81,9 +81,9 @@ __all__ = [
     "batch_indices",
 ]
 
-
 # Config keys that may differ between a run and its resumption (they do not change the numbers).
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_threads"})
+
 
 class TrainingDiverged(RuntimeError):
     """A training loss, ``val_loss`` or a parameter became NaN/inf; the message names the epoch and knob."""
