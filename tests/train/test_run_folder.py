@@ -182,6 +182,9 @@ def test_in_memory_data_and_non_row_wise_sources_refuse_raw_rows(tmp_path):
     with pytest.raises(ValueError, match="in-memory data without a preprocessing.*--input model"):
         encode_run(run, rows, input_space="raw")
     assert encode_run(run, rows).shape == (len(rows), 4)
+    with pytest.raises(ValueError, match="trained on 'synthetic-lowrank'.*evaluate_run\\(run, data=...\\)"):
+        evaluate_run(run)  # its config names the default source, not the in-memory data
+    assert evaluate_run(run, data=data)["mse"] >= 0
 
     lcn = NotRowWise("patches", "local contrast normalisation needs the surrounding image")
     run2 = tmp_path / "run2"

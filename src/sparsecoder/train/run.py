@@ -171,9 +171,10 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     stored = read_run_data(run_dir)
     if data is None:
         data = load_test_split(config)
-        if stored is not None and data.dim != stored.n_features:
-            raise ValueError(f"the data of {run_dir} now have {data.dim} features per row but the run was "
-                             f"trained on {stored.n_features}; its data source changed")
+        if stored is not None and (data.name != stored.data or data.dim != stored.n_features):
+            raise ValueError(f"{run_dir} was trained on '{stored.data}' ({stored.n_features} features per "
+                             f"row) but its config now loads '{data.name}' ({data.dim}); if the run was "
+                             f"trained on data given in memory, give them again: evaluate_run(run, data=...)")
     config, model, data = load_run(run_dir, data=data)
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)
