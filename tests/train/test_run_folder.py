@@ -100,6 +100,9 @@ def test_embedded_mnist_run_encodes_raw_pixels_and_decodes_to_pixel_values(tmp_p
     model_rows = decode_run(run, codes)
     assert raw.dtype == np.float64 and model_rows.dtype == np.float32
     np.testing.assert_allclose(raw, (model_rows * 0.3081 + 0.1307) * 255.0, rtol=1e-6, atol=1e-4)
+    with torch.no_grad():  # decode ∘ encode is the model's own reconstruction D(E(x))
+        np.testing.assert_allclose(model_rows, model(torch.from_numpy(by_hand_mnist(pixels))).numpy(),
+                                   rtol=1e-5, atol=1e-5)
     # the raw round trip through the stored preprocessing is exact up to float32 rounding of the model row
     np.testing.assert_allclose(data.preprocessing.inverse(by_hand_mnist(pixels)), pixels, atol=1e-4)
 

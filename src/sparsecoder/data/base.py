@@ -99,8 +99,10 @@ def gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     whole_file = (isinstance(array, np.memmap) and filename is not None and offset is not None
                   and array.flags.c_contiguous and os.path.isfile(filename)
                   and os.path.getsize(filename) == offset + array.nbytes)
-    if not whole_file:
-        return np.asarray(array[rows])
+    if not whole_file or not hasattr(os, "preadv"):  # preadv: Linux, BSD, macOS >= 11
+        block = np.asarray(array[rows])
+        release_pages(array)
+        return block
     order = np.argsort(rows, kind="stable")
     ordered = rows[order]
     if len(ordered) and (ordered[0] < 0 or ordered[-1] >= array.shape[0]):
