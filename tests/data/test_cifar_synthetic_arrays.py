@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsecoder.data import load
+from sparsecoder.data import MemmapRows, load
 
 
 def _write_cifar(folder, per_batch=20, seed=0, solid=False):
@@ -148,9 +148,13 @@ def test_arrays_npy_via_data_dir_and_global_standardisation(tmp_path):
     np.save(tmp_path / "v.npy", x)
     data = load("arrays", data_dir=str(tmp_path / "v.npy"), standardize="global", image_shape=[4, 4])
     assert data.train.x.shape == (40, 16) and data.image_shape == (4, 4) and data.train.labels is None
-    assert abs(data.train.x.mean().item()) < 1e-5 and abs(data.train.x.std(unbiased=False).item() - 1) < 1e-5
+    assert isinstance(data.train.x, MemmapRows)  # a .npy training split stays in the file
+    train = data.train.x.materialize()
+    assert abs(train.mean().item()) < 1e-5 and abs(train.std(unbiased=False).item() - 1) < 1e-5
+    rows = (train, data.val.x, data.test.x)
     splits = (data.train, data.val, data.test)
-    back = np.sort(np.concatenate([s.to_pixels(s.x).numpy().ravel() for s in splits]))
+    pixels = [s.to_pixels(r).numpy().ravel() for s, r in zip(splits, rows, strict=True)]
+    back = np.sort(np.concatenate(pixels))
     np.testing.assert_allclose(back, np.sort(x.ravel()), atol=1e-4)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sparsecoder.cli import main
-from sparsecoder.train import load_run
+from sparsecoder.train import load_run, load_test_split
 from sparsecoder.train.logging import read_history_rows
 
 torch.set_num_threads(1)
@@ -38,8 +38,8 @@ def test_train_resume_evaluate_encode_from_the_command_line(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == after_resume
 
     # encode model-space rows with the run's encoder
-    config, model, data = load_run(run)
-    rows = data.test.x[:25].numpy()
+    config, model, _ = load_run(run)  # sized from preprocessing.json; no data read
+    rows = load_test_split(config).test.x[:25].numpy()
     np.save(tmp_path / "rows.npy", rows)
     codes_path = tmp_path / "codes.npy"
     assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(codes_path)]) == 0

@@ -1,4 +1,9 @@
-"""Any ``.npy``/``.npz`` file of vectors (e.g. network activations) as seeded train/val/test splits."""
+"""Any ``.npy``/``.npz`` file of vectors (e.g. network activations) as seeded train/val/test splits.
+
+A ``.npy`` file is memory-mapped (``np.load(path, mmap_mode="r")``) by default: the training split stays
+in the file (a :class:`~sparsecoder.data.base.MemmapRows` read per batch), so files larger than memory
+train; the validation and test splits are read into memory.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.base import DataSplits, MemmapRows, Split, gather_rows, release_pages
+from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
 LABEL_KEYS = ("labels", "y")
 STANDARDIZE = ("none", "global", "feature")
+CHUNK_VALUES = 1 << 22  # values per chunk when scanning a file (32 MB as float64)
 
 
 def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -78,16 +85,86 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
     return data, labels
 
 
+def open_npy_memmap(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only as ``(n, d)`` (more axes flattened per sample), checked
+    for shape, numeric dtype and NaN/inf (scanned in chunks, the pages released after each)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"array file {path} does not exist")
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read array file ({err}); the file is corrupt or truncated") \
+            from None
+    if data.ndim < 2 or len(data) < 3:
+        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+    if not data.flags.c_contiguous:
+        raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
+                         "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
+    data = data.reshape(len(data), -1)
+    if np.issubdtype(data.dtype, np.inexact):
+        bad_rows, bad_values = [], 0
+        for start in range(0, len(data), _chunk_rows(data.shape[1])):
+            block = data[start:start + _chunk_rows(data.shape[1])]
+            bad = ~np.isfinite(block)
+            if bad.any():
+                bad_values += int(bad.sum())
+                bad_rows += (start + np.flatnonzero(bad.any(axis=1))).tolist()
+            release_pages(data)
+        if bad_values:
+            raise ValueError(f"{path}: {bad_values} NaN/inf value(s) in {len(bad_rows)} row(s) "
+                             f"(first rows {bad_rows[:5]}); clean the file first")
+    return data
+
+
+def _chunk_rows(n_features: int) -> int:
+    return max(1, CHUNK_VALUES // max(1, n_features))
+
+
+def _read_rows(data: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``data[rows]`` as float64, in the order of ``rows`` (:func:`~sparsecoder.data.base.gather_rows`)."""
+    return gather_rows(data, rows).astype(np.float64)
+
+
+def training_statistics(data: np.ndarray, rows: np.ndarray, standardize: str):
+    """``(mean, std)`` of ``data[rows]`` for ``standardize`` ("global": scalars; "feature": per column,
+    σ = 1 where a column is constant), in float64 over chunks of rows (two passes: mean, then the mean
+    squared deviation), so an in-memory array and a memory-mapped file give identical numbers."""
+    rows = np.sort(rows)
+    per_feature = standardize == "feature"
+    step = _chunk_rows(data.shape[1])
+    chunks = [rows[k:k + step] for k in range(0, len(rows), step)]
+    total = np.zeros(data.shape[1])
+    for chunk in chunks:
+        total += _read_rows(data, chunk).sum(axis=0)
+    count = len(rows) if per_feature else len(rows) * data.shape[1]
+    mean = total / len(rows) if per_feature else total.sum() / count
+    squares = np.zeros(data.shape[1])
+    for chunk in chunks:
+        squares += ((_read_rows(data, chunk) - mean) ** 2).sum(axis=0)
+    if per_feature:
+        std = np.sqrt(squares / len(rows))
+        return mean, np.where(std > 0, std, 1.0)
+    std = float(np.sqrt(squares.sum() / count))
+    return float(mean), std or 1.0
+
+
 def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                 path: str | None = None, key: str | None = None, val_fraction: float = 0.1,
                 test_fraction: float = 0.1, standardize: str = "none",
-                image_shape: list[int] | None = None) -> DataSplits:
+                image_shape: list[int] | None = None, memory_map: bool = True) -> DataSplits:
     """Vectors from a ``.npy``/``.npz`` file (option ``path``, or ``data_dir`` naming the file).
 
     Rows are shuffled (seeded) and split ``1 − val_fraction − test_fraction`` / ``val_fraction`` /
     ``test_fraction``. ``standardize``: ``"none"``; ``"global"`` ``(x − μ)/σ`` with the scalar mean/std of
-    the training split; ``"feature"`` the same per column (σ = 1 where a column is constant). The inverse
-    is kept in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``) is only for plotting.
+    the training split; ``"feature"`` the same per column (σ = 1 where a column is constant). This is the
+    row-wise :class:`~sparsecoder.data.preprocessing.Standardize` (``Identity`` for ``"none"``) in
+    ``DataSplits.preprocessing``; raw rows are the values as stored in the file. The inverse is also kept
+    in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``) is only for plotting.
+    ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
+    batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
     if path is not None and data_dir is not None and Path(path) != Path(data_dir):
         raise ValueError("give the array file either as option path or as data_dir, not both")
@@ -96,12 +173,20 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
         raise ValueError("the arrays source needs a file: --set path=FILE.npz (or data_dir=FILE.npy)")
     if standardize not in STANDARDIZE:
         raise ValueError(f"standardize={standardize!r} is not allowed; choose one of {list(STANDARDIZE)}")
+    if not isinstance(memory_map, bool):
+        raise ValueError(f"memory_map must be true or false, got {memory_map!r}")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not isinstance(value, (int, float)) or not 0 < value < 1:
             raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     if val_fraction + test_fraction >= 1:
         raise ValueError("val_fraction + test_fraction must be < 1")
-    data, labels = read_array_file(Path(source), key)
+    mapped = memory_map and Path(source).suffix == ".npy"
+    if mapped:
+        if key is not None:
+            raise ValueError(f"{source}: option key applies to .npz files only")
+        data, labels = open_npy_memmap(Path(source)), None
+    else:
+        data, labels = read_array_file(Path(source), key)
     n = len(data)
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
@@ -115,21 +200,23 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     index = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
     if limit is not None:
         index["train"] = index["train"][:limit]
-    train = data[index["train"]]
-    if standardize == "global":
-        offset, scale = train.mean(), train.std() or 1.0
-        description = f"(x − {offset:.4g}) / {scale:.4g} (training-split mean/std)"
-    elif standardize == "feature":
-        offset, scale = train.mean(axis=0), train.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        description = "(x − μ_j) / σ_j per feature (training split)"
-    else:
+    preprocessing: Preprocessing
+    if standardize == "none":
         offset, scale, description = 0.0, 1.0, "none (values as stored)"
+        preprocessing = Identity()
+    else:
+        offset, scale = training_statistics(data, index["train"], standardize)
+        description = (f"(x − {offset:.4g}) / {scale:.4g} (training-split mean/std)"
+                       if standardize == "global" else "(x − μ_j) / σ_j per feature (training split)")
+        preprocessing = Standardize(offset, scale)
     splits = {}
     for key_ in ("train", "val", "test"):
-        x = (data[index[key_]] - offset) / scale
+        if mapped and key_ == "train":
+            x = MemmapRows(data, index[key_], preprocessing)
+        else:
+            x = preprocessing.forward(_read_rows(data, index[key_]))
         splits[key_] = Split(
-            x=torch.from_numpy(x.astype(np.float32)),
+            x=x,
             labels=None if labels is None else torch.from_numpy(labels[index[key_]]),
             scale=torch.tensor(scale, dtype=torch.float32) if np.ndim(scale) else float(scale),
             offset=torch.tensor(offset, dtype=torch.float32) if np.ndim(offset) else float(offset),
@@ -137,5 +224,5 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     return DataSplits(
         name=f"arrays ({source})", **splits, image_shape=shape, normalization=description,
         n_classes=None if labels is None else int(labels.max()) + 1,
-        info={"path": str(source), "rows": n},
+        info={"path": str(source), "rows": n, "memory_mapped": mapped}, preprocessing=preprocessing,
     )

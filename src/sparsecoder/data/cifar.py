@@ -10,10 +10,10 @@ import torch
 
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.images import SPLITS, _check_patch_size, _split_counts, embedded_unit_patches
+from sparsecoder.data.preprocessing import Identity, Luminance
 
 TRAIN_BATCHES = tuple(f"data_batch_{k}" for k in range(1, 6))
 TEST_BATCH = "test_batch"
-LUMINANCE = np.array([0.299, 0.587, 0.114])
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -54,15 +54,16 @@ def read_cifar_dir(directory: Path):
     return train, read_cifar_batch(directory / TEST_BATCH)
 
 
-def _luminance_patches(images: np.ndarray, patch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """One seeded ``patch_size²`` patch per image of ``0.299 R + 0.587 G + 0.114 B`` in [0, 1]."""
+def _rgb_patches(images: np.ndarray, patch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """One seeded ``patch_size²`` RGB patch per image as a raw row of ``3·patch_size²`` values 0–255 in
+    the batch files' layout (red plane, green plane, blue plane, each row-major)."""
     n, h, w, _ = images.shape
     tops = rng.integers(0, h - patch_size + 1, size=n)
     lefts = rng.integers(0, w - patch_size + 1, size=n)
     rows = tops[:, None] + np.arange(patch_size)[None, :]
     cols = lefts[:, None] + np.arange(patch_size)[None, :]
     crops = images[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, p, p, 3)
-    return (crops.astype(np.float64) / 255.0 @ LUMINANCE).astype(np.float32).reshape(n, -1)
+    return crops.transpose(0, 3, 1, 2).reshape(n, -1)
 
 
 def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
@@ -71,7 +72,9 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     """CIFAR-10 luminance patches in [0, 1] (SPEC §5: Pyle's 12×12 patches, 25 latents).
 
     With ``data_dir`` (the ``cifar-10-batches-py`` folder): one seeded ``patch_size²`` luminance patch
-    per image; the 50,000 training images are split ``50000 − n_val`` / ``n_val`` (seeded) and the test
+    per image (raw row: the RGB patch, 3·p² values 0–255 in the batch files' plane layout; model row: its
+    luminance, :class:`~sparsecoder.data.preprocessing.Luminance`); the 50,000 training images are split
+    ``50000 − n_val`` / ``n_val`` (seeded) and the test
     split is the 10,000 ``test_batch`` images; labels are the image classes. ``n_train``/``n_test`` apply
     only to the substitute. Without ``data_dir``: a **substitute** of grayscale patches in [0, 1] from the
     embedded photographs (``n_train``/``n_val``/``n_test``, disjoint image regions per split, no labels).
@@ -87,7 +90,7 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
             image_shape=(patch_size, patch_size),
             normalization="substitute for CIFAR-10: grayscale photograph patches in [0, 1] (x/255), "
                           "no labels; give data_dir for CIFAR-10",
-            info={"substitute": True, "images": names},
+            info={"substitute": True, "images": names}, preprocessing=Identity(),
         )
     if patch_size > 32:
         raise ValueError(f"patch_size {patch_size} is larger than the 32×32 CIFAR-10 images")
@@ -102,13 +105,14 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     sources = {"train": (train_images, train_labels), "val": (train_images, train_labels),
                "test": (test_images, test_labels)}
     splits = {}
+    luminance = Luminance()
     for key in SPLITS:
         images, labels = sources[key]
         pick = index.get(key, np.arange(len(images)))
-        x = _luminance_patches(images[pick], patch_size, rng)
-        splits[key] = Split(x=torch.from_numpy(x), labels=torch.from_numpy(labels[pick]))
+        x = luminance.forward(_rgb_patches(images[pick], patch_size, rng))
+        splits[key] = Split(x=x, labels=torch.from_numpy(labels[pick]))
     return DataSplits(
         name=f"cifar_patches ({data_dir})", **splits, image_shape=(patch_size, patch_size),
         normalization="luminance 0.299R+0.587G+0.114B of x/255, in [0, 1]", n_classes=10,
-        info={"substitute": False, "patches_per_image": 1},
+        info={"substitute": False, "patches_per_image": 1}, preprocessing=luminance,
     )

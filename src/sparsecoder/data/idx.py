@@ -53,20 +53,23 @@ def find_idx_file(directory: Path, stem: str) -> Path:
     )
 
 
-def read_mnist_idx_dir(directory: Path):
-    """((train_images (n,784) uint8, train_labels), (test_images, test_labels)) from a folder of IDX files."""
+def read_mnist_idx_split(directory: Path, split: str):
+    """``(images (n, 784) uint8, labels (n,) int64)`` of one split (``"train"`` or ``"test"``: the
+    ``t10k`` files) from a folder of IDX files; the other split's files are not read."""
     directory = Path(directory)
     if directory.is_file():
         raise NotADirectoryError(f"MNIST data_dir {directory} is a file; give the folder of the IDX files")
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory {directory} does not exist")
-    arrays = {key: read_idx(find_idx_file(directory, stem)) for key, stem in MNIST_FILES.items()}
-    out = []
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match"
-            )
-        out.append((images.reshape(len(images), -1).astype(np.uint8), labels.astype(np.int64)))
-    return tuple(out)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    images = read_idx(find_idx_file(directory, MNIST_FILES[f"{split}_images"]))
+    labels = read_idx(find_idx_file(directory, MNIST_FILES[f"{split}_labels"]))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    return images.reshape(len(images), -1).astype(np.uint8), labels.astype(np.int64)
+
+
+def read_mnist_idx_dir(directory: Path):
+    """((train_images (n,784) uint8, train_labels), (test_images, test_labels)) from a folder of IDX files."""
+    return read_mnist_idx_split(directory, "train"), read_mnist_idx_split(directory, "test")

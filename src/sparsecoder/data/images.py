@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.preprocessing import Identity, NotRowWise
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 
@@ -395,6 +396,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
         info={"images": names, "origin": origin, "global_mean": mu, "global_std": s, "crop": crop,
               "kept_fraction": kept_fraction, "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * crop}×{2 * crop} image regions per split (seeded)"},
+        preprocessing=NotRowWise(
+            "patches", f"local contrast normalisation divides each pixel by the contrast of its 13×13 "
+            f"neighbourhood, so a {patch_size}×{patch_size} patch needs the {crop}×{crop} crop around it"),
     )
 
 
@@ -430,6 +434,9 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         image_shape=(patch_size, patch_size), normalization=how,
         info={"images": names, "origin": origin, "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
+        preprocessing=Identity() if origin == "mat" else NotRowWise(
+            "whitened_patches", "whitening filters each whole photograph in the frequency domain and "
+            "rescales it to the given variance"),
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.preprocessing import Standardize
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -41,28 +42,39 @@ def _split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> 
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
-def _normalize(pixels: np.ndarray, normalize: str) -> tuple[torch.Tensor, float, float, str]:
-    x = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+def mnist_preprocessing(normalize: str = "standard") -> Standardize:
+    """The row-wise map from IDX pixel values (0–255) to model rows for ``normalize``.
+
+    ``"standard"``: ``(x/255 − 0.1307)/0.3081`` (SPEC §2.8); ``"unit"``: ``x/255``.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize={normalize!r} is not allowed; choose one of {list(NORMALIZATIONS)}")
     if normalize == "standard":
-        return (x - MNIST_MEAN) / MNIST_STD, MNIST_STD, MNIST_MEAN, f"(x/255 - {MNIST_MEAN}) / {MNIST_STD}"
-    return x, 1.0, 0.0, "x/255 (in [0, 1])"
+        return Standardize(MNIST_MEAN, MNIST_STD, raw_divisor=255.0)
+    return Standardize(0.0, 1.0, raw_divisor=255.0)
 
 
 def load_mnist(
-    *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, normalize: str = "standard"
+    *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, normalize: str = "standard",
+    test_only: bool = False,
 ) -> DataSplits:
     """MNIST as :class:`DataSplits`.
 
     Without ``data_dir``: the embedded 5,000-digit subset, split 55:5:10 (seeded, like the full set's
     55k/5k/10k). ``normalize="standard"`` applies ``(x/255 − 0.1307)/0.3081`` (SPEC §2.8); ``"unit"``
-    keeps ``x/255`` in [0, 1]. ``limit`` caps the training split.
+    keeps ``x/255`` in [0, 1]; both are :func:`mnist_preprocessing` (``DataSplits.preprocessing``) applied
+    to the raw pixel values 0–255. ``limit`` caps the training split. ``test_only``: the train and val
+    splits are left empty and, with ``data_dir``, only the ``t10k`` files are read.
     """
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize={normalize!r} is not allowed; choose one of {list(NORMALIZATIONS)}")
+    preprocessing = mnist_preprocessing(normalize)
     if data_dir is not None:
-        from sparsecoder.data.idx import read_mnist_idx_dir
+        from sparsecoder.data.idx import read_mnist_idx_dir, read_mnist_idx_split
 
-        (train_px, train_y), (test_px, test_y) = read_mnist_idx_dir(Path(data_dir))
+        if test_only:
+            test_px, test_y = read_mnist_idx_split(Path(data_dir), "test")
+            train_px, train_y = test_px[:0], test_y[:0]
+        else:
+            (train_px, train_y), (test_px, test_y) = read_mnist_idx_dir(Path(data_dir))
         n_val = round(len(train_px) * 5 / 60)
         order = np.random.default_rng(seed).permutation(len(train_px))
         tr, va = order[n_val:], order[:n_val]
@@ -83,9 +95,14 @@ def load_mnist(
         name = "mnist (embedded 5k subset)"
     if limit is not None:
         parts["train"] = (parts["train"][0][:limit], parts["train"][1][:limit])
+    if test_only:
+        parts["train"] = parts["val"] = (parts["test"][0][:0], parts["test"][1][:0])
+    # to_pixels maps model rows to [0, 1]: x/255 = model · std + mean
+    scale, offset = float(preprocessing.std), float(preprocessing.mean)
+    description = f"(x/255 - {MNIST_MEAN}) / {MNIST_STD}" if normalize == "standard" else "x/255 (in [0, 1])"
     splits = {}
-    description = ""
     for key, (px, y) in parts.items():
-        x, scale, offset, description = _normalize(px.reshape(len(px), -1), normalize)
+        x = preprocessing.forward(px.reshape(len(px), 784))
         splits[key] = Split(x=x, labels=torch.from_numpy(y.astype(np.int64)), scale=scale, offset=offset)
-    return DataSplits(name=name, **splits, image_shape=(28, 28), normalization=description, n_classes=10)
+    return DataSplits(name=name, **splits, image_shape=(28, 28), normalization=description, n_classes=10,
+                      preprocessing=preprocessing)

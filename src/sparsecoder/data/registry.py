@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ class Source:
 
 
 _SOURCES: dict[str, Source] = {}
+# Loader keywords that are not data options: the run's seed and size, where the files are, and
+# `test_only` (a loader that can skip the training files declares it; see `load_test_split`).
+_NOT_OPTIONS = frozenset({"seed", "limit", "data_dir", "test_only"})
 
 
 def register_source(name: str, description: str, *, embedded: bool):
@@ -43,17 +47,38 @@ def source_options(name: str) -> dict[str, object]:
     if name not in _SOURCES:
         raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
     parameters = inspect.signature(_SOURCES[name].loader).parameters
-    return {key: p.default for key, p in parameters.items() if key not in ("seed", "limit", "data_dir")}
+    return {key: p.default for key, p in parameters.items() if key not in _NOT_OPTIONS}
 
 
 def load(
     name: str, *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, **options
 ) -> DataSplits:
     """Load the data source ``name`` as seeded train/val/test splits (see :class:`DataSplits`)."""
+    loader = _checked_loader(name, limit, options)
+    return loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+
+
+def load_test_split(
+    name: str, *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, **options
+) -> DataSplits:
+    """The test split of source ``name`` exactly as :func:`load` gives it; train and val left empty.
+
+    A loader with a ``test_only`` keyword (MNIST: only the ``t10k`` IDX files are read) is asked for the
+    test split alone; any other source is loaded whole and its train/val splits dropped (their files are
+    the test split's files, or the test split depends on them, e.g. seeded CIFAR crops).
+    """
+    loader = _checked_loader(name, limit, options)
+    if "test_only" in inspect.signature(loader).parameters:
+        return loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True, **options)
+    data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+    return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
+
+
+def _checked_loader(name: str, limit: int | None, options: dict) -> Callable[..., DataSplits]:
     if name not in _SOURCES:
         raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
     loader = _SOURCES[name].loader
-    accepted = set(inspect.signature(loader).parameters) - {"seed", "limit", "data_dir"}
+    accepted = set(inspect.signature(loader).parameters) - _NOT_OPTIONS
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(
@@ -62,7 +87,7 @@ def load(
         )
     if limit is not None and limit < 2:
         raise ValueError(f"limit must be >= 2 training samples, got {limit}")
-    return loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+    return loader
 
 
 register_source(

@@ -9,6 +9,7 @@ import torch
 
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.images import SPLITS, _split_counts
+from sparsecoder.data.preprocessing import Identity
 
 
 def _positive_int(name: str, value, low: int = 1) -> int:
@@ -64,7 +65,7 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
         name="synthetic", **splits, image_shape=_square_shape(dim),
         normalization=f"none: y = W_true z_true + N(0, {noise}²), unit-norm atoms, {n_active} active codes",
         true_dictionary=torch.from_numpy(dictionary.astype(np.float32)),
-        info={"true_codes": codes, "n_active": n_active, "noise": noise},
+        info={"true_codes": codes, "n_active": n_active, "noise": noise}, preprocessing=Identity(),
     )
 
 
@@ -103,5 +104,5 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
         name="synthetic_pyle", **splits, image_shape=(side, side),
         normalization=f"none: values in [0, 1] (Σ c_k b_k / {n_basis} + N(0, {noise}²), clipped)",
         true_dictionary=torch.from_numpy((basis / norms).astype(np.float32)),
-        info={"true_codes": codes, "noise": noise},
+        info={"true_codes": codes, "noise": noise}, preprocessing=Identity(),
     )

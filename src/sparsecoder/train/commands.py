@@ -1,4 +1,4 @@
-"""Sub-commands ``train``, ``evaluate``, ``presets`` and ``encode`` of the ``sparsecoder`` command."""
+"""Sub-commands ``train``, ``evaluate``, ``presets``, ``encode`` and ``decode`` of ``sparsecoder``."""
 
 from __future__ import annotations
 
@@ -47,16 +47,37 @@ def add_commands(subparsers) -> None:
         "encode", help="codes of an array of rows with a saved run's encoder",
         description="Encode the rows of INPUT.npy (a 2-D array, one sample per row) with a saved run's "
                     "model (encoder / posterior mean; FISTA for runs without an encoder) and write the "
-                    "codes (n × latents, float32) to --out. The rows must be in MODEL SPACE, i.e. already "
-                    "normalised exactly as the run's data source normalises (its config.yaml names the "
-                    "source; MNIST: (x/255 - 0.1307)/0.3081 of 28×28 images flattened row-major); no "
-                    "normalisation is applied here.",
+                    "codes (n × latents, float32) to --out. The run folder alone is enough (its training "
+                    "data may be gone). --input model (default): rows in MODEL SPACE, normalised exactly "
+                    "as the run's data source normalises (MNIST: (x/255 - 0.1307)/0.3081 of 28×28 images "
+                    "flattened row-major). --input raw: rows in the source's own units (MNIST: pixel "
+                    "values 0-255 as in the IDX files; arrays: values as in the file; cifar_patches: RGB "
+                    "patches 0-255, R, G, B planes); the run's stored preprocessing is applied.",
     )
     p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="INPUT.npy", type=Path, help="2-D array (n, d) of model-space rows")
+    p.add_argument("input", metavar="INPUT.npy", type=Path, help="2-D array (n, d) of rows")
+    p.add_argument("--input", dest="space", choices=("model", "raw"), default="model",
+                   help="units of the rows: model space (default) or the data source's raw units")
     p.add_argument("--out", required=True, type=Path, metavar="CODES.npy", help="where to write the codes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_encode)
+
+    p = subparsers.add_parser(
+        "decode", help="rows decoded from codes with a saved run's decoder",
+        description="Decode the codes in CODES.npy (n × latents, e.g. from `sparsecoder encode`) with a "
+                    "saved run's decoder (D z; a VAE's mean reconstruction) and write the rows to --out. "
+                    "--output model (default): model-space rows (float32). --output raw: the run's stored "
+                    "preprocessing inverted, rows in the data source's own units (float64; MNIST pixel "
+                    "values, not clipped or rounded; cifar_patches: the grey RGB patch of that "
+                    "luminance). decode(encode(x)) is the run's reconstruction of x.",
+    )
+    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
+    p.add_argument("input", metavar="CODES.npy", type=Path, help="2-D array (n, latents) of codes")
+    p.add_argument("--output", dest="space", choices=("model", "raw"), default="model",
+                   help="units of the rows written: model space (default) or the data source's raw units")
+    p.add_argument("--out", required=True, type=Path, metavar="ROWS.npy", help="where to write the rows")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_decode)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -87,7 +108,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from sparsecoder.train.trainer import evaluate_run
+    from sparsecoder.train.run import evaluate_run
 
     _print_metrics(evaluate_run(args.run_dir))
     return 0
@@ -108,13 +129,9 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode(args: argparse.Namespace) -> int:
-    import io
-
+def _read_npy_for(args: argparse.Namespace):
+    """The 2-D array in ``args.input`` after checking ``args.out`` (new .npy file or --overwrite)."""
     import numpy as np
-
-    from sparsecoder.io import atomic_write_bytes
-    from sparsecoder.train.trainer import encode_run
 
     out = Path(args.out)
     if out.suffix != ".npy":
@@ -129,10 +146,38 @@ def _encode(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot read {args.input} as a .npy array ({err})") from None
     if not isinstance(inputs, np.ndarray):
         inputs.close()
-        raise ValueError(f"{args.input} is an .npz archive; save the rows as one .npy array (np.save)")
-    codes = encode_run(args.run_dir, inputs).astype(np.float32, copy=False)
+        raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
+    return inputs
+
+
+def _write_npy(path: Path, array) -> None:
+    import io
+
+    import numpy as np
+
+    from sparsecoder.io import atomic_write_bytes
+
     buffer = io.BytesIO()
-    np.save(buffer, codes)
-    atomic_write_bytes(out, buffer.getvalue())
-    print(f"wrote {out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
+    np.save(buffer, array)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from sparsecoder.train.run import encode_run
+
+    inputs = _read_npy_for(args)
+    codes = encode_run(args.run_dir, inputs, input_space=args.space)
+    _write_npy(args.out, codes)
+    print(f"wrote {args.out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from sparsecoder.train.run import decode_run
+
+    codes = _read_npy_for(args)
+    rows = decode_run(args.run_dir, codes, output_space=args.space)
+    _write_npy(args.out, rows)
+    print(f"wrote {args.out}: {args.space}-space rows of shape {rows.shape[0]} × {rows.shape[1]}",
+          file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ One trainer drives every model family through :class:`sparsecoder.train.protocol
                      ``lr_<optimiser>`` (the learning rate used in that epoch), seconds
 ``model.safetensors`` the weights of the epoch with the lowest ``val_loss`` (the "best" weights)
 ``checkpoint.pt``    the state after the last completed epoch, for ``resume=True``
+``preprocessing.json`` row width, image shape and the data's row-wise preprocessing (``train/run.py``)
 ``metrics.json``     test metrics of the best weights (``model.evaluate``) plus ``epochs``, ``seconds``,
                      ``best_epoch``, ``best_val_loss``, library ``version``, ``git_hash``
 ``*.png``            the family's pictures (``model.save_pictures``) and ``history.png``
@@ -52,6 +53,20 @@ from sparsecoder.train.checkpoint import (
     set_rng_state,
 )
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
+from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate/encode re-exported here
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    HISTORY_PLOT,
+    METRICS_FILE,
+    RUN_FILES,
+    WEIGHTS_FILE,
+    decode_run,
+    encode_run,
+    evaluate_run,
+    load_run,
+    save_run_data,
+)
 
 __all__ = [
     "TrainingDiverged",
@@ -60,24 +75,14 @@ __all__ = [
     "load_run",
     "evaluate_run",
     "encode_run",
+    "decode_run",
     "resolve_config",
     "load_data",
     "batch_indices",
 ]
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_FILE = "checkpoint.pt"
-WEIGHTS_FILE = "model.safetensors"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-HISTORY_PLOT = "history.png"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT)
-
 # Config keys that may differ between a run and its resumption (they do not change the numbers).
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_threads"})
-# Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
-TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
-                 "git_dirty")
 
 
 class TrainingDiverged(RuntimeError):
@@ -300,7 +305,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         Show tqdm progress bars (stderr).
     data : DataSplits, optional
         Use these splits instead of loading ``config.data`` (for data that no registered source provides;
-        :func:`load_run` then needs the same ``data`` again).
+        :func:`load_run` sizes the model from ``preprocessing.json`` without it).
 
     Returns
     -------
@@ -347,6 +352,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                               f"{config.epochs}; set epochs >= {start_epoch}")
         set_rng_state(state["rng"])
     save_config(out_dir / CONFIG_FILE, model_name, config, extra={k: v for k, v in meta.items() if v})
+    save_run_data(out_dir, data)  # preprocessing.json: the run folder works without its training data
 
     def log(message: str) -> None:
         if progress:
@@ -449,73 +455,3 @@ def _finish(out_dir: Path, config, model, data: DataSplits, history, best_epoch:
     log(f"best epoch {best_epoch} (val_loss {best_val_loss:.6g}); wrote {out_dir / METRICS_FILE} and "
         f"{', '.join(Path(p).name for p in pictures)}")
     return metrics
-
-
-# ----------------------------------------------------------------------------------------------
-# saved runs
-# ----------------------------------------------------------------------------------------------
-def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, DataSplits]:
-    """``(config, model, data)`` of a saved run, the model holding its best weights (``model.safetensors``).
-
-    ``data`` defaults to the run's config loaded again (same seed, so the same splits).
-    """
-    from sparsecoder.models import build_model
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder at {run_dir}")
-    _, config = load_config(run_dir / CONFIG_FILE)
-    if not (run_dir / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
-    if data is None:
-        data = load_data(config)
-    model = build_model(config, data)
-    load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
-    return config, model, data
-
-
-def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
-    """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
-
-    The training bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is
-    kept; every test metric is replaced.
-    """
-    run_dir = Path(run_dir)
-    config, model, data = load_run(run_dir, data=data)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    seed_everything(config.seed)
-    metrics = dict(model.evaluate(data))
-    path = run_dir / METRICS_FILE
-    if path.is_file():
-        import json
-
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
-    metrics = jsonable(metrics)
-    atomic_write_json(path, metrics)
-    return metrics
-
-
-def encode_run(run_dir, x, *, data: DataSplits | None = None) -> np.ndarray:
-    """Codes ``(n, l)`` of the model-space rows ``x`` (n, d) from a saved run's ``model.encode``.
-
-    ``x`` must already be normalised the way the run's data source normalises (see its ``config.yaml``
-    and ``data.normalization``); nothing is applied here.
-    """
-    array = np.asarray(x)
-    if array.ndim != 2:
-        raise ValueError(f"inputs must be a 2-D array (samples × features), got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"inputs must be numeric, got dtype {array.dtype}")
-    _, model, data = load_run(run_dir, data=data)
-    if array.shape[1] != data.dim:
-        raise ValueError(f"inputs have {array.shape[1]} features per row but the run's model expects "
-                         f"{data.dim} ({data.describe()})")
-    if not np.isfinite(array).all():
-        raise ValueError("inputs contain NaN or inf")
-    codes = model.encode(torch.as_tensor(array, dtype=torch.float32))
-    return codes.detach().cpu().numpy()

@@ -1,0 +1,304 @@
+"""Run folders: their file names, and using a trained run without its training data.
+
+A run folder is self-contained: besides the weights and the resolved config it holds
+``preprocessing.json``, written by the trainer before the first epoch::
+
+    {"format": 1, "n_features": 784, "image_shape": [28, 28], "data": "mnist (embedded 5k subset)",
+     "normalization": "(x/255 - 0.1307) / 0.3081",
+     "preprocessing": {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0}}
+
+``n_features`` and ``image_shape`` size the model, so :func:`load_run` builds it without reading any data;
+``preprocessing`` (:mod:`sparsecoder.data.preprocessing`, ``null`` for in-memory data given to ``train``
+without one) maps raw rows — the source's own units, e.g. MNIST pixel values 0–255 as in the IDX files,
+``arrays`` values as in the file — to model rows and back, so :func:`encode_run` and :func:`decode_run`
+take and give either. :func:`evaluate_run` loads the test split only. Run folders written before this
+file existed still load (their data is read again, as before); ``sparsecoder evaluate RUN`` adds the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sparsecoder.config import load_config
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
+from sparsecoder.io import atomic_write_json
+from sparsecoder.train.checkpoint import load_weights, seed_everything
+from sparsecoder.train.logging import jsonable
+
+__all__ = [
+    "RunData",
+    "load_run",
+    "evaluate_run",
+    "encode_run",
+    "decode_run",
+    "load_test_split",
+    "read_run_data",
+    "save_run_data",
+]
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model.safetensors"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+HISTORY_PLOT = "history.png"
+PREPROCESSING_FILE = "preprocessing.json"
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
+             PREPROCESSING_FILE)
+# Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
+TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
+                 "git_dirty")
+SPACES = ("model", "raw")
+RUN_DATA_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What ``preprocessing.json`` records about a run's data (see the module docstring)."""
+
+    n_features: int
+    image_shape: tuple[int, ...] | None
+    preprocessing: Preprocessing | None
+    data: str
+    normalization: str
+
+    def splits(self) -> DataSplits:
+        """Empty splits of the run's row width: what :func:`load_run` returns instead of the data."""
+        def empty() -> Split:
+            return Split(x=torch.zeros(0, self.n_features))
+
+        return DataSplits(name=self.data, train=empty(), val=empty(), test=empty(),
+                          image_shape=self.image_shape, normalization=self.normalization,
+                          preprocessing=self.preprocessing)
+
+
+def save_run_data(run_dir, data: DataSplits) -> Path:
+    """Write ``run_dir/preprocessing.json`` for ``data`` (row width, image shape, preprocessing)."""
+    path = Path(run_dir) / PREPROCESSING_FILE
+    atomic_write_json(path, {
+        "format": RUN_DATA_FORMAT,
+        "n_features": int(data.dim),
+        "image_shape": None if data.image_shape is None else [int(s) for s in data.image_shape],
+        "data": data.name,
+        "normalization": data.normalization,
+        "preprocessing": None if data.preprocessing is None else data.preprocessing.to_dict(),
+    })
+    return path
+
+
+def read_run_data(run_dir) -> RunData | None:
+    """The run's ``preprocessing.json`` as :class:`RunData`; None for a run folder written without it."""
+    path = Path(run_dir) / PREPROCESSING_FILE
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text())
+        shape, preprocessing = spec["image_shape"], spec["preprocessing"]
+        return RunData(
+            n_features=int(spec["n_features"]),
+            image_shape=None if shape is None else tuple(int(s) for s in shape),
+            preprocessing=None if preprocessing is None else preprocessing_from_dict(preprocessing),
+            data=str(spec.get("data", "")),
+            normalization=str(spec.get("normalization", "")),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable {PREPROCESSING_FILE} ({err}); delete it and run "
+                         f"`sparsecoder evaluate {run_dir}` with the run's data in place to write it again") \
+            from None
+
+
+def load_test_split(config) -> DataSplits:
+    """The test split of the data a config names (train/val empty; MNIST IDX: only the t10k files)."""
+    from sparsecoder.data import load_test_split as load_test
+
+    return load_test(config.data, seed=config.seed, limit=config.limit, data_dir=config.data_dir,
+                     **dict(config.data_options))
+
+
+def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, DataSplits]:
+    """``(config, model, data)`` of a saved run, the model holding its best weights (``model.safetensors``).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder written by :func:`sparsecoder.train.train`.
+    data : DataSplits, optional
+        Splits to size the model with and return (e.g. the in-memory data a run was trained on).
+        Without it the model is sized from ``preprocessing.json`` and no data is read: the returned
+        ``data`` has the run's ``image_shape``, ``preprocessing`` and row width but empty splits (load the
+        test split with :func:`load_test_split`). A run folder without ``preprocessing.json`` (written by
+        an older version) has its data loaded again from its config, as before.
+    """
+    from sparsecoder.models import build_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder at {run_dir}")
+    _, config = load_config(run_dir / CONFIG_FILE)
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
+    if data is None:
+        stored = read_run_data(run_dir)
+        if stored is None:
+            from sparsecoder.train.trainer import load_data
+
+            data = load_data(config)
+        else:
+            data = stored.splits()
+    model = build_model(config, data)
+    load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    return config, model, data
+
+
+def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
+    """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
+
+    Only the test split is loaded (:func:`load_test_split`) unless ``data`` is given. The training
+    bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is kept; every test
+    metric is replaced. A run folder without ``preprocessing.json`` gets one.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder at {run_dir}")
+    _, config = load_config(run_dir / CONFIG_FILE)
+    stored = read_run_data(run_dir)
+    if data is None:
+        data = load_test_split(config)
+        if stored is not None and (data.name != stored.data or data.dim != stored.n_features):
+            raise ValueError(f"{run_dir} was trained on '{stored.data}' ({stored.n_features} features per "
+                             f"row) but its config now loads '{data.name}' ({data.dim}); if the run was "
+                             f"trained on data given in memory, give them again: evaluate_run(run, data=...)")
+    config, model, data = load_run(run_dir, data=data)
+    if stored is None and data.preprocessing is not None:
+        save_run_data(run_dir, data)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed)
+    metrics = dict(model.evaluate(data))
+    path = run_dir / METRICS_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
+    metrics = jsonable(metrics)
+    atomic_write_json(path, metrics)
+    return metrics
+
+
+def _check_space(name: str, value: str) -> None:
+    if value not in SPACES:
+        raise ValueError(f"{name}={value!r} is not allowed; choose 'raw' (the source's own units) or 'model' "
+                         f"(rows as the model sees them)")
+
+
+def _run_preprocessing(run_dir: Path, given: DataSplits | None) -> Preprocessing:
+    """The preprocessing raw rows need: that of the caller's ``given`` data, else the run's stored one;
+    or a clear error saying why there is none and what to do."""
+    if given is not None and given.preprocessing is not None:
+        return given.preprocessing
+    stored = read_run_data(run_dir)
+    if stored is None:
+        raise ValueError(
+            f"{run_dir} has no {PREPROCESSING_FILE} (it was written by an older sparsecoder), so its "
+            f"preprocessing is unknown: run `sparsecoder evaluate {run_dir}` once with its data in place (it "
+            f"adds the file; in Python: sparsecoder.train.evaluate_run), or give model-space rows "
+            f"(--input model / --output model)")
+    if stored.preprocessing is None:
+        raise ValueError(f"{run_dir} was trained on in-memory data without a preprocessing; give model-space "
+                         f"rows (--input model / --output model)")
+    return stored.preprocessing
+
+
+def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
+    array = np.asarray(x)
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    if array.shape[1] != data.dim:
+        raise ValueError(f"{what} have {array.shape[1]} features per row but the run's model expects "
+                         f"{data.dim} ({data.describe()})")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contain NaN or inf")
+    return array
+
+
+def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
+    """Codes ``(n, l)`` (float32) of the rows ``x`` from a saved run's ``model.encode``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder (its training data need not exist).
+    x : array-like (n, d_raw) or (n, d)
+        Rows to encode.
+    input_space : {"model", "raw"}
+        ``"model"``: ``x`` is already normalised as the run's data source normalises (``d`` values per
+        row); nothing is applied. ``"raw"``: ``x`` is in the source's own units (MNIST: pixel values
+        0–255; ``arrays``: values as in the file; CIFAR: RGB patches 0–255) and the run's stored
+        preprocessing maps it to model rows first.
+    data : DataSplits, optional
+        As for :func:`load_run`.
+    """
+    _check_space("input_space", input_space)
+    run_dir = Path(run_dir)
+    given = data
+    _, model, data = load_run(run_dir, data=data)
+    model.eval()
+    if input_space == "raw":
+        rows = _run_preprocessing(run_dir, given).forward(x, data.dim)
+    else:
+        rows = torch.as_tensor(_model_rows(model, data, x, "inputs"), dtype=torch.float32)
+    return model.encode(rows).detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+def _code_width(config) -> int:
+    for name in ("n_components", "n_latents"):
+        if hasattr(config, name):
+            return int(getattr(config, name))
+    raise ValueError(f"cannot tell the code size of a '{config.model_name}' model")
+
+
+def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
+    """Rows decoded from ``codes`` ``(n, l)`` by a saved run's decoder.
+
+    ``model.decode(z)`` where the family has it (VAEs: the mean reconstruction), else ``model.decoder(z)``
+    (sparse autoencoders: ``D z``). ``decode_run(run, encode_run(run, x))`` is the run's reconstruction of
+    ``x`` (encoder codes; FISTA codes for runs without an encoder).
+
+    Parameters
+    ----------
+    output_space : {"model", "raw"}
+        ``"model"``: model rows (float32). ``"raw"``: the stored preprocessing's inverse applied, rows in
+        the source's own units (float64; MNIST pixel values, not clipped to 0–255 or rounded).
+    """
+    _check_space("output_space", output_space)
+    run_dir = Path(run_dir)
+    given = data
+    config, model, data = load_run(run_dir, data=data)
+    model.eval()
+    preprocessing = _run_preprocessing(run_dir, given) if output_space == "raw" else None
+    array = np.asarray(codes)
+    width = _code_width(config)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ValueError(f"codes must be a 2-D array of {width} values per row (the run's code size), got "
+                         f"shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise ValueError("codes must be finite numbers")
+    device = next(iter(model.parameters())).device
+    z = torch.as_tensor(array, dtype=torch.float32, device=device)
+    with torch.no_grad():
+        rows = model.decode(z) if hasattr(model, "decode") else model.decoder(z)
+    rows = rows.detach().cpu().numpy().astype(np.float32, copy=False)
+    if preprocessing is None:
+        return rows
+    return preprocessing.inverse(rows, data.dim)
