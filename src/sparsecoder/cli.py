@@ -45,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    from sparsecoder.train.integrity import RunFolderBusy
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, RunFolderBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -51,6 +51,7 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from sparsecoder.train.integrity import DIGESTS_FILE, LOCK_FILE, check_resume_config, locked_run
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 
 __all__ = [
@@ -71,7 +72,8 @@ WEIGHTS_FILE = "model.safetensors"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 HISTORY_PLOT = "history.png"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT)
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
+             DIGESTS_FILE)
 
 # Config keys that may differ between a run and its resumption (they do not change the numbers).
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_threads"})
@@ -195,7 +197,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     """Refuse a non-empty folder unless ``overwrite`` and it is a run folder (then remove its run files)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} exists and is not a folder")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    if not out_dir.exists() or not any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         out_dir.mkdir(parents=True, exist_ok=True)
         return
     if not overwrite:
@@ -265,6 +267,7 @@ def _check_data(data: DataSplits) -> None:
 # ----------------------------------------------------------------------------------------------
 # training
 # ----------------------------------------------------------------------------------------------
+@locked_run("out_dir", "train", create=True)  # one writer per run folder (integrity.py)
 def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, overwrite: bool = False,
           progress: bool = True, data: DataSplits | None = None) -> dict[str, Any]:
     """Train a model from a preset or config into the run folder ``out_dir`` and return its metrics.
@@ -319,6 +322,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     out_dir = Path(out_dir)
     if resume:
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
+        check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
     else:
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
@@ -474,6 +478,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     return config, model, data
 
 
+@locked_run("run_dir", "evaluate")  # it rewrites metrics.json
 def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
 
