@@ -67,6 +67,8 @@ def _train(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
     from sparsecoder.train.trainer import TrainingDiverged, train
 
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
     overrides = parse_overrides(args.overrides)
     try:
         metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,

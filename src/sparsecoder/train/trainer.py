@@ -320,6 +320,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         See above.
     """
     out_dir = Path(out_dir)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other (continue the run, or replace it?); "
+                         "choose one")
     if resume:
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
         check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
