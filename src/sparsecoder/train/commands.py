@@ -132,6 +132,12 @@ def _encode(args: argparse.Namespace) -> int:
     if not isinstance(inputs, np.ndarray):
         inputs.close()
         raise ValueError(f"{args.input} is an .npz archive; save the rows as one .npy array (np.save)")
+    if np.iscomplexobj(inputs) or not np.issubdtype(inputs.dtype, np.number):
+        raise ValueError(f"{args.input}: array of dtype {inputs.dtype}; encode takes real numbers "
+                         f"(no complex, object or text arrays)")
+    if inputs.ndim != 2 or 0 in inputs.shape:
+        raise ValueError(f"{args.input}: array of shape {inputs.shape}; expected a 2-D array (n, d) with "
+                         f"n, d >= 1 (one sample per row)")
     codes = encode_run(args.run_dir, inputs).astype(np.float32, copy=False)
     buffer = io.BytesIO()
     np.save(buffer, codes)

@@ -258,6 +258,9 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
 def _check_data(data: DataSplits) -> None:
     if not isinstance(data, DataSplits):
         raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
+    if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
+        raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
+                         f"features per row ({data.describe()})")
     for name in ("train", "val"):
         if len(getattr(data, name)) == 0:
             raise ValueError(f"the {name} split is empty; nothing to train or validate on "
@@ -517,8 +520,8 @@ def encode_run(run_dir, x, *, data: DataSplits | None = None) -> np.ndarray:
     array = np.asarray(x)
     if array.ndim != 2:
         raise ValueError(f"inputs must be a 2-D array (samples × features), got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"inputs must be numeric, got dtype {array.dtype}")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"inputs must be real numbers, got dtype {array.dtype}")
     _, model, data = load_run(run_dir, data=data)
     if array.shape[1] != data.dim:
         raise ValueError(f"inputs have {array.shape[1]} features per row but the run's model expects "
