@@ -233,10 +233,22 @@ def _preset_files() -> dict[str, Any]:
     return {p.name[: -len(".yaml")]: p for p in root.iterdir() if p.name.endswith(".yaml")}
 
 
+def _read_yaml(path: Any) -> Any:
+    """``yaml.safe_load`` of a file; malformed YAML or a binary file is a :class:`ConfigError` naming it."""
+    try:
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (UTF-8) YAML file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
 def _read_preset(name: str, path: Any) -> Preset:
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or "model" not in data:
-        raise ConfigError(f"preset file {name}.yaml must be a mapping with a 'model' key")
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        raise ConfigError(f"preset file {path} must be a mapping with a 'model' key naming a model family")
+    if not isinstance(data.get("config") or {}, dict):
+        raise ConfigError(f"preset file {path}: 'config' must be a mapping of config keys to values")
     return Preset(
         name=name,
         model=data["model"],
@@ -280,8 +292,8 @@ def load_config(path: Path) -> tuple[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or "model" not in data or "config" not in data:
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str) or "config" not in data:
         raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
     if not isinstance(data["config"], dict):
         raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")

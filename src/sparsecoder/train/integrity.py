@@ -58,6 +58,7 @@ __all__ = [
     "check_checkpoint_entries",
     "check_resume_config",
     "remove_stale_temp_files",
+    "read_json_object",
 ]
 
 LOCK_FILE = ".sparsecoder.lock"
@@ -292,6 +293,21 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
             f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change "
             f"on resume, through --set"
         )
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (``metrics.json``); anything else: ``ValueError`` naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text JSON file (binary content); move it away and rerun") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); move it away and rerun") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object of metrics; move it away "
+                         f"and rerun")
+    return data
 
 
 # ----------------------------------------------------------------------------------------------

@@ -51,7 +51,13 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from sparsecoder.train.integrity import DIGESTS_FILE, LOCK_FILE, check_resume_config, locked_run
+from sparsecoder.train.integrity import (
+    DIGESTS_FILE,
+    LOCK_FILE,
+    check_resume_config,
+    locked_run,
+    read_json_object,
+)
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 
 __all__ = [
@@ -499,12 +505,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     metrics = dict(model.evaluate(data))
     path = run_dir / METRICS_FILE
     if path.is_file():
-        import json
-
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
+        old = read_json_object(path)
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)
