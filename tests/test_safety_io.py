@@ -199,6 +199,7 @@ WRITER = (
 def test_stale_temp_files_of_run_names_are_removed_under_the_lock(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
+    (folder / "config.yaml").write_text("model: sparse_autoencoder\nconfig: {}\n")  # a run folder
     process = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": SRC})
     assert process.stdout.readline().strip() == "go"
@@ -211,5 +212,19 @@ def test_stale_temp_files_of_run_names_are_removed_under_the_lock(tmp_path):
     for name in keep:
         (folder / name).write_bytes(b"user file")
     with run_folder_lock(folder, "train"):
-        left = sorted(p.name for p in folder.iterdir() if p.name not in (LOCK_FILE, "checkpoint.pt"))
+        left = sorted(p.name for p in folder.iterdir()
+                      if p.name not in (LOCK_FILE, "checkpoint.pt", "config.yaml"))
     assert left == sorted(keep)
+
+
+def test_a_folder_that_is_not_a_run_folder_is_left_exactly_as_it_was(tmp_path, capsys):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for name in (".checkpoint.pt.abc12345.tmp", "letter.txt"):
+        (folder / name).write_text("the user's")
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["train", "sdl-mnist", "--out", str(folder), "--set", "epochs=1"]) == 2
+    assert "not empty" in _one_line_error(capsys)
+    assert main(["evaluate", str(folder)]) == 2
+    assert "config" in _one_line_error(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,26 @@ def test_a_refused_train_leaves_no_folder_behind(tmp_path, capsys):
     assert main(["train", "sdl-mnist", "--out", str(out), "--set", "epochs=-1"]) != 0
     assert "epochs" in _one_line_error(capsys)
     assert not out.exists() and not out.parent.exists()
+
+
+def test_a_real_concurrent_train_blocks_a_second_train_into_the_same_folder(tmp_path):
+    """Two `sparsecoder train` processes into one --out: the second fails at once naming the first's PID."""
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    first = subprocess.Popen([sys.executable, "-m", "sparsecoder", "train", "sdl-mnist", "--out", str(run),
+                              "--quiet", "--set", *TINY_SET, "epochs=1000"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoint.pt").is_file():  # the first is training (an epoch completed)
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "sparsecoder", "train", "sdl-mnist", "--out", str(run),
+                                 "--quiet", "--resume"], env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and first.poll() is None
+        assert second.stderr.startswith("error: ") and second.stderr.count("\n") == 1, second.stderr
+        assert f"PID {first.pid}" in second.stderr and str(run) in second.stderr
+    finally:
+        first.kill()
+        first.wait()

@@ -133,6 +133,9 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run folder at {run_dir}")
     lock_path = run_dir / LOCK_FILE
+    # A folder sparsecoder used before (lock file or config.yaml present) is a run folder: its stale temp
+    # files are ours to remove. In any other folder nothing but our own lock file is touched.
+    used_before = lock_path.exists() or (run_dir / "config.yaml").is_file()
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
@@ -150,14 +153,20 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
                 f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
                 f"wait for it to finish or stop it, or choose another folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {purpose}\n".encode())
-        remove_stale_temp_files(run_dir)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {purpose}\n".encode())
+        except OSError as err:
+            raise type(err)(err.errno, f"cannot write the lock file {lock_path}: {err.strerror}") from None
+        if used_before:
+            remove_stale_temp_files(run_dir)
         try:
             yield run_dir
         finally:
             if created:
                 _remove_if_only_lock(created)
+            elif not used_before and not (run_dir / "config.yaml").is_file():
+                lock_path.unlink(missing_ok=True)  # refused before it became a run folder: leave no trace
     finally:
         os.close(fd)  # releases the flock
 
