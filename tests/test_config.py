@@ -98,7 +98,8 @@ def test_parse_overrides():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    config = ExampleConfig(rate=0.25, grid=(0.1, 0.2), data_options={"patch_size": 8}, step="auto")
+    config = ExampleConfig(rate=0.25, grid=(0.1, 0.2), data="patches", data_options={"patch_size": 8},
+                           step="auto")
     save_config(tmp_path / "config.yaml", "test_config_family", config, extra={"preset": "demo"})
     document = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert list(document) == ["model", "preset", "config"]

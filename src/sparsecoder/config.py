@@ -17,6 +17,7 @@ range checks live in each class's ``__post_init__`` and raise :class:`ConfigErro
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -44,6 +45,14 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration problem a user can fix: unknown key, wrong type, out-of-range value."""
+
+
+# Largest integer any config value may hold: torch and NumPy take 64-bit integers (seeds, sizes), and a
+# larger Python int overflows deep inside them.
+MAX_INT = 2**63 - 1
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 2**31 - 1  # torch indexes a batch with 32-bit sizes in places
+MAX_THREADS = 1024
 
 
 _CONFIG_CLASSES: dict[str, type] = {}
@@ -143,12 +152,21 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         number = _number(value)
         if number is None or not math.isfinite(number) or int(number) != number:
             raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        if abs(int(number)) > MAX_INT:
+            raise ConfigError(f"config key '{key}': {value!r} is too large (integers are 64-bit: at most "
+                              f"{MAX_INT})")
         return int(number)
     if annotation is float:
         number = _number(value)
-        if number is None or math.isnan(number):
+        if number is None:
             raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        return float(number)
+        try:
+            number = float(number)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"config key '{key}': expected a number (finite), got {value!r}")
+        return number
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
@@ -215,10 +233,22 @@ def _preset_files() -> dict[str, Any]:
     return {p.name[: -len(".yaml")]: p for p in root.iterdir() if p.name.endswith(".yaml")}
 
 
+def _read_yaml(path: Any) -> Any:
+    """``yaml.safe_load`` of a file; malformed YAML or a binary file is a :class:`ConfigError` naming it."""
+    try:
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (UTF-8) YAML file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
 def _read_preset(name: str, path: Any) -> Preset:
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or "model" not in data:
-        raise ConfigError(f"preset file {name}.yaml must be a mapping with a 'model' key")
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        raise ConfigError(f"preset file {path} must be a mapping with a 'model' key naming a model family")
+    if not isinstance(data.get("config") or {}, dict):
+        raise ConfigError(f"preset file {path}: 'config' must be a mapping of config keys to values")
     return Preset(
         name=name,
         model=data["model"],
@@ -262,8 +292,8 @@ def load_config(path: Path) -> tuple[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or "model" not in data or "config" not in data:
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str) or "config" not in data:
         raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
     if not isinstance(data["config"], dict):
         raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")
@@ -292,7 +322,49 @@ class CommonConfig:
     num_threads: int | None = None  # torch CPU threads; None = torch's default
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        check(self.limit is None or self.limit >= 2, "limit", f"must be >= 2 or null, got {self.limit}")
+        check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
+              f"must be >= 1 and <= {MAX_EPOCHS}, got {self.epochs}")
+        check(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size",
+              f"must be >= 1 and <= {MAX_BATCH_SIZE}, got {self.batch_size}")
+        check(self.limit is None or 2 <= self.limit <= MAX_INT, "limit",
+              f"must be >= 2 or null, got {self.limit}")
+        check(0 <= self.seed <= MAX_INT, "seed", f"must be in [0, 2**63 - 1], got {self.seed}")
+        check(self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS, "num_threads",
+              f"must be in [1, {MAX_THREADS}] or null (torch's default), got {self.num_threads}")
+        _check_device(self.device)
         check(isinstance(self.data_options, dict), "data_options", "must be a mapping")
+        _check_data_options(self.data, self.data_options)
+
+
+def _check_device(device: str) -> None:
+    """``device`` must parse as a torch device (CUDA's presence is checked where the model is built)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"config key 'device': {device!r} is not a device (auto, cpu, cuda, cuda:N): "
+                          f"{str(err).splitlines()[0]}") from None
+
+
+def _check_data_options(source: str, options: dict) -> None:
+    """The data source exists, and each option is one of its loader's keyword arguments, of its type."""
+    from sparsecoder.data.registry import _SOURCES
+
+    if source not in _SOURCES:
+        raise ConfigError(f"config key 'data': unknown data source {source!r}; known: {', '.join(_SOURCES)}")
+    loader = _SOURCES[source].loader
+    accepted = [k for k in inspect.signature(loader).parameters if k not in ("seed", "limit", "data_dir")]
+    try:
+        hints = typing.get_type_hints(loader)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
+        hints = {}
+    for name, value in options.items():
+        key = f"data_options.{name}"
+        if not isinstance(name, str) or name not in accepted:
+            raise ConfigError(f"config key '{key}': data source '{source}' has no such option; its options "
+                              f"are: {', '.join(accepted) or 'none'}")
+        if name in hints:
+            _coerce(key, value, hints[name])

@@ -1,4 +1,8 @@
-"""Atomic file writes: a temp file in the same folder, then ``os.replace``."""
+"""Atomic file writes: a temp file in the same folder, then ``os.replace``.
+
+A failed write (disk full, read-only folder, a parent that is a file) removes its temp file, leaves the
+previous file untouched and raises an :class:`OSError` of the same type whose message names the path.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,16 @@ from typing import Any
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)
+    try:
+        _atomic_unchecked(path, write)
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise type(err)(err.errno, f"cannot write {path}: {err.strerror}; the previous file (if any) is "
+                                   f"unchanged") from None
+
+
+def _atomic_unchecked(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

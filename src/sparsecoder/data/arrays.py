@@ -66,6 +66,11 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
             labels = arrays[label_key]
     if data.ndim < 2 or len(data) < 3:
         raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
+    if data.size == 0:
+        raise ValueError(f"{path}: the rows have no features (shape {data.shape}); expected n×d with d >= 1")
+    if np.iscomplexobj(data):
+        raise ValueError(f"{path}: array of complex dtype {data.dtype}; the models take real vectors — save "
+                         f"np.real(x), np.abs(x) or the real and imaginary parts side by side")
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
     data = data.reshape(len(data), -1).astype(np.float64)

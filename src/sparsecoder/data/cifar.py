@@ -11,6 +11,7 @@ import torch
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.images import SPLITS, _check_patch_size, _split_counts, embedded_unit_patches
 from sparsecoder.data.preprocessing import Identity, Luminance
+from sparsecoder.data.safe_pickle import UnsafePickleError, load_data_pickle
 
 TRAIN_BATCHES = tuple(f"data_batch_{k}" for k in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -20,19 +21,27 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One python-pickle batch: ``(images (n, 32, 32, 3) uint8, labels (n,) int64)``.
 
     The file is a pickled dict with ``b"data"`` (n, 3072) uint8 — 1024 red, then green, then blue values
-    per row, row-major 32×32 — and ``b"labels"``.
+    per row, row-major 32×32 — and ``b"labels"``. It is read with the restricted unpickler of
+    :mod:`sparsecoder.data.safe_pickle` (only NumPy arrays and builtin containers; a file naming any
+    other global is refused with :class:`~sparsecoder.data.safe_pickle.UnsafePickleError`, nothing run).
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+        batch = load_data_pickle(path, encoding="bytes")
+    except UnsafePickleError:
+        raise
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: cannot read CIFAR batch ({err}); the file is corrupt or truncated") \
             from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
     data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.dtype.kind not in "uib":
+        raise ValueError(f"{path}: b'data' has dtype {data.dtype}; a CIFAR-10 batch holds uint8 pixels")
+    try:
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{path}: b'labels' is not a list of integer class labels") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise ValueError(f"{path}: data {data.shape} / labels {labels.shape}; expected (n, 3072) and (n,)")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8), labels

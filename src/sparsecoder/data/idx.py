@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+MNIST_IMAGE_SHAPE = (28, 28)
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -33,7 +35,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: np.prod would overflow on a forged header
     if len(raw) - header != expected:
         raise ValueError(
             f"{path}: IDX header says shape {shape} ({expected} bytes) "
@@ -67,6 +69,12 @@ def read_mnist_idx_split(directory: Path, split: str):
     labels = read_idx(find_idx_file(directory, MNIST_FILES[f"{split}_labels"]))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if images.shape[1:] != MNIST_IMAGE_SHAPE:
+        raise ValueError(
+            f"{directory}: the {split} IDX images are {images.shape[1]}×{images.shape[2]}, but MNIST "
+            f"images (and the mnist presets) are 28×28; for other images save them as an array and use"
+            f" the arrays source (data=arrays, data_options={{path: FILE.npy, image_shape: [H, W]}})"
+        )
     return images.reshape(len(images), -1).astype(np.uint8), labels.astype(np.int64)
 
 

@@ -15,6 +15,7 @@ lies entirely inside one block, so no pixel is shared between splits.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,15 +108,34 @@ def read_image_folder(directory: Path, max_images: int | None = None,
     images = []
     for path in paths:
         try:
-            with Image.open(path) as handle:
+            with warnings.catch_warnings():  # Pillow only warns between 1x and 2x its pixel limit
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                handle = Image.open(path)
+            with handle:
+                _check_image_size(path, handle.size)
                 handle.load()
                 if handle.mode.startswith("I;16"):
                     images.append(np.asarray(handle, dtype=np.float64) / 65535.0)
                 else:
                     images.append(to_grayscale(np.asarray(handle.convert("L"))))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
     return images, [str(p.relative_to(directory)) for p in paths]
+
+
+def _check_image_size(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image whose header claims more pixels than Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 megapixels), before any pixel is decoded."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS or 89_478_485
+    width, height = size
+    if width * height > limit:
+        raise ValueError(f"{path}: the header claims {width}×{height} pixels ({width * height / 1e6:.0f} "
+                         f"megapixels), more than the {limit / 1e6:.1f}-megapixel limit; refusing to decode "
+                         f"it (corrupt or hostile header, or downscale the image)")
 
 
 def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:

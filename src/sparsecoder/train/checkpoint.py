@@ -10,6 +10,7 @@ loading a checkpoint never executes pickled code. Both files are written atomica
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 
-from sparsecoder.io import atomic_torch_save, atomic_write_bytes
+from sparsecoder.train.integrity import (
+    check_checkpoint_entries,
+    config_digest,
+    verify_digest,
+    write_digested,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -94,7 +100,7 @@ def _cpu_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
 def save_weights(path: Path, model, *, model_name: str, epoch: int) -> None:
     """Write ``model.state_dict()`` to a ``.safetensors`` file (atomically) with its model name and epoch."""
     metadata = {"format": "pt", "model": str(model_name), "epoch": str(int(epoch))}
-    atomic_write_bytes(Path(path), safetensors_save(_cpu_tensors(model.state_dict()), metadata=metadata))
+    write_digested(Path(path), safetensors_save(_cpu_tensors(model.state_dict()), metadata=metadata))
 
 
 def load_weights(path: Path, model, *, model_name: str | None = None) -> dict[str, str]:
@@ -111,6 +117,7 @@ def load_weights(path: Path, model, *, model_name: str | None = None) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
+    verify_digest(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = fh.metadata() or {}
@@ -136,8 +143,10 @@ def _load_state(model, state_dict: dict[str, Any], source: str) -> None:
 
 def save_checkpoint(path: Path, *, model, model_name: str, epoch: int, history: list[dict[str, float]],
                     best_val_loss: float, best_epoch: int, config: dict[str, Any]) -> None:
-    """Write everything needed to resume after ``epoch`` (1-based, completed) to ``path`` atomically."""
-    atomic_torch_save(Path(path), {
+    """Write everything needed to resume after ``epoch`` (1-based, completed) to ``path`` atomically
+    (with its SHA-256 in ``digests.json`` and the config's digest inside, see :mod:`.integrity`)."""
+    buffer = io.BytesIO()
+    torch.save({
         "format": CHECKPOINT_FORMAT,
         "model_name": str(model_name),
         "epoch": int(epoch),
@@ -148,7 +157,9 @@ def save_checkpoint(path: Path, *, model, model_name: str, epoch: int, history: 
         "best_val_loss": float(best_val_loss),
         "best_epoch": int(best_epoch),
         "config": dict(config),
-    })
+        "config_digest": config_digest(dict(config)),
+    }, buffer)
+    write_digested(Path(path), buffer.getvalue())
 
 
 def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict[str, Any]:
@@ -160,12 +171,14 @@ def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict[str, A
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; nothing to resume")
+    verify_digest(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
         raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a sparsecoder checkpoint (format {CHECKPOINT_FORMAT})")
+    check_checkpoint_entries(state, path)
     if model_name is not None and state["model_name"] != model_name:
         raise ValueError(f"{path} is a checkpoint of a '{state['model_name']}' model, not '{model_name}'")
     return state

@@ -88,6 +88,8 @@ def _train(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
     from sparsecoder.train.trainer import TrainingDiverged, train
 
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
     overrides = parse_overrides(args.overrides)
     try:
         metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,
@@ -147,6 +149,12 @@ def _read_npy_for(args: argparse.Namespace):
     if not isinstance(inputs, np.ndarray):
         inputs.close()
         raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
+    if np.iscomplexobj(inputs) or not np.issubdtype(inputs.dtype, np.number):
+        raise ValueError(f"{args.input}: array of dtype {inputs.dtype}; expected real numbers "
+                         f"(no complex, object or text arrays)")
+    if inputs.ndim != 2 or 0 in inputs.shape:
+        raise ValueError(f"{args.input}: array of shape {inputs.shape}; expected a 2-D array (n, d) with "
+                         f"n, d >= 1 (one sample per row)")
     return inputs
 
 

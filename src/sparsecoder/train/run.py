@@ -30,6 +30,7 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
 from sparsecoder.train.checkpoint import load_weights, seed_everything
+from sparsecoder.train.integrity import DIGESTS_FILE, locked_run, read_json_object
 from sparsecoder.train.logging import jsonable
 
 __all__ = [
@@ -51,7 +52,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_PLOT = "history.png"
 PREPROCESSING_FILE = "preprocessing.json"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
-             PREPROCESSING_FILE)
+             PREPROCESSING_FILE, DIGESTS_FILE)
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
 TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
                  "git_dirty")
@@ -157,6 +158,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     return config, model, data
 
 
+@locked_run("run_dir", "evaluate")  # it rewrites metrics.json
 def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
 
@@ -184,10 +186,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     metrics = dict(model.evaluate(data))
     path = run_dir / METRICS_FILE
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
+        old = read_json_object(path)
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)
@@ -222,8 +221,8 @@ def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
     array = np.asarray(x)
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     if array.shape[1] != data.dim:
         raise ValueError(f"{what} have {array.shape[1]} features per row but the run's model expects "
                          f"{data.dim} ({data.describe()})")

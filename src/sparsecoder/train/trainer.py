@@ -52,6 +52,7 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from sparsecoder.train.integrity import LOCK_FILE, check_resume_config, locked_run
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate/encode re-exported here
     CHECKPOINT_FILE,
@@ -200,7 +201,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     """Refuse a non-empty folder unless ``overwrite`` and it is a run folder (then remove its run files)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} exists and is not a folder")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    if not out_dir.exists() or not any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         out_dir.mkdir(parents=True, exist_ok=True)
         return
     if not overwrite:
@@ -261,6 +262,9 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
 def _check_data(data: DataSplits) -> None:
     if not isinstance(data, DataSplits):
         raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
+    if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
+        raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
+                         f"features per row ({data.describe()})")
     for name in ("train", "val"):
         if len(getattr(data, name)) == 0:
             raise ValueError(f"the {name} split is empty; nothing to train or validate on "
@@ -270,6 +274,7 @@ def _check_data(data: DataSplits) -> None:
 # ----------------------------------------------------------------------------------------------
 # training
 # ----------------------------------------------------------------------------------------------
+@locked_run("out_dir", "train", create=True)  # one writer per run folder (integrity.py)
 def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, overwrite: bool = False,
           progress: bool = True, data: DataSplits | None = None) -> dict[str, Any]:
     """Train a model from a preset or config into the run folder ``out_dir`` and return its metrics.
@@ -322,8 +327,12 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         See above.
     """
     out_dir = Path(out_dir)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other (continue the run, or replace it?); "
+                         "choose one")
     if resume:
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
+        check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
     else:
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")

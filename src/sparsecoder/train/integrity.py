@@ -1,0 +1,340 @@
+"""Run-folder integrity: an exclusive lock, SHA-256 digests of the weights files, the config digest,
+required checkpoint entries and the removal of stale temp files.
+
+Lock
+    :func:`run_folder_lock` takes an exclusive ``fcntl.flock`` on ``DIR/.sparsecoder.lock`` (the file
+    holds the holder's PID and command). The kernel releases a ``flock`` when its process ends in any way
+    (exit, exception, SIGKILL), so a killed run never leaves a stale lock; a second writer (``train``,
+    ``train --resume``, ``evaluate``) fails at once with :class:`RunFolderBusy` naming the folder and PID.
+    :func:`locked_run` is the same as a decorator of functions taking the run folder as an argument.
+Digests
+    ``DIR/digests.json`` maps each weights/checkpoint file to its SHA-256 (FIPS 180-4). :func:`write_digested`
+    writes a file atomically and records its digest so that a kill at any instant leaves a consistent
+    pair: it first records *both* the old and the new digest as accepted, then replaces the file, then
+    keeps only the new one. :func:`verify_digest` recomputes the digest before a file is read
+    (``load_run``, ``evaluate``, ``encode``, ``--resume``) and names the file on a mismatch (flipped
+    bytes, a truncated copy, a file replaced by hand). Folders without ``digests.json`` (runs written
+    before digests existed) are read unverified.
+Config digest
+    :func:`config_digest` is the SHA-256 of the config as canonical JSON; the checkpoint stores it with
+    the config, and :func:`check_resume_config` refuses to resume when the run's ``config.yaml`` (plus
+    ``--set``) differs from the checkpoint's config in any key but the documented resumable ones.
+Stale temp files
+    An atomic write goes through ``.NAME.XXXX.tmp`` in the same folder; a kill between its creation and
+    the rename leaves it behind. :func:`remove_stale_temp_files` deletes those of the run's own file
+    names; :func:`run_folder_lock` calls it once the lock is held (so no live writer owns them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import hashlib
+import inspect
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sparsecoder.io import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "LOCK_FILE",
+    "DIGESTS_FILE",
+    "CHECKPOINT_ENTRIES",
+    "RunFolderBusy",
+    "DigestMismatch",
+    "run_folder_lock",
+    "locked_run",
+    "sha256_file",
+    "write_digested",
+    "verify_digest",
+    "config_digest",
+    "check_checkpoint_entries",
+    "check_resume_config",
+    "remove_stale_temp_files",
+    "read_json_object",
+]
+
+LOCK_FILE = ".sparsecoder.lock"
+DIGESTS_FILE = "digests.json"
+# Every entry save_checkpoint writes; a checkpoint missing one cannot be resumed exactly.
+CHECKPOINT_ENTRIES = ("format", "model_name", "epoch", "model", "optimizers", "rng", "history",
+                      "best_val_loss", "best_epoch", "config")
+# Names of the files a run folder holds (their stale `.NAME.XXXX.tmp` files are removed); PNGs by suffix.
+RUN_FILE_NAMES = frozenset({"config.yaml", "checkpoint.pt", "model.safetensors", "history.csv",
+                            "metrics.json", "preprocessing.json", DIGESTS_FILE})
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds the run folder's lock (its PID is in the message)."""
+
+
+class DigestMismatch(ValueError):
+    """A weights or checkpoint file does not match the SHA-256 recorded when it was written."""
+
+
+# ----------------------------------------------------------------------------------------------
+# lock
+# ----------------------------------------------------------------------------------------------
+def _holder(lock_path: Path) -> str:
+    try:
+        text = lock_path.read_text().strip()
+    except OSError:
+        text = ""
+    pid, _, command = text.partition(" ")
+    return f"PID {pid}" + (f", `{command}`" if command else "") if pid else "PID unknown"
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[Path]:
+    """Hold an exclusive lock on the run folder ``run_dir`` for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    purpose : str
+        What the holder does (``"train"``, ``"evaluate"``); written into the lock file with the PID.
+    create : bool
+        Create the folder (and parents) if missing; a folder created here that holds nothing but the
+        lock file at the end is removed again (e.g. a ``train`` refused for a bad config).
+
+    Raises
+    ------
+    RunFolderBusy
+        Another process holds the lock: the message names the folder and the holder's PID.
+    NotADirectoryError, FileNotFoundError, PermissionError
+        ``run_dir`` (or a parent) is a file, does not exist (``create=False``) or is not writable.
+    """
+    run_dir = Path(run_dir)
+    created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
+    if create and not run_dir.exists():
+        for parent in [run_dir, *run_dir.parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise NotADirectoryError(f"cannot create the run folder {run_dir}: {parent} is a file")
+                break
+            created.append(parent)
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:  # made by another process meanwhile: not ours to remove
+            created = []
+        except OSError as err:
+            raise type(err)(err.errno, f"cannot create the run folder {run_dir}: {err.strerror}") from None
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir} exists and is not a folder")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder at {run_dir}")
+    lock_path = run_dir / LOCK_FILE
+    # A folder sparsecoder used before (lock file or config.yaml present) is a run folder: its stale temp
+    # files are ours to remove. In any other folder nothing but our own lock file is touched.
+    used_before = lock_path.exists() or (run_dir / "config.yaml").is_file()
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        if created:
+            _remove_if_only_lock(created)
+        raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
+                                   f"is it writable?") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise RunFolderBusy(
+                f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
+                f"wait for it to finish or stop it, or choose another folder"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {purpose}\n".encode())
+        except OSError as err:
+            raise type(err)(err.errno, f"cannot write the lock file {lock_path}: {err.strerror}") from None
+        if used_before:
+            remove_stale_temp_files(run_dir)
+        try:
+            yield run_dir
+        finally:
+            if created:
+                _remove_if_only_lock(created)
+            elif not used_before and not (run_dir / "config.yaml").is_file():
+                lock_path.unlink(missing_ok=True)  # refused before it became a run folder: leave no trace
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _remove_if_only_lock(created: list[Path]) -> None:
+    with contextlib.suppress(OSError):
+        run_dir = created[0]
+        if [p.name for p in run_dir.iterdir()] in ([LOCK_FILE], []):
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            for folder in created:
+                folder.rmdir()
+
+
+def locked_run(argument: str, purpose: str, *, create: bool = False):
+    """Decorator: call the function under :func:`run_folder_lock` of its argument named ``argument``."""
+
+    def wrap(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def locked(*args, **kwargs):
+            run_dir = signature.bind(*args, **kwargs).arguments[argument]
+            with run_folder_lock(run_dir, purpose, create=create):
+                return function(*args, **kwargs)
+
+        return locked
+
+    return wrap
+
+
+# ----------------------------------------------------------------------------------------------
+# digests
+# ----------------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_digests(folder: Path) -> dict[str, list[str]] | None:
+    path = folder / DIGESTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or not all(
+            isinstance(v, list) and all(isinstance(h, str) for h in v) for v in data.values()):
+        raise ValueError(f"{path} is corrupt (not a JSON mapping of file names to SHA-256 lists); delete it "
+                         f"to read the run unverified")
+    return data
+
+
+def write_digested(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and record its SHA-256 in the folder's ``digests.json``.
+
+    Both the previous and the new digest are accepted while the file is being replaced, so a kill at any
+    instant leaves a file that verifies.
+    """
+    path = Path(path)
+    new = hashlib.sha256(data).hexdigest()
+    digests = _read_digests(path.parent) or {}
+    old = digests.get(path.name, [])
+    digests[path.name] = [new, *[h for h in old if h != new]]
+    atomic_write_json(path.parent / DIGESTS_FILE, digests)
+    atomic_write_bytes(path, data)
+    digests[path.name] = [new]
+    atomic_write_json(path.parent / DIGESTS_FILE, digests)
+
+
+def verify_digest(path: Path) -> None:
+    """Raise :class:`DigestMismatch` naming ``path`` unless its SHA-256 is one recorded in ``digests.json``.
+
+    A folder without ``digests.json``, or a file it does not list, is not checked.
+    """
+    path = Path(path)
+    digests = _read_digests(path.parent)
+    if digests is None or path.name not in digests:
+        return
+    actual = sha256_file(path)
+    if actual not in digests[path.name]:
+        raise DigestMismatch(
+            f"{path} is damaged or was replaced: its SHA-256 is {actual[:16]}…, but {DIGESTS_FILE} recorded "
+            f"{digests[path.name][0][:16]}… when it was written; restore the file (or retrain)"
+        )
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """SHA-256 of a config dict as canonical JSON (sorted keys, tuples as lists, floats by ``repr``)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def check_checkpoint_entries(state: dict[str, Any], path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` and the missing entries of a loaded checkpoint."""
+    missing = [key for key in CHECKPOINT_ENTRIES if key not in state]
+    if missing:
+        raise ValueError(f"{path} lacks the entr{'y' if len(missing) == 1 else 'ies'} {missing}; it cannot "
+                         f"be resumed exactly (damaged or written by another program)")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable) -> None:
+    """Refuse to resume when ``config`` differs from the checkpoint's config in a key not in ``changeable``.
+
+    ``config`` is the run's ``config.yaml`` with the ``--set`` values applied. The checkpoint's config is
+    first checked against its stored digest; each changed key is named with both values.
+    """
+    from sparsecoder.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint_path)
+    saved = state["config"]
+    stored = state.get("config_digest")
+    if stored is not None and stored != config_digest(saved):
+        raise ValueError(f"{checkpoint_path}: its config does not match its config digest (damaged file)")
+    keys = sorted((set(saved) | set(config)) - set(changeable))
+    changed = [k for k in keys if not _same(saved.get(k), config.get(k))]
+    if changed:
+        details = "; ".join(f"{k}: trained with {saved.get(k)!r}, config.yaml now says {config.get(k)!r}"
+                            for k in changed)
+        raise ValueError(
+            f"cannot resume {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
+            f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change "
+            f"on resume, through --set"
+        )
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (``metrics.json``); anything else: ``ValueError`` naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text JSON file (binary content); move it away and rerun") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); move it away and rerun") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object of metrics; move it away "
+                         f"and rerun")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# stale temp files
+# ----------------------------------------------------------------------------------------------
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete ``.NAME.XXXX.tmp`` files left by killed atomic writes of the run's own files; return them.
+
+    Only names of run files (``config.yaml``, ``checkpoint.pt``, ``model.safetensors``, ``history.csv``,
+    ``metrics.json``, ``digests.json``, ``*.png``) are touched; call it while holding the run lock.
+    """
+    removed = []
+    for path in Path(run_dir).iterdir():
+        match = _TEMP_NAME.match(path.name)
+        if not match or not path.is_file() or path.is_symlink():
+            continue
+        name = match.group("name")
+        if name in RUN_FILE_NAMES or name.endswith(".png"):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,130 @@
+"""Issue 11, class 3: edited run folders (SHA-256 of weights/checkpoint files, config digest on resume)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sparsecoder.cli import main
+from sparsecoder.train import load_run
+from sparsecoder.train.integrity import DigestMismatch, config_digest, verify_digest
+from tests.safety_helpers import fresh_run
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _flip_tensor_byte(path: Path) -> None:
+    """Flip one byte inside the tensor data of a .safetensors file (8-byte header length, JSON, data)."""
+    raw = bytearray(path.read_bytes())
+    (header_length,) = struct.unpack("<Q", raw[:8])
+    raw[8 + header_length + 100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_digests_are_the_sha256_of_the_files_and_the_config(tmp_path_factory, tmp_path):
+    import torch
+
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    digests = json.loads((run / "digests.json").read_text())
+    for name in ("model.safetensors", "checkpoint.pt"):
+        assert digests[name] == [hashlib.sha256((run / name).read_bytes()).hexdigest()]
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    canonical = json.dumps(state["config"], sort_keys=True).encode()
+    assert state["config_digest"] == config_digest(state["config"]) == hashlib.sha256(canonical).hexdigest()
+
+
+def test_flipped_bytes_in_the_weights_are_refused_by_load_evaluate_and_encode(tmp_path_factory, tmp_path,
+                                                                              capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    config, model, data = load_run(run)
+    np.save(tmp_path / "rows.npy", data.test.x[:3].numpy())
+    metrics_before = (run / "metrics.json").read_bytes()
+    _flip_tensor_byte(run / "model.safetensors")
+    from safetensors.torch import load_file
+
+    assert load_file(str(run / "model.safetensors"))  # still parses: only the digest can tell
+    with pytest.raises(DigestMismatch, match="model.safetensors"):
+        load_run(run)
+    assert main(["evaluate", str(run)]) != 0
+    assert str(run / "model.safetensors") in _one_line_error(capsys)
+    assert (run / "metrics.json").read_bytes() == metrics_before
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(codes)]) != 0
+    assert str(run / "model.safetensors") in _one_line_error(capsys) and not codes.exists()
+
+
+def test_a_damaged_checkpoint_is_refused_on_resume(tmp_path_factory, tmp_path, capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    raw = bytearray((run / "checkpoint.pt").read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (run / "checkpoint.pt").write_bytes(bytes(raw))
+    history = (run / "history.csv").read_bytes()
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) != 0
+    assert str(run / "checkpoint.pt") in _one_line_error(capsys)
+    assert (run / "history.csv").read_bytes() == history
+
+
+def test_an_edited_config_yaml_is_refused_on_resume_naming_each_key(tmp_path_factory, tmp_path, capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    document = yaml.safe_load((run / "config.yaml").read_text())
+    trained_lam, trained_gamma = document["config"]["lam"], document["config"]["gamma"]
+    document["config"].update(lam=0.5, gamma=2.5)
+    (run / "config.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) != 0
+    err = _one_line_error(capsys)
+    assert f"lam: trained with {trained_lam!r}, config.yaml now says 0.5" in err
+    assert f"gamma: trained with {trained_gamma!r}, config.yaml now says 2.5" in err
+    assert "fista_step" not in err  # unchanged keys are not named
+    # restored, the run resumes (epochs may change through --set)
+    document["config"].update(lam=trained_lam, gamma=trained_gamma)
+    (run / "config.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) == 0
+    capsys.readouterr()
+    verify_digest(run / "checkpoint.pt")
+    verify_digest(run / "model.safetensors")
+
+
+WRITER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from sparsecoder.train.integrity import write_digested\n"
+    "path = Path(sys.argv[1])\n"
+    "print('go', flush=True)\n"
+    "k = 0\n"
+    "while True:\n"
+    "    write_digested(path, bytes([k % 251]) * (1 << 16))\n"
+    "    k += 1\n"
+)
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4])
+def test_a_kill_during_a_digested_write_leaves_a_file_that_verifies(tmp_path, delay):
+    path = tmp_path / "checkpoint.pt"
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": SRC})
+    assert process.stdout.readline().strip() == "go"
+    time.sleep(delay)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    if path.exists():  # killed after the first complete write
+        verify_digest(path)
+        path.write_bytes(b"\x00" + path.read_bytes()[1:] + b"!")
+        with pytest.raises(DigestMismatch, match=str(path)):
+            verify_digest(path)

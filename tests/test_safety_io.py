@@ -1,0 +1,230 @@
+"""Issue 11, class 6: I/O failures end in one line naming the path; earlier files stay intact."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsecoder.cli import main
+from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock, verify_digest
+from tests.safety_helpers import fresh_run
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+RESUME = ["train", "sdl-mnist", "--quiet", "--resume", "--set", "epochs=2", "--out"]
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _snapshot(folder: Path, *, resumed: bool = False) -> dict[str, bytes]:
+    """Every file's bytes; after a resume attempt, config.yaml (epochs) and digests.json may change."""
+    skip = {LOCK_FILE, "config.yaml", "digests.json"} if resumed else {LOCK_FILE}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name not in skip}
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 2 MB tmpfs (needs root and mount permission; skipped cleanly otherwise)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount not permitted here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(folder: Path, leave: int) -> Path:
+    """Fill the file system of ``folder`` up to ``leave`` free bytes."""
+    filler = folder / "filler.bin"
+    with open(filler, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+    with open(filler, "r+b") as fh:
+        fh.truncate(max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def test_disk_full_during_resume_leaves_the_run_intact(tmp_path_factory, tmpfs, capsys):
+    run = fresh_run(tmp_path_factory, tmpfs / "run")
+    before = _snapshot(run, resumed=True)
+    filler = _fill(tmpfs, leave=64 * 1024)  # room for digests.json, not for a checkpoint
+    assert main([*RESUME, str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "No space left on device" in err and str(run) in err
+    assert _snapshot(run, resumed=True) == before and _no_temp_files(run)
+    verify_digest(run / "checkpoint.pt")
+    verify_digest(run / "model.safetensors")
+    filler.unlink()  # with space again, the same run resumes from its intact checkpoint
+    assert main([*RESUME, str(run)]) == 0
+    capsys.readouterr()
+
+
+def test_a_file_size_limit_fails_the_same_way_without_privileges(tmp_path_factory, tmp_path):
+    """RLIMIT_FSIZE makes the kernel fail write() with EFBIG: the same code path as a full disk."""
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    before = _snapshot(run, resumed=True)
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+            "from sparsecoder.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, *RESUME, str(run)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=600)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "File too large" in done.stderr and str(run) in done.stderr
+    assert _snapshot(run, resumed=True) == before and _no_temp_files(run)
+    verify_digest(run / "checkpoint.pt")
+
+
+def _read_only(folder: Path) -> None:
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    done = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("root without mount permission: cannot make a read-only folder")
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+
+
+def test_a_read_only_run_folder_is_named(tmp_path_factory, tmp_path, capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    before = _snapshot(run)
+    _read_only(run)
+    try:
+        for argv in ([*RESUME, str(run)], ["evaluate", str(run)]):
+            assert main(argv) == 2
+            err = _one_line_error(capsys)
+            assert str(run) in err and ("Read-only" in err or "Permission denied" in err), err
+        assert _snapshot(run) == before
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(run)], check=False)
+        else:
+            run.chmod(0o755)
+
+
+def test_an_out_below_a_regular_file(tmp_path_factory, tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    assert main(["train", "sdl-mnist", "--out", str(blocker / "run"), "--set", "epochs=1"]) == 2
+    assert str(blocker) in _one_line_error(capsys)
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    import numpy as np
+
+    np.save(tmp_path / "rows.npy", np.zeros((2, 784), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(blocker / "c.npy")]) == 2
+    assert str(blocker / "c.npy") in _one_line_error(capsys)
+    assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("content", [b"model: sparse_autoencoder\nconfig: {lam: [1,\n", b"\xff\xfe\x00binary",
+                                     b"model: [a, b]\nconfig: {}\n", b"- just\n- a list\n"])
+def test_malformed_yaml_in_a_preset_file_or_config_yaml(tmp_path_factory, tmp_path, capsys, content):
+    preset = tmp_path / "mine.yaml"
+    preset.write_bytes(content)
+    assert main(["train", str(preset), "--out", str(tmp_path / "new"), "--set", "epochs=1"]) == 2
+    assert str(preset) in _one_line_error(capsys) and not (tmp_path / "new").exists()
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    (run / "config.yaml").write_bytes(content)
+    before = _snapshot(run)
+    for argv in (["evaluate", str(run)], [*RESUME, str(run)]):
+        assert main(argv) == 2
+        assert str(run / "config.yaml") in _one_line_error(capsys)
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("content", [b'"just a string"\n', b"\x80\x81\x00\xff", b'{"psnr": 1.0', b"[1, 2]"])
+def test_a_metrics_json_that_is_not_an_object(tmp_path_factory, tmp_path, capsys, content):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    (run / "metrics.json").write_bytes(content)
+    assert main(["evaluate", str(run)]) == 2
+    assert str(run / "metrics.json") in _one_line_error(capsys)
+    assert (run / "metrics.json").read_bytes() == content
+
+
+@pytest.mark.parametrize("entry", ["rng", "history", "optimizers", "best_epoch"])
+def test_a_checkpoint_missing_an_entry_is_named(tmp_path_factory, tmp_path, capsys, entry):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state[entry]
+    torch.save(state, run / "checkpoint.pt")  # written by another program: no digest for it
+    digests = json.loads((run / "digests.json").read_text())
+    del digests["checkpoint.pt"]
+    (run / "digests.json").write_text(json.dumps(digests))
+    before = _snapshot(run)
+    assert main([*RESUME, str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert str(run / "checkpoint.pt") in err and f"'{entry}'" in err
+    assert _snapshot(run) == before
+
+
+WRITER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from sparsecoder.io import atomic_write_bytes\n"
+    "folder = Path(sys.argv[1])\n"
+    "print('go', flush=True)\n"
+    "while True:\n"
+    "    atomic_write_bytes(folder / 'checkpoint.pt', b'x' * (32 << 20))\n"
+)
+
+
+def test_stale_temp_files_of_run_names_are_removed_under_the_lock(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("model: sparse_autoencoder\nconfig: {}\n")  # a run folder
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": SRC})
+    assert process.stdout.readline().strip() == "go"
+    time.sleep(0.3)
+    os.kill(process.pid, signal.SIGKILL)  # most likely in the middle of writing a temp file
+    process.wait()
+    for name in (".model.safetensors.k2j4_x9a.tmp", ".atoms.png.abc12345.tmp", ".history.csv.zz.tmp"):
+        (folder / name).write_bytes(b"half")
+    keep = [".notes.txt.abc.tmp", "report.tmp", ".checkpoint.pt.abc.tmp.bak", "checkpoint.pt.abc.tmp"]
+    for name in keep:
+        (folder / name).write_bytes(b"user file")
+    with run_folder_lock(folder, "train"):
+        left = sorted(p.name for p in folder.iterdir()
+                      if p.name not in (LOCK_FILE, "checkpoint.pt", "config.yaml"))
+    assert left == sorted(keep)
+
+
+def test_a_folder_that_is_not_a_run_folder_is_left_exactly_as_it_was(tmp_path, capsys):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for name in (".checkpoint.pt.abc12345.tmp", "letter.txt"):
+        (folder / name).write_text("the user's")
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["train", "sdl-mnist", "--out", str(folder), "--set", "epochs=1"]) == 2
+    assert "not empty" in _one_line_error(capsys)
+    assert main(["evaluate", str(folder)]) == 2
+    assert "config" in _one_line_error(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == before

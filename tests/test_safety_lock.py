@@ -1,0 +1,116 @@
+"""Issue 11, class 2: one writer per run folder (an OS lock the kernel releases when its holder dies)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsecoder.cli import main
+from sparsecoder.train import train
+from sparsecoder.train.integrity import LOCK_FILE, RunFolderBusy, run_folder_lock
+from tests.safety_helpers import TINY, TINY_SET, fresh_run
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+HOLDER = (
+    "import sys\n"
+    "from sparsecoder.train.integrity import run_folder_lock\n"
+    "with run_folder_lock(sys.argv[1], 'train'):\n"
+    "    print('locked', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+def _hold(folder: Path) -> subprocess.Popen:
+    """A second real process holding the run folder's lock until its stdin closes (or it is killed)."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_second_writer_fails_at_once_naming_folder_and_pid(tmp_path_factory, tmp_path, capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != LOCK_FILE}
+    holder = _hold(run)
+    try:
+        attempts = [
+            ["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"],
+            ["train", "sdl-mnist", "--out", str(run), "--quiet", "--overwrite", "--set", *TINY_SET],
+            ["evaluate", str(run)],
+        ]
+        for argv in attempts:
+            assert main(argv) != 0
+            err = _one_line_error(capsys)
+            assert str(run) in err and f"PID {holder.pid}" in err, err
+        with pytest.raises(RunFolderBusy, match=f"PID {holder.pid}"):
+            train("sdl-mnist", run, overrides={**TINY, "epochs": 2}, resume=True, progress=False)
+        # nothing of the holder's run was touched
+        assert before == {p.name: p.read_bytes() for p in run.iterdir() if p.name != LOCK_FILE}
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path_factory, tmp_path, capsys):
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    holder = _hold(run)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (run / LOCK_FILE).read_text().split()[0] == str(holder.pid)  # the file stays, the lock does not
+    assert main(["evaluate", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 1
+    assert (run / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+
+
+def test_the_lock_is_released_after_use_and_refused_while_held_in_process(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with run_folder_lock(folder, "train"), pytest.raises(RunFolderBusy, match=str(os.getpid())), \
+            run_folder_lock(folder, "evaluate"):
+        pass  # flock locks belong to the open file: a second open in one process conflicts too
+    with run_folder_lock(folder, "evaluate"):
+        pass
+
+
+def test_a_refused_train_leaves_no_folder_behind(tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    assert main(["train", "sdl-mnist", "--out", str(out), "--set", "epochs=-1"]) != 0
+    assert "epochs" in _one_line_error(capsys)
+    assert not out.exists() and not out.parent.exists()
+
+
+def test_a_real_concurrent_train_blocks_a_second_train_into_the_same_folder(tmp_path):
+    """Two `sparsecoder train` processes into one --out: the second fails at once naming the first's PID."""
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    first = subprocess.Popen([sys.executable, "-m", "sparsecoder", "train", "sdl-mnist", "--out", str(run),
+                              "--quiet", "--set", *TINY_SET, "epochs=1000"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoint.pt").is_file():  # the first is training (an epoch completed)
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "sparsecoder", "train", "sdl-mnist", "--out", str(run),
+                                 "--quiet", "--resume"], env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and first.poll() is None
+        assert second.stderr.startswith("error: ") and second.stderr.count("\n") == 1, second.stderr
+        assert f"PID {first.pid}" in second.stderr and str(run) in second.stderr
+    finally:
+        first.kill()
+        first.wait()
