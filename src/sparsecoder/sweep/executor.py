@@ -46,9 +46,11 @@ def read_status(trial_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_status(trial_dir: Path, status: str, message: str = "", seconds: float | None = None) -> None:
+def write_status(trial_dir: Path, outcome: dict[str, Any]) -> None:
+    """Record a finished trial: status, message, and the worker's start/end wall-clock times (Unix s)."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    record = {"status": status, "message": message, "seconds": seconds,
+    record = {"status": outcome["status"], "message": outcome.get("message", ""),
+              "started": outcome.get("started"), "finished": outcome.get("finished"),
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write_bytes(trial_dir / STATUS_FILE, (json.dumps(record, indent=2) + "\n").encode())
 
@@ -70,24 +72,24 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
 
     Resumes from ``checkpoint.pt`` when there is one; otherwise starts afresh, replacing the run files of
     an attempt that stopped before its first epoch (``overwrite=True``; the trainer still refuses a folder
-    that is not a run folder). Returns ``{"status", "message", "seconds"}``; divergence
+    that is not a run folder). Returns ``{"status", "message", "started", "finished"}``; divergence
     (:class:`~sparsecoder.train.TrainingDiverged`) is ``diverged``, any other exception ``failed``.
     """
     from sparsecoder.train import TrainingDiverged, train
 
-    start = time.perf_counter()
+    started = time.time()
     path = Path(trial_dir)
     resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
     try:
         train(preset, path, overrides=overrides, resume=resume, overwrite=not resume and path.exists(),
               progress=False)
     except TrainingDiverged as err:
-        return {"status": "diverged", "message": str(err), "seconds": time.perf_counter() - start}
+        return {"status": "diverged", "message": str(err), "started": started, "finished": time.time()}
     except Exception as err:  # noqa: BLE001 — recorded in the trial's status file; the sweep goes on
         tail = traceback.format_exc(limit=-3)
         return {"status": "failed", "message": f"{type(err).__name__}: {err}", "traceback": tail,
-                "seconds": time.perf_counter() - start}
-    return {"status": "done", "message": "", "seconds": time.perf_counter() - start}
+                "started": started, "finished": time.time()}
+    return {"status": "done", "message": "", "started": started, "finished": time.time()}
 
 
 def check_address(address: str) -> None:
@@ -214,10 +216,8 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as err:  # worker died, out of memory, node lost, …
                     lines = str(err).strip().splitlines() or [""]
-                    outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}",
-                               "seconds": None}
-                write_status(directory / trial.folder, outcome["status"], outcome.get("message", ""),
-                             outcome.get("seconds"))
+                    outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}"}
+                write_status(directory / trial.folder, outcome)
                 counts[outcome["status"]] += 1
                 if outcome["status"] != "done":
                     bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}")

@@ -151,7 +151,7 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
         yerr = np.nan_to_num(np.array([g["stats"][y_metric][1] for g in groups]))
         line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=preset)
         for g, xi, yi in zip(groups, x, y, strict=True):
-            label = ",".join(format_value(v) for _, v in g["point"])
+            label = ", ".join(f"{k}={format_value(v)}" for k, v in g["point"])
             if label:
                 ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8,
                             color=line[0].get_color())

@@ -101,6 +101,11 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
+    if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
+        results = write_results(spec, directory)
+        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
+                "rows": results["rows"], "files": results["files"], "directory": directory}
+
     import ray
 
     started, resolved_address = connect_ray(address, local_cpus if address is None else None)

@@ -191,19 +191,13 @@ def parse_seeds(text: str | list[int] | None) -> list[int]:
         for part in text.split(","):
             part = part.strip()
             bounds = part.split("-")
-            try:
-                if len(bounds) == 2:
-                    first, last = int(bounds[0]), int(bounds[1])
-                    if last < first:
-                        raise ConfigError(f"--seeds {text!r}: range {part!r} goes down; write {last}-{first}")
-                    seeds.extend(range(first, last + 1))
-                elif len(bounds) == 1:
-                    seeds.append(int(part))
-                else:
-                    raise ValueError(part)
-            except ValueError:
-                raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range FIRST-LAST; "
-                                  f"write e.g. 0,1,2 or 0-4") from None
+            if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+                raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range FIRST-LAST of "
+                                  f"non-negative integers; write e.g. 0,1,2 or 0-4")
+            first, last = int(bounds[0]), int(bounds[-1])
+            if last < first:
+                raise ConfigError(f"--seeds {text!r}: range {part!r} goes down; write {last}-{first}")
+            seeds.extend(range(first, last + 1))
     if not seeds:
         raise ConfigError("--seeds is empty; give e.g. 0,1,2 or 0-4")
     if any(s < 0 for s in seeds):
