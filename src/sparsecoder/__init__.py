@@ -12,6 +12,7 @@ from sparsecoder.data import load as load_data  # noqa: E402
 from sparsecoder.inference import FistaResult, fista, sparse_encode  # noqa: E402
 from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig  # noqa: E402
 from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
+from sparsecoder.sweep import sweep  # noqa: E402
 from sparsecoder.train import load_run, train  # noqa: E402
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "load_preset",
     "load_run",
     "sparse_encode",
+    "sweep",
     "train",
     "__version__",
 ]

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "sparsecoder.inference.commands",
     "sparsecoder.data.commands",
     "sparsecoder.train.commands",
+    "sparsecoder.sweep.commands",
 ]
 
 

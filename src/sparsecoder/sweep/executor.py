@@ -1,0 +1,248 @@
+"""Run a sweep's trials as Ray tasks: local Ray by default, an existing cluster by address.
+
+Each trial is one Ray task (``num_cpus=cpus_per_trial``, ``num_gpus=gpus_per_trial``) that calls the
+ordinary trainer, :func:`sparsecoder.train.train`, on its run folder; inside it torch uses
+``num_threads = cpus_per_trial`` threads (a config override). The driver (this process) only schedules,
+records each trial's outcome in a small status file and aggregates the results.
+
+Trial states on disk (all in the trial's run folder, which must be on storage every node sees):
+
+* ``metrics.json`` present → **done**; a rerun skips it.
+* ``checkpoint.pt`` present, no ``metrics.json`` → **interrupted**; a rerun resumes it (``resume=True``).
+* ``sweep_trial.json`` with ``status: failed`` or ``diverged`` → skipped unless ``retry_failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sparsecoder.io import atomic_write_bytes
+from sparsecoder.sweep.spec import SweepSpec, Trial
+
+__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address"]
+
+STATUS_FILE = "sweep_trial.json"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+ADDRESS_TIMEOUT_S = 10.0
+
+
+def read_status(trial_dir: Path) -> dict[str, Any] | None:
+    path = trial_dir / STATUS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_status(trial_dir: Path, outcome: dict[str, Any]) -> None:
+    """Record a finished trial: status, message, and the worker's start/end wall-clock times (Unix s)."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    record = {"status": outcome["status"], "message": outcome.get("message", ""),
+              "started": outcome.get("started"), "finished": outcome.get("finished"),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_bytes(trial_dir / STATUS_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def trial_state(trial_dir: Path) -> str:
+    """``done``, ``failed``, ``diverged``, ``interrupted`` (checkpoint, no metrics) or ``new``."""
+    if (trial_dir / METRICS_FILE).is_file():
+        return "done"
+    status = read_status(trial_dir)
+    if status and status.get("status") in ("failed", "diverged"):
+        return status["status"]
+    if (trial_dir / CHECKPOINT_FILE).is_file():
+        return "interrupted"
+    return "new"
+
+
+def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Body of one trial (runs in a Ray worker): train, resume or finish one run folder.
+
+    Resumes from ``checkpoint.pt`` when there is one; otherwise starts afresh, replacing the run files of
+    an attempt that stopped before its first epoch (``overwrite=True``; the trainer still refuses a folder
+    that is not a run folder). Returns ``{"status", "message", "started", "finished"}``; divergence
+    (:class:`~sparsecoder.train.TrainingDiverged`) is ``diverged``, any other exception ``failed``.
+    """
+    from sparsecoder.train import TrainingDiverged, train
+
+    started = time.time()
+    path = Path(trial_dir)
+    resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
+    try:
+        train(preset, path, overrides=overrides, resume=resume, overwrite=not resume and path.exists(),
+              progress=False)
+    except TrainingDiverged as err:
+        return {"status": "diverged", "message": str(err), "started": started, "finished": time.time()}
+    except Exception as err:  # noqa: BLE001 — recorded in the trial's status file; the sweep goes on
+        tail = traceback.format_exc(limit=-3)
+        return {"status": "failed", "message": f"{type(err).__name__}: {err}", "traceback": tail,
+                "started": started, "finished": time.time()}
+    return {"status": "done", "message": "", "started": started, "finished": time.time()}
+
+
+def check_address(address: str) -> None:
+    """Fail within :data:`ADDRESS_TIMEOUT_S` seconds, naming ``address``, when nothing answers there.
+
+    ``HOST:PORT`` and ``ray://HOST:PORT`` are probed with a TCP connection (Ray's own client would retry
+    for about a minute); ``auto`` is left to Ray, which fails at once when no cluster runs here.
+    """
+    if address == "auto":
+        return
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise ValueError(f"no Ray cluster answers at --address {address} ({err}); start one with "
+                         f"`ray start --head` there, or leave --address out to run on a local Ray") from None
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401
+            import ray.util.client  # noqa: F401
+        except ImportError:
+            raise ValueError(f"--address {address}: ray:// addresses need the Ray client, which the default "
+                             f"install leaves out (pip install 'ray[client]==2.60.0'); or run the sweep on "
+                             f"a node of the cluster with --address auto or HOST:PORT") from None
+
+
+def _worker_pythonpath() -> str | None:
+    """The folder holding this ``sparsecoder`` package when it is not an installed distribution.
+
+    Ray workers started by a separate ``ray start`` do not see the driver's ``PYTHONPATH``; passing it in
+    the runtime environment makes them import the same source tree (a no-op for an installed package).
+    """
+    import sparsecoder
+
+    root = str(Path(sparsecoder.__file__).resolve().parent.parent)
+    if "site-packages" in root or "dist-packages" in root:
+        return None
+    parts = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return os.pathsep.join(parts)
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool, str]:
+    """Start a local Ray (``address=None``) or join a cluster; returns ``(started_here, address)``.
+
+    A Ray already initialised in this process (e.g. by the caller) is used as is and left running.
+    The local instance is bounded to ``num_cpus`` (default: this machine's cores), has no dashboard and
+    logs only errors.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False, ray.get_runtime_context().gcs_address
+    if address is not None:
+        check_address(address)
+    env = {}
+    pythonpath = _worker_pythonpath()
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                                  runtime_env={"env_vars": env} if env else None)
+    if address is None:
+        kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as err:
+        raise ValueError(f"cannot join a Ray cluster at --address {address}: {err}") from None
+    return True, address if address is not None and address.startswith("ray://") else \
+        ray.get_runtime_context().gcs_address
+
+
+def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_concurrent: int | None = None,
+               progress: bool = True, on_finish=None) -> dict[str, int]:
+    """Run ``trials`` of ``spec`` under ``directory`` as Ray tasks; Ray must be connected.
+
+    Keeps at most ``max_concurrent`` tasks in flight (default: all; Ray then runs as many as the cluster's
+    CPUs/GPUs allow). Each outcome is written to the trial's status file as soon as it is known.
+    Ctrl-C cancels every task (``ray.cancel``: running trials stop between two batches and keep their
+    last epoch's checkpoint) and re-raises :class:`KeyboardInterrupt`.
+    """
+    import ray
+    from tqdm.auto import tqdm
+
+    remote = ray.remote(run_trial).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
+                                           max_retries=0)
+    counts = {"done": 0, "failed": 0, "diverged": 0}
+    pending = list(trials)
+    running: dict[Any, Trial] = {}
+    if max_concurrent is None:  # as many as fit at once, so that "running" counts trials that really run
+        resources = ray.cluster_resources()
+        fits = [resources.get("CPU", 1) / spec.cpus_per_trial]
+        if spec.gpus_per_trial:
+            fits.append(resources.get("GPU", 0) / spec.gpus_per_trial)
+        max_concurrent = max(1, int(min(fits)))
+    limit = max_concurrent
+    bar = tqdm(total=len(trials), desc="trials", unit="trial", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+
+    def postfix():
+        bar.set_postfix(done=counts["done"], running=len(running),
+                        failed=counts["failed"] + counts["diverged"], refresh=True)
+
+    try:
+        while pending or running:
+            while pending and len(running) < limit:
+                trial = pending.pop(0)
+                trial_dir = directory / trial.folder
+                stale = trial_dir / STATUS_FILE
+                if stale.is_file():
+                    stale.unlink()  # a retried failure: its old record no longer holds
+                trial_dir.parent.mkdir(parents=True, exist_ok=True)
+                ref = remote.remote(trial.preset, str(trial_dir), spec.trial_overrides(trial))
+                running[ref] = trial
+            postfix()
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                trial = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as err:  # worker died, out of memory, node lost, …
+                    lines = str(err).strip().splitlines() or [""]
+                    outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}"}
+                write_status(directory / trial.folder, outcome)
+                counts[outcome["status"]] += 1
+                if outcome["status"] != "done":
+                    bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}")
+                if on_finish is not None:
+                    on_finish(trial, outcome)
+                bar.update(1)
+        postfix()
+    except KeyboardInterrupt:
+        bar.write(f"interrupted: cancelling {len(running)} running trial(s)")
+        _cancel(list(running))
+        raise
+    finally:
+        bar.close()
+    return counts
+
+
+def _cancel(refs: list) -> None:
+    """Send KeyboardInterrupt to running tasks, wait for them to stop (their last epoch is checkpointed)."""
+    import ray
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the cleanup
+    try:
+        for ref in refs:
+            ray.cancel(ref, force=False)
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=30)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,189 @@
+"""Aggregate a sweep's run folders: ``results.csv`` (one row per trial), ``results.md`` (mean ± std over
+seeds per grid point) and plots (``psnr_sparsity.png`` for sparse-coding presets, ``vae_mse_active.png``
+for VAE presets)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsecoder.io import atomic_write_bytes
+from sparsecoder.sweep.executor import METRICS_FILE, read_status, trial_state
+from sparsecoder.sweep.spec import SweepSpec, format_value
+
+__all__ = ["collect_rows", "write_results", "RESULTS_CSV", "RESULTS_MD", "PSNR_PLOT", "VAE_PLOT"]
+
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+PSNR_PLOT = "psnr_sparsity.png"
+VAE_PLOT = "vae_mse_active.png"
+# Columns of results.md per family (results.csv has every scalar); the first ones found are shown.
+_HEADLINE = ["psnr", "sparsity", "psnr_fista", "sparsity_fista", "dead_atoms",
+             "mse", "active_units", "active_units_max", "elbo", "kl", "best_epoch", "seconds"]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def collect_rows(spec: SweepSpec, directory: Path) -> list[dict[str, Any]]:
+    """One dict per trial: preset, grid keys, seed, status, run folder, message, every scalar metric."""
+    rows = []
+    for trial in spec.trials():
+        trial_dir = directory / trial.folder
+        state = trial_state(trial_dir)
+        row: dict[str, Any] = {"preset": trial.preset, **dict(trial.point), "seed": trial.seed,
+                               "status": {"new": "pending", "interrupted": "interrupted"}.get(state, state),
+                               "run_folder": str(trial.folder)}
+        status = read_status(trial_dir)
+        row["message"] = (status or {}).get("message", "") if state in ("failed", "diverged") else ""
+        if state == "done":
+            try:
+                metrics = json.loads((trial_dir / METRICS_FILE).read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                row.update(status="failed", message=f"cannot read {METRICS_FILE}: {err}")
+                metrics = {}
+            for key, value in metrics.items():
+                if _scalar(value) and key not in row:
+                    row[key] = value
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    return columns
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(rows), restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
+
+
+def summarise(spec: SweepSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (preset, grid point): trial counts by status and ``{metric: (mean, std, n)}`` over done seeds
+    (std with the n−1 denominator; NaN with one seed)."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for trial, row in zip(spec.trials(), rows, strict=True):
+        key = (trial.preset, trial.point)
+        group = groups.setdefault(key, {"preset": trial.preset, "point": trial.point, "rows": []})
+        group["rows"].append(row)
+    out = []
+    for group in groups.values():
+        done = [r for r in group["rows"] if r["status"] == "done"]
+        stats = {}
+        for metric in _HEADLINE:
+            values = np.array([_number(r.get(metric)) for r in done], dtype=float)
+            values = values[np.isfinite(values)]
+            if values.size:
+                std = float(values.std(ddof=1)) if values.size > 1 else math.nan
+                stats[metric] = (float(values.mean()), std, int(values.size))
+        statuses = [r["status"] for r in group["rows"]]
+        out.append({**group, "stats": stats, "n_done": len(done), "n_trials": len(statuses),
+                    "not_done": sorted(set(statuses) - {"done"})})
+    return out
+
+
+def _fmt(mean: float, std: float) -> str:
+    digits = 4 if abs(mean) < 1 else 2
+    if math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
+    lines = ["# Sweep results\n", f"Mean ± std over seeds {spec.seeds} (std with n−1; the `n` column counts "
+             f"the seeds that finished). One row per preset and grid point.\n"]
+    for preset in spec.presets:
+        groups = [g for g in summary if g["preset"] == preset]
+        metrics = [m for m in _HEADLINE if any(m in g["stats"] for g in groups)]
+        keys = list(spec.resolved_grid[preset])
+        lines.append(f"\n## {preset}\n")
+        header = [*keys, "n", *metrics, "other trials"] if keys else ["n", *metrics, "other trials"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for g in groups:
+            cells = [format_value(v) for _, v in g["point"]]
+            cells.append(f"{g['n_done']}/{g['n_trials']}")
+            for m in metrics:
+                cells.append(_fmt(*g["stats"][m][:2]) if m in g["stats"] else "–")
+            cells.append(", ".join(g["not_done"]) or "")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: str, y_label: str,
+          title: str, path: Path, x_scale: float = 1.0) -> bool:
+    """One curve per preset through its grid points (sorted by x), error bars = std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    presets = [p for p in dict.fromkeys(g["preset"] for g in summary)
+               if any(x_metric in g["stats"] and y_metric in g["stats"] for g in summary if g["preset"] == p)]
+    if not presets:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    for preset in presets:
+        groups = [g for g in summary if g["preset"] == preset and x_metric in g["stats"]
+                  and y_metric in g["stats"]]
+        groups.sort(key=lambda g: g["stats"][x_metric][0])
+        x = np.array([g["stats"][x_metric][0] for g in groups]) * x_scale
+        y = np.array([g["stats"][y_metric][0] for g in groups])
+        xerr = np.nan_to_num(np.array([g["stats"][x_metric][1] for g in groups]) * x_scale)
+        yerr = np.nan_to_num(np.array([g["stats"][y_metric][1] for g in groups]))
+        line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=preset)
+        for g, xi, yi in zip(groups, x, y, strict=True):
+            label = ", ".join(f"{k}={format_value(v)}" for k, v in g["point"])
+            if label:
+                ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8,
+                            color=line[0].get_color())
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return True
+
+
+def write_results(spec: SweepSpec, directory: Path) -> dict[str, Any]:
+    """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``."""
+    directory = Path(directory)
+    rows = collect_rows(spec, directory)
+    atomic_write_bytes(directory / RESULTS_CSV, _csv_text(rows).encode())
+    summary = summarise(spec, rows)
+    atomic_write_bytes(directory / RESULTS_MD, _markdown(spec, summary).encode())
+    files = [directory / RESULTS_CSV, directory / RESULTS_MD]
+    seeds = f"{len(spec.seeds)} seed{'s' if len(spec.seeds) > 1 else ''}"
+    label = ", ".join(sorted({k for g in spec.resolved_grid.values() for k in g})) or "seeds"
+    if _plot(summary, "sparsity", "psnr", "sparsity (% zero code entries, encoder codes)", "PSNR (dB)",
+             f"PSNR vs sparsity over {label} (mean ± std over {seeds})", directory / PSNR_PLOT, 100.0):
+        files.append(directory / PSNR_PLOT)
+    if _plot(summary, "active_units", "mse", "active units (latents with std > threshold)",
+             "test MSE per pixel", f"VAE: MSE vs active units over {label} (mean ± std over {seeds})",
+             directory / VAE_PLOT):
+        files.append(directory / VAE_PLOT)
+    return {"rows": rows, "summary": summary, "files": files}
+

@@ -1,0 +1,134 @@
+"""``sparsecoder.sweep(...)``: presets × grid × seeds as one resumable command on Ray."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsecoder.io import atomic_write_bytes
+from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
+
+__all__ = ["sweep"]
+
+
+def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
+          seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
+          address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+          max_concurrent: int | None = None, retry_failed: bool = False, num_cpus: int | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train every ``preset × grid point × seed`` as a Ray task, each into its own run folder, and
+    aggregate the results.
+
+    Trial ``(preset, point, seed)`` is the ordinary run folder ``out_dir/<preset>/<key=value,...>/seed=<s>``
+    written by :func:`sparsecoder.train.train` with ``overrides`` + the grid point + ``seed`` +
+    ``num_threads=cpus_per_trial``. A rerun of the same sweep skips finished trials (``metrics.json``),
+    resumes interrupted ones from ``checkpoint.pt``, and retries failed/diverged ones only with
+    ``retry_failed``. The spec of an existing ``out_dir`` may only grow by grid values or seeds.
+
+    Parameters
+    ----------
+    presets : str or list of str
+        Preset names (see ``sparsecoder presets``).
+    out_dir : str or Path
+        Sweep directory; with ``address`` it must be storage that every node of the cluster sees.
+    grid : dict or list of "KEY=V1,V2,...", optional
+        Values to sweep per config key; ``{"lam": "grid"}`` (``lam=grid``) takes each preset's ``lam_grid``.
+    seeds : "0,1,2", "0-4" or list of int, optional
+        Default ``[0]``.
+    overrides : dict or list of "KEY=VALUE", optional
+        Config values for every trial (as ``sparsecoder train --set``).
+    address : str, optional
+        ``None``: start a local Ray inside this call (``num_cpus`` CPUs, default all cores) and stop it at
+        the end. ``"auto"``, ``"HOST:PORT"`` (the head's GCS port, 6379 by default) or
+        ``"ray://HOST:PORT"``: join that cluster. An already initialised Ray in this process is reused.
+    cpus_per_trial, gpus_per_trial : float
+        Ray resources per trial; torch uses ``max(1, int(cpus_per_trial))`` threads in each trial.
+    max_concurrent : int, optional
+        At most this many trials at a time (``1`` runs them one after the other); default: as many as the
+        cluster's resources allow.
+    retry_failed : bool
+        Run trials recorded as ``failed``/``diverged`` again.
+    progress : bool
+        tqdm bar over the trials (stderr) with done/running/failed counts.
+
+    Returns
+    -------
+    dict
+        ``{"counts": {"done", "failed", "diverged", "skipped"}, "rows": [...], "files": [...],
+        "directory": Path}``; ``rows`` are the rows of ``results.csv``.
+
+    Raises
+    ------
+    ConfigError / ValueError
+        Bad input (unknown preset or grid key, empty or unparsable grid, bad seeds, a dead address, a
+        directory holding a different sweep), before Ray starts or any trial runs.
+    KeyboardInterrupt
+        After cancelling the running trials; rerun the same call to resume them.
+    """
+    from sparsecoder.sweep.executor import connect_ray, run_trials, trial_state
+    from sparsecoder.sweep.results import write_results
+
+    if isinstance(presets, str):
+        presets = [presets]
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    if num_cpus is not None and num_cpus < 1:
+        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
+    if address is not None and num_cpus is not None:
+        raise ValueError("num_cpus bounds a local Ray only; leave it out with --address")
+    spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial)
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"--out {directory} exists and is not a folder")
+    spec_path = directory / SPEC_FILE
+    if spec_path.is_file():
+        old = yaml.safe_load(spec_path.read_text()) or {}
+        check_compatible(old, spec, directory)
+    elif directory.exists() and any(directory.iterdir()):
+        raise FileExistsError(f"{directory} is not empty and holds no {SPEC_FILE}; choose a new --out "
+                              f"for the sweep")
+    local_cpus = num_cpus or os.cpu_count() or 1
+    if address is None and spec.cpus_per_trial > local_cpus:
+        raise ValueError(f"--cpus-per-trial {spec.cpus_per_trial:g} exceeds the {local_cpus} CPU(s) of the "
+                         f"local Ray; lower it or join a cluster with --address")
+
+    trials = spec.trials()
+    states = {t: trial_state(directory / t.folder) for t in trials}
+    todo = [t for t in trials if states[t] in ("new", "interrupted")
+            or (retry_failed and states[t] in ("failed", "diverged"))]
+    skipped = len(trials) - len(todo)
+
+    if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
+        results = write_results(spec, directory)
+        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
+                "rows": results["rows"], "files": results["files"], "directory": directory}
+
+    import ray
+
+    started, resolved_address = connect_ray(address, local_cpus if address is None else None)
+    try:
+        if address is None and started:
+            # Ray bounds the local instance; refuse a trial that can never be scheduled rather than hang.
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if spec.gpus_per_trial > gpus:
+                raise ValueError(f"--gpus-per-trial {spec.gpus_per_trial:g} but the local Ray sees {gpus:g} "
+                                 f"GPU(s)")
+        record = {**spec.to_dict(), "executor": "ray", "ray_version": ray.__version__,
+                  "address": address or "local", "ray_gcs_address": resolved_address,
+                  "max_concurrent": max_concurrent}
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(spec_path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode())
+        try:
+            counts = run_trials(spec, directory, todo, max_concurrent=max_concurrent, progress=progress)
+        except KeyboardInterrupt:
+            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+    results = write_results(spec, directory)
+    return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
+            "directory": directory}

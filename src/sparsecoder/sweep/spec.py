@@ -1,0 +1,304 @@
+"""Sweep specifications: parse ``--grid``/``--seeds``, validate every trial's config, name trial folders.
+
+A sweep is the Cartesian product ``presets × grid points × seeds``. Every trial is an ordinary run folder
+``DIR/<preset>/<key=value,...>/seed=<s>`` written by :func:`sparsecoder.train.train`. Everything here is
+pure (no Ray, no training), so every mistake is found before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsecoder.config import ConfigError, load_preset
+
+__all__ = [
+    "SweepSpec",
+    "Trial",
+    "parse_grid",
+    "parse_seeds",
+    "build_spec",
+    "check_compatible",
+    "SPEC_FILE",
+    "PRESET_GRID",
+    "NO_GRID_FOLDER",
+]
+
+SPEC_FILE = "sweep.yaml"
+PRESET_GRID = "grid"  # `--grid lam=grid`: each preset's own lam_grid
+NO_GRID_FOLDER = "default"  # grid-point folder of a sweep without --grid (seeds only)
+# Keys the sweep sets itself; a user setting them through --grid/--set would be silently overridden.
+_RESERVED = {
+    "seed": "use --seeds instead",
+    "num_threads": "the sweep sets it to --cpus-per-trial",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One run of the sweep: a preset, one value per grid key, a seed, and its run folder."""
+
+    preset: str
+    point: tuple[tuple[str, Any], ...]  # ((key, value), ...) in grid-key order
+    seed: int
+    folder: Path  # relative to the sweep directory
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset}/{point_folder(self.point)}/seed={self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep (before any trial ran).
+
+    Attributes
+    ----------
+    presets : list of str
+    grid : dict
+        The grid as the user wrote it, values parsed (``"grid"`` kept as written for ``lam=grid``).
+    resolved_grid : dict
+        ``{preset: {key: [values...]}}`` with ``lam=grid`` replaced by the preset's ``lam_grid`` and every
+        value coerced to the config field's type.
+    seeds : list of int
+    overrides : dict
+        ``--set`` values applied to every trial.
+    cpus_per_trial, gpus_per_trial : float
+        Ray resources of one trial; ``num_threads = max(1, int(cpus_per_trial))``.
+    """
+
+    presets: list[str]
+    grid: dict[str, list[Any]]
+    resolved_grid: dict[str, dict[str, list[Any]]]
+    seeds: list[int]
+    overrides: dict[str, Any]
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+    @property
+    def num_threads(self) -> int:
+        return max(1, int(self.cpus_per_trial))
+
+    def trials(self) -> list[Trial]:
+        out = []
+        for preset in self.presets:
+            grid = self.resolved_grid[preset]
+            keys = list(grid)
+            for values in itertools.product(*(grid[k] for k in keys)):
+                point = tuple(zip(keys, values, strict=True))
+                for seed in self.seeds:
+                    folder = Path(preset) / point_folder(point) / f"seed={seed}"
+                    out.append(Trial(preset, point, seed, folder))
+        return out
+
+    def trial_overrides(self, trial: Trial) -> dict[str, Any]:
+        """The ``overrides`` passed to :func:`sparsecoder.train.train` for ``trial``."""
+        overrides = {**self.overrides, **dict(trial.point), "seed": trial.seed,
+                     "num_threads": self.num_threads}
+        if "device" not in self.overrides and self.gpus_per_trial == 0:
+            overrides["device"] = "cpu"  # no GPU was reserved for this trial; "auto" would take one anyway
+        return overrides
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "presets": list(self.presets),
+            "grid": {k: list(v) if isinstance(v, list) else v for k, v in self.grid.items()},
+            "resolved_grid": {p: {k: list(v) for k, v in g.items()} for p, g in self.resolved_grid.items()},
+            "seeds": list(self.seeds),
+            "overrides": dict(self.overrides),
+            "cpus_per_trial": self.cpus_per_trial,
+            "gpus_per_trial": self.gpus_per_trial,
+        }
+
+
+def format_value(value: Any) -> str:
+    """Folder-name spelling of a grid value: ``repr`` of numbers (``0.001``, ``1e-05``), else ``str``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return str(value)
+
+
+def point_folder(point: tuple[tuple[str, Any], ...]) -> str:
+    """``lam=0.001,gamma=5.0`` — the folder of one grid point (``default`` when the grid is empty)."""
+    if not point:
+        return NO_GRID_FOLDER
+    return ",".join(f"{k}={format_value(v)}" for k, v in point)
+
+
+def parse_grid(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``["lam=0.001,0.01", "gamma=1,5", "lam=grid"]`` into ``{"lam": [0.001, 0.01], ...}``.
+
+    Values are YAML scalars (as ``--set``); the literal ``grid`` (alone) stands for each preset's
+    ``lam_grid``. Raises :class:`ConfigError` for a missing ``=``, an empty key or an empty value list,
+    a repeated key, a repeated value, or a value that is not a scalar.
+    """
+    grid: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--grid {item!r} is not of the form KEY=V1,V2,... "
+                              f"(e.g. --grid lam=0.001,0.01)")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        if not key:
+            raise ConfigError(f"--grid {item!r} has an empty key")
+        if key in grid:
+            raise ConfigError(f"--grid key '{key}' is given twice; list all its values once: {key}=V1,V2,...")
+        tokens = [t.strip() for t in raw.split(",")]
+        if not raw.strip() or any(not t for t in tokens):
+            raise ConfigError(f"--grid {item!r}: empty grid value list; give at least one value, "
+                              f"e.g. {key}=0.01")
+        if tokens == [PRESET_GRID]:
+            if key != "lam":
+                raise ConfigError(f"--grid {key}=grid: only lam has a per-preset grid (lam_grid); "
+                                  f"list the values of {key} instead")
+            grid[key] = PRESET_GRID
+            continue
+        values = []
+        for token in tokens:
+            try:
+                value = yaml.safe_load(token)
+            except yaml.YAMLError:
+                raise ConfigError(f"--grid {key}: cannot parse value {token!r}") from None
+            if isinstance(value, (dict, list)) or value is None:
+                raise ConfigError(f"--grid {key}: value {token!r} is not a single number, string or bool")
+            values.append(value)
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"--grid {key}: repeated value in {raw!r}")
+        grid[key] = values
+    return grid
+
+
+def parse_seeds(text: str | list[int] | None) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]``; ``"0-4"`` → ``[0, 1, 2, 3, 4]``; a list of ints passes through.
+
+    Raises :class:`ConfigError` for a descending range (``3-1``), negative or non-integer seeds, repeats,
+    or an empty list.
+    """
+    if text is None:
+        return [0]
+    if isinstance(text, (list, tuple)):
+        seeds = list(text)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ConfigError(f"seeds must be integers, got {seeds!r}")
+    else:
+        text = str(text).strip()
+        seeds = []
+        for part in text.split(","):
+            part = part.strip()
+            bounds = part.split("-")
+            if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+                raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range FIRST-LAST of "
+                                  f"non-negative integers; write e.g. 0,1,2 or 0-4")
+            first, last = int(bounds[0]), int(bounds[-1])
+            if last < first:
+                raise ConfigError(f"--seeds {text!r}: range {part!r} goes down; write {last}-{first}")
+            seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise ConfigError("--seeds is empty; give e.g. 0,1,2 or 0-4")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be non-negative, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds lists a seed twice: {seeds}")
+    return seeds
+
+
+def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = None,
+               seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
+               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> SweepSpec:
+    """Validate a sweep and resolve its grid; raises :class:`ConfigError` before anything runs.
+
+    Every trial's config is built (preset + ``overrides`` + grid point + seed), so an unknown preset,
+    an unknown key or a value of the wrong type is reported here, naming it.
+    """
+    from sparsecoder.config import parse_overrides
+
+    if not presets:
+        raise ConfigError("no preset given; name at least one (see `sparsecoder presets`)")
+    if len(set(presets)) != len(presets):
+        raise ConfigError(f"a preset is named twice: {presets}")
+    if isinstance(grid, list):
+        grid = parse_grid(grid)
+    grid = dict(grid or {})
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    overrides = dict(overrides or {})
+    seed_list = parse_seeds(seeds)
+    if not cpus_per_trial > 0:
+        raise ConfigError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
+    if gpus_per_trial < 0:
+        raise ConfigError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
+    for key, why in _RESERVED.items():
+        if key in grid or key in overrides:
+            raise ConfigError(f"'{key}' cannot be swept or set in a sweep: {why}")
+    for key in grid:
+        if key in overrides:
+            raise ConfigError(f"'{key}' is both in --grid and --set; keep one")
+        if isinstance(grid[key], list) and not grid[key]:
+            raise ConfigError(f"--grid {key}: empty grid value list; give at least one value")
+
+    resolved: dict[str, dict[str, list[Any]]] = {}
+    for name in presets:
+        preset, base = load_preset(name, overrides)  # unknown preset / --set key: ConfigError
+        fields = {f.name for f in dataclasses.fields(base)}
+        point_values: dict[str, list[Any]] = {}
+        for key, values in grid.items():
+            if key not in fields:
+                raise ConfigError(f"unknown grid key '{key}' for preset '{name}'; valid keys: "
+                                  f"{', '.join(sorted(fields - set(_RESERVED)))}")
+            if values == PRESET_GRID:
+                values = list(getattr(base, "lam_grid", None) or [])
+                if not values:
+                    raise ConfigError(f"--grid lam=grid: preset '{name}' has no lam_grid; list the values")
+            coerced = []
+            for value in values:
+                try:  # the config class coerces and range-checks the value
+                    config = preset.build({**overrides, key: value})
+                except ConfigError as err:
+                    raise ConfigError(f"--grid {key}={format_value(value)} for preset '{name}': "
+                                      f"{err}") from None
+                coerced.append(getattr(config, key))
+            if len(set(map(repr, coerced))) != len(coerced):
+                raise ConfigError(f"--grid {key}: two values are the same number ({coerced})")
+            point_values[key] = [list(v) if isinstance(v, tuple) else v for v in coerced]
+        resolved[name] = point_values
+    spec = SweepSpec(list(presets), grid, resolved, seed_list, overrides, float(cpus_per_trial),
+                     float(gpus_per_trial))
+    for trial in spec.trials():  # combinations of values can still be invalid together
+        preset, _ = load_preset(trial.preset)
+        try:
+            preset.build(spec.trial_overrides(trial))
+        except ConfigError as err:
+            raise ConfigError(f"trial {trial.label}: {err}") from None
+    return spec
+
+
+def check_compatible(old: dict[str, Any], new: SweepSpec, directory: Path) -> None:
+    """Refuse ``new`` for ``directory`` unless it equals the saved sweep ``old`` or only adds grid values
+    or seeds (same presets, same grid keys, same ``--set``, same resources per trial)."""
+    where = f"{directory} holds a different sweep ({SPEC_FILE})"
+    fix = "choose a new --out, or repeat the sweep's own presets/--set and only add grid values or seeds"
+    new_d = yaml.safe_load(yaml.safe_dump(new.to_dict()))  # same YAML round trip as the saved file
+    if old.get("presets") != new_d["presets"]:
+        raise ValueError(f"{where}: presets {old.get('presets')} there, {new_d['presets']} now; {fix}")
+    if (old.get("overrides") or {}) != new_d["overrides"]:
+        raise ValueError(f"{where}: --set {old.get('overrides')} there, {new_d['overrides']} now; {fix}")
+    for key in ("cpus_per_trial", "gpus_per_trial"):
+        if float(old.get(key, 0)) != float(new_d[key]):
+            raise ValueError(f"{where}: {key} {old.get(key)} there, {new_d[key]} now; {fix}")
+    old_grid = old.get("resolved_grid") or {}
+    for preset in new_d["presets"]:
+        before, now = old_grid.get(preset) or {}, new_d["resolved_grid"][preset]
+        if list(before) != list(now):
+            raise ValueError(f"{where}: grid keys {list(before)} there, {list(now)} now; {fix}")
+        for key, values in before.items():
+            missing = [v for v in values if v not in now[key]]
+            if missing:
+                raise ValueError(f"{where}: --grid {key} drops {missing} of preset {preset}; {fix}")
+    missing_seeds = [s for s in old.get("seeds") or [] if s not in new_d["seeds"]]
+    if missing_seeds:
+        raise ValueError(f"{where}: --seeds drops {missing_seeds}; {fix}")

@@ -1,0 +1,101 @@
+"""Sweep specs (no Ray): parsing, validation, trial folders, growth rules of an existing sweep."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparsecoder.config import ConfigError, load_preset
+from sparsecoder.sweep.spec import build_spec, check_compatible, parse_grid, parse_seeds
+
+TINY = {"limit": 300, "epochs": 1, "n_components": 16}
+
+
+def test_parse_seeds_lists_and_ranges():
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("7, 0-1") == [7, 0, 1]
+    assert parse_seeds("5-5") == [5]
+
+
+@pytest.mark.parametrize("text, words", [("3-1", "goes down"), ("a", "not a seed"), ("1-2-3", "not a seed"),
+                                         ("0,0", "twice"), ("", "not a seed"), ("-1", "not a seed")])
+def test_parse_seeds_rejects(text, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_seeds(text)
+
+
+def test_parse_grid_values_are_yaml_scalars():
+    grid = parse_grid(["lam=0.001,1e-2", "decoder=linear,mlp", "lam_grid_unused=true"][:2])
+    assert grid == {"lam": [0.001, "1e-2"], "decoder": ["linear", "mlp"]}
+    assert parse_grid(["lam=grid"]) == {"lam": "grid"}
+
+
+@pytest.mark.parametrize("items, words", [
+    (["lam"], "KEY=V1,V2"), (["lam="], "empty grid value list"), (["lam=0.1,,0.2"], "empty grid value list"),
+    (["=0.1"], "empty key"), (["lam=0.1", "lam=0.2"], "given twice"), (["lam=[1, 2]"], "cannot parse|not a single"),
+    (["lam=0.1,0.1"], "repeated"), (["gamma=grid"], "only lam"),
+])
+def test_parse_grid_rejects(items, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_grid(items)
+
+
+def test_lam_grid_is_each_presets_own():
+    spec = build_spec(["vdl-mnist", "sdl-mnist"], ["lam=grid"], "0-1", TINY)
+    for name in ("vdl-mnist", "sdl-mnist"):
+        preset_yaml = yaml.safe_load((Path(load_preset.__code__.co_filename).parent / "presets" /
+                                      f"{name}.yaml").read_text())
+        assert spec.resolved_grid[name]["lam"] == [float(v) for v in preset_yaml["config"]["lam_grid"]]
+    n_points = len(spec.resolved_grid["vdl-mnist"]["lam"]) + len(spec.resolved_grid["sdl-mnist"]["lam"])
+    assert len(spec.trials()) == 2 * n_points
+
+
+def test_trials_product_folders_and_overrides():
+    spec = build_spec(["vdl-mnist"], ["lam=0.001,1e-2", "gamma=1,5"], "0,3", TINY, cpus_per_trial=2)
+    trials = spec.trials()
+    assert len(trials) == 2 * 2 * 2
+    folders = {str(t.folder) for t in trials}
+    assert "vdl-mnist/lam=0.001,gamma=1.0/seed=0" in folders
+    assert "vdl-mnist/lam=0.01,gamma=5.0/seed=3" in folders  # "1e-2" coerced by the config to 0.01
+    last = trials[-1]
+    assert spec.trial_overrides(last) == {**TINY, "lam": 0.01, "gamma": 5.0, "seed": 3, "num_threads": 2,
+                                          "device": "cpu"}
+    assert "device" not in build_spec(["vdl-mnist"], None, "0", TINY, gpus_per_trial=1).trial_overrides(last)
+    assert [str(t.folder) for t in build_spec(["vdl-mnist"], None, "0", TINY).trials()] == [
+        "vdl-mnist/default/seed=0"]
+
+
+@pytest.mark.parametrize("presets, grid, overrides, words", [
+    (["no-such-preset"], [], {}, "unknown preset 'no-such-preset'"),
+    (["vdl-mnist"], ["lambda=0.1"], {}, "unknown grid key 'lambda'"),
+    (["vdl-mnist"], ["lam=abc"], {}, "expected a number"),
+    (["vdl-mnist"], ["n_components=ten"], {}, "expected an integer"),
+    (["vae-laplace-mnist"], ["lam=grid"], {}, "unknown grid key 'lam'"),
+    (["vdl-mnist"], ["seed=1,2"], {}, "use --seeds"),
+    (["vdl-mnist"], [], {"num_threads": 4}, "cpus-per-trial"),
+    (["vdl-mnist"], [], {"no_such_key": 1}, "unknown config key"),
+    (["vdl-mnist"], ["lam=0.1"], {"lam": 0.2}, "both in --grid and --set"),
+    (["vdl-mnist"], ["lam=0.01,1e-2"], {}, "same number"),
+    ([], [], {}, "no preset"),
+])
+def test_build_spec_rejects(presets, grid, overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        build_spec(presets, grid, "0", overrides)
+
+
+def test_growth_only_by_grid_values_and_seeds(tmp_path):
+    old = yaml.safe_load(yaml.safe_dump(build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY).to_dict()))
+    check_compatible(old, build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY), tmp_path)
+    check_compatible(old, build_spec(["vdl-mnist"], ["lam=0.02,0.001,0.01"], "0-2", TINY), tmp_path)
+    refused = [
+        (build_spec(["vdl-mnist"], ["lam=0.001"], "0-1", TINY), "drops \\[0.01\\]"),
+        (build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "1", TINY), "drops \\[0\\]"),
+        (build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", {**TINY, "epochs": 2}), "--set"),
+        (build_spec(["sdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY), "presets"),
+        (build_spec(["vdl-mnist"], ["gamma=1"], "0-1", TINY), "grid keys"),
+        (build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY, cpus_per_trial=2), "cpus_per_trial"),
+    ]
+    for spec, words in refused:
+        with pytest.raises(ValueError, match=f"holds a different sweep.*{words}"):
+            check_compatible(old, spec, tmp_path)
