@@ -1,0 +1,261 @@
+r"""Online dictionary learning (Mairal, Bach, Ponce & Sapiro, JMLR 2010, Algorithms 1–2; SPEC §7).
+
+Learns atoms ``D`` (``k × d``, one atom per row, scikit-learn's ``components_`` layout) in the unit L2 ball
+(optionally non-negative) that minimise the mean lasso objective
+
+.. math:: f(D) = \frac1n \sum_i \min_{z} \tfrac12\lVert x_i - z D\rVert_2^2 + \alpha\lVert z\rVert_1
+          \qquad (z \ge 0 \text{ if } \texttt{positive\_code}),
+
+one mini-batch ``X_t`` of ``η`` rows at a time:
+
+1. **Codes** ``Z_t``: exact lasso solutions. On the CPU the active-set solver
+   (:func:`sparsecoder.inference.active_set.lasso_active_set`) is called directly with the Gram matrix
+   ``D Dᵀ`` (float64) and the correlations ``X_t Dᵀ`` (in the data's precision), warm-started from each
+   sample's code of its previous visit; on a GPU batched FISTA (:func:`sparsecoder.sparse_encode`,
+   ``method="fista"``, relative tolerance 1e-6).
+2. **Sufficient statistics** with scikit-learn's mini-batch weighting (``t`` = batches seen before this
+   one): ``θ = (t + 1) η`` if ``t < η − 1`` else ``θ = η² + t + 1 − η``, ``β = (θ + 1 − η)/(θ + 1)``, then
+   ``A ← β A + Z_tᵀ Z_t / η`` and ``B ← β B + Z_tᵀ X_t / η`` (float64). This is the paper's §3.4.3
+   down-weighting of early, poorly coded batches (their weight decays like ``1/t`` once ``t ≥ η``), exactly
+   as ``sklearn.decomposition.MiniBatchDictionaryLearning`` does it, so the two learners follow the same
+   statistics given the same codes.
+3. **Dictionary update**: ``n_sweeps`` (default 1) sweeps of block-coordinate descent on
+   ``½ tr(D ᵀ A D) − tr(Dᵀ B)`` warm-started at the current ``D`` (Mairal Alg. 2):
+   ``u_j = d_j + (b_j − a_jᵀ D)/A_jj``; ``u_j ← max(u_j, 0)`` for a non-negative dictionary;
+   ``d_j = u_j / max(‖u_j‖₂, 1)`` (numba, float64).
+4. **Dead atoms**: an atom with ``A_jj ≤ 10⁻⁶ · max_i A_ii`` (hardly used by any code so far) is skipped by
+   the update and re-drawn from a random row of the current batch plus 1 % Gaussian noise (relative to
+   the row's standard deviation, as scikit-learn does, so that two re-drawn atoms never coincide),
+   clipped at 0 for a non-negative dictionary and normalised. :attr:`OnlineDictionaryLearner.n_redrawn`
+   counts the re-draws.
+
+Everything the learner holds is float64 except the codes and the product ``X_t Dᵀ``, which follow the data's
+precision (float32 data: float32 products, the active set still solves in float64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+
+from sparsecoder.inference.active_set import lasso_active_set
+
+__all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
+
+_DEAD_FRACTION = 1e-6  # A_jj ≤ _DEAD_FRACTION · max_i A_ii marks atom j as unused
+_REDRAW_NOISE = 0.01  # relative noise added to a re-drawn atom
+_FISTA_TOL = 1e-6
+
+
+@numba.njit(cache=True, fastmath=True)
+def _block_coordinate_sweeps(D, A, residual, positive, n_sweeps, dead):
+    """``n_sweeps`` BCD sweeps over the atoms (rows of ``D``) in place; ``residual = B − A D`` on entry and
+    kept up to date. Atoms with ``dead[j]`` are left alone."""
+    k, d = D.shape
+    u = np.empty(d)
+    for _ in range(n_sweeps):
+        for j in range(k):
+            if dead[j]:
+                continue
+            inv = 1.0 / A[j, j]
+            norm2 = 0.0
+            for t in range(d):
+                value = D[j, t] + residual[j, t] * inv
+                if positive and value < 0.0:
+                    value = 0.0
+                u[t] = value
+                norm2 += value * value
+            scale = 1.0 / max(math.sqrt(norm2), 1.0)
+            for t in range(d):
+                value = u[t] * scale
+                u[t] = value - D[j, t]  # the change of atom j
+                D[j, t] = value
+            for i in range(k):  # residual_i −= A_ij (d_j^new − d_j^old)
+                a = A[i, j]
+                if a != 0.0:
+                    for t in range(d):
+                        residual[i, t] -= a * u[t]
+
+
+def initial_dictionary(X: np.ndarray, n_components: int, rng: np.random.Generator, *, positive: bool = False):
+    """Atoms from ``n_components`` distinct random rows of ``X`` (float64, unit norm; SPEC §7).
+
+    When ``n_components`` exceeds the rows, or a chosen row is zero, the remaining atoms are seeded
+    Gaussian vectors (non-negative ones for a non-negative dictionary)."""
+    n_samples, n_features = X.shape
+    D = np.empty((n_components, n_features))
+    taken = min(n_components, n_samples)
+    D[:taken] = X[rng.choice(n_samples, size=taken, replace=False)]
+    D[taken:] = rng.standard_normal((n_components - taken, n_features))
+    if positive:
+        np.clip(D, 0.0, None, out=D)
+    norms = np.linalg.norm(D, axis=1)
+    empty = norms <= 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    if empty.any():
+        fresh = rng.standard_normal((int(empty.sum()), n_features))
+        D[empty] = np.abs(fresh) if positive else fresh
+        norms = np.linalg.norm(D, axis=1)
+    D /= norms[:, None]
+    return D
+
+
+def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
+                         normalize_atoms: bool = True):
+    r"""Mean lasso objective of exact codes, float64: :math:`\frac1n\sum_i \min_z \tfrac12\lVert x_i -
+    zD\rVert^2 + \alpha\lVert z\rVert_1` (SPEC §7), the one number every learner is compared by.
+
+    ``normalize_atoms`` (default) first rescales every non-zero atom to unit L2 norm (SPEC §7: learners that
+    leave atoms inside the ball are scored on the same footing). Codes by the exact active-set solver.
+    """
+    from sparsecoder.inference.lasso import lasso_objective, sparse_encode
+
+    X = np.asarray(X.cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float64)
+    D = np.array(dictionary.cpu() if isinstance(dictionary, torch.Tensor) else dictionary, dtype=np.float64)
+    if normalize_atoms:
+        norms = np.linalg.norm(D, axis=1, keepdims=True)
+        D = np.divide(D, norms, out=np.zeros_like(D), where=norms > 0)
+    codes = sparse_encode(X, D, alpha=alpha, positive=positive, method="active-set", max_iter=100_000)
+    return lasso_objective(X, D, codes, alpha) / X.shape[0]
+
+
+def _mm(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right`` by torch (its thread setting, ``torch.set_num_threads``), a C-contiguous array:
+    numpy's OpenBLAS starts one thread per core on every product, several times slower on a busy machine."""
+    return torch.from_numpy(left).matmul(torch.from_numpy(right)).numpy()
+
+
+class OnlineDictionaryLearner:
+    """The state and the mini-batch step of online dictionary learning (module docstring).
+
+    Parameters
+    ----------
+    dictionary : ndarray (n_components, n_features)
+        Initial atoms (copied to float64; see :func:`initial_dictionary`).
+    alpha : float
+        L1 weight α > 0 of the lasso objective (scikit-learn's ``alpha``).
+    positive_code, positive_dict : bool
+        Non-negative codes / non-negative atoms.
+    n_sweeps : int
+        Block-coordinate sweeps per mini-batch (1, as in scikit-learn and SPAMS).
+    device : torch.device
+        Where codes are computed: CPU (active set) or a GPU (batched FISTA).
+    max_iter : int
+        Most active-set sweeps (or FISTA iterations) per sample.
+    rng : numpy Generator
+        For dead-atom re-draws.
+
+    Attributes
+    ----------
+    components : ndarray (n_components, n_features), float64
+    A : ndarray (n_components, n_components), float64
+    B : ndarray (n_components, n_features), float64 (``Σ zxᵀ``: one row per atom)
+    n_steps : int — mini-batches processed
+    n_redrawn : int — dead atoms re-drawn so far
+    """
+
+    def __init__(self, dictionary, alpha: float, *, positive_code: bool = False, positive_dict: bool = False,
+                 n_sweeps: int = 1, device: torch.device | str = "cpu", max_iter: int = 1000,
+                 rng: np.random.Generator | None = None):
+        self.components = np.array(dictionary, dtype=np.float64, order="C")
+        k, d = self.components.shape
+        if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < math.inf):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.positive_code = bool(positive_code)
+        self.positive_dict = bool(positive_dict)
+        self.n_sweeps = int(n_sweeps)
+        self.device = torch.device(device)
+        self.max_iter = int(max_iter)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.A = np.zeros((k, k))
+        self.B = np.zeros((k, d))
+        self.n_steps = 0
+        self.n_redrawn = 0
+
+    def encode(self, X: np.ndarray, init: np.ndarray | None = None):
+        """Exact lasso codes of the rows of ``X`` over the current atoms, in ``X``'s dtype, and the batch's
+        mean objective (float64)."""
+        D = self.components
+        if self.device.type == "cpu":
+            gram = _mm(D, D.T)
+            correlations = _mm(X, D.T.astype(X.dtype, copy=False))
+            linear = correlations.astype(np.float64)
+            codes, _, _ = lasso_active_set(gram, correlations, self.alpha, positive=self.positive_code,
+                                           max_sweeps=self.max_iter, init=init)
+            codes64 = codes.astype(np.float64)
+            # ½||x||² − zᵀb + ½ zᵀGz + α|z|₁ summed over the batch
+            cost = (0.5 * float(np.einsum("ij,ij->", X, X, dtype=np.float64))
+                    - float(np.einsum("ij,ij->", codes64, linear))
+                    + 0.5 * float(np.einsum("ij,ij->", _mm(codes64, gram), codes64))
+                    + self.alpha * float(np.abs(codes64).sum()))
+            return codes, cost / X.shape[0]
+        from sparsecoder.inference.lasso import sparse_encode
+
+        data = torch.from_numpy(X).to(self.device)
+        atoms = torch.from_numpy(D).to(self.device, data.dtype)
+        start = None if init is None else torch.from_numpy(np.asarray(init, dtype=X.dtype)).to(self.device)
+        codes = sparse_encode(data, atoms, alpha=self.alpha, positive=self.positive_code, method="fista",
+                              max_iter=self.max_iter, tol=_FISTA_TOL, init=start)
+        residual = data - codes @ atoms
+        cost = 0.5 * float((residual.double() ** 2).sum()) + self.alpha * float(codes.double().abs().sum())
+        return codes.cpu().numpy(), cost / X.shape[0]
+
+    def step(self, X: np.ndarray, init: np.ndarray | None = None):
+        """One mini-batch: codes, statistics, dictionary update, dead-atom re-draws. Returns (codes, batch
+        cost = mean objective of the batch under the dictionary before the update)."""
+        codes, cost = self.encode(X, init)
+        eta = X.shape[0]
+        t = self.n_steps
+        theta = (t + 1) * eta if t < eta - 1 else eta * eta + t + 1 - eta
+        beta = (theta + 1 - eta) / (theta + 1)
+        codes64 = codes.astype(np.float64, copy=False)
+        self.A *= beta
+        self.A += _mm(codes64.T, codes64) / eta
+        self.B *= beta
+        self.B += _mm(codes.T, X).astype(np.float64) / eta
+        diagonal = np.diag(self.A)
+        dead = diagonal <= _DEAD_FRACTION * max(float(diagonal.max()), 0.0)
+        residual = self.B - _mm(self.A, self.components)
+        _block_coordinate_sweeps(self.components, self.A, residual, self.positive_dict, self.n_sweeps, dead)
+        if dead.any():
+            self._redraw(np.flatnonzero(dead), X)
+        self.n_steps += 1
+        return codes, cost
+
+    def _redraw(self, atoms: np.ndarray, X: np.ndarray):
+        rows = X[self.rng.integers(0, X.shape[0], size=atoms.size)].astype(np.float64)
+        noise_level = _REDRAW_NOISE * np.where(rows.std(axis=1) > 0, rows.std(axis=1), 1.0)
+        fresh = rows + noise_level[:, None] * self.rng.standard_normal(rows.shape)
+        if self.positive_dict:
+            np.clip(fresh, 0.0, None, out=fresh)
+        norms = np.linalg.norm(fresh, axis=1, keepdims=True)
+        fresh = np.divide(fresh, norms, out=np.zeros_like(fresh), where=norms > 0)
+        self.components[atoms] = fresh
+        self.n_redrawn += int(atoms.size)
+
+
+def run_epoch(learner: OnlineDictionaryLearner, X: np.ndarray, batch_size: int, rng: np.random.Generator,
+              *, shuffle: bool = True, codes: np.ndarray | None = None, stop=None):
+    """One pass over ``X`` in mini-batches of ``batch_size`` rows (a fresh permutation when ``shuffle``).
+
+    ``codes`` (``(n, k)``, optional) holds every sample's code from its last visit: it warm-starts the
+    solver and is updated in place. ``stop(batch, cost)`` (optional) is called after every mini-batch;
+    returning True ends the epoch early. Returns the number of mini-batches processed.
+    """
+    n = X.shape[0]
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    steps = 0
+    for first in range(0, n, batch_size):
+        index = order[first:first + batch_size]
+        batch = X[index] if shuffle else X[first:first + batch_size]
+        init = None if codes is None else codes[index]
+        batch_codes, cost = learner.step(np.ascontiguousarray(batch), init)
+        if codes is not None:
+            codes[index] = batch_codes
+        steps += 1
+        if stop is not None and stop(batch, cost):
+            break
+    return steps
