@@ -4,7 +4,8 @@ from sparsecoder.dictionary.online import (
     OnlineDictionaryLearner,
     dictionary_objective,
     initial_dictionary,
+    new_memory,
     run_epoch,
 )
 
-__all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary", "run_epoch"]
+__all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary", "new_memory", "run_epoch"]
