@@ -81,6 +81,29 @@ def _block_coordinate_sweeps(D, A, residual, positive, n_sweeps, dead):
                         residual[i, t] -= a * u[t]
 
 
+@numba.njit(cache=True, fastmath=True)
+def _accumulate(A, B, codes, X, weights):
+    """``A += Σ_i w_i z_i z_iᵀ`` and ``B += Σ_i w_i z_i x_iᵀ`` over the rows of ``codes``/``X``, touching only
+    the non-zeros of each code (``nnz² + nnz·d`` per row instead of ``k² + k·d``: codes are sparse)."""
+    n, k = codes.shape
+    d = X.shape[1]
+    support = np.empty(k, np.int64)
+    for i in range(n):
+        m = 0
+        for j in range(k):
+            if codes[i, j] != 0.0:
+                support[m] = j
+                m += 1
+        w = weights[i]
+        for p in range(m):
+            jp = support[p]
+            a = w * codes[i, jp]
+            for q in range(m):
+                A[jp, support[q]] += a * codes[i, support[q]]
+            for t in range(d):
+                B[jp, t] += a * X[i, t]
+
+
 def initial_dictionary(X: np.ndarray, n_components: int, rng: np.random.Generator, *, positive: bool = False):
     """Atoms from ``n_components`` distinct random rows of ``X`` (float64, unit norm; SPEC §7).
 
@@ -206,11 +229,11 @@ class OnlineDictionaryLearner:
             codes, _, _ = lasso_active_set(gram, correlations, self.alpha, positive=self.positive_code,
                                            max_sweeps=self.max_iter, init=init)
             codes64 = codes.astype(np.float64)
-            # ½||x||² − zᵀb + ½ zᵀGz + α|z|₁ summed over the batch
-            cost = (0.5 * float(np.einsum("ij,ij->", X, X, dtype=np.float64))
-                    - float(np.einsum("ij,ij->", codes64, linear))
-                    + 0.5 * float(np.einsum("ij,ij->", _mm(codes64, gram), codes64))
-                    + self.alpha * float(np.abs(codes64).sum()))
+            # ½||x||² − zᵀb + ½ zᵀGz + α|z|₁ where, at the lasso solution, (Gz)_j = b_j − α sign(z_j) on the
+            # support, so zᵀGz = zᵀb − α|z|₁ and the batch's objective is ½(||x||² − zᵀb + α|z|₁)
+            cost = 0.5 * (float(np.einsum("ij,ij->", X, X, dtype=np.float64))
+                          - float(np.einsum("ij,ij->", codes64, linear))
+                          + self.alpha * float(np.abs(codes64).sum()))
             return codes, cost / X.shape[0]
         from sparsecoder.inference.lasso import sparse_encode
 
@@ -249,7 +272,6 @@ class OnlineDictionaryLearner:
     def _step(self, X, init, seen, seen_weights):
         codes, cost = self.encode(X, init)
         eta = X.shape[0]
-        codes64 = codes.astype(np.float64, copy=False)
         t = self.n_steps
         if seen is None:
             theta = (t + 1) * eta if t < eta - 1 else eta * eta + t + 1 - eta
@@ -259,13 +281,10 @@ class OnlineDictionaryLearner:
             self.B *= beta
         else:
             weight = float(t + 1) ** self.weight_power
-            if seen.any():
-                old = np.asarray(init, dtype=np.float64)[seen]
-                scaled = old * np.asarray(seen_weights, dtype=np.float64)[seen][:, None]
-                self.A -= _mm(scaled.T, old)
-                self.B -= _mm(scaled.T, X[seen].astype(np.float64))
-        self.A += weight * _mm(codes64.T, codes64)
-        self.B += weight * _mm(codes.T, X).astype(np.float64)
+            if seen.any():  # take out what the seen rows contributed at their last visit
+                _accumulate(self.A, self.B, np.ascontiguousarray(init[seen]), np.ascontiguousarray(X[seen]),
+                            -np.asarray(seen_weights, dtype=np.float64)[seen])
+        _accumulate(self.A, self.B, codes, X, np.full(eta, weight))
         diagonal = np.diag(self.A)
         dead = diagonal <= _DEAD_FRACTION * max(float(diagonal.max()), 0.0)
         residual = self.B - _mm(self.A, self.components)
