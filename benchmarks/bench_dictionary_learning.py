@@ -56,7 +56,7 @@ def load(problem):
 
 
 def ours(X, X_test, problem, epochs, batch_size, seed=0, dtype=np.float32, evaluate_every=0.25, exact=True,
-         n_sweeps=1, weight_power=1.0):
+         n_sweeps=1, weight_power=4.0):
     """One run; (seconds, held-out objective) after every ``evaluate_every`` epoch."""
     rng = np.random.default_rng(seed)
     data = np.ascontiguousarray(X, dtype=dtype)

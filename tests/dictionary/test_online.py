@@ -101,7 +101,7 @@ def test_exact_statistics_equal_the_weighted_sums_of_the_stored_codes(digits):
         run_epoch(learner, X, 64, rng, memory=memory)
     assert memory["seen"].all()
     Z, w = memory["codes"], memory["weights"]
-    assert w.max() == learner.n_steps ** 1.0 and w.min() >= 9  # second-epoch weights: steps 9…16
+    assert w.max() == learner.n_steps ** 4.0 and w.min() >= 9**4  # second-epoch weights: steps 9…16
     weighted = (Z * w[:, None]).T
     np.testing.assert_allclose(learner.A, weighted @ Z, rtol=1e-9, atol=1e-9 * np.abs(learner.A).max())
     np.testing.assert_allclose(learner.B, weighted @ X, rtol=1e-9, atol=1e-9 * np.abs(learner.B).max())

@@ -13,12 +13,20 @@ one mini-batch ``X_t`` of ``η`` rows at a time:
    ``D Dᵀ`` (float64) and the correlations ``X_t Dᵀ`` (in the data's precision), warm-started from each
    sample's code of its previous visit; on a GPU batched FISTA (:func:`sparsecoder.sparse_encode`,
    ``method="fista"``, relative tolerance 1e-6).
-2. **Sufficient statistics** with scikit-learn's mini-batch weighting (``t`` = batches seen before this
-   one): ``θ = (t + 1) η`` if ``t < η − 1`` else ``θ = η² + t + 1 − η``, ``β = (θ + 1 − η)/(θ + 1)``, then
-   ``A ← β A + Z_tᵀ Z_t / η`` and ``B ← β B + Z_tᵀ X_t / η`` (float64). This is the paper's §3.4.3
-   down-weighting of early, poorly coded batches (their weight decays like ``1/t`` once ``t ≥ η``), exactly
-   as ``sklearn.decomposition.MiniBatchDictionaryLearning`` does it, so the two learners follow the same
-   statistics given the same codes.
+2. **Sufficient statistics** ``A ∝ Σ z zᵀ`` (``k × k``) and ``B ∝ Σ z xᵀ`` (``k × d``), float64, accumulated
+   over the codes' non-zeros only. Two weightings:
+
+   * *stream* (``partial_fit``; no memory of past samples): scikit-learn's mini-batch weighting (``t`` =
+     batches seen before this one): ``θ = (t + 1) η`` if ``t < η − 1`` else ``θ = η² + t + 1 − η``,
+     ``β = (θ + 1 − η)/(θ + 1)``, then ``A ← β A + Z_tᵀ Z_t / η`` and ``B ← β B + Z_tᵀ X_t / η`` — the paper's
+     §3.4.3 down-weighting of early, poorly coded batches, exactly as
+     ``sklearn.decomposition.MiniBatchDictionaryLearning`` does it;
+   * *exact* (epochs over a fixed data set, :func:`run_epoch` with a :func:`new_memory`): every sample
+     counts once, with its latest code, ``A = Σ_i w_i z_i z_iᵀ`` with ``w_i = (t_i + 1)^ρ`` (``t_i`` the step
+     of its last visit, ρ = ``weight_power`` = 4 by default); a revisited sample's old contribution is
+     subtracted (the paper's §3.4.2 for fixed-size data sets, with a polynomial forgetting of old visits).
+     On MNIST (128 atoms) this reaches after 2 epochs the objective the stream weighting has after 5
+     (measured ρ = 1, 2, 4, 8: the larger ρ, the slower the first epoch and the faster the next ones).
 3. **Dictionary update**: ``n_sweeps`` (default 1) sweeps of block-coordinate descent on
    ``½ tr(D ᵀ A D) − tr(Dᵀ B)`` warm-started at the current ``D`` (Mairal Alg. 2):
    ``u_j = d_j + (b_j − a_jᵀ D)/A_jj``; ``u_j ← max(u_j, 0)`` for a non-negative dictionary;
@@ -180,6 +188,8 @@ class OnlineDictionaryLearner:
         Where codes are computed: CPU (active set) or a GPU (batched FISTA).
     solver : "auto" | "fista"
         ``"fista"`` computes the codes by batched FISTA on the CPU as well.
+    weight_power : float
+        ρ of the exact statistics' weights ``(t + 1)^ρ`` (module docstring, step 2).
     max_iter : int
         Most active-set sweeps (or FISTA iterations) per sample.
     rng : numpy Generator
@@ -196,7 +206,7 @@ class OnlineDictionaryLearner:
 
     def __init__(self, dictionary, alpha: float, *, positive_code: bool = False, positive_dict: bool = False,
                  n_sweeps: int = 1, device: torch.device | str = "cpu", max_iter: int = 1000,
-                 rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 1.0):
+                 rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 4.0):
         self.components = np.array(dictionary, dtype=np.float64, order="C")
         k, d = self.components.shape
         if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < math.inf):
