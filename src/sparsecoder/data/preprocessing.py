@@ -32,6 +32,7 @@ builds its splits with ``forward`` gives exactly the rows ``forward`` gives a us
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,8 +77,8 @@ def _float64_rows(rows, n_features: int | None, what: str) -> np.ndarray:
     array = np.asarray(rows)
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{what} have {array.shape[1]} features per row, expected {n_features}")
     array = array.astype(np.float64)
@@ -86,7 +87,7 @@ def _float64_rows(rows, n_features: int | None, what: str) -> np.ndarray:
     return array
 
 
-class Preprocessing:
+class Preprocessing(abc.ABC):
     """Base class: a map from raw rows (source units) to model rows and back.
 
     Subclasses set ``name`` (the registry key), ``row_wise`` and implement :meth:`_forward`,
@@ -110,11 +111,13 @@ class Preprocessing:
         """Raw rows (float64 array, source units) of ``model_rows`` (n × n_features)."""
         return self._inverse(_float64_rows(model_rows, n_features, "model rows"))
 
+    @abc.abstractmethod
     def _forward(self, raw: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Model rows of the float64 raw rows."""
 
+    @abc.abstractmethod
     def _inverse(self, model: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Raw rows of the float64 model rows."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -237,6 +240,12 @@ class NotRowWise(Preprocessing):
         self._refuse()
 
     def inverse(self, model_rows, n_features: int | None = None) -> np.ndarray:
+        self._refuse()
+
+    def _forward(self, raw: np.ndarray) -> np.ndarray:
+        self._refuse()
+
+    def _inverse(self, model: np.ndarray) -> np.ndarray:
         self._refuse()
 
     def to_dict(self) -> dict[str, Any]:
