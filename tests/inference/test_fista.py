@@ -269,3 +269,86 @@ def test_bad_input_raises_value_error_naming_the_argument(change, match):
     Y, decoder, lam = arguments.pop("Y"), arguments.pop("decoder"), arguments.pop("lam")
     with pytest.raises(ValueError, match=match):
         fista(Y, decoder, lam, **arguments)
+
+
+# --------------------------------------------------------------------------------------------------
+# divergence (issue 11, item 7)
+# --------------------------------------------------------------------------------------------------
+def _reported_bound(message: str) -> float:
+    import re
+
+    return float(re.search(r"2/L = ([0-9.eE+-]+)", message).group(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("path", ["gram", "hinge", "module"])
+def test_step_far_above_two_over_l_warns_and_marks_samples_not_converged(dtype, path):
+    """step=20 ≫ 2/L (the issue's call): codes overflow; today's converged=True must become False, with a
+    RuntimeWarning naming the step and the bound 2/L, which is checked against numpy's eigenvalues."""
+    rng = np.random.default_rng(0)
+    X, W_np = rng.standard_normal((50, 30)), rng.standard_normal((30, 20))
+    Y, W = torch.tensor(X, dtype=dtype), torch.tensor(W_np, dtype=dtype)
+    decoder, extra = W, {}
+    if path == "hinge":
+        extra = {"beta": 1.0}
+    elif path == "module":
+        linear = nn.Linear(20, 30, bias=False).to(dtype)
+        with torch.no_grad():
+            linear.weight.copy_(W)
+        decoder, extra = nn.Sequential(linear), {"n_components": 20}
+    with pytest.warns(RuntimeWarning, match=r"diverged.*step 20 against 2/L") as record:
+        result = fista(Y, decoder, 0.01, step=20.0, max_iter=300, **extra)
+    assert not result.converged.any()
+    exact = 2.0 / (2.0 / 30 * np.linalg.eigvalsh(W_np.T @ W_np).max())
+    message = next(str(w.message) for w in record if issubclass(w.category, RuntimeWarning))
+    assert _reported_bound(message) == pytest.approx(exact, rel=2e-3)
+    assert exact < 1.0  # the step of 20 really is far above the bound
+
+
+@pytest.mark.parametrize("step", [0.5, "lipschitz", "backtracking"])
+def test_stable_steps_give_no_divergence_warning(mnist_problem, step):
+    X, D = mnist_problem
+    lam = float(reference_lam(X, D.T))
+    assert 0.5 < 2.0 / (2.0 / X.shape[1] * np.linalg.eigvalsh(D @ D.T).max())  # 0.5 is below 2/L
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fista(torch.tensor(X), torch.tensor(D.T), lam, step=step, beta=0.1, max_iter=500)
+    assert torch.isfinite(result.codes).all() and torch.isfinite(result.energy).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# one loop: restart and the adaptive step rule behave as the named wrappers
+# --------------------------------------------------------------------------------------------------
+def test_restart_and_adaptive_step_reach_the_sklearn_lasso(correlated_problem):
+    from sparsecoder.inference.fista import fista_gram
+    from sparsecoder.inference.lasso import fista_gram_adaptive
+
+    X, D = correlated_problem
+    X = X[:8]
+    alpha = float(0.15 * np.abs(X @ D.T).max(axis=1).mean())
+    reference = lasso_objective(X, D, sklearn_codes(X, D.T, alpha, True), alpha)
+    gram, linear_term = torch.tensor(D @ D.T), torch.tensor(X @ D.T)
+    eta = 1.0 / np.linalg.eigvalsh(D @ D.T).max()
+    start = torch.zeros(len(X), len(D), dtype=torch.float64)
+    plain = fista_gram(gram, linear_term, alpha, eta, start, positive=True, max_iter=20_000, tol=1e-9)
+    restarted = fista_gram(
+        gram, linear_term, alpha, eta, start, positive=True, max_iter=20_000, tol=1e-9, restart=True
+    )
+    adaptive = fista_gram_adaptive(
+        gram, linear_term, alpha, eta, start, positive=True, max_iter=20_000, tol=1e-9
+    )
+    for codes, _, converged in (plain, restarted, adaptive):
+        assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+        assert bool(converged.all())
+    # both accelerations need fewer iterations than plain FISTA on this coherent dictionary
+    assert restarted[1].sum() < plain[1].sum() and adaptive[1].sum() < plain[1].sum()
+
+
+def test_complex_inputs_are_refused():
+    Y = torch.ones(3, 5)
+    with pytest.raises(ValueError, match="Y is complex"):
+        fista(Y.to(torch.complex64), torch.ones(5, 2), 0.1)
+    with pytest.raises(ValueError, match="decoder is complex"):
+        fista(Y, torch.ones(5, 2, dtype=torch.complex64), 0.1)
+    with pytest.raises(ValueError, match="z0 is complex"):
+        fista(Y, torch.ones(5, 2), 0.1, z0=torch.zeros(3, 2, dtype=torch.complex64))

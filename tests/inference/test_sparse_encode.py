@@ -132,3 +132,61 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
     dictionary = arguments.pop("dictionary")
     with pytest.raises(ValueError, match=match):
         sparse_encode(X, dictionary, **arguments)
+
+
+def test_divergent_fixed_step_raises_naming_step_and_bound(random_problem):
+    """step=100 ≫ 2/L (issue 11, item 7): a ValueError naming the step and 2/L (checked with numpy)."""
+    import re
+
+    X, D = random_problem
+    with pytest.raises(ValueError, match=r"diverged.*step=100 against 2/L") as error:
+        sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=alpha_for(X, D), method="fista",
+                      step=100.0)
+    bound = float(re.search(r"2/L = ([0-9.eE+-]+)", str(error.value)).group(1))
+    assert bound == pytest.approx(2.0 / np.linalg.eigvalsh(D @ D.T).max(), rel=2e-3)
+
+
+def test_stable_fixed_step_does_not_raise(random_problem):
+    X, D = random_problem
+    step = 1.0 / np.linalg.eigvalsh(D @ D.T).max()
+    codes = sparse_encode(X, D, alpha=alpha_for(X, D), method="fista", step=step, max_iter=5000)
+    assert np.isfinite(codes).all()
+
+
+@pytest.mark.parametrize("method", ["auto", "fista"])
+@pytest.mark.parametrize("half", ["torch-float16", "torch-bfloat16", "numpy-float16"])
+def test_half_precision_input_is_computed_in_float32(mnist_problem, method, half):
+    """float16/bfloat16 inputs are solved in float32 and returned in the input's dtype: the codes equal
+    the float32 solution of the same (rounded) input, rounded once."""
+    X, D = mnist_problem
+    alpha = alpha_for(X, D)
+    if half == "numpy-float16":
+        X_half = X.astype(np.float16)
+        X32 = X_half.astype(np.float32)
+        codes = sparse_encode(X_half, D.astype(np.float16), alpha=alpha, method=method)
+        expected = sparse_encode(X32, D.astype(np.float16).astype(np.float32), alpha=alpha, method=method)
+        assert isinstance(codes, np.ndarray) and codes.dtype == np.float16
+        np.testing.assert_array_equal(codes, expected.astype(np.float16))
+    else:
+        dtype = torch.float16 if half == "torch-float16" else torch.bfloat16
+        X_half, D_half = torch.tensor(X).to(dtype), torch.tensor(D).to(dtype)
+        codes = sparse_encode(X_half, D_half, alpha=alpha, method=method)
+        expected = sparse_encode(X_half.float(), D_half.float(), alpha=alpha, method=method)
+        assert codes.dtype == dtype
+        torch.testing.assert_close(codes, expected.to(dtype), rtol=0, atol=0)
+        expected = expected.numpy()
+    # and the float32 solution of the rounded input is close to that of the exact input
+    exact = sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=alpha, method=method)
+    rounding = 1e-2 if half == "torch-bfloat16" else 2e-3
+    assert np.abs(expected - exact).max() <= rounding * np.abs(exact).max() * 10
+
+
+@pytest.mark.parametrize("where", ["X", "dictionary"])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_complex_inputs_are_refused(random_problem, where, kind):
+    X, D = random_problem
+    arrays = {"X": X, "dictionary": D}
+    value = arrays[where].astype(np.complex128)
+    arrays[where] = value if kind == "numpy" else torch.from_numpy(value)
+    with pytest.raises(ValueError, match=f"{where} is complex.*real numbers"):
+        sparse_encode(arrays["X"], arrays["dictionary"], alpha=0.1)

@@ -68,7 +68,28 @@ def l1_energy(Z: torch.Tensor, lam: float, *, per_sample: bool = False):
     return per_row if per_sample else per_row.sum()
 
 
-def variance_hinge(Z: torch.Tensor, beta: float, var_threshold: float = 0.5) -> torch.Tensor:
+def _component_mean_std(Z: torch.Tensor, reduce=None):
+    r"""Per-component batch mean, unbiased (n − 1) std and row count ``n`` of ``Z`` (n, l).
+
+    With ``reduce`` (element-wise sum over all processes) they are those of the global batch: the
+    per-component sums, sums of squares and the row count are all-reduced in one call (accumulated in
+    float64), ``var = (Σz² − n μ²)/(n − 1)``.
+    """
+    if reduce is None:
+        return Z.mean(dim=0, keepdim=True), Z.std(dim=0, unbiased=True, keepdim=True), Z.shape[0]
+    Z64 = Z.to(torch.float64)
+    count = torch.full((1,), float(Z.shape[0]), dtype=torch.float64, device=Z.device)
+    stats = reduce(torch.cat([Z64.sum(dim=0), Z64.square().sum(dim=0), count]))
+    l = Z.shape[1]
+    n = int(round(float(stats[-1])))
+    if n < 2:
+        raise ValueError(f"the variance hinge needs at least 2 rows in the global batch, got {n}")
+    mean = stats[:l] / n
+    variance = ((stats[l:2 * l] - n * mean * mean) / (n - 1)).clamp_min(0.0)
+    return mean.to(Z.dtype).unsqueeze(0), variance.sqrt().to(Z.dtype).unsqueeze(0), n
+
+
+def variance_hinge(Z: torch.Tensor, beta: float, var_threshold: float = 0.5, *, reduce=None) -> torch.Tensor:
     r"""Variance hinge of VDL, once per batch (paper eq. 11, SPEC §2.1).
 
     .. math:: E_{var} = \beta \sum_j \big[(T - \mathrm{std}_j(Z))_+\big]^2
@@ -83,12 +104,17 @@ def variance_hinge(Z: torch.Tensor, beta: float, var_threshold: float = 0.5) -> 
         β ≥ 0.
     var_threshold : float
         T > 0 (0.5 in the paper).
+    reduce : callable, optional
+        Data parallel: ``reduce(t)`` returns the element-wise sum of ``t`` over all processes; the std is
+        then that of the global batch (every process returns the same global hinge).
     """
-    std = Z.std(dim=0, unbiased=True)
+    _, std, _ = _component_mean_std(Z, reduce)
     return beta * torch.clamp(var_threshold - std, min=0.0).square().sum()
 
 
-def variance_hinge_grad(Z: torch.Tensor, beta: float, var_threshold: float = 0.5) -> torch.Tensor:
+def variance_hinge_grad(
+    Z: torch.Tensor, beta: float, var_threshold: float = 0.5, *, reduce=None
+) -> torch.Tensor:
     r"""Closed-form gradient of :func:`variance_hinge` (paper eq. 12, SPEC §2.2).
 
     .. math::
@@ -100,13 +126,14 @@ def variance_hinge_grad(Z: torch.Tensor, beta: float, var_threshold: float = 0.5
     ``Z_ts − μ_s = 0`` for every row; its gradient is defined as 0 there (the hinge is not differentiable
     at std = 0, and 0 is the value of the limit along the data).
 
+    With ``reduce`` (element-wise sum over all processes), ``n``, ``μ`` and ``std`` are those of the
+    global batch and the result is the gradient of the global hinge w.r.t. this process's rows.
+
     Returns
     -------
     Tensor, shape (n, l)
     """
-    n = Z.shape[0]
-    mean = Z.mean(dim=0, keepdim=True)
-    std = Z.std(dim=0, unbiased=True, keepdim=True)
+    mean, std, n = _component_mean_std(Z, reduce)
     active = std < var_threshold
     safe_std = torch.where(std > 0, std, torch.ones_like(std))
     coeff = torch.where(active & (std > 0), (var_threshold - std) / safe_std, torch.zeros_like(std))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -69,6 +70,10 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
+    if value.is_complex():
+        raise ValueError(
+            f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its real part"
+        )
     if not torch.is_floating_point(value):
         raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
     if not bool(torch.isfinite(value).all()):
@@ -218,6 +223,10 @@ def _resolve_decoder(decoder, d: int, dtype, device):
                 f"decoder has {decoder.shape[0]} rows but Y has d={d} columns; a dictionary tensor W must be "
                 f"(d, l) with reconstruction Z @ W.T (transpose a scikit-learn-style (l, d) dictionary)"
             )
+        if decoder.is_complex():
+            raise ValueError(
+                f"decoder is complex ({decoder.dtype}); sparse coding needs real numbers: pass its real part"
+            )
         if not bool(torch.isfinite(decoder).all()):
             raise ValueError("decoder contains NaN or inf")
         return decoder.detach().to(dtype=dtype, device=device), None, None
@@ -236,17 +245,293 @@ def _resolve_decoder(decoder, d: int, dtype, device):
     )
 
 
-def _shrink(U: torch.Tensor, threshold: float, positive: bool) -> torch.Tensor:
-    """Proximal map of ``threshold·||z||₁`` (+ the non-negativity constraint when ``positive``)."""
-    if positive:
-        return torch.clamp_min(U - threshold, 0.0)
-    return U - torch.clamp(U, -threshold, threshold)
-
-
 # --------------------------------------------------------------------------------------------------
-# fast path: a quadratic smooth part in Gram form, shared with sparse_encode
+# the one FISTA loop: pluggable step rules over one momentum, freezing and compaction mechanism
 # --------------------------------------------------------------------------------------------------
 _COMPACT_FRACTION = 0.1
+_STEP_GROWTH = 1.25
+_STEP_SHRINK = 0.5
+_MAX_STEP_SHRINKS = 40
+
+
+def _next_t(t, ratio=1.0):
+    r"""FISTA momentum sequence ``t_{k+1} = (1 + √(1 + 4 r t_k²)) / 2`` (``r = η_k/η_{k+1}``; 1 for a
+    fixed step). ``t`` is a Python float (one sequence for the batch) or an ``(m, 1)`` tensor (per sample)."""
+    if isinstance(t, torch.Tensor):
+        return (1.0 + torch.sqrt(1.0 + 4.0 * ratio * t * t)) * 0.5
+    return (1.0 + math.sqrt(1.0 + 4.0 * ratio * t * t)) / 2.0
+
+
+def _extrapolate(current, previous, t, t_next):
+    """The FISTA point ``V = z^k + ((t_k − 1)/t_{k+1}) (z^k − z^{k−1})``."""
+    if isinstance(t, torch.Tensor):
+        return torch.addcmul(current, (t - 1.0) / t_next, current - previous)
+    momentum = (t - 1.0) / t_next
+    return torch.lerp(previous, current, 1.0 + momentum) if momentum > 0 else current
+
+
+def _shrink_(U: torch.Tensor, threshold, positive: bool) -> torch.Tensor:
+    """In place: proximal map of ``threshold·||z||₁`` (+ ``z ≥ 0`` when ``positive``); ``threshold`` is a
+    float or an ``(m, 1)`` tensor."""
+    if positive:
+        return U.sub_(threshold).clamp_min_(0.0)
+    if isinstance(threshold, torch.Tensor):
+        return U.sub_(torch.maximum(torch.minimum(U, threshold), -threshold))
+    return U.sub_(U.clamp(-threshold, threshold))
+
+
+class _GramFixedStep:
+    r"""Fixed step η on ``½ zᵀGz − zᵀb_i``, gradient step and shrinkage fused in one ``addmm``:
+    ``z ← shrink(V (I − ηG) + η b_i, τη)`` (for ``positive``: ``relu(V(I − ηG) + (ηb_i − τη))``)."""
+
+    compact_fraction = _COMPACT_FRACTION
+    per_sample_t = False
+
+    def __init__(self, gram, linear_term, threshold, eta, positive):
+        l = gram.shape[0]
+        self.eta, self.positive = eta, positive
+        self.update = torch.eye(l, dtype=gram.dtype, device=gram.device).sub_(gram, alpha=eta)
+        self.offset = linear_term * eta
+        self.shrink = threshold * eta
+        if positive:
+            self.offset.sub_(self.shrink)
+
+    def __call__(self, current, previous, t, rows, codes):
+        t_next = _next_t(t)
+        point = _extrapolate(current, previous, t, t_next)
+        new = torch.addmm(self.offset, point, self.update)
+        if self.positive:
+            new.clamp_min_(0.0)
+        else:
+            new.sub_(new.clamp(-self.shrink, self.shrink))
+        return new, point, t_next
+
+    def keep(self, mask):
+        self.offset = self.offset[mask]
+
+
+class _GramAdaptiveStep:
+    r"""Per-sample step of Scheinberg, Goldfarb & Bai (2014) on ``½ zᵀGz − zᵀb_i``.
+
+    Each iteration first tries ``1.25 η_i`` and halves it until the quadratic upper bound
+    ``½ (p − V)ᵀ G (p − V) ≤ ||p − V||² / (2η_i)`` holds at ``p = shrink(V − η_i(VG − b_i), τη_i)``, with
+    momentum ``t_{k+1} = (1 + √(1 + 4 (η_k/η_{k+1}) t_k²)) / 2``. The products with ``G`` of the iterates
+    are kept (``VG`` is their combination), so an iteration costs one ``(m, l) × (l, l)`` product plus one
+    for the rows that had to shrink their step.
+    """
+
+    compact_fraction = _COMPACT_FRACTION
+    per_sample_t = True
+
+    def __init__(self, gram, linear_term, threshold, eta, positive, z0):
+        n = linear_term.shape[0]
+        self.gram, self.targets, self.threshold, self.positive = gram, linear_term, threshold, positive
+        self.eta = torch.full((n, 1), eta, dtype=gram.dtype, device=gram.device)
+        self.current_gram = z0 @ gram
+        self.previous_gram = self.current_gram
+        self.row_products = n
+
+    def _attempt(self, eta_old, eta_new, t_old, cur, prev, cur_g, prev_g, b):
+        t_new = _next_t(t_old, eta_old / eta_new)
+        momentum = (t_old - 1.0) / t_new
+        point = torch.addcmul(cur, momentum, cur - prev)
+        point_gram = torch.addcmul(cur_g, momentum, cur_g - prev_g)
+        new = _shrink_(torch.addcmul(point, eta_new, b - point_gram), self.threshold * eta_new, self.positive)
+        new_gram = new @ self.gram
+        self.row_products += new.shape[0]
+        move = new - point
+        curvature = torch.linalg.vecdot(move, new_gram - point_gram)
+        accepted = curvature <= torch.linalg.vecdot(move, move) / eta_new.squeeze(1) * (1.0 + 1e-6)
+        return new, new_gram, point, t_new, accepted
+
+    def __call__(self, current, previous, t, rows, codes):
+        eta, eta_new = self.eta, self.eta * _STEP_GROWTH
+        new, new_gram, point, t_new, accepted = self._attempt(
+            eta, eta_new, t, current, previous, self.current_gram, self.previous_gram, self.targets
+        )
+        if not bool(accepted.all()):
+            retry = (~accepted).nonzero().squeeze(1)
+            retry_eta = eta_new[retry]
+            for shrink_count in range(1, _MAX_STEP_SHRINKS + 1):
+                retry_eta = retry_eta * _STEP_SHRINK
+                sub_new, sub_gram, sub_point, sub_t, sub_ok = self._attempt(
+                    eta[retry], retry_eta, t[retry], current[retry], previous[retry],
+                    self.current_gram[retry], self.previous_gram[retry], self.targets[retry],
+                )
+                if shrink_count == _MAX_STEP_SHRINKS:  # rounding noise only: accept the smallest step tried
+                    sub_ok = torch.ones_like(sub_ok)
+                done = retry[sub_ok]
+                new[done], new_gram[done], point[done] = sub_new[sub_ok], sub_gram[sub_ok], sub_point[sub_ok]
+                t_new[done], eta_new[done] = sub_t[sub_ok], retry_eta[sub_ok]
+                if bool(sub_ok.all()):
+                    break
+                retry, retry_eta = retry[~sub_ok], retry_eta[~sub_ok]
+        self.previous_gram, self.current_gram, self.eta = self.current_gram, new_gram, eta_new
+        return new, point, t_new
+
+    def keep(self, mask):
+        self.targets, self.eta = self.targets[mask], self.eta[mask]
+        self.current_gram, self.previous_gram = self.current_gram[mask], self.previous_gram[mask]
+
+
+class _GradientStep:
+    r"""Proximal gradient step on any smooth part (Gram form or autograd), optionally plus the variance
+    hinge (closed-form gradient, eq. 12), with a fixed step or the Beck–Teboulle backtracking line search
+    (one step for the batch, halved until ``f(p) ≤ f(V) + ⟨∇f(V), p − V⟩ + ||p − V||²/(2η)``; it never
+    grows). The hinge couples the rows, so frozen rows leave the working set at once (their codes stay in
+    the batch statistics through ``codes``).
+    """
+
+    compact_fraction = 0.0
+    per_sample_t = False
+
+    def __init__(self, smooth, threshold, eta, positive, *, beta, var_threshold, backtracking, reduce,
+                 slack):
+        self.smooth, self.threshold, self.eta, self.positive = smooth, threshold, eta, positive
+        self.beta, self.var_threshold, self.backtracking = beta, var_threshold, backtracking
+        self.reduce, self.slack = reduce, slack
+
+    def _full(self, V, rows, codes):
+        point = codes.clone()
+        point[rows] = V
+        return point
+
+    def _grad(self, V, rows, codes):
+        gradient = self.smooth.grad(V, rows) if V.shape[0] else torch.zeros_like(V)
+        if self.beta > 0:
+            hinge = variance_hinge_grad(self._full(V, rows, codes), self.beta, self.var_threshold,
+                                        reduce=self.reduce)
+            gradient = gradient + hinge[rows]
+        return gradient
+
+    def _smooth_value(self, V, rows):
+        return self.smooth.value(V, rows) if V.shape[0] else V.new_zeros(())
+
+    def _hinge_value(self, V, rows, codes):
+        if self.beta == 0:
+            return 0.0
+        return float(variance_hinge(self._full(V, rows, codes), self.beta, self.var_threshold,
+                                    reduce=self.reduce))
+
+    def __call__(self, current, previous, t, rows, codes):
+        t_next = _next_t(t)
+        point = _extrapolate(current, previous, t, t_next)
+        gradient = self._grad(point, rows, codes)
+        if not self.backtracking:
+            new = _shrink_(point - self.eta * gradient, self.threshold * self.eta, self.positive)
+            return new, point, t_next
+        value_at_point = self._smooth_value(point, rows)
+        hinge_at_point = self._hinge_value(point, rows, codes)
+        for _ in range(_MAX_BACKTRACKS):
+            new = _shrink_(point - self.eta * gradient, self.threshold * self.eta, self.positive)
+            delta = new - point
+            local = torch.stack([
+                self._smooth_value(new, rows),
+                value_at_point + (gradient * delta).sum() + delta.square().sum() / (2.0 * self.eta),
+            ])
+            if self.reduce is not None:
+                local = self.reduce(local)
+            value_new = float(local[0]) + self._hinge_value(new, rows, codes)
+            bound = float(local[1]) + hinge_at_point
+            if value_new <= bound + self.slack * abs(bound):
+                break
+            self.eta *= _BACKTRACK_SHRINK
+        return new, point, t_next
+
+    def keep(self, mask):
+        pass
+
+
+def _freeze_limit(codes: torch.Tensor, tol: float) -> torch.Tensor:
+    """Per-row ``tol·||z||₂``; −1 (never met) where the norm is not finite, so a diverging row never
+    freezes (a norm overflowing to inf would otherwise accept any change)."""
+    return torch.linalg.vector_norm(codes, dim=1).mul_(tol).nan_to_num_(nan=-1.0, posinf=-1.0)
+
+
+@dataclass
+class _LoopResult:
+    codes: torch.Tensor
+    n_iter: torch.Tensor
+    converged: torch.Tensor
+    diverged: torch.Tensor
+
+
+def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_iteration=None):
+    r"""The FISTA iteration shared by every solver here (Beck & Teboulle 2009).
+
+    ``stepper(current, previous, t, rows, codes)`` returns ``(z^{k+1}, V, t_{k+1})`` for the working rows
+    (``rows``: their indices in the batch; ``codes``: the batch with every frozen row's final code). The
+    loop owns the rest:
+
+    * momentum restart (O'Donoghue & Candès 2015, gradient scheme): per sample ``t ← 1`` when
+      ``(V − z^{k+1})·(z^{k+1} − z^k) > 0``;
+    * freezing: a sample whose ``||z^{k+1} − z^k||₂ ≤ tol·||z^k||₂`` (zero-safe: a sample staying at 0
+      counts) is written out and never updated again; frozen rows stay in the working set until they are
+      ``stepper.compact_fraction`` of it (compacting copies every working tensor);
+    * divergence: a sample whose code norm stops being finite (a step above the stability bound grows
+      the iterate geometrically until it overflows) never freezes; it runs to ``max_iter`` and is
+      reported as *diverged* (not converged);
+    * ``reduce`` (data parallel): the number of live samples is summed over all processes every
+      iteration and the loop runs until it is 0 everywhere, so every process makes the same collective
+      calls (a process whose own samples are all frozen keeps calling the stepper on an empty set).
+    """
+    n = z0.shape[0]
+    device = z0.device
+    codes = z0.clone()
+    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+    rows = torch.arange(n, device=device)
+    current = z0.clone()
+    previous = current
+    limit = _freeze_limit(current, tol)
+    per_sample_t = restart or stepper.per_sample_t
+    t = torch.ones(n, 1, dtype=z0.dtype, device=device) if per_sample_t else 1.0
+    live = None  # None: every working row is live; else a mask of the rows not yet frozen
+    n_live = n
+    for iteration in range(1, max_iter + 1):
+        new, point, t_next = stepper(current, previous, t, rows, codes)
+        difference = new - current
+        frozen = torch.linalg.vector_norm(difference, dim=1) <= limit  # NaN/inf never freeze
+        if restart:
+            wrong_way = ((point - new) * difference).sum(dim=1, keepdim=True) > 0
+            t_next = torch.where(wrong_way, torch.ones_like(t_next), t_next)
+        previous, current, t = current, new, t_next
+        limit = _freeze_limit(current, tol)
+        if live is not None:
+            frozen &= live
+        if on_iteration is not None:
+            if live is None:
+                codes[rows] = current
+            else:
+                codes[rows[live]] = current[live]
+        if rows.numel() and bool(frozen.any()):
+            frozen_rows = rows[frozen]
+            codes[frozen_rows] = current[frozen]
+            n_iter[frozen_rows] = iteration
+            converged[frozen_rows] = True
+            live = ~frozen if live is None else live & ~frozen
+            n_live = int(live.sum())
+            if n_live == 0 or rows.numel() - n_live >= stepper.compact_fraction * rows.numel():
+                rows, current, previous, limit = rows[live], current[live], previous[live], limit[live]
+                if per_sample_t:
+                    t = t[live]
+                stepper.keep(live)
+                live = None
+        if on_iteration is not None:
+            on_iteration(codes)
+        if reduce is not None:
+            total_live = int(reduce(torch.tensor([n_live], dtype=torch.int64, device=device))[0])
+        else:
+            total_live = n_live
+        if total_live == 0:
+            break
+    if rows.numel():
+        if live is None:
+            codes[rows] = current
+        else:
+            codes[rows[live]] = current[live]
+    diverged = ~converged & ~torch.isfinite(torch.linalg.vector_norm(codes, dim=1))
+    return _LoopResult(codes=codes, n_iter=n_iter, converged=converged, diverged=diverged)
 
 
 def fista_gram(
@@ -262,98 +547,31 @@ def fista_gram(
     restart: bool = False,
     on_iteration=None,
 ):
-    r"""FISTA for a batch of independent quadratic-plus-L1 problems given in Gram form.
+    r"""FISTA with a fixed step for a batch of independent quadratic-plus-L1 problems in Gram form.
 
     Solves, for every row ``i``,
 
     .. math:: \min_{z} \tfrac12 z^\top G z - z^\top b_i + \tau \lVert z\rVert_1 \;(+\; z \ge 0)
 
-    with ``G = gram`` (l, l), ``b_i`` the rows of ``linear_term`` (n, l) and ``τ = threshold``. The
-    gradient step and the shrinkage are fused: ``z ← shrink(V (I − ηG) + η b, τη)``, one ``addmm`` per
-    iteration. Frozen rows (relative change ``≤ tol``) are written out, never updated again, and dropped
-    from the working set once they make up 10% of it.
+    with ``G = gram`` (l, l), ``b_i`` the rows of ``linear_term`` (n, l) and ``τ = threshold``: the loop of
+    :func:`_fista_loop` with the fused step ``z ← shrink(V (I − ηG) + η b, τη)``, one ``addmm`` per
+    iteration.
 
     Parameters
     ----------
     restart : bool
-        Per-sample gradient-based adaptive restart of the momentum (O'Donoghue & Candès 2015): reset
-        ``t ← 1`` when ``(v − z^{k+1})·(z^{k+1} − z^k) > 0``.
+        Per-sample gradient-based adaptive restart of the momentum (O'Donoghue & Candès 2015).
     on_iteration : callable, optional
         Called as ``on_iteration(codes)`` after every iteration with the full, up-to-date ``(n, l)`` codes.
 
     Returns
     -------
     codes, n_iter, converged
+        ``converged`` is False for samples that diverged (non-finite codes; a step above 2/λ_max(G)).
     """
-    n, l = linear_term.shape
-    dtype, device = linear_term.dtype, linear_term.device
-    codes = z0.clone()
-    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
-    converged = torch.zeros(n, dtype=torch.bool, device=device)
-    if n == 0:
-        return codes, n_iter, converged
-    update = torch.eye(l, dtype=dtype, device=device).sub_(gram, alpha=step)
-    offset = linear_term * step
-    shrink = threshold * step
-    if positive:
-        offset.sub_(shrink)  # max(u - τη, 0) = relu(V·M + (ηb − τη))
-    rows = torch.arange(n, device=device)
-    current = z0.clone()
-    previous = current
-    current_norm = torch.linalg.vector_norm(current, dim=1)
-    t = torch.ones(n, 1, dtype=dtype, device=device) if restart else 1.0
-    live = None  # None: every working row is live; else a mask of rows not yet frozen
-    for iteration in range(1, max_iter + 1):
-        if restart:
-            t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) * 0.5
-            point = torch.addcmul(current, (t - 1.0) / t_next, current - previous)
-        else:
-            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            momentum = (t - 1.0) / t_next
-            point = torch.lerp(previous, current, 1.0 + momentum) if momentum > 0 else current
-        new = torch.addmm(offset, point, update)
-        if positive:
-            new.clamp_min_(0.0)
-        else:
-            new.sub_(new.clamp(-shrink, shrink))
-        difference = new - current
-        frozen = torch.linalg.vector_norm(difference, dim=1) <= tol * current_norm
-        if restart:
-            wrong_way = ((point - new) * difference).sum(dim=1, keepdim=True) > 0
-            t_next = torch.where(wrong_way, torch.ones_like(t_next), t_next)
-        previous, current, t = current, new, t_next
-        current_norm = torch.linalg.vector_norm(current, dim=1)
-        if live is not None:
-            frozen &= live
-        if on_iteration is not None:
-            if live is None:
-                codes[rows] = current
-            else:
-                codes[rows[live]] = current[live]
-        if bool(frozen.any()):
-            frozen_rows = rows[frozen]
-            codes[frozen_rows] = current[frozen]
-            n_iter[frozen_rows] = iteration
-            converged[frozen_rows] = True
-            live = ~frozen if live is None else live & ~frozen
-            n_live = int(live.sum())
-            if n_live == 0:
-                if on_iteration is not None:
-                    on_iteration(codes)
-                return codes, n_iter, converged
-            if rows.numel() - n_live >= _COMPACT_FRACTION * rows.numel():
-                rows, current, previous = rows[live], current[live], previous[live]
-                offset, current_norm = offset[live], current_norm[live]
-                if restart:
-                    t = t[live]
-                live = None
-        if on_iteration is not None:
-            on_iteration(codes)
-    if live is None:
-        codes[rows] = current
-    else:
-        codes[rows[live]] = current[live]
-    return codes, n_iter, converged
+    stepper = _GramFixedStep(gram, linear_term, threshold, step, positive)
+    result = _fista_loop(stepper, z0, max_iter=max_iter, tol=tol, restart=restart, on_iteration=on_iteration)
+    return result.codes, result.n_iter, result.converged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,6 +593,7 @@ def fista(
     gamma: float = 0.0,
     z_encoder: torch.Tensor | None = None,
     record_energy: bool = True,
+    reduce=None,
 ) -> FistaResult:
     r"""Infer sparse codes of a batch by FISTA on the energy of SPEC §2.1 (paper Evtimova & LeCun 2022, §3).
 
@@ -421,17 +640,35 @@ def fista(
     z_encoder : Tensor (n, l), optional
         Encoder predictions for the proximity term; defaults to ``z0`` when ``gamma > 0``.
     record_energy : bool
-        Record the total batch energy after every iteration (costs one decoder pass per iteration).
+        Record the total batch energy after every iteration (costs one decoder pass per iteration). Under
+        ``reduce`` it is this process's energy (its rows; the hinge from its rows' std).
+    reduce : callable, optional
+        Data-parallel inference: ``reduce(t)`` returns the element-wise sum of ``t`` over all processes
+        (e.g. ``torch.distributed.all_reduce(t); return t``). The variance hinge then uses the mean and
+        (unbiased) std of the global batch, all-reduced every iteration (each process differentiates it
+        w.r.t. its own rows), and the loop runs until every sample of every process is frozen (the live
+        count is all-reduced every iteration), so N processes holding the parts of a batch return the codes
+        and iteration counts of one process holding all of it. Every process must pass the same
+        arguments; ``step="lipschitz"``/``"backtracking"`` need a linear decoder here (a module's L is
+        estimated from local rows). ``beta > 0`` needs ≥ 2 rows in the global batch.
 
     Returns
     -------
     FistaResult
-        ``codes`` (n, l), ``n_iter`` (n,), ``energy`` (k,), ``converged`` (n,).
+        ``codes`` (n, l), ``n_iter`` (n,), ``energy`` (k,), ``converged`` (n,). A sample whose codes
+        overflow (diverge) stops there with ``converged=False``.
 
     Raises
     ------
     ValueError
-        Wrong shapes, NaN/inf values, an empty batch, a non-positive step, negative λ/β/γ, unknown step rule.
+        Wrong shapes, NaN/inf values, complex inputs, an empty batch, a non-positive step, negative λ/β/γ,
+        an unknown step rule, a non-callable ``reduce``.
+
+    Warns
+    -----
+    RuntimeWarning
+        When samples diverged (a fixed step above the stability bound 2/L); the message names the step and
+        2/L (L by power iteration).
     """
     _check_finite_matrix("Y", Y)
     n, d = Y.shape
@@ -451,7 +688,7 @@ def fista(
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
     else:
         step = _check_nonnegative_number("step", step, strictly_positive=True)
-    if beta > 0 and n < 2:
+    if beta > 0 and n < 2 and reduce is None:
         raise ValueError("beta > 0 (variance hinge) needs a batch of at least 2 samples to compute a std")
 
     weight, bias, module = _resolve_decoder(decoder, d, Y.dtype, Y.device)
@@ -481,6 +718,16 @@ def fista(
             raise ValueError(f"z_encoder must have shape (n, l) = {(n, l)}, got {tuple(z_encoder.shape)}")
         z_encoder = z_encoder.detach().to(dtype=Y.dtype, device=Y.device)
 
+    if reduce is not None and not callable(reduce):
+        raise ValueError(
+            f"reduce must be a callable returning the element-wise sum over processes, got {reduce!r}"
+        )
+    if reduce is not None and module is not None and isinstance(step, str):
+        raise ValueError(
+            f"step={step!r} with a module decoder estimates L from this process's rows only, so processes "
+            f"would take different steps under reduce; pass a fixed step"
+        )
+
     with torch.no_grad():
         Y = Y.detach()
         Z = (
@@ -496,119 +743,55 @@ def fista(
             smooth = _ModuleSmooth(Y, module, gamma, z_encoder)
         else:
             smooth = _LinearSmooth(Y, weight, bias, gamma, z_encoder)
-            if beta == 0 and step != "backtracking":
-                return _run_linear(
-                    Y, smooth, Z, lam, step, max_iter, tol, positive, gamma, z_encoder, record_energy
-                )
-        return _run(
-            Y, smooth, Z, lam, step, max_iter, tol, positive, beta, var_threshold, gamma, z_encoder,
-            record_energy,
-        )
 
-
-def _run_linear(Y, smooth, Z, lam, step, max_iter, tol, positive, gamma, z_encoder, record_energy):
-    """Linear decoder without the variance hinge: the fused Gram-form kernel :func:`fista_gram`."""
-    if step == "lipschitz":
-        lipschitz = smooth.lipschitz(Z)
-        eta = 1.0 / lipschitz if lipschitz > 0 else 1.0
-    else:
-        eta = float(step)
-    energies = []
-
-    def record(codes):
-        energy = total_energy(Y, smooth.reconstruct(codes), codes, lam, gamma=gamma, Z_encoder=z_encoder)
-        energies.append(energy.to(torch.float64))
-
-    codes, n_iter, converged = fista_gram(
-        smooth.gram, smooth.linear_term, lam, eta, Z, positive=positive, max_iter=max_iter, tol=tol,
-        on_iteration=record if record_energy else None,
-    )
-    energy = torch.stack(energies).cpu() if energies else torch.zeros(0, dtype=torch.float64)
-    return FistaResult(codes=codes, n_iter=n_iter, energy=energy, converged=converged)
-
-
-def _run(
-    Y, smooth, Z, lam, step, max_iter, tol, positive, beta, var_threshold, gamma, z_encoder, record_energy
-):
-    n = Z.shape[0]
-    device = Z.device
-    all_rows = torch.arange(n, device=device)
-
-    if step == "lipschitz" or step == "backtracking":
-        lipschitz = smooth.lipschitz(Z)
-        if not math.isfinite(lipschitz) or lipschitz <= 0:
-            if lam == 0 and beta == 0 and lipschitz == 0:
-                lipschitz = 1.0
-            else:
-                raise ValueError(f"could not estimate a Lipschitz constant ({lipschitz}); pass a fixed step")
-        eta = 1.0 / lipschitz if step == "lipschitz" else 2.0 / lipschitz
-    else:
-        eta = float(step)
-    backtracking = step == "backtracking"
-    tol2 = tol * tol
-
-    def full_point(V, rows):
-        point = Z.clone()
-        point[rows] = V
-        return point
-
-    def smooth_grad(V, rows):
-        gradient = smooth.grad(V, rows)
-        if beta > 0:
-            gradient = gradient + variance_hinge_grad(full_point(V, rows), beta, var_threshold)[rows]
-        return gradient
-
-    def smooth_value(V, rows):
-        value = smooth.value(V, rows)
-        if beta > 0:
-            value = value + variance_hinge(full_point(V, rows), beta, var_threshold)
-        return value
-
-    def batch_energy():
-        return total_energy(
-            Y, smooth.reconstruct(Z), Z, lam, beta=beta, var_threshold=var_threshold, gamma=gamma,
-            Z_encoder=z_encoder,
-        ).to(torch.float64)
-
-    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
-    converged = torch.zeros(n, dtype=torch.bool, device=device)
-    rows = all_rows
-    current = Z.clone()  # working copies of the active rows
-    previous = Z.clone()
-    energies = []
-    t = 1.0
-    for iteration in range(1, max_iter + 1):
-        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        momentum = (t - 1.0) / t_next
-        V = torch.lerp(previous, current, 1.0 + momentum) if momentum > 0 else current
-        gradient = smooth_grad(V, rows)
-        if backtracking:
-            value_at_V = smooth_value(V, rows)
-            for _ in range(_MAX_BACKTRACKS):
-                new = _shrink(V - eta * gradient, lam * eta, positive)
-                delta = new - V
-                bound = value_at_V + (gradient * delta).sum() + delta.square().sum() / (2.0 * eta)
-                slack = (1e-6 if Y.dtype == torch.float32 else 1e-12) * abs(float(value_at_V))
-                if float(smooth_value(new, rows)) <= float(bound) + slack:
-                    break
-                eta *= _BACKTRACK_SHRINK
+        if isinstance(step, str):
+            lipschitz = smooth.lipschitz(Z)
+            if not math.isfinite(lipschitz) or lipschitz <= 0:
+                # a smooth part that does not depend on z: any step is exact
+                if lipschitz == 0 and (module is None or (lam == 0 and beta == 0)):
+                    lipschitz = 1.0
+                else:
+                    raise ValueError(
+                        f"could not estimate a Lipschitz constant ({lipschitz}); pass a fixed step"
+                    )
+            eta = 1.0 / lipschitz if step == "lipschitz" else 2.0 / lipschitz
         else:
-            new = _shrink(V - eta * gradient, lam * eta, positive)
-        change2 = (new - current).square().sum(dim=1)
-        reference2 = current.square().sum(dim=1)
-        frozen = change2 <= tol2 * reference2
-        previous, current = current, new
-        Z[rows] = current
-        t = t_next
-        if record_energy:
-            energies.append(batch_energy())
-        if bool(frozen.any()):
-            frozen_rows = rows[frozen]
-            n_iter[frozen_rows] = iteration
-            converged[frozen_rows] = True
-            keep = ~frozen
-            rows, current, previous = rows[keep], current[keep], previous[keep]
-            if rows.numel() == 0:
-                break
-    energy = torch.stack(energies).cpu() if energies else torch.zeros(0, dtype=torch.float64)
-    return FistaResult(codes=Z, n_iter=n_iter, energy=energy, converged=converged)
+            eta = float(step)
+
+        if module is None and beta == 0 and step != "backtracking":
+            stepper = _GramFixedStep(smooth.gram, smooth.linear_term, lam, eta, positive)
+        else:
+            stepper = _GradientStep(
+                smooth, lam, eta, positive, beta=beta, var_threshold=var_threshold,
+                backtracking=step == "backtracking", reduce=reduce,
+                slack=1e-6 if Y.dtype == torch.float32 else 1e-12,
+            )
+
+        energies = []
+
+        def record(codes):
+            energy = total_energy(
+                Y, smooth.reconstruct(codes), codes, lam, beta=beta, var_threshold=var_threshold, gamma=gamma,
+                Z_encoder=z_encoder,
+            )
+            energies.append(energy.to(torch.float64))
+
+        result = _fista_loop(
+            stepper, Z, max_iter=max_iter, tol=tol, reduce=reduce,
+            on_iteration=record if record_energy else None,
+        )
+        if bool(result.diverged.any()):
+            lipschitz = smooth.lipschitz(Z) / _LIPSCHITZ_SAFETY
+            warnings.warn(
+                f"fista diverged: {int(result.diverged.sum())} of {n} samples' codes overflowed with step "
+                f"{eta:.4g} against 2/L = {2.0 / lipschitz:.4g} (L: Lipschitz constant of the smooth part by "
+                f"power iteration, without the variance hinge; with FISTA's momentum only steps below about "
+                f"4/(3L) = {4.0 / (3.0 * lipschitz):.4g} are stable); they are marked not converged: use "
+                f"step <= 1/L = {1.0 / lipschitz:.4g}, step='lipschitz' or step='backtracking'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        energy = torch.stack(energies).cpu() if energies else torch.zeros(0, dtype=torch.float64)
+        return FistaResult(
+            codes=result.codes, n_iter=result.n_iter, energy=energy, converged=result.converged
+        )

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from sparsecoder.inference.active_set import lasso_active_set
-from sparsecoder.inference.fista import _LIPSCHITZ_SAFETY, fista_gram, power_iteration_max_eigenvalue
+from sparsecoder.inference.fista import (
+    _LIPSCHITZ_SAFETY,
+    _fista_loop,
+    _GramAdaptiveStep,
+    _GramFixedStep,
+    power_iteration_max_eigenvalue,
+)
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
 
@@ -38,13 +44,31 @@ def _resolve_device(device, default: torch.device) -> torch.device:
         raise ValueError(message) from error
 
 
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
 def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
+    """``value`` as a float32/float64 tensor: half precision (numpy float16, torch float16/bfloat16) is
+    computed in float32, integers in float64; complex values are refused."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise ValueError(f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its "
+                             f"real part ({name}.real) or its magnitude")
         tensor = value.detach()
+        if tensor.dtype in _HALF_DTYPES:
+            tensor = tensor.to(torch.float32)
     elif isinstance(value, np.ndarray):
+        if value.dtype.kind == "c":
+            raise ValueError(
+                f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
+                f"real part ({name}.real) or its magnitude"
+            )
         if value.dtype.kind not in "fiu":
             raise ValueError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
-        array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
+        if value.dtype == np.float16:
+            array = value.astype(np.float32)
+        else:
+            array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     else:
         raise ValueError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
@@ -53,12 +77,6 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     if dtype is not None:
         tensor = tensor.to(dtype)
     return tensor
-
-
-_STEP_GROWTH = 1.25
-_STEP_SHRINK = 0.5
-_MAX_STEP_SHRINKS = 40
-_COMPACT_FRACTION = 0.1
 
 
 def fista_gram_adaptive(
@@ -86,8 +104,9 @@ def fista_gram_adaptive(
     ``t_{k+1} = (1 + √(1 + 4 (η_k/η_{k+1}) t_k²)) / 2``. The curvature along the actual step is usually
     far below ``λ_max(G)``, so the steps are several times ``1/L`` on coherent dictionaries. Products with
     ``G`` are kept for the iterates (``y G`` is a combination of them), so an iteration costs one
-    ``(m, l) × (l, l)`` product plus one for the rows that had to shrink their step. A sample freezes once
-    ``||z^{k+1} − z^k|| ≤ tol·||z^k||``; frozen rows leave the working set.
+    ``(m, l) × (l, l)`` product plus one for the rows that had to shrink their step. The iteration,
+    freezing (``||z^{k+1} − z^k|| ≤ tol·||z^k||``) and compaction are those of
+    :func:`sparsecoder.inference.fista._fista_loop`.
 
     Parameters
     ----------
@@ -99,93 +118,11 @@ def fista_gram_adaptive(
     -------
     codes, n_iter, converged
     """
-    n, l = linear_term.shape
-    dtype, device = linear_term.dtype, linear_term.device
-    codes = z0.clone()
-    n_iter = torch.full((n,), max_iter, dtype=torch.int64, device=device)
-    converged = torch.zeros(n, dtype=torch.bool, device=device)
-    rows = torch.arange(n, device=device)
-    current = z0.clone()
-    previous = current
-    current_gram = current @ gram
-    row_products = [n]
-    previous_gram = current_gram
-    targets = linear_term
-    current_norm = torch.linalg.vector_norm(current, dim=1)
-    t = torch.ones(n, 1, dtype=dtype, device=device)
-    eta = torch.full((n, 1), step, dtype=dtype, device=device)
-    live = None  # None: every working row is live; else a mask of the rows not yet frozen
-
-    def attempt(eta_old, eta_new, t_old, cur, prev, cur_g, prev_g, b):
-        t_new = (1.0 + torch.sqrt(1.0 + 4.0 * (eta_old / eta_new) * t_old * t_old)) * 0.5
-        momentum = (t_old - 1.0) / t_new
-        point = torch.addcmul(cur, momentum, cur - prev)
-        point_gram = torch.addcmul(cur_g, momentum, cur_g - prev_g)
-        new = torch.addcmul(point, eta_new, b - point_gram)
-        if positive:
-            new.sub_(threshold * eta_new).clamp_min_(0.0)
-        else:
-            shrink = threshold * eta_new
-            new.sub_(torch.clamp(new, -shrink, shrink))
-        new_gram = new @ gram
-        row_products[0] += new.shape[0]
-        move = new - point
-        curvature = torch.linalg.vecdot(move, new_gram - point_gram)
-        accepted = curvature <= torch.linalg.vecdot(move, move) / eta_new.squeeze(1) * (1.0 + 1e-6)
-        return new, new_gram, t_new, accepted
-
-    for iteration in range(1, max_iter + 1):
-        eta_new = eta * _STEP_GROWTH
-        new, new_gram, t_new, accepted = attempt(
-            eta, eta_new, t, current, previous, current_gram, previous_gram, targets
-        )
-        if not bool(accepted.all()):
-            retry = (~accepted).nonzero().squeeze(1)
-            retry_eta = eta_new[retry]
-            for shrink_count in range(1, _MAX_STEP_SHRINKS + 1):
-                retry_eta = retry_eta * _STEP_SHRINK
-                sub_new, sub_gram, sub_t, sub_ok = attempt(
-                    eta[retry], retry_eta, t[retry], current[retry], previous[retry], current_gram[retry],
-                    previous_gram[retry], targets[retry],
-                )
-                if shrink_count == _MAX_STEP_SHRINKS:  # rounding noise only: accept the smallest step tried
-                    sub_ok = torch.ones_like(sub_ok)
-                done = retry[sub_ok]
-                new[done], new_gram[done] = sub_new[sub_ok], sub_gram[sub_ok]
-                t_new[done], eta_new[done] = sub_t[sub_ok], retry_eta[sub_ok]
-                if bool(sub_ok.all()):
-                    break
-                retry, retry_eta = retry[~sub_ok], retry_eta[~sub_ok]
-        frozen = torch.linalg.vector_norm(new - current, dim=1) <= tol * current_norm
-        previous, current, previous_gram, current_gram = current, new, current_gram, new_gram
-        t, eta = t_new, eta_new
-        current_norm = torch.linalg.vector_norm(current, dim=1)
-        if live is not None:
-            frozen &= live
-        if bool(frozen.any()):
-            frozen_rows = rows[frozen]
-            codes[frozen_rows] = current[frozen]
-            n_iter[frozen_rows] = iteration
-            converged[frozen_rows] = True
-            live = ~frozen if live is None else live & ~frozen
-            n_live = int(live.sum())
-            if n_live == 0:
-                break
-            # frozen rows stay in the working set (their codes are already written out and never
-            # overwritten) until they are 10% of it: compacting costs a copy of every working tensor
-            if rows.numel() - n_live >= _COMPACT_FRACTION * rows.numel():
-                rows, current, previous = rows[live], current[live], previous[live]
-                current_gram, previous_gram, targets = current_gram[live], previous_gram[live], targets[live]
-                t, eta, current_norm = t[live], eta[live], current_norm[live]
-                live = None
-    else:
-        if live is None:
-            codes[rows] = current
-        else:
-            codes[rows[live]] = current[live]
+    stepper = _GramAdaptiveStep(gram, linear_term, threshold, step, positive, z0)
+    result = _fista_loop(stepper, z0, max_iter=max_iter, tol=tol)
     if stats is not None:
-        stats["gram_row_products"] = row_products[0]
-    return codes, n_iter, converged
+        stats["gram_row_products"] = stepper.row_products
+    return result.codes, result.n_iter, result.converged
 
 
 def sparse_encode(
@@ -269,6 +206,9 @@ def sparse_encode(
         When the active set stops samples at ``max_iter`` sweeps before their optimality certificate.
     """
     numpy_in = not isinstance(X, torch.Tensor)
+    half_in = X.dtype if isinstance(X, torch.Tensor) and X.dtype in _HALF_DTYPES else None
+    if numpy_in and isinstance(X, np.ndarray) and X.dtype == np.float16:
+        half_in = np.float16
     data = _as_tensor("X", X)
     if data.dim() != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {tuple(data.shape)}")
@@ -334,20 +274,35 @@ def sparse_encode(
                 active_set = False
         if not active_set:
             gram = atoms @ atoms.T
-            solver = fista_gram_adaptive if step == "adaptive" else fista_gram
+            eta = step
             if isinstance(step, str):
                 lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
                 if lipschitz <= 0:
                     raise ValueError("dictionary is all zeros; nothing to encode with")
-                step = 1.0 / lipschitz
+                eta = 1.0 / lipschitz
             if start is None:
                 start = torch.zeros(n_samples, n_components, dtype=data.dtype, device=device)
-            codes, n_iter, _ = solver(
-                gram, correlations, float(alpha), float(step), start, positive=positive,
-                max_iter=int(max_iter), tol=float(tol),
-            )
+            if step == "adaptive":
+                stepper = _GramAdaptiveStep(gram, correlations, float(alpha), eta, positive, start)
+            else:
+                stepper = _GramFixedStep(gram, correlations, float(alpha), float(eta), positive)
+            result = _fista_loop(stepper, start, max_iter=int(max_iter), tol=float(tol))
+            if bool(result.diverged.any()):
+                lipschitz = power_iteration_max_eigenvalue(gram)
+                raise ValueError(
+                    f"FISTA diverged ({int(result.diverged.sum())} of {n_samples} samples overflowed): step="
+                    f"{float(eta):.4g} against 2/L = {2.0 / lipschitz:.4g} (L = largest eigenvalue of "
+                    f"dictionary @ dictionary.T; with FISTA's momentum only steps below about 4/(3L) = "
+                    f"{4.0 / (3.0 * lipschitz):.4g} are stable); pass step <= 1/L = {1.0 / lipschitz:.4g}, "
+                    f"or step='adaptive'/'lipschitz'"
+                )
+            codes, n_iter = result.codes, result.n_iter
+    if half_in is not None:
+        codes = codes.to(torch.float32 if half_in is np.float16 else half_in)
     if numpy_in:
         codes_out = codes.cpu().numpy()
+        if half_in is np.float16:
+            codes_out = codes_out.astype(np.float16)
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
