@@ -340,26 +340,27 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         world.close()
 
 
-def _check_world(config, world: World, n_train: int) -> None:
-    """A data-parallel run needs a global batch divisible by the number of processes."""
+def _check_world(config, world: World, n_train: int | None = None) -> None:
+    """A data-parallel run needs a global batch divisible by the number of processes (and, once the data
+    is known, batches of at least one row per process)."""
     if not world.distributed:
         return
-    if config.batch_size % world.world_size:
+    if n_train is None and config.batch_size % world.world_size:
         suggestion = config.batch_size - config.batch_size % world.world_size or world.world_size
         raise ConfigError(
             f"batch_size={config.batch_size} is the global batch and must be divisible by the number of "
             f"processes ({world.world_size}); set batch_size to a multiple of {world.world_size} "
             f"(e.g. --set batch_size={suggestion}) or change --nproc_per_node"
         )
-    smallest = n_train // math.ceil(n_train / config.batch_size)
-    if smallest < world.world_size:
+    smallest = n_train // math.ceil(n_train / config.batch_size) if n_train else 0
+    if n_train is not None and smallest < world.world_size:
         raise ConfigError(f"the training split ({n_train} rows) gives batches of {smallest} rows, fewer than "
                           f"the {world.world_size} processes; use more data or fewer processes")
 
 
 def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str, float]:
     """Sample-weighted means of every process's logs (the same dict on every rank)."""
-    keys = sorted(logs)
+    keys = list(logs)  # the model's order (the same on every rank)
     values = torch.tensor([n_local * float(logs[k]) for k in keys] + [float(n_local)], dtype=torch.float64,
                           device=world.device)
     values = world.reduce(values)
@@ -369,6 +370,7 @@ def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str
 def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite: bool, progress: bool,
            data: DataSplits | None, build_model, family) -> dict[str, Any]:
     model_name = config.model_name
+    _check_world(config, world)
     if not resume:
         world.on_main(lambda: _prepare_out_dir(out_dir, overwrite))
     if data is None:
