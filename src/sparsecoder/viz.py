@@ -293,3 +293,92 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# pictures of a trained model, keyed by family (registered in sparsecoder.models)
+# ----------------------------------------------------------------------------------------------
+def _picture_split(data):
+    return data.test if len(data.test) else data.val
+
+
+def sae_pictures(model, data, out_dir) -> list[Path]:
+    """``atoms.png``, ``encoder.png`` (rows of U; not for DO) and ``reconstructions.png`` of a sparse
+    autoencoder (family ``sparse_autoencoder``).
+
+    Atoms and filters are ordered by how often their code component is active on the test set (most used
+    first). Nothing is drawn for data without an ``image_shape``. The model is left in eval mode.
+    """
+    import torch
+
+    if data.image_shape is None:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    split = _picture_split(data)
+    x = split.x[: min(len(split), 2000)].to(model.device, torch.float32)
+    with torch.no_grad():
+        codes = model.encode(x)
+        order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
+        kind = "decoder columns" if model.config.decoder == "linear" else "D(e_i) - D(0)"
+        paths = [atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
+                           title=f"atoms ({kind}), most used first")]
+        if model.encoder is not None:
+            paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
+                                   out_dir / "encoder.png", order=order,
+                                   title="encoder filters (rows of U), same order as the atoms"))
+        shown = slice(0, min(16, x.shape[0]))
+        recon = model.decoder(codes[shown])
+        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
+                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
+                                         out_dir / "reconstructions.png",
+                                         title="test inputs (top) over reconstructions D(codes)"))
+    return paths
+
+
+def vae_pictures(model, data, out_dir) -> list[Path]:
+    """``atoms.png`` (active first), ``samples.png`` (decoded prior samples), ``reconstructions.png`` of a
+    VAE (family ``vae``); 2-latent runs also get ``latent_scatter.png`` and ``latent_grid.png``.
+
+    Nothing is drawn for data without an ``image_shape``. The model is left in eval mode.
+    """
+    import torch
+
+    from sparsecoder.models.distributions import sample_prior
+
+    if data.image_shape is None:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    c = model.config
+    split = _picture_split(data)
+    with torch.no_grad():
+        x = model._check_rows(split.x[:2000])
+        codes = model.encode(x)
+        spread = codes.std(dim=0) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
+        order = torch.argsort(spread.cpu(), descending=True, stable=True)
+        n_active = int((spread > c.active_threshold).sum())
+        paths = [
+            atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
+                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active)"),
+        ]
+        prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
+        paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
+                                normalize="each", title=f"decoded samples of the {c.prior} prior"))
+        shown = slice(0, min(16, x.shape[0]))
+        recon = model.decode(codes[shown])
+        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
+                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
+                                         out_dir / "reconstructions.png",
+                                         title="test inputs (top) over decoded posterior means"))
+        if c.n_latents == 2:
+            labels = split.labels[: codes.shape[0]] if split.labels is not None else None
+            paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",
+                                        title=f"test posterior locations, {c.prior} prior"))
+            span = float(codes.abs().quantile(0.95)) if codes.numel() else 3.0
+            paths.append(latent_grid(lambda z: model.decode(z.to(model.device)).cpu(), data.image_shape,
+                                     out_dir / "latent_grid.png", span=max(span, 1e-3),
+                                     title=f"decoded latent grid, {c.prior} prior"))
+    return paths

@@ -11,6 +11,7 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.inference import fista
 from sparsecoder.models import build_model
 from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
+from sparsecoder.train.optimization import Optimization
 
 torch.set_num_threads(2)
 
@@ -35,10 +36,12 @@ def _config(preset, **overrides):
 def _train(model, x, epochs, seed=0):
     """Plain epochs over shuffled mini-batches; returns the per-epoch means of the step logs."""
     generator = torch.Generator().manual_seed(seed)
+    optimization = Optimization(model)  # the trainer's optimisers, steps and projections
     history = []
     for _ in range(epochs):
+        model.train()
         order = torch.randperm(x.shape[0], generator=generator)
-        logs = [model.training_step(x[order[i:i + model.config.batch_size]])
+        logs = [optimization.step(x[order[i:i + model.config.batch_size]])
                 for i in range(0, x.shape[0], model.config.batch_size)]
         history.append({k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]})
     return history
@@ -84,7 +87,7 @@ def test_build_model_from_registry_sizes_it_for_the_data(digits):
     model = build_model(_config("sdl-nl-mnist"), _splits(x, mean, std))
     assert isinstance(model, SparseAutoencoder)
     assert model.atoms().shape == (64, 32)
-    assert set(model.optimizers()) == {"decoder", "encoder"}
+    assert [spec.name for spec in model.optimizer_specs()] == ["decoder", "encoder"]  # the step order
 
 # ----------------------------------------------------------------------------------------------
 # the training step of SPEC §2.6 against a hand computation
@@ -120,7 +123,7 @@ def test_first_sdl_training_step_equals_the_hand_computed_update(digits):
     (grad_U,) = torch.autograd.grad(((z - codes) ** 2).mean(), U_copy)
     expected_U = _first_adam_step(U, grad_U, config.lr_encoder)
 
-    logs = model.training_step(Y)
+    logs = Optimization(model).step(Y)
     torch.testing.assert_close(model.decoder.weight.detach(), expected_W, atol=2e-6, rtol=1e-5)
     torch.testing.assert_close(model.encoder.input_layer.weight.detach(), expected_U, atol=2e-6, rtol=1e-5)
     expected_rec = float(((Y - codes @ W.T) ** 2).mean(dim=1).mean())
@@ -131,7 +134,7 @@ def test_first_sdl_training_step_equals_the_hand_computed_update(digits):
 def test_do_has_no_encoder_and_starts_fista_from_zero(digits):
     x, _, _ = digits
     model = SparseAutoencoder(_config("do-mnist"), 64)
-    assert model.encoder is None and set(model.optimizers()) == {"decoder"}
+    assert model.encoder is None and [spec.name for spec in model.optimizer_specs()] == ["decoder"]
     Y = x[:50]
     W = model.decoder.weight.detach().clone()
     expected = fista(Y, W, model.config.lam, step=model.config.fista_step,
@@ -200,30 +203,34 @@ def test_nl_atoms_are_D_of_one_hot_minus_D_of_zero(digits):
                                  for i in range(32)], dim=1)
     torch.testing.assert_close(model.atoms(), reference)
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_decoder_learning_rate_halves_every_lr_halve_every_epochs():
     model = SparseAutoencoder(_config("vdl-nl-mnist"), 64)
+    optimization = Optimization(model)
     lr = model.config.lr_decoder
     for epoch in range(1, 62):
-        model.end_epoch(epoch)
+        optimization.end_epoch()
         expected = lr * 0.5 ** (epoch // 30)
-        assert all(g["lr"] == pytest.approx(expected) for g in model.optimizers()["decoder"].param_groups)
-    assert model.optimizers()["encoder"].param_groups[0]["lr"] == model.config.lr_encoder
+        decoder_groups = optimization.optimizers["decoder"].param_groups
+        assert all(g["lr"] == pytest.approx(expected) for g in decoder_groups)
+    assert optimization.optimizers["encoder"].param_groups[0]["lr"] == model.config.lr_encoder
 
 def test_adam_weight_decay_groups_follow_the_config():
     model = SparseAutoencoder(_config("wdl-nl-mnist"), 64)
-    groups = {g["name"]: g["weight_decay"] for g in model.optimizers()["decoder"].param_groups}
+    optimizers = Optimization(model).optimizers
+    groups = {g["name"]: g["weight_decay"] for g in optimizers["decoder"].param_groups}
     assert groups == {"weights": 5e-4, "biases": model.config.weight_decay_hidden_bias}
-    encoder_groups = {g["name"]: g["weight_decay"] for g in model.optimizers()["encoder"].param_groups}
+    encoder_groups = {g["name"]: g["weight_decay"] for g in optimizers["encoder"].param_groups}
     assert encoder_groups == {"weights": 0.0, "biases": model.config.weight_decay_encoder_bias}
 
 def test_bad_inputs_raise_clear_errors(digits):
     model = SparseAutoencoder(_config("vdl-mnist"), 64)
     with pytest.raises(ValueError, match=r"batch must be a 2-D tensor \(n, 64\)"):
-        model.training_step(torch.zeros(10, 63))
+        model.training_losses(torch.zeros(10, 63))
     with pytest.raises(ValueError, match="NaN or inf"):
         model.encode(torch.full((3, 64), float("nan")))
     with pytest.raises(ValueError, match="at least 2 samples"):
-        model.training_step(torch.zeros(1, 64))
+        model.training_losses(torch.zeros(1, 64))
 
 def test_same_seed_same_weights_different_seed_different_weights():
     a = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)
@@ -255,3 +262,11 @@ def test_resumed_run_reproduces_the_uninterrupted_history_and_lr_schedule(digits
     full, resumed = rows("full"), rows("part")
     assert [r["lr_decoder"] for r in full] == pytest.approx([3e-4, 1.5e-4, 7.5e-5])
     assert resumed == full
+
+
+def test_model_is_built_without_a_device_and_follows_to():
+    model = SparseAutoencoder(_config("vdl-nl-mnist"), 64)
+    assert model.device == torch.device("cpu")
+    model.to(torch.device("meta"))
+    assert model.device == torch.device("meta")
+    assert all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])

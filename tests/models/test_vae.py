@@ -7,7 +7,9 @@ import torch
 
 from sparsecoder.config import ConfigError, from_dict, load_preset
 from sparsecoder.data import load
+from sparsecoder.eval.vae import evaluate
 from sparsecoder.models.vae import VAE, VAEConfig
+from sparsecoder.train.optimization import Optimization
 
 
 def _data(n=300):
@@ -46,14 +48,16 @@ def test_unit_norm_columns_hold_after_training_steps():
                                    "encoder_hidden": 32, "unit_norm_decoder": True, "beta": 0.5,
                                    "device": "cpu", "lr": 1e-2})
     model = VAE.from_config(config, data)
+    optimization = Optimization(model)
     for start in range(0, 300, 50):
-        model.training_step(data.train.x[start:start + 50])
+        optimization.step(data.train.x[start:start + 50])
     norms = model.decoder.weight.norm(dim=0)
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
     # without the switch the columns drift away from unit norm
     free = VAE.from_config(dataclasses.replace(config, unit_norm_decoder=False), data)
+    optimization = Optimization(free)
     for start in range(0, 300, 50):
-        free.training_step(data.train.x[start:start + 50])
+        optimization.step(data.train.x[start:start + 50])
     assert not torch.allclose(free.decoder.weight.norm(dim=0), torch.ones(80), atol=1e-3)
 
 
@@ -68,7 +72,7 @@ def test_gaussian_likelihood_matches_torch_normal():
 def test_evaluate_reports_every_metric_and_active_units_by_std():
     model = _model()
     data = _data()
-    metrics = model.evaluate(data)
+    metrics = evaluate(model, data)
     for key in ("mse", "mse_std", "active_units", "active_units_max", "n_latents", "elbo", "kl_per_latent",
                 "decoder_norm_active", "decoder_norm_inactive"):
         assert key in metrics
@@ -98,3 +102,22 @@ def test_bad_rows_are_rejected():
         model.encode(torch.full((2, 25), float("nan")))
     with pytest.raises(ValueError, match="25"):
         model.encode(torch.zeros(2, 7))
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_encode_keeps_the_callers_train_or_eval_mode(mode):
+    model = _model()
+    model.train(mode)
+    codes = model.encode(_data().train.x[:20])
+    assert model.training is mode and all(m.training is mode for m in model.modules())
+    # and the codes are the eval-mode posterior locations, whatever the caller's mode
+    model.eval()
+    torch.testing.assert_close(codes, model.posterior(_data().train.x[:20]).loc)
+
+
+def test_model_is_built_without_a_device_and_follows_to():
+    model = _model()
+    assert model.device == torch.device("cpu")
+    model.to(torch.device("meta"))
+    assert model.device == torch.device("meta")
+    assert all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])

@@ -1,10 +1,13 @@
 """A tiny real model family for testing the trainer: a denoising linear autoencoder trained by Adam.
 
-It implements :class:`sparsecoder.train.protocol.TrainableModel` completely (it is a fixture of the
-trainer's tests, not a stand-in for any model of the library): ``x̂ = W_d (W_e (x + ε)) + b``, ``ε ~
+It is the demonstration that a model family is one file plus one registration: the module declares its
+optimiser and returns its loss (:class:`sparsecoder.train.protocol.TrainableModel`), three plain functions
+validate, evaluate and draw it, and :func:`register_model` at the bottom makes ``model:
+test_linear_autoencoder`` trainable (it is a fixture of the trainer's tests, not a stand-in for any model
+of the library): ``x̂ = W_d (W_e (x + ε)) + b``, ``ε ~
 N(0, noise²)`` drawn from torch's global generator (so resuming must restore RNG states), loss = MSE.
-Its learning rate is multiplied by ``lr_growth`` after every epoch, so a huge growth makes it diverge on
-purpose.
+Its learning rate is multiplied by ``lr_growth`` after every epoch (a schedule declared as data), so a
+huge growth makes it diverge on purpose.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import psnr, sparsity
 from sparsecoder.models import register_model
+from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, StepOutput
 
 MODEL_NAME = "test_linear_autoencoder"
 
@@ -51,7 +55,6 @@ class LinearAutoencoder(nn.Module):
         self.image_shape = image_shape
         self.encoder = nn.Linear(n_features, config.n_components, bias=False)
         self.decoder = nn.Linear(config.n_components, n_features)
-        self._optimizers = {"model": torch.optim.Adam(self.parameters(), lr=config.lr)}
 
     @classmethod
     def from_config(cls, config, data: DataSplits):
@@ -60,57 +63,60 @@ class LinearAutoencoder(nn.Module):
     def forward(self, x):
         return self.decoder(self.encoder(x))
 
-    def optimizers(self):
-        return self._optimizers
+    # -- the trainer protocol: what to optimise; the trainer builds Adam and takes the steps --
+    def optimizer_specs(self):
+        return [OptimizerSpec("model", [ParamGroupSpec("all", list(self.parameters()), self.config.lr)],
+                              lr_step_every=1, lr_step_factor=self.config.lr_growth)]
 
-    def training_step(self, batch):
+    def projections(self):
+        return []
+
+    def training_losses(self, batch, *, reduce=None):
         LinearAutoencoder.steps_taken += 1
         if LinearAutoencoder.steps_taken == LinearAutoencoder.interrupt_at_step:
             raise KeyboardInterrupt
-        self.train()
         noisy = batch + self.config.noise * torch.randn_like(batch)
-        optimizer = self._optimizers["model"]
-        optimizer.zero_grad(set_to_none=True)
         loss = F.mse_loss(self(noisy), batch)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "noise_norm": float((noisy - batch).norm(dim=1).mean())}
-
-    def end_epoch(self, epoch):
-        for group in self._optimizers["model"].param_groups:
-            group["lr"] *= self.config.lr_growth
-
-    @torch.no_grad()
-    def validation_metrics(self, split: Split):
-        self.eval()
-        recon = self(split.x)
-        return {"val_loss": float(F.mse_loss(recon, split.x)),
-                "val_psnr": psnr(split.to_pixels(split.x), split.to_pixels(recon))}
-
-    @torch.no_grad()
-    def evaluate(self, data: DataSplits):
-        self.eval()
-        x = data.test.x
-        codes = self.encode(x)
-        recon = self.decoder(codes)
-        return {"mse": float(F.mse_loss(recon, x)),
-                "psnr": psnr(data.test.to_pixels(x), data.test.to_pixels(recon)),
-                "sparsity": sparsity(codes),
-                "column_norms": self.decoder.weight.norm(dim=0)}
+        return StepOutput(losses={"model": loss},
+                          logs={"loss": loss.item(), "noise_norm": float((noisy - batch).norm(dim=1).mean())})
 
     @torch.no_grad()
     def encode(self, x):
         return self.encoder(x.to(torch.float32))
 
-    def save_pictures(self, data: DataSplits, out_dir: Path):
-        from sparsecoder.viz import atom_grid
 
-        path = Path(out_dir) / "atoms.png"
-        atom_grid(self.decoder.weight.detach(), data.image_shape, path)
-        return [path]
+# -- evaluation and pictures: plain functions, registered with the family below --
+@torch.no_grad()
+def validation_metrics(model, split: Split):
+    model.eval()
+    recon = model(split.x)
+    return {"val_loss": float(F.mse_loss(recon, split.x)),
+            "val_psnr": psnr(split.to_pixels(split.x), split.to_pixels(recon))}
 
 
-register_model(MODEL_NAME, LinearAutoencoder)
+@torch.no_grad()
+def evaluate(model, data: DataSplits):
+    model.eval()
+    x = data.test.x
+    codes = model.encode(x)
+    recon = model.decoder(codes)
+    return {"mse": float(F.mse_loss(recon, x)),
+            "psnr": psnr(data.test.to_pixels(x), data.test.to_pixels(recon)),
+            "sparsity": sparsity(codes),
+            "column_norms": model.decoder.weight.norm(dim=0)}
+
+
+def pictures(model, data: DataSplits, out_dir: Path):
+    from sparsecoder.viz import atom_grid
+
+    path = Path(out_dir) / "atoms.png"
+    atom_grid(model.decoder.weight.detach(), data.image_shape, path)
+    return [path]
+
+
+# The one registration that makes this file a model family.
+register_model(MODEL_NAME, LinearAutoencoder, validate=validation_metrics, evaluate=evaluate,
+               pictures=pictures)
 
 
 @contextlib.contextmanager

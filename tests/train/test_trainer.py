@@ -16,7 +16,12 @@ from sparsecoder.train import TrainingDiverged, encode_run, evaluate_run, load_r
 from sparsecoder.train.checkpoint import load_checkpoint
 from sparsecoder.train.logging import read_history_rows
 from sparsecoder.train.trainer import batch_indices
-from tests.train.linear_autoencoder import LinearAutoencoderConfig, interrupted_at, synthetic_splits
+from tests.train.linear_autoencoder import (
+    LinearAutoencoderConfig,
+    interrupted_at,
+    synthetic_splits,
+    validation_metrics,
+)
 
 torch.set_num_threads(1)
 
@@ -76,7 +81,7 @@ def test_best_weights_are_the_lowest_val_loss_epoch_not_the_last(tmp_path):
     assert best_epoch < 6 and metrics["best_epoch"] == best_epoch
     assert [r["lr_model"] for r in rows] == [0.05 * 2**k for k in range(6)]
     _, model, _ = load_run(out, data=DATA)
-    assert model.validation_metrics(DATA.val)["val_loss"] == pytest.approx(losses[best_epoch - 1], rel=1e-6)
+    assert validation_metrics(model, DATA.val)["val_loss"] == pytest.approx(losses[best_epoch - 1], rel=1e-6)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 6
 
 

@@ -1,37 +1,82 @@
 """Model families, looked up by the name their config class registers (``model:`` in a preset).
 
-Each model class provides ``from_config(config, data: DataSplits) -> model`` and implements
-:class:`sparsecoder.train.protocol.TrainableModel`.
+A family is one registration (:func:`register_model`): the model class (an ``nn.Module`` implementing
+:class:`sparsecoder.train.protocol.TrainableModel`, with ``from_config(config, data) -> model``), and the
+functions the trainer calls around it — ``validate(model, split)`` (per-epoch metrics with ``val_loss``),
+``evaluate(model, data)`` (test metrics for ``metrics.json``) and ``pictures(model, data, out_dir)`` (PNGs).
+Each may be given as the object or as ``"package.module:name"`` (imported on first use).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
-_MODELS = {
-    "sparse_autoencoder": "sparsecoder.models.sparse_autoencoder:SparseAutoencoder",
-    "vae": "sparsecoder.models.vae:VAE",
+__all__ = ["Family", "register_model", "model_class", "family", "build_model"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the trainer needs to know about one model family (objects, resolved by :func:`family`)."""
+
+    model: type
+    validate: Callable
+    evaluate: Callable
+    pictures: Callable | None = None
+
+
+_FAMILIES: dict[str, dict[str, object]] = {
+    "sparse_autoencoder": {
+        "model": "sparsecoder.models.sparse_autoencoder:SparseAutoencoder",
+        "validate": "sparsecoder.eval.sae:validation_metrics",
+        "evaluate": "sparsecoder.eval.sae:evaluate",
+        "pictures": "sparsecoder.viz:sae_pictures",
+    },
+    "vae": {
+        "model": "sparsecoder.models.vae:VAE",
+        "validate": "sparsecoder.eval.vae:validation_metrics",
+        "evaluate": "sparsecoder.eval.vae:evaluate",
+        "pictures": "sparsecoder.viz:vae_pictures",
+    },
 }
 
 
-def register_model(name: str, target: str | type) -> None:
-    """Add a model family: ``target`` is the class or ``"package.module:ClassName"`` (imported lazily).
+def register_model(name: str, model: str | type, *, validate: str | Callable, evaluate: str | Callable,
+                   pictures: str | Callable | None = None) -> None:
+    """Add a model family under ``name`` (its config class registers the same name with
+    :func:`sparsecoder.config.register_config`).
 
-    Its config class registers itself under the same ``name`` with :func:`sparsecoder.config.register_config`.
+    Parameters
+    ----------
+    model : type or "package.module:ClassName"
+    validate : callable ``(model, split) -> dict`` with ``val_loss`` (lower is better), or its path
+    evaluate : callable ``(model, data) -> dict`` of test metrics, or its path
+    pictures : callable ``(model, data, out_dir) -> list[Path]``, its path, or None (no pictures)
     """
-    _MODELS[name] = target
+    _FAMILIES[name] = {"model": model, "validate": validate, "evaluate": evaluate, "pictures": pictures}
 
 
-def model_class(name: str) -> type:
-    if name not in _MODELS:
-        raise ValueError(f"unknown model '{name}'; known: {sorted(_MODELS)}")
-    target = _MODELS[name]
-    if isinstance(target, type):
+def _resolve(target):
+    if target is None or not isinstance(target, str):
         return target
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
+def family(name: str) -> Family:
+    """The registered family ``name`` with every entry imported."""
+    if name not in _FAMILIES:
+        raise ValueError(f"unknown model '{name}'; known: {sorted(_FAMILIES)}")
+    return Family(**{key: _resolve(value) for key, value in _FAMILIES[name].items()})
+
+
+def model_class(name: str) -> type:
+    if name not in _FAMILIES:
+        raise ValueError(f"unknown model '{name}'; known: {sorted(_FAMILIES)}")
+    return _resolve(_FAMILIES[name]["model"])
+
+
 def build_model(config, data):
-    """Instantiate the model a config describes, sized for ``data``."""
+    """Instantiate the model a config describes, sized for ``data`` (on the CPU; the trainer moves it)."""
     return model_class(config.model_name).from_config(config, data)

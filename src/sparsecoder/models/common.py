@@ -1,8 +1,9 @@
-"""Pieces both model families share: device resolution and input-row validation."""
+"""Pieces the model families share: device resolution, the device of a module, input-row validation."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def resolve_device(name: str) -> torch.device:
@@ -16,6 +17,17 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
     return device
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (CPU for a module without parameters).
+
+    Models read their device here instead of keeping one from construction, so ``model.to(device)``
+    moves them completely.
+    """
+    for parameter in module.parameters():
+        return parameter.device
+    return torch.device("cpu")
 
 
 def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> torch.Tensor:

@@ -15,16 +15,17 @@ DO(-NL)    none      … / mlp   unit_norm        no encoder, FISTA from zero
 ablation   lista     … / mlp   none             nothing: the code L1 norm shrinks toward zero
 =========  ========  ========  ===============  =============================================
 
-The training step (SPEC §2.6) is in :meth:`SparseAutoencoder.training_step`; the shared trainer
-(:mod:`sparsecoder.train`) drives epochs, checkpoints and artifacts through the
-:class:`sparsecoder.train.protocol.TrainableModel` methods implemented here.
+The model declares its optimisers (:meth:`SparseAutoencoder.optimizer_specs`), its projection and its
+losses for a batch (:meth:`SparseAutoencoder.training_losses`); the trainer
+(:mod:`sparsecoder.train`) owns the optimisers and takes the steps of SPEC §2.6. Validation and test
+metrics are in :mod:`sparsecoder.eval.sae`, pictures in :func:`sparsecoder.viz.sae_pictures`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -32,13 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsecoder.config import CommonConfig, check, register_config
-from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 from sparsecoder.inference.fista import fista
-from sparsecoder.models.common import check_rows, resolve_device
+from sparsecoder.models.common import check_rows, module_device, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
+from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
 
@@ -159,20 +161,21 @@ class SparseAutoencoderConfig(CommonConfig):
 class SparseAutoencoder(nn.Module):
     r"""LISTA encoder (optional) + linear / one-hidden-layer decoder trained with FISTA targets.
 
-    Training step on a mini-batch ``Y`` (SPEC §2.6, paper §3.3):
+    Training step on a mini-batch ``Y`` (SPEC §2.6, paper §3.3), split between this model (what) and the
+    trainer (how, :class:`sparsecoder.train.optimization.Optimization`):
 
     1. ``Z_E = E(Y)`` without gradient (zeros when ``encoder="none"``);
     2. ``Z* = FISTA(Y; D, λ, β, T, γ, Z_E)`` started from ``Z_E``, minimising
        ``Σ_i (1/d)||y_i − D(z_i)||² + λ Σ_i ||z_i||₁ + β Σ_j [(T − std_j Z)_+]²
        + γ Σ_i (1/l)||z_i − E(y_i)||²``
        (β > 0 only for the variance guard, γ = 0 without an encoder), then detached;
-    3. one Adam step on the decoder, loss ``MSE(D(Z*), Y)``;
-    4. one Adam step on the encoder, loss ``MSE(E(Y), Z*)``;
-    5. for the unit-norm guard, every decoder column back to unit L2 norm.
+    3. one Adam step on the decoder, loss ``MSE(D(Z*), Y)`` (optimiser ``"decoder"``);
+    4. one Adam step on the encoder, loss ``MSE(E(Y), Z*)`` (optimiser ``"encoder"``);
+    5. for the unit-norm guard, every decoder column back to unit L2 norm (the projection).
 
-    Build it with :meth:`from_config`; the shared trainer drives it through ``optimizers``,
-    ``training_step``, ``end_epoch``, ``validation_metrics``, ``evaluate``, ``encode`` and
-    ``save_pictures``.
+    Steps 1–2 and the two losses are :meth:`training_losses`; 3–5 are the trainer's, following
+    :meth:`optimizer_specs` and :meth:`projections`. Build the model with :meth:`from_config`; it is
+    created on the CPU and moved with ``model.to(device)``.
 
     Parameters
     ----------
@@ -192,7 +195,6 @@ class SparseAutoencoder(nn.Module):
         self.config = config
         self.n_features = int(n_features)
         self.image_shape = tuple(image_shape) if image_shape else None
-        self.device = resolve_device(config.device)
         # Initialise from the run's seed regardless of the global RNG state, without disturbing it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -206,23 +208,19 @@ class SparseAutoencoder(nn.Module):
                 self.decoder = MLPDecoder(config.n_components, config.hidden_size, self.n_features)
         if config.collapse_guard == "unit_norm":
             unit_norm_decoder_(self.decoder)
-        self.to(self.device)
-        self._optimizers = {
-            "decoder": torch.optim.Adam(weight_decay_param_groups(
-                self.decoder, config.lr_decoder, weight_decay=config.weight_decay_decoder,
-                bias_weight_decay=config.weight_decay_hidden_bias)),
-        }
-        if self.encoder is not None:
-            self._optimizers["encoder"] = torch.optim.Adam(weight_decay_param_groups(
-                self.encoder, config.lr_encoder, bias_weight_decay=config.weight_decay_encoder_bias))
 
     # ------------------------------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: SparseAutoencoderConfig, data: DataSplits) -> SparseAutoencoder:
-        """Model sized for ``data`` (``d = data.dim``), on the device the config names."""
+        """Model sized for ``data`` (``d = data.dim``), on the CPU (``model.to(device)`` moves it)."""
         return cls(config, data.dim, data.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are (follows ``model.to``)."""
+        return module_device(self)
 
     @property
     def n_components(self) -> int:
@@ -247,11 +245,16 @@ class SparseAutoencoder(nn.Module):
     def _encoder_codes(self, Y: torch.Tensor) -> torch.Tensor | None:
         return None if self.encoder is None else self.encoder(Y)
 
-    def infer(self, Y: torch.Tensor, *, z_encoder: torch.Tensor | None = None, record_energy: bool = False):
+    def infer(self, Y: torch.Tensor, *, z_encoder: torch.Tensor | None = None, record_energy: bool = False,
+              reduce: Reduce | None = None, n_global: int | None = None):
         """FISTA codes for the rows ``Y`` (on the model's device) as in training: started from the
         encoder's prediction ``z_encoder`` (computed when omitted; zeros without an encoder) with the
         configured λ, β (variance guard only), T and γ. A batch of one row is solved without the hinge,
         which needs a batch std.
+
+        With ``reduce`` (data-parallel training: the element-wise sum over processes) the rows are this
+        process's shard of a global batch of ``n_global`` rows, and FISTA's variance hinge uses the
+        per-component std of the *global* batch.
 
         Returns
         -------
@@ -260,12 +263,13 @@ class SparseAutoencoder(nn.Module):
         if z_encoder is None:
             z_encoder = self._encoder_codes(Y)
         c = self.config
-        beta = self._beta if Y.shape[0] > 1 else 0.0
+        beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
+        distributed = {} if reduce is None else {"reduce": reduce}
         return fista(
             Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
             max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
             var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
-            record_energy=record_energy,
+            record_energy=record_energy, **distributed,
         )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -285,55 +289,77 @@ class SparseAutoencoder(nn.Module):
             chunks.append(codes)
         return torch.cat(chunks) if chunks else x.new_zeros(0, self.n_components)
 
+    @torch.no_grad()
+    def atoms(self) -> torch.Tensor:
+        """``(d, l)``: decoder columns (linear) or ``D(e_i) − D(0)`` (mlp), SPEC §2.4."""
+        return self.decoder.atoms()
+
     # ------------------------------------------------------------------------------------------
     # training (the trainer protocol)
     # ------------------------------------------------------------------------------------------
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """``{"decoder": Adam, "encoder": Adam}`` (no encoder optimiser for DO)."""
-        return self._optimizers
+    def optimizer_specs(self) -> list[OptimizerSpec]:
+        """``decoder`` then ``encoder`` (none for DO): Adam, weight decay split weights/biases (Table 3),
+        the decoder's learning rate multiplied by 0.5 every ``lr_halve_every`` epochs."""
+        c = self.config
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One mini-batch of SPEC §2.6; returns per-sample means of the energy terms at ``Z*``.
+        def groups(module, lr, **decay):
+            return [ParamGroupSpec(g["name"], g["params"], g["lr"], g["weight_decay"])
+                    for g in weight_decay_param_groups(module, lr, **decay)]
 
-        Logged: ``energy`` (total energy of SPEC §2.1 per sample), ``reconstruction``, ``l1`` (λ-weighted),
-        ``hinge`` (β-weighted, once per batch, divided by n), ``fista_iterations`` (mean per sample),
-        ``code_l1`` (mean ||z*||₁), ``decoder_loss`` (MSE), ``encoder_loss`` (MSE to Z*), and the
-        smallest per-component batch std of ``Z*`` (``min_code_std``).
+        specs = [OptimizerSpec("decoder", groups(self.decoder, c.lr_decoder,
+                                                 weight_decay=c.weight_decay_decoder,
+                                                 bias_weight_decay=c.weight_decay_hidden_bias),
+                               lr_step_every=c.lr_halve_every, lr_step_factor=0.5)]
+        if self.encoder is not None:
+            specs.append(OptimizerSpec("encoder", groups(self.encoder, c.lr_encoder,
+                                                         bias_weight_decay=c.weight_decay_encoder_bias)))
+        return specs
+
+    def projections(self) -> list[Callable[[], None]]:
+        """Unit-norm decoder columns after every step for the unit-norm guard (SDL, DO)."""
+        if self.config.collapse_guard == "unit_norm":
+            return [lambda: unit_norm_decoder_(self.decoder)]
+        return []
+
+    def training_losses(self, batch: torch.Tensor, *, reduce: Reduce | None = None) -> StepOutput:
+        """FISTA codes ``Z*`` of ``batch`` and the decoder/encoder losses of SPEC §2.6.
+
+        Logged (per-sample means at ``Z*``): ``energy`` (total energy of SPEC §2.1), ``reconstruction``,
+        ``l1`` (λ-weighted), ``hinge`` (β-weighted, once per batch, divided by n), ``fista_iterations``,
+        ``code_l1`` (mean ||z*||₁), ``decoder_loss`` (MSE), ``encoder_loss`` (MSE to Z*), and the smallest
+        per-component batch std of ``Z*`` (``min_code_std``). With ``reduce`` the hinge and
+        ``min_code_std`` are those of the global batch.
         """
         Y = self._check_rows(batch, "batch")
         n = Y.shape[0]
         c = self.config
-        if self._beta > 0 and n < 2:
+        n_global = n if reduce is None else int(reduce(torch.tensor([float(n)], device=Y.device)).item())
+        if self._beta > 0 and n_global < 2:
             raise ValueError("the variance guard needs mini-batches of at least 2 samples; raise batch_size")
-        self.train()
         z_encoder = self._encoder_codes(Y)
-        result = self.infer(Y, z_encoder=z_encoder)
+        result = self.infer(Y, z_encoder=z_encoder, reduce=reduce, n_global=n_global)
         Z = result.codes.detach()
-
-        optimizer = self._optimizers["decoder"]
-        optimizer.zero_grad(set_to_none=True)
         reconstruction = self.decoder(Z)
         decoder_loss = F.mse_loss(reconstruction, Y)
-        decoder_loss.backward()
-        optimizer.step()
-
+        losses = {"decoder": decoder_loss}
         logs = {}
         if self.encoder is not None:
-            optimizer = self._optimizers["encoder"]
-            optimizer.zero_grad(set_to_none=True)
             encoder_loss = F.mse_loss(self.encoder(Y), Z)
-            encoder_loss.backward()
-            optimizer.step()
+            losses["encoder"] = encoder_loss
             logs["encoder_loss"] = encoder_loss.item()
-
-        if c.collapse_guard == "unit_norm":
-            unit_norm_decoder_(self.decoder)
 
         with torch.no_grad():
             reconstruction = reconstruction.detach()
             rec = float(reconstruction_energy(Y, reconstruction)) / n
             l1 = float(l1_energy(Z, c.lam)) / n
-            hinge = float(variance_hinge(Z, self._beta, c.var_threshold)) / n if self._beta > 0 else 0.0
+            if reduce is None:
+                hinge = float(variance_hinge(Z, self._beta, c.var_threshold)) / n if self._beta > 0 else 0.0
+                min_code_std = float(Z.std(dim=0).min()) if n > 1 else float("nan")
+            else:
+                std = _global_std(Z, reduce, n_global)
+                shortfall = torch.clamp(c.var_threshold - std, min=0)
+                hinge = self._beta * float(shortfall.square().sum()) / n_global if self._beta > 0 else 0.0
+                min_code_std = float(std.min()) if n_global > 1 else float("nan")
             proximity = 0.0
             if z_encoder is not None and self._gamma > 0:
                 proximity = self._gamma * float((Z - z_encoder).square().mean(dim=1).mean())
@@ -344,168 +370,16 @@ class SparseAutoencoder(nn.Module):
                 hinge=hinge,
                 fista_iterations=float(result.n_iter.float().mean()),
                 code_l1=float(Z.abs().sum(dim=1).mean()),
-                min_code_std=float(Z.std(dim=0).min()) if n > 1 else float("nan"),
+                min_code_std=min_code_std,
                 decoder_loss=decoder_loss.item(),
             )
-        return logs
+        return StepOutput(losses=losses, logs=logs)
 
-    def end_epoch(self, epoch: int) -> None:
-        """Halve the decoder learning rate after every ``lr_halve_every``-th epoch (1-based ``epoch``)."""
-        every = self.config.lr_halve_every
-        if every and epoch > 0 and epoch % every == 0:
-            for group in self._optimizers["decoder"].param_groups:
-                group["lr"] *= 0.5
 
-    # ------------------------------------------------------------------------------------------
-    # evaluation
-    # ------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _energy_terms(self, split: Split, codes: torch.Tensor) -> dict[str, float]:
-        """Energy of ``codes`` on ``split`` per sample (hinge per batch of ``batch_size``, as in training)."""
-        x = split.x.to(self.device, torch.float32)
-        c = self.config
-        rec = l1 = hinge = 0.0
-        recon_chunks = []
-        for start in range(0, x.shape[0], c.batch_size):
-            Y, Z = x[start:start + c.batch_size], codes[start:start + c.batch_size]
-            reconstruction = self.decoder(Z)
-            recon_chunks.append(reconstruction)
-            rec += float(reconstruction_energy(Y, reconstruction))
-            l1 += float(l1_energy(Z, c.lam))
-            if self._beta > 0 and Z.shape[0] > 1:
-                hinge += float(variance_hinge(Z, self._beta, c.var_threshold))
-        n = max(x.shape[0], 1)
-        return {
-            "energy": (rec + l1 + hinge) / n, "reconstruction": rec / n, "l1": l1 / n, "hinge": hinge / n,
-            "_recon": torch.cat(recon_chunks) if recon_chunks else x[:0],
-        }
-
-    @torch.no_grad()
-    def _summary(self, split: Split, codes: torch.Tensor) -> dict[str, float]:
-        from sparsecoder.eval.metrics import psnr, sparsity
-
-        terms = self._energy_terms(split, codes)
-        recon = terms.pop("_recon")
-        target_pixels = split.to_pixels(split.x.to(self.device, torch.float32))
-        recon_pixels = split.to_pixels(recon)
-        return {
-            **terms,
-            "psnr": float(psnr(target_pixels, recon_pixels)),
-            "sparsity": float(sparsity(codes)),
-            "code_l1": float(codes.abs().sum(dim=1).mean()),
-        }
-
-    def _check_split(self, split: Split, what: str) -> None:
-        if len(split) == 0:
-            raise ValueError(f"the {what} split is empty; nothing to evaluate (check the data source/limit)")
-
-    @torch.no_grad()
-    def validation_metrics(self, split: Split) -> dict[str, float]:
-        """Energy of the amortised codes on ``split`` (``val_loss``, SPEC §2.6), plus PSNR and sparsity.
-
-        The energy is ``(1/n)[Σ_i (1/d)||y_i − D(E(y_i))||² + λ Σ_i ||E(y_i)||₁ + β Σ_batches hinge]``:
-        the γ term vanishes because the codes *are* the encoder's. Without an encoder (DO) the codes come
-        from FISTA started at zero.
-        """
-        self._check_split(split, "validation")
-        self.eval()
-        summary = self._summary(split, self.encode(split.x))
-        return {
-            "val_loss": summary["energy"],
-            "val_reconstruction": summary["reconstruction"],
-            "val_l1": summary["l1"],
-            "val_hinge": summary["hinge"],
-            "val_psnr": summary["psnr"],
-            "val_sparsity": summary["sparsity"],
-            "val_code_l1": summary["code_l1"],
-        }
-
-    @torch.no_grad()
-    def evaluate(self, data: DataSplits) -> dict:
-        """Test-set metrics (SPEC §3) for ``metrics.json``.
-
-        Keys: ``psnr`` (dB, pixel space) and ``sparsity`` (fraction of exactly-zero entries) of the
-        encoder's codes (FISTA's for DO); ``psnr_fista`` / ``sparsity_fista`` of FISTA codes inferred as in
-        training (from the encoder's prediction); ``code_l1`` / ``code_l1_fista`` (mean ||z||₁);
-        ``energy`` (per sample, encoder codes); ``dead_atoms`` (components never non-zero on the test set,
-        encoder codes); ``fista_iterations`` (mean per sample); ``min_code_std`` (smallest std over the
-        test set of a code component); ``decoder_column_norm_mean``/``_min``/``_max`` (of the atoms).
-        """
-        from sparsecoder.eval.metrics import dead_atoms
-
-        split = data.test
-        self._check_split(split, "test")
-        self.eval()
-        x = split.x.to(self.device, torch.float32)
-        amortised = self.encode(x)
-        fista_chunks, iterations = [], []
-        for start in range(0, x.shape[0], self.config.batch_size):
-            result = self.infer(x[start:start + self.config.batch_size])
-            fista_chunks.append(result.codes)
-            iterations.append(result.n_iter.float())
-        fista_codes = torch.cat(fista_chunks)
-        enc = self._summary(split, amortised)
-        fis = self._summary(split, fista_codes)
-        atom_norms = self.atoms().norm(dim=0)
-        return {
-            "psnr": enc["psnr"],
-            "sparsity": enc["sparsity"],
-            "psnr_fista": fis["psnr"],
-            "sparsity_fista": fis["sparsity"],
-            "code_l1": enc["code_l1"],
-            "code_l1_fista": fis["code_l1"],
-            "energy": enc["energy"],
-            "energy_fista": fis["energy"],
-            "dead_atoms": int(dead_atoms(amortised)),
-            "fista_iterations": float(torch.cat(iterations).mean()) if iterations else float("nan"),
-            "min_code_std": float(amortised.std(dim=0).min()) if amortised.shape[0] > 1 else float("nan"),
-            "decoder_column_norm_mean": float(atom_norms.mean()),
-            "decoder_column_norm_min": float(atom_norms.min()),
-            "decoder_column_norm_max": float(atom_norms.max()),
-            "n_test": int(x.shape[0]),
-        }
-
-    # ------------------------------------------------------------------------------------------
-    # pictures
-    # ------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def atoms(self) -> torch.Tensor:
-        """``(d, l)``: decoder columns (linear) or ``D(e_i) − D(0)`` (mlp), SPEC §2.4."""
-        return self.decoder.atoms()
-
-    def save_pictures(self, data: DataSplits, out_dir: Path) -> list[Path]:
-        """Write ``atoms.png``, ``encoder.png`` (rows of U; not for DO) and ``reconstructions.png``.
-
-        Atoms and filters are ordered by how often their code component is active on the test set (most
-        used first). Nothing is drawn for data without an ``image_shape``.
-        """
-        from sparsecoder.viz import atom_grid, reconstruction_grid
-
-        if data.image_shape is None:
-            return []
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.eval()
-        split = data.test if len(data.test) else data.val
-        x = split.x[: min(len(split), 2000)].to(self.device, torch.float32)
-        codes = self.encode(x)
-        order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
-        paths = []
-        path = out_dir / "atoms.png"
-        kind = "decoder columns" if self.config.decoder == "linear" else "D(e_i) - D(0)"
-        atom_grid(self.atoms().cpu(), data.image_shape, path, order=order,
-                  title=f"atoms ({kind}), most used first")
-        paths.append(path)
-        if self.encoder is not None:
-            path = out_dir / "encoder.png"
-            atom_grid(self.encoder.filters.detach().T.cpu(), data.image_shape, path, order=order,
-                      title="encoder filters (rows of U), same order as the atoms")
-            paths.append(path)
-        shown = slice(0, min(16, x.shape[0]))
-        with torch.no_grad():
-            recon = self.decoder(codes[shown])
-        path = out_dir / "reconstructions.png"
-        reconstruction_grid(split.to_pixels(x[shown], shown).cpu(), split.to_pixels(recon, shown).cpu(),
-                            data.image_shape, path, title="test inputs (top) over reconstructions D(codes)")
-        paths.append(path)
-        return paths
+def _global_std(Z: torch.Tensor, reduce: Reduce, n_global: int) -> torch.Tensor:
+    """Unbiased per-component std of the rows of ``Z`` on every process (sums in float64)."""
+    Z64 = Z.double()
+    sums = reduce(torch.cat([Z64.sum(dim=0), Z64.square().sum(dim=0)]))
+    total, squares = sums[:Z.shape[1]], sums[Z.shape[1]:]
+    variance = (squares - total.square() / n_global) / max(n_global - 1, 1)
+    return variance.clamp_min(0).sqrt().to(Z.dtype)

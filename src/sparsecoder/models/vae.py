@@ -8,13 +8,17 @@ Cauchy comparison with one code path. The training loss per sample is the β-wei
 
 with ``−log p(x|z)`` a Gaussian likelihood of fixed σ (``Σ_pixels (x − x̂)²/2σ² + log σ + ½log 2π``),
 Bernoulli cross-entropy on the decoder's logits (``bce``), or the plain squared error (``mse``).
+
+The model declares one Adam optimiser (``"vae"``), the optional unit-norm projection and the loss of a
+batch; the trainer takes the steps. Metrics are in :mod:`sparsecoder.eval.vae`, pictures in
+:func:`sparsecoder.viz.vae_pictures`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -22,16 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsecoder.config import CommonConfig, check, register_config
-from sparsecoder.data.base import DataSplits, Split
-from sparsecoder.models.common import check_rows, resolve_device
-from sparsecoder.models.distributions import (
-    ANALYTIC_PAIRS,
-    Posterior,
-    kl_divergence,
-    sample_prior,
-)
+from sparsecoder.data.base import DataSplits
+from sparsecoder.models.common import check_rows, module_device
+from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
 from sparsecoder.nn.constraints import unit_norm_columns_
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
+from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 _EVAL_CHUNK = 1000
 
@@ -87,8 +87,8 @@ class VAEConfig(CommonConfig):
 class VAE(nn.Module):
     """Variational autoencoder with a factorised posterior ``q(z|x)`` and a factorised sparse prior.
 
-    Build it with :meth:`from_config`; the shared trainer drives it through the protocol of
-    :mod:`sparsecoder.train.protocol`.
+    Build it with :meth:`from_config` (on the CPU; ``model.to(device)`` moves it); the shared trainer
+    drives it through the protocol of :mod:`sparsecoder.train.protocol`.
     """
 
     def __init__(self, config: VAEConfig, n_features: int, image_shape: tuple[int, ...] | None = None):
@@ -98,7 +98,6 @@ class VAE(nn.Module):
         self.config = config
         self.n_features = int(n_features)
         self.image_shape = tuple(image_shape) if image_shape else None
-        self.device = resolve_device(config.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.encoder = PosteriorEncoder(config.encoder, self.n_features, config.n_latents,
@@ -107,12 +106,15 @@ class VAE(nn.Module):
                                          self.n_features)
         if config.unit_norm_decoder:
             unit_norm_columns_(self.decoder.weight.data)
-        self.to(self.device)
-        self._optimizers = {"vae": torch.optim.Adam(self.parameters(), lr=config.lr)}
 
     @classmethod
     def from_config(cls, config: VAEConfig, data: DataSplits) -> VAE:
         return cls(config, data.dim, data.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are (follows ``model.to``)."""
+        return module_device(self)
 
     # ------------------------------------------------------------------------------------------
     # model pieces
@@ -162,160 +164,56 @@ class VAE(nn.Module):
     # ------------------------------------------------------------------------------------------
     # trainer protocol
     # ------------------------------------------------------------------------------------------
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
+    def optimizer_specs(self) -> list[OptimizerSpec]:
+        """One Adam optimiser ``"vae"`` over every parameter, learning rate ``lr``, no schedule."""
+        return [OptimizerSpec("vae", [ParamGroupSpec("all", list(self.parameters()), self.config.lr)])]
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One Adam step on the β-weighted negative ELBO, then the unit-norm projection if switched on."""
+    def projections(self) -> list[Callable[[], None]]:
+        """Unit-norm decoder columns after every step when ``unit_norm_decoder`` (SVAE-Norm, SPEC §4)."""
+        if self.config.unit_norm_decoder:
+            return [lambda: unit_norm_columns_(self.decoder.weight.data)]
+        return []
+
+    def training_losses(self, batch: torch.Tensor, *, reduce: Reduce | None = None) -> StepOutput:
+        """The β-weighted negative ELBO of ``batch`` (mean over rows), one reparameterised sample per row.
+
+        Logged: ``loss``, ``reconstruction`` (−log p(x|z)) and ``kl`` (summed over latents), per sample.
+        ``reduce`` is unused: every term is a per-row mean, which the trainer averages over processes.
+        """
         x = self._check_rows(batch, "batch")
-        self.train()
         nll, kl = self.loss_terms(x)
         loss = (nll + self.config.beta * kl).mean()
-        optimizer = self._optimizers["vae"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if self.config.unit_norm_decoder:
-            unit_norm_columns_(self.decoder.weight.data)
-        return {"loss": float(loss.detach()), "reconstruction": float(nll.detach().mean()),
-                "kl": float(kl.detach().mean())}
-
-    def end_epoch(self, epoch: int) -> None:
-        """No schedule: the learning rate is constant."""
+        return StepOutput(losses={"vae": loss},
+                          logs={"loss": float(loss.detach()), "reconstruction": float(nll.detach().mean()),
+                                "kl": float(kl.detach().mean())})
 
     @torch.no_grad()
-    def _chunks(self, x: torch.Tensor):
+    def chunks(self, x: torch.Tensor):
+        """``x`` in row blocks of 1000 (bounded memory for evaluation)."""
         for start in range(0, x.shape[0], _EVAL_CHUNK):
             yield x[start:start + _EVAL_CHUNK]
 
     @torch.no_grad()
-    def validation_metrics(self, split: Split) -> dict[str, float]:
-        """``val_loss`` = negative ELBO per sample (β = 1, one posterior sample), plus its two terms."""
-        if len(split) == 0:
-            raise ValueError("the validation split is empty; check the data source / limit")
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior locations (the mean for a Gaussian posterior, the median for a Cauchy one).
+
+        Computed in eval mode; the caller's train/eval mode is restored afterwards.
+        """
+        was_training = self.training
         self.eval()
-        nll_sum = kl_sum = 0.0
-        for x in self._chunks(self._check_rows(split.x)):
-            nll, kl = self.loss_terms(x)
-            nll_sum += float(nll.sum())
-            kl_sum += float(kl.sum())
-        n = len(split)
-        return {"val_loss": (nll_sum + kl_sum) / n, "val_reconstruction": nll_sum / n, "val_kl": kl_sum / n}
+        try:
+            x = self._check_rows(x)
+            parts = [self.posterior(chunk).loc for chunk in self.chunks(x)]
+            return torch.cat(parts) if parts else x.new_zeros(0, self.config.n_latents)
+        finally:
+            self.train(was_training)
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior locations (the mean for a Gaussian posterior, the median for a Cauchy one)."""
-        self.eval()
-        x = self._check_rows(x)
-        parts = [self.posterior(chunk).loc for chunk in self._chunks(x)]
-        return torch.cat(parts) if parts else x.new_zeros(0, self.config.n_latents)
+    def atoms(self) -> torch.Tensor:
+        """``(d, l)`` decoder columns: ``U`` for the linear decoder, ``D(e_i) − D(0)`` otherwise."""
+        return self.decoder.weight if self.config.decoder == "linear" else self.decoder.atoms()
 
     @torch.no_grad()
     def decoder_column_norms(self) -> torch.Tensor:
         """L2 norm of each decoder column (atom) — of ``U`` for the linear decoder, of its atoms otherwise."""
-        atoms = self.decoder.weight if self.config.decoder == "linear" else self.decoder.atoms()
-        return atoms.norm(dim=0)
-
-    @torch.no_grad()
-    def evaluate(self, data: DataSplits) -> dict:
-        """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
-
-        ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
-        pixelwise MSE (model space) of the decoded mean. ``active_units``: latents whose posterior mean has
-        a std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior
-        mean| exceeds it for at least one test input. ``elbo`` (per sample, nats) averages the
-        reconstruction term over the same samples.
-        """
-        from sparsecoder.eval.metrics import active_units, active_units_max
-
-        split = data.test
-        if len(split) == 0:
-            raise ValueError("the test split is empty; nothing to evaluate")
-        self.eval()
-        c = self.config
-        x_all = self._check_rows(split.x)
-        sq_err = torch.zeros(c.eval_samples, dtype=torch.float64)
-        nll_total = 0.0
-        kl_latent = torch.zeros(c.n_latents, dtype=torch.float64)
-        locs = []
-        for x in self._chunks(x_all):
-            q = self.posterior(x)
-            locs.append(q.loc)
-            kl_latent += self.kl(q, n_samples=max(c.kl_samples, 64)).double().sum(dim=0).cpu()
-            for s in range(c.eval_samples):
-                output = self.decoder_output(q.rsample())
-                mean = torch.sigmoid(output) if c.decoder == "pyle" else output
-                sq_err[s] += float((x - mean).square().double().sum())
-                nll_total += float(self.reconstruction_nll(x, output).double().sum())
-        n = x_all.shape[0]
-        mse_per_sample = sq_err / (n * self.n_features)
-        codes = torch.cat(locs).cpu()
-        active_mask = codes.std(dim=0) > c.active_threshold if n > 1 else torch.zeros(c.n_latents, dtype=bool)
-        norms = self.decoder_column_norms().cpu()
-        kl_per_latent = kl_latent / n
-        nll = nll_total / (n * c.eval_samples)
-
-        def mean_or_nan(values: torch.Tensor) -> float:
-            return float(values.mean()) if values.numel() else float("nan")
-
-        return {
-            "mse": float(mse_per_sample.mean()),
-            "mse_std": float(mse_per_sample.std()) if c.eval_samples > 1 else 0.0,
-            "active_units": int(active_units(codes, c.active_threshold)) if n > 1 else 0,
-            "active_units_max": int(active_units_max(codes, c.active_threshold)),
-            "n_latents": c.n_latents,
-            "elbo": float(-(nll + kl_per_latent.sum())),
-            "kl": float(kl_per_latent.sum()),
-            "kl_per_latent": [float(v) for v in kl_per_latent],
-            "kl_active_mean": mean_or_nan(kl_per_latent[active_mask]),
-            "kl_inactive_mean": mean_or_nan(kl_per_latent[~active_mask]),
-            "decoder_norm_active": mean_or_nan(norms[active_mask]),
-            "decoder_norm_inactive": mean_or_nan(norms[~active_mask]),
-            "decoder_norms": [float(v) for v in norms],
-            "n_test": int(n),
-        }
-
-    # ------------------------------------------------------------------------------------------
-    # pictures
-    # ------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def save_pictures(self, data: DataSplits, out_dir: Path) -> list[Path]:
-        """``atoms.png`` (active first), ``samples.png``, ``reconstructions.png``; 2-latent runs also get
-        ``latent_scatter.png`` and ``latent_grid.png``."""
-        from sparsecoder.viz import atom_grid, image_grid, latent_grid, latent_scatter, reconstruction_grid
-
-        if data.image_shape is None:
-            return []
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.eval()
-        c = self.config
-        split = data.test if len(data.test) else data.val
-        x = self._check_rows(split.x[:2000])
-        codes = self.encode(x)
-        spread = codes.std(dim=0) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
-        order = torch.argsort(spread.cpu(), descending=True, stable=True)
-        n_active = int((spread > c.active_threshold).sum())
-        atoms = self.decoder.weight if c.decoder == "linear" else self.decoder.atoms()
-        paths = [
-            atom_grid(atoms.cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active)"),
-        ]
-        prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=self.device)
-        paths.append(image_grid(self.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
-                                normalize="each", title=f"decoded samples of the {c.prior} prior"))
-        shown = slice(0, min(16, x.shape[0]))
-        recon = self.decode(codes[shown])
-        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
-                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
-                                         out_dir / "reconstructions.png",
-                                         title="test inputs (top) over decoded posterior means"))
-        if c.n_latents == 2:
-            labels = split.labels[: codes.shape[0]] if split.labels is not None else None
-            paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",
-                                        title=f"test posterior locations, {c.prior} prior"))
-            span = float(codes.abs().quantile(0.95)) if codes.numel() else 3.0
-            paths.append(latent_grid(lambda z: self.decode(z.to(self.device)).cpu(), data.image_shape,
-                                     out_dir / "latent_grid.png", span=max(span, 1e-3),
-                                     title=f"decoded latent grid, {c.prior} prior"))
-        return paths
+        return self.atoms().norm(dim=0)

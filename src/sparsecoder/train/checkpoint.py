@@ -2,10 +2,11 @@
 
 ``model.safetensors`` holds only tensors (the model's ``state_dict``) plus string metadata (model name,
 epoch); it is what :func:`sparsecoder.train.load_run` reads. ``checkpoint.pt`` holds everything needed to
-continue a run exactly: model and optimiser states, the Python / NumPy / torch (CPU and CUDA) random
-states, the epoch, the history rows and the best validation loss so far. It is written with
-:func:`torch.save` and read with ``weights_only=True`` (only tensors and plain containers inside), so
-loading a checkpoint never executes pickled code. Both files are written atomically.
+continue a run exactly: model, optimiser and learning-rate schedule states, the Python / NumPy / torch
+(CPU and CUDA) random states (of every process in a data-parallel run), the epoch, the history rows and
+the best validation loss so far. It is written with :func:`torch.save` and read with
+``weights_only=True`` (only tensors and plain containers inside), so loading a checkpoint never executes
+pickled code. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -141,18 +142,26 @@ def _load_state(model, state_dict: dict[str, Any], source: str) -> None:
         ) from None
 
 
-def save_checkpoint(path: Path, *, model, model_name: str, epoch: int, history: list[dict[str, float]],
-                    best_val_loss: float, best_epoch: int, config: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, *, model, optimization, model_name: str, epoch: int,
+                    history: list[dict[str, float]], best_val_loss: float, best_epoch: int,
+                    config: dict[str, Any], rng: dict[str, Any] | None = None,
+                    rng_ranks: list[dict[str, Any]] | None = None) -> None:
     """Write everything needed to resume after ``epoch`` (1-based, completed) to ``path`` atomically
-    (with its SHA-256 in ``digests.json`` and the config's digest inside, see :mod:`.integrity`)."""
+    (with its SHA-256 in ``digests.json`` and the config's digest inside, see :mod:`.integrity`).
+
+    ``optimization`` is the trainer's :class:`~sparsecoder.train.optimization.Optimization` (optimiser
+    and schedule states). ``rng`` defaults to this process's random states; a data-parallel run also
+    stores every process's states in ``rng_ranks`` (index = rank).
+    """
     buffer = io.BytesIO()
     torch.save({
         "format": CHECKPOINT_FORMAT,
         "model_name": str(model_name),
         "epoch": int(epoch),
         "model": model.state_dict(),
-        "optimizers": {name: opt.state_dict() for name, opt in model.optimizers().items()},
-        "rng": rng_state(),
+        **optimization.state_dict(),
+        "rng": rng if rng is not None else rng_state(),
+        **({"rng_ranks": list(rng_ranks)} if rng_ranks else {}),
         "history": [dict(row) for row in history],
         "best_val_loss": float(best_val_loss),
         "best_epoch": int(best_epoch),
@@ -184,12 +193,7 @@ def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict[str, A
     return state
 
 
-def restore_training_state(model, state: dict[str, Any], source: str) -> None:
-    """Load a checkpoint's model and optimiser states into a freshly built ``model``."""
+def restore_training_state(model, optimization, state: dict[str, Any], source: str) -> None:
+    """Load a checkpoint's model, optimiser and schedule states into a fresh ``model``/``optimization``."""
     _load_state(model, state["model"], source)
-    optimizers = model.optimizers()
-    if set(optimizers) != set(state["optimizers"]):
-        raise ValueError(f"{source}: optimisers {sorted(state['optimizers'])} do not match the model's "
-                         f"{sorted(optimizers)}")
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
+    optimization.load_state_dict(state, epoch=int(state["epoch"]), source=source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -104,8 +105,9 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print("interrupted before the first epoch completed; nothing to resume", file=sys.stderr)
         return 130
-    _print_metrics(metrics)
-    print(f"run folder: {args.out}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        _print_metrics(metrics)
+        print(f"run folder: {args.out}", file=sys.stderr)
     return 0
 
 

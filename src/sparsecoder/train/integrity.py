@@ -181,13 +181,19 @@ def _remove_if_only_lock(created: list[Path]) -> None:
 
 
 def locked_run(argument: str, purpose: str, *, create: bool = False):
-    """Decorator: call the function under :func:`run_folder_lock` of its argument named ``argument``."""
+    """Decorator: call the function under :func:`run_folder_lock` of its argument named ``argument``.
+
+    Under ``torchrun`` only rank 0 (environment variable ``RANK``) takes the lock: the other processes of
+    the same run neither write the run folder nor may be refused as a second writer.
+    """
 
     def wrap(function):
         signature = inspect.signature(function)
 
         @functools.wraps(function)
         def locked(*args, **kwargs):
+            if int(os.environ.get("RANK", "0") or 0) != 0:
+                return function(*args, **kwargs)
             run_dir = signature.bind(*args, **kwargs).arguments[argument]
             with run_folder_lock(run_dir, purpose, create=create):
                 return function(*args, **kwargs)

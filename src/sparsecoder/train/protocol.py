@@ -1,57 +1,104 @@
-"""What the shared trainer (:mod:`sparsecoder.train.trainer`) needs from a model family.
+"""What the trainer needs from a model family, and the data a family declares about its optimisation.
 
-Both families (sparse autoencoders, VAEs) implement this; the trainer owns everything else: data
-loading from the config, seeding, epochs and mini-batches, tqdm progress, ``history.csv``,
-``checkpoint.pt`` (resume), best-checkpoint selection on ``val_loss``, the NaN/inf guard, the final
-``metrics.json`` and the pictures.
+A model family is an ``nn.Module`` that says *what* to optimise; the trainer
+(:mod:`sparsecoder.train.trainer`, :class:`sparsecoder.train.optimization.Optimization`) decides *how*:
+it moves the model to the device, builds one Adam optimiser per :class:`OptimizerSpec`, runs backward and
+the steps in the declared order (SPEC §2.6: decoder step, then encoder step), applies the model's
+projections after the steps, runs the learning-rate schedules, averages gradients over processes
+(data-parallel training), checkpoints and resumes. Evaluation and pictures are not the model's either:
+they are functions registered with the family (:func:`sparsecoder.models.register_model`), found in
+:mod:`sparsecoder.eval` and :mod:`sparsecoder.viz`.
 
 What the trainer relies on beyond the signatures below:
 
 * ``state_dict()`` / ``load_state_dict()`` (an ``nn.Module`` has them) hold *all* the model's state that
-  training changes, apart from the optimisers; the weights go to ``model.safetensors`` (tensors only)
-  and ``checkpoint.pt``. Per-epoch schedules must live in the optimisers' ``param_groups`` (e.g. ``lr``)
-  so that ``checkpoint.pt`` captures them.
-* Randomness inside ``training_step`` should come from torch's (or NumPy's / ``random``'s) global
-  generator: the trainer seeds them and saves/restores their states, so a resumed run is exact.
-* Divergence guard: every ``training_step`` log named ``loss``, ``energy`` or ending in ``_loss`` must be
-  finite, so is ``val_loss`` and every floating-point tensor of ``state_dict()``; else the run stops.
+  training changes, apart from the optimisers and schedules (which the trainer saves itself).
+* No device is captured at construction: ``model.to(device)`` moves everything, and the model reads its
+  device from its parameters (:func:`sparsecoder.models.common.module_device`).
+* Each loss in :attr:`StepOutput.losses` is a *mean over the rows of the batch* it was given: with several
+  processes the trainer weights each process's gradients by its share of the global batch, so that the
+  result equals the gradient of the single-process mean loss.
+* Randomness inside :meth:`TrainableModel.training_losses` comes from torch's (or NumPy's / ``random``'s)
+  global generator: the trainer seeds them and saves/restores their states, so a resumed run is exact.
+* Divergence guard: every log named ``loss``, ``energy`` or ending in ``_loss`` must be finite, so is
+  ``val_loss`` and every floating-point tensor of ``state_dict()``; else the run stops.
 * Training logs and validation metrics share one ``history.csv`` row, so their names must differ
   (validation metrics start with ``val_``).
-* ``training_step`` receives float32 rows already on the model's device (``model.device`` if it is a
-  ``torch.device``, else the device of its first parameter).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 
-from sparsecoder.data.base import DataSplits, Split
+__all__ = ["ParamGroupSpec", "OptimizerSpec", "StepOutput", "Reduce", "TrainableModel"]
+
+# Element-wise sum of a tensor over all processes (``dist.all_reduce``); ``None`` for one process.
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ParamGroupSpec:
+    """One Adam parameter group: which parameters, their learning rate and (L2) weight decay.
+
+    ``weight_decay`` is Adam's L2 penalty added to the gradient (``torch.optim.Adam(weight_decay=…)``).
+    ``name`` is kept in the optimiser's ``param_groups`` (and so in ``checkpoint.pt``).
+    """
+
+    name: str
+    params: Sequence[torch.nn.Parameter]
+    lr: float
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One named Adam optimiser and its learning-rate schedule.
+
+    ``lr_step_every``/``lr_step_factor``: multiply every group's learning rate by ``lr_step_factor`` after
+    each ``lr_step_every``-th epoch (``torch.optim.lr_scheduler.StepLR``; e.g. 30 and 0.5 = "halved every
+    30 epochs", SPEC §2.7); ``None`` = constant. The trainer steps the optimisers in the order the model
+    lists them, and logs ``lr_<name>`` (the first group's learning rate) per epoch.
+    """
+
+    name: str
+    groups: Sequence[ParamGroupSpec]
+    lr_step_every: int | None = None
+    lr_step_factor: float = 0.5
+
+
+@dataclass
+class StepOutput:
+    """What a family returns for one (shard of a) mini-batch.
+
+    Attributes
+    ----------
+    losses : dict of str to Tensor
+        Per optimiser name, the scalar loss (mean over the batch rows) whose gradient that optimiser
+        follows. Losses of different optimisers must depend on disjoint parameters.
+    logs : dict of str to float
+        Scalars averaged over the epoch (sample-weighted, over all processes) into ``history.csv``.
+    """
+
+    losses: dict[str, torch.Tensor]
+    logs: dict[str, float] = field(default_factory=dict)
 
 
 class TrainableModel(Protocol):
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Named optimisers (their state goes into checkpoint.pt; their lrs into history.csv)."""
+    def optimizer_specs(self) -> list[OptimizerSpec]:
+        """The optimisers to build, in the order their steps are taken."""
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One mini-batch: all optimiser steps and projections; returns scalar logs to average."""
+    def projections(self) -> list[Callable[[], None]]:
+        """In-place constraints (e.g. unit-norm decoder columns) applied after every set of steps."""
 
-    def end_epoch(self, epoch: int) -> None:
-        """Per-epoch schedules (e.g. halving a learning rate every 30 epochs)."""
-
-    def validation_metrics(self, split: Split) -> dict[str, float]:
-        """Metrics on a split; must contain ``val_loss`` (lower is better, used for early stopping)."""
-
-    def evaluate(self, data: DataSplits) -> dict:
-        """Final test metrics written to metrics.json."""
+    def training_losses(self, batch: torch.Tensor, *, reduce: Reduce | None = None) -> StepOutput:
+        """Losses and logs of one batch; ``reduce`` sums a tensor over processes (batch statistics)."""
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes for model-space rows ``x`` (amortised: encoder / posterior mean)."""
-
-    def save_pictures(self, data: DataSplits, out_dir: Path) -> list[Path]:
-        """Write the family's PNGs into ``out_dir`` and return their paths."""
 
     def state_dict(self) -> dict:
         """All tensors training changes (``nn.Module.state_dict``)."""

@@ -55,7 +55,7 @@ RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_F
              PREPROCESSING_FILE, DIGESTS_FILE)
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
 TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
-                 "git_dirty")
+                 "git_dirty", "world_size")
 SPACES = ("model", "raw")
 RUN_DATA_FORMAT = 1
 
@@ -138,6 +138,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
         an older version) has its data loaded again from its config, as before.
     """
     from sparsecoder.models import build_model
+    from sparsecoder.models.common import resolve_device
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -155,6 +156,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
             data = stored.splits()
     model = build_model(config, data)
     load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    model.to(resolve_device(config.device))
     return config, model, data
 
 
@@ -183,7 +185,9 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
-    metrics = dict(model.evaluate(data))
+    from sparsecoder.models import family
+
+    metrics = dict(family(config.model_name).evaluate(model, data))
     path = run_dir / METRICS_FILE
     if path.is_file():
         old = read_json_object(path)

@@ -10,9 +10,10 @@ One trainer drives every model family through :class:`sparsecoder.train.protocol
 ``model.safetensors`` the weights of the epoch with the lowest ``val_loss`` (the "best" weights)
 ``checkpoint.pt``    the state after the last completed epoch, for ``resume=True``
 ``preprocessing.json`` row width, image shape and the data's row-wise preprocessing (``train/run.py``)
-``metrics.json``     test metrics of the best weights (``model.evaluate``) plus ``epochs``, ``seconds``,
-                     ``best_epoch``, ``best_val_loss``, library ``version``, ``git_hash``
-``*.png``            the family's pictures (``model.save_pictures``) and ``history.png``
+``metrics.json``     test metrics of the best weights (the family's ``evaluate``) plus ``epochs``,
+                     ``seconds``, ``best_epoch``, ``best_val_loss``, library ``version``, ``git_hash``,
+                     ``world_size`` (number of training processes)
+``*.png``            the family's pictures (its registered ``pictures`` function) and ``history.png``
 ===================  ==========================================================================
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import subprocess
 import sys
 import time
@@ -47,13 +49,16 @@ from sparsecoder.train.checkpoint import (
     load_checkpoint,
     load_weights,
     restore_training_state,
+    rng_state,
     save_checkpoint,
     save_weights,
     seed_everything,
     set_rng_state,
 )
+from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, World, current_world, shard
 from sparsecoder.train.integrity import LOCK_FILE, check_resume_config, locked_run
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
+from sparsecoder.train.optimization import Optimization
 from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate/encode re-exported here
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -155,17 +160,6 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def _model_device(model) -> torch.device:
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    parameters = getattr(model, "parameters", None)
-    if callable(parameters):
-        for parameter in parameters():
-            return parameter.device
-    return torch.device("cpu")
-
-
 def _is_loss(key: str) -> bool:
     return key in ("loss", "energy") or key.endswith("_loss")
 
@@ -279,12 +273,20 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
           progress: bool = True, data: DataSplits | None = None) -> dict[str, Any]:
     """Train a model from a preset or config into the run folder ``out_dir`` and return its metrics.
 
-    Per epoch ``e = 1 … epochs`` (SPEC §2.6): shuffled mini-batches (:func:`batch_indices`) each passed to
-    ``model.training_step``; the sample-weighted means of its logs; ``model.end_epoch(e)``;
-    ``model.validation_metrics(data.val)``; a row of ``history.csv``; the weights to
-    ``model.safetensors`` whenever ``val_loss`` is the lowest so far (early-stopping selection); and
-    ``checkpoint.pt``. At the end the best weights are reloaded, ``model.evaluate(data)`` is written to
-    ``metrics.json`` with the run's bookkeeping, and ``model.save_pictures`` draws the family's PNGs.
+    The model is built on the CPU and moved to the configured device; the trainer builds its Adam
+    optimisers from ``model.optimizer_specs()`` (:class:`~sparsecoder.train.optimization.Optimization`).
+    Per epoch ``e = 1 … epochs`` (SPEC §2.6): shuffled mini-batches (:func:`batch_indices`), each one
+    ``model.training_losses`` then the optimiser steps in the declared order and the model's projections;
+    the sample-weighted means of the logs; the learning-rate schedules; the family's
+    ``validate(model, data.val)``; a row of ``history.csv``; the weights to ``model.safetensors`` whenever
+    ``val_loss`` is the lowest so far (early-stopping selection); and ``checkpoint.pt``. At the end the
+    best weights are reloaded, the family's ``evaluate(model, data)`` is written to ``metrics.json`` with
+    the run's bookkeeping, and its ``pictures`` are drawn.
+
+    Data-parallel (launched by ``torchrun``, :mod:`sparsecoder.train.distributed`): ``batch_size`` is the
+    global batch; every process trains on its shard of each batch, gradients are averaged weighted by
+    shard size (= the single-process mean loss), the variance hinge uses the global batch's std, logs
+    are averaged over all processes, and rank 0 alone validates, evaluates and writes the run folder.
 
     Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
     non-finite ``val_loss`` or a non-finite parameter stops the run at once with
@@ -337,39 +339,94 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
         config, meta = resolve_config(preset_or_config, overrides)
-        _prepare_out_dir(out_dir, overwrite)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
 
-    from sparsecoder.models import build_model
+    from sparsecoder.models import build_model, family
+    from sparsecoder.models.common import resolve_device
 
+    world = current_world(resolve_device(config.device))
+    try:
+        return _train(config, meta, out_dir, world, resume=resume, overwrite=overwrite,
+                      progress=progress and world.is_main, data=data, build_model=build_model,
+                      family=family(config.model_name))
+    finally:
+        world.close()
+
+
+def _check_world(config, world: World, n_train: int | None = None) -> None:
+    """A data-parallel run needs a global batch divisible by the number of processes (and, once the data
+    is known, batches of at least one row per process)."""
+    if not world.distributed:
+        return
+    if n_train is None and config.batch_size % world.world_size:
+        suggestion = config.batch_size - config.batch_size % world.world_size or world.world_size
+        raise ConfigError(
+            f"batch_size={config.batch_size} is the global batch and must be divisible by the number of "
+            f"processes ({world.world_size}); set batch_size to a multiple of {world.world_size} "
+            f"(e.g. --set batch_size={suggestion}) or change --nproc_per_node"
+        )
+    smallest = n_train // math.ceil(n_train / config.batch_size) if n_train else 0
+    if n_train is not None and smallest < world.world_size:
+        raise ConfigError(f"the training split ({n_train} rows) gives batches of {smallest} rows, fewer than "
+                          f"the {world.world_size} processes; use more data or fewer processes")
+
+
+def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str, float]:
+    """Sample-weighted means of every process's logs (the same dict on every rank)."""
+    keys = list(logs)  # the model's order (the same on every rank)
+    values = torch.tensor([n_local * float(logs[k]) for k in keys] + [float(n_local)], dtype=torch.float64,
+                          device=world.device)
+    values = world.reduce(values)
+    return {k: float(values[i] / values[-1]) for i, k in enumerate(keys)}
+
+
+def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite: bool, progress: bool,
+           data: DataSplits | None, build_model, family) -> dict[str, Any]:
+    model_name = config.model_name
+    _check_world(config, world)
+    if not resume:
+        world.on_main(lambda: _prepare_out_dir(out_dir, overwrite))
     if data is None:
         data = load_data(config)
     _check_data(data)
-    seed_everything(config.seed)
+    _check_world(config, world, len(data.train))
+    seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
-    model_name = config.model_name
+    model.to(world.device)
+    optimization = Optimization(model)
     history: list[dict[str, Any]] = []
     start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
     if resume:
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
-        restore_training_state(model, state, str(out_dir / CHECKPOINT_FILE))
+        restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
         if config.epochs < start_epoch:
             raise ConfigError(f"{out_dir} has already trained {start_epoch} epochs, more than epochs="
                               f"{config.epochs}; set epochs >= {start_epoch}")
-        set_rng_state(state["rng"])
-    save_config(out_dir / CONFIG_FILE, model_name, config, extra={k: v for k, v in meta.items() if v})
-    save_run_data(out_dir, data)  # preprocessing.json: the run folder works without its training data
+        ranks = state.get("rng_ranks") or []
+        if len(ranks) == world.world_size:
+            set_rng_state(ranks[world.rank])
+        else:  # saved by another number of processes: rank 0 continues the saved stream
+            set_rng_state(state["rng"])
+            if not world.is_main:
+                seed_everything(world.rank_seed(config.seed + start_epoch))
+    world.on_main(lambda: save_config(out_dir / CONFIG_FILE, model_name, config,
+                                      extra={k: v for k, v in meta.items() if v}))
+    world.on_main(lambda: save_run_data(out_dir, data))  # the run folder works without its training data
 
     def log(message: str) -> None:
         if progress:
             tqdm.write(message, file=sys.stderr)
 
-    log(f"{data.describe()}\nrun folder: {out_dir}")
-    device = _model_device(model)
+    processes = f" on {world.world_size} processes" if world.distributed else ""
+    log(f"{data.describe()}\nrun folder: {out_dir}{processes}")
+    device = world.device
     x_train = data.train.x.to(device, torch.float32)
+    statistics_reduce = world.reduce if world.distributed else None
+    if world.distributed and os.environ.get(LOCAL_STATISTICS_ENV) == "1":
+        statistics_reduce = None
     epochs = tqdm(range(start_epoch + 1, config.epochs + 1), initial=start_epoch, total=config.epochs,
                   desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
     for epoch in epochs:
@@ -380,19 +437,23 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         batches = batch_indices(len(x_train), config.batch_size, config.seed, epoch)
         for number, index in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                                             disable=not progress), start=1):
-            logs = model.training_step(x_train[index.to(device)])
+            local = shard(index, world)
+            logs = optimization.step(x_train[local.to(device)], reduce=statistics_reduce,
+                                     gradient_reduce=world.reduce if world.distributed else None,
+                                     batch_fraction=len(local) / len(index))
+            if world.distributed:
+                logs = _reduce_logs(logs, len(local), world)
             for key, value in logs.items():
                 if _is_loss(key) and not math.isfinite(float(value)):
                     _diverged(config, out_dir, epoch, f"training log '{key}' = {value} at batch "
                               f"{number}/{len(batches)}", len(history), best_epoch)
             running.update(logs, len(index))
         train_logs = running.means()
-        learning_rates = {f"lr_{name}": float(opt.param_groups[0]["lr"])
-                          for name, opt in model.optimizers().items()}
-        model.end_epoch(epoch)
-        validation = dict(model.validation_metrics(data.val))
+        learning_rates = optimization.learning_rates()
+        optimization.end_epoch()
+        validation = dict(world.on_main(lambda: family.validate(model, data.val)))
         if "val_loss" not in validation:
-            raise ValueError(f"{type(model).__name__}.validation_metrics must return 'val_loss' "
+            raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
                              f"(got {sorted(validation)})")
         val_loss = float(validation["val_loss"])
         if not math.isfinite(val_loss):
@@ -405,23 +466,32 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         if clash:
             raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
                              f"validation metrics should start with 'val_'")
-        if val_loss < best_val_loss:
+        improved = val_loss < best_val_loss
+        if improved:
             best_val_loss, best_epoch = val_loss, epoch
-            save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch)
         history.append({"epoch": epoch, **{k: float(v) for k, v in train_logs.items()},
                         **{k: float(v) for k, v in validation.items()}, **learning_rates,
                         "seconds": time.perf_counter() - started})
-        write_history(out_dir / HISTORY_FILE, history)
-        save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, model_name=model_name, epoch=epoch,
-                        history=history, best_val_loss=best_val_loss, best_epoch=best_epoch,
-                        config=to_dict(config))
+        rng_ranks = world.gather(rng_state()) if world.distributed else None
+
+        def write_epoch(epoch=epoch, improved=improved, rng_ranks=rng_ranks, best_val_loss=best_val_loss,
+                        best_epoch=best_epoch) -> None:
+            if improved:
+                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch)
+            write_history(out_dir / HISTORY_FILE, history)
+            save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
+                            model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
+                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks)
+
+        world.on_main(write_epoch)
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
         epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
     epochs.close()
 
     if not history:
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
-    return _finish(out_dir, config, model, data, history, best_epoch, best_val_loss, log)
+    return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
+                                         best_val_loss, log, world.world_size))
 
 
 def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
@@ -436,15 +506,15 @@ def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best
     )
 
 
-def _finish(out_dir: Path, config, model, data: DataSplits, history, best_epoch: int, best_val_loss: float,
-            log) -> dict[str, Any]:
+def _finish(out_dir: Path, config, model, family, data: DataSplits, history, best_epoch: int,
+            best_val_loss: float, log, world_size: int = 1) -> dict[str, Any]:
     """Reload the best weights, evaluate on the test split, write metrics.json and the pictures."""
     from sparsecoder import __version__
     from sparsecoder.viz import history_plot
 
     load_weights(out_dir / WEIGHTS_FILE, model, model_name=config.model_name)
     seed_everything(config.seed)  # evaluation may sample (VAEs); `evaluate_run` reseeds the same way
-    metrics = dict(model.evaluate(data))
+    metrics = dict(family.evaluate(model, data))
     git_hash, git_dirty = _git_state()
     metrics.update(
         epochs=int(history[-1]["epoch"]),
@@ -456,10 +526,11 @@ def _finish(out_dir: Path, config, model, data: DataSplits, history, best_epoch:
         version=__version__,
         git_hash=git_hash,
         git_dirty=git_dirty,
+        world_size=int(world_size),
     )
     metrics = jsonable(metrics)
     atomic_write_json(out_dir / METRICS_FILE, metrics)
-    pictures = list(model.save_pictures(data, out_dir) or [])
+    pictures = list(family.pictures(model, data, out_dir) or []) if family.pictures else []
     pictures.append(history_plot(out_dir / HISTORY_FILE, out_dir / HISTORY_PLOT))
     log(f"best epoch {best_epoch} (val_loss {best_val_loss:.6g}); wrote {out_dir / METRICS_FILE} and "
         f"{', '.join(Path(p).name for p in pictures)}")

@@ -1,0 +1,126 @@
+"""Validation and test metrics of the sparse autoencoders (SPEC §2.6 early stopping, SPEC §3).
+
+Registered with the ``sparse_autoencoder`` family (:mod:`sparsecoder.models`): the trainer calls
+:func:`validation_metrics` after every epoch and :func:`evaluate` on the best weights for
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.eval.metrics import dead_atoms, psnr, sparsity
+from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
+
+__all__ = ["energy_terms", "validation_metrics", "evaluate"]
+
+
+def _check_split(split: Split, what: str) -> None:
+    if len(split) == 0:
+        raise ValueError(f"the {what} split is empty; nothing to evaluate (check the data source/limit)")
+
+
+@torch.no_grad()
+def energy_terms(model, split: Split, codes: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+    r"""Per-sample energy of ``codes`` on ``split`` (SPEC §2.1) and the reconstructions ``D(codes)``.
+
+    .. math:: E = \frac1n\Big[\sum_i \tfrac1d\lVert y_i - D(z_i)\rVert^2 + \lambda\sum_i\lVert z_i\rVert_1
+              + \beta\sum_{\text{batches}} \sum_j [(T - \mathrm{std}_j Z)_+]^2\Big]
+
+    with the hinge taken per batch of ``batch_size`` rows, as in training.
+    """
+    x = split.x.to(model.device, torch.float32)
+    c = model.config
+    rec = l1 = hinge = 0.0
+    recon_chunks = []
+    for start in range(0, x.shape[0], c.batch_size):
+        Y, Z = x[start:start + c.batch_size], codes[start:start + c.batch_size]
+        reconstruction = model.decoder(Z)
+        recon_chunks.append(reconstruction)
+        rec += float(reconstruction_energy(Y, reconstruction))
+        l1 += float(l1_energy(Z, c.lam))
+        if model._beta > 0 and Z.shape[0] > 1:
+            hinge += float(variance_hinge(Z, model._beta, c.var_threshold))
+    n = max(x.shape[0], 1)
+    terms = {"energy": (rec + l1 + hinge) / n, "reconstruction": rec / n, "l1": l1 / n, "hinge": hinge / n}
+    return terms, (torch.cat(recon_chunks) if recon_chunks else x[:0])
+
+
+@torch.no_grad()
+def _summary(model, split: Split, codes: torch.Tensor) -> dict[str, float]:
+    terms, recon = energy_terms(model, split, codes)
+    target_pixels = split.to_pixels(split.x.to(model.device, torch.float32))
+    recon_pixels = split.to_pixels(recon)
+    return {
+        **terms,
+        "psnr": float(psnr(target_pixels, recon_pixels)),
+        "sparsity": float(sparsity(codes)),
+        "code_l1": float(codes.abs().sum(dim=1).mean()),
+    }
+
+
+@torch.no_grad()
+def validation_metrics(model, split: Split) -> dict[str, float]:
+    """Energy of the amortised codes on ``split`` (``val_loss``, SPEC §2.6), plus PSNR and sparsity.
+
+    The energy is ``(1/n)[Σ_i (1/d)||y_i − D(E(y_i))||² + λ Σ_i ||E(y_i)||₁ + β Σ_batches hinge]``: the γ
+    term vanishes because the codes *are* the encoder's. Without an encoder (DO) the codes come from FISTA
+    started at zero. Leaves the model in eval mode (the trainer sets train mode at each epoch).
+    """
+    _check_split(split, "validation")
+    model.eval()
+    summary = _summary(model, split, model.encode(split.x))
+    return {
+        "val_loss": summary["energy"],
+        "val_reconstruction": summary["reconstruction"],
+        "val_l1": summary["l1"],
+        "val_hinge": summary["hinge"],
+        "val_psnr": summary["psnr"],
+        "val_sparsity": summary["sparsity"],
+        "val_code_l1": summary["code_l1"],
+    }
+
+
+@torch.no_grad()
+def evaluate(model, data: DataSplits) -> dict:
+    """Test-set metrics (SPEC §3) for ``metrics.json``.
+
+    Keys: ``psnr`` (dB, pixel space) and ``sparsity`` (fraction of exactly-zero entries) of the encoder's
+    codes (FISTA's for DO); ``psnr_fista`` / ``sparsity_fista`` of FISTA codes inferred as in training
+    (from the encoder's prediction); ``code_l1`` / ``code_l1_fista`` (mean ||z||₁); ``energy`` (per sample,
+    encoder codes); ``dead_atoms`` (components never non-zero on the test set, encoder codes);
+    ``fista_iterations`` (mean per sample); ``min_code_std`` (smallest std over the test set of a code
+    component); ``decoder_column_norm_mean``/``_min``/``_max`` (of the atoms).
+    """
+    split = data.test
+    _check_split(split, "test")
+    model.eval()
+    x = split.x.to(model.device, torch.float32)
+    amortised = model.encode(x)
+    fista_chunks, iterations = [], []
+    for start in range(0, x.shape[0], model.config.batch_size):
+        result = model.infer(x[start:start + model.config.batch_size])
+        fista_chunks.append(result.codes)
+        iterations.append(result.n_iter.float())
+    fista_codes = torch.cat(fista_chunks)
+    enc = _summary(model, split, amortised)
+    fis = _summary(model, split, fista_codes)
+    atom_norms = model.atoms().norm(dim=0)
+    return {
+        "psnr": enc["psnr"],
+        "sparsity": enc["sparsity"],
+        "psnr_fista": fis["psnr"],
+        "sparsity_fista": fis["sparsity"],
+        "code_l1": enc["code_l1"],
+        "code_l1_fista": fis["code_l1"],
+        "energy": enc["energy"],
+        "energy_fista": fis["energy"],
+        "dead_atoms": int(dead_atoms(amortised)),
+        "fista_iterations": float(torch.cat(iterations).mean()) if iterations else float("nan"),
+        "min_code_std": float(amortised.std(dim=0).min()) if amortised.shape[0] > 1 else float("nan"),
+        "decoder_column_norm_mean": float(atom_norms.mean()),
+        "decoder_column_norm_min": float(atom_norms.min()),
+        "decoder_column_norm_max": float(atom_norms.max()),
+        "n_test": int(x.shape[0]),
+    }

@@ -1,0 +1,94 @@
+"""Validation and test metrics of the VAEs (SPEC §4): negative ELBO, MSE over posterior samples,
+active units, per-latent KL and decoder-column norms split by activity.
+
+Registered with the ``vae`` family (:mod:`sparsecoder.models`): the trainer calls
+:func:`validation_metrics` after every epoch and :func:`evaluate` on the best weights for
+``metrics.json``. Both draw posterior samples from torch's global generator (the trainer seeds it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.eval.metrics import active_units, active_units_max
+
+__all__ = ["validation_metrics", "evaluate"]
+
+
+@torch.no_grad()
+def validation_metrics(model, split: Split) -> dict[str, float]:
+    """``val_loss`` = negative ELBO per sample (β = 1, one posterior sample), plus its two terms.
+
+    ``val_loss = (1/n) Σ_i [−log p(x_i|z_i) + KL(q(z|x_i) ‖ p(z))]`` with ``z_i ~ q(z|x_i)``.
+
+    Leaves the model in eval mode (the trainer sets train mode at each epoch).
+    """
+    if len(split) == 0:
+        raise ValueError("the validation split is empty; check the data source / limit")
+    model.eval()
+    nll_sum = kl_sum = 0.0
+    for x in model.chunks(model._check_rows(split.x)):
+        nll, kl = model.loss_terms(x)
+        nll_sum += float(nll.sum())
+        kl_sum += float(kl.sum())
+    n = len(split)
+    return {"val_loss": (nll_sum + kl_sum) / n, "val_reconstruction": nll_sum / n, "val_kl": kl_sum / n}
+
+
+@torch.no_grad()
+def evaluate(model, data: DataSplits) -> dict:
+    """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
+
+    ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
+    pixelwise MSE (model space) of the decoded mean. ``active_units``: latents whose posterior mean has a
+    std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior mean|
+    exceeds it for at least one test input. ``elbo`` (per sample, nats) averages the reconstruction term
+    over the same samples.
+    """
+    split = data.test
+    if len(split) == 0:
+        raise ValueError("the test split is empty; nothing to evaluate")
+    model.eval()
+    c = model.config
+    x_all = model._check_rows(split.x)
+    sq_err = torch.zeros(c.eval_samples, dtype=torch.float64)
+    nll_total = 0.0
+    kl_latent = torch.zeros(c.n_latents, dtype=torch.float64)
+    locs = []
+    for x in model.chunks(x_all):
+        q = model.posterior(x)
+        locs.append(q.loc)
+        kl_latent += model.kl(q, n_samples=max(c.kl_samples, 64)).double().sum(dim=0).cpu()
+        for s in range(c.eval_samples):
+            output = model.decoder_output(q.rsample())
+            mean = torch.sigmoid(output) if c.decoder == "pyle" else output
+            sq_err[s] += float((x - mean).square().double().sum())
+            nll_total += float(model.reconstruction_nll(x, output).double().sum())
+    n = x_all.shape[0]
+    mse_per_sample = sq_err / (n * model.n_features)
+    codes = torch.cat(locs).cpu()
+    active_mask = codes.std(dim=0) > c.active_threshold if n > 1 else torch.zeros(c.n_latents, dtype=bool)
+    norms = model.decoder_column_norms().cpu()
+    kl_per_latent = kl_latent / n
+    nll = nll_total / (n * c.eval_samples)
+
+    def mean_or_nan(values: torch.Tensor) -> float:
+        return float(values.mean()) if values.numel() else float("nan")
+
+    return {
+        "mse": float(mse_per_sample.mean()),
+        "mse_std": float(mse_per_sample.std()) if c.eval_samples > 1 else 0.0,
+        "active_units": int(active_units(codes, c.active_threshold)) if n > 1 else 0,
+        "active_units_max": int(active_units_max(codes, c.active_threshold)),
+        "n_latents": c.n_latents,
+        "elbo": float(-(nll + kl_per_latent.sum())),
+        "kl": float(kl_per_latent.sum()),
+        "kl_per_latent": [float(v) for v in kl_per_latent],
+        "kl_active_mean": mean_or_nan(kl_per_latent[active_mask]),
+        "kl_inactive_mean": mean_or_nan(kl_per_latent[~active_mask]),
+        "decoder_norm_active": mean_or_nan(norms[active_mask]),
+        "decoder_norm_inactive": mean_or_nan(norms[~active_mask]),
+        "decoder_norms": [float(v) for v in norms],
+        "n_test": int(n),
+    }

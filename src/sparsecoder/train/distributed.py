@@ -1,0 +1,135 @@
+"""Data-parallel training on ``torch.distributed`` (launched by ``torchrun``): who this process is, and the
+few collectives the trainer needs.
+
+``torchrun --standalone --nproc_per_node=N -m sparsecoder train PRESET --out DIR`` starts N processes
+with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment; :func:`current_world` joins them
+into one process group (``gloo`` on the CPU, ``nccl`` on CUDA, one GPU per process: ``cuda:LOCAL_RANK``).
+Every process holds the model and the data, trains on its shard (:func:`shard`) of every global batch,
+and the trainer all-reduces gradients and logs; rank 0 alone validates, evaluates and writes the run
+folder (:meth:`World.on_main` runs a function there and hands its result, or its error, to every rank).
+Multi-node runs use torchrun's rendezvous flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``);
+nothing here depends on being on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "current_world", "shard", "LOCAL_STATISTICS_ENV"]
+
+T = TypeVar("T")
+
+# Debug switch for the tests only: with it set to "1" the variance hinge uses each process's *local*
+# batch std (the mistake per-GPU batch statistics make), so a test can show that the global std matters.
+LOCAL_STATISTICS_ENV = "SPARSECODER_DEBUG_LOCAL_BATCH_STATISTICS"
+
+
+class RankFailed(RuntimeError):
+    """Rank 0 raised while the other processes waited for it; the message is rank 0's error."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (``world_size == 1``: plain training)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of ``tensor`` over all processes, in place; returns it (a no-op alone)."""
+        if self.distributed:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def gather(self, obj: T) -> list[T]:
+        """Every process's ``obj`` (picklable), indexed by rank."""
+        if not self.distributed:
+            return [obj]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def on_main(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on rank 0 only and return its result on every rank.
+
+        If ``fn`` raises on rank 0, rank 0 re-raises it and every other rank raises :class:`RankFailed`
+        with its message, so that all processes stop together instead of waiting on a collective.
+        """
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = fn()
+            except BaseException as err:  # noqa: BLE001 - handed to the other ranks, then re-raised
+                error = err
+        if self.distributed:
+            box = [result if error is None else None,
+                   None if error is None else f"{type(error).__name__}: {error}"]
+            dist.broadcast_object_list(box, src=0)
+            result, message = box
+            if message is not None and not self.is_main:
+                raise RankFailed(f"rank 0 stopped the run: {message}")
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]
+
+    def rank_seed(self, seed: int) -> int:
+        """The seed of this process's random generators: ``seed`` on rank 0, a derived one elsewhere
+        (so that e.g. VAE posterior noise differs between shards)."""
+        if self.rank == 0:
+            return int(seed)
+        return int(np.random.SeedSequence([int(seed), self.rank]).generate_state(1)[0])
+
+    def close(self) -> None:
+        """Leave the process group (if this process joined one)."""
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def current_world(device: torch.device) -> World:
+    """The :class:`World` of this process; joins the process group torchrun describes in the environment.
+
+    Parameters
+    ----------
+    device : torch.device
+        The configured device. With several processes on CUDA, process ``LOCAL_RANK`` uses
+        ``cuda:LOCAL_RANK`` and the ``nccl`` backend; on the CPU the ``gloo`` backend.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return World(device=device)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"process {rank} wants cuda:{local_rank} but this machine has "
+                               f"{torch.cuda.device_count()} GPUs; use --nproc_per_node <= the GPU count")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def shard(index: torch.Tensor, world: World) -> torch.Tensor:
+    """This process's rows of a global batch ``index``: contiguous pieces whose sizes differ by at most
+    one (``torch.tensor_split``), piece ``rank`` for process ``rank``."""
+    if not world.distributed:
+        return index
+    return torch.tensor_split(index, world.world_size)[world.rank]

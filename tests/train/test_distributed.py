@@ -1,0 +1,125 @@
+"""Data-parallel training (issue 10, item 4) on real torch.distributed: 2 gloo processes, as torchrun
+starts them (RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT in the environment), each calling ``train``.
+
+The truth is one process training on the whole global batch: VDL (variance hinge) on a tiny MNIST split
+whose batches (98, 98, 97, 97 rows) give shards of unequal size (49/48), so both the hinge's global std
+and the shard weighting of the gradients are checked. The run is trained 1 epoch, then resumed to 2
+epochs by the two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from sparsecoder.config import ConfigError
+from sparsecoder.train import train
+from sparsecoder.train.checkpoint import load_checkpoint
+from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV
+from sparsecoder.train.logging import read_history_rows
+
+WORLD_SIZE = 2
+OVERRIDES = {"limit": 390, "n_components": 16, "batch_size": 100, "num_threads": 1, "device": "cpu",
+             "seed": 5}
+
+pytestmark = pytest.mark.skipif("fork" not in mp.get_all_start_methods(),
+                                reason="needs the fork start method")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_torchrun(rank: int, port: int) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def _worker(rank: int, calls: list[tuple[int, dict, dict]], errors_dir: str) -> None:
+    """Run each ``(port, train kwargs, extra environment)`` in turn as process ``rank``; a raised error is
+    written to ``errors_dir/rank<r>-<i>.txt`` (so the test can check the message) and ends the worker."""
+    torch.set_num_threads(1)
+    for number, (port, kwargs, environment) in enumerate(calls):
+        _as_torchrun(rank, port)
+        os.environ.pop(LOCAL_STATISTICS_ENV, None)
+        os.environ.update(environment)
+        try:
+            train(**kwargs)
+        except Exception as err:  # noqa: BLE001 - reported to the test through a file
+            with open(f"{errors_dir}/rank{rank}-{number}.txt", "w") as fh:
+                fh.write(f"{type(err).__name__}: {err}")
+            return
+
+
+def _run_two_processes(calls, errors_dir) -> None:
+    mp.start_processes(_worker, args=(calls, str(errors_dir)), nprocs=WORLD_SIZE, start_method="fork")
+
+
+def _relative_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).norm() / b[k].norm()) for k in a)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_two_processes_with_global_batch_std_equal_one_process_and_local_std_differs(tmp_path):
+    single, parallel, local = tmp_path / "single", tmp_path / "parallel", tmp_path / "local"
+    train("vdl-mnist", single, overrides={**OVERRIDES, "epochs": 2}, progress=False)
+    calls = [
+        (_free_port(), {"preset_or_config": "vdl-mnist", "out_dir": parallel,
+                        "overrides": {**OVERRIDES, "epochs": 1}, "progress": False}, {}),
+        (_free_port(), {"preset_or_config": "vdl-mnist", "out_dir": parallel, "overrides": {"epochs": 2},
+                        "resume": True, "progress": False}, {}),
+        (_free_port(), {"preset_or_config": "vdl-mnist", "out_dir": local,
+                        "overrides": {**OVERRIDES, "epochs": 2}, "progress": False},
+         {LOCAL_STATISTICS_ENV: "1"}),
+    ]
+    _run_two_processes(calls, tmp_path)
+    assert not list(tmp_path.glob("rank*.txt")), [p.read_text() for p in tmp_path.glob("rank*.txt")]
+
+    reference = load_checkpoint(single / "checkpoint.pt")["model"]
+    resumed = load_checkpoint(parallel / "checkpoint.pt")
+    assert resumed["epoch"] == 2 and len(resumed["rng_ranks"]) == WORLD_SIZE
+    # Per-process batch std (what per-GPU batch statistics do) changes the model.
+    wrong = load_checkpoint(local / "checkpoint.pt")["model"]
+    right_error, wrong_error = (_relative_difference(m, reference) for m in (resumed["model"], wrong))
+    print(f"relative weight difference to one process: global std {right_error:.2e}, local {wrong_error:.2e}")
+    assert right_error <= 1e-4
+    assert wrong_error > 1e-2
+
+    # Logs and validation metrics are global: the history matches the single process's.
+    rows, expected = read_history_rows(parallel / "history.csv"), read_history_rows(single / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and list(rows[0]) == list(expected[0])
+    for row, truth in zip(rows, expected, strict=True):
+        for key in ("energy", "hinge", "min_code_std", "decoder_loss", "val_loss", "val_psnr"):
+            assert row[key] == pytest.approx(truth[key], rel=1e-3), key
+    metrics = json.loads((parallel / "metrics.json").read_text())
+    assert metrics["world_size"] == WORLD_SIZE and metrics["n_train"] == 390
+    assert json.loads((single / "metrics.json").read_text())["world_size"] == 1
+
+
+def test_a_batch_not_divisible_by_the_process_count_stops_before_training(tmp_path):
+    out = tmp_path / "run"
+    overrides = {**OVERRIDES, "batch_size": 99, "epochs": 1}
+    calls = [(_free_port(), {"preset_or_config": "vdl-mnist", "out_dir": out, "overrides": overrides,
+                             "progress": False}, {})]
+    _run_two_processes(calls, tmp_path)
+    for rank in range(WORLD_SIZE):
+        message = (tmp_path / f"rank{rank}-0.txt").read_text()
+        assert message.startswith(ConfigError.__name__)
+        assert "batch_size=99 is the global batch and must be divisible by the number of processes (2)" \
+            in message
+    assert not out.exists()  # nothing was written
