@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from sparsecoder.cli import main
-from sparsecoder.train import load_run
+from sparsecoder.train import load_run, load_test_split
 from sparsecoder.train.integrity import DigestMismatch, config_digest, verify_digest
 from tests.safety_helpers import fresh_run
 
@@ -54,7 +54,7 @@ def test_flipped_bytes_in_the_weights_are_refused_by_load_evaluate_and_encode(tm
                                                                               capsys):
     run = fresh_run(tmp_path_factory, tmp_path / "run")
     config, model, data = load_run(run)
-    np.save(tmp_path / "rows.npy", data.test.x[:3].numpy())
+    np.save(tmp_path / "rows.npy", load_test_split(config).test.x[:3].numpy())
     metrics_before = (run / "metrics.json").read_bytes()
     _flip_tensor_byte(run / "model.safetensors")
     from safetensors.torch import load_file
