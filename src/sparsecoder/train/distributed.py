@@ -43,6 +43,7 @@ class World:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this process group was joined here (and is left by close())
 
     @property
     def distributed(self) -> bool:
@@ -97,8 +98,8 @@ class World:
         return int(np.random.SeedSequence([int(seed), self.rank]).generate_state(1)[0])
 
     def close(self) -> None:
-        """Leave the process group (if this process joined one)."""
-        if self.distributed and dist.is_initialized():
+        """Leave the process group if :func:`current_world` joined it (not one the caller set up)."""
+        if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
 
@@ -122,9 +123,11 @@ def current_world(device: torch.device) -> World:
                                f"{torch.cuda.device_count()} GPUs; use --nproc_per_node <= the GPU count")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
+                 owns_group=owns_group)
 
 
 def shard(index: torch.Tensor, world: World) -> torch.Tensor:
