@@ -10,6 +10,8 @@ threshold ``λ·η``, with FISTA momentum ``t_k = (1 + √(1 + 4 t_{k−1}²)) /
 once ``||z^k − z^{k−1}||₂ ≤ tol · ||z^{k−1}||₂`` (zero-safe: a sample that stays exactly at zero also
 counts as converged) it is frozen — it is removed from the working set and never moves again.
 
+Every step rule (fixed, 1/L, per-sample adaptive, backtracking) runs in one loop, :func:`_fista_loop`,
+which owns the momentum, the freezing and compaction of the working set and the divergence check.
 Linear decoders use the closed-form gradient in Gram form ``(2/d)(Z·WᵀW − Y·W)``, with ``WᵀW`` and
 ``Y·W`` precomputed once per call; any other ``torch.nn.Module`` decoder goes through autograd.
 """

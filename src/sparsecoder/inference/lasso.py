@@ -164,7 +164,9 @@ def sparse_encode(
     Parameters
     ----------
     X : ndarray or Tensor, shape (n_samples, n_features)
-        Data; float32 stays float32, float64 stays float64 (other numeric types become float64).
+        Data; float32 stays float32, float64 stays float64, half precision (numpy float16, torch
+        float16/bfloat16) is computed in float32 and the codes returned in the input's dtype; integers
+        become float64; complex values are refused.
     dictionary : ndarray or Tensor, shape (n_components, n_features)
         Atoms as rows (scikit-learn's ``components_``); need not be normalised.
     alpha : float
@@ -181,7 +183,8 @@ def sparse_encode(
         ``"adaptive"`` (default): per-sample steps starting at 1/L that grow while the quadratic upper
         bound holds (:func:`fista_gram_adaptive`; several times faster on coherent dictionaries);
         ``"lipschitz"``: the fixed step η = 1/L, L the largest eigenvalue of ``D Dᵀ`` by power iteration;
-        a float: that fixed step η > 0 (plain FISTA, :func:`~sparsecoder.inference.fista.fista_gram`).
+        a float: that fixed step η > 0 (plain FISTA, :func:`~sparsecoder.inference.fista.fista_gram`;
+        FISTA's momentum is stable for η below about 4/(3L), safe at η ≤ 1/L).
     device : None | "auto" | str | torch.device
         Where to compute; ``None``: the device of ``X`` (CPU for numpy), ``"auto"``: CUDA when available.
     return_n_iter : bool
@@ -197,8 +200,10 @@ def sparse_encode(
     Raises
     ------
     ValueError
-        Non-2-D or mismatched shapes, NaN/inf, an empty ``X``, ``alpha ≤ 0``, a non-positive step,
-        ``max_iter < 1``, ``tol < 0``, an unknown ``method`` or ``"active-set"`` on a GPU.
+        Non-2-D or mismatched shapes, NaN/inf, complex values, an empty ``X``, ``alpha ≤ 0``, a
+        non-positive step, ``max_iter < 1``, ``tol < 0``, an unknown ``method`` or ``"active-set"`` on a
+        GPU; and after the solve when FISTA diverged (a fixed ``step`` too large: codes overflowed), naming
+        the step, 2/L and 1/L (L = λ_max(D Dᵀ)).
 
     Warns
     -----
