@@ -1,0 +1,196 @@
+"""The scikit-learn estimators: scikit-learn's own estimator checks, agreement with scikit-learn's
+SparseCoder/MiniBatchDictionaryLearning, round trips, Pipeline + GridSearchCV, bad input."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+from sklearn.base import clone
+from sklearn.decomposition import SparseCoder as SklearnSparseCoder
+from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import check_estimator
+
+import sparsecoder
+from sparsecoder import MiniBatchDictionaryLearning, SparseCoder
+from sparsecoder.inference import lasso_objective
+
+
+class _PlainSklearnSparseCoder(SklearnSparseCoder):
+    """scikit-learn's SparseCoder under another type, so that ``check_estimator`` runs it exactly as it runs
+    ours (scikit-learn substitutes a matching dictionary per check for its own class only)."""
+
+
+def _failed_checks(estimator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(estimator, on_fail=None, on_skip=None)
+    return {result["check_name"] for result in results if result["status"] == "failed"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits = sparsecoder.load_data("mnist", limit=600)
+    X = splits.train.x.numpy().astype(np.float64)
+    return X, splits.train.labels.numpy()
+
+
+def test_mini_batch_dictionary_learning_passes_check_estimator():
+    estimator = MiniBatchDictionaryLearning(n_components=3, max_iter=5, batch_size=8, random_state=0,
+                                            transform_algorithm="lasso_cd", device="cpu")
+    assert _failed_checks(estimator) == set()
+
+
+@pytest.mark.slow
+def test_mini_batch_dictionary_learning_with_defaults_passes_check_estimator():
+    assert _failed_checks(MiniBatchDictionaryLearning(max_iter=3, random_state=0, device="cpu")) == set()
+
+
+@pytest.mark.parametrize("algorithm", ["omp", "lasso_cd", "fista"])
+def test_sparse_coder_fails_only_what_sklearns_fails(algorithm):
+    """A fixed dictionary fixes n_features: the checks that feed other widths fail for scikit-learn's
+    SparseCoder too. Ours fails no check that theirs passes."""
+    dictionary = np.random.default_rng(0).standard_normal((5, 3))
+    theirs = _failed_checks(_PlainSklearnSparseCoder(dictionary))
+    ours = _failed_checks(SparseCoder(dictionary, transform_algorithm=algorithm))
+    assert theirs, "scikit-learn's SparseCoder is expected to fail the width-changing checks"
+    assert ours <= theirs, ours - theirs
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_sparse_coder_lasso_matches_sklearn(digits, positive):
+    """Our lasso_cd (active set) reaches scikit-learn's coordinate-descent objective; delegated algorithms
+    return scikit-learn's codes exactly; split_sign and inverse_transform follow scikit-learn."""
+    X = digits[0][:100]
+    D = np.random.default_rng(1).standard_normal((40, X.shape[1]))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    ours = SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=2.0, positive_code=positive,
+                       split_sign=True)
+    theirs = SklearnSparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=2.0,
+                                positive_code=positive, split_sign=True, transform_max_iter=100_000)
+    ours_codes, their_codes = ours.fit_transform(X), theirs.fit_transform(X)
+    assert ours_codes.shape == their_codes.shape == (100, 80)
+    signed = ours_codes[:, :40] - ours_codes[:, 40:]
+    reference = lasso_objective(X, D, their_codes[:, :40] - their_codes[:, 40:], 2.0)
+    assert lasso_objective(X, D, signed, 2.0) <= reference * (1 + 1e-7)
+    np.testing.assert_allclose(ours.inverse_transform(ours_codes), signed @ D)
+    for algorithm in ("omp", "threshold", "lasso_lars"):
+        kwargs = dict(transform_algorithm=algorithm, transform_alpha=0.5, transform_n_nonzero_coefs=5)
+        np.testing.assert_array_equal(SparseCoder(D, **kwargs).transform(X),
+                                      SklearnSparseCoder(D, **kwargs).transform(X))
+
+
+def test_fit_transform_score_and_attributes(digits):
+    X = digits[0]
+    model = MiniBatchDictionaryLearning(n_components=20, alpha=2.0, max_iter=3,
+                                        transform_algorithm="lasso_cd", positive_code=True, random_state=0,
+                                        device="cpu", tol=0,
+                                        max_no_improvement=None)
+    codes = model.fit_transform(X)
+    assert model.components_.shape == (20, 784) and model.n_features_in_ == 784
+    assert model.n_iter_ == 3 and model.n_steps_ == 3 * int(np.ceil(len(X) / 256))
+    assert np.all(np.linalg.norm(model.components_, axis=1) <= 1 + 1e-9)
+    assert codes.shape == (len(X), 20) and codes.min() >= 0
+    expected = sklearn_sparse_encode(X, model.components_, algorithm="lasso_cd", alpha=2.0, positive=True,
+                                     max_iter=100_000)
+    objective = lasso_objective(X, model.components_, expected, 2.0) / len(X)
+    assert model.score(X) == pytest.approx(-objective, rel=1e-7)
+    assert list(model.get_feature_names_out()) == [f"minibatchdictionarylearning{i}" for i in range(20)]
+    float32 = clone(model).fit(X.astype(np.float32))
+    assert float32.components_.dtype == np.float32
+    assert float32.transform(X.astype(np.float32)).dtype == np.float32
+
+
+def test_partial_fit_streams(digits):
+    X = digits[0]
+    model = MiniBatchDictionaryLearning(n_components=16, alpha=2.0, random_state=0, device="cpu")
+    for batch in np.array_split(X, 6):
+        model.partial_fit(batch)
+    assert model.n_steps_ == 6 and model.components_.shape == (16, 784)
+    with pytest.raises(ValueError, match="features"):
+        model.partial_fit(X[:, :100])
+
+
+def test_clone_pickle_joblib_round_trips(digits, tmp_path):
+    X = digits[0][:300]
+    model = MiniBatchDictionaryLearning(n_components=10, alpha=2.0, max_iter=2,
+                                        transform_algorithm="lasso_cd", random_state=0, device="cpu").fit(X)
+    expected = model.transform(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).transform(X), expected)
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").transform(X), expected)
+    again = clone(model).fit(X)  # same random_state: the same dictionary
+    np.testing.assert_allclose(again.components_, model.components_, atol=1e-12)
+    coder = SparseCoder(model.components_, transform_algorithm="active_set", transform_alpha=2.0)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(coder)).transform(X), expected, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pipeline_and_grid_search(digits):
+    X, labels = digits[0][:300], digits[1][:300]
+    pipeline = Pipeline([
+        ("codes", MiniBatchDictionaryLearning(n_components=16, max_iter=2, transform_algorithm="lasso_cd",
+                                              random_state=0, device="cpu")),
+        ("classifier", LogisticRegression(max_iter=100)),
+    ])
+    search = GridSearchCV(pipeline, {"codes__alpha": [1.0, 4.0]}, cv=2).fit(X, labels)
+    assert search.best_params_["codes__alpha"] in (1.0, 4.0)
+    assert search.score(X, labels) > 0.5
+    unsupervised = GridSearchCV(MiniBatchDictionaryLearning(n_components=8, alpha=2.0, max_iter=1,
+                                                            device="cpu", random_state=0),
+                                {"batch_size": [64, 128]}, cv=2).fit(X)
+    assert np.isfinite(unsupervised.best_score_)
+
+
+def test_bad_input_is_refused_clearly(digits):
+    X = digits[0][:100]
+    model = MiniBatchDictionaryLearning(n_components=4, max_iter=1, device="cpu")
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X))
+    with pytest.raises(TypeError, match="toarray|dense"):
+        model.fit(scipy.sparse.csr_matrix(X))
+    with pytest.raises(ValueError, match="2D array"):
+        model.fit(X[0])
+    model.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :10])
+    with pytest.raises(ValueError, match="alpha"):
+        MiniBatchDictionaryLearning(alpha=0).fit(X)
+    with pytest.raises(ValueError, match="dict_init"):
+        MiniBatchDictionaryLearning(n_components=4, dict_init=np.ones((3, 784))).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        SparseCoder(np.ones((3, 5))).fit(X)
+    with pytest.raises(ValueError, match="columns"):
+        SparseCoder(np.ones((3, 5))).inverse_transform(np.ones((2, 4)))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            MiniBatchDictionaryLearning(n_components=4, device="cuda").fit(X)
+
+
+def test_more_atoms_than_samples(digits):
+    """n_components > n_samples: the extra atoms start as seeded Gaussians (unit norm)."""
+    X = digits[0][:10]
+    model = MiniBatchDictionaryLearning(n_components=15, alpha=2.0, max_iter=2, random_state=0,
+                                        device="cpu").fit(X)
+    assert model.components_.shape == (15, 784) and np.all(np.isfinite(model.components_))
+
+
+def test_feature_names_in(digits):
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame(digits[0][:100, :20], columns=[f"p{i}" for i in range(20)])
+    model = MiniBatchDictionaryLearning(n_components=4, alpha=0.5, max_iter=1, device="cpu").fit(frame)
+    assert list(model.feature_names_in_) == list(frame.columns)
