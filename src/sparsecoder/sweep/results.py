@@ -101,6 +101,8 @@ def summarise(spec: SweepSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _fmt(mean: float, std: float) -> str:
+    if float(mean).is_integer() and (math.isnan(std) or std == 0):  # counts, epochs: 0, 5
+        return f"{mean:.0f}"
     digits = 4 if abs(mean) < 1 else 2
     if math.isnan(std):
         return f"{mean:.{digits}f}"
@@ -155,6 +157,7 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
             if label:
                 ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8,
                             color=line[0].get_color())
+    ax.margins(x=0.12, y=0.08)  # room for the grid-point labels
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
