@@ -16,7 +16,7 @@ def add_commands(subparsers) -> None:
         description="Train every PRESET × grid point × seed as a Ray task, each into the run folder "
                     "DIR/<preset>/<key=value,...>/seed=<s>, then write DIR/results.csv, DIR/results.md "
                     "(mean ± std over seeds) and DIR/psnr_sparsity.png (sparse coding) or "
-                    "DIR/vae_mse_active.png (VAEs). Rerunning the same command skips finished trials and "
+                    "DIR/vae_metrics.png (VAEs). Rerunning the same command skips finished trials and "
                     "resumes interrupted ones.",
     )
     p.add_argument("presets", nargs="+", metavar="PRESET", help="preset names (see `sparsecoder presets`)")

@@ -220,13 +220,14 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
                 write_status(directory / trial.folder, outcome)
                 counts[outcome["status"]] += 1
                 if outcome["status"] != "done":
-                    bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}")
+                    bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}",
+                              file=sys.stderr)
                 if on_finish is not None:
                     on_finish(trial, outcome)
                 bar.update(1)
         postfix()
     except KeyboardInterrupt:
-        bar.write(f"interrupted: cancelling {len(running)} running trial(s)")
+        bar.write(f"interrupted: cancelling {len(running)} running trial(s)", file=sys.stderr)
         _cancel(list(running))
         raise
     finally:

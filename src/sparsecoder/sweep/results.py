@@ -1,6 +1,6 @@
 """Aggregate a sweep's run folders: ``results.csv`` (one row per trial), ``results.md`` (mean ± std over
-seeds per grid point) and plots (``psnr_sparsity.png`` for sparse-coding presets, ``vae_mse_active.png``
-for VAE presets)."""
+seeds per grid point) and plots (``psnr_sparsity.png`` for sparse-coding presets, ``vae_metrics.png``
+for VAE presets: MSE, active units and ELBO per grid point)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["collect_rows", "write_results", "RESULTS_CSV", "RESULTS_MD", "PSNR_P
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 PSNR_PLOT = "psnr_sparsity.png"
-VAE_PLOT = "vae_mse_active.png"
+VAE_PLOT = "vae_metrics.png"
 # Columns of results.md per family (results.csv has every scalar); the first ones found are shown.
 _HEADLINE = ["psnr", "sparsity", "psnr_fista", "sparsity_fista", "dead_atoms",
              "mse", "active_units", "active_units_max", "elbo", "kl", "best_epoch", "seconds"]
@@ -101,6 +101,8 @@ def summarise(spec: SweepSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _fmt(mean: float, std: float) -> str:
+    if float(mean).is_integer() and (math.isnan(std) or std == 0):  # counts, epochs: 0, 5
+        return f"{mean:.0f}"
     digits = 4 if abs(mean) < 1 else 2
     if math.isnan(std):
         return f"{mean:.{digits}f}"
@@ -155,11 +157,52 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
             if label:
                 ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8,
                             color=line[0].get_color())
+    ax.margins(x=0.12, y=0.08)  # room for the grid-point labels
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return True
+
+
+def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]], title: str,
+                    path: Path) -> bool:
+    """One panel per ``(metric, label)``: the metric at each grid point (x axis, in grid order), one line
+    per preset, error bars = std over seeds. For sweeps whose metrics do not pair up as a curve (VAEs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in summary if all(m in g["stats"] for m, _ in panels)]
+    if not groups:
+        return False
+    points = list(dict.fromkeys(g["point"] for g in groups))
+    names = [", ".join(f"{k}={format_value(v)}" for k, v in p) or "default" for p in points]
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), dpi=120, squeeze=False)
+    presets = list(dict.fromkeys(g["preset"] for g in groups))
+    for ax, (metric, label) in zip(axes.flat, panels, strict=False):
+        for offset, preset in enumerate(presets):
+            mine = {g["point"]: g for g in groups if g["preset"] == preset}
+            xs = [i + 0.06 * (offset - (len(presets) - 1) / 2) for i, p in enumerate(points) if p in mine]
+            ys = [mine[p]["stats"][metric][0] for p in points if p in mine]
+            errs = [np.nan_to_num(mine[p]["stats"][metric][1]) for p in points if p in mine]
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=preset)
+        ax.set_xticks(range(len(points)), names, rotation=30 if len(points) > 3 else 0, ha="right"
+                      if len(points) > 3 else "center", fontsize=8)
+        ax.set_xlim(-0.5, len(points) - 0.5)
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -181,9 +224,11 @@ def write_results(spec: SweepSpec, directory: Path) -> dict[str, Any]:
     if _plot(summary, "sparsity", "psnr", "sparsity (% zero code entries, encoder codes)", "PSNR (dB)",
              f"PSNR vs sparsity over {label} (mean ± std over {seeds})", directory / PSNR_PLOT, 100.0):
         files.append(directory / PSNR_PLOT)
-    if _plot(summary, "active_units", "mse", "active units (latents with std > threshold)",
-             "test MSE per pixel", f"VAE: MSE vs active units over {label} (mean ± std over {seeds})",
-             directory / VAE_PLOT):
+    if _plot_per_point(summary, [("mse", "test MSE per pixel"),
+                                 ("active_units", "active units (std of posterior mean > threshold)"),
+                                 ("active_units_max", "active units (max activity > threshold)"),
+                                 ("elbo", "test ELBO (nats per sample)")],
+                       f"VAE sweep: per grid point, mean ± std over {seeds}", directory / VAE_PLOT):
         files.append(directory / VAE_PLOT)
     return {"rows": rows, "summary": summary, "files": files}
 

@@ -1,0 +1,52 @@
+"""results.csv / results.md / plots from run folders (metrics files written here; no Ray, no training)."""
+
+import csv
+import json
+import statistics
+
+from sparsecoder.sweep.executor import STATUS_FILE
+from sparsecoder.sweep.results import PSNR_PLOT, VAE_PLOT, write_results
+from sparsecoder.sweep.spec import build_spec
+
+
+def _write(path, obj, name="metrics.json"):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_text(json.dumps(obj))
+
+
+def test_family_a_table_is_mean_and_sample_std_over_seeds(tmp_path):
+    spec = build_spec(["vdl-mnist", "sdl-mnist"], ["lam=0.001,0.01"], "0-2", {"epochs": 1})
+    psnr = {}
+    for trial in spec.trials():
+        if trial.preset == "sdl-mnist" and trial.seed == 2 and dict(trial.point)["lam"] == 0.01:
+            _write(tmp_path / trial.folder, {"status": "failed", "message": "boom"}, STATUS_FILE)
+            continue
+        value = 10 + 3 * dict(trial.point)["lam"] * 100 + trial.seed * 0.37 + (trial.preset == "sdl-mnist")
+        psnr.setdefault((trial.preset, dict(trial.point)["lam"]), []).append(value)
+        _write(tmp_path / trial.folder, {"psnr": value, "sparsity": 0.5 + trial.seed / 100, "dead_atoms": 0,
+                                         "kl_per_latent": [1.0, 2.0], "data": "text"})
+    result = write_results(spec, tmp_path)
+    assert (tmp_path / PSNR_PLOT).stat().st_size > 10_000 and not (tmp_path / VAE_PLOT).exists()
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and "kl_per_latent" not in rows[0] and "data" not in rows[0]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["message"] == "boom" and failed[0]["psnr"] == ""
+    table = (tmp_path / "results.md").read_text()
+    for (preset, lam), values in psnr.items():
+        mean, std = statistics.mean(values), statistics.stdev(values)
+        section = table.split(f"## {preset}")[1].split("##")[0]
+        line = next(row for row in section.splitlines() if row.startswith(f"| {lam!r} |"))
+        assert f"{mean:.2f} ± {std:.2f}" in line
+        assert f"| {len(values)}/3 |" in line
+    assert "failed" in table and len(result["rows"]) == 12
+
+
+def test_vae_sweep_gets_the_vae_plot(tmp_path):
+    spec = build_spec(["vae-laplace-mnist"], ["beta=0.5,1"], "0-1", {"epochs": 1})
+    for trial in spec.trials():
+        _write(tmp_path / trial.folder, {"mse": 0.07 + trial.seed / 1000, "active_units": 3 + trial.seed,
+                                         "active_units_max": 9, "elbo": -240.0, "kl": 5.0})
+    files = write_results(spec, tmp_path)["files"]
+    assert tmp_path / VAE_PLOT in files and not (tmp_path / PSNR_PLOT).exists()
+    assert "| 0.5 | 2/2 | 0.0705 ± 0.0007 | 3.50 ± 0.71 | 9 |" in (tmp_path / "results.md").read_text()

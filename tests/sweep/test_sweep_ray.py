@@ -1,0 +1,129 @@
+"""Sweeps on a real local Ray: concurrent trials, skip/resume/retry, failure and divergence records,
+results files, and the bad-input cases (all refused before Ray starts)."""
+
+import csv
+import json
+import socket
+import time
+
+import pytest
+import ray
+
+from sparsecoder import sweep, train
+from sparsecoder.cli import main
+from sparsecoder.sweep.executor import STATUS_FILE, connect_ray
+
+TINY = ["limit=300", "epochs=1", "n_components=16", "lam=0.02"]
+
+
+def _rows(directory):
+    with open(directory / "results.csv", newline="") as fh:
+        return {row["run_folder"]: row for row in csv.DictReader(fh)}
+
+
+def _status(trial_dir):
+    return json.loads((trial_dir / STATUS_FILE).read_text())
+
+
+def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
+    out = tmp_path / "sweep"
+    good, bad = "vdl-mnist/fista_step=0.5/seed=0", "vdl-mnist/fista_step=1000.0/seed=0"
+
+    # 1. Ray started inside the call: one good trial and one that diverges, both at once on 2 CPUs.
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], seeds="0", overrides=TINY, num_cpus=2,
+                   progress=False)
+    assert not ray.is_initialized()  # the local Ray was stopped again
+    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 0}
+    first, second = _status(out / good), _status(out / bad)
+    assert first["started"] < second["finished"] and second["started"] < first["finished"]  # overlapped
+    assert second["status"] == "diverged" and "fista_step=1000.0" in second["message"]
+    rows = _rows(out)
+    assert rows[bad]["status"] == "diverged" and rows[bad]["psnr"] == ""
+    # the trial is an ordinary run: same numbers as training it directly with the same overrides
+    direct = train("vdl-mnist", tmp_path / "direct", overrides=[*TINY, "fista_step=0.5", "seed=0",
+                                                                "num_threads=1", "device=cpu"],
+                   progress=False)
+    saved = json.loads((out / good / "metrics.json").read_text())
+    for key in ("psnr", "sparsity", "energy", "best_val_loss"):
+        assert saved[key] == direct[key]
+        assert float(rows[good][key]) == pytest.approx(direct[key], rel=1e-12)
+    assert (out / "psnr_sparsity.png").stat().st_size > 10_000
+    assert "| 0.5 | 1/1 |" in (out / "results.md").read_text()
+    spec = (out / "sweep.yaml").read_text()
+    assert "executor: ray" in spec and f"ray_version: {ray.__version__}" in spec
+
+    # 2. Interrupt the good trial after its checkpoint (no metrics.json), add a grid value whose folder
+    #    holds a user's file (the trainer refuses it: failed). The diverged trial is not retried.
+    (out / good / "metrics.json").unlink()
+    user_file = out / "vdl-mnist/fista_step=0.25/seed=0/notes.txt"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("mine")
+    diverged_record = (out / bad / STATUS_FILE).read_text()
+    connect_ray(None, num_cpus=2)
+    try:
+        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                       progress=False)
+        assert result["counts"] == {"done": 1, "failed": 1, "diverged": 0, "skipped": 1}
+        resumed = json.loads((out / good / "metrics.json").read_text())
+        for key in ("psnr", "sparsity", "energy", "best_val_loss"):
+            assert resumed[key] == saved[key]
+        assert (out / bad / STATUS_FILE).read_text() == diverged_record
+        failed = _status(user_file.parent)
+        assert failed["status"] == "failed" and "not a sparsecoder run folder" in failed["message"]
+        assert user_file.read_text() == "mine"
+
+        # 3. Rerun: everything finished or failed, nothing runs; --retry-failed runs both again.
+        before = (out / good / "metrics.json").stat().st_mtime_ns
+        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                       progress=False)
+        assert result["counts"]["skipped"] == 3 and (out / good / "metrics.json").stat().st_mtime_ns == before
+        user_file.unlink()
+        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                       retry_failed=True, progress=False)
+        assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 1}
+    finally:
+        ray.shutdown()
+    rows = _rows(out)
+    assert [rows[k]["status"] for k in sorted(rows)] == ["done", "done", "diverged"]  # 0.25, 0.5, 1000.0
+    assert (out / "vdl-mnist/fista_step=0.25/seed=0/metrics.json").is_file()
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["no-such-preset"], "unknown preset 'no-such-preset'"),
+    (["vdl-mnist", "--grid", "lambda=0.1"], "unknown grid key 'lambda'"),
+    (["vdl-mnist", "--grid", "lam="], "empty grid value list"),
+    (["vdl-mnist", "--grid", "lam=0.1,abc"], "expected a number"),
+    (["vdl-mnist", "--seeds", "3-1"], "goes down"),
+    (["vdl-mnist", "--grid", "lam=0.1", "--address", "127.0.0.1:PORT"], "no Ray cluster answers at --address "
+                                                                           "127.0.0.1:PORT"),
+])
+def test_bad_input_is_one_line_before_ray_starts(tmp_path, capsys, args, words):
+    port = str(_closed_port())
+    args = [a.replace("PORT", port) for a in args]
+    start = time.monotonic()
+    code = main(["sweep", *args, "--out", str(tmp_path / "s"), "--set", "epochs=1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - start < 30
+    assert err.startswith("error: ") and words.replace("PORT", port) in err and err.count("\n") == 1
+    assert not ray.is_initialized() and not (tmp_path / "s").exists()
+
+
+def test_directory_of_another_sweep_or_other_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.yaml").write_text("presets: [sdl-mnist]\ngrid: {}\nresolved_grid: {sdl-mnist: {}}\n"
+                                    "seeds: [0]\noverrides: {}\ncpus_per_trial: 1.0\ngpus_per_trial: 0.0\n")
+    assert main(["sweep", "vdl-mnist", "--out", str(out), "--quiet"]) == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.npy").write_bytes(b"x")
+    assert main(["sweep", "vdl-mnist", "--out", str(other), "--quiet"]) == 2
+    assert "holds no sweep.yaml" in capsys.readouterr().err
+    assert not ray.is_initialized() and sorted(p.name for p in out.iterdir()) == ["sweep.yaml"]
