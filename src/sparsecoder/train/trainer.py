@@ -325,6 +325,8 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         Unknown preset, unknown key or bad value (before anything is written).
     FileExistsError
         ``out_dir`` is not empty and neither ``resume`` nor ``overwrite`` was given.
+    RunFolderBusy
+        Another process is training or evaluating in ``out_dir`` (its PID is named).
     TrainingDiverged
         See above.
     """
@@ -495,17 +497,18 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
 
     The training bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is
-    kept; every test metric is replaced.
+    kept; every test metric is replaced. An old ``metrics.json`` that is not a JSON object is a
+    ``ValueError`` naming it (before any work); another process in ``run_dir`` is :class:`RunFolderBusy`.
     """
     run_dir = Path(run_dir)
+    path = run_dir / METRICS_FILE
+    old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     config, model, data = load_run(run_dir, data=data)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
     metrics = dict(model.evaluate(data))
-    path = run_dir / METRICS_FILE
-    if path.is_file():
-        old = read_json_object(path)
+    if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)
