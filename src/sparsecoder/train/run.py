@@ -166,11 +166,15 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
 
     Only the test split is loaded (:func:`load_test_split`) unless ``data`` is given. The training
     bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is kept; every test
-    metric is replaced. A run folder without ``preprocessing.json`` gets one.
+    metric is replaced. A run folder without ``preprocessing.json`` gets one. An old ``metrics.json``
+    that is not a JSON object is a ``ValueError`` naming it (before any work); another process in
+    ``run_dir`` is :class:`~sparsecoder.train.integrity.RunFolderBusy`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run folder at {run_dir}")
+    path = run_dir / METRICS_FILE
+    old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     _, config = load_config(run_dir / CONFIG_FILE)
     stored = read_run_data(run_dir)
     if data is None:
@@ -188,9 +192,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     from sparsecoder.models import family
 
     metrics = dict(family(config.model_name).evaluate(model, data))
-    path = run_dir / METRICS_FILE
-    if path.is_file():
-        old = read_json_object(path)
+    if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)

@@ -325,6 +325,8 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         Unknown preset, unknown key or bad value (before anything is written).
     FileExistsError
         ``out_dir`` is not empty and neither ``resume`` nor ``overwrite`` was given.
+    RunFolderBusy
+        Another process is training or evaluating in ``out_dir`` (its PID is named).
     TrainingDiverged
         See above.
     """
