@@ -64,15 +64,7 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
         label_key = next((k for k in LABEL_KEYS if k in arrays and k != key), None)
         if label_key is not None:
             labels = arrays[label_key]
-    if data.ndim < 2 or len(data) < 3:
-        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
-    if data.size == 0:
-        raise ValueError(f"{path}: the rows have no features (shape {data.shape}); expected n×d with d >= 1")
-    if np.iscomplexobj(data):
-        raise ValueError(f"{path}: array of complex dtype {data.dtype}; the models take real vectors — save "
-                         f"np.real(x), np.abs(x) or the real and imaginary parts side by side")
-    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
-        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+    _check_vectors(path, data)
     data = data.reshape(len(data), -1).astype(np.float64)
     bad = ~np.isfinite(data)
     if bad.any():
@@ -90,6 +82,19 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
     return data, labels
 
 
+def _check_vectors(path: Path, data: np.ndarray) -> None:
+    """Refuse an array that is not n×d real vectors (n >= 3, d >= 1), naming the file."""
+    if data.ndim < 2 or len(data) < 3:
+        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
+    if data.size == 0:
+        raise ValueError(f"{path}: the rows have no features (shape {data.shape}); expected n×d with d >= 1")
+    if np.iscomplexobj(data):
+        raise ValueError(f"{path}: array of complex dtype {data.dtype}; the models take real vectors — save "
+                         f"np.real(x), np.abs(x) or the real and imaginary parts side by side")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+
+
 def open_npy_memmap(path: Path) -> np.ndarray:
     """A ``.npy`` file memory-mapped read-only as ``(n, d)`` (more axes flattened per sample), checked
     for shape, numeric dtype and NaN/inf (scanned in chunks, the pages released after each)."""
@@ -101,10 +106,7 @@ def open_npy_memmap(path: Path) -> np.ndarray:
     except (OSError, EOFError, ValueError) as err:
         raise ValueError(f"{path}: cannot read array file ({err}); the file is corrupt or truncated") \
             from None
-    if data.ndim < 2 or len(data) < 3:
-        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
-    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
-        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+    _check_vectors(path, data)
     if not data.flags.c_contiguous:
         raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
                          "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
