@@ -81,3 +81,10 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint(monkeypatch, capsys):
     monkeypatch.setenv("SPARSECODER_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main(["boom"])
+
+
+def test_data_show_names_a_negative_seed(tmp_path, capsys):
+    with pytest.raises(ValueError):  # numpy's own message does not say which flag
+        np.random.default_rng(-1)
+    assert main(["data", "show", "mnist", "--out", str(tmp_path / "g.png"), "--seed", "-1"]) == 2
+    assert "--seed" in _one_line_error(capsys) and not (tmp_path / "g.png").exists()

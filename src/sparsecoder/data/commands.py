@@ -63,6 +63,8 @@ def _show(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise ValueError(f"--count must be >= 1, got {args.count}")
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be in [0, 2**63 - 1], got {args.seed}")
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out {args.out} must end in .png")
     data = load(args.name, seed=args.seed, data_dir=args.data_dir, **parse_overrides(args.options))
