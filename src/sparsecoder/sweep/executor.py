@@ -135,6 +135,22 @@ def _worker_pythonpath() -> str | None:
     return os.pathsep.join(parts)
 
 
+def _use_auth_token_if_present() -> None:
+    """Ray 2.60's ``ray start`` turns on token authentication; a driver joining it must too.
+
+    As Ray's own CLI does: when ``RAY_AUTH_MODE`` is unset and a token exists (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), set ``RAY_AUTH_MODE=token`` for this process.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        from ray._raylet import Config  # Ray read its config at import: make it see the new mode
+
+        Config.initialize("")
+
+
 def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool, str]:
     """Start a local Ray (``address=None``) or join a cluster; returns ``(started_here, address)``.
 
@@ -158,10 +174,13 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool,
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
     else:
         kwargs["address"] = address
+        _use_auth_token_if_present()
     try:
         ray.init(**kwargs)
     except ConnectionError as err:
-        raise ValueError(f"cannot join a Ray cluster at --address {address}: {err}") from None
+        raise ValueError(f"cannot join a Ray cluster at --address {address}: {err} (a cluster started by "
+                         f"`ray start` uses token authentication: the token of its head must be in "
+                         f"~/.ray/auth_token or RAY_AUTH_TOKEN here, with RAY_AUTH_MODE=token)") from None
     return True, address if address is not None and address.startswith("ray://") else \
         ray.get_runtime_context().gcs_address
 
