@@ -115,8 +115,8 @@ def check_address(address: str) -> None:
             import grpc  # noqa: F401
             import ray.util.client  # noqa: F401
         except ImportError:
-            raise ValueError(f"--address {address}: ray:// addresses need the Ray client, which the default "
-                             f"install leaves out (pip install 'ray[client]==2.60.0'); or run the sweep on "
+            raise ValueError(f"--address {address}: ray:// addresses need the Ray client (grpcio, installed "
+                             f"with the package: pip install 'ray[client]==2.60.0'); or run the sweep on "
                              f"a node of the cluster with --address auto or HOST:PORT") from None
 
 
