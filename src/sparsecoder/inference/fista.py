@@ -784,12 +784,21 @@ def fista(
         )
         if bool(result.diverged.any()):
             lipschitz = smooth.lipschitz(Z) / _LIPSCHITZ_SAFETY
+            if math.isfinite(lipschitz) and lipschitz > 0:
+                cause = (
+                    f"with step {eta:.4g} against 2/L = {2.0 / lipschitz:.4g} (L: Lipschitz constant of the "
+                    f"smooth part by power iteration, without the variance hinge; with FISTA's momentum only "
+                    f"steps below about 4/(3L) = {4.0 / (3.0 * lipschitz):.4g} are stable); use step <= "
+                    f"1/L = {1.0 / lipschitz:.4g}, step='lipschitz' or step='backtracking'"
+                )
+            else:
+                cause = (
+                    f"with step {eta:.4g}; L (and so 2/L) cannot be computed: L = {lipschitz} — the "
+                    f"decoder's weights are not finite"
+                )
             warnings.warn(
-                f"fista diverged: {int(result.diverged.sum())} of {n} samples' codes overflowed with step "
-                f"{eta:.4g} against 2/L = {2.0 / lipschitz:.4g} (L: Lipschitz constant of the smooth part by "
-                f"power iteration, without the variance hinge; with FISTA's momentum only steps below about "
-                f"4/(3L) = {4.0 / (3.0 * lipschitz):.4g} are stable); they are marked not converged: use "
-                f"step <= 1/L = {1.0 / lipschitz:.4g}, step='lipschitz' or step='backtracking'",
+                f"fista diverged: {int(result.diverged.sum())} of {n} samples' codes overflowed {cause}; "
+                f"they are marked not converged",
                 RuntimeWarning,
                 stacklevel=2,
             )
