@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import sparsecoder
 from sparsecoder import SAE, SparseVAE
+from sparsecoder.cli import main
 from sparsecoder.train.run import encode_run
 
 
@@ -128,6 +129,10 @@ def test_save_writes_a_run_folder_that_load_run_reads(rows, tmp_path):
     assert config.model_name == "sparse_autoencoder" and config.n_components == 6
     np.testing.assert_allclose(encode_run(folder, rows), model.transform(rows), atol=1e-6)
     np.testing.assert_allclose(encode_run(folder, rows, input_space="raw"), model.transform(rows), atol=1e-6)
+    np.save(tmp_path / "rows.npy", rows)
+    assert main(["encode", str(folder), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "codes.npy")]) \
+        == 0
+    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"), model.transform(rows), atol=1e-6)
     vae = _small_vae().fit(rows)
     np.testing.assert_allclose(encode_run(vae.save(tmp_path / "vae"), rows), vae.transform(rows), atol=1e-6)
     before = (folder / "model.safetensors").read_bytes()
