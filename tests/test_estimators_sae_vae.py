@@ -216,7 +216,11 @@ def test_bad_input_is_refused_clearly(rows):
     model = _small_sae(variant="sdl").fit(rows)
     with pytest.raises(ValueError, match="method"):
         model.transform(rows, method="lars")
+    with pytest.raises(ValueError, match="method"):
+        model.score(rows, method="lars")
     with pytest.raises(ValueError, match="6 components"):
         model.inverse_transform(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="n_samples"):
         _small_vae().fit(rows).sample(0)
+    with pytest.raises(ValueError, match="n_samples"):
+        _small_vae().fit(rows).score(rows, n_samples=0)

@@ -750,6 +750,8 @@ class SAE(_NeuralEstimator):
         better."""
         from sparsecoder.eval.metrics import psnr
 
+        if method not in ("encoder", "fista"):
+            raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
         X, rows = self._checked_rows(X)
         with torch.no_grad():
             codes = self.model_.encode(rows) if method == "encoder" else self._fista_codes(rows)
@@ -884,6 +886,8 @@ class SparseVAE(_NeuralEstimator):
         ``(1/n) Σ_i [E_q log p(x_i|z) − Σ_j KL(q(z_j|x_i) ‖ p(z_j))]`` (β = 1), the expectation by
         ``n_samples`` posterior samples per row drawn from a generator seeded by ``random_state`` (the KL
         as in training: analytic, or Monte Carlo)."""
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1 (draws per row), got {n_samples!r}")
         X, rows = self._checked_rows(X)
         model = self.model_
         model.eval()
