@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from sparsecoder.config import load_preset  # noqa: E402
 from sparsecoder.data import load as load_data  # noqa: E402
-from sparsecoder.estimators import MiniBatchDictionaryLearning, SparseCoder  # noqa: E402
+from sparsecoder.estimators import SAE, MiniBatchDictionaryLearning, SparseCoder, SparseVAE  # noqa: E402
 from sparsecoder.inference import FistaResult, fista, sparse_encode  # noqa: E402
 from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig  # noqa: E402
 from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
@@ -19,9 +19,11 @@ from sparsecoder.train import load_run, train  # noqa: E402
 __all__ = [
     "FistaResult",
     "MiniBatchDictionaryLearning",
+    "SAE",
     "SparseAutoencoder",
     "SparseAutoencoderConfig",
     "SparseCoder",
+    "SparseVAE",
     "VAE",
     "VAEConfig",
     "fista",

@@ -14,7 +14,7 @@ Codes (``transform``) by ``transform_algorithm``:
   delegated to :func:`sklearn.decomposition.sparse_encode` (we have no solver of our own for those).
 
 Sparse (scipy) input is refused with scikit-learn's message (``X.toarray()`` first): the solvers need dense
-rows. ``SAE`` and ``SparseVAE`` estimators (issue 14) are not here yet.
+rows. :class:`SAE` and :class:`SparseVAE` (issue 14) wrap the trainable model families.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sparsecoder.dictionary.online import (
 )
 from sparsecoder.inference.lasso import sparse_encode
 
-__all__ = ["MiniBatchDictionaryLearning", "SparseCoder"]
+__all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
 _OURS = {"lasso_cd": "auto", "active_set": "auto", "fista": "fista"}
 _SKLEARN = {"lasso_lars", "lars", "omp", "threshold"}
@@ -423,3 +423,481 @@ class _Convergence:
             if self.max_no_improvement is not None and self.no_improvement >= self.max_no_improvement:
                 self.converged = True
         return self.converged
+
+
+# ======================================================================================================
+# Neural estimators: SAE (Evtimova & LeCun 2022) and SparseVAE (issue 14)
+# ======================================================================================================
+_PRESET_KEYS = ("hidden_size", "lam", "gamma", "beta", "var_threshold", "fista_step", "lr_decoder",
+                "lr_encoder", "weight_decay_decoder", "weight_decay_hidden_bias", "weight_decay_encoder_bias",
+                "lr_halve_every")
+_E_INVERSE = 0.36787944117144233  # e^-1, Barello et al.'s likelihood σ
+_IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
+
+
+def _rows_tensor(X, device) -> torch.Tensor:
+    """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine)."""
+    return torch.tensor(np.asarray(X, dtype=np.float32), device=device)
+
+
+class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Fitting, pickling and saving shared by :class:`SAE` and :class:`SparseVAE`.
+
+    The model is trained in memory exactly as :func:`sparsecoder.train` trains it, without a run folder:
+    per epoch the seeded mini-batches of :func:`sparsecoder.train.trainer.batch_indices` (a permutation
+    cut into batches whose sizes differ by at most one), one :meth:`Optimization.step` each, and the
+    learning-rate schedule advanced after the epoch. Torch's global generator is left as it was (training
+    draws from a generator seeded by ``random_state``).
+    """
+
+    _model_name: str = ""
+    _divergence_advice = "lower the learning rates or scale the data"
+
+    # -- to override ----------------------------------------------------------------------------------
+    def _build_config(self, n_features: int, seed: int):
+        raise NotImplementedError
+
+    def _model_class(self):
+        from sparsecoder.models import model_class
+
+        return model_class(self._model_name)
+
+    # -- fitting --------------------------------------------------------------------------------------
+    def _check_batches(self, n_samples: int) -> None:
+        """Refuse, before any work, what the model cannot train on (overridden by :class:`SAE`)."""
+
+    def _start(self, X):
+        _check_device(self.device)
+        self._check_batches(X.shape[0])
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        config = self._build_config(X.shape[1], seed)
+        from sparsecoder.train.optimization import Optimization
+
+        model = self._model_class()(config, X.shape[1]).to(_device(self.device))
+        self.model_ = model
+        self.config_ = config
+        self._optimization = Optimization(model)
+        self._seed = seed
+        self.n_steps_ = 0
+        self.n_iter_ = 0
+
+    def _one_pass(self, rows: torch.Tensor, epoch: int) -> None:
+        from sparsecoder.train.trainer import batch_indices
+
+        model = self.model_
+        model.train()
+        with torch.random.fork_rng(devices=[] if rows.device.type == "cpu" else [rows.device]):
+            torch.manual_seed(self._seed + 7919 * epoch + self.n_steps_)
+            for index in batch_indices(rows.shape[0], self.batch_size, self._seed, epoch):
+                logs = self._optimization.step(rows[index.to(rows.device)])
+                self.n_steps_ += 1
+                losses = {k: v for k, v in logs.items() if k in ("loss", "energy", "decoder_loss")}
+                if not all(np.isfinite(v) for v in losses.values()):
+                    raise FloatingPointError(
+                        f"{type(self).__name__}: training diverged at step {self.n_steps_} ({losses}); "
+                        f"{self._divergence_advice}")
+        model.eval()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train a fresh model for ``max_epochs`` passes over ``X`` (mini-batches of ``batch_size``)."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self._start(X)
+        rows = _rows_tensor(X, self.model_.device)
+        for epoch in range(self.max_epochs):
+            self._one_pass(rows, epoch)
+            self._optimization.end_epoch()
+            self.n_iter_ = epoch + 1
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One pass over the rows ``X`` (the first call builds the model); no learning-rate schedule."""
+        fitted = hasattr(self, "model_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        if not fitted:
+            self._start(X)
+        else:
+            self._check_batches(X.shape[0])
+        self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
+        self.n_iter_ += 1
+        return self
+
+    def _checked_rows(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return X, _rows_tensor(X, self.model_.device)
+
+    def _codes_in(self, codes):
+        check_is_fitted(self)
+        codes = check_array(codes, dtype=[np.float64, np.float32], input_name="codes")
+        if codes.shape[1] != self.n_components_:
+            raise ValueError(f"the codes have {codes.shape[1]} columns but this model has "
+                             f"{self.n_components_} components; pass codes of shape (n_samples, "
+                             f"{self.n_components_})")
+        return codes, _rows_tensor(codes, self.model_.device)
+
+    @property
+    def n_components_(self) -> int:
+        return int(self.model_.config.n_components if self._model_name == "sparse_autoencoder"
+                   else self.model_.config.n_latents)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    # -- pickling: the optimisers hold closures (projections), so they travel as state dicts ----------
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_optimization" in state:
+            state = dict(state)
+            state["_optimization_state"] = state.pop("_optimization").state_dict()
+        return state
+
+    def __setstate__(self, state):
+        optimization_state = state.pop("_optimization_state", None)
+        super().__setstate__(state)
+        if optimization_state is not None:
+            from sparsecoder.train.optimization import Optimization
+
+            self._optimization = Optimization(self.model_)
+            self._optimization.load_state_dict(optimization_state, epoch=self.n_iter_, source="pickle")
+
+    # -- saving as a run folder -----------------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted model as a run folder that :func:`sparsecoder.load_run`, ``encode_run`` and
+        the CLI (``sparsecoder encode/decode/pictures``) read: ``config.yaml``, ``model.safetensors`` and
+        ``preprocessing.json`` (identity preprocessing: model rows are the rows given to ``fit``).
+
+        ``path`` must not exist or be an empty folder (nothing is overwritten). Returns the folder.
+        """
+        from pathlib import Path
+
+        from sparsecoder.config import save_config
+        from sparsecoder.data.base import DataSplits, Split
+        from sparsecoder.data.preprocessing import Identity
+        from sparsecoder.train.checkpoint import save_weights
+        from sparsecoder.train.run import CONFIG_FILE, WEIGHTS_FILE, save_run_data
+
+        check_is_fitted(self)
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise FileExistsError(f"{path} exists and is not an empty folder; choose a new path or remove it "
+                                  f"first (nothing is overwritten)")
+        path.mkdir(parents=True, exist_ok=True)
+        save_config(path / CONFIG_FILE, self._model_name, self.model_.config,
+                    extra={"estimator": type(self).__name__})
+        save_weights(path / WEIGHTS_FILE, self.model_, model_name=self._model_name, epoch=self.n_iter_)
+
+        def empty():
+            return Split(x=torch.zeros(0, self.n_features_in_))
+
+        data = DataSplits(name=_IN_MEMORY, train=empty(), val=empty(), test=empty(), image_shape=None,
+                          normalization="none (rows as given to fit)", preprocessing=Identity())
+        save_run_data(path, data)
+        return path
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = False
+        return tags
+
+
+class SAE(_NeuralEstimator):
+    r"""Sparse autoencoder of Evtimova & LeCun (2022) as a scikit-learn transformer.
+
+    A LISTA encoder (none for DO) and a linear or one-hidden-layer decoder trained on FISTA codes ``Z*``
+    minimising (SPEC §2.1, paper eq. 3–6)
+
+    .. math:: \sum_i \tfrac1d\lVert y_i - D(z_i)\rVert^2 + \lambda\sum_i\lVert z_i\rVert_1
+              + \beta\sum_j[(T - \mathrm{std}_j Z)_+]^2 + \gamma\sum_i \tfrac1l\lVert z_i - E(y_i)\rVert^2,
+
+    :class:`sparsecoder.SparseAutoencoder` driven through ``Optimization(model).step(batch)``, in memory.
+    Every hyperparameter left at ``None`` takes the value of the paper's Table 3 for the chosen variant and
+    decoder (the preset ``{variant}[-nl]-mnist``).
+
+    Parameters
+    ----------
+    variant : {"sdl", "vdl", "wdl", "do", "none"}, default "vdl"
+        Collapse guard: unit-norm decoder columns (SDL), variance hinge on the codes (VDL), decoder weight
+        decay (WDL), no encoder + unit norm (DO), nothing (the ablation).
+    decoder : {"linear", "mlp"}, default "linear"
+        ``D z`` or ``W2 ReLU(W1 z + b1)`` (the "-NL" variants).
+    n_components : int, default 128
+        Code size ``l``.
+    lam : float, optional
+        Sparsity weight λ (Table 3).
+    hidden_size, gamma, beta, var_threshold, fista_step, lr_decoder, lr_encoder, weight_decay_decoder,
+    weight_decay_hidden_bias, weight_decay_encoder_bias, lr_halve_every : optional
+        The other Table-3 hyperparameters (see :class:`sparsecoder.SparseAutoencoderConfig`).
+    max_epochs : int, default 10
+        Passes over the data in ``fit``.
+    batch_size : int, default 250
+    random_state : int, RandomState or None
+        Seeds the initial weights, the batch order and nothing else (torch's global generator untouched).
+    device : {"cpu", "cuda", "auto"}, default "auto"
+
+    Attributes
+    ----------
+    model_ : SparseAutoencoder — the trained model (eval mode)
+    config_ : SparseAutoencoderConfig
+    components_ : ndarray (n_components, n_features) — the atoms (decoder columns; ``D(e_i) − D(0)`` for mlp)
+    n_iter_ : int — passes over the data; n_steps_ : int — optimiser steps
+    n_features_in_, feature_names_in_
+    """
+
+    _model_name = "sparse_autoencoder"
+    _divergence_advice = ("FISTA's fixed step is too large for these data (the paper's steps are for MNIST "
+                          "scaled as the presets scale it): use fista_step='lipschitz', or scale the data")
+    _parameter_constraints: dict = {
+        "variant": [StrOptions({"sdl", "vdl", "wdl", "do", "none"})],
+        "decoder": [StrOptions({"linear", "mlp"})],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="left"), None],
+        "hidden_size": [Interval(Integral, 1, None, closed="left"), None],
+        "gamma": [Interval(Real, 0, None, closed="left"), None],
+        "beta": [Interval(Real, 0, None, closed="left"), None],
+        "var_threshold": [Interval(Real, 0, None, closed="neither"), None],
+        "fista_step": [Interval(Real, 0, None, closed="neither"), StrOptions({"lipschitz", "backtracking"}),
+                       None],
+        "lr_decoder": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_encoder": [Interval(Real, 0, None, closed="neither"), None],
+        "weight_decay_decoder": [Interval(Real, 0, None, closed="left"), None],
+        "weight_decay_hidden_bias": [Interval(Real, 0, None, closed="left"), None],
+        "weight_decay_encoder_bias": [Interval(Real, 0, None, closed="left"), None],
+        "lr_halve_every": [Interval(Integral, 1, None, closed="left"), None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+    }
+
+    def __init__(self, variant="vdl", decoder="linear", *, n_components=128, lam=None, hidden_size=None,
+                 gamma=None, beta=None, var_threshold=None, fista_step=None, lr_decoder=None, lr_encoder=None,
+                 weight_decay_decoder=None, weight_decay_hidden_bias=None, weight_decay_encoder_bias=None,
+                 lr_halve_every=None, max_epochs=10, batch_size=250, random_state=None, device="auto"):
+        self.variant = variant
+        self.decoder = decoder
+        self.n_components = n_components
+        self.lam = lam
+        self.hidden_size = hidden_size
+        self.gamma = gamma
+        self.beta = beta
+        self.var_threshold = var_threshold
+        self.fista_step = fista_step
+        self.lr_decoder = lr_decoder
+        self.lr_encoder = lr_encoder
+        self.weight_decay_decoder = weight_decay_decoder
+        self.weight_decay_hidden_bias = weight_decay_hidden_bias
+        self.weight_decay_encoder_bias = weight_decay_encoder_bias
+        self.lr_halve_every = lr_halve_every
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    @property
+    def preset_name(self) -> str:
+        """The preset whose Table-3 values fill the hyperparameters left at None."""
+        return f"{self.variant}{'-nl' if self.decoder == 'mlp' else ''}-mnist"
+
+    def _check_batches(self, n_samples):
+        if self.variant == "vdl" and min(n_samples, self.batch_size) < 2:
+            raise ValueError(f"variant='vdl' (variance hinge on the batch std of the codes) needs "
+                             f"mini-batches of at least 2 samples, got 1 sample per batch "
+                             f"(n_samples={n_samples}, batch_size={self.batch_size}); give more rows or a "
+                             f"larger batch_size")
+
+    def _build_config(self, n_features, seed):
+        from sparsecoder.config import load_preset
+
+        overrides = {key: getattr(self, key) for key in _PRESET_KEYS if getattr(self, key) is not None}
+        overrides.update(n_components=int(self.n_components), epochs=int(self.max_epochs),
+                         batch_size=int(self.batch_size), seed=seed, device=self.device)
+        return load_preset(self.preset_name, overrides)[1]
+
+    @property
+    def components_(self) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.atoms().T.detach().cpu().numpy()
+
+    def _fista_codes(self, rows: torch.Tensor) -> torch.Tensor:
+        size = self.model_.config.batch_size
+        return torch.cat([self.model_.infer(rows[start:start + size]).codes
+                          for start in range(0, rows.shape[0], size)])
+
+    def transform(self, X, method="encoder"):
+        """Codes of ``X`` ``(n, n_components)``: the encoder's (``method="encoder"``; FISTA's for DO, which
+        has no encoder) or FISTA's, inferred as in training (``method="fista"``: started from the encoder's
+        prediction, λ, β, T, γ of the model, in chunks of ``batch_size`` rows for the variance hinge)."""
+        if method not in ("encoder", "fista"):
+            raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
+        X, rows = self._checked_rows(X)
+        with torch.no_grad():
+            codes = self.model_.encode(rows) if method == "encoder" else self._fista_codes(rows)
+        return codes.cpu().numpy().astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Rows decoded from codes: ``D(z)``."""
+        codes, z = self._codes_in(X)
+        with torch.no_grad():
+            return self.model_.decoder(z).cpu().numpy().astype(codes.dtype, copy=False)
+
+    def score(self, X, y=None, method="encoder"):
+        r"""Mean PSNR (dB) of the reconstructions ``D(z)`` of the codes of ``transform(X, method)``, in the
+        space of ``X`` with peak 1: ``(1/n) Σ_i 10 log10(1 / ((1/d)||x_i − D(z_i)||²))``; higher is
+        better."""
+        from sparsecoder.eval.metrics import psnr
+
+        if method not in ("encoder", "fista"):
+            raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
+        X, rows = self._checked_rows(X)
+        with torch.no_grad():
+            codes = self.model_.encode(rows) if method == "encoder" else self._fista_codes(rows)
+            recon = self.model_.decoder(codes)
+        return psnr(rows.double().cpu().numpy(), recon.double().cpu().numpy())
+
+
+class SparseVAE(_NeuralEstimator):
+    r"""Sparse-coding VAE (Barello et al. 2018; Jiang & de la Iglesia; Pyle) as a scikit-learn transformer.
+
+    :class:`sparsecoder.VAE` trained in memory on the β-weighted negative ELBO (SPEC §4)
+
+    .. math:: \mathcal L(x) = -\log p(x|z) + \beta\sum_j \mathrm{KL}(q(z_j|x)\,\|\,p(z_j)),\quad
+              z\sim q(z|x),
+
+    through ``Optimization(model).step(batch)``.
+
+    Parameters
+    ----------
+    n_components : int, default 450
+        Number of latents ``l``.
+    prior : {"laplace", "gaussian", "cauchy"}; prior_scale : float, default 0.1
+    posterior : {"gaussian", "cauchy"}
+    kl : {"analytic", "monte_carlo"} or None
+        None: analytic where a closed form exists for (posterior, prior), else Monte Carlo.
+    beta : float, default 1 — weight of the KL term
+    encoder : {"mlp", "resnet", "pyle"}; encoder_hidden : int, default 512
+    decoder : {"linear", "pyle"}
+    unit_norm_decoder : bool — unit-norm decoder columns after every step (SVAE-Norm)
+    likelihood : {"gaussian", "bce", "mse"}; likelihood_sigma : float, default e^-1
+    lr : float, default 1e-3 (Adam)
+    max_epochs, batch_size, random_state, device
+        As for :class:`SAE`.
+
+    Attributes
+    ----------
+    model_ : VAE; config_ : VAEConfig
+    components_ : ndarray (n_components, n_features) — the decoder columns (atoms)
+    n_iter_, n_steps_, n_features_in_, feature_names_in_
+    """
+
+    _model_name = "vae"
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "prior": [StrOptions({"laplace", "gaussian", "cauchy"})],
+        "prior_scale": [Interval(Real, 0, None, closed="neither")],
+        "posterior": [StrOptions({"gaussian", "cauchy"})],
+        "kl": [StrOptions({"analytic", "monte_carlo"}), None],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "encoder": [StrOptions({"mlp", "resnet", "pyle"})],
+        "encoder_hidden": [Interval(Integral, 1, None, closed="left")],
+        "decoder": [StrOptions({"linear", "pyle"})],
+        "unit_norm_decoder": ["boolean"],
+        "likelihood": [StrOptions({"gaussian", "bce", "mse"})],
+        "likelihood_sigma": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+    }
+
+    def __init__(self, n_components=450, *, prior="laplace", prior_scale=0.1, posterior="gaussian", kl=None,
+                 beta=1.0, encoder="mlp", encoder_hidden=512, decoder="linear", unit_norm_decoder=False,
+                 likelihood="gaussian", likelihood_sigma=_E_INVERSE, lr=1e-3, max_epochs=10,
+                 batch_size=250, random_state=None, device="auto"):
+        self.n_components = n_components
+        self.prior = prior
+        self.prior_scale = prior_scale
+        self.posterior = posterior
+        self.kl = kl
+        self.beta = beta
+        self.encoder = encoder
+        self.encoder_hidden = encoder_hidden
+        self.decoder = decoder
+        self.unit_norm_decoder = unit_norm_decoder
+        self.likelihood = likelihood
+        self.likelihood_sigma = likelihood_sigma
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    def _build_config(self, n_features, seed):
+        from sparsecoder.models.distributions import ANALYTIC_PAIRS
+        from sparsecoder.models.vae import VAEConfig
+
+        kl = self.kl or ("analytic" if (self.posterior, self.prior) in ANALYTIC_PAIRS else "monte_carlo")
+        return VAEConfig(
+            n_latents=int(self.n_components), prior=self.prior, prior_scale=float(self.prior_scale),
+            posterior=self.posterior, kl=kl, beta=float(self.beta), encoder=self.encoder,
+            encoder_hidden=int(self.encoder_hidden), decoder=self.decoder,
+            unit_norm_decoder=bool(self.unit_norm_decoder), likelihood=self.likelihood,
+            likelihood_sigma=float(self.likelihood_sigma), lr=float(self.lr), epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size), seed=seed, device=self.device,
+        )
+
+    @property
+    def components_(self) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.atoms().T.detach().cpu().numpy()
+
+    def transform(self, X):
+        """Posterior means ``(n, n_components)`` (locations: medians for a Cauchy posterior)."""
+        X, rows = self._checked_rows(X)
+        return self.model_.encode(rows).cpu().numpy().astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Mean reconstructions of latent codes (``U z``; ``sigmoid`` of Pyle's decoder)."""
+        codes, z = self._codes_in(X)
+        with torch.no_grad():
+            return self.model_.decode(z).cpu().numpy().astype(codes.dtype, copy=False)
+
+    def sample(self, n_samples=1, random_state=None):
+        """``n_samples`` rows decoded (mean reconstruction) from latents drawn from the prior."""
+        from sparsecoder.models.distributions import sample_prior
+
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        seed = int(check_random_state(random_state).randint(2**31 - 1))
+        device = self.model_.device
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
+            torch.manual_seed(seed)
+            c = self.model_.config
+            z = sample_prior(c.prior, c.prior_scale, (int(n_samples), c.n_latents), device=device)
+            return self.model_.decode(z).cpu().numpy()
+
+    def score(self, X, y=None, n_samples=50):
+        r"""Mean ELBO per sample (nats; higher is better):
+        ``(1/n) Σ_i [E_q log p(x_i|z) − Σ_j KL(q(z_j|x_i) ‖ p(z_j))]`` (β = 1), the expectation by
+        ``n_samples`` posterior samples per row drawn from a generator seeded by ``random_state`` (the KL
+        as in training: analytic, or Monte Carlo)."""
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1 (draws per row), got {n_samples!r}")
+        X, rows = self._checked_rows(X)
+        model = self.model_
+        model.eval()
+        total = 0.0
+        with torch.random.fork_rng(devices=[] if rows.device.type == "cpu" else [rows.device]), \
+                torch.no_grad():
+            torch.manual_seed(self._seed)
+            for x in model.chunks(rows):
+                q = model.posterior(x)
+                nll = sum(model.reconstruction_nll(x, model.decoder_output(q.rsample())).double()
+                          for _ in range(n_samples)) / n_samples
+                total += float((nll + model.kl(q).sum(dim=-1).double()).sum())
+        return -total / rows.shape[0]
