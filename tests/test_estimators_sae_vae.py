@@ -20,13 +20,7 @@ from sparsecoder import SAE, SparseVAE
 from sparsecoder.cli import main
 from sparsecoder.train.run import encode_run
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

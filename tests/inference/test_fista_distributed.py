@@ -16,13 +16,7 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one thread avoids oversubscribing a shared CPU (10x slower with two here)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _problem():

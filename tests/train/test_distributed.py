@@ -27,8 +27,9 @@ WORLD_SIZE = 2
 OVERRIDES = {"limit": 390, "n_components": 16, "batch_size": 100, "num_threads": 1, "device": "cpu",
              "seed": 5}
 
-pytestmark = pytest.mark.skipif("fork" not in mp.get_all_start_methods(),
-                                reason="needs the fork start method")
+pytestmark = [pytest.mark.skipif("fork" not in mp.get_all_start_methods(),
+                                 reason="needs the fork start method"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _free_port() -> int:
@@ -67,12 +68,6 @@ def _relative_difference(a: dict, b: dict) -> float:
     return max(float((a[k] - b[k]).norm() / b[k].norm()) for k in a)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_two_processes_with_global_batch_std_equal_one_process_and_local_std_differs(tmp_path):
