@@ -160,8 +160,12 @@ def sparse_encode(
       (:func:`fista_gram_adaptive`). A sample stops once ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
     * ``method="auto"`` (default): FISTA on a GPU, with an explicit ``step``, or when the codes are dense
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
-      work grows with the support, FISTA's does not); the active-set solver otherwise. The active set is
-      several times faster on learned (coherent) dictionaries, where FISTA needs many iterations.
+      work grows with the support, FISTA's does not) and the call is large (the probe predicts more than
+      0.25 s of active-set work for the other samples; the probe's own exact codes are kept); the
+      active-set solver otherwise. Small CPU calls (≤ 1024 samples) run torch on one thread, and the
+      active set serially when the probe predicts ≤ 10 ms for the rest (thread start-up would dominate).
+      The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
+      iterations.
 
     Parameters
     ----------
@@ -333,6 +337,10 @@ def sparse_encode(
 _SMALL_CALL_SAMPLES = 1024
 # The active set runs serially when the probe predicts at most this many seconds for the remaining rows.
 _SERIAL_SECONDS = 0.01
+# Dense codes go to FISTA only when the probe predicts more than this many seconds of active-set work for
+# the remaining rows: below it FISTA's per-iteration overhead (a dozen small torch calls, hundreds of
+# iterations) costs more than the active set's exact solve (issue 14: (a) random ± at n = 250).
+_DENSE_FISTA_SECONDS = 0.25
 
 
 @contextlib.contextmanager
@@ -385,7 +393,8 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         )
         predicted = (time.perf_counter() - started) * (n_samples - _PROBE_SAMPLES) / _PROBE_SAMPLES
         parallel = predicted > _SERIAL_SECONDS
-        if (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features):
+        dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
+        if dense and predicted > _DENSE_FISTA_SECONDS:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
             probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
