@@ -23,6 +23,13 @@ Usage::
 
     python benchmarks/bench_sparse_encode.py            # full table (about 15-20 minutes here)
     python benchmarks/bench_sparse_encode.py --quick    # smoke run: small n, few repeats
+    python benchmarks/bench_sparse_encode.py --n 250    # per-call mode: ours f32 vs SPAMS lasso only
+
+Per-call mode (``--n N``, issue 14): only ``sparse_encode`` float32 (``method="auto"``) against SPAMS
+``lasso`` (float32 and float64, ``numThreads`` 1 and 2, the fastest matched one counts) on the first ``N``
+samples of the eight cells; the solvers' calls are interleaved round-robin, ``--repeats`` (default 60)
+rounds after one warm-up round, and the median per solver is reported, so that every ratio comes from the
+same stretch of a shared machine's load.
 """
 
 from __future__ import annotations
@@ -240,11 +247,80 @@ def loop_gflops(X, D, alpha, positive, seconds) -> float:
     return flops / seconds / 1e9
 
 
+# ------------------------------------------------------------------------------------- per-call mode
+def per_call_table(n: int, repeats: int) -> str:
+    """Markdown table of ours f32 vs SPAMS ``lasso`` at ``n`` samples per call, interleaved repeats."""
+    import spams  # noqa: F401  (a clear ImportError when SPAMS is missing)
+
+    torch.set_num_threads(2)
+    inputs = {"a": mnist_inputs(max(n, 5000)), "b": patch_inputs(max(n, 5000))}
+    shapes = {"a": 128, "b": 450}
+    peers = {
+        f"SPAMS f{bits} numThreads={threads}": _spams_call(dtype, threads)
+        for bits, dtype in ((32, np.float32), (64, np.float64))
+        for threads in (1, 2)
+    }
+    rows = []
+    for key, X_all in inputs.items():
+        for kind in ("random", "learned"):
+            if kind == "random":
+                D = random_dictionary(shapes[key], X_all.shape[1])
+            else:
+                D = learned_dictionary(X_all, shapes[key], quick=False)
+            alpha = float(0.1 * np.abs(X_all[:500] @ D.T).max(axis=1).mean())
+            X = X_all[:n]
+            for positive in (True, False):
+                calls = {"ours f32": ours(np.float32, "auto"), **peers}
+                times = {name: [] for name in calls}
+                codes = {}
+                for round_ in range(repeats + 1):
+                    for name, solve in calls.items():
+                        start = time.perf_counter()
+                        codes[name] = solve(X, D, alpha, positive)
+                        if round_:
+                            times[name].append(time.perf_counter() - start)
+                objective = {name: lasso_objective(X, D, z, alpha) for name, z in codes.items()}
+                best = min(objective.values())
+                median = {name: statistics.median(t) for name, t in times.items()}
+                matched = [name for name in peers if (objective[name] - best) / best <= MATCH_TOLERANCE]
+                peer = min(matched, key=median.get)
+                ours_gap = (objective["ours f32"] - best) / best
+                sign = "≥0" if positive else "±"
+                rows.append(
+                    f"| ({key}) d={X.shape[1]}, {D.shape[0]} atoms, {kind}, {sign} "
+                    f"| {median['ours f32'] * 1e3:.2f} | {ours_gap:.1e} | {peer}: {median[peer] * 1e3:.2f} "
+                    f"| **{median[peer] / median['ours f32']:.2f}×** |"
+                )
+                print(rows[-1], flush=True)
+    header = (
+        f"| problem (n = {n}, float32) | ours ms/call | ours rel. gap to best | fastest matched SPAMS, "
+        f"ms/call | speed ours / SPAMS |\n|---|---|---|---|---|"
+    )
+    return "\n".join([header, *rows])
+
+
+def _spams_call(dtype, threads):
+    import spams
+
+    def solve(X, D, alpha, positive):
+        return spams.lasso(
+            np.asfortranarray(X.T, dtype=dtype),
+            D=np.asfortranarray(D.T, dtype=dtype),
+            lambda1=alpha,
+            mode=2,
+            pos=positive,
+            numThreads=threads,
+        ).toarray().T
+
+    return solve
+
+
 # ------------------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: n = 100 and 1,000, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 5; 60 with --n)")
+    parser.add_argument("--n", type=int, help="per-call mode: ours f32 vs SPAMS lasso at this n only")
     parser.add_argument(
         "--budget", type=float, default=15.0, help="seconds of timed calls per solver/problem"
     )
@@ -256,6 +332,20 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args(argv)
+    if args.n is not None:
+        if args.n < 1:
+            parser.error(f"--n must be >= 1, got {args.n}")
+        print(f"# sparse_encode per-call benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        text = per_call_table(args.n, 60 if args.repeats is None else args.repeats)
+        print(text)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        if args.output:
+            with open(args.output, "w") as handle:
+                handle.write(text + "\n")
+        return 0
+    if args.repeats is None:
+        args.repeats = 5
     torch.set_num_threads(2)
     sizes = (100, 1000) if args.quick else (250, 10_000)
     repeats = 2 if args.quick else args.repeats

@@ -137,3 +137,56 @@ def test_in_place_contract_of_the_kernel(random_problem):
 def test_bad_method_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sparse_encode(np.ones((3, 6)), np.eye(4, 6), alpha=0.1, **kwargs)
+
+
+@pytest.mark.parametrize("positive", [True, False])
+def test_serial_kernel_gives_the_parallel_codes(correlated_problem, positive):
+    """``parallel=False`` (small calls) solves every row on the calling thread: the same codes, bit for bit,
+    as the numba thread team, and both satisfy the KKT conditions."""
+    X, D = correlated_problem
+    alpha = alpha_for(X, D)
+    gram, rows = D @ D.T, X @ D.T
+    serial, serial_sweeps, serial_ok = lasso_active_set(gram, rows.copy(), alpha, positive=positive,
+                                                        parallel=False)
+    threaded, threaded_sweeps, threaded_ok = lasso_active_set(gram, rows.copy(), alpha, positive=positive)
+    assert serial_ok.all() and threaded_ok.all()
+    np.testing.assert_array_equal(serial, threaded)
+    np.testing.assert_array_equal(serial_sweeps, threaded_sweeps)
+    assert kkt_violation(X, D, serial, alpha, positive) < 1e-6
+
+
+def test_small_dense_call_is_exact_and_restores_torch_threads():
+    """A small call with dense codes (mean support above half the atoms) stays on the active set (its
+    predicted work is far below FISTA's per-call overhead): exact, KKT-certified codes on every row; torch's
+    thread count is restored after the call."""
+    rng = np.random.default_rng(5)
+    D = rng.standard_normal((40, 64))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((150, 64))  # more than the 64-sample probe
+    alpha = 0.02 * float(np.abs(X @ D.T).max(axis=1).mean())
+    before = torch.get_num_threads()
+    codes, sweeps = sparse_encode(X, D, alpha=alpha, return_n_iter=True)
+    assert torch.get_num_threads() == before
+    assert (codes != 0).mean() > 0.5 and sweeps.shape == (150,)
+    assert kkt_violation(X, D, codes, alpha, False) < 1e-6
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+
+
+def test_dense_fista_path_keeps_the_probe_codes(monkeypatch):
+    """When the dense route goes to FISTA (forced here by a zero work threshold), the probe's 64 exact rows
+    are kept (KKT-certified) and FISTA solves the others to its tolerance."""
+    from sparsecoder.inference import lasso
+
+    monkeypatch.setattr(lasso, "_DENSE_FISTA_SECONDS", 0.0)
+    rng = np.random.default_rng(4)
+    D = rng.standard_normal((40, 64))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((100, 64))
+    alpha = 0.02 * float(np.abs(X @ D.T).max(axis=1).mean())
+    codes, n_iter = sparse_encode(X, D, alpha=alpha, tol=1e-10, max_iter=50_000, return_n_iter=True)
+    assert codes.shape == (100, 40) and n_iter.shape == (100,)
+    assert kkt_violation(X[:64], D, codes[:64], alpha, False) < 1e-6
+    assert kkt_violation(X[64:], D, codes[64:], alpha, False) > 1e-9  # FISTA's rows: close, not exact
+    reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
+    assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference

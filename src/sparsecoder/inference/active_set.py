@@ -43,6 +43,12 @@ _CD_TOL = 1e-12  # coordinate descent alone counts as converged when max |Δz| �
 _FIRST_BATCH = 8  # atoms added to the working set per round: max(_FIRST_BATCH, nnz)
 _PIVOT_FLOOR = 1e-10  # an atom whose Cholesky pivot falls below this (relative) is linearly dependent
 
+# Working-set room each thread allocates first (doubled, and the sample restarted, when a working set
+# outgrows it): 64 atoms keep a thread's Gram block and Cholesky factor (~66 kB) in the allocator's reused
+# heap; 256 (~1 MB, mmap-ed and page-faulted afresh by each of the 16 chunks of every call) cost more than
+# solving 250 sparse samples.
+_FIRST_CAPACITY = 64
+
 # status codes of _solve_sample
 _DONE, _MAX_SWEEPS, _NEED_ROOM = 0, 1, 2
 
@@ -340,13 +346,16 @@ def _solve_rows(G, rows, init, alpha, positive, max_sweeps, n_chunks, capacity, 
 
 
 def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *, positive: bool,
-                     max_sweeps: int = 1000, init: np.ndarray | None = None):
+                     max_sweeps: int = 1000, init: np.ndarray | None = None, parallel: bool = True):
     """Exact lasso codes for every row of ``correlations`` (``X Dᵀ``) given ``gram`` (``D Dᵀ``).
 
     ``correlations`` (float32 or float64, C-contiguous, ``(n, k)``) is overwritten with the codes, which
     keeps the memory (and, on this kind of machine, the page faults) of one ``(n, k)`` array. ``gram`` is
     used in float64. ``max_sweeps`` caps the coordinate-descent sweeps per sample. ``init`` (``(n, k)``,
     optional) is a warm start: its support is the first working set and its values the first iterate.
+    ``parallel=False`` solves the rows on the calling thread (no numba thread team: for a few milliseconds
+    of work its start-up and, on a busy machine, its scheduling cost more than the second core gains); the
+    codes are the same either way (every row is solved independently by the same code).
 
     Returns
     -------
@@ -361,8 +370,13 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     sweeps = np.zeros(n, dtype=np.int64)
     status = np.zeros(n, dtype=np.int8)
     if n:
-        n_chunks = min(n, 8 * numba.get_num_threads())
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
-        _solve_rows(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), n_chunks,
-                    min(k, 256), sweeps, status)
+        capacity = min(k, _FIRST_CAPACITY)
+        if parallel and numba.get_num_threads() > 1:
+            n_chunks = min(n, 8 * numba.get_num_threads())
+            _solve_rows(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), n_chunks,
+                        capacity, sweeps, status)
+        else:
+            _solve_chunk(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), 0, 1,
+                         capacity, sweeps, status)
     return correlations, sweeps, status == _DONE

@@ -13,8 +13,10 @@ The relation to the reference scaling of :func:`sparsecoder.inference.fista` (SP
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import time
 import warnings
 
 import numpy as np
@@ -158,8 +160,12 @@ def sparse_encode(
       (:func:`fista_gram_adaptive`). A sample stops once ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
     * ``method="auto"`` (default): FISTA on a GPU, with an explicit ``step``, or when the codes are dense
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
-      work grows with the support, FISTA's does not); the active-set solver otherwise. The active set is
-      several times faster on learned (coherent) dictionaries, where FISTA needs many iterations.
+      work grows with the support, FISTA's does not) and the call is large (the probe predicts more than
+      0.25 s of active-set work for the other samples; the probe's own exact codes are kept); the
+      active-set solver otherwise. Small CPU calls (≤ 1024 samples) run torch on one thread, and the
+      active set serially when the probe predicts ≤ 10 ms for the rest (thread start-up would dominate).
+      The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
+      iterations.
 
     Parameters
     ----------
@@ -268,17 +274,26 @@ def sparse_encode(
     active_set = method == "active-set" or (
         method == "auto" and device.type == "cpu" and step == "adaptive"
     )
-    with torch.no_grad():
+    probed = None  # dense codes: the probe's exact (codes, sweeps) of the first rows, FISTA does the rest
+    small = device.type == "cpu" and n_samples <= _SMALL_CALL_SAMPLES
+    with torch.no_grad(), _one_torch_thread(small):
         correlations = data @ atoms.T
         if active_set:
-            codes, n_iter = _encode_active_set(
+            codes, n_iter, probed = _encode_active_set(
                 atoms, correlations, start, float(alpha), positive,
                 int(max_iter), probe=method == "auto",
             )
             if codes is None:  # dense codes: FISTA is faster
                 active_set = False
         if not active_set:
-            gram = atoms @ atoms.T
+            if probed is not None:  # reuse the probe's Gram matrix and codes
+                head_codes, head_sweeps, gram64 = probed
+                gram = gram64.to(data.dtype)
+                correlations = correlations[len(head_codes):]
+                start = None if start is None else start[len(head_codes):]
+                n_samples = len(correlations)
+            else:
+                gram = atoms @ atoms.T
             eta = step
             if isinstance(step, str):
                 lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
@@ -302,6 +317,9 @@ def sparse_encode(
                     f"or step='adaptive'/'lipschitz'"
                 )
             codes, n_iter = result.codes, result.n_iter
+            if probed is not None:
+                codes = torch.cat([head_codes.to(codes.dtype), codes])
+                n_iter = torch.cat([head_sweeps.to(n_iter.dtype), n_iter])
     if half_in is not None:
         codes = codes.to(torch.float32 if half_in is np.float16 else half_in)
     if numpy_in:
@@ -311,6 +329,32 @@ def sparse_encode(
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
+
+
+# A CPU call on at most this many samples runs torch on one thread: its products ((n, d) × (d, k), and
+# FISTA's (n, k) × (k, k) per iteration) take a millisecond or less, and a thread team's start-up and
+# barriers cost more than that (on a busy 2-core machine tens of times more: issue 14, n = 250).
+_SMALL_CALL_SAMPLES = 1024
+# The active set runs serially when the probe predicts at most this many seconds for the remaining rows.
+_SERIAL_SECONDS = 0.01
+# Dense codes go to FISTA only when the probe predicts more than this many seconds of active-set work for
+# the remaining rows: below it FISTA's per-iteration overhead (a dozen small torch calls, hundreds of
+# iterations) costs more than the active set's exact solve (issue 14: (a) random ± at n = 250).
+_DENSE_FISTA_SECONDS = 0.25
+
+
+@contextlib.contextmanager
+def _one_torch_thread(enabled: bool):
+    """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
+    previous = torch.get_num_threads()
+    if not enabled or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
@@ -325,39 +369,54 @@ _DENSE_FRACTION = 0.5
 
 
 def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, probe):
-    """Active-set codes as torch tensors (codes, sweeps), or (None, None) when ``probe`` finds the codes
-    dense (mean support of the first samples > half of min(n_components, n_features))."""
+    """Active-set codes as torch tensors ``(codes, sweeps, None)``; when ``probe`` finds the codes dense
+    (mean support of the first samples > half of min(n_components, n_features)) instead
+    ``(None, None, (probe codes, probe sweeps, float64 Gram))``: the probe's rows are solved exactly and
+    kept, FISTA takes the rest (at n = 250 the probe is a quarter of the samples)."""
     n_components, n_features = atoms.shape
     atoms64 = atoms.to(torch.float64)
-    gram = (atoms64 @ atoms64.T).numpy()
+    gram_tensor = atoms64 @ atoms64.T
+    gram = gram_tensor.numpy()
     rows = correlations.numpy()  # overwritten in place with the codes
     init = None if start is None else start.numpy()
     n_samples = rows.shape[0]
     sweeps = np.empty(n_samples, dtype=np.int64)
     converged = np.empty(n_samples, dtype=bool)
     solved = 0
+    parallel = n_samples > _PROBE_SAMPLES
     if probe and n_samples > _PROBE_SAMPLES:
         head = rows[:_PROBE_SAMPLES].copy()
+        started = time.perf_counter()
         head, sweeps[:_PROBE_SAMPLES], converged[:_PROBE_SAMPLES] = lasso_active_set(
             gram, head, alpha, positive=positive, max_sweeps=max_sweeps,
-            init=None if init is None else init[:_PROBE_SAMPLES],
+            init=None if init is None else init[:_PROBE_SAMPLES], parallel=False,
         )
-        if (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features):
-            return None, None
+        predicted = (time.perf_counter() - started) * (n_samples - _PROBE_SAMPLES) / _PROBE_SAMPLES
+        parallel = predicted > _SERIAL_SECONDS
+        dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
+        if dense and predicted > _DENSE_FISTA_SECONDS:
+            if not converged[:_PROBE_SAMPLES].all():
+                _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
+            probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
+            return None, None, probed
         rows[:_PROBE_SAMPLES] = head
         solved = _PROBE_SAMPLES
     _, sweeps[solved:], converged[solved:] = lasso_active_set(
         gram, rows[solved:], alpha, positive=positive, max_sweeps=max_sweeps,
-        init=None if init is None else init[solved:],
+        init=None if init is None else init[solved:], parallel=parallel,
     )
     if not converged.all():
-        warnings.warn(
-            f"active set: {int((~converged).sum())} of {len(converged)} samples reached max_iter="
-            f"{max_sweeps} sweeps before their optimality certificate; raise max_iter",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return torch.from_numpy(rows), torch.from_numpy(sweeps)
+        _warn_unconverged(int((~converged).sum()), len(converged), max_sweeps)
+    return torch.from_numpy(rows), torch.from_numpy(sweeps), None
+
+
+def _warn_unconverged(count, total, max_sweeps):
+    warnings.warn(
+        f"active set: {count} of {total} samples reached max_iter={max_sweeps} sweeps before their "
+        f"optimality certificate; raise max_iter",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def lasso_objective(X, dictionary, codes, alpha: float) -> float:
