@@ -174,11 +174,11 @@ def test_small_dense_call_is_exact_and_restores_torch_threads():
 
 
 def test_dense_fista_path_keeps_the_probe_codes(monkeypatch):
-    """When the dense route goes to FISTA (forced here by a zero work threshold), the probe's 64 exact rows
+    """When the dense route goes to FISTA (forced here by a zero sample threshold), the probe's 64 exact rows
     are kept (KKT-certified) and FISTA solves the others to its tolerance."""
     from sparsecoder.inference import lasso
 
-    monkeypatch.setattr(lasso, "_DENSE_FISTA_SECONDS", 0.0)
+    monkeypatch.setattr(lasso, "_DENSE_FISTA_SAMPLES", 0)
     rng = np.random.default_rng(4)
     D = rng.standard_normal((40, 64))
     D /= np.linalg.norm(D, axis=1, keepdims=True)

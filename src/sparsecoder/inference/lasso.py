@@ -160,10 +160,10 @@ def sparse_encode(
       (:func:`fista_gram_adaptive`). A sample stops once ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
     * ``method="auto"`` (default): FISTA on a GPU, with an explicit ``step``, or when the codes are dense
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
-      work grows with the support, FISTA's does not) and the call is large (the probe predicts more than
-      0.25 s of active-set work for the other samples; the probe's own exact codes are kept); the
-      active-set solver otherwise. Small CPU calls (≤ 1024 samples) run torch on one thread, and the
-      active set serially when the probe predicts ≤ 10 ms for the rest (thread start-up would dominate).
+      work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
+      probe's own exact codes are kept); the active-set solver otherwise. Small CPU calls (≤ 1024
+      samples) run torch on one thread, and the active set serially when the probe predicts ≤ 10 ms for
+      the rest (thread start-up would dominate; serial and parallel give identical codes).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
 
@@ -337,10 +337,11 @@ def sparse_encode(
 _SMALL_CALL_SAMPLES = 1024
 # The active set runs serially when the probe predicts at most this many seconds for the remaining rows.
 _SERIAL_SECONDS = 0.01
-# Dense codes go to FISTA only when the probe predicts more than this many seconds of active-set work for
-# the remaining rows: below it FISTA's per-iteration overhead (a dozen small torch calls, hundreds of
-# iterations) costs more than the active set's exact solve (issue 14: (a) random ± at n = 250).
-_DENSE_FISTA_SECONDS = 0.25
+# Dense codes go to FISTA only for calls of more than this many samples: below it FISTA's per-iteration
+# overhead (a dozen small torch calls, hundreds of iterations) costs more than the active set's exact
+# solve (issue 14: (a) random ± at n = 250, 976 ms vs 161 ms). A sample count, not a timing, so that the
+# method (and so the codes) never depends on how busy the machine is.
+_DENSE_FISTA_SAMPLES = 2048
 
 
 @contextlib.contextmanager
@@ -394,7 +395,7 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         predicted = (time.perf_counter() - started) * (n_samples - _PROBE_SAMPLES) / _PROBE_SAMPLES
         parallel = predicted > _SERIAL_SECONDS
         dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
-        if dense and predicted > _DENSE_FISTA_SECONDS:
+        if dense and n_samples > _DENSE_FISTA_SAMPLES:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
             probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
