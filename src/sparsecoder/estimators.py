@@ -455,7 +455,8 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # -- to override ----------------------------------------------------------------------------------
     def _build_config(self, n_features: int, seed: int):
-        raise NotImplementedError
+        """The family's config for ``n_features`` inputs and ``seed`` (each subclass defines it)."""
+        raise TypeError(f"{type(self).__name__} does not define _build_config; subclass SAE or SparseVAE")
 
     def _model_class(self):
         from sparsecoder.models import model_class
