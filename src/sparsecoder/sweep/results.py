@@ -164,11 +164,18 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
+    _write_png(fig, path)
+    return True
+
+
+def _write_png(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG at its own dpi to ``path`` atomically, then close it."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
-    return True
 
 
 def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]], title: str,
@@ -204,10 +211,7 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    _write_png(fig, path)
     return True
 
 
