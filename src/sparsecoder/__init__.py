@@ -13,6 +13,7 @@ from sparsecoder.estimators import SAE, MiniBatchDictionaryLearning, SparseCoder
 from sparsecoder.inference import FistaResult, fista, sparse_encode  # noqa: E402
 from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig  # noqa: E402
 from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
+from sparsecoder.reproduce import reproduce  # noqa: E402
 from sparsecoder.sweep import sweep  # noqa: E402
 from sparsecoder.train import load_run, train  # noqa: E402
 
@@ -30,6 +31,7 @@ __all__ = [
     "load_data",
     "load_preset",
     "load_run",
+    "reproduce",
     "sparse_encode",
     "sweep",
     "train",

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "sparsecoder.data.commands",
     "sparsecoder.train.commands",
     "sparsecoder.sweep.commands",
+    "sparsecoder.reproduce.commands",
 ]
 
 

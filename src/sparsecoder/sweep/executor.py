@@ -254,6 +254,37 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
     return counts
 
 
+def run_trials_serial(spec: SweepSpec, directory: Path, trials: list[Trial], *, progress: bool = True,
+                      on_finish=None) -> dict[str, int]:
+    """Run ``trials`` one after the other in this process (no Ray): the same :func:`run_trial` body, the
+    same status files and run folders as :func:`run_trials`, so a sweep can move between the two."""
+    from tqdm.auto import tqdm
+
+    counts = {"done": 0, "failed": 0, "diverged": 0}
+    bar = tqdm(total=len(trials), desc="trials", unit="trial", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        for trial in trials:
+            trial_dir = directory / trial.folder
+            stale = trial_dir / STATUS_FILE
+            if stale.is_file():
+                stale.unlink()
+            trial_dir.parent.mkdir(parents=True, exist_ok=True)
+            bar.set_postfix_str(trial.label, refresh=True)
+            outcome = run_trial(trial.preset, str(trial_dir), spec.trial_overrides(trial))
+            write_status(trial_dir, outcome)
+            counts[outcome["status"]] += 1
+            if outcome["status"] != "done":
+                bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}",
+                          file=sys.stderr)
+            if on_finish is not None:
+                on_finish(trial, outcome)
+            bar.update(1)
+    finally:
+        bar.close()
+    return counts
+
+
 def _cancel(refs: list) -> None:
     """Send KeyboardInterrupt to running tasks, wait for them to stop (their last epoch is checkpointed)."""
     import ray

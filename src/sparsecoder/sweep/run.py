@@ -18,7 +18,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
           seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
           address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
           max_concurrent: int | None = None, retry_failed: bool = False, num_cpus: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, executor: str = "ray") -> dict[str, Any]:
     """Train every ``preset × grid point × seed`` as a Ray task, each into its own run folder, and
     aggregate the results.
 
@@ -53,6 +53,9 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
         Run trials recorded as ``failed``/``diverged`` again.
     progress : bool
         tqdm bar over the trials (stderr) with done/running/failed counts.
+    executor : {"ray", "serial"}
+        ``"serial"`` runs the trials one after the other in this process without starting Ray (same run
+        folders and status files, so a sweep can be resumed by either); it takes no ``address``.
 
     Returns
     -------
@@ -68,11 +71,15 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     KeyboardInterrupt
         After cancelling the running trials; rerun the same call to resume them.
     """
-    from sparsecoder.sweep.executor import connect_ray, run_trials, trial_state
+    from sparsecoder.sweep.executor import connect_ray, run_trials, run_trials_serial, trial_state
     from sparsecoder.sweep.results import write_results
 
     if isinstance(presets, str):
         presets = [presets]
+    if executor not in ("ray", "serial"):
+        raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
+    if executor == "serial" and address is not None:
+        raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
     if max_concurrent is not None and max_concurrent < 1:
         raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     if num_cpus is not None and num_cpus < 1:
@@ -105,6 +112,19 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
         results = write_results(spec, directory)
         return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
+
+    if executor == "serial":
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {**spec.to_dict(), "executor": "serial"}
+        atomic_write_bytes(spec_path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode())
+        try:
+            counts = run_trials_serial(spec, directory, todo, progress=progress)
+        except BaseException:
+            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            raise
+        results = write_results(spec, directory)
+        return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
+                "directory": directory}
 
     import ray
 

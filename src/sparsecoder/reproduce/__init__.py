@@ -1,0 +1,133 @@
+"""``sparsecoder reproduce NAME``: the papers' experiments as one command.
+
+Each experiment is a module of this package (see :mod:`sparsecoder.reproduce.base` for the contract);
+:data:`EXPERIMENTS` lists them with what they reproduce and how long they take on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsecoder.io import atomic_write_text
+from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
+
+__all__ = ["EXPERIMENTS", "reproduce", "list_experiments"]
+
+# name -> module, paper, figure/table, what it measures, estimated minutes (quick, full) on 2 CPU cores.
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "evtimova-fig6": {
+        "module": "evtimova_fig6", "paper": "Evtimova & LeCun 2022", "figure": "Fig. 6 (regret curves)",
+        "measures": "PSNR vs sparsity of SDL, SDL-NL, VDL, VDL-NL, WDL, DO over each preset's λ grid × seeds",
+        "minutes": (3, None)},
+    "evtimova-table1": {
+        "module": "evtimova_table1", "paper": "Evtimova & LeCun 2022", "figure": "Table 1 (denoising)",
+        "measures": "sparsity and PSNR of clean / noisy / denoised MNIST at σ = 1.0, 1.5 (SDL, VDL, -NL)",
+        "minutes": (3, None)},
+    "evtimova-fig9": {
+        "module": "evtimova_fig9", "paper": "Evtimova & LeCun 2022", "figure": "Fig. 9 (low-data probe)",
+        "measures": "top-1 / top-3 test error of a linear probe on frozen codes vs labelled samples per "
+                    "class",
+        "minutes": (3, None)},
+    "evtimova-collapse": {
+        "module": "evtimova_collapse", "paper": "Evtimova & LeCun 2022", "figure": "§4.4 (collapse ablation)",
+        "measures": "code L1 norm, decoder column norms, dead atoms and PSNR over epochs: no guard vs VDL "
+                    "vs SDL",
+        "minutes": (3, None)},
+    "jiang-table1": {
+        "module": "jiang_table1", "paper": "Jiang & de la Iglesia", "figure": "Table 1 (reconstruction MSE)",
+        "measures": "test MSE ± std over 50 posterior samples: sparse coding vs SVAE vs SVAE-Norm",
+        "minutes": (3, None)},
+    "jiang-fig5": {
+        "module": "jiang_fig5", "paper": "Jiang & de la Iglesia",
+        "figure": "Fig. 5 (active vs noise filters)",
+        "measures": "active / noise latents of SVAE and SVAE-Norm, activation-variance and column-norm "
+                    "histograms, filter grids",
+        "minutes": (3, None)},
+    "pyle-priors": {
+        "module": "pyle_priors", "paper": "Pyle", "figure": "prior comparison",
+        "measures": "Gaussian vs Laplace vs Cauchy prior/posterior: ELBO, reconstruction, near-zero "
+                    "posterior means, dictionary recovery on synthetic patches, latent pictures",
+        "minutes": (3, None)},
+}
+
+
+def _minutes(value: Any) -> str:
+    return "?" if value is None else f"~{value:g} min"
+
+
+def list_experiments() -> list[dict[str, Any]]:
+    """One dict per experiment: name, paper, figure, measures, quick and full estimated time."""
+    return [{"name": name, "paper": e["paper"], "figure": e["figure"], "measures": e["measures"],
+             "quick": _minutes(e["minutes"][0]), "full": _minutes(e["minutes"][1])}
+            for name, e in EXPERIMENTS.items()]
+
+
+def _module(name: str):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)} "
+                         f"(sparsecoder reproduce --list)")
+    return importlib.import_module(f"sparsecoder.reproduce.{EXPERIMENTS[name]['module']}")
+
+
+def _check_folder(out: Path, record: dict[str, Any]) -> None:
+    """Refuse a folder that holds something else than this experiment with these settings."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        old = yaml.safe_load(path.read_text()) or {}
+        if old != record:
+            raise ValueError(f"{out} holds `reproduce {old.get('experiment')}` with profile "
+                             f"{old.get('profile')} and settings {old.get('settings')}; this call asks for "
+                             f"{record['experiment']} ({record['profile']}) with {record['settings']}. "
+                             f"Repeat the same flags to resume it, or choose a new --out")
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no {SETTINGS_FILE}; choose a new --out")
+
+
+def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str | None = None,
+              address: str | None = None, overrides: dict[str, Any] | list[str] | None = None,
+              executor: str = "ray", max_concurrent: int | None = None, progress: bool = True) -> dict:
+    """Run experiment ``name`` into ``out``: ``results.md``, ``results.csv``, PNG figures and the trial run
+    folders (``out/trials/...``). Rerunning the same call skips finished trials and resumes the rest.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`EXPERIMENTS` (``sparsecoder reproduce --list``).
+    quick : bool
+        The tiny profile of the same protocol (for tests; minutes); default the paper's protocol.
+    data_dir : str, optional
+        User-supplied full data (as ``--set data_dir=...`` of ``train``); embedded data otherwise.
+    address : str, optional
+        Join a Ray cluster for the trials (see :func:`sparsecoder.sweep.sweep`); default a local Ray.
+    overrides : dict or list of "KEY=VALUE", optional
+        Settings of the experiment's profile to change (``--set``); unknown keys are an error.
+    executor : {"ray", "serial"}
+        ``"serial"`` trains the trials one after the other in this process (no Ray).
+
+    Returns
+    -------
+    dict
+        ``{"files": [...], "rows": [...], "directory": Path}``.
+    """
+    module = _module(name)
+    info = EXPERIMENTS[name]
+    settings = parse_settings(module.QUICK if quick else module.FULL, overrides, name)
+    out = Path(out)
+    record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
+              "data_dir": data_dir}
+    _check_folder(out, record)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False))
+    ctx = Context(name=name, out=out, quick=quick, settings=settings, data_dir=data_dir, address=address,
+                  executor=executor, max_concurrent=max_concurrent, progress=progress)
+    start = time.perf_counter()
+    report = module.run(ctx)
+    files = write_report(ctx, info, report, time.perf_counter() - start)
+    return {"files": files, "rows": report.rows, "directory": out}

@@ -1,0 +1,231 @@
+"""What every experiment of ``sparsecoder reproduce`` shares: profiles and ``--set``, the trial runner (the
+sweep executor), aggregation over seeds and the ``results.md`` / ``results.csv`` writers.
+
+An experiment is a module of this package with two profiles of settings and a ``run`` function::
+
+    QUICK = {"epochs": 1, "seeds": [0], ...}   # tiny: <= 3 minutes on 2 cores, for tests
+    FULL = {"epochs": 200, "seeds": [0, 1, 2, 3, 4], ...}   # the paper's protocol
+
+    def run(ctx: Context) -> Report: ...
+
+``ctx.settings`` is the chosen profile updated by ``--set KEY=VALUE`` (only keys of the profile);
+``ctx.train(...)`` trains run folders through the sweep executor (finished trials are skipped on a rerun,
+interrupted ones resume); the :class:`Report` it returns is written by :func:`write_report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sparsecoder.io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["Context", "Report", "TrialResult", "aggregate", "markdown_table", "save_png", "parse_settings",
+           "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
+
+SETTINGS_FILE = "reproduce.yaml"
+RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
+TRIALS_DIR = "trials"
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """One finished (or failed) training run of an experiment."""
+
+    preset: str
+    point: dict[str, Any]  # the grid values of this trial
+    seed: int
+    run_dir: Path
+    status: str  # done | failed | diverged | pending | interrupted
+    metrics: dict[str, Any]  # metrics.json of the run ({} unless done)
+
+
+@dataclasses.dataclass
+class Report:
+    """What an experiment measured; :func:`write_report` turns it into ``results.md`` and ``results.csv``.
+
+    rows : one dict per measured cell (``results.csv``): the cell's keys (variant, λ, σ, ...), then
+        ``<metric>_mean``, ``<metric>_std``, ``n_seeds`` (see :func:`aggregate`), and the paper's value
+        where there is one (``paper_<metric>``).
+    body : markdown of the result tables (ours beside the paper's) and figure links.
+    differences : lines on what differs from the paper (data size, epochs, seeds, ...).
+    figures : PNG files written into the experiment folder.
+    """
+
+    rows: list[dict[str, Any]]
+    body: str
+    differences: list[str]
+    figures: list[Path] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Context:
+    """The state an experiment's ``run`` gets: output folder, profile, settings and how to train."""
+
+    name: str
+    out: Path
+    quick: bool
+    settings: dict[str, Any]
+    data_dir: str | None = None
+    address: str | None = None
+    executor: str = "ray"  # "ray" | "serial" (see sparsecoder.sweep)
+    max_concurrent: int | None = None
+    progress: bool = True
+
+    @property
+    def profile(self) -> str:
+        return "quick" if self.quick else "full"
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the experiment folder (parents created)."""
+        path = self.out.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def train(self, group: str, presets: str | list[str], *, grid: dict[str, Any] | None = None,
+              seeds: list[int] | None = None, overrides: dict[str, Any] | None = None) -> list[TrialResult]:
+        """Train ``presets × grid × seeds`` into ``<out>/trials/<group>/<preset>/<point>/seed=<s>`` through
+        the sweep executor (Ray, or in this process with ``executor="serial"``) and return every trial.
+
+        ``overrides`` are config values for every trial; ``data_dir`` of the experiment is added. A rerun
+        skips finished trials and resumes interrupted ones. Trials that failed are returned with their
+        status (not raised) so the experiment can report what is missing.
+        """
+        from sparsecoder.sweep import sweep
+
+        overrides = dict(overrides or {})
+        if self.data_dir is not None:
+            overrides.setdefault("data_dir", self.data_dir)
+        directory = self.out / TRIALS_DIR / group
+        result = sweep(presets, directory, grid=grid, seeds=list(seeds if seeds is not None else [0]),
+                       overrides=overrides, address=self.address, max_concurrent=self.max_concurrent,
+                       progress=self.progress, executor=self.executor)
+        trials = []
+        for row in result["rows"]:
+            run_dir = directory / row["run_folder"]
+            metrics = {}
+            if row["status"] == "done":
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+            point = {k: row[k] for k in (grid or {})}
+            trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
+                                      metrics))
+        return trials
+
+
+def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | None, name: str) -> dict:
+    """``profile`` updated by ``KEY=VALUE`` items (values parsed as YAML: ``epochs=5``, ``seeds=[0,1]``,
+    ``data=patches``); a key the profile does not have is an error naming the keys it has."""
+    settings = dict(profile)
+    if not items:
+        return settings
+    if isinstance(items, dict):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key:
+                raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ValueError(f"--set {item!r}: cannot parse the value: {err}") from None
+            pairs.append((key.strip(), value))
+    for key, value in pairs:
+        if key not in profile:
+            raise ValueError(f"--set {key}: experiment {name} has no setting {key!r}; its settings are "
+                             f"{', '.join(sorted(profile))}")
+        settings[key] = value
+    return settings
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def aggregate(rows: list[dict[str, Any]], by: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+    """Group ``rows`` (one per seed) by the ``by`` keys, in first-seen order, and give each metric's mean
+    and sample std (ddof=1; 0 for one seed) as ``<metric>_mean`` / ``<metric>_std`` plus ``n_seeds``."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in by), []).append(row)
+    out = []
+    for key, members in groups.items():
+        cell: dict[str, Any] = dict(zip(by, key, strict=True))
+        for metric in metrics:
+            cell[f"{metric}_mean"], cell[f"{metric}_std"] = _mean_std([m.get(metric) for m in members])
+        cell["n_seeds"] = len(members)
+        out.append(cell)
+    return out
+
+
+def fmt(mean: Any, std: Any = None, digits: int = 2) -> str:
+    """``mean ± std`` with ``digits`` decimals; ``–`` for a missing value."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_png(fig, path: Path) -> Path:
+    """Write a matplotlib figure as a PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_report(ctx: Context, info: dict[str, str], report: Report, seconds: float) -> list[Path]:
+    """Write ``results.csv`` and ``results.md`` (header: experiment, paper, figure, profile, settings, wall
+    time and what differs from the paper; then the experiment's tables) into ``ctx.out``."""
+    csv_path = ctx.out / RESULTS_CSV
+    md_path = ctx.out / RESULTS_MD
+    atomic_write_bytes(csv_path, _csv_text(report.rows).encode())
+    settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in ctx.settings.items())
+    lines = [f"# {ctx.name} — {info['paper']}, {info['figure']}", "",
+             f"{info['measures']}", "",
+             f"* profile: **{ctx.profile}**; settings: {settings}",
+             f"* wall time of this call: {seconds:.0f} s (trials that were already finished were skipped)",
+             f"* data: {ctx.data_dir or 'embedded data (see SPEC §6)'}", "",
+             "What differs from the paper:", ""]
+    lines += [f"* {line}" for line in report.differences] or ["* nothing recorded"]
+    lines += ["", report.body.rstrip(), ""]
+    for fig in report.figures:
+        lines.append(f"![{Path(fig).stem}]({Path(fig).relative_to(ctx.out).as_posix()})")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
+    return [md_path, csv_path, *report.figures]
