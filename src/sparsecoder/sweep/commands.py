@@ -38,6 +38,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--max-concurrent", type=int, default=None, metavar="N",
                    help="at most N trials at a time (1: one after the other); default: as many as the "
                         "CPUs/GPUs allow")
+    p.add_argument("--serial", action="store_true",
+                   help="train the trials one after the other in this process, without Ray (same run "
+                        "folders: a sweep can be resumed either way)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the trials recorded as failed or diverged again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,7 +54,8 @@ def _sweep(args: argparse.Namespace) -> int:
         result = sweep(args.presets, args.out, grid=args.grid, seeds=args.seeds, overrides=args.overrides,
                        address=args.address, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                       retry_failed=args.retry_failed, progress=not args.quiet)
+                       retry_failed=args.retry_failed, progress=not args.quiet,
+                       executor="serial" if args.serial else "ray")
     except KeyboardInterrupt:
         print(f"interrupted; running trials were cancelled and keep their last completed epoch. Rerun the "
               f"same command to resume the sweep in {args.out}", file=sys.stderr)
