@@ -1,0 +1,64 @@
+"""The serial executor: trials one after the other in this process (no Ray), the same run folders, status
+files and results as the Ray executor, resumable by either."""
+
+import csv
+import json
+
+import pytest
+import ray
+
+from sparsecoder import sweep, train
+from sparsecoder.cli import main
+from sparsecoder.sweep.spec import NO_GRID_FOLDER
+
+TINY = ["limit=300", "epochs=1", "n_components=16", "lam=0.02"]
+
+
+def _rows(directory):
+    with open(directory / "results.csv", newline="") as fh:
+        return {row["run_folder"]: row for row in csv.DictReader(fh)}
+
+
+def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path):
+    out = tmp_path / "sweep"
+    good, bad = "vdl-mnist/fista_step=0.5/seed=0", "vdl-mnist/fista_step=1000.0/seed=0"
+    code = main(["sweep", "vdl-mnist", "--serial", "--grid", "fista_step=0.5,1000", "--set", *TINY,
+                 "--out", str(out), "--quiet"])
+    assert code == 1  # one trial diverged
+    assert not ray.is_initialized()
+    assert "executor: serial" in (out / "sweep.yaml").read_text()
+    rows = _rows(out)
+    assert rows[good]["status"] == "done" and rows[bad]["status"] == "diverged"
+    # the trial is an ordinary run: the same numbers as training it directly with the same overrides
+    direct = train("vdl-mnist", tmp_path / "direct", overrides=[*TINY, "fista_step=0.5", "seed=0",
+                                                                "num_threads=1", "device=cpu"],
+                   progress=False)
+    saved = json.loads((out / good / "metrics.json").read_text())
+    for key in ("psnr", "sparsity", "energy"):
+        assert saved[key] == direct[key]
+    # a rerun trains nothing: the finished trial is skipped, the diverged one kept without --retry-failed
+    before = (out / good / "metrics.json").stat().st_mtime_ns
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], overrides=TINY, executor="serial",
+                   progress=False)
+    assert result["counts"] == {"done": 0, "failed": 0, "diverged": 0, "skipped": 2}
+    assert (out / good / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
+    out = tmp_path / "sweep"
+    overrides = ["limit=300", "epochs=2", "n_components=16", "lam=0.02"]
+    sweep("sdl-mnist", out, overrides=overrides, executor="serial", progress=False)
+    trial = out / "sdl-mnist" / NO_GRID_FOLDER / "seed=0"
+    done = json.loads((trial / "metrics.json").read_text())
+    (trial / "metrics.json").unlink()  # as if stopped after its last checkpoint
+    result = sweep("sdl-mnist", out, overrides=overrides, executor="serial", progress=False)
+    assert result["counts"]["done"] == 1
+    assert json.loads((trial / "metrics.json").read_text())["psnr"] == pytest.approx(done["psnr"], abs=0)
+
+
+def test_serial_refuses_an_address_and_unknown_executors(tmp_path):
+    with pytest.raises(ValueError, match="serial"):
+        sweep("sdl-mnist", tmp_path / "a", address="auto", executor="serial", progress=False)
+    with pytest.raises(ValueError, match="executor"):
+        sweep("sdl-mnist", tmp_path / "b", executor="threads", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
