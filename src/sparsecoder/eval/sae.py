@@ -62,7 +62,9 @@ def _summary(model, split: Split, codes: torch.Tensor) -> dict[str, float]:
 
 @torch.no_grad()
 def validation_metrics(model, split: Split) -> dict[str, float]:
-    """Energy of the amortised codes on ``split`` (``val_loss``, SPEC §2.6), plus PSNR and sparsity.
+    """Energy of the amortised codes on ``split`` (``val_loss``, SPEC §2.6), plus PSNR, sparsity, mean code
+    L1 norm, dead atoms (components never non-zero on ``split``) and the decoder column norms (mean, min,
+    max of the atoms' L2 norms; ``D(e_i) − D(0)`` for a non-linear decoder).
 
     The energy is ``(1/n)[Σ_i (1/d)||y_i − D(E(y_i))||² + λ Σ_i ||E(y_i)||₁ + β Σ_batches hinge]``: the γ
     term vanishes because the codes *are* the encoder's. Without an encoder (DO) the codes come from FISTA
@@ -70,7 +72,9 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
     """
     _check_split(split, "validation")
     model.eval()
-    summary = _summary(model, split, model.encode(split.x))
+    codes = model.encode(split.x)
+    summary = _summary(model, split, codes)
+    atom_norms = model.atoms().norm(dim=0)
     return {
         "val_loss": summary["energy"],
         "val_reconstruction": summary["reconstruction"],
@@ -79,6 +83,12 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
         "val_psnr": summary["psnr"],
         "val_sparsity": summary["sparsity"],
         "val_code_l1": summary["code_l1"],
+        # the collapse ablation (paper §4.4) follows these over epochs: without a guard the code L1 norm
+        # falls while the decoder columns grow
+        "val_dead_atoms": int(dead_atoms(codes)),
+        "val_decoder_column_norm_mean": float(atom_norms.mean()),
+        "val_decoder_column_norm_min": float(atom_norms.min()),
+        "val_decoder_column_norm_max": float(atom_norms.max()),
     }
 
 
