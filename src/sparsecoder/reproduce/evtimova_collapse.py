@@ -1,0 +1,239 @@
+"""``evtimova-collapse``: the ablation of Evtimova & LeCun 2022, §4.4 — sparse coding without any collapse
+guard vs the variance hinge (VDL) vs unit-norm decoder columns (SDL).
+
+Without a guard nothing stops the decoder's columns from growing by a factor ``c`` while the codes shrink
+by ``1/c``: the reconstruction is unchanged and the λ‖z‖₁ term of the energy falls, so training drives
+the code L1 norm towards zero ("collapse in the l1 norms of the codes", paper §1 and §4.4). The paper states
+that it observes the collapse for linear and non-linear decoders but gives no numbers; this experiment
+measures it. Every epoch the trainer logs, on the validation split (:func:`sparsecoder.eval.sae.
+validation_metrics`), the mean L1 norm of the encoder's codes, the decoder column norms (mean, min, max),
+the dead atoms (code components never non-zero) and PSNR; they are read back from each run's
+``history.csv``, averaged over seeds, plotted over epochs and summarised in a final table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+
+__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "run"]
+
+# variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "none": ("none-mnist", "no guard (VDL's settings, β = 0)"),
+    "vdl": ("vdl-mnist", "variance hinge on the codes"),
+    "sdl": ("sdl-mnist", "unit-norm decoder columns"),
+    "none-nl": ("none-nl-mnist", "no guard (VDL-NL's settings, β = 0)"),
+    "vdl-nl": ("vdl-nl-mnist", "variance hinge on the codes"),
+    "sdl-nl": ("sdl-nl-mnist", "unit-norm columns of both decoder layers"),
+}
+# Per-epoch quantities: history.csv column -> (short name, label).
+QUANTITIES: dict[str, tuple[str, str]] = {
+    "val_code_l1": ("code_l1", "code L1 norm (mean ‖E(y)‖₁)"),
+    "val_decoder_column_norm_mean": ("column_norm_mean", "decoder column L2 norm (mean)"),
+    "val_decoder_column_norm_min": ("column_norm_min", "decoder column L2 norm (min)"),
+    "val_decoder_column_norm_max": ("column_norm_max", "decoder column L2 norm (max)"),
+    "val_dead_atoms": ("dead_atoms", "dead atoms (never non-zero)"),
+    "val_psnr": ("psnr", "PSNR (dB)"),
+    "val_sparsity": ("sparsity", "sparsity (fraction of zeros)"),
+}
+# What the paper reports (§4.4, no numbers): collapse without a guard, none with VDL or SDL.
+PAPER_COLLAPSE = {"none": "collapses", "none-nl": "collapses", "vdl": "no collapse", "vdl-nl": "no collapse",
+                  "sdl": "no collapse", "sdl-nl": "no collapse"}
+COLLAPSE_FACTOR = 10.0  # the code L1 norm must fall at least this much below its peak to count as collapse
+
+# The paper's protocol (its MNIST runs: 200 epochs, 5 seeds), each preset's own λ.
+FULL: dict[str, Any] = {
+    "variants": ["none", "vdl", "sdl"],
+    "lam": None,        # None: each preset's λ (none / VDL 0.02, SDL 0.005); a number: that λ for all
+    "epochs": 200,
+    "seeds": [0, 1, 2, 3, 4],
+    "limit": None,      # cap on the training samples; None: all
+}
+QUICK: dict[str, Any] = {**FULL, "epochs": 3, "seeds": [0], "limit": 300}
+
+
+def _check(settings: dict[str, Any]) -> None:
+    """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    variants = settings["variants"]
+    if isinstance(variants, str):
+        variants = [variants]
+    if not isinstance(variants, list) or not variants or any(v not in VARIANTS for v in variants):
+        raise ValueError(f"--set variants={settings['variants']!r}: expected a non-empty list of "
+                         f"{', '.join(VARIANTS)} (e.g. variants=[none,vdl,sdl])")
+    settings["variants"] = list(dict.fromkeys(variants))
+    lam = settings["lam"]
+    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam)
+                            or lam < 0):
+        raise ValueError(f"--set lam={lam!r}: expected a number >= 0, or null for each preset's λ")
+    seeds = settings["seeds"]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = settings["seeds"] = [seeds]
+    if not isinstance(seeds, list) or not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"--set seeds={seeds!r}: expected a non-empty list of integers >= 0 (e.g. "
+                         f"seeds=[0,1])")
+    for key, allow_none in (("epochs", False), ("limit", True)):
+        value = settings[key]
+        if (value is None and not allow_none) or (value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1)):
+            raise ValueError(f"--set {key}={value!r}: expected a positive integer"
+                             + (" or null" if allow_none else ""))
+
+
+def collapse_verdict(code_l1: list[float], column_norm_mean: list[float],
+                     factor: float = COLLAPSE_FACTOR) -> tuple[bool, float, float]:
+    """Whether a run collapsed: its code L1 norm fell at least ``factor`` times below its peak while its
+    decoder columns grew.
+
+    Parameters
+    ----------
+    code_l1, column_norm_mean : list of float
+        Per epoch, in order: mean code L1 norm and mean decoder column L2 norm.
+
+    Returns
+    -------
+    (collapsed, l1_fall, norm_growth)
+        ``l1_fall = max(code_l1) / code_l1[-1]`` (inf when the last is 0) and
+        ``norm_growth = column_norm_mean[-1] / column_norm_mean[0]``.
+    """
+    if not code_l1 or not column_norm_mean:
+        raise ValueError("collapse_verdict needs at least one epoch of code L1 and column norms")
+    peak, last = max(code_l1), code_l1[-1]
+    l1_fall = math.inf if last == 0 else peak / last
+    norm_growth = column_norm_mean[-1] / column_norm_mean[0]
+    return bool(l1_fall >= factor and norm_growth > 1.0), float(l1_fall), float(norm_growth)
+
+
+def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("code_l1", "code L1 norm ‖E(y)‖₁ (mean)", True),
+              ("column_norm", "decoder column L2 norm: mean, min–max band", True),
+              ("dead_atoms", "dead atoms (of the code components)", False),
+              ("psnr", "PSNR (dB)", False)]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=90)
+    colours = plt.get_cmap("tab10")
+    for index, variant in enumerate(variants):
+        colour = colours(index % 10)
+        mine = [r for r in epochs_rows if r["variant"] == variant]
+        epochs = [r["epoch"] for r in mine]
+        for ax, (key, title, log) in zip(axes.flat, panels, strict=True):
+            if key == "column_norm":
+                ax.plot(epochs, [r["column_norm_mean_mean"] for r in mine], color=colour,
+                        label=variant.upper())
+                ax.fill_between(epochs, [r["column_norm_min_mean"] for r in mine],
+                                [r["column_norm_max_mean"] for r in mine], color=colour, alpha=0.2)
+            else:
+                values = np.array([r[f"{key}_mean"] for r in mine], dtype=float)
+                if log:
+                    values = np.where(values > 0, values, np.nan)  # log axis: a zero norm is off the chart
+                ax.plot(epochs, values, color=colour, label=variant.upper())
+            ax.set_title(title, fontsize=10)
+            ax.set_yscale("log" if log else "linear")
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Evtimova & LeCun 2022, §4.4: collapse without a guard (validation split, mean over seeds)",
+                 fontsize=11)
+    fig.tight_layout()
+    return save_png(fig, ctx.path("collapse.png"))
+
+
+def run(ctx: Context) -> Report:
+    """Train every variant for ``epochs`` epochs and seeds, then tabulate and plot the per-epoch metrics."""
+    from sparsecoder.config import load_config
+    from sparsecoder.train.logging import read_history_rows
+
+    settings = ctx.settings
+    _check(settings)
+    overrides: dict[str, Any] = {"epochs": settings["epochs"]}
+    if settings["limit"] is not None:
+        overrides["limit"] = settings["limit"]
+    grid = {"lam": [float(settings["lam"])]} if settings["lam"] is not None else None
+
+    per_epoch: list[dict[str, Any]] = []
+    per_seed_final: list[dict[str, Any]] = []
+    missing: list[str] = []
+    example: dict[str, Any] = {}
+    lams: dict[str, float] = {}
+    for variant in settings["variants"]:
+        preset = VARIANTS[variant][0]
+        for trial in ctx.train(preset, preset, grid=grid, seeds=settings["seeds"], overrides=overrides):
+            if trial.status != "done":
+                missing.append(f"{preset} seed {trial.seed}: {trial.status}")
+                continue
+            example = example or trial.metrics
+            history = read_history_rows(trial.run_dir / "history.csv")
+            absent = [c for c in QUANTITIES if c not in history[0]]
+            if absent:
+                raise ValueError(f"{trial.run_dir}/history.csv has no {', '.join(absent)}: it was trained "
+                                 f"by an older version; train it again in a new --out")
+            for row in history:
+                per_epoch.append({"variant": variant, "epoch": int(row["epoch"]), "seed": trial.seed,
+                                  **{short: row[column] for column, (short, _) in QUANTITIES.items()}})
+            lams[variant] = float(load_config(trial.run_dir / "config.yaml")[1].lam)
+            verdict, fall, growth = collapse_verdict([r["val_code_l1"] for r in history],
+                                                     [r["val_decoder_column_norm_mean"] for r in history])
+            last = history[-1]
+            per_seed_final.append({
+                "variant": variant, "seed": trial.seed, "collapsed": float(verdict), "l1_fall": fall,
+                "column_norm_growth": growth, "code_l1_first": history[0]["val_code_l1"],
+                **{short: last[column] for column, (short, _) in QUANTITIES.items()},
+                "test_psnr": trial.metrics["psnr"], "test_sparsity": trial.metrics["sparsity"],
+                "test_code_l1": trial.metrics["code_l1"], "best_epoch": trial.metrics["best_epoch"]})
+
+    shorts = [short for short, _ in QUANTITIES.values()]
+    epochs_rows = [{"stage": "epoch", **r} for r in aggregate(per_epoch, ["variant", "epoch"], shorts)]
+    finals = aggregate(per_seed_final, ["variant"],
+                       ["collapsed", "l1_fall", "column_norm_growth", "code_l1_first", *shorts, "test_psnr",
+                        "test_sparsity", "test_code_l1", "best_epoch"])
+    rows = list(epochs_rows)
+    table = []
+    for cell in finals:
+        variant = cell["variant"]
+        rows.append({"stage": "final", "lam": lams.get(variant), **cell,
+                     "paper": PAPER_COLLAPSE[variant]})
+        collapsed = cell["collapsed_mean"]
+        table.append([
+            variant.upper(), VARIANTS[variant][1], f"{lams.get(variant, math.nan):g}",
+            f"{fmt(cell['code_l1_first_mean'], None, 3)} → {fmt(cell['code_l1_mean'], cell['code_l1_std'], 3)}",
+            fmt(cell["l1_fall_mean"], None, 1) + "×",
+            f"{fmt(cell['column_norm_mean_mean'], None, 2)} ({fmt(cell['column_norm_min_mean'], None, 2)}–"
+            f"{fmt(cell['column_norm_max_mean'], None, 2)})",
+            fmt(cell["dead_atoms_mean"], cell["dead_atoms_std"], 1),
+            fmt(cell["psnr_mean"], cell["psnr_std"], 2),
+            fmt(100 * cell["test_sparsity_mean"], 100 * cell["test_sparsity_std"], 1),
+            f"{'yes' if collapsed == 1 else 'no' if collapsed == 0 else f'{collapsed:.0%} of seeds'}",
+            PAPER_COLLAPSE[variant]])
+    figures = [_plot(ctx, epochs_rows, settings["variants"])] if epochs_rows else []
+    n_epochs = settings["epochs"]
+    body = ["## Final epoch", "",
+            f"Validation split after epoch {n_epochs}, mean (± std) over seeds; \"code L1\" is the mean ‖E(y)‖₁ "
+            "of the encoder's codes at epoch 1 → the last epoch, \"fall\" its peak over the last, column "
+            "norms are the decoder atoms' L2 norms (mean (min–max)), dead atoms are code components never "
+            "non-zero on the validation split, test sparsity is of the best-validation-energy weights. "
+            f"Collapsed = the code L1 norm fell ≥ {COLLAPSE_FACTOR:g}× below its peak while the mean column "
+            "norm grew. The paper (§4.4) reports the collapse without numbers.", "",
+            markdown_table(["variant", "guard", "λ", "code L1 (epoch 1 → last)", "fall",
+                            "column norm", "dead atoms", "PSNR dB", "test sparsity %", "collapsed",
+                            "paper"], table),
+            "Per-epoch values (mean and std over seeds) are in results.csv (rows with stage=epoch)."]
+    if missing:
+        body += ["", "Trials that did not finish (not in the table):", ""] + [f"* {m}" for m in missing]
+    differences = [
+        (f"data: {example['data']}; the paper: 55k / 5k / 10k MNIST" if example else "data: MNIST"),
+        f"epochs: {n_epochs} (the paper's MNIST runs: 200)",
+        f"seeds: {len(settings['seeds'])} (paper: 5 for its figures; §4.4 gives no protocol or numbers)",
+        "λ: " + (f"{settings['lam']:g} for every variant" if settings["lam"] is not None else
+                 "each preset's λ (" + ", ".join(f"{v.upper()} {lam:g}" for v, lam in lams.items()) + ")"),
+    ]
+    if settings["limit"] is not None:
+        differences.append(f"training samples capped at {settings['limit']} (limit)")
+    return Report(rows=rows, body="\n".join(body), differences=differences, figures=figures)
