@@ -67,8 +67,8 @@ def _check(settings: dict[str, Any]) -> None:
                          f"{', '.join(VARIANTS)} (e.g. variants=[none,vdl,sdl])")
     settings["variants"] = list(dict.fromkeys(variants))
     lam = settings["lam"]
-    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam)
-                            or lam < 0):
+    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float))
+                            or not math.isfinite(lam) or lam < 0):
         raise ValueError(f"--set lam={lam!r}: expected a number >= 0, or null for each preset's λ")
     seeds = settings["seeds"]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -84,28 +84,32 @@ def _check(settings: dict[str, Any]) -> None:
                              + (" or null" if allow_none else ""))
 
 
-def collapse_verdict(code_l1: list[float], column_norm_mean: list[float],
-                     factor: float = COLLAPSE_FACTOR) -> tuple[bool, float, float]:
-    """Whether a run collapsed: its code L1 norm fell at least ``factor`` times below its peak while its
-    decoder columns grew.
+def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> dict[str, float]:
+    """Whether a run's codes collapsed: after its peak, the code L1 norm fell at least ``factor`` times.
 
     Parameters
     ----------
-    code_l1, column_norm_mean : list of float
-        Per epoch, in order: mean code L1 norm and mean decoder column L2 norm.
+    code_l1 : list of float
+        The mean code L1 norm per epoch, in order.
+    factor : float
+        How far below the peak the norm must fall (10: one order of magnitude).
 
     Returns
     -------
-    (collapsed, l1_fall, norm_growth)
-        ``l1_fall = max(code_l1) / code_l1[-1]`` (inf when the last is 0) and
-        ``norm_growth = column_norm_mean[-1] / column_norm_mean[0]``.
+    dict
+        ``collapsed`` (1.0 or 0.0), ``l1_peak``, ``l1_min`` (the smallest value at or after the peak) and
+        ``l1_min_epoch`` (1-based), ``l1_fall = l1_peak / l1_min`` (inf when the minimum is 0) and
+        ``l1_last``.
     """
-    if not code_l1 or not column_norm_mean:
-        raise ValueError("collapse_verdict needs at least one epoch of code L1 and column norms")
-    peak, last = max(code_l1), code_l1[-1]
-    l1_fall = math.inf if last == 0 else peak / last
-    norm_growth = column_norm_mean[-1] / column_norm_mean[0]
-    return bool(l1_fall >= factor and norm_growth > 1.0), float(l1_fall), float(norm_growth)
+    if not code_l1:
+        raise ValueError("collapse_verdict needs the code L1 norm of at least one epoch")
+    values = np.asarray(code_l1, dtype=float)
+    peak_at = int(np.argmax(values))
+    min_at = peak_at + int(np.argmin(values[peak_at:]))
+    peak, low = float(values[peak_at]), float(values[min_at])
+    fall = math.inf if low == 0 else peak / low
+    return {"collapsed": float(fall >= factor), "l1_peak": peak, "l1_min": low,
+            "l1_min_epoch": float(min_at + 1), "l1_fall": fall, "l1_last": float(values[-1])}
 
 
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
@@ -163,6 +167,7 @@ def run(ctx: Context) -> Report:
     missing: list[str] = []
     example: dict[str, Any] = {}
     lams: dict[str, float] = {}
+    n_components = 0
     for variant in settings["variants"]:
         preset = VARIANTS[variant][0]
         for trial in ctx.train(preset, preset, grid=grid, seeds=settings["seeds"], overrides=overrides):
@@ -178,13 +183,13 @@ def run(ctx: Context) -> Report:
             for row in history:
                 per_epoch.append({"variant": variant, "epoch": int(row["epoch"]), "seed": trial.seed,
                                   **{short: row[column] for column, (short, _) in QUANTITIES.items()}})
-            lams[variant] = float(load_config(trial.run_dir / "config.yaml")[1].lam)
-            verdict, fall, growth = collapse_verdict([r["val_code_l1"] for r in history],
-                                                     [r["val_decoder_column_norm_mean"] for r in history])
-            last = history[-1]
+            config = load_config(trial.run_dir / "config.yaml")[1]
+            lams[variant], n_components = float(config.lam), int(config.n_components)
+            first, last = history[0], history[-1]
             per_seed_final.append({
-                "variant": variant, "seed": trial.seed, "collapsed": float(verdict), "l1_fall": fall,
-                "column_norm_growth": growth, "code_l1_first": history[0]["val_code_l1"],
+                "variant": variant, "seed": trial.seed,
+                **collapse_verdict([r["val_code_l1"] for r in history]),
+                **{f"{short}_first": first[column] for column, (short, _) in QUANTITIES.items()},
                 **{short: last[column] for column, (short, _) in QUANTITIES.items()},
                 "test_psnr": trial.metrics["psnr"], "test_sparsity": trial.metrics["sparsity"],
                 "test_code_l1": trial.metrics["code_l1"], "best_epoch": trial.metrics["best_epoch"]})
@@ -192,38 +197,45 @@ def run(ctx: Context) -> Report:
     shorts = [short for short, _ in QUANTITIES.values()]
     epochs_rows = [{"stage": "epoch", **r} for r in aggregate(per_epoch, ["variant", "epoch"], shorts)]
     finals = aggregate(per_seed_final, ["variant"],
-                       ["collapsed", "l1_fall", "column_norm_growth", "code_l1_first", *shorts, "test_psnr",
-                        "test_sparsity", "test_code_l1", "best_epoch"])
+                       ["collapsed", "l1_peak", "l1_min", "l1_min_epoch", "l1_fall", "l1_last",
+                        *[f"{short}_first" for short in shorts], *shorts, "test_psnr", "test_sparsity",
+                        "test_code_l1", "best_epoch"])
     rows = list(epochs_rows)
     table = []
     for cell in finals:
         variant = cell["variant"]
-        rows.append({"stage": "final", "lam": lams.get(variant), **cell,
-                     "paper": PAPER_COLLAPSE[variant]})
+        rows.append({"stage": "final", "lam": lams.get(variant), **cell, "paper": PAPER_COLLAPSE[variant]})
         collapsed = cell["collapsed_mean"]
+
+        def norms(suffix: str, cell=cell) -> str:
+            mean, low, high = (cell[f"column_norm_{k}{suffix}_mean"] for k in ("mean", "min", "max"))
+            return f"{mean:.2f} ({low:.2f}–{high:.2f})"
+
         table.append([
             variant.upper(), VARIANTS[variant][1], f"{lams.get(variant, math.nan):g}",
-            f"{fmt(cell['code_l1_first_mean'], None, 3)} → {fmt(cell['code_l1_mean'], cell['code_l1_std'], 3)}",
-            fmt(cell["l1_fall_mean"], None, 1) + "×",
-            f"{fmt(cell['column_norm_mean_mean'], None, 2)} ({fmt(cell['column_norm_min_mean'], None, 2)}–"
-            f"{fmt(cell['column_norm_max_mean'], None, 2)})",
-            fmt(cell["dead_atoms_mean"], cell["dead_atoms_std"], 1),
-            fmt(cell["psnr_mean"], cell["psnr_std"], 2),
+            f"{cell['l1_peak_mean']:.3g} → {cell['l1_min_mean']:.3g} (epoch {cell['l1_min_epoch_mean']:.0f}) "
+            f"→ {cell['l1_last_mean']:.3g}",
+            f"{cell['l1_fall_mean']:.3g}×",
+            f"{norms('_first')} → {norms('')}",
+            f"{cell['dead_atoms_first_mean']:.0f} → {cell['dead_atoms_mean']:.0f}",
+            f"{cell['psnr_first_mean']:.2f} → {cell['psnr_mean']:.2f}",
             fmt(100 * cell["test_sparsity_mean"], 100 * cell["test_sparsity_std"], 1),
-            f"{'yes' if collapsed == 1 else 'no' if collapsed == 0 else f'{collapsed:.0%} of seeds'}",
+            "yes" if collapsed == 1 else "no" if collapsed == 0 else f"{collapsed:.0%} of seeds",
             PAPER_COLLAPSE[variant]])
     figures = [_plot(ctx, epochs_rows, settings["variants"])] if epochs_rows else []
     n_epochs = settings["epochs"]
-    body = ["## Final epoch", "",
-            f"Validation split after epoch {n_epochs}, mean (± std) over seeds; \"code L1\" is the mean ‖E(y)‖₁ "
-            "of the encoder's codes at epoch 1 → the last epoch, \"fall\" its peak over the last, column "
-            "norms are the decoder atoms' L2 norms (mean (min–max)), dead atoms are code components never "
-            "non-zero on the validation split, test sparsity is of the best-validation-energy weights. "
-            f"Collapsed = the code L1 norm fell ≥ {COLLAPSE_FACTOR:g}× below its peak while the mean column "
-            "norm grew. The paper (§4.4) reports the collapse without numbers.", "",
-            markdown_table(["variant", "guard", "λ", "code L1 (epoch 1 → last)", "fall",
-                            "column norm", "dead atoms", "PSNR dB", "test sparsity %", "collapsed",
-                            "paper"], table),
+    body = ["## Over the epochs", "",
+            f"Validation split ({n_epochs} epochs), mean over {len(settings['seeds'])} seed(s). Code L1: the "
+            "mean ‖E(y)‖₁ of the encoder's codes at its peak → its minimum after the peak (epoch) → the last "
+            "epoch; fall = peak / minimum. Column norms: the decoder atoms' L2 norms, mean (min–max), epoch "
+            "1 → last. Dead atoms: code components never non-zero on the validation split, of "
+            f"{n_components}. Test sparsity: of the "
+            "best-validation-energy weights (± std over seeds). Collapsed: the code L1 norm fell at least "
+            f"{COLLAPSE_FACTOR:g}× below its peak. The paper (§4.4) reports the collapse without numbers.",
+            "",
+            markdown_table(["variant", "guard", "λ", "code L1: peak → min → last", "fall",
+                            "column norm: epoch 1 → last", "dead atoms", "PSNR dB", "test sparsity %",
+                            "collapsed", "paper"], table),
             "Per-epoch values (mean and std over seeds) are in results.csv (rows with stage=epoch)."]
     if missing:
         body += ["", "Trials that did not finish (not in the table):", ""] + [f"* {m}" for m in missing]
