@@ -8,6 +8,9 @@ An experiment is a module of this package with two profiles of settings and a ``
 
     def run(ctx: Context) -> Report: ...
 
+    def check_settings(settings: dict) -> None: ...   # optional: refuse bad values (ValueError) before
+                                                      # the experiment folder is written
+
 ``ctx.settings`` is the chosen profile updated by ``--set KEY=VALUE`` (only keys of the profile);
 ``ctx.train(...)`` trains run folders through the sweep executor (finished trials are skipped on a rerun,
 interrupted ones resume); the :class:`Report` it returns is written by :func:`write_report`.

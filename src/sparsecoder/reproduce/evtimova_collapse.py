@@ -20,7 +20,7 @@ import numpy as np
 
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "run"]
+__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "run"]
 
 # variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -57,7 +57,7 @@ FULL: dict[str, Any] = {
 QUICK: dict[str, Any] = {**FULL, "epochs": 3, "seeds": [0], "limit": 300}
 
 
-def _check(settings: dict[str, Any]) -> None:
+def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
     variants = settings["variants"]
     if isinstance(variants, str):
@@ -156,7 +156,7 @@ def run(ctx: Context) -> Report:
     from sparsecoder.train.logging import read_history_rows
 
     settings = ctx.settings
-    _check(settings)
+    check_settings(settings)  # also checked by reproduce() before the folder is written
     overrides: dict[str, Any] = {"epochs": settings["epochs"]}
     if settings["limit"] is not None:
         overrides["limit"] = settings["limit"]

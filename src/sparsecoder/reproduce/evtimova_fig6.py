@@ -17,7 +17,7 @@ from typing import Any
 
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "check_settings", "run"]
 
 # The variants of Fig. 6 (a): WDL-NL and DO-NL are in the paper's panel too and may be asked for.
 VARIANTS = ["sdl", "sdl-nl", "vdl", "vdl-nl", "wdl", "do"]
@@ -61,7 +61,7 @@ QUICK: dict[str, Any] = {**FULL, "variants": ["sdl", "vdl"], "lams": "paper", "s
                          "limit": 300}
 
 
-def _check(settings: dict[str, Any]) -> None:
+def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
     data = settings["data"]
     if data not in DATA:
@@ -149,7 +149,7 @@ def _plot(ctx: Context, cells: list[dict[str, Any]], data: str, variants: list[s
 def run(ctx: Context) -> Report:
     """Train ``variants × λ × seeds`` (one sweep per preset) and tabulate / plot sparsity and PSNR."""
     settings = ctx.settings
-    _check(settings)
+    check_settings(settings)  # also checked by reproduce() before the folder is written
     data = settings["data"]
     overrides: dict[str, Any] = {}
     for key in ("epochs", "limit"):
