@@ -1,0 +1,109 @@
+"""``evtimova-collapse`` (paper §4.4) end to end on its quick profile (serial executor): per-epoch rows for
+every variant, the per-epoch validation metrics it reads (code L1, decoder column norms, dead atoms)
+recomputed with numpy from the last epoch's checkpoint, SDL's unit-norm columns, the collapse verdict on
+hand-made curves, and (slow) the collapse itself: no guard vs VDL at the same λ."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.data import load as load_data
+from sparsecoder.reproduce import reproduce
+from sparsecoder.reproduce.evtimova_collapse import QUICK, check_settings, collapse_verdict
+from sparsecoder.train import load_run
+from sparsecoder.train.logging import read_history_rows
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("collapse") / "out"
+    result = reproduce("evtimova-collapse", out, quick=True, executor="serial", progress=False)
+    return out, result
+
+
+def test_quick_profile_has_every_epoch_of_every_variant_and_a_final_row(quick):
+    out, result = quick
+    assert [p.name for p in result["files"]] == ["results.md", "results.csv", "collapse.png"]
+    assert (out / "collapse.png").stat().st_size > 20_000
+    epochs = [r for r in result["rows"] if r["stage"] == "epoch"]
+    finals = {r["variant"]: r for r in result["rows"] if r["stage"] == "final"}
+    assert [(r["variant"], r["epoch"]) for r in epochs] == [(v, e) for v in ("none", "vdl", "sdl")
+                                                           for e in (1, 2, 3)]
+    for row in epochs:
+        assert row["code_l1_mean"] >= 0 and 0 <= row["dead_atoms_mean"] <= 128
+        assert 0 < row["column_norm_min_mean"] <= row["column_norm_mean_mean"] <= row["column_norm_max_mean"]
+        assert 5 < row["psnr_mean"] < 60 and 0 <= row["sparsity_mean"] <= 1
+    assert set(finals) == {"none", "vdl", "sdl"}
+    assert (finals["none"]["lam"], finals["vdl"]["lam"], finals["sdl"]["lam"]) == (0.02, 0.02, 0.005)
+    assert finals["none"]["paper"] == "collapses" and finals["vdl"]["paper"] == "no collapse"
+    for variant, final in finals.items():
+        last = next(r for r in epochs if (r["variant"], r["epoch"]) == (variant, 3))
+        assert final["code_l1_mean"] == last["code_l1_mean"] and final["collapsed_mean"] in (0.0, 1.0)
+    # SDL's guard: every column has unit L2 norm after each step (SPEC §2.5)
+    sdl = [r for r in epochs if r["variant"] == "sdl"]
+    assert all(abs(r[k] - 1) < 1e-5 for r in sdl for k in ("column_norm_min_mean", "column_norm_max_mean"))
+    text = (out / "results.md").read_text()
+    assert "| NONE | no guard" in text and "epochs: 3 (the paper's MNIST runs: 200)" in text
+
+
+def test_per_epoch_metrics_match_numpy_on_the_last_checkpoint(quick):
+    """history.csv's last row (validation split) against numpy on the weights of checkpoint.pt (the last
+    epoch): mean code L1 norm, dead atoms (components never non-zero), decoder column L2 norms."""
+    out, _ = quick
+    run_dir = out / "trials/none-mnist/none-mnist/default/seed=0"
+    last = read_history_rows(run_dir / "history.csv")[-1]
+    assert last["epoch"] == 3
+    config, model, _ = load_run(run_dir)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+    model.load_state_dict(state)
+    weight = state["decoder.weight"].numpy().astype(np.float64)  # (d, l): one atom per column
+    norms = np.sqrt((weight ** 2).sum(axis=0))
+    assert last["val_decoder_column_norm_mean"] == pytest.approx(norms.mean(), rel=1e-5)
+    assert last["val_decoder_column_norm_min"] == pytest.approx(norms.min(), rel=1e-5)
+    assert last["val_decoder_column_norm_max"] == pytest.approx(norms.max(), rel=1e-5)
+    val = load_data(config.data, seed=config.seed, limit=config.limit).val
+    codes = model.encode(val.x).numpy().astype(np.float64)
+    assert last["val_code_l1"] == pytest.approx(np.abs(codes).sum(axis=1).mean(), rel=1e-5)
+    assert last["val_dead_atoms"] == int(np.sum(~(codes != 0).any(axis=0)))
+
+
+@pytest.mark.parametrize("curve, expected", [
+    ([1.0, 5.0, 0.4, 0.6], {"collapsed": 1.0, "l1_peak": 5.0, "l1_min": 0.4, "l1_min_epoch": 3.0,
+                            "l1_fall": 12.5, "l1_last": 0.6}),
+    ([3.0, 2.0, 1.0], {"collapsed": 0.0, "l1_peak": 3.0, "l1_min": 1.0, "l1_min_epoch": 3.0, "l1_fall": 3.0,
+                       "l1_last": 1.0}),
+    ([0.1, 8.0, 9.0], {"collapsed": 0.0, "l1_peak": 9.0, "l1_min": 9.0, "l1_min_epoch": 3.0, "l1_fall": 1.0,
+                       "l1_last": 9.0}),  # a low value before the peak is not a collapse
+    ([2.0, 0.0], {"collapsed": 1.0, "l1_peak": 2.0, "l1_min": 0.0, "l1_min_epoch": 2.0, "l1_fall": math.inf,
+                  "l1_last": 0.0}),
+])
+def test_collapse_verdict_on_hand_made_curves(curve, expected):
+    assert collapse_verdict(curve) == pytest.approx(expected)
+
+
+def test_bad_settings_are_refused(tmp_path):
+    for key, value, message in [("variants", ["none", "ldl"], "expected a non-empty list of none, vdl"),
+                                ("lam", -1, "lam=-1: expected a number >= 0"),
+                                ("epochs", None, "epochs=None: expected a positive integer")]:
+        with pytest.raises(ValueError, match=message):
+            check_settings({**QUICK, key: value})
+        with pytest.raises(ValueError, match=message):
+            reproduce("evtimova-collapse", tmp_path / "out", quick=True, overrides={key: value},
+                      executor="serial", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_without_a_guard_the_codes_collapse_and_with_the_variance_hinge_they_do_not(tmp_path):
+    """All embedded MNIST training digits, 15 epochs, λ = 0.02 for both: without a guard the validation
+    code L1 norm falls more than 10× below its peak and atoms die; the variance hinge keeps every atom."""
+    result = reproduce("evtimova-collapse", tmp_path / "out", overrides={"variants": ["none", "vdl"],
+                                                                        "epochs": 15, "seeds": [0]},
+                       executor="serial", progress=False)
+    finals = {r["variant"]: r for r in result["rows"] if r["stage"] == "final"}
+    assert finals["none"]["collapsed_mean"] == 1.0 and finals["none"]["l1_fall_mean"] > 10
+    assert finals["none"]["dead_atoms_mean"] > 10
+    assert finals["vdl"]["collapsed_mean"] == 0.0 and finals["vdl"]["l1_fall_mean"] < 3
+    assert finals["vdl"]["dead_atoms_mean"] == 0

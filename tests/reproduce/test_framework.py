@@ -1,0 +1,165 @@
+"""The ``sparsecoder reproduce`` framework: the command line (--list, bad input with exit 2), the folder
+checks (another experiment or other settings, a foreign non-empty folder), resuming (a rerun trains
+nothing), :func:`aggregate` against numpy, and the trials it trains through the sweep executor — serial in
+this process, and on a local Ray (same numbers)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import ray
+import yaml
+
+from sparsecoder import train
+from sparsecoder.cli import main
+from sparsecoder.reproduce import EXPERIMENTS, reproduce
+from sparsecoder.reproduce.base import SETTINGS_FILE, aggregate
+
+# evtimova-fig6 quick, cut to one trial: SDL at λ = 1e-3, one seed, one epoch, 300 training samples.
+ONE_TRIAL = {"variants": ["sdl"], "lams": [0.001]}
+TRIAL = "trials/sdl-mnist/sdl-mnist/lam=0.001/seed=0"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One finished quick call (serial executor); the tests below only read it or call it again."""
+    out = tmp_path_factory.mktemp("reproduce") / "fig6"
+    result = reproduce("evtimova-fig6", out, quick=True, overrides=ONE_TRIAL, executor="serial",
+                       progress=False)
+    return out, result
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_list_names_every_experiment_with_its_times(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name, info in EXPERIMENTS.items():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert info["figure"] in line and "quick ~" in line and "on 2 CPU cores" in line
+        assert info["measures"] in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "evtimova-fig99", "--quick"], "unknown experiment 'evtimova-fig99'; the experiments are "
+                                                 "evtimova-fig6, "),
+    (["reproduce", "evtimova-fig6", "--quick", "--set", "epoch=3"],
+     "experiment evtimova-fig6 has no setting 'epoch'; its settings are data, epochs, "),
+    (["reproduce", "evtimova-fig6", "--quick", "--set", "epochs"], "expected KEY=VALUE"),
+    (["reproduce", "evtimova-fig6", "--quick", "--set", "data=imagenet"], "data='imagenet': expected one of"),
+    (["reproduce", "evtimova-fig6"], None),  # no --out
+])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    if message is not None:
+        argv = [*argv, "--out", str(out)]
+    assert main([*argv, "--serial", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert (message or "give an experiment NAME and --out DIR") in err
+    if message is not None:
+        assert not out.exists()  # refused before anything was written
+
+
+def test_a_foreign_non_empty_folder_is_refused_and_left_alone(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("a user's file")
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--out", str(out)]) == 2
+    assert f"{out} is not empty and holds no {SETTINGS_FILE}" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "a user's file"
+
+
+def test_a_folder_of_another_experiment_or_other_settings_is_refused(quick_run):
+    out, _ = quick_run
+    before = (out / SETTINGS_FILE).read_text()
+    with pytest.raises(ValueError, match="holds `reproduce evtimova-fig6` with profile quick .* Repeat the "
+                                         "same flags to resume it, or choose a new --out"):
+        reproduce("evtimova-fig6", out, quick=True, overrides={**ONE_TRIAL, "epochs": 2}, executor="serial")
+    with pytest.raises(ValueError, match="this call asks for evtimova-collapse"):
+        reproduce("evtimova-collapse", out, quick=True, executor="serial")
+    with pytest.raises(ValueError, match=r"this call asks for evtimova-fig6 \(full\)"):
+        reproduce("evtimova-fig6", out, overrides=ONE_TRIAL, executor="serial")
+    assert (out / SETTINGS_FILE).read_text() == before
+
+
+def test_the_serial_trial_is_an_ordinary_run_folder_with_the_asked_config(quick_run, tmp_path):
+    out, result = quick_run
+    record = yaml.safe_load((out / SETTINGS_FILE).read_text())
+    assert record["experiment"] == "evtimova-fig6" and record["profile"] == "quick"
+    assert record["settings"]["variants"] == ["sdl"] and record["settings"]["lams"] == [0.001]
+    trial = out / TRIAL
+    config = yaml.safe_load((trial / "config.yaml").read_text())["config"]
+    assert (config["lam"], config["seed"], config["epochs"], config["limit"], config["num_threads"]) == \
+        (0.001, 0, 1, 300, 1)
+    assert not ray.is_initialized()
+    # the same numbers as training the preset directly with the same config values
+    direct = train("sdl-mnist", tmp_path / "direct", progress=False,
+                   overrides=["lam=0.001", "seed=0", "epochs=1", "limit=300", "num_threads=1", "device=cpu"])
+    saved = json.loads((trial / "metrics.json").read_text())
+    for key in ("psnr", "sparsity", "energy", "best_val_loss"):
+        assert saved[key] == direct[key]
+    # ... and the experiment's results come from that run folder
+    (row,) = result["rows"]
+    assert row["variant"] == "sdl" and row["lam"] == 0.001 and row["n_seeds"] == 1
+    assert row["psnr_mean"] == saved["psnr"]
+    assert row["sparsity_mean"] == pytest.approx(100 * saved["sparsity"])
+    (written,) = _csv(out / "results.csv")
+    assert float(written["psnr_mean"]) == pytest.approx(saved["psnr"], rel=1e-12)
+    assert [p.name for p in result["files"]] == ["results.md", "results.csv", "fig6_mnist.png"]
+    text = (out / "results.md").read_text()
+    assert "profile: **quick**" in text and "What differs from the paper:" in text
+
+
+def test_a_rerun_of_the_same_call_trains_nothing(quick_run):
+    out, first = quick_run
+    metrics = sorted((out / "trials").rglob("metrics.json"))
+    assert len(metrics) == 1
+    before = {p: p.stat().st_mtime_ns for p in metrics}
+    code = main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"])
+    assert code == 0
+    assert {p: p.stat().st_mtime_ns for p in metrics} == before
+    assert _csv(out / "results.csv")[0]["psnr_mean"] == str(first["rows"][0]["psnr_mean"])
+
+
+def test_aggregate_matches_numpy():
+    rng = np.random.default_rng(0)
+    rows = [{"variant": v, "lam": lam, "seed": s, "psnr": float(rng.normal(20, 2)),
+             "sparsity": float(rng.uniform(50, 90))}
+            for v in ("sdl", "vdl") for lam in (0.001, 0.005) for s in range(5)]
+    rows.append({"variant": "do", "lam": 0.001, "seed": 0, "psnr": 18.0, "sparsity": float("nan")})
+    cells = aggregate(rows, ["variant", "lam"], ["psnr", "sparsity"])
+    assert [(c["variant"], c["lam"]) for c in cells] == [("sdl", 0.001), ("sdl", 0.005), ("vdl", 0.001),
+                                                        ("vdl", 0.005), ("do", 0.001)]  # first-seen order
+    for cell in cells[:4]:
+        members = [r for r in rows if (r["variant"], r["lam"]) == (cell["variant"], cell["lam"])]
+        for metric in ("psnr", "sparsity"):
+            values = np.array([r[metric] for r in members])
+            assert cell[f"{metric}_mean"] == pytest.approx(values.mean(), rel=1e-12)
+            assert cell[f"{metric}_std"] == pytest.approx(values.std(ddof=1), rel=1e-12)
+        assert cell["n_seeds"] == 5
+    single = cells[4]
+    assert (single["psnr_mean"], single["psnr_std"], single["n_seeds"]) == (18.0, 0.0, 1)
+    assert np.isnan(single["sparsity_mean"]) and np.isnan(single["sparsity_std"])  # NaN is not a value
+
+
+def test_the_ray_executor_gives_the_serial_numbers(quick_run, tmp_path):
+    """The same quick call through a local Ray (one CPU): the trial lands in the same run folder layout
+    with the same numbers as the serial executor's."""
+    serial_out, serial = quick_run
+    out = tmp_path / "ray"
+    result = reproduce("evtimova-fig6", out, quick=True, overrides=ONE_TRIAL, executor="ray",
+                       max_concurrent=1, progress=False)
+    assert not ray.is_initialized()  # the local Ray was stopped again
+    assert "executor: ray" in (out / "trials/sdl-mnist/sweep.yaml").read_text()
+    ours = json.loads((out / TRIAL / "metrics.json").read_text())
+    theirs = json.loads((serial_out / TRIAL / "metrics.json").read_text())
+    for key in ("psnr", "sparsity", "energy", "best_val_loss"):
+        assert ours[key] == theirs[key]
+    assert result["rows"][0]["psnr_mean"] == serial["rows"][0]["psnr_mean"]
