@@ -24,9 +24,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "module": "evtimova_fig6", "paper": "Evtimova & LeCun 2022", "figure": "Fig. 6 (regret curves)",
         "measures": "PSNR vs sparsity of SDL, SDL-NL, VDL, VDL-NL, WDL, DO over each preset's λ grid × seeds",
         # measured here (one thread per trial): quick 24 s; full: 6 λ × 5 seeds × 200 epochs per variant at
-        # ~0.4-0.9 s/epoch (linear), ~1.3 (VDL-NL) and ~9-18 s/epoch (SDL-NL, FISTA through the MLP) on
-        # the embedded 3,929 digits: ~26 h serial, ~13 h on a 2-trial local Ray
-        "minutes": (0.5, 780)},
+        # ~0.4-0.9 s/epoch (linear), ~1.5 (VDL-NL) and 9-27 s/epoch (SDL-NL, FISTA through the MLP) on
+        # the embedded 3,929 digits: ~36 h serial, ~18 h on a 2-trial local Ray
+        "minutes": (0.5, 1080)},
     "evtimova-table1": {
         "module": "evtimova_table1", "paper": "Evtimova & LeCun 2022", "figure": "Table 1 (denoising)",
         "measures": "sparsity and PSNR of clean / noisy / denoised MNIST at σ = 1.0, 1.5 (SDL, VDL, -NL)",
