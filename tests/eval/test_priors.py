@@ -31,7 +31,8 @@ def test_matched_atom_correlation_equals_numpy_corrcoef_and_ignores_offset_and_s
 
 def test_matched_atom_correlation_by_hand_and_constant_atoms_count_zero():
     true = np.array([[1.0], [0.0], [0.0], [0.0]])  # centred: (0.75, -0.25, -0.25, -0.25)
-    learned = np.array([[1.0, 5.0], [1.0, 5.0], [0.0, 5.0], [0.0, 5.0]])  # centred: (.5, .5, -.5, -.5); constant
+    # column 0 centred: (.5, .5, -.5, -.5); column 1 constant
+    learned = np.array([[1.0, 5.0], [1.0, 5.0], [0.0, 5.0], [0.0, 5.0]])
     best, index = matched_atom_correlation(torch.tensor(learned), true)
     # <(.75,-.25,-.25,-.25), (.5,.5,-.5,-.5)> = 0.5; norms sqrt(0.75) and 1 -> 0.5/sqrt(0.75)
     assert best[0] == pytest.approx(0.5 / np.sqrt(0.75))

@@ -101,7 +101,8 @@ def _positive_int(settings: dict[str, Any], key: str, allow_none: bool = False) 
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--set {key}={value!r}: expected an integer >= 1" + (" or null" if allow_none else ""))
+        raise ValueError(f"--set {key}={value!r}: expected an integer >= 1"
+                         + (" or null" if allow_none else ""))
 
 
 def _subset(settings: dict[str, Any], key: str, known: dict[str, Any]) -> None:
@@ -143,7 +144,9 @@ def check_settings(settings: dict[str, Any]) -> None:
 
 def _overrides(settings: dict[str, Any], dataset: str) -> dict[str, Any]:
     """Config values of every trial of ``dataset``."""
-    limit = settings["patches_limit"] if dataset == "patches" and settings["patches_limit"] else settings["limit"]
+    limit = settings["limit"]
+    if dataset == "patches" and settings["patches_limit"]:
+        limit = settings["patches_limit"]
     overrides = {"epochs": settings["epochs"], "encoder_hidden": settings["hidden"],
                  "decoder_hidden": settings["hidden"], "eval_samples": settings["eval_samples"],
                  "limit": limit}
@@ -161,10 +164,8 @@ def measure_trial(model, config, test, metrics: dict[str, Any], near_zero: float
     """
     from sparsecoder.eval.priors import (
         atom_kurtosis,
-        chance_matched_correlation,
         knn_separability,
         latent_spread,
-        matched_atom_correlation,
         near_zero_fraction,
     )
 
@@ -256,8 +257,8 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
             nz = {p: m(d, p, "near_zero") for p in PRIORS}
             ok &= nz["laplace"] > nz["gauss"] and nz["cauchy"] > nz["gauss"]
             parts.append(f"{d}: " + "/".join(f"{nz[p]:.2f}" for p in PRIORS))
-        add("sparse_priors_sparser", "fraction of near-zero posterior locations: Laplace and Cauchy > Gaussian "
-            "on every task", "gauss/laplace/cauchy " + "; ".join(parts), ok)
+        add("sparse_priors_sparser", "fraction of near-zero posterior locations: Laplace and Cauchy > "
+            "Gaussian on every task", "gauss/laplace/cauchy " + "; ".join(parts), ok)
     return out
 
 
@@ -266,14 +267,19 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
 # ---------------------------------------------------------------------------------------------------
 def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, suptitle: str) -> Path:
     """The PNGs ``paths`` (drawn by :mod:`sparsecoder.viz`) side by side in one figure."""
+    import textwrap
+
     import matplotlib.pyplot as plt
     from matplotlib.image import imread
 
     images = [imread(p) for p in paths]
     nrows = math.ceil(len(images) / ncols)
-    cell_w = max(im.shape[1] for im in images) / 100
-    cell_h = max(im.shape[0] for im in images) / 100
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + 0.3) + 0.4),
+    scale = min(1.0, 1500 / (ncols * max(im.shape[1] for im in images)))  # at most ~1500 pixels wide
+    cell_w = max(max(im.shape[1] for im in images) * scale / 100, 3.0)
+    cell_h = max(im.shape[0] for im in images) * scale / 100
+    suptitle = textwrap.fill(suptitle, width=int(ncols * cell_w * 12))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + 0.3) + 0.3
+                                                    + 0.2 * suptitle.count("\n")),
                              squeeze=False, dpi=100)
     for ax in axes.flat:
         ax.axis("off")
@@ -281,7 +287,8 @@ def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, supti
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=10)
     fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout(pad=0.3)
+    top = (0.25 + 0.2 * (suptitle.count("\n") + 1)) / fig.get_figheight()
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, 1.0 - top))
     return save_png(fig, path)
 
 
@@ -305,7 +312,7 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
         true = first[2].true_dictionary.cpu().numpy()
         paths.append(viz.image_grid(true.T, shape, folder / "true.png", ncols=true.shape[1]))
         titles.append(f"the {true.shape[1]} generating images (seed {first[0].seed})")
-    for prior, (config, model, test, measures) in models.items():
+    for prior, (_, model, test, measures) in models.items():
         atoms = model.atoms().cpu()
         if dataset == "synthetic":
             matched = list(dict.fromkeys(measures["match_index"]))
@@ -322,12 +329,19 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
             paths.append(viz.image_grid(atoms.T[order], shape, folder / f"{prior}.png", ncols=ncols))
             titles.append(f"{prior}: atoms, widest spread first")
     if dataset == "mnist2d":
-        for prior, (config, model, test, _) in models.items():
+        for prior, (_, model, test, _) in models.items():
+            # the grid covers the central 95% of the test locations on each axis (a heavy-tailed or unused
+            # latent gets its own range): latent_grid's [-1, 1]² is mapped onto [lo, hi] per axis
             codes = model.encode(test.x).cpu()
-            span = max(float(codes.abs().quantile(0.95)), 1e-3)
-            paths.append(viz.latent_grid(lambda z, model=model: model.decode(z.to(model.device)).cpu(), shape,
-                                         folder / f"{prior}_grid.png", n=12, span=span))
-            titles.append(f"{prior}: decoded grid over [-{span:.2g}, {span:.2g}]²")
+            low, high = codes.quantile(0.025, dim=0), codes.quantile(0.975, dim=0)
+            centre, half = (low + high) / 2, ((high - low) / 2).clamp_min(1e-6)
+
+            def decode(z, model=model, centre=centre, half=half):
+                return model.decode((centre + z * half).to(model.device)).cpu()
+
+            paths.append(viz.latent_grid(decode, shape, folder / f"{prior}_grid.png", n=12, span=1.0))
+            titles.append(f"{prior}: decoded grid, z1 ∈ [{low[0]:.2g}, {high[0]:.2g}], "
+                          f"z2 ∈ [{low[1]:.2g}, {high[1]:.2g}]")
     ncols = len(models) if dataset in ("mnist2d", "patches", "mnist") else 1
     with torch.no_grad():
         what = {"synthetic": "generating images and the atoms sigmoid(D(e_i)) − sigmoid(D(0))",
@@ -365,7 +379,8 @@ def run(ctx: Context) -> Report:
                 missing.append(f"{trial.preset} seed {trial.seed}: {trial.status}")
                 continue
             config, model, _ = load_run(trial.run_dir)
-            key = (config.data, config.seed, config.data_dir, tuple(sorted(dict(config.data_options).items())))
+            key = (config.data, config.seed, config.data_dir,
+                   tuple(sorted(dict(config.data_options).items())))
             if key not in tests:
                 tests[key] = load_test_split(config)
             data = tests[key]
@@ -414,7 +429,8 @@ def _body(s: dict[str, Any], rows: list[dict[str, Any]], per_seed: list[dict[str
              f"pixel MSE of the decoded mean over {s['eval_samples']} posterior samples; MSE/var = MSE over "
              f"the test pixels' variance (1 = a model that outputs the mean image); near-zero = fraction of "
              f"posterior locations μ (mean, or Cauchy location) with |μ| < {near:g} × the prior's scale "
-             f"(scale 1 for all three presets); active = latents whose μ has std > 0.5 over the test set.", ""]
+             f"(scale 1 for all three presets); active = latents whose μ has std > 0.5 over the test "
+             f"set.", ""]
     header = ["task", "prior", "ELBO", "MSE", "MSE/var", "KL", f"near-zero (|μ|<{near:g})", "active", "n"]
     table = []
     for r in rows:
@@ -442,9 +458,10 @@ def _body(s: dict[str, Any], rows: list[dict[str, Any]], per_seed: list[dict[str
                   "values (high: sparse, localised patterns).", "",
                   markdown_table(["task", "prior", "spread min", "spread max", "ratio", "5-NN accuracy",
                                   "atom kurtosis"],
-                                 [[r["dataset"], r["prior"], _cell(r, "spread_min", 2), _cell(r, "spread_max", 2),
-                                   _cell(r, "spread_ratio", 2), _cell(r, "knn_accuracy", 3),
-                                   _cell(r, "atom_kurtosis", 2)] for r in latent]), ""]
+                                 [[r["dataset"], r["prior"], _cell(r, "spread_min", 2),
+                                   _cell(r, "spread_max", 2), _cell(r, "spread_ratio", 2),
+                                   _cell(r, "knn_accuracy", 3), _cell(r, "atom_kurtosis", 2)]
+                                  for r in latent]), ""]
     first_seed = {}
     for r in per_seed:
         first_seed.setdefault((r["dataset"], r["prior"]), r)
@@ -458,8 +475,8 @@ def _body(s: dict[str, Any], rows: list[dict[str, Any]], per_seed: list[dict[str
                   "Pyle reports no numbers; each of his qualitative statements is turned into a test on our "
                   "seed means.", "",
                   markdown_table(["task", "Pyle (where)", "our test", "ours", "agrees"],
-                                 [[v["dataset"], f"{v['paper']} ({v['where']})", v["test"], v["ours"], v["agrees"]]
-                                  for v in verdicts]), ""]
+                                 [[v["dataset"], f"{v['paper']} ({v['where']})", v["test"], v["ours"],
+                                   v["agrees"]] for v in verdicts]), ""]
     return "\n".join(parts)
 
 
