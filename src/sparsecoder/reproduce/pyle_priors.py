@@ -294,7 +294,7 @@ def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, supti
 
 def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, dict]]) -> Path | None:
     """One combined PNG for ``dataset`` from the first seed of each prior (``models``: prior -> (config,
-    model, test split, measures))."""
+    model, test data, measures))."""
     import torch
 
     from sparsecoder import viz
@@ -312,7 +312,8 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
         true = first[2].true_dictionary.cpu().numpy()
         paths.append(viz.image_grid(true.T, shape, folder / "true.png", ncols=true.shape[1]))
         titles.append(f"the {true.shape[1]} generating images (seed {first[0].seed})")
-    for prior, (_, model, test, measures) in models.items():
+    for prior, (_, model, data, measures) in models.items():
+        test = data.test
         atoms = model.atoms().cpu()
         if dataset == "synthetic":
             matched = list(dict.fromkeys(measures["match_index"]))
@@ -329,7 +330,8 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
             paths.append(viz.image_grid(atoms.T[order], shape, folder / f"{prior}.png", ncols=ncols))
             titles.append(f"{prior}: atoms, widest spread first")
     if dataset == "mnist2d":
-        for prior, (_, model, test, _) in models.items():
+        for prior, (_, model, data, _) in models.items():
+            test = data.test
             # the grid covers the central 95% of the test locations on each axis (a heavy-tailed or unused
             # latent gets its own range): latent_grid's [-1, 1]² is mapped onto [lo, hi] per axis
             codes = model.encode(test.x).cpu()
@@ -391,10 +393,7 @@ def run(ctx: Context) -> Report:
             per_seed.append({"dataset": dataset, "prior": prior, "preset": trial.preset, "seed": trial.seed,
                              **measures})
             if prior not in shown:
-                test = data.test
-                test.image_shape = data.image_shape  # type: ignore[attr-defined]
-                test.true_dictionary = data.true_dictionary  # type: ignore[attr-defined]
-                shown[prior] = (config, model, test, measures)
+                shown[prior] = (config, model, data, measures)
         figure = _figure(ctx, dataset, shown)
         if figure is not None:
             figures.append(figure)
