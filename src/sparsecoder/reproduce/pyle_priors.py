@@ -174,14 +174,17 @@ def measure_trial(model, config, test, metrics: dict[str, Any], near_zero: float
     atoms = model.atoms().cpu().numpy()
     pixel_variance = float(x.double().var(dim=0, unbiased=False).mean())
     spread = latent_spread(codes)
+    active = spread > config.active_threshold  # latents in use; the rest sit at the prior (collapsed)
     row: dict[str, Any] = {
         "elbo": metrics.get("elbo"), "mse": metrics.get("mse"), "kl": metrics.get("kl"),
         "mse_ratio": metrics["mse"] / pixel_variance if pixel_variance > 0 else math.nan,
         "near_zero": near_zero_fraction(codes, near_zero * config.prior_scale),
+        "near_zero_active": (near_zero_fraction(codes[:, active], near_zero * config.prior_scale)
+                             if active.any() else math.nan),
         "active_units": metrics.get("active_units"),
         "spread_min": float(spread.min()), "spread_max": float(spread.max()),
         "spread_ratio": float(spread.min() / spread.max()) if spread.max() > 0 else math.nan,
-        "atom_kurtosis": atom_kurtosis(atoms),
+        "atom_kurtosis": atom_kurtosis(atoms[:, active]) if active.any() else math.nan,
         "spread": [float(s) for s in spread],
     }
     if test.labels is not None:
@@ -247,18 +250,19 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
             ratio["cauchy"] < 0.2 and acc["cauchy"] < min(acc["gauss"], acc["laplace"]))
     if has("patches", *PRIORS):
         kurt = {p: m("patches", p, "atom_kurtosis") for p in PRIORS}
-        add("patches_cauchy_localised", "Cauchy's decoder patterns have the largest mean excess kurtosis "
-            "(sparse, localised); see the figure", ", ".join(f"{p} {v:.2f}" for p, v in kurt.items()),
+        add("patches_cauchy_localised", "Cauchy's active decoder patterns have the largest mean excess "
+            "kurtosis (sparse, localised); see the figure",
+            ", ".join(f"{p} {v:.2f}" for p, v in kurt.items()),
             kurt["cauchy"] > max(kurt["gauss"], kurt["laplace"]))
     datasets = [d for d in DATASETS if has(d, *PRIORS)]
     if datasets:
         parts, ok = [], True
         for d in datasets:
-            nz = {p: m(d, p, "near_zero") for p in PRIORS}
+            nz = {p: m(d, p, "near_zero_active") for p in PRIORS}
             ok &= nz["laplace"] > nz["gauss"] and nz["cauchy"] > nz["gauss"]
             parts.append(f"{d}: " + "/".join(f"{nz[p]:.2f}" for p in PRIORS))
-        add("sparse_priors_sparser", "fraction of near-zero posterior locations: Laplace and Cauchy > "
-            "Gaussian on every task", "gauss/laplace/cauchy " + "; ".join(parts), ok)
+        add("sparse_priors_sparser", "fraction of near-zero posterior locations of the active latents: "
+            "Laplace and Cauchy > Gaussian on every task", "gauss/laplace/cauchy " + "; ".join(parts), ok)
     return out
 
 
@@ -312,7 +316,7 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
         true = first[2].true_dictionary.cpu().numpy()
         paths.append(viz.image_grid(true.T, shape, folder / "true.png", ncols=true.shape[1]))
         titles.append(f"the {true.shape[1]} generating images (seed {first[0].seed})")
-    for prior, (_, model, data, measures) in models.items():
+    for prior, (config, model, data, measures) in models.items():
         test = data.test
         atoms = model.atoms().cpu()
         if dataset == "synthetic":
@@ -328,7 +332,8 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
             order = np.argsort(-np.asarray(measures["spread"]), kind="stable")
             ncols = 5 if dataset == "patches" else atoms.shape[1]
             paths.append(viz.image_grid(atoms.T[order], shape, folder / f"{prior}.png", ncols=ncols))
-            titles.append(f"{prior}: atoms, widest spread first")
+            n_active = int(np.sum(np.asarray(measures["spread"]) > config.active_threshold))
+            titles.append(f"{prior}: atoms, widest spread first ({n_active} active)")
     if dataset == "mnist2d":
         for prior, (_, model, data, _) in models.items():
             test = data.test
@@ -349,15 +354,16 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
         what = {"synthetic": "generating images and the atoms sigmoid(D(e_i)) − sigmoid(D(0))",
                 "mnist": "atoms sigmoid(D(e_i)) − sigmoid(D(0)) (Pyle's 'latent dimensions')",
                 "mnist2d": "latent scatter (top) and decoded latent grid (bottom)",
-                "patches": "decoder patterns sigmoid(D(e_i)) − sigmoid(D(0)), grey = 0"}[dataset]
+                "patches": "decoder patterns sigmoid(D(e_i)) − sigmoid(D(0))"}[dataset]
         return _montage(paths, titles, ncols, ctx.out / f"{dataset}.png", f"{DATASETS[dataset][1]}: {what}")
 
 
 # ---------------------------------------------------------------------------------------------------
 # run
 # ---------------------------------------------------------------------------------------------------
-_METRICS = ["elbo", "mse", "mse_ratio", "kl", "near_zero", "active_units", "spread_min", "spread_max",
-            "spread_ratio", "atom_kurtosis", "knn_accuracy", "match_corr", "recovered", "chance_corr"]
+_METRICS = ["elbo", "mse", "mse_ratio", "kl", "near_zero", "near_zero_active", "active_units", "spread_min",
+            "spread_max", "spread_ratio", "atom_kurtosis", "knn_accuracy", "match_corr", "recovered",
+            "chance_corr"]
 
 
 def run(ctx: Context) -> Report:
@@ -428,14 +434,16 @@ def _body(s: dict[str, Any], rows: list[dict[str, Any]], per_seed: list[dict[str
              f"pixel MSE of the decoded mean over {s['eval_samples']} posterior samples; MSE/var = MSE over "
              f"the test pixels' variance (1 = a model that outputs the mean image); near-zero = fraction of "
              f"posterior locations μ (mean, or Cauchy location) with |μ| < {near:g} × the prior's scale "
-             f"(scale 1 for all three presets); active = latents whose μ has std > 0.5 over the test "
-             f"set.", ""]
-    header = ["task", "prior", "ELBO", "MSE", "MSE/var", "KL", f"near-zero (|μ|<{near:g})", "active", "n"]
+             f"(scale 1 for all three presets), over all latents and over the active ones only (a "
+             f"collapsed latent, posterior = prior, has every μ near 0); active = latents whose μ has std "
+             f"> 0.5 over the test set.", ""]
+    header = ["task", "prior", "ELBO", "MSE", "MSE/var", "KL", f"near-zero (|μ|<{near:g})",
+              "near-zero, active latents", "active", "n"]
     table = []
     for r in rows:
         table.append([r["dataset"], r["prior"], _cell(r, "elbo", 2), _cell(r, "mse", 4),
                       _cell(r, "mse_ratio", 3), _cell(r, "kl", 2), _cell(r, "near_zero", 3),
-                      _cell(r, "active_units", 1), r["n_seeds"]])
+                      _cell(r, "near_zero_active", 3), _cell(r, "active_units", 1), r["n_seeds"]])
     parts += [markdown_table(header, table), ""]
     synthetic = [r for r in rows if r["dataset"] == "synthetic"]
     if synthetic:
@@ -453,8 +461,8 @@ def _body(s: dict[str, Any], rows: list[dict[str, Any]], per_seed: list[dict[str
         parts += ["## MNIST and patches: latent spread, separability, patterns", "",
                   "Latent spread = std over the test set of each latent's posterior location (smallest, "
                   "largest; ratio = smallest/largest); 5-NN = 5-fold cross-validated accuracy of the digit "
-                  "label from the posterior locations; kurtosis = mean excess kurtosis of the atoms' pixel "
-                  "values (high: sparse, localised patterns).", "",
+                  "label from the posterior locations; kurtosis = mean excess kurtosis of the active "
+                  "latents' atoms' pixel values (high: sparse, localised patterns).", "",
                   markdown_table(["task", "prior", "spread min", "spread max", "ratio", "5-NN accuracy",
                                   "atom kurtosis"],
                                  [[r["dataset"], r["prior"], _cell(r, "spread_min", 2),
