@@ -125,10 +125,10 @@ def _cells(**values):
 def test_claim_verdicts_on_hand_made_cells():
     cells = _cells(
         mnist={"mse": {"gauss": 0.02, "laplace": 0.021, "cauchy": 0.03},
-               "near_zero": {"gauss": 0.1, "laplace": 0.3, "cauchy": 0.5}},
+               "near_zero_active": {"gauss": 0.1, "laplace": 0.3, "cauchy": 0.5}},
         mnist2d={"knn_accuracy": {"gauss": 0.6, "laplace": 0.7, "cauchy": 0.65},
                  "spread_ratio": {"gauss": 0.9, "laplace": 0.8, "cauchy": 0.05},
-                 "near_zero": {"gauss": 0.1, "laplace": 0.05, "cauchy": 0.5}},
+                 "near_zero_active": {"gauss": 0.1, "laplace": 0.05, "cauchy": 0.5}},
         synthetic={"mse_ratio": {"gauss": 0.1, "laplace": 0.2, "cauchy": 0.3}})
     verdicts = {v["claim"]: v["agrees"] for v in claim_verdicts(cells)}
     assert verdicts == {"mnist_cauchy_blurrier": "yes", "mnist2d_laplace_separates": "yes",
@@ -139,3 +139,5 @@ def test_claim_verdicts_on_hand_made_cells():
                         "sparse_priors_sparser": "no"}
     # a task missing a prior gives no verdict on it (no patches cells here: no patches claims)
     assert not any(v.startswith("patches") for v in verdicts)
+    cells[("mnist2d", "laplace")]["near_zero_active_mean"] = 0.2  # now sparser than Gaussian everywhere
+    assert {v["claim"]: v["agrees"] for v in claim_verdicts(cells)}["sparse_priors_sparser"] == "yes"
