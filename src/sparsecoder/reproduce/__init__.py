@@ -56,7 +56,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "module": "pyle_priors", "paper": "Pyle", "figure": "prior comparison",
         "measures": "Gaussian vs Laplace vs Cauchy prior/posterior: ELBO, reconstruction, near-zero "
                     "posterior means, dictionary recovery on synthetic patches, latent pictures",
-        "minutes": (3, None)},
+        "minutes": (1, 60)},
 }
 
 

@@ -1,0 +1,93 @@
+"""Measures of the prior comparison against hand-computed values, numpy / scipy formulas and known
+separations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.eval.priors import (
+    atom_kurtosis,
+    chance_matched_correlation,
+    knn_separability,
+    latent_spread,
+    matched_atom_correlation,
+    near_zero_fraction,
+)
+
+
+def test_matched_atom_correlation_equals_numpy_corrcoef_and_ignores_offset_and_scale():
+    rng = np.random.default_rng(0)
+    true = rng.random((25, 5))
+    learned = rng.standard_normal((25, 10))
+    learned[:, 7] = -3.0 * true[:, 2] + 4.0  # the same image, sign flipped, scaled and shifted
+    best, index = matched_atom_correlation(learned, true)
+    reference = np.abs(np.corrcoef(true.T, learned.T)[:5, 5:])  # (true, learned) Pearson correlations
+    np.testing.assert_allclose(best, reference.max(axis=1), atol=1e-12)
+    np.testing.assert_array_equal(index, reference.argmax(axis=1))
+    assert best[2] == pytest.approx(1.0) and index[2] == 7
+
+
+def test_matched_atom_correlation_by_hand_and_constant_atoms_count_zero():
+    true = np.array([[1.0], [0.0], [0.0], [0.0]])  # centred: (0.75, -0.25, -0.25, -0.25)
+    # column 0 centred: (.5, .5, -.5, -.5); column 1 constant
+    learned = np.array([[1.0, 5.0], [1.0, 5.0], [0.0, 5.0], [0.0, 5.0]])
+    best, index = matched_atom_correlation(torch.tensor(learned), true)
+    # <(.75,-.25,-.25,-.25), (.5,.5,-.5,-.5)> = 0.5; norms sqrt(0.75) and 1 -> 0.5/sqrt(0.75)
+    assert best[0] == pytest.approx(0.5 / np.sqrt(0.75))
+    assert index[0] == 0
+
+
+def test_matched_atom_correlation_rejects_mismatched_dimensions():
+    with pytest.raises(ValueError, match="same dimension d"):
+        matched_atom_correlation(np.ones((25, 10)), np.ones((24, 5)))
+
+
+def test_chance_matched_correlation_is_low_for_random_atoms_and_reproducible():
+    true = np.random.default_rng(1).random((25, 5))
+    chance = chance_matched_correlation(true, 10, n_draws=50, seed=3)
+    assert 0.2 < chance < 0.6  # best of 10 random |r| for 25 pixels: ~0.4
+    assert chance == chance_matched_correlation(true, 10, n_draws=50, seed=3)
+    assert chance_matched_correlation(true, 100, n_draws=50) > chance  # more atoms, more chance matches
+
+
+def test_near_zero_fraction_by_hand():
+    codes = np.array([[0.05, -0.2], [-0.09, 0.1], [3.0, 0.0]])
+    assert near_zero_fraction(codes, 0.1) == pytest.approx(3 / 6)  # 0.05, -0.09, 0.0 (0.1 is not < 0.1)
+    assert near_zero_fraction(codes, 0.25) == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="threshold"):
+        near_zero_fraction(codes, 0.0)
+
+
+def test_latent_spread_is_the_population_std_per_latent():
+    codes = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    np.testing.assert_allclose(latent_spread(codes), [np.sqrt(8 / 3), 0.0])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        latent_spread(codes[:1])
+
+
+def test_knn_separability_separated_clusters_vs_random_labels():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]])
+    separated = centres[labels] + 0.5 * rng.standard_normal((200, 2))
+    assert knn_separability(separated, labels) == pytest.approx(1.0)
+    shuffled = rng.permutation(labels)
+    assert knn_separability(separated, shuffled) < 0.45  # chance is 0.25
+    with pytest.raises(ValueError, match="one entry per code"):
+        knn_separability(separated, labels[:10])
+
+
+def test_atom_kurtosis_matches_scipy_formula_by_hand_and_skips_constant_atoms():
+    spike = np.zeros(100)
+    spike[0] = 1.0  # one strong pixel: excess kurtosis (n-2)^2/(n-1)... by the moment formula below
+    m = spike - spike.mean()
+    by_hand = np.mean(m**4) / np.mean(m**2) ** 2 - 3.0
+    gaussian = np.random.default_rng(0).standard_normal(100)
+    g = gaussian - gaussian.mean()
+    g_hand = np.mean(g**4) / np.mean(g**2) ** 2 - 3.0
+    atoms = np.stack([spike, gaussian, np.full(100, 2.0)], axis=1)
+    assert atom_kurtosis(atoms) == pytest.approx((by_hand + g_hand) / 2)
+    assert by_hand > 90 and abs(g_hand) < 1.0
+    assert np.isnan(atom_kurtosis(np.ones((10, 3))))
