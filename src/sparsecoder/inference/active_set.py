@@ -33,8 +33,14 @@ first-order methods on learned (coherent) dictionaries.
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = ["lasso_active_set"]
 
@@ -45,8 +51,8 @@ _PIVOT_FLOOR = 1e-10  # an atom whose Cholesky pivot falls below this (relative)
 
 # Working-set room each thread allocates first (doubled, and the sample restarted, when a working set
 # outgrows it): 64 atoms keep a thread's Gram block and Cholesky factor (~66 kB) in the allocator's reused
-# heap; 256 (~1 MB, mmap-ed and page-faulted afresh by each of the 16 chunks of every call) cost more than
-# solving 250 sparse samples.
+# heap; 256 (~1 MB, mmap-ed and page-faulted afresh by every thread of every call) cost more than solving
+# 250 sparse samples.
 _FIRST_CAPACITY = 64
 
 # status codes of _solve_sample
@@ -294,10 +300,36 @@ def _solve_sample(G, b, alpha, positive, max_sweeps, z,
     return status, sweeps
 
 
-@numba.njit(cache=True)
-def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capacity, sweeps_out, status_out):
-    """Solve rows ``first, first + stride, …`` in place with one workspace (grown when a working set
-    outgrows it)."""
+@intrinsic
+def _fetch_add(typingctx, counters, index, value):
+    """``old = counters[index]; counters[index] += value; return old`` as one atomic (sequentially
+    consistent) instruction, so that threads can claim rows from, and report them done to, a shared
+    counter (numba has no atomics of its own on the CPU)."""
+    if not (isinstance(counters, types.Array) and counters.dtype == types.int64 and counters.ndim == 1):
+        return None
+    signature = types.int64(counters, index, value)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        array, position, amount = args
+        view = context.make_array(array_type)(context, builder, array)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position])
+        amount = context.cast(builder, amount, sig.args[2], types.int64)
+        return builder.atomic_rmw("add", pointer, amount, "seq_cst")
+
+    return signature, codegen
+
+
+# the two shared counters of one call: the next row to claim, and the rows solved
+_NEXT_ROW, _ROWS_DONE = 0, 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _solve_claimed_rows(G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out, status_out,
+                        counters):
+    """Claim rows one at a time from ``counters[_NEXT_ROW]`` and solve each in place until none is left,
+    with one workspace (grown when a working set outgrows it). Every thread of a call runs this; a thread
+    that starts late finds nothing left to claim and returns at once."""
     n, k = rows.shape
     room = capacity
     idx = np.empty(k, np.int64)
@@ -317,7 +349,10 @@ def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capa
     z = np.empty(k)
     GA = np.empty((room, room))
     L = np.zeros((room + 1, room + 1))
-    for i in range(first, n, stride):
+    while True:
+        i = _fetch_add(counters, _NEXT_ROW, 1)
+        if i >= n:
+            return
         for j in range(k):
             b[j] = rows[i, j]
         while True:
@@ -334,15 +369,33 @@ def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capa
             rows[i, j] = z[j]
         sweeps_out[i] = sweeps
         status_out[i] = status
+        _fetch_add(counters, _ROWS_DONE, 1)
 
 
-@numba.njit(cache=True, parallel=True)
-def _solve_rows(G, rows, init, alpha, positive, max_sweeps, n_chunks, capacity, sweeps_out, status_out):
-    """Every row of ``rows`` in place (correlations in, codes out); chunk ``c`` takes rows ``c, c + n_chunks,
-    …`` so that easy and hard samples spread evenly over the threads."""
-    for chunk in numba.prange(n_chunks):
-        _solve_chunk(G, rows, init, alpha, positive, max_sweeps, chunk, n_chunks, capacity, sweeps_out,
-                     status_out)
+@numba.njit(cache=True, nogil=True)
+def _all_rows_done(counters, n, spins):
+    """Whether all ``n`` rows are solved, polling up to ``spins`` times (a helper may be finishing one)."""
+    for _ in range(spins):
+        if _fetch_add(counters, _ROWS_DONE, 0) >= n:
+            return True
+    return False
+
+
+# Helper threads, one fewer than numba's thread count (the calling thread is the other one). They are
+# ordinary Python threads that run the nogil kernel; created on first use, kept for the process.
+_helpers: dict[int, ThreadPoolExecutor] = {}
+_helpers_lock = threading.Lock()
+# Calls with fewer rows than this are solved on the calling thread alone (handing work to a helper costs
+# tens of microseconds; a row about 10-100).
+_MIN_ROWS_FOR_HELPERS = 16
+
+
+def _helper_pool(n_helpers: int) -> ThreadPoolExecutor:
+    with _helpers_lock:
+        pool = _helpers.get(n_helpers)
+        if pool is None:
+            pool = _helpers[n_helpers] = ThreadPoolExecutor(n_helpers, thread_name_prefix="sparsecoder-lasso")
+        return pool
 
 
 def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *, positive: bool,
@@ -353,9 +406,14 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     keeps the memory (and, on this kind of machine, the page faults) of one ``(n, k)`` array. ``gram`` is
     used in float64. ``max_sweeps`` caps the coordinate-descent sweeps per sample. ``init`` (``(n, k)``,
     optional) is a warm start: its support is the first working set and its values the first iterate.
-    ``parallel=False`` solves the rows on the calling thread (no numba thread team: for a few milliseconds
-    of work its start-up and, on a busy machine, its scheduling cost more than the second core gains); the
-    codes are the same either way (every row is solved independently by the same code).
+    ``parallel=True`` (default) shares the rows with ``numba.get_num_threads() − 1`` helper threads (calls
+    of 16 rows or more): every thread claims the next unsolved row from an atomic counter, and the calling
+    thread, which solves rows too, waits only for rows a helper has claimed and not finished, never for a
+    helper that has not started yet. On a busy machine a fork-join thread team (OpenMP, numba's ``prange``)
+    makes every call wait until each of its threads is scheduled; here a late helper finds nothing left
+    and the call costs what one thread alone would. ``parallel=False`` solves every row on the calling
+    thread. The codes are the same either way, bit for bit (every row is solved independently by the same
+    code).
 
     Returns
     -------
@@ -371,12 +429,19 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     status = np.zeros(n, dtype=np.int8)
     if n:
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
-        capacity = min(k, _FIRST_CAPACITY)
-        if parallel and numba.get_num_threads() > 1:
-            n_chunks = min(n, 8 * numba.get_num_threads())
-            _solve_rows(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), n_chunks,
-                        capacity, sweeps, status)
-        else:
-            _solve_chunk(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), 0, 1,
-                         capacity, sweeps, status)
+        arguments = (gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
+                     min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(2, dtype=np.int64))
+        counters = arguments[-1]
+        n_helpers = numba.get_num_threads() - 1 if parallel and n >= _MIN_ROWS_FOR_HELPERS else 0
+        pool = _helper_pool(n_helpers) if n_helpers > 0 else None
+        helpers = [pool.submit(_solve_claimed_rows, *arguments) for _ in range(n_helpers)]
+        _solve_claimed_rows(*arguments)
+        # Wait only for rows a helper has claimed and not finished (usually none, or one for tens of
+        # microseconds); never for a helper that has not started yet: it will find no row left.
+        while not _all_rows_done(counters, n, 10_000):
+            if all(helper.done() for helper in helpers) and not _all_rows_done(counters, n, 1):
+                failures = [helper.exception() for helper in helpers if helper.exception() is not None]
+                raise RuntimeError("active set: a helper thread stopped before finishing its rows") from (
+                    failures[0] if failures else None)
+            time.sleep(5e-5)
     return correlations, sweeps, status == _DONE

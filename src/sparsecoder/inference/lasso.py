@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import time
 import warnings
 
 import numpy as np
@@ -335,8 +334,6 @@ def sparse_encode(
 # FISTA's (n, k) × (k, k) per iteration) take a millisecond or less, and a thread team's start-up and
 # barriers cost more than that (on a busy 2-core machine tens of times more: issue 14, n = 250).
 _SMALL_CALL_SAMPLES = 1024
-# The active set runs serially when the probe predicts at most this many seconds for the remaining rows.
-_SERIAL_SECONDS = 0.01
 # Dense codes go to FISTA only for calls of more than this many samples: below it FISTA's per-iteration
 # overhead (a dozen small torch calls, hundreds of iterations) costs more than the active set's exact
 # solve (issue 14: (a) random ± at n = 250, 976 ms vs 161 ms). A sample count, not a timing, so that the
@@ -359,7 +356,11 @@ def _one_torch_thread(enabled: bool):
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
-    """No NaN or inf in ``tensor``: a sum is finite exactly then, unless it overflows (then check all)."""
+    """No NaN or inf in ``tensor``: a sum is finite exactly then, unless it overflows (then check all).
+    On the CPU numpy sums (one thread: a torch thread team costs milliseconds on a busy machine)."""
+    if tensor.device.type == "cpu":
+        array = tensor.numpy()
+        return math.isfinite(float(array.sum())) or bool(np.isfinite(array).all())
     if math.isfinite(float(tensor.sum())):
         return True
     return bool(torch.isfinite(tensor).all())
@@ -384,18 +385,14 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
     sweeps = np.empty(n_samples, dtype=np.int64)
     converged = np.empty(n_samples, dtype=bool)
     solved = 0
-    parallel = n_samples > _PROBE_SAMPLES
-    if probe and n_samples > _PROBE_SAMPLES:
+    if probe and n_samples > max(_DENSE_FISTA_SAMPLES, _PROBE_SAMPLES):
         head = rows[:_PROBE_SAMPLES].copy()
-        started = time.perf_counter()
         head, sweeps[:_PROBE_SAMPLES], converged[:_PROBE_SAMPLES] = lasso_active_set(
             gram, head, alpha, positive=positive, max_sweeps=max_sweeps,
-            init=None if init is None else init[:_PROBE_SAMPLES], parallel=False,
+            init=None if init is None else init[:_PROBE_SAMPLES],
         )
-        predicted = (time.perf_counter() - started) * (n_samples - _PROBE_SAMPLES) / _PROBE_SAMPLES
-        parallel = predicted > _SERIAL_SECONDS
         dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
-        if dense and n_samples > _DENSE_FISTA_SAMPLES:
+        if dense:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
             probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
@@ -404,7 +401,7 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         solved = _PROBE_SAMPLES
     _, sweeps[solved:], converged[solved:] = lasso_active_set(
         gram, rows[solved:], alpha, positive=positive, max_sweeps=max_sweeps,
-        init=None if init is None else init[solved:], parallel=parallel,
+        init=None if init is None else init[solved:],
     )
     if not converged.all():
         _warn_unconverged(int((~converged).sum()), len(converged), max_sweeps)
