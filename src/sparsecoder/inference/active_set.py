@@ -42,7 +42,7 @@ import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["lasso_active_set"]
+__all__ = ["lasso_active_set", "gram_matrix"]
 
 _KKT_TOL = 1e-7  # a zero coordinate is optimal when |c_j| ≤ α (1 + _KKT_TOL)
 _CD_TOL = 1e-12  # coordinate descent alone counts as converged when max |Δz| ≤ _CD_TOL · max |z|
@@ -320,16 +320,55 @@ def _fetch_add(typingctx, counters, index, value):
     return signature, codegen
 
 
-# the two shared counters of one call: the next row to claim, and the rows solved
-_NEXT_ROW, _ROWS_DONE = 0, 1
+# the shared counters of one call: the next Gram row to compute, the Gram rows computed, the next sample
+# row to claim, and the sample rows solved
+_NEXT_GRAM_ROW, _GRAM_ROWS_DONE, _NEXT_ROW, _ROWS_DONE = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _gram_rows(atoms, G, counters):
+    """Claim rows ``i`` of ``G = atoms atomsᵀ`` from ``counters[_NEXT_GRAM_ROW]`` and fill ``G[i, i:]`` and
+    ``G[i:, i]`` (products of float32 numbers are exact in float64 and are summed in float64), four
+    columns per pass over row ``i``; then wait until every row is done (each takes microseconds)."""
+    k, d = atoms.shape
+    while True:
+        i = _fetch_add(counters, _NEXT_GRAM_ROW, 1)
+        if i >= k:
+            break
+        j = i
+        while j + 4 <= k:
+            a0 = a1 = a2 = a3 = 0.0
+            for t in range(d):
+                x = np.float64(atoms[i, t])
+                a0 += x * np.float64(atoms[j, t])
+                a1 += x * np.float64(atoms[j + 1, t])
+                a2 += x * np.float64(atoms[j + 2, t])
+                a3 += x * np.float64(atoms[j + 3, t])
+            G[i, j] = G[j, i] = a0
+            G[i, j + 1] = G[j + 1, i] = a1
+            G[i, j + 2] = G[j + 2, i] = a2
+            G[i, j + 3] = G[j + 3, i] = a3
+            j += 4
+        while j < k:
+            acc = 0.0
+            for t in range(d):
+                acc += np.float64(atoms[i, t]) * np.float64(atoms[j, t])
+            G[i, j] = G[j, i] = acc
+            j += 1
+        _fetch_add(counters, _GRAM_ROWS_DONE, 1)
+    while _fetch_add(counters, _GRAM_ROWS_DONE, 0) < k:
+        pass
 
 
 @numba.njit(cache=True, nogil=True)
-def _solve_claimed_rows(G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out, status_out,
-                        counters):
-    """Claim rows one at a time from ``counters[_NEXT_ROW]`` and solve each in place until none is left,
-    with one workspace (grown when a working set outgrows it). Every thread of a call runs this; a thread
-    that starts late finds nothing left to claim and returns at once."""
+def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out,
+                        status_out, counters):
+    """Every thread of a call runs this: when ``atoms`` has rows, first the Gram matrix into ``G``
+    (:func:`_gram_rows`); then claim sample rows one at a time from ``counters[_NEXT_ROW]`` and solve each
+    in place until none is left, with one workspace (grown when a working set outgrows it). A thread that
+    starts late finds nothing left to claim and returns at once."""
+    if atoms.shape[0]:
+        _gram_rows(atoms, G, counters)
     n, k = rows.shape
     room = capacity
     idx = np.empty(k, np.int64)
@@ -373,10 +412,10 @@ def _solve_claimed_rows(G, rows, init, alpha, positive, max_sweeps, capacity, sw
 
 
 @numba.njit(cache=True, nogil=True)
-def _all_rows_done(counters, n, spins):
-    """Whether all ``n`` rows are solved, polling up to ``spins`` times (a helper may be finishing one)."""
+def _counter_reached(counters, which, total, spins):
+    """Whether ``counters[which] >= total``, polling up to ``spins`` times (a helper may be finishing)."""
     for _ in range(spins):
-        if _fetch_add(counters, _ROWS_DONE, 0) >= n:
+        if _fetch_add(counters, which, 0) >= total:
             return True
     return False
 
@@ -398,9 +437,56 @@ def _helper_pool(n_helpers: int) -> ThreadPoolExecutor:
         return pool
 
 
-def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *, positive: bool,
-                     max_sweeps: int = 1000, init: np.ndarray | None = None, parallel: bool = True):
+def _as_atoms(atoms: np.ndarray) -> np.ndarray:
+    atoms = np.asarray(atoms)
+    if atoms.dtype not in (np.float32, np.float64):
+        atoms = atoms.astype(np.float64)
+    return np.ascontiguousarray(atoms)
+
+
+def _run_shared(kernel, arguments, done_counter, total, use_helpers):
+    """Run ``kernel(*arguments)`` on the calling thread and on the helper threads (when ``use_helpers``),
+    then wait until ``arguments[-1][done_counter]`` (the counters) reaches ``total``: only for work a
+    helper has claimed and not finished (usually none, or one row for microseconds), never for a helper
+    that has not started yet (it will find nothing left to claim)."""
+    counters = arguments[-1]
+    n_helpers = numba.get_num_threads() - 1 if use_helpers else 0
+    pool = _helper_pool(n_helpers) if n_helpers > 0 else None
+    helpers = [pool.submit(kernel, *arguments) for _ in range(n_helpers)]
+    kernel(*arguments)
+    while not _counter_reached(counters, done_counter, total, 10_000):
+        if all(helper.done() for helper in helpers) and not _counter_reached(counters, done_counter, total, 1):
+            failures = [helper.exception() for helper in helpers if helper.exception() is not None]
+            raise RuntimeError("active set: a helper thread stopped before finishing its work") from (
+                failures[0] if failures else None)
+        time.sleep(5e-5)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gram_only(atoms, G, counters):
+    _gram_rows(atoms, G, counters)
+
+
+def gram_matrix(atoms: np.ndarray, *, parallel: bool = True) -> np.ndarray:
+    """``atoms @ atoms.T`` in float64 (products of float32 or float64 entries summed in float64), its rows
+    shared among the calling thread and the helper threads of :func:`lasso_active_set`; symmetric by
+    construction. About as fast as a float64 BLAS product on one thread (each entry is computed once, not
+    twice), and split among the threads without a fork-join team."""
+    atoms = _as_atoms(atoms)
+    gram = np.empty((len(atoms), len(atoms)))
+    if len(atoms):
+        _run_shared(_gram_only, (atoms, gram, np.zeros(4, dtype=np.int64)), _GRAM_ROWS_DONE, len(atoms),
+                    parallel and len(atoms) >= _MIN_ROWS_FOR_HELPERS)
+    return gram
+
+
+def lasso_active_set(gram: np.ndarray | None, correlations: np.ndarray, alpha: float, *, positive: bool,
+                     max_sweeps: int = 1000, init: np.ndarray | None = None, parallel: bool = True,
+                     atoms: np.ndarray | None = None):
     """Exact lasso codes for every row of ``correlations`` (``X Dᵀ``) given ``gram`` (``D Dᵀ``).
+
+    ``gram=None`` with ``atoms`` (``D``, ``(k, d)``, float32 or float64): the Gram matrix is computed here,
+    in float64 from exact products, shared among the same threads as the rows (:func:`gram_matrix`).
 
     ``correlations`` (float32 or float64, C-contiguous, ``(n, k)``) is overwritten with the codes, which
     keeps the memory (and, on this kind of machine, the page faults) of one ``(n, k)`` array. ``gram`` is
@@ -421,7 +507,14 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     sweeps : int64 (n,), the coordinate-descent sweeps each sample used
     converged : bool (n,), False where ``max_sweeps`` stopped a sample before its certificate
     """
-    gram = np.ascontiguousarray(gram, dtype=np.float64)
+    if gram is None:
+        if atoms is None:
+            raise ValueError("pass gram (D Dᵀ) or atoms (D)")
+        atoms = _as_atoms(atoms)
+        gram = np.empty((len(atoms), len(atoms)))
+    else:
+        gram = np.ascontiguousarray(gram, dtype=np.float64)
+        atoms = np.zeros((0, 1))
     if not correlations.flags.c_contiguous or correlations.dtype not in (np.float32, np.float64):
         raise ValueError("correlations must be a C-contiguous float32 or float64 array")
     n, k = correlations.shape
@@ -429,19 +522,8 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     status = np.zeros(n, dtype=np.int8)
     if n:
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
-        arguments = (gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
-                     min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(2, dtype=np.int64))
-        counters = arguments[-1]
-        n_helpers = numba.get_num_threads() - 1 if parallel and n >= _MIN_ROWS_FOR_HELPERS else 0
-        pool = _helper_pool(n_helpers) if n_helpers > 0 else None
-        helpers = [pool.submit(_solve_claimed_rows, *arguments) for _ in range(n_helpers)]
-        _solve_claimed_rows(*arguments)
-        # Wait only for rows a helper has claimed and not finished (usually none, or one for tens of
-        # microseconds); never for a helper that has not started yet: it will find no row left.
-        while not _all_rows_done(counters, n, 10_000):
-            if all(helper.done() for helper in helpers) and not _all_rows_done(counters, n, 1):
-                failures = [helper.exception() for helper in helpers if helper.exception() is not None]
-                raise RuntimeError("active set: a helper thread stopped before finishing its rows") from (
-                    failures[0] if failures else None)
-            time.sleep(5e-5)
+        arguments = (atoms, gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
+                     min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(4, dtype=np.int64))
+        _run_shared(_solve_claimed_rows, arguments, _ROWS_DONE, n,
+                    parallel and n >= _MIN_ROWS_FOR_HELPERS)
     return correlations, sweeps, status == _DONE

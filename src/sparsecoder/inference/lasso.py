@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from sparsecoder.inference.active_set import lasso_active_set
+from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
     _LIPSCHITZ_SAFETY,
     _fista_loop,
@@ -374,18 +374,16 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
     """Active-set codes as torch tensors ``(codes, sweeps, None)``; when ``probe`` finds the codes dense
     (mean support of the first samples > half of min(n_components, n_features)) instead
     ``(None, None, (probe codes, probe sweeps, float64 Gram))``: the probe's rows are solved exactly and
-    kept, FISTA takes the rest (at n = 250 the probe is a quarter of the samples)."""
+    kept, FISTA takes the rest. Calls of at most ``_DENSE_FISTA_SAMPLES`` rows stay on the active set
+    without a probe, the Gram matrix computed by the solver's own threads in the same call."""
     n_components, n_features = atoms.shape
-    atoms64 = atoms.to(torch.float64)
-    gram_tensor = atoms64 @ atoms64.T
-    gram = gram_tensor.numpy()
     rows = correlations.numpy()  # overwritten in place with the codes
     init = None if start is None else start.numpy()
     n_samples = rows.shape[0]
     sweeps = np.empty(n_samples, dtype=np.int64)
     converged = np.empty(n_samples, dtype=bool)
-    solved = 0
     if probe and n_samples > max(_DENSE_FISTA_SAMPLES, _PROBE_SAMPLES):
+        gram = gram_matrix(atoms.numpy())
         head = rows[:_PROBE_SAMPLES].copy()
         head, sweeps[:_PROBE_SAMPLES], converged[:_PROBE_SAMPLES] = lasso_active_set(
             gram, head, alpha, positive=positive, max_sweeps=max_sweeps,
@@ -395,14 +393,18 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         if dense:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
-            probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
+            probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()),
+                      torch.from_numpy(gram))
             return None, None, probed
         rows[:_PROBE_SAMPLES] = head
-        solved = _PROBE_SAMPLES
-    _, sweeps[solved:], converged[solved:] = lasso_active_set(
-        gram, rows[solved:], alpha, positive=positive, max_sweeps=max_sweeps,
-        init=None if init is None else init[solved:],
-    )
+        _, sweeps[_PROBE_SAMPLES:], converged[_PROBE_SAMPLES:] = lasso_active_set(
+            gram, rows[_PROBE_SAMPLES:], alpha, positive=positive, max_sweeps=max_sweeps,
+            init=None if init is None else init[_PROBE_SAMPLES:],
+        )
+    else:  # the Gram matrix is computed by the same threads, in the same call, as the codes
+        _, sweeps[:], converged[:] = lasso_active_set(
+            None, rows, alpha, positive=positive, max_sweeps=max_sweeps, init=init, atoms=atoms.numpy(),
+        )
     if not converged.all():
         _warn_unconverged(int((~converged).sum()), len(converged), max_sweeps)
     return torch.from_numpy(rows), torch.from_numpy(sweeps), None
