@@ -455,7 +455,8 @@ def _run_shared(kernel, arguments, done_counter, total, use_helpers):
     helpers = [pool.submit(kernel, *arguments) for _ in range(n_helpers)]
     kernel(*arguments)
     while not _counter_reached(counters, done_counter, total, 10_000):
-        if all(helper.done() for helper in helpers) and not _counter_reached(counters, done_counter, total, 1):
+        stopped = all(helper.done() for helper in helpers)
+        if stopped and not _counter_reached(counters, done_counter, total, 1):
             failures = [helper.exception() for helper in helpers if helper.exception() is not None]
             raise RuntimeError("active set: a helper thread stopped before finishing its work") from (
                 failures[0] if failures else None)
