@@ -148,12 +148,15 @@ def sparse_encode(
               \quad (z \ge 0 \text{ if positive})
 
     exactly the objective of ``sklearn.decomposition.sparse_encode(X, D, algorithm="lasso_cd", alpha=…)``.
-    The Gram matrix ``G = D Dᵀ`` and the correlations ``X Dᵀ`` are computed once (torch matmuls), then:
+    The correlations ``X Dᵀ`` (a torch matmul) and the Gram matrix ``G = D Dᵀ`` are computed once, then:
 
     * ``method="active-set"`` (CPU): the exact per-sample working-set solver of
       :func:`~sparsecoder.inference.active_set.lasso_active_set` (coordinate descent on the working set,
       Newton steps on the sign pattern with an updated Cholesky factor, a KKT certificate over all atoms),
-      parallel over samples with numba. Its codes are the lasso solution to rounding; ``tol`` is unused.
+      parallel over samples (the calling thread and ``numba.get_num_threads() − 1`` helper threads claim
+      rows from a shared counter; a helper that starts late is never waited for), ``G`` computed in
+      float64 by the same threads in the same call. Its codes are the lasso solution to rounding, the
+      same whatever the thread count; ``tol`` is unused.
     * ``method="fista"`` (any device): batched FISTA, each iteration about one ``(m, l) × (l, l)``
       product over the ``m`` samples still moving, with per-sample adaptive steps
       (:func:`fista_gram_adaptive`). A sample stops once ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
@@ -161,8 +164,7 @@ def sparse_encode(
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
       work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
       probe's own exact codes are kept); the active-set solver otherwise. Small CPU calls (≤ 1024
-      samples) run torch on one thread, and the active set serially when the probe predicts ≤ 10 ms for
-      the rest (thread start-up would dominate; serial and parallel give identical codes).
+      samples) run torch on one thread (a thread team's start-up costs more than their products).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
 
