@@ -29,10 +29,19 @@ atoms are linearly dependent there is no Cholesky factor; coordinate descent the
 move is ≤ 1e-12 of the largest code.) Work per sample is
 about ``k·nnz`` per round plus ``|A|²`` per sweep, independent of the conditioning of ``G`` that slows
 first-order methods on learned (coherent) dictionaries.
+
+**Threads.** The calling thread and ``numba.get_num_threads() − 1`` helper threads (ordinary Python
+threads running the ``nogil`` kernel) claim rows one at a time from an atomic counter; the caller waits
+only for rows a helper has claimed and not finished. A fork-join team (OpenMP, numba's ``prange``) instead
+makes every call wait until all its threads have been scheduled and reach the closing barrier: on a busy
+machine that cost milliseconds per call, more than the whole work of a 250-sample call (issue 14). When
+``G`` is not given it is computed by the same threads in the same call (rows of ``G`` claimed the same
+way, float64 sums of exact products).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -422,7 +431,7 @@ def _counter_reached(counters, which, total, spins):
 
 # Helper threads, one fewer than numba's thread count (the calling thread is the other one). They are
 # ordinary Python threads that run the nogil kernel; created on first use, kept for the process.
-_helpers: dict[int, ThreadPoolExecutor] = {}
+_helpers: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _helpers_lock = threading.Lock()
 # Calls with fewer rows than this are solved on the calling thread alone (handing work to a helper costs
 # tens of microseconds; a row about 10-100).
@@ -430,10 +439,13 @@ _MIN_ROWS_FOR_HELPERS = 16
 
 
 def _helper_pool(n_helpers: int) -> ThreadPoolExecutor:
+    """The helper threads of this process (keyed by the process id too: a forked child has none of its
+    parent's threads, and work queued to them would never run)."""
+    key = (os.getpid(), n_helpers)
     with _helpers_lock:
-        pool = _helpers.get(n_helpers)
+        pool = _helpers.get(key)
         if pool is None:
-            pool = _helpers[n_helpers] = ThreadPoolExecutor(n_helpers, thread_name_prefix="sparsecoder-lasso")
+            pool = _helpers[key] = ThreadPoolExecutor(n_helpers, thread_name_prefix="sparsecoder-lasso")
         return pool
 
 
