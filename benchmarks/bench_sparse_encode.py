@@ -26,10 +26,12 @@ Usage::
     python benchmarks/bench_sparse_encode.py --n 250    # per-call mode: ours f32 vs SPAMS lasso only
 
 Per-call mode (``--n N``, issue 14): only ``sparse_encode`` float32 (``method="auto"``) against SPAMS
-``lasso`` (float32 and float64, ``numThreads`` 1 and 2, the fastest matched one counts) on the first ``N``
-samples of the eight cells; the solvers' calls are interleaved round-robin, ``--repeats`` (default 60)
-rounds after one warm-up round, and the median per solver is reported, so that every ratio comes from the
-same stretch of a shared machine's load.
+``lasso`` (float32 and float64, the faster matched one counts) on the first ``N`` samples of the eight
+cells, with the same number of threads on both sides (``--threads``, default 1 and 2: torch's and numba's
+thread counts for ours, ``numThreads`` for SPAMS); the solvers' calls are interleaved round-robin with a
+``--gap`` (default 20 ms) sleep before each, ``--repeats`` (default 30) rounds after one warm-up round, and
+the medians of wall and process CPU time per solver are reported, so that every ratio comes from the same
+stretch of a shared machine's load.
 """
 
 from __future__ import annotations
@@ -248,18 +250,20 @@ def loop_gflops(X, D, alpha, positive, seconds) -> float:
 
 
 # ------------------------------------------------------------------------------------- per-call mode
-def per_call_table(n: int, repeats: int) -> str:
-    """Markdown table of ours f32 vs SPAMS ``lasso`` at ``n`` samples per call, interleaved repeats."""
+def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02) -> str:
+    """Markdown table of ours f32 vs SPAMS ``lasso`` at ``n`` samples per call, interleaved repeats.
+
+    For each thread count ``T`` both sides get ``T`` threads: ``torch.set_num_threads(T)`` and
+    ``numba.set_num_threads(T)`` for ours, ``numThreads=T`` for SPAMS (float32 and float64; the faster
+    matched one counts). Before every timed call the script sleeps ``gap`` seconds, so that no solver pays
+    for the previous one's OpenMP threads, which spin for several milliseconds after a parallel region
+    (measured: 6-8 ms of CPU after a SPAMS ``numThreads=2`` call, 5 ms after a torch product). Per solver the
+    medians of the wall time and of the process CPU time (all threads) are reported."""
+    import numba
     import spams  # noqa: F401  (a clear ImportError when SPAMS is missing)
 
-    torch.set_num_threads(2)
     inputs = {"a": mnist_inputs(max(n, 5000)), "b": patch_inputs(max(n, 5000))}
     shapes = {"a": 128, "b": 450}
-    peers = {
-        f"SPAMS f{bits} numThreads={threads}": _spams_call(dtype, threads)
-        for bits, dtype in ((32, np.float32), (64, np.float64))
-        for threads in (1, 2)
-    }
     rows = []
     for key, X_all in inputs.items():
         for kind in ("random", "learned"):
@@ -270,31 +274,46 @@ def per_call_table(n: int, repeats: int) -> str:
             alpha = float(0.1 * np.abs(X_all[:500] @ D.T).max(axis=1).mean())
             X = X_all[:n]
             for positive in (True, False):
-                calls = {"ours f32": ours(np.float32, "auto"), **peers}
-                times = {name: [] for name in calls}
-                codes = {}
-                for round_ in range(repeats + 1):
-                    for name, solve in calls.items():
-                        start = time.perf_counter()
-                        codes[name] = solve(X, D, alpha, positive)
-                        if round_:
-                            times[name].append(time.perf_counter() - start)
-                objective = {name: lasso_objective(X, D, z, alpha) for name, z in codes.items()}
-                best = min(objective.values())
-                median = {name: statistics.median(t) for name, t in times.items()}
-                matched = [name for name in peers if (objective[name] - best) / best <= MATCH_TOLERANCE]
-                peer = min(matched, key=median.get)
-                ours_gap = (objective["ours f32"] - best) / best
-                sign = "≥0" if positive else "±"
-                rows.append(
-                    f"| ({key}) d={X.shape[1]}, {D.shape[0]} atoms, {kind}, {sign} "
-                    f"| {median['ours f32'] * 1e3:.2f} | {ours_gap:.1e} | {peer}: {median[peer] * 1e3:.2f} "
-                    f"| **{median[peer] / median['ours f32']:.2f}×** |"
-                )
-                print(rows[-1], flush=True)
+                for threads in thread_counts:
+                    torch.set_num_threads(threads)
+                    numba.set_num_threads(threads)
+                    peers = {
+                        f"SPAMS f{bits}": _spams_call(dtype, threads)
+                        for bits, dtype in ((32, np.float32), (64, np.float64))
+                    }
+                    calls = {"ours f32": ours(np.float32, "auto"), **peers}
+                    wall = {name: [] for name in calls}
+                    cpu = {name: [] for name in calls}
+                    codes = {}
+                    for round_ in range(repeats + 1):
+                        for name, solve in calls.items():
+                            time.sleep(gap)
+                            start, start_cpu = time.perf_counter(), time.process_time()
+                            codes[name] = solve(X, D, alpha, positive)
+                            if round_:
+                                wall[name].append(time.perf_counter() - start)
+                                cpu[name].append(time.process_time() - start_cpu)
+                    objective = {name: lasso_objective(X, D, z, alpha) for name, z in codes.items()}
+                    best = min(objective.values())
+                    wall_ms = {name: statistics.median(t) * 1e3 for name, t in wall.items()}
+                    cpu_ms = {name: statistics.median(t) * 1e3 for name, t in cpu.items()}
+                    matched = [name for name in peers if (objective[name] - best) / best <= MATCH_TOLERANCE]
+                    by_wall = min(matched, key=wall_ms.get)
+                    by_cpu = min(matched, key=cpu_ms.get)
+                    ours_gap = (objective["ours f32"] - best) / best
+                    sign = "≥0" if positive else "±"
+                    rows.append(
+                        f"| ({key}) d={X.shape[1]}, {D.shape[0]} atoms, {kind}, {sign} | {threads} "
+                        f"| {wall_ms['ours f32']:.2f} | {by_wall}: {wall_ms[by_wall]:.2f} "
+                        f"| **{wall_ms[by_wall] / wall_ms['ours f32']:.2f}×** "
+                        f"| {cpu_ms['ours f32']:.2f} | {by_cpu}: {cpu_ms[by_cpu]:.2f} "
+                        f"| **{cpu_ms[by_cpu] / cpu_ms['ours f32']:.2f}×** | {ours_gap:.1e} |"
+                    )
+                    print(rows[-1], flush=True)
     header = (
-        f"| problem (n = {n}, float32) | ours ms/call | ours rel. gap to best | fastest matched SPAMS, "
-        f"ms/call | speed ours / SPAMS |\n|---|---|---|---|---|"
+        f"| problem (n = {n}, float32 in) | threads each | ours wall ms | fastest matched SPAMS wall ms "
+        f"| wall: SPAMS / ours | ours CPU ms | SPAMS CPU ms | CPU: SPAMS / ours | ours rel. gap to best |\n"
+        f"|---|---|---|---|---|---|---|---|---|"
     )
     return "\n".join([header, *rows])
 
@@ -319,7 +338,7 @@ def _spams_call(dtype, threads):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: n = 100 and 1,000, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 5; 60 with --n)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 5; 30 with --n)")
     parser.add_argument("--n", type=int, help="per-call mode: ours f32 vs SPAMS lasso at this n only")
     parser.add_argument(
         "--budget", type=float, default=15.0, help="seconds of timed calls per solver/problem"
@@ -330,6 +349,14 @@ def main(argv=None) -> int:
         default=40.0,
         help="skip a peer at large n when its small-n speed predicts a longer single call",
     )
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2],
+        help="per-call mode: thread counts, the same for both sides (default 1 2)",
+    )
+    parser.add_argument(
+        "--gap", type=float, default=0.02,
+        help="per-call mode: seconds slept before every timed call (default 0.02)",
+    )
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args(argv)
     if args.n is not None:
@@ -337,7 +364,8 @@ def main(argv=None) -> int:
             parser.error(f"--n must be >= 1, got {args.n}")
         print(f"# sparse_encode per-call benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        text = per_call_table(args.n, 60 if args.repeats is None else args.repeats)
+        text = per_call_table(args.n, 30 if args.repeats is None else args.repeats,
+                              thread_counts=tuple(args.threads), gap=args.gap)
         print(text)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         if args.output:

@@ -141,8 +141,8 @@ def test_bad_method_raises(kwargs, match):
 
 @pytest.mark.parametrize("positive", [True, False])
 def test_serial_kernel_gives_the_parallel_codes(correlated_problem, positive):
-    """``parallel=False`` (small calls) solves every row on the calling thread: the same codes, bit for bit,
-    as the numba thread team, and both satisfy the KKT conditions."""
+    """``parallel=False`` solves every row on the calling thread: the same codes, bit for bit, as the
+    calling thread with its helper threads, and both satisfy the KKT conditions."""
     X, D = correlated_problem
     alpha = alpha_for(X, D)
     gram, rows = D @ D.T, X @ D.T
@@ -190,3 +190,69 @@ def test_dense_fista_path_keeps_the_probe_codes(monkeypatch):
     assert kkt_violation(X[64:], D, codes[64:], alpha, False) > 1e-9  # FISTA's rows: close, not exact
     reference = lasso_objective(X, D, sklearn_codes(X, D, alpha, False), alpha)
     assert abs(lasso_objective(X, D, codes, alpha) - reference) <= 1e-5 * reference
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_matrix_is_the_float64_product_and_symmetric(dtype):
+    """The solver's own Gram matrix: numpy's float64 ``D Dᵀ`` of the same (rounded) atoms, to float64
+    rounding, exactly symmetric; 37 atoms exercise the four-column passes and the remainder."""
+    from sparsecoder.inference.active_set import gram_matrix
+
+    atoms = np.random.default_rng(5).standard_normal((37, 50)).astype(dtype)
+    gram = gram_matrix(atoms)
+    exact = atoms.astype(np.float64) @ atoms.astype(np.float64).T
+    assert gram.dtype == np.float64 and gram.shape == (37, 37)
+    np.testing.assert_allclose(gram, exact, rtol=0, atol=1e-12 * np.abs(exact).max())
+    np.testing.assert_array_equal(gram, gram.T)
+
+
+@pytest.mark.parametrize("positive", [True, False])
+def test_gram_from_atoms_in_the_same_call(correlated_problem, positive):
+    """``gram=None, atoms=D`` (what ``sparse_encode`` uses) gives the codes of a precomputed Gram matrix."""
+    X, D = correlated_problem
+    alpha = alpha_for(X, D)
+    given, _, given_ok = lasso_active_set(D @ D.T, X @ D.T, alpha, positive=positive)
+    computed, _, computed_ok = lasso_active_set(None, X @ D.T, alpha, positive=positive, atoms=D)
+    assert given_ok.all() and computed_ok.all()
+    np.testing.assert_allclose(computed, given, rtol=0, atol=1e-10)
+    assert kkt_violation(X, D, computed, alpha, positive) < 1e-6
+    with pytest.raises(ValueError, match="gram"):
+        lasso_active_set(None, X @ D.T, alpha, positive=positive)
+
+
+def test_threads_claim_every_row_exactly_once(mnist_problem):
+    """The claiming protocol itself: two Python threads run the kernel on one counter array, each with its
+    own sweeps array (−1 = not solved by it). Every row is solved by exactly one of them, and the codes
+    equal the single-threaded ones bit for bit; a thread that comes after all rows are taken changes
+    nothing."""
+    import threading
+
+    from sparsecoder.inference import active_set
+
+    X, D = mnist_problem
+    X = np.concatenate([X] * 25)  # 1,000 rows, so that both threads get some
+    alpha = alpha_for(X, D)
+    gram = D @ D.T
+    serial, _, _ = lasso_active_set(gram, X @ D.T, alpha, positive=False, parallel=False)
+    rows = X @ D.T
+    counters = np.zeros(4, dtype=np.int64)
+    status = np.zeros(len(X), dtype=np.int8)
+    sweeps = [np.full(len(X), -1, dtype=np.int64) for _ in range(3)]
+
+    def run(own_sweeps):
+        active_set._solve_claimed_rows(np.zeros((0, 1)), gram, rows, np.zeros((0, D.shape[0])), alpha, False,
+                                       1000, 64, own_sweeps, status, counters)
+
+    threads = [threading.Thread(target=run, args=(sweeps[i],)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    solved_by = np.stack([s >= 0 for s in sweeps[:2]])
+    assert (solved_by.sum(axis=0) == 1).all()
+    assert counters[active_set._ROWS_DONE] == len(X)
+    np.testing.assert_array_equal(rows, serial)
+    late = rows.copy()
+    run(sweeps[2])  # a helper that starts after the call: nothing left to claim
+    assert (sweeps[2] == -1).all()
+    np.testing.assert_array_equal(rows, late)

@@ -29,14 +29,29 @@ atoms are linearly dependent there is no Cholesky factor; coordinate descent the
 move is ≤ 1e-12 of the largest code.) Work per sample is
 about ``k·nnz`` per round plus ``|A|²`` per sweep, independent of the conditioning of ``G`` that slows
 first-order methods on learned (coherent) dictionaries.
+
+**Threads.** The calling thread and ``numba.get_num_threads() − 1`` helper threads (ordinary Python
+threads running the ``nogil`` kernel) claim rows one at a time from an atomic counter; the caller waits
+only for rows a helper has claimed and not finished. A fork-join team (OpenMP, numba's ``prange``) instead
+makes every call wait until all its threads have been scheduled and reach the closing barrier: on a busy
+machine that cost milliseconds per call, more than the whole work of a 250-sample call (issue 14). When
+``G`` is not given it is computed by the same threads in the same call (rows of ``G`` claimed the same
+way, float64 sums of exact products).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
-__all__ = ["lasso_active_set"]
+__all__ = ["lasso_active_set", "gram_matrix"]
 
 _KKT_TOL = 1e-7  # a zero coordinate is optimal when |c_j| ≤ α (1 + _KKT_TOL)
 _CD_TOL = 1e-12  # coordinate descent alone counts as converged when max |Δz| ≤ _CD_TOL · max |z|
@@ -45,8 +60,8 @@ _PIVOT_FLOOR = 1e-10  # an atom whose Cholesky pivot falls below this (relative)
 
 # Working-set room each thread allocates first (doubled, and the sample restarted, when a working set
 # outgrows it): 64 atoms keep a thread's Gram block and Cholesky factor (~66 kB) in the allocator's reused
-# heap; 256 (~1 MB, mmap-ed and page-faulted afresh by each of the 16 chunks of every call) cost more than
-# solving 250 sparse samples.
+# heap; 256 (~1 MB, mmap-ed and page-faulted afresh by every thread of every call) cost more than solving
+# 250 sparse samples.
 _FIRST_CAPACITY = 64
 
 # status codes of _solve_sample
@@ -294,10 +309,75 @@ def _solve_sample(G, b, alpha, positive, max_sweeps, z,
     return status, sweeps
 
 
-@numba.njit(cache=True)
-def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capacity, sweeps_out, status_out):
-    """Solve rows ``first, first + stride, …`` in place with one workspace (grown when a working set
-    outgrows it)."""
+@intrinsic
+def _fetch_add(typingctx, counters, index, value):
+    """``old = counters[index]; counters[index] += value; return old`` as one atomic (sequentially
+    consistent) instruction, so that threads can claim rows from, and report them done to, a shared
+    counter (numba has no atomics of its own on the CPU)."""
+    if not (isinstance(counters, types.Array) and counters.dtype == types.int64 and counters.ndim == 1):
+        return None
+    signature = types.int64(counters, index, value)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        array, position, amount = args
+        view = context.make_array(array_type)(context, builder, array)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position])
+        amount = context.cast(builder, amount, sig.args[2], types.int64)
+        return builder.atomic_rmw("add", pointer, amount, "seq_cst")
+
+    return signature, codegen
+
+
+# the shared counters of one call: the next Gram row to compute, the Gram rows computed, the next sample
+# row to claim, and the sample rows solved
+_NEXT_GRAM_ROW, _GRAM_ROWS_DONE, _NEXT_ROW, _ROWS_DONE = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _gram_rows(atoms, G, counters):
+    """Claim rows ``i`` of ``G = atoms atomsᵀ`` from ``counters[_NEXT_GRAM_ROW]`` and fill ``G[i, i:]`` and
+    ``G[i:, i]`` (products of float32 numbers are exact in float64 and are summed in float64), four
+    columns per pass over row ``i``; then wait until every row is done (each takes microseconds)."""
+    k, d = atoms.shape
+    while True:
+        i = _fetch_add(counters, _NEXT_GRAM_ROW, 1)
+        if i >= k:
+            break
+        j = i
+        while j + 4 <= k:
+            a0 = a1 = a2 = a3 = 0.0
+            for t in range(d):
+                x = np.float64(atoms[i, t])
+                a0 += x * np.float64(atoms[j, t])
+                a1 += x * np.float64(atoms[j + 1, t])
+                a2 += x * np.float64(atoms[j + 2, t])
+                a3 += x * np.float64(atoms[j + 3, t])
+            G[i, j] = G[j, i] = a0
+            G[i, j + 1] = G[j + 1, i] = a1
+            G[i, j + 2] = G[j + 2, i] = a2
+            G[i, j + 3] = G[j + 3, i] = a3
+            j += 4
+        while j < k:
+            acc = 0.0
+            for t in range(d):
+                acc += np.float64(atoms[i, t]) * np.float64(atoms[j, t])
+            G[i, j] = G[j, i] = acc
+            j += 1
+        _fetch_add(counters, _GRAM_ROWS_DONE, 1)
+    while _fetch_add(counters, _GRAM_ROWS_DONE, 0) < k:
+        pass
+
+
+@numba.njit(cache=True, nogil=True)
+def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out,
+                        status_out, counters):
+    """Every thread of a call runs this: when ``atoms`` has rows, first the Gram matrix into ``G``
+    (:func:`_gram_rows`); then claim sample rows one at a time from ``counters[_NEXT_ROW]`` and solve each
+    in place until none is left, with one workspace (grown when a working set outgrows it). A thread that
+    starts late finds nothing left to claim and returns at once."""
+    if atoms.shape[0]:
+        _gram_rows(atoms, G, counters)
     n, k = rows.shape
     room = capacity
     idx = np.empty(k, np.int64)
@@ -317,7 +397,10 @@ def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capa
     z = np.empty(k)
     GA = np.empty((room, room))
     L = np.zeros((room + 1, room + 1))
-    for i in range(first, n, stride):
+    while True:
+        i = _fetch_add(counters, _NEXT_ROW, 1)
+        if i >= n:
+            return
         for j in range(k):
             b[j] = rows[i, j]
         while True:
@@ -334,28 +417,102 @@ def _solve_chunk(G, rows, init, alpha, positive, max_sweeps, first, stride, capa
             rows[i, j] = z[j]
         sweeps_out[i] = sweeps
         status_out[i] = status
+        _fetch_add(counters, _ROWS_DONE, 1)
 
 
-@numba.njit(cache=True, parallel=True)
-def _solve_rows(G, rows, init, alpha, positive, max_sweeps, n_chunks, capacity, sweeps_out, status_out):
-    """Every row of ``rows`` in place (correlations in, codes out); chunk ``c`` takes rows ``c, c + n_chunks,
-    …`` so that easy and hard samples spread evenly over the threads."""
-    for chunk in numba.prange(n_chunks):
-        _solve_chunk(G, rows, init, alpha, positive, max_sweeps, chunk, n_chunks, capacity, sweeps_out,
-                     status_out)
+@numba.njit(cache=True, nogil=True)
+def _counter_reached(counters, which, total, spins):
+    """Whether ``counters[which] >= total``, polling up to ``spins`` times (a helper may be finishing)."""
+    for _ in range(spins):
+        if _fetch_add(counters, which, 0) >= total:
+            return True
+    return False
 
 
-def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *, positive: bool,
-                     max_sweeps: int = 1000, init: np.ndarray | None = None, parallel: bool = True):
+# Helper threads, one fewer than numba's thread count (the calling thread is the other one). They are
+# ordinary Python threads that run the nogil kernel; created on first use, kept for the process.
+_helpers: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_helpers_lock = threading.Lock()
+# Calls with fewer rows than this are solved on the calling thread alone (handing work to a helper costs
+# tens of microseconds; a row about 10-100).
+_MIN_ROWS_FOR_HELPERS = 16
+
+
+def _helper_pool(n_helpers: int) -> ThreadPoolExecutor:
+    """The helper threads of this process (keyed by the process id too: a forked child has none of its
+    parent's threads, and work queued to them would never run)."""
+    key = (os.getpid(), n_helpers)
+    with _helpers_lock:
+        pool = _helpers.get(key)
+        if pool is None:
+            pool = _helpers[key] = ThreadPoolExecutor(n_helpers, thread_name_prefix="sparsecoder-lasso")
+        return pool
+
+
+def _as_atoms(atoms: np.ndarray) -> np.ndarray:
+    atoms = np.asarray(atoms)
+    if atoms.dtype not in (np.float32, np.float64):
+        atoms = atoms.astype(np.float64)
+    return np.ascontiguousarray(atoms)
+
+
+def _run_shared(kernel, arguments, done_counter, total, use_helpers):
+    """Run ``kernel(*arguments)`` on the calling thread and on the helper threads (when ``use_helpers``),
+    then wait until ``arguments[-1][done_counter]`` (the counters) reaches ``total``: only for work a
+    helper has claimed and not finished (usually none, or one row for microseconds), never for a helper
+    that has not started yet (it will find nothing left to claim)."""
+    counters = arguments[-1]
+    n_helpers = numba.get_num_threads() - 1 if use_helpers else 0
+    pool = _helper_pool(n_helpers) if n_helpers > 0 else None
+    helpers = [pool.submit(kernel, *arguments) for _ in range(n_helpers)]
+    kernel(*arguments)
+    while not _counter_reached(counters, done_counter, total, 10_000):
+        stopped = all(helper.done() for helper in helpers)
+        if stopped and not _counter_reached(counters, done_counter, total, 1):
+            failures = [helper.exception() for helper in helpers if helper.exception() is not None]
+            raise RuntimeError("active set: a helper thread stopped before finishing its work") from (
+                failures[0] if failures else None)
+        time.sleep(5e-5)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gram_only(atoms, G, counters):
+    _gram_rows(atoms, G, counters)
+
+
+def gram_matrix(atoms: np.ndarray, *, parallel: bool = True) -> np.ndarray:
+    """``atoms @ atoms.T`` in float64 (products of float32 or float64 entries summed in float64), its rows
+    shared among the calling thread and the helper threads of :func:`lasso_active_set`; symmetric by
+    construction. About as fast as a float64 BLAS product on one thread (each entry is computed once, not
+    twice), and split among the threads without a fork-join team."""
+    atoms = _as_atoms(atoms)
+    gram = np.empty((len(atoms), len(atoms)))
+    if len(atoms):
+        _run_shared(_gram_only, (atoms, gram, np.zeros(4, dtype=np.int64)), _GRAM_ROWS_DONE, len(atoms),
+                    parallel and len(atoms) >= _MIN_ROWS_FOR_HELPERS)
+    return gram
+
+
+def lasso_active_set(gram: np.ndarray | None, correlations: np.ndarray, alpha: float, *, positive: bool,
+                     max_sweeps: int = 1000, init: np.ndarray | None = None, parallel: bool = True,
+                     atoms: np.ndarray | None = None):
     """Exact lasso codes for every row of ``correlations`` (``X Dᵀ``) given ``gram`` (``D Dᵀ``).
+
+    ``gram=None`` with ``atoms`` (``D``, ``(k, d)``, float32 or float64): the Gram matrix is computed here,
+    in float64 from exact products, shared among the same threads as the rows (:func:`gram_matrix`).
 
     ``correlations`` (float32 or float64, C-contiguous, ``(n, k)``) is overwritten with the codes, which
     keeps the memory (and, on this kind of machine, the page faults) of one ``(n, k)`` array. ``gram`` is
     used in float64. ``max_sweeps`` caps the coordinate-descent sweeps per sample. ``init`` (``(n, k)``,
     optional) is a warm start: its support is the first working set and its values the first iterate.
-    ``parallel=False`` solves the rows on the calling thread (no numba thread team: for a few milliseconds
-    of work its start-up and, on a busy machine, its scheduling cost more than the second core gains); the
-    codes are the same either way (every row is solved independently by the same code).
+    ``parallel=True`` (default) shares the rows with ``numba.get_num_threads() − 1`` helper threads (calls
+    of 16 rows or more): every thread claims the next unsolved row from an atomic counter, and the calling
+    thread, which solves rows too, waits only for rows a helper has claimed and not finished, never for a
+    helper that has not started yet. On a busy machine a fork-join thread team (OpenMP, numba's ``prange``)
+    makes every call wait until each of its threads is scheduled; here a late helper finds nothing left
+    and the call costs what one thread alone would. ``parallel=False`` solves every row on the calling
+    thread. The codes are the same either way, bit for bit (every row is solved independently by the same
+    code).
 
     Returns
     -------
@@ -363,7 +520,14 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     sweeps : int64 (n,), the coordinate-descent sweeps each sample used
     converged : bool (n,), False where ``max_sweeps`` stopped a sample before its certificate
     """
-    gram = np.ascontiguousarray(gram, dtype=np.float64)
+    if gram is None:
+        if atoms is None:
+            raise ValueError("pass gram (D Dᵀ) or atoms (D)")
+        atoms = _as_atoms(atoms)
+        gram = np.empty((len(atoms), len(atoms)))
+    else:
+        gram = np.ascontiguousarray(gram, dtype=np.float64)
+        atoms = np.zeros((0, 1))
     if not correlations.flags.c_contiguous or correlations.dtype not in (np.float32, np.float64):
         raise ValueError("correlations must be a C-contiguous float32 or float64 array")
     n, k = correlations.shape
@@ -371,12 +535,8 @@ def lasso_active_set(gram: np.ndarray, correlations: np.ndarray, alpha: float, *
     status = np.zeros(n, dtype=np.int8)
     if n:
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
-        capacity = min(k, _FIRST_CAPACITY)
-        if parallel and numba.get_num_threads() > 1:
-            n_chunks = min(n, 8 * numba.get_num_threads())
-            _solve_rows(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), n_chunks,
-                        capacity, sweeps, status)
-        else:
-            _solve_chunk(gram, correlations, start, float(alpha), bool(positive), int(max_sweeps), 0, 1,
-                         capacity, sweeps, status)
+        arguments = (atoms, gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
+                     min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(4, dtype=np.int64))
+        _run_shared(_solve_claimed_rows, arguments, _ROWS_DONE, n,
+                    parallel and n >= _MIN_ROWS_FOR_HELPERS)
     return correlations, sweeps, status == _DONE

@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import time
 import warnings
 
 import numpy as np
 import torch
 
-from sparsecoder.inference.active_set import lasso_active_set
+from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
     _LIPSCHITZ_SAFETY,
     _fista_loop,
@@ -149,12 +148,15 @@ def sparse_encode(
               \quad (z \ge 0 \text{ if positive})
 
     exactly the objective of ``sklearn.decomposition.sparse_encode(X, D, algorithm="lasso_cd", alpha=…)``.
-    The Gram matrix ``G = D Dᵀ`` and the correlations ``X Dᵀ`` are computed once (torch matmuls), then:
+    The correlations ``X Dᵀ`` (a torch matmul) and the Gram matrix ``G = D Dᵀ`` are computed once, then:
 
     * ``method="active-set"`` (CPU): the exact per-sample working-set solver of
       :func:`~sparsecoder.inference.active_set.lasso_active_set` (coordinate descent on the working set,
       Newton steps on the sign pattern with an updated Cholesky factor, a KKT certificate over all atoms),
-      parallel over samples with numba. Its codes are the lasso solution to rounding; ``tol`` is unused.
+      parallel over samples (the calling thread and ``numba.get_num_threads() − 1`` helper threads claim
+      rows from a shared counter; a helper that starts late is never waited for), ``G`` computed in
+      float64 by the same threads in the same call. Its codes are the lasso solution to rounding, the
+      same whatever the thread count; ``tol`` is unused.
     * ``method="fista"`` (any device): batched FISTA, each iteration about one ``(m, l) × (l, l)``
       product over the ``m`` samples still moving, with per-sample adaptive steps
       (:func:`fista_gram_adaptive`). A sample stops once ``||z^k − z^{k−1}|| ≤ tol·||z^{k−1}||``.
@@ -162,8 +164,7 @@ def sparse_encode(
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
       work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
       probe's own exact codes are kept); the active-set solver otherwise. Small CPU calls (≤ 1024
-      samples) run torch on one thread, and the active set serially when the probe predicts ≤ 10 ms for
-      the rest (thread start-up would dominate; serial and parallel give identical codes).
+      samples) run torch on one thread (a thread team's start-up costs more than their products).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
 
@@ -335,8 +336,6 @@ def sparse_encode(
 # FISTA's (n, k) × (k, k) per iteration) take a millisecond or less, and a thread team's start-up and
 # barriers cost more than that (on a busy 2-core machine tens of times more: issue 14, n = 250).
 _SMALL_CALL_SAMPLES = 1024
-# The active set runs serially when the probe predicts at most this many seconds for the remaining rows.
-_SERIAL_SECONDS = 0.01
 # Dense codes go to FISTA only for calls of more than this many samples: below it FISTA's per-iteration
 # overhead (a dozen small torch calls, hundreds of iterations) costs more than the active set's exact
 # solve (issue 14: (a) random ± at n = 250, 976 ms vs 161 ms). A sample count, not a timing, so that the
@@ -359,7 +358,11 @@ def _one_torch_thread(enabled: bool):
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
-    """No NaN or inf in ``tensor``: a sum is finite exactly then, unless it overflows (then check all)."""
+    """No NaN or inf in ``tensor``: a sum is finite exactly then, unless it overflows (then check all).
+    On the CPU numpy sums (one thread: a torch thread team costs milliseconds on a busy machine)."""
+    if tensor.device.type == "cpu":
+        array = tensor.numpy()
+        return math.isfinite(float(array.sum())) or bool(np.isfinite(array).all())
     if math.isfinite(float(tensor.sum())):
         return True
     return bool(torch.isfinite(tensor).all())
@@ -373,39 +376,37 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
     """Active-set codes as torch tensors ``(codes, sweeps, None)``; when ``probe`` finds the codes dense
     (mean support of the first samples > half of min(n_components, n_features)) instead
     ``(None, None, (probe codes, probe sweeps, float64 Gram))``: the probe's rows are solved exactly and
-    kept, FISTA takes the rest (at n = 250 the probe is a quarter of the samples)."""
+    kept, FISTA takes the rest. Calls of at most ``_DENSE_FISTA_SAMPLES`` rows stay on the active set
+    without a probe, the Gram matrix computed by the solver's own threads in the same call."""
     n_components, n_features = atoms.shape
-    atoms64 = atoms.to(torch.float64)
-    gram_tensor = atoms64 @ atoms64.T
-    gram = gram_tensor.numpy()
     rows = correlations.numpy()  # overwritten in place with the codes
     init = None if start is None else start.numpy()
     n_samples = rows.shape[0]
     sweeps = np.empty(n_samples, dtype=np.int64)
     converged = np.empty(n_samples, dtype=bool)
-    solved = 0
-    parallel = n_samples > _PROBE_SAMPLES
-    if probe and n_samples > _PROBE_SAMPLES:
+    if probe and n_samples > max(_DENSE_FISTA_SAMPLES, _PROBE_SAMPLES):
+        gram = gram_matrix(atoms.numpy())
         head = rows[:_PROBE_SAMPLES].copy()
-        started = time.perf_counter()
         head, sweeps[:_PROBE_SAMPLES], converged[:_PROBE_SAMPLES] = lasso_active_set(
             gram, head, alpha, positive=positive, max_sweeps=max_sweeps,
-            init=None if init is None else init[:_PROBE_SAMPLES], parallel=False,
+            init=None if init is None else init[:_PROBE_SAMPLES],
         )
-        predicted = (time.perf_counter() - started) * (n_samples - _PROBE_SAMPLES) / _PROBE_SAMPLES
-        parallel = predicted > _SERIAL_SECONDS
         dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
-        if dense and n_samples > _DENSE_FISTA_SAMPLES:
+        if dense:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
-            probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()), gram_tensor)
+            probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()),
+                      torch.from_numpy(gram))
             return None, None, probed
         rows[:_PROBE_SAMPLES] = head
-        solved = _PROBE_SAMPLES
-    _, sweeps[solved:], converged[solved:] = lasso_active_set(
-        gram, rows[solved:], alpha, positive=positive, max_sweeps=max_sweeps,
-        init=None if init is None else init[solved:], parallel=parallel,
-    )
+        _, sweeps[_PROBE_SAMPLES:], converged[_PROBE_SAMPLES:] = lasso_active_set(
+            gram, rows[_PROBE_SAMPLES:], alpha, positive=positive, max_sweeps=max_sweeps,
+            init=None if init is None else init[_PROBE_SAMPLES:],
+        )
+    else:  # the Gram matrix is computed by the same threads, in the same call, as the codes
+        _, sweeps[:], converged[:] = lasso_active_set(
+            None, rows, alpha, positive=positive, max_sweeps=max_sweeps, init=init, atoms=atoms.numpy(),
+        )
     if not converged.all():
         _warn_unconverged(int((~converged).sum()), len(converged), max_sweeps)
     return torch.from_numpy(rows), torch.from_numpy(sweeps), None
