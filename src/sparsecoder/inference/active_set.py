@@ -433,8 +433,8 @@ def _counter_reached(counters, which, total, spins):
 # ordinary Python threads that run the nogil kernel; created on first use, kept for the process.
 _helpers: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _helpers_lock = threading.Lock()
-# Calls with fewer rows than this are solved on the calling thread alone (handing work to a helper costs
-# tens of microseconds; a row about 10-100).
+# Rows per thread at least: calls with fewer rows per thread use fewer helpers, or none (handing work to a
+# helper costs tens of microseconds; a row about 10-100).
 _MIN_ROWS_FOR_HELPERS = 16
 
 
@@ -462,8 +462,11 @@ def _run_shared(kernel, arguments, done_counter, total, use_helpers):
     helper has claimed and not finished (usually none, or one row for microseconds), never for a helper
     that has not started yet (it will find nothing left to claim)."""
     counters = arguments[-1]
-    n_helpers = numba.get_num_threads() - 1 if use_helpers else 0
-    pool = _helper_pool(n_helpers) if n_helpers > 0 else None
+    # at least _MIN_ROWS_FOR_HELPERS rows per thread: on a many-core machine waking every thread for a
+    # small call costs more than it saves
+    n_threads = numba.get_num_threads()
+    n_helpers = min(n_threads, total // _MIN_ROWS_FOR_HELPERS) - 1 if use_helpers else 0
+    pool = _helper_pool(n_threads - 1) if n_helpers > 0 else None
     helpers = [pool.submit(kernel, *arguments) for _ in range(n_helpers)]
     kernel(*arguments)
     while not _counter_reached(counters, done_counter, total, 10_000):
@@ -489,7 +492,7 @@ def gram_matrix(atoms: np.ndarray, *, parallel: bool = True) -> np.ndarray:
     gram = np.empty((len(atoms), len(atoms)))
     if len(atoms):
         _run_shared(_gram_only, (atoms, gram, np.zeros(4, dtype=np.int64)), _GRAM_ROWS_DONE, len(atoms),
-                    parallel and len(atoms) >= _MIN_ROWS_FOR_HELPERS)
+                    parallel)
     return gram
 
 
@@ -505,14 +508,14 @@ def lasso_active_set(gram: np.ndarray | None, correlations: np.ndarray, alpha: f
     keeps the memory (and, on this kind of machine, the page faults) of one ``(n, k)`` array. ``gram`` is
     used in float64. ``max_sweeps`` caps the coordinate-descent sweeps per sample. ``init`` (``(n, k)``,
     optional) is a warm start: its support is the first working set and its values the first iterate.
-    ``parallel=True`` (default) shares the rows with ``numba.get_num_threads() − 1`` helper threads (calls
-    of 16 rows or more): every thread claims the next unsolved row from an atomic counter, and the calling
-    thread, which solves rows too, waits only for rows a helper has claimed and not finished, never for a
-    helper that has not started yet. On a busy machine a fork-join thread team (OpenMP, numba's ``prange``)
-    makes every call wait until each of its threads is scheduled; here a late helper finds nothing left
-    and the call costs what one thread alone would. ``parallel=False`` solves every row on the calling
-    thread. The codes are the same either way, bit for bit (every row is solved independently by the same
-    code).
+    ``parallel=True`` (default) shares the rows with up to ``numba.get_num_threads() − 1`` helper threads
+    (at least 16 rows per thread: calls of fewer than 32 rows run on the calling thread alone): every
+    thread claims the next unsolved row from an atomic counter, and the calling thread, which solves rows
+    too, waits only for rows a helper has claimed and not finished, never for a helper that has not
+    started yet. On a busy machine a fork-join thread team (OpenMP, numba's ``prange``) makes every call
+    wait until each of its threads is scheduled; here a late helper finds nothing left and the call costs
+    what one thread alone would. ``parallel=False`` solves every row on the calling thread. The codes are
+    the same either way, bit for bit (every row is solved independently by the same code).
 
     Returns
     -------
@@ -537,6 +540,5 @@ def lasso_active_set(gram: np.ndarray | None, correlations: np.ndarray, alpha: f
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
         arguments = (atoms, gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
                      min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(4, dtype=np.int64))
-        _run_shared(_solve_claimed_rows, arguments, _ROWS_DONE, n,
-                    parallel and n >= _MIN_ROWS_FOR_HELPERS)
+        _run_shared(_solve_claimed_rows, arguments, _ROWS_DONE, n, parallel)
     return correlations, sweeps, status == _DONE
