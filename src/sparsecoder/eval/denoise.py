@@ -1,4 +1,4 @@
-"""Denoising with a trained sparse autoencoder's encoder (Evtimova & LeCun 2022, §4.3 and Table 1; SPEC §3).
+r"""Denoising with a trained sparse autoencoder's encoder (Evtimova & LeCun 2022, §4.3 and Table 1; SPEC §3).
 
 Gaussian noise ``N(0, σ²)`` is added to the *model-space* (normalised) rows ``y``; the codes of the noisy
 rows come from the encoder alone (amortised inference, no FISTA), and the decoder maps them back:
