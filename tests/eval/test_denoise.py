@@ -52,7 +52,8 @@ def test_metrics_match_an_independent_computation(mnist, sdl_model, one_torch_th
         return rows.double().numpy() * MNIST_STD + MNIST_MEAN
 
     def mean_psnr(target, estimate):
-        return float(np.mean([peak_signal_noise_ratio(t, e, data_range=1.0) for t, e in zip(target, estimate)]))
+        return float(np.mean([peak_signal_noise_ratio(t, e, data_range=1.0)
+                              for t, e in zip(target, estimate, strict=True)]))
 
     clean = pixels(x)
     assert np.allclose(result.clean.numpy(), clean, atol=1e-5)

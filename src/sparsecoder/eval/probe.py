@@ -60,8 +60,8 @@ def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         if len(members) < n_per_class:
-            raise ValueError(f"class {cls} has {len(members)} samples, fewer than the {n_per_class} per class "
-                             f"asked for; lower the number of samples per class")
+            raise ValueError(f"class {cls} has {len(members)} samples, fewer than the {n_per_class} per "
+                             f"class asked for; lower the number of samples per class")
         chosen.append(rng.choice(members, size=int(n_per_class), replace=False))
     return np.sort(np.concatenate(chosen))
 
@@ -126,7 +126,8 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
             raise ValueError(f"{name}: inputs must be (n, d) and labels (n,) with n >= 1, got "
                              f"{tuple(x.shape)} and {tuple(y.shape)}")
         if int(y.min()) < 0 or int(y.max()) >= n_classes:
-            raise ValueError(f"{name} labels must be in [0, {n_classes}), got [{int(y.min())}, {int(y.max())}]")
+            raise ValueError(f"{name} labels must be in [0, {n_classes}), got "
+                             f"[{int(y.min())}, {int(y.max())}]")
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     if not n_classes >= 3:

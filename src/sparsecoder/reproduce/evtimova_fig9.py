@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "run"]
@@ -46,7 +44,8 @@ FULL: dict[str, Any] = {
     "probe_batch_size": 250,
     "baselines": True,
 }
-QUICK: dict[str, Any] = {**FULL, "lams": {"sdl-mnist": [0.005], "vdl-nl-mnist": [0.02]}, "probe_seeds": [0, 1],
+QUICK: dict[str, Any] = {**FULL, "lams": {"sdl-mnist": [0.005], "vdl-nl-mnist": [0.02]},
+                         "probe_seeds": [0, 1],
                          "samples_per_class": [1, 10, "all"], "epochs": 1, "limit": 300, "probe_epochs": 15}
 
 
@@ -99,7 +98,8 @@ def _plot(rows: list[dict[str, Any]], counts: list, path):
     numeric = [c for c in counts if c != "all"]
     all_x = (max(numeric) * 4) if numeric else 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
-    for ax, metric, title in zip(axes, METRICS, ["top-1 test error (%)", "top-3 test error (%)"], strict=True):
+    titles = ["top-1 test error (%)", "top-3 test error (%)"]
+    for ax, metric, title in zip(axes, METRICS, titles, strict=True):
         for method in dict.fromkeys(r["method"] for r in rows):
             cells = [r for r in rows if r["method"] == method]
             x = [positions[r["samples_per_class"]] or all_x for r in cells]

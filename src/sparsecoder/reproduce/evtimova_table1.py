@@ -45,7 +45,9 @@ FULL: dict[str, Any] = {
     "limit": None,             # cap on the training samples; None: all
     "n_pictures": 8,           # digits per row of the clean / noisy / denoised picture
 }
-QUICK: dict[str, Any] = {**FULL, "seeds": [0], "epochs": 1, "limit": 300, "n_pictures": 6}
+# QUICK: one linear and one NL model (SDL, VDL-NL), one seed, one epoch on 200 digits.
+QUICK: dict[str, Any] = {**FULL, "seeds": [0], "epochs": 1, "limit": 200, "n_pictures": 4,
+                         "models": {p: LAMS[p] for p in ("sdl-mnist", "vdl-nl-mnist")}}
 
 
 def check_settings(settings: dict[str, Any]) -> None:
@@ -75,30 +77,34 @@ def check_settings(settings: dict[str, Any]) -> None:
 
 
 def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], path, shape):
-    """Fig. 7-style grid: per model, rows clean / reconstruction, then noisy / denoised per σ."""
+    """Fig. 7-style mosaic: per model, rows clean / reconstruction, then noisy / denoised per σ."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_rows_each = 2 + 2 * len(sigmas)
-    n = next(iter(examples.values()))["clean"].shape[0]
-    fig, axes = plt.subplots(len(examples) * n_rows_each, n, squeeze=False,
-                             figsize=(0.75 * n + 1.6, 0.75 * len(examples) * n_rows_each), dpi=80)
-    row = 0
+    keys = [("clean", "clean"), ("reconstruction", "reconstruction")]
+    for sigma in sigmas:
+        keys += [(f"noisy {sigma:g}", f"noisy σ={sigma:g}"), (f"denoised {sigma:g}", "denoised")]
+    height, width = shape
+    gap = 2
+    rows, ticks, labels = [], [], []
     for name, images in examples.items():
-        labels = [("clean", "clean"), ("reconstruction", "recon.")]
-        for sigma in sigmas:
-            labels += [(f"noisy {sigma:g}", f"noisy σ={sigma:g}"), (f"denoised {sigma:g}", "denoised")]
-        for key, label in labels:
-            for col in range(n):
-                ax = axes[row, col]
-                ax.imshow(images[key][col].reshape(shape), cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            axes[row, 0].set_ylabel(f"{name}\n{label}" if key == "clean" else label, rotation=0,
-                                    ha="right", va="center", fontsize=8)
-            row += 1
+        for key, label in keys:
+            tiles = [np.clip(image.reshape(shape), 0, 1) for image in images[key]]
+            line = np.concatenate([np.pad(t, ((0, 0), (0, gap)), constant_values=1) for t in tiles], axis=1)
+            ticks.append(sum(r.shape[0] for r in rows) + height / 2)
+            labels.append(f"{name}: {label}" if key == "clean" else label)
+            rows.append(np.pad(line, ((0, gap), (0, 0)), constant_values=1))
+        rows.append(np.ones((3 * gap, rows[-1].shape[1])))  # space between models
+    mosaic = np.concatenate(rows)
+    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.8, mosaic.shape[0] / 40), dpi=80)
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.tight_layout(pad=0.2)
     return save_png(fig, path)
 
@@ -146,7 +152,7 @@ def run(ctx: Context) -> Report:
         for metric in METRICS:
             cell[f"paper_{metric}"] = paper.get(metric)
 
-        def both(metric, scale=1.0, digits=1):
+        def both(metric, scale=1.0, digits=1, cell=cell, paper=paper):
             ours = fmt(cell[f"{metric}_mean"] * scale, cell[f"{metric}_std"] * scale, digits)
             theirs = paper.get(metric)
             return f"{ours} ({theirs * scale:.{digits}f})" if theirs is not None else f"{ours} (–)"
