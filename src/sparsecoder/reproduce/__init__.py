@@ -30,12 +30,14 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "evtimova-table1": {
         "module": "evtimova_table1", "paper": "Evtimova & LeCun 2022", "figure": "Table 1 (denoising)",
         "measures": "sparsity and PSNR of clean / noisy / denoised MNIST at σ = 1.0, 1.5 (SDL, VDL, -NL)",
-        "minutes": (3, None)},
+        # measured here (busy 2 cores): SDL 2 s, VDL 4 s, VDL-NL 3 s, SDL-NL 60 s per epoch; ×200 ×5 seeds
+        "minutes": (1, 1150)},
     "evtimova-fig9": {
         "module": "evtimova_fig9", "paper": "Evtimova & LeCun 2022", "figure": "Fig. 9 (low-data probe)",
         "measures": "top-1 / top-3 test error of a linear probe on frozen codes vs labelled samples per "
                     "class",
-        "minutes": (3, None)},
+        # the 4 presets' λ grids (5 λ each) × 200 epochs, one seed, as above; probes ~30 min
+        "minutes": (1, 1200)},
     "evtimova-collapse": {
         "module": "evtimova_collapse", "paper": "Evtimova & LeCun 2022", "figure": "§4.4 (collapse ablation)",
         "measures": "code L1 norm, decoder column norms, dead atoms and PSNR over epochs: no guard vs VDL "

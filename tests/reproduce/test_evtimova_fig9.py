@@ -1,0 +1,87 @@
+"""``evtimova-fig9`` end to end on its quick profile (serial executor): files, one row per (model, samples
+per class) for both encoders and both baselines, errors in range with top-3 <= top-1, the raw-pixel probe
+recomputed from the data with the same seeds, a rerun that trains nothing, and bad settings."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from sparsecoder.data import load
+from sparsecoder.eval.probe import sample_per_class, train_probe
+from sparsecoder.reproduce import reproduce
+from sparsecoder.reproduce.evtimova_fig9 import LISTA, QUICK, RAW
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fig9") / "out"
+    result = reproduce("evtimova-fig9", out, quick=True, executor="serial", progress=False)
+    return out, result
+
+
+def test_quick_profile_writes_one_row_per_model_and_label_count(quick):
+    out, result = quick
+    assert [p.name for p in result["files"]] == ["results.md", "results.csv", "probe_error.png"]
+    assert (out / "probe_error.png").stat().st_size > 10_000
+    rows = result["rows"]
+    methods = ["SDL", "VDL-NL", RAW, LISTA]
+    assert [(r["method"], r["samples_per_class"]) for r in rows] == [
+        (m, k) for m in methods for k in QUICK["samples_per_class"]]
+    for row in rows:
+        assert row["n_seeds"] == len(QUICK["probe_seeds"])
+        assert 0.0 <= row["top3_error_mean"] <= row["top1_error_mean"] <= 1.0
+        assert 1 <= row["best_epoch_mean"] <= QUICK["probe_epochs"]
+    by = {(r["method"], r["samples_per_class"]): r for r in rows}
+    # 300 labelled digits are far better than chance (90 % top-1 error) and than one per class
+    assert by[(RAW, "all")]["top1_error_mean"] < 0.5
+    assert by[(RAW, "all")]["top1_error_mean"] < by[(RAW, 1)]["top1_error_mean"]
+    assert by[("SDL", 1)]["lams_chosen"] == "0.005"
+    with open(out / "results.csv", newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert [float(w["top1_error_mean"]) for w in written] == pytest.approx(
+        [r["top1_error_mean"] for r in rows], rel=1e-12)
+    text = (out / "results.md").read_text()
+    assert "### Top-1 test error" in text and "### Top-3 test error" in text and "VDL-NL features" in text
+
+
+def test_raw_pixel_row_matches_a_direct_probe_on_the_same_samples(quick, one_torch_thread):
+    # the experiment's per-(k, probe seed) sample draw is seeded 1000·(autoencoder seed) + probe seed
+    data = load("mnist", seed=0, limit=QUICK["limit"])
+    errors = []
+    for probe_seed in QUICK["probe_seeds"]:
+        index = torch.from_numpy(sample_per_class(data.train.labels, 10, seed=probe_seed))
+        assert len(index) == 100
+        result = train_probe(data.train.x[index], data.train.labels[index], data.val.x, data.val.labels,
+                             data.test.x, data.test.labels, n_classes=10, epochs=QUICK["probe_epochs"],
+                             seed=probe_seed)
+        errors.append(result.top1_error)
+    row = next(r for r in quick[1]["rows"] if r["method"] == RAW and r["samples_per_class"] == 10)
+    assert row["top1_error_mean"] == pytest.approx(sum(errors) / len(errors), abs=1e-9)
+
+
+def test_rerun_trains_nothing(quick):
+    out, _ = quick
+    weights = sorted((out / "trials").rglob("model.safetensors"))
+    assert len(weights) == 2
+    stamps = [w.stat().st_mtime_ns for w in weights]
+    again = reproduce("evtimova-fig9", out, quick=True, executor="serial", progress=False)
+    assert [w.stat().st_mtime_ns for w in weights] == stamps
+    # the probes are seeded: the same errors again
+    assert [r["top1_error_mean"] for r in again["rows"]] == [r["top1_error_mean"] for r in quick[1]["rows"]]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lams": {"nope-mnist": [0.1]}}, "unknown preset 'nope-mnist'"),
+    ({"lams": {"sdl-mnist": []}}, "needs 'grid' or a non-empty list"),
+    ({"samples_per_class": [0]}, "samples_per_class must be a list"),
+    ({"probe_epochs": 0}, "probe_epochs must be an integer >= 1"),
+    ({"probe_seeds": "0"}, "probe_seeds must be a non-empty list"),
+])
+def test_bad_settings_are_refused_before_training(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        reproduce("evtimova-fig9", tmp_path / "out", quick=True, executor="serial", progress=False,
+                  overrides=change)
+    assert not (tmp_path / "out" / "trials").exists()
