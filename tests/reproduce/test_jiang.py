@@ -50,7 +50,7 @@ def test_sparse_coding_mse_matches_sklearn_reconstruction():
     atoms = rng.normal(size=(12, 8))
     atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
     x = rng.normal(size=(30, 8))
-    coder = SparseCoder(atoms, transform_algorithm="lasso_cd", transform_alpha=0.05)
+    coder = SparseCoder(atoms, transform_algorithm="lasso_lars", transform_alpha=0.05)
     codes = coder.transform(x)
     expected = float(np.mean((x - coder.inverse_transform(codes)) ** 2))
     assert math.isclose(sparse_coding_mse(x, atoms, codes), expected, rel_tol=1e-12)

@@ -139,7 +139,8 @@ def run(ctx: Context) -> Report:
         body += "\nMissing trials: " + "; ".join(missing) + "\n"
     differences = [
         f"data: {s['n_train']} training / {s['n_test']} test 16×16 patches of the embedded photographs, "
-        f"pixel variance {s['variance']} (the paper does not state its scale; the 0.5 threshold depends on it)",
+        f"pixel variance {s['variance']} (the paper does not state its scale; the 0.5 threshold "
+        "depends on it)",
         f"epochs: {s['epochs'] if s['epochs'] is not None else 'each preset’s'} (not stated in the paper); "
         f"seeds: {s['seeds']}",
     ]
