@@ -50,6 +50,7 @@ def _histograms(measured: dict[str, dict], path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(2, len(measured), figsize=(4.2 * len(measured), 5.4), dpi=80, squeeze=False)
     for col, (model, groups) in enumerate(measured.items()):
@@ -66,6 +67,7 @@ def _histograms(measured: dict[str, dict], path):
             ax.hist(np.clip(values[~active], low, None), bins=bins, alpha=0.7,
                     label=f"noise ({int((~active).sum())})")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(label)
             ax.set_ylabel("latents")
             ax.set_title(model)
