@@ -47,13 +47,13 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "jiang-table1": {
         "module": "jiang_table1", "paper": "Jiang & de la Iglesia", "figure": "Table 1 (reconstruction MSE)",
         "measures": "test MSE ± std over 50 posterior samples: sparse coding vs SVAE vs SVAE-Norm",
-        "minutes": (3, None)},
+        "minutes": (0.5, 15)},
     "jiang-fig5": {
         "module": "jiang_fig5", "paper": "Jiang & de la Iglesia",
         "figure": "Fig. 5 (active vs noise filters)",
         "measures": "active / noise latents of SVAE and SVAE-Norm, activation-variance and column-norm "
                     "histograms, filter grids",
-        "minutes": (3, None)},
+        "minutes": (0.5, 12)},
     "pyle-priors": {
         "module": "pyle_priors", "paper": "Pyle", "figure": "prior comparison",
         "measures": "Gaussian vs Laplace vs Cauchy prior/posterior: ELBO, reconstruction, near-zero "

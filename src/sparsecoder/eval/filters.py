@@ -1,0 +1,99 @@
+"""Active vs noise filters of a sparse-coding VAE, and the sparse-coding baseline's reconstruction error
+(Jiang & de la Iglesia, Table 1 and Fig. 5; SPEC §4).
+
+A latent ``j`` of a linear-decoder VAE owns one decoder column ``U[:, j]`` (its filter). With ``Z`` the
+posterior means over a test set (n, l):
+
+* **caption criterion** (Fig. 5a): ``j`` is active when ``max_i |Z_ij| > threshold`` — a "noise" filter
+  never reaches activity above the threshold on any test image;
+* **text criterion** (§4.3): ``j`` is active when ``std_i Z_ij > threshold`` (population std).
+
+Fig. 5b plots, per group, the variance of each latent's activation over the test set and the L2 norm of
+its decoder column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["FilterGroups", "filter_groups", "sparse_coding_mse", "relative_mse"]
+
+
+class FilterGroups(dict):
+    """Result of :func:`filter_groups` (a dict; keys documented there)."""
+
+
+def _matrix(value, name: str) -> np.ndarray:
+    array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds NaN or infinite values; check the trained model")
+    return array
+
+
+def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
+    r"""Split the latents into active and noise filters by both criteria of the paper.
+
+    Parameters
+    ----------
+    codes : (n, l) array or tensor
+        Posterior means of the test set (``model.encode(x)``).
+    columns : (d, l) array or tensor
+        Decoder columns (``model.atoms()``), one filter per latent.
+    threshold : float
+        0.5 in the paper.
+
+    Returns
+    -------
+    FilterGroups
+        ``active_max`` (bool, l): :math:`\max_i |Z_{ij}| > t` (Fig. 5a caption); ``active_std`` (bool, l):
+        :math:`\operatorname{std}_i Z_{ij} > t` (§4.3 text, ddof = 0); ``variance`` (l): activation
+        variance over the test set (ddof = 0, Fig. 5b top); ``norms`` (l): :math:`\|U_{:,j}\|_2`
+        (Fig. 5b bottom); the counts ``n_active_max``, ``n_noise_max``, ``n_active_std``,
+        ``n_noise_std``; ``order``: latent indices, active (caption criterion) first, each group by
+        decreasing activation variance.
+    """
+    codes = _matrix(codes, "codes")
+    columns = _matrix(columns, "columns")
+    if codes.shape[0] < 2:
+        raise ValueError(f"codes needs at least 2 test samples to compute a spread, got {codes.shape[0]}")
+    if codes.shape[1] != columns.shape[1]:
+        raise ValueError(f"codes has {codes.shape[1]} latents but columns has {columns.shape[1]} filters; "
+                         f"pass model.encode(x) and model.atoms() of the same model")
+    if not (isinstance(threshold, (int, float)) and threshold > 0):
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    variance = codes.var(axis=0)
+    active_max = np.abs(codes).max(axis=0) > threshold
+    active_std = np.sqrt(variance) > threshold
+    norms = np.linalg.norm(columns, axis=0)
+    order = np.lexsort((-variance, ~active_max))
+    l = codes.shape[1]
+    return FilterGroups(
+        active_max=active_max, active_std=active_std, variance=variance, norms=norms, order=order,
+        n_active_max=int(active_max.sum()), n_noise_max=int(l - active_max.sum()),
+        n_active_std=int(active_std.sum()), n_noise_std=int(l - active_std.sum()),
+    )
+
+
+def sparse_coding_mse(x, atoms, codes) -> float:
+    r"""Pixelwise MSE of the sparse-coding reconstruction ``codes @ atoms``.
+
+    .. math:: \frac{1}{n d}\sum_i \|x_i - z_i D\|_2^2
+
+    ``x`` (n, d), ``atoms`` (l, d) rows = atoms (scikit-learn's ``components_``), ``codes`` (n, l).
+    """
+    x = _matrix(x, "x")
+    atoms = _matrix(atoms, "atoms")
+    codes = _matrix(codes, "codes")
+    if atoms.shape[1] != x.shape[1] or codes.shape != (x.shape[0], atoms.shape[0]):
+        raise ValueError(f"shapes do not match: x {x.shape}, atoms {atoms.shape} (l, d), codes {codes.shape} "
+                         f"(n, l)")
+    return float(np.mean((x - codes @ atoms) ** 2))
+
+
+def relative_mse(mse: float, x) -> float:
+    """``mse`` divided by the mean per-pixel variance of ``x`` (n, d) (population variance over all
+    entries about the global mean): 1 means no better than predicting the mean."""
+    x = _matrix(x, "x")
+    return float(mse / x.var())

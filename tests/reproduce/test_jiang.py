@@ -1,0 +1,141 @@
+"""``jiang-table1`` and ``jiang-fig5`` (Jiang & de la Iglesia, Table 1 and Fig. 5) end to end on their quick
+profiles (serial executor), and the filter-group / sparse-coding MSE functions against hand-computed values
+and scikit-learn."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sparsecoder.eval.filters import filter_groups, relative_mse, sparse_coding_mse
+from sparsecoder.reproduce import reproduce
+from sparsecoder.reproduce.jiang_table1 import PAPER_MSE, sparse_coding_alpha
+from sparsecoder.train import load_run, load_test_split
+
+SMALL = {"n_train": 200, "n_test": 60, "n_latents": 16}
+
+
+# ---------------------------------------------------------------- evaluation functions, hand-computed
+def test_filter_groups_counts_by_both_criteria_on_hand_made_codes():
+    codes = np.array([[0.0, 0.6, 2.0, 0.1],
+                      [0.0, 0.0, -2.0, 0.4],
+                      [0.0, 0.0, 2.0, -0.45]])
+    columns = np.array([[3.0, 0.0, 0.6, 0.0], [4.0, 1.0, 0.8, 0.0]])
+    groups = filter_groups(codes, columns, 0.5)
+    # max |z| > 0.5: latents 1 and 2; std (ddof 0) > 0.5: latent 2 only (std of [2,-2,2] = 1.886)
+    assert groups["active_max"].tolist() == [False, True, True, False]
+    assert groups["active_std"].tolist() == [False, False, True, False]
+    assert (groups["n_active_max"], groups["n_noise_max"], groups["n_active_std"], groups["n_noise_std"]) \
+        == (2, 2, 1, 3)
+    assert np.allclose(groups["norms"], [5.0, 1.0, 1.0, 0.0])
+    assert np.allclose(groups["variance"], [0.0, 0.08, 32 / 9, np.var([0.1, 0.4, -0.45])])
+    # active first, each group by decreasing variance
+    assert groups["order"].tolist() == [2, 1, 3, 0]
+
+
+def test_filter_groups_rejects_bad_input_before_work():
+    with pytest.raises(ValueError, match="latents but columns has"):
+        filter_groups(np.zeros((3, 4)), np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="at least 2 test samples"):
+        filter_groups(np.zeros((1, 4)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        filter_groups(np.full((3, 4), np.nan), np.zeros((2, 4)))
+
+
+def test_sparse_coding_mse_matches_sklearn_reconstruction():
+    from sklearn.decomposition import SparseCoder
+
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(12, 8))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    x = rng.normal(size=(30, 8))
+    coder = SparseCoder(atoms, transform_algorithm="lasso_lars", transform_alpha=0.05)
+    codes = coder.transform(x)
+    expected = float(np.mean((x - coder.inverse_transform(codes)) ** 2))
+    assert math.isclose(sparse_coding_mse(x, atoms, codes), expected, rel_tol=1e-12)
+    assert math.isclose(relative_mse(2.0, np.array([[1.0, -1.0], [1.0, -1.0]])), 2.0)
+
+
+def test_sparse_coding_alpha_is_the_map_lasso_weight():
+    # ‖x − Uz‖²/2σ² + ‖z‖₁/b, times σ²: α = σ²/b
+    assert math.isclose(sparse_coding_alpha(0.5, 0.1), 2.5)
+    with pytest.raises(ValueError, match="positive"):
+        sparse_coding_alpha(0.0, 0.1)
+
+
+# ---------------------------------------------------------------- quick profiles end to end
+@pytest.fixture(scope="module")
+def table1(tmp_path_factory):
+    out = tmp_path_factory.mktemp("jiang") / "table1"
+    result = reproduce("jiang-table1", out, quick=True, executor="serial", progress=False,
+                       overrides={**SMALL, "sc_epochs": 1})
+    return out, result
+
+
+def test_table1_quick_profile_has_the_three_models_beside_the_paper(table1):
+    out, result = table1
+    assert [p.name for p in result["files"]] == ["results.md", "results.csv"]
+    rows = {r["model"]: r for r in result["rows"]}
+    assert set(rows) == set(PAPER_MSE)
+    for model, row in rows.items():
+        assert row["paper_mse"] == PAPER_MSE[model]
+        assert 0 < row["mse_mean"] < 10 and math.isfinite(row["mse_relative_mean"])
+        assert row["mse_std_mean"] >= 0
+    assert rows["sparse coding"]["mse_std_mean"] == 0
+    # the sparse-coding dictionary is no worse than predicting zero (relative MSE < ~1)
+    assert rows["sparse coding"]["mse_relative_mean"] < 1.05
+    text = (out / "results.md").read_text()
+    assert "0.01500" in text and "α = " in text and "What differs from the paper" in text
+
+
+def test_table1_vae_mse_is_recomputed_from_the_saved_model(table1):
+    """The SVAE-Norm MSE of the table agrees with decoding the posterior means of its saved model: the
+    mean over posterior samples is ≥ the error of the posterior mean up to sampling noise."""
+    out, result = table1
+    run_dir = next((out / "trials" / "svae").glob("svae-norm-patches/*/seed=0"))
+    config, model, _ = load_run(run_dir)
+    x = load_test_split(config).test.x
+    with torch.no_grad():
+        mean_mse = float((x - model.decode(model.encode(x))).square().mean())
+    row = next(r for r in result["rows"] if r["model"] == "SVAE-Norm")
+    assert mean_mse <= row["mse_mean"] * 1.05
+    assert np.allclose(model.decoder_column_norms().numpy(), 1.0, atol=1e-4)  # unit-norm decoder
+
+
+def test_table1_rerun_skips_trained_trials(table1):
+    out, _ = table1
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "trials").rglob("model.safetensors")}
+    assert len(stamps) == 2
+    reproduce("jiang-table1", out, quick=True, executor="serial", progress=False,
+              overrides={**SMALL, "sc_epochs": 1})
+    assert {p: p.stat().st_mtime_ns for p in (out / "trials").rglob("model.safetensors")} == stamps
+
+
+def test_fig5_quick_profile_counts_filters_and_draws_them(tmp_path):
+    out = tmp_path / "fig5"
+    result = reproduce("jiang-fig5", out, quick=True, executor="serial", progress=False, overrides=SMALL)
+    names = [p.name for p in result["files"]]
+    assert names[:3] == ["results.md", "results.csv", "histograms.png"]
+    assert any(n.startswith("filters_svae-norm_") for n in names)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert set(rows) == {"SVAE", "SVAE-Norm"}
+    for row in rows.values():
+        assert row["active_max_mean"] + row["noise_max_mean"] == SMALL["n_latents"]
+        assert row["active_std_mean"] + row["noise_std_mean"] == SMALL["n_latents"]
+        # std > t implies max |z| > t: the std criterion can only count fewer active latents
+        assert row["active_std_mean"] <= row["active_max_mean"]
+    assert rows["SVAE"]["paper_active"] == 154 and rows["SVAE-Norm"]["paper_noise"] == 76
+    # independent recount of the caption criterion from the saved SVAE model
+    run_dir = next((out / "trials" / "svae").glob("svae-patches/*/seed=0"))
+    config, model, _ = load_run(run_dir)
+    with torch.no_grad():
+        codes = model.encode(load_test_split(config).test.x).numpy()
+    assert rows["SVAE"]["active_max_mean"] == int((np.abs(codes).max(axis=0) > 0.5).sum())
+
+
+def test_bad_setting_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="n_train"):
+        reproduce("jiang-table1", tmp_path / "x", quick=True, executor="serial", progress=False,
+                  overrides={"n_train": 0})
+    assert not list((tmp_path / "x").rglob("model.safetensors"))
