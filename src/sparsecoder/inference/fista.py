@@ -339,13 +339,13 @@ class _GramHingeStep:
 
     def _hinge_coefficient(self, point):
         n = self.n
-        total = point.sum(dim=0, dtype=torch.float64).add_(self.frozen_sum)
-        square = point.square().sum(dim=0, dtype=torch.float64).add_(self.frozen_square_sum)
+        total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
+        square = torch.linalg.vector_norm(point, dim=0, dtype=torch.float64).square_()
+        square.add_(self.frozen_square_sum)
         mean = total / n
-        std = square.sub_(total * mean).div_(n - 1).clamp_min_(0.0).sqrt_()
-        active = (std > 0) & (std < self.var_threshold)
-        coefficient = torch.where(active, (self.var_threshold - std) / torch.where(active, std, 1.0), 0.0)
-        # −η·c = η·2β/(n−1)·(T − σ)/σ
+        std = square.addcmul_(total, mean, value=-1.0).div_(n - 1).clamp_min_(0.0).sqrt_()
+        # −η·c = η·2β/(n−1)·(T − σ)/σ where 0 < σ < T, else 0 (T/0 = inf is discarded by the where)
+        coefficient = torch.where(std > 0, (self.var_threshold / std).sub_(1.0).clamp_min_(0.0), 0.0)
         scale = coefficient.mul_(self.eta * 2.0 * self.beta / (n - 1)).to(point.dtype)
         return scale, mean.to(point.dtype)
 
