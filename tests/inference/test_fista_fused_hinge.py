@@ -56,3 +56,18 @@ def test_fused_hinge_step_follows_the_generic_step(dtype):
     atol = 1e-12 if dtype == torch.float64 else 1e-4
     torch.testing.assert_close(fused.codes, generic.codes, atol=atol, rtol=0)
     assert fused.n_iter.min() < fused.n_iter.max()  # samples froze at different times: frozen stats used
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fused_hinge_step_on_cuda_matches_cpu():
+    """The same problem on CUDA and on the CPU (float64): same codes and iteration counts."""
+    torch.manual_seed(2)
+    W = torch.randn(50, 20, dtype=torch.float64)
+    W /= W.norm(dim=0)
+    Y = torch.randn(40, 50, dtype=torch.float64)
+    z0 = torch.rand(40, 20, dtype=torch.float64) * 0.1
+    kwargs = dict(beta=5.0, var_threshold=0.5, step=0.2, max_iter=150, tol=1e-3, record_energy=False)
+    cpu = fista(Y, W, 0.01, z0=z0, **kwargs)
+    gpu = fista(Y.cuda(), W.cuda(), 0.01, z0=z0.cuda(), **kwargs)
+    assert torch.equal(cpu.n_iter, gpu.n_iter.cpu())
+    torch.testing.assert_close(gpu.codes.cpu(), cpu.codes, atol=1e-10, rtol=0)
