@@ -312,6 +312,63 @@ class _GramFixedStep:
         self.offset = self.offset[mask]
 
 
+class _GramHingeStep:
+    r"""Fixed step η on the Gram-form quadratic plus the variance hinge (VDL, paper eq. 11–12), fused:
+
+    .. math:: z_i \leftarrow \mathrm{shrink}\big(v_i (I - \eta G) + \eta b_i
+              - \eta\, c \odot (v_i - \mu),\ \tau\eta\big),
+              \qquad c_s = -\frac{2\beta}{n-1}\,\frac{T - \sigma_s}{\sigma_s}\,[0 < \sigma_s < T]
+
+    The hinge gradient is per component on the batch mean ``μ`` and unbiased std ``σ``, so it is one
+    ``addcmul`` after the ``addmm``. ``μ`` and ``σ`` come from per-component sums and sums of squares
+    (float64) of the working rows plus those of the frozen rows, which are accumulated once when they
+    freeze (frozen rows leave the working set at once: ``compact_fraction = 0``), so no full-batch copy
+    is made per iteration. Same iterates as :class:`_GradientStep` with a fixed step, up to rounding.
+    """
+
+    compact_fraction = 0.0
+    per_sample_t = False
+
+    def __init__(self, gram, linear_term, threshold, eta, positive, *, beta, var_threshold, n):
+        self.base = _GramFixedStep(gram, linear_term, threshold, eta, positive)
+        self.eta, self.positive, self.beta, self.var_threshold, self.n = eta, positive, beta, var_threshold, n
+        l = gram.shape[0]
+        self.frozen_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
+        self.frozen_square_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
+        self.last = None
+
+    def _hinge_coefficient(self, point):
+        n = self.n
+        total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
+        square = torch.linalg.vector_norm(point, dim=0, dtype=torch.float64).square_()
+        square.add_(self.frozen_square_sum)
+        mean = total / n
+        std = square.addcmul_(total, mean, value=-1.0).div_(n - 1).clamp_min_(0.0).sqrt_()
+        # −η·c = η·2β/(n−1)·(T − σ)/σ where 0 < σ < T, else 0 (T/0 = inf is discarded by the where)
+        coefficient = torch.where(std > 0, (self.var_threshold / std).sub_(1.0).clamp_min_(0.0), 0.0)
+        scale = coefficient.mul_(self.eta * 2.0 * self.beta / (n - 1)).to(point.dtype)
+        return scale, mean.to(point.dtype)
+
+    def __call__(self, current, previous, t, rows, codes):
+        t_next = _next_t(t)
+        point = _extrapolate(current, previous, t, t_next)
+        scale, mean = self._hinge_coefficient(point)
+        new = torch.addmm(self.base.offset, point, self.base.update)
+        new.addcmul_(point - mean, scale)
+        if self.positive:
+            new.clamp_min_(0.0)
+        else:
+            new.sub_(new.clamp(-self.base.shrink, self.base.shrink))
+        self.last = new
+        return new, point, t_next
+
+    def keep(self, mask):
+        frozen = self.last[~mask]
+        self.frozen_sum += frozen.sum(dim=0, dtype=torch.float64)
+        self.frozen_square_sum += frozen.square().sum(dim=0, dtype=torch.float64)
+        self.base.keep(mask)
+
+
 class _GramAdaptiveStep:
     r"""Per-sample step of Scheinberg, Goldfarb & Bai (2014) on ``½ zᵀGz − zᵀb_i``.
 
@@ -762,6 +819,9 @@ def fista(
 
         if module is None and beta == 0 and step != "backtracking":
             stepper = _GramFixedStep(smooth.gram, smooth.linear_term, lam, eta, positive)
+        elif module is None and step != "backtracking" and reduce is None:
+            stepper = _GramHingeStep(smooth.gram, smooth.linear_term, lam, eta, positive, beta=beta,
+                                     var_threshold=var_threshold, n=n)
         else:
             stepper = _GradientStep(
                 smooth, lam, eta, positive, beta=beta, var_threshold=var_threshold,
