@@ -254,7 +254,9 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
             "kurtosis (sparse, localised); see the figure",
             ", ".join(f"{p} {v:.2f}" for p, v in kurt.items()),
             kurt["cauchy"] > max(kurt["gauss"], kurt["laplace"]))
-    datasets = [d for d in DATASETS if has(d, *PRIORS)]
+    # tasks where every prior's near-zero fraction was measured (a cell without it gives no verdict)
+    datasets = [d for d in DATASETS if has(d, *PRIORS)
+                and all(math.isfinite(m(d, p, "near_zero_active")) for p in PRIORS)]
     if datasets:
         parts, ok = [], True
         for d in datasets:
