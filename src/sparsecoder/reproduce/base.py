@@ -18,9 +18,7 @@ interrupted ones resume); the :class:`Report` it returns is written by :func:`wr
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 import yaml
 
 from sparsecoder.io import atomic_write_bytes, atomic_write_text
+from sparsecoder.sweep.results import csv_text, write_png
 
 __all__ = ["Context", "Report", "TrialResult", "aggregate", "markdown_table", "save_png", "parse_settings",
            "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
@@ -191,26 +190,8 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def save_png(fig, path: Path) -> Path:
-    """Write a matplotlib figure as a PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=fig.dpi)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
-
-
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buffer.getvalue()
+    """Write a matplotlib figure as a PNG (at its own dpi) atomically and close it."""
+    return write_png(fig, path)
 
 
 def write_report(ctx: Context, info: dict[str, str], report: Report, seconds: float) -> list[Path]:
@@ -218,7 +199,7 @@ def write_report(ctx: Context, info: dict[str, str], report: Report, seconds: fl
     time and what differs from the paper; then the experiment's tables) into ``ctx.out``."""
     csv_path = ctx.out / RESULTS_CSV
     md_path = ctx.out / RESULTS_MD
-    atomic_write_bytes(csv_path, _csv_text(report.rows).encode())
+    atomic_write_bytes(csv_path, csv_text(report.rows).encode())
     settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in ctx.settings.items())
     lines = [f"# {ctx.name} — {info['paper']}, {info['figure']}", "",
              f"{info['measures']}", "",

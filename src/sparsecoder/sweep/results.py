@@ -17,7 +17,8 @@ from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.executor import METRICS_FILE, read_status, trial_state
 from sparsecoder.sweep.spec import SweepSpec, format_value
 
-__all__ = ["collect_rows", "write_results", "RESULTS_CSV", "RESULTS_MD", "PSNR_PLOT", "VAE_PLOT"]
+__all__ = ["collect_rows", "write_results", "csv_text", "write_png", "RESULTS_CSV", "RESULTS_MD", "PSNR_PLOT",
+           "VAE_PLOT"]
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -63,7 +64,8 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return columns
 
 
-def _csv_text(rows: list[dict[str, Any]]) -> str:
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV of ``rows``: columns in first-seen order, missing and ``None`` values empty."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=_columns(rows), restval="", lineterminator="\n")
     writer.writeheader()
@@ -164,18 +166,19 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
-    _write_png(fig, path)
+    write_png(fig, path)
     return True
 
 
-def _write_png(fig, path: Path) -> None:
-    """Write ``fig`` as a PNG at its own dpi to ``path`` atomically, then close it."""
+def write_png(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG at its own dpi to ``path`` atomically, then close it; return ``path``."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
 
 
 def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]], title: str,
@@ -211,7 +214,7 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    _write_png(fig, path)
+    write_png(fig, path)
     return True
 
 
@@ -219,7 +222,7 @@ def write_results(spec: SweepSpec, directory: Path) -> dict[str, Any]:
     """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``."""
     directory = Path(directory)
     rows = collect_rows(spec, directory)
-    atomic_write_bytes(directory / RESULTS_CSV, _csv_text(rows).encode())
+    atomic_write_bytes(directory / RESULTS_CSV, csv_text(rows).encode())
     summary = summarise(spec, rows)
     atomic_write_bytes(directory / RESULTS_MD, _markdown(spec, summary).encode())
     files = [directory / RESULTS_CSV, directory / RESULTS_MD]
