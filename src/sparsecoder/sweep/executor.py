@@ -185,6 +185,28 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool,
         ray.get_runtime_context().gcs_address
 
 
+def _prepare_trial(directory: Path, trial: Trial) -> Path:
+    """The trial's folder, its parent created and a stale status file of a retried failure removed."""
+    trial_dir = directory / trial.folder
+    stale = trial_dir / STATUS_FILE
+    if stale.is_file():
+        stale.unlink()  # a retried failure: its old record no longer holds
+    trial_dir.parent.mkdir(parents=True, exist_ok=True)
+    return trial_dir
+
+
+def _record_outcome(directory: Path, trial: Trial, outcome: dict[str, Any], counts: dict[str, int], bar,
+                    on_finish) -> None:
+    """Write the trial's status file, count it, report a failure on the bar and call ``on_finish``."""
+    write_status(directory / trial.folder, outcome)
+    counts[outcome["status"]] += 1
+    if outcome["status"] != "done":
+        bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}", file=sys.stderr)
+    if on_finish is not None:
+        on_finish(trial, outcome)
+    bar.update(1)
+
+
 def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_concurrent: int | None = None,
                progress: bool = True, on_finish=None) -> dict[str, int]:
     """Run ``trials`` of ``spec`` under ``directory`` as Ray tasks; Ray must be connected.
@@ -220,11 +242,7 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
         while pending or running:
             while pending and len(running) < limit:
                 trial = pending.pop(0)
-                trial_dir = directory / trial.folder
-                stale = trial_dir / STATUS_FILE
-                if stale.is_file():
-                    stale.unlink()  # a retried failure: its old record no longer holds
-                trial_dir.parent.mkdir(parents=True, exist_ok=True)
+                trial_dir = _prepare_trial(directory, trial)
                 ref = remote.remote(trial.preset, str(trial_dir), spec.trial_overrides(trial))
                 running[ref] = trial
             postfix()
@@ -236,14 +254,7 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
                 except ray.exceptions.RayError as err:  # worker died, out of memory, node lost, …
                     lines = str(err).strip().splitlines() or [""]
                     outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}"}
-                write_status(directory / trial.folder, outcome)
-                counts[outcome["status"]] += 1
-                if outcome["status"] != "done":
-                    bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}",
-                              file=sys.stderr)
-                if on_finish is not None:
-                    on_finish(trial, outcome)
-                bar.update(1)
+                _record_outcome(directory, trial, outcome, counts, bar, on_finish)
         postfix()
     except KeyboardInterrupt:
         bar.write(f"interrupted: cancelling {len(running)} running trial(s)", file=sys.stderr)
@@ -265,21 +276,10 @@ def run_trials_serial(spec: SweepSpec, directory: Path, trials: list[Trial], *, 
                dynamic_ncols=True)
     try:
         for trial in trials:
-            trial_dir = directory / trial.folder
-            stale = trial_dir / STATUS_FILE
-            if stale.is_file():
-                stale.unlink()
-            trial_dir.parent.mkdir(parents=True, exist_ok=True)
+            trial_dir = _prepare_trial(directory, trial)
             bar.set_postfix_str(trial.label, refresh=True)
             outcome = run_trial(trial.preset, str(trial_dir), spec.trial_overrides(trial))
-            write_status(trial_dir, outcome)
-            counts[outcome["status"]] += 1
-            if outcome["status"] != "done":
-                bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}",
-                          file=sys.stderr)
-            if on_finish is not None:
-                on_finish(trial, outcome)
-            bar.update(1)
+            _record_outcome(directory, trial, outcome, counts, bar, on_finish)
     finally:
         bar.close()
     return counts
