@@ -86,7 +86,7 @@ def test_collapse_verdict_on_hand_made_curves(curve, expected):
 def test_bad_settings_are_refused(tmp_path):
     for key, value, message in [("variants", ["none", "ldl"], "expected a non-empty list of none, vdl"),
                                 ("lam", -1, "lam=-1: expected a number >= 0"),
-                                ("epochs", None, "epochs=None: expected a positive integer")]:
+                                ("epochs", None, "epochs=None: expected an integer >= 1")]:
         with pytest.raises(ValueError, match=message):
             check_settings({**QUICK, key: value})
         with pytest.raises(ValueError, match=message):

@@ -106,7 +106,7 @@ def test_lambda_choice_grid_paper_or_list():
     ("lams", "some", "expected grid"),
     ("lams", [-0.1], "expected grid"),
     ("seeds", [0, -1], "expected a non-empty list of integers >= 0"),
-    ("epochs", 0, "epochs=0: expected a positive integer or null"),
+    ("epochs", 0, "epochs=0: expected an integer >= 1 or null"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):

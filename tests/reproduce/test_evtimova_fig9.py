@@ -75,10 +75,12 @@ def test_rerun_trains_nothing(quick):
 
 @pytest.mark.parametrize("change, message", [
     ({"lams": {"nope-mnist": [0.1]}}, "unknown preset 'nope-mnist'"),
-    ({"lams": {"sdl-mnist": []}}, "needs 'grid' or a non-empty list"),
-    ({"samples_per_class": [0]}, "samples_per_class must be a list"),
-    ({"probe_epochs": 0}, "probe_epochs must be an integer >= 1"),
-    ({"probe_seeds": "0"}, "probe_seeds must be a non-empty list"),
+    ({"lams": {"sdl-mnist": []}}, "sdl-mnist needs 'grid' or a non-empty list"),
+    ({"samples_per_class": [0]}, "samples_per_class=\\[0\\]: expected a list of integers >= 1"),
+    ({"probe_epochs": 0}, "probe_epochs=0: expected an integer >= 1"),
+    ({"epochs": 0}, "epochs=0: expected an integer >= 1 or null"),
+    ({"probe_lr": 0}, "probe_lr=0: expected a number > 0"),
+    ({"probe_seeds": "0"}, "probe_seeds='0': expected a non-empty list of integers >= 0"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):

@@ -84,11 +84,13 @@ def test_rerun_trains_nothing(quick):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"models": {}}, "models must be a non-empty mapping"),
+    ({"models": {}}, "models={}: expected a non-empty mapping preset"),
     ({"models": {"nope-mnist": 0.1}}, "unknown preset 'nope-mnist'"),
-    ({"models": {"sdl-mnist": -1}}, "λ of sdl-mnist must be a number >= 0"),
-    ({"sigmas": [-1.0]}, "sigmas must be a non-empty list"),
-    ({"seeds": []}, "seeds must be a non-empty list"),
+    ({"models": {"sdl-mnist": -1}}, "sdl-mnist needs a λ >= 0, got -1"),
+    ({"sigmas": [-1.0]}, "sigmas=\\[-1.0\\]: expected a non-empty list of numbers >= 0"),
+    ({"seeds": []}, "seeds=\\[\\]: expected a non-empty list of integers >= 0"),
+    ({"epochs": -1}, "epochs=-1: expected an integer >= 1 or null"),
+    ({"limit": 0}, "limit=0: expected an integer >= 1 or null"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):

@@ -97,7 +97,7 @@ def test_rerun_skips_trained_trials(quick):
     ("datasets", ["mnist", "cifar"], "datasets"),
     ("priors", [], "priors"),
     ("hidden", 0, "hidden"),
-    ("limit", 1, "at least 2"),
+    ("limit", 1, "limit=1: expected an integer >= 2 or null"),
     ("near_zero", -0.1, "near_zero"),
     ("synthetic_likelihood", "poisson", "synthetic_likelihood"),
     ("seeds", [0, -1], "seeds"),

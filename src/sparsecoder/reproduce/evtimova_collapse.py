@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "run"]
@@ -59,29 +60,11 @@ QUICK: dict[str, Any] = {**FULL, "epochs": 3, "seeds": [0], "limit": 300}
 
 def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
-    variants = settings["variants"]
-    if isinstance(variants, str):
-        variants = [variants]
-    if not isinstance(variants, list) or not variants or any(v not in VARIANTS for v in variants):
-        raise ValueError(f"--set variants={settings['variants']!r}: expected a non-empty list of "
-                         f"{', '.join(VARIANTS)} (e.g. variants=[none,vdl,sdl])")
-    settings["variants"] = list(dict.fromkeys(variants))
-    lam = settings["lam"]
-    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float))
-                            or not math.isfinite(lam) or lam < 0):
-        raise ValueError(f"--set lam={lam!r}: expected a number >= 0, or null for each preset's λ")
-    seeds = settings["seeds"]
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = settings["seeds"] = [seeds]
-    if not isinstance(seeds, list) or not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"--set seeds={seeds!r}: expected a non-empty list of integers >= 0 (e.g. "
-                         f"seeds=[0,1])")
-    for key, allow_none in (("epochs", False), ("limit", True)):
-        value = settings[key]
-        if (value is None and not allow_none) or (value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1)):
-            raise ValueError(f"--set {key}={value!r}: expected a positive integer"
-                             + (" or null" if allow_none else ""))
+    checks.names(settings, "variants", VARIANTS)
+    checks.number(settings, "lam", allow_none=True)
+    checks.seed_list(settings)
+    checks.positive_int(settings, "epochs")
+    checks.positive_int(settings, "limit", allow_none=True)
 
 
 def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> dict[str, float]:
@@ -157,9 +140,7 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
-    overrides: dict[str, Any] = {"epochs": settings["epochs"]}
-    if settings["limit"] is not None:
-        overrides["limit"] = settings["limit"]
+    overrides = checks.training_overrides(settings)
     grid = {"lam": [float(settings["lam"])]} if settings["lam"] is not None else None
 
     per_epoch: list[dict[str, Any]] = []

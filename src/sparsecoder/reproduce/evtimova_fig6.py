@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "check_settings", "run"]
@@ -63,34 +64,18 @@ QUICK: dict[str, Any] = {**FULL, "variants": ["sdl", "vdl"], "lams": "paper", "s
 
 def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
-    data = settings["data"]
-    if data not in DATA:
-        raise ValueError(f"--set data={data!r}: expected one of {', '.join(DATA)}")
-    variants = settings["variants"]
-    if isinstance(variants, str):
-        variants = [variants]
-    if not isinstance(variants, list) or not variants or any(v not in KNOWN_VARIANTS for v in variants):
-        raise ValueError(f"--set variants={settings['variants']!r}: expected a non-empty list of "
-                         f"{', '.join(KNOWN_VARIANTS)} (e.g. variants=[sdl,vdl-nl])")
-    settings["variants"] = list(dict.fromkeys(variants))
-    lams = settings["lams"]
-    if isinstance(lams, (int, float)) and not isinstance(lams, bool):
-        lams = settings["lams"] = [float(lams)]
-    if lams not in ("grid", "paper") and not (
-            isinstance(lams, list) and lams and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                    and math.isfinite(v) and v >= 0 for v in lams)):
-        raise ValueError(f"--set lams={lams!r}: expected grid (each preset's lam_grid), paper (the λ the "
-                         f"paper reports a point for) or a list of λ >= 0 (e.g. lams=[0.001,0.005])")
-    seeds = settings["seeds"]
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = settings["seeds"] = [seeds]
-    if not isinstance(seeds, list) or not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"--set seeds={seeds!r}: expected a non-empty list of integers >= 0 (e.g. "
-                         f"seeds=[0,1])")
-    for key in ("epochs", "limit"):
-        value = settings[key]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"--set {key}={value!r}: expected a positive integer or null")
+    checks.one_of(settings, "data", DATA)
+    checks.names(settings, "variants", KNOWN_VARIANTS)
+    if settings["lams"] not in ("grid", "paper"):
+        try:
+            checks.number_list(settings, "lams")
+        except ValueError:
+            raise ValueError(f"--set lams={settings['lams']!r}: expected grid (each preset's lam_grid), "
+                             f"paper (the λ the paper reports a point for) or a list of λ >= 0 (e.g. "
+                             f"lams=[0.001,0.005])") from None
+    checks.seed_list(settings)
+    checks.positive_int(settings, "epochs", allow_none=True)
+    checks.positive_int(settings, "limit", allow_none=True)
 
 
 def _lams(settings: dict[str, Any], variant: str, preset: str) -> list[float]:
@@ -151,10 +136,7 @@ def run(ctx: Context) -> Report:
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
     data = settings["data"]
-    overrides: dict[str, Any] = {}
-    for key in ("epochs", "limit"):
-        if settings[key] is not None:
-            overrides[key] = settings[key]
+    overrides = checks.training_overrides(settings)
     plan = [(variant, f"{variant}-{data}") for variant in settings["variants"]]
     lams = {variant: _lams(settings, variant, preset) for variant, preset in plan}  # errors before training
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "run"]
@@ -50,33 +51,23 @@ QUICK: dict[str, Any] = {**FULL, "lams": {"sdl-mnist": [0.005], "vdl-nl-mnist": 
 
 
 def check_settings(settings: dict[str, Any]) -> None:
-    """Bad settings are a ``ValueError`` naming the setting, before anything trains."""
-    from sparsecoder.config import list_presets
-
-    lams = settings["lams"]
-    if not isinstance(lams, dict) or not lams:
-        raise ValueError(f"lams must be a non-empty mapping preset -> [λ, ...] or 'grid', got {lams!r}")
-    known = {p.name for p in list_presets()}
-    for preset, values in lams.items():
-        if preset not in known:
-            raise ValueError(f"lams: unknown preset {preset!r} (sparsecoder presets lists them)")
-        if values != "grid" and (not isinstance(values, list) or not values or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values)):
-            raise ValueError(f"lams: {preset} needs 'grid' or a non-empty list of λ >= 0, got {values!r}")
-    for key in ("seeds", "probe_seeds"):
-        value = settings[key]
-        if not isinstance(value, list) or not value or any(isinstance(s, bool) or not isinstance(s, int)
-                                                           for s in value):
-            raise ValueError(f"{key} must be a non-empty list of integers, got {value!r}")
+    """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    checks.preset_mapping(
+        settings, "lams",
+        lambda v: v == "grid" or (isinstance(v, list) and bool(v) and all(map(checks.is_lam, v))),
+        "'grid' or a non-empty list of λ >= 0", "{sdl-mnist: [0.005]}")
+    checks.seed_list(settings)
+    checks.seed_list(settings, "probe_seeds")
     counts = settings["samples_per_class"]
     if not isinstance(counts, list) or not counts or any(
             c != "all" and (isinstance(c, bool) or not isinstance(c, int) or c < 1) for c in counts):
-        raise ValueError(f"samples_per_class must be a list of integers >= 1 or 'all', got {counts!r}")
-    for key in ("probe_epochs", "probe_batch_size"):
-        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
-            raise ValueError(f"{key} must be an integer >= 1, got {settings[key]!r}")
-    if not isinstance(settings["probe_lr"], (int, float)) or not settings["probe_lr"] > 0:
-        raise ValueError(f"probe_lr must be a number > 0, got {settings['probe_lr']!r}")
+        raise ValueError(f"--set samples_per_class={counts!r}: expected a list of integers >= 1 and/or all "
+                         f"(e.g. samples_per_class=[1,10,all])")
+    checks.positive_int(settings, "epochs", allow_none=True)
+    checks.positive_int(settings, "limit", allow_none=True)
+    checks.positive_int(settings, "probe_epochs")
+    checks.positive_int(settings, "probe_batch_size")
+    checks.number(settings, "probe_lr", strict=True)
 
 
 def _lams(preset: str, values) -> list[float]:
@@ -130,11 +121,7 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)
-    overrides: dict[str, Any] = {}
-    if settings["epochs"] is not None:
-        overrides["epochs"] = settings["epochs"]
-    if settings["limit"] is not None:
-        overrides["limit"] = settings["limit"]
+    overrides = checks.training_overrides(settings)
     probe = {"epochs": settings["probe_epochs"], "lr": settings["probe_lr"],
              "batch_size": settings["probe_batch_size"]}
     counts = settings["samples_per_class"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "PAPER", "LAMS", "check_settings", "run"]
@@ -51,29 +52,14 @@ QUICK: dict[str, Any] = {**FULL, "seeds": [0], "epochs": 1, "limit": 200, "n_pic
 
 
 def check_settings(settings: dict[str, Any]) -> None:
-    """Bad settings are a ``ValueError`` naming the setting, before anything trains."""
-    models = settings["models"]
-    if not isinstance(models, dict) or not models:
-        raise ValueError(f"models must be a non-empty mapping preset -> λ, e.g. {{sdl-mnist: 0.005}}; got "
-                         f"{models!r}")
-    from sparsecoder.config import list_presets
-
-    known = {p.name for p in list_presets()}
-    for preset, lam in models.items():
-        if preset not in known:
-            raise ValueError(f"models: unknown preset {preset!r} (sparsecoder presets lists them)")
-        if not isinstance(lam, (int, float)) or isinstance(lam, bool) or lam < 0:
-            raise ValueError(f"models: λ of {preset} must be a number >= 0, got {lam!r}")
-    sigmas = settings["sigmas"]
-    if not isinstance(sigmas, list) or not sigmas or any(
-            isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in sigmas):
-        raise ValueError(f"sigmas must be a non-empty list of numbers >= 0, got {sigmas!r}")
-    seeds = settings["seeds"]
-    if not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int)
-                                                       for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    if not isinstance(settings["n_pictures"], int) or settings["n_pictures"] < 1:
-        raise ValueError(f"n_pictures must be an integer >= 1, got {settings['n_pictures']!r}")
+    """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    checks.preset_mapping(
+        settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}")
+    checks.number_list(settings, "sigmas")
+    checks.seed_list(settings)
+    checks.positive_int(settings, "epochs", allow_none=True)
+    checks.positive_int(settings, "limit", allow_none=True)
+    checks.positive_int(settings, "n_pictures")
 
 
 def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], path, shape):
@@ -118,11 +104,7 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)
-    overrides: dict[str, Any] = {}
-    if settings["epochs"] is not None:
-        overrides["epochs"] = settings["epochs"]
-    if settings["limit"] is not None:
-        overrides["limit"] = settings["limit"]
+    overrides = checks.training_overrides(settings)
     per_seed, missing, examples, epochs_used = [], [], {}, {}
     for preset, lam in settings["models"].items():
         trials = ctx.train(preset, preset, grid={"lam": [lam]}, seeds=settings["seeds"], overrides=overrides)

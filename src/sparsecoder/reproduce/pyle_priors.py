@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "DATASETS", "PRIORS", "PAPER_CLAIMS", "check_settings", "measure_trial",
@@ -96,47 +97,17 @@ QUICK: dict[str, Any] = {**FULL, "epochs": 1, "seeds": [0], "limit": 200, "patch
                          "hidden": 32, "eval_samples": 2}
 
 
-def _positive_int(settings: dict[str, Any], key: str, allow_none: bool = False) -> None:
-    value = settings[key]
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--set {key}={value!r}: expected an integer >= 1"
-                         + (" or null" if allow_none else ""))
-
-
-def _subset(settings: dict[str, Any], key: str, known: dict[str, Any]) -> None:
-    value = settings[key]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or any(v not in known for v in value):
-        raise ValueError(f"--set {key}={settings[key]!r}: expected a non-empty list of {', '.join(known)} "
-                         f"(e.g. {key}=[{','.join(list(known)[:2])}])")
-    settings[key] = list(dict.fromkeys(value))
-
-
 def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
-    _subset(settings, "datasets", DATASETS)
-    _subset(settings, "priors", PRIORS)
-    seeds = settings["seeds"]
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = settings["seeds"] = [seeds]
-    if not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
-                                                       for s in seeds):
-        raise ValueError(f"--set seeds={settings['seeds']!r}: expected a non-empty list of integers >= 0 "
-                         f"(e.g. seeds=[0,1])")
+    checks.names(settings, "datasets", DATASETS)
+    checks.names(settings, "priors", PRIORS)
+    checks.seed_list(settings)
     for key in ("epochs", "hidden", "eval_samples"):
-        _positive_int(settings, key)
-    for key in ("limit", "patches_limit"):
-        _positive_int(settings, key, allow_none=True)
-    for key in ("limit", "patches_limit"):
-        if settings[key] is not None and settings[key] < 2:
-            raise ValueError(f"--set {key}={settings[key]}: expected at least 2 training samples or null")
+        checks.positive_int(settings, key)
+    for key in ("limit", "patches_limit"):  # at least 2 training samples (a batch statistic needs 2)
+        checks.positive_int(settings, key, allow_none=True, minimum=2)
     for key in ("near_zero", "synthetic_sigma"):
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
-            raise ValueError(f"--set {key}={value!r}: expected a number > 0")
+        checks.number(settings, key, strict=True)
     if settings["synthetic_likelihood"] not in ("bce", "gaussian"):
         raise ValueError(f"--set synthetic_likelihood={settings['synthetic_likelihood']!r}: expected bce "
                          f"(the presets') or gaussian (std synthetic_sigma)")

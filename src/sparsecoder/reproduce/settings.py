@@ -1,0 +1,119 @@
+"""Checks of an experiment's settings (its profile after ``--set``), shared by every experiment module.
+
+Each check reads ``settings[key]``, normalises it in place where a shorthand is accepted (a single seed for
+a list of seeds, one name for a list of names) and raises a one-line ``ValueError`` naming the setting as
+the user typed it (``--set key=value``) and what is accepted, so that :func:`sparsecoder.reproduce` can
+refuse a bad value before it writes anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["is_lam", "names", "one_of", "seed_list", "positive_int", "number", "number_list",
+           "preset_mapping", "training_overrides"]
+
+
+def _refuse(key: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"--set {key}={value!r}: expected {expected}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_lam(value: Any) -> bool:
+    """Whether ``value`` is a usable λ: a finite number >= 0 (not a bool)."""
+    return _is_number(value) and value >= 0
+
+
+def names(settings: dict[str, Any], key: str, known: Iterable[str]) -> list[str]:
+    """A non-empty list of names from ``known`` (one name is a list of one); duplicates dropped."""
+    known = list(known)
+    value = settings[key]
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or any(not isinstance(v, str) or v not in known
+                                                       for v in items):
+        raise _refuse(key, value, f"a non-empty list of {', '.join(known)} "
+                                  f"(e.g. {key}=[{','.join(known[:2])}])")
+    settings[key] = list(dict.fromkeys(items))
+    return settings[key]
+
+
+def one_of(settings: dict[str, Any], key: str, known: Iterable[str]) -> str:
+    """One name from ``known``."""
+    known = list(known)
+    if settings[key] not in known:
+        raise _refuse(key, settings[key], f"one of {', '.join(known)}")
+    return settings[key]
+
+
+def seed_list(settings: dict[str, Any], key: str = "seeds") -> list[int]:
+    """A non-empty list of integer seeds >= 0 (one integer is a list of one)."""
+    value = settings[key]
+    items = [value] if _is_int(value) else value
+    if not isinstance(items, list) or not items or any(not _is_int(s) or s < 0 for s in items):
+        raise _refuse(key, value, f"a non-empty list of integers >= 0 (e.g. {key}=[0,1])")
+    settings[key] = list(items)
+    return settings[key]
+
+
+def positive_int(settings: dict[str, Any], key: str, *, allow_none: bool = False,
+                 minimum: int = 1) -> int | None:
+    """An integer >= ``minimum`` (or ``None`` where ``allow_none``: "null" on the command line)."""
+    value = settings[key]
+    if value is None and allow_none:
+        return None
+    if not _is_int(value) or value < minimum:
+        raise _refuse(key, value, f"an integer >= {minimum}" + (" or null" if allow_none else ""))
+    return value
+
+
+def number(settings: dict[str, Any], key: str, *, minimum: float = 0.0, strict: bool = False,
+           allow_none: bool = False) -> float | None:
+    """A finite number >= ``minimum`` (> where ``strict``), or ``None`` where ``allow_none``."""
+    value = settings[key]
+    if value is None and allow_none:
+        return None
+    if not _is_number(value) or value < minimum or (strict and value == minimum):
+        raise _refuse(key, value, f"a number {'>' if strict else '>='} {minimum:g}"
+                                  + (" or null" if allow_none else ""))
+    return float(value)
+
+
+def number_list(settings: dict[str, Any], key: str, *, minimum: float = 0.0) -> list[float]:
+    """A non-empty list of finite numbers >= ``minimum`` (one number is a list of one)."""
+    value = settings[key]
+    items = [value] if _is_number(value) else value
+    if not isinstance(items, list) or not items or any(not _is_number(v) or v < minimum for v in items):
+        raise _refuse(key, value, f"a non-empty list of numbers >= {minimum:g}")
+    settings[key] = [float(v) for v in items]
+    return settings[key]
+
+
+def preset_mapping(settings: dict[str, Any], key: str, valid: Callable[[Any], bool], what: str,
+                   example: str) -> dict[str, Any]:
+    """A non-empty mapping ``preset name -> value`` whose presets exist and whose values pass ``valid``."""
+    from sparsecoder.config import list_presets
+
+    value = settings[key]
+    if not isinstance(value, dict) or not value:
+        raise _refuse(key, value, f"a non-empty mapping preset -> {what} (e.g. {key}={example})")
+    known = {p.name for p in list_presets()}
+    for preset, item in value.items():
+        if preset not in known:
+            raise ValueError(f"--set {key}: unknown preset {preset!r} (`sparsecoder presets` lists them)")
+        if not valid(item):
+            raise ValueError(f"--set {key}: {preset} needs {what}, got {item!r}")
+    return value
+
+
+def training_overrides(settings: dict[str, Any], keys: Iterable[str] = ("epochs", "limit")) -> dict[str, Any]:
+    """The config overrides of every trial: the ``keys`` whose value is set (``None`` = the preset's)."""
+    return {key: settings[key] for key in keys if settings[key] is not None}
