@@ -139,3 +139,41 @@ def test_bad_setting_is_refused_before_training(tmp_path):
         reproduce("jiang-table1", tmp_path / "x", quick=True, executor="serial", progress=False,
                   overrides={"n_train": 0})
     assert not list((tmp_path / "x").rglob("model.safetensors"))
+
+
+def test_localization_on_hand_made_filters():
+    from sparsecoder.eval.filters import localization
+
+    h, w = 8, 6
+    point = np.zeros((h, w))
+    point[7, 0] = 3.0                       # one pixel: all energy in one window
+    flat = np.ones((h, w))                  # uniform: window²/(h·w) = 9/48
+    pair = np.zeros((h, w))
+    pair[0, 0] = pair[7, 5] = 1.0           # two far pixels of equal energy: 1/2
+    zero = np.zeros((h, w))
+    columns = np.stack([a.reshape(-1) for a in (point, flat, pair, zero)], axis=1)
+    assert localization(columns, (h, w)) == pytest.approx([1.0, 9 / 48, 0.5, 0.0])
+    assert localization(columns, (h, w), window=1)[1] == pytest.approx(1 / 48)
+    with pytest.raises(ValueError, match="48 pixels but the columns have 47"):
+        localization(columns[:-1], (h, w))
+    with pytest.raises(ValueError, match="window must be between 1 and 6"):
+        localization(columns, (h, w), window=7)
+
+
+def test_localization_matches_a_brute_force_search_and_separates_gabors_from_noise():
+    from sparsecoder.eval.filters import LOCALIZED, localization
+
+    rng = np.random.default_rng(0)
+    columns = rng.standard_normal((16 * 16, 40))
+    brute = []
+    for j in range(columns.shape[1]):
+        energy = columns[:, j].reshape(16, 16) ** 2
+        best = max(energy[r:r + 8, c:c + 8].sum() for r in range(9) for c in range(9))
+        brute.append(best / energy.sum())
+    assert localization(columns, (16, 16)) == pytest.approx(brute, rel=1e-12)
+    assert localization(columns, (16, 16)).max() < LOCALIZED
+    yy, xx = np.mgrid[0:16, 0:16]
+    gabors = np.stack([(np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 8.0)
+                        * np.cos(0.5 * np.pi * (xx * np.cos(t) + yy * np.sin(t)))).reshape(-1)
+                       for cx, cy, t in [(2, 2, 0.0), (8, 8, 0.8), (13, 4, 1.6)]], axis=1)
+    assert localization(gabors, (16, 16)).min() > 0.9

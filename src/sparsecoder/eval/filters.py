@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FilterGroups", "filter_groups", "sparse_coding_mse", "relative_mse"]
+__all__ = ["FilterGroups", "filter_groups", "localization", "LOCALIZED", "sparse_coding_mse", "relative_mse"]
+
+# A filter counts as localised when its best half-width window holds at least this fraction of its energy.
+# White-noise 16×16 filters give 0.26–0.43 (best 8×8 of 81 windows; median 0.32, 99.9th percentile 0.42 over
+# 20,000 draws) and a full-patch grating 0.26; a Gabor with an envelope of σ ≤ 3 pixels gives ≥ 0.86, σ = 4
+# pixels ≥ 0.70, wherever it sits (corners included).
+LOCALIZED = 0.6
 
 
 class FilterGroups(dict):
@@ -74,6 +80,46 @@ def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
         n_active_max=int(active_max.sum()), n_noise_max=int(l - active_max.sum()),
         n_active_std=int(active_std.sum()), n_noise_std=int(l - active_std.sum()),
     )
+
+
+def localization(columns, shape: tuple[int, int], window: int | None = None) -> np.ndarray:
+    r"""Per filter, the largest fraction of its energy inside one ``window × window`` square.
+
+    .. math:: \rho_j = \max_{\text{squares } S} \frac{\sum_{p \in S} U_{pj}^2}{\sum_p U_{pj}^2}
+
+    A spatially localised filter (Gabor, edge, blob) puts most of its energy in one small square; white
+    noise and full-patch gratings spread it evenly, so ``ρ ≈ window² / (h·w)`` plus the fluctuation of
+    the best window (:data:`LOCALIZED` is the threshold the experiments use).
+
+    Parameters
+    ----------
+    columns : (d, l) array or tensor
+        Decoder columns, one filter of ``d = h·w`` pixels per column (row-major images).
+    shape : (h, w)
+        Image shape of one filter.
+    window : int, optional
+        Side of the square; default ``min(h, w) // 2``.
+
+    Returns
+    -------
+    ndarray (l,)
+        ``ρ`` per filter in ``[window²/(h·w), 1]``; 0 for an all-zero filter.
+    """
+    columns = _matrix(columns, "columns")
+    h, w = (int(v) for v in shape)
+    if h * w != columns.shape[0]:
+        raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
+    window = min(h, w) // 2 if window is None else int(window)
+    if not 1 <= window <= min(h, w):
+        raise ValueError(f"window must be between 1 and {min(h, w)}, got {window}")
+    energy = (columns.T ** 2).reshape(-1, h, w)
+    integral = np.zeros((energy.shape[0], h + 1, w + 1))
+    integral[:, 1:, 1:] = energy.cumsum(axis=1).cumsum(axis=2)
+    k = window
+    boxes = (integral[:, k:, k:] - integral[:, :-k, k:] - integral[:, k:, :-k] + integral[:, :-k, :-k])
+    total = energy.sum(axis=(1, 2))
+    best = boxes.reshape(energy.shape[0], -1).max(axis=1)
+    return np.divide(best, total, out=np.zeros_like(total), where=total > 0)
 
 
 def sparse_coding_mse(x, atoms, codes) -> float:
