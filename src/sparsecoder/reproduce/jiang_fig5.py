@@ -77,6 +77,7 @@ def _histograms(measured: dict[str, dict], path):
 
 
 def run(ctx: Context) -> Report:
+    from sparsecoder.eval.filters import LOCALIZED, localization
     from sparsecoder.viz import atom_grid
 
     s = ctx.settings
@@ -93,6 +94,7 @@ def run(ctx: Context) -> Report:
             continue
         groups, columns = measure(trial.run_dir)
         active = groups["active_max"]
+        localized = localization(columns, (side, side)) > LOCALIZED
         rows.append({
             "model": model, "seed": trial.seed, "active_max": groups["n_active_max"],
             "noise_max": groups["n_noise_max"], "active_std": groups["n_active_std"],
@@ -101,6 +103,7 @@ def run(ctx: Context) -> Report:
             "variance_noise": float(np.median(groups["variance"][~active])) if (~active).any() else np.nan,
             "norm_active": float(np.median(groups["norms"][active])) if active.any() else np.nan,
             "norm_noise": float(np.median(groups["norms"][~active])) if (~active).any() else np.nan,
+            "localized": int(localized.sum()), "localized_active": int((localized & active).sum()),
         })
         if model in shown:
             continue  # pictures of the first seed
@@ -119,7 +122,7 @@ def run(ctx: Context) -> Report:
     if shown:
         figures.insert(0, _histograms(shown, ctx.path("histograms.png")))
     metrics = ["active_max", "noise_max", "active_std", "noise_std", "variance_active", "variance_noise",
-               "norm_active", "norm_noise"]
+               "norm_active", "norm_noise", "localized", "localized_active"]
     cells = aggregate(rows, ["model"], metrics)
     table = []
     for cell in cells:
@@ -131,12 +134,17 @@ def run(ctx: Context) -> Report:
                       f"{fmt(cell['variance_active_mean'], digits=3)} / "
                       f"{fmt(cell['variance_noise_mean'], digits=3)}",
                       f"{fmt(cell['norm_active_mean'], digits=3)} / {fmt(cell['norm_noise_mean'], digits=3)}",
+                      f"{fmt(cell['localized_mean'], digits=0)} / "
+                      f"{fmt(cell['localized_active_mean'], digits=0)}",
                       cell["n_seeds"]])
     body = markdown_table(
         ["model", "active / noise (max abs mean > 0.5)", "paper (Fig. 5a)", "active / noise (std > 0.5)",
-         "median activation variance active / noise", "median column norm active / noise", "seeds"], table)
+         "median activation variance active / noise", "median column norm active / noise",
+         f"localised filters (ρ > {LOCALIZED}) all / active", "seeds"], table)
     body += (f"\nOf {s['n_latents']} latents; posterior means on {s['n_test']} test patches; figures show up "
-             f"to {GRID_MAX} random filters per group (first seed).\n")
+             f"to {GRID_MAX} random filters per group (first seed). Localised: the filter's best 8×8 square "
+             f"holds more than {LOCALIZED} of its energy (`sparsecoder.eval.filters.localization`; white "
+             f"noise ≤ 0.43, a Gabor of envelope σ ≤ 3 pixels ≥ 0.86).\n")
     if missing:
         body += "\nMissing trials: " + "; ".join(missing) + "\n"
     differences = [

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table
 
 __all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "run"]
@@ -58,18 +59,16 @@ def sparse_coding_alpha(likelihood_sigma: float, prior_scale: float) -> float:
 
 
 def check_settings(s: dict[str, Any]) -> None:
-    for key in ("n_train", "n_test", "n_latents", "eval_samples", "sc_epochs"):
-        if key in s and not (isinstance(s[key], int) and s[key] >= 1):
-            raise ValueError(f"--set {key}: expected a positive integer, got {s[key]!r}")
-    if s["n_test"] < 2:
-        raise ValueError("--set n_test: need at least 2 test patches")
-    if s["epochs"] is not None and not (isinstance(s["epochs"], int) and s["epochs"] >= 1):
-        raise ValueError(f"--set epochs: expected a positive integer or null, got {s['epochs']!r}")
-    for key in ("variance", "sc_alpha"):
-        if s.get(key) is not None and not (isinstance(s[key], (int, float)) and s[key] > 0):
-            raise ValueError(f"--set {key}: expected a positive number, got {s[key]!r}")
-    if not (isinstance(s["seeds"], list) and s["seeds"] and all(isinstance(v, int) for v in s["seeds"])):
-        raise ValueError(f"--set seeds: expected a list of integers, got {s['seeds']!r}")
+    """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    for key in ("n_train", "n_latents", "eval_samples"):
+        checks.positive_int(s, key)
+    checks.positive_int(s, "n_test", minimum=2)
+    checks.positive_int(s, "epochs", allow_none=True)
+    checks.number(s, "variance", strict=True)
+    if "sc_epochs" in s:  # jiang-table1 only
+        checks.positive_int(s, "sc_epochs")
+        checks.number(s, "sc_alpha", strict=True, allow_none=True)
+    checks.seed_list(s)
 
 
 def data_options(s: dict[str, Any]) -> dict[str, Any]:
