@@ -27,5 +27,5 @@ lint: $(VENV_STAMP)
 	$(PY) -m ruff check src tests benchmarks
 
 bench: $(VENV_STAMP)
-	$(PY) -m pip install -q spams-bin==2.6.14
+	$(PY) -m pip install -q spams-bin==2.6.14 tensorboardX==2.6.5
 	$(PY) benchmarks/bench_sparse_encode.py

@@ -17,21 +17,42 @@ Useful FLOPs per training sample (multiply–add = 2 FLOP), ``l`` code size, ``d
 * encoder step: ``6·p`` with ``p`` the encoder's weight entries (each used once per sample) — a lower
   bound for the unrolled LISTA encoder.
 
-The comparison with the authors' released code is run with ``../shared/ds-bench`` (see
-``benchmarks/README.md``); this script times ours.
+Side by side with the authors' released code (github ``kevtimova/deep-sparse``) when their checkout is
+given with ``--reference DIR`` (exported by ``../shared/ds-bench/setup.sh``; needs ``tensorboardX``)::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_training.py --reference /tmp/ds-ref \
+        --variants sdl,vdl,wdl,do,sdl-nl,vdl-nl --epochs 10 --table table.md
+
+The embedded MNIST digits are written as gzipped IDX files with the authors' ``--data_splits`` index
+lists, from the same seeded 55:5:10 split our ``mnist`` source uses, so both tools train, validate and
+test on the same images. Their ``main.py`` runs unchanged through the kit's ``run_timed.py`` (one thread,
+per-epoch wall time including their validation and logging) with the flags of their
+``scripts/MNIST_*.sh`` (WDL and DO: the SDL script with the decoder normalisation replaced by weight decay,
+or without an encoder — :data:`REFERENCE`); ours trains the matching preset with the same λ, one thread.
+Runs alternate theirs / ours per variant. Quality: test PSNR and fraction of zero codes after training —
+theirs as their code logs it (``psnr_orig``, ``L0_orig``: encoder codes on the test images), ours from
+``metrics.json`` (the same quantities of our encoder). Their loader drops the last incomplete batch (3,750
+of the 3,929 training digits per epoch), ours does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
+import os
 import platform
+import re
 import shutil
 import statistics
+import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 VARIANTS = {
@@ -40,7 +61,109 @@ VARIANTS = {
     "vdl-nl": ("vdl-nl-mnist", 1e-2),
     "sdl-nl": ("sdl-nl-mnist", 5e-3),
     "do": ("do-mnist", 5e-3),
+    "wdl": ("wdl-mnist", 5e-3),
 }
+
+# The authors' script per variant, flag values replaced, and store-true flags removed. WDL and DO have no
+# script of their own: the SDL script with the unit-norm projection replaced by the weight decay of our
+# ``wdl-mnist`` preset, or with the encoder neither trained nor used (``do-mnist``: encoder none, γ = 0).
+REFERENCE = {
+    "sdl": ("MNIST_SDL.sh", {}, ()),
+    "vdl": ("MNIST_VDL.sh", {}, ()),
+    "sdl-nl": ("MNIST_SDL-NL.sh", {}, ()),
+    "vdl-nl": ("MNIST_VDL-NL.sh", {}, ()),
+    "wdl": ("MNIST_SDL.sh", {"norm_decoder": "0", "weight_decay_D": "0.0005"}, ()),
+    "do": ("MNIST_SDL.sh", {"code_reg": "0"}, ("train_encoder", "use_Zs_enc_as_init")),
+}
+DEFAULT_DS_BENCH = Path(__file__).resolve().parents[2] / "shared" / "ds-bench"
+
+
+def write_reference_data(directory: Path, seed: int = 0) -> dict[str, int]:
+    """The embedded MNIST digits as ``idx/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` and the
+    authors' ``splits/MNIST_{train,val}.npy`` (indices into the IDX training file), from the same seeded
+    split as our ``mnist`` source; returns the split sizes."""
+    from sparsecoder.data.mnist import _split_indices, read_embedded_mnist
+
+    pixels, labels = read_embedded_mnist()
+    train, val, test = _split_indices(len(pixels), (55 / 70, 5 / 70, 10 / 70), seed)
+    images = pixels.reshape(len(pixels), 28, 28).astype(np.uint8)
+    labels = labels.astype(np.uint8)
+    (directory / "idx").mkdir(parents=True, exist_ok=True)
+    (directory / "splits").mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, array: np.ndarray) -> None:
+        header = struct.pack(">IIII", 0x803, *array.shape) if array.ndim == 3 else \
+            struct.pack(">II", 0x801, array.shape[0])
+        with gzip.open(directory / "idx" / name, "wb") as handle:
+            handle.write(header + array.tobytes())
+
+    first = np.concatenate([train, val])  # the IDX training file: our train rows, then our val rows
+    write("train-images-idx3-ubyte.gz", images[first])
+    write("train-labels-idx1-ubyte.gz", labels[first])
+    write("t10k-images-idx3-ubyte.gz", images[test])
+    write("t10k-labels-idx1-ubyte.gz", labels[test])
+    np.save(directory / "splits" / "MNIST_train.npy", np.arange(len(train), dtype=np.int64))
+    np.save(directory / "splits" / "MNIST_val.npy", np.arange(len(train), len(first), dtype=np.int64))
+    return {"train": len(train), "val": len(val), "test": len(test)}
+
+
+def reference_flags(script: Path, overrides: dict[str, str], removed: tuple[str, ...] = ()) -> list[str]:
+    """``main.py`` flags of one of the authors' ``scripts/*.sh``: ``--cuda`` dropped, the ``removed``
+    store-true flags dropped, values replaced from ``overrides`` (added when the script lacks them)."""
+    text = script.read_text().split("main.py", 1)[1]
+    pairs = [(m.group(1), None if m.group(2) is None else m.group(2).strip('"'))
+             for m in re.finditer(r'--(\w+)(?:\s+("[^"]*"|\$\w+))?', text)]
+    pending = dict(overrides)
+    flags: list[str] = []
+    for key, value in pairs:
+        if key == "cuda" or key in removed:
+            continue
+        if key in pending:
+            value = pending.pop(key)
+        flags += [f"--{key}"] + ([] if value is None else [value])
+    for key, value in pending.items():
+        flags += [f"--{key}", value]
+    return flags
+
+
+def run_reference(name: str, epochs: int, reference: Path, ds_bench: Path, data: Path, sizes: dict[str, int],
+                  out: Path) -> dict:
+    """Train the authors' code for one variant through the kit's ``run_timed.py``; s/epoch and quality."""
+    script, overrides, removed = REFERENCE[name]
+    run_dir = out / f"theirs-{name}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    flags = reference_flags(reference / "scripts" / script, {
+        **overrides, "outdir": str(run_dir), "epochs": str(epochs), "num_workers": "0",
+        "datadir": str(data / "idx"), "data_splits": str(data / "splits"),
+        "n_training_samples": str(sizes["train"]), "n_val_samples": str(sizes["val"]),
+        "n_test_samples": str(sizes["test"])}, removed)
+    record = out / f"theirs-{name}.json"
+    env = {**os.environ, "PYTHONPATH": str(ds_bench / "shim"), "DS_REPO": str(reference),
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    with (out / f"theirs-{name}.log").open("w") as log:
+        done = subprocess.run([sys.executable, str(ds_bench / "run_timed.py"), str(record), "--", *flags],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"the authors' code failed for {name} (exit {done.returncode}); see "
+                           f"{out / f'theirs-{name}.log'}")
+    timed = json.loads(record.read_text())
+    seconds = timed["epoch_s"]
+    scalars = timed["scalars"]
+    lam = float(flags[flags.index("--sparsity_reg") + 1])
+    if "--train_encoder" in flags:  # test images through their trained encoder
+        psnr, sparsity, source = scalars["psnr_orig"][-1][1], scalars["L0_orig"][-1][1], "test, encoder"
+    else:  # DO: their test metric would use the untrained encoder; their last validation FISTA codes
+        psnr = scalars["epoch_stats_validation/PSNR"][-1][1]
+        sparsity = scalars["epoch_stats_validation/frac_0s_Z"][-1][1]
+        source = "validation, FISTA codes"
+    return {"variant": name, "lam": lam, "s_per_epoch": statistics.median(seconds[1:] or seconds),
+            "first_epoch_s": seconds[0], "wall_s": wall, "epochs": len(seconds),
+            "psnr": psnr, "sparsity": sparsity, "quality_source": source,
+            "fista_iterations": statistics.mean(v for _, v in scalars["epoch_stats_training/inf_steps"]),
+            "flags": flags}
 
 
 def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
@@ -69,14 +192,16 @@ def useful_flops_per_sample(model, fista_iterations: float) -> dict[str, float]:
         fista = fista_iterations * 2 * l * l + 2 * macs
     else:
         fista = fista_iterations * 4 * macs
-    encoder_weights = sum(p.numel() for name, p in model.encoder.named_parameters() if p.dim() >= 2)
+    encoder = model.encoder if model.encoder is not None else torch.nn.Module()  # DO: no encoder
+    encoder_weights = sum(p.numel() for name, p in encoder.named_parameters() if p.dim() >= 2)
     return {"fista": fista, "decoder_step": 6.0 * macs, "encoder_step": 6.0 * encoder_weights}
 
 
-def run_variant(name: str, epochs: int, device: str, out: Path) -> dict:
+def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | None = None) -> dict:
     from sparsecoder.train import train
 
-    preset, lam = VARIANTS[name]
+    preset, default_lam = VARIANTS[name]
+    lam = default_lam if lam is None else lam
     run_dir = out / name
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.perf_counter()
@@ -101,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default="/tmp/sparsecoder-bench-training",
                         help="run folders and results.json (outside the source tree)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="the authors' deep-sparse checkout (../shared/ds-bench/setup.sh): run it "
+                             "side by side, one variant at a time, theirs then ours")
+    parser.add_argument("--ds-bench", type=Path, default=DEFAULT_DS_BENCH,
+                        help="the side-by-side kit (run_timed.py, shim/); default ../shared/ds-bench")
+    parser.add_argument("--table", type=Path, default=None, help="markdown table file (default OUT/table.md)")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -110,14 +241,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be >= 2 (the first epoch is warm-up; steady state is epochs 2…N)")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    if args.reference is not None:
+        if not (args.reference / "main.py").is_file() or not (args.reference / "scripts").is_dir():
+            parser.error(f"--reference {args.reference}: no main.py and scripts/ there; export the authors' "
+                         f"code with ../shared/ds-bench/setup.sh first")
+        if not (args.ds_bench / "run_timed.py").is_file():
+            parser.error(f"--ds-bench {args.ds_bench}: no run_timed.py there (the side-by-side kit)")
+        try:
+            import tensorboardX  # noqa: F401  (their code logs through it)
+        except ImportError:
+            parser.error("--reference needs tensorboardX (pip install tensorboardX==2.6.5, the bench extra)")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    sizes = write_reference_data(out / "data") if args.reference is not None else None
 
     peak = matmul_peak_gflops(args.device)
-    results = []
+    results, theirs = [], {}
     for name in variants:
-        result = run_variant(name, args.epochs, args.device, out)
+        lam = None
+        if args.reference is not None:
+            theirs[name] = run_reference(name, args.epochs, args.reference, args.ds_bench, out / "data",
+                                         sizes, out)
+            lam = theirs[name]["lam"]
+            print(json.dumps({"theirs": {k: v for k, v in theirs[name].items() if k != "flags"}}), flush=True)
+        result = run_variant(name, args.epochs, args.device, out, lam)
         model = _load_trained_model(Path(result["run_dir"]))
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
@@ -135,17 +283,36 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, device {args.device}, 1 thread, {args.epochs} epochs, load average "
         f"{load}; single-thread float32 torch.mm peak {peak:.0f} GFLOP/s",
         "",
-        "| variant | λ | s/epoch | FISTA iterations | test PSNR | zeros | useful GFLOP/s | of peak |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(f"| {r['variant']} | {r['lam']:g} | {r['s_per_epoch']:.2f} "
-                     f"| {r['fista_iterations']:.1f} | {r['psnr']:.2f} | {100 * r['sparsity']:.1f} % "
-                     f"| {r['useful_gflops']:.1f} "
-                     f"| {100 * r['fraction_of_peak']:.0f} % |")
+    def mark(t):
+        return "" if t["quality_source"].startswith("test") else f" ({t['quality_source']})"
+
+    if theirs:
+        lines += ["| variant | λ | authors' code s/epoch | ours s/epoch | speed-up | test PSNR / zeros, "
+                  "authors' → ours | FISTA passes per sample, authors' / ours "
+                  "| ours: useful GFLOP/s, of peak |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in results:
+            t = theirs[r["variant"]]
+            lines.append(f"| {r['variant'].upper()} | {r['lam']:g} | {t['s_per_epoch']:.2f} "
+                         f"| {r['s_per_epoch']:.2f} "
+                         f"| {t['s_per_epoch'] / r['s_per_epoch']:.1f}× "
+                         f"| {t['psnr']:.2f} / {100 * t['sparsity']:.1f} %{mark(t)} → {r['psnr']:.2f} / "
+                         f"{100 * r['sparsity']:.1f} % "
+                         f"| {t['fista_iterations']:.1f} / {r['fista_iterations']:.1f} "
+                         f"| {r['useful_gflops']:.1f}, {100 * r['fraction_of_peak']:.0f} % |")
+    else:
+        lines += ["| variant | λ | s/epoch | FISTA iterations | test PSNR | zeros | useful GFLOP/s "
+                  "| of peak |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in results:
+            lines.append(f"| {r['variant']} | {r['lam']:g} | {r['s_per_epoch']:.2f} "
+                         f"| {r['fista_iterations']:.1f} | {r['psnr']:.2f} | {100 * r['sparsity']:.1f} % "
+                         f"| {r['useful_gflops']:.1f} "
+                         f"| {100 * r['fraction_of_peak']:.0f} % |")
     table = "\n".join(lines) + "\n"
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "table.md").write_text(table)
+    (out / "results.json").write_text(json.dumps({"ours": results, "theirs": theirs}, indent=2))
+    (args.table or out / "table.md").write_text(table)
     print(table)
     return 0
 

@@ -270,3 +270,33 @@ def test_model_is_built_without_a_device_and_follows_to():
     model.to(torch.device("meta"))
     assert model.device == torch.device("meta")
     assert all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
+
+
+def test_linear_fista_runs_on_one_thread_and_restores_the_thread_count(digits, monkeypatch):
+    """Thread policy: the linear decoder's FISTA loop uses one intra-op thread (small operations), the
+    caller's setting is restored afterwards, and the codes equal a run with one thread throughout."""
+    import sparsecoder.models.sparse_autoencoder as sae
+
+    threads_inside = []
+
+    def recording_fista(*args, **kwargs):  # the real solver, noting the thread count it runs with
+        threads_inside.append(torch.get_num_threads())
+        return sae_fista(*args, **kwargs)
+
+    sae_fista = sae.fista
+    monkeypatch.setattr(sae, "fista", recording_fista)
+    torch.manual_seed(0)
+    Y = digits[0][:100]
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        linear = SparseAutoencoder(_config("vdl-mnist"), 64)
+        one = linear.infer(Y).codes
+        torch.set_num_threads(2)
+        two = linear.infer(Y).codes
+        assert torch.get_num_threads() == 2
+        SparseAutoencoder(_config("vdl-nl-mnist"), 64).infer(Y)  # the MLP decoder keeps both threads
+        assert threads_inside == [1, 1, 2]
+        torch.testing.assert_close(two, one, rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(previous)

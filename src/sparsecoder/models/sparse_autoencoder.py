@@ -23,8 +23,9 @@ metrics are in :mod:`sparsecoder.eval.sae`, pictures in :func:`sparsecoder.viz.s
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,26 @@ from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_gr
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
+
+
+@contextlib.contextmanager
+def _one_thread_for_small_work(active: bool) -> Iterator[None]:
+    """Run the block with one intra-op CPU thread when ``active`` (thread policy, issue 15).
+
+    The linear decoder's FISTA loop is ~25 tensor operations per iteration on a (batch, l) block
+    (250 × 128 on MNIST: a few MFLOP each), too little to split across threads; with two OpenMP threads
+    each operation waits for both to be scheduled, and on a busy machine an epoch became 25–37× slower
+    than with one thread. The rest of the step keeps the configured ``num_threads``.
+    """
+    previous = torch.get_num_threads()
+    if not active or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
 
@@ -265,12 +286,13 @@ class SparseAutoencoder(nn.Module):
         c = self.config
         beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
         distributed = {} if reduce is None else {"reduce": reduce}
-        return fista(
-            Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
-            max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
-            var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
-            record_energy=record_energy, **distributed,
-        )
+        with _one_thread_for_small_work(Y.device.type == "cpu" and c.decoder == "linear"):
+            return fista(
+                Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
+                max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
+                var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
+                record_energy=record_energy, **distributed,
+            )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         return check_rows(x, self.n_features, self.device, name)

@@ -1,0 +1,53 @@
+"""The pieces of ``benchmarks/bench_training.py --reference`` that run without the authors' code: the
+IDX/split files both tools train on, and the flags taken from the authors' scripts."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsecoder.data.idx import read_mnist_idx_split
+from sparsecoder.data.mnist import load_mnist
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "benchmarks" / "bench_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_data_are_our_splits(bench, tmp_path):
+    sizes = bench.write_reference_data(tmp_path, seed=0)
+    ours = load_mnist(seed=0, normalize="unit")
+    assert sizes == {"train": len(ours.train.x), "val": len(ours.val.x), "test": len(ours.test.x)}
+    train_px, train_y = read_mnist_idx_split(tmp_path / "idx", "train")
+    test_px, test_y = read_mnist_idx_split(tmp_path / "idx", "test")
+    train_rows = np.load(tmp_path / "splits" / "MNIST_train.npy")
+    val_rows = np.load(tmp_path / "splits" / "MNIST_val.npy")
+    assert len(set(train_rows) | set(val_rows)) == len(train_px) == sizes["train"] + sizes["val"]
+
+    def pixels(split):  # our loader's rows back to the 0–255 integers
+        return np.rint(split.x.numpy() * 255).astype(np.uint8)
+
+    np.testing.assert_array_equal(train_px[train_rows].reshape(-1, 784), pixels(ours.train))
+    np.testing.assert_array_equal(train_px[val_rows].reshape(-1, 784), pixels(ours.val))
+    np.testing.assert_array_equal(test_px.reshape(-1, 784), pixels(ours.test))
+    np.testing.assert_array_equal(train_y[train_rows], ours.train.labels.numpy())
+    np.testing.assert_array_equal(test_y, ours.test.labels.numpy())
+
+
+def test_reference_flags_from_a_script(bench, tmp_path):
+    script = tmp_path / "MNIST_X.sh"
+    script.write_text('#!/bin/bash\nOUT="/x"\npython -u main.py \\\n--batch_size "250" \\\n--cuda \\\n'
+                      '--datadir $DATASET_PATH \\\n--FISTA \\\n--train_encoder \\\n--sparsity_reg "0.02" \\\n'
+                      '--norm_decoder "1"\n')
+    flags = bench.reference_flags(script, {"datadir": "/d", "norm_decoder": "0", "epochs": "10"},
+                                  removed=("train_encoder",))
+    assert flags == ["--batch_size", "250", "--datadir", "/d", "--FISTA", "--sparsity_reg", "0.02",
+                     "--norm_decoder", "0", "--epochs", "10"]
+
