@@ -791,8 +791,10 @@ def fista(
         Batch of inputs (n ≥ 1; n ≥ 2 when ``beta > 0``).
     decoder : Tensor (d, l) | nn.Linear | nn.Module
         A dictionary ``W`` with reconstruction ``Z @ W.T``; an ``nn.Linear`` (its weight; a bias is
-        subtracted from ``Y``), both with the closed-form Gram gradient; or any module mapping ``(n, l)`` to
-        ``(n, d)`` row by row (gradient by autograd; its parameters do not accumulate gradients).
+        subtracted from ``Y``), both with the closed-form Gram gradient; a one-hidden-layer ReLU decoder
+        (``MLPDecoder``, ``nn.Sequential(Linear, ReLU, Linear)``) with its gradient in closed form for a
+        fixed step (or ``"lipschitz"``); or any module mapping ``(n, l)`` to ``(n, d)`` row by row (gradient
+        by autograd; its parameters do not accumulate gradients).
     lam : float
         λ ≥ 0, the L1 weight in reference scaling (α = d·λ/2 in textbook-lasso scaling).
     z0 : Tensor (n, l), optional
