@@ -114,3 +114,33 @@ def test_compaction_equals_solving_each_row_alone():
         assert int(alone.n_iter[0]) == int(batch.n_iter[i])
         torch.testing.assert_close(alone.codes[0], batch.codes[i], atol=1e-12, rtol=0)
 
+
+
+@pytest.mark.parametrize("decoder_kind", ["mlp", "dictionary"])
+def test_momentum_follows_beck_teboulle(decoder_kind):
+    """The iterates are those of Beck & Teboulle's FISTA written out by hand (gradient by autograd):
+    ``y_1 = x_0, t_1 = 1``, ``x_k = shrink(y_k − η∇f(y_k), λη)``, ``t_{k+1} = (1 + √(1 + 4t_k²))/2``,
+    ``y_{k+1} = x_k + ((t_k − 1)/t_{k+1})(x_k − x_{k−1})`` — the first momentum step is at ``y_3`` (the
+    schedule of the authors' code), not at ``y_2``."""
+    Y, x0 = _problem()
+    if decoder_kind == "mlp":
+        decoder = _decoder()
+    else:
+        decoder = torch.randn(30, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 0.3
+    lam, eta, gamma = 0.01, 0.5, 1.0
+
+    def decode(z):
+        return decoder(z) if decoder_kind == "mlp" else z @ decoder.T
+
+    def gradient(z):
+        z = z.clone().requires_grad_(True)
+        energy = reconstruction_energy(Y, decode(z)) + encoder_proximity_energy(z, x0, gamma)
+        return torch.autograd.grad(energy, z)[0]
+
+    x_previous, x, y, t = x0, x0, x0, 1.0
+    for k in range(1, 6):
+        x_previous, x = x, torch.clamp(y - eta * gradient(y) - lam * eta, min=0.0)
+        t_next = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
+        y, t = x + ((t - 1.0) / t_next) * (x - x_previous), t_next
+        ours = fista(Y, decoder, lam, z0=x0, step=eta, gamma=gamma, tol=0.0, max_iter=k, record_energy=False)
+        torch.testing.assert_close(ours.codes, x, atol=1e-12, rtol=0)

@@ -663,7 +663,9 @@ def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_it
     previous = current
     limit = _freeze_limit(current, tol)
     per_sample_t = restart or stepper.per_sample_t
-    t = torch.ones(n, 1, dtype=z0.dtype, device=device) if per_sample_t else 1.0
+    # t_0 = 0, so the first step gives t_1 = 1 and the first momentum is at V_3 (Beck & Teboulle 2009:
+    # y_1 = x_0, t_1 = 1, y_2 = x_1 + ((t_1 − 1)/t_2)(x_1 − x_0) = x_1), as in the authors' code
+    t = torch.zeros(n, 1, dtype=z0.dtype, device=device) if per_sample_t else 0.0
     live = None  # None: every working row is live; else a mask of the rows not yet frozen
     n_live = n
     for iteration in range(1, max_iter + 1):
