@@ -358,7 +358,9 @@ class SparseAutoencoder(nn.Module):
         n_global = n if reduce is None else int(reduce(torch.tensor([float(n)], device=Y.device)).item())
         if self._beta > 0 and n_global < 2:
             raise ValueError("the variance guard needs mini-batches of at least 2 samples; raise batch_size")
-        z_encoder = self._encoder_codes(Y)
+        # one encoder pass serves both FISTA's start / proximity target (detached) and the encoder loss
+        encoded = None if self.encoder is None else self.encoder(Y)
+        z_encoder = None if encoded is None else encoded.detach()
         result = self.infer(Y, z_encoder=z_encoder, reduce=reduce, n_global=n_global)
         Z = result.codes.detach()
         reconstruction = self.decoder(Z)
@@ -366,7 +368,7 @@ class SparseAutoencoder(nn.Module):
         losses = {"decoder": decoder_loss}
         logs = {}
         if self.encoder is not None:
-            encoder_loss = F.mse_loss(self.encoder(Y), Z)
+            encoder_loss = F.mse_loss(encoded, Z)
             losses["encoder"] = encoder_loss
             logs["encoder_loss"] = encoder_loss.item()
 

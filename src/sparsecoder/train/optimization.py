@@ -27,12 +27,19 @@ __all__ = ["Optimization"]
 
 
 def build_optimizer(spec: OptimizerSpec) -> torch.optim.Adam:
-    """``torch.optim.Adam`` with one parameter group per :class:`ParamGroupSpec` (empty groups left out)."""
+    """``torch.optim.Adam`` with one parameter group per :class:`ParamGroupSpec` (empty groups left out).
+
+    The fused implementation (one kernel per parameter instead of ≈ 10 element-wise ops; same update
+    rule) whenever every parameter is a floating-point tensor on the CPU or a CUDA device: for the
+    one-hidden-layer decoder's ≈ 0.9 M weights it is ≈ 10× faster on one CPU thread (issue 15).
+    """
     groups = [{"params": list(group.params), "lr": float(group.lr), "weight_decay": float(group.weight_decay),
                "name": group.name} for group in spec.groups if len(group.params)]
     if not groups:
         raise ValueError(f"optimiser '{spec.name}' has no parameters")
-    return torch.optim.Adam(groups)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                for group in groups for p in group["params"])
+    return torch.optim.Adam(groups, fused=fused or None)
 
 
 class Optimization:
