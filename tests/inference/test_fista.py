@@ -352,3 +352,17 @@ def test_complex_inputs_are_refused():
         fista(Y, torch.ones(5, 2, dtype=torch.complex64), 0.1)
     with pytest.raises(ValueError, match="z0 is complex"):
         fista(Y, torch.ones(5, 2), 0.1, z0=torch.zeros(3, 2, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_step_softshrink_is_bitwise_the_clamp_formula(dtype):
+    """The Gram steppers' one-kernel shrink (softshrink) gives exactly ``x − clamp(x, −τ, τ)`` (the
+    previous two-kernel form), so the iterates are unchanged; edges ±τ, 0 and tiny values included."""
+    generator = torch.Generator().manual_seed(0)
+    shrink = 0.0123456789
+    values = torch.randn(4000, dtype=dtype, generator=generator) * 0.05
+    edges = torch.tensor([shrink, -shrink, 0.0, -0.0, 1e-30, -1e-30, 2 * shrink, -2 * shrink], dtype=dtype)
+    values = torch.cat([values, edges, torch.nextafter(edges, torch.full_like(edges, 1.0))])
+    expected = values - values.clamp(-shrink, shrink)
+    fused = torch.nn.functional.softshrink(values, shrink)
+    assert torch.equal(fused, expected)

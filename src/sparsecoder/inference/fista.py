@@ -306,8 +306,8 @@ class _GramFixedStep:
         new = torch.addmm(self.offset, point, self.update)
         if self.positive:
             new.clamp_min_(0.0)
-        else:
-            new.sub_(new.clamp(-self.shrink, self.shrink))
+        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
+            new = torch.nn.functional.softshrink(new, self.shrink)
         return new, point, t_next
 
     def keep(self, mask):
@@ -359,8 +359,8 @@ class _GramHingeStep:
         new.addcmul_(point - mean, scale)
         if self.positive:
             new.clamp_min_(0.0)
-        else:
-            new.sub_(new.clamp(-self.base.shrink, self.base.shrink))
+        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
+            new = torch.nn.functional.softshrink(new, self.base.shrink)
         self.last = new
         return new, point, t_next
 
