@@ -51,3 +51,10 @@ def test_reference_flags_from_a_script(bench, tmp_path):
     assert flags == ["--batch_size", "250", "--datadir", "/d", "--FISTA", "--sparsity_reg", "0.02",
                      "--norm_decoder", "0", "--epochs", "10"]
 
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_benchmark_runs_unchanged_on_cuda(bench, tmp_path):
+    assert bench.main(["--variants", "sdl", "--epochs", "2", "--device", "cuda", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "device cuda" in table and "| sdl |" in table
