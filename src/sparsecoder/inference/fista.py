@@ -314,7 +314,25 @@ class _GramFixedStep:
         self.offset = self.offset[mask]
 
 
-class _GramHingeStep:
+class _BatchHinge:
+    """The variance hinge's gradient factors over the whole batch, shared by the fused steps: the
+    working rows' ``point`` plus the frozen rows' per-component sums ``frozen_sum`` /
+    ``frozen_square_sum`` (float64), batch size ``n``; needs ``eta``, ``beta``, ``var_threshold``."""
+
+    def _hinge_coefficient(self, point):
+        n = self.n
+        total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
+        square = torch.linalg.vector_norm(point, dim=0, dtype=torch.float64).square_()
+        square.add_(self.frozen_square_sum)
+        mean = total / n
+        std = square.addcmul_(total, mean, value=-1.0).div_(n - 1).clamp_min_(0.0).sqrt_()
+        # −η·c = η·2β/(n−1)·(T − σ)/σ where 0 < σ < T, else 0 (T/0 = inf is discarded by the where)
+        coefficient = torch.where(std > 0, (self.var_threshold / std).sub_(1.0).clamp_min_(0.0), 0.0)
+        scale = coefficient.mul_(self.eta * 2.0 * self.beta / (n - 1)).to(point.dtype)
+        return scale, mean.to(point.dtype)
+
+
+class _GramHingeStep(_BatchHinge):
     r"""Fixed step η on the Gram-form quadratic plus the variance hinge (VDL, paper eq. 11–12), fused:
 
     .. math:: z_i \leftarrow \mathrm{shrink}\big(v_i (I - \eta G) + \eta b_i
@@ -338,18 +356,6 @@ class _GramHingeStep:
         self.frozen_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
         self.frozen_square_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
         self.last = None
-
-    def _hinge_coefficient(self, point):
-        n = self.n
-        total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
-        square = torch.linalg.vector_norm(point, dim=0, dtype=torch.float64).square_()
-        square.add_(self.frozen_square_sum)
-        mean = total / n
-        std = square.addcmul_(total, mean, value=-1.0).div_(n - 1).clamp_min_(0.0).sqrt_()
-        # −η·c = η·2β/(n−1)·(T − σ)/σ where 0 < σ < T, else 0 (T/0 = inf is discarded by the where)
-        coefficient = torch.where(std > 0, (self.var_threshold / std).sub_(1.0).clamp_min_(0.0), 0.0)
-        scale = coefficient.mul_(self.eta * 2.0 * self.beta / (n - 1)).to(point.dtype)
-        return scale, mean.to(point.dtype)
 
     def __call__(self, current, previous, t, rows, codes):
         t_next = _next_t(t)
@@ -521,7 +527,7 @@ def _relu_mlp_layers(module):
     return first.weight, first.bias, second.weight, second.bias
 
 
-class _MLPStep:
+class _MLPStep(_BatchHinge):
     r"""Fixed step η for the one-hidden-layer ReLU decoder ``D(z) = W2 relu(W1 z + b1) + b2`` with the
     gradient in closed form (no autograd), optionally plus the variance hinge (VDL-NL, paper eq. 11–12):
 
@@ -568,19 +574,6 @@ class _MLPStep:
         self.back_buffer = torch.empty(n, hidden, dtype=Y.dtype, device=Y.device)
         self.residual_buffer = torch.empty(n, d, dtype=Y.dtype, device=Y.device)
         self.last = None
-
-    def _hinge_coefficient(self, point):
-        """``(η c, μ)`` of the hinge gradient over the batch (working + frozen rows), as in
-        :class:`_GramHingeStep`."""
-        n = self.n
-        total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
-        square = torch.linalg.vector_norm(point, dim=0, dtype=torch.float64).square_()
-        square.add_(self.frozen_square_sum)
-        mean = total / n
-        std = square.addcmul_(total, mean, value=-1.0).div_(n - 1).clamp_min_(0.0).sqrt_()
-        coefficient = torch.where(std > 0, (self.var_threshold / std).sub_(1.0).clamp_min_(0.0), 0.0)
-        scale = coefficient.mul_(self.eta * 2.0 * self.beta / (n - 1)).to(point.dtype)
-        return scale, mean.to(point.dtype)
 
     def gradient_step(self, point):
         """``V − η ∇f(V)`` of the reconstruction + proximity terms (no hinge, no shrinkage)."""

@@ -23,9 +23,8 @@ metrics are in :mod:`sparsecoder.eval.sae`, pictures in :func:`sparsecoder.viz.s
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,31 +36,12 @@ from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 from sparsecoder.inference.fista import fista
+from sparsecoder.inference.lasso import _one_torch_thread
 from sparsecoder.models.common import check_rows, module_device, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
-
-
-@contextlib.contextmanager
-def _one_thread_for_small_work(active: bool) -> Iterator[None]:
-    """Run the block with one intra-op CPU thread when ``active`` (thread policy, issue 15).
-
-    The linear decoder's FISTA loop is ~25 tensor operations per iteration on a (batch, l) block
-    (250 × 128 on MNIST: a few MFLOP each), too little to split across threads; with two OpenMP threads
-    each operation waits for both to be scheduled, and on a busy machine an epoch became 25–37× slower
-    than with one thread. The rest of the step keeps the configured ``num_threads``.
-    """
-    previous = torch.get_num_threads()
-    if not active or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
 
@@ -286,7 +266,11 @@ class SparseAutoencoder(nn.Module):
         c = self.config
         beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
         distributed = {} if reduce is None else {"reduce": reduce}
-        with _one_thread_for_small_work(Y.device.type == "cpu" and c.decoder == "linear"):
+        # Thread policy (issue 15): the linear decoder's FISTA loop is ~25 small tensor operations per
+        # iteration on a (batch, l) block; with two OpenMP threads each waited for both, and a vdl-mnist
+        # epoch took 35-52 s instead of 1.4 s on a busy machine. One thread for the loop; the rest of the
+        # step keeps num_threads.
+        with _one_torch_thread(Y.device.type == "cpu" and c.decoder == "linear"):
             return fista(
                 Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
                 max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
