@@ -319,6 +319,16 @@ class _BatchHinge:
     working rows' ``point`` plus the frozen rows' per-component sums ``frozen_sum`` /
     ``frozen_square_sum`` (float64), batch size ``n``; needs ``eta``, ``beta``, ``var_threshold``."""
 
+    def _start_hinge(self, l: int, device) -> None:
+        self.frozen_sum = torch.zeros(l, dtype=torch.float64, device=device)
+        self.frozen_square_sum = torch.zeros(l, dtype=torch.float64, device=device)
+
+    def _add_frozen(self, mask) -> None:
+        """Add the rows of the last iterate that leave the working set (``~mask``) to the frozen sums."""
+        frozen = self.last[~mask]
+        self.frozen_sum += frozen.sum(dim=0, dtype=torch.float64)
+        self.frozen_square_sum += frozen.square().sum(dim=0, dtype=torch.float64)
+
     def _hinge_coefficient(self, point):
         n = self.n
         total = torch.add(self.frozen_sum, point.sum(dim=0, dtype=torch.float64))
@@ -352,9 +362,7 @@ class _GramHingeStep(_BatchHinge):
     def __init__(self, gram, linear_term, threshold, eta, positive, *, beta, var_threshold, n):
         self.base = _GramFixedStep(gram, linear_term, threshold, eta, positive)
         self.eta, self.positive, self.beta, self.var_threshold, self.n = eta, positive, beta, var_threshold, n
-        l = gram.shape[0]
-        self.frozen_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
-        self.frozen_square_sum = torch.zeros(l, dtype=torch.float64, device=gram.device)
+        self._start_hinge(gram.shape[0], gram.device)
         self.last = None
 
     def __call__(self, current, previous, t, rows, codes):
@@ -371,9 +379,7 @@ class _GramHingeStep(_BatchHinge):
         return new, point, t_next
 
     def keep(self, mask):
-        frozen = self.last[~mask]
-        self.frozen_sum += frozen.sum(dim=0, dtype=torch.float64)
-        self.frozen_square_sum += frozen.square().sum(dim=0, dtype=torch.float64)
+        self._add_frozen(mask)
         self.base.keep(mask)
 
 
@@ -568,8 +574,7 @@ class _MLPStep(_BatchHinge):
         self.shrink = threshold * eta
         self.beta, self.var_threshold, self.n = beta, var_threshold, n
         if beta > 0:
-            self.frozen_sum = torch.zeros(l, dtype=torch.float64, device=Y.device)
-            self.frozen_square_sum = torch.zeros(l, dtype=torch.float64, device=Y.device)
+            self._start_hinge(l, Y.device)
         self.hidden_buffer = torch.empty(n, hidden, dtype=Y.dtype, device=Y.device)
         self.back_buffer = torch.empty(n, hidden, dtype=Y.dtype, device=Y.device)
         self.residual_buffer = torch.empty(n, d, dtype=Y.dtype, device=Y.device)
@@ -598,16 +603,14 @@ class _MLPStep(_BatchHinge):
             new.addcmul_(point - mean, scale)
         if self.positive:
             new.clamp_min_(0.0)
-        else:
-            new.sub_(new.clamp(-self.shrink, self.shrink))
+        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
+            new = torch.nn.functional.softshrink(new, self.shrink)
         self.last = new
         return new, point, t_next
 
     def keep(self, mask):
         if self.beta > 0:
-            frozen = self.last[~mask]
-            self.frozen_sum += frozen.sum(dim=0, dtype=torch.float64)
-            self.frozen_square_sum += frozen.square().sum(dim=0, dtype=torch.float64)
+            self._add_frozen(mask)
         self.target = self.target[mask]
         if isinstance(self.offset, torch.Tensor):
             self.offset = self.offset[mask]
