@@ -275,16 +275,18 @@ def test_model_is_built_without_a_device_and_follows_to():
 def test_linear_fista_runs_on_one_thread_and_restores_the_thread_count(digits, monkeypatch):
     """Thread policy: the linear decoder's FISTA loop uses one intra-op thread (small operations), the
     caller's setting is restored afterwards, and the codes equal a run with one thread throughout."""
-    import sparsecoder.models.sparse_autoencoder as sae
+    import importlib
+
+    solver = importlib.import_module("sparsecoder.inference.fista")  # the module, not the function
 
     threads_inside = []
 
-    def recording_fista(*args, **kwargs):  # the real solver, noting the thread count it runs with
+    def recording_loop(*args, **kwargs):  # the real FISTA loop, noting the thread count it runs with
         threads_inside.append(torch.get_num_threads())
-        return sae_fista(*args, **kwargs)
+        return real_loop(*args, **kwargs)
 
-    sae_fista = sae.fista
-    monkeypatch.setattr(sae, "fista", recording_fista)
+    real_loop = solver._run_fista_loop
+    monkeypatch.setattr(solver, "_run_fista_loop", recording_loop)
     torch.manual_seed(0)
     Y = digits[0][:100]
     previous = torch.get_num_threads()

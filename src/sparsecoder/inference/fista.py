@@ -20,6 +20,7 @@ products per iteration, no autograd); any other ``torch.nn.Module`` decoder goes
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -290,6 +291,7 @@ class _GramFixedStep:
 
     compact_fraction = _COMPACT_FRACTION
     per_sample_t = False
+    small_operations = True
 
     def __init__(self, gram, linear_term, threshold, eta, positive):
         l = gram.shape[0]
@@ -358,6 +360,7 @@ class _GramHingeStep(_BatchHinge):
 
     compact_fraction = 0.0
     per_sample_t = False
+    small_operations = True
 
     def __init__(self, gram, linear_term, threshold, eta, positive, *, beta, var_threshold, n):
         self.base = _GramFixedStep(gram, linear_term, threshold, eta, positive)
@@ -395,6 +398,7 @@ class _GramAdaptiveStep:
 
     compact_fraction = _COMPACT_FRACTION
     per_sample_t = True
+    small_operations = True
 
     def __init__(self, gram, linear_term, threshold, eta, positive, z0):
         n = linear_term.shape[0]
@@ -457,6 +461,7 @@ class _GradientStep:
 
     compact_fraction = 0.0
     per_sample_t = False
+    small_operations = False
 
     def __init__(self, smooth, threshold, eta, positive, *, beta, var_threshold, backtracking, reduce,
                  slack):
@@ -552,6 +557,7 @@ class _MLPStep(_BatchHinge):
 
     compact_fraction = 0.0
     per_sample_t = False
+    small_operations = False
 
     def __init__(self, Y, layers, threshold, eta, positive, *, gamma, z_encoder, beta, var_threshold):
         n, d = Y.shape
@@ -630,7 +636,38 @@ class _LoopResult:
     diverged: torch.Tensor
 
 
-def _fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_iteration=None):
+# A CPU solve on at most this many rows with a Gram-form step runs torch on one thread: its products
+# ((n, k) × (k, k) per iteration, (n, d) × (d, k) in sparse_encode) take a millisecond or less and each
+# iteration is ~25 such small operations, so a thread team's start-up and barriers cost more than they
+# save (on a busy 2-core machine tens of times more: issue 14, n = 250; issue 15, a vdl-mnist epoch with
+# two threads 35–52 s instead of 1.4 s).
+_SMALL_CALL_SAMPLES = 1024
+
+
+@contextlib.contextmanager
+def _one_torch_thread(enabled: bool):
+    """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
+    previous = torch.get_num_threads()
+    if not enabled or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fista_loop(stepper, z0, **options):
+    """:func:`_run_fista_loop`, on one intra-op thread when the stepper's operations are small (Gram-form
+    steps, ``stepper.small_operations``) on at most :data:`_SMALL_CALL_SAMPLES` CPU rows (thread policy);
+    the caller's thread count is restored after."""
+    small = stepper.small_operations and z0.device.type == "cpu" and z0.shape[0] <= _SMALL_CALL_SAMPLES
+    with _one_torch_thread(small):
+        return _run_fista_loop(stepper, z0, **options)
+
+
+def _run_fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, on_iteration=None):
     r"""The FISTA iteration shared by every solver here (Beck & Teboulle 2009).
 
     ``stepper(current, previous, t, rows, codes)`` returns ``(z^{k+1}, V, t_{k+1})`` for the working rows

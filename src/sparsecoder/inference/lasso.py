@@ -13,7 +13,6 @@ The relation to the reference scaling of :func:`sparsecoder.inference.fista` (SP
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import warnings
@@ -24,9 +23,11 @@ import torch
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
     _LIPSCHITZ_SAFETY,
+    _SMALL_CALL_SAMPLES,
     _fista_loop,
     _GramAdaptiveStep,
     _GramFixedStep,
+    _one_torch_thread,
     power_iteration_max_eigenvalue,
 )
 
@@ -332,29 +333,11 @@ def sparse_encode(
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
 
 
-# A CPU call on at most this many samples runs torch on one thread: its products ((n, d) × (d, k), and
-# FISTA's (n, k) × (k, k) per iteration) take a millisecond or less, and a thread team's start-up and
-# barriers cost more than that (on a busy 2-core machine tens of times more: issue 14, n = 250).
-_SMALL_CALL_SAMPLES = 1024
 # Dense codes go to FISTA only for calls of more than this many samples: below it FISTA's per-iteration
 # overhead (a dozen small torch calls, hundreds of iterations) costs more than the active set's exact
 # solve (issue 14: (a) random ± at n = 250, 976 ms vs 161 ms). A sample count, not a timing, so that the
 # method (and so the codes) never depends on how busy the machine is.
 _DENSE_FISTA_SAMPLES = 2048
-
-
-@contextlib.contextmanager
-def _one_torch_thread(enabled: bool):
-    """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
-    previous = torch.get_num_threads()
-    if not enabled or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:

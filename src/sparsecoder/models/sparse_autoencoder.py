@@ -36,7 +36,6 @@ from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 from sparsecoder.inference.fista import fista
-from sparsecoder.inference.lasso import _one_torch_thread
 from sparsecoder.models.common import check_rows, module_device, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
@@ -266,17 +265,12 @@ class SparseAutoencoder(nn.Module):
         c = self.config
         beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
         distributed = {} if reduce is None else {"reduce": reduce}
-        # Thread policy (issue 15): the linear decoder's FISTA loop is ~25 small tensor operations per
-        # iteration on a (batch, l) block; with two OpenMP threads each waited for both, and a vdl-mnist
-        # epoch took 35-52 s instead of 1.4 s on a busy machine. One thread for the loop; the rest of the
-        # step keeps num_threads.
-        with _one_torch_thread(Y.device.type == "cpu" and c.decoder == "linear"):
-            return fista(
-                Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
-                max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
-                var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
-                record_energy=record_energy, **distributed,
-            )
+        return fista(
+            Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
+            max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
+            var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
+            record_energy=record_energy, **distributed,
+        )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         return check_rows(x, self.n_features, self.device, name)
