@@ -57,3 +57,31 @@ def test_fused_hinge_step_on_cuda_matches_cpu():
     gpu = fista(Y.cuda(), W.cuda(), 0.01, z0=z0.cuda(), **kwargs)
     assert torch.equal(cpu.n_iter, gpu.n_iter.cpu())
     torch.testing.assert_close(gpu.codes.cpu(), cpu.codes, atol=1e-10, rtol=0)
+
+
+def test_batch_hinge_factors_match_autograd_with_frozen_rows_and_degenerate_components():
+    """``scale ⊙ (V − μ)`` of the fused steps is −η times the hinge gradient over the whole batch (working
+    rows plus the frozen rows' sums): autograd on :func:`variance_hinge` for components with 0 < σ, and 0
+    for a component with no spread (σ = 0) and one above the threshold (σ > T)."""
+    from sparsecoder.inference.energy import variance_hinge
+    from sparsecoder.inference.fista import _BatchHinge
+
+    torch.manual_seed(3)
+    n, l, eta, beta, T = 12, 5, 0.3, 2.0, 0.5
+    Z = torch.rand(n, l, dtype=torch.float64) * 0.4
+    Z[:, 0] = 0.0  # a dead component: σ = 0
+    Z[:, 1] = torch.randn(n, dtype=torch.float64) * 3.0  # σ > T: no hinge
+    frozen, working = Z[:4], Z[4:]
+    hinge = _BatchHinge()
+    hinge.eta, hinge.beta, hinge.var_threshold, hinge.n = eta, beta, T, n
+    hinge._start_hinge(l, Z.device)
+    hinge.last = frozen
+    hinge._add_frozen(torch.arange(4))
+    scale, mean = hinge._hinge_coefficient(working)
+    torch.testing.assert_close(mean, Z.mean(dim=0), atol=1e-14, rtol=0)
+    full = Z.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(variance_hinge(full, beta, T), full)
+    expected = -eta * gradient[4:]
+    torch.testing.assert_close(scale * (working - mean), expected, atol=1e-12, rtol=1e-10)
+    assert float(scale[0]) == 0.0 and float(scale[1]) == 0.0
+    assert bool((scale[2:] > 0).all())

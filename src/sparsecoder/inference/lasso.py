@@ -22,6 +22,7 @@ import torch
 
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
+    all_finite as _all_finite,
     _LIPSCHITZ_SAFETY,
     _SMALL_CALL_SAMPLES,
     _fista_loop,
@@ -338,17 +339,6 @@ def sparse_encode(
 # solve (issue 14: (a) random ± at n = 250, 976 ms vs 161 ms). A sample count, not a timing, so that the
 # method (and so the codes) never depends on how busy the machine is.
 _DENSE_FISTA_SAMPLES = 2048
-
-
-def _all_finite(tensor: torch.Tensor) -> bool:
-    """No NaN or inf in ``tensor``: a sum is finite exactly then, unless it overflows (then check all).
-    On the CPU numpy sums (one thread: a torch thread team costs milliseconds on a busy machine)."""
-    if tensor.device.type == "cpu":
-        array = tensor.numpy()
-        return math.isfinite(float(array.sum())) or bool(np.isfinite(array).all())
-    if math.isfinite(float(tensor.sum())):
-        return True
-    return bool(torch.isfinite(tensor).all())
 
 
 _PROBE_SAMPLES = 64

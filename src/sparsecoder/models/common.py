@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsecoder.inference.fista import all_finite
+
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
@@ -35,6 +37,6 @@ def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> tor
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"{name} contains NaN or inf")
     return x.to(device, torch.float32)
