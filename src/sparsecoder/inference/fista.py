@@ -752,7 +752,8 @@ def _run_fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, o
             n_live = int(live.sum())
             if n_live == 0 or rows.numel() - n_live >= stepper.compact_fraction * rows.numel():
                 kept, dropped = live.nonzero().squeeze(1), (~live).nonzero().squeeze(1)
-                rows, current, previous, limit = (x.index_select(0, kept) for x in (rows, current, previous, limit))
+                rows, current, previous, limit = (
+                    x.index_select(0, kept) for x in (rows, current, previous, limit))
                 if per_sample_t:
                     t = t.index_select(0, kept)
                 stepper.keep(kept, dropped)

@@ -22,7 +22,6 @@ import torch
 
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
-    all_finite as _all_finite,
     _LIPSCHITZ_SAFETY,
     _SMALL_CALL_SAMPLES,
     _fista_loop,
@@ -30,6 +29,9 @@ from sparsecoder.inference.fista import (
     _GramFixedStep,
     _one_torch_thread,
     power_iteration_max_eigenvalue,
+)
+from sparsecoder.inference.fista import (
+    all_finite as _all_finite,
 )
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
