@@ -144,3 +144,29 @@ def test_momentum_follows_beck_teboulle(decoder_kind):
         y, t = x + ((t - 1.0) / t_next) * (x - x_previous), t_next
         ours = fista(Y, decoder, lam, z0=x0, step=eta, gamma=gamma, tol=0.0, max_iter=k, record_energy=False)
         torch.testing.assert_close(ours.codes, x, atol=1e-12, rtol=0)
+
+
+def test_gram_form_switch_keeps_the_gradient_step_exact():
+    """A long solve switches to ``r W2 = h G − c`` once the row-passes made would have paid for ``G``
+    (ski-rental rule): every step, before and after the switch, equals autograd's; a decoder whose hidden
+    layer is at least twice the output (no saving) never switches."""
+    decoder = _decoder()  # h = 40 < 2d = 60
+    Y, V = _problem()
+    step = _MLPStep(Y, _relu_mlp_layers(decoder), 0.0, 0.3, True, gamma=0.0, z_encoder=V, beta=0.0,
+                    var_threshold=0.5)
+    point = V.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(reconstruction_energy(Y, decoder(point)), point)
+    switched_at = None
+    for k in range(8):
+        torch.testing.assert_close(step.gradient_step(V), V - 0.3 * gradient, atol=1e-13, rtol=0)
+        if switched_at is None and step.gram is not None:
+            switched_at = k
+    # h²d + m·hd = 48,000 + 48,000 multiply-adds; 40 rows × h(2d − h) = 32,000 saved per pass: the
+    # fourth call (index 3) comes after the 3 passes that would have paid for it
+    assert switched_at == 3
+    wide = _decoder(hidden=64, d=30)  # h ≥ 2d
+    step = _MLPStep(Y, _relu_mlp_layers(wide), 0.0, 0.3, True, gamma=0.0, z_encoder=V, beta=0.0,
+                    var_threshold=0.5)
+    for _ in range(20):
+        step.gradient_step(V)
+    assert step.gram is None

@@ -575,6 +575,14 @@ class _MLPStep(_BatchHinge):
     (float64) of the working rows plus those of the frozen rows, accumulated when they freeze; so a row
     leaves the working set at once when it freezes (``compact_fraction = 0``): each pass costs
     ≈ 4(lh + hd) FLOP per *live* row only.
+
+    **Gram form for long solves.** ``r W_2 = h G − c`` with ``G = W_2^\top W_2`` (h, h) and
+    ``c = (y − b_2) W_2``: one ``(m, h) × (h, h)`` product instead of two ``(m, h) × (h, d)`` ones,
+    2(2lh + h²) instead of 4(lh + hd) FLOP per row and pass (SDL-NL on MNIST, h = 1024, d = 784: −30 %),
+    for a one-off ``h²d + m·hd`` multiply-adds. A solve cannot know how many passes it will need, so it
+    switches the way the ski-rental rule buys: once the row-passes already made would have saved that
+    one-off cost (``Σ m_k · h(2d − h) ≥ h²d + m·hd``) — never in the few passes of a warm-started solve
+    (VDL-NL: ≈ 3), after ≈ 7 full passes in a long one (SDL-NL: ≈ 60). Same iterates up to rounding.
     """
 
     compact_fraction = 0.0
@@ -603,6 +611,11 @@ class _MLPStep(_BatchHinge):
         self.beta, self.var_threshold, self.n = beta, var_threshold, n
         if beta > 0:
             self._start_hinge(l, Y.device)
+        # Gram form (class docstring): the one-off cost in multiply-adds is h²d + m·hd, the saving per
+        # row-pass h(2d − h); never when h ≥ 2d
+        self.gram = self.correlation = None
+        self.saving_per_row_pass = hidden * (2 * d - hidden)
+        self.row_passes = 0
         self.hidden_buffer = torch.empty(n, hidden, dtype=Y.dtype, device=Y.device)
         self.back_buffer = torch.empty(n, hidden, dtype=Y.dtype, device=Y.device)
         self.residual_buffer = torch.empty(n, d, dtype=Y.dtype, device=Y.device)
@@ -613,14 +626,30 @@ class _MLPStep(_BatchHinge):
         m = point.shape[0]
         hidden = torch.addmm(self.bias_in, point, self.weight_in.T, out=self.hidden_buffer[:m])
         hidden.clamp_min_(0.0)
-        residual = torch.addmm(self.target, hidden, self.weight_out.T, beta=-1.0,
-                               out=self.residual_buffer[:m])  # D(V) − y
-        back = torch.mm(residual, self.weight_out, out=self.back_buffer[:m])
-        back.mul_(hidden > 0)  # ReLU'(a) = [h > 0], autograd's convention at a = 0
+        if self.gram is None and self._gram_form_pays(m):
+            self.gram = self.weight_out.T @ self.weight_out
+            self.correlation = self.target @ self.weight_out
+            self.target = None
+        self.row_passes += m
+        if self.gram is None:
+            residual = torch.addmm(self.target, hidden, self.weight_out.T, beta=-1.0,
+                                   out=self.residual_buffer[:m])  # D(V) − y
+            back = torch.mm(residual, self.weight_out, out=self.back_buffer[:m])
+        else:  # (D(V) − y) W2 = h G − c
+            back = torch.addmm(self.correlation, hidden, self.gram, beta=-1.0, out=self.back_buffer[:m])
+        # ReLU'(a) = [h > 0], autograd's convention at a = 0, with autograd's own fused kernel (in place;
+        # mul_(hidden > 0) makes a mask and converts it: ~8× slower at (250, 1024))
+        torch.ops.aten.threshold_backward.grad_input(back, hidden, 0.0, grad_input=back)
         new = torch.addmm(point, back, self.weight_in, beta=self.keep_fraction, alpha=-self.gradient_scale)
         if isinstance(self.offset, torch.Tensor) or self.offset != 0.0:
             new.add_(self.offset)
         return new
+
+    def _gram_form_pays(self, m: int) -> bool:
+        hidden, d = self.weight_out.shape[1], self.weight_out.shape[0]
+        if m == 0 or self.saving_per_row_pass <= 0:
+            return False
+        return self.row_passes * self.saving_per_row_pass >= hidden * hidden * d + m * hidden * d
 
     def __call__(self, current, previous, t, rows, codes):
         t_next = _next_t(t)
@@ -639,7 +668,10 @@ class _MLPStep(_BatchHinge):
     def keep(self, kept, dropped):
         if self.beta > 0:
             self._add_frozen(dropped)
-        self.target = self.target.index_select(0, kept)
+        if self.gram is None:
+            self.target = self.target.index_select(0, kept)
+        else:
+            self.correlation = self.correlation.index_select(0, kept)
         if isinstance(self.offset, torch.Tensor):
             self.offset = self.offset.index_select(0, kept)
 
