@@ -31,15 +31,25 @@ per-epoch wall time including their validation and logging) with the flags of th
 or without an encoder — :data:`REFERENCE`); ours trains the matching preset with the same λ, one thread.
 Runs alternate theirs / ours per variant. Quality: test PSNR and fraction of zero codes after training —
 theirs as their code logs it (``psnr_orig``, ``L0_orig``: encoder codes on the test images), ours from
-``metrics.json`` (the same quantities of our encoder). Their loader drops the last incomplete batch (3,750
-of the 3,929 training digits per epoch), ours does not.
+``metrics.json`` (the same quantities of our encoder). Both train on the training split cut to a whole
+number of batches (3,750 of the 3,929 digits, ``--train-samples``): their loader drops the last incomplete
+batch and ours spreads it over the others, so without the cut ours would make 16 Adam steps per epoch to
+their 15 — 7 % more training, which showed as +0.1–0.2 dB and −1 point of zeros after 50 epochs.
+
+``--profile`` splits our steady-state epoch into its parts — FISTA (training batches), encoder forward,
+decoder forward + losses + logs, backward + Adam + projection, validation, checkpoint + history, and
+the rest (batching, the loop, Python) — by wall-clock timers around those functions during the run (each
+part's time excludes the parts nested in it), with the useful GFLOP/s of the FISTA and step parts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import functools
 import gzip
+import importlib
 import json
 import os
 import platform
@@ -50,6 +60,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +89,16 @@ REFERENCE = {
 DEFAULT_DS_BENCH = Path(__file__).resolve().parents[2] / "shared" / "ds-bench"
 
 
-def write_reference_data(directory: Path, seed: int = 0) -> dict[str, int]:
+def write_reference_data(directory: Path, seed: int = 0, train_samples: int | None = None) -> dict[str, int]:
     """The embedded MNIST digits as ``idx/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` and the
     authors' ``splits/MNIST_{train,val}.npy`` (indices into the IDX training file), from the same seeded
-    split as our ``mnist`` source; returns the split sizes."""
+    split as our ``mnist`` source, its training part cut to the first ``train_samples`` (our ``limit``);
+    returns the split sizes."""
     from sparsecoder.data.mnist import _split_indices, read_embedded_mnist
 
     pixels, labels = read_embedded_mnist()
     train, val, test = _split_indices(len(pixels), (55 / 70, 5 / 70, 10 / 70), seed)
+    train = train[:train_samples]
     images = pixels.reshape(len(pixels), 28, 28).astype(np.uint8)
     labels = labels.astype(np.uint8)
     (directory / "idx").mkdir(parents=True, exist_ok=True)
@@ -197,25 +210,133 @@ def useful_flops_per_sample(model, fista_iterations: float) -> dict[str, float]:
     return {"fista": fista, "decoder_step": 6.0 * macs, "encoder_step": 6.0 * encoder_weights}
 
 
-def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | None = None) -> dict:
+class PartTimer:
+    """Wall-clock time per part of an epoch, each part's time *excluding* the parts nested in it; an
+    ``opaque`` part (validation) keeps whatever runs inside it (its FISTA calls are validation's).
+    ``end_epoch()`` closes one epoch: the time since the last close not in any part is "other"."""
+
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock = clock
+        self.epochs: list[dict[str, float]] = []
+        self.current: dict[str, float] = defaultdict(float)
+        self.stack: list[list] = []  # [label, start, nested seconds, opaque]
+        self.epoch_start = clock()
+
+    def wrap(self, function, label: str, opaque: bool = False):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            if any(entry[3] for entry in self.stack):
+                return function(*args, **kwargs)
+            self.stack.append([label, self.clock(), 0.0, opaque])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _, start, nested, _ = self.stack.pop()
+                elapsed = self.clock() - start
+                self.current[label] += elapsed - nested
+                if self.stack:
+                    self.stack[-1][2] += elapsed
+        return timed
+
+    def end_epoch(self) -> None:
+        now = self.clock()
+        parts = dict(self.current)
+        parts["total"] = now - self.epoch_start
+        parts["other (batching, loop, Python)"] = parts["total"] - sum(self.current.values())
+        self.epochs.append(parts)
+        self.current = defaultdict(float)
+        self.epoch_start = now
+
+
+PARTS = ("FISTA", "encoder forward", "decoder forward, losses, logs", "backward, Adam, projection",
+         "validation", "checkpoint, history")
+
+
+@contextlib.contextmanager
+def instrumented(timer: PartTimer):
+    """Our training code with :class:`PartTimer` wrappers around the functions of each part (restored
+    on exit). The epoch ends when its checkpoint is written (the trainer's last step of an epoch)."""
+    sae_eval = importlib.import_module("sparsecoder.eval.sae")
+    trainer = importlib.import_module("sparsecoder.train.trainer")  # `sparsecoder.train` is also a function
+    from sparsecoder.models.sparse_autoencoder import SparseAutoencoder
+    from sparsecoder.nn.encoders import LISTAEncoder
+    from sparsecoder.train.optimization import Optimization
+
+    def checkpoint_then_end_epoch(function):
+        timed = timer.wrap(function, "checkpoint, history")
+
+        @functools.wraps(function)
+        def save(*args, **kwargs):
+            result = timed(*args, **kwargs)
+            timer.end_epoch()
+            return result
+        return save
+
+    targets = [
+        (SparseAutoencoder, "infer", lambda f: timer.wrap(f, "FISTA")),
+        (LISTAEncoder, "forward", lambda f: timer.wrap(f, "encoder forward")),
+        (SparseAutoencoder, "training_losses", lambda f: timer.wrap(f, "decoder forward, losses, logs")),
+        (Optimization, "step", lambda f: timer.wrap(f, "backward, Adam, projection")),
+        (sae_eval, "validation_metrics", lambda f: timer.wrap(f, "validation", opaque=True)),
+        (trainer, "save_weights", lambda f: timer.wrap(f, "checkpoint, history")),
+        (trainer, "write_history", lambda f: timer.wrap(f, "checkpoint, history")),
+        (trainer, "save_checkpoint", checkpoint_then_end_epoch),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    try:
+        for owner, name, make in targets:
+            setattr(owner, name, make(getattr(owner, name)))
+        yield timer
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | None = None,
+                train_samples: int | None = None, profile: bool = False) -> dict:
     from sparsecoder.train import train
 
     preset, default_lam = VARIANTS[name]
     lam = default_lam if lam is None else lam
     run_dir = out / name
     shutil.rmtree(run_dir, ignore_errors=True)
+    timer = PartTimer()
+    overrides = {"epochs": epochs, "lam": lam, "device": device, "num_threads": 1, "limit": train_samples}
     start = time.perf_counter()
-    metrics = train(preset, run_dir, progress=False,
-                    overrides={"epochs": epochs, "lam": lam, "device": device, "num_threads": 1})
+    with instrumented(timer) if profile else contextlib.nullcontext():
+        timer.epoch_start = timer.clock()
+        metrics = train(preset, run_dir, progress=False, overrides=overrides)
     wall = time.perf_counter() - start
     with (run_dir / "history.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     seconds = [float(r["seconds"]) for r in rows]
     steady = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
     iterations = statistics.mean(float(r["fista_iterations"]) for r in rows)
-    return {"variant": name, "preset": preset, "lam": lam, "s_per_epoch": steady, "first_epoch_s": seconds[0],
-            "wall_s": wall, "fista_iterations": iterations, "psnr": metrics["psnr"],
-            "sparsity": metrics["sparsity"], "n_train": metrics["n_train"], "run_dir": str(run_dir)}
+    result = {"variant": name, "preset": preset, "lam": lam, "s_per_epoch": steady,
+              "first_epoch_s": seconds[0], "wall_s": wall, "fista_iterations": iterations,
+              "psnr": metrics["psnr"], "sparsity": metrics["sparsity"], "n_train": metrics["n_train"], "run_dir": str(run_dir)}
+    if profile:  # mean seconds per steady-state epoch (2…N) of each part
+        steady_epochs = timer.epochs[1:] or timer.epochs
+        keys = [*PARTS, "other (batching, loop, Python)", "total"]
+        result["profile"] = {k: statistics.mean(e.get(k, 0.0) for e in steady_epochs) for k in keys}
+    return result
+
+
+def profile_lines(result: dict, parts: dict[str, float]) -> list[str]:
+    """A markdown table of one variant's profile: seconds per epoch, share, useful GFLOP/s where counted."""
+    profile, n = result["profile"], result["n_train"]
+    # forward = ⅓ and backward = ⅔ of the 6-FLOP-per-weight step counts
+    flops = {"FISTA": parts["fista"], "encoder forward": parts["encoder_step"] / 3,
+             "decoder forward, losses, logs": parts["decoder_step"] / 3,
+             "backward, Adam, projection": 2 * (parts["decoder_step"] + parts["encoder_step"]) / 3}
+    lines = [f"{result['variant'].upper()} (λ {result['lam']:g}): {profile['total']:.3f} s per steady epoch",
+             "", "| part | s/epoch | share | useful GFLOP/s |", "|---|---|---|---|"]
+    for key, seconds in profile.items():
+        if key == "total":
+            continue
+        rate = f"{n * flops[key] / seconds / 1e9:.1f}" if key in flops and seconds > 0 else ""
+        lines.append(f"| {key} | {seconds:.3f} | {100 * seconds / profile['total']:.0f} % | {rate} |")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,11 +353,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ds-bench", type=Path, default=DEFAULT_DS_BENCH,
                         help="the side-by-side kit (run_timed.py, shim/); default ../shared/ds-bench")
     parser.add_argument("--table", type=Path, default=None, help="markdown table file (default OUT/table.md)")
+    parser.add_argument("--train-samples", type=int, default=3750,
+                        help="training digits for both tools (the first of our split): 3,750 = 15 whole "
+                             "batches of 250, what the authors' loader uses per epoch; 0 = all 3,929")
+    parser.add_argument("--profile", action="store_true",
+                        help="split our steady epoch into FISTA / encoder / decoder step / validation / "
+                             "checkpoint / other (timers around those functions)")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    if args.train_samples < 0:
+        parser.error("--train-samples must be >= 0 (0: the whole training split)")
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is warm-up; steady state is epochs 2…N)")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -254,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sizes = write_reference_data(out / "data") if args.reference is not None else None
+    train_samples = args.train_samples or None
+    sizes = None
+    if args.reference is not None:
+        sizes = write_reference_data(out / "data", train_samples=train_samples)
 
     peak = matmul_peak_gflops(args.device)
     results, theirs = [], {}
@@ -265,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                                          sizes, out)
             lam = theirs[name]["lam"]
             print(json.dumps({"theirs": {k: v for k, v in theirs[name].items() if k != "flags"}}), flush=True)
-        result = run_variant(name, args.epochs, args.device, out, lam)
+        result = run_variant(name, args.epochs, args.device, out, lam, train_samples, args.profile)
         model = _load_trained_model(Path(result["run_dir"]))
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
@@ -310,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"| {r['fista_iterations']:.1f} | {r['psnr']:.2f} | {100 * r['sparsity']:.1f} % "
                          f"| {r['useful_gflops']:.1f} "
                          f"| {100 * r['fraction_of_peak']:.0f} % |")
+    if args.profile:
+        lines += ["", "Where our steady epoch goes (`--profile`):", ""]
+        for r in results:
+            lines += profile_lines(r, r["flops_per_sample"])
     table = "\n".join(lines) + "\n"
     (out / "results.json").write_text(json.dumps({"ours": results, "theirs": theirs}, indent=2))
     (args.table or out / "table.md").write_text(table)

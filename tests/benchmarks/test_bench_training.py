@@ -21,9 +21,14 @@ def bench():
     return module
 
 
-def test_reference_data_are_our_splits(bench, tmp_path):
-    sizes = bench.write_reference_data(tmp_path, seed=0)
-    ours = load_mnist(seed=0, normalize="unit")
+@pytest.mark.parametrize("train_samples", [None, 3750])
+def test_reference_data_are_our_splits(bench, tmp_path, train_samples):
+    """Their IDX files + split lists hold exactly our loader's rows, also with the training split cut to
+    whole batches (our ``limit``)."""
+    sizes = bench.write_reference_data(tmp_path, seed=0, train_samples=train_samples)
+    ours = load_mnist(seed=0, normalize="unit", limit=train_samples)
+    if train_samples is not None:
+        assert sizes["train"] == train_samples
     assert sizes == {"train": len(ours.train.x), "val": len(ours.val.x), "test": len(ours.test.x)}
     train_px, train_y = read_mnist_idx_split(tmp_path / "idx", "train")
     test_px, test_y = read_mnist_idx_split(tmp_path / "idx", "test")
@@ -51,6 +56,32 @@ def test_reference_flags_from_a_script(bench, tmp_path):
     assert flags == ["--batch_size", "250", "--datadir", "/d", "--FISTA", "--sparsity_reg", "0.02",
                      "--norm_decoder", "0", "--epochs", "10"]
 
+
+
+def test_part_timer_counts_each_part_without_its_nested_parts(bench):
+    """Exclusive times on a scripted clock: the outer part's 10 s minus the inner part's 4 s; an opaque
+    part keeps what runs inside it; the epoch's untimed rest is "other"."""
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def advance(seconds, then=None):
+        now[0] += seconds
+        if then is not None:
+            then()
+        return seconds
+
+    timer = bench.PartTimer(clock=clock)
+    inner = timer.wrap(lambda: advance(4.0), "inner")
+    outer = timer.wrap(lambda: (advance(3.0), inner(), advance(3.0)), "outer")
+    opaque = timer.wrap(lambda: (advance(1.0), inner()), "validation", opaque=True)
+    outer()
+    opaque()
+    advance(2.0)
+    timer.end_epoch()
+    assert timer.epochs == [{"outer": 6.0, "inner": 4.0, "validation": 5.0, "total": 17.0,
+                             "other (batching, loop, Python)": 2.0}]
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
