@@ -314,7 +314,8 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
     iterations = statistics.mean(float(r["fista_iterations"]) for r in rows)
     result = {"variant": name, "preset": preset, "lam": lam, "s_per_epoch": steady,
               "first_epoch_s": seconds[0], "wall_s": wall, "fista_iterations": iterations,
-              "psnr": metrics["psnr"], "sparsity": metrics["sparsity"], "n_train": metrics["n_train"], "run_dir": str(run_dir)}
+              "psnr": metrics["psnr"], "sparsity": metrics["sparsity"], "n_train": metrics["n_train"],
+              "run_dir": str(run_dir)}
     if profile:  # mean seconds per steady-state epoch (2…N) of each part
         steady_epochs = timer.epochs[1:] or timer.epochs
         keys = [*PARTS, "other (batching, loop, Python)", "total"]
