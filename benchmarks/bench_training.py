@@ -13,7 +13,9 @@ Useful FLOPs per training sample (multiply–add = 2 FLOP), ``l`` code size, ``d
 * linear decoder: FISTA ``k·2l²`` (one fused Gram ``addmm`` per iteration) ``+ 2dl`` (``Y·W``), decoder
   step ``6dl`` (forward, backward);
 * one-hidden-layer decoder: FISTA ``k·4(lh + hd)`` (forward and input-gradient per iteration), decoder
-  step ``6(lh + hd)``;
+  step ``6(lh + hd)``; long solves (SDL-NL) switch to the Gram form ``r W2 = h G − c``
+  (``inference/fista.py::_MLPStep``), which does ≈ 30 % fewer FLOPs per pass for the same iterates — the
+  count stays the direct form's, so for SDL-NL the rate is work done per second, not FLOPs executed;
 * encoder step: ``6·p`` with ``p`` the encoder's weight entries (each used once per sample) — a lower
   bound for the unrolled LISTA encoder.
 
