@@ -58,6 +58,21 @@ def test_reference_flags_from_a_script(bench, tmp_path):
 
 
 
+def test_encoder_quality_on_all_test_digits_is_the_run_metrics(bench, tmp_path):
+    """On the whole test split the side-by-side quality equals ``metrics.json`` (our evaluate); on a
+    prefix it differs (it is measured on those digits only)."""
+    import json
+
+    from sparsecoder.train import train
+
+    metrics = train("sdl-mnist", tmp_path / "run", progress=False,
+                    overrides={"epochs": 1, "limit": 500, "num_threads": 1})
+    psnr, sparsity = bench.encoder_quality(tmp_path / "run", metrics["n_test"])
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert abs(psnr - saved["psnr"]) < 1e-6 and abs(sparsity - saved["sparsity"]) < 1e-9
+    assert bench.encoder_quality(tmp_path / "run", 100)[0] != psnr
+
+
 def test_part_timer_counts_each_part_without_its_nested_parts(bench):
     """Exclusive times on a scripted clock: the outer part's 10 s minus the inner part's 4 s; an opaque
     part keeps what runs inside it; the epoch's untimed rest is "other"."""
