@@ -28,10 +28,8 @@ from sparsecoder.inference.fista import (
     _GramAdaptiveStep,
     _GramFixedStep,
     _one_torch_thread,
+    all_finite,
     power_iteration_max_eigenvalue,
-)
-from sparsecoder.inference.fista import (
-    all_finite as _all_finite,
 )
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
@@ -255,9 +253,9 @@ def sparse_encode(
         raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
     if method not in ("auto", "active-set", "fista"):
         raise ValueError(f"method must be 'auto', 'active-set' or 'fista', got {method!r}")
-    if not _all_finite(data):
+    if not all_finite(data):
         raise ValueError("X contains NaN or inf; clean or impute the data first")
-    if not _all_finite(atoms):
+    if not all_finite(atoms):
         raise ValueError("dictionary contains NaN or inf")
     output_device = data.device
     device = _resolve_device(device, data.device)
@@ -269,7 +267,7 @@ def sparse_encode(
         if tuple(start.shape) != (n_samples, n_components):
             raise ValueError(f"init must have shape (n_samples, n_components) = {(n_samples, n_components)}, "
                              f"got {tuple(start.shape)}")
-        if not _all_finite(start):
+        if not all_finite(start):
             raise ValueError("init contains NaN or inf")
         if positive:
             start = start.clamp_min(0.0)
