@@ -4,7 +4,7 @@ Loads a trained run folder (encoder + decoder), takes ``--batches`` training bat
 in float64, starts both solvers from the encoder's codes with the run's λ, step, β, T, γ and tolerance,
 and prints per batch: our mean and max iterations per sample (``n_iter``: gradient passes, the converging
 one included), the authors' logged count (``inf_steps``: it leaves the converging pass out) and the
-largest code difference. Their loop computes every row of the batch until the last row converges, so the
+largest code difference, and the fraction of zero codes of each. Their loop computes every row of the batch until the last row converges, so the
 row-passes it computes per sample are our *max*; ours compacts frozen rows away and computes our *mean*::
 
     PYTHONPATH=src .venv/bin/python benchmarks/fista_passes_vs_reference.py RUN_DIR --reference /tmp/ds-ref \\
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batch {b}: ours mean {ours.n_iter.double().mean():.3f} max {int(ours.n_iter.max())} | "
               f"theirs count {float(theirs['inf_steps']):.3f} (+1 converging pass = "
               f"{float(theirs['inf_steps']) + 1:.3f}) | max |codes − theirs| "
-              f"{float((ours.codes - theirs['Zs']).abs().max()):.2g}")
+              f"{float((ours.codes - theirs['Zs']).abs().max()):.2g} | zeros ours "
+              f"{100 * float((ours.codes == 0).double().mean()):.2f} % theirs "
+              f"{100 * float((theirs['Zs'] == 0).double().mean()):.2f} %")
     return 0
 
 
