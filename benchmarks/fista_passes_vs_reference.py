@@ -4,8 +4,11 @@ Loads a trained run folder (encoder + decoder), takes ``--batches`` training bat
 in float64, starts both solvers from the encoder's codes with the run's λ, step, β, T, γ and tolerance,
 and prints per batch: our mean and max iterations per sample (``n_iter``: gradient passes, the converging
 one included), the authors' logged count (``inf_steps``: it leaves the converging pass out) and the
-largest code difference, and the fraction of zero codes of each. Their loop computes every row of the batch until the last row converges, so the
-row-passes it computes per sample are our *max*; ours compacts frozen rows away and computes our *mean*::
+largest code difference, and the fraction of zero codes of each. Their loop computes every row of the
+batch until the last row converges, so the row-passes it computes per sample are our *max*; ours compacts
+frozen rows away and computes our *mean*. A row of theirs that has stopped keeps taking the momentum's
+extrapolated point (its step is zeroed, not its momentum), so it drifts on, clamped at 0, until the batch
+stops: their codes have a few tenths of a point more zeros than ours::
 
     PYTHONPATH=src .venv/bin/python benchmarks/fista_passes_vs_reference.py RUN_DIR --reference /tmp/ds-ref \\
         --shim ../shared/ds-bench/shim
