@@ -301,6 +301,15 @@ def _shrink_(U: torch.Tensor, threshold, positive: bool) -> torch.Tensor:
     return U.sub_(U.clamp(-threshold, threshold))
 
 
+def _shrink_folded_(new: torch.Tensor, shrink: float, positive: bool) -> torch.Tensor:
+    """The proximal map after a fused update whose offset already holds ``−τη`` for positive codes: a clamp
+    at 0 in place, or the signed soft threshold ``shrink`` in one kernel (the same values as
+    ``new − clamp(new, −τη, τη)``)."""
+    if positive:
+        return new.clamp_min_(0.0)
+    return torch.nn.functional.softshrink(new, shrink)
+
+
 class _GramFixedStep:
     r"""Fixed step η on ``½ zᵀGz − zᵀb_i``, gradient step and shrinkage fused in one ``addmm``:
     ``z ← shrink(V (I − ηG) + η b_i, τη)`` (for ``positive``: ``relu(V(I − ηG) + (ηb_i − τη))``)."""
@@ -322,10 +331,7 @@ class _GramFixedStep:
         t_next = _next_t(t)
         point = _extrapolate(current, previous, t, t_next)
         new = torch.addmm(self.offset, point, self.update)
-        if self.positive:
-            new.clamp_min_(0.0)
-        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
-            new = torch.nn.functional.softshrink(new, self.shrink)
+        new = _shrink_folded_(new, self.shrink, self.positive)
         return new, point, t_next
 
     def keep(self, kept, dropped):
@@ -395,10 +401,7 @@ class _GramHingeStep(_BatchHinge):
         scale, mean = self._hinge_coefficient(point)
         new = torch.addmm(self.base.offset, point, self.base.update)
         new.addcmul_(point - mean, scale)
-        if self.positive:
-            new.clamp_min_(0.0)
-        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
-            new = torch.nn.functional.softshrink(new, self.base.shrink)
+        new = _shrink_folded_(new, self.base.shrink, self.positive)
         self.last = new
         return new, point, t_next
 
@@ -658,10 +661,7 @@ class _MLPStep(_BatchHinge):
         if self.beta > 0:
             scale, mean = self._hinge_coefficient(point)
             new.addcmul_(point - mean, scale)
-        if self.positive:
-            new.clamp_min_(0.0)
-        else:  # one kernel, the same values as new − clamp(new, −τη, τη)
-            new = torch.nn.functional.softshrink(new, self.shrink)
+        new = _shrink_folded_(new, self.shrink, self.positive)
         self.last = new
         return new, point, t_next
 
