@@ -249,7 +249,7 @@ class PartTimer:
         now = self.clock()
         parts = dict(self.current)
         parts["total"] = now - self.epoch_start
-        parts["other (batching, loop, Python)"] = parts["total"] - sum(self.current.values())
+        parts[OTHER] = parts["total"] - sum(self.current.values())
         self.epochs.append(parts)
         self.current = defaultdict(float)
         self.epoch_start = now
@@ -257,6 +257,7 @@ class PartTimer:
 
 PARTS = ("FISTA", "encoder forward", "decoder forward, losses, logs", "backward, Adam, projection",
          "validation", "checkpoint, history")
+OTHER = "other (batching, loop, Python)"  # an epoch's time in none of the PARTS
 
 
 @contextlib.contextmanager
@@ -326,7 +327,7 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
               "run_dir": str(run_dir)}
     if profile:  # mean seconds per steady-state epoch (2…N) of each part
         steady_epochs = timer.epochs[1:] or timer.epochs
-        keys = [*PARTS, "other (batching, loop, Python)", "total"]
+        keys = [*PARTS, OTHER, "total"]
         result["profile"] = {k: statistics.mean(e.get(k, 0.0) for e in steady_epochs) for k in keys}
     return result
 
@@ -413,11 +414,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"theirs": {k: v for k, v in theirs[name].items() if k != "flags"}}), flush=True)
         result = run_variant(name, args.epochs, args.device, out, lam, train_samples, args.profile,
                              args.threads)
-        model = _load_trained_model(Path(result["run_dir"]))
+        from sparsecoder.train import load_run
+
+        config, model = load_run(Path(result["run_dir"]))[:2]
         if sizes is not None:  # quality on the test digits their evaluation uses (whole batches)
             result["psnr_all_test"], result["sparsity_all_test"] = result["psnr"], result["sparsity"]
-            result["psnr"], result["sparsity"] = encoder_quality(Path(result["run_dir"]),
-                                                                 sizes["test"] // 250 * 250)
+            result["psnr"], result["sparsity"] = encoder_quality(config, model, sizes["test"] // 250 * 250)
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
         flops = result["n_train"] * sum(parts.values())
@@ -473,24 +475,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @torch.no_grad()
-def encoder_quality(run_dir: Path, n_test: int) -> tuple[float, float]:
-    """Test PSNR (pixel space) and fraction of zero codes of a run's model (best-validation weights) on
-    the first ``n_test`` test digits: the encoder's codes, FISTA's for DO (as ``metrics.json``)."""
+def encoder_quality(config, model, n_test: int) -> tuple[float, float]:
+    """Test PSNR (pixel space) and fraction of zero codes of a run's model (``load_run``: best-validation
+    weights) on the first ``n_test`` test digits of its data: the encoder's codes, FISTA's for DO (as
+    ``metrics.json``)."""
     from sparsecoder.eval.metrics import psnr, sparsity
-    from sparsecoder.train import load_run
     from sparsecoder.train.trainer import load_data
 
-    config, model = load_run(run_dir)[:2]
     split = load_data(config).test.subset(slice(0, n_test))
     x = split.x.to(model.device, torch.float32)
     codes = model.encode(x)
     return float(psnr(split.to_pixels(x), split.to_pixels(model.decoder(codes)))), float(sparsity(codes))
-
-
-def _load_trained_model(run_dir: Path):
-    from sparsecoder.train import load_run
-
-    return load_run(run_dir)[1]
 
 
 def _load_average() -> tuple[float, float, float]:
