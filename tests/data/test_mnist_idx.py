@@ -82,6 +82,25 @@ def test_full_mnist_seeded(tmp_path):
     assert len(limited.train) == 7 and torch.equal(limited.train.x, a.train.x[:7])
 
 
+@pytest.mark.parametrize("files", ["embedded", "idx"])
+def test_split_seed_fixes_the_split_whatever_the_run_seed(tmp_path, files):
+    """``split_seed`` alone decides the split: runs with seeds 3 and 4 and ``split_seed=0`` get the
+    digits that ``seed=0`` gets (embedded subset and IDX files); without it the seed decides."""
+    data_dir = None
+    if files == "idx":
+        write_mnist_dir(tmp_path)
+        data_dir = str(tmp_path)
+    reference = load("mnist", seed=0, data_dir=data_dir)
+    for seed in (3, 4):
+        fixed = load("mnist", seed=seed, split_seed=0, data_dir=data_dir)
+        for part in ("train", "val", "test"):
+            assert torch.equal(getattr(fixed, part).x, getattr(reference, part).x)
+        assert not torch.equal(load("mnist", seed=seed, data_dir=data_dir).train.x, reference.train.x)
+    for bad in (-1, 1.5, True, "0"):
+        with pytest.raises(ValueError, match="split_seed must be an integer >= 0"):
+            load("mnist", split_seed=bad, data_dir=data_dir)
+
+
 def test_embedded_subset_splits_and_inverse():
     data = load("mnist", seed=0)
     sizes = (len(data.train), len(data.val), len(data.test))

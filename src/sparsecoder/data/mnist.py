@@ -56,16 +56,22 @@ def mnist_preprocessing(normalize: str = "standard") -> Standardize:
 
 def load_mnist(
     *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, normalize: str = "standard",
-    test_only: bool = False,
+    split_seed: int | None = None, test_only: bool = False,
 ) -> DataSplits:
     """MNIST as :class:`DataSplits`.
 
     Without ``data_dir``: the embedded 5,000-digit subset, split 55:5:10 (seeded, like the full set's
     55k/5k/10k). ``normalize="standard"`` applies ``(x/255 − 0.1307)/0.3081`` (SPEC §2.8); ``"unit"``
     keeps ``x/255`` in [0, 1]; both are :func:`mnist_preprocessing` (``DataSplits.preprocessing``) applied
-    to the raw pixel values 0–255. ``limit`` caps the training split. ``test_only``: the train and val
-    splits are left empty and, with ``data_dir``, only the ``t10k`` files are read.
+    to the raw pixel values 0–255. ``limit`` caps the training split. ``split_seed`` seeds the split
+    (default: ``seed``); fix it to compare seeds of a model on the same train/val/test digits (only the
+    initialisation and the batch order change). ``test_only``: the train and val splits are left empty
+    and, with ``data_dir``, only the ``t10k`` files are read.
     """
+    if split_seed is not None and (isinstance(split_seed, bool) or not isinstance(split_seed, int)
+                                   or split_seed < 0):
+        raise ValueError(f"split_seed must be an integer >= 0 or null (the run's seed), got {split_seed!r}")
+    seed = seed if split_seed is None else split_seed
     preprocessing = mnist_preprocessing(normalize)
     if data_dir is not None:
         from sparsecoder.data.idx import read_mnist_idx_dir, read_mnist_idx_split
