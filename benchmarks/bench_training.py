@@ -74,7 +74,7 @@ VARIANTS = {
     "sdl": ("sdl-mnist", 5e-3),
     "vdl": ("vdl-mnist", 2e-2),
     "vdl-nl": ("vdl-nl-mnist", 1e-2),
-    "sdl-nl": ("sdl-nl-mnist", 5e-3),
+    "sdl-nl": ("sdl-nl-mnist", 1e-2),
     "do": ("do-mnist", 5e-3),
     "wdl": ("wdl-mnist", 5e-3),
 }
@@ -143,29 +143,40 @@ def reference_flags(script: Path, overrides: dict[str, str], removed: tuple[str,
     return flags
 
 
+def script_seed(script: Path) -> int:
+    """The ``--seed`` an authors' script passes (their ``main.py``'s default, 11, when it passes none)."""
+    flags = reference_flags(script, {})
+    return int(flags[flags.index("--seed") + 1]) if "--seed" in flags else 11
+
+
 def run_reference(name: str, epochs: int, reference: Path, ds_bench: Path, data: Path, sizes: dict[str, int],
-                  out: Path) -> dict:
-    """Train the authors' code for one variant through the kit's ``run_timed.py``; s/epoch and quality."""
+                  out: Path, seed_offset: int = 0) -> dict:
+    """Train the authors' code for one variant through the kit's ``run_timed.py``; s/epoch and quality.
+    ``seed_offset`` > 0: their script's ``--seed`` plus that (the run named ``theirs-NAME-sK``)."""
     script, overrides, removed = REFERENCE[name]
-    run_dir = out / f"theirs-{name}"
+    label = f"theirs-{name}" + (f"-s{seed_offset}" if seed_offset else "")
+    run_dir = out / label
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    flags = reference_flags(reference / "scripts" / script, {
+    script_path = reference / "scripts" / script
+    if seed_offset:
+        overrides = {**overrides, "seed": str(script_seed(script_path) + seed_offset)}
+    flags = reference_flags(script_path, {
         **overrides, "outdir": str(run_dir), "epochs": str(epochs), "num_workers": "0",
         "datadir": str(data / "idx"), "data_splits": str(data / "splits"),
         "n_training_samples": str(sizes["train"]), "n_val_samples": str(sizes["val"]),
         "n_test_samples": str(sizes["test"])}, removed)
-    record = out / f"theirs-{name}.json"
+    record = out / f"{label}.json"
     env = {**os.environ, "PYTHONPATH": str(ds_bench / "shim"), "DS_REPO": str(reference),
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
-    with (out / f"theirs-{name}.log").open("w") as log:
+    with (out / f"{label}.log").open("w") as log:
         done = subprocess.run([sys.executable, str(ds_bench / "run_timed.py"), str(record), "--", *flags],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"the authors' code failed for {name} (exit {done.returncode}); see "
-                           f"{out / f'theirs-{name}.log'}")
+                           f"{out / f'{label}.log'}")
     timed = json.loads(record.read_text())
     seconds = timed["epoch_s"]
     scalars = timed["scalars"]
@@ -181,6 +192,7 @@ def run_reference(name: str, epochs: int, reference: Path, ds_bench: Path, data:
         source = "validation, FISTA codes"
     return {"variant": name, "lam": lam, "s_per_epoch": statistics.median(seconds[1:] or seconds),
             "first_epoch_s": seconds[0], "wall_s": wall, "epochs": len(seconds),
+            "seed": int(flags[flags.index("--seed") + 1]) if "--seed" in flags else None,
             "psnr": psnr, "sparsity": sparsity, "quality_source": source,
             "fista_iterations": statistics.mean(v for _, v in scalars["epoch_stats_training/inf_steps"]),
             "flags": flags}
@@ -301,16 +313,24 @@ def instrumented(timer: PartTimer):
 
 
 def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | None = None,
-                train_samples: int | None = None, profile: bool = False, threads: int = 1) -> dict:
+                train_samples: int | None = None, profile: bool = False, threads: int = 1,
+                seed_offset: int = 0) -> dict:
+    """Train our preset for one variant; ``seed_offset`` > 0: the preset's seed plus that, on the split of
+    the preset's seed (``split_seed``), in the run folder ``NAME-sK``."""
+    from sparsecoder.config import load_preset
     from sparsecoder.train import train
 
     preset, default_lam = VARIANTS[name]
     lam = default_lam if lam is None else lam
-    run_dir = out / name
+    run_dir = out / (name + (f"-s{seed_offset}" if seed_offset else ""))
     shutil.rmtree(run_dir, ignore_errors=True)
     timer = PartTimer()
     overrides = {"epochs": epochs, "lam": lam, "device": device, "num_threads": threads,
                  "limit": train_samples}
+    base = load_preset(preset)[1]
+    if seed_offset:
+        overrides |= {"seed": base.seed + seed_offset,
+                      "data_options": {**base.data_options, "split_seed": base.seed}}
     start = time.perf_counter()
     with instrumented(timer) if profile else contextlib.nullcontext():
         timer.epoch_start = timer.clock()
@@ -322,6 +342,7 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
     steady = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
     iterations = statistics.mean(float(r["fista_iterations"]) for r in rows)
     result = {"variant": name, "preset": preset, "lam": lam, "s_per_epoch": steady,
+              "seed": base.seed + seed_offset,
               "first_epoch_s": seconds[0], "wall_s": wall, "fista_iterations": iterations,
               "psnr": metrics["psnr"], "sparsity": metrics["sparsity"], "n_train": metrics["n_train"],
               "run_dir": str(run_dir)}
@@ -330,6 +351,22 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
         keys = [*PARTS, OTHER, "total"]
         result["profile"] = {k: statistics.mean(e.get(k, 0.0) for e in steady_epochs) for k in keys}
     return result
+
+
+def combine_seeds(runs: list[dict]) -> dict:
+    """One variant's runs over seeds as one result: the first run's fields, with s/epoch the median of
+    the runs', quality (PSNR, zeros) and FISTA passes the mean, ``psnr_sd`` / ``sparsity_sd`` the sample
+    std and ``runs`` each run's seed, s/epoch and quality. One run is returned as it is."""
+    if len(runs) == 1:
+        return runs[0]
+    combined = dict(runs[0])
+    combined["s_per_epoch"] = statistics.median(r["s_per_epoch"] for r in runs)
+    combined["fista_iterations"] = statistics.mean(r["fista_iterations"] for r in runs)
+    for key in ("psnr", "sparsity"):
+        combined[key] = statistics.mean(r[key] for r in runs)
+        combined[f"{key}_sd"] = statistics.stdev(r[key] for r in runs)
+    combined["runs"] = [{k: r.get(k) for k in ("seed", "s_per_epoch", "psnr", "sparsity")} for r in runs]
+    return combined
 
 
 def profile_lines(result: dict, parts: dict[str, float]) -> list[str]:
@@ -369,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for our training (num_threads; the authors' code always runs on "
                              "one); the matmul peak and the table stay single-thread figures")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each tool this many times per variant (seeds: the script's / preset's "
+                             "+ 0…K−1, ours on one split): quality as mean ± std over seeds, s/epoch the "
+                             "median of the runs; the profile is the first run's")
     parser.add_argument("--profile", action="store_true",
                         help="split our steady epoch into FISTA / encoder / decoder step / validation / "
                              "checkpoint / other (timers around those functions)")
@@ -379,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
     if args.train_samples < 0:
         parser.error("--train-samples must be >= 0 (0: the whole training split)")
     if args.epochs < 2:
@@ -406,20 +449,30 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_peak_gflops(args.device)
     results, theirs = [], {}
     for name in variants:
-        lam = None
-        if args.reference is not None:
-            theirs[name] = run_reference(name, args.epochs, args.reference, args.ds_bench, out / "data",
-                                         sizes, out)
-            lam = theirs[name]["lam"]
-            print(json.dumps({"theirs": {k: v for k, v in theirs[name].items() if k != "flags"}}), flush=True)
-        result = run_variant(name, args.epochs, args.device, out, lam, train_samples, args.profile,
-                             args.threads)
+        theirs_runs, ours_runs = [], []
+        for offset in range(args.seeds):  # theirs then ours, seed by seed
+            lam = None
+            if args.reference is not None:
+                theirs_runs.append(run_reference(name, args.epochs, args.reference, args.ds_bench,
+                                                 out / "data", sizes, out, seed_offset=offset))
+                lam = theirs_runs[-1]["lam"]
+                print(json.dumps({"theirs": {k: v for k, v in theirs_runs[-1].items() if k != "flags"}}),
+                      flush=True)
+            run = run_variant(name, args.epochs, args.device, out, lam, train_samples,
+                              args.profile and offset == 0, args.threads, seed_offset=offset)
+            if sizes is not None:  # quality on the test digits their evaluation uses (whole batches)
+                from sparsecoder.train import load_run
+
+                config, model = load_run(Path(run["run_dir"]))[:2]
+                run["psnr_all_test"], run["sparsity_all_test"] = run["psnr"], run["sparsity"]
+                run["psnr"], run["sparsity"] = encoder_quality(config, model, sizes["test"] // 250 * 250)
+            ours_runs.append(run)
+        if theirs_runs:
+            theirs[name] = combine_seeds(theirs_runs)
+        result = combine_seeds(ours_runs)
         from sparsecoder.train import load_run
 
-        config, model = load_run(Path(result["run_dir"]))[:2]
-        if sizes is not None:  # quality on the test digits their evaluation uses (whole batches)
-            result["psnr_all_test"], result["sparsity_all_test"] = result["psnr"], result["sparsity"]
-            result["psnr"], result["sparsity"] = encoder_quality(config, model, sizes["test"] // 250 * 250)
+        model = load_run(Path(ours_runs[0]["run_dir"]))[1]
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
         flops = result["n_train"] * sum(parts.values())
@@ -440,18 +493,29 @@ def main(argv: list[str] | None = None) -> int:
     def mark(t):
         return "" if t["quality_source"].startswith("test") else f" ({t['quality_source']})"
 
+    def quality(run):
+        if "psnr_sd" not in run:
+            return f"{run['psnr']:.2f} / {100 * run['sparsity']:.1f} %"
+        return (f"{run['psnr']:.2f} ± {run['psnr_sd']:.2f} / {100 * run['sparsity']:.1f} ± "
+                f"{100 * run['sparsity_sd']:.1f} %")
+
     if theirs:
+        if args.seeds > 1:
+            lines += [f"{args.seeds} seeds per tool (theirs: their script's seed + 0…{args.seeds - 1}; ours: "
+                      f"the preset's seed + 0…{args.seeds - 1} on the preset seed's split): s/epoch is the "
+                      f"median of the runs, quality the mean ± sample std over seeds, Δ the difference of "
+                      f"the means.", ""]
         lines += ["| variant | λ | authors' code s/epoch | ours s/epoch | speed-up | test PSNR / zeros, "
-                  "authors' → ours | FISTA passes per sample, authors' / ours "
-                  "| ours: useful GFLOP/s, of peak |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "authors' → ours | Δ PSNR / zeros, ours − authors' | FISTA passes per sample, "
+                  "authors' / ours | ours: useful GFLOP/s, of peak |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results:
             t = theirs[r["variant"]]
             lines.append(f"| {r['variant'].upper()} | {r['lam']:g} | {t['s_per_epoch']:.2f} "
                          f"| {r['s_per_epoch']:.2f} "
                          f"| {t['s_per_epoch'] / r['s_per_epoch']:.1f}× "
-                         f"| {t['psnr']:.2f} / {100 * t['sparsity']:.1f} %{mark(t)} → {r['psnr']:.2f} / "
-                         f"{100 * r['sparsity']:.1f} % "
+                         f"| {quality(t)}{mark(t)} → {quality(r)} "
+                         f"| {r['psnr'] - t['psnr']:+.2f} dB / {100 * (r['sparsity'] - t['sparsity']):+.1f} "
                          f"| {t['fista_iterations']:.1f} / {r['fista_iterations']:.1f} "
                          f"| {r['useful_gflops']:.1f}, {100 * r['fraction_of_peak']:.0f} % |")
     else:
@@ -460,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                   "|---|---|---|---|---|---|---|---|"]
         for r in results:
             lines.append(f"| {r['variant']} | {r['lam']:g} | {r['s_per_epoch']:.2f} "
-                         f"| {r['fista_iterations']:.1f} | {r['psnr']:.2f} | {100 * r['sparsity']:.1f} % "
+                         f"| {r['fista_iterations']:.1f} | {quality(r).replace(' / ', ' | ')} "
                          f"| {r['useful_gflops']:.1f} "
                          f"| {100 * r['fraction_of_peak']:.0f} % |")
     if args.profile:

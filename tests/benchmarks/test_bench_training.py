@@ -55,6 +55,38 @@ def test_reference_flags_from_a_script(bench, tmp_path):
                                   removed=("train_encoder",))
     assert flags == ["--batch_size", "250", "--datadir", "/d", "--FISTA", "--sparsity_reg", "0.02",
                      "--norm_decoder", "0", "--epochs", "10"]
+    assert bench.script_seed(script) == 11  # none in the script: their main.py's default
+    script.write_text(script.read_text().replace('--FISTA \\\n', '--FISTA \\\n--seed "31" \\\n'))
+    assert bench.script_seed(script) == 31
+
+
+def test_seeds_combine_to_median_speed_and_mean_and_std_quality(bench):
+    runs = [{"seed": s, "s_per_epoch": t, "psnr": p, "sparsity": z, "fista_iterations": k, "lam": 0.005}
+            for s, t, p, z, k in [(0, 0.30, 14.5, 0.84, 20.0), (1, 0.50, 14.7, 0.83, 22.0),
+                                  (2, 0.40, 14.9, 0.85, 24.0)]]
+    assert bench.combine_seeds(runs[:1]) is runs[0]
+    combined = bench.combine_seeds(runs)
+    assert combined["s_per_epoch"] == 0.40 and combined["fista_iterations"] == pytest.approx(22.0)
+    assert combined["psnr"] == pytest.approx(14.7) and combined["psnr_sd"] == pytest.approx(0.2)
+    assert combined["sparsity"] == pytest.approx(0.84) and combined["sparsity_sd"] == pytest.approx(0.01)
+    assert [r["seed"] for r in combined["runs"]] == [0, 1, 2] and combined["lam"] == 0.005
+
+
+def test_seeds_train_on_one_split_and_reach_the_table(bench, tmp_path):
+    """``--seeds 2`` (ours alone): the second run has the preset's seed + 1 on the preset seed's split, and
+    the table gives mean ± std."""
+    from sparsecoder.train import load_run
+    from sparsecoder.train.trainer import load_data
+
+    assert bench.main(["--variants", "sdl", "--epochs", "2", "--seeds", "2", "--train-samples", "500",
+                       "--out", str(tmp_path)]) == 0
+    first, second = (load_run(tmp_path / name)[0] for name in ("sdl", "sdl-s1"))
+    assert second.seed == first.seed + 1 and second.data_options["split_seed"] == first.seed
+    for part in ("train", "val", "test"):
+        assert (getattr(load_data(first), part).x == getattr(load_data(second), part).x).all()
+    table = (tmp_path / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| sdl |"))
+    assert row.count("±") == 2
 
 
 
