@@ -71,6 +71,11 @@ def test_hyperparameters_come_from_the_papers_table(rows):
     assert config.weight_decay_decoder > 0 and config.decoder == "mlp" and config.hidden_size == 12
     assert config.lam == sparsecoder.load_preset("wdl-nl-mnist")[1].lam
     assert _small_sae(variant="do").fit(rows).model_.encoder is None
+    # FISTA's momentum restart: the preset's (on for SDL-NL, off elsewhere) unless given
+    assert not config.fista_restart
+    sdl_nl = _small_sae(variant="sdl", decoder="mlp", hidden_size=12, max_epochs=1).fit(rows)
+    assert sdl_nl.config_.fista_restart
+    assert _small_sae(variant="wdl", fista_restart=True, max_epochs=1).fit(rows).config_.fista_restart
 
 
 def test_fista_transform_equals_fista_by_hand(rows):
