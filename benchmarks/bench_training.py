@@ -40,6 +40,10 @@ this script took their last batch alone.) Both train on the training split cut t
 batches (3,750 of the 3,929 digits, ``--train-samples``): their loader drops the last incomplete batch and
 ours spreads it over the others, so without the cut ours would make 16 Adam steps per epoch to their 15.
 
+``--seeds K`` trains each tool K times per variant (their script's seed + 0…K−1; ours the preset's seed +
+0…K−1 on the preset seed's split, ``split_seed``) and gives quality as the mean ± std over seeds and the
+difference of the means, s/epoch as the median of the runs.
+
 ``--profile`` splits our steady-state epoch into its parts — FISTA (training batches), encoder forward,
 decoder forward + losses + logs, backward + Adam + projection, validation, checkpoint + history, and
 the rest (batching, the loop, Python) — by wall-clock timers around those functions during the run (each
@@ -446,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference is not None:
         sizes = write_reference_data(out / "data", train_samples=train_samples)
 
+    from sparsecoder.train import load_run
+
     peak = matmul_peak_gflops(args.device)
     results, theirs = [], {}
     for name in variants:
@@ -461,8 +467,6 @@ def main(argv: list[str] | None = None) -> int:
             run = run_variant(name, args.epochs, args.device, out, lam, train_samples,
                               args.profile and offset == 0, args.threads, seed_offset=offset)
             if sizes is not None:  # quality on the test digits their evaluation uses (whole batches)
-                from sparsecoder.train import load_run
-
                 config, model = load_run(Path(run["run_dir"]))[:2]
                 run["psnr_all_test"], run["sparsity_all_test"] = run["psnr"], run["sparsity"]
                 run["psnr"], run["sparsity"] = encoder_quality(config, model, sizes["test"] // 250 * 250)
@@ -470,8 +474,6 @@ def main(argv: list[str] | None = None) -> int:
         if theirs_runs:
             theirs[name] = combine_seeds(theirs_runs)
         result = combine_seeds(ours_runs)
-        from sparsecoder.train import load_run
-
         model = load_run(Path(ours_runs[0]["run_dir"]))[1]
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
@@ -492,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     def mark(t):
         return "" if t["quality_source"].startswith("test") else f" ({t['quality_source']})"
+
+    def delta(ours, authors):  # not for DO, whose logged quality is of other codes
+        if not authors["quality_source"].startswith("test"):
+            return "—"
+        return (f"{ours['psnr'] - authors['psnr']:+.2f} dB / "
+                f"{100 * (ours['sparsity'] - authors['sparsity']):+.1f}")
 
     def quality(run):
         if "psnr_sd" not in run:
@@ -515,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"| {r['s_per_epoch']:.2f} "
                          f"| {t['s_per_epoch'] / r['s_per_epoch']:.1f}× "
                          f"| {quality(t)}{mark(t)} → {quality(r)} "
-                         f"| {r['psnr'] - t['psnr']:+.2f} dB / {100 * (r['sparsity'] - t['sparsity']):+.1f} "
+                         f"| {delta(r, t)} "
                          f"| {t['fista_iterations']:.1f} / {r['fista_iterations']:.1f} "
                          f"| {r['useful_gflops']:.1f}, {100 * r['fraction_of_peak']:.0f} % |")
     else:
