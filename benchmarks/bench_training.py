@@ -163,10 +163,9 @@ def run_reference(name: str, epochs: int, reference: Path, ds_bench: Path, data:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     script_path = reference / "scripts" / script
-    if seed_offset:
-        overrides = {**overrides, "seed": str(script_seed(script_path) + seed_offset)}
+    seed = script_seed(script_path) + seed_offset
     flags = reference_flags(script_path, {
-        **overrides, "outdir": str(run_dir), "epochs": str(epochs), "num_workers": "0",
+        **overrides, "seed": str(seed), "outdir": str(run_dir), "epochs": str(epochs), "num_workers": "0",
         "datadir": str(data / "idx"), "data_splits": str(data / "splits"),
         "n_training_samples": str(sizes["train"]), "n_val_samples": str(sizes["val"]),
         "n_test_samples": str(sizes["test"])}, removed)
@@ -196,7 +195,7 @@ def run_reference(name: str, epochs: int, reference: Path, ds_bench: Path, data:
         source = "validation, FISTA codes"
     return {"variant": name, "lam": lam, "s_per_epoch": statistics.median(seconds[1:] or seconds),
             "first_epoch_s": seconds[0], "wall_s": wall, "epochs": len(seconds),
-            "seed": int(flags[flags.index("--seed") + 1]) if "--seed" in flags else None,
+            "seed": seed,
             "psnr": psnr, "sparsity": sparsity, "quality_source": source,
             "fista_iterations": statistics.mean(v for _, v in scalars["epoch_stats_training/inf_steps"]),
             "flags": flags}
@@ -466,15 +465,16 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             run = run_variant(name, args.epochs, args.device, out, lam, train_samples,
                               args.profile and offset == 0, args.threads, seed_offset=offset)
+            config, run_model = load_run(Path(run["run_dir"]))[:2]
+            if offset == 0:
+                model = run_model  # the FLOP count's
             if sizes is not None:  # quality on the test digits their evaluation uses (whole batches)
-                config, model = load_run(Path(run["run_dir"]))[:2]
                 run["psnr_all_test"], run["sparsity_all_test"] = run["psnr"], run["sparsity"]
-                run["psnr"], run["sparsity"] = encoder_quality(config, model, sizes["test"] // 250 * 250)
+                run["psnr"], run["sparsity"] = encoder_quality(config, run_model, sizes["test"] // 250 * 250)
             ours_runs.append(run)
         if theirs_runs:
             theirs[name] = combine_seeds(theirs_runs)
         result = combine_seeds(ours_runs)
-        model = load_run(Path(ours_runs[0]["run_dir"]))[1]
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
         flops = result["n_train"] * sum(parts.values())
@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         return "" if t["quality_source"].startswith("test") else f" ({t['quality_source']})"
 
     def delta(ours, authors):  # not for DO, whose logged quality is of other codes
-        if not authors["quality_source"].startswith("test"):
+        if mark(authors):
             return "—"
         return (f"{ours['psnr'] - authors['psnr']:+.2f} dB / "
                 f"{100 * (ours['sparsity'] - authors['sparsity']):+.1f}")

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import utils as reference  # the authors' module
 
     from sparsecoder.data.mnist import load_mnist
+    from sparsecoder.eval.metrics import sparsity
     from sparsecoder.inference.fista import fista
     from sparsecoder.train import load_run
 
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
               f"theirs count {float(theirs['inf_steps']):.3f} (+1 converging pass = "
               f"{float(theirs['inf_steps']) + 1:.3f}) | max |codes − theirs| "
               f"{float((ours.codes - theirs['Zs']).abs().max()):.2g} | zeros ours "
-              f"{100 * float((ours.codes == 0).double().mean()):.2f} % theirs "
-              f"{100 * float((theirs['Zs'] == 0).double().mean()):.2f} %")
+              f"{100 * sparsity(ours.codes):.2f} % theirs {100 * sparsity(theirs['Zs']):.2f} %")
     return 0
 
 
