@@ -158,6 +158,37 @@ def test_first_sdl_training_step_equals_the_hand_computed_update(digits):
     assert logs["l1"] == pytest.approx(config.lam * float(codes.abs().sum(dim=1).mean()), rel=1e-4)
     assert logs["hinge"] == 0.0
 
+@pytest.mark.parametrize("preset", ["vdl-mnist", "vdl-nl-mnist", "wdl-mnist"])
+def test_step_logs_are_the_energy_terms_at_the_fista_codes(digits, preset):
+    """The logged energy and its terms, per sample, equal the energy functions of SPEC §2.1 evaluated at
+    the FISTA codes (VDL: with the variance hinge; every variant: with the encoder proximity), and the
+    smallest code std is the batch's."""
+    from sparsecoder.inference.energy import (
+        encoder_proximity_energy,
+        l1_energy,
+        reconstruction_energy,
+        variance_hinge,
+    )
+
+    x, _, _ = digits
+    model = SparseAutoencoder(_config(preset), 64)
+    c, Y = model.config, x[:100]
+    with torch.no_grad():
+        z_encoder = model.encoder(Y)
+        codes = model.infer(Y, z_encoder=z_encoder).codes
+        terms = {"reconstruction": reconstruction_energy(Y, model.decoder(codes)), "l1": l1_energy(codes, c.lam),
+                 "hinge": variance_hinge(codes, c.beta, c.var_threshold) if c.beta > 0 else torch.tensor(0.0),
+                 "proximity": encoder_proximity_energy(codes, z_encoder, c.gamma)}
+    expected = {k: float(v) / len(Y) for k, v in terms.items()}
+    logs = Optimization(model).step(Y)
+    for key in ("reconstruction", "l1", "hinge"):
+        assert logs[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-7), key
+    assert (logs["hinge"] > 0) == (preset == "vdl-mnist")  # active there; VDL-NL's codes spread above T
+    assert logs["energy"] == pytest.approx(sum(expected.values()), rel=1e-4)
+    assert logs["min_code_std"] == pytest.approx(float(codes.std(dim=0).min()), rel=1e-5)
+    assert logs["code_l1"] == pytest.approx(float(codes.sum(dim=1).mean()), rel=1e-5)
+
+
 def test_do_has_no_encoder_and_starts_fista_from_zero(digits):
     x, _, _ = digits
     model = SparseAutoencoder(_config("do-mnist"), 64)

@@ -34,7 +34,6 @@ from torch import nn
 
 from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
-from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 from sparsecoder.inference.fista import fista
 from sparsecoder.models.common import check_rows, module_device, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
@@ -357,29 +356,31 @@ class SparseAutoencoder(nn.Module):
             logs["encoder_loss"] = encoder_loss.item()
 
         with torch.no_grad():
-            reconstruction = reconstruction.detach()
-            rec = float(reconstruction_energy(Y, reconstruction)) / n
-            l1 = float(l1_energy(Z, c.lam)) / n
+            # the energy's terms from the losses where they coincide: per sample, the reconstruction term
+            # (1/d)||y − D(z)||² averages to the decoder's MSE, the proximity (γ/l)||z − E(y)||² to γ times
+            # the encoder's, and λ||z||₁ to λ·code_l1 — no second pass over the batch for the logs
+            rec = decoder_loss.item()
+            code_l1 = float(Z.abs().sum(dim=1).mean())
             if reduce is None:
-                hinge = float(variance_hinge(Z, self._beta, c.var_threshold)) / n if self._beta > 0 else 0.0
-                min_code_std = float(Z.std(dim=0).min()) if n > 1 else float("nan")
+                std = Z.std(dim=0) if n > 1 else None
             else:
-                std = _global_std(Z, reduce, n_global)
+                std = _global_std(Z, reduce, n_global) if n_global > 1 else None
+            hinge = 0.0
+            if self._beta > 0:  # β Σ_j [(T − std_j)_+]², once per batch, per sample
                 shortfall = torch.clamp(c.var_threshold - std, min=0)
-                hinge = self._beta * float(shortfall.square().sum()) / n_global if self._beta > 0 else 0.0
-                min_code_std = float(std.min()) if n_global > 1 else float("nan")
+                hinge = self._beta * float(shortfall.square().sum()) / n_global
             proximity = 0.0
             if z_encoder is not None and self._gamma > 0:
-                proximity = self._gamma * float((Z - z_encoder).square().mean(dim=1).mean())
+                proximity = self._gamma * logs["encoder_loss"]
             logs.update(
-                energy=rec + l1 + hinge + proximity,
+                energy=rec + c.lam * code_l1 + hinge + proximity,
                 reconstruction=rec,
-                l1=l1,
+                l1=c.lam * code_l1,
                 hinge=hinge,
                 fista_iterations=float(result.n_iter.float().mean()),
-                code_l1=float(Z.abs().sum(dim=1).mean()),
-                min_code_std=min_code_std,
-                decoder_loss=decoder_loss.item(),
+                code_l1=code_l1,
+                min_code_std=float(std.min()) if std is not None else float("nan"),
+                decoder_loss=rec,
             )
         return StepOutput(losses=losses, logs=logs)
 
