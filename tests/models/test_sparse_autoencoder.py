@@ -176,7 +176,8 @@ def test_step_logs_are_the_energy_terms_at_the_fista_codes(digits, preset):
     with torch.no_grad():
         z_encoder = model.encoder(Y)
         codes = model.infer(Y, z_encoder=z_encoder).codes
-        terms = {"reconstruction": reconstruction_energy(Y, model.decoder(codes)), "l1": l1_energy(codes, c.lam),
+        terms = {"reconstruction": reconstruction_energy(Y, model.decoder(codes)),
+                 "l1": l1_energy(codes, c.lam),
                  "hinge": variance_hinge(codes, c.beta, c.var_threshold) if c.beta > 0 else torch.tensor(0.0),
                  "proximity": encoder_proximity_energy(codes, z_encoder, c.gamma)}
     expected = {k: float(v) / len(Y) for k, v in terms.items()}
