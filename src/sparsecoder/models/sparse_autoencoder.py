@@ -361,6 +361,7 @@ class SparseAutoencoder(nn.Module):
             # the encoder's, and λ||z||₁ to λ·code_l1 — no second pass over the batch for the logs
             rec = decoder_loss.item()
             code_l1 = float(Z.abs().sum(dim=1).mean())
+            l1 = c.lam * code_l1
             if reduce is None:
                 std = Z.std(dim=0) if n > 1 else None
             else:
@@ -373,9 +374,9 @@ class SparseAutoencoder(nn.Module):
             if z_encoder is not None and self._gamma > 0:
                 proximity = self._gamma * logs["encoder_loss"]
             logs.update(
-                energy=rec + c.lam * code_l1 + hinge + proximity,
+                energy=rec + l1 + hinge + proximity,
                 reconstruction=rec,
-                l1=c.lam * code_l1,
+                l1=l1,
                 hinge=hinge,
                 fista_iterations=float(result.n_iter.float().mean()),
                 code_l1=code_l1,
