@@ -241,3 +241,25 @@ def test_batches_are_a_seeded_permutation_in_near_equal_sizes(n, batch_size):
     if n > 2:
         other = torch.cat(batch_indices(n, batch_size, seed=1, epoch=3))
         assert not torch.equal(torch.cat(batches), other)
+
+
+
+def test_the_checkpoint_has_no_zip_crcs_and_its_digest_covers_it(tmp_path):
+    """``checkpoint.pt`` skips torch.save's per-record CRC-32 (the SHA-256 in ``digests.json`` covers every
+    byte), still loads and resumes, and a changed byte is still refused by the digest."""
+    import zipfile
+
+    from sparsecoder.train.integrity import DigestMismatch, verify_digest
+
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    with zipfile.ZipFile(out / "checkpoint.pt") as archive:
+        tensors = [info for info in archive.infolist() if "/data/" in info.filename]
+        assert tensors and all(info.CRC == 0 for info in tensors)
+    train(config(epochs=3), out, resume=True, data=DATA, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+    raw = bytearray((out / "checkpoint.pt").read_bytes())
+    raw[-100] ^= 0x01
+    (out / "checkpoint.pt").write_bytes(bytes(raw))
+    with pytest.raises(DigestMismatch):
+        verify_digest(out / "checkpoint.pt")
