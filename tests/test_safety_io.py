@@ -228,3 +228,16 @@ def test_a_folder_that_is_not_a_run_folder_is_left_exactly_as_it_was(tmp_path, c
     assert main(["evaluate", str(folder)]) == 2
     assert "config" in _one_line_error(capsys)
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize("size", [0, 1, 4097, 3_000_000])
+def test_a_preallocated_atomic_write_holds_exactly_the_bytes_over_a_longer_file(tmp_path, size):
+    """The temp file is preallocated to the data's length before it is written and renamed: the result is
+    exactly the data, also over a longer previous file, and no temp file stays behind."""
+    from sparsecoder.io import atomic_write_bytes
+
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"\xff" * 5_000_000)
+    data = os.urandom(size)
+    atomic_write_bytes(target, data)
+    assert target.read_bytes() == data and _no_temp_files(tmp_path)
