@@ -158,6 +158,7 @@ def test_first_sdl_training_step_equals_the_hand_computed_update(digits):
     assert logs["l1"] == pytest.approx(config.lam * float(codes.abs().sum(dim=1).mean()), rel=1e-4)
     assert logs["hinge"] == 0.0
 
+
 @pytest.mark.parametrize("preset", ["vdl-mnist", "vdl-nl-mnist", "wdl-mnist"])
 def test_step_logs_are_the_energy_terms_at_the_fista_codes(digits, preset):
     """The logged energy and its terms, per sample, equal the energy functions of SPEC §2.1 evaluated at

@@ -243,7 +243,6 @@ def test_batches_are_a_seeded_permutation_in_near_equal_sizes(n, batch_size):
         assert not torch.equal(torch.cat(batches), other)
 
 
-
 def test_the_checkpoint_has_no_zip_crcs_and_its_digest_covers_it(tmp_path):
     """``checkpoint.pt`` skips torch.save's per-record CRC-32 (the SHA-256 in ``digests.json`` covers every
     byte), still loads and resumes, and a changed byte is still refused by the digest."""
