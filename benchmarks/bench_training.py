@@ -369,13 +369,14 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
     with (run_dir / "history.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     seconds = [float(r["seconds"]) for r in rows]  # the first epoch's: without its writes
-    steady = statistics.median([b - a for a, b in zip(ends, ends[1:], strict=False)] or seconds)
+    epoch_seconds = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    steady = statistics.median(epoch_seconds or seconds)
     iterations = statistics.mean(float(r["fista_iterations"]) for r in rows)
     result = {"variant": name, "preset": preset, "lam": lam, "s_per_epoch": steady,
               "seed": base.seed + seed_offset,
               "first_epoch_s": seconds[0], "wall_s": wall, "fista_iterations": iterations,
               "psnr": metrics["psnr"], "sparsity": metrics["sparsity"], "n_train": metrics["n_train"],
-              "run_dir": str(run_dir)}
+              "run_dir": str(run_dir), "epoch_seconds": epoch_seconds}
     if profile:  # mean seconds per steady-state epoch (2…N) of each part
         steady_epochs = timer.epochs[1:] or timer.epochs
         keys = [*PARTS, OTHER, "total"]
@@ -397,6 +398,27 @@ def combine_seeds(runs: list[dict]) -> dict:
         combined[f"{key}_sd"] = statistics.stdev(r[key] for r in runs)
     combined["runs"] = [{k: r.get(k) for k in ("seed", "s_per_epoch", "psnr", "sparsity")} for r in runs]
     return combined
+
+
+def pair_speedups(theirs_runs: list[dict], ours_runs: list[dict]) -> list[float]:
+    """Their s/epoch over ours, seed by seed: each pair ran back to back (theirs, then ours with the same
+    seed offset), so a pair shares the machine's state of those minutes, which the medians do not."""
+    return [t["s_per_epoch"] / o["s_per_epoch"] for t, o in zip(theirs_runs, ours_runs, strict=True)]
+
+
+def pair_lines(results: list[dict]) -> list[str]:
+    """One line per variant with several seeds: the per-pair speed-ups, their median and range."""
+    lines = []
+    for r in results:
+        ratios = r.get("pair_speedups", [])
+        if len(ratios) > 1:
+            lines.append(f"- {r['variant'].upper()}: " + ", ".join(f"{x:.2f}" for x in ratios)
+                         + f" (median {statistics.median(ratios):.2f}, range {min(ratios):.2f}–"
+                         f"{max(ratios):.2f})")
+    if not lines:
+        return []
+    heading = "Speed-up per seed (their run, then ours with the same seed offset, back to back):"
+    return ["", heading, ""] + lines
 
 
 def profile_lines(result: dict, parts: dict[str, float]) -> list[str]:
@@ -505,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         if theirs_runs:
             theirs[name] = combine_seeds(theirs_runs)
         result = combine_seeds(ours_runs)
+        if theirs_runs:
+            result["pair_speedups"] = pair_speedups(theirs_runs, ours_runs)
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
         flops = result["n_train"] * sum(parts.values())
@@ -559,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"| {delta(r, t)} "
                          f"| {t['fista_iterations']:.1f} / {r['fista_iterations']:.1f} "
                          f"| {r['useful_gflops']:.1f}, {100 * r['fraction_of_peak']:.0f} % |")
+        lines += pair_lines(results)
     else:
         lines += ["| variant | λ | s/epoch | FISTA iterations | test PSNR | zeros | useful GFLOP/s "
                   "| of peak |",

@@ -72,6 +72,20 @@ def test_seeds_combine_to_median_speed_and_mean_and_std_quality(bench):
     assert [r["seed"] for r in combined["runs"]] == [0, 1, 2] and combined["lam"] == 0.005
 
 
+def test_pair_speedups_are_seed_by_seed_and_listed_with_median_and_range(bench):
+    theirs = [{"s_per_epoch": t} for t in (3.2, 3.0, 3.6)]
+    ours = [{"s_per_epoch": o} for o in (1.0, 1.2, 1.2)]
+    ratios = bench.pair_speedups(theirs, ours)
+    assert ratios == pytest.approx([3.2, 2.5, 3.0])  # not 3.2 / 1.2, the ratio of the medians
+    with pytest.raises(ValueError):
+        bench.pair_speedups(theirs, ours[:2])
+    lines = bench.pair_lines([{"variant": "vdl-nl", "pair_speedups": ratios},
+                              {"variant": "sdl", "pair_speedups": [9.0]}])
+    assert lines[-1] == "- VDL-NL: 3.20, 2.50, 3.00 (median 3.00, range 2.50–3.20)"
+    assert not any("SDL" in line for line in lines)
+    assert bench.pair_lines([{"variant": "sdl"}]) == []
+
+
 def test_seeds_train_on_one_split_and_reach_the_table(bench, tmp_path):
     """``--seeds 2`` (ours alone): the second run has the preset's seed + 1 on the preset seed's split, and
     the table gives mean ± std."""
@@ -144,6 +158,8 @@ def test_our_epoch_time_includes_the_epochs_writes(bench, tmp_path, monkeypatch)
     with (tmp_path / "sdl" / "history.csv").open() as fh:
         history = statistics.median(float(row["seconds"]) for row in list(csv.DictReader(fh))[1:])
     assert result["s_per_epoch"] >= history + 0.3
+    assert len(result["epoch_seconds"]) == 2 and min(result["epoch_seconds"]) >= 0.3  # epochs 2 and 3
+    assert result["s_per_epoch"] == statistics.median(result["epoch_seconds"])
     assert trainer.save_checkpoint is slow_write  # the benchmark's clock is removed after the run
 
 
