@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 
-def _atomic(path: Path, write, size: int | None = None) -> None:
+def _atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
-        _atomic_unchecked(path, write, size)
+        _atomic_unchecked(path, data)
     except OSError as err:
         if err.errno is None:
             raise
@@ -40,14 +40,14 @@ def _preallocate(fd: int, size: int) -> None:
         # not supported here (EOPNOTSUPP, EINVAL, ...): write without it
 
 
-def _atomic_unchecked(path: Path, write, size: int | None = None) -> None:
+def _atomic_unchecked(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            if size:
-                _preallocate(fh.fileno(), size)
-            write(fh)
+            if data:
+                _preallocate(fh.fileno(), len(data))
+            fh.write(data)
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)
@@ -60,7 +60,7 @@ def _atomic_unchecked(path: Path, write, size: int | None = None) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic(path, lambda fh: fh.write(data), len(data))
+    _atomic(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -69,9 +69,3 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    import torch
-
-    _atomic(path, lambda fh: torch.save(obj, fh))
