@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import Lasso
 from torch import nn
 
-from sparsecoder import FistaResult, fista
+from sparsecoder import FistaResult, fista, sparse_encode
 from sparsecoder.inference import lam_to_lasso_alpha, lasso_objective
 from sparsecoder.inference.fista import _ModuleSmooth, power_iteration_max_eigenvalue
 from tests.inference.helpers import assert_energy_optimality
@@ -137,6 +137,33 @@ def test_module_lipschitz_estimate_equals_linear_one(random_problem):
     assert power_iteration_max_eigenvalue(W.T @ W) == pytest.approx(
         torch.linalg.eigvalsh(W.T @ W).max().item(), rel=1e-4
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_power_iteration_finds_the_top_eigenvalue_where_a_structured_start_is_orthogonal(dtype):
+    # atoms ±u whose signs sum to 0: the Gram s sᵀ (s = ±1) is orthogonal to an all-ones start vector,
+    # and a second case with its top eigenvector orthogonal to it too; exact values from eigvalsh
+    u = torch.randn(5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    atoms = torch.outer(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64), u / u.norm())
+    W = torch.tensor([[-1.0, -1, 1, 1, 1, 1, -1, -1], [0.1] * 8], dtype=torch.float64)
+    for gram in (atoms @ atoms.T, W.T @ W):
+        exact = torch.linalg.eigvalsh(gram).max().item()
+        assert power_iteration_max_eigenvalue(gram.to(dtype)) == pytest.approx(exact, rel=1e-4)
+
+
+def test_power_iteration_is_scale_safe_in_float32():
+    # entries of 1e21: the product norms square to 1e42, beyond float32 (3.4e38), unless scaled first
+    gram = torch.tensor([[2.0, 1.0], [1.0, 2.0]]) * 1e21
+    assert power_iteration_max_eigenvalue(gram) == pytest.approx(3e21, rel=1e-4)
+    assert power_iteration_max_eigenvalue(torch.zeros(3, 3)) == 0.0
+
+
+def test_sparse_encode_fista_with_a_scaled_float32_dictionary_matches_float64():
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((20, 10)), rng.standard_normal((8, 10)) * 1e10
+    codes32 = sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=1.0, method="fista", tol=1e-7)
+    codes64 = sparse_encode(X, D, alpha=1.0, method="fista", tol=1e-10)
+    assert np.abs(codes32 - codes64).max() <= 1e-3 * np.abs(codes64).max()
 
 
 def test_linear_with_bias_equals_dictionary_on_shifted_inputs(random_problem):
@@ -349,3 +376,19 @@ def test_gram_step_softshrink_is_bitwise_the_clamp_formula(dtype):
     expected = values - values.clamp(-shrink, shrink)
     fused = torch.nn.functional.softshrink(values, shrink)
     assert torch.equal(fused, expected)
+
+
+def test_integer_options_accept_numpy_integers():
+    Y = torch.randn(4, 6, dtype=torch.float64)
+    W = torch.randn(6, 3, dtype=torch.float64)
+    reference = fista(Y, W, 0.1, max_iter=50)
+    numpy_int = fista(Y, W, 0.1, max_iter=np.int64(50))
+    assert torch.equal(reference.codes, numpy_int.codes)
+    module = nn.Sequential(nn.Linear(3, 6).double())
+    assert fista(Y, module, 0.1, n_components=np.int32(3), step=0.1).codes.shape == (4, 3)
+
+
+def test_a_module_decoder_of_another_code_size_is_a_clear_error():
+    module = nn.Sequential(nn.Linear(15, 10).double(), nn.Tanh())
+    with pytest.raises(ValueError, match="cannot decode codes of size l=14"):
+        fista(torch.randn(4, 10, dtype=torch.float64), module, 0.1, n_components=14)

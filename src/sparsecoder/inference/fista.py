@@ -114,12 +114,23 @@ def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = Fal
 def power_iteration_max_eigenvalue(matrix: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6) -> float:
     """Largest eigenvalue of a symmetric positive semi-definite ``(l, l)`` matrix by power iteration.
 
-    Iterates ``v ← A v / ||A v||`` from a fixed start vector (deterministic) until the Rayleigh quotient
-    changes by less than ``tol`` relatively. Power iteration approaches the top eigenvalue from below.
+    Iterates ``v ← A v / ||A v||`` until the Rayleigh quotient changes by less than ``tol`` relatively,
+    from a seeded Gaussian start vector (deterministic; a fixed structured start such as all ones can be
+    orthogonal to the top eigenvector — e.g. atoms ``±u`` with signs summing to 0 — and the iteration then
+    finds a lower eigenvalue or 0). ``A`` is first divided by its largest absolute entry, so that the
+    norms of the products cannot overflow (float32 entries of 1e20 and more) or underflow. Power
+    iteration approaches the top eigenvalue from below. Returns 0 for a zero matrix, NaN when ``A`` is
+    not finite.
     """
     size = matrix.shape[0]
-    vector = torch.ones(size, dtype=matrix.dtype, device=matrix.device)
-    vector += 0.01 * torch.arange(size, dtype=matrix.dtype, device=matrix.device) / max(size, 1)
+    scale = float(matrix.abs().max()) if matrix.numel() else 0.0
+    if not math.isfinite(scale):
+        return math.nan
+    if scale == 0.0:
+        return 0.0
+    matrix = matrix / scale
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    vector = torch.randn(size, generator=generator, dtype=torch.float64).to(matrix.dtype).to(matrix.device)
     vector /= vector.norm()
     estimate = 0.0
     for _ in range(max_iter):
@@ -130,9 +141,9 @@ def power_iteration_max_eigenvalue(matrix: torch.Tensor, *, max_iter: int = 200,
             return 0.0
         vector = product / norm
         if abs(new_estimate - estimate) <= tol * abs(new_estimate):
-            return new_estimate
+            return new_estimate * scale
         estimate = new_estimate
-    return estimate
+    return estimate * scale
 
 
 # --------------------------------------------------------------------------------------------------
@@ -963,8 +974,9 @@ def fista(
     gamma = _check_nonnegative_number("gamma", gamma)
     var_threshold = _check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
     tol = _check_nonnegative_number("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    max_iter = int(max_iter)
     if not isinstance(restart, bool):
         raise ValueError(f"restart must be True or False, got {restart!r}")
     if isinstance(step, str):
@@ -984,11 +996,12 @@ def fista(
     elif weight is not None:
         l = weight.shape[1]
     else:
-        if n_components is None or isinstance(n_components, bool) or not isinstance(n_components, int):
+        if (n_components is None or isinstance(n_components, bool)
+                or not isinstance(n_components, numbers.Integral)):
             raise ValueError("n_components (the code size l) is needed for a module decoder when z0 is None")
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
-        l = n_components
+        l = int(n_components)
     if weight is not None and weight.shape[1] != l:
         raise ValueError(f"z0 has l={l} columns but the decoder has {weight.shape[1]} atoms")
     if gamma > 0:
@@ -1020,8 +1033,15 @@ def fista(
             else z0.detach().to(dtype=Y.dtype, device=Y.device).clone()
         )
         if module is not None:
-            with torch.enable_grad():
-                out_shape = tuple(module(Z[:1]).shape)
+            try:
+                with torch.enable_grad():
+                    out_shape = tuple(module(Z[:1]).shape)
+            except RuntimeError as err:  # e.g. a first layer that does not take l inputs
+                raise ValueError(
+                    f"the decoder module cannot decode codes of size l={l} (from "
+                    f"{'z0' if z0 is not None else 'n_components'}): {err}; pass the code size the decoder "
+                    f"takes"
+                ) from None
             if out_shape != (1, d):
                 raise ValueError(f"decoder module maps (1, {l}) to {out_shape}, expected (1, {d})")
             smooth = _ModuleSmooth(Y, module, gamma, z_encoder)
