@@ -102,3 +102,27 @@ def test_dictionary_recovery_of_a_permuted_rescaled_dictionary_is_complete():
 def test_metrics_reject_non_finite_codes():
     with pytest.raises(ValueError, match="NaN"):
         active_units(np.array([[np.nan, 1.0]]))
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(1, 3, dtype=torch.complex64), np.zeros((1, 3)) + 1j])
+def test_metrics_refuse_complex_values_instead_of_dropping_the_imaginary_part(bad):
+    with pytest.raises(ValueError, match="complex"):
+        psnr(bad, np.zeros((1, 3)))
+
+
+def test_psnr_max_value_takes_a_zero_d_array_or_tensor_and_refuses_the_rest():
+    target, recon = np.zeros((2, 4)), np.full((2, 4), 0.1)  # MSE 0.01: 20 dB at max 1
+    assert psnr(target, recon, max_value=torch.tensor(1.0)) == pytest.approx(20.0)
+    assert psnr(target, recon, max_value=np.float32(1.0)) == pytest.approx(20.0)
+    for bad in (np.array([1.0, 2.0]), float("inf"), float("nan"), 0.0, "1"):
+        with pytest.raises(ValueError, match="max_value"):
+            psnr(target, recon, max_value=bad)
+
+
+def test_dictionary_recovery_does_not_depend_on_the_atoms_scale():
+    atoms = np.random.default_rng(0).standard_normal((5, 4))
+    for scale in (1e-200, 1e-170, 1.0, 1e200):
+        assert dictionary_recovery(atoms * scale, atoms) == 1.0
+        assert dictionary_recovery(atoms * scale, atoms * scale) == 1.0
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        dictionary_recovery(np.eye(3), np.eye(3), threshold=1.0)

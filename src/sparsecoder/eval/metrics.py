@@ -6,6 +6,9 @@ float64 on the CPU, and returns a plain Python ``float`` or ``int``. Rows are sa
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 __all__ = ["psnr", "sparsity", "active_units", "active_units_max", "dead_atoms", "dictionary_recovery"]
@@ -17,15 +20,33 @@ def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np
         import torch
 
         if isinstance(value, torch.Tensor):
+            if value.is_complex():
+                raise ValueError(f"{name} is a complex tensor; the metrics take real values — pass "
+                                 f"its real part or its absolute value")
             value = value.detach().to("cpu", torch.float64).numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+    if np.iscomplexobj(value):
+        raise ValueError(f"{name} is a complex array; the metrics take real values — pass np.real(x) or "
+                         f"np.abs(x)")
     array = np.asarray(value, dtype=np.float64)
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array (samples × features), got shape {array.shape}")
     if finite and not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf")
     return array
+
+
+def _positive_scalar(value, name: str) -> float:
+    """``value`` (a real number, or a 0-d array / tensor) as a finite float > 0, or a clear error."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be one real number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
 
 
 def psnr(target, recon, max_value: float = 1.0) -> float:
@@ -52,8 +73,7 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
         raise ValueError(f"target and recon must have the same shape, got {target.shape} and {recon.shape}")
     if target.shape[0] == 0 or target.shape[1] == 0:
         raise ValueError(f"psnr needs at least one sample and one feature, got shape {target.shape}")
-    if not max_value > 0:
-        raise ValueError(f"max_value must be > 0, got {max_value}")
+    max_value = _positive_scalar(max_value, "max_value")
     mse = np.mean((target - recon) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_sample = 10.0 * np.log10(max_value**2 / mse)
@@ -127,7 +147,7 @@ def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
     true : (d, k) tensor or array
         Ground-truth atoms as columns.
     threshold : float
-        Cosine threshold in ``(0, 1]`` (0.9 in SPEC §6).
+        Cosine threshold in ``(0, 1)`` (0.9 in SPEC §6); no cosine exceeds 1.
     """
     learned = _as_array(learned, "learned")
     true = _as_array(true, "true")
@@ -138,8 +158,13 @@ def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
         )
     if true.shape[1] == 0 or learned.shape[1] == 0:
         raise ValueError(f"need at least one atom, got learned {learned.shape} and true {true.shape}")
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1) (a match is a cosine above it, and no cosine exceeds "
+                         f"1; e.g. 0.99 for near-exact recovery), got {threshold}")
+    # each atom divided by its largest entry first, so that the norms neither overflow (entries ≳ 1e154
+    # square beyond float64) nor underflow (≲ 1e-154) — cosines do not depend on the atoms' scale
+    learned = learned / np.where(np.abs(learned).max(axis=0) > 0, np.abs(learned).max(axis=0), 1.0)
+    true = true / np.where(np.abs(true).max(axis=0) > 0, np.abs(true).max(axis=0), 1.0)
     learned_norms = np.linalg.norm(learned, axis=0)
     true_norms = np.linalg.norm(true, axis=0)
     if np.any(true_norms == 0):
