@@ -189,3 +189,18 @@ def test_feature_names_in(digits):
     frame = pandas.DataFrame(digits[0][:100, :20], columns=[f"p{i}" for i in range(20)])
     model = MiniBatchDictionaryLearning(n_components=4, alpha=0.5, max_iter=1, device="cpu").fit(frame)
     assert list(model.feature_names_in_) == list(frame.columns)
+
+
+@pytest.mark.parametrize("algorithm, alpha", [("lasso_cd", 0.0), ("fista", 0.0), ("lasso_lars", 0.1),
+                                              ("omp", None), ("threshold", 0.1), ("lars", None)])
+def test_scikit_learn_solvers_take_float32_rows_and_keep_their_dtype(algorithm, alpha):
+    # the dictionary follows X's dtype on the delegated paths too (lasso_cd failed in Cython on a float64
+    # dictionary with float32 X); codes agree with scikit-learn's on float64 rows within its tolerances
+    rng = np.random.default_rng(0)
+    D, X = rng.standard_normal((6, 10)), rng.standard_normal((20, 10))  # undercomplete: unique codes
+    kwargs = {"transform_alpha": alpha} if alpha is not None else {"transform_n_nonzero_coefs": 3}
+    codes = SparseCoder(D, transform_algorithm=algorithm, **kwargs).transform(X.astype(np.float32))
+    reference = SklearnSparseCoder(D, transform_algorithm="lasso_cd" if algorithm == "fista" else algorithm,
+                                   **kwargs).transform(X)
+    assert codes.dtype == np.float32
+    np.testing.assert_allclose(codes, reference, atol=1e-3 * np.abs(reference).max())  # lasso_cd: tol 1e-4

@@ -64,11 +64,14 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         algorithm = self.transform_algorithm
         positive = self.positive_code
         if algorithm in _SKLEARN or (algorithm in _OURS and alpha == 0):
+            # the dictionary in X's dtype, as for our solvers: scikit-learn's lasso_cd fails on a float64
+            # dictionary with float32 X (a Cython buffer dtype error), and the codes keep X's dtype
             code = sklearn_sparse_encode(
-                X, dictionary, algorithm="lasso_cd" if algorithm in _OURS else algorithm,
+                X, dictionary.astype(X.dtype, copy=False),
+                algorithm="lasso_cd" if algorithm in _OURS else algorithm,
                 n_nonzero_coefs=self.transform_n_nonzero_coefs, alpha=alpha,
                 max_iter=self.transform_max_iter, n_jobs=self.n_jobs, positive=positive,
-            )
+            ).astype(X.dtype, copy=False)
         else:
             _check_device(self.device)
             device = _device(self.device)

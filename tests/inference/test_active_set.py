@@ -1,8 +1,11 @@
 """The active-set lasso solver against scikit-learn and against the lasso optimality (KKT) conditions."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
 
 from sparsecoder import sparse_encode
 from sparsecoder.inference import lasso_objective
@@ -256,3 +259,28 @@ def test_threads_claim_every_row_exactly_once(mnist_problem):
     run(sweeps[2])  # a helper that starts after the call: nothing left to claim
     assert (sweeps[2] == -1).all()
     np.testing.assert_array_equal(rows, late)
+
+
+def test_auto_finishes_rows_the_active_set_stops_with_fista():
+    # overcomplete dictionary at a small alpha: the optimal support fills a rank-deficient working set and
+    # the active set stops rows at max_iter (warned); the default method finishes them with FISTA. The
+    # reference is scikit-learn's coordinate descent run 100× longer than its default.
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((50, 10)), rng.standard_normal((20, 10))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    alpha = 0.01
+    reference = sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha, max_iter=100_000)
+
+    def per_sample(codes):
+        return np.array([lasso_objective(X[i:i + 1], D, codes[i:i + 1], alpha) for i in range(len(X))])
+
+    with pytest.warns(RuntimeWarning, match="method='auto'"):
+        stalled = sparse_encode(X, D, alpha=alpha, method="active-set")
+    assert (per_sample(stalled) / per_sample(reference) - 1).max() > 0.1  # the case is a real stall
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        codes = sparse_encode(X, D, alpha=alpha)  # FISTA at its default tol (1e-4)
+        tight = sparse_encode(X, D, alpha=alpha, tol=1e-7, max_iter=10_000)
+    # scikit-learn's lasso_cd at its default max_iter is 0.95 % over on its worst row here
+    assert (per_sample(codes) / per_sample(reference) - 1).max() < 1e-2
+    assert (per_sample(tight) / per_sample(reference) - 1).max() < 1e-5

@@ -165,8 +165,10 @@ def sparse_encode(
     * ``method="auto"`` (default): FISTA on a GPU, with an explicit ``step``, or when the codes are dense
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
       work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
-      probe's own exact codes are kept); the active-set solver otherwise. Small CPU calls (≤ 1024
-      samples) run torch on one thread (a thread team's start-up costs more than their products).
+      probe's own exact codes are kept); the active-set solver otherwise, with FISTA finishing, from
+      where they stopped, any rows it stops at ``max_iter`` sweeps (it can stall where the optimal support
+      fills a rank-deficient working set: overcomplete dictionaries at small ``alpha``). Small CPU calls
+      (≤ 1024 samples) run torch on one thread (a thread team's start-up costs more than their products).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
 
@@ -217,7 +219,9 @@ def sparse_encode(
     Warns
     -----
     RuntimeWarning
-        When the active set stops samples at ``max_iter`` sweeps before their optimality certificate.
+        When samples stop at ``max_iter`` before converging: the active set's sweeps before their
+        optimality certificate (``method="active-set"``), or those and FISTA's iterations after them
+        (``method="auto"``, where FISTA finishes the rows the active set stopped).
     """
     numpy_in = not isinstance(X, torch.Tensor)
     half_in = X.dtype if isinstance(X, torch.Tensor) and X.dtype in _HALF_DTYPES else None
@@ -282,12 +286,29 @@ def sparse_encode(
     with torch.no_grad(), _one_torch_thread(small):
         correlations = data @ atoms.T
         if active_set:
-            codes, n_iter, probed = _encode_active_set(
+            codes, n_iter, probed, converged = _encode_active_set(
                 atoms, correlations, start, float(alpha), positive,
                 int(max_iter), probe=method == "auto",
             )
             if codes is None:  # dense codes: FISTA is faster
                 active_set = False
+            elif not bool(converged.all()):
+                stalled = (~converged).nonzero().squeeze(1)
+                if method == "auto":
+                    # the active set can stall where the optimal support fills a rank-deficient working
+                    # set (overcomplete dictionaries at small alpha); FISTA finishes those rows from
+                    # where it stopped
+                    gram = atoms @ atoms.T
+                    result = _gram_fista(gram, data[stalled] @ atoms.T, codes[stalled], float(alpha),
+                                         positive, step, int(max_iter), float(tol))
+                    codes[stalled] = result.codes
+                    n_iter[stalled] += result.n_iter
+                    if not bool(result.converged.all()):
+                        _warn_unconverged(int((~result.converged).sum()), n_samples, max_iter,
+                                          "active set then FISTA", "raise max_iter")
+                else:
+                    _warn_unconverged(len(stalled), n_samples, max_iter, "active set",
+                                      "raise max_iter, or use method='auto' (FISTA finishes such rows)")
         if not active_set:
             if probed is not None:  # reuse the probe's Gram matrix and codes
                 head_codes, head_sweeps, gram64 = probed
@@ -297,28 +318,10 @@ def sparse_encode(
                 n_samples = len(correlations)
             else:
                 gram = atoms @ atoms.T
-            eta = step
-            if isinstance(step, str):
-                lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
-                if lipschitz <= 0:
-                    raise ValueError("dictionary is all zeros; nothing to encode with")
-                eta = 1.0 / lipschitz
             if start is None:
                 start = torch.zeros(n_samples, n_components, dtype=data.dtype, device=device)
-            if step == "adaptive":
-                stepper = _GramAdaptiveStep(gram, correlations, float(alpha), eta, positive, start)
-            else:
-                stepper = _GramFixedStep(gram, correlations, float(alpha), float(eta), positive)
-            result = _fista_loop(stepper, start, max_iter=int(max_iter), tol=float(tol))
-            if bool(result.diverged.any()):
-                lipschitz = power_iteration_max_eigenvalue(gram)
-                raise ValueError(
-                    f"FISTA diverged ({int(result.diverged.sum())} of {n_samples} samples overflowed): step="
-                    f"{float(eta):.4g} against 2/L = {2.0 / lipschitz:.4g} (L = largest eigenvalue of "
-                    f"dictionary @ dictionary.T; with FISTA's momentum only steps below about 4/(3L) = "
-                    f"{4.0 / (3.0 * lipschitz):.4g} are stable); pass step <= 1/L = {1.0 / lipschitz:.4g}, "
-                    f"or step='adaptive'/'lipschitz'"
-                )
+            result = _gram_fista(gram, correlations, start, float(alpha), positive, step, int(max_iter),
+                                 float(tol))
             codes, n_iter = result.codes, result.n_iter
             if probed is not None:
                 codes = torch.cat([head_codes.to(codes.dtype), codes])
@@ -332,6 +335,33 @@ def sparse_encode(
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
+
+
+def _gram_fista(gram, correlations, start, alpha, positive, step, max_iter, tol):
+    """Batched FISTA in Gram form from ``start`` (a :class:`_LoopResult`); ``step`` a float, "adaptive" or
+    "lipschitz"; a clear error when it diverges."""
+    n_samples = len(correlations)
+    eta = step
+    if isinstance(step, str):
+        lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
+        if lipschitz <= 0:
+            raise ValueError("dictionary is all zeros; nothing to encode with")
+        eta = 1.0 / lipschitz
+    if step == "adaptive":
+        stepper = _GramAdaptiveStep(gram, correlations, alpha, eta, positive, start)
+    else:
+        stepper = _GramFixedStep(gram, correlations, alpha, float(eta), positive)
+    result = _fista_loop(stepper, start, max_iter=max_iter, tol=tol)
+    if bool(result.diverged.any()):
+        lipschitz = power_iteration_max_eigenvalue(gram)
+        raise ValueError(
+            f"FISTA diverged ({int(result.diverged.sum())} of {n_samples} samples overflowed): step="
+            f"{float(eta):.4g} against 2/L = {2.0 / lipschitz:.4g} (L = largest eigenvalue of "
+            f"dictionary @ dictionary.T; with FISTA's momentum only steps below about 4/(3L) = "
+            f"{4.0 / (3.0 * lipschitz):.4g} are stable); pass step <= 1/L = {1.0 / lipschitz:.4g}, "
+            f"or step='adaptive'/'lipschitz'"
+        )
+    return result
 
 
 # Dense codes go to FISTA only for calls of more than this many samples: below it FISTA's per-iteration
@@ -367,10 +397,11 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         dense = (head != 0).sum(axis=1).mean() > _DENSE_FRACTION * min(n_components, n_features)
         if dense:
             if not converged[:_PROBE_SAMPLES].all():
-                _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps)
+                _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps,
+                                  "active set", "raise max_iter", stacklevel=4)
             probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()),
                       torch.from_numpy(gram))
-            return None, None, probed
+            return None, None, probed, None
         rows[:_PROBE_SAMPLES] = head
         _, sweeps[_PROBE_SAMPLES:], converged[_PROBE_SAMPLES:] = lasso_active_set(
             gram, rows[_PROBE_SAMPLES:], alpha, positive=positive, max_sweeps=max_sweeps,
@@ -380,17 +411,15 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         _, sweeps[:], converged[:] = lasso_active_set(
             None, rows, alpha, positive=positive, max_sweeps=max_sweeps, init=init, atoms=atoms.numpy(),
         )
-    if not converged.all():
-        _warn_unconverged(int((~converged).sum()), len(converged), max_sweeps)
-    return torch.from_numpy(rows), torch.from_numpy(sweeps), None
+    return torch.from_numpy(rows), torch.from_numpy(sweeps), None, torch.from_numpy(converged)
 
 
-def _warn_unconverged(count, total, max_sweeps):
+def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=3):
+    """A RuntimeWarning at the caller of ``sparse_encode`` (``stacklevel`` counts from here)."""
     warnings.warn(
-        f"active set: {count} of {total} samples reached max_iter={max_sweeps} sweeps before their "
-        f"optimality certificate; raise max_iter",
+        f"{solver}: {count} of {total} samples reached max_iter={max_iter} before converging; {advice}",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
 
 
