@@ -186,6 +186,43 @@ def test_out_dir_is_never_overwritten_without_permission(tmp_path):
         train(config(), user_folder, data=DATA, progress=False, overwrite=True)
 
 
+def test_overwrite_keeps_the_old_run_when_the_new_data_fail_to_load(tmp_path):
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        train(config(epochs=1), out, overrides={"data": "arrays", "data_dir": str(tmp_path / "missing.npy")},
+              progress=False, overwrite=True)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert after == before
+
+
+def test_overwrite_needs_a_config_written_by_sparsecoder_and_removes_only_its_pictures(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("name: my web app\n")
+    (project / "history.csv").write_text("a,b\n")
+    with pytest.raises(FileExistsError, match="not a sparsecoder run folder"):
+        train(config(), project, data=DATA, progress=False, overwrite=True)
+    assert (project / "config.yaml").read_text() == "name: my web app\n"
+    assert (project / "history.csv").exists()
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    (out / "figure1.png").write_bytes(b"mine")
+    train(config(epochs=1, seed=9), out, data=DATA, progress=False, overwrite=True)
+    assert (out / "figure1.png").read_bytes() == b"mine"
+
+
+def test_a_run_that_stopped_before_its_first_epoch_says_how_to_start_again(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged):
+        train(config(lr=1e30), out, data=DATA, progress=False)
+    with pytest.raises(FileExistsError, match="before the first epoch completed.*--overwrite starts"):
+        train(config(), out, data=DATA, progress=False)
+    train(config(epochs=1), out, data=DATA, progress=False, overwrite=True)
+    assert (out / "checkpoint.pt").is_file()
+
+
 def test_bad_override_fails_before_anything_is_written(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['lam'\].*valid keys: .*lr_growth"):

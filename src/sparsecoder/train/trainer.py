@@ -191,26 +191,52 @@ def _git_state() -> tuple[str | None, bool | None]:
         return None, None
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless ``overwrite`` and it is a run folder (then remove its run files)."""
+# the pictures a run of this package's families writes (viz.sae_pictures / viz.vae_pictures) and its history
+# plot: --overwrite removes these by name, never another PNG a user keeps in the folder
+_PICTURES = (HISTORY_PLOT, "atoms.png", "encoder.png", "reconstructions.png", "samples.png",
+             "latent_scatter.png", "latent_grid.png")
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a ``config.yaml`` this package wrote (a mapping with a model name and a config)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return (isinstance(data, dict) and isinstance(data.get("model"), str)
+            and isinstance(data.get("config"), dict))
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
+    """Refuse a non-empty folder unless ``overwrite`` and it is a run folder; return the run files that the
+    new run replaces (removed by :func:`_remove_run_files` once the data have loaded, so that a run whose
+    data fail to load leaves the old run as it was)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} exists and is not a folder")
     if not out_dir.exists() or not any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return
+        return []
+    config = out_dir / CONFIG_FILE
     if not overwrite:
+        stopped_early = config.is_file() and not (out_dir / CHECKPOINT_FILE).is_file()
+        hint = (" (its run stopped before the first epoch completed, so there is nothing to resume: "
+                "--overwrite starts it again)" if stopped_early else "")
         raise FileExistsError(
-            f"{out_dir} is not empty; choose a new folder, continue that run with --resume "
+            f"{out_dir} is not empty{hint}; choose a new folder, continue that run with --resume "
             f"(resume=True), or replace it with --overwrite (overwrite=True)"
         )
-    if not (out_dir / CONFIG_FILE).is_file():
+    if not config.is_file() or not _is_run_config(config):
         raise FileExistsError(
-            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE}); "
-            f"refusing to overwrite it, choose a new folder"
+            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
+            f"sparsecoder); refusing to overwrite it, choose a new folder"
         )
-    for path in [*(out_dir / name for name in RUN_FILES), *out_dir.glob("*.png")]:
-        if path.is_file():
-            path.unlink()
+    names = (*RUN_FILES, *_PICTURES)
+    return [out_dir / name for name in names if (out_dir / name).is_file()]
+
+
+def _remove_run_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _saved_extra(path: Path) -> dict[str, Any]:
@@ -387,11 +413,11 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
            data: DataSplits | None, build_model, family) -> dict[str, Any]:
     model_name = config.model_name
     _check_world(config, world)
-    if not resume:
-        world.on_main(lambda: _prepare_out_dir(out_dir, overwrite))
+    replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
     if data is None:
         data = load_data(config)
     _check_data(data)
+    world.on_main(lambda: _remove_run_files(replaced or []))  # only once the new run's data have loaded
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
