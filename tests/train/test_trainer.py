@@ -252,6 +252,19 @@ def test_load_evaluate_and_encode_a_saved_run(tmp_path):
         load_run(tmp_path / "missing", data=DATA)
 
 
+def test_evaluate_refuses_a_config_yaml_edited_after_training(tmp_path):
+    out = tmp_path / "run"
+    metrics = train(config(epochs=1), out, data=DATA, progress=False)
+    original = (out / "config.yaml").read_text()
+    assert "  seed: 3\n" in original and "  device: cpu\n" in original
+    (out / "config.yaml").write_text(original.replace("  seed: 3\n", "  seed: 4\n"))
+    with pytest.raises(ValueError, match=r"cannot evaluate .*seed: trained with 3, config.yaml now says 4"):
+        evaluate_run(out, data=DATA)
+    assert json.loads((out / "metrics.json").read_text()) == metrics  # untouched
+    (out / "config.yaml").write_text(original.replace("  device: cpu\n", "  device: auto\n"))
+    assert evaluate_run(out, data=DATA) == metrics  # where it runs may change
+
+
 def test_weights_of_another_architecture_are_refused_clearly(tmp_path):
     out = tmp_path / "run"
     train(config(epochs=1), out, data=DATA, progress=False)

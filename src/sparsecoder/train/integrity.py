@@ -285,11 +285,13 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable) -> None:
-    """Refuse to resume when ``config`` differs from the checkpoint's config in a key not in ``changeable``.
+def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable,
+                        action: str = "resume") -> None:
+    """Refuse to ``action`` (resume, evaluate) when ``config`` differs from the checkpoint's config in a key
+    not in ``changeable``.
 
-    ``config`` is the run's ``config.yaml`` with the ``--set`` values applied. The checkpoint's config is
-    first checked against its stored digest; each changed key is named with both values.
+    ``config`` is the run's ``config.yaml`` (with the ``--set`` values applied on resume). The checkpoint's
+    config is first checked against its stored digest; each changed key is named with both values.
     """
     from sparsecoder.train.checkpoint import load_checkpoint
 
@@ -303,10 +305,11 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
     if changed:
         details = "; ".join(f"{k}: trained with {saved.get(k)!r}, config.yaml now says {config.get(k)!r}"
                             for k in changed)
+        how = " on resume, through --set" if action == "resume" else ""
         raise ValueError(
-            f"cannot resume {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
-            f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change "
-            f"on resume, through --set"
+            f"cannot {action} {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
+            f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change"
+            f"{how}"
         )
 
 

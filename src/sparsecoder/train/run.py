@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsecoder.config import load_config
+from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
 from sparsecoder.train.checkpoint import load_weights, seed_everything
-from sparsecoder.train.integrity import DIGESTS_FILE, locked_run, read_json_object
+from sparsecoder.train.integrity import DIGESTS_FILE, check_resume_config, locked_run, read_json_object
 from sparsecoder.train.logging import jsonable
 
 __all__ = [
@@ -53,6 +53,8 @@ HISTORY_PLOT = "history.png"
 PREPROCESSING_FILE = "preprocessing.json"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
              PREPROCESSING_FILE, DIGESTS_FILE)
+# config.yaml keys that `evaluate` lets differ from the checkpoint's: where to run, and where the data now are
+EVALUATE_CHANGES = frozenset({"epochs", "device", "num_threads", "data_dir"})
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
 TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
                  "git_dirty", "world_size")
@@ -176,6 +178,8 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     path = run_dir / METRICS_FILE
     old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     _, config = load_config(run_dir / CONFIG_FILE)
+    if (run_dir / CHECKPOINT_FILE).is_file():  # metrics of an edited config.yaml would not be the run's
+        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="evaluate")
     stored = read_run_data(run_dir)
     if data is None:
         data = load_test_split(config)
