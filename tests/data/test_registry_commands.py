@@ -46,6 +46,18 @@ def test_data_show_arrays_as_vectors(tmp_path):
     assert out.is_file()
 
 
+def test_data_show_never_replaces_a_file_without_overwrite(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(30, 7)))
+    out = tmp_path / "figure.png"
+    out.write_bytes(b"mine")
+    show = ["data", "show", "arrays", "--data-dir", str(tmp_path / "v.npy"), "--out", str(out)]
+    assert main(show) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"mine"
+    assert main([*show, "--overwrite"]) == 0
+    with Image.open(out) as image:
+        assert image.size[0] > 0
+
+
 def test_data_list_and_errors(capsys):
     assert main(["data", "list"]) == 0
     printed = capsys.readouterr().out

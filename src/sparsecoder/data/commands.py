@@ -31,6 +31,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train")
     p.add_argument("-n", "--count", type=int, default=64, help="number of samples in the grid (default 64)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_show)
 
     p = sub.add_parser(
@@ -67,6 +68,8 @@ def _show(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be in [0, 2**63 - 1], got {args.seed}")
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out {args.out} must end in .png")
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
     data = load(args.name, seed=args.seed, data_dir=args.data_dir, **parse_overrides(args.options))
     split = getattr(data, args.split)
     count = min(args.count, len(split))
