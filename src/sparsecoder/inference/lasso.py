@@ -338,8 +338,8 @@ def sparse_encode(
 
 
 def _gram_fista(gram, correlations, start, alpha, positive, step, max_iter, tol):
-    """Batched FISTA in Gram form from ``start`` (a :class:`_LoopResult`); ``step`` a float, "adaptive" or
-    "lipschitz"; a clear error when it diverges."""
+    """Batched FISTA in Gram form from the codes ``start``, returning the loop's :class:`_LoopResult`;
+    ``step`` a float, "adaptive" or "lipschitz"; a ``ValueError`` naming the stable steps if it diverges."""
     n_samples = len(correlations)
     eta = step
     if isinstance(step, str):
