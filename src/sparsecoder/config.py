@@ -39,6 +39,7 @@ __all__ = [
     "load_preset",
     "save_config",
     "load_config",
+    "read_config_document",
     "check",
 ]
 
@@ -287,8 +288,9 @@ def save_config(path: Path, model: str, config: Any, extra: dict[str, Any] | Non
     atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False))
 
 
-def load_config(path: Path) -> tuple[str, Any]:
-    """Read a run's ``config.yaml`` back into ``(model_name, config)``."""
+def read_config_document(path: Path) -> dict[str, Any]:
+    """The mapping in a run's ``config.yaml`` (``model`` name, ``config`` mapping and the preset's other
+    fields), its format checked but not its values; a :class:`ConfigError` naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}")
@@ -297,6 +299,12 @@ def load_config(path: Path) -> tuple[str, Any]:
         raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
     if not isinstance(data["config"], dict):
         raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")
+    return data
+
+
+def load_config(path: Path) -> tuple[str, Any]:
+    """Read a run's ``config.yaml`` back into ``(model_name, config)``."""
+    data = read_config_document(path)
     classes = config_classes()
     if data["model"] not in classes:
         raise ConfigError(f"{path}: unknown model '{data['model']}'; known: {sorted(classes)}")

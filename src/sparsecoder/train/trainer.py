@@ -40,6 +40,7 @@ from sparsecoder.config import (
     load_config,
     load_preset,
     parse_overrides,
+    read_config_document,
     save_config,
     to_dict,
 )
@@ -198,13 +199,12 @@ _PICTURES = (HISTORY_PLOT, "atoms.png", "encoder.png", "reconstructions.png", "s
 
 
 def _is_run_config(path: Path) -> bool:
-    """Whether ``path`` is a ``config.yaml`` this package wrote (a mapping with a model name and a config)."""
+    """Whether ``path`` is a ``config.yaml`` in the format this package writes (its values unchecked)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        read_config_document(path)
+    except (OSError, ConfigError):
         return False
-    return (isinstance(data, dict) and isinstance(data.get("model"), str)
-            and isinstance(data.get("config"), dict))
+    return True
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
@@ -225,7 +225,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
             f"{out_dir} is not empty{hint}; choose a new folder, continue that run with --resume "
             f"(resume=True), or replace it with --overwrite (overwrite=True)"
         )
-    if not config.is_file() or not _is_run_config(config):
+    if not _is_run_config(config):
         raise FileExistsError(
             f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
             f"sparsecoder); refusing to overwrite it, choose a new folder"
@@ -417,7 +417,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     if data is None:
         data = load_data(config)
     _check_data(data)
-    world.on_main(lambda: _remove_run_files(replaced or []))  # only once the new run's data have loaded
+    world.on_main(lambda: _remove_run_files(replaced))  # only once the new run's data have loaded
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
