@@ -392,3 +392,15 @@ def test_a_module_decoder_of_another_code_size_is_a_clear_error():
     module = nn.Sequential(nn.Linear(15, 10).double(), nn.Tanh())
     with pytest.raises(ValueError, match="cannot decode codes of size l=14"):
         fista(torch.randn(4, 10, dtype=torch.float64), module, 0.1, n_components=14)
+
+
+def test_finite_codes_whose_norm_overflows_are_not_called_diverged():
+    """float32 codes of 3e19 are finite, but their squared norm is inf: only non-finite codes diverged."""
+    rng = np.random.default_rng(0)
+    Y = torch.tensor(rng.standard_normal((20, 10)) * 1e19, dtype=torch.float32)
+    W = torch.tensor(rng.standard_normal((10, 15)), dtype=torch.float32)
+    W = W / W.norm(dim=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fista(Y, W, 0.05 * 1e19, step=0.5, max_iter=50)
+    assert torch.isfinite(result.codes).all() and result.codes.abs().max() > 1e19

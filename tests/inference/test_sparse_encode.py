@@ -190,3 +190,41 @@ def test_complex_inputs_are_refused(random_problem, where, kind):
     arrays[where] = value if kind == "numpy" else torch.from_numpy(value)
     with pytest.raises(ValueError, match=f"{where} is complex.*real numbers"):
         sparse_encode(arrays["X"], arrays["dictionary"], alpha=0.1)
+
+
+# --------------------------------------------------------------------------------------------------
+# magnitudes far from 1: float32 entries of 1e19 square to inf (the Gram matrix, the codes' norms)
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["auto", "fista"])
+@pytest.mark.parametrize("step", ["adaptive", "lipschitz", 0.1])
+@pytest.mark.parametrize("x_scale, atom_scale", [(1e19, 1.0), (1.0, 1e20), (1e-25, 1.0), (1e25, 1e-8)])
+def test_extreme_float32_magnitudes_give_the_scaled_lasso_solution(random_problem, method, step,
+                                                                   x_scale, atom_scale):
+    """The lasso is scale-equivariant: codes(sX, tD, α·s·t) = codes(X, D, α)·s/t. The float64 solution at
+    unit scale, scaled, is the truth; float32 at 1e19 used to report 'FISTA diverged' (a norm of finite
+    codes overflowed), and atoms of 1e20 a Gram matrix of inf ('step=nan against 2/L = nan')."""
+    X, D = random_problem
+    alpha = alpha_for(X, D)
+    if method == "auto" and step != "adaptive":
+        pytest.skip("auto with a fixed step is FISTA")
+    truth = sparse_encode(X, D, alpha=alpha, tol=1e-10, max_iter=20_000)
+    L = np.linalg.eigvalsh(D @ D.T).max()
+    scaled_step = step if isinstance(step, str) else min(step, 1.0 / L) / atom_scale**2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codes = sparse_encode((X * x_scale).astype(np.float32), (D * atom_scale).astype(np.float32),
+                              alpha=alpha * x_scale * atom_scale, method=method, step=scaled_step,
+                              tol=1e-7, max_iter=20_000)
+    assert codes.dtype == np.float32 and np.isfinite(codes).all()
+    unscaled = codes.astype(np.float64) * atom_scale / x_scale
+    reference = lasso_objective(X, D, truth, alpha)
+    assert lasso_objective(X, D, unscaled, alpha) <= reference * (1 + 1e-4)
+    assert np.array_equal(codes == 0, truth == 0) or np.mean((codes == 0) != (truth == 0)) < 0.01
+
+
+def test_codes_beyond_float32_are_refused_naming_the_fix(random_problem):
+    X, D = random_problem
+    with pytest.raises(ValueError, match="codes overflow torch.float32.*float64"):
+        sparse_encode((X * 1e30).astype(np.float32), (D * 1e-20).astype(np.float32), alpha=1e9)
+    codes = sparse_encode(X * 1e30, D * 1e-20, alpha=1e9)  # float64 holds codes of 1e50
+    assert np.isfinite(codes).all() and np.abs(codes).max() > 1e45

@@ -814,7 +814,7 @@ def _run_fista_loop(stepper, z0, *, max_iter, tol, restart=False, reduce=None, o
             codes[rows] = current
         else:
             codes[rows[live]] = current[live]
-    diverged = ~converged & ~torch.isfinite(torch.linalg.vector_norm(codes, dim=1))
+    diverged = ~converged & ~torch.isfinite(codes).all(dim=1)  # not the norm: finite 1e20s square to inf
     return _LoopResult(codes=codes, n_iter=n_iter, converged=converged, diverged=diverged)
 
 

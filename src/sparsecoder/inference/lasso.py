@@ -177,7 +177,9 @@ def sparse_encode(
     X : ndarray or Tensor, shape (n_samples, n_features)
         Data; float32 stays float32, float64 stays float64, half precision (numpy float16, torch
         float16/bfloat16) is computed in float32 and the codes returned in the input's dtype; integers
-        become float64; complex values are refused.
+        become float64; complex values are refused. Magnitudes far from 1 (beyond about 4e9 or below
+        2e-10 in float32) are solved on ``X`` and the atoms divided by powers of two (exact), the codes
+        scaled back; codes beyond the dtype's range are refused.
     dictionary : ndarray or Tensor, shape (n_components, n_features)
         Atoms as rows (scikit-learn's ``components_``); need not be normalised.
     alpha : float
@@ -278,6 +280,19 @@ def sparse_encode(
     else:
         start = None
 
+    # Scale-safe: X and the atoms far outside unit magnitude (float32 entries of 1e19 square to inf) are
+    # solved divided by powers of two, which is exact in floating point, and the codes scaled back.
+    x_scale, atom_scale = _safe_scales(data, atoms)
+    if (x_scale, atom_scale) != (1.0, 1.0):
+        data, atoms = data / x_scale, atoms / atom_scale
+        alpha = float(alpha) / (x_scale * atom_scale)
+        if not alpha > 0:
+            raise ValueError(f"alpha is too small for X and the dictionary's magnitudes (|X| up to "
+                             f"{x_scale:.3g}, atoms up to {atom_scale:.3g}): it underflows to 0; rescale X")
+        if start is not None:
+            start = start * (atom_scale / x_scale)
+        if not isinstance(step, str):
+            step = float(step) * atom_scale**2
     active_set = method == "active-set" or (
         method == "auto" and device.type == "cpu" and step == "adaptive"
     )
@@ -326,6 +341,14 @@ def sparse_encode(
             if probed is not None:
                 codes = torch.cat([head_codes.to(codes.dtype), codes])
                 n_iter = torch.cat([head_sweeps.to(n_iter.dtype), n_iter])
+    if (x_scale, atom_scale) != (1.0, 1.0):
+        codes = codes * (x_scale / atom_scale)
+        if not all_finite(codes):
+            raise ValueError(
+                f"the codes overflow {codes.dtype}: X's entries reach {x_scale:.3g} and the atoms' only "
+                f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; pass float64 arrays or "
+                f"rescale X or the dictionary"
+            )
     if half_in is not None:
         codes = codes.to(torch.float32 if half_in is np.float16 else half_in)
     if numpy_in:
@@ -335,6 +358,20 @@ def sparse_encode(
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
+
+
+def _safe_scales(data: torch.Tensor, atoms: torch.Tensor) -> tuple[float, float]:
+    """Powers of two to divide ``X`` and the dictionary by before solving: ``(1.0, 1.0)`` while both
+    largest magnitudes lie in ``[tiny^¼, max^¼]`` of their dtype (float32: about 2e-10 to 4e9), where the
+    Gram matrix, the correlations and the codes' squared norms stay in range; otherwise each is brought to
+    a largest magnitude in ``[1, 2)``."""
+    info = torch.finfo(data.dtype)
+    low, high = info.tiny ** 0.25, info.max ** 0.25
+    peaks = [float(data.abs().max()), float(atoms.abs().max())]
+    if all(peak == 0 or low <= peak <= high for peak in peaks):
+        return 1.0, 1.0
+    x_scale, atom_scale = (2.0 ** math.floor(math.log2(peak)) if peak > 0 else 1.0 for peak in peaks)
+    return x_scale, atom_scale
 
 
 def _gram_fista(gram, correlations, start, alpha, positive, step, max_iter, tol):
