@@ -100,3 +100,19 @@ def test_growth_only_by_grid_values_and_seeds(tmp_path):
     for spec, words in refused:
         with pytest.raises(ValueError, match=f"holds a different sweep.*{words}"):
             check_compatible(old, spec, tmp_path)
+
+
+def test_a_sweep_of_more_than_max_trials_is_refused_before_any_config_is_built():
+    """`--seeds 0-1000000000` used to hang building a billion configs; grids multiply, lam=grid counts
+    each preset's own grid."""
+    from sparsecoder.sweep.spec import MAX_TRIALS
+
+    with pytest.raises(ConfigError, match=r"20,001 seeds.*at most 10,000 trials.*own --out"):
+        build_spec(["sdl-mnist"], seeds="0-20000")
+    values = ",".join(str(v / 1000) for v in range(1, 101))
+    with pytest.raises(ConfigError, match=r"the sweep has 20,000 trials"):
+        build_spec(["sdl-mnist", "vdl-mnist"], grid=[f"lam={values}"], seeds="0-99")
+    n_grid = len(load_preset("vdl-mnist")[1].lam_grid)
+    seeds_over = MAX_TRIALS // n_grid + 1
+    with pytest.raises(ConfigError, match=f"the sweep has {n_grid * seeds_over:,} trials"):
+        build_spec(["vdl-mnist"], grid=["lam=grid"], seeds=f"0-{seeds_over - 1}")

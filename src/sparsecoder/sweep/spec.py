@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
 
 SPEC_FILE = "sweep.yaml"
 PRESET_GRID = "grid"  # `--grid lam=grid`: each preset's own lam_grid
+MAX_TRIALS = 10_000  # checked before any trial's config is built (a range like 0-1000000000 hung)
 NO_GRID_FOLDER = "default"  # grid-point folder of a sweep without --grid (seeds only)
 # Keys the sweep sets itself; a user setting them through --grid/--set would be silently overridden.
 _RESERVED = {
@@ -197,6 +199,11 @@ def parse_seeds(text: str | list[int] | None) -> list[int]:
             first, last = int(bounds[0]), int(bounds[-1])
             if last < first:
                 raise ConfigError(f"--seeds {text!r}: range {part!r} goes down; write {last}-{first}")
+            count = last - first + 1 + len(seeds)
+            if count > MAX_TRIALS:
+                raise ConfigError(f"--seeds {text!r}: {count:,} seeds; a sweep runs at most {MAX_TRIALS:,} "
+                                  f"trials (each a run folder); split it into several sweeps with their own "
+                                  f"--out")
             seeds.extend(range(first, last + 1))
     if not seeds:
         raise ConfigError("--seeds is empty; give e.g. 0,1,2 or 0-4")
@@ -241,6 +248,8 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         if isinstance(grid[key], list) and not grid[key]:
             raise ConfigError(f"--grid {key}: empty grid value list; give at least one value")
 
+    _check_trial_count([[v if isinstance(v, list) else [v] for v in grid.values()]] * len(presets),
+                       seed_list)  # lam=grid counted as one value until resolved
     resolved: dict[str, dict[str, list[Any]]] = {}
     for name in presets:
         preset, base = load_preset(name, overrides)  # unknown preset / --set key: ConfigError
@@ -266,6 +275,7 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
                 raise ConfigError(f"--grid {key}: two values are the same number ({coerced})")
             point_values[key] = [list(v) if isinstance(v, tuple) else v for v in coerced]
         resolved[name] = point_values
+    _check_trial_count([list(values.values()) for values in resolved.values()], seed_list)
     spec = SweepSpec(list(presets), grid, resolved, seed_list, overrides, float(cpus_per_trial),
                      float(gpus_per_trial))
     for trial in spec.trials():  # combinations of values can still be invalid together
@@ -275,6 +285,15 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         except ConfigError as err:
             raise ConfigError(f"trial {trial.label}: {err}") from None
     return spec
+
+
+def _check_trial_count(per_preset: list[list[list[Any]]], seeds: list[int]) -> None:
+    """Refuse more than MAX_TRIALS trials: ``per_preset`` holds each preset's list of grid value lists."""
+    n_trials = len(seeds) * sum(math.prod(len(values) for values in lists) for lists in per_preset)
+    if n_trials > MAX_TRIALS:
+        raise ConfigError(f"the sweep has {n_trials:,} trials (presets × grid points × seeds); a sweep runs "
+                          f"at most {MAX_TRIALS:,} (each a run folder); split it into several sweeps with "
+                          f"their own --out")
 
 
 def check_compatible(old: dict[str, Any], new: SweepSpec, directory: Path) -> None:
