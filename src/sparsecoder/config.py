@@ -302,6 +302,24 @@ def read_config_document(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str) -> dict[str, Any]:
+    """The mapping in a YAML record sparsecoder wrote (``sweep.yaml``, ``reproduce.yaml``), each key of
+    ``kinds`` present with a value of its type; otherwise a :class:`ConfigError` naming the file, what is
+    wrong with it, and ``fix``."""
+    try:
+        data = _read_yaml(Path(path))
+    except ConfigError as err:
+        raise ConfigError(f"{err}; {fix}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}; {fix}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is damaged: it holds a {type(data).__name__}, not a mapping; {fix}")
+    for key, kind in kinds.items():
+        if not isinstance(data.get(key), kind):
+            raise ConfigError(f"{path} is damaged: '{key}' is {data.get(key)!r}; {fix}")
+    return data
+
+
 def load_config(path: Path) -> tuple[str, Any]:
     """Read a run's ``config.yaml`` back into ``(model_name, config)``."""
     data = read_config_document(path)

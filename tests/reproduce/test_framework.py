@@ -163,3 +163,17 @@ def test_the_ray_executor_gives_the_serial_numbers(quick_run, tmp_path):
     for key in ("psnr", "sparsity", "energy", "best_val_loss"):
         assert ours[key] == theirs[key]
     assert result["rows"][0]["psnr_mean"] == serial["rows"][0]["psnr_mean"]
+
+
+@pytest.mark.parametrize("text, words", [("experiment: [", "is not valid YAML"),
+                                         ("- 1\n- 2\n", "holds a list, not a mapping"),
+                                         ("experiment: 3\n", "'experiment' is 3")])
+def test_a_damaged_settings_record_is_one_error_line_naming_it(tmp_path, capsys, text, words):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / SETTINGS_FILE).write_text(text)
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / SETTINGS_FILE}") and err.count("\n") == 1
+    assert words in err and "restore it, or choose a new --out" in err
+    assert (out / SETTINGS_FILE).read_text() == text and len(list(out.iterdir())) == 1

@@ -62,3 +62,21 @@ def test_serial_refuses_an_address_and_unknown_executors(tmp_path):
     with pytest.raises(ValueError, match="executor"):
         sweep("sdl-mnist", tmp_path / "b", executor="threads", progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("text, words", [("presets: [", "is not valid YAML"),
+                                         ("[1, 2]\n", "holds a list, not a mapping"),
+                                         ("presets: 3\n", "'presets' is 3"),
+                                         ("presets: [sdl-mnist]\nresolved_grid: {sdl-mnist: [1]}\n"
+                                          "seeds: [0]\noverrides: {}\n",
+                                          "resolved_grid of sdl-mnist is [1]")])
+def test_a_damaged_sweep_record_is_one_error_line_naming_it(tmp_path, capsys, text, words):
+    """sweep.yaml edited or truncated: the sweep used to stop on a YAML traceback or an AttributeError."""
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "sweep.yaml").write_text(text)
+    assert main(["sweep", "sdl-mnist", "--out", str(out), "--serial", "--set", "epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'sweep.yaml'}") and err.count("\n") == 1
+    assert words in err and "restore it" in err and "choose a new --out" in err
+    assert (out / "sweep.yaml").read_text() == text and len(list(out.iterdir())) == 1

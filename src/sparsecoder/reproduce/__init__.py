@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sparsecoder.config import read_record
 from sparsecoder.io import atomic_write_text
 from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
 
@@ -86,7 +87,8 @@ def _check_folder(out: Path, record: dict[str, Any]) -> None:
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
     path = out / SETTINGS_FILE
     if path.is_file():
-        old = yaml.safe_load(path.read_text()) or {}
+        old = read_record(path, {"experiment": str},
+                          f"it records the experiment run in {out}: restore it, or choose a new --out")
         if old != record:
             raise ValueError(f"{out} holds `reproduce {old.get('experiment')}` with profile "
                              f"{old.get('profile')} and settings {old.get('settings')}; this call asks for "

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from sparsecoder.config import ConfigError, read_record
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
 
@@ -92,7 +93,13 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
     spec_path = directory / SPEC_FILE
     if spec_path.is_file():
-        old = yaml.safe_load(spec_path.read_text()) or {}
+        fix = (f"it records the sweep run in {directory}: restore it (same presets, grid, seeds and --set), "
+               f"or choose a new --out")
+        old = read_record(spec_path, {"presets": list, "overrides": (dict, type(None)), "resolved_grid": dict,
+                                      "seeds": list}, fix)
+        for preset, point in old["resolved_grid"].items():
+            if not isinstance(point, dict) or not all(isinstance(v, list) for v in point.values()):
+                raise ConfigError(f"{spec_path} is damaged: resolved_grid of {preset} is {point!r}; {fix}")
         check_compatible(old, spec, directory)
     elif directory.exists() and any(directory.iterdir()):
         raise FileExistsError(f"{directory} is not empty and holds no {SPEC_FILE}; choose a new --out "
