@@ -50,3 +50,20 @@ def test_vae_sweep_gets_the_vae_plot(tmp_path):
     files = write_results(spec, tmp_path)["files"]
     assert tmp_path / VAE_PLOT in files and not (tmp_path / PSNR_PLOT).exists()
     assert "| 0.5 | 2/2 | 0.0705 ± 0.0007 | 3.50 ± 0.71 | 9 |" in (tmp_path / "results.md").read_text()
+
+
+def test_damaged_trial_files_become_failed_rows_not_a_crash(tmp_path):
+    """metrics.json holding a list or binary bytes, sweep_trial.json holding a list: the results table
+    is still written, those trials marked failed (with the reason) or pending."""
+    spec = build_spec(["sdl-mnist"], ["lam=0.001"], "0-3", {"epochs": 1})
+    folders = [tmp_path / t.folder for t in spec.trials()]
+    _write(folders[0], {"psnr": 12.0, "sparsity": 0.5})
+    _write(folders[1], [1, 2])
+    folders[2].mkdir(parents=True)
+    (folders[2] / "metrics.json").write_bytes(b"\xff\xfe\x00garbage")
+    _write(folders[3], [1, 2], name=STATUS_FILE)  # no metrics: not an outcome
+    rows = {int(r["seed"]): r for r in csv.DictReader(open(write_results(spec, tmp_path)["files"][0]))}
+    assert rows[0]["status"] == "done" and float(rows[0]["psnr"]) == 12.0
+    assert rows[1]["status"] == "failed" and "not an object of metrics" in rows[1]["message"]
+    assert rows[2]["status"] == "failed" and "not a text JSON file" in rows[2]["message"]
+    assert rows[3]["status"] == "pending"

@@ -41,9 +41,10 @@ def read_status(trial_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        status = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # unreadable, binary or not JSON: as if the trial had no outcome yet
         return None
+    return status if isinstance(status, dict) else None
 
 
 def write_status(trial_dir: Path, outcome: dict[str, Any]) -> None:

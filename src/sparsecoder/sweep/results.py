@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.executor import METRICS_FILE, read_status, trial_state
 from sparsecoder.sweep.spec import SweepSpec, format_value
+from sparsecoder.train.integrity import read_json_object
 
 __all__ = ["collect_rows", "write_results", "csv_text", "write_png", "RESULTS_CSV", "RESULTS_MD", "PSNR_PLOT",
            "VAE_PLOT"]
@@ -46,8 +46,8 @@ def collect_rows(spec: SweepSpec, directory: Path) -> list[dict[str, Any]]:
         row["message"] = (status or {}).get("message", "") if state in ("failed", "diverged") else ""
         if state == "done":
             try:
-                metrics = json.loads((trial_dir / METRICS_FILE).read_text())
-            except (OSError, json.JSONDecodeError) as err:
+                metrics = read_json_object(trial_dir / METRICS_FILE)
+            except (OSError, ValueError) as err:
                 row.update(status="failed", message=f"cannot read {METRICS_FILE}: {err}")
                 metrics = {}
             for key, value in metrics.items():
