@@ -80,3 +80,18 @@ def test_a_damaged_sweep_record_is_one_error_line_naming_it(tmp_path, capsys, te
     assert err.startswith(f"error: {out / 'sweep.yaml'}") and err.count("\n") == 1
     assert words in err and "restore it" in err and "choose a new --out" in err
     assert (out / "sweep.yaml").read_text() == text and len(list(out.iterdir())) == 1
+
+
+def test_a_second_sweep_into_a_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+    """Two sweep (or reproduce) commands on one folder would overwrite each other's sweep.yaml and record
+    each other's running trials as failed: the second is refused while the first holds the lock."""
+    from sparsecoder.train.integrity import run_folder_lock
+
+    out = tmp_path / "sw"
+    with run_folder_lock(out, "sweep", create=True):
+        assert main(["sweep", "sdl-mnist", "--out", str(out), "--serial", "--set", "epochs=1"]) == 2
+        assert "in use by another sparsecoder process" in capsys.readouterr().err
+        assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--out", str(out)]) == 2
+        assert "in use by another sparsecoder process" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == [".sparsecoder.lock"]
+    assert not out.exists()  # made for the lock and left empty: removed

@@ -16,6 +16,7 @@ import yaml
 from sparsecoder.config import read_record
 from sparsecoder.io import atomic_write_text
 from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
+from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
 __all__ = ["EXPERIMENTS", "reproduce", "list_experiments"]
 
@@ -83,8 +84,6 @@ def _module(name: str):
 
 def _check_folder(out: Path, record: dict[str, Any]) -> None:
     """Refuse a folder that holds something else than this experiment with these settings."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a folder")
     path = out / SETTINGS_FILE
     if path.is_file():
         old = read_record(path, {"experiment": str},
@@ -94,7 +93,7 @@ def _check_folder(out: Path, record: dict[str, Any]) -> None:
                              f"{old.get('profile')} and settings {old.get('settings')}; this call asks for "
                              f"{record['experiment']} ({record['profile']}) with {record['settings']}. "
                              f"Repeat the same flags to resume it, or choose a new --out")
-    elif out.exists() and any(out.iterdir()):
+    elif any(p.name != LOCK_FILE for p in out.iterdir()):
         raise FileExistsError(f"{out} is not empty and holds no {SETTINGS_FILE}; choose a new --out")
 
 
@@ -132,12 +131,14 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     out = Path(out)
     record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
               "data_dir": data_dir}
-    _check_folder(out, record)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False))
-    ctx = Context(name=name, out=out, quick=quick, settings=settings, data_dir=data_dir, address=address,
-                  executor=executor, max_concurrent=max_concurrent, progress=progress)
-    start = time.perf_counter()
-    report = module.run(ctx)
-    files = write_report(ctx, info, report, time.perf_counter() - start)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    with run_folder_lock(out, "reproduce", create=True):  # one command per folder at a time
+        _check_folder(out, record)
+        atomic_write_text(out / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False))
+        ctx = Context(name=name, out=out, quick=quick, settings=settings, data_dir=data_dir, address=address,
+                      executor=executor, max_concurrent=max_concurrent, progress=progress)
+        start = time.perf_counter()
+        report = module.run(ctx)
+        files = write_report(ctx, info, report, time.perf_counter() - start)
     return {"files": files, "rows": report.rows, "directory": out}

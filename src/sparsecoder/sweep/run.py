@@ -11,6 +11,7 @@ import yaml
 from sparsecoder.config import ConfigError, read_record
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
+from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
 __all__ = ["sweep"]
 
@@ -72,9 +73,6 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     KeyboardInterrupt
         After cancelling the running trials; rerun the same call to resume them.
     """
-    from sparsecoder.sweep.executor import connect_ray, run_trials, run_trials_serial, trial_state
-    from sparsecoder.sweep.results import write_results
-
     if isinstance(presets, str):
         presets = [presets]
     if executor not in ("ray", "serial"):
@@ -91,6 +89,17 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
+    with run_folder_lock(directory, "sweep", create=True):  # one sweep command per folder at a time
+        return _sweep_locked(spec, directory, address=address, executor=executor, num_cpus=num_cpus,
+                             max_concurrent=max_concurrent, retry_failed=retry_failed, progress=progress)
+
+
+def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_concurrent, retry_failed,
+                  progress) -> dict[str, Any]:
+    """The body of :func:`sweep` once it holds the sweep folder's lock."""
+    from sparsecoder.sweep.executor import connect_ray, run_trials, run_trials_serial, trial_state
+    from sparsecoder.sweep.results import write_results
+
     spec_path = directory / SPEC_FILE
     if spec_path.is_file():
         fix = (f"it records the sweep run in {directory}: restore it (same presets, grid, seeds and --set), "
@@ -101,7 +110,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
             if not isinstance(point, dict) or not all(isinstance(v, list) for v in point.values()):
                 raise ConfigError(f"{spec_path} is damaged: resolved_grid of {preset} is {point!r}; {fix}")
         check_compatible(old, spec, directory)
-    elif directory.exists() and any(directory.iterdir()):
+    elif any(p.name != LOCK_FILE for p in directory.iterdir()):
         raise FileExistsError(f"{directory} is not empty and holds no {SPEC_FILE}; choose a new --out "
                               f"for the sweep")
     local_cpus = num_cpus or os.cpu_count() or 1
