@@ -71,6 +71,33 @@ def test_cifar_errors(tmp_path):
         load("cifar_patches", data_dir=str(tmp_path / "c"), patch_size=40)
 
 
+
+def _rewrite_batch(path, **entries):
+    with open(path, "rb") as fh:
+        batch = pickle.load(fh)
+    batch.update({key.encode(): value for key, value in entries.items()})
+    with open(path, "wb") as fh:
+        pickle.dump(batch, fh)
+
+
+CIFAR_BAD = [  # (entries of data_batch_2, message): a uint8 / int64 cast would wrap or truncate each silently
+    ({"data": np.full((20, 3072), 300, np.int64)}, r"b'data' pixel values range from 300 to 300 \(int64\)"),
+    ({"data": np.full((20, 3072), -1, np.int16)}, r"b'data' pixel values range from -1 to -1 \(int16\)"),
+    ({"labels": [0, 1, 10] + [0] * 17}, r"b'labels' range from 0 to 10"),
+    ({"labels": [-1] + [0] * 19}, r"b'labels' range from -1 to 0"),
+    ({"labels": [0.5] + [0.0] * 19}, r"1 b'labels' are not integers \(e.g. 0.5\)"),
+    ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, "the batch holds 0 images"),
+]
+
+
+@pytest.mark.parametrize("entries, message", CIFAR_BAD, ids=range(len(CIFAR_BAD)))
+def test_cifar_values_outside_uint8_pixels_and_classes_0_to_9_are_refused(tmp_path, entries, message):
+    _write_cifar(tmp_path)
+    _rewrite_batch(tmp_path / "data_batch_2", **entries)
+    with pytest.raises(ValueError, match="data_batch_2: " + message):
+        load("cifar_patches", data_dir=str(tmp_path), n_val=10)
+
+
 def test_cifar_substitute_without_data_dir_says_so():
     data = load("cifar_patches", seed=0, n_train=100, n_val=20, n_test=20)
     assert data.info["substitute"] is True and "substitute" in data.normalization.lower()
