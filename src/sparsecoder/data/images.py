@@ -139,24 +139,49 @@ def _check_image_size(path: Path, size: tuple[int, int]) -> None:
 
 
 def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images)."""
+    """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images).
+
+    ``IMAGES`` must be a full real numeric array (double, single, integer or logical) with at least one
+    pixel; a cell array, struct, sparse matrix, text or complex values are refused naming what it holds
+    (``np.asarray(..., float64)`` would drop an imaginary part silently).
+    """
     import scipy.io
+    import scipy.sparse
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the IMAGES.mat file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     try:
         content = scipy.io.loadmat(path)
+    except NotImplementedError as err:  # scipy reads MATLAB v4–v7.2 files only
+        raise ValueError(f"{path}: cannot read this .mat file ({err}); save it from MATLAB as version 7 "
+                         "(save('IMAGES.mat', 'IMAGES', '-v7'))") from None
     except Exception as err:  # scipy raises ValueError, TypeError, MatReadError… for broken files
         raise ValueError(f"{path}: cannot read .mat file ({err}); the file is corrupt or truncated") from None
     if "IMAGES" not in content:
         keys = [k for k in content if not k.startswith("__")]
         raise ValueError(f"{path}: no variable 'IMAGES' (found {keys}); expected Olshausen's IMAGES.mat")
-    stack = np.asarray(content["IMAGES"], dtype=np.float64)
+    value = content["IMAGES"]
+    expected = "expected a full real numeric H×W×k array of images"
+    if scipy.sparse.issparse(value):
+        raise ValueError(f"{path}: IMAGES is a sparse matrix; {expected} (save full(IMAGES))")
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+        what = {"c": f"complex ({value.dtype})", "O": "a cell array", "U": "text (a char array)",
+                "S": "text (a char array)", "V": "a struct"}.get(value.dtype.kind, f"of dtype {value.dtype}")
+        if value.dtype.names is not None:
+            what = "a struct"
+        fix = " (save real(IMAGES) or abs(IMAGES))" if value.dtype.kind == "c" else ""
+        raise ValueError(f"{path}: IMAGES is {what}; {expected}{fix}")
+    stack = value.astype(np.float64)
     if stack.ndim == 2:
         stack = stack[:, :, None]
     if stack.ndim != 3:
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}; expected H×W×k")
+    if stack.size == 0:
+        raise ValueError(f"{path}: IMAGES has shape {stack.shape}: no images; {expected} with H, W, k >= 1")
     if not np.isfinite(stack).all():
         raise ValueError(f"{path}: IMAGES contains NaN or inf")
     return [stack[:, :, k].copy() for k in range(stack.shape[2])], [f"IMAGES[:, :, {k}]" for k in
@@ -170,7 +195,7 @@ def read_images(data_dir: str | Path | None, max_images: int | None = None,
         images, names = embedded_photographs()
         return images, names, "embedded"
     path = Path(data_dir)
-    if path.suffix.lower() == ".mat":
+    if path.suffix.lower() == ".mat" and not path.is_dir():  # a folder named x.mat holds images
         images, names = read_olshausen_mat(path)
         return images, names, "mat"
     if not path.exists():
