@@ -274,3 +274,20 @@ def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):
     assert data.info["origin"] == "folder"
     with pytest.raises(ValueError, match="photos.mat is a folder; give the IMAGES.mat file itself"):
         read_olshausen_mat(tmp_path / "photos.mat")
+
+
+def test_whitened_patches_skip_a_constant_image_naming_it_instead_of_filling_patches_with_nan(tmp_path):
+    write_png_folder(tmp_path, BIG)
+    Image.fromarray(np.full((200, 210), 128, np.uint8), mode="L").save(tmp_path / "class0" / "blank.png")
+    with pytest.warns(UserWarning, match=r"skipped 1 constant image\(s\) of 4.*class0/blank.png"):
+        data = load("whitened_patches", seed=0, data_dir=str(tmp_path), n_train=500, n_val=50, n_test=50)
+    assert data.info["skipped_images"] == ["class0/blank.png"]
+    assert "class0/blank.png" not in data.info["images"] and len(data.info["images"]) == 3
+    for split in (data.train, data.val, data.test):
+        assert torch.isfinite(split.x).all()
+    assert abs(data.train.x.var().item() - 0.1) < 0.02  # the kept images are scaled as documented
+    (tmp_path / "flat").mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((100, 100), 40 * k, np.uint8), mode="L").save(tmp_path / "flat" / f"{k}.png")
+    with pytest.raises(ValueError, match="flat: every image is constant"):
+        load("whitened_patches", data_dir=str(tmp_path / "flat"))

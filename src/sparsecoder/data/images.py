@@ -37,6 +37,7 @@ LCN_WINDOW = 13
 LCN_SIGMA = 5.0
 LCN_BORDER = 2 * (LCN_WINDOW - 1)  # two valid convolutions remove 12 pixels each: crop = patch + 24
 LCN_MIN_STD = 0.5
+FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17); a photograph to ~1e-2
 SPLITS = ("train", "val", "test")
 
 
@@ -458,6 +459,12 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     ``patch_size²`` patches come from disjoint regions per split; ``to_pixels`` is the identity
     (whitening is not inverted: samples live in whitened-image units). ``max_images`` reads a seeded
     subset of an image folder.
+
+    A constant image (a blank frame: whitened std ≤ ``FLAT_WHITENED_STD`` = 1e−8, rounding noise, where a
+    photograph's is about 1e−2) has no contrast to scale to ``variance`` — the division would fill its
+    patches with NaN. It is skipped with a ``UserWarning`` naming it and listed in
+    ``info["skipped_images"]`` (``info["images"]`` and the crop positions index the images kept); when
+    every image is constant the source refuses to load.
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
@@ -468,16 +475,29 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         whitened = [image.astype(np.float32) for image in images]
         how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"
     else:
-        whitened = []
-        for image in images:
+        whitened, kept, skipped = [], [], []
+        for image, name in zip(images, names, strict=True):
             w = whiten(image)
+            if not w.std() > FLAT_WHITENED_STD:
+                skipped.append(name)
+                continue
             whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
+            kept.append(name)
+        if not whitened:
+            raise ValueError(f"{data_dir}: every image is constant (whitened std <= {FLAT_WHITENED_STD:g}); "
+                             "whitening needs images with contrast")
+        if skipped:
+            warnings.warn(f"whitened_patches: skipped {len(skipped)} constant image(s) of {len(names)}, "
+                          f"which cannot be scaled to variance {variance}: {', '.join(skipped[:5])}"
+                          f"{' …' if len(skipped) > 5 else ''}", UserWarning, stacklevel=2)
+        names = kept
         how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
     splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
-        info={"images": names, "origin": origin, "crop_positions": crop_positions,
+        info={"images": names, "skipped_images": [] if origin == "mat" else skipped, "origin": origin,
+              "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
         preprocessing=Identity() if origin == "mat" else NotRowWise(
             "whitened_patches", "whitening filters each whole photograph in the frequency domain and "
