@@ -96,9 +96,12 @@ def test_split_seed_fixes_the_split_whatever_the_run_seed(tmp_path, files):
         for part in ("train", "val", "test"):
             assert torch.equal(getattr(fixed, part).x, getattr(reference, part).x)
         assert not torch.equal(load("mnist", seed=seed, data_dir=data_dir).train.x, reference.train.x)
-    for bad in (-1, 1.5, True, "0"):
+    for bad in (-1, 1.5, True, "zero"):
         with pytest.raises(ValueError, match="split_seed must be an integer >= 0"):
             load("mnist", split_seed=bad, data_dir=data_dir)
+    # numbers written as text (YAML 1.1 reads 0e0 as '0e0') or integral floats are the integer
+    for same in ("0", "0e0", 0.0):
+        assert torch.equal(load("mnist", seed=3, split_seed=same, data_dir=data_dir).val.x, reference.val.x)
 
 
 def test_embedded_subset_splits_and_inverse():

@@ -232,6 +232,22 @@ def open_npy_memmap(path: Path) -> np.ndarray:
     return data
 
 
+def _image_shape(image_shape) -> tuple[int, ...] | None:
+    """``image_shape`` as a tuple ``(H, W)`` or ``(H, W, 3|4)`` of positive integers (one integer ``S``:
+    ``(S, S)``), checked before the file is read."""
+    if image_shape is None:
+        return None
+    if isinstance(image_shape, int) and not isinstance(image_shape, bool):
+        image_shape = [image_shape, image_shape]
+    if (not isinstance(image_shape, (list, tuple))
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in image_shape)
+            or len(image_shape) not in (2, 3) or min(image_shape) < 1
+            or (len(image_shape) == 3 and image_shape[2] not in (3, 4))):
+        raise ValueError(f"image_shape must be [height, width] of positive integers, [height, width, 3 or 4] "
+                         f"for colour, or one integer for square images; got {image_shape!r}")
+    return tuple(image_shape)
+
+
 def _chunk_rows(n_features: int) -> int:
     return max(1, CHUNK_VALUES // max(1, n_features))
 
@@ -267,7 +283,7 @@ def training_statistics(data: np.ndarray, rows: np.ndarray, standardize: str):
 def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                 path: str | None = None, key: str | None = None, val_fraction: float = 0.1,
                 test_fraction: float = 0.1, standardize: str = "none",
-                image_shape: list[int] | None = None, memory_map: bool = True) -> DataSplits:
+                image_shape: int | list[int] | None = None, memory_map: bool = True) -> DataSplits:
     """Vectors from a ``.npy``/``.npz`` file (option ``path``, or ``data_dir`` naming the file).
 
     Rows are shuffled (seeded) and split ``1 − val_fraction − test_fraction`` / ``val_fraction`` /
@@ -275,7 +291,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     the training split; ``"feature"`` the same per column (σ = 1 where a column is constant). This is the
     row-wise :class:`~sparsecoder.data.preprocessing.Standardize` (``Identity`` for ``"none"``) in
     ``DataSplits.preprocessing``; raw rows are the values as stored in the file. The inverse is also kept
-    in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``) is only for plotting.
+    in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``; ``[H, W, 3]`` or ``[H, W, 4]`` for
+    colour rows stored pixel by pixel; one integer ``S`` for square ``[S, S]``) is only for plotting; its
+    sizes must be positive and hold the row's values.
     ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
     batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
@@ -293,6 +311,7 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
             raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     if val_fraction + test_fraction >= 1:
         raise ValueError("val_fraction + test_fraction must be < 1")
+    shape = _image_shape(image_shape)
     mapped = memory_map and Path(source).suffix == ".npy"
     if mapped:
         if key is not None:
@@ -304,11 +323,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
         raise ValueError(f"{source}: {n} rows are too few for the requested splits")
-    shape = None
-    if image_shape is not None:
-        shape = tuple(int(s) for s in image_shape)
-        if int(np.prod(shape)) != data.shape[1]:
-            raise ValueError(f"image_shape {shape} does not hold {data.shape[1]} values per row")
+    if shape is not None and math.prod(shape) != data.shape[1]:
+        raise ValueError(f"{source}: image_shape {list(shape)} holds {math.prod(shape)} values but the rows "
+                         f"have {data.shape[1]}; give sizes whose product is {data.shape[1]}")
     order = np.random.default_rng(seed).permutation(n)
     index = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
     if limit is not None:
