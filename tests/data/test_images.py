@@ -291,3 +291,5 @@ def test_whitened_patches_skip_a_constant_image_naming_it_instead_of_filling_pat
         Image.fromarray(np.full((100, 100), 40 * k, np.uint8), mode="L").save(tmp_path / "flat" / f"{k}.png")
     with pytest.raises(ValueError, match="flat: every image is constant"):
         load("whitened_patches", data_dir=str(tmp_path / "flat"))
+    with pytest.raises(ValueError, match="larger than every image"):  # a 1×1 image is constant, but too small
+        load("whitened_patches", data_dir=str(tmp_path / "flat"), patch_size=200)

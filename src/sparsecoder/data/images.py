@@ -477,6 +477,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     else:
         whitened, kept, skipped = [], [], []
         for image, name in zip(images, names, strict=True):
+            if min(image.shape) < patch_size:  # never cropped (RegionSampler names it if all are too small)
+                whitened.append(image.astype(np.float32))
+                kept.append(name)
+                continue
             w = whiten(image)
             if not w.std() > FLAT_WHITENED_STD:
                 skipped.append(name)
