@@ -8,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """IDX encoding written by hand from the format description (magic 0 0 dtype ndim, big-endian sizes)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">i", n) for n in array.shape)
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """IDX encoding written by hand from the format description (magic 0 0 dtype ndim, big-endian sizes);
+    ``type_code`` 0x08 unsigned byte (MNIST's), 0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32,
+    0x0E float64."""
+    array = np.ascontiguousarray(array, dtype=IDX_TYPES[type_code])
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(struct.pack(">i", n) for n in array.shape)
     return header + array.tobytes()
 
 

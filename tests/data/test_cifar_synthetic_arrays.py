@@ -71,6 +71,33 @@ def test_cifar_errors(tmp_path):
         load("cifar_patches", data_dir=str(tmp_path / "c"), patch_size=40)
 
 
+
+def _rewrite_batch(path, **entries):
+    with open(path, "rb") as fh:
+        batch = pickle.load(fh)
+    batch.update({key.encode(): value for key, value in entries.items()})
+    with open(path, "wb") as fh:
+        pickle.dump(batch, fh)
+
+
+CIFAR_BAD = [  # (entries of data_batch_2, message): a uint8 / int64 cast would wrap or truncate each silently
+    ({"data": np.full((20, 3072), 300, np.int64)}, r"b'data' pixel values range from 300 to 300 \(int64\)"),
+    ({"data": np.full((20, 3072), -1, np.int16)}, r"b'data' pixel values range from -1 to -1 \(int16\)"),
+    ({"labels": [0, 1, 10] + [0] * 17}, r"b'labels' range from 0 to 10"),
+    ({"labels": [-1] + [0] * 19}, r"b'labels' range from -1 to 0"),
+    ({"labels": [0.5] + [0.0] * 19}, r"1 b'labels' are not integers \(e.g. 0.5\)"),
+    ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, "the batch holds 0 images"),
+]
+
+
+@pytest.mark.parametrize("entries, message", CIFAR_BAD, ids=range(len(CIFAR_BAD)))
+def test_cifar_values_outside_uint8_pixels_and_classes_0_to_9_are_refused(tmp_path, entries, message):
+    _write_cifar(tmp_path)
+    _rewrite_batch(tmp_path / "data_batch_2", **entries)
+    with pytest.raises(ValueError, match="data_batch_2: " + message):
+        load("cifar_patches", data_dir=str(tmp_path), n_val=10)
+
+
 def test_cifar_substitute_without_data_dir_says_so():
     data = load("cifar_patches", seed=0, n_train=100, n_val=20, n_test=20)
     assert data.info["substitute"] is True and "substitute" in data.normalization.lower()
@@ -181,3 +208,80 @@ def test_arrays_errors(tmp_path):
         load("arrays", path=str(tmp_path / "two.npz"))
     with pytest.raises(ValueError, match="standardize='zscore' is not allowed"):
         load("arrays", path=str(tmp_path / "ok.npy"), standardize="zscore")
+
+
+NOT_REAL = {  # dtype class → (array, fragment of the message)
+    "timedelta": (np.ones((10, 3), dtype="timedelta64[s]"), "timedelta64.*time spans"),
+    "datetime": (np.ones((10, 3), dtype="datetime64[s]"), "datetime64.*dates"),
+    "bytes": (np.array([[b"a", b"b"]] * 10), "holds bytes"),
+    "structured": (np.zeros(10, dtype=[("a", "f4", (3,))]), "structured dtype.*np.stack"),
+    "complex": (np.ones((10, 3), dtype=np.complex64), "complex dtype complex64.*np.real"),
+    "object": (np.array([[1, "a"]] * 10, dtype=object), "dtype object holds Python objects"),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_REAL)
+@pytest.mark.parametrize("how", ["npy_mapped", "npy_in_memory", "npz"])
+def test_arrays_of_dtypes_that_are_not_real_numbers_are_refused_naming_the_dtype(tmp_path, kind, how):
+    array, message = NOT_REAL[kind]
+    path = tmp_path / ("x.npz" if how == "npz" else "x.npy")
+    if how == "npz":
+        np.savez(path, x=array)
+    else:
+        np.save(path, array, allow_pickle=kind == "object")
+    with pytest.raises(ValueError, match=f"{path}: array of .*{message}"):
+        load("arrays", path=str(path), memory_map=how == "npy_mapped")
+
+
+@pytest.mark.parametrize("memory_map", [True, False])
+def test_arrays_beyond_float32s_range_are_not_called_nan_or_inf(tmp_path, memory_map):
+    x = np.ones((20, 4))
+    x[[3, 7], 1] = [1e39, -3e300]  # finite in float64, inf once the models' float32 holds them
+    np.save(tmp_path / "big.npy", x)
+    for standardize in ("none", "global"):
+        with pytest.raises(ValueError, match=r"2 value\(s\) in 2 row\(s\) \(first rows \[3, 7\]\) exceed "
+                                             r"float32's range ±3.4e38 .*3e\+300.*rescale"):
+            load("arrays", path=str(tmp_path / "big.npy"), memory_map=memory_map, standardize=standardize)
+    x[[3, 7], 1] = [3e38, -3e38]  # the edge of the range is fine
+    np.save(tmp_path / "edge.npy", x)
+    data = load("arrays", path=str(tmp_path / "edge.npy"), memory_map=memory_map)
+    assert torch.isfinite(data.val.x).all() and torch.isfinite(data.test.x).all()
+
+
+@pytest.mark.parametrize("memory_map", [True, False])
+def test_an_npy_header_claiming_more_data_than_the_file_holds_is_refused_before_reading(tmp_path, memory_map):
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as fh:  # a 36 TiB float32 array by its header, 16 bytes of data
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10**10, 1000)})
+        fh.write(b"\0" * 16)
+    with pytest.raises(ValueError, match=r"huge.npy: holds 16 bytes of data but its header says shape "
+                                         r"\(10000000000, 1000\) of float32 \(40000000000000 bytes\)"):
+        load("arrays", path=str(path), memory_map=memory_map)
+
+
+def test_every_corruption_of_an_array_file_is_one_error_naming_the_file(tmp_path):
+    """A byte flipped anywhere in a compressed or plain .npz / a .npy, or a .npy cut anywhere: the file
+    loads (a flip numpy cannot see, e.g. in a zip timestamp or in the data) or fails with a ValueError that
+    names it — never a TokenError, zlib.error, MemoryError … from inside numpy."""
+    x = np.random.default_rng(0).random((12, 3))
+    np.savez_compressed(tmp_path / "c.npz", x=x, labels=np.arange(12))
+    np.savez(tmp_path / "p.npz", x=x)
+    np.save(tmp_path / "a.npy", x)
+    outcomes = set()
+    for name in ("c.npz", "p.npz", "a.npy"):
+        good = (tmp_path / name).read_bytes()
+        variants = [good[:k] + bytes([good[k] ^ 0xFF]) + good[k + 1:] for k in range(len(good))]
+        if name == "a.npy":
+            variants += [good[:k] for k in range(len(good))]
+        path = tmp_path / f"bad_{name}"
+        for variant in variants:
+            path.write_bytes(variant)
+            for memory_map in (True, False):
+                try:
+                    load("arrays", path=str(path), memory_map=memory_map)
+                    outcomes.add("loaded")
+                except ValueError as err:
+                    assert str(err).startswith(f"{path}: "), err
+                    outcomes.add("refused")
+    assert outcomes == {"loaded", "refused"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.io
@@ -212,6 +214,42 @@ def test_image_errors(tmp_path):
         load("patches", min_std=-1)
 
 
+
+def _mat_values():
+    import scipy.sparse
+
+    images = np.random.default_rng(0).standard_normal((64, 64, 2))
+    cell = np.empty((1, 2), dtype=object)  # a MATLAB cell array {image1, image2}
+    cell[0, 0], cell[0, 1] = images[:, :, 0], images[:, :, 1]
+    return {  # what IMAGES holds → fragment of the message
+        "cell": (cell, "is a cell array"),
+        "struct": ({"first": images[:, :, 0]}, "is a struct"),
+        "sparse": (scipy.sparse.csc_matrix(images[:, :, 0]), r"is a sparse matrix.*full\(IMAGES\)"),
+        "text": ("IMAGES", r"is text \(a char array\)"),
+        "complex": (images * (1 + 0.5j), r"is complex \(complex128\).*real\(IMAGES\)"),
+        "empty": (np.zeros((64, 64, 0)), r"has shape \(64, 64, 0\): no images"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["cell", "struct", "sparse", "text", "complex", "empty"])
+@pytest.mark.parametrize("source", ["patches", "whitened_patches"])
+def test_images_mat_holding_anything_but_real_numeric_images_is_refused_naming_it(tmp_path, kind, source):
+    value, message = _mat_values()[kind]
+    path = tmp_path / "IMAGES.mat"
+    scipy.io.savemat(path, {"IMAGES": value})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the imaginary part used to be dropped with only a ComplexWarning
+        with pytest.raises(ValueError, match=f"{path}: IMAGES {message}"):
+            load(source, data_dir=str(path), n_train=50, n_val=10, n_test=10, patch_size=8)
+
+
+def test_a_matlab_v73_file_is_named_as_such_not_as_corrupt(tmp_path):
+    path = tmp_path / "IMAGES.mat"  # the 128-byte MAT header of an HDF5-based v7.3 file (version 0x0200)
+    path.write_bytes(b"MATLAB 7.3 MAT-file".ljust(116) + b"\0" * 8 + b"\x00\x02IM" + b"\0" * 512)
+    with pytest.raises(ValueError, match=r"IMAGES.mat: cannot read this .mat file.*-v7"):
+        load("whitened_patches", data_dir=str(path))
+
+
 def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path):
     from sparsecoder.data.images import read_image_folder
 
@@ -226,3 +264,32 @@ def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path)
     assert len(data.info["images"]) == 2 and set(data.info["images"]) < set(names)
     with pytest.raises(ValueError, match="max_images must be a positive integer"):
         load("patches", data_dir=str(tmp_path), max_images=0)
+
+
+def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):
+    from sparsecoder.data.images import read_olshausen_mat
+
+    write_png_folder(tmp_path / "photos.mat", BIG)
+    data = load("whitened_patches", data_dir=str(tmp_path / "photos.mat"), n_train=50, n_val=10, n_test=10)
+    assert data.info["origin"] == "folder"
+    with pytest.raises(ValueError, match="photos.mat is a folder; give the IMAGES.mat file itself"):
+        read_olshausen_mat(tmp_path / "photos.mat")
+
+
+def test_whitened_patches_skip_a_constant_image_naming_it_instead_of_filling_patches_with_nan(tmp_path):
+    write_png_folder(tmp_path, BIG)
+    Image.fromarray(np.full((200, 210), 128, np.uint8), mode="L").save(tmp_path / "class0" / "blank.png")
+    with pytest.warns(UserWarning, match=r"skipped 1 constant image\(s\) of 4.*class0/blank.png"):
+        data = load("whitened_patches", seed=0, data_dir=str(tmp_path), n_train=500, n_val=50, n_test=50)
+    assert data.info["skipped_images"] == ["class0/blank.png"]
+    assert "class0/blank.png" not in data.info["images"] and len(data.info["images"]) == 3
+    for split in (data.train, data.val, data.test):
+        assert torch.isfinite(split.x).all()
+    assert abs(data.train.x.var().item() - 0.1) < 0.02  # the kept images are scaled as documented
+    (tmp_path / "flat").mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((100, 100), 40 * k, np.uint8), mode="L").save(tmp_path / "flat" / f"{k}.png")
+    with pytest.raises(ValueError, match="flat: every image is constant"):
+        load("whitened_patches", data_dir=str(tmp_path / "flat"))
+    with pytest.raises(ValueError, match="larger than every image"):  # a 1×1 image is constant, but too small
+        load("whitened_patches", data_dir=str(tmp_path / "flat"), patch_size=200)

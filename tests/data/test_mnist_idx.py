@@ -96,9 +96,12 @@ def test_split_seed_fixes_the_split_whatever_the_run_seed(tmp_path, files):
         for part in ("train", "val", "test"):
             assert torch.equal(getattr(fixed, part).x, getattr(reference, part).x)
         assert not torch.equal(load("mnist", seed=seed, data_dir=data_dir).train.x, reference.train.x)
-    for bad in (-1, 1.5, True, "0"):
+    for bad in (-1, 1.5, True, "zero"):
         with pytest.raises(ValueError, match="split_seed must be an integer >= 0"):
             load("mnist", split_seed=bad, data_dir=data_dir)
+    # numbers written as text (YAML 1.1 reads 0e0 as '0e0') or integral floats are the integer
+    for same in ("0", "0e0", 0.0):
+        assert torch.equal(load("mnist", seed=3, split_seed=same, data_dir=data_dir).val.x, reference.val.x)
 
 
 def test_embedded_subset_splits_and_inverse():
@@ -129,3 +132,52 @@ def test_wrong_magic_in_mnist_dir(tmp_path):
     path.write_bytes(b"\x08\x00" + path.read_bytes()[2:])
     with pytest.raises(ValueError, match="magic number"):
         load("mnist", data_dir=str(tmp_path))
+
+
+def _replace_idx(directory, name, array, type_code):
+    (directory / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(array, type_code)))
+
+
+WRAPPED = [  # (file, values written, IDX type, message): a uint8 cast would wrap or truncate each silently
+    ("train-images-idx3-ubyte", 300, 0x0B, r"train-images.*pixel values range from 0 to 300 \(int16\)"),
+    ("train-images-idx3-ubyte", -1, 0x09, r"train-images.*pixel values range from -1 to .* \(int8\)"),
+    ("t10k-images-idx3-ubyte", 0.5, 0x0D, r"t10k-images.*1 pixel values are not integers \(e.g. 0.5\)"),
+    ("train-images-idx3-ubyte", np.nan, 0x0E, r"train-images.*1 pixel values are NaN or inf"),
+    ("train-labels-idx1-ubyte", 10, 0x08, r"train-labels.*labels range from 0 to 10 \(uint8\)"),
+    ("t10k-labels-idx1-ubyte", -3, 0x09, r"t10k-labels.*labels range from -3 to"),
+]
+
+
+@pytest.mark.parametrize("name, value, type_code, message", WRAPPED,
+                         ids=[f"{w[1]}-{w[2]:#x}" for w in WRAPPED])
+def test_idx_values_a_uint8_cast_would_wrap_are_refused(tmp_path, name, value, type_code, message):
+    written = write_mnist_dir(tmp_path, n_train=24, n_test=6)
+    array = written["train" if name.startswith("train") else "t10k"][1 if "labels" in name else 0]
+    array = array.astype(np.float64) % 100  # fits every IDX type, int8 too
+    array.flat[3] = value
+    _replace_idx(tmp_path, name, array, type_code)
+    with pytest.raises(ValueError, match=message) as info:
+        load("mnist", data_dir=str(tmp_path))
+    assert ("0–255" if "images" in name else "digits 0–9") in str(info.value)
+
+
+def test_idx_of_another_dtype_holding_integers_0_to_255_reads_as_the_uint8_file(tmp_path):
+    written = write_mnist_dir(tmp_path / "u8", n_train=24, n_test=6)
+    write_mnist_dir(tmp_path / "f4", n_train=24, n_test=6)
+    _replace_idx(tmp_path / "f4", "train-images-idx3-ubyte", written["train"][0], 0x0D)
+    _replace_idx(tmp_path / "f4", "train-labels-idx1-ubyte", written["train"][1], 0x0B)
+    a, b = load("mnist", data_dir=str(tmp_path / "u8")), load("mnist", data_dir=str(tmp_path / "f4"))
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.train.labels, b.train.labels)
+
+
+def test_idx_files_of_zero_images_and_too_few_for_a_validation_split(tmp_path):
+    write_mnist_dir(tmp_path, n_train=24, n_test=6)
+    _replace_idx(tmp_path, "t10k-images-idx3-ubyte", np.zeros((0, 28, 28)), 0x08)
+    _replace_idx(tmp_path, "t10k-labels-idx1-ubyte", np.zeros(0), 0x08)
+    with pytest.raises(ValueError, match="t10k-images.*says 0 images"):
+        load("mnist", data_dir=str(tmp_path))
+    write_mnist_dir(tmp_path / "six", n_train=6, n_test=6)
+    with pytest.raises(ValueError, match="hold 6 images.*needs at least 7"):
+        load("mnist", data_dir=str(tmp_path / "six"))
+    write_mnist_dir(tmp_path / "seven", n_train=7, n_test=6)
+    assert len(load("mnist", data_dir=str(tmp_path / "seven")).val) == 1

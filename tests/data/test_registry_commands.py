@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from sparsecoder.cli import main
@@ -66,3 +67,50 @@ def test_data_list_and_errors(capsys):
     assert "known sources" in capsys.readouterr().err
     assert main(["data", "show", "synthetic", "--out", "x.png", "--set", "bogus=1"]) == 2
     assert "its options are" in capsys.readouterr().err
+
+
+def test_options_in_exponent_notation_or_integral_floats_reach_the_loader_as_numbers(tmp_path, capsys):
+    """YAML 1.1 reads ``2e2`` as the string '2e2' (``2.0e+2`` is a float): `--set` and config values both
+    go through it, so the loader gets the number its signature asks for, not the string."""
+    data = load("synthetic", seed=0, n_train="2e2", n_val=20.0, n_test="2e1", dim="1.6e1", noise="1e-2")
+    assert (len(data.train), len(data.val), len(data.test), data.dim) == (200, 20, 20, 16)
+    assert len(load("synthetic", limit="1e1", n_train=50, n_val=10, n_test=10).train) == 10
+    out = tmp_path / "g.png"
+    assert main(["data", "show", "synthetic", "--out", str(out), "--set", "n_train=2e2", "noise=1e-2"]) == 0
+    assert "train 200" in capsys.readouterr().out and out.is_file()
+    with pytest.raises(ValueError, match="n_train must be a positive integer, got 2.5"):
+        load("synthetic", n_train=2.5)
+    with pytest.raises(ValueError, match="limit must be an integer >= 2"):
+        load("synthetic", limit="ten")
+
+
+@pytest.mark.parametrize("value, shape", [("16", (16, 16)), ("[8, 32]", (8, 32)), ("[8, 8, 4]", (8, 8, 4)),
+                                          ("'1.6e1'", (16, 16))])
+def test_arrays_image_shape_as_one_integer_for_a_square_or_a_list(tmp_path, capsys, value, shape):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 256)))
+    data = load("arrays", path=str(tmp_path / "x.npy"), image_shape=yaml.safe_load(value))
+    assert data.image_shape == shape
+    out = tmp_path / "g.png"
+    assert main(["data", "show", "arrays", "--data-dir", str(tmp_path / "x.npy"), "--out", str(out),
+                 "--set", f"image_shape={value}"]) == 0
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[-16, -16]", "image_shape must be .*positive integers.*got \\[-16, -16\\]"),
+    ("0", "image_shape must be .*got \\[0, 0\\]"),
+    ("[256]", "image_shape must be .*got \\[256\\]"),
+    ("[4, 8, 8]", "image_shape must be .*3 or 4.*got \\[4, 8, 8\\]"),
+    ("[16, sixteen]", "image_shape must be .*got \\[16, 'sixteen'\\]"),
+    ("[15, 15]", "x.npy: image_shape \\[15, 15\\] holds 225 values but the rows have 256"),
+])
+def test_arrays_image_shape_that_cannot_draw_the_rows_is_refused_before_any_work(tmp_path, capsys, value,
+                                                                                 message):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 256)))
+    with pytest.raises(ValueError, match=message):
+        load("arrays", path=str(tmp_path / "x.npy"), image_shape=yaml.safe_load(value))
+    out = tmp_path / "g.png"
+    assert main(["data", "show", "arrays", "--data-dir", str(tmp_path / "x.npy"), "--out", str(out),
+                 "--set", f"image_shape={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "image_shape" in err and not out.exists()

@@ -7,9 +7,11 @@ train; the validation and test splits are read into memory.
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ DATA_KEYS = ("x", "X", "data", "activations", "features")
 LABEL_KEYS = ("labels", "y")
 STANDARDIZE = ("none", "global", "feature")
 CHUNK_VALUES = 1 << 22  # values per chunk when scanning a file (32 MB as float64)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -28,13 +31,19 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
 
     ``.npz``: the data array is ``key`` if given, else the first of ``x, X, data, activations, features``
     present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present.
-    Arrays of more than two axes are flattened per sample.
+    Arrays of more than two axes are flattened per sample. Headers are checked against the file size
+    before any data is read (:func:`check_npy_file`); dtypes other than bool/integer/float, NaN/inf and
+    values beyond float32's range are refused, naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"array file {path} does not exist")
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"{path}: expected a .npy or .npz file")
+    if path.suffix == ".npy":
+        check_npy_file(path)
+    else:
+        _check_npz_members(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -42,9 +51,9 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
                 arrays = {name: loaded[name] for name in loaded.files}
         else:
             arrays = None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
-        raise ValueError(f"{path}: cannot read array file ({err}); the file is corrupt or truncated") \
-            from None
+    except (OSError, EOFError, ValueError, SyntaxError, TokenError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError, RuntimeError) as err:
+        raise _corrupt(path, err) from None
     labels = None
     if arrays is None:
         if key is not None:
@@ -64,18 +73,15 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
         label_key = next((k for k in LABEL_KEYS if k in arrays and k != key), None)
         if label_key is not None:
             labels = arrays[label_key]
+    if not isinstance(data, np.ndarray):  # a member that is not a .npy array: np.load gives its bytes
+        raise ValueError(f"{path}: member '{key}' is not a .npy array; save the vectors with np.savez")
     _check_vectors(path, data)
-    data = data.reshape(len(data), -1).astype(np.float64)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise ValueError(
-            f"{path}: {int(bad.sum())} NaN/inf value(s) in {len(rows)} row(s) "
-            f"(first rows {rows[:5].tolist()}); clean the file first"
-        )
+    data = data.reshape(len(data), -1)
+    _check_values(path, data)
+    data = data.astype(np.float64)
     if labels is not None:
         labels = np.asarray(labels)
-        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        if labels.shape != (len(data),) or labels.dtype.kind not in "iu":  # not timedelta64 either
             raise ValueError(f"{path}: labels must be integers of shape ({len(data)},), got {labels.dtype} "
                              f"{labels.shape}")
         labels = labels.astype(np.int64)
@@ -84,46 +90,162 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
 
 def _check_vectors(path: Path, data: np.ndarray) -> None:
     """Refuse an array that is not n×d real vectors (n >= 3, d >= 1), naming the file."""
+    check_dtype(path, data.dtype)
     if data.ndim < 2 or len(data) < 3:
         raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
     if data.size == 0:
         raise ValueError(f"{path}: the rows have no features (shape {data.shape}); expected n×d with d >= 1")
-    if np.iscomplexobj(data):
-        raise ValueError(f"{path}: array of complex dtype {data.dtype}; the models take real vectors — save "
+
+
+def check_dtype(path: Path, dtype: np.dtype) -> None:
+    """Refuse a dtype that does not hold real numbers (bool, integers and floats pass), naming it.
+
+    ``np.issubdtype(dtype, np.number)`` is not the test: ``timedelta64`` counts as an integer there and
+    would be read as its count of units.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biuf":
+        return
+    if dtype.kind == "c":
+        raise ValueError(f"{path}: array of complex dtype {dtype}; the models take real vectors — save "
                          f"np.real(x), np.abs(x) or the real and imaginary parts side by side")
-    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
-        raise ValueError(f"{path}: array of dtype {data.dtype} is not numeric")
+    if dtype.names is not None or dtype.subdtype is not None:
+        raise ValueError(f"{path}: array of structured dtype {dtype}; save the vectors as one plain n×d "
+                         "numeric array (e.g. np.stack([x[name] for name in x.dtype.names], axis=1))")
+    what = {"m": "time spans (timedelta64)", "M": "dates (datetime64)", "O": "Python objects (pickled)",
+            "U": "text", "S": "bytes", "V": "raw bytes"}.get(dtype.kind, "no numbers")
+    raise ValueError(f"{path}: array of dtype {dtype} holds {what}, not real numbers; save a numeric array "
+                     "(bool, integer or float)")
+
+
+def _corrupt(path: Path, err: BaseException | str, where: str = "") -> ValueError:
+    if isinstance(err, BaseException):  # TokenError's args are (message, position); EOFError() has none
+        err = str(err.args[0]) if err.args else type(err).__name__
+    reason = where + (err.splitlines()[0] if err else "")
+    return ValueError(f"{path}: cannot read array file ({reason}); the file is corrupt or truncated")
+
+
+def _read_npy_header(path: Path, stream, where: str = "") -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` of the ``.npy`` ``stream`` (at its start), dtype checked."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+    except Exception as err:  # noqa: BLE001 - numpy's header parser raises ValueError, TokenError, EOFError…
+        raise _corrupt(path, err, f"{where}.npy header: ") from None
+    if any(n < 0 for n in shape):
+        raise _corrupt(path, f"negative size in shape {shape}", f"{where}.npy header: ")
+    check_dtype(path, dtype)
+    return shape, dtype, stream.tell()
+
+
+def _check_size(path: Path, shape, dtype: np.dtype, header: int, size: int, where: str = "") -> None:
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a forged shape cannot overflow
+    if size != expected:
+        raise ValueError(
+            f"{path}: {where}holds {size - header} bytes of data but its header says shape {shape} of "
+            f"{dtype} ({expected - header} bytes); the file is corrupt or truncated — write it again"
+        )
+
+
+def check_npy_file(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Read only the header of the ``.npy`` file ``path`` and refuse it, naming the file, if the header is
+    corrupt, the dtype is not real numbers (:func:`check_dtype`) or the header's shape × item size is
+    not the file's size (a truncated file, or a forged shape that would ask for terabytes); returns
+    ``(shape, dtype)``."""
+    with open(path, "rb") as stream:
+        shape, dtype, header = _read_npy_header(path, stream)
+    _check_size(path, shape, dtype, header, path.stat().st_size)
+    return shape, dtype
+
+
+def _check_npz_members(path: Path) -> None:
+    """Each ``.npy`` member of the archive ``path``: header, dtype of real numbers and uncompressed size
+    checked before any member is read (:func:`check_npy_file` per member)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                where = f"member '{info.filename[:-4]}': "
+                with archive.open(info) as stream:
+                    shape, dtype, header = _read_npy_header(path, stream, where)
+                _check_size(path, shape, dtype, header, info.file_size, where)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
+        raise _corrupt(path, err) from None
+
+
+def _check_values(path: Path, data: np.ndarray) -> None:
+    """Refuse NaN/inf and finite values beyond float32's range (±3.4e38: the models compute in float32,
+    where they would become inf), scanning ``(n, d)`` ``data`` in chunks of rows (the pages of a
+    memory-mapped file released after each). Integers and booleans pass: even int64 fits that range."""
+    if data.dtype.kind != "f":
+        return
+    wide = data.dtype.itemsize > 4
+    bad_rows, bad_values, big_rows, big_values, largest = [], 0, [], 0, 0.0
+    step = _chunk_rows(data.shape[1])
+    for start in range(0, len(data), step):
+        block = np.asarray(data[start:start + step])
+        bad = ~np.isfinite(block)
+        if bad.any():
+            bad_values += int(bad.sum())
+            bad_rows += (start + np.flatnonzero(bad.any(axis=1))).tolist()
+        if wide:
+            magnitude = np.abs(np.where(bad, 0, block))
+            big = magnitude > FLOAT32_MAX
+            if big.any():
+                big_values += int(big.sum())
+                big_rows += (start + np.flatnonzero(big.any(axis=1))).tolist()
+                largest = max(largest, float(magnitude.max()))
+        release_pages(data)
+    if bad_values:
+        raise ValueError(f"{path}: {bad_values} NaN/inf value(s) in {len(bad_rows)} row(s) "
+                         f"(first rows {bad_rows[:5]}); clean the file first")
+    if big_values:
+        raise ValueError(f"{path}: {big_values} value(s) in {len(big_rows)} row(s) (first rows "
+                         f"{big_rows[:5]}) exceed float32's range ±3.4e38 (largest magnitude {largest:.3g}); "
+                         "the models compute in float32 — rescale the array (e.g. divide it by a constant) "
+                         "and save it again")
 
 
 def open_npy_memmap(path: Path) -> np.ndarray:
     """A ``.npy`` file memory-mapped read-only as ``(n, d)`` (more axes flattened per sample), checked
-    for shape, numeric dtype and NaN/inf (scanned in chunks, the pages released after each)."""
+    for header and size (:func:`check_npy_file`), shape, dtype, NaN/inf and float32's range (scanned in
+    chunks, the pages released after each)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"array file {path} does not exist")
+    check_npy_file(path)
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read array file ({err}); the file is corrupt or truncated") \
-            from None
+        raise _corrupt(path, err) from None
     _check_vectors(path, data)
     if not data.flags.c_contiguous:
         raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
                          "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
     data = data.reshape(len(data), -1)
-    if np.issubdtype(data.dtype, np.inexact):
-        bad_rows, bad_values = [], 0
-        for start in range(0, len(data), _chunk_rows(data.shape[1])):
-            block = data[start:start + _chunk_rows(data.shape[1])]
-            bad = ~np.isfinite(block)
-            if bad.any():
-                bad_values += int(bad.sum())
-                bad_rows += (start + np.flatnonzero(bad.any(axis=1))).tolist()
-            release_pages(data)
-        if bad_values:
-            raise ValueError(f"{path}: {bad_values} NaN/inf value(s) in {len(bad_rows)} row(s) "
-                             f"(first rows {bad_rows[:5]}); clean the file first")
+    _check_values(path, data)
     return data
+
+
+def _image_shape(image_shape) -> tuple[int, ...] | None:
+    """``image_shape`` as a tuple ``(H, W)`` or ``(H, W, 3|4)`` of positive integers (one integer ``S``:
+    ``(S, S)``), checked before the file is read."""
+    if image_shape is None:
+        return None
+    if isinstance(image_shape, int) and not isinstance(image_shape, bool):
+        image_shape = [image_shape, image_shape]
+    if (not isinstance(image_shape, (list, tuple))
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in image_shape)
+            or len(image_shape) not in (2, 3) or min(image_shape) < 1
+            or (len(image_shape) == 3 and image_shape[2] not in (3, 4))):
+        raise ValueError(f"image_shape must be [height, width] of positive integers, [height, width, 3 or 4] "
+                         f"for colour, or one integer for square images; got {image_shape!r}")
+    return tuple(image_shape)
 
 
 def _chunk_rows(n_features: int) -> int:
@@ -161,7 +283,7 @@ def training_statistics(data: np.ndarray, rows: np.ndarray, standardize: str):
 def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                 path: str | None = None, key: str | None = None, val_fraction: float = 0.1,
                 test_fraction: float = 0.1, standardize: str = "none",
-                image_shape: list[int] | None = None, memory_map: bool = True) -> DataSplits:
+                image_shape: int | list[int] | None = None, memory_map: bool = True) -> DataSplits:
     """Vectors from a ``.npy``/``.npz`` file (option ``path``, or ``data_dir`` naming the file).
 
     Rows are shuffled (seeded) and split ``1 − val_fraction − test_fraction`` / ``val_fraction`` /
@@ -169,7 +291,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     the training split; ``"feature"`` the same per column (σ = 1 where a column is constant). This is the
     row-wise :class:`~sparsecoder.data.preprocessing.Standardize` (``Identity`` for ``"none"``) in
     ``DataSplits.preprocessing``; raw rows are the values as stored in the file. The inverse is also kept
-    in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``) is only for plotting.
+    in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``; ``[H, W, 3]`` or ``[H, W, 4]`` for
+    colour rows stored pixel by pixel; one integer ``S`` for square ``[S, S]``) is only for plotting; its
+    sizes must be positive and hold the row's values.
     ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
     batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
@@ -187,6 +311,7 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
             raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     if val_fraction + test_fraction >= 1:
         raise ValueError("val_fraction + test_fraction must be < 1")
+    shape = _image_shape(image_shape)
     mapped = memory_map and Path(source).suffix == ".npy"
     if mapped:
         if key is not None:
@@ -198,11 +323,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
         raise ValueError(f"{source}: {n} rows are too few for the requested splits")
-    shape = None
-    if image_shape is not None:
-        shape = tuple(int(s) for s in image_shape)
-        if int(np.prod(shape)) != data.shape[1]:
-            raise ValueError(f"image_shape {shape} does not hold {data.shape[1]} values per row")
+    if shape is not None and math.prod(shape) != data.shape[1]:
+        raise ValueError(f"{source}: image_shape {list(shape)} holds {math.prod(shape)} values but the rows "
+                         f"have {data.shape[1]}; give sizes whose product is {data.shape[1]}")
     order = np.random.default_rng(seed).permutation(n)
     index = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
     if limit is not None:

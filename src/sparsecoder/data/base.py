@@ -146,6 +146,33 @@ def release_pages(array: np.ndarray) -> None:
         handle.madvise(mmap.MADV_DONTNEED)
 
 
+def check_integer_values(path, what: str, values: np.ndarray, low: int, high: int, fix: str) -> None:
+    """Refuse ``values`` (of file ``path``) unless each is an integer in ``[low, high]``.
+
+    A cast such as ``astype(np.uint8)`` would wrap 300 to 44 and −1 to 255 and truncate 0.5 to 0 without a
+    word; this names the file, what was found (dtype, NaN/inf, a non-integer value or the range) and
+    ``fix``. Integral floats (e.g. 3.0) pass.
+    """
+    values = np.asarray(values)
+    expected = f"expected integers {low}–{high}; {fix}"
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: {what} have dtype {values.dtype}; {expected}")
+    if values.size == 0:
+        return
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise ValueError(f"{path}: {int((~finite).sum())} {what} are NaN or inf; {expected}")
+        fractional = values != np.floor(values)
+        if fractional.any():
+            raise ValueError(f"{path}: {int(fractional.sum())} {what} are not integers (e.g. "
+                             f"{values[fractional].flat[0].item()!r}); {expected}")
+    lowest, highest = values.min(), values.max()
+    if lowest < low or highest > high:
+        raise ValueError(f"{path}: {what} range from {lowest} to {highest} ({values.dtype.name}); "
+                         f"{expected}")
+
+
 @dataclass
 class Split:
     """One split: ``x`` (n×d float32, normalised), optional integer ``labels`` (n,), inverse map."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.base import DataSplits, Split, check_integer_values
 from sparsecoder.data.images import SPLITS, _check_patch_size, _split_counts, embedded_unit_patches
 from sparsecoder.data.preprocessing import Identity, Luminance
 from sparsecoder.data.safe_pickle import UnsafePickleError, load_data_pickle
@@ -24,6 +24,7 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     per row, row-major 32×32 — and ``b"labels"``. It is read with the restricted unpickler of
     :mod:`sparsecoder.data.safe_pickle` (only NumPy arrays and builtin containers; a file naming any
     other global is refused with :class:`~sparsecoder.data.safe_pickle.UnsafePickleError`, nothing run).
+    A batch of 0 images, pixel values outside the integers 0–255 or labels outside 0–9 are refused.
     """
     path = Path(path)
     try:
@@ -39,12 +40,19 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.dtype.kind not in "uib":
         raise ValueError(f"{path}: b'data' has dtype {data.dtype}; a CIFAR-10 batch holds uint8 pixels")
     try:
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        labels = np.asarray(batch[b"labels"])
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{path}: b'labels' is not a list of integer class labels") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or len(data) != len(labels):
         raise ValueError(f"{path}: data {data.shape} / labels {labels.shape}; expected (n, 3072) and (n,)")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8), labels
+    if len(data) == 0:
+        raise ValueError(f"{path}: the batch holds 0 images; the file is empty or corrupt — unpack "
+                         "cifar-10-python.tar.gz again")
+    # checked before the casts below, which would wrap 300 to 44 and -1 to 255 without a word
+    check_integer_values(path, "b'data' pixel values", data, 0, 255,
+                         "CIFAR-10 batches hold 8-bit colour values (uint8)")
+    check_integer_values(path, "b'labels'", labels, 0, 9, "CIFAR-10 has the 10 classes 0–9")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8), labels.astype(np.int64)
 
 
 def read_cifar_dir(directory: Path):

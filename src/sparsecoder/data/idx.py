@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsecoder.data.base import check_integer_values
+
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -57,7 +59,8 @@ def find_idx_file(directory: Path, stem: str) -> Path:
 
 def read_mnist_idx_split(directory: Path, split: str):
     """``(images (n, 784) uint8, labels (n,) int64)`` of one split (``"train"`` or ``"test"``: the
-    ``t10k`` files) from a folder of IDX files; the other split's files are not read."""
+    ``t10k`` files) from a folder of IDX files; the other split's files are not read. Files of 0 images,
+    pixel values outside the integers 0–255 (whatever the IDX dtype) and labels outside 0–9 are refused."""
     directory = Path(directory)
     if directory.is_file():
         raise NotADirectoryError(f"MNIST data_dir {directory} is a file; give the folder of the IDX files")
@@ -65,16 +68,25 @@ def read_mnist_idx_split(directory: Path, split: str):
         raise FileNotFoundError(f"MNIST directory {directory} does not exist")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    images = read_idx(find_idx_file(directory, MNIST_FILES[f"{split}_images"]))
-    labels = read_idx(find_idx_file(directory, MNIST_FILES[f"{split}_labels"]))
+    images_path = find_idx_file(directory, MNIST_FILES[f"{split}_images"])
+    labels_path = find_idx_file(directory, MNIST_FILES[f"{split}_labels"])
+    images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if len(images) == 0:
+        raise ValueError(f"{images_path}: the IDX header says 0 images; the file is empty or corrupt — "
+                         "download it again")
     if images.shape[1:] != MNIST_IMAGE_SHAPE:
         raise ValueError(
             f"{directory}: the {split} IDX images are {images.shape[1]}×{images.shape[2]}, but MNIST "
             f"images (and the mnist presets) are 28×28; for other images save them as an array and use"
             f" the arrays source (data=arrays, data_options={{path: FILE.npy, image_shape: [H, W]}})"
         )
+    # checked before the casts below, which would wrap 300 to 44 and -1 to 255 without a word
+    check_integer_values(images_path, "pixel values", images, 0, 255,
+                         "MNIST IDX images hold 8-bit grey levels: save them as uint8 0–255 (or use the "
+                         "arrays source for other values)")
+    check_integer_values(labels_path, "labels", labels, 0, 9, "MNIST labels are the digits 0–9")
     return images.reshape(len(images), -1).astype(np.uint8), labels.astype(np.int64)
 
 

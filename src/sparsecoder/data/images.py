@@ -37,6 +37,7 @@ LCN_WINDOW = 13
 LCN_SIGMA = 5.0
 LCN_BORDER = 2 * (LCN_WINDOW - 1)  # two valid convolutions remove 12 pixels each: crop = patch + 24
 LCN_MIN_STD = 0.5
+FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17); a photograph to ~1e-2
 SPLITS = ("train", "val", "test")
 
 
@@ -139,24 +140,49 @@ def _check_image_size(path: Path, size: tuple[int, int]) -> None:
 
 
 def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images)."""
+    """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images).
+
+    ``IMAGES`` must be a full real numeric array (double, single, integer or logical) with at least one
+    pixel; a cell array, struct, sparse matrix, text or complex values are refused naming what it holds
+    (``np.asarray(..., float64)`` would drop an imaginary part silently).
+    """
     import scipy.io
+    import scipy.sparse
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the IMAGES.mat file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     try:
         content = scipy.io.loadmat(path)
+    except NotImplementedError as err:  # scipy reads MATLAB v4–v7.2 files only
+        raise ValueError(f"{path}: cannot read this .mat file ({err}); save it from MATLAB as version 7 "
+                         "(save('IMAGES.mat', 'IMAGES', '-v7'))") from None
     except Exception as err:  # scipy raises ValueError, TypeError, MatReadError… for broken files
         raise ValueError(f"{path}: cannot read .mat file ({err}); the file is corrupt or truncated") from None
     if "IMAGES" not in content:
         keys = [k for k in content if not k.startswith("__")]
         raise ValueError(f"{path}: no variable 'IMAGES' (found {keys}); expected Olshausen's IMAGES.mat")
-    stack = np.asarray(content["IMAGES"], dtype=np.float64)
+    value = content["IMAGES"]
+    expected = "expected a full real numeric H×W×k array of images"
+    if scipy.sparse.issparse(value):
+        raise ValueError(f"{path}: IMAGES is a sparse matrix; {expected} (save full(IMAGES))")
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+        what = {"c": f"complex ({value.dtype})", "O": "a cell array", "U": "text (a char array)",
+                "S": "text (a char array)", "V": "a struct"}.get(value.dtype.kind, f"of dtype {value.dtype}")
+        if value.dtype.names is not None:
+            what = "a struct"
+        fix = " (save real(IMAGES) or abs(IMAGES))" if value.dtype.kind == "c" else ""
+        raise ValueError(f"{path}: IMAGES is {what}; {expected}{fix}")
+    stack = value.astype(np.float64)
     if stack.ndim == 2:
         stack = stack[:, :, None]
     if stack.ndim != 3:
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}; expected H×W×k")
+    if stack.size == 0:
+        raise ValueError(f"{path}: IMAGES has shape {stack.shape}: no images; {expected} with H, W, k >= 1")
     if not np.isfinite(stack).all():
         raise ValueError(f"{path}: IMAGES contains NaN or inf")
     return [stack[:, :, k].copy() for k in range(stack.shape[2])], [f"IMAGES[:, :, {k}]" for k in
@@ -170,7 +196,7 @@ def read_images(data_dir: str | Path | None, max_images: int | None = None,
         images, names = embedded_photographs()
         return images, names, "embedded"
     path = Path(data_dir)
-    if path.suffix.lower() == ".mat":
+    if path.suffix.lower() == ".mat" and not path.is_dir():  # a folder named x.mat holds images
         images, names = read_olshausen_mat(path)
         return images, names, "mat"
     if not path.exists():
@@ -433,6 +459,12 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     ``patch_size²`` patches come from disjoint regions per split; ``to_pixels`` is the identity
     (whitening is not inverted: samples live in whitened-image units). ``max_images`` reads a seeded
     subset of an image folder.
+
+    A constant image (a blank frame: whitened std ≤ ``FLAT_WHITENED_STD`` = 1e−8, rounding noise, where a
+    photograph's is about 1e−2) has no contrast to scale to ``variance`` — the division would fill its
+    patches with NaN. It is skipped with a ``UserWarning`` naming it and listed in
+    ``info["skipped_images"]`` (``info["images"]`` and the crop positions index the images kept); when
+    every image is constant the source refuses to load.
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
@@ -443,16 +475,33 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         whitened = [image.astype(np.float32) for image in images]
         how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"
     else:
-        whitened = []
-        for image in images:
+        whitened, kept, skipped = [], [], []
+        for image, name in zip(images, names, strict=True):
+            if min(image.shape) < patch_size:  # never cropped (RegionSampler names it if all are too small)
+                whitened.append(image.astype(np.float32))
+                kept.append(name)
+                continue
             w = whiten(image)
+            if not w.std() > FLAT_WHITENED_STD:
+                skipped.append(name)
+                continue
             whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
+            kept.append(name)
+        if not whitened:
+            raise ValueError(f"{data_dir}: every image is constant (whitened std <= {FLAT_WHITENED_STD:g}); "
+                             "whitening needs images with contrast")
+        if skipped:
+            warnings.warn(f"whitened_patches: skipped {len(skipped)} constant image(s) of {len(names)}, "
+                          f"which cannot be scaled to variance {variance}: {', '.join(skipped[:5])}"
+                          f"{' …' if len(skipped) > 5 else ''}", UserWarning, stacklevel=2)
+        names = kept
         how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
     splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
-        info={"images": names, "origin": origin, "crop_positions": crop_positions,
+        info={"images": names, "skipped_images": [] if origin == "mat" else skipped, "origin": origin,
+              "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
         preprocessing=Identity() if origin == "mat" else NotRowWise(
             "whitened_patches", "whitening filters each whole photograph in the frequency domain and "

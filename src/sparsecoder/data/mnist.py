@@ -82,6 +82,9 @@ def load_mnist(
         else:
             (train_px, train_y), (test_px, test_y) = read_mnist_idx_dir(Path(data_dir))
         n_val = round(len(train_px) * 5 / 60)
+        if not test_only and n_val < 1:
+            raise ValueError(f"{data_dir}: the training IDX files hold {len(train_px)} images; the seeded "
+                             "55:5 train/val split needs at least 7 (one for validation)")
         order = np.random.default_rng(seed).permutation(len(train_px))
         tr, va = order[n_val:], order[:n_val]
         parts = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,8 +54,14 @@ def source_options(name: str) -> dict[str, object]:
 def load(
     name: str, *, seed: int = 0, limit: int | None = None, data_dir: str | None = None, **options
 ) -> DataSplits:
-    """Load the data source ``name`` as seeded train/val/test splits (see :class:`DataSplits`)."""
-    loader = _checked_loader(name, limit, options)
+    """Load the data source ``name`` as seeded train/val/test splits (see :class:`DataSplits`).
+
+    Option values written as text or integral floats are converted to the type of the loader's keyword,
+    as config values are checked: ``n_train="2e3"`` (YAML 1.1 reads ``2e3`` as a string) or ``2000.0``
+    becomes ``2000``, ``variance="1e-1"`` becomes ``0.1``; a value that does not convert (``2.5`` for an
+    integer, ``"abc"``) reaches the loader as given, which refuses it naming the option.
+    """
+    loader, limit, options = _checked_loader(name, limit, options)
     return loader(seed=seed, limit=limit, data_dir=data_dir, **options)
 
 
@@ -67,14 +74,15 @@ def load_test_split(
     test split alone; any other source is loaded whole and its train/val splits dropped (their files are
     the test split's files, or the test split depends on them, e.g. seeded CIFAR crops).
     """
-    loader = _checked_loader(name, limit, options)
+    loader, limit, options = _checked_loader(name, limit, options)
     if "test_only" in inspect.signature(loader).parameters:
         return loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True, **options)
     data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
     return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
 
 
-def _checked_loader(name: str, limit: int | None, options: dict) -> Callable[..., DataSplits]:
+def _checked_loader(name: str, limit, options: dict) -> tuple[Callable[..., DataSplits], int | None, dict]:
+    """``(loader, limit, options)`` with the names checked and the values converted (:func:`load`)."""
     if name not in _SOURCES:
         raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
     loader = _SOURCES[name].loader
@@ -85,9 +93,32 @@ def _checked_loader(name: str, limit: int | None, options: dict) -> Callable[...
             f"data source '{name}' has no option(s) {unknown}; "
             f"its options are: {', '.join(sorted(accepted)) or 'none'}"
         )
-    if limit is not None and limit < 2:
-        raise ValueError(f"limit must be >= 2 training samples, got {limit}")
-    return loader
+    try:
+        hints = typing.get_type_hints(loader)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: the values go to the loader as given
+        hints = {}
+    options = {key: _converted(f"data_options.{key}", value, hints[key]) if key in hints else value
+               for key, value in options.items()}
+    limit = _converted("limit", limit, int | None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+        raise ValueError(f"limit must be an integer >= 2 (training samples) or None, got {limit!r}")
+    return loader, limit, options
+
+
+def _converted(key: str, value, annotation):
+    """``value`` as the ``annotation`` asks where it is text (``"2e3"``: YAML 1.1 reads exponent notation
+    without a dot as a string), a float for an integer (``2000.0``) or a list (of such values) and
+    converts; anything else (numbers of the right type, paths, values that do not convert) unchanged,
+    for the loader's own checks."""
+    from sparsecoder.config import ConfigError, _coerce
+
+    wants_int = annotation is int or int in typing.get_args(annotation)
+    if isinstance(value, (str, list, tuple)) or (isinstance(value, float) and wants_int):
+        try:
+            return _coerce(key, value, annotation)
+        except ConfigError:
+            return value
+    return value
 
 
 register_source(
