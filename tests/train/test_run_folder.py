@@ -206,7 +206,7 @@ def test_overwrite_replaces_preprocessing_json(tmp_path):
     config = LinearAutoencoderConfig(epochs=1, batch_size=60, device="cpu")
     train(config, run, data=synthetic_splits(), progress=False)
     (run / "preprocessing.json").write_text("{broken")
-    with pytest.raises(ValueError, match="not a readable preprocessing.json"):
+    with pytest.raises(ValueError, match="preprocessing.json is damaged or was replaced"):
         load_run(run)
     train(config, run, data=synthetic_splits(), overwrite=True, progress=False)
     assert load_run(run)[2].dim == 16

@@ -8,13 +8,14 @@ Lock
     ``train --resume``, ``evaluate``) fails at once with :class:`RunFolderBusy` naming the folder and PID.
     :func:`locked_run` is the same as a decorator of functions taking the run folder as an argument.
 Digests
-    ``DIR/digests.json`` maps each weights/checkpoint file to its SHA-256 (FIPS 180-4). :func:`write_digested`
-    writes a file atomically and records its digest so that a kill at any instant leaves a consistent
-    pair: it first records *both* the old and the new digest as accepted, then replaces the file, then
-    keeps only the new one. :func:`verify_digest` recomputes the digest before a file is read
-    (``load_run``, ``evaluate``, ``encode``, ``--resume``) and names the file on a mismatch (flipped
-    bytes, a truncated copy, a file replaced by hand). Folders without ``digests.json`` (runs written
-    before digests existed) are read unverified.
+    ``DIR/digests.json`` maps each weights/checkpoint file and ``preprocessing.json`` (which maps raw
+    rows to the model's: an edited mean or std changes every code) to its SHA-256 (FIPS 180-4).
+    :func:`write_digested` writes a file atomically and records its digest so that a kill at any instant
+    leaves a consistent pair: it first records *both* the old and the new digest as accepted, then
+    replaces the file, then keeps only the new one. :func:`verify_digest` recomputes the digest before a
+    file is read (``load_run``, ``evaluate``, ``encode``, ``decode``, ``--resume``) and names the file on a
+    mismatch (flipped bytes, a truncated copy, a file replaced by hand). Folders without ``digests.json``
+    (runs written before digests existed), or files it does not list, are read unverified.
 Config digest
     :func:`config_digest` is the SHA-256 of the config as canonical JSON; the checkpoint stores it with
     the config, and :func:`check_resume_config` refuses to resume when the run's ``config.yaml`` (plus
@@ -77,7 +78,7 @@ class RunFolderBusy(RuntimeError):
 
 
 class DigestMismatch(ValueError):
-    """A weights or checkpoint file does not match the SHA-256 recorded when it was written."""
+    """A weights, checkpoint or preprocessing file does not match the SHA-256 recorded when it was written."""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     encode_run,
     evaluate_run,
     load_run,
+    read_run_data,
     save_run_data,
 )
 
@@ -363,6 +364,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     if resume:
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
         check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
+        read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
     else:
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
