@@ -312,3 +312,29 @@ def test_the_checkpoint_has_no_zip_crcs_and_its_digest_covers_it(tmp_path):
     (out / "checkpoint.pt").write_bytes(bytes(raw))
     with pytest.raises(DigestMismatch):
         verify_digest(out / "checkpoint.pt")
+
+
+def test_resume_refuses_other_in_memory_data_but_not_an_old_checkpoint_without_a_fingerprint(tmp_path):
+    import io
+
+    from sparsecoder.train.integrity import data_fingerprint, write_digested
+
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["data_fingerprint"] == data_fingerprint(DATA)
+    assert state["data_fingerprint"]["train"]["rows"] == len(DATA.train)
+    other = synthetic_splits(seed=1)
+    with pytest.raises(ValueError, match=r"data changed since the checkpoint was written at epoch 1 \(train: "
+                                         r"240 × 16, SHA-256 .* then, now 240 × 16, SHA-256 .*; val: "):
+        train(config(epochs=2), out, resume=True, data=other, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+
+    # a checkpoint written before fingerprints existed cannot tell: it resumes (and records one from now on)
+    del state["data_fingerprint"]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_digested(out / "checkpoint.pt", buffer.getvalue())
+    train(config(epochs=2), out, resume=True, data=other, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["data_fingerprint"] == data_fingerprint(other)

@@ -20,6 +20,12 @@ Config digest
     :func:`config_digest` is the SHA-256 of the config as canonical JSON; the checkpoint stores it with
     the config, and :func:`check_resume_config` refuses to resume when the run's ``config.yaml`` (plus
     ``--set``) differs from the checkpoint's config in any key but the documented resumable ones.
+Data fingerprint
+    :func:`data_fingerprint` is the SHA-256 of each split's model rows (float32, row order, with their
+    shape); the checkpoint stores it, and :func:`check_resume_data` refuses to resume a run whose
+    training or validation rows changed since (a replaced ``.npy`` file, other files in ``data_dir``):
+    one run would otherwise be trained on two data sets. ``evaluate`` compares the test split's and
+    notes a change in ``metrics.json`` (it measures the weights on the test data there now).
 Stale temp files
     An atomic write goes through ``.NAME.XXXX.tmp`` in the same folder; a kill between its creation and
     the rename leaves it behind. :func:`remove_stale_temp_files` deletes those of the run's own file
@@ -58,6 +64,9 @@ __all__ = [
     "config_digest",
     "check_checkpoint_entries",
     "check_resume_config",
+    "data_fingerprint",
+    "check_resume_data",
+    "changed_splits",
     "remove_stale_temp_files",
     "read_json_object",
 ]
@@ -287,12 +296,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable,
-                        action: str = "resume") -> None:
+                        action: str = "resume") -> dict[str, Any]:
     """Refuse to ``action`` (resume, evaluate) when ``config`` differs from the checkpoint's config in a key
     not in ``changeable``.
 
     ``config`` is the run's ``config.yaml`` (with the ``--set`` values applied on resume). The checkpoint's
     config is first checked against its stored digest; each changed key is named with both values.
+    Returns the loaded checkpoint.
     """
     from sparsecoder.train.checkpoint import load_checkpoint
 
@@ -311,6 +321,73 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
             f"cannot {action} {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
             f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change"
             f"{how}"
+        )
+    return state
+
+
+# rows hashed per block: bounds the memory of memory-mapped splits (read and preprocessed block by block)
+_FINGERPRINT_BLOCK_BYTES = 1 << 24
+FINGERPRINT_SPLITS = ("train", "val", "test")
+
+
+def _split_fingerprint(x) -> dict[str, Any]:
+    """``{"rows", "features", "sha256"}`` of a split's model rows: SHA-256 of the shape (two little-endian
+    int64) followed by the rows as little-endian float32 in row order. A tensor and the memory-mapped
+    rows (:class:`~sparsecoder.data.base.MemmapRows`) of the same data give the same digest."""
+    import numpy as np
+    import torch
+
+    rows, features = (int(n) for n in x.shape)
+    digest = hashlib.sha256(np.asarray([rows, features], dtype="<i8").tobytes())
+    step = max(1, _FINGERPRINT_BLOCK_BYTES // max(4 * features, 1))
+    for start in range(0, rows, step):
+        block = x[start:start + step]
+        if isinstance(block, torch.Tensor):
+            block = block.detach().to("cpu", torch.float32).contiguous().numpy()
+        digest.update(np.ascontiguousarray(block, dtype="<f4").data)
+    return {"rows": rows, "features": features, "sha256": digest.hexdigest()}
+
+
+def data_fingerprint(data, splits=FINGERPRINT_SPLITS) -> dict[str, dict[str, Any]]:
+    """Per split (``train``, ``val``, ``test``; or those named in ``splits``) of a
+    :class:`~sparsecoder.data.base.DataSplits`: its row count, row width and the SHA-256 of its model rows
+    (what the model sees, after the source's preprocessing; so every source is covered, embedded,
+    generated, file-backed or given in memory).
+
+    Cost: one pass over the rows; for the default MNIST presets (embedded subset: 3,929 + 357 + 714 rows
+    of 784 float32, 16 MB) 10 ms on a busy 2-core machine, against 1 s to load the data; memory-mapped
+    rows are read and preprocessed in 16 MB blocks (20,000 × 256: 57 ms, the same data in memory 14 ms).
+    """
+    return {name: _split_fingerprint(getattr(data, name).x) for name in splits}
+
+
+def changed_splits(saved: dict[str, Any] | None, now: dict[str, Any], names) -> list[str]:
+    """The splits among ``names`` whose fingerprint in ``now`` differs from ``saved``'s, each described as
+    ``"train: 300 × 16, SHA-256 0123abcd… then, now 300 × 16, SHA-256 4567ef01…"``. Empty when ``saved``
+    is None (a checkpoint written before fingerprints existed: nothing to compare with)."""
+    if not saved:
+        return []
+
+    def show(entry) -> str:
+        if not isinstance(entry, dict):
+            return "unknown"
+        return f"{entry.get('rows')} × {entry.get('features')}, SHA-256 {str(entry.get('sha256'))[:16]}…"
+
+    return [f"{name}: {show(saved.get(name))} then, now {show(now.get(name))}" for name in names
+            if saved.get(name) != now.get(name)]
+
+
+def check_resume_data(state: dict[str, Any], fingerprint: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume the run in ``run_dir`` when its training or validation rows differ from those its
+    checkpoint ``state`` was trained on (``fingerprint`` = :func:`data_fingerprint` of the data now)."""
+    changed = changed_splits(state.get("data_fingerprint"), fingerprint, ("train", "val"))
+    if changed:
+        raise ValueError(
+            f"cannot resume {run_dir}: its data changed since the checkpoint was written at epoch "
+            f"{state.get('epoch')} ({'; '.join(changed)}); resuming would train one run on two data sets. "
+            f"Restore the data the run was trained on (its config.yaml names the source, data_dir and "
+            f"data_options), or train the new data as a new run: --overwrite (replaces this run) or "
+            f"another --out"
         )
 
 

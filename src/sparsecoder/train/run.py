@@ -35,7 +35,9 @@ from sparsecoder.io import atomic_write_json
 from sparsecoder.train.checkpoint import load_weights, seed_everything
 from sparsecoder.train.integrity import (
     DIGESTS_FILE,
+    changed_splits,
     check_resume_config,
+    data_fingerprint,
     locked_run,
     read_json_object,
     verify_digest,
@@ -68,6 +70,8 @@ EVALUATE_CHANGES = frozenset({"epochs", "device", "num_threads", "data_dir"})
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
 TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
                  "git_dirty", "world_size")
+# metrics.json key `evaluate` adds when the test split is not the one the run was trained with
+TEST_DATA_CHANGED = "test_data_changed"
 SPACES = ("model", "raw")
 RUN_DATA_FORMAT = 1
 
@@ -215,9 +219,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
 
     Only the test split is loaded (:func:`load_test_split`) unless ``data`` is given. The training
     bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is kept; every test
-    metric is replaced. A run folder without ``preprocessing.json`` gets one. An old ``metrics.json``
-    that is not a JSON object is a ``ValueError`` naming it (before any work); another process in
-    ``run_dir`` is :class:`~sparsecoder.train.integrity.RunFolderBusy`.
+    metric is replaced. A run folder without ``preprocessing.json`` gets one. When the test split's rows
+    differ from those at training (their SHA-256 is in ``checkpoint.pt``) the metrics are still computed,
+    on the test data present now, and ``metrics.json`` says so under ``test_data_changed``. An old
+    ``metrics.json`` that is not a JSON object is a ``ValueError`` naming it (before any work); another
+    process in ``run_dir`` is :class:`~sparsecoder.train.integrity.RunFolderBusy`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -225,8 +231,10 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     path = run_dir / METRICS_FILE
     old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     _, config = load_config(run_dir / CONFIG_FILE)
+    state = {}
     if (run_dir / CHECKPOINT_FILE).is_file():  # metrics of an edited config.yaml would not be the run's
-        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="evaluate")
+        state = check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES,
+                                    action="evaluate")
     stored = read_run_data(run_dir)
     if data is None:
         data = load_test_split(config)
@@ -245,6 +253,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     metrics = dict(family(config.model_name).evaluate(model, data))
     if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
+    # the test split may legitimately differ (data moved or re-created): measured, but noted
+    changed = changed_splits(state.get("data_fingerprint"), data_fingerprint(data, ("test",)), ("test",))
+    if changed:
+        metrics[TEST_DATA_CHANGED] = (f"the test split differs from the one at training ({changed[0]}); "
+                                      f"these metrics measure the test data present at evaluation")
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)
     return metrics

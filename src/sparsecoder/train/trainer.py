@@ -57,7 +57,13 @@ from sparsecoder.train.checkpoint import (
     set_rng_state,
 )
 from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, World, current_world, shard
-from sparsecoder.train.integrity import LOCK_FILE, check_resume_config, locked_run
+from sparsecoder.train.integrity import (
+    LOCK_FILE,
+    check_resume_config,
+    check_resume_data,
+    data_fingerprint,
+    locked_run,
+)
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 from sparsecoder.train.optimization import Optimization
 from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate/encode re-exported here
@@ -332,7 +338,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         Config values replacing the preset's (validated before any work; unknown keys are errors).
     resume : bool
         Continue from ``out_dir/checkpoint.pt``; the resumed history equals an uninterrupted run's
-        (same machine). Only ``epochs``, ``device`` and ``num_threads`` may differ from the saved config.
+        (same machine). Only ``epochs``, ``device`` and ``num_threads`` may differ from the saved config,
+        and the training and validation rows must be those the checkpoint records the SHA-256 of
+        (:func:`~sparsecoder.train.integrity.check_resume_data`).
     overwrite : bool
         Replace the run files of an existing run folder (never other files).
     progress : bool
@@ -419,6 +427,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     if data is None:
         data = load_data(config)
     _check_data(data)
+    fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
     world.on_main(lambda: _remove_run_files(replaced))  # only once the new run's data have loaded
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
@@ -429,6 +438,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
     if resume:
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
         restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
@@ -511,7 +521,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             write_history(out_dir / HISTORY_FILE, history)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
-                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks)
+                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
+                            data_fingerprint=fingerprint)
 
         world.on_main(write_epoch)
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
