@@ -322,7 +322,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     are averaged over all processes, and rank 0 alone validates, evaluates and writes the run folder.
 
     Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
-    non-finite ``val_loss`` or a non-finite parameter stops the run at once with
+    non-finite ``val_loss``, a non-finite parameter, or a training step or validation that raised while
+    the model's parameters or its codes of those rows were NaN/inf (e.g. LISTA codes that overflowed with
+    finite weights, refused by a metric or as FISTA's start) stops the run at once with
     :class:`TrainingDiverged`, naming the epoch and the config's step sizes and learning rates; the files
     of the last good epoch (checkpoint, best weights, history) are kept.
 
@@ -478,9 +480,18 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         for number, index in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                                             disable=not progress), start=1):
             local = shard(index, world)
-            logs = optimization.step(x_train[local.to(device)], reduce=statistics_reduce,
-                                     gradient_reduce=world.reduce if world.distributed else None,
-                                     batch_fraction=len(local) / len(index))
+            batch = x_train[local.to(device)]
+            try:
+                logs = optimization.step(batch, reduce=statistics_reduce,
+                                         gradient_reduce=world.reduce if world.distributed else None,
+                                         batch_fraction=len(local) / len(index))
+            except (ValueError, RuntimeError, FloatingPointError):
+                # a NaN/inf inside the model's step (e.g. LISTA codes that overflowed, refused as FISTA's
+                # start) is a divergence, not an input error; any other error is raised as it was
+                cause = _non_finite(model, batch, f"batch {number}/{len(batches)}")
+                if cause is None:
+                    raise
+                _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
             if world.distributed:
                 logs = _reduce_logs(logs, len(local), world)
             for key, value in logs.items():
@@ -491,17 +502,28 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         train_logs = running.means()
         learning_rates = optimization.learning_rates()
         optimization.end_epoch()
-        validation = dict(world.on_main(lambda: family.validate(model, data.val)))
+        cause = _non_finite(model)
+        if cause is not None:
+            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
+
+        def validate():
+            try:
+                return dict(family.validate(model, data.val)), None
+            except (ValueError, RuntimeError, FloatingPointError):  # e.g. a metric refusing NaN codes
+                cause = _non_finite(model, data.val.x.to(device, torch.float32), "the validation split")
+                if cause is None:
+                    raise
+                return {}, cause
+
+        validation, cause = world.on_main(validate)
+        if cause is not None:
+            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
         if "val_loss" not in validation:
             raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
                              f"(got {sorted(validation)})")
         val_loss = float(validation["val_loss"])
         if not math.isfinite(val_loss):
             _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", len(history), best_epoch)
-        bad = [name for name, p in model.state_dict().items()
-               if isinstance(p, torch.Tensor) and p.is_floating_point() and not bool(torch.isfinite(p).all())]
-        if bad:
-            _diverged(config, out_dir, epoch, f"non-finite parameters {bad[:5]}", len(history), best_epoch)
         clash = set(train_logs) & (set(validation) | set(learning_rates) | {"epoch", "seconds"})
         if clash:
             raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
@@ -533,6 +555,27 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
     return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
                                          best_val_loss, log, world.world_size))
+
+
+def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | None:
+    """What of ``model`` is NaN/inf: its parameters, else (given rows ``x``, described by ``rows``) its
+    codes of ``x``; None when neither is. Asked after a training step or a validation metric raised, to
+    tell a diverged model (its parameters, or codes that overflowed although the parameters are finite)
+    from any other error."""
+    bad = [name for name, p in model.state_dict().items()
+           if isinstance(p, torch.Tensor) and p.is_floating_point() and not bool(torch.isfinite(p).all())]
+    if bad:
+        return f"non-finite parameters {bad[:5]}" + (f" (at {rows})" if rows else "")
+    if x is None:
+        return None
+    try:
+        with torch.no_grad():
+            codes = model.encode(x)
+    except Exception:  # noqa: BLE001 - cannot tell; the caller raises its own error
+        return None
+    if isinstance(codes, torch.Tensor) and not bool(torch.isfinite(codes).all()):
+        return f"the model's codes of {rows} are NaN/inf (finite parameters whose outputs overflowed)"
+    return None
 
 
 def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
