@@ -412,6 +412,34 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
                           f"the {world.world_size} processes; use more data or fewer processes")
 
 
+def _smallest_batch(n_train: int, batch_size: int) -> int:
+    """Rows of the smallest of :func:`batch_indices`'s near-equal batches."""
+    return n_train // math.ceil(n_train / batch_size)
+
+
+def _check_batches(config, model, n_train: int) -> None:
+    """Refuse, before the first epoch, batches smaller than the model needs (``model.batch_requirement()``,
+    e.g. 2 rows for VDL's variance guard), naming the cause: too few training rows (no batch_size helps),
+    batch_size too small, or a batch_size that leaves a smaller last batch (7 rows at batch_size=2: 2, 2,
+    2 and 1 would be 3 batches of 2, 2 and 3)."""
+    need, why = model.batch_requirement() if hasattr(model, "batch_requirement") else (1, "")
+    if need <= 1 or n_train < 1 or _smallest_batch(n_train, config.batch_size) >= need:
+        return
+    needs = f"{why} needs mini-batches of at least {need} rows"
+    if n_train < need:
+        raise ConfigError(f"the training split has {n_train} row{'s' if n_train != 1 else ''}, so every "
+                          f"mini-batch has {n_train} whatever batch_size is, but {needs}; train on more data "
+                          f"(a larger limit, or a data file with more rows)")
+    if config.batch_size < need:
+        raise ConfigError(f"batch_size={config.batch_size}, but {needs}; set batch_size >= {need}")
+    n_batches = math.ceil(n_train / config.batch_size)
+    smallest = _smallest_batch(n_train, config.batch_size)
+    fits = next(b for b in range(config.batch_size + 1, n_train + 1) if _smallest_batch(n_train, b) >= need)
+    raise ConfigError(f"batch_size={config.batch_size} splits the {n_train} training rows into {n_batches} "
+                      f"batches, the smallest of {smallest} row{'s' if smallest != 1 else ''}, but {needs}; "
+                      f"set batch_size >= {fits}")
+
+
 def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str, float]:
     """Sample-weighted means of every process's logs (the same dict on every rank)."""
     keys = list(logs)  # the model's order (the same on every rank)
@@ -430,10 +458,10 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         data = load_data(config)
     _check_data(data)
     fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
-    world.on_main(lambda: _remove_run_files(replaced))  # only once the new run's data have loaded
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
+    _check_batches(config, model, len(data.train))
     model.to(world.device)
     optimization = Optimization(model)
     history: list[dict[str, Any]] = []
@@ -454,6 +482,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             set_rng_state(state["rng"])
             if not world.is_main:
                 seed_everything(world.rank_seed(config.seed + start_epoch))
+    # only once the new run's data have loaded and every check before the first epoch has passed
+    world.on_main(lambda: _remove_run_files(replaced))
     world.on_main(lambda: save_config(out_dir / CONFIG_FILE, model_name, config,
                                       extra={k: v for k, v in meta.items() if v}))
     world.on_main(lambda: save_run_data(out_dir, data))  # the run folder works without its training data
