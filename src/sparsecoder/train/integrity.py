@@ -93,6 +93,40 @@ class DigestMismatch(ValueError):
 # ----------------------------------------------------------------------------------------------
 # lock
 # ----------------------------------------------------------------------------------------------
+def broken_link(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that is a symbolic link to nothing (None if none is)."""
+    for candidate in [Path(path), *Path(path).parents]:
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate
+    return None
+
+
+def _link_target(link: Path) -> str:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return "an unreadable target"
+    resolved = link.parent / target
+    return target if os.path.isabs(target) else f"{target}, i.e. {os.path.normpath(resolved)}"
+
+
+def no_run_folder(run_dir: Path, *, create: bool = False) -> OSError:
+    """The error for a run folder that is not there: a broken symbolic link on the way is named with its
+    target (a moved run, a disk not mounted; creating the target would write where the link points), else
+    plain "no run folder"."""
+    run_dir = Path(run_dir)
+    link = broken_link(run_dir)
+    if link is None:
+        return FileNotFoundError(f"no run folder at {run_dir}")
+    what = (f"{link}{'' if link == run_dir else ' (on its path)'} is a broken symbolic link: it points to "
+            f"{_link_target(link)}, which does not exist")
+    if create:
+        return FileNotFoundError(f"cannot create the run folder {run_dir}: {what}; create that folder (e.g. "
+                                 f"mount its disk), fix or remove the link, or choose another folder")
+    return FileNotFoundError(f"no run folder at {run_dir}: {what} (a moved or deleted run, or a disk not "
+                             f"mounted?); fix the link or give the run folder's real path")
+
+
 def _holder(lock_path: Path) -> str:
     try:
         text = lock_path.read_text().strip()
@@ -121,10 +155,14 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     RunFolderBusy
         Another process holds the lock: the message names the folder and the holder's PID.
     NotADirectoryError, FileNotFoundError, PermissionError
-        ``run_dir`` (or a parent) is a file, does not exist (``create=False``) or is not writable.
+        ``run_dir`` (or a parent) is a file, does not exist (``create=False``), is a broken symbolic link
+        (named with its target, also with ``create=True``: nothing is created where it points) or is not
+        writable.
     """
     run_dir = Path(run_dir)
     created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
+    if broken_link(run_dir) is not None:
+        raise no_run_folder(run_dir, create=create)
     if create and not run_dir.exists():
         for parent in [run_dir, *run_dir.parents]:
             if parent.exists():
@@ -141,7 +179,7 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir} exists and is not a folder")
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder at {run_dir}")
+        raise no_run_folder(run_dir)
     lock_path = run_dir / LOCK_FILE
     # A folder sparsecoder used before (lock file or config.yaml present) is a run folder: its stale temp
     # files are ours to remove. In any other folder nothing but our own lock file is touched.
