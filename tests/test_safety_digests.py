@@ -128,3 +128,74 @@ def test_a_kill_during_a_digested_write_leaves_a_file_that_verifies(tmp_path, de
         path.write_bytes(b"\x00" + path.read_bytes()[1:] + b"!")
         with pytest.raises(DigestMismatch, match=str(path)):
             verify_digest(path)
+
+
+def test_an_edited_preprocessing_json_is_refused_by_every_reader(tmp_path_factory, tmp_path, capsys):
+    """preprocessing.json maps raw rows to model rows: an edited std would silently change every code."""
+    from sparsecoder.data.mnist import read_embedded_mnist
+    from sparsecoder.train import decode_run, encode_run
+
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    path = run / "preprocessing.json"
+    original = path.read_bytes()
+    assert json.loads((run / "digests.json").read_text())["preprocessing.json"] == [
+        hashlib.sha256(original).hexdigest()]
+    pixels = read_embedded_mnist()[0][:5]
+    np.save(tmp_path / "pixels.npy", pixels)
+    codes = encode_run(run, pixels, input_space="raw")
+    np.save(tmp_path / "codes.npy", codes)
+    metrics = (run / "metrics.json").read_bytes()
+
+    spec = json.loads(original)
+    spec["preprocessing"]["std"] = 0.6  # still a valid preprocessing: only the digest can tell
+    path.write_text(json.dumps(spec, indent=2) + "\n")
+    for call in (lambda: load_run(run), lambda: encode_run(run, pixels, input_space="raw"),
+                 lambda: decode_run(run, codes, output_space="raw")):
+        with pytest.raises(DigestMismatch, match=r"preprocessing.json is damaged or was replaced"):
+            call()
+    for argv in (["evaluate", str(run)],
+                 ["encode", str(run), str(tmp_path / "pixels.npy"), "--input", "raw", "--out",
+                  str(tmp_path / "c.npy")],
+                 ["decode", str(run), str(tmp_path / "codes.npy"), "--output", "raw", "--out",
+                  str(tmp_path / "r.npy")],
+                 ["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]):
+        assert main(argv) == 2
+        assert f"{path} is damaged or was replaced" in _one_line_error(capsys)
+    assert (run / "metrics.json").read_bytes() == metrics and not (tmp_path / "c.npy").exists()
+    assert load_checkpoint_epoch(run) == 1  # the refused resume trained nothing
+
+    path.write_bytes(original)  # restored, everything works again with the same codes
+    np.testing.assert_array_equal(encode_run(run, pixels, input_space="raw"), codes)
+
+
+def load_checkpoint_epoch(run: Path) -> int:
+    from sparsecoder.train.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(run / "checkpoint.pt")["epoch"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"n_features": -5}, r"n_features must be a positive integer .*got -5"),
+    ({"n_features": "784"}, r"n_features must be a positive integer .*got '784'"),
+    ({"image_shape": [28, 27]}, r"image_shape \[28, 27\] holds 756 values but n_features is 784"),
+    ({"image_shape": [28, -28]}, r"image_shape must be null or a list of positive integers"),
+    ({"preprocessing": {"name": "standardize", "mean": 0.1, "std": 0.0}}, r"std must be positive"),
+    ({"preprocessing": {"name": "standardize", "mean": float("nan"), "std": 1.0}}, r"mean finite"),
+    ({"preprocessing": {"name": "standardize", "mean": [0.0, 1.0], "std": 1.0}},
+     r"784 features but the per-feature mean has 2"),
+    ({"preprocessing": {"name": "whiten"}}, r"unknown preprocessing 'whiten'"),
+])
+def test_preprocessing_json_values_are_checked_even_without_a_digest(tmp_path_factory, tmp_path, edit,
+                                                                     message):
+    """A run folder from before preprocessing.json was digested loads unverified, but its values are
+    still validated: a clear error naming the file, never a RuntimeError from inside torch."""
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    digests = json.loads((run / "digests.json").read_text())
+    digests.pop("preprocessing.json", None)  # as an older sparsecoder wrote it
+    (run / "digests.json").write_text(json.dumps(digests))
+    assert load_run(run)[2].dim == 784  # the unedited file loads
+    path = run / "preprocessing.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    with pytest.raises(ValueError, match=message) as err:
+        load_run(run)
+    assert str(err.value).startswith(f"{path}: ") and "sparsecoder evaluate" in str(err.value)

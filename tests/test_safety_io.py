@@ -144,6 +144,40 @@ def test_an_out_below_a_regular_file(tmp_path_factory, tmp_path, capsys):
     assert blocker.read_text() == "mine"
 
 
+@pytest.mark.parametrize("layout", ["absolute", "relative", "parent"])
+def test_a_broken_symbolic_link_as_run_folder_is_named_with_its_target(tmp_path_factory, tmp_path, capsys,
+                                                                       layout):
+    """`--out` (or a folder on its path) that is a link to nothing: train says so instead of "no run
+    folder" and creates nothing where it points (an unmounted disk's mount point); evaluate, encode and
+    decode name the link and its target. A link to a real run folder works as before."""
+    import numpy as np
+
+    target = tmp_path / "disk" / "runs"
+    if layout == "parent":
+        link = tmp_path / "runs"
+        link.symlink_to(target)
+        out, shown = link / "vdl", str(target)
+    else:
+        link = out = tmp_path / "run"
+        link.symlink_to(target if layout == "absolute" else Path("disk") / "runs")
+        shown = str(target) if layout == "absolute" else f"disk/runs, i.e. {target}"
+    on_path = " (on its path)" if layout == "parent" else ""
+    broken = f"{link}{on_path} is a broken symbolic link: it points to {shown}, which does not exist"
+    assert main(["train", "sdl-mnist", "--out", str(out), "--quiet", "--set", "epochs=1"]) == 2
+    assert f"cannot create the run folder {out}: {broken}" in _one_line_error(capsys)
+    assert not (tmp_path / "disk").exists() and link.is_symlink()
+    np.save(tmp_path / "rows.npy", np.zeros((2, 784), np.float32))
+    for argv in (["evaluate", str(out)],
+                 ["encode", str(out), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")],
+                 ["decode", str(out), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "r.npy")]):
+        assert main(argv) == 2
+        assert f"no run folder at {out}: {broken}" in _one_line_error(capsys)
+    if layout == "absolute":  # the same link, once its target exists, is followed as before
+        fresh_run(tmp_path_factory, target)
+        assert main(["encode", str(out), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")]) == 0
+        capsys.readouterr()
+
+
 @pytest.mark.parametrize("content", [b"model: sparse_autoencoder\nconfig: {lam: [1,\n", b"\xff\xfe\x00binary",
                                      b"model: [a, b]\nconfig: {}\n", b"- just\n- a list\n"])
 def test_malformed_yaml_in_a_preset_file_or_config_yaml(tmp_path_factory, tmp_path, capsys, content):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from sparsecoder.cli import main
@@ -60,4 +61,21 @@ def test_a_diverging_run_exits_3_naming_the_knobs(tmp_path, capsys):
     assert code == 3
     err = capsys.readouterr().err
     assert "diverged in epoch 1" in err and "lr_decoder=1e+30" in err and "fista_step=" in err
+    assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("batch_size, where", [(250, "the validation split"), (50, "batch 2/4")])
+def test_vdl_codes_that_overflow_with_finite_weights_stop_as_a_divergence(tmp_path, capsys, batch_size,
+                                                                           where):
+    """A huge encoder learning rate leaves the weights finite but the LISTA codes inf/NaN: seen by the
+    validation metrics (one batch per epoch) or by FISTA, which refuses them as its start (four batches).
+    Both are the trainer's divergence stop (exit 3, naming the knobs), not "codes contains NaN or inf"."""
+    run = tmp_path / "run"
+    code = main(["train", "vdl-mnist", "--out", str(run), "--quiet", "--set", *SMALL, "epochs=2", "limit=200",
+                 "lr_encoder=1e12", f"batch_size={batch_size}", "n_components=32"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"training diverged in epoch 1: the model's codes of {where} are NaN/inf" in err
+    assert "lr_encoder=1000000000000.0" in err and "No epoch had completed" in err
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()

@@ -206,7 +206,38 @@ def test_overwrite_replaces_preprocessing_json(tmp_path):
     config = LinearAutoencoderConfig(epochs=1, batch_size=60, device="cpu")
     train(config, run, data=synthetic_splits(), progress=False)
     (run / "preprocessing.json").write_text("{broken")
-    with pytest.raises(ValueError, match="not a readable preprocessing.json"):
+    with pytest.raises(ValueError, match="preprocessing.json is damaged or was replaced"):
         load_run(run)
     train(config, run, data=synthetic_splits(), overwrite=True, progress=False)
     assert load_run(run)[2].dim == 16
+
+
+def test_resume_refuses_a_replaced_data_file_and_evaluate_notes_a_changed_test_split(tmp_path, capsys):
+    path = tmp_path / "acts.npy"
+    write_arrays(path)
+    original = path.read_bytes()
+    options = ["data=arrays", f"data_dir={path}", "data_options={standardize: feature}"]
+    run = tmp_path / "run"
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", *options, *TINY_SAE,
+                 "n_components=8"]) == 0
+    capsys.readouterr()
+    history = (run / "history.csv").read_bytes()
+
+    write_arrays(path, seed=1)  # another data set under the same name
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {run}: its data changed since the checkpoint was written at epoch 1" in err
+    assert "train: 240 × 16, SHA-256" in err and "two data sets" in err and "--overwrite" in err
+    assert (run / "history.csv").read_bytes() == history  # nothing was trained or written
+
+    # evaluate measures the test data present now, and says they are not the training-time ones
+    assert main(["evaluate", str(run)]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test split differs from the one at training (test: 30 × 16" in metrics["test_data_changed"]
+    assert captured.err.startswith("note: the test split differs")
+
+    path.write_bytes(original)  # the run's own data again: evaluate and resume as usual
+    assert "test_data_changed" not in evaluate_run(run)
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) == 0
+    assert len((run / "history.csv").read_text().splitlines()) == 3

@@ -312,3 +312,57 @@ def test_the_checkpoint_has_no_zip_crcs_and_its_digest_covers_it(tmp_path):
     (out / "checkpoint.pt").write_bytes(bytes(raw))
     with pytest.raises(DigestMismatch):
         verify_digest(out / "checkpoint.pt")
+
+
+def test_resume_refuses_other_in_memory_data_but_not_an_old_checkpoint_without_a_fingerprint(tmp_path):
+    import io
+
+    from sparsecoder.train.integrity import data_fingerprint, write_digested
+
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["data_fingerprint"] == data_fingerprint(DATA)
+    assert state["data_fingerprint"]["train"]["rows"] == len(DATA.train)
+    other = synthetic_splits(seed=1)
+    with pytest.raises(ValueError, match=r"data changed since the checkpoint was written at epoch 1 \(train: "
+                                         r"240 × 16, SHA-256 .* then, now 240 × 16, SHA-256 .*; val: "):
+        train(config(epochs=2), out, resume=True, data=other, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+
+    # a checkpoint written before fingerprints existed cannot tell: it resumes (and records one from now on)
+    del state["data_fingerprint"]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_digested(out / "checkpoint.pt", buffer.getvalue())
+    train(config(epochs=2), out, resume=True, data=other, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["data_fingerprint"] == data_fingerprint(other)
+
+
+@pytest.mark.parametrize("n_train, batch_size, message", [
+    (1, 250, r"the training split has 1 row, so every mini-batch has 1 whatever batch_size is, but the "
+             r"variance guard .* needs mini-batches of at least 2 rows; train on more data \(a larger limit"),
+    (240, 1, r"batch_size=1, but the variance guard .* needs mini-batches of at least 2 rows; set "
+             r"batch_size >= 2"),
+    (7, 2, r"batch_size=2 splits the 7 training rows into 4 batches, the smallest of 1 row, but the "
+           r"variance guard .* set batch_size >= 3"),
+])
+def test_batches_too_small_for_the_variance_guard_name_the_cause_before_anything_is_written(
+        tmp_path, n_train, batch_size, message):
+    vdl = {"epochs": 1, "batch_size": batch_size, "n_components": 8, "fista_max_iter": 10, "device": "cpu"}
+    data = synthetic_splits(n_train=n_train)
+    with pytest.raises(ConfigError, match=message):
+        train("vdl-mnist", tmp_path / "new", overrides=vdl, data=data, progress=False)
+    assert not (tmp_path / "new").exists()
+    # --overwrite of an existing run: refused before the old run's files are removed
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+
+    def files():
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+    before = files()
+    with pytest.raises(ConfigError, match=message):
+        train("vdl-mnist", out, overrides=vdl, data=data, progress=False, overwrite=True)
+    assert files() == before

@@ -235,6 +235,14 @@ class SparseAutoencoder(nn.Module):
     def _beta(self) -> float:
         return self.config.beta if self.config.collapse_guard == "variance" else 0.0
 
+    def batch_requirement(self) -> tuple[int, str]:
+        """The fewest rows a training mini-batch may have, and why (the trainer checks its batches before
+        the first epoch): 2 with the variance guard, which needs each code component's std over a batch."""
+        if self._beta > 0:
+            return 2, (f"the variance guard (collapse_guard=variance, beta={self.config.beta}) takes the std "
+                       f"of each code component over a batch, so it")
+        return 1, ""
+
     @property
     def _gamma(self) -> float:
         return self.config.gamma if self.encoder is not None else 0.0
@@ -340,7 +348,8 @@ class SparseAutoencoder(nn.Module):
         c = self.config
         n_global = n if reduce is None else int(reduce(torch.tensor([float(n)], device=Y.device)).item())
         if self._beta > 0 and n_global < 2:
-            raise ValueError("the variance guard needs mini-batches of at least 2 samples; raise batch_size")
+            raise ValueError(f"the variance guard needs mini-batches of at least 2 samples, got a batch of "
+                             f"{n_global}; use batch_size >= 2 and at least 2 training rows")
         # one encoder pass serves both FISTA's start / proximity target (detached) and the encoder loss
         encoded = None if self.encoder is None else self.encoder(Y)
         z_encoder = None if encoded is None else encoded.detach()

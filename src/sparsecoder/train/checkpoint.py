@@ -146,13 +146,16 @@ def _load_state(model, state_dict: dict[str, Any], source: str) -> None:
 def save_checkpoint(path: Path, *, model, optimization, model_name: str, epoch: int,
                     history: list[dict[str, float]], best_val_loss: float, best_epoch: int,
                     config: dict[str, Any], rng: dict[str, Any] | None = None,
-                    rng_ranks: list[dict[str, Any]] | None = None) -> None:
+                    rng_ranks: list[dict[str, Any]] | None = None,
+                    data_fingerprint: dict[str, Any] | None = None) -> None:
     """Write everything needed to resume after ``epoch`` (1-based, completed) to ``path`` atomically
     (with its SHA-256 in ``digests.json`` and the config's digest inside, see :mod:`.integrity`).
 
     ``optimization`` is the trainer's :class:`~sparsecoder.train.optimization.Optimization` (optimiser
     and schedule states). ``rng`` defaults to this process's random states; a data-parallel run also
-    stores every process's states in ``rng_ranks`` (index = rank).
+    stores every process's states in ``rng_ranks`` (index = rank). ``data_fingerprint``
+    (:func:`~sparsecoder.train.integrity.data_fingerprint` of the run's data) lets ``--resume`` refuse
+    data that changed since.
     """
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -167,6 +170,7 @@ def save_checkpoint(path: Path, *, model, optimization, model_name: str, epoch: 
         "best_epoch": int(best_epoch),
         "config": dict(config),
         "config_digest": config_digest(dict(config)),
+        **({"data_fingerprint": dict(data_fingerprint)} if data_fingerprint else {}),
     }
     buffer = io.BytesIO()
     # no zip CRC-32 per record: the file's SHA-256 (digests.json) covers every byte already, and the CRC

@@ -112,9 +112,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from sparsecoder.train.run import evaluate_run
+    from sparsecoder.train.run import TEST_DATA_CHANGED, evaluate_run
 
-    _print_metrics(evaluate_run(args.run_dir))
+    metrics = evaluate_run(args.run_dir)
+    _print_metrics(metrics)
+    if metrics.get(TEST_DATA_CHANGED):
+        print(f"note: {metrics[TEST_DATA_CHANGED]}", file=sys.stderr)
     return 0
 
 

@@ -8,17 +8,24 @@ Lock
     ``train --resume``, ``evaluate``) fails at once with :class:`RunFolderBusy` naming the folder and PID.
     :func:`locked_run` is the same as a decorator of functions taking the run folder as an argument.
 Digests
-    ``DIR/digests.json`` maps each weights/checkpoint file to its SHA-256 (FIPS 180-4). :func:`write_digested`
-    writes a file atomically and records its digest so that a kill at any instant leaves a consistent
-    pair: it first records *both* the old and the new digest as accepted, then replaces the file, then
-    keeps only the new one. :func:`verify_digest` recomputes the digest before a file is read
-    (``load_run``, ``evaluate``, ``encode``, ``--resume``) and names the file on a mismatch (flipped
-    bytes, a truncated copy, a file replaced by hand). Folders without ``digests.json`` (runs written
-    before digests existed) are read unverified.
+    ``DIR/digests.json`` maps each weights/checkpoint file and ``preprocessing.json`` (which maps raw
+    rows to the model's: an edited mean or std changes every code) to its SHA-256 (FIPS 180-4).
+    :func:`write_digested` writes a file atomically and records its digest so that a kill at any instant
+    leaves a consistent pair: it first records *both* the old and the new digest as accepted, then
+    replaces the file, then keeps only the new one. :func:`verify_digest` recomputes the digest before a
+    file is read (``load_run``, ``evaluate``, ``encode``, ``decode``, ``--resume``) and names the file on a
+    mismatch (flipped bytes, a truncated copy, a file replaced by hand). Folders without ``digests.json``
+    (runs written before digests existed), or files it does not list, are read unverified.
 Config digest
     :func:`config_digest` is the SHA-256 of the config as canonical JSON; the checkpoint stores it with
     the config, and :func:`check_resume_config` refuses to resume when the run's ``config.yaml`` (plus
     ``--set``) differs from the checkpoint's config in any key but the documented resumable ones.
+Data fingerprint
+    :func:`data_fingerprint` is the SHA-256 of each split's model rows (float32, row order, with their
+    shape); the checkpoint stores it, and :func:`check_resume_data` refuses to resume a run whose
+    training or validation rows changed since (a replaced ``.npy`` file, other files in ``data_dir``):
+    one run would otherwise be trained on two data sets. ``evaluate`` compares the test split's and
+    notes a change in ``metrics.json`` (it measures the weights on the test data there now).
 Stale temp files
     An atomic write goes through ``.NAME.XXXX.tmp`` in the same folder; a kill between its creation and
     the rename leaves it behind. :func:`remove_stale_temp_files` deletes those of the run's own file
@@ -57,6 +64,9 @@ __all__ = [
     "config_digest",
     "check_checkpoint_entries",
     "check_resume_config",
+    "data_fingerprint",
+    "check_resume_data",
+    "changed_splits",
     "remove_stale_temp_files",
     "read_json_object",
 ]
@@ -77,12 +87,46 @@ class RunFolderBusy(RuntimeError):
 
 
 class DigestMismatch(ValueError):
-    """A weights or checkpoint file does not match the SHA-256 recorded when it was written."""
+    """A weights, checkpoint or preprocessing file does not match the SHA-256 recorded when it was written."""
 
 
 # ----------------------------------------------------------------------------------------------
 # lock
 # ----------------------------------------------------------------------------------------------
+def broken_link(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that is a symbolic link to nothing (None if none is)."""
+    for candidate in [Path(path), *Path(path).parents]:
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate
+    return None
+
+
+def _link_target(link: Path) -> str:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return "an unreadable target"
+    resolved = link.parent / target
+    return target if os.path.isabs(target) else f"{target}, i.e. {os.path.normpath(resolved)}"
+
+
+def no_run_folder(run_dir: Path, *, create: bool = False) -> OSError:
+    """The error for a run folder that is not there: a broken symbolic link on the way is named with its
+    target (a moved run, a disk not mounted; creating the target would write where the link points), else
+    plain "no run folder"."""
+    run_dir = Path(run_dir)
+    link = broken_link(run_dir)
+    if link is None:
+        return FileNotFoundError(f"no run folder at {run_dir}")
+    what = (f"{link}{'' if link == run_dir else ' (on its path)'} is a broken symbolic link: it points to "
+            f"{_link_target(link)}, which does not exist")
+    if create:
+        return FileNotFoundError(f"cannot create the run folder {run_dir}: {what}; create that folder (e.g. "
+                                 f"mount its disk), fix or remove the link, or choose another folder")
+    return FileNotFoundError(f"no run folder at {run_dir}: {what} (a moved or deleted run, or a disk not "
+                             f"mounted?); fix the link or give the run folder's real path")
+
+
 def _holder(lock_path: Path) -> str:
     try:
         text = lock_path.read_text().strip()
@@ -111,10 +155,14 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     RunFolderBusy
         Another process holds the lock: the message names the folder and the holder's PID.
     NotADirectoryError, FileNotFoundError, PermissionError
-        ``run_dir`` (or a parent) is a file, does not exist (``create=False``) or is not writable.
+        ``run_dir`` (or a parent) is a file, does not exist (``create=False``), is a broken symbolic link
+        (named with its target, also with ``create=True``: nothing is created where it points) or is not
+        writable.
     """
     run_dir = Path(run_dir)
     created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
+    if broken_link(run_dir) is not None:
+        raise no_run_folder(run_dir, create=create)
     if create and not run_dir.exists():
         for parent in [run_dir, *run_dir.parents]:
             if parent.exists():
@@ -131,7 +179,7 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir} exists and is not a folder")
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder at {run_dir}")
+        raise no_run_folder(run_dir)
     lock_path = run_dir / LOCK_FILE
     # A folder sparsecoder used before (lock file or config.yaml present) is a run folder: its stale temp
     # files are ours to remove. In any other folder nothing but our own lock file is touched.
@@ -286,12 +334,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable,
-                        action: str = "resume") -> None:
+                        action: str = "resume") -> dict[str, Any]:
     """Refuse to ``action`` (resume, evaluate) when ``config`` differs from the checkpoint's config in a key
     not in ``changeable``.
 
     ``config`` is the run's ``config.yaml`` (with the ``--set`` values applied on resume). The checkpoint's
     config is first checked against its stored digest; each changed key is named with both values.
+    Returns the loaded checkpoint.
     """
     from sparsecoder.train.checkpoint import load_checkpoint
 
@@ -310,6 +359,73 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
             f"cannot {action} {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
             f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change"
             f"{how}"
+        )
+    return state
+
+
+# rows hashed per block: bounds the memory of memory-mapped splits (read and preprocessed block by block)
+_FINGERPRINT_BLOCK_BYTES = 1 << 24
+FINGERPRINT_SPLITS = ("train", "val", "test")
+
+
+def _split_fingerprint(x) -> dict[str, Any]:
+    """``{"rows", "features", "sha256"}`` of a split's model rows: SHA-256 of the shape (two little-endian
+    int64) followed by the rows as little-endian float32 in row order. A tensor and the memory-mapped
+    rows (:class:`~sparsecoder.data.base.MemmapRows`) of the same data give the same digest."""
+    import numpy as np
+    import torch
+
+    rows, features = (int(n) for n in x.shape)
+    digest = hashlib.sha256(np.asarray([rows, features], dtype="<i8").tobytes())
+    step = max(1, _FINGERPRINT_BLOCK_BYTES // max(4 * features, 1))
+    for start in range(0, rows, step):
+        block = x[start:start + step]
+        if isinstance(block, torch.Tensor):
+            block = block.detach().to("cpu", torch.float32).contiguous().numpy()
+        digest.update(np.ascontiguousarray(block, dtype="<f4").data)
+    return {"rows": rows, "features": features, "sha256": digest.hexdigest()}
+
+
+def data_fingerprint(data, splits=FINGERPRINT_SPLITS) -> dict[str, dict[str, Any]]:
+    """Per split (``train``, ``val``, ``test``; or those named in ``splits``) of a
+    :class:`~sparsecoder.data.base.DataSplits`: its row count, row width and the SHA-256 of its model rows
+    (what the model sees, after the source's preprocessing; so every source is covered, embedded,
+    generated, file-backed or given in memory).
+
+    Cost: one pass over the rows; for the default MNIST presets (embedded subset: 3,929 + 357 + 714 rows
+    of 784 float32, 16 MB) 10 ms on a busy 2-core machine, against 1 s to load the data; memory-mapped
+    rows are read and preprocessed in 16 MB blocks (20,000 × 256: 57 ms, the same data in memory 14 ms).
+    """
+    return {name: _split_fingerprint(getattr(data, name).x) for name in splits}
+
+
+def changed_splits(saved: dict[str, Any] | None, now: dict[str, Any], names) -> list[str]:
+    """The splits among ``names`` whose fingerprint in ``now`` differs from ``saved``'s, each described as
+    ``"train: 300 × 16, SHA-256 0123abcd… then, now 300 × 16, SHA-256 4567ef01…"``. Empty when ``saved``
+    is None (a checkpoint written before fingerprints existed: nothing to compare with)."""
+    if not saved:
+        return []
+
+    def show(entry) -> str:
+        if not isinstance(entry, dict):
+            return "unknown"
+        return f"{entry.get('rows')} × {entry.get('features')}, SHA-256 {str(entry.get('sha256'))[:16]}…"
+
+    return [f"{name}: {show(saved.get(name))} then, now {show(now.get(name))}" for name in names
+            if saved.get(name) != now.get(name)]
+
+
+def check_resume_data(state: dict[str, Any], fingerprint: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume the run in ``run_dir`` when its training or validation rows differ from those its
+    checkpoint ``state`` was trained on (``fingerprint`` = :func:`data_fingerprint` of the data now)."""
+    changed = changed_splits(state.get("data_fingerprint"), fingerprint, ("train", "val"))
+    if changed:
+        raise ValueError(
+            f"cannot resume {run_dir}: its data changed since the checkpoint was written at epoch "
+            f"{state.get('epoch')} ({'; '.join(changed)}); resuming would train one run on two data sets. "
+            f"Restore the data the run was trained on (its config.yaml names the source, data_dir and "
+            f"data_options), or train the new data as a new run: --overwrite (replaces this run) or "
+            f"another --out"
         )
 
 

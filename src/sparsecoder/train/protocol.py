@@ -21,7 +21,12 @@ What the trainer relies on beyond the signatures below:
 * Randomness inside :meth:`TrainableModel.training_losses` comes from torch's (or NumPy's / ``random``'s)
   global generator: the trainer seeds them and saves/restores their states, so a resumed run is exact.
 * Divergence guard: every log named ``loss``, ``energy`` or ending in ``_loss`` must be finite, so is
-  ``val_loss`` and every floating-point tensor of ``state_dict()``; else the run stops.
+  ``val_loss`` and every floating-point tensor of ``state_dict()``; else the run stops. A step or a
+  validation that raises is a divergence too when ``state_dict()`` or :meth:`TrainableModel.encode` of
+  its rows holds NaN/inf (the trainer asks after the error), so a family may refuse non-finite codes.
+* Optional ``batch_requirement() -> (rows, why)``: the fewest rows a training mini-batch may have (VDL's
+  variance guard: 2); the trainer refuses smaller batches before the first epoch, saying whether the
+  training split, ``batch_size`` or the split of the rows into batches is the cause.
 * Training logs and validation metrics share one ``history.csv`` row, so their names must differ
   (validation metrics start with ``val_``).
 """

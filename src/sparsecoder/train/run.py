@@ -13,11 +13,14 @@ without one) maps raw rows — the source's own units, e.g. MNIST pixel values 0
 ``arrays`` values as in the file — to model rows and back, so :func:`encode_run` and :func:`decode_run`
 take and give either. :func:`evaluate_run` loads the test split only. Run folders written before this
 file existed still load (their data is read again, as before); ``sparsecoder evaluate RUN`` adds the file.
+Its SHA-256 is recorded in ``digests.json`` like the weights' (an edited mean or std would silently change
+every code ``encode`` gives) and its values are validated whenever it is read (:func:`read_run_data`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,17 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
 from sparsecoder.train.checkpoint import load_weights, seed_everything
-from sparsecoder.train.integrity import DIGESTS_FILE, check_resume_config, locked_run, read_json_object
+from sparsecoder.train.integrity import (
+    DIGESTS_FILE,
+    changed_splits,
+    check_resume_config,
+    data_fingerprint,
+    locked_run,
+    no_run_folder,
+    read_json_object,
+    verify_digest,
+    write_digested,
+)
 from sparsecoder.train.logging import jsonable
 
 __all__ = [
@@ -58,6 +71,8 @@ EVALUATE_CHANGES = frozenset({"epochs", "device", "num_threads", "data_dir"})
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
 TRAINING_KEYS = ("epochs", "seconds", "best_epoch", "best_val_loss", "n_train", "data", "version", "git_hash",
                  "git_dirty", "world_size")
+# metrics.json key `evaluate` adds when the test split is not the one the run was trained with
+TEST_DATA_CHANGED = "test_data_changed"
 SPACES = ("model", "raw")
 RUN_DATA_FORMAT = 1
 
@@ -83,38 +98,75 @@ class RunData:
 
 
 def save_run_data(run_dir, data: DataSplits) -> Path:
-    """Write ``run_dir/preprocessing.json`` for ``data`` (row width, image shape, preprocessing)."""
+    """Write ``run_dir/preprocessing.json`` for ``data`` (row width, image shape, preprocessing), its SHA-256
+    recorded in ``digests.json`` like the weights' (:func:`~sparsecoder.train.integrity.write_digested`)."""
     path = Path(run_dir) / PREPROCESSING_FILE
-    atomic_write_json(path, {
+    spec = {
         "format": RUN_DATA_FORMAT,
         "n_features": int(data.dim),
         "image_shape": None if data.image_shape is None else [int(s) for s in data.image_shape],
         "data": data.name,
         "normalization": data.normalization,
         "preprocessing": None if data.preprocessing is None else data.preprocessing.to_dict(),
-    })
+    }
+    write_digested(path, (json.dumps(spec, indent=2) + "\n").encode())
     return path
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def read_run_data(run_dir) -> RunData | None:
-    """The run's ``preprocessing.json`` as :class:`RunData`; None for a run folder written without it."""
-    path = Path(run_dir) / PREPROCESSING_FILE
+    """The run's ``preprocessing.json`` as :class:`RunData`; None for a run folder written without it.
+
+    The file is checked against its SHA-256 in ``digests.json`` (:class:`DigestMismatch` naming it; a
+    folder or file without a recorded digest, written by an older sparsecoder, is read unverified) and
+    its values are validated either way: ``n_features`` a positive integer, ``image_shape`` null or
+    positive integers whose product is ``n_features``, ``preprocessing`` null or a known kind with valid
+    parameters (``standardize``: finite mean, finite std > 0, per-feature ones of length ``n_features``).
+    Anything else is a ``ValueError`` naming the file and the value.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / PREPROCESSING_FILE
     if not path.is_file():
         return None
+    verify_digest(path)
+    fix = (f"restore it, or delete it and run `sparsecoder evaluate {run_dir}` with the run's data in place "
+           f"to write it again")
     try:
-        spec = json.loads(path.read_text())
-        shape, preprocessing = spec["image_shape"], spec["preprocessing"]
-        return RunData(
-            n_features=int(spec["n_features"]),
-            image_shape=None if shape is None else tuple(int(s) for s in shape),
-            preprocessing=None if preprocessing is None else preprocessing_from_dict(preprocessing),
-            data=str(spec.get("data", "")),
-            normalization=str(spec.get("normalization", "")),
-        )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable {PREPROCESSING_FILE} ({err}); delete it and run "
-                         f"`sparsecoder evaluate {run_dir}` with the run's data in place to write it again") \
-            from None
+        spec = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(spec, dict):
+            raise TypeError(f"a JSON {type(spec).__name__}, not an object")
+        n_features, shape, preprocessing = spec["n_features"], spec["image_shape"], spec["preprocessing"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a readable {PREPROCESSING_FILE} ({type(err).__name__}: {err}); "
+                         f"{fix}") from None
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: {what}; the file was edited or damaged: {fix}")
+
+    if not _is_count(n_features):
+        raise bad(f"n_features must be a positive integer (values per model row), got {n_features!r}")
+    if shape is not None:
+        if not (isinstance(shape, list) and shape and all(_is_count(s) for s in shape)):
+            raise bad(f"image_shape must be null or a list of positive integers, got {shape!r}")
+        if math.prod(shape) != n_features:
+            raise bad(f"image_shape {shape} holds {math.prod(shape)} values but n_features is {n_features}")
+    if preprocessing is not None:
+        try:
+            preprocessing = preprocessing_from_dict(preprocessing)
+            if preprocessing.row_wise:  # e.g. a per-feature mean or std of another length
+                preprocessing.inverse(np.zeros((1, n_features)), n_features)
+        except (KeyError, TypeError, ValueError) as err:
+            raise bad(f"its preprocessing {spec['preprocessing']!r} is not valid ({err})") from None
+    return RunData(
+        n_features=n_features,
+        image_shape=None if shape is None else tuple(shape),
+        preprocessing=preprocessing,
+        data=str(spec.get("data", "")),
+        normalization=str(spec.get("normalization", "")),
+    )
 
 
 def load_test_split(config) -> DataSplits:
@@ -144,7 +196,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder at {run_dir}")
+        raise no_run_folder(run_dir)
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
@@ -168,18 +220,22 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
 
     Only the test split is loaded (:func:`load_test_split`) unless ``data`` is given. The training
     bookkeeping of the old ``metrics.json`` (epochs, seconds, best epoch, version, …) is kept; every test
-    metric is replaced. A run folder without ``preprocessing.json`` gets one. An old ``metrics.json``
-    that is not a JSON object is a ``ValueError`` naming it (before any work); another process in
-    ``run_dir`` is :class:`~sparsecoder.train.integrity.RunFolderBusy`.
+    metric is replaced. A run folder without ``preprocessing.json`` gets one. When the test split's rows
+    differ from those at training (their SHA-256 is in ``checkpoint.pt``) the metrics are still computed,
+    on the test data present now, and ``metrics.json`` says so under ``test_data_changed``. An old
+    ``metrics.json`` that is not a JSON object is a ``ValueError`` naming it (before any work); another
+    process in ``run_dir`` is :class:`~sparsecoder.train.integrity.RunFolderBusy`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder at {run_dir}")
+        raise no_run_folder(run_dir)
     path = run_dir / METRICS_FILE
     old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     _, config = load_config(run_dir / CONFIG_FILE)
+    state = {}
     if (run_dir / CHECKPOINT_FILE).is_file():  # metrics of an edited config.yaml would not be the run's
-        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="evaluate")
+        state = check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES,
+                                    action="evaluate")
     stored = read_run_data(run_dir)
     if data is None:
         data = load_test_split(config)
@@ -198,6 +254,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     metrics = dict(family(config.model_name).evaluate(model, data))
     if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
+    # the test split may legitimately differ (data moved or re-created): measured, but noted
+    changed = changed_splits(state.get("data_fingerprint"), data_fingerprint(data, ("test",)), ("test",))
+    if changed:
+        metrics[TEST_DATA_CHANGED] = (f"the test split differs from the one at training ({changed[0]}); "
+                                      f"these metrics measure the test data present at evaluation")
     metrics = jsonable(metrics)
     atomic_write_json(path, metrics)
     return metrics

@@ -57,7 +57,13 @@ from sparsecoder.train.checkpoint import (
     set_rng_state,
 )
 from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, World, current_world, shard
-from sparsecoder.train.integrity import LOCK_FILE, check_resume_config, locked_run
+from sparsecoder.train.integrity import (
+    LOCK_FILE,
+    check_resume_config,
+    check_resume_data,
+    data_fingerprint,
+    locked_run,
+)
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 from sparsecoder.train.optimization import Optimization
 from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate/encode re-exported here
@@ -72,6 +78,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     encode_run,
     evaluate_run,
     load_run,
+    read_run_data,
     save_run_data,
 )
 
@@ -315,7 +322,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     are averaged over all processes, and rank 0 alone validates, evaluates and writes the run folder.
 
     Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
-    non-finite ``val_loss`` or a non-finite parameter stops the run at once with
+    non-finite ``val_loss``, a non-finite parameter, or a training step or validation that raised while
+    the model's parameters or its codes of those rows were NaN/inf (e.g. LISTA codes that overflowed with
+    finite weights, refused by a metric or as FISTA's start) stops the run at once with
     :class:`TrainingDiverged`, naming the epoch and the config's step sizes and learning rates; the files
     of the last good epoch (checkpoint, best weights, history) are kept.
 
@@ -331,7 +340,9 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         Config values replacing the preset's (validated before any work; unknown keys are errors).
     resume : bool
         Continue from ``out_dir/checkpoint.pt``; the resumed history equals an uninterrupted run's
-        (same machine). Only ``epochs``, ``device`` and ``num_threads`` may differ from the saved config.
+        (same machine). Only ``epochs``, ``device`` and ``num_threads`` may differ from the saved config,
+        and the training and validation rows must be those the checkpoint records the SHA-256 of
+        (:func:`~sparsecoder.train.integrity.check_resume_data`).
     overwrite : bool
         Replace the run files of an existing run folder (never other files).
     progress : bool
@@ -363,6 +374,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     if resume:
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
         check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
+        read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
     else:
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
@@ -400,6 +412,34 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
                           f"the {world.world_size} processes; use more data or fewer processes")
 
 
+def _smallest_batch(n_train: int, batch_size: int) -> int:
+    """Rows of the smallest of :func:`batch_indices`'s near-equal batches."""
+    return n_train // math.ceil(n_train / batch_size)
+
+
+def _check_batches(config, model, n_train: int) -> None:
+    """Refuse, before the first epoch, batches smaller than the model needs (``model.batch_requirement()``,
+    e.g. 2 rows for VDL's variance guard), naming the cause: too few training rows (no batch_size helps),
+    batch_size too small, or a batch_size that leaves a smaller last batch (7 rows at batch_size=2: 2, 2,
+    2 and 1 would be 3 batches of 2, 2 and 3)."""
+    need, why = model.batch_requirement() if hasattr(model, "batch_requirement") else (1, "")
+    if need <= 1 or n_train < 1 or _smallest_batch(n_train, config.batch_size) >= need:
+        return
+    needs = f"{why} needs mini-batches of at least {need} rows"
+    if n_train < need:
+        raise ConfigError(f"the training split has {n_train} row{'s' if n_train != 1 else ''}, so every "
+                          f"mini-batch has {n_train} whatever batch_size is, but {needs}; train on more data "
+                          f"(a larger limit, or a data file with more rows)")
+    if config.batch_size < need:
+        raise ConfigError(f"batch_size={config.batch_size}, but {needs}; set batch_size >= {need}")
+    n_batches = math.ceil(n_train / config.batch_size)
+    smallest = _smallest_batch(n_train, config.batch_size)
+    fits = next(b for b in range(config.batch_size + 1, n_train + 1) if _smallest_batch(n_train, b) >= need)
+    raise ConfigError(f"batch_size={config.batch_size} splits the {n_train} training rows into {n_batches} "
+                      f"batches, the smallest of {smallest} row{'s' if smallest != 1 else ''}, but {needs}; "
+                      f"set batch_size >= {fits}")
+
+
 def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str, float]:
     """Sample-weighted means of every process's logs (the same dict on every rank)."""
     keys = list(logs)  # the model's order (the same on every rank)
@@ -417,16 +457,18 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     if data is None:
         data = load_data(config)
     _check_data(data)
-    world.on_main(lambda: _remove_run_files(replaced))  # only once the new run's data have loaded
+    fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
+    _check_batches(config, model, len(data.train))
     model.to(world.device)
     optimization = Optimization(model)
     history: list[dict[str, Any]] = []
     start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
     if resume:
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
         restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
@@ -440,6 +482,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             set_rng_state(state["rng"])
             if not world.is_main:
                 seed_everything(world.rank_seed(config.seed + start_epoch))
+    # only once the new run's data have loaded and every check before the first epoch has passed
+    world.on_main(lambda: _remove_run_files(replaced))
     world.on_main(lambda: save_config(out_dir / CONFIG_FILE, model_name, config,
                                       extra={k: v for k, v in meta.items() if v}))
     world.on_main(lambda: save_run_data(out_dir, data))  # the run folder works without its training data
@@ -466,9 +510,18 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         for number, index in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                                             disable=not progress), start=1):
             local = shard(index, world)
-            logs = optimization.step(x_train[local.to(device)], reduce=statistics_reduce,
-                                     gradient_reduce=world.reduce if world.distributed else None,
-                                     batch_fraction=len(local) / len(index))
+            batch = x_train[local.to(device)]
+            try:
+                logs = optimization.step(batch, reduce=statistics_reduce,
+                                         gradient_reduce=world.reduce if world.distributed else None,
+                                         batch_fraction=len(local) / len(index))
+            except (ValueError, RuntimeError, FloatingPointError):
+                # a NaN/inf inside the model's step (e.g. LISTA codes that overflowed, refused as FISTA's
+                # start) is a divergence, not an input error; any other error is raised as it was
+                cause = _non_finite(model, batch, f"batch {number}/{len(batches)}")
+                if cause is None:
+                    raise
+                _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
             if world.distributed:
                 logs = _reduce_logs(logs, len(local), world)
             for key, value in logs.items():
@@ -479,17 +532,28 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         train_logs = running.means()
         learning_rates = optimization.learning_rates()
         optimization.end_epoch()
-        validation = dict(world.on_main(lambda: family.validate(model, data.val)))
+        cause = _non_finite(model)
+        if cause is not None:
+            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
+
+        def validate():
+            try:
+                return dict(family.validate(model, data.val)), None
+            except (ValueError, RuntimeError, FloatingPointError):  # e.g. a metric refusing NaN codes
+                cause = _non_finite(model, data.val.x.to(device, torch.float32), "the validation split")
+                if cause is None:
+                    raise
+                return {}, cause
+
+        validation, cause = world.on_main(validate)
+        if cause is not None:
+            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
         if "val_loss" not in validation:
             raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
                              f"(got {sorted(validation)})")
         val_loss = float(validation["val_loss"])
         if not math.isfinite(val_loss):
             _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", len(history), best_epoch)
-        bad = [name for name, p in model.state_dict().items()
-               if isinstance(p, torch.Tensor) and p.is_floating_point() and not bool(torch.isfinite(p).all())]
-        if bad:
-            _diverged(config, out_dir, epoch, f"non-finite parameters {bad[:5]}", len(history), best_epoch)
         clash = set(train_logs) & (set(validation) | set(learning_rates) | {"epoch", "seconds"})
         if clash:
             raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
@@ -509,7 +573,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             write_history(out_dir / HISTORY_FILE, history)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
-                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks)
+                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
+                            data_fingerprint=fingerprint)
 
         world.on_main(write_epoch)
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
@@ -520,6 +585,27 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
     return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
                                          best_val_loss, log, world.world_size))
+
+
+def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | None:
+    """What of ``model`` is NaN/inf: its parameters, else (given rows ``x``, described by ``rows``) its
+    codes of ``x``; None when neither is. Asked after a training step or a validation metric raised, to
+    tell a diverged model (its parameters, or codes that overflowed although the parameters are finite)
+    from any other error."""
+    bad = [name for name, p in model.state_dict().items()
+           if isinstance(p, torch.Tensor) and p.is_floating_point() and not bool(torch.isfinite(p).all())]
+    if bad:
+        return f"non-finite parameters {bad[:5]}" + (f" (at {rows})" if rows else "")
+    if x is None:
+        return None
+    try:
+        with torch.no_grad():
+            codes = model.encode(x)
+    except Exception:  # noqa: BLE001 - cannot tell; the caller raises its own error
+        return None
+    if isinstance(codes, torch.Tensor) and not bool(torch.isfinite(codes).all()):
+        return f"the model's codes of {rows} are NaN/inf (finite parameters whose outputs overflowed)"
+    return None
 
 
 def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
