@@ -126,3 +126,25 @@ def test_an_idx_header_claiming_an_absurd_shape_is_refused(tmp_path):
     path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">iii", huge, huge, huge) + b"\0" * 10)
     with pytest.raises(ValueError, match="header says shape"):
         read_idx(path)
+
+
+def test_encode_and_decode_check_the_input_file_as_the_arrays_source_does(tmp_path_factory, tmp_path, capsys):
+    """The encode/decode reader had its own checks: timedelta64 (NumPy's "integer") was encoded as its
+    count of units, a header claiming terabytes was a MemoryError, finite 1e39s became inf."""
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    forged = tmp_path / "forged.npy"
+    np.save(forged, np.zeros((3, 784), np.float32))
+    raw = forged.read_bytes().replace(b"(3, 784)", b"(9999999999, 784)".ljust(8))
+    forged.write_bytes(raw)
+    cases = {"timedelta": (np.ones((3, 784), dtype="m8[s]"), "timedelta64"),
+             "huge": (np.full((3, 784), 1e39), "exceed float32's range"),
+             "forged": (None, "its header says shape")}
+    for name, (rows, words) in cases.items():
+        path = tmp_path / f"{name}.npy"
+        if rows is not None:
+            np.save(path, rows)
+        for command in ("encode", "decode"):
+            out = tmp_path / f"{name}_{command}.npy"
+            assert main([command, str(run), str(path), "--out", str(out)]) == 2
+            err = _one_line_error(capsys)
+            assert str(path) in err and words in err and not out.exists()

@@ -77,7 +77,7 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
         raise ValueError(f"{path}: member '{key}' is not a .npy array; save the vectors with np.savez")
     _check_vectors(path, data)
     data = data.reshape(len(data), -1)
-    _check_values(path, data)
+    check_values(path, data)
     data = data.astype(np.float64)
     if labels is not None:
         labels = np.asarray(labels)
@@ -178,7 +178,7 @@ def _check_npz_members(path: Path) -> None:
         raise _corrupt(path, err) from None
 
 
-def _check_values(path: Path, data: np.ndarray) -> None:
+def check_values(path: Path, data: np.ndarray) -> None:
     """Refuse NaN/inf and finite values beyond float32's range (±3.4e38: the models compute in float32,
     where they would become inf), scanning ``(n, d)`` ``data`` in chunks of rows (the pages of a
     memory-mapped file released after each). Integers and booleans pass: even int64 fits that range."""
@@ -228,7 +228,7 @@ def open_npy_memmap(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
                          "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
     data = data.reshape(len(data), -1)
-    _check_values(path, data)
+    check_values(path, data)
     return data
 
 

@@ -137,8 +137,13 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _read_npy_for(args: argparse.Namespace):
-    """The 2-D array in ``args.input`` after checking ``args.out`` (new .npy file or --overwrite)."""
+    """The 2-D array in ``args.input`` after checking ``args.out`` (new .npy file or --overwrite); the
+    file is checked as the ``arrays`` source checks it (header against size, dtype, values)."""
+    import zipfile
+
     import numpy as np
+
+    from sparsecoder.data.arrays import check_npy_file, check_values
 
     out = Path(args.out)
     if out.suffix != ".npy":
@@ -147,19 +152,17 @@ def _read_npy_for(args: argparse.Namespace):
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     if not args.input.is_file():
         raise FileNotFoundError(f"no input file at {args.input}")
+    if zipfile.is_zipfile(args.input):
+        raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
+    shape, _ = check_npy_file(args.input)  # header, dtype and size: before any data is read
+    if len(shape) != 2 or 0 in shape:
+        raise ValueError(f"{args.input}: array of shape {shape}; expected a 2-D array (n, d) with "
+                         f"n, d >= 1 (one sample per row)")
     try:
         inputs = np.load(args.input, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise ValueError(f"cannot read {args.input} as a .npy array ({err})") from None
-    if not isinstance(inputs, np.ndarray):
-        inputs.close()
-        raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
-    if np.iscomplexobj(inputs) or not np.issubdtype(inputs.dtype, np.number):
-        raise ValueError(f"{args.input}: array of dtype {inputs.dtype}; expected real numbers "
-                         f"(no complex, object or text arrays)")
-    if inputs.ndim != 2 or 0 in inputs.shape:
-        raise ValueError(f"{args.input}: array of shape {inputs.shape}; expected a 2-D array (n, d) with "
-                         f"n, d >= 1 (one sample per row)")
+    check_values(args.input, inputs)  # NaN/inf, values beyond float32's range
     return inputs
 
 
