@@ -206,8 +206,15 @@ def test_vae_samples_decode_prior_draws(rows):
 
 
 def test_bad_input_is_refused_clearly(rows):
-    with pytest.raises(ValueError, match="at least 2 samples"):
+    with pytest.raises(ValueError, match="has 1 row.*at least 2 rows; train on more data"):
         _small_sae(variant="vdl").fit(rows[:1])
+    # 7 rows at batch_size=2 are batches of 2, 2, 2 and 1: used to fail inside the first epoch saying
+    # "use batch_size >= 2"; now refused before training, naming a batch_size that fits
+    with pytest.raises(ValueError, match="smallest of 1 row.*set batch_size >= 3"):
+        _small_sae(variant="vdl", batch_size=2).fit(rows[:7])
+    model = _small_sae(variant="vdl", batch_size=3).fit(rows[:7])
+    with pytest.raises(ValueError, match="has 1 row"):
+        model.partial_fit(rows[:1])
     with pytest.raises(ValueError, match="variant"):
         SAE(variant="xdl").fit(rows)
     with pytest.raises(FloatingPointError, match="fista_step='lipschitz'"):

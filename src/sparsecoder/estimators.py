@@ -467,17 +467,22 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return model_class(self._model_name)
 
     # -- fitting --------------------------------------------------------------------------------------
-    def _check_batches(self, n_samples: int) -> None:
-        """Refuse, before any work, what the model cannot train on (overridden by :class:`SAE`)."""
+    def _check_batches(self, n_samples: int, model) -> None:
+        """Refuse, before any training step, mini-batches of ``n_samples`` rows smaller than ``model``
+        needs (VDL's variance guard: 2 rows), as :func:`sparsecoder.train` does, naming the cause."""
+        from sparsecoder.train.trainer import check_batches
+
+        check_batches(int(self.batch_size), model, n_samples, more_data="more rows in X")
 
     def _start(self, X):
         _check_device(self.device)
-        self._check_batches(X.shape[0])
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         config = self._build_config(X.shape[1], seed)
         from sparsecoder.train.optimization import Optimization
 
-        model = self._model_class()(config, X.shape[1]).to(_device(self.device))
+        model = self._model_class()(config, X.shape[1])
+        self._check_batches(X.shape[0], model)
+        model = model.to(_device(self.device))
         self.model_ = model
         self.config_ = config
         self._optimization = Optimization(model)
@@ -522,7 +527,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not fitted:
             self._start(X)
         else:
-            self._check_batches(X.shape[0])
+            self._check_batches(X.shape[0], self.model_)
         self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
         self.n_iter_ += 1
         return self
@@ -710,13 +715,6 @@ class SAE(_NeuralEstimator):
     def preset_name(self) -> str:
         """The preset whose Table-3 values fill the hyperparameters left at None."""
         return f"{self.variant}{'-nl' if self.decoder == 'mlp' else ''}-mnist"
-
-    def _check_batches(self, n_samples):
-        if self.variant == "vdl" and min(n_samples, self.batch_size) < 2:
-            raise ValueError(f"variant='vdl' (variance hinge on the batch std of the codes) needs "
-                             f"mini-batches of at least 2 samples, got 1 sample per batch "
-                             f"(n_samples={n_samples}, batch_size={self.batch_size}); give more rows or a "
-                             f"larger batch_size")
 
     def _build_config(self, n_features, seed):
         from sparsecoder.config import load_preset

@@ -341,8 +341,8 @@ def test_resume_refuses_other_in_memory_data_but_not_an_old_checkpoint_without_a
 
 
 @pytest.mark.parametrize("n_train, batch_size, message", [
-    (1, 250, r"the training split has 1 row, so every mini-batch has 1 whatever batch_size is, but the "
-             r"variance guard .* needs mini-batches of at least 2 rows; train on more data \(a larger limit"),
+    (1, 250, r"the training split has 1 row, so every mini-batch has 1 sample whatever batch_size is, but "
+             r"the variance guard .* needs mini-batches of at least 2 rows; train on more data \(a larger "),
     (240, 1, r"batch_size=1, but the variance guard .* needs mini-batches of at least 2 rows; set "
              r"batch_size >= 2"),
     (7, 2, r"batch_size=2 splits the 7 training rows into 4 batches, the smallest of 1 row, but the "

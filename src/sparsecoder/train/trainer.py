@@ -417,25 +417,27 @@ def _smallest_batch(n_train: int, batch_size: int) -> int:
     return n_train // math.ceil(n_train / batch_size)
 
 
-def _check_batches(config, model, n_train: int) -> None:
+def check_batches(batch_size: int, model, n_train: int,
+                  more_data: str = "a larger limit, or a data file with more rows") -> None:
     """Refuse, before the first epoch, batches smaller than the model needs (``model.batch_requirement()``,
     e.g. 2 rows for VDL's variance guard), naming the cause: too few training rows (no batch_size helps),
     batch_size too small, or a batch_size that leaves a smaller last batch (7 rows at batch_size=2: 2, 2,
     2 and 1 would be 3 batches of 2, 2 and 3)."""
     need, why = model.batch_requirement() if hasattr(model, "batch_requirement") else (1, "")
-    if need <= 1 or n_train < 1 or _smallest_batch(n_train, config.batch_size) >= need:
+    if need <= 1 or n_train < 1 or _smallest_batch(n_train, batch_size) >= need:
         return
     needs = f"{why} needs mini-batches of at least {need} rows"
     if n_train < need:
-        raise ConfigError(f"the training split has {n_train} row{'s' if n_train != 1 else ''}, so every "
-                          f"mini-batch has {n_train} whatever batch_size is, but {needs}; train on more data "
-                          f"(a larger limit, or a data file with more rows)")
-    if config.batch_size < need:
-        raise ConfigError(f"batch_size={config.batch_size}, but {needs}; set batch_size >= {need}")
-    n_batches = math.ceil(n_train / config.batch_size)
-    smallest = _smallest_batch(n_train, config.batch_size)
-    fits = next(b for b in range(config.batch_size + 1, n_train + 1) if _smallest_batch(n_train, b) >= need)
-    raise ConfigError(f"batch_size={config.batch_size} splits the {n_train} training rows into {n_batches} "
+        plural = "s" if n_train != 1 else ""
+        raise ConfigError(f"the training split has {n_train} row{plural}, so every mini-batch has {n_train} "
+                          f"sample{plural} whatever batch_size is, but {needs}; train on more data "
+                          f"({more_data})")
+    if batch_size < need:
+        raise ConfigError(f"batch_size={batch_size}, but {needs}; set batch_size >= {need}")
+    n_batches = math.ceil(n_train / batch_size)
+    smallest = _smallest_batch(n_train, batch_size)
+    fits = next(b for b in range(batch_size + 1, n_train + 1) if _smallest_batch(n_train, b) >= need)
+    raise ConfigError(f"batch_size={batch_size} splits the {n_train} training rows into {n_batches} "
                       f"batches, the smallest of {smallest} row{'s' if smallest != 1 else ''}, but {needs}; "
                       f"set batch_size >= {fits}")
 
@@ -461,7 +463,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
-    _check_batches(config, model, len(data.train))
+    check_batches(config.batch_size, model, len(data.train))
     model.to(world.device)
     optimization = Optimization(model)
     history: list[dict[str, Any]] = []
