@@ -170,6 +170,17 @@ def test_arrays_npz_with_labels_and_feature_standardisation(tmp_path):
     assert torch.equal(same.val.x, data.val.x)
 
 
+@pytest.mark.parametrize("labels", [np.array([0, 1, -1, 2, 0, 1]),
+                                    np.array([0, 1, 2**63 + 5, 2, 0, 1], dtype=np.uint64)])
+def test_arrays_labels_that_are_not_class_indices_are_refused(tmp_path, labels):
+    """-1 (a common 'unlabelled' mark) made n_classes max+1 and broke the probe; a uint64 label beyond
+    int64 wrapped to a negative one."""
+    path = tmp_path / "acts.npz"
+    np.savez(path, x=np.random.default_rng(0).random((6, 3)), labels=labels)
+    with pytest.raises(ValueError, match=r"acts.npz: labels must be class indices 0, 1, …, got values from"):
+        load("arrays", path=str(path))
+
+
 def test_arrays_npy_via_data_dir_and_global_standardisation(tmp_path):
     x = np.random.default_rng(1).normal(5.0, 3.0, size=(50, 4, 4)).astype(np.float32)
     np.save(tmp_path / "v.npy", x)

@@ -84,6 +84,10 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
         if labels.shape != (len(data),) or labels.dtype.kind not in "iu":  # not timedelta64 either
             raise ValueError(f"{path}: labels must be integers of shape ({len(data)},), got {labels.dtype} "
                              f"{labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() > 2**31):
+            raise ValueError(f"{path}: labels must be class indices 0, 1, …, got values from {labels.min()} "
+                             f"to {labels.max()}; renumber the classes from 0 (or leave the labels array "
+                             f"out for unlabelled rows)")
         labels = labels.astype(np.int64)
     return data, labels
 
