@@ -76,8 +76,26 @@ def log_density(family: str, z: torch.Tensor, loc, log_scale) -> torch.Tensor:
     if family == "laplace":
         return -standard.abs() - log_scale - math.log(2.0)
     if family == "cauchy":
-        return -torch.log1p(standard.square()) - log_scale - math.log(math.pi)
+        return -_log1p_square(z - loc, log_scale) - log_scale - math.log(math.pi)
     raise ValueError(f"unknown distribution family {family!r}; choose one of {list(PRIORS)}")
+
+
+def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """``log(1 + t²)`` with ``t = diff / exp(log_scale)``, finite wherever the true value is.
+
+    The plain ``log1p(t²)`` overflows once ``|t|`` passes ~1.8e19 in float32 (a heavy-tailed sample far
+    out, or a tiny scale), giving a log density of −inf (and a KL of inf) where the value is about
+    ``−2 log|t|``. For ``|t| > 1`` it is computed as ``2 log|t| + log1p(1/t²)`` with ``log|t|`` taken in
+    log space, which cannot overflow.
+    """
+    log_scale = torch.as_tensor(log_scale, dtype=diff.dtype, device=diff.device)
+    nonzero = diff != 0
+    # the masked-out entries get harmless stand-ins, so that no branch gives NaN gradients (log 0, inf·0)
+    log_abs_t = torch.log(torch.where(nonzero, diff, torch.ones_like(diff)).abs()) - log_scale
+    small = ~nonzero | (log_abs_t <= 0)
+    t_small = torch.where(small, diff, torch.zeros_like(diff)) / log_scale.exp()
+    big = torch.where(small, torch.zeros_like(log_abs_t), log_abs_t)
+    return torch.where(small, torch.log1p(t_small.square()), 2 * big + torch.log1p(torch.exp(-2 * big)))
 
 
 def sample_prior(family: str, scale: float, shape, *, dtype=torch.float32, device=None) -> torch.Tensor:
