@@ -857,6 +857,13 @@ class SparseVAE(_NeuralEstimator):
             batch_size=int(self.batch_size), seed=seed, device=self.device,
         )
 
+    def _start(self, X):
+        from sparsecoder.models.vae import check_likelihood_data
+
+        super()._start(X)
+        # after the config is built (its errors first), before any training step
+        check_likelihood_data(self.config_, torch.as_tensor(X), "X")
+
     @property
     def components_(self) -> np.ndarray:
         check_is_fitted(self, "model_")

@@ -1,4 +1,6 @@
-"""Hostile input to the VAE family: heavy-tailed densities at extreme scales are computed finitely."""
+"""Hostile input to the VAE family: out-of-range config values, data its likelihood cannot model, models too
+large for memory, and heavy-tailed densities at extreme scales. Each is refused before any work, naming the
+key and the fix, or computed finitely."""
 
 import math
 
@@ -7,7 +9,81 @@ import pytest
 import scipy.stats
 import torch
 
+from sparsecoder import SparseVAE
+from sparsecoder.config import ConfigError, from_dict, load_preset
+from sparsecoder.data import load
+from sparsecoder.eval.vae import evaluate
+from sparsecoder.models import vae as vae_module
 from sparsecoder.models.distributions import Posterior, kl_monte_carlo, log_density
+from sparsecoder.models.vae import VAE, VAEConfig
+from sparsecoder.train import train
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("prior_scale", 1e-300), ("prior_scale", 1e300), ("likelihood_sigma", 1e-200),
+     ("likelihood_sigma", 1e200), ("beta", 1e300), ("kl_samples", 10**6), ("eval_samples", 10**9)],
+)
+def test_values_that_overflow_float32_or_memory_are_refused_naming_the_key(key, value):
+    # before: prior_scale=1e-300 or beta=1e300 trained and stopped as "diverged", blaming the learning rate;
+    # kl_samples=1e6 allocated (1e6, batch, n_latents) tensors; eval_samples=1e9 looped for hours
+    with pytest.raises(ConfigError, match=f"'{key}': must be in"):
+        load_preset("svae-patches", {key: value})
+
+
+def test_presets_are_inside_the_bounds():
+    for name in ("svae-patches", "svae-norm-patches", "vae-cauchy-mnist", "vae-laplace-synthetic"):
+        load_preset(name)
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating():
+    config = from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 10**11, "device": "cpu"})
+    assert vae_module.n_parameters(config, 25) > 10**14
+    with pytest.raises(ConfigError, match="n_latents=100000000000.*lower n_latents"):
+        VAE(config, 25)  # before: RuntimeError "DefaultCPUAllocator: can't allocate memory"
+
+
+def test_n_parameters_counts_what_the_model_allocates():
+    for overrides in ({"encoder": "mlp"}, {"encoder": "resnet", "resnet_blocks": 3},
+                      {"encoder": "pyle", "decoder": "pyle", "likelihood": "bce"}):
+        config = from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 7, "encoder_hidden": 11,
+                                       "decoder_hidden": 13, "device": "cpu", **overrides})
+        model = VAE(config, 25)
+        assert vae_module.n_parameters(config, 25) == sum(p.numel() for p in model.parameters())
+
+
+def _bce_config():
+    return from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 4, "encoder": "pyle",
+                                 "decoder": "pyle", "likelihood": "bce", "encoder_hidden": 8,
+                                 "decoder_hidden": 8, "eval_samples": 2, "epochs": 1, "batch_size": 50,
+                                 "device": "cpu"})
+
+
+def test_bce_refuses_data_outside_0_1_through_the_cli_path(tmp_path):
+    # before: x.clamp(0, 1) trained silently on clipped data
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "acts.npy", (3 * rng.standard_normal((200, 25))).astype(np.float32))
+    with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*train split.*likelihood=gaussian"):
+        train("vae-laplace-synthetic", tmp_path / "run", progress=False,
+              overrides={"epochs": 1, "data": "arrays", "data_dir": str(tmp_path / "acts.npy")})
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bce_accepts_data_in_0_1_and_evaluate_refuses_out_of_range_test_rows():
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    model = VAE.from_config(_bce_config(), data)
+    data.test.x = data.test.x * 4 - 2
+    with pytest.raises(ConfigError, match="test split"):
+        evaluate(model, data)
+
+
+def test_sparse_vae_refuses_bce_on_data_outside_0_1():
+    X = np.random.default_rng(0).standard_normal((30, 4))
+    est = SparseVAE(n_components=2, encoder="pyle", decoder="pyle", likelihood="bce", encoder_hidden=4,
+                    max_epochs=1, batch_size=10, random_state=0, device="cpu")
+    with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*X"):
+        est.fit(X)
+    est.fit(np.clip(X, 0, 1))  # the same in range trains
 
 
 @pytest.mark.parametrize("scale", [1e-30, 1e-8, 1.0, 1e8])
@@ -35,3 +111,16 @@ def test_monte_carlo_kl_with_a_cauchy_prior_of_tiny_scale_is_finite():
     torch.manual_seed(0)
     kl = kl_monte_carlo(q, "cauchy", 1e-30, n_samples=64)
     assert torch.isfinite(kl).all() and (kl > 0).all()
+
+
+def test_evaluate_monte_carlo_kl_is_drawn_in_chunks_and_agrees_with_analytic():
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=200)
+    base = {"data": "synthetic_pyle", "n_latents": 3, "encoder": "pyle", "decoder": "pyle",
+            "likelihood": "bce", "encoder_hidden": 8, "decoder_hidden": 8, "eval_samples": 2,
+            "prior": "gaussian", "prior_scale": 1.0, "device": "cpu"}
+    analytic = VAE.from_config(from_dict(VAEConfig, base), data)
+    mc = VAE.from_config(from_dict(VAEConfig, {**base, "kl": "monte_carlo", "kl_samples": 1000}), data)
+    torch.manual_seed(0)
+    exact = evaluate(analytic, data)["kl"]
+    estimate = evaluate(mc, data)["kl"]
+    assert estimate == pytest.approx(exact, rel=0.02)

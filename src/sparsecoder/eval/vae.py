@@ -12,6 +12,7 @@ import torch
 
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import active_units, active_units_max
+from sparsecoder.models.vae import check_likelihood_data
 
 __all__ = ["validation_metrics", "evaluate"]
 
@@ -36,6 +37,23 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
     return {"val_loss": (nll_sum + kl_sum) / n, "val_reconstruction": nll_sum / n, "val_kl": kl_sum / n}
 
 
+_KL_SAMPLE_CHUNK = 64
+
+
+def _kl_sum(model, q, n_samples: int) -> torch.Tensor:
+    """Per-latent KL summed over the rows of ``q``, Monte-Carlo samples drawn 64 at a time (bounded memory:
+    a ``(S, rows, l)`` tensor per chunk, not per ``kl_samples``); analytic KL in one call."""
+    if model.config.kl == "analytic":
+        return model.kl(q).double().sum(dim=0).cpu()
+    total = torch.zeros(q.loc.shape[-1], dtype=torch.float64)
+    done = 0
+    while done < n_samples:
+        size = min(_KL_SAMPLE_CHUNK, n_samples - done)
+        total += model.kl(q, n_samples=size).double().sum(dim=0).cpu() * size
+        done += size
+    return total / n_samples
+
+
 @torch.no_grad()
 def evaluate(model, data: DataSplits) -> dict:
     """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
@@ -52,6 +70,7 @@ def evaluate(model, data: DataSplits) -> dict:
     model.eval()
     c = model.config
     x_all = model._check_rows(split.x)
+    check_likelihood_data(c, x_all, "test split")
     sq_err = torch.zeros(c.eval_samples, dtype=torch.float64)
     nll_total = 0.0
     kl_latent = torch.zeros(c.n_latents, dtype=torch.float64)
@@ -59,7 +78,7 @@ def evaluate(model, data: DataSplits) -> dict:
     for x in model.chunks(x_all):
         q = model.posterior(x)
         locs.append(q.loc)
-        kl_latent += model.kl(q, n_samples=max(c.kl_samples, 64)).double().sum(dim=0).cpu()
+        kl_latent += _kl_sum(model, q, max(c.kl_samples, 64))
         for s in range(c.eval_samples):
             output = model.decoder_output(q.rsample())
             mean = torch.sigmoid(output) if c.decoder == "pyle" else output

@@ -17,6 +17,7 @@ batch; the trainer takes the steps. Metrics are in :mod:`sparsecoder.eval.vae`, 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsecoder.config import CommonConfig, check, register_config
+from sparsecoder.config import CommonConfig, ConfigError, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.models.common import check_rows, module_device
 from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
@@ -34,6 +35,18 @@ from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 _EVAL_CHUNK = 1000
+
+# Scales (prior_scale, likelihood_sigma) and β enter the float32 loss through s², 1/s² and β·KL: outside
+# these bounds a first step's loss is already inf/NaN (prior_scale=1e-300 is 0 in float32), and the run
+# would stop as "diverged" blaming the learning rate.
+SCALE_RANGE = (1e-8, 1e8)
+MAX_BETA = 1e8
+# Sample counts: the Monte-Carlo KL holds (kl_samples, batch, n_latents) tensors; evaluation decodes the
+# test set eval_samples times.
+MAX_KL_SAMPLES = 1000
+MAX_EVAL_SAMPLES = 10000
+# Bytes per parameter while training: weights, gradients and Adam's two moments, float32.
+_TRAINING_BYTES_PER_PARAMETER = 16
 
 
 @register_config("vae")
@@ -63,15 +76,22 @@ class VAEConfig(CommonConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.n_latents >= 1, "n_latents", f"must be >= 1, got {self.n_latents}")
-        check(self.prior_scale > 0, "prior_scale", f"must be > 0, got {self.prior_scale}")
-        check(self.kl_samples >= 1, "kl_samples", f"must be >= 1, got {self.kl_samples}")
-        check(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
+        low, high = SCALE_RANGE
+        for key in ("prior_scale", "likelihood_sigma"):
+            value = getattr(self, key)
+            check(low <= value <= high, key,
+                  f"must be in [{low:g}, {high:g}] (its square and reciprocal enter the float32 loss), "
+                  f"got {value}")
+        check(1 <= self.kl_samples <= MAX_KL_SAMPLES, "kl_samples",
+              f"must be in [1, {MAX_KL_SAMPLES}], got {self.kl_samples}")
+        check(0 <= self.beta <= MAX_BETA, "beta",
+              f"must be in [0, {MAX_BETA:g}] (β·KL enters the float32 loss), got {self.beta}")
         check(self.encoder_hidden >= 1, "encoder_hidden", f"must be >= 1, got {self.encoder_hidden}")
         check(self.resnet_blocks >= 1, "resnet_blocks", f"must be >= 1, got {self.resnet_blocks}")
         check(self.decoder_hidden >= 1, "decoder_hidden", f"must be >= 1, got {self.decoder_hidden}")
-        check(self.likelihood_sigma > 0, "likelihood_sigma", f"must be > 0, got {self.likelihood_sigma}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(self.eval_samples >= 1, "eval_samples", f"must be >= 1, got {self.eval_samples}")
+        check(1 <= self.eval_samples <= MAX_EVAL_SAMPLES, "eval_samples",
+              f"must be in [1, {MAX_EVAL_SAMPLES}], got {self.eval_samples}")
         check(self.active_threshold >= 0, "active_threshold", f"must be >= 0, got {self.active_threshold}")
         if self.kl == "analytic":
             check((self.posterior, self.prior) in ANALYTIC_PAIRS, "kl",
@@ -82,6 +102,54 @@ class VAEConfig(CommonConfig):
               "set decoder=linear or unit_norm_decoder=false")
         check(self.likelihood != "bce" or self.decoder == "pyle", "likelihood",
               "bce needs decoder=pyle (logit outputs in [0, 1] after the sigmoid); use gaussian or mse")
+
+
+def n_parameters(config: VAEConfig, n_features: int) -> int:
+    """Number of parameters :class:`VAE` will allocate for ``config`` and ``n_features`` inputs."""
+    d, l, h, hd = int(n_features), config.n_latents, config.encoder_hidden, config.decoder_hidden
+    body = (d * h + h) + (config.resnet_blocks * 2 if config.encoder == "resnet" else 1) * (h * h + h)
+    heads = 2 * (h * l + l)
+    decoder = l * d if config.decoder == "linear" else (l * hd + hd) + (hd * hd + hd) + (hd * d + d)
+    return body + heads + decoder
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_model_size(config: VAEConfig, n_features: int) -> None:
+    """Refuse, before allocating anything, a model whose training state cannot fit in this machine's memory
+    (weights, gradients and Adam's moments: 16 bytes per parameter), naming the sizes to lower."""
+    count = n_parameters(config, n_features)
+    memory = _physical_memory()
+    needed = count * _TRAINING_BYTES_PER_PARAMETER
+    if memory is not None and needed > memory:
+        hidden = f", decoder_hidden={config.decoder_hidden}" if config.decoder == "pyle" else ""
+        raise ConfigError(
+            f"a VAE with n_latents={config.n_latents}, encoder_hidden={config.encoder_hidden}{hidden} on "
+            f"{n_features} features has {count:,} parameters, {needed / 2**30:,.1f} GiB to train, more than "
+            f"this machine's {memory / 2**30:,.1f} GiB of memory; lower n_latents or the hidden sizes")
+
+
+def check_likelihood_data(config: VAEConfig, x: torch.Tensor, name: str) -> None:
+    """Refuse data the likelihood cannot model: ``bce`` (Bernoulli cross-entropy) needs values in [0, 1]."""
+    n_rows = len(x)
+    if config.likelihood != "bce" or n_rows == 0:
+        return
+    # in row blocks: a memory-mapped split (MemmapRows) is read a block at a time, never whole
+    step = max(1, (1 << 20) // max(1, int(x.shape[1])))
+    low, high = math.inf, -math.inf
+    for start in range(0, n_rows, step):
+        block = x[start:start + step]
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    if low < 0 or high > 1:
+        raise ConfigError(
+            f"config key 'likelihood': bce needs data in [0, 1], but the {name} has values in "
+            f"[{low:.4g}, {high:.4g}]; rescale the data to [0, 1] (the arrays source with "
+            f"standardize: none keeps the file's values) or set likelihood=gaussian or likelihood=mse")
 
 
 class VAE(nn.Module):
@@ -97,6 +165,7 @@ class VAE(nn.Module):
             raise ValueError(f"VAE needs a VAEConfig, not {type(config).__name__}")
         self.config = config
         self.n_features = int(n_features)
+        check_model_size(config, self.n_features)
         self.image_shape = tuple(image_shape) if image_shape else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -109,6 +178,10 @@ class VAE(nn.Module):
 
     @classmethod
     def from_config(cls, config: VAEConfig, data: DataSplits) -> VAE:
+        """Build the model for ``data``; refuses data its likelihood cannot model before any work."""
+        if isinstance(config, VAEConfig):
+            for name in ("train", "val", "test"):
+                check_likelihood_data(config, getattr(data, name).x, f"{name} split")
         return cls(config, data.dim, data.image_shape)
 
     @property
