@@ -124,3 +124,17 @@ def test_evaluate_monte_carlo_kl_is_drawn_in_chunks_and_agrees_with_analytic():
     exact = evaluate(analytic, data)["kl"]
     estimate = evaluate(mc, data)["kl"]
     assert estimate == pytest.approx(exact, rel=0.02)
+
+
+@pytest.mark.parametrize("scale", [1e30, float("nan")])
+def test_evaluate_refuses_nan_metrics_instead_of_writing_them(scale):
+    # before: mse, elbo, kl came back NaN and metrics.json held null for them, exit status 0
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    config = from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 3, "encoder_hidden": 8,
+                                   "eval_samples": 2, "device": "cpu"})
+    model = VAE.from_config(config, data)
+    assert math.isfinite(evaluate(model, data)["mse"])
+    with torch.no_grad():
+        model.decoder.weight.mul_(scale)
+    with pytest.raises(ValueError, match="cannot evaluate the VAE: .*NaN/inf"):
+        evaluate(model, data)

@@ -75,8 +75,10 @@ def evaluate(model, data: DataSplits) -> dict:
     nll_total = 0.0
     kl_latent = torch.zeros(c.n_latents, dtype=torch.float64)
     locs = []
+    bad_rows = 0
     for x in model.chunks(x_all):
         q = model.posterior(x)
+        bad_rows += int((~torch.isfinite(q.loc).all(dim=1) | ~torch.isfinite(q.log_scale).all(dim=1)).sum())
         locs.append(q.loc)
         kl_latent += _kl_sum(model, q, max(c.kl_samples, 64))
         for s in range(c.eval_samples):
@@ -86,6 +88,15 @@ def evaluate(model, data: DataSplits) -> dict:
             nll_total += float(model.reconstruction_nll(x, output).double().sum())
     n = x_all.shape[0]
     mse_per_sample = sq_err / (n * model.n_features)
+    totals = torch.cat([mse_per_sample, kl_latent, torch.tensor([nll_total], dtype=torch.float64)])
+    if bad_rows or not bool(torch.isfinite(totals).all()):
+        # NaN metrics would be written as null into metrics.json and look like a finished evaluation
+        where = (f"the posterior is NaN/inf for {bad_rows} of {n} test rows" if bad_rows
+                 else "the reconstructions of the test split are NaN/inf")
+        raise ValueError(
+            f"cannot evaluate the VAE: {where} (largest |x| in the test split: "
+            f"{float(x_all.abs().max()):.4g}); the test data are probably on another scale than the "
+            f"training data (check the data and its preprocessing), or the weights overflow")
     codes = torch.cat(locs).cpu()
     active_mask = codes.std(dim=0) > c.active_threshold if n > 1 else torch.zeros(c.n_latents, dtype=bool)
     norms = model.decoder_column_norms().cpu()
