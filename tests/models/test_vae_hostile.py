@@ -138,3 +138,22 @@ def test_evaluate_refuses_nan_metrics_instead_of_writing_them(scale):
         model.decoder.weight.mul_(scale)
     with pytest.raises(ValueError, match="cannot evaluate the VAE: .*NaN/inf"):
         evaluate(model, data)
+
+
+@pytest.mark.parametrize("pair", [("cauchy", "cauchy"), ("gaussian", "laplace"), ("gaussian", "gaussian")])
+@pytest.mark.parametrize(("mu", "log_scale"), [(0.0, -110.0), (2.0, -110.0), (1e30, 0.0), (0.5, -0.3)])
+def test_analytic_kl_in_float32_is_finite_where_float64_is(pair, mu, log_scale):
+    # before: a posterior scale that underflowed to 0 in float32 gave inf (Cauchy: log(x/0)) or NaN
+    # (Gauss-Laplace: μ/σ = 0/0), so training stopped as "diverged" with a finite true KL
+    from sparsecoder.models.distributions import kl_analytic
+
+    def kl(dtype):
+        log_s = torch.tensor([[log_scale]], dtype=dtype, requires_grad=True)
+        value = kl_analytic(Posterior(pair[0], torch.tensor([[mu]], dtype=dtype), log_s), pair[1], 0.1)
+        value.sum().backward()
+        return value.item(), log_s.grad.item()
+
+    exact, _ = kl(torch.float64)
+    got, grad = kl(torch.float32)
+    if abs(exact) < 3e38:
+        assert got == pytest.approx(exact, rel=1e-5) and math.isfinite(grad)

@@ -111,6 +111,8 @@ def sample_prior(family: str, scale: float, shape, *, dtype=torch.float32, devic
 
 def folded_normal_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """``E|z|`` for ``z ~ N(μ, σ²)``: ``σ√(2/π)·exp(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ))``."""
+    # σ that underflowed to 0 (log σ < −103 in float32) would make μ/σ = 0/0; E|z| → |μ| as σ → 0
+    sigma = sigma.clamp_min(torch.finfo(sigma.dtype).tiny)
     phi = 0.5 * torch.erfc((mu / sigma) / math.sqrt(2.0))  # Φ(−μ/σ)
     return sigma * math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * (mu / sigma).square()) + mu * (1 - 2 * phi)
 
@@ -126,9 +128,11 @@ def kl_analytic(posterior: Posterior, prior: str, prior_scale: float) -> torch.T
         entropy = 0.5 * (_LOG_2PI + 1.0) + log_s  # ½ log(2πeσ²)
         return -entropy + math.log(2 * prior_scale) + folded_normal_mean(mu, log_s.exp()) / prior_scale
     if pair == ("cauchy", "cauchy"):
-        s1 = log_s.exp()
-        s2 = prior_scale
-        return torch.log(((s1 + s2).square() + mu.square()) / (4 * s1 * s2))
+        # in log space: log((s₁+s₂)² + μ²) − log 4s₁s₂ with L = log(s₁+s₂), so that a scale s₁ = e^{log s}
+        # that under- or overflows in float32 still gives the finite KL (it was log(x/0) = inf)
+        log_s2 = math.log(prior_scale)
+        log_sum = torch.logaddexp(log_s, torch.full_like(log_s, log_s2))
+        return 2 * log_sum + _log1p_square(mu, log_sum) - math.log(4.0) - log_s - log_s2
     raise ValueError(
         f"no closed-form KL for a {posterior.family} posterior and a {prior} prior; "
         f"analytic pairs (posterior, prior): {sorted(ANALYTIC_PAIRS)} — use kl=monte_carlo"
