@@ -157,3 +157,14 @@ def test_analytic_kl_in_float32_is_finite_where_float64_is(pair, mu, log_scale):
     got, grad = kl(torch.float32)
     if abs(exact) < 3e38:
         assert got == pytest.approx(exact, rel=1e-5) and math.isfinite(grad)
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "laplace", "cauchy"])
+def test_monte_carlo_kl_of_a_posterior_whose_scale_underflowed_is_finite(prior):
+    # before: z = μ + 0·ε made the posterior's log q(z) = 0/0 = NaN in float32
+    log_s = torch.full((2, 3), -110.0, requires_grad=True)
+    q = Posterior("gaussian", torch.zeros(2, 3), log_s)
+    kl = kl_monte_carlo(q, prior, 0.1, n_samples=4)
+    kl.sum().backward()
+    assert torch.isfinite(kl).all() and torch.isfinite(log_s.grad).all()
+    assert kl.min() > 100  # ≈ −log σ: the posterior is a near point mass

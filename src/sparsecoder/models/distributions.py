@@ -69,8 +69,12 @@ def log_density(family: str, z: torch.Tensor, loc, log_scale) -> torch.Tensor:
     """Element-wise log density of a Gaussian (scale = σ), Laplace (scale = b) or Cauchy (scale = s)."""
     loc = torch.as_tensor(loc, dtype=z.dtype, device=z.device)
     log_scale = torch.as_tensor(log_scale, dtype=z.dtype, device=z.device)
-    scale = log_scale.exp()
-    standard = (z - loc) / scale
+    diff = z - loc
+    # z = loc exactly (a posterior sample whose scale underflowed to 0 in float32) is t = 0, not 0/0 = NaN;
+    # the stand-in denominator keeps the gradient of the unused branch finite too
+    nonzero = diff != 0
+    standard = torch.where(nonzero, diff, torch.zeros_like(diff)) / torch.where(
+        nonzero, log_scale.exp(), torch.ones_like(log_scale))
     if family == "gaussian":
         return -0.5 * standard.square() - log_scale - 0.5 * _LOG_2PI
     if family == "laplace":
