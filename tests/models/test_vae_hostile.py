@@ -168,3 +168,11 @@ def test_monte_carlo_kl_of_a_posterior_whose_scale_underflowed_is_finite(prior):
     kl.sum().backward()
     assert torch.isfinite(kl).all() and torch.isfinite(log_s.grad).all()
     assert kl.min() > 100  # ≈ −log σ: the posterior is a near point mass
+
+
+def test_sparse_vae_sample_refuses_more_rows_than_memory_holds():
+    est = SparseVAE(n_components=2, encoder_hidden=4, max_epochs=1, batch_size=10, random_state=0,
+                    device="cpu").fit(np.random.default_rng(0).random((20, 4)))
+    with pytest.raises(ValueError, match="n_samples=1000000000000 needs .*draw fewer"):
+        est.sample(10**12)  # before: RuntimeError from torch's allocator
+    assert est.sample(3).shape == (3, 4)
