@@ -126,3 +126,15 @@ def test_dictionary_recovery_does_not_depend_on_the_atoms_scale():
         assert dictionary_recovery(atoms * scale, atoms * scale) == 1.0
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
         dictionary_recovery(np.eye(3), np.eye(3), threshold=1.0)
+
+
+@pytest.mark.parametrize("fn", ["active_units", "active_units_max"])
+@pytest.mark.parametrize("threshold", [float("nan"), -1.0, "0.5", True, float("inf")])
+def test_active_units_refuse_a_threshold_that_is_not_a_finite_number_ge_0(fn, threshold):
+    """NaN counted no unit active and -1 every unit, silently; a string failed inside numpy."""
+    import sparsecoder.eval.metrics as metrics
+
+    codes = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
+        getattr(metrics, fn)(codes, threshold=threshold)
+    assert getattr(metrics, fn)(codes, threshold=np.float32(0.5)) == 3

@@ -92,3 +92,36 @@ def test_bad_input_is_refused():
         train_probe(x, y, x, y, x, y + 5, n_classes=5)
     with pytest.raises(ValueError, match="inputs must be"):
         train_probe(x, y[:5], x, y, x, y, n_classes=5)
+
+
+def _probe_data():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 5, generator=generator)
+    return x, torch.arange(30) % 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train_x": "nan"}, "train inputs hold NaN or inf"),
+    ({"val_x": "inf"}, "val inputs hold NaN or inf"),
+    ({"test_x": "f64_huge"}, "test inputs hold NaN or inf .*float32's range"),
+    ({"val_x": "narrow"}, "val inputs have 3 features but train inputs 5"),
+    ({"train_y": "half"}, "train labels must be integer class indices"),
+    ({"epochs": 1.5}, "epochs must be an integer >= 1, got 1.5"),
+    ({"n_classes": 3.5}, "n_classes must be an integer >= 1"),
+    ({"lr": float("inf")}, "lr must be a finite number > 0"),
+])
+def test_train_probe_refuses_bad_input_before_training(change, message):
+    """NaN/inf codes trained on NaN losses and still returned errors; a split with other features failed
+    in torch after every epoch; labels 0.5, 1.5 were truncated to classes 0, 1."""
+    x, y = _probe_data()
+    args = {"train_x": x, "train_y": y, "val_x": x, "val_y": y, "test_x": x, "test_y": y}
+    kwargs = {"n_classes": 3, "epochs": 2, "batch_size": 8}
+    for key, value in change.items():
+        if key in args:
+            args[key] = {"nan": x.masked_fill(x > 1, float("nan")), "inf": x.masked_fill(x > 1, float("inf")),
+                         "f64_huge": x.double() * 1e300, "narrow": x[:, :3],
+                         "half": y.float() + 0.5}[value]
+        else:
+            kwargs[key] = value
+    with pytest.raises(ValueError, match=message):
+        train_probe(*args.values(), **kwargs)

@@ -90,7 +90,7 @@ def test_rerun_trains_nothing(quick):
     ({"sigmas": [-1.0]}, "sigmas=\\[-1.0\\]: expected a non-empty list of numbers >= 0"),
     ({"seeds": []}, "seeds=\\[\\]: expected a non-empty list of integers >= 0"),
     ({"epochs": -1}, "epochs=-1: expected an integer >= 1 or null"),
-    ({"limit": 0}, "limit=0: expected an integer >= 1 or null"),
+    ({"limit": 0}, "limit=0: expected an integer >= 2 or null"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):

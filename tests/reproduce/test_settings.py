@@ -75,3 +75,48 @@ def test_preset_mapping():
 def test_training_overrides_keeps_only_set_values():
     assert checks.training_overrides({"epochs": 3, "limit": None}) == {"epochs": 3}
     assert checks.training_overrides({"epochs": None, "limit": 10, "x": 1}) == {"limit": 10}
+
+
+def test_settings_are_held_to_the_trial_config_bounds():
+    """epochs above the config's MAX_EPOCHS, a limit of 1 and seeds beyond 64 bits passed these checks and
+    were refused by the sweep, after reproduce() had written the experiment folder."""
+    from sparsecoder.config import MAX_EPOCHS
+
+    assert checks.epochs({"epochs": MAX_EPOCHS}) == MAX_EPOCHS
+    message = f"epochs={MAX_EPOCHS + 1}: expected an integer >= 1 and <= {MAX_EPOCHS}"
+    with pytest.raises(ValueError, match=message):
+        checks.epochs({"epochs": MAX_EPOCHS + 1})
+    assert checks.epochs({"epochs": None}, allow_none=True) is None
+    assert checks.limit({"limit": 2}) == 2 and checks.limit({"limit": None}) is None
+    with pytest.raises(ValueError, match="limit=1: expected an integer >= 2 or null"):
+        checks.limit({"limit": 1})
+    message = r"k=9223372036854775808: expected an integer >= 1 and <= 9223372036854775807"
+    with pytest.raises(ValueError, match=message):
+        checks.positive_int({"k": 2**63}, "k")
+    assert checks.seed_list({"seeds": [2**63 - 1]}) == [2**63 - 1]
+    for bad in ([2**63], [0, 0], [3, 1, 3]):
+        with pytest.raises(ValueError, match="each seed once"):
+            checks.seed_list({"seeds": bad})
+
+
+def test_number_list_refuses_a_repeated_number():
+    for bad in ([1, 1.0], [0.5, 2, 0.5]):
+        with pytest.raises(ValueError, match="each once"):
+            checks.number_list({"x": bad}, "x")
+
+
+@pytest.mark.parametrize("name, setting", [
+    ("evtimova-collapse", "seeds=[0,0]"), ("evtimova-collapse", "limit=1"),
+    ("evtimova-fig6", "epochs=1000001"), ("evtimova-fig6", "lams=[0.001,0.001]"),
+    ("evtimova-fig9", "probe_seeds=[1,1]"), ("evtimova-fig9", "samples_per_class=[1,all,1]"),
+    ("evtimova-fig9", "lams={sdl-mnist: [0.005,0.005]}"), ("evtimova-fig9", "probe_epochs=1000001"),
+    ("evtimova-table1", "sigmas=[1,1.0]"), ("jiang-table1", "seeds=[18446744073709551616]"),
+    ("jiang-fig5", "epochs=1000001"), ("pyle-priors", "epochs=1000001"), ("pyle-priors", "patches_limit=1"),
+])
+def test_a_value_the_trials_would_refuse_is_refused_before_the_folder_is_written(tmp_path, name, setting):
+    from sparsecoder.reproduce import reproduce
+
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"^--set " + setting.split("=")[0]):
+        reproduce(name, out, quick=True, overrides=[setting], executor="serial", progress=False)
+    assert not out.exists()

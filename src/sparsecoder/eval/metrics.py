@@ -49,6 +49,16 @@ def _positive_scalar(value, name: str) -> float:
     return value
 
 
+def _threshold(value, name: str = "threshold") -> float:
+    """``value`` (a real number, numpy scalar or 0-d tensor; not a bool) as a finite float >= 0."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(float(value)) and float(value) >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def psnr(target, recon, max_value: float = 1.0) -> float:
     r"""Peak signal-to-noise ratio in dB, averaged over samples (SPEC §3).
 
@@ -100,6 +110,7 @@ def active_units(codes, threshold: float = 0.5) -> int:
     means (n, l) over a test set; the std is the population std (``ddof=0``).
     """
     codes = _as_array(codes, "codes")
+    threshold = _threshold(threshold)
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
     return int(np.sum(codes.std(axis=0) > threshold))
@@ -114,6 +125,7 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
     :func:`active_units`'s std criterion of its text.
     """
     codes = _as_array(codes, "codes")
+    threshold = _threshold(threshold)
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
     return int(np.sum(np.abs(codes).max(axis=0) > threshold))

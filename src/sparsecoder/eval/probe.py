@@ -119,19 +119,36 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
     ProbeResult
         Top-1 and top-3 test errors of the weights of the epoch with the best validation accuracy.
     """
+    for name, value in (("n_classes", n_classes), ("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not n_classes >= 3:
+        raise ValueError(f"top-3 error needs at least 3 classes, got n_classes={n_classes}")
     tensors = [torch.as_tensor(t) for t in (train_x, train_y, val_x, val_y, test_x, test_y)]
     train_x, train_y, val_x, val_y, test_x, test_y = tensors
     for name, x, y in (("train", train_x, train_y), ("val", val_x, val_y), ("test", test_x, test_y)):
         if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise ValueError(f"{name}: inputs must be (n, d) and labels (n,) with n >= 1, got "
                              f"{tuple(x.shape)} and {tuple(y.shape)}")
+        if x.shape[1] != train_x.shape[1]:
+            raise ValueError(f"{name} inputs have {x.shape[1]} features but train inputs {train_x.shape[1]}; "
+                             f"give every split the same features (codes of the same model)")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"{name} inputs must be real numbers, got dtype {x.dtype}")
+        # the probe trains in float32: a NaN/inf, or a float64 value beyond float32's range, would train
+        # on NaN losses and still report errors
+        if not torch.isfinite(x.float()).all():
+            raise ValueError(f"{name} inputs hold NaN or inf (or values beyond float32's range, 3.4e38); "
+                             f"check the model that produced the codes")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            if not (y.is_floating_point() and torch.isfinite(y).all() and (y == y.round()).all()):
+                raise ValueError(f"{name} labels must be integer class indices, got dtype {y.dtype} with "
+                                 f"non-integer values")
         if int(y.min()) < 0 or int(y.max()) >= n_classes:
             raise ValueError(f"{name} labels must be in [0, {n_classes}), got "
                              f"[{int(y.min())}, {int(y.max())}]")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
-    if not n_classes >= 3:
-        raise ValueError(f"top-3 error needs at least 3 classes, got n_classes={n_classes}")
     train_x, val_x, test_x = (x.float() for x in (train_x, val_x, test_x))
     train_y, val_y, test_y = (y.long() for y in (train_y, val_y, test_y))
     torch.manual_seed(seed)

@@ -63,8 +63,8 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.names(settings, "variants", VARIANTS)
     checks.number(settings, "lam", allow_none=True)
     checks.seed_list(settings)
-    checks.positive_int(settings, "epochs")
-    checks.positive_int(settings, "limit", allow_none=True)
+    checks.epochs(settings)
+    checks.limit(settings)
 
 
 def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> dict[str, float]:

@@ -71,11 +71,12 @@ def check_settings(settings: dict[str, Any]) -> None:
             checks.number_list(settings, "lams")
         except ValueError:
             raise ValueError(f"--set lams={settings['lams']!r}: expected grid (each preset's lam_grid), "
-                             f"paper (the λ the paper reports a point for) or a list of λ >= 0 (e.g. "
+                             f"paper (the λ the paper reports a point for) or a list of λ >= 0, each once "
+                             f"(e.g. "
                              f"lams=[0.001,0.005])") from None
     checks.seed_list(settings)
-    checks.positive_int(settings, "epochs", allow_none=True)
-    checks.positive_int(settings, "limit", allow_none=True)
+    checks.epochs(settings, allow_none=True)
+    checks.limit(settings)
 
 
 def _lams(settings: dict[str, Any], variant: str, preset: str) -> list[float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparsecoder.config import MAX_BATCH_SIZE
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
@@ -54,19 +55,21 @@ def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
     checks.preset_mapping(
         settings, "lams",
-        lambda v: v == "grid" or (isinstance(v, list) and bool(v) and all(map(checks.is_lam, v))),
-        "'grid' or a non-empty list of λ >= 0", "{sdl-mnist: [0.005]}")
+        lambda v: v == "grid" or (isinstance(v, list) and bool(v) and all(map(checks.is_lam, v))
+                                  and len({float(x) for x in v}) == len(v)),
+        "'grid' or a non-empty list of λ >= 0, each once", "{sdl-mnist: [0.005]}")
     checks.seed_list(settings)
     checks.seed_list(settings, "probe_seeds")
     counts = settings["samples_per_class"]
     if not isinstance(counts, list) or not counts or any(
-            c != "all" and (isinstance(c, bool) or not isinstance(c, int) or c < 1) for c in counts):
-        raise ValueError(f"--set samples_per_class={counts!r}: expected a list of integers >= 1 and/or all "
-                         f"(e.g. samples_per_class=[1,10,all])")
-    checks.positive_int(settings, "epochs", allow_none=True)
-    checks.positive_int(settings, "limit", allow_none=True)
-    checks.positive_int(settings, "probe_epochs")
-    checks.positive_int(settings, "probe_batch_size")
+            c != "all" and (isinstance(c, bool) or not isinstance(c, int) or c < 1) for c in counts) or (
+            len(set(map(repr, counts))) != len(counts)):
+        raise ValueError(f"--set samples_per_class={counts!r}: expected a list of integers >= 1 and/or all, "
+                         f"each once (e.g. samples_per_class=[1,10,all])")
+    checks.epochs(settings, allow_none=True)
+    checks.limit(settings)
+    checks.epochs(settings, "probe_epochs")
+    checks.positive_int(settings, "probe_batch_size", maximum=MAX_BATCH_SIZE)
     checks.number(settings, "probe_lr", strict=True)
 
 

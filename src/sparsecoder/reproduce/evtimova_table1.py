@@ -57,8 +57,8 @@ def check_settings(settings: dict[str, Any]) -> None:
         settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}")
     checks.number_list(settings, "sigmas")
     checks.seed_list(settings)
-    checks.positive_int(settings, "epochs", allow_none=True)
-    checks.positive_int(settings, "limit", allow_none=True)
+    checks.epochs(settings, allow_none=True)
+    checks.limit(settings)
     checks.positive_int(settings, "n_pictures")
 
 

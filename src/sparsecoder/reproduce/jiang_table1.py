@@ -64,10 +64,10 @@ def check_settings(s: dict[str, Any]) -> None:
     for key in ("n_train", "n_latents", "eval_samples"):
         checks.positive_int(s, key)
     checks.positive_int(s, "n_test", minimum=2)
-    checks.positive_int(s, "epochs", allow_none=True)
+    checks.epochs(s, allow_none=True)
     checks.number(s, "variance", strict=True)
     if "sc_epochs" in s:  # jiang-table1 only
-        checks.positive_int(s, "sc_epochs")
+        checks.epochs(s, "sc_epochs")
         checks.number(s, "sc_alpha", strict=True, allow_none=True)
     checks.seed_list(s)
 

@@ -102,10 +102,11 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.names(settings, "datasets", DATASETS)
     checks.names(settings, "priors", PRIORS)
     checks.seed_list(settings)
-    for key in ("epochs", "hidden", "eval_samples"):
+    checks.epochs(settings)
+    for key in ("hidden", "eval_samples"):
         checks.positive_int(settings, key)
     for key in ("limit", "patches_limit"):  # at least 2 training samples (a batch statistic needs 2)
-        checks.positive_int(settings, key, allow_none=True, minimum=2)
+        checks.limit(settings, key)
     for key in ("near_zero", "synthetic_sigma"):
         checks.number(settings, key, strict=True)
     if settings["synthetic_likelihood"] not in ("bce", "gaussian"):

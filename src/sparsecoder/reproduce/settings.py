@@ -12,8 +12,13 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["is_lam", "names", "one_of", "seed_list", "positive_int", "number", "number_list",
-           "preset_mapping", "training_overrides"]
+# The bounds of the trials' configs: a setting that becomes a config value is held to them here, so that it
+# is refused before reproduce() writes the experiment folder, not by the sweep after it (which left a
+# reproduce.yaml that then refused the corrected command).
+from sparsecoder.config import MAX_EPOCHS, MAX_INT
+
+__all__ = ["is_lam", "names", "one_of", "seed_list", "positive_int", "epochs", "limit", "number",
+           "number_list", "preset_mapping", "training_overrides"]
 
 
 def _refuse(key: str, value: Any, expected: str) -> ValueError:
@@ -55,24 +60,45 @@ def one_of(settings: dict[str, Any], key: str, known: Iterable[str]) -> str:
 
 
 def seed_list(settings: dict[str, Any], key: str = "seeds") -> list[int]:
-    """A non-empty list of integer seeds >= 0 (one integer is a list of one)."""
+    """A non-empty list of distinct integer seeds in ``[0, 2**63 - 1]`` (one integer is a list of one).
+
+    A repeated seed is refused rather than dropped: it would train (or probe) the same trial twice and
+    count it twice in the mean ± std over seeds.
+    """
     value = settings[key]
     items = [value] if _is_int(value) else value
-    if not isinstance(items, list) or not items or any(not _is_int(s) or s < 0 for s in items):
-        raise _refuse(key, value, f"a non-empty list of integers >= 0 (e.g. {key}=[0,1])")
+    if (not isinstance(items, list) or not items
+            or any(not _is_int(s) or not 0 <= s <= MAX_INT for s in items) or len(set(items)) != len(items)):
+        raise _refuse(key, value, f"a non-empty list of integers >= 0 (at most 2**63 - 1), each seed once "
+                                  f"(e.g. {key}=[0,1])")
     settings[key] = list(items)
     return settings[key]
 
 
 def positive_int(settings: dict[str, Any], key: str, *, allow_none: bool = False,
-                 minimum: int = 1) -> int | None:
-    """An integer >= ``minimum`` (or ``None`` where ``allow_none``: "null" on the command line)."""
+                 minimum: int = 1, maximum: int = MAX_INT) -> int | None:
+    """An integer in ``[minimum, maximum]`` (or ``None`` where ``allow_none``: "null" on the command line).
+
+    ``maximum`` defaults to the largest integer a config holds (64-bit).
+    """
     value = settings[key]
     if value is None and allow_none:
         return None
-    if not _is_int(value) or value < minimum:
-        raise _refuse(key, value, f"an integer >= {minimum}" + (" or null" if allow_none else ""))
+    if not _is_int(value) or not minimum <= value <= maximum:
+        upper = f" and <= {maximum}" if _is_int(value) and value > maximum else ""
+        raise _refuse(key, value, f"an integer >= {minimum}{upper}" + (" or null" if allow_none else ""))
     return value
+
+
+def epochs(settings: dict[str, Any], key: str = "epochs", *, allow_none: bool = False) -> int | None:
+    """A number of epochs in ``[1, MAX_EPOCHS]`` (the trials' config bound), or ``None`` where allowed."""
+    return positive_int(settings, key, allow_none=allow_none, maximum=MAX_EPOCHS)
+
+
+def limit(settings: dict[str, Any], key: str = "limit") -> int | None:
+    """A cap on the training samples: an integer >= 2 (a batch statistic needs 2, as the trials' config
+    requires) or ``None`` (all)."""
+    return positive_int(settings, key, allow_none=True, minimum=2)
 
 
 def number(settings: dict[str, Any], key: str, *, minimum: float = 0.0, strict: bool = False,
@@ -88,11 +114,16 @@ def number(settings: dict[str, Any], key: str, *, minimum: float = 0.0, strict: 
 
 
 def number_list(settings: dict[str, Any], key: str, *, minimum: float = 0.0) -> list[float]:
-    """A non-empty list of finite numbers >= ``minimum`` (one number is a list of one)."""
+    """A non-empty list of distinct finite numbers >= ``minimum`` (one number is a list of one).
+
+    A repeated number is refused: it would measure the same cell twice (the sweep refuses a repeated grid
+    value too, but only after the experiment folder is written).
+    """
     value = settings[key]
     items = [value] if _is_number(value) else value
-    if not isinstance(items, list) or not items or any(not _is_number(v) or v < minimum for v in items):
-        raise _refuse(key, value, f"a non-empty list of numbers >= {minimum:g}")
+    if (not isinstance(items, list) or not items or any(not _is_number(v) or v < minimum for v in items)
+            or len({float(v) for v in items}) != len(items)):
+        raise _refuse(key, value, f"a non-empty list of numbers >= {minimum:g}, each once")
     settings[key] = [float(v) for v in items]
     return settings[key]
 
