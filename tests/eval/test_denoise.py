@@ -82,3 +82,13 @@ def test_bad_input_is_refused(mnist, sdl_model):
     _, config = load_preset("do-mnist", {"num_threads": 1})
     with pytest.raises(ValueError, match="no encoder"):
         denoise(build_model(config, mnist), mnist.test, 1.0)
+
+
+@pytest.mark.parametrize("sigma, seed, words", [
+    ("1", 0, "noise σ must be a finite number"), (1e300, 0, "overflows float32"), (-0.1, 0, "noise σ"),
+    (float("nan"), 0, "noise σ"), (0.5, 2**64, "seed must be an integer"), (0.5, -3, "seed must be"),
+])
+def test_add_noise_refuses_what_would_give_inf_noise_or_an_obscure_error(sigma, seed, words):
+    """σ=1e300 gave ±inf noise silently, σ="1" was accepted, a seed of 2**64 was numpy's overflow."""
+    with pytest.raises(ValueError, match=words):
+        add_noise(torch.zeros(4, 3), sigma, seed)

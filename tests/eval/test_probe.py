@@ -125,3 +125,32 @@ def test_train_probe_refuses_bad_input_before_training(change, message):
             kwargs[key] = value
     with pytest.raises(ValueError, match=message):
         train_probe(*args.values(), **kwargs)
+
+
+@pytest.mark.parametrize("labels, k, words", [
+    ([0, 1, 5], 1, r"labels must be class indices in \[0, 2\]"),
+    ([0, -1, 1], 1, r"labels must be class indices in \[0, 2\]"),
+    ([0.5, 1.0, 2.0], 1, "non-integer"),
+    ([[0, 1, 2]], 1, r"labels \(n,\)"),
+    ([0, 1, 2], 1.0, "and an integer"),
+])
+def test_topk_error_refuses_labels_that_are_not_class_indices(labels, k, words):
+    """A label of 5 among 3 classes counted as a miss, 0.5 was truncated to class 0, k=1.0 a TypeError."""
+    logits = torch.eye(3)
+    with pytest.raises(ValueError, match=words):
+        topk_error(logits, torch.as_tensor(labels), k=k)
+    with pytest.raises(ValueError, match="finite"):
+        topk_error(torch.full((3, 3), float("nan")), torch.tensor([0, 1, 2]))
+    assert topk_error(logits, torch.tensor([0, 1, 0])) == pytest.approx(1 / 3)  # by hand: one miss in 3
+
+
+@pytest.mark.parametrize("labels, seed, words", [
+    (np.array([[0, 1], [1, 0]]), 0, "must be 1-D"),
+    (np.array([0.5, 1.0, 0.5, 1.0]), 0, "non-integer"),
+    (np.array([0.0, np.nan, 1.0, 1.0]), 0, "non-integer or NaN"),
+    (np.array([], dtype=np.int64), 0, "labels is empty"),
+    (np.array([0, 1, 0, 1]), -1, "seed must be an integer"),
+])
+def test_sample_per_class_refuses_labels_that_are_not_class_indices(labels, seed, words):
+    with pytest.raises(ValueError, match=words):
+        sample_per_class(labels, 1, seed)

@@ -177,3 +177,17 @@ def test_localization_matches_a_brute_force_search_and_separates_gabors_from_noi
                         * np.cos(0.5 * np.pi * (xx * np.cos(t) + yy * np.sin(t)))).reshape(-1)
                        for cx, cy, t in [(2, 2, 0.0), (8, 8, 0.8), (13, 4, 1.6)]], axis=1)
     assert localization(gabors, (16, 16)).min() > 0.9
+
+
+@pytest.mark.parametrize("threshold, ok", [(np.float32(0.5), True), (torch.tensor(0.5), True),
+                                           (True, False), (float("inf"), False), (0, False), ("0.5", False)])
+def test_filter_groups_threshold_is_a_finite_positive_number(threshold, ok):
+    """np.float32(0.5) was refused while True and inf were accepted."""
+    codes = np.array([[0.0, 1.0], [0.2, -1.0], [0.1, 0.9]])
+    columns = np.eye(2)
+    if ok:
+        groups = filter_groups(codes, columns, threshold=threshold)
+        assert groups["active_max"].tolist() == [False, True]  # max |z| 0.2 and 1.0 against 0.5, by hand
+    else:
+        with pytest.raises(ValueError, match="threshold must be a finite number"):
+            filter_groups(codes, columns, threshold=threshold)

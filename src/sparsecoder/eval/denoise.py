@@ -14,6 +14,7 @@ is ``(0.3081 σ)²`` in expectation (10.2 dB at σ = 1, 6.7 dB at σ = 1.5, the 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -40,14 +41,21 @@ class DenoisingResult:
     denoised: torch.Tensor
 
 
+_MAX_SIGMA = 1e30  # Gaussian draws reach ~6σ: beyond ~5e37 they overflow float32 to ±inf
+
+
 def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     """``x + σ ε`` with ``ε ~ N(0, I)`` drawn from a generator seeded with ``seed`` (same seed, same noise).
 
     Raises ``ValueError`` for a negative or non-finite ``σ``.
     """
+    if isinstance(sigma, (bool, str)) or not isinstance(sigma, numbers.Real) or not (
+            0 <= float(sigma) <= _MAX_SIGMA):
+        raise ValueError(f"noise σ must be a finite number >= 0 and <= {_MAX_SIGMA:g} (larger noise "
+                         f"overflows float32), got {sigma!r}")
     sigma = float(sigma)
-    if not (sigma >= 0 and sigma < float("inf")):
-        raise ValueError(f"noise σ must be a finite number >= 0, got {sigma}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
     return x + sigma * noise.to(x.device, x.dtype)

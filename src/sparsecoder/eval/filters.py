@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparsecoder.eval.metrics import _threshold
+
 __all__ = ["FilterGroups", "filter_groups", "localization", "LOCALIZED", "sparse_coding_mse", "relative_mse"]
 
 # A filter counts as localised when its best half-width window holds at least this fraction of its energy.
@@ -67,8 +69,9 @@ def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
     if codes.shape[1] != columns.shape[1]:
         raise ValueError(f"codes has {codes.shape[1]} latents but columns has {columns.shape[1]} filters; "
                          f"pass model.encode(x) and model.atoms() of the same model")
-    if not (isinstance(threshold, (int, float)) and threshold > 0):
-        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    threshold = _threshold(threshold)  # a real number (numpy scalars too), finite, not a bool
+    if threshold == 0:
+        raise ValueError("threshold must be a finite number > 0, got 0")
     variance = codes.var(axis=0)
     active_max = np.abs(codes).max(axis=0) > threshold
     active_std = np.sqrt(variance) > threshold

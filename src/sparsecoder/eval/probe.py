@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ProbeResult", "topk_error", "sample_per_class", "train_probe"]
+__all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
 
 
 def topk_error(logits, labels, k: int = 1) -> float:
@@ -37,11 +38,37 @@ def topk_error(logits, labels, k: int = 1) -> float:
                          f"{tuple(labels.shape)}")
     if logits.shape[0] == 0:
         raise ValueError("top-k error of zero samples is undefined")
-    if not 1 <= k <= logits.shape[1]:
-        raise ValueError(f"k must be in [1, {logits.shape[1]}] (the number of classes), got {k}")
-    top = logits.topk(k, dim=1).indices
-    hit = (top == labels.to(top.device).long()[:, None]).any(dim=1)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= logits.shape[1]:
+        raise ValueError(f"k must be in [1, {logits.shape[1]}] (the number of classes) and an integer, "
+                         f"got {k!r}")
+    if not logits.is_floating_point() or not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"logits must be finite real numbers (got dtype {logits.dtype}, or NaN/inf among "
+                         f"them)")
+    labels = class_indices(labels, "labels", n_classes=logits.shape[1])
+    top = logits.topk(int(k), dim=1).indices
+    hit = (top == torch.from_numpy(labels).to(top.device)[:, None]).any(dim=1)
     return float(1.0 - hit.double().mean())
+
+
+def class_indices(labels, name: str = "labels", n_classes: int | None = None) -> np.ndarray:
+    """``labels`` as a 1-D int64 array of class indices ``0 … n_classes − 1`` (any integer ≥ 0 when
+    ``n_classes`` is None); labels that are not 1-D, fractional, NaN or out of range are a ``ValueError``
+    naming ``name`` (a float label 0.5 used to be truncated to class 0, a label ≥ n_classes to count as a
+    miss)."""
+    values = np.asarray(torch.as_tensor(labels).cpu().numpy() if isinstance(labels, torch.Tensor) else labels)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one class per sample), got shape {values.shape}")
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be integer class indices, got dtype {values.dtype}")
+    if values.size:
+        whole = np.isfinite(values).all() and (values == np.round(values)).all()
+        if values.dtype.kind == "f" and not whole:
+            raise ValueError(f"{name} must be integer class indices, got non-integer or NaN values")
+        high = n_classes - 1 if n_classes is not None else 2**62
+        if values.min() < 0 or values.max() > high:
+            raise ValueError(f"{name} must be class indices in [0, {high}], got values from {values.min()} "
+                             f"to {values.max()}")
+    return values.astype(np.int64)
 
 
 def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
@@ -50,7 +77,11 @@ def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
 
     A class with fewer than ``n_per_class`` samples is an error naming it.
     """
-    labels = np.asarray(torch.as_tensor(labels).cpu().numpy())
+    labels = class_indices(labels, "labels")
+    if len(labels) == 0:
+        raise ValueError("labels is empty: no samples to draw from")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
     if n_per_class is None:
         return np.arange(len(labels))
     if isinstance(n_per_class, bool) or int(n_per_class) != n_per_class or n_per_class < 1:
