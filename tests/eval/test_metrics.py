@@ -138,3 +138,14 @@ def test_active_units_refuse_a_threshold_that_is_not_a_finite_number_ge_0(fn, th
     with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
         getattr(metrics, fn)(codes, threshold=threshold)
     assert getattr(metrics, fn)(codes, threshold=np.float32(0.5)) == 3
+
+
+def test_psnr_of_huge_and_tiny_differences_is_finite_and_exact():
+    """Squares of 1e200 overflowed to inf, so the PSNR was −inf instead of about −4000 dB; by hand, a
+    constant difference c gives 10 log10(1 / c²) = −20 log10(c)."""
+    x = np.random.default_rng(0).random((4, 10))
+    for c in (1e200, 1e-200, 3.0):
+        assert psnr(np.zeros((4, 10)), np.full((4, 10), c)) == pytest.approx(-20 * np.log10(c), rel=1e-9)
+    assert psnr(x * 1e200, x * 1e200 + 1e200) == pytest.approx(-4000.0, rel=1e-9)
+    assert psnr(x, x) == math.inf
+    assert math.isnan(psnr(x, x * np.nan))

@@ -191,3 +191,17 @@ def test_filter_groups_threshold_is_a_finite_positive_number(threshold, ok):
     else:
         with pytest.raises(ValueError, match="threshold must be a finite number"):
             filter_groups(codes, columns, threshold=threshold)
+
+
+def test_relative_and_sparse_coding_mse_refuse_what_they_cannot_measure():
+    """Empty or constant x gave NaN/inf with a RuntimeWarning; a NaN or negative mse was divided."""
+    x = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert relative_mse(0.125, x) == pytest.approx(0.5)  # by hand: x has population variance 0.25
+    for mse in (float("nan"), -1.0):
+        with pytest.raises(ValueError, match="mse must be a finite number >= 0"):
+            relative_mse(mse, x)
+    for bad in (np.ones((3, 2)), np.zeros((0, 2))):
+        with pytest.raises(ValueError, match="no variance"):
+            relative_mse(0.1, bad)
+    with pytest.raises(ValueError, match="x is empty"):
+        sparse_coding_mse(np.zeros((0, 2)), np.eye(2), np.zeros((0, 2)))

@@ -138,6 +138,8 @@ def sparse_coding_mse(x, atoms, codes) -> float:
     if atoms.shape[1] != x.shape[1] or codes.shape != (x.shape[0], atoms.shape[0]):
         raise ValueError(f"shapes do not match: x {x.shape}, atoms {atoms.shape} (l, d), codes {codes.shape} "
                          f"(n, l)")
+    if x.size == 0:
+        raise ValueError(f"x is empty (shape {x.shape}); the MSE of no pixels is undefined")
     return float(np.mean((x - codes @ atoms) ** 2))
 
 
@@ -145,4 +147,9 @@ def relative_mse(mse: float, x) -> float:
     """``mse`` divided by the mean per-pixel variance of ``x`` (n, d) (population variance over all
     entries about the global mean): 1 means no better than predicting the mean."""
     x = _matrix(x, "x")
-    return float(mse / x.var())
+    mse = _threshold(mse, "mse")  # a finite number >= 0
+    variance = x.var() if x.size else 0.0
+    if not variance > 0:
+        raise ValueError(f"x (shape {x.shape}) has no variance (empty or constant): the relative MSE is "
+                         f"undefined")
+    return float(mse / variance)

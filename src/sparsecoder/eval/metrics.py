@@ -84,9 +84,14 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
     if target.shape[0] == 0 or target.shape[1] == 0:
         raise ValueError(f"psnr needs at least one sample and one feature, got shape {target.shape}")
     max_value = _positive_scalar(max_value, "max_value")
-    mse = np.mean((target - recon) ** 2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_sample = 10.0 * np.log10(max_value**2 / mse)
+    difference = target - recon
+    # per row scaled by its largest |difference| (a power of two: exact), so that squares of 1e200 do not
+    # overflow: 10 log10(max²/mse) = 20 log10(max / m) − 10 log10(mean((difference / m)²))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        largest = np.abs(difference).max(axis=1)
+        scale = np.where(np.isfinite(largest) & (largest > 0), np.exp2(np.floor(np.log2(largest))), 1.0)
+        scaled_mse = np.mean((difference / scale[:, None]) ** 2, axis=1)
+        per_sample = 20.0 * (np.log10(max_value) - np.log10(scale)) - 10.0 * np.log10(scaled_mse)
     return float(np.mean(per_sample))
 
 
