@@ -112,6 +112,8 @@ def test_number_list_refuses_a_repeated_number():
     ("evtimova-fig9", "lams={sdl-mnist: [0.005,0.005]}"), ("evtimova-fig9", "probe_epochs=1000001"),
     ("evtimova-table1", "sigmas=[1,1.0]"), ("jiang-table1", "seeds=[18446744073709551616]"),
     ("jiang-fig5", "epochs=1000001"), ("pyle-priors", "epochs=1000001"), ("pyle-priors", "patches_limit=1"),
+    ("jiang-table1", "eval_samples=10001"), ("jiang-fig5", "eval_samples=10001"),
+    ("pyle-priors", "eval_samples=10001"),
 ])
 def test_a_value_the_trials_would_refuse_is_refused_before_the_folder_is_written(tmp_path, name, setting):
     from sparsecoder.reproduce import reproduce

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sparsecoder.models.vae import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table
 
@@ -61,8 +62,9 @@ def sparse_coding_alpha(likelihood_sigma: float, prior_scale: float) -> float:
 
 def check_settings(s: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
-    for key in ("n_train", "n_latents", "eval_samples"):
+    for key in ("n_train", "n_latents"):
         checks.positive_int(s, key)
+    checks.positive_int(s, "eval_samples", maximum=MAX_EVAL_SAMPLES)  # the VAE config's own bound
     checks.positive_int(s, "n_test", minimum=2)
     checks.epochs(s, allow_none=True)
     checks.number(s, "variance", strict=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sparsecoder.models.vae import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
@@ -103,8 +104,8 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.names(settings, "priors", PRIORS)
     checks.seed_list(settings)
     checks.epochs(settings)
-    for key in ("hidden", "eval_samples"):
-        checks.positive_int(settings, key)
+    checks.positive_int(settings, "hidden")
+    checks.positive_int(settings, "eval_samples", maximum=MAX_EVAL_SAMPLES)  # the VAE config's own bound
     for key in ("limit", "patches_limit"):  # at least 2 training samples (a batch statistic needs 2)
         checks.limit(settings, key)
     for key in ("near_zero", "synthetic_sigma"):
