@@ -61,7 +61,17 @@ def test_a_diverging_run_exits_3_naming_the_knobs(tmp_path, capsys):
     assert code == 3
     err = capsys.readouterr().err
     assert "diverged in epoch 1" in err and "lr_decoder=1e+30" in err and "fista_step=" in err
+    assert "the loss's weights and scales (lam=0.02, beta=10.0, gamma=5.0)" in err
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
+
+
+def test_a_diverging_vae_names_its_loss_weights_and_scales_too(tmp_path, capsys):
+    """A VAE diverging through beta or prior_scale used to be told only to lower its learning rate."""
+    code = main(["train", "vae-gauss-mnist2d", "--out", str(tmp_path / "run"), "--quiet", "--set", "epochs=2",
+                 "limit=300", "lr=1e30", "beta=2.0"])
+    err = capsys.readouterr().err
+    assert code == 3 and "lr=1e+30" in err
+    assert "the loss's weights and scales (beta=2.0, prior_scale=1.0, likelihood_sigma=0.367" in err
 
 
 @pytest.mark.parametrize("batch_size, where", [(250, "the validation split"), (50, "batch 2/4")])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +96,9 @@ class SparseAutoencoderConfig(CommonConfig):
     lr_halve_every : int or None
         Halve the decoder learning rate every this many epochs (30 for VDL-NL), or never.
     """
+
+    # named by the trainer's divergence message besides the step sizes and learning rates (not a config key)
+    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("lam", "beta", "gamma")
 
     encoder: Literal["lista", "none"] = "lista"
     decoder: Literal["linear", "mlp"] = "linear"

@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,9 @@ _TRAINING_BYTES_PER_PARAMETER = 16
 @dataclass(frozen=True)
 class VAEConfig(CommonConfig):
     """Configuration of :class:`VAE`; the paper symbol is given where there is one."""
+
+    # named by the trainer's divergence message besides the learning rates (a ClassVar: not a config key)
+    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("beta", "prior_scale", "likelihood_sigma")
 
     n_latents: int = 450  # latent size l (450 in Jiang & de la Iglesia, 16x16 patches)
     posterior: Literal["gaussian", "cauchy"] = "gaussian"

@@ -616,9 +616,13 @@ def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best
                 f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}")
     else:
         kept = "No epoch had completed, so there is no checkpoint and no weights"
+    weights = ", ".join(f"{name}={getattr(config, name)}" for name in getattr(config, "LOSS_SCALES", ())
+                        if hasattr(config, name))
+    also = (f"; the loss's weights and scales ({weights}) set the size of its gradients too, and data far "
+            f"from the scale the preset expects can diverge as well" if weights else "")
     raise TrainingDiverged(
         f"training diverged in epoch {epoch}: {what}. A step size or learning rate is probably too large "
-        f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again. {kept}."
+        f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again{also}. {kept}."
     )
 
 
