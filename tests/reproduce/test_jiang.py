@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsecoder.eval.filters import filter_groups, relative_mse, sparse_coding_mse
+from sparsecoder.eval.filters import filter_groups, localization, relative_mse, sparse_coding_mse
 from sparsecoder.reproduce import reproduce
 from sparsecoder.reproduce.jiang_table1 import PAPER_MSE, sparse_coding_alpha
 from sparsecoder.train import load_run, load_test_split
@@ -156,7 +156,7 @@ def test_localization_on_hand_made_filters():
     assert localization(columns, (h, w), window=1)[1] == pytest.approx(1 / 48)
     with pytest.raises(ValueError, match="48 pixels but the columns have 47"):
         localization(columns[:-1], (h, w))
-    with pytest.raises(ValueError, match="window must be between 1 and 6"):
+    with pytest.raises(ValueError, match="window must be an integer between 1 and 6"):
         localization(columns, (h, w), window=7)
 
 
@@ -205,3 +205,12 @@ def test_relative_and_sparse_coding_mse_refuse_what_they_cannot_measure():
             relative_mse(0.1, bad)
     with pytest.raises(ValueError, match="x is empty"):
         sparse_coding_mse(np.zeros((0, 2)), np.eye(2), np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("shape, window", [((3.5, 3), None), ((9,), None), ((0, 9), None), ((-3, -3), None),
+                                           ((3, 3), 1.7), ((3, 3), 0), ((3, 3), True)])
+def test_localization_refuses_shapes_and_windows_it_would_truncate(shape, window):
+    """(3.5, 3) and window=1.7 were truncated silently, (9,) was an unpacking error."""
+    with pytest.raises(ValueError, match="shape must be|window must be an integer"):
+        localization(np.ones((9, 2)), shape, window=window)
+    assert localization(np.ones((9, 2)), (np.int64(3), 3), window=np.int64(3)).tolist() == [1.0, 1.0]

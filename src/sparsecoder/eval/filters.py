@@ -85,6 +85,10 @@ def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
     )
 
 
+def _is_positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
 def localization(columns, shape: tuple[int, int], window: int | None = None) -> np.ndarray:
     r"""Per filter, the largest fraction of its energy inside one ``window × window`` square.
 
@@ -109,12 +113,16 @@ def localization(columns, shape: tuple[int, int], window: int | None = None) -> 
         ``ρ`` per filter in ``[window²/(h·w), 1]``; 0 for an all-zero filter.
     """
     columns = _matrix(columns, "columns")
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+            or not all(_is_positive_int(v) for v in shape)):
+        raise ValueError(f"shape must be (h, w), two integers >= 1, got {shape!r}")
     h, w = (int(v) for v in shape)
     if h * w != columns.shape[0]:
         raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
-    window = min(h, w) // 2 if window is None else int(window)
-    if not 1 <= window <= min(h, w):
-        raise ValueError(f"window must be between 1 and {min(h, w)}, got {window}")
+    window = min(h, w) // 2 if window is None else window
+    if not _is_positive_int(window) or window > min(h, w):
+        raise ValueError(f"window must be an integer between 1 and {min(h, w)}, got {window!r}")
+    window = int(window)
     energy = (columns.T ** 2).reshape(-1, h, w)
     integral = np.zeros((energy.shape[0], h + 1, w + 1))
     integral[:, 1:, 1:] = energy.cumsum(axis=1).cumsum(axis=2)
