@@ -366,3 +366,26 @@ def test_batches_too_small_for_the_variance_guard_name_the_cause_before_anything
     with pytest.raises(ConfigError, match=message):
         train("vdl-mnist", out, overrides=vdl, data=data, progress=False, overwrite=True)
     assert files() == before
+
+
+def test_test_rows_whose_codes_overflow_are_refused_not_written_as_null_metrics(tmp_path):
+    """Test rows of 3e38 (finite float32) overflow FISTA's codes: psnr_fista, code_l1, energy were
+    written as null into metrics.json with success. Now the evaluation stops naming the cause; the
+    trained run's files stay."""
+    import dataclasses
+
+    from sparsecoder.config import load_preset
+    from sparsecoder.data.registry import load
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random((300, 16)).astype(np.float32))
+    data = load("arrays", path=str(path), seed=0)
+    data = dataclasses.replace(data, test=dataclasses.replace(data.test, x=data.test.x * 3e38))
+    _, cfg = load_preset("vdl-mnist", {"epochs": 1, "n_components": 8, "data": "arrays", "device": "cpu",
+                                       "data_options": {"path": str(path)}, "batch_size": 50,
+                                       "fista_step": "lipschitz"})
+    with pytest.warns(RuntimeWarning, match="fista diverged"):
+        with pytest.raises(ValueError, match=r"FISTA codes are NaN/inf for 30 of 30 test rows .* 3e\+38"):
+            train(cfg, tmp_path / "run", data=data, progress=False)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "checkpoint.pt").exists()

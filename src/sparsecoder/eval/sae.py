@@ -114,6 +114,13 @@ def evaluate(model, data: DataSplits) -> dict:
         fista_chunks.append(result.codes)
         iterations.append(result.n_iter.float())
     fista_codes = torch.cat(fista_chunks)
+    for name, codes in (("encoder", amortised), ("FISTA", fista_codes)):
+        bad = int((~torch.isfinite(codes).all(dim=1)).sum())
+        if bad:  # NaN metrics would be written as null into metrics.json, looking like a finished evaluation
+            raise ValueError(
+                f"cannot evaluate: the {name} codes are NaN/inf for {bad} of {x.shape[0]} test rows (largest "
+                f"|x| in the test split: {float(x.abs().max()):.3g}); test rows far outside the training "
+                f"data's range, or weights that overflow on them — check the test data")
     enc = _summary(model, split, amortised)
     fis = _summary(model, split, fista_codes)
     atom_norms = model.atoms().norm(dim=0)
