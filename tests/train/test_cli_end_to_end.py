@@ -89,3 +89,15 @@ def test_vdl_codes_that_overflow_with_finite_weights_stop_as_a_divergence(tmp_pa
     assert f"training diverged in epoch 1: the model's codes of {where} are NaN/inf" in err
     assert "lr_encoder=1000000000000.0" in err and "No epoch had completed" in err
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
+
+
+def test_a_model_too_large_for_memory_is_one_error_naming_its_sizes(tmp_path, capsys):
+    """n_components=1e10 with the one-hidden-layer decoder asks torch for 29 TiB: its allocator error was
+    an "unexpected" RuntimeError; now one line naming the sizes to lower, and no run folder."""
+    run = tmp_path / "run"
+    code = main(["train", "sdl-nl-mnist", "--out", str(run), "--quiet", "--set", "epochs=1", "limit=200",
+                 "n_components=10000000000"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "does not fit in this machine's memory" in err and "n_components=10000000000" in err
+    assert not run.exists()
