@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from sparsecoder.data.base import Split
-from sparsecoder.eval.metrics import psnr, sparsity
+from sparsecoder.eval.metrics import _finite_number, psnr, sparsity
 
 __all__ = ["DenoisingResult", "add_noise", "denoise"]
 
@@ -49,11 +49,10 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
     Raises ``ValueError`` for a negative or non-finite ``σ``.
     """
-    if isinstance(sigma, (bool, str)) or not isinstance(sigma, numbers.Real) or not (
-            0 <= float(sigma) <= _MAX_SIGMA):
+    sigma = _finite_number(sigma, "noise σ")
+    if sigma > _MAX_SIGMA:
         raise ValueError(f"noise σ must be a finite number >= 0 and <= {_MAX_SIGMA:g} (larger noise "
                          f"overflows float32), got {sigma!r}")
-    sigma = float(sigma)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
     generator = torch.Generator(device="cpu").manual_seed(int(seed))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsecoder.eval.metrics import _threshold
+from sparsecoder.eval.metrics import _finite_number
 
 __all__ = ["FilterGroups", "filter_groups", "localization", "LOCALIZED", "sparse_coding_mse", "relative_mse"]
 
@@ -69,9 +69,7 @@ def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
     if codes.shape[1] != columns.shape[1]:
         raise ValueError(f"codes has {codes.shape[1]} latents but columns has {columns.shape[1]} filters; "
                          f"pass model.encode(x) and model.atoms() of the same model")
-    threshold = _threshold(threshold)  # a real number (numpy scalars too), finite, not a bool
-    if threshold == 0:
-        raise ValueError("threshold must be a finite number > 0, got 0")
+    threshold = _finite_number(threshold, "threshold", positive=True)  # numpy scalars too, not a bool
     variance = codes.var(axis=0)
     active_max = np.abs(codes).max(axis=0) > threshold
     active_std = np.sqrt(variance) > threshold
@@ -155,7 +153,7 @@ def relative_mse(mse: float, x) -> float:
     """``mse`` divided by the mean per-pixel variance of ``x`` (n, d) (population variance over all
     entries about the global mean): 1 means no better than predicting the mean."""
     x = _matrix(x, "x")
-    mse = _threshold(mse, "mse")  # a finite number >= 0
+    mse = _finite_number(mse, "mse")
     variance = x.var() if x.size else 0.0
     if not variance > 0:
         raise ValueError(f"x (shape {x.shape}) has no variance (empty or constant): the relative MSE is "

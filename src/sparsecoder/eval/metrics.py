@@ -37,25 +37,15 @@ def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np
     return array
 
 
-def _positive_scalar(value, name: str) -> float:
-    """``value`` (a real number, or a 0-d array / tensor) as a finite float > 0, or a clear error."""
+def _finite_number(value, name: str, *, positive: bool = False) -> float:
+    """``value`` (a real number, numpy scalar or 0-d array / tensor; not a bool) as a finite float ``>= 0``
+    (``> 0`` when ``positive``), or a ``ValueError`` naming ``name``."""
     if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be one real number, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _threshold(value, name: str = "threshold") -> float:
-    """``value`` (a real number, numpy scalar or 0-d tensor; not a bool) as a finite float >= 0."""
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(float(value)) and float(value) >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    bound = "> 0" if positive else ">= 0"
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
+            or float(value) < 0 or (positive and float(value) == 0)):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
 
 
@@ -83,7 +73,7 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
         raise ValueError(f"target and recon must have the same shape, got {target.shape} and {recon.shape}")
     if target.shape[0] == 0 or target.shape[1] == 0:
         raise ValueError(f"psnr needs at least one sample and one feature, got shape {target.shape}")
-    max_value = _positive_scalar(max_value, "max_value")
+    max_value = _finite_number(max_value, "max_value", positive=True)
     difference = target - recon
     # per row scaled by its largest |difference| (a power of two: exact), so that squares of 1e200 do not
     # overflow: 10 log10(max²/mse) = 20 log10(max / m) − 10 log10(mean((difference / m)²))
@@ -115,7 +105,7 @@ def active_units(codes, threshold: float = 0.5) -> int:
     means (n, l) over a test set; the std is the population std (``ddof=0``).
     """
     codes = _as_array(codes, "codes")
-    threshold = _threshold(threshold)
+    threshold = _finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
     return int(np.sum(codes.std(axis=0) > threshold))
@@ -130,7 +120,7 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
     :func:`active_units`'s std criterion of its text.
     """
     codes = _as_array(codes, "codes")
-    threshold = _threshold(threshold)
+    threshold = _finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
     return int(np.sum(np.abs(codes).max(axis=0) > threshold))

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsecoder.eval.metrics import _finite_number
+
 __all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
 
 
@@ -153,8 +155,7 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
     for name, value in (("n_classes", n_classes), ("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = _finite_number(lr, "lr", positive=True)
     if not n_classes >= 3:
         raise ValueError(f"top-3 error needs at least 3 classes, got n_classes={n_classes}")
     tensors = [torch.as_tensor(t) for t in (train_x, train_y, val_x, val_y, test_x, test_y)]
