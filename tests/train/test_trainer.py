@@ -368,6 +368,19 @@ def test_batches_too_small_for_the_variance_guard_name_the_cause_before_anything
     assert files() == before
 
 
+def test_resume_on_changed_data_too_small_for_the_batches_names_the_changed_data_first(tmp_path):
+    """A VDL run resumed on other data that is also too small for its batches: the cause is the changed
+    data (restore it), not the batch size (which no batch_size would fix for the run's own data)."""
+    vdl = {"epochs": 1, "batch_size": 50, "n_components": 8, "fista_max_iter": 10, "device": "cpu"}
+    out = tmp_path / "run"
+    train("vdl-mnist", out, overrides=vdl, data=DATA, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume .*data changed since the checkpoint was written at "
+                                         r"epoch 1 \(train: 240 × 16, SHA-256 .* then, now 1 × 16"):
+        train("vdl-mnist", out, overrides={**vdl, "epochs": 2}, resume=True, data=synthetic_splits(n_train=1),
+              progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
 def test_test_rows_whose_codes_overflow_are_refused_not_written_as_null_metrics(tmp_path):
     """Test rows of 3e38 (finite float32) overflow FISTA's codes: psnr_fista, code_l1, energy were
     written as null into metrics.json with success. Now the evaluation stops naming the cause; the

@@ -460,6 +460,9 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         data = load_data(config)
     _check_data(data)
     fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
+    if resume:  # changed data is the problem to name first, before the checks that depend on its size
+        state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
@@ -469,8 +472,6 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     history: list[dict[str, Any]] = []
     start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
     if resume:
-        state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
-        world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
         restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
