@@ -146,3 +146,88 @@ def test_a_saved_config_file_is_a_preset(tmp_path):
     save_config(tmp_path / "run.yaml", "test_config_family", config, extra={"paper": "P", "description": "D"})
     preset, loaded = load_preset(str(tmp_path / "run.yaml"), {"rate": 0.5})
     assert preset.name == "run" and preset.paper == "P" and loaded == dataclasses.replace(config, rate=0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# seeds: one check (check_seeds) behind `sweep --seeds` (parse_seeds) and `reproduce --set seeds=`
+# (settings.seed_list)
+# ----------------------------------------------------------------------------------------------
+SEED_REFUSALS = [  # (list given, fragment of the problem named)
+    ([], "no seed given"),
+    ([0, True], r"True \(a bool\) is not an integer"),
+    ([1.5], r"1.5 \(float\) is not an integer"),
+    ([1.0], r"1.0 \(float\) is not an integer"),
+    (["1"], r"'1' \(str\) is not an integer"),
+    ([None], r"None \(NoneType\) is not an integer"),
+    ([0, -1], "seed -1 is negative"),
+    ([2**63], "seed 9223372036854775808 is above 2\\*\\*63 - 1"),
+    ([2**64 + 7], "seed 18446744073709551623 is above 2\\*\\*63 - 1"),
+    ([3, 1, 3], "seed 3 is listed twice"),
+    (list(range(10_001)), "10,001 seeds, more than the 10,000 allowed"),
+]
+
+
+def test_check_seeds_accepts_distinct_integers_in_range_and_returns_python_ints():
+    import numpy as np
+
+    from sparsecoder.config import MAX_INT, MAX_SEEDS, check_seeds
+
+    assert check_seeds([3, 0, MAX_INT], "w", "f") == [3, 0, MAX_INT]
+    assert check_seeds((1, 2), "w", "f") == [1, 2]
+    seeds = check_seeds([np.int64(4), np.uint8(5)], "w", "f")
+    assert seeds == [4, 5] and all(type(s) is int for s in seeds)  # YAML-safe in sweep.yaml
+    assert len(check_seeds(list(range(MAX_SEEDS)), "w", "f")) == MAX_SEEDS
+
+
+@pytest.mark.parametrize("seeds, problem", SEED_REFUSALS + [("0,1", "'0,1' is not a list of seeds"),
+                                                            (3, "3 is not a list of seeds")])
+def test_check_seeds_names_the_problem_and_the_fix(seeds, problem):
+    from sparsecoder.config import check_seeds
+
+    with pytest.raises(ConfigError, match=f"^WHAT: {problem}.*; FIX$"):
+        check_seeds(seeds, "WHAT", "FIX")
+
+
+@pytest.mark.parametrize("seeds, problem", SEED_REFUSALS)
+def test_sweep_and_reproduce_refuse_the_same_seed_lists(seeds, problem):
+    """The twins disagreed: parse_seeds let [2**64] and a list of 20,000 seeds through (refused later, by
+    the trial config or the trial count, in other words) and seed_list any number of seeds; now both call
+    check_seeds."""
+    from sparsecoder.reproduce.settings import seed_list
+    from sparsecoder.sweep.spec import parse_seeds
+
+    with pytest.raises(ConfigError, match=f"^seeds .*: {problem}.*own --out"):
+        parse_seeds(seeds)
+    with pytest.raises(ConfigError, match=f"^--set seeds=.*: {problem}.*; expected a non-empty list"):
+        seed_list({"seeds": seeds})
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("²", "'²' is not a seed"),  # str.isdigit() is True, int() failed with a bare ValueError
+    ("٣", "'٣' is not a seed"),  # non-ASCII digits were read as 3
+    ("0-" + "9" * 5000, r"seed 9{20}… is above 2\*\*63 - 1"),  # int() of > 4300 digits is a bare ValueError
+    ("99999999999999999999", "seed 99999999999999999999 is above"),  # passed, the trial config refused it
+    ("9223372036854775807-9223372036854775808", "seed 9223372036854775808 is above"),
+    ("0-10000", "10,001 seeds, more than the 10,000 allowed"),
+    ("0-4,2", "seed 2 is listed twice"),
+    ("1.5", "'1.5' is not a seed"),
+])
+def test_parse_seeds_string_syntax_refusals(text, problem):
+    from sparsecoder.sweep.spec import parse_seeds
+
+    with pytest.raises(ConfigError, match=f"^--seeds .*: {problem}.*own --out\\)$"):
+        parse_seeds(text)
+
+
+def test_parse_seeds_and_seed_list_keep_their_own_shorthand():
+    import numpy as np
+
+    from sparsecoder.reproduce.settings import seed_list
+    from sparsecoder.sweep.spec import parse_seeds
+
+    assert parse_seeds("0-2, 9") == [0, 1, 2, 9] and parse_seeds(None) == [0] and parse_seeds(4) == [4]
+    assert parse_seeds([np.int64(2)]) == [2] and parse_seeds("9223372036854775807") == [2**63 - 1]
+    settings = {"seeds": np.int64(7)}
+    assert seed_list(settings) == [7] and settings["seeds"] == [7]
+    with pytest.raises(ConfigError, match=r"^--set seeds='0-4': '0-4' is not a list of seeds; expected"):
+        seed_list({"seeds": "0-4"})  # the range syntax is the sweep's; reproduce takes YAML lists

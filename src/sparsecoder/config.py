@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import numbers
+import reprlib
 import types
 import typing
 from importlib import resources
@@ -41,6 +43,8 @@ __all__ = [
     "load_config",
     "read_config_document",
     "check",
+    "check_seeds",
+    "MAX_SEEDS",
 ]
 
 
@@ -54,6 +58,9 @@ MAX_INT = 2**63 - 1
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 2**31 - 1  # torch indexes a batch with 32-bit sizes in places
 MAX_THREADS = 1024
+# Most seeds one list may hold: a sweep runs at most this many trials (sweep.spec.MAX_TRIALS), each a
+# run folder.
+MAX_SEEDS = 10_000
 
 
 _CONFIG_CLASSES: dict[str, type] = {}
@@ -92,6 +99,52 @@ def check(condition: bool, key: str, message: str) -> None:
     """Raise :class:`ConfigError` naming ``key`` unless ``condition`` holds (for ``__post_init__``)."""
     if not condition:
         raise ConfigError(f"config key '{key}': {message}")
+
+
+def seed_above_max(shown: str) -> str:
+    """The problem of a seed above :data:`MAX_INT` (``shown`` as written), as :func:`check_seeds` words it."""
+    return f"seed {shown} is above 2**63 - 1, the largest seed torch and NumPy take here"
+
+
+def too_many_seeds(count: int) -> str:
+    """The problem of ``count`` > :data:`MAX_SEEDS` seeds, as :func:`check_seeds` words it."""
+    return (f"{count:,} seeds, more than the {MAX_SEEDS:,} allowed (a sweep runs at most {MAX_SEEDS:,} "
+            f"trials, each a run folder)")
+
+
+def check_seeds(seeds: Any, what: str, fix: str) -> list[int]:
+    """The one check of a list of seeds, for ``sparsecoder sweep --seeds`` and ``reproduce --set seeds=``.
+
+    ``seeds`` must be a non-empty list (or tuple) of at most :data:`MAX_SEEDS` distinct integers (Python or
+    NumPy, not bools) in ``[0, 2**63 - 1]`` (the config's ``seed`` bound). Returns them as Python ints;
+    otherwise raises :class:`ConfigError` ``"{what}: {problem}; {fix}"`` (``what`` names the value as the
+    user gave it, ``fix`` says what is accepted). Each caller parses its own shorthand (``"0-4"``, a single
+    integer) before calling this. A repeated seed is refused, not dropped: it would run the same trial twice
+    and count it twice in a mean over seeds.
+    """
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"{what}: {problem}; {fix}")
+
+    if not isinstance(seeds, (list, tuple)):
+        raise refuse(f"{reprlib.repr(seeds)} is not a list of seeds")
+    if not seeds:
+        raise refuse("no seed given")
+    if len(seeds) > MAX_SEEDS:  # before looking at each one: the list may be huge
+        raise refuse(too_many_seeds(len(seeds)))
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            kind = "a bool" if isinstance(seed, bool) else type(seed).__name__
+            raise refuse(f"{reprlib.repr(seed)} ({kind}) is not an integer")
+        if seed < 0:
+            raise refuse(f"seed {seed} is negative")
+        if seed > MAX_INT:
+            raise refuse(seed_above_max(reprlib.repr(int(seed))))
+    seen: set[int] = set()
+    for seed in seeds:
+        if int(seed) in seen:
+            raise refuse(f"seed {int(seed)} is listed twice (its trial would run, and count, twice)")
+        seen.add(int(seed))
+    return [int(s) for s in seeds]
 
 
 def _number(value: Any) -> int | float | None:

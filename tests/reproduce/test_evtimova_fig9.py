@@ -80,7 +80,8 @@ def test_rerun_trains_nothing(quick):
     ({"probe_epochs": 0}, "probe_epochs=0: expected an integer >= 1"),
     ({"epochs": 0}, "epochs=0: expected an integer >= 1 or null"),
     ({"probe_lr": 0}, "probe_lr=0: expected a number > 0"),
-    ({"probe_seeds": "0"}, "probe_seeds='0': expected a non-empty list of integers >= 0"),
+    ({"probe_seeds": "0"},
+     "probe_seeds='0': '0' is not a list of seeds; expected a non-empty list of integers >= 0"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):

@@ -9,13 +9,15 @@ refuse a bad value before it writes anything.
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 # The bounds of the trials' configs: a setting that becomes a config value is held to them here, so that it
 # is refused before reproduce() writes the experiment folder, not by the sweep after it (which left a
 # reproduce.yaml that then refused the corrected command).
-from sparsecoder.config import MAX_EPOCHS, MAX_INT
+from sparsecoder.config import MAX_EPOCHS, MAX_INT, MAX_SEEDS, check_seeds
 
 __all__ = ["is_lam", "names", "one_of", "seed_list", "positive_int", "epochs", "limit", "number",
            "number_list", "preset_mapping", "training_overrides"]
@@ -60,18 +62,19 @@ def one_of(settings: dict[str, Any], key: str, known: Iterable[str]) -> str:
 
 
 def seed_list(settings: dict[str, Any], key: str = "seeds") -> list[int]:
-    """A non-empty list of distinct integer seeds in ``[0, 2**63 - 1]`` (one integer is a list of one).
+    """A non-empty list of distinct integer seeds in ``[0, 2**63 - 1]``, at most
+    :data:`~sparsecoder.config.MAX_SEEDS` (one integer is a list of one).
 
-    A repeated seed is refused rather than dropped: it would train (or probe) the same trial twice and
+    The list is held to :func:`sparsecoder.config.check_seeds`, the check ``sparsecoder sweep --seeds`` uses
+    too. A repeated seed is refused rather than dropped: it would train (or probe) the same trial twice and
     count it twice in the mean ± std over seeds.
     """
     value = settings[key]
-    items = [value] if _is_int(value) else value
-    if (not isinstance(items, list) or not items
-            or any(not _is_int(s) or not 0 <= s <= MAX_INT for s in items) or len(set(items)) != len(items)):
-        raise _refuse(key, value, f"a non-empty list of integers >= 0 (at most 2**63 - 1), each seed once "
-                                  f"(e.g. {key}=[0,1])")
-    settings[key] = list(items)
+    items = [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    settings[key] = check_seeds(
+        list(items) if isinstance(items, tuple) else items, f"--set {key}={reprlib.repr(value)}",
+        f"expected a non-empty list of integers >= 0 (at most 2**63 - 1), each seed once, at most "
+        f"{MAX_SEEDS:,} seeds (e.g. {key}=[0,1])")
     return settings[key]
 
 

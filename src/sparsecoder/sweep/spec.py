@@ -10,12 +10,22 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sparsecoder.config import ConfigError, load_preset
+from sparsecoder.config import (
+    MAX_INT,
+    MAX_SEEDS,
+    ConfigError,
+    check_seeds,
+    load_preset,
+    seed_above_max,
+    too_many_seeds,
+)
 
 __all__ = [
     "SweepSpec",
@@ -31,7 +41,7 @@ __all__ = [
 
 SPEC_FILE = "sweep.yaml"
 PRESET_GRID = "grid"  # `--grid lam=grid`: each preset's own lam_grid
-MAX_TRIALS = 10_000  # checked before any trial's config is built (a range like 0-1000000000 hung)
+MAX_TRIALS = MAX_SEEDS  # 10,000; checked before any trial's config is built (a range like 0-1000000000 hung)
 NO_GRID_FOLDER = "default"  # grid-point folder of a sweep without --grid (seeds only)
 # Keys the sweep sets itself; a user setting them through --grid/--set would be silently overridden.
 _RESERVED = {
@@ -175,43 +185,46 @@ def parse_grid(items: list[str] | None) -> dict[str, Any]:
     return grid
 
 
-def parse_seeds(text: str | list[int] | None) -> list[int]:
+_SEEDS_FIX = (f"write e.g. --seeds 0,1,2 or 0-4: distinct integers in [0, 2**63 - 1], at most {MAX_SEEDS:,} "
+              f"(split a larger sweep into several with their own --out)")
+_SEED_PART = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")  # ASCII digits only ("³" is not 3)
+_SEED_DIGITS = len(str(MAX_INT))
+
+
+def parse_seeds(text: str | int | list[int] | tuple[int, ...] | None) -> list[int]:
     """``"0,1,2"`` → ``[0, 1, 2]``; ``"0-4"`` → ``[0, 1, 2, 3, 4]``; a list of ints passes through.
 
-    Raises :class:`ConfigError` for a descending range (``3-1``), negative or non-integer seeds, repeats,
-    or an empty list.
+    The string syntax is parsed here; the list is then held to :func:`sparsecoder.config.check_seeds`
+    (the check ``reproduce --set seeds=`` uses too). Raises :class:`ConfigError` for a descending range
+    (``3-1``), non-integer, negative or repeated seeds, seeds above 2**63 - 1, more than
+    :data:`~sparsecoder.config.MAX_SEEDS` seeds, or an empty list — before a range is expanded.
     """
     if text is None:
         return [0]
-    if isinstance(text, (list, tuple)):
-        seeds = list(text)
-        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise ConfigError(f"seeds must be integers, got {seeds!r}")
-    else:
-        text = str(text).strip()
-        seeds = []
-        for part in text.split(","):
-            part = part.strip()
-            bounds = part.split("-")
-            if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
-                raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range FIRST-LAST of "
-                                  f"non-negative integers; write e.g. 0,1,2 or 0-4")
-            first, last = int(bounds[0]), int(bounds[-1])
-            if last < first:
-                raise ConfigError(f"--seeds {text!r}: range {part!r} goes down; write {last}-{first}")
-            count = last - first + 1 + len(seeds)
-            if count > MAX_TRIALS:
-                raise ConfigError(f"--seeds {text!r}: {count:,} seeds; a sweep runs at most {MAX_TRIALS:,} "
-                                  f"trials (each a run folder); split it into several sweeps with their own "
-                                  f"--out")
-            seeds.extend(range(first, last + 1))
-    if not seeds:
-        raise ConfigError("--seeds is empty; give e.g. 0,1,2 or 0-4")
-    if any(s < 0 for s in seeds):
-        raise ConfigError(f"seeds must be non-negative, got {seeds}")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds lists a seed twice: {seeds}")
-    return seeds
+    if not isinstance(text, str):
+        # one value is a list of one: a lone integer passes, a float or bool is named as the non-integer it is
+        seeds = list(text) if isinstance(text, (list, tuple)) else [text]
+        return check_seeds(seeds, f"seeds {reprlib.repr(text)}", _SEEDS_FIX)
+    what = f"--seeds {reprlib.repr(text)}"
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = _SEED_PART.fullmatch(part)
+        if match is None:
+            raise ConfigError(f"{what}: {reprlib.repr(part.strip())} is not a seed or a range FIRST-LAST of "
+                              f"non-negative integers; {_SEEDS_FIX}")
+        bounds = [b for b in match.groups() if b is not None]
+        for bound in bounds:  # int() of thousands of digits is refused by Python itself; say why here
+            if len(bound.lstrip("0")) > _SEED_DIGITS:
+                shown = bound if len(bound) <= 24 else bound[:20] + "…"
+                raise ConfigError(f"{what}: {seed_above_max(shown)}; {_SEEDS_FIX}")
+        first, last = int(bounds[0]), int(bounds[-1])
+        if last < first:
+            raise ConfigError(f"{what}: range {part.strip()!r} goes down; write {last}-{first}")
+        count = last - first + 1 + len(seeds)
+        if count > MAX_SEEDS:  # before expanding: 0-1000000000 would build a billion seeds
+            raise ConfigError(f"{what}: {too_many_seeds(count)}; {_SEEDS_FIX}")
+        seeds.extend(range(first, last + 1))
+    return check_seeds(seeds, what, _SEEDS_FIX)
 
 
 def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = None,
