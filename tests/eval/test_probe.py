@@ -88,7 +88,8 @@ def test_end_to_end_features_are_trained_and_the_module_given_is_untouched(one_t
 
 def test_bad_input_is_refused():
     x, y = _separable(20, 0)
-    with pytest.raises(ValueError, match="labels must be in"):
+    with pytest.raises(ValueError, match=r"test labels range from 5 to 9 \(int64\); expected integers 0–4; "
+                                         r"every split's labels are class indices below n_classes=5"):
         train_probe(x, y, x, y, x, y + 5, n_classes=5)
     with pytest.raises(ValueError, match="inputs must be"):
         train_probe(x, y[:5], x, y, x, y, n_classes=5)
@@ -105,7 +106,7 @@ def _probe_data():
     ({"val_x": "inf"}, "val inputs hold NaN or inf"),
     ({"test_x": "f64_huge"}, "test inputs hold NaN or inf .*float32's range"),
     ({"val_x": "narrow"}, "val inputs have 3 features but train inputs 5"),
-    ({"train_y": "half"}, "train labels must be integer class indices"),
+    ({"train_y": "half"}, r"30 train labels are not integers \(e.g. 0.5\); expected integers 0–2"),
     ({"epochs": 1.5}, "epochs must be an integer >= 1, got 1.5"),
     ({"n_classes": 3.5}, "n_classes must be an integer >= 1"),
     ({"lr": float("inf")}, "lr must be a finite number > 0"),
@@ -128,9 +129,9 @@ def test_train_probe_refuses_bad_input_before_training(change, message):
 
 
 @pytest.mark.parametrize("labels, k, words", [
-    ([0, 1, 5], 1, r"labels must be class indices in \[0, 2\]"),
-    ([0, -1, 1], 1, r"labels must be class indices in \[0, 2\]"),
-    ([0.5, 1.0, 2.0], 1, "non-integer"),
+    ([0, 1, 5], 1, r"labels range from 0 to 5 \(int64\); expected integers 0–2; labels index the 3 columns"),
+    ([0, -1, 1], 1, r"labels range from -1 to 1 \(int64\); expected integers 0–2"),
+    ([0.5, 1.0, 2.0], 1, r"1 labels are not integers \(e.g. 0.5\)"),
     ([[0, 1, 2]], 1, r"labels \(n,\)"),
     ([0, 1, 2], 1.0, "and an integer"),
 ])
@@ -146,8 +147,8 @@ def test_topk_error_refuses_labels_that_are_not_class_indices(labels, k, words):
 
 @pytest.mark.parametrize("labels, seed, words", [
     (np.array([[0, 1], [1, 0]]), 0, "must be 1-D"),
-    (np.array([0.5, 1.0, 0.5, 1.0]), 0, "non-integer"),
-    (np.array([0.0, np.nan, 1.0, 1.0]), 0, "non-integer or NaN"),
+    (np.array([0.5, 1.0, 0.5, 1.0]), 0, r"2 labels are not integers \(e.g. 0.5\)"),
+    (np.array([0.0, np.nan, 1.0, 1.0]), 0, "1 labels are NaN or inf"),
     (np.array([], dtype=np.int64), 0, "labels is empty"),
     (np.array([0, 1, 0, 1]), -1, "seed must be an integer"),
 ])

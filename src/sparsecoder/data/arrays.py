@@ -16,7 +16,7 @@ from tokenize import TokenError
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, MemmapRows, Split, gather_rows, release_pages
+from sparsecoder.data.base import DataSplits, MemmapRows, Split, check_labels, gather_rows, release_pages
 from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
@@ -30,7 +30,8 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
     """``(vectors (n, d) float, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file.
 
     ``.npz``: the data array is ``key`` if given, else the first of ``x, X, data, activations, features``
-    present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present.
+    present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present,
+    class indices 0 … MAX_CLASSES − 1 (:func:`~sparsecoder.data.base.check_labels`; 3.0 passes, 3.5 not).
     Arrays of more than two axes are flattened per sample. Headers are checked against the file size
     before any data is read (:func:`check_npy_file`); dtypes other than bool/integer/float, NaN/inf and
     values beyond float32's range are refused, naming the file.
@@ -80,15 +81,11 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
     check_values(path, data)
     data = data.astype(np.float64)
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (len(data),) or labels.dtype.kind not in "iu":  # not timedelta64 either
-            raise ValueError(f"{path}: labels must be integers of shape ({len(data)},), got {labels.dtype} "
-                             f"{labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() > 2**31):
-            raise ValueError(f"{path}: labels must be class indices 0, 1, …, got values from {labels.min()} "
-                             f"to {labels.max()}; renumber the classes from 0 (or leave the labels array "
-                             f"out for unlabelled rows)")
-        labels = labels.astype(np.int64)
+        # n_classes becomes max + 1 (the probe's width): -1 as 'unlabelled', 2**40 or 3.5 are refused here
+        what = "labels" + ("" if label_key == "labels" else f" ('{label_key}')")
+        fix = ("renumber the classes from 0 (e.g. np.unique(labels, return_inverse=True)[1]), or leave the "
+               "labels array out for unlabelled rows")
+        labels = check_labels(labels, what, fix, path=path, length=len(data))
     return data, labels
 
 

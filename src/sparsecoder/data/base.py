@@ -146,31 +146,75 @@ def release_pages(array: np.ndarray) -> None:
         handle.madvise(mmap.MADV_DONTNEED)
 
 
-def check_integer_values(path, what: str, values: np.ndarray, low: int, high: int, fix: str) -> None:
-    """Refuse ``values`` (of file ``path``) unless each is an integer in ``[low, high]``.
+# Largest number of classes labels may index when no n_classes bounds them (a data file's own labels, the
+# draw of samples per class): the probe's linear layer, a one-hot or a bincount is n_classes wide, and a
+# label of 10**12 would ask for terabytes. 100,000 covers ImageNet-21k's 21,841 classes.
+MAX_CLASSES = 100_000
+
+
+def check_integer_values(path, what: str, values, low: int, high: int, fix: str) -> None:
+    """Refuse ``values`` (of file ``path``; ``None``: ``what`` alone names them) unless each is an integer in
+    ``[low, high]`` — the one check of integer data (pixel bytes, class labels) behind :func:`check_labels`.
 
     A cast such as ``astype(np.uint8)`` would wrap 300 to 44 and −1 to 255 and truncate 0.5 to 0 without a
     word; this names the file, what was found (dtype, NaN/inf, a non-integer value or the range) and
-    ``fix``. Integral floats (e.g. 3.0) pass.
+    ``fix``. Integral floats (e.g. 3.0) pass; bools (True is not the integer 1 here), complex numbers,
+    strings and Python objects (e.g. ints beyond 64 bits) do not. Comparisons are exact for every integer
+    dtype (a uint64 beyond int64 is out of range, not wrapped).
     """
+    prefix = "" if path is None else f"{path}: "
     values = np.asarray(values)
     expected = f"expected integers {low}–{high}; {fix}"
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: {what} have dtype {values.dtype}; {expected}")
+    if values.dtype.kind not in "iuf":
+        kind = {"b": " (True/False, not integers)",
+                "O": " (Python objects: mixed types, or integers beyond 64 bits)"}.get(values.dtype.kind, "")
+        raise ValueError(f"{prefix}{what} have dtype {values.dtype}{kind}; {expected}")
     if values.size == 0:
         return
     if values.dtype.kind == "f":
         finite = np.isfinite(values)
         if not finite.all():
-            raise ValueError(f"{path}: {int((~finite).sum())} {what} are NaN or inf; {expected}")
+            raise ValueError(f"{prefix}{int((~finite).sum())} {what} are NaN or inf; {expected}")
         fractional = values != np.floor(values)
         if fractional.any():
-            raise ValueError(f"{path}: {int(fractional.sum())} {what} are not integers (e.g. "
+            raise ValueError(f"{prefix}{int(fractional.sum())} {what} are not integers (e.g. "
                              f"{values[fractional].flat[0].item()!r}); {expected}")
     lowest, highest = values.min(), values.max()
     if lowest < low or highest > high:
-        raise ValueError(f"{path}: {what} range from {lowest} to {highest} ({values.dtype.name}); "
+        raise ValueError(f"{prefix}{what} range from {lowest} to {highest} ({values.dtype.name}); "
                          f"{expected}")
+
+
+def check_labels(labels, what: str, fix: str, *, n_classes: int | None = None,
+                 length: int | None = None, path=None) -> np.ndarray:
+    """``labels`` (array, tensor or list) as a 1-D int64 array of class indices ``0 … n_classes − 1``
+    (``0 … MAX_CLASSES − 1`` when ``n_classes`` is None), of ``length`` entries when given.
+
+    The one check of class labels (data files, probes, top-k errors): the shape here, the values by
+    :func:`check_integer_values` (integral floats pass; bools, NaN, fractions, negatives, labels beyond the
+    classes and Python objects do not). Raises ``ValueError`` ``"[{path}: ]{what} <problem>; <expected>;
+    {fix}"``: ``path`` is the file they come from, ``what`` names them (split, argument or array),
+    ``fix`` says how to mend them.
+    """
+    prefix = "" if path is None else f"{path}: "
+    try:
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu()
+            if labels.is_floating_point() and labels.dtype not in (torch.float16, torch.float32,
+                                                                   torch.float64):
+                labels = labels.double()  # bfloat16 & co. have no NumPy dtype; exact in float64
+            values = labels.numpy()
+        else:
+            values = np.asarray(labels)
+    except (ValueError, TypeError) as err:  # ragged lists, unsupported tensor dtypes
+        raise ValueError(f"{prefix}{what} are not an array of numbers ({err}); {fix}") from None
+    shape = "(n,)" if length is None else f"({length},)"
+    if values.ndim != 1 or (length is not None and values.shape[0] != length):
+        raise ValueError(f"{prefix}{what} must be 1-D, one class index per sample (shape {shape}), got shape "
+                         f"{values.shape}; {fix}")
+    high = (MAX_CLASSES if n_classes is None else int(n_classes)) - 1
+    check_integer_values(path, what, values, 0, high, fix)
+    return values.astype(np.int64)
 
 
 @dataclass

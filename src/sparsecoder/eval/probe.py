@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsecoder.data.base import MAX_CLASSES, check_labels
 from sparsecoder.eval.metrics import _finite_number
 
 __all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
@@ -46,31 +47,24 @@ def topk_error(logits, labels, k: int = 1) -> float:
     if not logits.is_floating_point() or not bool(torch.isfinite(logits).all()):
         raise ValueError(f"logits must be finite real numbers (got dtype {logits.dtype}, or NaN/inf among "
                          f"them)")
-    labels = class_indices(labels, "labels", n_classes=logits.shape[1])
+    labels = class_indices(labels, "labels", n_classes=logits.shape[1],
+                           fix=f"labels index the {logits.shape[1]} columns of logits (one per class)")
     top = logits.topk(int(k), dim=1).indices
     hit = (top == torch.from_numpy(labels).to(top.device)[:, None]).any(dim=1)
     return float(1.0 - hit.double().mean())
 
 
-def class_indices(labels, name: str = "labels", n_classes: int | None = None) -> np.ndarray:
-    """``labels`` as a 1-D int64 array of class indices ``0 … n_classes − 1`` (any integer ≥ 0 when
-    ``n_classes`` is None); labels that are not 1-D, fractional, NaN or out of range are a ``ValueError``
-    naming ``name`` (a float label 0.5 used to be truncated to class 0, a label ≥ n_classes to count as a
-    miss)."""
-    values = np.asarray(torch.as_tensor(labels).cpu().numpy() if isinstance(labels, torch.Tensor) else labels)
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one class per sample), got shape {values.shape}")
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be integer class indices, got dtype {values.dtype}")
-    if values.size:
-        whole = np.isfinite(values).all() and (values == np.round(values)).all()
-        if values.dtype.kind == "f" and not whole:
-            raise ValueError(f"{name} must be integer class indices, got non-integer or NaN values")
-        high = n_classes - 1 if n_classes is not None else 2**62
-        if values.min() < 0 or values.max() > high:
-            raise ValueError(f"{name} must be class indices in [0, {high}], got values from {values.min()} "
-                             f"to {values.max()}")
-    return values.astype(np.int64)
+def class_indices(labels, name: str = "labels", n_classes: int | None = None, fix: str | None = None
+                  ) -> np.ndarray:
+    """``labels`` as a 1-D int64 array of class indices ``0 … n_classes − 1`` (``0 … MAX_CLASSES − 1``
+    when ``n_classes`` is None); labels that are not 1-D, bools, fractional, NaN or out of range are a
+    ``ValueError`` naming ``name`` and ``fix`` (a float label 0.5 used to be truncated to class 0, a label
+    ≥ n_classes to count as a miss). The check is :func:`sparsecoder.data.base.check_labels`.
+    """
+    if fix is None:
+        fix = ("renumber the classes 0, 1, … (e.g. np.unique(labels, return_inverse=True)[1])"
+               if n_classes is None else f"give class indices below n_classes={n_classes}")
+    return check_labels(labels, name, fix, n_classes=n_classes)
 
 
 def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
@@ -158,6 +152,9 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
     lr = _finite_number(lr, "lr", positive=True)
     if not n_classes >= 3:
         raise ValueError(f"top-3 error needs at least 3 classes, got n_classes={n_classes}")
+    if n_classes > MAX_CLASSES:  # the linear layer is n_classes wide: 10**12 would not fit in memory
+        raise ValueError(f"n_classes={n_classes} is more than the {MAX_CLASSES:,} classes a probe takes; "
+                         f"renumber the classes 0, 1, … (np.unique(labels, return_inverse=True)[1])")
     tensors = [torch.as_tensor(t) for t in (train_x, train_y, val_x, val_y, test_x, test_y)]
     train_x, train_y, val_x, val_y, test_x, test_y = tensors
     for name, x, y in (("train", train_x, train_y), ("val", val_x, val_y), ("test", test_x, test_y)):
@@ -174,15 +171,12 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
         if not torch.isfinite(x.float()).all():
             raise ValueError(f"{name} inputs hold NaN or inf (or values beyond float32's range, 3.4e38); "
                              f"check the model that produced the codes")
-        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            if not (y.is_floating_point() and torch.isfinite(y).all() and (y == y.round()).all()):
-                raise ValueError(f"{name} labels must be integer class indices, got dtype {y.dtype} with "
-                                 f"non-integer values")
-        if int(y.min()) < 0 or int(y.max()) >= n_classes:
-            raise ValueError(f"{name} labels must be in [0, {n_classes}), got "
-                             f"[{int(y.min())}, {int(y.max())}]")
+    labels = [torch.from_numpy(class_indices(y, f"{name} labels", n_classes,
+                                             f"every split's labels are class indices below "
+                                             f"n_classes={n_classes}")).to(y.device)
+              for name, y in (("train", train_y), ("val", val_y), ("test", test_y))]
     train_x, val_x, test_x = (x.float() for x in (train_x, val_x, test_x))
-    train_y, val_y, test_y = (y.long() for y in (train_y, val_y, test_y))
+    train_y, val_y, test_y = labels
     torch.manual_seed(seed)
     if features is not None:
         features = copy.deepcopy(features)
