@@ -88,3 +88,36 @@ def test_bad_settings_are_refused_before_training(tmp_path, change, message):
         reproduce("evtimova-fig9", tmp_path / "out", quick=True, executor="serial", progress=False,
                   overrides=change)
     assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_samples_per_class_above_the_smallest_class_is_refused_before_anything_is_written(tmp_path):
+    """It was refused by sample_per_class only after every autoencoder had trained (and after the folder
+    was written); now check_data loads each seed's training split first and names the class."""
+    import numpy as np
+
+    from sparsecoder.reproduce.evtimova_fig9 import check_data
+
+    sizes = np.bincount(load("mnist", seed=0, limit=QUICK["limit"]).train.labels.numpy())
+    smallest, k = int(sizes.min()), int(sizes.min()) + 1
+    out = tmp_path / "out"
+    message = (rf"^--set samples_per_class=\[1, {k}\]: {k} samples per class asked for, but class "
+               rf"{int(sizes.argmin())} has only {smallest} in the training split of seed 0, limit=300 "
+               rf"\(data of sdl-mnist, vdl-nl-mnist, the baselines\); lower samples_per_class to at most "
+               rf"{smallest}, or use all")
+    with pytest.raises(ValueError, match=message):
+        reproduce("evtimova-fig9", out, quick=True, executor="serial", progress=False,
+                  overrides={"samples_per_class": [1, k]})
+    assert not out.exists()
+    check_data({**QUICK, "samples_per_class": [1, smallest, "all"]}, None)  # the smallest class itself fits
+
+
+def test_presets_of_unlabelled_data_are_refused_before_anything_is_written(monkeypatch):
+    import types
+
+    import sparsecoder.data
+    from sparsecoder.reproduce.evtimova_fig9 import check_data
+
+    unlabelled = types.SimpleNamespace(train=types.SimpleNamespace(labels=None))
+    monkeypatch.setattr(sparsecoder.data, "load", lambda *args, **kwargs: unlabelled)
+    with pytest.raises(ValueError, match="^--set lams: sdl-patches train on 'patches', which has no labels"):
+        check_data({**QUICK, "lams": {"sdl-patches": [0.005]}, "baselines": False}, None)

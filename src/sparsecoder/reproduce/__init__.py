@@ -128,6 +128,8 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     settings = parse_settings(module.QUICK if quick else module.FULL, overrides, name)
     if hasattr(module, "check_settings"):  # the experiment's own checks of its values, before any write
         module.check_settings(settings)
+    if hasattr(module, "check_data"):  # checks needing the data loaded (class sizes), still before any write
+        module.check_data(settings, data_dir)
     out = Path(out)
     record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
               "data_dir": data_dir}

@@ -10,6 +10,8 @@ An experiment is a module of this package with two profiles of settings and a ``
 
     def check_settings(settings: dict) -> None: ...   # optional: refuse bad values (ValueError) before
                                                       # the experiment folder is written
+    def check_data(settings: dict, data_dir) -> None: ...  # optional: refuse settings the data cannot
+                                                      # serve (loads it), also before the folder is written
 
 ``ctx.settings`` is the chosen profile updated by ``--set KEY=VALUE`` (only keys of the profile);
 ``ctx.train(...)`` trains run folders through the sweep executor (finished trials are skipped on a rerun,

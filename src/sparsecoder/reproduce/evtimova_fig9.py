@@ -24,7 +24,7 @@ from sparsecoder.config import MAX_BATCH_SIZE
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "run"]
+__all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "check_data", "run"]
 
 NAMES = {"sdl-mnist": "SDL", "sdl-nl-mnist": "SDL-NL", "vdl-mnist": "VDL", "vdl-nl-mnist": "VDL-NL"}
 RAW, LISTA = "Linear on raw", "LISTA + Linear on raw"
@@ -71,6 +71,56 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.epochs(settings, "probe_epochs")
     checks.positive_int(settings, "probe_batch_size", maximum=MAX_BATCH_SIZE)
     checks.number(settings, "probe_lr", strict=True)
+
+
+def check_data(settings: dict[str, Any], data_dir: str | None) -> None:
+    """Refuse ``samples_per_class`` above the smallest class of a training split the probes draw from.
+
+    The class sizes are the data's (each seed's split, ``limit``, ``data_dir``), so this loads the training
+    data of every seed — once per distinct data source of the presets and the baselines — and is called by
+    :func:`sparsecoder.reproduce.reproduce` right after :func:`check_settings`: before the experiment
+    folder is written and before any autoencoder trains (the draw used to fail after all of them had).
+    A preset whose data has no labels is refused here too.
+    """
+    import numpy as np
+
+    from sparsecoder.config import load_preset
+    from sparsecoder.data import load
+    from sparsecoder.eval.probe import class_indices
+
+    counts = settings["samples_per_class"]
+    asked = max((c for c in counts if c != "all"), default=None)
+    overrides = checks.training_overrides(settings)
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    # (data, limit, options) -> who trains or probes on it (the presets' configs hold their own limit)
+    sources: dict[str, tuple[str, int | None, dict, list[str]]] = {}
+    for preset in settings["lams"]:
+        _, config = load_preset(preset, overrides)
+        key = repr((config.data, config.limit, sorted(dict(config.data_options).items())))
+        sources.setdefault(key, (config.data, config.limit, dict(config.data_options), []))[3].append(preset)
+    if settings["baselines"]:
+        key = repr(("mnist", settings["limit"], []))
+        sources.setdefault(key, ("mnist", settings["limit"], {}, []))[3].append("the baselines")
+    smallest = None  # (size, class, seed, limit, who)
+    for name, limit, options, users in sources.values():
+        for seed in settings["seeds"]:
+            labels = load(name, seed=seed, limit=limit, data_dir=data_dir, **options).train.labels
+            if labels is None:
+                raise ValueError(f"--set lams: {', '.join(users)} train on '{name}', which has no labels to "
+                                 f"probe; give presets of labelled data (e.g. {', '.join(NAMES)})")
+            if asked is None:
+                continue
+            classes, sizes = np.unique(class_indices(labels, f"{name} training labels"), return_counts=True)
+            if smallest is None or sizes.min() < smallest[0]:
+                smallest = (int(sizes.min()), int(classes[sizes.argmin()]), seed, limit, users)
+    if smallest is not None and asked > smallest[0]:
+        size, cls, seed, limit, users = smallest
+        capped = "" if limit is None else f", limit={limit}"
+        raise ValueError(f"--set samples_per_class={counts!r}: {asked} samples per class asked for, but "
+                         f"class {cls} has only {size} in the training split of seed {seed}{capped} (data of "
+                         f"{', '.join(users)}); lower samples_per_class to at most {size}, or use all "
+                         f"(the whole split)")
 
 
 def _lams(preset: str, values) -> list[float]:
