@@ -88,7 +88,7 @@ def test_rerun_trains_nothing(quick):
     ({"models": {"nope-mnist": 0.1}}, "unknown preset 'nope-mnist'"),
     ({"models": {"sdl-mnist": -1}}, "sdl-mnist needs a λ >= 0, got -1"),
     ({"sigmas": [-1.0]}, "sigmas=\\[-1.0\\]: expected a non-empty list of numbers >= 0"),
-    ({"seeds": []}, "seeds=\\[\\]: expected a non-empty list of integers >= 0"),
+    ({"seeds": []}, "seeds=\\[\\]: no seed given; expected a non-empty list of integers >= 0"),
     ({"epochs": -1}, "epochs=-1: expected an integer >= 1 or null"),
     ({"limit": 0}, "limit=0: expected an integer >= 2 or null"),
 ])
