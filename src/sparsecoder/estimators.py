@@ -887,11 +887,11 @@ class SparseVAE(_NeuralEstimator):
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        from sparsecoder.models.vae import _physical_memory
+        from sparsecoder.models.common import physical_memory
 
         c = self.model_.config
         width = max(c.n_latents, self.model_.n_features, c.decoder_hidden if c.decoder == "pyle" else 0)
-        needed, memory = 4 * int(n_samples) * width, _physical_memory()
+        needed, memory = 4 * int(n_samples) * width, physical_memory()
         if memory is not None and needed > memory:
             raise ValueError(f"n_samples={n_samples} needs {needed / 2**30:,.1f} GiB for its latents and "
                              f"decoded rows, more than this machine's {memory / 2**30:,.1f} GiB of memory; "

@@ -78,21 +78,22 @@ def model_class(name: str) -> type:
     return _resolve(_FAMILIES[name]["model"])
 
 
-# config keys that size a model's tensors (named when a model does not fit in memory)
-_SIZE_KEYS = ("n_components", "hidden_size", "n_latents", "encoder_hidden", "decoder_hidden")
-
-
 def build_model(config, data):
     """Instantiate the model a config describes, sized for ``data`` (on the CPU; the trainer moves it).
 
-    A model whose tensors the machine cannot allocate is a ``ValueError`` naming the config's sizes
-    (torch's allocator error would otherwise reach the user as an unexpected RuntimeError)."""
+    A model whose training state exceeds the machine's memory is refused before anything is allocated by
+    its constructor (:func:`sparsecoder.models.common.check_fits_in_memory`, a ``ConfigError`` naming the
+    size keys to lower; a family's model class should call it first thing). As a backstop, tensors the
+    machine still cannot allocate are a ``ValueError`` naming the config's sizes (torch's allocator error
+    would otherwise reach the user as an unexpected RuntimeError)."""
     try:
         return model_class(config.model_name).from_config(config, data)
     except (RuntimeError, MemoryError) as err:
         if not isinstance(err, MemoryError) and "allocate" not in str(err):
             raise
-        sizes = ", ".join(f"{key}={getattr(config, key)}" for key in _SIZE_KEYS if hasattr(config, key))
+        from sparsecoder.models.common import SIZE_KEYS
+
+        sizes = ", ".join(f"{key}={getattr(config, key)}" for key in SIZE_KEYS if hasattr(config, key))
         asked = re.search(r"allocate (\d+) bytes", str(err))
         what = f"a tensor of {int(asked.group(1)) / 2**30:,.1f} GiB" if asked else "its tensors"
         raise ValueError(f"the model does not fit in this machine's memory: torch could not allocate {what}; "

@@ -1,11 +1,126 @@
-"""Pieces the model families share: device resolution, the device of a module, input-row validation."""
+"""Pieces the model families share: device resolution, the device of a module, input-row validation, and
+the guard that refuses a model too large for this machine's memory before anything is allocated."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from sparsecoder.config import ConfigError
 from sparsecoder.inference.fista import all_finite
+
+# Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
+# and that change its parameter count).
+SIZE_KEYS = ("n_components", "hidden_size", "n_latents", "encoder_hidden", "decoder_hidden", "resnet_blocks")
+# Copies of every parameter while training with Adam: the weights, their gradients and the two moments
+# (16 bytes per float32 parameter).
+TRAINING_COPIES = 4
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _building_on_meta() -> bool:
+    """True inside ``with torch.device("meta")``: a module built there allocates no memory."""
+    return torch.empty(0).device.type == "meta"
+
+
+def training_size(build: Callable[[], nn.Module]) -> tuple[int | None, float] | None:
+    """``(parameters, bytes)`` of the module ``build()`` returns, counted exactly without allocating it.
+
+    ``build`` runs on torch's ``meta`` device (shapes and dtypes, no storage), so the count is the real
+    architecture's, at the cost of building it (about a millisecond for this package's models). The bytes
+    are the training state: ``TRAINING_COPIES`` copies of every parameter (weights, gradients, Adam's two
+    moments) plus the buffers. A tensor too large for torch to describe (over 2**63 bytes: its size
+    calculation overflows) is ``(None, inf)``. None when ``build`` cannot run on the meta device for any
+    other reason (e.g. an initialisation that reads data values): there is then no up-front count, and
+    :func:`sparsecoder.models.build_model`'s catch of the allocator's error is the only guard. A
+    ``ValueError`` from ``build`` (a configuration the model refuses) propagates: the real build would raise
+    it too.
+    """
+    try:
+        with torch.device("meta"):
+            module = build()
+    except ValueError:
+        raise
+    except RuntimeError as err:
+        return (None, math.inf) if "overflow" in str(err) else None
+    except Exception:  # an operation without a meta implementation: no up-front count
+        return None
+    count = sum(p.numel() for p in module.parameters())
+    size = sum(TRAINING_COPIES * p.numel() * p.element_size() for p in module.parameters())
+    size += sum(b.numel() * b.element_size() for b in module.buffers())
+    return count, size
+
+
+def check_fits_in_memory(build: Callable[[object], nn.Module], config, *, what: str = "the model") -> None:
+    """Refuse, before anything is allocated, a model whose training state exceeds this machine's memory.
+
+    ``build(config)`` builds the model (it is run on the meta device: nothing is allocated, see
+    :func:`training_size`). The error (a :class:`~sparsecoder.config.ConfigError`) names ``what`` (e.g.
+    "a VAE on 784 features"), the config's size keys that change the parameter count and their values,
+    the parameter count, the GiB needed and available, and the fix: lower those keys. Nothing is checked
+    when the model is itself being built on the meta device (the count's own build), when the platform does
+    not report its memory, or when ``build`` cannot run on the meta device.
+    """
+    if _building_on_meta():
+        return
+    memory = physical_memory()
+    if memory is None:
+        return
+    counted = training_size(lambda: build(config))
+    if counted is None or counted[1] <= memory:
+        return
+    count, needed = counted
+    keys = _size_keys(build, config) or [k for k in SIZE_KEYS if hasattr(config, k)]
+    sizes = f" ({', '.join(f'{key}={getattr(config, key)}' for key in keys)})" if keys else ""
+    size = (f"{count:,} parameters, {_amount(needed)} to train (weights, gradients and Adam's two "
+            f"moments)" if count is not None else "a tensor of more than 2**63 bytes")
+    if len(keys) > 1:
+        lower = f"{', '.join(keys[:-1])} or {keys[-1]}"
+    else:
+        lower = keys[0] if keys else "its sizes"
+    raise ConfigError(
+        f"the model does not fit in this machine's memory: {what}{sizes} has {size}, more than this "
+        f"machine's {_amount(memory)}; lower {lower}")
+
+
+def _amount(n_bytes: float) -> str:
+    """``n_bytes`` in GiB, or in MiB below a tenth of a GiB."""
+    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes >= 2**30 / 10 else f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def _size_keys(build: Callable[[object], nn.Module], config) -> list[str]:
+    """The keys of :data:`SIZE_KEYS` that change the parameter count of ``build(config)`` (e.g.
+    ``hidden_size`` only with the one-hidden-layer decoder): with every size key at 2, each in turn at 3,
+    counted on the meta device (small sizes: the counts never overflow)."""
+    present = [key for key in SIZE_KEYS
+               if isinstance(getattr(config, key, None), int) and not isinstance(getattr(config, key), bool)]
+    try:
+        small = dataclasses.replace(config, **{key: 2 for key in present})
+        base = training_size(lambda: build(small))
+    except (TypeError, ValueError):
+        return []
+    keys = []
+    for key in present:
+        try:
+            larger = dataclasses.replace(small, **{key: 3})
+            counted = training_size(lambda c=larger: build(c))
+        except (TypeError, ValueError):
+            continue
+        if base is not None and counted is not None and counted[0] != base[0]:
+            keys.append(key)
+    return keys
 
 
 def resolve_device(name: str) -> torch.device:

@@ -35,7 +35,7 @@ from torch import nn
 from sparsecoder.config import CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
-from sparsecoder.models.common import check_rows, module_device, resolve_device
+from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device, resolve_device
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
@@ -200,6 +200,9 @@ class SparseAutoencoder(nn.Module):
         if not isinstance(config, SparseAutoencoderConfig):
             kind = type(config).__name__
             raise ValueError(f"SparseAutoencoder needs a SparseAutoencoderConfig, not {kind}")
+        # before any tensor: the training state must fit in memory (counted on the meta device)
+        check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
+                             what=f"a sparse autoencoder on {int(n_features)} features")
         self.config = config
         self.n_features = int(n_features)
         self.image_shape = tuple(image_shape) if image_shape else None

@@ -17,7 +17,6 @@ batch; the trainer takes the steps. Metrics are in :mod:`sparsecoder.eval.vae`, 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -28,7 +27,7 @@ from torch import nn
 
 from sparsecoder.config import CommonConfig, ConfigError, check, register_config
 from sparsecoder.data.base import DataSplits
-from sparsecoder.models.common import check_rows, module_device
+from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device
 from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
 from sparsecoder.nn.constraints import unit_norm_columns_
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
@@ -45,8 +44,6 @@ MAX_BETA = 1e8
 # test set eval_samples times.
 MAX_KL_SAMPLES = 1000
 MAX_EVAL_SAMPLES = 10000
-# Bytes per parameter while training: weights, gradients and Adam's two moments, float32.
-_TRAINING_BYTES_PER_PARAMETER = 16
 
 
 @register_config("vae")
@@ -107,36 +104,6 @@ class VAEConfig(CommonConfig):
               "bce needs decoder=pyle (logit outputs in [0, 1] after the sigmoid); use gaussian or mse")
 
 
-def n_parameters(config: VAEConfig, n_features: int) -> int:
-    """Number of parameters :class:`VAE` will allocate for ``config`` and ``n_features`` inputs."""
-    d, l, h, hd = int(n_features), config.n_latents, config.encoder_hidden, config.decoder_hidden
-    body = (d * h + h) + (config.resnet_blocks * 2 if config.encoder == "resnet" else 1) * (h * h + h)
-    heads = 2 * (h * l + l)
-    decoder = l * d if config.decoder == "linear" else (l * hd + hd) + (hd * hd + hd) + (hd * d + d)
-    return body + heads + decoder
-
-
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_model_size(config: VAEConfig, n_features: int) -> None:
-    """Refuse, before allocating anything, a model whose training state cannot fit in this machine's memory
-    (weights, gradients and Adam's moments: 16 bytes per parameter), naming the sizes to lower."""
-    count = n_parameters(config, n_features)
-    memory = _physical_memory()
-    needed = count * _TRAINING_BYTES_PER_PARAMETER
-    if memory is not None and needed > memory:
-        hidden = f", decoder_hidden={config.decoder_hidden}" if config.decoder == "pyle" else ""
-        raise ConfigError(
-            f"a VAE with n_latents={config.n_latents}, encoder_hidden={config.encoder_hidden}{hidden} on "
-            f"{n_features} features has {count:,} parameters, {needed / 2**30:,.1f} GiB to train, more than "
-            f"this machine's {memory / 2**30:,.1f} GiB of memory; lower n_latents or the hidden sizes")
-
-
 def check_likelihood_data(config: VAEConfig, x: torch.Tensor, name: str) -> None:
     """Refuse data the likelihood cannot model: ``bce`` (Bernoulli cross-entropy) needs values in [0, 1]."""
     n_rows = len(x)
@@ -166,9 +133,11 @@ class VAE(nn.Module):
         super().__init__()
         if not isinstance(config, VAEConfig):
             raise ValueError(f"VAE needs a VAEConfig, not {type(config).__name__}")
+        # before any tensor: the training state must fit in memory (counted on the meta device)
+        check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
+                             what=f"a VAE on {int(n_features)} features")
         self.config = config
         self.n_features = int(n_features)
-        check_model_size(config, self.n_features)
         self.image_shape = tuple(image_shape) if image_shape else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)

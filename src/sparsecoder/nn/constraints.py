@@ -32,6 +32,8 @@ def unit_norm_columns_(weight: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
         raise ValueError(f"unit_norm_columns_ expects a 2-D weight (out, in), got {shape}")
+    if weight.is_meta:  # no values to project (a model built on the meta device to count its parameters;
+        return weight   # torch's meta norm would also import torch._dynamo, seconds on a first call)
     norms = weight.norm(dim=0, keepdim=True).clamp_min(eps)
     weight.div_(norms)
     return weight
