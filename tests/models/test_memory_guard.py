@@ -164,3 +164,18 @@ def test_a_model_that_cannot_be_built_on_the_meta_device_is_left_to_the_allocato
 def test_physical_memory_is_the_machines():
     memory = physical_memory()
     assert memory is None or memory > 2**26
+
+
+@pytest.mark.parametrize(("preset", "key", "value", "message"), [
+    ("svae-norm-patches", "resnet_blocks", 10**4, r"'resnet_blocks': must be in \[1, 1000\], got 10000"),
+    ("sdl-mnist", "lista_iterations", 10**9, r"'lista_iterations': must be in \[0, 1000\], got 1000000000"),
+])
+def test_layer_counts_that_would_take_minutes_to_build_or_run_are_refused_by_the_config(preset, key, value,
+                                                                                        message):
+    """10**4 ResNet blocks took ~11 s to build (on meta, to count them) before the config refused nothing;
+    10**9 LISTA steps would hang every batch. Both are refused when the config is made."""
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=message):
+        load_preset(preset, {key: value})
+    assert time.perf_counter() - start < 2.0
+    load_preset(preset, {key: 1000})  # the bound itself is allowed

@@ -43,6 +43,10 @@ from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, St
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
 
+# Unrolled LISTA steps of the encoder (the paper's: 3); every encoding runs them all, so 10**9 would hang
+# each batch instead of failing.
+MAX_LISTA_ITERATIONS = 1000
+
 
 @register_config("sparse_autoencoder")
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ class SparseAutoencoderConfig(CommonConfig):
         super().__post_init__()
         check(self.n_components >= 1, "n_components", f"must be >= 1, got {self.n_components}")
         check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
-        check(self.lista_iterations >= 0, "lista_iterations", f"must be >= 0, got {self.lista_iterations}")
+        check(0 <= self.lista_iterations <= MAX_LISTA_ITERATIONS, "lista_iterations",
+              f"must be in [0, {MAX_LISTA_ITERATIONS}], got {self.lista_iterations}")
         for key in ("lam", "gamma", "beta", "fista_tol", "weight_decay_decoder", "weight_decay_hidden_bias",
                     "weight_decay_encoder_bias"):
             value = getattr(self, key)

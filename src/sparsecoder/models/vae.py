@@ -44,6 +44,9 @@ MAX_BETA = 1e8
 # test set eval_samples times.
 MAX_KL_SAMPLES = 1000
 MAX_EVAL_SAMPLES = 10000
+# The ResNet encoder builds each block as its own layers (the paper's: 2); 10**4 blocks take seconds just to
+# construct, 10**6 minutes, before anything could say the model is absurd.
+MAX_RESNET_BLOCKS = 1000
 
 
 @register_config("vae")
@@ -87,7 +90,8 @@ class VAEConfig(CommonConfig):
         check(0 <= self.beta <= MAX_BETA, "beta",
               f"must be in [0, {MAX_BETA:g}] (β·KL enters the float32 loss), got {self.beta}")
         check(self.encoder_hidden >= 1, "encoder_hidden", f"must be >= 1, got {self.encoder_hidden}")
-        check(self.resnet_blocks >= 1, "resnet_blocks", f"must be >= 1, got {self.resnet_blocks}")
+        check(1 <= self.resnet_blocks <= MAX_RESNET_BLOCKS, "resnet_blocks",
+              f"must be in [1, {MAX_RESNET_BLOCKS}], got {self.resnet_blocks}")
         check(self.decoder_hidden >= 1, "decoder_hidden", f"must be >= 1, got {self.decoder_hidden}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(1 <= self.eval_samples <= MAX_EVAL_SAMPLES, "eval_samples",
