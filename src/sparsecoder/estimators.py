@@ -490,6 +490,10 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.n_steps_ = 0
         self.n_iter_ = 0
 
+    def _check_training_rows(self, X) -> None:
+        """Refuse rows the model cannot train on (after the shape checks, before any step); the
+        family's own conditions (:class:`SparseVAE`: ``bce`` data in [0, 1])."""
+
     def _one_pass(self, rows: torch.Tensor, epoch: int) -> None:
         from sparsecoder.train.trainer import batch_indices
 
@@ -528,6 +532,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._start(X)
         else:
             self._check_batches(X.shape[0], self.model_)
+            self._check_training_rows(X)
         self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
         self.n_iter_ += 1
         return self
@@ -858,10 +863,13 @@ class SparseVAE(_NeuralEstimator):
         )
 
     def _start(self, X):
-        from sparsecoder.models.vae import check_likelihood_data
-
         super()._start(X)
         # after the config is built (its errors first), before any training step
+        self._check_training_rows(X)
+
+    def _check_training_rows(self, X) -> None:
+        from sparsecoder.models.vae import check_likelihood_data
+
         check_likelihood_data(self.config_, torch.as_tensor(X), "X")
 
     @property
@@ -871,17 +879,28 @@ class SparseVAE(_NeuralEstimator):
 
     def transform(self, X):
         """Posterior means ``(n, n_components)`` (locations: medians for a Cauchy posterior)."""
+        from sparsecoder.models.common import check_finite_output
+
         X, rows = self._checked_rows(X)
-        return self.model_.encode(rows).cpu().numpy().astype(X.dtype, copy=False)
+        codes = check_finite_output(self.model_.encode(rows), "the posterior means of X", rows,
+                                    "rows far outside the range of the data the model was fitted on, or "
+                                    "weights that overflow on them (a diverged fit); check X")
+        return codes.cpu().numpy().astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
         """Mean reconstructions of latent codes (``U z``; ``sigmoid`` of Pyle's decoder)."""
+        from sparsecoder.models.common import check_finite_output
+
         codes, z = self._codes_in(X)
         with torch.no_grad():
-            return self.model_.decode(z).cpu().numpy().astype(codes.dtype, copy=False)
+            rows = check_finite_output(self.model_.decode(z), "the decoded rows", z,
+                                       "codes far larger than the model's posterior means, or decoder "
+                                       "weights that overflow on them; check the codes")
+        return rows.cpu().numpy().astype(codes.dtype, copy=False)
 
     def sample(self, n_samples=1, random_state=None):
         """``n_samples`` rows decoded (mean reconstruction) from latents drawn from the prior."""
+        from sparsecoder.models.common import check_finite_output
         from sparsecoder.models.distributions import sample_prior
 
         check_is_fitted(self)
@@ -902,7 +921,11 @@ class SparseVAE(_NeuralEstimator):
             torch.manual_seed(seed)
             c = self.model_.config
             z = sample_prior(c.prior, c.prior_scale, (int(n_samples), c.n_latents), device=device)
-            return self.model_.decode(z).cpu().numpy()
+            rows = check_finite_output(
+                self.model_.decode(z), f"the decoded samples of the {c.prior}(0, {c.prior_scale:g}) prior", z,
+                "the model's decoder overflows on its own prior's latents: its weights are too large or "
+                "non-finite (a diverged fit); refit with a smaller lr")
+            return rows.cpu().numpy()
 
     def score(self, X, y=None, n_samples=50):
         r"""Mean ELBO per sample (nats; higher is better):
@@ -912,6 +935,7 @@ class SparseVAE(_NeuralEstimator):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1 (draws per row), got {n_samples!r}")
         X, rows = self._checked_rows(X)
+        self._check_training_rows(rows)  # bce: X in [0, 1], not clipped
         model = self.model_
         model.eval()
         total = 0.0
@@ -923,4 +947,9 @@ class SparseVAE(_NeuralEstimator):
                 nll = sum(model.reconstruction_nll(x, model.decoder_output(q.rsample())).double()
                           for _ in range(n_samples)) / n_samples
                 total += float((nll + model.kl(q).sum(dim=-1).double()).sum())
+        if not np.isfinite(total):  # a NaN score would rank a broken model silently (GridSearchCV)
+            raise ValueError(f"the ELBO of X is not finite ({-total:g}): the model's posterior or "
+                             f"reconstructions overflow on it (largest |x|: {float(rows.abs().max()):.4g}); "
+                             f"X is probably far outside the range of the data the model was fitted on, or "
+                             f"the fit diverged")
         return -total / rows.shape[0]

@@ -357,7 +357,8 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
     with torch.no_grad():
         x = model._check_rows(split.x[:2000])
         codes = model.encode(x)
-        spread = codes.std(dim=0) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
+        # population std, as eval.metrics.active_units counts the active latents
+        spread = codes.std(dim=0, unbiased=False) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
         order = torch.argsort(spread.cpu(), descending=True, stable=True)
         n_active = int((spread > c.active_threshold).sum())
         paths = [

@@ -2,6 +2,7 @@
 large for memory, and heavy-tailed densities at extreme scales. Each is refused before any work, naming the
 key and the fix, or computed finitely."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from sparsecoder import SparseVAE
 from sparsecoder.config import ConfigError, from_dict, load_preset
 from sparsecoder.data import load
 from sparsecoder.eval.vae import evaluate
+from sparsecoder.models import vae as vae_module
 from sparsecoder.models.common import training_size
 from sparsecoder.models.distributions import Posterior, kl_monte_carlo, log_density
 from sparsecoder.models.vae import VAE, VAEConfig
@@ -168,3 +170,256 @@ def test_sparse_vae_sample_refuses_more_rows_than_memory_holds():
     with pytest.raises(ValueError, match="n_samples=1000000000000 needs .*draw fewer"):
         est.sample(10**12)  # before: RuntimeError from torch's allocator
     assert est.sample(3).shape == (3, 4)
+
+
+# --- heavy tails: Cauchy samples ------------------------------------------------------------------------
+
+
+def test_cauchy_posterior_noise_is_accurate_in_the_tails(monkeypatch):
+    # before: tan(π(u − ½)) at u within a few eps of 0 or 1 was 19% off in float32 (π(u − ½) rounds to
+    # within an ulp of ±π/2), and at float32(π/2) it even has the wrong sign
+    eps = torch.finfo(torch.float32).eps
+    u = torch.tensor([0.0, 2.0**-24, eps, 2 * eps, 1e-3, 0.2, 0.3, 0.5, 0.7, 0.99, 1 - 2 * eps, 1 - 2.0**-24])
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: u.clone())
+    q = Posterior("cauchy", torch.zeros(len(u)), torch.zeros(len(u)))
+    z = q.rsample()
+    exact = torch.tan(math.pi * (u.double().clamp(eps, 1 - eps) - 0.5))  # u kept in [eps, 1 − eps]
+    assert torch.isfinite(z).all()
+    np.testing.assert_allclose(z.double().numpy(), exact.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_cauchy_prior_samples_are_bounded_like_the_posteriors_and_still_cauchy():
+    # before: torch.distributions.Cauchy drew float64 uniforms, |z| up to 1.6e16·scale (4e7 in 10^7 draws),
+    # which a decoder can overflow on; now the posterior's noise, |z| <= 1/tan(π·eps)·scale = 2.7e6·scale
+    from sparsecoder.models.distributions import sample_prior
+
+    torch.manual_seed(0)
+    z = sample_prior("cauchy", 2.0, (10**7,))
+    bound = 2.0 / math.tan(math.pi * torch.finfo(torch.float32).eps)
+    assert torch.isfinite(z).all() and float(z.abs().max()) <= bound * (1 + 1e-6)
+    assert scipy.stats.kstest(z[:200_000].numpy(), scipy.stats.cauchy(0, 2.0).cdf).pvalue > 1e-3
+
+
+def test_a_cauchy_vae_whose_samples_overflow_stops_as_diverged_keeping_its_checkpoint(tmp_path, monkeypatch,
+                                                                                      capsys):
+    # heavy-tailed samples times a scale that grew: z = inf, the decoder's output NaN. The run stops with
+    # exit status 3 naming the epoch, the last good epoch's checkpoint kept (was fine before; kept as a test)
+    from sparsecoder.cli import main
+    from sparsecoder.models import distributions
+
+    calls = {"n": 0}
+    rsample = distributions.Posterior.rsample
+
+    def overflowing(self, n_samples=None):
+        calls["n"] += 1
+        z = rsample(self, n_samples)
+        return z * 1e38 * 1e38 if calls["n"] > 4 else z  # epoch 1: 3 batches and validation
+
+    monkeypatch.setattr(distributions.Posterior, "rsample", overflowing)
+    run = tmp_path / "run"
+    code = main(["train", "vae-cauchy-synthetic", "--out", str(run), "--quiet", "--set", "epochs=3",
+                 "limit=300", "batch_size=100", "encoder_hidden=16", "decoder_hidden=16", "device=cpu",
+                 "num_threads=1"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "training diverged in epoch 2" in err and "last good epoch 1" in err
+    assert (run / "checkpoint.pt").is_file() and (run / "model.safetensors").is_file()
+    assert not (run / "metrics.json").exists()
+
+
+def _fitted_vae(**kwargs):
+    params = {"n_components": 2, "encoder_hidden": 4, "max_epochs": 1, "batch_size": 10, "random_state": 0,
+              "device": "cpu", **kwargs}
+    return SparseVAE(**params).fit(np.random.default_rng(0).random((20, 4)))
+
+
+@pytest.mark.parametrize("prior", ["laplace", "cauchy"])
+def test_sparse_vae_sample_refuses_decoded_rows_that_overflow(prior):
+    # before: the NaN/inf rows were returned to the caller
+    est = _fitted_vae(prior=prior)
+    assert np.isfinite(est.sample(50)).all()
+    with torch.no_grad():
+        est.model_.decoder.weight.fill_(float("inf"))
+    with pytest.raises(ValueError, match=f"decoded samples of the {prior}.*NaN/inf for 50 of 50 rows.*refit"):
+        est.sample(50)
+
+
+def test_sparse_vae_transform_and_inverse_transform_refuse_nan_results():
+    est = _fitted_vae()
+    X = np.random.default_rng(1).random((5, 4))
+    with torch.no_grad():
+        est.model_.decoder.weight.fill_(1e30)
+    with pytest.raises(ValueError, match="decoded rows are NaN/inf for 1 of 2 rows"):
+        est.inverse_transform(np.array([[0.5, 0.5], [1e10, 1e10]]))  # was returned as a row of inf
+    with torch.no_grad():
+        for p in est.model_.encoder.parameters():
+            p.mul_(1e30)
+    with pytest.raises(ValueError, match="posterior means of X are NaN/inf"):
+        est.transform(X)
+    with pytest.raises(ValueError, match="ELBO of X is not finite"):  # was a NaN score
+        est.score(X)
+
+
+# --- the bce data check: once per unchanged tensor, on every path --------------------------------------
+
+
+def test_evaluate_run_scans_the_bce_test_split_once(tmp_path, monkeypatch):
+    # before: building the model and then evaluate() each scanned the test split
+    from sparsecoder.train import evaluate_run
+
+    run = tmp_path / "run"
+    train("vae-cauchy-synthetic", run, progress=False,
+          overrides={"epochs": 1, "limit": 200, "encoder_hidden": 8, "decoder_hidden": 8, "eval_samples": 2,
+                     "device": "cpu", "num_threads": 1})
+    scanned = []
+    value_range = vae_module._value_range
+    monkeypatch.setattr(vae_module, "_value_range", lambda x: scanned.append(len(x)) or value_range(x))
+    metrics = evaluate_run(run)
+    assert scanned == [metrics["n_test"]]
+
+
+def test_the_bce_check_scans_again_rows_changed_in_place():
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    model = VAE.from_config(_bce_config(), data)  # checks (and remembers) the three splits
+    data.test.x.mul_(4).sub_(2)  # the same tensor, now outside [0, 1]
+    with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*test split"):
+        evaluate(model, data)
+
+
+def test_sparse_vae_partial_fit_and_score_refuse_bce_rows_outside_0_1():
+    # before: a second partial_fit and score clipped X to [0, 1] silently
+    X = np.random.default_rng(0).random((30, 4))
+    est = SparseVAE(n_components=2, encoder="pyle", decoder="pyle", likelihood="bce", encoder_hidden=4,
+                    batch_size=10, random_state=0, device="cpu").partial_fit(X)
+    with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*X"):
+        est.partial_fit(X * 5 - 2)
+    with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*X"):
+        est.score(X * 5 - 2)
+    assert np.isfinite(est.score(X))
+
+
+# --- evaluation: hostile test splits -------------------------------------------------------------------
+
+
+def _small_config(**overrides):
+    return from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 3, "encoder_hidden": 8,
+                                 "eval_samples": 2, "device": "cpu", **overrides})
+
+
+def test_a_one_row_test_split_is_refused_before_training_and_by_evaluate(tmp_path):
+    # before: active_units was written as 0 (the std over one row) and the active latents' means as null
+    one = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=1)
+    with pytest.raises(ValueError, match="test split has 1 row.*at least 2"):
+        train(_small_config(epochs=1, batch_size=50), tmp_path / "run", progress=False, data=one)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    model = VAE.from_config(_small_config(), data)
+    data.test.x = data.test.x[:1]
+    with pytest.raises(ValueError, match="test split has 1 row"):
+        evaluate(model, data)
+
+
+def test_evaluate_names_a_test_split_of_another_width():
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    model = VAE.from_config(_small_config(), data)
+    data.test.x = torch.rand(20, 30)
+    with pytest.raises(ValueError, match=r"test split has rows of shape \(30,\).*takes 25 features"):
+        evaluate(model, data)
+
+
+def test_constant_test_rows_give_metrics_without_nan():
+    # zero-variance data: no latent is active; the means over the (empty) active group were NaN -> null
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    model = VAE.from_config(_small_config(), data)
+    data.test.x = torch.full((20, 25), 0.5)
+    metrics = evaluate(model, data)
+    assert metrics["active_units"] == 0
+    assert "kl_active_mean" not in metrics and "decoder_norm_active" not in metrics
+    assert all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+    assert metrics["decoder_norm_inactive"] == pytest.approx(float(model.decoder_column_norms().mean()))
+
+
+def test_the_active_split_of_kl_and_norms_is_that_of_active_units():
+    # before: active_units counted the population std (ddof=0) and the split used ddof=1, so the
+    # "active" means could be over other latents than the ones counted
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=3)
+    model = VAE.from_config(_small_config(), data)
+    codes = model.encode(data.test.x)
+    population, sample = codes.std(dim=0, unbiased=False), codes.std(dim=0)
+    threshold = float(population[0] + sample[0]) / 2  # latent 0 is active for ddof=1 only
+    model.config = dataclasses.replace(model.config, active_threshold=threshold)
+    metrics = evaluate(model, data)
+    active = population > threshold
+    assert metrics["active_units"] == int(active.sum())
+    norms = model.decoder_column_norms()
+    assert metrics["decoder_norm_inactive"] == pytest.approx(float(norms[~active].mean()))
+
+
+# --- encode / decode of a saved run ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("vae") / "run"
+    train("vae-cauchy-synthetic", run, progress=False,
+          overrides={"epochs": 1, "limit": 200, "encoder_hidden": 8, "decoder_hidden": 8, "eval_samples": 2,
+                     "likelihood": "gaussian", "decoder": "linear", "encoder": "mlp", "device": "cpu",
+                     "num_threads": 1})
+    return run
+
+
+def _with_weights_times(run, tmp_path, factor):
+    """A copy of ``run`` whose weights load but overflow: every weight multiplied by ``factor``."""
+    import shutil
+
+    from sparsecoder.train import load_run
+    from sparsecoder.train.checkpoint import save_weights
+
+    copy = tmp_path / "scaled"
+    shutil.copytree(run, copy)
+    config, model, _ = load_run(copy)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(factor)
+    save_weights(copy / "model.safetensors", model, model_name=config.model_name, epoch=1)
+    return copy
+
+
+def test_decode_refuses_rows_that_overflow_and_codes_beyond_float32(vae_run, tmp_path, capsys):
+    # before: a row of inf was written to the .npy with exit status 0; float64 codes of 1e300 became inf
+    from sparsecoder.cli import main
+    from sparsecoder.train import decode_run
+
+    assert np.isfinite(decode_run(vae_run, np.zeros((2, 10)))).all()
+    with pytest.raises(ValueError, match="codes hold values up to 1e.300, beyond float32's range"):
+        decode_run(vae_run, np.full((2, 10), 1e300))
+    scaled = _with_weights_times(vae_run, tmp_path, 1e30)
+    with pytest.raises(ValueError, match="decoded rows are NaN/inf for 1 of 2 rows.*encode"):
+        decode_run(scaled, np.array([np.zeros(10), np.full(10, 1e10)], dtype=np.float32))
+    np.save(tmp_path / "codes.npy", np.full((3, 10), 1e10, dtype=np.float32))
+    assert main(["decode", str(scaled), str(tmp_path / "codes.npy"), "--out", str(tmp_path / "x.npy")]) == 2
+    assert "decoded rows are NaN/inf for 3 of 3 rows" in capsys.readouterr().err
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_encode_refuses_codes_that_overflow_and_rows_beyond_float32(vae_run, tmp_path, capsys):
+    from sparsecoder.cli import main
+    from sparsecoder.train import encode_run
+
+    with pytest.raises(ValueError, match="inputs hold values up to 1e.300, beyond float32's range"):
+        encode_run(vae_run, np.full((2, 25), 1e300))
+    scaled = _with_weights_times(vae_run, tmp_path, 1e20)  # three layers: 1e60 overflows float32
+    np.save(tmp_path / "rows.npy", np.ones((3, 25), dtype=np.float32))
+    assert main(["encode", str(scaled), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert "codes are NaN/inf for 3 of 3 rows" in capsys.readouterr().err
+    assert not (tmp_path / "c.npy").exists()
+
+
+def test_evaluate_run_names_in_memory_data_of_another_width(vae_run):
+    # before: "the weights ... do not fit this model (another architecture or size?)" with a size mismatch
+    from sparsecoder.train import evaluate_run
+
+    data = load("synthetic_pyle", seed=0, n_train=30, n_val=10, n_test=10)
+    data.train.x = torch.rand(30, 30)
+    with pytest.raises(ValueError, match="data given have 30 features per row.*trained on 25"):
+        evaluate_run(vae_run, data=data)

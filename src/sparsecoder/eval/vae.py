@@ -14,7 +14,7 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import active_units, active_units_max
 from sparsecoder.models.vae import check_likelihood_data
 
-__all__ = ["validation_metrics", "evaluate"]
+__all__ = ["validation_metrics", "evaluate", "check_test_split"]
 
 
 @torch.no_grad()
@@ -40,6 +40,18 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
 _KL_SAMPLE_CHUNK = 64
 
 
+def check_test_split(config, split: Split) -> None:
+    """Refuse a test split :func:`evaluate` cannot measure, before any work: an empty one, or a single row
+    (``active_units`` is the std of the posterior means over the test rows, undefined for one row)."""
+    if len(split) == 0:
+        raise ValueError("the test split is empty; nothing to evaluate (check the data source and limit)")
+    if len(split) == 1:
+        raise ValueError(
+            "the test split has 1 row, but the VAE's active units are the std of the posterior means over "
+            "the test rows (active_threshold), which needs at least 2; evaluate on more test rows (a larger "
+            "limit, or a data file with more rows)")
+
+
 def _kl_sum(model, q, n_samples: int) -> torch.Tensor:
     """Per-latent KL summed over the rows of ``q``, Monte-Carlo samples drawn 64 at a time (bounded memory:
     a ``(S, rows, l)`` tensor per chunk, not per ``kl_samples``); analytic KL in one call."""
@@ -61,16 +73,28 @@ def evaluate(model, data: DataSplits) -> dict:
     ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
     pixelwise MSE (model space) of the decoded mean. ``active_units``: latents whose posterior mean has a
     std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior mean|
-    exceeds it for at least one test input. ``elbo`` (per sample, nats) averages the reconstruction term
-    over the same samples.
+    exceeds it for at least one test input (the std is the population std, ddof=0, as in
+    :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
+    ``_inactive``) average over those latents; a group without latents has no such keys. ``elbo`` (per
+    sample, nats) averages the reconstruction term over the same samples.
+
+    Refused before any work (``ValueError``): an empty or one-row test split, rows of another width than
+    the model's, ``bce`` data outside [0, 1]; after the pass, a posterior or reconstructions that are
+    NaN/inf on some test rows (no metric is returned NaN).
     """
     split = data.test
-    if len(split) == 0:
-        raise ValueError("the test split is empty; nothing to evaluate")
+    check_test_split(model.config, split)
+    width = int(split.x.shape[1]) if len(split.x.shape) == 2 else None
+    if width != model.n_features:
+        raise ValueError(f"the test split has rows of shape {tuple(split.x.shape)[1:]}, but the model takes "
+                         f"{model.n_features} features per row; evaluate it on data like those it was "
+                         f"trained on")
     model.eval()
     c = model.config
-    x_all = model._check_rows(split.x)
-    check_likelihood_data(c, x_all, "test split")
+    x_all = model._check_rows(split.x, "the test split")
+    # the split's own rows, not x_all (a converted copy on a GPU): building the model checked this tensor,
+    # which is then not scanned again
+    check_likelihood_data(c, split.x, "test split")
     sq_err = torch.zeros(c.eval_samples, dtype=torch.float64)
     nll_total = 0.0
     kl_latent = torch.zeros(c.n_latents, dtype=torch.float64)
@@ -98,27 +122,29 @@ def evaluate(model, data: DataSplits) -> dict:
             f"{float(x_all.abs().max()):.4g}); the test data are probably on another scale than the "
             f"training data (check the data and its preprocessing), or the weights overflow")
     codes = torch.cat(locs).cpu()
-    active_mask = codes.std(dim=0) > c.active_threshold if n > 1 else torch.zeros(c.n_latents, dtype=bool)
+    # the population std (ddof=0), as active_units counts them: the split below is of those latents
+    active_mask = codes.std(dim=0, unbiased=False) > c.active_threshold
     norms = model.decoder_column_norms().cpu()
     kl_per_latent = kl_latent / n
     nll = nll_total / (n * c.eval_samples)
 
-    def mean_or_nan(values: torch.Tensor) -> float:
-        return float(values.mean()) if values.numel() else float("nan")
-
+    # means over the active / inactive latents; a group without latents has no mean and no key (not NaN,
+    # which metrics.json would hold as null)
+    split_means = {}
+    for group, mask in (("active", active_mask), ("inactive", ~active_mask)):
+        if bool(mask.any()):
+            split_means[f"kl_{group}_mean"] = float(kl_per_latent[mask].mean())
+            split_means[f"decoder_norm_{group}"] = float(norms[mask].mean())
     return {
         "mse": float(mse_per_sample.mean()),
         "mse_std": float(mse_per_sample.std()) if c.eval_samples > 1 else 0.0,
-        "active_units": int(active_units(codes, c.active_threshold)) if n > 1 else 0,
+        "active_units": int(active_units(codes, c.active_threshold)),
         "active_units_max": int(active_units_max(codes, c.active_threshold)),
         "n_latents": c.n_latents,
         "elbo": float(-(nll + kl_per_latent.sum())),
         "kl": float(kl_per_latent.sum()),
         "kl_per_latent": [float(v) for v in kl_per_latent],
-        "kl_active_mean": mean_or_nan(kl_per_latent[active_mask]),
-        "kl_inactive_mean": mean_or_nan(kl_per_latent[~active_mask]),
-        "decoder_norm_active": mean_or_nan(norms[active_mask]),
-        "decoder_norm_inactive": mean_or_nan(norms[~active_mask]),
+        **split_means,
         "decoder_norms": [float(v) for v in norms],
         "n_test": int(n),
     }

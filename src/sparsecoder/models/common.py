@@ -155,3 +155,19 @@ def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> tor
     if not all_finite(x):
         raise ValueError(f"{name} contains NaN or inf")
     return x.to(device, torch.float32)
+
+
+def check_finite_output(values: torch.Tensor, what: str, inputs: torch.Tensor | None = None,
+                        cause: str = "") -> torch.Tensor:
+    """``values`` (an ``(n, …)`` model output returned to a user) unchanged when every entry is finite;
+    else a ``ValueError`` naming ``what``, how many of the ``n`` rows are NaN/inf, the largest ``|input|``
+    (given ``inputs``) and ``cause`` (the likely reason and its fix) — never NaN/inf handed back as a
+    result."""
+    if all_finite(values):
+        return values
+    bad = int((~torch.isfinite(values.reshape(values.shape[0], -1))).any(dim=1).sum())
+    largest = ""
+    if inputs is not None and inputs.numel():
+        largest = f" (largest |input|: {float(inputs.detach().abs().max()):.4g})"
+    raise ValueError(f"{what} are NaN/inf for {bad} of {values.shape[0]} rows{largest}"
+                     + (f"; {cause}" if cause else ""))

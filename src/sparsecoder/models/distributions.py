@@ -55,10 +55,7 @@ class Posterior:
         if self.family == "gaussian":
             noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         else:
-            u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
-            # keep u strictly inside (0, 1): tan(±π/2) is infinite
-            eps = torch.finfo(self.loc.dtype).eps
-            noise = torch.tan(math.pi * (u.clamp(eps, 1 - eps) - 0.5))
+            noise = standard_cauchy(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + self.scale * noise
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -102,14 +99,37 @@ def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     return torch.where(small, torch.log1p(t_small.square()), 2 * big + torch.log1p(torch.exp(-2 * big)))
 
 
+def standard_cauchy(shape, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Standard Cauchy noise ``tan(π(u − ½))``, ``u ~ U(0, 1)`` from torch's global generator, finite and
+    accurate to float rounding in the tails.
+
+    ``u`` is kept inside ``[eps, 1 − eps]`` (``eps`` of ``dtype``; ``tan(±π/2)`` is infinite), which bounds
+    ``|noise|`` by ``1/tan(π·eps)`` (2.7e6 in float32, 1.4e15 in float64; the tails beyond have
+    probability ``2·eps``). Near ``u = 0`` or ``1`` the argument ``π(u − ½)`` is within rounding of
+    ``±π/2``, where ``tan`` is off by 20% in float32 (even of the wrong sign at ``float32(π/2)``); there the
+    identity ``tan(π(u − ½)) = ±1/tan(π·m)`` with ``m = min(u, 1 − u)`` (exact, ``1 − u`` has no
+    rounding for ``u ≥ ½``) is used, whose small argument ``π·m`` has full relative precision.
+    """
+    u = torch.rand(shape, dtype=dtype, device=device)
+    eps = torch.finfo(u.dtype).eps
+    u = u.clamp(eps, 1 - eps)
+    m = torch.minimum(u, 1 - u)
+    tail = torch.where(u < 0.5, -1.0, 1.0).to(u.dtype) / torch.tan(math.pi * m)
+    return torch.where(m < 0.25, tail, torch.tan(math.pi * (u - 0.5)))
+
+
 def sample_prior(family: str, scale: float, shape, *, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Samples of the factorised prior (Gaussian N(0, scale²), Laplace(0, scale), Cauchy(0, scale))."""
+    """Samples of the factorised prior (Gaussian N(0, scale²), Laplace(0, scale), Cauchy(0, scale)).
+
+    Cauchy samples are ``scale · standard_cauchy`` (finite, ``|z| ≤ 2.7e6·scale`` in float32), as the
+    posterior's: ``torch.distributions.Cauchy`` draws its uniforms in float64, up to ``1.6e16·scale``.
+    """
     if family == "gaussian":
         return scale * torch.randn(shape, dtype=dtype, device=device)
     if family == "laplace":
         return torch.distributions.Laplace(0.0, scale).sample(shape).to(dtype=dtype, device=device)
     if family == "cauchy":
-        return torch.distributions.Cauchy(0.0, scale).sample(shape).to(dtype=dtype, device=device)
+        return scale * standard_cauchy(shape, dtype=dtype, device=device)
     raise ValueError(f"unknown prior {family!r}; choose one of {list(PRIORS)}")
 
 

@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from sparsecoder.config import CommonConfig, ConfigError, check, register_config
 from sparsecoder.data.base import DataSplits
@@ -108,22 +109,42 @@ class VAEConfig(CommonConfig):
               "bce needs decoder=pyle (logit outputs in [0, 1] after the sigmoid); use gaussian or mse")
 
 
+# tensors found inside [0, 1], with their version counter then (in-place changes bump it): the same unchanged
+# rows are scanned once, though both the model's construction and the evaluation check them
+_IN_UNIT_INTERVAL = WeakTensorKeyDictionary()
+
+
+def _value_range(x) -> tuple[float, float]:
+    """Smallest and largest value of the rows ``x``, read in row blocks: a memory-mapped split
+    (MemmapRows) is read a block at a time, never whole."""
+    step = max(1, (1 << 20) // max(1, int(x.shape[1])))
+    low, high = math.inf, -math.inf
+    for start in range(0, len(x), step):
+        block = x[start:start + step]
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    return low, high
+
+
 def check_likelihood_data(config: VAEConfig, x: torch.Tensor, name: str) -> None:
-    """Refuse data the likelihood cannot model: ``bce`` (Bernoulli cross-entropy) needs values in [0, 1]."""
+    """Refuse data the likelihood cannot model: ``bce`` (Bernoulli cross-entropy) needs values in [0, 1].
+
+    A tensor already found in range and not changed in place since is not scanned again (a memory-mapped
+    split, not a tensor, is scanned every time).
+    """
     n_rows = len(x)
     if config.likelihood != "bce" or n_rows == 0:
         return
-    # in row blocks: a memory-mapped split (MemmapRows) is read a block at a time, never whole
-    step = max(1, (1 << 20) // max(1, int(x.shape[1])))
-    low, high = math.inf, -math.inf
-    for start in range(0, n_rows, step):
-        block = x[start:start + step]
-        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    version = x._version if isinstance(x, torch.Tensor) else None
+    if version is not None and _IN_UNIT_INTERVAL.get(x) == version:
+        return
+    low, high = _value_range(x)
     if low < 0 or high > 1:
         raise ConfigError(
             f"config key 'likelihood': bce needs data in [0, 1], but the {name} has values in "
             f"[{low:.4g}, {high:.4g}]; rescale the data to [0, 1] (the arrays source with "
             f"standardize: none keeps the file's values) or set likelihood=gaussian or likelihood=mse")
+    if version is not None:
+        _IN_UNIT_INTERVAL[x] = version
 
 
 class VAE(nn.Module):
@@ -154,10 +175,15 @@ class VAE(nn.Module):
 
     @classmethod
     def from_config(cls, config: VAEConfig, data: DataSplits) -> VAE:
-        """Build the model for ``data``; refuses data its likelihood cannot model before any work."""
+        """Build the model for ``data``; refuses data its likelihood cannot model, and a test split of one
+        row (which :func:`sparsecoder.eval.vae.evaluate` cannot measure), before any work."""
         if isinstance(config, VAEConfig):
             for name in ("train", "val", "test"):
                 check_likelihood_data(config, getattr(data, name).x, f"{name} split")
+            if len(data.test) == 1:  # (an empty one is legitimate: a run folder's stored data, load_run)
+                from sparsecoder.eval.vae import check_test_split
+
+                check_test_split(config, data.test)
         return cls(config, data.dim, data.image_shape)
 
     @property

@@ -200,14 +200,19 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
+    stored = read_run_data(run_dir)
     if data is None:
-        stored = read_run_data(run_dir)
         if stored is None:
             from sparsecoder.train.trainer import load_data
 
             data = load_data(config)
         else:
             data = stored.splits()
+    elif stored is not None and data.dim != stored.n_features:
+        # named before the model is sized for them (the weights would then not load: "size mismatch")
+        raise ValueError(f"the data given have {data.dim} features per row ({data.describe()}), but "
+                         f"{run_dir} was trained on {stored.n_features} ('{stored.data}'); give rows of the "
+                         f"run's data")
     model = build_model(config, data)
     load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
     model.to(resolve_device(config.device))
@@ -299,7 +304,17 @@ def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
                          f"{data.dim} ({data.describe()})")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contain NaN or inf")
+    _check_float32_range(array, what)
     return array
+
+
+def _check_float32_range(array: np.ndarray, what: str) -> None:
+    """Finite values the model's float32 would turn into inf (|x| > 3.4e38) are refused by name."""
+    if array.dtype.itemsize > 4 and array.size and np.issubdtype(array.dtype, np.floating):
+        largest = float(np.abs(array).max())
+        if largest > float(np.finfo(np.float32).max):
+            raise ValueError(f"{what} hold values up to {largest:.4g}, beyond float32's range (±3.4e38) "
+                             f"in which the model computes; rescale them")
 
 
 def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
@@ -319,6 +334,8 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     data : DataSplits, optional
         As for :func:`load_run`.
     """
+    from sparsecoder.models.common import check_finite_output
+
     _check_space("input_space", input_space)
     run_dir = Path(run_dir)
     given = data
@@ -328,7 +345,12 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
         rows = _run_preprocessing(run_dir, given).forward(x, data.dim)
     else:
         rows = torch.as_tensor(_model_rows(model, data, x, "inputs"), dtype=torch.float32)
-    return model.encode(rows).detach().cpu().numpy().astype(np.float32, copy=False)
+    codes = check_finite_output(model.encode(rows).detach(), "the codes", rows,
+                                f"the rows are probably far outside the range of the data {run_dir} was "
+                                f"trained on (check their units: --input model expects rows normalised as "
+                                f"the run's data source normalises them), or the model's weights overflow "
+                                f"on them")
+    return codes.cpu().numpy().astype(np.float32, copy=False)
 
 
 def _code_width(config) -> int:
@@ -351,6 +373,8 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
         ``"model"``: model rows (float32). ``"raw"``: the stored preprocessing's inverse applied, rows in
         the source's own units (float64; MNIST pixel values, not clipped to 0–255 or rounded).
     """
+    from sparsecoder.models.common import check_finite_output
+
     _check_space("output_space", output_space)
     run_dir = Path(run_dir)
     given = data
@@ -364,11 +388,16 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
                          f"shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
         raise ValueError("codes must be finite numbers")
+    _check_float32_range(array, "codes")
     device = next(iter(model.parameters())).device
     z = torch.as_tensor(array, dtype=torch.float32, device=device)
     with torch.no_grad():
         rows = model.decode(z) if hasattr(model, "decode") else model.decoder(z)
-    rows = rows.detach().cpu().numpy().astype(np.float32, copy=False)
+    rows = check_finite_output(rows.detach(), "the decoded rows", z,
+                               f"the codes are probably far larger than {run_dir}'s encoder gives (decode "
+                               f"codes from `sparsecoder encode` of this run), or its decoder's weights "
+                               f"overflow on them")
+    rows = rows.cpu().numpy().astype(np.float32, copy=False)
     if preprocessing is None:
         return rows
     return preprocessing.inverse(rows, data.dim)
