@@ -204,3 +204,26 @@ def test_scikit_learn_solvers_take_float32_rows_and_keep_their_dtype(algorithm, 
                                    **kwargs).transform(X)
     assert codes.dtype == np.float32
     np.testing.assert_allclose(codes, reference, atol=1e-3 * np.abs(reference).max())  # lasso_cd: tol 1e-4
+
+
+def test_inverse_transform_refuses_rows_that_overflow():
+    # every estimator output is checked finite (models.common.check_finite_output), as SAE/SparseVAE's are
+    D = np.random.default_rng(1).normal(size=(8, 16))
+    coder = SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=0.1)
+    with pytest.raises(ValueError, match="rows decoded from the codes are NaN/inf for 2 of 3 rows"):
+        coder.inverse_transform(np.array([np.zeros(8), np.full(8, 1e308), np.full(8, -1e308)]))
+    with pytest.raises(ValueError, match="NaN/inf for 1 of 1 rows"):
+        coder.inverse_transform(np.full((1, 8), 3e38, np.float32))
+
+
+def test_torch_float32_input_keeps_float32_like_numpy():
+    import torch
+
+    X = np.random.default_rng(0).normal(size=(30, 6))
+    D = np.random.default_rng(1).normal(size=(4, 6))
+    for estimator in (SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=0.1),
+                      MiniBatchDictionaryLearning(4, max_iter=2, random_state=0, device="cpu")):
+        estimator.fit(torch.tensor(X, dtype=torch.float32))
+        assert estimator.transform(torch.tensor(X, dtype=torch.float32)).dtype == np.float32
+        assert estimator.transform(X.astype(np.float32)).dtype == np.float32
+        assert estimator.transform(torch.tensor(X)).dtype == np.float64

@@ -230,3 +230,34 @@ def test_bad_input_is_refused_clearly(rows):
         _small_vae().fit(rows).sample(0)
     with pytest.raises(ValueError, match="n_samples"):
         _small_vae().fit(rows).score(rows, n_samples=0)
+
+
+def test_sae_outputs_are_never_nan_or_inf(rows):
+    # audit 2026-11-29: inverse_transform of finite float32 codes of 3e38 returned rows of inf silently
+    model = _small_sae(variant="sdl", fista_step="lipschitz").fit(rows.astype(np.float32))
+    with pytest.raises(ValueError, match=r"decoded rows are NaN/inf for [1-3] of 3 rows.*3e\+38"):
+        model.inverse_transform(np.full((3, 6), 3e38, np.float32))
+    with torch.no_grad():
+        model.model_.decoder.weight.fill_(3e38)
+    with pytest.raises(ValueError, match="reconstructions of X are NaN/inf"):
+        model.score(rows)  # was a NaN/-inf score
+    with torch.no_grad():
+        for p in model.model_.encoder.parameters():
+            p.mul_(1e38)
+    with pytest.raises(ValueError, match="the encoder codes of X are NaN/inf"):
+        model.transform(rows)  # (FISTA started from them refuses its NaN/inf start itself)
+
+
+@pytest.mark.parametrize("make", [_small_sae, _small_vae])
+def test_output_dtype_follows_the_input_dtype_for_numpy_and_torch(make, rows):
+    # scikit-learn's rule (preserves_dtype float64, float32): float32 in, float32 out; anything else float64.
+    # A float32 torch tensor used to come back float64 (check_array sees no dtype on a tensor).
+    model = make(fista_step="lipschitz") if make is _small_sae else make()
+    model.fit(torch.tensor(rows, dtype=torch.float32))
+    for X, dtype in ((rows.astype(np.float32), np.float32), (torch.tensor(rows, dtype=torch.float32), np.float32),
+                     (rows, np.float64), (torch.tensor(rows), np.float64),
+                     (torch.tensor(rows, dtype=torch.bfloat16), np.float64), (rows.astype(np.float16), np.float64)):
+        codes = model.transform(X)
+        assert isinstance(codes, np.ndarray) and codes.dtype == dtype, (type(X), X.dtype, codes.dtype)
+        back = model.inverse_transform(torch.from_numpy(codes) if isinstance(X, torch.Tensor) else codes)
+        assert back.dtype == dtype

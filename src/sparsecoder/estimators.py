@@ -38,18 +38,38 @@ from sparsecoder.dictionary.online import (
     run_epoch,
 )
 from sparsecoder.inference.lasso import sparse_encode
+from sparsecoder.models.common import check_finite_output
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
 _OURS = {"lasso_cd": "auto", "active_set": "auto", "fista": "fista"}
 _SKLEARN = {"lasso_lars", "lars", "omp", "threshold"}
 _FISTA_TOL = 1e-6
+_FLOATS = [np.float64, np.float32]
 
 
 def _device(device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _from_torch(X):
+    """``X`` with a torch tensor as the numpy array of its values (detached, on the CPU; bfloat16, which
+    numpy lacks, as float64 like numpy's float16), anything else unchanged.
+
+    scikit-learn's dtype rule then holds for tensors too: float32 input gives float32 output, every other
+    dtype float64 (``check_array`` sees no dtype on a tensor and would make a float32 one float64)."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu()
+        return (X.to(torch.float64) if X.dtype == torch.bfloat16 else X).numpy()
+    return X
+
+
+def _validate(estimator, X, **kwargs):
+    """scikit-learn's ``validate_data`` with our dtype rule (:func:`_from_torch`): float32 stays float32,
+    anything else becomes float64."""
+    return validate_data(estimator, _from_torch(X), dtype=_FLOATS, **kwargs)
 
 
 def _check_device(device):
@@ -82,6 +102,9 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
                 X, dictionary.astype(X.dtype, copy=False), alpha=float(alpha), positive=positive,
                 max_iter=max(int(self.transform_max_iter), 1), tol=_FISTA_TOL, device=device, method=method,
             )
+        code = check_finite_output(code, "the codes of X", X,
+                                   "X far outside the dictionary's scale (atoms much smaller than the rows); "
+                                   "rescale X or the dictionary")
         if self.split_sign:
             n_samples, n_components = code.shape
             split = np.empty((n_samples, 2 * n_components), dtype=code.dtype)
@@ -91,7 +114,7 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return code
 
     def _inverse(self, code, dictionary):
-        code = check_array(code, dtype=[np.float64, np.float32])
+        code = check_array(_from_torch(code), dtype=_FLOATS, input_name="codes")
         expected = dictionary.shape[0] * (2 if self.split_sign else 1)
         if code.shape[1] != expected:
             raise ValueError(f"the codes have {code.shape[1]} columns but this dictionary needs {expected} "
@@ -99,7 +122,11 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         if self.split_sign:
             half = code.shape[1] // 2
             code = code[:, :half] - code[:, half:]
-        return code @ dictionary.astype(code.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by rows
+            rows = code @ dictionary.astype(code.dtype, copy=False)
+        return check_finite_output(rows, "the rows decoded from the codes", code,
+                                   f"codes too large for {code.dtype} through this dictionary; check the "
+                                   f"codes (those of transform are far smaller)")
 
 
 _COMMON_CONSTRAINTS = {
@@ -154,13 +181,13 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         self.device = device
 
     def _atoms(self):
-        atoms = check_array(self.dictionary, dtype=[np.float64, np.float32], input_name="dictionary")
+        atoms = check_array(_from_torch(self.dictionary), dtype=_FLOATS, input_name="dictionary")
         return atoms
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Only validate ``X`` and the parameters (the dictionary is fixed); returns ``self``."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = _validate(self, X)
         atoms = self._atoms()
         self.n_components_ = atoms.shape[0]
         if X.shape[1] != atoms.shape[1]:
@@ -171,7 +198,7 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
     def transform(self, X, y=None):
         """Codes of ``X`` (``(n, n_components)``, ×2 with ``split_sign``) by ``transform_algorithm``."""
         atoms = self._atoms()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validate(self, X, reset=False)
         if X.shape[1] != atoms.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the dictionary has {atoms.shape[1]}: pass "
                              f"data of shape (n_samples, {atoms.shape[1]})")
@@ -313,7 +340,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` (``(n_samples, n_features)``); returns ``self``."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        X = _validate(self, X, order="C")
         learner = self._new_learner(X)
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
@@ -349,7 +376,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """One mini-batch step on ``X`` (the first call initialises the dictionary from it)."""
         fitted = hasattr(self, "components_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=not fitted)
+        X = _validate(self, X, order="C", reset=not fitted)
         if not fitted:
             learner = self._new_learner(X)
         else:
@@ -366,7 +393,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """Codes of ``X`` over ``components_`` by ``transform_algorithm`` (α = ``transform_alpha``, else
         ``alpha``)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validate(self, X, reset=False)
         alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
         return self._encode(X, self.components_, alpha)
 
@@ -379,7 +406,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """Negative mean lasso objective ``−mean ½||x − zD||² + α||z||₁`` of ``X`` with exact codes (fit
         ``alpha``, ``positive_code``) over ``components_`` as they are; higher is better."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validate(self, X, reset=False)
         return -dictionary_objective(X, self.components_, float(self.alpha), positive=self.positive_code,
                                      normalize_atoms=False)
 
@@ -514,7 +541,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train a fresh model for ``max_epochs`` passes over ``X`` (mini-batches of ``batch_size``)."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = _validate(self, X)
         self._start(X)
         rows = _rows_tensor(X, self.model_.device)
         for epoch in range(self.max_epochs):
@@ -527,7 +554,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def partial_fit(self, X, y=None):
         """One pass over the rows ``X`` (the first call builds the model); no learning-rate schedule."""
         fitted = hasattr(self, "model_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        X = _validate(self, X, reset=not fitted)
         if not fitted:
             self._start(X)
         else:
@@ -539,12 +566,12 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _checked_rows(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validate(self, X, reset=False)
         return X, _rows_tensor(X, self.model_.device)
 
     def _codes_in(self, codes):
         check_is_fitted(self)
-        codes = check_array(codes, dtype=[np.float64, np.float32], input_name="codes")
+        codes = check_array(_from_torch(codes), dtype=_FLOATS, input_name="codes")
         if codes.shape[1] != self.n_components_:
             raise ValueError(f"the codes have {codes.shape[1]} columns but this model has "
                              f"{self.n_components_} components; pass codes of shape (n_samples, "
@@ -746,15 +773,26 @@ class SAE(_NeuralEstimator):
         if method not in ("encoder", "fista"):
             raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
         X, rows = self._checked_rows(X)
+        return self._codes(rows, method).cpu().numpy().astype(X.dtype, copy=False)
+
+    def _codes(self, rows: torch.Tensor, method: str) -> torch.Tensor:
+        """Finite codes of the float32 ``rows`` by ``method`` (NaN/inf refused, naming the rows)."""
         with torch.no_grad():
             codes = self.model_.encode(rows) if method == "encoder" else self._fista_codes(rows)
-        return codes.cpu().numpy().astype(X.dtype, copy=False)
+        return check_finite_output(codes, f"the {method} codes of X", rows,
+                                   "rows far outside the range of the data the model was fitted on, or "
+                                   "weights that overflow on them (a diverged fit); check X")
+
+    def _decoded(self, z: torch.Tensor, what: str, cause: str) -> torch.Tensor:
+        with torch.no_grad():
+            return check_finite_output(self.model_.decoder(z), what, z, cause)
 
     def inverse_transform(self, X):
-        """Rows decoded from codes: ``D(z)``."""
+        """Rows decoded from codes: ``D(z)`` (NaN/inf refused, as every output of the estimators)."""
         codes, z = self._codes_in(X)
-        with torch.no_grad():
-            return self.model_.decoder(z).cpu().numpy().astype(codes.dtype, copy=False)
+        rows = self._decoded(z, "the decoded rows", "codes far larger than the model's codes, or decoder "
+                                                    "weights that overflow on them; check the codes")
+        return rows.cpu().numpy().astype(codes.dtype, copy=False)
 
     def score(self, X, y=None, method="encoder"):
         r"""Mean PSNR (dB) of the reconstructions ``D(z)`` of the codes of ``transform(X, method)``, in the
@@ -765,9 +803,8 @@ class SAE(_NeuralEstimator):
         if method not in ("encoder", "fista"):
             raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
         X, rows = self._checked_rows(X)
-        with torch.no_grad():
-            codes = self.model_.encode(rows) if method == "encoder" else self._fista_codes(rows)
-            recon = self.model_.decoder(codes)
+        recon = self._decoded(self._codes(rows, method), "the reconstructions of X",
+                              "decoder weights that overflow on the codes of X (a diverged fit); check X")
         return psnr(rows.double().cpu().numpy(), recon.double().cpu().numpy())
 
 
@@ -879,8 +916,6 @@ class SparseVAE(_NeuralEstimator):
 
     def transform(self, X):
         """Posterior means ``(n, n_components)`` (locations: medians for a Cauchy posterior)."""
-        from sparsecoder.models.common import check_finite_output
-
         X, rows = self._checked_rows(X)
         codes = check_finite_output(self.model_.encode(rows), "the posterior means of X", rows,
                                     "rows far outside the range of the data the model was fitted on, or "
@@ -889,8 +924,6 @@ class SparseVAE(_NeuralEstimator):
 
     def inverse_transform(self, X):
         """Mean reconstructions of latent codes (``U z``; ``sigmoid`` of Pyle's decoder)."""
-        from sparsecoder.models.common import check_finite_output
-
         codes, z = self._codes_in(X)
         with torch.no_grad():
             rows = check_finite_output(self.model_.decode(z), "the decoded rows", z,
@@ -900,7 +933,6 @@ class SparseVAE(_NeuralEstimator):
 
     def sample(self, n_samples=1, random_state=None):
         """``n_samples`` rows decoded (mean reconstruction) from latents drawn from the prior."""
-        from sparsecoder.models.common import check_finite_output
         from sparsecoder.models.distributions import sample_prior
 
         check_is_fitted(self)

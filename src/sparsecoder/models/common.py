@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -157,17 +158,28 @@ def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> tor
     return x.to(device, torch.float32)
 
 
-def check_finite_output(values: torch.Tensor, what: str, inputs: torch.Tensor | None = None,
-                        cause: str = "") -> torch.Tensor:
-    """``values`` (an ``(n, …)`` model output returned to a user) unchanged when every entry is finite;
-    else a ``ValueError`` naming ``what``, how many of the ``n`` rows are NaN/inf, the largest ``|input|``
-    (given ``inputs``) and ``cause`` (the likely reason and its fix) — never NaN/inf handed back as a
-    result."""
-    if all_finite(values):
+def check_finite_output(values, what: str, inputs=None, cause: str = ""):
+    """``values`` (an ``(n, …)`` model output returned to a user: a tensor or a numpy array) unchanged when
+    every entry is finite; else a ``ValueError`` naming ``what``, how many of the ``n`` rows are NaN/inf,
+    the largest ``|input|`` (given ``inputs``, a tensor or an array) and ``cause`` (the likely reason and its
+    fix) — never NaN/inf handed back as a result. The one check for every output path (the estimators,
+    ``encode_run``/``decode_run``)."""
+    checked = _as_tensor(values)
+    if all_finite(checked):
         return values
-    bad = int((~torch.isfinite(values.reshape(values.shape[0], -1))).any(dim=1).sum())
+    bad = int((~torch.isfinite(checked.reshape(checked.shape[0], -1))).any(dim=1).sum())
     largest = ""
-    if inputs is not None and inputs.numel():
-        largest = f" (largest |input|: {float(inputs.detach().abs().max()):.4g})"
-    raise ValueError(f"{what} are NaN/inf for {bad} of {values.shape[0]} rows{largest}"
+    if inputs is not None:
+        inputs = _as_tensor(inputs)
+        if inputs.numel():
+            largest = f" (largest |input|: {float(inputs.detach().abs().max()):.4g})"
+    raise ValueError(f"{what} are NaN/inf for {bad} of {checked.shape[0]} rows{largest}"
                      + (f"; {cause}" if cause else ""))
+
+
+def _as_tensor(values) -> torch.Tensor:
+    """A tensor view of ``values`` (a numpy array is wrapped without a copy where it is writable)."""
+    if isinstance(values, torch.Tensor):
+        return values
+    array = np.asarray(values)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
