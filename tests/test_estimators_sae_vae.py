@@ -254,9 +254,10 @@ def test_output_dtype_follows_the_input_dtype_for_numpy_and_torch(make, rows):
     # A float32 torch tensor used to come back float64 (check_array sees no dtype on a tensor).
     model = make(fista_step="lipschitz") if make is _small_sae else make()
     model.fit(torch.tensor(rows, dtype=torch.float32))
-    for X, dtype in ((rows.astype(np.float32), np.float32), (torch.tensor(rows, dtype=torch.float32), np.float32),
-                     (rows, np.float64), (torch.tensor(rows), np.float64),
-                     (torch.tensor(rows, dtype=torch.bfloat16), np.float64), (rows.astype(np.float16), np.float64)):
+    cases = ((rows.astype(np.float32), np.float32), (torch.tensor(rows, dtype=torch.float32), np.float32),
+             (rows, np.float64), (torch.tensor(rows), np.float64),
+             (torch.tensor(rows, dtype=torch.bfloat16), np.float64), (rows.astype(np.float16), np.float64))
+    for X, dtype in cases:
         codes = model.transform(X)
         assert isinstance(codes, np.ndarray) and codes.dtype == dtype, (type(X), X.dtype, codes.dtype)
         back = model.inverse_transform(torch.from_numpy(codes) if isinstance(X, torch.Tensor) else codes)

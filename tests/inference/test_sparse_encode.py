@@ -123,6 +123,16 @@ def test_zero_sample_gives_zero_code(random_problem):
         ({"tol": -1e-3}, "tol must be"),
         ({"init": np.zeros((2, 3))}, "init must have shape"),
         ({"dictionary": np.full((4, 6), np.nan)}, "dictionary contains NaN"),
+        # array-likes go through the same checks as numpy arrays
+        ({"X": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, "X must be 2-D"),
+        ({"X": 3.0}, "X must be 2-D"),
+        ({"X": [[1.0] * 6, [1.0] * 5]}, "X must be a 2-D array of numbers.*nested lists of equal lengths"),
+        ({"X": [["a"] * 6]}, "X must hold real numbers"),
+        ({"X": [[None] * 6]}, "X must hold real numbers"),
+        ({"X": [[1j] * 6]}, "X is complex"),
+        ({"X": [[float("nan")] * 6]}, "X contains NaN"),
+        ({"dictionary": [[1.0] * 7] * 4}, "dictionary has 7 features"),
+        ({"init": [[0.0] * 3] * 2}, "init must have shape"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
@@ -228,3 +238,18 @@ def test_codes_beyond_float32_are_refused_naming_the_fix(random_problem):
         sparse_encode((X * 1e30).astype(np.float32), (D * 1e-20).astype(np.float32), alpha=1e9)
     codes = sparse_encode(X * 1e30, D * 1e-20, alpha=1e9)  # float64 holds codes of 1e50
     assert np.isfinite(codes).all() and np.abs(codes).max() > 1e45
+
+
+def test_lists_and_tuples_are_taken_like_scikit_learn(random_problem):
+    # README: a drop-in for sklearn.decomposition.sparse_encode, which takes array-likes; lists used to be
+    # refused ("must be a numpy array or a torch tensor"). Numbers in nested lists/tuples are read by
+    # np.asarray (float64, as numpy reads them) and the codes come back as a numpy array.
+    X, D = random_problem
+    alpha = alpha_for(X, D)
+    expected = sparse_encode(X, D, alpha=alpha)
+    for X_like, D_like in ((X.tolist(), D.tolist()), (tuple(map(tuple, X)), D), (X, D.tolist())):
+        codes = sparse_encode(X_like, D_like, alpha=alpha)
+        assert isinstance(codes, np.ndarray) and codes.dtype == np.float64
+        np.testing.assert_allclose(codes, expected, rtol=1e-9, atol=1e-12)
+    integers = sparse_encode([[1, 0, 2, 0, 0, 1]], np.eye(4, 6).tolist(), alpha=0.1, init=[[0, 0, 0, 0]])
+    np.testing.assert_allclose(integers, [[0.9, 0.0, 1.9, 0.0]])

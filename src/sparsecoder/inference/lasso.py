@@ -60,7 +60,9 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
         tensor = value.detach()
         if tensor.dtype in _HALF_DTYPES:
             tensor = tensor.to(torch.float32)
-    elif isinstance(value, np.ndarray):
+    else:
+        if not isinstance(value, np.ndarray):
+            value = _array_like(name, value)
         if value.dtype.kind == "c":
             raise ValueError(
                 f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
@@ -73,13 +75,23 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
         else:
             array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
-    else:
-        raise ValueError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
     if not torch.is_floating_point(tensor):
         tensor = tensor.to(torch.float64)
     if dtype is not None:
         tensor = tensor.to(dtype)
     return tensor
+
+
+def _array_like(name: str, value) -> np.ndarray:
+    """``value`` (nested lists or tuples of numbers, or anything else ``np.asarray`` reads, as
+    scikit-learn's array-likes) as a numpy array, for the checks of numpy input; ragged nesting is refused
+    by name."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nesting: "inhomogeneous shape"
+        raise ValueError(f"{name} must be a 2-D array of numbers (a numpy array, a torch tensor or nested "
+                         f"lists of equal lengths); numpy cannot read this {type(value).__name__} as one "
+                         f"({err})") from None
 
 
 def fista_gram_adaptive(
@@ -174,13 +186,14 @@ def sparse_encode(
 
     Parameters
     ----------
-    X : ndarray or Tensor, shape (n_samples, n_features)
-        Data; float32 stays float32, float64 stays float64, half precision (numpy float16, torch
-        float16/bfloat16) is computed in float32 and the codes returned in the input's dtype; integers
-        become float64; complex values are refused. Magnitudes far from 1 (beyond about 4e9 or below
-        2e-10 in float32) are solved on ``X`` and the atoms divided by powers of two (exact), the codes
-        scaled back; codes beyond the dtype's range are refused.
-    dictionary : ndarray or Tensor, shape (n_components, n_features)
+    X : array-like or Tensor, shape (n_samples, n_features)
+        Data (numpy arrays, torch tensors, or nested lists/tuples of numbers as scikit-learn takes them,
+        read by ``np.asarray``); float32 stays float32, float64 stays float64, half precision (numpy
+        float16, torch float16/bfloat16) is computed in float32 and the codes returned in the input's
+        dtype; integers become float64; complex values are refused. Magnitudes far from 1 (beyond about
+        4e9 or below 2e-10 in float32) are solved on ``X`` and the atoms divided by powers of two (exact),
+        the codes scaled back; codes beyond the dtype's range are refused.
+    dictionary : array-like or Tensor, shape (n_components, n_features)
         Atoms as rows (scikit-learn's ``components_``); need not be normalised.
     alpha : float
         L1 weight α > 0 (as in scikit-learn's ``sparse_encode``; ``Lasso`` itself uses α/n_features).
@@ -207,7 +220,7 @@ def sparse_encode(
 
     Returns
     -------
-    codes : same kind as ``X`` (ndarray or Tensor on ``X``'s device), shape (n_samples, n_components)
+    codes : a Tensor on ``X``'s device for a tensor ``X``, else an ndarray; shape (n_samples, n_components)
     n_iter : same kind, int64, shape (n_samples,) — only when ``return_n_iter``
 
     Raises
