@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,8 +141,57 @@ def test_an_out_below_a_regular_file(tmp_path_factory, tmp_path, capsys):
 
     np.save(tmp_path / "rows.npy", np.zeros((2, 784), np.float32))
     assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(blocker / "c.npy")]) == 2
-    assert str(blocker / "c.npy") in _one_line_error(capsys)
+    err = _one_line_error(capsys)
+    # audit 2026-11-29: was "[Errno 17] cannot write …: File exists", and only after the encoding ran
+    assert str(blocker / "c.npy") in err and f"{blocker} is a file" in err and "File exists" not in err
     assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_encode_and_decode_check_their_out_path_before_any_work(tmp_path_factory, tmp_path, capsys, command):
+    """Checked up front by the one helper for output files (sparsecoder.io.check_output_file): the input
+    named here does not exist, so an error about --out proves nothing else ran first."""
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    folder = tmp_path / "existing.npy"
+    folder.mkdir()
+    missing_input = str(tmp_path / "no-such-input.npy")
+    cases = [
+        ([str(blocker / "c.npy")], f"{blocker} is a file, not a folder"),
+        ([str(blocker / "sub" / "deeper" / "c.npy")], f"{blocker} is a file, not a folder"),
+        # was "Is a directory" after the encoding, with --overwrite
+        ([str(folder), "--overwrite"], f"--out {folder} is a folder, not a file"),
+        ([str(folder)], f"--out {folder} is a folder, not a file"),
+    ]
+    for out, message in cases:
+        assert main([command, str(run), missing_input, "--out", *out]) == 2
+        err = _one_line_error(capsys)
+        assert message in err and "no input file" not in err, err
+    assert blocker.read_text() == "mine" and folder.is_dir() and not any(folder.iterdir())
+    # missing folders are created, as before
+    width = 784 if command == "encode" else 16
+    np.save(tmp_path / "rows.npy", np.zeros((2, width), np.float32))
+    out = tmp_path / "new" / "sub" / "c.npy"
+    assert main([command, str(run), str(tmp_path / "rows.npy"), "--out", str(out)]) == 0
+    assert np.load(out).shape[0] == 2
+
+
+def test_check_output_file_names_each_problem(tmp_path):
+    from sparsecoder.io import check_output_file
+
+    (tmp_path / "file").write_text("x")
+    assert check_output_file(tmp_path / "a" / "b.png", option="--out") == tmp_path / "a" / "b.png"
+    assert check_output_file(tmp_path / "file", overwrite=True) == tmp_path / "file"
+    with pytest.raises(FileExistsError, match="file exists; choose another --out or pass --overwrite"):
+        check_output_file(tmp_path / "file")
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        check_output_file(tmp_path, overwrite=True)
+    with pytest.raises(NotADirectoryError, match="file is a file, not a folder"):
+        check_output_file(tmp_path / "file" / "x" / "y.npy")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(NotADirectoryError, match="broken symbolic link"):
+        check_output_file(tmp_path / "link" / "y.npy")
 
 
 @pytest.mark.parametrize("layout", ["absolute", "relative", "parent"])

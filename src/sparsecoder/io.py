@@ -69,3 +69,35 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_output_file(path, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Refuse, before any work, a path a command could not write its output file to; returns it as a Path.
+
+    The one check for every user-named output file (``encode``/``decode --out``, ``data show --out``):
+    ``path`` must not be a folder; an existing file needs ``overwrite``; its nearest existing parent must be
+    a folder (not a file: "``parent`` is a file") that can be written to. Missing folders are fine: the
+    atomic write creates them. Each error names ``option``, the problem and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder, not a file; give the path of the file to "
+                                f"write inside it (e.g. {path / 'out.npy'})")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; choose another {option} or pass --overwrite")
+        if not path.is_file():
+            raise ValueError(f"{option} {path} exists and is not a regular file; choose another {option}")
+    parent = path.parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_symlink() and not parent.exists():
+        raise NotADirectoryError(f"cannot write {option} {path}: {parent} is a broken symbolic link (to "
+                                 f"{os.readlink(parent)}); fix the link or choose another {option}")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write {option} {path}: {parent} is a file, not a folder; choose an "
+                                 f"{option} path in a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {option} {path}: the folder {parent} is not writable; choose "
+                              f"another {option}")
+    return path

@@ -144,12 +144,12 @@ def _read_npy_for(args: argparse.Namespace):
     import numpy as np
 
     from sparsecoder.data.arrays import check_npy_file, check_values
+    from sparsecoder.io import check_output_file
 
     out = Path(args.out)
     if out.suffix != ".npy":
         raise ValueError(f"--out must be a .npy file, got {out}")
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    check_output_file(out, overwrite=args.overwrite)
     if not args.input.is_file():
         raise FileNotFoundError(f"no input file at {args.input}")
     if zipfile.is_zipfile(args.input):
