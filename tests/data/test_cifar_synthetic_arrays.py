@@ -197,6 +197,30 @@ def test_arrays_npy_via_data_dir_and_global_standardisation(tmp_path):
     np.testing.assert_allclose(back, np.sort(x.ravel()), atol=1e-4)
 
 
+@pytest.mark.parametrize("how", ["npy_mapped", "npy_in_memory", "npz"])
+def test_arrays_of_per_sample_images_record_their_image_shape(tmp_path, how):
+    # audit 2026-11-29: an (n, 4, 5) file trained as 20 features with image_shape null; the per-sample shape
+    # is now the image_shape (an explicit image_shape option still wins), for the three ways of reading it
+    rng = np.random.default_rng(0)
+    options = {"memory_map": how != "npy_in_memory"}
+
+    def loaded(array):
+        path = tmp_path / ("x.npz" if how == "npz" else "x.npy")
+        (np.savez(path, x=array) if how == "npz" else np.save(path, array))
+        return lambda **more: load("arrays", path=str(path), **options, **more)
+
+    data = loaded(rng.normal(size=(30, 4, 5)).astype(np.float32))()
+    assert data.image_shape == (4, 5) and data.dim == 20 and data.train.x.shape[1] == 20
+    assert isinstance(data.train.x, MemmapRows) is (how == "npy_mapped")
+    assert loaded(rng.normal(size=(30, 4, 5)))(image_shape=[2, 10]).image_shape == (2, 10)
+    assert loaded(rng.normal(size=(30, 4, 5, 3)))().image_shape == (4, 5, 3)
+    assert loaded(rng.normal(size=(30, 4, 5, 2)))().image_shape is None  # not colour: plain vectors
+    assert loaded(rng.normal(size=(30, 2, 3, 4, 5)))().image_shape is None
+    assert loaded(rng.normal(size=(30, 20)))().image_shape is None
+    with pytest.raises(ValueError, match="image_shape \\[3, 3\\] holds 9 values but the rows have 20"):
+        loaded(rng.normal(size=(30, 4, 5)))(image_shape=3)
+
+
 def test_arrays_errors(tmp_path):
     x = np.ones((10, 3))
     x[4, 1] = np.nan

@@ -74,3 +74,39 @@ def test_help_says_encode_takes_model_space_rows(capsys):
     with pytest.raises(SystemExit):
         main(["encode", "--help"])
     assert "in MODEL SPACE" in " ".join(capsys.readouterr().out.split())
+
+
+def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
+    # audit 2026-11-29: training on an (n, 4, 5) .npy flattened it to 20 features (image_shape null), but
+    # `encode` of the very same file was refused ("expected a 2-D array"). Both now read the file with one
+    # function (sparsecoder.data.arrays.read_rows_file), and the run records image_shape [4, 5].
+    import json
+
+    from sparsecoder.train.run import decode_run, encode_run
+
+    x = np.random.default_rng(0).normal(size=(60, 4, 5)).astype(np.float32)
+    np.save(tmp_path / "acts.npy", x)
+    run = tmp_path / "run"
+    assert main(["train", "sdl-mnist", "--quiet", "--out", str(run), "--set", "data=arrays",
+                 f"data_dir={tmp_path / 'acts.npy'}", "epochs=1", "batch_size=20", "n_components=8",
+                 "fista_step=lipschitz", "num_threads=1", "device=cpu",
+                 "data_options={standardize: feature}"]) == 0, capsys.readouterr().err
+    stored = json.loads((run / "preprocessing.json").read_text())
+    assert stored["n_features"] == 20 and stored["image_shape"] == [4, 5]
+    capsys.readouterr()
+    for space in ("raw", "model"):
+        out = tmp_path / f"codes-{space}.npy"
+        code = main(["encode", str(run), str(tmp_path / "acts.npy"), "--input", space, "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        flat = encode_run(run, x.reshape(60, 20), input_space=space)
+        np.testing.assert_array_equal(np.load(out), flat)
+        np.testing.assert_array_equal(encode_run(run, x, input_space=space), flat)  # the Python API alike
+    codes = np.load(tmp_path / "codes-raw.npy")
+    np.save(tmp_path / "codes3d.npy", codes.reshape(60, 2, 4))  # decode flattens per sample the same way
+    assert main(["decode", str(run), str(tmp_path / "codes3d.npy"), "--out", str(tmp_path / "r.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), decode_run(run, codes))
+    np.save(tmp_path / "one.npy", x[:1])  # one sample is enough to encode (the loader needs 3 to split)
+    assert main(["encode", str(run), str(tmp_path / "one.npy"), "--out", str(tmp_path / "c1.npy")]) == 0
+    np.save(tmp_path / "wide.npy", np.zeros((2, 4, 6), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "c2.npy")]) == 2
+    assert "24 features per row but the run's model expects 20" in capsys.readouterr().err

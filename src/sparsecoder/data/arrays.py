@@ -27,12 +27,21 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(vectors (n, d) float64, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file
+    (:func:`read_array_file_shaped` without the per-sample shape)."""
+    data, labels, _ = read_array_file_shaped(path, key)
+    return data, labels
+
+
+def read_array_file_shaped(path: Path, key: str | None = None
+                           ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
     """``(vectors (n, d) float, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file.
 
     ``.npz``: the data array is ``key`` if given, else the first of ``x, X, data, activations, features``
     present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present,
     class indices 0 … MAX_CLASSES − 1 (:func:`~sparsecoder.data.base.check_labels`; 3.0 passes, 3.5 not).
-    Arrays of more than two axes are flattened per sample. Headers are checked against the file size
+    Arrays of more than two axes are flattened per sample (:func:`sample_rows`); the third value returned is
+    the per-sample shape before flattening (``(d,)`` for 2-D data). Headers are checked against the file size
     before any data is read (:func:`check_npy_file`); dtypes other than bool/integer/float, NaN/inf and
     values beyond float32's range are refused, naming the file.
     """
@@ -76,8 +85,7 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
             labels = arrays[label_key]
     if not isinstance(data, np.ndarray):  # a member that is not a .npy array: np.load gives its bytes
         raise ValueError(f"{path}: member '{key}' is not a .npy array; save the vectors with np.savez")
-    _check_vectors(path, data)
-    data = data.reshape(len(data), -1)
+    data, sample_shape = sample_rows(path, data)
     check_values(path, data)
     data = data.astype(np.float64)
     if labels is not None:
@@ -86,16 +94,58 @@ def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.
         fix = ("renumber the classes from 0 (e.g. np.unique(labels, return_inverse=True)[1]), or leave the "
                "labels array out for unlabelled rows")
         labels = check_labels(labels, what, fix, path=path, length=len(data))
-    return data, labels
+    return data, labels, sample_shape
 
 
-def _check_vectors(path: Path, data: np.ndarray) -> None:
-    """Refuse an array that is not n×d real vectors (n >= 3, d >= 1), naming the file."""
+def sample_rows(path, data: np.ndarray, min_rows: int = 3) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(rows, sample_shape)``: the array ``data`` of samples ``(n, …)`` as the ``arrays`` source reads
+    it — real numbers, at least ``min_rows`` samples of at least one value, each sample flattened in C
+    order to one row ``(n, d)`` (a view where it can be) — and the per-sample shape ``data.shape[1:]``.
+
+    The one rule for the rows of a file, shared by the loader (training), ``sparsecoder encode/decode``
+    and :func:`sparsecoder.train.run.encode_run`/``decode_run``: ``(n, 4, 5)`` is 20 features per row
+    everywhere. ``path`` names the data in the errors.
+    """
     check_dtype(path, data.dtype)
-    if data.ndim < 2 or len(data) < 3:
-        raise ValueError(f"{path}: expected n×d vectors with n >= 3, got shape {data.shape}")
+    if data.ndim < 2 or len(data) < min_rows:
+        raise ValueError(f"{path}: expected samples × features (n×d, or n×H×W… flattened per sample) with "
+                         f"n >= {min_rows}, got shape {data.shape}")
     if data.size == 0:
         raise ValueError(f"{path}: the rows have no features (shape {data.shape}); expected n×d with d >= 1")
+    return data.reshape(len(data), -1), tuple(data.shape[1:])
+
+
+def image_shape_of(sample_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The ``image_shape`` that per-sample arrays of ``sample_shape`` describe: ``(H, W)`` for two axes,
+    ``(H, W, C)`` for three with ``C`` 3 or 4 (colour stored pixel by pixel); None otherwise (plain
+    vectors, or axes that are no image)."""
+    if len(sample_shape) == 2 or (len(sample_shape) == 3 and sample_shape[2] in (3, 4)):
+        return tuple(int(n) for n in sample_shape)
+    return None
+
+
+def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
+                   ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(rows (n, d), sample_shape)`` of the ``.npy`` file ``path`` as the ``arrays`` source reads it:
+    header checked against the file's size before any data is read (:func:`check_npy_file`), samples
+    flattened per sample (:func:`sample_rows`), NaN/inf and values beyond float32's range refused
+    (:func:`check_values`). ``memory_map``: the rows stay in the file (read-only, C order needed), else
+    they are read into memory in the file's dtype."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"array file {path} does not exist")
+    check_npy_file(path)
+    try:
+        data = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:
+        raise _corrupt(path, err) from None
+    check_dtype(path, data.dtype)
+    if memory_map and data.ndim > 1 and not data.flags.c_contiguous:
+        raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
+                         "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
+    rows, sample_shape = sample_rows(path, data, min_rows)
+    check_values(path, rows)
+    return rows, sample_shape
 
 
 def check_dtype(path: Path, dtype: np.dtype) -> None:
@@ -214,23 +264,8 @@ def check_values(path: Path, data: np.ndarray) -> None:
 
 def open_npy_memmap(path: Path) -> np.ndarray:
     """A ``.npy`` file memory-mapped read-only as ``(n, d)`` (more axes flattened per sample), checked
-    for header and size (:func:`check_npy_file`), shape, dtype, NaN/inf and float32's range (scanned in
-    chunks, the pages released after each)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"array file {path} does not exist")
-    check_npy_file(path)
-    try:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, EOFError, ValueError) as err:
-        raise _corrupt(path, err) from None
-    _check_vectors(path, data)
-    if not data.flags.c_contiguous:
-        raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
-                         "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
-    data = data.reshape(len(data), -1)
-    check_values(path, data)
-    return data
+    for header and size, shape, dtype, NaN/inf and float32's range (:func:`read_rows_file`)."""
+    return read_rows_file(path, memory_map=True)[0]
 
 
 def _image_shape(image_shape) -> tuple[int, ...] | None:
@@ -294,7 +329,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     ``DataSplits.preprocessing``; raw rows are the values as stored in the file. The inverse is also kept
     in ``Split.scale``/``offset``. ``image_shape`` (e.g. ``[28, 28]``; ``[H, W, 3]`` or ``[H, W, 4]`` for
     colour rows stored pixel by pixel; one integer ``S`` for square ``[S, S]``) is only for plotting; its
-    sizes must be positive and hold the row's values.
+    sizes must be positive and hold the row's values. Without it, a file of per-sample ``H×W`` arrays
+    (``(n, H, W)``, or ``(n, H, W, 3|4)``) gives ``image_shape`` ``(H, W)`` (``(H, W, C)``); the samples
+    are flattened to rows of ``H·W(·C)`` values either way (:func:`sample_rows`, as ``encode`` does).
     ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
     batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
@@ -317,9 +354,11 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     if mapped:
         if key is not None:
             raise ValueError(f"{source}: option key applies to .npz files only")
-        data, labels = open_npy_memmap(Path(source)), None
+        (data, sample_shape), labels = read_rows_file(Path(source), memory_map=True), None
     else:
-        data, labels = read_array_file(Path(source), key)
+        data, labels, sample_shape = read_array_file_shaped(Path(source), key)
+    if shape is None:  # samples stored as H×W (or H×W×3|4) arrays: plotted as such
+        shape = image_shape_of(sample_shape)
     n = len(data)
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:

@@ -46,7 +46,8 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser(
         "encode", help="codes of an array of rows with a saved run's encoder",
-        description="Encode the rows of INPUT.npy (a 2-D array, one sample per row) with a saved run's "
+        description="Encode the rows of INPUT.npy (one sample per row; samples of more axes, e.g. n × H × W, "
+                    "are flattened per sample as the arrays source flattens them) with a saved run's "
                     "model (encoder / posterior mean; FISTA for runs without an encoder) and write the "
                     "codes (n × latents, float32) to --out. The run folder alone is enough (its training "
                     "data may be gone). --input model (default): rows in MODEL SPACE, normalised exactly "
@@ -56,7 +57,8 @@ def add_commands(subparsers) -> None:
                     "patches 0-255, R, G, B planes); the run's stored preprocessing is applied.",
     )
     p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="INPUT.npy", type=Path, help="2-D array (n, d) of rows")
+    p.add_argument("input", metavar="INPUT.npy", type=Path,
+                   help="array (n, d) of rows ((n, H, W, ...): flattened per sample)")
     p.add_argument("--input", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows: model space (default) or the data source's raw units")
     p.add_argument("--out", required=True, type=Path, metavar="CODES.npy", help="where to write the codes")
@@ -73,7 +75,7 @@ def add_commands(subparsers) -> None:
                     "luminance). decode(encode(x)) is the run's reconstruction of x.",
     )
     p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="CODES.npy", type=Path, help="2-D array (n, latents) of codes")
+    p.add_argument("input", metavar="CODES.npy", type=Path, help="array (n, latents) of codes")
     p.add_argument("--output", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows written: model space (default) or the data source's raw units")
     p.add_argument("--out", required=True, type=Path, metavar="ROWS.npy", help="where to write the rows")
@@ -137,13 +139,13 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _read_npy_for(args: argparse.Namespace):
-    """The 2-D array in ``args.input`` after checking ``args.out`` (new .npy file or --overwrite); the
-    file is checked as the ``arrays`` source checks it (header against size, dtype, values)."""
+    """The rows ``(n, d)`` of ``args.input`` after checking ``args.out`` (a new .npy file, or --overwrite;
+    :func:`sparsecoder.io.check_output_file`); the file is read as the ``arrays`` source reads it
+    (:func:`sparsecoder.data.arrays.read_rows_file`: header against size, dtype, values, and samples of
+    more than one axis flattened per sample)."""
     import zipfile
 
-    import numpy as np
-
-    from sparsecoder.data.arrays import check_npy_file, check_values
+    from sparsecoder.data.arrays import read_rows_file
     from sparsecoder.io import check_output_file
 
     out = Path(args.out)
@@ -154,15 +156,7 @@ def _read_npy_for(args: argparse.Namespace):
         raise FileNotFoundError(f"no input file at {args.input}")
     if zipfile.is_zipfile(args.input):
         raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
-    shape, _ = check_npy_file(args.input)  # header, dtype and size: before any data is read
-    if len(shape) != 2 or 0 in shape:
-        raise ValueError(f"{args.input}: array of shape {shape}; expected a 2-D array (n, d) with "
-                         f"n, d >= 1 (one sample per row)")
-    try:
-        inputs = np.load(args.input, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"cannot read {args.input} as a .npy array ({err})") from None
-    check_values(args.input, inputs)  # NaN/inf, values beyond float32's range
+    inputs, _ = read_rows_file(args.input, min_rows=1)  # the arrays source's rule: (n, H, W) → (n, H·W)
     return inputs
 
 

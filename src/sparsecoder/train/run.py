@@ -293,8 +293,20 @@ def _run_preprocessing(run_dir: Path, given: DataSplits | None) -> Preprocessing
     return stored.preprocessing
 
 
+def _rows_of(x, what: str) -> np.ndarray:
+    """``x`` (an array or tensor of samples) as rows: samples of more than one axis (``(n, H, W)``, …)
+    flattened per sample exactly as the ``arrays`` source flattens a file's
+    (:func:`sparsecoder.data.arrays.sample_rows`); other shapes as given, for the callers' checks."""
+    from sparsecoder.data.arrays import sample_rows
+
+    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if array.ndim > 2:
+        array, _ = sample_rows(what, array, min_rows=1)
+    return array
+
+
 def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
-    array = np.asarray(x)
+    array = _rows_of(x, what)
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
     if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
@@ -325,7 +337,8 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     run_dir : str or Path
         The run folder (its training data need not exist).
     x : array-like (n, d_raw) or (n, d)
-        Rows to encode.
+        Rows to encode; samples of more axes (``(n, H, W)``, …) are flattened per sample as the ``arrays``
+        source flattens a file's.
     input_space : {"model", "raw"}
         ``"model"``: ``x`` is already normalised as the run's data source normalises (``d`` values per
         row); nothing is applied. ``"raw"``: ``x`` is in the source's own units (MNIST: pixel values
@@ -342,7 +355,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     _, model, data = load_run(run_dir, data=data)
     model.eval()
     if input_space == "raw":
-        rows = _run_preprocessing(run_dir, given).forward(x, data.dim)
+        rows = _run_preprocessing(run_dir, given).forward(_rows_of(x, "inputs"), data.dim)
     else:
         rows = torch.as_tensor(_model_rows(model, data, x, "inputs"), dtype=torch.float32)
     codes = check_finite_output(model.encode(rows).detach(), "the codes", rows,
@@ -381,7 +394,7 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     config, model, data = load_run(run_dir, data=data)
     model.eval()
     preprocessing = _run_preprocessing(run_dir, given) if output_space == "raw" else None
-    array = np.asarray(codes)
+    array = _rows_of(codes, "codes")
     width = _code_width(config)
     if array.ndim != 2 or array.shape[1] != width:
         raise ValueError(f"codes must be a 2-D array of {width} values per row (the run's code size), got "
