@@ -10,6 +10,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from sparsecoder.eval.metrics import (
+    PSNR_MAX_DB,
     active_units,
     active_units_max,
     dead_atoms,
@@ -39,7 +40,12 @@ def test_psnr_matches_skimage_per_sample_without_clamping():
 
 
 def test_psnr_edge_cases():
-    assert psnr(np.ones((1, 3)), np.ones((1, 3))) == math.inf
+    # an exact reconstruction is PSNR_MAX_DB (float32's resolution of the peak), not +inf (null in JSON)
+    assert psnr(np.ones((1, 3)), np.ones((1, 3))) == pytest.approx(144.4943979, abs=1e-6) == PSNR_MAX_DB
+    assert psnr(np.ones((2, 3)) * 7, np.ones((2, 3)) * 7, max_value=255) == PSNR_MAX_DB
+    # a sample below the cap keeps its value; the mean mixes them (was +inf whenever one sample was exact)
+    assert psnr(np.zeros((2, 3)), np.array([[0.0] * 3, [0.1] * 3])) == pytest.approx((PSNR_MAX_DB + 20) / 2)
+    assert psnr(np.zeros((1, 3)), np.full((1, 3), 2.0**-25)) == PSNR_MAX_DB  # below float32's resolution
     assert math.isnan(psnr(np.ones((1, 3)), np.full((1, 3), np.nan)))
     with pytest.raises(ValueError, match="same shape"):
         psnr(np.ones((2, 3)), np.ones((2, 4)))
@@ -144,8 +150,9 @@ def test_psnr_of_huge_and_tiny_differences_is_finite_and_exact():
     """Squares of 1e200 overflowed to inf, so the PSNR was −inf instead of about −4000 dB; by hand, a
     constant difference c gives 10 log10(1 / c²) = −20 log10(c)."""
     x = np.random.default_rng(0).random((4, 10))
-    for c in (1e200, 1e-200, 3.0):
+    for c in (1e200, 1e-7, 3.0):
         assert psnr(np.zeros((4, 10)), np.full((4, 10), c)) == pytest.approx(-20 * np.log10(c), rel=1e-9)
+    assert psnr(np.zeros((4, 10)), np.full((4, 10), 1e-200)) == PSNR_MAX_DB  # below float32's resolution
     assert psnr(x * 1e200, x * 1e200 + 1e200) == pytest.approx(-4000.0, rel=1e-9)
-    assert psnr(x, x) == math.inf
+    assert psnr(x, x) == PSNR_MAX_DB
     assert math.isnan(psnr(x, x * np.nan))

@@ -110,3 +110,21 @@ def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
     np.save(tmp_path / "wide.npy", np.zeros((2, 4, 6), np.float32))
     assert main(["encode", str(run), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "c2.npy")]) == 2
     assert "24 features per row but the run's model expects 20" in capsys.readouterr().err
+
+
+def test_constant_data_reconstructed_exactly_gives_a_number_not_null(tmp_path, capsys):
+    # audit: constant arrays (standardize: feature; σ replaced by 1) reconstructed exactly wrote psnr: null
+    # and psnr_fista: null (+inf, which JSON cannot hold); each sample's PSNR is now capped at PSNR_MAX_DB
+    import json
+
+    from sparsecoder.eval.metrics import PSNR_MAX_DB
+
+    np.save(tmp_path / "flat.npy", np.full((40, 6), 2.5, np.float32))
+    run = tmp_path / "run"
+    assert main(["train", "sdl-mnist", "--quiet", "--out", str(run), "--set", "data=arrays",
+                 f"data_dir={tmp_path / 'flat.npy'}", "epochs=1", "batch_size=10", "n_components=4",
+                 "fista_step=lipschitz", "num_threads=1", "device=cpu",
+                 "data_options={standardize: feature}"]) == 0, capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["psnr"] == pytest.approx(PSNR_MAX_DB)
+    assert metrics["psnr_fista"] == pytest.approx(PSNR_MAX_DB)

@@ -49,6 +49,13 @@ def _finite_number(value, name: str, *, positive: bool = False) -> float:
     return float(value)
 
 
+# The highest PSNR a sample gets: an error below float32's resolution of the peak (2^-24 · max, the models
+# compute in float32) is not measurable, so it counts as that error: 20 log10(2^24) ≈ 144.49 dB. An exact
+# reconstruction (e.g. of constant data) is thus a finite number, not +inf, which JSON cannot hold
+# (metrics.json would say null, as for a missing value).
+PSNR_MAX_DB = 20.0 * math.log10(2.0**24)
+
+
 def psnr(target, recon, max_value: float = 1.0) -> float:
     r"""Peak signal-to-noise ratio in dB, averaged over samples (SPEC §3).
 
@@ -56,8 +63,10 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
         \mathrm{PSNR} = \frac{1}{n}\sum_{i=1}^{n} 10 \log_{10}
         \frac{\mathrm{max}^2}{\frac{1}{d}\lVert y_i - \hat y_i\rVert_2^2}
 
-    Per-sample PSNR, then the mean; no clamping of the images (the paper's convention). A sample
-    reconstructed exactly has infinite PSNR, and so does the mean. NaN/inf inputs (a diverged model)
+    Per-sample PSNR, then the mean; no clamping of the images (the paper's convention). A sample's PSNR
+    is at most :data:`PSNR_MAX_DB` (≈ 144.49 dB: an error below float32's resolution of the peak,
+    ``2^-24 · max``, counts as that error), so a sample reconstructed exactly — constant data, a zero
+    row — gives 144.49 dB, not +inf, and the mean stays finite. NaN/inf inputs (a diverged model)
     give NaN rather than an error, so the trainer's divergence guard can report them.
 
     Parameters
@@ -82,7 +91,7 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
         scale = np.where(np.isfinite(largest) & (largest > 0), np.exp2(np.floor(np.log2(largest))), 1.0)
         scaled_mse = np.mean((difference / scale[:, None]) ** 2, axis=1)
         per_sample = 20.0 * (np.log10(max_value) - np.log10(scale)) - 10.0 * np.log10(scaled_mse)
-    return float(np.mean(per_sample))
+    return float(np.mean(np.minimum(per_sample, PSNR_MAX_DB)))  # NaN stays NaN
 
 
 def sparsity(codes) -> float:
