@@ -616,7 +616,7 @@ def _check_device(device: str) -> None:
         torch.device(device)
     except (RuntimeError, ValueError) as err:
         raise ConfigError(f"config key 'device': {shown(device)} is not a device (auto, cpu, cuda, cuda:N): "
-                          f"{str(err).splitlines()[0]}") from None
+                          f"{str(err).splitlines()[0][:MAX_SHOWN]}") from None
 
 
 def _check_data_options(source: str, options: dict) -> None:
