@@ -10,8 +10,10 @@ Every model family defines one ``@dataclass(frozen=True)`` config class and regi
       lam: 0.005
       ...
 
-Unknown keys and values of the wrong type are errors that name the key and list the valid ones;
-range checks live in each class's ``__post_init__`` and raise :class:`ConfigError` too.
+Unknown keys (in ``config:`` or at the top level) and values of the wrong type are errors that name the
+key and list the valid ones; range checks live in each class's ``__post_init__`` and raise
+:class:`ConfigError` too. Files are read by :func:`read_yaml`: at most 10 MB, no repeated key, no alias
+expansion bomb; messages quote values through :func:`shown` (at most 200 characters).
 """
 
 from __future__ import annotations
