@@ -18,6 +18,7 @@ from sparsecoder.config import (
     load_config,
     load_preset,
     parse_overrides,
+    read_config_document,
     register_config,
     save_config,
     to_dict,
@@ -231,3 +232,123 @@ def test_parse_seeds_and_seed_list_keep_their_own_shorthand():
     assert seed_list(settings) == [7] and settings["seeds"] == [7]
     with pytest.raises(ConfigError, match=r"^--set seeds='0-4': '0-4' is not a list of seeds; expected"):
         seed_list({"seeds": "0-4"})  # the range syntax is the sweep's; reproduce takes YAML lists
+
+
+# ----------------------------------------------------------------------------------------------
+# the YAML reader and the format of preset / config files
+# ----------------------------------------------------------------------------------------------
+def test_every_top_level_key_a_writer_produces_reads_back_and_no_other(tmp_path):
+    """save_config's `extra=` keys (trainer: preset, paper, description; estimators: estimator) are the
+    only top-level keys besides model and config; anything else, e.g. `epochs: 3` one level too high,
+    was ignored without a word and is now refused naming it and the allowed ones."""
+    config = ExampleConfig()
+    extra = {"preset": "p", "paper": "P", "description": "D", "estimator": "SAE"}
+    save_config(tmp_path / "config.yaml", "test_config_family", config, extra=extra)
+    assert read_config_document(tmp_path / "config.yaml")["estimator"] == "SAE"
+    assert load_preset(str(tmp_path / "config.yaml"))[1] == config
+    with pytest.raises(ValueError, match="extra keys"):
+        save_config(tmp_path / "other.yaml", "test_config_family", config, extra={"epochs": 3})
+    (tmp_path / "mine.yaml").write_text("model: test_config_family\nepochs: 3\nconfig:\n  epochs: 1\n")
+    for read in (lambda p: load_preset(str(p)), load_config):
+        with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['epochs'\]; the top level may "
+                                              r"only hold model, preset, paper, description, estimator, "
+                                              r"config"):
+            read(tmp_path / "mine.yaml")
+    (tmp_path / "paper.yaml").write_text("model: test_config_family\npaper: [1, 2]\nconfig: {}\n")
+    with pytest.raises(ConfigError, match="'paper' must be text"):
+        load_preset(str(tmp_path / "paper.yaml"))
+
+
+def test_a_missing_preset_file_is_named_as_missing(tmp_path):
+    """`train /path/mine.yaml` of a file that does not exist said "unknown preset '/path/mine.yaml'" and
+    listed every preset; an argument with a path separator or a YAML suffix is a file."""
+    for name in (str(tmp_path / "mine.yaml"), "mine.yml", "configs/mine"):
+        with pytest.raises(ConfigError, match=f"preset file {name} does not exist") as err:
+            load_preset(name)
+        assert "sdl-mnist" not in str(err.value)
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        load_preset(str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; run `sparsecoder presets`.*sdl-mnist"):
+        load_preset("nope")
+
+
+def test_a_repeated_key_is_refused_in_set_and_in_yaml(tmp_path):
+    with pytest.raises(ConfigError, match=r"--set key 'epochs' is given twice \('epochs=1' and 'epochs=2'\)"):
+        parse_overrides(["epochs=1", "epochs=2"])
+    with pytest.raises(ConfigError, match="found the key 'a' twice"):
+        parse_overrides(["data_options={a: 1, a: 2}"])
+    (tmp_path / "twice.yaml").write_text("model: test_config_family\nconfig:\n  lam: 1\n  rate: 0.1\n"
+                                         "  rate: 0.2\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml is not valid YAML: .*found the key 'rate' twice"):
+        load_preset(str(tmp_path / "twice.yaml"))
+    # a merge key (<<: *base) may be overridden: that is what it is for
+    from sparsecoder.config import load_yaml_text
+
+    assert load_yaml_text("base: &b {x: 1, y: 2}\nd: {<<: *b, x: 3}\n", "m")["d"] == {"x": 3, "y": 2}
+
+
+def _nested_aliases(levels: int) -> str:
+    lines = ["  - &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+def test_alias_bombs_and_recursive_values_are_refused_before_any_walk(tmp_path):
+    """safe_load shares aliased values, so a few lines name 9**10 values; repr'ing one in an error message
+    took 60 s and ended in MemoryError. Aliases may add at most 100,000 values; a self-containing value
+    is refused too."""
+    import time
+
+    preset = tmp_path / "bomb.yaml"
+    preset.write_text(f"model: test_config_family\nconfig:\n  lam:\n{_nested_aliases(10)}\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb.yaml: its aliases \(\*name\) expand to [\d,]+ more values, "
+                                          r"over the 100,000 allowed"):
+        load_preset(str(preset))
+    assert time.perf_counter() - start < 5
+    with pytest.raises(ConfigError, match="cannot parse value .*expand to"):
+        parse_overrides(["lam=[" + "&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1], " + ", ".join(
+            f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)) + "]"])
+    preset.write_text("model: test_config_family\nconfig:\n  data_options: &o {x: *o}\n")
+    with pytest.raises(ConfigError, match="contains itself"):
+        load_preset(str(preset))
+    preset.write_text("model: test_config_family\nconfig:\n  lam: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_preset(str(preset))
+
+
+def test_config_error_messages_quote_values_briefly(tmp_path):
+    """Each value a message quotes is cut to 200 characters: a 1 MB device string, a list of 10**6 numbers
+    (the aliases of the audit's file: 9**6 values, a 2.6 MB message) and 10**4 unknown keys."""
+    from sparsecoder.config import shown
+
+    huge = [[0.5] * 1000] * 1000
+    for data in ({"rate": huge}, {"width": huge}, {"step": huge}, {"grid": [huge]},
+                 {"device": "x" * 10**6}, {f"key{i}": 1 for i in range(10**4)}):
+        with pytest.raises(ConfigError) as err:
+            from_dict(ExampleConfig, data)
+        assert len(str(err.value)) < 1500, (list(data), len(str(err.value)))
+    assert len(shown("y" * 10**6)) <= 200 and len(shown(huge)) <= 200 and shown(3) == "3"
+    assert len(str(ConfigError("z" * 10**6))) < 3100  # any other message is cut too, start and end kept
+    preset = tmp_path / "aliases.yaml"
+    preset.write_text(f"model: test_config_family\nconfig:\n  rate:\n{_nested_aliases(6)}\n")
+    with pytest.raises(ConfigError) as err:  # refused by the alias guard or quoted briefly: short either way
+        load_preset(str(preset))
+    assert len(str(err.value)) < 1500
+
+
+def test_yaml_files_over_10_mb_are_refused_naming_the_size(tmp_path):
+    """A 200 MB comment-only YAML parsed for over 60 s; the size is checked before it is read."""
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as stream:
+        stream.truncate(11 * 2**20)
+    with pytest.raises(ConfigError, match=r"big.yaml is 11,534,336 bytes, more than the 10,485,760"):
+        load_preset(str(big))
+    with pytest.raises(ConfigError, match="is 11,534,336 bytes"):
+        load_config(big)
+
+
+def test_data_options_may_not_hold_the_loaders_own_keywords():
+    for key in ("seed", "limit", "data_dir", "test_only"):
+        with pytest.raises(ConfigError, match=f"data_options.{key}'.*has no such option"):
+            from_dict(ExampleConfig, {"data": "mnist", "data_options": {key: 1}})

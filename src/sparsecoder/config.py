@@ -10,8 +10,10 @@ Every model family defines one ``@dataclass(frozen=True)`` config class and regi
       lam: 0.005
       ...
 
-Unknown keys and values of the wrong type are errors that name the key and list the valid ones;
-range checks live in each class's ``__post_init__`` and raise :class:`ConfigError` too.
+Unknown keys (in ``config:`` or at the top level) and values of the wrong type are errors that name the
+key and list the valid ones; range checks live in each class's ``__post_init__`` and raise
+:class:`ConfigError` too. Files are read by :func:`read_yaml`: at most 10 MB, no repeated key, no alias
+expansion bomb; messages quote values through :func:`shown` (at most 200 characters).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ __all__ = [
     "save_config",
     "load_config",
     "read_config_document",
+    "read_yaml",
+    "load_yaml_text",
+    "shown",
     "check",
     "check_seeds",
     "MAX_SEEDS",
@@ -49,7 +54,38 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A configuration problem a user can fix: unknown key, wrong type, out-of-range value."""
+    """A configuration problem a user can fix: unknown key, wrong type, out-of-range value.
+
+    The message is cut to :data:`MAX_MESSAGE` characters (its start and end kept): values are shown through
+    :func:`shown`, and this is the guard for any other message quoting what a user wrote.
+    """
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        message = str(message)
+        if len(message) > MAX_MESSAGE:
+            cut = len(message) - MAX_MESSAGE
+            message = f"{message[:MAX_MESSAGE - 500]} ... ({cut:,} characters cut) ... {message[-500:]}"
+        super().__init__(message, *args)
+
+
+# Longest ConfigError message, and longest value a message quotes (see `shown`).
+MAX_MESSAGE = 3000
+MAX_SHOWN = 200
+# Largest preset/config/record YAML file read (a real one is a few KB; a 200 MB one parses for minutes).
+MAX_YAML_BYTES = 10 * 2**20
+# Most values the aliases (*name) of one YAML document may add once expanded: a few nested aliases
+# ("billion laughs") name billions of values that every walk or repr of the value would visit.
+MAX_ALIAS_EXPANSION = 100_000
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 80, 80, 60
+
+
+def shown(value: Any) -> str:
+    """A short repr of ``value`` for an error message: nested and long values abbreviated (``...``), at
+    most :data:`MAX_SHOWN` characters whatever its size."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN - 3]}..."
 
 
 # Largest integer any config value may hold: torch and NumPy take 64-bit integers (seeds, sizes), and a
@@ -185,14 +221,15 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
                 errors.append(str(err))
         prefix = f"config key '{key}': "
         reasons = " | ".join(e[len(prefix):] if e.startswith(prefix) else e for e in errors)
-        raise ConfigError(f"{prefix}{reasons}" if reasons else f"{prefix}invalid value {value!r}")
+        raise ConfigError(f"{prefix}{reasons}" if reasons else f"{prefix}invalid value {shown(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"config key '{key}': {value!r} is not allowed; choose one of {list(args)}")
+            raise ConfigError(f"config key '{key}': {shown(value)} is not allowed; "
+                              f"choose one of {list(args)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected a list, got {shown(value)}")
         inner = args[0] if args else Any
         items = [_coerce(key, v, inner) for v in value]
         return tuple(items) if origin is tuple else items
@@ -201,29 +238,29 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected true/false, got {shown(value)}")
     if annotation is int:
         number = _number(value)
         if number is None or not math.isfinite(number) or int(number) != number:
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected an integer, got {shown(value)}")
         if abs(int(number)) > MAX_INT:
-            raise ConfigError(f"config key '{key}': {value!r} is too large (integers are 64-bit: at most "
-                              f"{MAX_INT})")
+            raise ConfigError(f"config key '{key}': {shown(value)} is too large (integers are 64-bit: "
+                              f"at most {MAX_INT})")
         return int(number)
     if annotation is float:
         number = _number(value)
         if number is None:
-            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected a number, got {shown(value)}")
         try:
             number = float(number)
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise ConfigError(f"config key '{key}': expected a number (finite), got {value!r}")
+            raise ConfigError(f"config key '{key}': expected a number (finite), got {shown(value)}")
         return number
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected a string, got {shown(value)}")
         return value
     return value
 
@@ -232,10 +269,11 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Build ``cls`` from a plain dict, rejecting unknown keys and coercing types."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(set(data) - set(names), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {unknown} for {cls.__name__}; valid keys: {', '.join(sorted(names))}"
+            f"unknown config key(s) {_listed(unknown)} for {cls.__name__}; "
+            f"valid keys: {', '.join(sorted(names))}"
         )
     kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
     return cls(**kwargs)
@@ -250,21 +288,148 @@ def to_dict(config: Any) -> dict[str, Any]:
     return out
 
 
+def _listed(keys: list[Any], most: int = 20) -> str:
+    """``keys`` as a short list for a message: each :func:`shown`, at most ``most`` of them."""
+    text = ", ".join(shown(k) for k in keys[:most])
+    return f"[{text}, ... {len(keys) - most:,} more]" if len(keys) > most else f"[{text}]"
+
+
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``["lam=0.01", "decoder=mlp"]`` into ``{"lam": 0.01, "decoder": "mlp"}`` (YAML values)."""
+    """Parse ``["lam=0.01", "decoder=mlp"]`` into ``{"lam": 0.01, "decoder": "mlp"}`` (YAML values).
+
+    A key given twice is refused: the last value would silently win."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form KEY=VALUE (e.g. --set lam=0.01)")
+            raise ConfigError(f"override {shown(item)} is not of the form KEY=VALUE (e.g. --set lam=0.01)")
         key, raw = item.split("=", 1)
         key = key.strip()
         if not key:
-            raise ConfigError(f"override {item!r} has an empty key")
+            raise ConfigError(f"override {shown(item)} has an empty key")
+        if key in given:
+            raise ConfigError(f"--set key {shown(key)} is given twice ({shown(given[key])} and "
+                              f"{shown(item)}); give each key once")
+        given[key] = item
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: cannot parse value ({err})") from None
+            out[key] = load_yaml_text(raw, "the value") if raw.strip() else ""
+        except ConfigError as err:
+            raise ConfigError(f"override {shown(item)}: cannot parse value ({err})") from None
     return out
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last value)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden below it
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the constructor below refuses it
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found the key {shown(key)} twice (each key may appear once)", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document ``root`` holds once every alias is expanded (a node reached through
+    several aliases counts each time); a :class:`ConfigError` if a node contains itself."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        ident = id(node)
+        if children_done:
+            on_path.discard(ident)
+            sizes[ident] = 1 + sum(sizes[id(c)] for c in _children(node))
+            continue
+        if ident in sizes:
+            continue
+        if ident in on_path:
+            raise ConfigError("it holds a value that contains itself (a recursive alias)")
+        on_path.add(ident)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise ConfigError("it holds a value that contains itself (a recursive alias)")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _count_nodes(root: yaml.Node) -> int:
+    """The number of distinct nodes of ``root`` (each alias target once)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return len(seen)
+
+
+def load_yaml_text(text: str, what: str) -> Any:
+    """``yaml.safe_load(text)``, except that a key repeated in a mapping, a value containing itself and
+    aliases that expand to more than :data:`MAX_ALIAS_EXPANSION` extra values are refused; any problem is a
+    :class:`ConfigError` starting with ``what`` (the file or the ``--set`` item)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            extra = _expanded_size(node) - _count_nodes(node)
+        except ConfigError as err:
+            raise ConfigError(f"{what}: {err}") from None
+        if extra > MAX_ALIAS_EXPANSION:
+            raise ConfigError(f"{what}: its aliases (*name) expand to {extra:,} more values, over the "
+                              f"{MAX_ALIAS_EXPANSION:,} allowed; write the values out instead")
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} is not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: its values are nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Any) -> Any:
+    """The value in a preset, ``config.yaml`` or record file, read by :func:`load_yaml_text`; a file over
+    :data:`MAX_YAML_BYTES`, a binary file or malformed YAML is a :class:`ConfigError` naming it."""
+    if hasattr(path, "stat"):
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path} is {size:,} bytes, more than the {MAX_YAML_BYTES:,} a preset or "
+                              f"config YAML file may hold; is it the right file?")
+    with path.open("rb") as stream:  # read no more than the limit even if the file grows meanwhile
+        raw = stream.read(MAX_YAML_BYTES + 1)
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path} is more than the {MAX_YAML_BYTES:,} bytes a preset or config YAML file "
+                          f"may hold; is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (UTF-8) YAML file") from None
+    return load_yaml_text(text, str(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,27 +452,38 @@ def _preset_files() -> dict[str, Any]:
     return {p.name[: -len(".yaml")]: p for p in root.iterdir() if p.name.endswith(".yaml")}
 
 
-def _read_yaml(path: Any) -> Any:
-    """``yaml.safe_load`` of a file; malformed YAML or a binary file is a :class:`ConfigError` naming it."""
-    try:
-        return yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text (UTF-8) YAML file") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+# The keys of a preset or config.yaml besides ``config``'s own: what `save_config` writes (the model, the
+# preset's name, paper and description, the estimator that saved the run) and nothing else. A key outside
+# `config:` (say `epochs: 3` one level too high) would otherwise be ignored without a word.
+TEXT_KEYS = ("preset", "paper", "description", "estimator")
+TOP_LEVEL_KEYS = ("model", *TEXT_KEYS, "config")
+
+
+def _check_document(path: Any, data: Any, what: str) -> dict[str, Any]:
+    """``data`` (a preset or config file's value) as a mapping of :data:`TOP_LEVEL_KEYS` with a ``model``
+    name, text fields and a ``config`` mapping (possibly empty); otherwise a :class:`ConfigError`."""
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        raise ConfigError(f"{what} {path} must be a mapping with a 'model' key naming a model family")
+    unknown = sorted((k for k in data if k not in TOP_LEVEL_KEYS), key=str)
+    if unknown:
+        raise ConfigError(f"{what} {path}: unknown top-level key(s) {_listed(unknown)}; the top level may "
+                          f"only hold {', '.join(TOP_LEVEL_KEYS)} (config keys such as epochs or lam go "
+                          f"under 'config:')")
+    for key in TEXT_KEYS:
+        if not isinstance(data.get(key) or "", str):
+            raise ConfigError(f"{what} {path}: '{key}' must be text, got {shown(data[key])}")
+    if not isinstance(data.get("config") or {}, dict):
+        raise ConfigError(f"{what} {path}: 'config' must be a mapping of config keys to values")
+    return data
 
 
 def _read_preset(name: str, path: Any) -> Preset:
-    data = _read_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
-        raise ConfigError(f"preset file {path} must be a mapping with a 'model' key naming a model family")
-    if not isinstance(data.get("config") or {}, dict):
-        raise ConfigError(f"preset file {path}: 'config' must be a mapping of config keys to values")
+    data = _check_document(path, read_yaml(path), "preset file")
     return Preset(
         name=name,
         model=data["model"],
-        paper=data.get("paper", ""),
-        description=data.get("description", ""),
+        paper=data.get("paper") or "",
+        description=data.get("description") or "",
         config=dict(data.get("config") or {}),
     )
 
@@ -326,6 +502,10 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Pre
         preset = _read_preset(name, files[name])
     elif Path(name).is_file():
         preset = _read_preset(Path(name).stem, Path(name))
+    elif _looks_like_path(name):
+        problem = "is a folder, not a YAML file" if Path(name).is_dir() else "does not exist"
+        raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
+                          f"preset name (`sparsecoder presets` lists them)")
     else:
         raise ConfigError(
             f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}"
@@ -333,9 +513,22 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Pre
     return preset, preset.build(overrides)
 
 
+def _looks_like_path(name: str) -> bool:
+    """Whether a preset argument names a file rather than a preset: a path separator or a YAML suffix."""
+    import os
+
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(sep in name for sep in separators) or name.lower().endswith((".yaml", ".yml"))
+
+
 def save_config(path: Path, model: str, config: Any, extra: dict[str, Any] | None = None) -> None:
-    """Write a fully resolved config as YAML (same format as a preset), atomically."""
+    """Write a fully resolved config as YAML (same format as a preset), atomically; ``extra`` holds text
+    fields of :data:`TEXT_KEYS` (those that :func:`read_config_document` reads back)."""
     from sparsecoder.io import atomic_write_text
+
+    wrong = [k for k in extra or {} if k not in TEXT_KEYS]
+    if wrong:  # a programming error: the file could not be read back
+        raise ValueError(f"save_config: extra keys {wrong} are not among {TEXT_KEYS}")
 
     doc = {"model": model, **(extra or {}), "config": to_dict(config)}
     atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False))
@@ -347,12 +540,12 @@ def read_config_document(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("model"), str) or "config" not in data:
         raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
     if not isinstance(data["config"], dict):
         raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")
-    return data
+    return _check_document(path, data, "config file")
 
 
 def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str) -> dict[str, Any]:
@@ -360,7 +553,7 @@ def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str)
     ``kinds`` present with a value of its type; otherwise a :class:`ConfigError` naming the file, what is
     wrong with it, and ``fix``."""
     try:
-        data = _read_yaml(Path(path))
+        data = read_yaml(Path(path))
     except ConfigError as err:
         raise ConfigError(f"{err}; {fix}") from None
     except OSError as err:
@@ -369,7 +562,7 @@ def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str)
         raise ConfigError(f"{path} is damaged: it holds a {type(data).__name__}, not a mapping; {fix}")
     for key, kind in kinds.items():
         if not isinstance(data.get(key), kind):
-            raise ConfigError(f"{path} is damaged: '{key}' is {data.get(key)!r}; {fix}")
+            raise ConfigError(f"{path} is damaged: '{key}' is {shown(data.get(key))}; {fix}")
     return data
 
 
@@ -424,18 +617,20 @@ def _check_device(device: str) -> None:
     try:
         torch.device(device)
     except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"config key 'device': {device!r} is not a device (auto, cpu, cuda, cuda:N): "
-                          f"{str(err).splitlines()[0]}") from None
+        raise ConfigError(f"config key 'device': {shown(device)} is not a device (auto, cpu, cuda, cuda:N): "
+                          f"{str(err).splitlines()[0][:MAX_SHOWN]}") from None
 
 
 def _check_data_options(source: str, options: dict) -> None:
     """The data source exists, and each option is one of its loader's keyword arguments, of its type."""
-    from sparsecoder.data.registry import _SOURCES
+    from sparsecoder.data.registry import _NOT_OPTIONS, _SOURCES
 
     if source not in _SOURCES:
-        raise ConfigError(f"config key 'data': unknown data source {source!r}; known: {', '.join(_SOURCES)}")
+        raise ConfigError(f"config key 'data': unknown data source {shown(source)}; "
+                          f"known: {', '.join(_SOURCES)}")
     loader = _SOURCES[source].loader
-    accepted = [k for k in inspect.signature(loader).parameters if k not in ("seed", "limit", "data_dir")]
+    # the loader's own keywords (seed, limit, data_dir, test_only) are config keys or set by the caller
+    accepted = [k for k in inspect.signature(loader).parameters if k not in _NOT_OPTIONS]
     try:
         hints = typing.get_type_hints(loader)
     except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked

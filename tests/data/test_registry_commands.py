@@ -69,6 +69,34 @@ def test_data_list_and_errors(capsys):
     assert "its options are" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option, flag", [("seed=3", "--seed"), ("data_dir=/tmp", "--data-dir"),
+                                          ("name=mnist", "the NAME argument")])
+def test_data_show_set_of_its_own_keyword_names_the_flag(tmp_path, capsys, option, flag):
+    """`--set seed=3` reached load() next to --seed: "load() got multiple values for keyword argument
+    'seed'" (a TypeError reported as unexpected, exit 1). Every keyword of load() that `data show` passes
+    itself is refused naming its flag; `limit`, the other one, is a --set option."""
+    import inspect
+
+    from sparsecoder.data.commands import SHOW_OWN_KEYWORDS
+
+    keywords = [k for k, p in inspect.signature(load).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    assert set(keywords) - set(SHOW_OWN_KEYWORDS) == {"limit"}
+    out = tmp_path / "g.png"
+    code = main(["data", "show", "synthetic", "--out", str(out), "--set", "n_train=20", "n_val=5",
+                 "n_test=5", option])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "unexpected" not in err and "TypeError" not in err
+    assert f"use {flag}" in err and not out.exists()
+    assert main(["data", "show", "synthetic", "--out", str(out), "--set", "n_train=20", "limit=10"]) == 0
+    assert "train 10," in capsys.readouterr().out
+
+
+def test_data_show_refuses_a_repeated_set_key(tmp_path, capsys):
+    out = tmp_path / "g.png"
+    assert main(["data", "show", "synthetic", "--out", str(out), "--set", "n_train=20", "n_train=30"]) == 2
+    assert "'n_train' is given twice" in capsys.readouterr().err and not out.exists()
+
+
 def test_options_in_exponent_notation_or_integral_floats_reach_the_loader_as_numbers(tmp_path, capsys):
     """YAML 1.1 reads ``2e2`` as the string '2e2' (``2.0e+2`` is a float): `--set` and config values both
     go through it, so the loader gets the number its signature asks for, not the string."""

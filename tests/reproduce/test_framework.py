@@ -50,6 +50,9 @@ def test_list_names_every_experiment_with_its_times(capsys):
     (["reproduce", "evtimova-fig6", "--quick", "--set", "epoch=3"],
      "experiment evtimova-fig6 has no setting 'epoch'; its settings are data, epochs, "),
     (["reproduce", "evtimova-fig6", "--quick", "--set", "epochs"], "expected KEY=VALUE"),
+    (["reproduce", "evtimova-fig6", "--quick", "--set", "epochs=1", "epochs=2"],
+     "--set key 'epochs' is given twice ('epochs=1' and 'epochs=2')"),
+    (["reproduce", "evtimova-fig6", "--quick", "--set", "data={a: 1, a: 2}"], "found the key 'a' twice"),
     (["reproduce", "evtimova-fig6", "--quick", "--set", "data=imagenet"], "data='imagenet': expected one of"),
     (["reproduce", "evtimova-fig6"], None),  # no --out
 ])

@@ -38,6 +38,31 @@ def test_train_with_a_bad_override_fails_before_training(tmp_path, capsys):
     assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
 
 
+def test_train_refuses_a_preset_file_that_would_be_misread(tmp_path, capsys):
+    """Each of these trained (or said something misleading) before: a key outside `config:` was ignored,
+    a missing file was "unknown preset" with the list of presets, a repeated key kept its last value."""
+    out = tmp_path / "run"
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("model: sparse_autoencoder\npreset: mine\nepochs: 3\n"
+                      "config:\n  epochs: 1\n  limit: 100\n  n_components: 8\n")
+    missing = tmp_path / "missing.yaml"
+    twice = "--set key 'epochs' is given twice"
+    cases = [
+        (["train", str(preset)], "unknown top-level key(s) ['epochs']; the top level may only hold model, "),
+        (["train", str(missing)], f"preset file {missing} does not exist"),
+        (["train", "sdl-mnist", "--set", "epochs=1", "epochs=2"], twice),
+        (["train", "sdl-mnist", "--set", "epochs=1", "--set", "epochs=2"], twice),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--quiet", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "unexpected" not in err, err
+        assert "sdl-patches" not in err and not out.exists()
+    preset.write_text("model: sparse_autoencoder\nconfig:\n  epochs: 1\n  epochs: 3\n")
+    assert main(["train", str(preset), "--quiet", "--out", str(out)]) == 2
+    assert "found the key 'epochs' twice" in capsys.readouterr().err and not out.exists()
+
+
 def test_train_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep me")
     assert main(["train", "sdl-mnist", "--out", str(tmp_path), "--set", "epochs=1"]) == 2

@@ -23,6 +23,7 @@ torch.set_num_threads(1)
 
 TINY_SAE = ["epochs=1", "n_components=16", "fista_max_iter=20", "batch_size=50", "num_threads=1",
             "device=cpu"]
+TINY_SAE_8 = [s if s != "n_components=16" else "n_components=8" for s in TINY_SAE]  # a key given once
 STANDARD_MNIST = {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0}
 
 
@@ -119,8 +120,7 @@ def test_arrays_run_works_after_the_file_is_moved(tmp_path, capsys):
     x = write_arrays(path)
     options = ["data=arrays", f"data_dir={path}", "data_options={standardize: feature, image_shape: [4, 4]}"]
     run = tmp_path / "run"
-    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", *options, *TINY_SAE,
-                 "n_components=8"]) == 0
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", *options, *TINY_SAE_8]) == 0
     capsys.readouterr()
     data = load("arrays", data_dir=str(path), standardize="feature")
     train_rows = x[data.train.x.file_rows].astype(np.float64)
@@ -218,8 +218,7 @@ def test_resume_refuses_a_replaced_data_file_and_evaluate_notes_a_changed_test_s
     original = path.read_bytes()
     options = ["data=arrays", f"data_dir={path}", "data_options={standardize: feature}"]
     run = tmp_path / "run"
-    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", *options, *TINY_SAE,
-                 "n_components=8"]) == 0
+    assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--set", *options, *TINY_SAE_8]) == 0
     capsys.readouterr()
     history = (run / "history.csv").read_bytes()
 

@@ -8,6 +8,11 @@ from pathlib import Path
 __all__ = ["add_commands"]
 
 
+# Keywords of `sparsecoder.data.load` that `data show` passes itself, and the flag that sets each: as `--set`
+# options they would reach load() twice (`limit`, its other keyword, is taken from --set).
+SHOW_OWN_KEYWORDS = {"name": "the NAME argument", "seed": "--seed", "data_dir": "--data-dir"}
+
+
 def add_commands(subparsers) -> None:
     """Register ``sparsecoder data ...`` on the ``sparsecoder`` parser's ``subparsers``."""
     data = subparsers.add_parser("data", help="list, inspect and download data sources",
@@ -27,7 +32,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="PNG", help="path of the grid image to write")
     p.add_argument("--data-dir", default=None, help="user-supplied data (folder or file) for the source")
     p.add_argument("--set", dest="options", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="source option, e.g. --set patch_size=16 n_train=1000 (YAML values)")
+                   help="source option, e.g. --set patch_size=16 n_train=1000 (YAML values); also limit=N "
+                        "(training rows); the seed and data folder are --seed and --data-dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train")
     p.add_argument("-n", "--count", type=int, default=64, help="number of samples in the grid (default 64)")
@@ -70,7 +76,12 @@ def _show(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} must end in .png")
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
-    data = load(args.name, seed=args.seed, data_dir=args.data_dir, **parse_overrides(args.options))
+    options = parse_overrides(args.options)
+    taken = [key for key in options if key in SHOW_OWN_KEYWORDS]
+    if taken:
+        raise ValueError("; ".join(f"--set {key}=... is not a source option: use {SHOW_OWN_KEYWORDS[key]}"
+                                   for key in taken))
+    data = load(args.name, seed=args.seed, data_dir=args.data_dir, **options)
     split = getattr(data, args.split)
     count = min(args.count, len(split))
     pixels = split.to_pixels(split.x[:count], slice(0, count))

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from sparsecoder.config import ConfigError, load_yaml_text, shown
 from sparsecoder.io import atomic_write_bytes, atomic_write_text
 from sparsecoder.sweep.results import csv_text, write_png
 
@@ -135,18 +135,24 @@ def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | 
         pairs = list(items.items())
     else:
         pairs = []
+        given: dict[str, str] = {}
         for item in items:
             key, sep, text = str(item).partition("=")
             if not sep or not key:
-                raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+                raise ValueError(f"--set {shown(item)}: expected KEY=VALUE")
+            key = key.strip()
+            if key in given:  # the last value would silently win
+                raise ValueError(f"--set key {shown(key)} is given twice ({shown(given[key])} and "
+                                 f"{shown(item)}); give each key once")
+            given[key] = str(item)
             try:
-                value = yaml.safe_load(text)
-            except yaml.YAMLError as err:
-                raise ValueError(f"--set {item!r}: cannot parse the value: {err}") from None
-            pairs.append((key.strip(), value))
+                value = load_yaml_text(text, "the value")
+            except ConfigError as err:
+                raise ValueError(f"--set {shown(item)}: cannot parse the value: {err}") from None
+            pairs.append((key, value))
     for key, value in pairs:
         if key not in profile:
-            raise ValueError(f"--set {key}: experiment {name} has no setting {key!r}; its settings are "
+            raise ValueError(f"--set {key}: experiment {name} has no setting {shown(key)}; its settings are "
                              f"{', '.join(sorted(profile))}")
         settings[key] = value
     return settings

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from sparsecoder.config import (
@@ -41,6 +40,7 @@ from sparsecoder.config import (
     load_preset,
     parse_overrides,
     read_config_document,
+    read_yaml,
     save_config,
     to_dict,
 )
@@ -134,7 +134,7 @@ def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str
         preset, config = load_preset(str(preset_or_config), overrides)
         name = preset.name
         if Path(preset_or_config).is_file():  # e.g. another run's config.yaml: keep the preset it names
-            name = (yaml.safe_load(Path(preset_or_config).read_text()) or {}).get("preset") or name
+            name = read_yaml(Path(preset_or_config)).get("preset") or name  # checked by load_preset
         return config, {"preset": name, "paper": preset.paper, "description": preset.description}
     raise ValueError(
         f"preset_or_config must be a preset name, a YAML path or a config object, "
@@ -247,7 +247,7 @@ def _remove_run_files(paths: list[Path]) -> None:
 
 
 def _saved_extra(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_config_document(path)
     return {k: v for k, v in data.items() if k not in ("model", "config")}
 
 
