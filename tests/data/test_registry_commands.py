@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -57,6 +59,24 @@ def test_data_show_never_replaces_a_file_without_overwrite(tmp_path, capsys):
     assert main([*show, "--overwrite"]) == 0
     with Image.open(out) as image:
         assert image.size[0] > 0
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder.png", r"--out .*folder.png is a folder, not a file"),
+    ("notes.txt/grid.png", r"cannot write --out .*notes.txt is a file, not a folder"),
+])
+def test_data_show_refuses_an_out_it_cannot_write_before_loading_the_data(tmp_path, capsys, monkeypatch,
+                                                                         where, message):
+    """--out a folder, or below a regular file: named before the data loads (was an error from the PNG
+    writer after the source was built), and nothing of the user's is touched."""
+    import sparsecoder.data as data_module
+
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(data_module, "load", lambda *a, **k: pytest.fail("the data was loaded"))
+    assert main(["data", "show", "synthetic", "--out", str(tmp_path / where), "--overwrite"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not any((tmp_path / "folder.png").iterdir())
 
 
 def test_data_list_and_errors(capsys):

@@ -66,6 +66,7 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
     from sparsecoder.data import load
+    from sparsecoder.io import check_output_file
     from sparsecoder.viz import image_grid
 
     if args.count < 1:
@@ -74,8 +75,7 @@ def _show(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be in [0, 2**63 - 1], got {args.seed}")
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out {args.out} must end in .png")
-    if args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
+    check_output_file(args.out, overwrite=args.overwrite)  # before the data load
     options = parse_overrides(args.options)
     taken = [key for key in options if key in SHOW_OWN_KEYWORDS]
     if taken:
