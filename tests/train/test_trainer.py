@@ -368,6 +368,17 @@ def test_batches_too_small_for_the_variance_guard_name_the_cause_before_anything
     assert files() == before
 
 
+@pytest.mark.parametrize("split, role", [("train", "train"), ("val", "validate"),
+                                          ("test", "evaluate the trained model")])
+def test_an_empty_split_is_refused_before_the_first_epoch(tmp_path, split, role):
+    """An empty test split used to train every epoch and only then fail in the final evaluation."""
+    sizes = {"n_train": 240, "n_val": 60, "n_test": 60, f"n_{split}": 0}
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=rf"the {split} split is empty; nothing to {role} on"):
+        train(config(epochs=1), out, data=synthetic_splits(**sizes), progress=False)
+    assert not (out / "checkpoint.pt").exists() and not (out / "history.csv").exists()
+
+
 def test_resume_on_changed_data_too_small_for_the_batches_names_the_changed_data_first(tmp_path):
     """A VDL run resumed on other data that is also too small for its batches: the cause is the changed
     data (restore it), not the batch size (which no batch_size would fix for the run's own data)."""

@@ -292,9 +292,11 @@ def _check_data(data: DataSplits) -> None:
     if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
         raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
                          f"features per row ({data.describe()})")
-    for name in ("train", "val"):
+    # the test split too: the run ends by evaluating on it, which every family refuses when it is empty —
+    # after all the epochs had trained, if not checked here
+    for name, role in (("train", "train"), ("val", "validate"), ("test", "evaluate the trained model")):
         if len(getattr(data, name)) == 0:
-            raise ValueError(f"the {name} split is empty; nothing to train or validate on "
+            raise ValueError(f"the {name} split is empty; nothing to {role} on "
                              f"(check the data source and limit)")
 
 
