@@ -134,7 +134,19 @@ def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
     assert main(["encode", str(run), str(tmp_path / "one.npy"), "--out", str(tmp_path / "c1.npy")]) == 0
     np.save(tmp_path / "wide.npy", np.zeros((2, 4, 6), np.float32))
     assert main(["encode", str(run), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "c2.npy")]) == 2
-    assert "24 features per row but the run's model expects 20" in capsys.readouterr().err
+    assert "are samples of shape (4, 6), but the run was trained on images of shape (4, 5)" in \
+        capsys.readouterr().err
+    # as many values per sample but transposed images: other pixels, silently wrong codes before
+    np.save(tmp_path / "transposed.npy", x.transpose(0, 2, 1).copy())
+    for space in ("raw", "model"):
+        assert main(["encode", str(run), str(tmp_path / "transposed.npy"), "--input", space, "--out",
+                     str(tmp_path / "c3.npy")]) == 2
+        assert ("inputs are samples of shape (5, 4), but the run was trained on images of shape (4, 5); give "
+                "them as (n, 4, 5) or as rows (n, 20)") in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"samples of shape \(5, 4\)"):
+        encode_run(run, x.transpose(0, 2, 1))
+    # singleton axes aside (a channel axis, (n, 1, 4, 5)), the same images: accepted, the same codes
+    np.testing.assert_array_equal(encode_run(run, x[:, None]), encode_run(run, x))
 
 
 def test_constant_data_reconstructed_exactly_gives_a_number_not_null(tmp_path, capsys):

@@ -156,8 +156,10 @@ def _read_npy_for(args: argparse.Namespace):
         raise FileNotFoundError(f"no input file at {args.input}")
     if zipfile.is_zipfile(args.input):
         raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
-    inputs, _ = read_rows_file(args.input, min_rows=1)  # the arrays source's rule: (n, H, W) → (n, H·W)
-    return inputs
+    # the arrays source's rule: (n, H, W) → (n, H·W); the sample shape goes back (a view) for encode's check
+    # of it against the run's image_shape
+    inputs, sample_shape = read_rows_file(args.input, min_rows=1)
+    return inputs.reshape(len(inputs), *sample_shape)
 
 
 def _write_npy(path: Path, array) -> None:

@@ -305,6 +305,21 @@ def _rows_of(x, what: str) -> np.ndarray:
     return array
 
 
+def _check_sample_shape(x, data: DataSplits, what: str) -> None:
+    """Samples given as images (``(n, H, W)``, ``(n, 1, H, W)``, …) must have the run's ``image_shape``
+    (singleton axes aside): a ``(n, 5, 4)`` array of a ``[4, 5]`` run holds as many values but flattens to
+    other pixels, and its codes would be silently wrong."""
+    sample_shape = tuple(int(n) for n in np.shape(x)[1:])
+    if len(sample_shape) < 2 or data.image_shape is None:
+        return
+    expected = tuple(int(n) for n in data.image_shape)
+    if tuple(n for n in sample_shape if n != 1) != tuple(n for n in expected if n != 1):
+        flat = math.prod(expected)
+        raise ValueError(f"{what} are samples of shape {sample_shape}, but the run was trained on images of "
+                         f"shape {expected}; give them as (n, {', '.join(map(str, expected))}) or as rows "
+                         f"(n, {flat}) flattened in C order")
+
+
 def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
     array = _rows_of(x, what)
     if array.ndim != 2:
@@ -354,6 +369,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     given = data
     _, model, data = load_run(run_dir, data=data)
     model.eval()
+    _check_sample_shape(x, data, "inputs")
     if input_space == "raw":
         rows = _run_preprocessing(run_dir, given).forward(_rows_of(x, "inputs"), data.dim)
     else:
