@@ -22,6 +22,7 @@ from tests.data.helpers import write_mnist_dir
 
 @pytest.mark.parametrize("kind", [
     Standardize(0.1307, 0.3081, raw_divisor=255.0),
+    Standardize(0.1307, 0.3081, raw_divisor=255.0, raw_range=(0, 255)),
     Standardize([1.0, -2.0, 3.0], [0.5, 2.0, 4.0]),
     Luminance(),
     Identity(),
@@ -54,6 +55,33 @@ def test_standardize_is_the_formula_and_its_exact_inverse():
         mnist.forward([[np.nan] * 784])
     with pytest.raises(ValueError, match="expected 784"):
         mnist.forward(np.zeros((2, 10)), n_features=784)
+
+
+@pytest.mark.parametrize("rows, found", [
+    (np.full((2, 784), -1000.0), "from -1000 to -1000"),
+    (np.full((2, 784), 255.5), "from 255.5 to 255.5"),
+    (np.concatenate([np.zeros((1, 784)), np.full((1, 784), 70000.0)]), "from 0 to 70000"),
+])
+def test_raw_rows_outside_the_sources_pixel_range_are_refused(rows, found):
+    """MNIST raw rows are pixel values 0–255 (and CIFAR's RGB values): -1000 or 70,000 are other units, and
+    were mapped to model rows without a word; the source's range is stored with its preprocessing."""
+    from sparsecoder.data.mnist import mnist_preprocessing
+
+    for normalize in ("standard", "unit"):
+        mnist = mnist_preprocessing(normalize)
+        assert mnist.to_dict()["raw_range"] == [0.0, 255.0]
+        with pytest.raises(ValueError, match=rf"raw rows hold values {found}, outside the pixel values 0–255 "
+                                             r"of the data source; .*--input model"):
+            mnist.forward(rows)
+        mnist.forward(np.array([[0.0] * 783 + [255.0]]))  # the range itself passes
+    with pytest.raises(ValueError, match=r"outside the RGB values 0–255"):
+        Luminance().forward(np.full((1, 12), 256.0))
+    # without a range (arrays: values as in the file; a run folder written before ranges were stored)
+    old = preprocessing_from_dict({"name": "standardize", "mean": 0.1307, "std": 0.3081,
+                                   "raw_divisor": 255.0})
+    assert old.raw_range is None and torch.isfinite(old.forward(rows)).all()
+    with pytest.raises(ValueError, match="raw_range must be two finite numbers low < high"):
+        Standardize(0.0, 1.0, raw_range=(1, 0))
 
 
 def test_luminance_of_rgb_planes_and_its_grey_right_inverse():

@@ -24,7 +24,8 @@ torch.set_num_threads(1)
 TINY_SAE = ["epochs=1", "n_components=16", "fista_max_iter=20", "batch_size=50", "num_threads=1",
             "device=cpu"]
 TINY_SAE_8 = [s if s != "n_components=16" else "n_components=8" for s in TINY_SAE]  # a key given once
-STANDARD_MNIST = {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0}
+STANDARD_MNIST = {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0,
+                  "raw_range": [0.0, 255.0]}
 
 
 def by_hand_mnist(pixels: np.ndarray) -> np.ndarray:

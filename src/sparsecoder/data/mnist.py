@@ -50,8 +50,8 @@ def mnist_preprocessing(normalize: str = "standard") -> Standardize:
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize={normalize!r} is not allowed; choose one of {list(NORMALIZATIONS)}")
     if normalize == "standard":
-        return Standardize(MNIST_MEAN, MNIST_STD, raw_divisor=255.0)
-    return Standardize(0.0, 1.0, raw_divisor=255.0)
+        return Standardize(MNIST_MEAN, MNIST_STD, raw_divisor=255.0, raw_range=(0, 255))
+    return Standardize(0.0, 1.0, raw_divisor=255.0, raw_range=(0, 255))
 
 
 def load_mnist(

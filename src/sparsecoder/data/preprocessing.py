@@ -96,6 +96,10 @@ class Preprocessing(abc.ABC):
 
     name: ClassVar[str] = ""
     row_wise: ClassVar[bool] = True
+    # (low, high) of the source's raw units where they have one (8-bit pixels: 0–255), else None; raw rows
+    # outside it are refused by `forward` (e.g. −1000 or 70,000 as MNIST "pixels": other units, not pixels)
+    raw_range: tuple[float, float] | None = None
+    raw_units: ClassVar[str] = "raw values"
 
     def raw_features(self, n_features: int) -> int:
         """Values per raw row for a model row of ``n_features`` values (equal unless channels merge)."""
@@ -105,7 +109,18 @@ class Preprocessing(abc.ABC):
         """Model rows (float32 tensor) of ``raw_rows`` (n × raw_features)."""
         expected = None if n_features is None else self.raw_features(n_features)
         raw = _float64_rows(raw_rows, expected, "raw rows")
+        self._check_raw_range(raw)
         return torch.from_numpy(np.ascontiguousarray(self._forward(raw), dtype=np.float32))
+
+    def _check_raw_range(self, raw: np.ndarray) -> None:
+        if self.raw_range is None or raw.size == 0:
+            return
+        low, high = self.raw_range
+        smallest, largest = float(raw.min()), float(raw.max())
+        if smallest < low or largest > high:
+            raise ValueError(f"raw rows hold values from {smallest:g} to {largest:g}, outside the "
+                             f"{self.raw_units} {low:g}–{high:g} of the data source; give rows in its raw "
+                             f"units, or rows already in model space (--input model)")
 
     def inverse(self, model_rows, n_features: int | None = None) -> np.ndarray:
         """Raw rows (float64 array, source units) of ``model_rows`` (n × n_features)."""
@@ -143,14 +158,24 @@ class Standardize(Preprocessing):
         Subtracted and divided after the division by ``raw_divisor``; ``std`` must be positive.
     raw_divisor : float
         Scale of the raw units (255 for 8-bit pixels, 1 for values used as stored).
+    raw_range : (float, float), optional
+        The raw units' range where they have one (MNIST pixel values: 0–255); ``forward`` refuses raw rows
+        outside it. None (``arrays``: values as in the file): any finite value.
     """
 
     name = "standardize"
+    raw_units = "pixel values"
 
-    def __init__(self, mean=0.0, std=1.0, raw_divisor: float = 1.0):
+    def __init__(self, mean=0.0, std=1.0, raw_divisor: float = 1.0, raw_range=None):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
         self.raw_divisor = float(raw_divisor)
+        if raw_range is not None:
+            low, high = (float(v) for v in raw_range)
+            if not (np.isfinite(low) and np.isfinite(high) and low < high):
+                raise ValueError(f"standardize: raw_range must be two finite numbers low < high, got "
+                                 f"{raw_range}")
+            self.raw_range = (low, high)
         if self.mean.ndim > 1 or self.std.ndim > 1:
             raise ValueError("standardize: mean and std must be scalars or 1-D (one value per feature)")
         if not (np.all(self.std > 0) and np.all(np.isfinite(self.std)) and np.all(np.isfinite(self.mean))):
@@ -172,12 +197,15 @@ class Standardize(Preprocessing):
         return (model * self.std + self.mean) * self.raw_divisor
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "mean": self.mean.tolist(), "std": self.std.tolist(),
+        spec = {"name": self.name, "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "raw_divisor": self.raw_divisor}
+        if self.raw_range is not None:  # only where the units have one: older files read as before
+            spec["raw_range"] = list(self.raw_range)
+        return spec
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> Standardize:
-        return cls(spec["mean"], spec["std"], spec.get("raw_divisor", 1.0))
+        return cls(spec["mean"], spec["std"], spec.get("raw_divisor", 1.0), spec.get("raw_range"))
 
 
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
@@ -192,6 +220,8 @@ class Luminance(Preprocessing):
     """
 
     name = "luminance"
+    raw_range = (0.0, 255.0)
+    raw_units = "RGB values"
 
     def raw_features(self, n_features: int) -> int:
         return 3 * n_features

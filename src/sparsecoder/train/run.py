@@ -5,7 +5,8 @@ A run folder is self-contained: besides the weights and the resolved config it h
 
     {"format": 1, "n_features": 784, "image_shape": [28, 28], "data": "mnist (embedded 5k subset)",
      "normalization": "(x/255 - 0.1307) / 0.3081",
-     "preprocessing": {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0}}
+     "preprocessing": {"name": "standardize", "mean": 0.1307, "std": 0.3081, "raw_divisor": 255.0,
+                       "raw_range": [0.0, 255.0]}}
 
 ``n_features`` and ``image_shape`` size the model, so :func:`load_run` builds it without reading any data;
 ``preprocessing`` (:mod:`sparsecoder.data.preprocessing`, ``null`` for in-memory data given to ``train``
