@@ -85,6 +85,13 @@ def test_latent_scatter_and_grid(tmp_path):
     assert Image.open(latent_scatter(codes, labels, tmp_path / "scatter.png")).size[0] > 100
     with pytest.raises(ValueError, match=r"\(n, 2\)"):
         latent_scatter(rng.normal(size=(5, 3)), None, tmp_path / "bad.png")
+    # labels are class indices: NaN or 2.5 were drawn as colours, a short list failed after the figure
+    for bad, message in ((np.r_[labels[:-1], np.nan], "1 labels are NaN or inf"),
+                         (np.r_[labels[:-1], 2.5], r"1 labels are not integers \(e.g. 2.5\)"),
+                         (labels[:-1], r"\(shape \(50,\)\), got shape \(49,\)")):
+        with pytest.raises(ValueError, match=message):
+            latent_scatter(codes, bad, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
 
     seen = []
 

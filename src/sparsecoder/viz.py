@@ -203,14 +203,15 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
     codes = _numpy(codes2d, "codes2d")
     if codes.ndim != 2 or codes.shape[1] != 2:
         raise ValueError(f"codes2d must be (n, 2), got shape {codes.shape}")
+    if labels is not None:  # class indices, as everywhere (NaN or 2.5 used to be drawn as a colour)
+        from sparsecoder.data.base import check_labels
+
+        labels = check_labels(_numpy(labels, "labels").ravel(), "labels",
+                              "give one integer class index per code", length=codes.shape[0])
     fig, ax = plt.subplots(figsize=(6, 5))
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.6)
     else:
-        labels = _numpy(labels, "labels").ravel()
-        if labels.shape[0] != codes.shape[0]:
-            raise ValueError(f"labels must have one entry per code, got {labels.shape[0]} "
-                             f"for {codes.shape[0]} codes")
         points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7,
                             vmin=-0.5, vmax=9.5 if labels.max() <= 9 else labels.max() + 0.5)
         fig.colorbar(points, ax=ax, label="label", ticks=np.unique(labels))
