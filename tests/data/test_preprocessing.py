@@ -188,12 +188,12 @@ def resident_mib() -> int:
 
 
 def test_gather_rows_reads_the_asked_rows_without_mapping_the_file(tmp_path):
-    from sparsecoder.data.arrays import open_npy_memmap
+    from sparsecoder.data.arrays import read_rows_file
     from sparsecoder.data.base import gather_rows
 
     x = np.random.default_rng(4).normal(size=(65536, 256)).astype(np.float32)  # 64 MiB
     np.save(tmp_path / "x.npy", x)
-    mapped = open_npy_memmap(tmp_path / "x.npy")
+    mapped, _ = read_rows_file(tmp_path / "x.npy", memory_map=True)
     rows = np.array([65535, 0, 7, 8, 9, 7, 30000])  # any order, a run, a repeat
     np.testing.assert_array_equal(gather_rows(mapped, rows), x[rows])
     np.testing.assert_array_equal(gather_rows(x, rows), x[rows])  # ordinary arrays: plain indexing

@@ -26,16 +26,9 @@ CHUNK_VALUES = 1 << 22  # values per chunk when scanning a file (32 MB as float6
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def read_array_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(vectors (n, d) float64, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file
-    (:func:`read_array_file_shaped` without the per-sample shape)."""
-    data, labels, _ = read_array_file_shaped(path, key)
-    return data, labels
-
-
-def read_array_file_shaped(path: Path, key: str | None = None
-                           ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
-    """``(vectors (n, d) float, labels (n,) int64 or None)`` from a ``.npy`` or ``.npz`` file.
+def read_array_file(path: Path, key: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
+    """``(vectors (n, d) float64, labels (n,) int64 or None, sample_shape)`` from a ``.npy`` or ``.npz`` file.
 
     ``.npz``: the data array is ``key`` if given, else the first of ``x, X, data, activations, features``
     present, else the only array not named ``labels``/``y``; labels are ``labels`` or ``y`` if present,
@@ -139,7 +132,6 @@ def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
         data = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     except (OSError, EOFError, ValueError) as err:
         raise _corrupt(path, err) from None
-    check_dtype(path, data.dtype)
     if memory_map and data.ndim > 1 and not data.flags.c_contiguous:
         raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
                          "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
@@ -262,12 +254,6 @@ def check_values(path: Path, data: np.ndarray) -> None:
                          "and save it again")
 
 
-def open_npy_memmap(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped read-only as ``(n, d)`` (more axes flattened per sample), checked
-    for header and size, shape, dtype, NaN/inf and float32's range (:func:`read_rows_file`)."""
-    return read_rows_file(path, memory_map=True)[0]
-
-
 def _image_shape(image_shape) -> tuple[int, ...] | None:
     """``image_shape`` as a tuple ``(H, W)`` or ``(H, W, 3|4)`` of positive integers (one integer ``S``:
     ``(S, S)``), checked before the file is read."""
@@ -356,7 +342,7 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
             raise ValueError(f"{source}: option key applies to .npz files only")
         (data, sample_shape), labels = read_rows_file(Path(source), memory_map=True), None
     else:
-        data, labels, sample_shape = read_array_file_shaped(Path(source), key)
+        data, labels, sample_shape = read_array_file(Path(source), key)
     if shape is None:  # samples stored as H×W (or H×W×3|4) arrays: plotted as such
         shape = image_shape_of(sample_shape)
     n = len(data)
