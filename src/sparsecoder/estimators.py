@@ -951,7 +951,6 @@ class SparseVAE(_NeuralEstimator):
         device = self.model_.device
         with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
             torch.manual_seed(seed)
-            c = self.model_.config
             z = sample_prior(c.prior, c.prior_scale, (int(n_samples), c.n_latents), device=device)
             rows = check_finite_output(
                 self.model_.decode(z), f"the decoded samples of the {c.prior}(0, {c.prior_scale:g}) prior", z,

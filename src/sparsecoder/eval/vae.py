@@ -40,7 +40,7 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
 _KL_SAMPLE_CHUNK = 64
 
 
-def check_test_split(config, split: Split) -> None:
+def check_test_split(split: Split) -> None:
     """Refuse a test split :func:`evaluate` cannot measure, before any work: an empty one, or a single row
     (``active_units`` is the std of the posterior means over the test rows, undefined for one row)."""
     if len(split) == 0:
@@ -83,7 +83,7 @@ def evaluate(model, data: DataSplits) -> dict:
     NaN/inf on some test rows (no metric is returned NaN).
     """
     split = data.test
-    check_test_split(model.config, split)
+    check_test_split(split)
     width = int(split.x.shape[1]) if len(split.x.shape) == 2 else None
     if width != model.n_features:
         raise ValueError(f"the test split has rows of shape {tuple(split.x.shape)[1:]}, but the model takes "

@@ -183,7 +183,7 @@ class VAE(nn.Module):
             if len(data.test) == 1:  # (an empty one is legitimate: a run folder's stored data, load_run)
                 from sparsecoder.eval.vae import check_test_split
 
-                check_test_split(config, data.test)
+                check_test_split(data.test)
         return cls(config, data.dim, data.image_shape)
 
     @property

@@ -139,10 +139,11 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _read_npy_for(args: argparse.Namespace):
-    """The rows ``(n, d)`` of ``args.input`` after checking ``args.out`` (a new .npy file, or --overwrite;
-    :func:`sparsecoder.io.check_output_file`); the file is read as the ``arrays`` source reads it
-    (:func:`sparsecoder.data.arrays.read_rows_file`: header against size, dtype, values, and samples of
-    more than one axis flattened per sample)."""
+    """The samples of ``args.input`` after checking ``args.out`` (a new .npy file, or --overwrite;
+    :func:`sparsecoder.io.check_output_file`); the file is checked as the ``arrays`` source checks it
+    (:func:`sparsecoder.data.arrays.read_rows_file`: header against size, dtype, values) and returned in
+    its own shape, ``(n, d)`` or ``(n, H, W, …)``: ``encode_run``/``decode_run`` flatten it per sample and
+    compare the sample shape with the run's ``image_shape``."""
     import zipfile
 
     from sparsecoder.data.arrays import read_rows_file
