@@ -101,6 +101,15 @@ def test_help_says_encode_takes_model_space_rows(capsys):
     assert "in MODEL SPACE" in " ".join(capsys.readouterr().out.split())
 
 
+def train_sdl_on_arrays(run, path, *, batch_size: int, n_components: int) -> int:
+    """Exit status of one quick `sparsecoder train sdl-mnist` epoch on the array file ``path`` (features
+    standardised) into ``run``."""
+    return main(["train", "sdl-mnist", "--quiet", "--out", str(run), "--set", "data=arrays",
+                 f"data_dir={path}", "epochs=1", f"batch_size={batch_size}", f"n_components={n_components}",
+                 "fista_step=lipschitz", "num_threads=1", "device=cpu",
+                 "data_options={standardize: feature}"])
+
+
 def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
     # audit 2026-11-29: training on an (n, 4, 5) .npy flattened it to 20 features (image_shape null), but
     # `encode` of the very same file was refused ("expected a 2-D array"). Both now read the file with one
@@ -112,10 +121,8 @@ def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(60, 4, 5)).astype(np.float32)
     np.save(tmp_path / "acts.npy", x)
     run = tmp_path / "run"
-    assert main(["train", "sdl-mnist", "--quiet", "--out", str(run), "--set", "data=arrays",
-                 f"data_dir={tmp_path / 'acts.npy'}", "epochs=1", "batch_size=20", "n_components=8",
-                 "fista_step=lipschitz", "num_threads=1", "device=cpu",
-                 "data_options={standardize: feature}"]) == 0, capsys.readouterr().err
+    assert train_sdl_on_arrays(run, tmp_path / "acts.npy", batch_size=20, n_components=8) == 0, \
+        capsys.readouterr().err
     stored = json.loads((run / "preprocessing.json").read_text())
     assert stored["n_features"] == 20 and stored["image_shape"] == [4, 5]
     capsys.readouterr()
@@ -158,10 +165,8 @@ def test_constant_data_reconstructed_exactly_gives_a_number_not_null(tmp_path, c
 
     np.save(tmp_path / "flat.npy", np.full((40, 6), 2.5, np.float32))
     run = tmp_path / "run"
-    assert main(["train", "sdl-mnist", "--quiet", "--out", str(run), "--set", "data=arrays",
-                 f"data_dir={tmp_path / 'flat.npy'}", "epochs=1", "batch_size=10", "n_components=4",
-                 "fista_step=lipschitz", "num_threads=1", "device=cpu",
-                 "data_options={standardize: feature}"]) == 0, capsys.readouterr().err
+    assert train_sdl_on_arrays(run, tmp_path / "flat.npy", batch_size=10, n_components=4) == 0, \
+        capsys.readouterr().err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["psnr"] == pytest.approx(PSNR_MAX_DB)
     assert metrics["psnr_fista"] == pytest.approx(PSNR_MAX_DB)
