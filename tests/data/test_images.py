@@ -293,3 +293,29 @@ def test_whitened_patches_skip_a_constant_image_naming_it_instead_of_filling_pat
         load("whitened_patches", data_dir=str(tmp_path / "flat"))
     with pytest.raises(ValueError, match="larger than every image"):  # a 1×1 image is constant, but too small
         load("whitened_patches", data_dir=str(tmp_path / "flat"), patch_size=200)
+
+
+def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_path):
+    # audit 2026-11-29: folders linked in (ImageNet class folders on another disk) were skipped without a word
+    # ("holds no JPEG/PNG images"); '._x.png' resource forks were read as corrupt images and
+    # '.ipynb_checkpoints' copies (or a linked alias) put the same pixels in two splits; a dangling link's image
+    # was lost silently
+    from sparsecoder.data.images import read_image_folder
+
+    store, root = tmp_path / "store", tmp_path / "root"
+    write_png_folder(store, BIG)
+    root.mkdir()
+    (root / "linked").symlink_to(store / "class0", target_is_directory=True)
+    (root / "twice").symlink_to(store / "class0", target_is_directory=True)  # the same folder again
+    (root / "real").mkdir()
+    (root / "real" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "real" / "alias.png").symlink_to(store / "class1" / "img1.png")
+    (root / "real" / "._alias.png").write_bytes(b"\0\5\26\7 AppleDouble resource fork")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "copy.png").write_bytes((store / "class1" / "img1.png").read_bytes())
+    images, names = read_image_folder(root)
+    assert names == ["linked/img0.png", "linked/img2.png", "real/alias.png"]
+    np.testing.assert_array_equal(images[2] * 255, np.asarray(Image.open(store / "class1" / "img1.png")))
+    (root / "real" / "gone.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match=r"real/gone.png: a symbolic link to a missing file"):
+        read_image_folder(root)

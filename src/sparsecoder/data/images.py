@@ -15,6 +15,8 @@ lies entirely inside one block, so no pixel is shared between splits.
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +101,7 @@ def read_image_folder(directory: Path, max_images: int | None = None,
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder {directory} does not exist")
-    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_paths(directory)
     if not paths:
         raise ValueError(f"image folder {directory} holds no JPEG/PNG images (searched recursively for "
                          f"{', '.join(IMAGE_SUFFIXES)})")
@@ -121,9 +123,46 @@ def read_image_folder(directory: Path, max_images: int | None = None,
                     images.append(to_grayscale(np.asarray(handle.convert("L"))))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
+        except PermissionError:
+            raise ValueError(f"{path}: cannot read image (permission denied); make it readable or move it out "
+                             f"of the folder") from None
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
     return images, [str(p.relative_to(directory)) for p in paths]
+
+
+def image_paths(directory: Path) -> list[Path]:
+    """The JPEG/PNG files below ``directory``, sorted: searched recursively, following symbolic links to
+    folders (each real folder is read once, so a link loop ends and a folder linked twice is not read
+    twice) and reading each real file once (a linked alias of an image would put the same pixels in two
+    splits). Hidden files and folders (names starting with ``.``: macOS ``._x.jpg`` resource forks,
+    ``.ipynb_checkpoints`` copies) are skipped. A folder that cannot be listed or a link to a missing file
+    is an error naming it (its images would be lost without a word)."""
+
+    def unreadable(err: OSError):
+        raise ValueError(f"{err.filename}: cannot list this folder ({err.strerror}); make it readable or "
+                         f"move it out of the image folder")
+
+    folders, files = set(), {}
+    for root, subfolders, names in os.walk(directory, onerror=unreadable, followlinks=True):
+        folder = os.stat(root)
+        if (folder.st_dev, folder.st_ino) in folders:
+            subfolders[:] = []
+            continue
+        folders.add((folder.st_dev, folder.st_ino))
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # first link wins
+        for name in names:
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                status = path.stat()
+            except FileNotFoundError:
+                raise ValueError(f"{path}: a symbolic link to a missing file ({os.readlink(path)}); fix or "
+                                 f"remove the link") from None
+            if stat.S_ISREG(status.st_mode):
+                files.setdefault((status.st_dev, status.st_ino), []).append(path)
+    return sorted(min(aliases) for aliases in files.values())
 
 
 def _check_image_size(path: Path, size: tuple[int, int]) -> None:
