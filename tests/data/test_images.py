@@ -319,3 +319,24 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
     (root / "real" / "gone.png").symlink_to(tmp_path / "missing.png")
     with pytest.raises(ValueError, match=r"real/gone.png: a symbolic link to a missing file"):
         read_image_folder(root)
+
+
+def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path):
+    # audit 2026-11-29: equal pixels have a rounding std of ~1e-16, so 'patches' drew 10k crops and blamed
+    # min_std; variance=inf (or true) filled whitened patches with NaN; asking for more patches than a
+    # split's regions hold repeated them without a word
+    (tmp_path / "flat").mkdir()
+    for k in range(3):
+        Image.fromarray(np.full((60, 60), 100, np.uint8), mode="L").save(tmp_path / "flat" / f"{k}.png")
+    with pytest.raises(ValueError, match=r"flat: every pixel has the same value \(std [0-9.e+-]+\)"):
+        load("patches", data_dir=str(tmp_path / "flat"), n_train=10, n_val=5, n_test=5)
+    write_png_folder(tmp_path / "tiny", ((10, 10), (10, 10), (10, 10)))
+    for variance in (float("inf"), True, 0, 1e31):
+        with pytest.raises(ValueError, match="variance must be a positive number at most 1e"):
+            load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, variance=variance)
+    with pytest.warns(UserWarning, match=r"test: 60 patches asked for, but the test regions hold only 49 "
+                                         r"distinct 4×4 crops, so patches repeat"):
+        load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, n_train=40, n_val=5, n_test=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, n_train=49, n_val=5, n_test=5)

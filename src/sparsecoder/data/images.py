@@ -40,6 +40,8 @@ LCN_SIGMA = 5.0
 LCN_BORDER = 2 * (LCN_WINDOW - 1)  # two valid convolutions remove 12 pixels each: crop = patch + 24
 LCN_MIN_STD = 0.5
 FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17); a photograph to ~1e-2
+FLAT_STD = 1e-8  # relative pixel std of images that are all one value (rounding: ~1e-16)
+MAX_VARIANCE = 1e30  # whitened pixels scaled beyond this overflow float32 once squared in a model
 SPLITS = ("train", "val", "test")
 
 
@@ -385,6 +387,15 @@ class RegionSampler:
         # one stream per split: val/test patches do not change with n_train or limit
         self.rngs = {key: np.random.default_rng([seed, k + 1]) for k, key in enumerate(SPLITS)}
 
+    def warn_if_repeated(self, split: str, n: int) -> None:
+        """Warn when ``n`` patches of ``split`` exceed the distinct crops its regions hold (they would repeat:
+        the split's samples are drawn with replacement)."""
+        distinct = sum((bh - self.crop + 1) * (bw - self.crop + 1) for *_, bh, bw in self.regions[split])
+        if n > distinct:
+            warnings.warn(f"{split}: {n} patches asked for, but the {split} regions hold only {distinct} "
+                          f"distinct {self.crop}×{self.crop} crops, so patches repeat; add images, or ask for "
+                          f"fewer or smaller patches", UserWarning, stacklevel=3)
+
     def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions, and
         their positions ``(n, 3)``: image index, top row, left column."""
@@ -438,8 +449,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
     pixels = np.concatenate([image.ravel() for image in images])
     mu, s = float(pixels.mean()), float(pixels.std())
-    if s <= 0:
-        raise ValueError("the images are constant (zero std); nothing to normalise")
+    if not s > FLAT_STD * max(1.0, abs(mu)):  # rounding leaves ~1e-16 where every pixel is equal
+        raise ValueError(f"{data_dir or 'the images'}: every pixel has the same value (std {s:.1g}); nothing "
+                         "to normalise — use images with contrast")
     # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
     normalised = [((image - mu) / s).astype(np.float32) for image in images]
     crop = patch_size + LCN_BORDER
@@ -449,6 +461,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     for key in SPLITS:
         outs, scales, offsets, positions, drawn, passed = [], [], [], [], 0, 0
         need = counts[key]
+        sampler.warn_if_repeated(key, need)
         while need > 0:
             rate = max(passed / drawn, 0.05) if drawn else 0.5
             batch = max(int(1.2 * need / rate), 256)
@@ -507,8 +520,9 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     """
     patch_size = _check_patch_size(patch_size)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
-    if not (isinstance(variance, (int, float)) and variance > 0):
-        raise ValueError(f"variance must be a positive number, got {variance!r}")
+    if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not 0 < variance <= MAX_VARIANCE:
+        raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
+                         f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
     if origin == "mat":
         whitened = [image.astype(np.float32) for image in images]
@@ -555,6 +569,7 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[st
     sampler = RegionSampler(images, patch_size, requested, seed)
     splits, positions = {}, {}
     for key in SPLITS:
+        sampler.warn_if_repeated(key, counts[key])
         crops, positions[key] = sampler.sample(key, counts[key])
         splits[key] = Split(x=torch.from_numpy(crops.reshape(counts[key], -1)))
     return splits, positions
