@@ -321,3 +321,27 @@ def test_every_corruption_of_an_array_file_is_one_error_naming_the_file(tmp_path
                     assert str(err).startswith(f"{path}: "), err
                     outcomes.add("refused")
     assert outcomes == {"loaded", "refused"}
+
+
+def test_an_npz_is_judged_by_the_arrays_it_uses_and_paths_are_named_for_what_they_are(tmp_path):
+    # audit 2026-11-29: an .npz holding x plus a text or object array it does not use ('names', a config) was
+    # refused ("array of dtype <U3 holds text") without naming the member; text labels got the vectors'
+    # message; a folder named x.npy "did not exist"; X.NPY was "not a .npy file"; a CSV got no way out
+    x = np.random.default_rng(0).standard_normal((20, 5))
+    np.savez(tmp_path / "meta.npz", x=x, names=np.array([f"row{i}" for i in range(20)]),
+             config=np.array({"layer": 3}, dtype=object))
+    data = load("arrays", path=str(tmp_path / "meta.npz"))
+    assert data.dim == 5 and len(data.train) + len(data.val) + len(data.test) == 20
+    np.savez(tmp_path / "text.npz", x=x, labels=np.array(["cat", "dog"] * 10))
+    with pytest.raises(ValueError, match=r"text.npz: labels have dtype <U3; expected integers 0–99999"):
+        load("arrays", path=str(tmp_path / "text.npz"))
+    (tmp_path / "dir.npy").mkdir()
+    with pytest.raises(ValueError, match=r"dir.npy is a folder; give the .npy or .npz file itself"):
+        load("arrays", path=str(tmp_path / "dir.npy"))
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "x.npy").rename(tmp_path / "X.NPY")
+    for memory_map in (True, False):
+        assert load("arrays", path=str(tmp_path / "X.NPY"), memory_map=memory_map).dim == 5
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",")
+    with pytest.raises(ValueError, match=r"x.csv: expected a .npy or .npz file \(convert a CSV .*np.loadtxt"):
+        load("arrays", path=str(tmp_path / "x.csv"))

@@ -38,44 +38,26 @@ def read_array_file(path: Path, key: str | None = None
     before any data is read (:func:`check_npy_file`); dtypes other than bool/integer/float, NaN/inf and
     values beyond float32's range are refused, naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"array file {path} does not exist")
-    if path.suffix not in (".npy", ".npz"):
-        raise ValueError(f"{path}: expected a .npy or .npz file")
-    if path.suffix == ".npy":
+    path = _array_path(path)
+    labels = label_key = None
+    if path.suffix.lower() == ".npy":
+        if key is not None:
+            raise ValueError(f"{path}: option key applies to .npz files only")
         check_npy_file(path)
-    else:
-        _check_npz_members(path)
+    else:  # only the members used are checked and read: other arrays (names, text, objects) may be anything
+        key, label_key = _npz_keys(path, key)
+        _check_npz_members(path, key, label_key)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
-                arrays = {name: loaded[name] for name in loaded.files}
+                data = loaded[key]
+                labels = None if label_key is None else loaded[label_key]
         else:
-            arrays = None
+            data = loaded
     except (OSError, EOFError, ValueError, SyntaxError, TokenError, zipfile.BadZipFile, zlib.error,
-            NotImplementedError, RuntimeError) as err:
+            NotImplementedError, RuntimeError, KeyError) as err:
         raise _corrupt(path, err) from None
-    labels = None
-    if arrays is None:
-        if key is not None:
-            raise ValueError(f"{path}: option key applies to .npz files only")
-        data = loaded
-    else:
-        names = list(arrays)
-        if key is None:
-            present = [k for k in DATA_KEYS if k in arrays] or [k for k in names if k not in LABEL_KEYS]
-            if len(present) != 1 and not any(k in arrays for k in DATA_KEYS):
-                raise ValueError(f"{path}: cannot tell which array holds the vectors among {names}; "
-                                 "name it x (or pass the option key=NAME)")
-            key = present[0]
-        if key not in arrays:
-            raise ValueError(f"{path}: no array '{key}'; the file holds {names}")
-        data = arrays[key]
-        label_key = next((k for k in LABEL_KEYS if k in arrays and k != key), None)
-        if label_key is not None:
-            labels = arrays[label_key]
     if not isinstance(data, np.ndarray):  # a member that is not a .npy array: np.load gives its bytes
         raise ValueError(f"{path}: member '{key}' is not a .npy array; save the vectors with np.savez")
     data, sample_shape = sample_rows(path, data)
@@ -83,11 +65,48 @@ def read_array_file(path: Path, key: str | None = None
     data = data.astype(np.float64)
     if labels is not None:
         # n_classes becomes max + 1 (the probe's width): -1 as 'unlabelled', 2**40 or 3.5 are refused here
-        what = "labels" + ("" if label_key == "labels" else f" ('{label_key}')")
-        fix = ("renumber the classes from 0 (e.g. np.unique(labels, return_inverse=True)[1]), or leave the "
-               "labels array out for unlabelled rows")
-        labels = check_labels(labels, what, fix, path=path, length=len(data))
+        labels = check_labels(labels, *_labels_what_fix(label_key), path=path, length=len(data))
     return data, labels, sample_shape
+
+
+def _labels_what_fix(label_key: str) -> tuple[str, str]:
+    """How the errors name the labels member ``label_key`` of an ``.npz`` file, and how to mend it."""
+    what = "labels" + ("" if label_key == "labels" else f" ('{label_key}')")
+    fix = ("renumber the classes from 0 (e.g. np.unique(labels, return_inverse=True)[1]), or leave the "
+           "labels array out for unlabelled rows")
+    return what, fix
+
+
+def _array_path(path) -> Path:
+    """``path`` as a Path to an existing ``.npy``/``.npz`` file (any case), else an error naming the problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the .npy or .npz file itself")
+    if not path.is_file():
+        raise FileNotFoundError(f"array file {path} does not exist")
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise ValueError(f"{path}: expected a .npy or .npz file (convert a CSV or text file first, e.g. "
+                         f"np.save('x.npy', np.loadtxt('x.csv', delimiter=',', skiprows=1)))")
+    return path
+
+
+def _npz_keys(path: Path, key: str | None) -> tuple[str, str | None]:
+    """``(data member, labels member or None)`` of the ``.npz`` file ``path`` by its member names alone (see
+    :func:`read_array_file`)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n[:-4] if n.endswith(".npy") else n for n in archive.namelist()]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
+        raise _corrupt(path, err) from None
+    if key is None:
+        present = [k for k in DATA_KEYS if k in names] or [k for k in names if k not in LABEL_KEYS]
+        if len(present) != 1 and not any(k in names for k in DATA_KEYS):
+            raise ValueError(f"{path}: cannot tell which array holds the vectors among {names}; "
+                             "name it x (or pass the option key=NAME)")
+        key = present[0]
+    if key not in names:
+        raise ValueError(f"{path}: no array '{key}'; the file holds {names}")
+    return key, next((k for k in LABEL_KEYS if k in names and k != key), None)
 
 
 def sample_rows(path, data: np.ndarray, min_rows: int = 3) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -124,9 +143,7 @@ def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
     flattened per sample (:func:`sample_rows`), NaN/inf and values beyond float32's range refused
     (:func:`check_values`). ``memory_map``: the rows stay in the file (read-only, C order needed), else
     they are read into memory in the file's dtype."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"array file {path} does not exist")
+    path = _array_path(path)
     check_npy_file(path)
     try:
         data = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
@@ -168,8 +185,10 @@ def _corrupt(path: Path, err: BaseException | str, where: str = "") -> ValueErro
     return ValueError(f"{path}: cannot read array file ({reason}); the file is corrupt or truncated")
 
 
-def _read_npy_header(path: Path, stream, where: str = "") -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, header bytes)`` of the ``.npy`` ``stream`` (at its start), dtype checked."""
+def _read_npy_header(path: Path, stream, where: str = "", check: bool = True
+                     ) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` of the ``.npy`` ``stream`` (at its start), dtype checked
+    (:func:`check_dtype`) if ``check``."""
     try:
         version = np.lib.format.read_magic(stream)
         if version not in ((1, 0), (2, 0), (3, 0)):
@@ -181,7 +200,8 @@ def _read_npy_header(path: Path, stream, where: str = "") -> tuple[tuple[int, ..
         raise _corrupt(path, err, f"{where}.npy header: ") from None
     if any(n < 0 for n in shape):
         raise _corrupt(path, f"negative size in shape {shape}", f"{where}.npy header: ")
-    check_dtype(path, dtype)
+    if check:
+        check_dtype(path, dtype)
     return shape, dtype, stream.tell()
 
 
@@ -205,17 +225,23 @@ def check_npy_file(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _check_npz_members(path: Path) -> None:
-    """Each ``.npy`` member of the archive ``path``: header, dtype of real numbers and uncompressed size
-    checked before any member is read (:func:`check_npy_file` per member)."""
+def _check_npz_members(path: Path, key: str, label_key: str | None) -> None:
+    """The ``.npy`` members ``key`` (the vectors: real numbers, :func:`check_dtype`) and ``label_key`` (class
+    indices: :func:`~sparsecoder.data.base.check_labels`'s dtypes) of the archive ``path``: header, dtype
+    and uncompressed size checked before either is read (as :func:`check_npy_file` does for a file)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                where = f"member '{info.filename[:-4]}': "
+            for name in (key, label_key):
+                if name is None or name + ".npy" not in archive.namelist():
+                    continue  # no member, or not a .npy member: read_array_file names it
+                info = archive.getinfo(name + ".npy")
+                where = f"member '{name}': "
                 with archive.open(info) as stream:
-                    shape, dtype, header = _read_npy_header(path, stream, where)
+                    shape, dtype, header = _read_npy_header(path, stream, where, check=False)
+                if name == key:
+                    check_dtype(path, dtype)
+                else:  # labels of text, objects… named as labels before numpy refuses to read them
+                    check_labels(np.empty(0, dtype), *_labels_what_fix(name), path=path)
                 _check_size(path, shape, dtype, header, info.file_size, where)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
         raise _corrupt(path, err) from None
@@ -336,7 +362,7 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     if val_fraction + test_fraction >= 1:
         raise ValueError("val_fraction + test_fraction must be < 1")
     shape = _image_shape(image_shape)
-    mapped = memory_map and Path(source).suffix == ".npy"
+    mapped = memory_map and Path(source).suffix.lower() == ".npy"
     if mapped:
         if key is not None:
             raise ValueError(f"{source}: option key applies to .npz files only")
