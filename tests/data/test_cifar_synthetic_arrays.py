@@ -345,3 +345,20 @@ def test_an_npz_is_judged_by_the_arrays_it_uses_and_paths_are_named_for_what_the
     np.savetxt(tmp_path / "x.csv", x, delimiter=",")
     with pytest.raises(ValueError, match=r"x.csv: expected a .npy or .npz file \(convert a CSV .*np.loadtxt"):
         load("arrays", path=str(tmp_path / "x.csv"))
+
+
+def test_an_array_file_too_large_for_memory_is_refused_unless_memory_mapped(tmp_path):
+    # audit 2026-11-29: memory_map: false on a .npy larger than memory ran into a MemoryError (or the OOM
+    # killer) part-way; the header's size is now compared with this machine's memory first
+    from sparsecoder.models.common import physical_memory
+
+    path = tmp_path / "big.npy"
+    rows = physical_memory() // (8 * 1024) + 1  # float64 rows of 1024 values: more bytes than memory
+    with open(path, "wb") as fh:  # a sparse file: its size is the header's, no block is written
+        header = {"descr": "<f8", "fortran_order": False, "shape": (rows, 1024)}
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.truncate(fh.tell() + rows * 1024 * 8)
+    with pytest.raises(ValueError, match=rf"big.npy: its {rows * 1024:,} values read into memory need "
+                                         r".* GiB, more than this machine's .* memory; save it as one .npy "
+                                         r"file and keep the data option memory_map: true"):
+        load("arrays", path=str(path), memory_map=False)

@@ -296,10 +296,10 @@ def test_whitened_patches_skip_a_constant_image_naming_it_instead_of_filling_pat
 
 
 def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_path):
-    # audit 2026-11-29: folders linked in (ImageNet class folders on another disk) were skipped without a word
-    # ("holds no JPEG/PNG images"); '._x.png' resource forks were read as corrupt images and
-    # '.ipynb_checkpoints' copies (or a linked alias) put the same pixels in two splits; a dangling link's image
-    # was lost silently
+    # audit 2026-11-29: folders linked in (ImageNet class folders on another disk) were skipped without a
+    # word ("holds no JPEG/PNG images"); '._x.png' resource forks were read as corrupt images and
+    # '.ipynb_checkpoints' copies (or a linked alias) put the same pixels in two splits; a dangling link's
+    # image was lost silently
     from sparsecoder.data.images import read_image_folder
 
     store, root = tmp_path / "store", tmp_path / "root"
@@ -336,7 +336,19 @@ def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path)
             load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, variance=variance)
     with pytest.warns(UserWarning, match=r"test: 60 patches asked for, but the test regions hold only 49 "
                                          r"distinct 4×4 crops, so patches repeat"):
-        load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, n_train=40, n_val=5, n_test=60)
+        load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, n_train=40, n_val=5,
+             n_test=60)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, n_train=49, n_val=5, n_test=5)
+
+
+def test_patch_counts_beyond_this_machines_memory_are_refused_before_any_image_is_read(tmp_path):
+    # audit 2026-11-29: n_train=2**40 read and whitened every image, then died in a MemoryError (or the OOM
+    # killer) while drawing the patches
+    for source, what in (("whitened_patches", "patches of 16×16"), ("patches", r"patches of 28×28 \(with"),
+                         ("cifar_patches", "patches of 12×12")):
+        with pytest.raises(ValueError, match=rf"1,000,000,000,010 {what}.* GiB, more than this machine's "
+                                             r".* GiB of memory; ask for fewer"):
+            load(source, data_dir=str(tmp_path / "not read") if source != "cifar_patches" else None,
+                 n_train=10**12, n_val=5, n_test=5)

@@ -16,7 +16,15 @@ from tokenize import TokenError
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, MemmapRows, Split, check_labels, gather_rows, release_pages
+from sparsecoder.data.base import (
+    DataSplits,
+    MemmapRows,
+    Split,
+    check_labels,
+    check_rows_fit,
+    gather_rows,
+    release_pages,
+)
 from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
@@ -43,10 +51,15 @@ def read_array_file(path: Path, key: str | None = None
     if path.suffix.lower() == ".npy":
         if key is not None:
             raise ValueError(f"{path}: option key applies to .npz files only")
-        check_npy_file(path)
+        shape, dtype = check_npy_file(path)
     else:  # only the members used are checked and read: other arrays (names, text, objects) may be anything
         key, label_key = _npz_keys(path, key)
-        _check_npz_members(path, key, label_key)
+        shape, dtype = _check_npz_members(path, key, label_key)
+    if dtype is not None:  # the file's values, a float64 copy and the float32 splits are in memory at once
+        check_rows_fit(math.prod(shape), dtype.itemsize + 8 + 4,
+                       f"{path}: its {math.prod(shape):,} values read into memory",
+                       "save it as one .npy file and keep the data option memory_map: true "
+                       "(the training split is then read from the file per batch)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -77,14 +90,15 @@ def _labels_what_fix(label_key: str) -> tuple[str, str]:
     return what, fix
 
 
-def _array_path(path) -> Path:
-    """``path`` as a Path to an existing ``.npy``/``.npz`` file (any case), else an error naming the problem."""
+def _array_path(path, any_suffix: bool = False) -> Path:
+    """``path`` as a Path to an existing ``.npy``/``.npz`` file (any case; any name if ``any_suffix``), else
+    an error naming the problem."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the .npy or .npz file itself")
     if not path.is_file():
         raise FileNotFoundError(f"array file {path} does not exist")
-    if path.suffix.lower() not in (".npy", ".npz"):
+    if not any_suffix and path.suffix.lower() not in (".npy", ".npz"):
         raise ValueError(f"{path}: expected a .npy or .npz file (convert a CSV or text file first, e.g. "
                          f"np.save('x.npy', np.loadtxt('x.csv', delimiter=',', skiprows=1)))")
     return path
@@ -143,7 +157,7 @@ def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
     flattened per sample (:func:`sample_rows`), NaN/inf and values beyond float32's range refused
     (:func:`check_values`). ``memory_map``: the rows stay in the file (read-only, C order needed), else
     they are read into memory in the file's dtype."""
-    path = _array_path(path)
+    path = _array_path(path, any_suffix=True)
     check_npy_file(path)
     try:
         data = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
@@ -225,10 +239,13 @@ def check_npy_file(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _check_npz_members(path: Path, key: str, label_key: str | None) -> None:
+def _check_npz_members(path: Path, key: str, label_key: str | None
+                       ) -> tuple[tuple[int, ...] | None, np.dtype | None]:
     """The ``.npy`` members ``key`` (the vectors: real numbers, :func:`check_dtype`) and ``label_key`` (class
     indices: :func:`~sparsecoder.data.base.check_labels`'s dtypes) of the archive ``path``: header, dtype
-    and uncompressed size checked before either is read (as :func:`check_npy_file` does for a file)."""
+    and uncompressed size checked before either is read (as :func:`check_npy_file` does for a file).
+    Returns ``(shape, dtype)`` of ``key``, ``(None, None)`` if it is not a ``.npy`` member."""
+    found = None, None
     try:
         with zipfile.ZipFile(path) as archive:
             for name in (key, label_key):
@@ -240,11 +257,13 @@ def _check_npz_members(path: Path, key: str, label_key: str | None) -> None:
                     shape, dtype, header = _read_npy_header(path, stream, where, check=False)
                 if name == key:
                     check_dtype(path, dtype)
+                    found = shape, dtype
                 else:  # labels of text, objects… named as labels before numpy refuses to read them
                     check_labels(np.empty(0, dtype), *_labels_what_fix(name), path=path)
                 _check_size(path, shape, dtype, header, info.file_size, where)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
         raise _corrupt(path, err) from None
+    return found
 
 
 def check_values(path: Path, data: np.ndarray) -> None:

@@ -146,6 +146,20 @@ def release_pages(array: np.ndarray) -> None:
         handle.madvise(mmap.MADV_DONTNEED)
 
 
+def check_rows_fit(n_rows: int, row_bytes: int, what: str, fix: str) -> None:
+    """Refuse, before any work, ``n_rows`` samples of ``row_bytes`` bytes each (every array a source builds
+    per sample) that exceed this machine's physical memory: ``n_train=2**40`` would otherwise run into a
+    ``MemoryError`` (or the kernel's OOM killer) after the images are read. ``what`` names the samples
+    (e.g. "24000 patches of 28×28"), ``fix`` the options that size them. Nothing is checked where the
+    platform does not report its memory."""
+    from sparsecoder.models.common import physical_memory
+
+    needed, memory = int(n_rows) * int(row_bytes), physical_memory()
+    if memory is not None and needed > memory:
+        raise ValueError(f"{what} need {needed / 2**30:,.1f} GiB, more than this machine's "
+                         f"{memory / 2**30:,.1f} GiB of memory; {fix}")
+
+
 # Largest number of classes labels may index when no n_classes bounds them (a data file's own labels, the
 # draw of samples per class): the probe's linear layer, a one-hot or a bincount is n_classes wide, and a
 # label of 10**12 would ask for terabytes. 100,000 covers ImageNet-21k's 21,841 classes.

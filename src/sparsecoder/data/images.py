@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.preprocessing import Identity, NotRowWise
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
@@ -43,6 +43,7 @@ FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17);
 FLAT_STD = 1e-8  # relative pixel std of images that are all one value (rounding: ~1e-16)
 MAX_VARIANCE = 1e30  # whitened pixels scaled beyond this overflow float32 once squared in a model
 SPLITS = ("train", "val", "test")
+FEWER_PATCHES = "ask for fewer (n_train, n_val, n_test, or limit for the training split)"
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -126,8 +127,8 @@ def read_image_folder(directory: Path, max_images: int | None = None,
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
-            raise ValueError(f"{path}: cannot read image (permission denied); make it readable or move it out "
-                             f"of the folder") from None
+            raise ValueError(f"{path}: cannot read image (permission denied); make it readable or move it "
+                             f"out of the folder") from None
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
     return images, [str(p.relative_to(directory)) for p in paths]
@@ -333,8 +334,13 @@ def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sig
 # ------------------------------------------------------------------------------------------ patch sampling
 
 
-def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None) -> tuple[dict, dict]:
-    """(requested split sizes, sizes to draw = requested with ``limit`` capping the training split)."""
+def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None,
+                  row_bytes: int | None = None, what: str = "samples") -> tuple[dict, dict]:
+    """(requested split sizes, sizes to draw = requested with ``limit`` capping the training split).
+
+    ``row_bytes``: the bytes each drawn sample holds in memory (all of the source's arrays); sizes that do
+    not fit in this machine's memory are refused (:func:`~sparsecoder.data.base.check_rows_fit`), naming
+    ``what`` one sample is."""
     requested = {"train": n_train, "val": n_val, "test": n_test}
     for key, value in requested.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -342,6 +348,10 @@ def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None) -> t
     sizes = dict(requested)
     if limit is not None:
         sizes["train"] = min(sizes["train"], limit)
+    if row_bytes is not None:
+        total = sum(sizes.values())
+        check_rows_fit(total, row_bytes, f"{total:,} {what}",
+                       FEWER_PATCHES)
     return requested, sizes
 
 
@@ -393,8 +403,8 @@ class RegionSampler:
         distinct = sum((bh - self.crop + 1) * (bw - self.crop + 1) for *_, bh, bw in self.regions[split])
         if n > distinct:
             warnings.warn(f"{split}: {n} patches asked for, but the {split} regions hold only {distinct} "
-                          f"distinct {self.crop}×{self.crop} crops, so patches repeat; add images, or ask for "
-                          f"fewer or smaller patches", UserWarning, stacklevel=3)
+                          f"distinct {self.crop}×{self.crop} crops, so patches repeat; add images, or ask "
+                          f"for fewer or smaller patches", UserWarning, stacklevel=3)
 
     def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` crops ``(n, crop, crop)`` uniformly over the positions inside the split's regions, and
@@ -443,7 +453,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     200k/20k/20k ImageNet patches; the defaults build in a few seconds on a CPU.
     """
     patch_size = _check_patch_size(patch_size)
-    requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    # x, scale and offset: three float32 values per pixel
+    requested, counts = _split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
+                                      f"patches of {patch_size}×{patch_size} (with their inverse)")
     if isinstance(min_std, bool) or not isinstance(min_std, (int, float)) or not 0 <= min_std < 10:
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
@@ -519,8 +531,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     every image is constant the source refuses to load.
     """
     patch_size = _check_patch_size(patch_size)
-    requested, counts = _split_counts(n_train, n_val, n_test, limit)
-    if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not 0 < variance <= MAX_VARIANCE:
+    requested, counts = _split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
+                                      f"patches of {patch_size}×{patch_size}")
+    if (isinstance(variance, bool) or not isinstance(variance, (int, float))
+            or not 0 < variance <= MAX_VARIANCE):
         raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
                          f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
@@ -578,6 +592,9 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[st
 def embedded_unit_patches(*, seed: int, requested: dict[str, int], counts: dict[str, int], patch_size: int):
     """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions:
     ``(splits, image names)``."""
+    total = sum(counts.values())
+    check_rows_fit(total, 4 * patch_size**2, f"{total:,} patches of {patch_size}×{patch_size}",
+                   FEWER_PATCHES)
     images, names = embedded_photographs()
     splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, requested, counts,
                                seed)
