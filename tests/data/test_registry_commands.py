@@ -111,6 +111,20 @@ def test_data_show_set_of_its_own_keyword_names_the_flag(tmp_path, capsys, optio
     assert "train 10," in capsys.readouterr().out
 
 
+def test_a_file_option_that_is_not_text_is_refused_naming_it(tmp_path, capsys):
+    # audit 2026-11-29: `--set path=2024` (YAML reads a number) or `path=[a.npy]` ended in "TypeError:
+    # expected str, bytes or os.PathLike object, not int (unexpected; ... report it)"
+    out = tmp_path / "g.png"
+    for value, shown in (("2024", "2024"), ("[a.npy]", r"\['a.npy'\]")):
+        assert main(["data", "show", "arrays", "--out", str(out), "--set", f"path={value}"]) == 2
+        err = capsys.readouterr().err
+        assert re.search(f"'data_options.path': expected a string, got {shown}", err)
+        assert "unexpected" not in err
+    with pytest.raises(ValueError, match="data_dir must be a path \\(text\\), got 123"):
+        load("patches", data_dir=123)
+    np.save(tmp_path / "x.npy", np.ones((10, 3)))
+    assert load("arrays", path=tmp_path / "x.npy").dim == 3  # a Path is a path
+
 def test_data_show_refuses_a_repeated_set_key(tmp_path, capsys):
     out = tmp_path / "g.png"
     assert main(["data", "show", "synthetic", "--out", str(out), "--set", "n_train=20", "n_train=30"]) == 2

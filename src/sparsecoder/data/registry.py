@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def load(
     becomes ``2000``, ``variance="1e-1"`` becomes ``0.1``; a value that does not convert (``2.5`` for an
     integer, ``"abc"``) reaches the loader as given, which refuses it naming the option.
     """
-    loader, limit, options = _checked_loader(name, limit, options)
+    loader, limit, options = _checked_loader(name, limit, options, data_dir)
     return loader(seed=seed, limit=limit, data_dir=data_dir, **options)
 
 
@@ -74,18 +75,21 @@ def load_test_split(
     test split alone; any other source is loaded whole and its train/val splits dropped (their files are
     the test split's files, or the test split depends on them, e.g. seeded CIFAR crops).
     """
-    loader, limit, options = _checked_loader(name, limit, options)
+    loader, limit, options = _checked_loader(name, limit, options, data_dir)
     if "test_only" in inspect.signature(loader).parameters:
         return loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True, **options)
     data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
     return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
 
 
-def _checked_loader(name: str, limit, options: dict) -> tuple[Callable[..., DataSplits], int | None, dict]:
+def _checked_loader(name: str, limit, options: dict,
+                    data_dir=None) -> tuple[Callable[..., DataSplits], int | None, dict]:
     """``(loader, limit, options)`` with the names checked and the values converted (:func:`load`)."""
     if name not in _SOURCES:
         raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
     loader = _SOURCES[name].loader
+    if not isinstance(data_dir, (str, os.PathLike, type(None))):
+        raise ValueError(f"data_dir must be a path (text), got {data_dir!r}")
     accepted = set(inspect.signature(loader).parameters) - _NOT_OPTIONS
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -113,6 +117,9 @@ def _converted(key: str, value, annotation):
     from sparsecoder.config import ConfigError, _coerce
 
     wants_int = annotation is int or int in typing.get_args(annotation)
+    wants_text = annotation is str or str in typing.get_args(annotation)
+    if wants_text and not wants_int and not isinstance(value, (str, os.PathLike, type(None))):
+        return _coerce(key, value, annotation)  # a file name or key given as 2024 or [a]: refused, named
     if isinstance(value, (str, list, tuple)) or (isinstance(value, float) and wants_int):
         try:
             return _coerce(key, value, annotation)
