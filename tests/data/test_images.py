@@ -352,3 +352,17 @@ def test_patch_counts_beyond_this_machines_memory_are_refused_before_any_image_i
                                              r".* GiB of memory; ask for fewer"):
             load(source, data_dir=str(tmp_path / "not read") if source != "cifar_patches" else None,
                  n_train=10**12, n_val=5, n_test=5)
+
+
+def test_16_bit_pixels_that_pillow_9_opens_as_mode_i_are_scaled_not_clipped():
+    # audit 2026-11-29: Pillow 9 (allowed: pillow>=9.0) opens a 16-bit grayscale PNG as mode "I"; only "I;16"
+    # was scaled by 65535, "I" went through convert("L"), which clips every value above 255 to white
+    from sparsecoder.data.images import grayscale_pixels
+
+    deep = np.arange(100, dtype=np.int32).reshape(10, 10) * 650
+    np.testing.assert_allclose(grayscale_pixels(Image.fromarray(deep, mode="I"), "x.png"), deep / 65535.0)
+    with pytest.raises(ValueError, match=r"x.png: integer pixels from 0 to 70000, outside the 16-bit range"):
+        grayscale_pixels(Image.fromarray(np.array([[0, 70000]], dtype=np.int32), mode="I"), "x.png")
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 1] = 255
+    np.testing.assert_allclose(grayscale_pixels(Image.fromarray(rgb), "c.png"), 0.587, atol=0.003)

@@ -120,10 +120,7 @@ def read_image_folder(directory: Path, max_images: int | None = None,
             with handle:
                 _check_image_size(path, handle.size)
                 handle.load()
-                if handle.mode.startswith("I;16"):
-                    images.append(np.asarray(handle, dtype=np.float64) / 65535.0)
-                else:
-                    images.append(to_grayscale(np.asarray(handle.convert("L"))))
+                images.append(grayscale_pixels(handle, path))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
@@ -166,6 +163,21 @@ def image_paths(directory: Path) -> list[Path]:
             if stat.S_ISREG(status.st_mode):
                 files.setdefault((status.st_dev, status.st_ino), []).append(path)
     return sorted(min(aliases) for aliases in files.values())
+
+
+def grayscale_pixels(image, path) -> np.ndarray:
+    """The pixels of the decoded Pillow ``image`` (of file ``path``) as grayscale float64 in [0, 1].
+
+    16-bit grayscale is scaled by 65535: Pillow opens such a PNG as ``I;16`` (Pillow >= 10) or as 32-bit
+    ``I`` (Pillow 9), and ``convert("L")`` would clip every value above 255 to white; other modes go through
+    ``convert("L")`` (ITU-R 601 luma; palette, alpha and bilevel included)."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise ValueError(f"{path}: integer pixels from {pixels.min():g} to {pixels.max():g}, outside the "
+                             "16-bit range 0–65535; save the image as 8- or 16-bit grayscale")
+        return pixels / 65535.0
+    return to_grayscale(np.asarray(image.convert("L")))
 
 
 def _check_image_size(path: Path, size: tuple[int, int]) -> None:
