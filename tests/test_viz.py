@@ -46,6 +46,19 @@ def test_image_grid_shows_black_and_white_images(tmp_path):
     assert dark_columns.max() < image.shape[1] / 2 + 5
 
 
+@pytest.mark.parametrize("title", ["whitened_patches (test, first 5 of 20, normalised each)",
+                                   "a long title of words " * 12])
+def test_a_title_wider_than_a_small_grid_is_not_clipped(tmp_path, title):
+    """Five 4×4 images make a grid narrower than its title: the figure widens (and wraps a very long title)
+    so that the title's ink stays off the picture's left and right edges."""
+    path = image_grid(np.random.default_rng(0).random((5, 16)), (4, 4), tmp_path / "grid.png", title=title)
+    image = pixels(path)
+    ink = image < 128
+    assert ink[: image.shape[0] // 3].any()                     # the title is drawn
+    assert not ink[:, :3].any() and not ink[:, -3:].any()       # and nothing touches the sides
+    assert image.shape[1] < 1000  # a long title wraps instead of widening forever
+
+
 def test_atom_grid_order_and_signs(tmp_path):
     d = 16
     columns = torch.zeros(d, 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,9 +122,20 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
         ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(nrows)], labels=row_labels[:nrows], fontsize=9)
         ax.tick_params(axis="y", length=0)
     if title:
-        ax.set_title(title, fontsize=10)
+        _fit_title(fig, ax, title)
     fig.tight_layout(pad=0.4)
     return _save(fig, path)
+
+
+def _fit_title(fig, ax, title: str) -> None:
+    """The title over ``ax``, wrapped at 80 characters a line, with the figure widened (and heightened by
+    the extra lines) so that no line is clipped: a grid of a few small images is narrower than its title."""
+    lines = textwrap.wrap(title, 80) or [title]
+    text = ax.set_title("\n".join(lines), fontsize=10)
+    fig.set_figheight(fig.get_figheight() + 0.17 * (len(lines) - 1))
+    needed = text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.3
+    if needed > fig.get_figwidth():
+        fig.set_figwidth(needed)
 
 
 def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize: str = "each",
