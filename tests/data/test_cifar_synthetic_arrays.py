@@ -146,6 +146,16 @@ def test_synthetic_bad_options():
         load("synthetic_pyle", data_dir="somewhere")
 
 
+@pytest.mark.parametrize("source, options", [
+    ("synthetic", {"dim": 10**6, "n_components": 10**5}),          # the dictionary alone: 745 GiB
+    ("synthetic", {"n_train": 10**10}),                             # the training split's codes
+    ("synthetic_pyle", {"side": 10**4, "n_train": 10**5}),          # 10^8 values per patch
+])
+def test_synthetic_sizes_beyond_memory_are_refused_before_drawing(source, options):
+    with pytest.raises(ValueError, match="GiB, more than this machine's .* GiB of memory; lower"):
+        load(source, **options)
+
+
 def test_arrays_npz_with_labels_and_feature_standardisation(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, size=(200, 6)) * np.arange(1, 7)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from sparsecoder.data.base import DataSplits, Split
+from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.images import SPLITS, _split_counts
 from sparsecoder.data.preprocessing import Identity
 
@@ -29,6 +29,18 @@ def _square_shape(dim: int) -> tuple[int, int] | None:
     return (side, side) if side * side == dim else None
 
 
+def _check_fits(requested: dict, counts: dict, width: int, n_components: int, what: str) -> None:
+    """Refuse, before anything is drawn, sizes whose arrays exceed this machine's memory: the dictionary
+    (float64), one split drawn in full at a time (its float64 codes, the random keys and the argsort that
+    pick their support, rows and noise) and the float32 splits kept."""
+    largest = max(requested.values())
+    needed = (8 * width * n_components + 8 * largest * (3 * n_components + 2 * width)
+              + 4 * sum(counts.values()) * (width + n_components))
+    check_rows_fit(needed, 1, f"{what} ({width} values per sample, {n_components} components, splits "
+                   f"{'/'.join(str(n) for n in requested.values())})",
+                   "lower dim / n_components or the split sizes (n_train, n_val, n_test)")
+
+
 def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None, dim: int = 64,
                    n_components: int = 128, n_active: int = 5, noise: float = 0.01, n_train: int = 10000,
                    n_val: int = 1000, n_test: int = 1000) -> DataSplits:
@@ -48,6 +60,7 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = _nonnegative("noise", noise)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
     dictionary = rng.standard_normal((dim, n_components))
     dictionary /= np.linalg.norm(dictionary, axis=0, keepdims=True)
@@ -89,6 +102,7 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    _check_fits(requested, counts, side * side, n_basis, "the synthetic_pyle data")
     rng = np.random.default_rng(seed)
     basis = rng.random((side * side, n_basis))
     norms = np.linalg.norm(basis, axis=0)
