@@ -295,3 +295,13 @@ def test_a_warm_start_on_a_zero_atom_is_dropped_not_divided_by():
         codes = sparse_encode(X, D, alpha=0.1, method=method, init=np.ones((3, 4)))
         assert np.all(codes[:, 1] == 0)
         assert lasso_objective(X, D, codes, 0.1) <= reference * (1 + 1e-9), method
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_half_precision_codes_beyond_the_dtype_are_refused_not_inf(as_tensor):
+    """Solved in float32, codes of 6e6 were cast to float16 inf (numpy: a cast warning; torch: silent)."""
+    X, D = np.full((2, 3), 60000, np.float16), np.eye(2, 3) * 0.01
+    if as_tensor:
+        X, D = torch.from_numpy(X), torch.from_numpy(D)
+    with pytest.raises(ValueError, match="codes overflow.*float16.*float32"):
+        sparse_encode(X, D, alpha=0.1)

@@ -371,11 +371,13 @@ def sparse_encode(
                 f"rescale X or the dictionary"
             )
     if half_in is not None:
-        codes = codes.to(torch.float32 if half_in is np.float16 else half_in)
+        codes = codes.to(torch.float16 if half_in is np.float16 else half_in)
+        if not all_finite(codes):
+            name, largest = str(codes.dtype).removeprefix("torch."), torch.finfo(codes.dtype).max
+            raise ValueError(f"the codes overflow {name} (largest finite {largest:.3g}): they were solved in "
+                             f"float32 but cannot be returned in X's dtype; pass X as float32")
     if numpy_in:
         codes_out = codes.cpu().numpy()
-        if half_in is np.float16:
-            codes_out = codes_out.astype(np.float16)
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
