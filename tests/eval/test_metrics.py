@@ -156,3 +156,21 @@ def test_psnr_of_huge_and_tiny_differences_is_finite_and_exact():
     assert psnr(x * 1e200, x * 1e200 + 1e200) == pytest.approx(-4000.0, rel=1e-9)
     assert psnr(x, x) == PSNR_MAX_DB
     assert math.isnan(psnr(x, x * np.nan))
+
+
+@pytest.mark.parametrize("bad", [[["a", "b"]], [[1.0, 2.0], [3.0]]])
+def test_unreadable_arrays_are_refused_naming_the_argument(bad):
+    with pytest.raises(ValueError, match="recon must be an array of real numbers"):
+        psnr(np.ones((1, 2)), bad)
+
+
+@pytest.mark.parametrize("threshold", ["0.9", None, float("nan"), True])
+def test_dictionary_recovery_refuses_a_threshold_that_is_not_a_number(threshold):
+    with pytest.raises(ValueError, match="threshold must be"):
+        dictionary_recovery(np.eye(3), np.eye(3), threshold=threshold)
+
+
+def test_dictionary_recovery_takes_a_zero_d_threshold_and_refuses_zero_dimensions():
+    assert dictionary_recovery(np.eye(3), np.eye(3), threshold=torch.tensor(0.9)) == 1.0
+    with pytest.raises(ValueError, match="at least one dimension"):
+        dictionary_recovery(np.zeros((0, 2)), np.zeros((0, 2)))

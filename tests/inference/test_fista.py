@@ -244,6 +244,13 @@ def test_empty_code_init_from_z0_and_zero_lambda():
     torch.testing.assert_close(result.codes, least_squares, rtol=1e-6, atol=1e-8)
 
 
+def _nan_linear():
+    linear = nn.Linear(2, 5, bias=False)
+    with torch.no_grad():
+        linear.weight[0, 0] = float("nan")
+    return linear
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
@@ -271,6 +278,14 @@ def test_empty_code_init_from_z0_and_zero_lambda():
         ({"decoder": nn.Sequential(nn.Linear(2, 5))}, "n_components"),
         ({"decoder": nn.Sequential(nn.Linear(2, 4)), "n_components": 2}, "expected \\(1, 5\\)"),
         ({"Y": torch.ones(1, 5), "beta": 1.0}, "at least 2 samples"),
+        ({"positive": "no"}, "positive must be True or False"),
+        ({"record_energy": None}, "record_energy must be True or False"),
+        ({"lam": torch.full((3,), 0.1)}, "lam must be a single number"),
+        # finite float32 atoms whose Gram matrix overflows (the Lipschitz estimate read NaN)
+        ({"decoder": torch.full((5, 2), 1e20), "step": "lipschitz"}, "overflows torch.float32.*float64"),
+        ({"decoder": torch.full((5, 2), 1e20)}, "overflows torch.float32.*float64"),
+        ({"Y": torch.full((3, 5), 3e38), "decoder": torch.full((5, 2), 4.0)}, "Y·W overflows"),
+        ({"decoder": _nan_linear()}, "NaN or inf in its weight"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(change, match):

@@ -133,6 +133,13 @@ def test_zero_sample_gives_zero_code(random_problem):
         ({"X": [[float("nan")] * 6]}, "X contains NaN"),
         ({"dictionary": [[1.0] * 7] * 4}, "dictionary has 7 features"),
         ({"init": [[0.0] * 3] * 2}, "init must have shape"),
+        ({"X": np.ones((3, 0)), "dictionary": np.ones((4, 0))}, "X has 0 features"),
+        # flags read by truthiness would turn "no" into positive codes
+        ({"positive": "no"}, "positive must be True or False"),
+        ({"positive": None}, "positive must be True or False"),
+        ({"return_n_iter": "no"}, "return_n_iter must be True or False"),
+        ({"alpha": np.full(3, 0.1)}, "alpha must be a single number"),
+        ({"alpha": "0.1"}, "alpha must be a real number"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
@@ -253,3 +260,48 @@ def test_lists_and_tuples_are_taken_like_scikit_learn(random_problem):
         np.testing.assert_allclose(codes, expected, rtol=1e-9, atol=1e-12)
     integers = sparse_encode([[1, 0, 2, 0, 0, 1]], np.eye(4, 6).tolist(), alpha=0.1, init=[[0, 0, 0, 0]])
     np.testing.assert_allclose(integers, [[0.9, 0.0, 1.9, 0.0]])
+
+
+def test_all_zero_dictionary_gives_zero_codes_with_every_method():
+    """The objective is alpha·||z||₁ plus a constant: zero codes, as scikit-learn returns (FISTA raised)."""
+    X = np.random.default_rng(0).standard_normal((3, 5))
+    D = np.zeros((4, 5))
+    for method in ("auto", "active-set", "fista"):
+        codes = sparse_encode(X, D, alpha=0.1, method=method, init=np.ones((3, 4)))
+        assert np.array_equal(codes, sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=0.1)), method
+
+
+def test_a_scalar_alpha_in_a_zero_d_array_or_tensor_is_taken():
+    X = np.random.default_rng(0).standard_normal((3, 5))
+    D = np.eye(4, 5)
+    expected = sparse_encode(X, D, alpha=0.3)
+    assert np.array_equal(sparse_encode(X, D, alpha=np.array(0.3)), expected)
+    assert np.array_equal(sparse_encode(X, D, alpha=torch.tensor(0.3, dtype=torch.float64)), expected)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is missing")
+def test_device_cuda_without_cuda_is_refused_by_name():
+    with pytest.raises(ValueError, match="needs CUDA"):
+        sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device="cuda")
+
+
+def test_a_warm_start_on_a_zero_atom_is_dropped_not_divided_by():
+    """The active set's warm start put a zero atom in its working set: ZeroDivisionError (G_jj = 0)."""
+    rng = np.random.default_rng(1)
+    X, D = rng.standard_normal((3, 5)), rng.standard_normal((4, 5))
+    D[1] = 0.0
+    reference = lasso_objective(X, D, sklearn_codes(X, D, 0.1, False), 0.1)
+    for method in ("auto", "active-set"):
+        codes = sparse_encode(X, D, alpha=0.1, method=method, init=np.ones((3, 4)))
+        assert np.all(codes[:, 1] == 0)
+        assert lasso_objective(X, D, codes, 0.1) <= reference * (1 + 1e-9), method
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_half_precision_codes_beyond_the_dtype_are_refused_not_inf(as_tensor):
+    """Solved in float32, codes of 6e6 were cast to float16 inf (numpy: a cast warning; torch: silent)."""
+    X, D = np.full((2, 3), 60000, np.float16), np.eye(2, 3) * 0.01
+    if as_tensor:
+        X, D = torch.from_numpy(X), torch.from_numpy(D)
+    with pytest.raises(ValueError, match="codes overflow.*float16.*float32"):
+        sparse_encode(X, D, alpha=0.1)

@@ -26,10 +26,17 @@ def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np
             value = value.detach().to("cpu", torch.float64).numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    if np.iscomplexobj(value):
+    try:
+        array = np.asarray(value)
+        if not np.iscomplexobj(array):
+            array = array.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as err:  # strings, ragged nesting, objects
+        raise ValueError(f"{name} must be an array of real numbers (a numpy array, a torch tensor or nested "
+                         f"lists of equal lengths); numpy cannot read this {type(value).__name__} as one "
+                         f"({err})") from None
+    if np.iscomplexobj(array):
         raise ValueError(f"{name} is a complex array; the metrics take real values — pass np.real(x) or "
                          f"np.abs(x)")
-    array = np.asarray(value, dtype=np.float64)
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array (samples × features), got shape {array.shape}")
     if finite and not np.isfinite(array).all():
@@ -172,8 +179,10 @@ def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
             f"learned (d, l) and true (d, k) atoms must have the same dimension d, "
             f"got {learned.shape} and {true.shape}; atoms are columns"
         )
-    if true.shape[1] == 0 or learned.shape[1] == 0:
-        raise ValueError(f"need at least one atom, got learned {learned.shape} and true {true.shape}")
+    if true.shape[1] == 0 or learned.shape[1] == 0 or true.shape[0] == 0:
+        raise ValueError(f"need at least one atom of at least one dimension, got learned {learned.shape} and "
+                         f"true {true.shape}")
+    threshold = _finite_number(threshold, "threshold", positive=True)
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1) (a match is a cosine above it, and no cosine exceeds "
                          f"1; e.g. 0.99 for near-exact recovery), got {threshold}")

@@ -239,7 +239,8 @@ def _solve_sample(G, b, alpha, positive, max_sweeps, z,
     s = 0  # atoms in the Cholesky factor, F[:s] (positions in the working set)
     for j in range(k):  # the warm start's support is the first working set
         in_set[j] = False
-        if z[j] > 0.0 or (z[j] < 0.0 and not positive):
+        # a zero atom (G_jj = 0) never enters: its optimal code is 0 and coordinate descent divides by G_jj
+        if G[j, j] > 0.0 and (z[j] > 0.0 or (z[j] < 0.0 and not positive)):
             if m == capacity:
                 return _NEED_ROOM, 0
             _enter(G, b, j, z[j], m, idx, in_set, zA, bA, inv_diag, posF)

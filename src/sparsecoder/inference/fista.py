@@ -102,6 +102,14 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
 
 
 def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
+    """``value`` (a real number, or a 0-d numpy array / tensor holding one; not a bool) as a finite float
+    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0:
+        raise ValueError(f"{name} must be a single number (one weight for every sample and atom), got an "
+                         f"array of shape {tuple(shape)}")
+    if shape is not None and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -109,6 +117,27 @@ def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = Fal
         bound = "> 0" if strictly_positive else ">= 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return value
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a ``bool`` when it is ``True``/``False`` (numpy's ``np.bool_`` too), else a ``ValueError``
+    naming ``name``: a string such as ``"no"`` or a ``None`` would otherwise be read by its truthiness."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_no_overflow(Y: torch.Tensor, weight, smooth) -> None:
+    """A ``ValueError`` when a linear decoder's finite inputs overflow ``Y``'s dtype in the Gram form (float32
+    atoms beyond about 1e19, or ``Y·W`` beyond the dtype's range): ``(2/d)WᵀW`` and ``(2/d)Y·W`` must be
+    finite, or the Lipschitz estimate reads NaN and the codes become NaN (reported as a divergence)."""
+    if weight is None or (all_finite(smooth.gram) and all_finite(smooth.linear_term)):
+        return
+    raise ValueError(
+        f"Y's entries reach {float(Y.abs().max()):.3g} and the dictionary's {float(weight.abs().max()):.3g}: "
+        f"the Gram matrix WᵀW or Y·W overflows {Y.dtype}; pass float64 tensors (.double()) or rescale the "
+        f"dictionary (codes of (Y, s·W, λ) are 1/s × the codes of (Y, W, λ/s))"
+    )
 
 
 def power_iteration_max_eigenvalue(matrix: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6) -> float:
@@ -267,6 +296,8 @@ def _resolve_decoder(decoder, d: int, dtype, device):
             raise ValueError(
                 f"decoder nn.Linear has out_features={decoder.out_features} but Y has d={d} columns"
             )
+        if not all_finite(decoder.weight) or (decoder.bias is not None and not all_finite(decoder.bias)):
+            raise ValueError("decoder nn.Linear has NaN or inf in its weight or bias")
         bias = None if decoder.bias is None else decoder.bias.detach().to(dtype=dtype, device=device)
         return decoder.weight.detach().to(dtype=dtype, device=device), bias, None
     if isinstance(decoder, nn.Module):
@@ -977,8 +1008,9 @@ def fista(
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     max_iter = int(max_iter)
-    if not isinstance(restart, bool):
-        raise ValueError(f"restart must be True or False, got {restart!r}")
+    restart = check_flag("restart", restart)
+    positive = check_flag("positive", positive)
+    record_energy = check_flag("record_energy", record_energy)
     if isinstance(step, str):
         if step not in ("lipschitz", "backtracking"):
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
@@ -1047,6 +1079,7 @@ def fista(
             smooth = _ModuleSmooth(Y, module, gamma, z_encoder)
         else:
             smooth = _LinearSmooth(Y, weight, bias, gamma, z_encoder)
+        _check_no_overflow(Y, weight, smooth)
 
         if isinstance(step, str):
             lipschitz = smooth.lipschitz(Z)

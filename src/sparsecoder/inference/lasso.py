@@ -24,11 +24,13 @@ from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
     _LIPSCHITZ_SAFETY,
     _SMALL_CALL_SAMPLES,
+    _check_nonnegative_number,
     _fista_loop,
     _GramAdaptiveStep,
     _GramFixedStep,
     _one_torch_thread,
     all_finite,
+    check_flag,
     power_iteration_max_eigenvalue,
 )
 
@@ -252,6 +254,8 @@ def sparse_encode(
     n_components = atoms.shape[0]
     if n_samples == 0:
         raise ValueError("X is empty (0 samples); pass at least one row")
+    if n_features == 0:
+        raise ValueError("X has 0 features; pass at least one column")
     if atoms.shape[1] != n_features:
         raise ValueError(
             f"dictionary has {atoms.shape[1]} features but X has {n_features}: dictionary must be "
@@ -259,8 +263,7 @@ def sparse_encode(
         )
     if n_components == 0:
         raise ValueError("dictionary has 0 atoms")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (0 < alpha < math.inf):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+    alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
@@ -270,6 +273,8 @@ def sparse_encode(
             raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
     elif isinstance(step, bool) or not isinstance(step, numbers.Real) or not (0 < step < math.inf):
         raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
+    positive = check_flag("positive", positive)
+    return_n_iter = check_flag("return_n_iter", return_n_iter)
     if method not in ("auto", "active-set", "fista"):
         raise ValueError(f"method must be 'auto', 'active-set' or 'fista', got {method!r}")
     if not all_finite(data):
@@ -280,6 +285,9 @@ def sparse_encode(
     device = _resolve_device(device, data.device)
     if method == "active-set" and device.type != "cpu":
         raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device} needs CUDA, which is not available here; use device='cpu' or "
+                         f"'auto'")
     data, atoms = data.to(device), atoms.to(device)
     if init is not None:
         start = _as_tensor("init", init, dtype=data.dtype).to(device)
@@ -363,11 +371,13 @@ def sparse_encode(
                 f"rescale X or the dictionary"
             )
     if half_in is not None:
-        codes = codes.to(torch.float32 if half_in is np.float16 else half_in)
+        codes = codes.to(torch.float16 if half_in is np.float16 else half_in)
+        if not all_finite(codes):
+            name, largest = str(codes.dtype).removeprefix("torch."), torch.finfo(codes.dtype).max
+            raise ValueError(f"the codes overflow {name} (largest finite {largest:.3g}): they were solved in "
+                             f"float32 but cannot be returned in X's dtype; pass X as float32")
     if numpy_in:
         codes_out = codes.cpu().numpy()
-        if half_in is np.float16:
-            codes_out = codes_out.astype(np.float16)
         return (codes_out, n_iter.cpu().numpy()) if return_n_iter else codes_out
     codes = codes.to(output_device)
     return (codes, n_iter.to(output_device)) if return_n_iter else codes
@@ -394,9 +404,9 @@ def _gram_fista(gram, correlations, start, alpha, positive, step, max_iter, tol)
     eta = step
     if isinstance(step, str):
         lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
-        if lipschitz <= 0:
-            raise ValueError("dictionary is all zeros; nothing to encode with")
-        eta = 1.0 / lipschitz
+        # an all-zero dictionary (L = 0): the objective is alpha·||z||₁ plus a constant, any step is exact
+        # and the codes shrink to 0, as the active set and scikit-learn return
+        eta = 1.0 / lipschitz if lipschitz > 0 else 1.0
     if step == "adaptive":
         stepper = _GramAdaptiveStep(gram, correlations, alpha, eta, positive, start)
     else:
