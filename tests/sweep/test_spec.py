@@ -116,3 +116,44 @@ def test_a_sweep_of_more_than_max_trials_is_refused_before_any_config_is_built()
     seeds_over = MAX_TRIALS // n_grid + 1
     with pytest.raises(ConfigError, match=f"the sweep has {n_grid * seeds_over:,} trials"):
         build_spec(["vdl-mnist"], grid=["lam=grid"], seeds=f"0-{seeds_over - 1}")
+
+
+def test_a_grid_value_holding_a_slash_stays_one_folder_inside_the_sweep():
+    """data_dir=../x used to name the folder DIR/<preset>/data_dir=../x: the trial ran outside its grid
+    point's folder (and, with more ../, outside the sweep folder)."""
+    spec = build_spec(["sdl-mnist"], ["data_dir=../../../x,/data/a%b"], "0", TINY)
+    folders = [t.folder for t in spec.trials()]
+    assert [str(f) for f in folders] == ["sdl-mnist/data_dir=..%2F..%2F..%2Fx/seed=0",
+                                         "sdl-mnist/data_dir=%2Fdata%2Fa%25b/seed=0"]
+    assert all(len(f.parts) == 3 for f in folders)
+    assert [dict(t.point)["data_dir"] for t in spec.trials()] == ["../../../x", "/data/a%b"]  # as given
+
+
+def test_a_grid_point_folder_name_over_255_bytes_is_refused_before_anything_runs():
+    """The trial used to stop the sweep with `[Errno 36] File name too long` after sweep.yaml was written."""
+    with pytest.raises(ConfigError, match=r"folder name of grid point .* 2\d\d bytes, over the 255"):
+        build_spec(["sdl-mnist"], ["data_dir=" + "a" * 250], "0", TINY)
+
+
+def test_a_swept_device_is_the_trials_device():
+    """--grid device=cpu,cuda trained both trials on the CPU: the sweep's device=cpu (no GPU reserved)
+    replaced the grid value, as it does only for a device that nobody chose."""
+    spec = build_spec(["sdl-mnist"], ["device=cpu,cuda"], "0", TINY)
+    assert [spec.trial_overrides(t)["device"] for t in spec.trials()] == ["cpu", "cuda"]
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"lam": 0.1}, "0.1 is not a list of values"),
+    ({"lam": "0.1,0.2"}, "'0.1,0.2' is not a list of values"),
+    ({"gamma": "grid"}, "only lam"),
+    ({"lam": []}, "empty grid value list"),
+    ({"lam": [0.1, 0.1]}, "repeated value"),
+    ({"lam": [[0.1]]}, "not a single number"),
+])
+def test_a_grid_mapping_gets_the_checks_of_the_command_line(grid, words):
+    """sweep(grid={"lam": 0.1}) was a TypeError, {"lam": "0.1,0.2"} swept the characters ('lam=.'
+    refused), {"gamma": "grid"} swept gamma over lam_grid."""
+    with pytest.raises(ConfigError, match=words):
+        build_spec(["vdl-mnist"], grid, "0", TINY)
+    assert build_spec(["vdl-mnist"], {"lam": (0.1, 0.2)}, "0", TINY).resolved_grid["vdl-mnist"] == {
+        "lam": [0.1, 0.2]}
