@@ -180,3 +180,28 @@ def test_a_damaged_settings_record_is_one_error_line_naming_it(tmp_path, capsys,
     assert err.startswith(f"error: {out / SETTINGS_FILE}") and err.count("\n") == 1
     assert words in err and "restore it, or choose a new --out" in err
     assert (out / SETTINGS_FILE).read_text() == text and len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"executor": "threads"}, "executor must be 'ray' or 'serial'"),
+    ({"executor": "serial", "address": "auto"}, "the serial executor runs trials in this process"),
+    ({"executor": "serial", "max_concurrent": 0}, "--max-concurrent must be an integer >= 1, got 0"),
+    ({"executor": "serial", "max_concurrent": 2}, "the serial executor runs one trial at a time"),
+])
+def test_bad_executor_options_are_refused_before_the_folder_is_written(tmp_path, options, message):
+    """They were refused by the trials' sweep, after reproduce.yaml was written; --serial --max-concurrent 2
+    ran one trial at a time without a word."""
+    with pytest.raises(ValueError, match=message):
+        reproduce("evtimova-fig6", tmp_path / "out", quick=True, overrides=ONE_TRIAL, progress=False, **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_reads_exponent_notation_as_numbers():
+    """PyYAML reads 1e-3 (no dot) as a string: --set lams=[1e-3] and probe_lr=1e-3 were refused as not
+    numbers, though train --set and sweep --grid take them."""
+    from sparsecoder.reproduce.base import parse_settings
+
+    profile = {"lams": "paper", "probe_lr": 0.1, "models": {}, "data": "mnist"}
+    settings = parse_settings(profile, ["lams=[1e-3, 5E+2]", "probe_lr=-2.5e-4", "models={a: 1e-2}",
+                                        "data=e5"], "x")
+    assert settings == {"lams": [0.001, 500.0], "probe_lr": -0.00025, "models": {"a": 0.01}, "data": "e5"}

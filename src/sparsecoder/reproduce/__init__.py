@@ -123,8 +123,11 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     dict
         ``{"files": [...], "rows": [...], "directory": Path}``.
     """
+    from sparsecoder.sweep.run import check_executor
+
     module = _module(name)
     info = EXPERIMENTS[name]
+    check_executor(executor, address, max_concurrent)  # the trials' sweeps would refuse it after the write
     settings = parse_settings(module.QUICK if quick else module.FULL, overrides, name)
     if hasattr(module, "check_settings"):  # the experiment's own checks of its values, before any write
         module.check_settings(settings)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,23 @@ class Context:
         return trials
 
 
+# Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def _exponent_numbers(value: Any) -> Any:
+    """``value`` with every string written in exponent notation (``"1e-3"``) made a float, in lists and
+    mapping values too: ``--set lam=1e-3`` or ``lams=[1e-3,5e-3]`` was refused as not a number (the trials'
+    configs, ``train --set`` and ``sweep --grid`` read it as 0.001)."""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_exponent_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _exponent_numbers(v) for k, v in value.items()}
+    return value
+
+
 def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | None, name: str) -> dict:
     """``profile`` updated by ``KEY=VALUE`` items (values parsed as YAML: ``epochs=5``, ``seeds=[0,1]``,
     ``data=patches``); a key the profile does not have is an error naming the keys it has."""
@@ -146,7 +164,7 @@ def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | 
                                  f"{shown(item)}); give each key once")
             given[key] = str(item)
             try:
-                value = load_yaml_text(text, "the value")
+                value = _exponent_numbers(load_yaml_text(text, "the value"))
             except ConfigError as err:
                 raise ValueError(f"--set {shown(item)}: cannot parse the value: {err}") from None
             pairs.append((key, value))

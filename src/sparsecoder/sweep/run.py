@@ -13,7 +13,23 @@ from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
-__all__ = ["sweep"]
+__all__ = ["sweep", "check_executor"]
+
+
+def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
+    """Refuse an unknown ``executor``, a ``max_concurrent`` that is not an integer >= 1, and an ``address``
+    or a ``max_concurrent`` > 1 for the serial executor (it was ignored there). :func:`sweep` and
+    :func:`sparsecoder.reproduce.reproduce` call it before they write anything."""
+    if executor not in ("ray", "serial"):
+        raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
+    if executor == "serial" and address is not None:
+        raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
+    if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)
+                                       or max_concurrent < 1):
+        raise ValueError(f"--max-concurrent must be an integer >= 1, got {max_concurrent!r}")
+    if executor == "serial" and max_concurrent is not None and max_concurrent > 1:
+        raise ValueError(f"--max-concurrent {max_concurrent}: the serial executor runs one trial at a time; "
+                         f"leave out --serial to run {max_concurrent} at once on Ray")
 
 
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
@@ -75,12 +91,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     """
     if isinstance(presets, str):
         presets = [presets]
-    if executor not in ("ray", "serial"):
-        raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
-    if executor == "serial" and address is not None:
-        raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    check_executor(executor, address, max_concurrent)
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
     if address is not None and num_cpus is not None:
