@@ -85,6 +85,8 @@ class Context:
     executor: str = "ray"  # "ray" | "serial" (see sparsecoder.sweep)
     max_concurrent: int | None = None
     progress: bool = True
+    retry_failed: bool = False  # run trials recorded as failed/diverged again (sweep's retry_failed)
+    unfinished: list[str] = dataclasses.field(default_factory=list)  # "run folder: status: message"
 
     @property
     def profile(self) -> str:
@@ -113,13 +115,15 @@ class Context:
         directory = self.out / TRIALS_DIR / group
         result = sweep(presets, directory, grid=grid, seeds=list(seeds if seeds is not None else [0]),
                        overrides=overrides, address=self.address, max_concurrent=self.max_concurrent,
-                       progress=self.progress, executor=self.executor)
+                       progress=self.progress, executor=self.executor, retry_failed=self.retry_failed)
         trials = []
         for row in result["rows"]:
             run_dir = directory / row["run_folder"]
             metrics = {}
             if row["status"] == "done":
                 metrics = json.loads((run_dir / "metrics.json").read_text())
+            if row["status"] != "done":
+                self.unfinished.append(f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": "))
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))
