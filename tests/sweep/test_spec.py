@@ -157,3 +157,15 @@ def test_a_grid_mapping_gets_the_checks_of_the_command_line(grid, words):
         build_spec(["vdl-mnist"], grid, "0", TINY)
     assert build_spec(["vdl-mnist"], {"lam": (0.1, 0.2)}, "0", TINY).resolved_grid["vdl-mnist"] == {
         "lam": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize("resources, words", [
+    ({"cpus_per_trial": float("inf")}, "--cpus-per-trial must be a finite number > 0, got inf"),
+    ({"cpus_per_trial": 0}, "--cpus-per-trial must be a finite number > 0"),
+    ({"gpus_per_trial": float("nan")}, "--gpus-per-trial must be a finite number >= 0, got nan"),
+    ({"gpus_per_trial": -1}, "--gpus-per-trial must be a finite number >= 0"),
+])
+def test_trial_resources_must_be_finite(resources, words):
+    """--cpus-per-trial inf was an OverflowError (int(inf) threads); --gpus-per-trial nan was accepted."""
+    with pytest.raises(ConfigError, match=words):
+        build_spec(["sdl-mnist"], None, "0", TINY, **resources)

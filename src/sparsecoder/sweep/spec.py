@@ -284,10 +284,10 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         overrides = parse_overrides(overrides)
     overrides = dict(overrides or {})
     seed_list = parse_seeds(seeds)
-    if not cpus_per_trial > 0:
-        raise ConfigError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
-    if gpus_per_trial < 0:
-        raise ConfigError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
+    if not _finite(cpus_per_trial) > 0:  # inf threads was an OverflowError, nan passed
+        raise ConfigError(f"--cpus-per-trial must be a finite number > 0, got {cpus_per_trial!r}")
+    if not _finite(gpus_per_trial) >= 0:
+        raise ConfigError(f"--gpus-per-trial must be a finite number >= 0, got {gpus_per_trial!r}")
     for key, why in _RESERVED.items():
         if key in grid or key in overrides:
             raise ConfigError(f"'{key}' cannot be swept or set in a sweep: {why}")
@@ -337,6 +337,13 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         except ConfigError as err:
             raise ConfigError(f"trial {trial.label}: {err}") from None
     return spec
+
+
+def _finite(value: Any) -> float:
+    """``value`` as a float when it is a finite number (not a bool), else NaN (which fails every bound)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return math.nan
 
 
 def _check_trial_count(per_preset: list[list[list[Any]]], seeds: list[int]) -> None:
