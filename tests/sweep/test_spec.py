@@ -169,3 +169,17 @@ def test_trial_resources_must_be_finite(resources, words):
     """--cpus-per-trial inf was an OverflowError (int(inf) threads); --gpus-per-trial nan was accepted."""
     with pytest.raises(ConfigError, match=words):
         build_spec(["sdl-mnist"], None, "0", TINY, **resources)
+
+
+def test_a_preset_file_given_by_path_gets_a_trial_folder_inside_the_sweep(tmp_path):
+    """sweep /abs/my.yaml put the trial at /abs/my.yaml/default/seed=0 (a crash: my.yaml is a file) and
+    ../my.yaml led out of the sweep folder; two files of one name are refused (one folder)."""
+    source = Path(load_preset.__code__.co_filename).parent / "presets" / "sdl-mnist.yaml"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "my.yaml").write_text(source.read_text())
+    spec = build_spec([str(tmp_path / "a" / "my.yaml")], None, "0", TINY)
+    assert [str(t.folder) for t in spec.trials()] == ["my.yaml/default/seed=0"]
+    with pytest.raises(ConfigError, match="would share the trial folder my.yaml"):
+        build_spec([str(tmp_path / "a" / "my.yaml"), str(tmp_path / "b" / "my.yaml")], None, "0", TINY)

@@ -107,7 +107,7 @@ class SweepSpec:
             for values in itertools.product(*(grid[k] for k in keys)):
                 point = tuple(zip(keys, values, strict=True))
                 for seed in self.seeds:
-                    folder = Path(preset) / point_folder(point) / f"seed={seed}"
+                    folder = Path(preset_folder(preset)) / point_folder(point) / f"seed={seed}"
                     out.append(Trial(preset, point, seed, folder))
         return out
 
@@ -138,6 +138,12 @@ def format_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return str(value)
+
+
+def preset_folder(preset: str) -> str:
+    """The folder of a preset's trials: its name, or the file name of a preset given as a YAML path (the
+    path itself led out of the sweep folder: ``/abs/my.yaml`` or ``../my.yaml``)."""
+    return Path(preset).name
 
 
 def _folder_value(value: Any) -> str:
@@ -279,6 +285,10 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         raise ConfigError("no preset given; name at least one (see `sparsecoder presets`)")
     if len(set(presets)) != len(presets):
         raise ConfigError(f"a preset is named twice: {presets}")
+    folders = [preset_folder(p) for p in presets]
+    for folder in dict.fromkeys(f for f in folders if folders.count(f) > 1):
+        same = [p for p in presets if preset_folder(p) == folder]
+        raise ConfigError(f"presets {same} would share the trial folder {folder}; rename one of the files")
     grid = parse_grid(grid) if isinstance(grid, list) else check_grid(dict(grid or {}))
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
