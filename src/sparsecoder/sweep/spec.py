@@ -178,9 +178,12 @@ def parse_grid(items: list[str] | None) -> dict[str, Any]:
         if key in grid:
             raise ConfigError(f"--grid key '{key}' is given twice; list all its values once: {key}=V1,V2,...")
         tokens = [t.strip() for t in raw.split(",")]
-        if not raw.strip() or any(not t for t in tokens):
+        if not raw.strip():
             raise ConfigError(f"--grid {item!r}: empty grid value list; give at least one value, "
                               f"e.g. {key}=0.01")
+        if any(not t for t in tokens):  # `lam=0.1, 0.2` arrives as 'lam=0.1,' and '0.2'
+            raise ConfigError(f"--grid {item!r}: an empty value between commas; write the values without "
+                              f"spaces or quote them, e.g. {key}=0.01,0.1")
         if tokens == [PRESET_GRID]:
             grid[key] = PRESET_GRID  # checked by check_grid
             continue
