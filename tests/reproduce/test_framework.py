@@ -192,7 +192,8 @@ def test_bad_executor_options_are_refused_before_the_folder_is_written(tmp_path,
     """They were refused by the trials' sweep, after reproduce.yaml was written; --serial --max-concurrent 2
     ran one trial at a time without a word."""
     with pytest.raises(ValueError, match=message):
-        reproduce("evtimova-fig6", tmp_path / "out", quick=True, overrides=ONE_TRIAL, progress=False, **options)
+        reproduce("evtimova-fig6", tmp_path / "out", quick=True, overrides=ONE_TRIAL, progress=False,
+                  **options)
     assert not (tmp_path / "out").exists()
 
 

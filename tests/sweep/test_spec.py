@@ -32,7 +32,8 @@ def test_parse_grid_values_are_yaml_scalars():
 
 
 @pytest.mark.parametrize("items, words", [
-    (["lam"], "KEY=V1,V2"), (["lam="], "empty grid value list"), (["lam=0.1,,0.2"], "an empty value between commas"),
+    (["lam"], "KEY=V1,V2"), (["lam="], "empty grid value list"),
+    (["lam=0.1,,0.2"], "an empty value between commas"),
     (["lam=0.1,", "0.2"], "an empty value between commas; write the values without spaces"),
     (["=0.1"], "empty key"), (["lam=0.1", "lam=0.2"], "given twice"),
     (["lam=[1, 2]"], "cannot parse|not a single"),
