@@ -239,4 +239,6 @@ def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
         reproduce("evtimova-collapse", tmp_path / "r", quick=True, data_dir=missing, executor="serial")
     with pytest.raises(FileNotFoundError, match=f"data_dir {missing} does not exist"):
         sweep("sdl-mnist", tmp_path / "s", grid={"data_dir": [str(tmp_path), missing]}, executor="serial")
+    with pytest.raises(ValueError, match="data_dir is empty"):  # was the current folder
+        sweep("sdl-mnist", tmp_path / "s", overrides=["data_dir="], executor="serial")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
