@@ -180,3 +180,65 @@ def test_a_damaged_settings_record_is_one_error_line_naming_it(tmp_path, capsys,
     assert err.startswith(f"error: {out / SETTINGS_FILE}") and err.count("\n") == 1
     assert words in err and "restore it, or choose a new --out" in err
     assert (out / SETTINGS_FILE).read_text() == text and len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"executor": "threads"}, "executor must be 'ray' or 'serial'"),
+    ({"executor": "serial", "address": "auto"}, "the serial executor runs trials in this process"),
+    ({"executor": "serial", "max_concurrent": 0}, "--max-concurrent must be an integer >= 1, got 0"),
+    ({"executor": "serial", "max_concurrent": 2}, "the serial executor runs one trial at a time"),
+])
+def test_bad_executor_options_are_refused_before_the_folder_is_written(tmp_path, options, message):
+    """They were refused by the trials' sweep, after reproduce.yaml was written; --serial --max-concurrent 2
+    ran one trial at a time without a word."""
+    with pytest.raises(ValueError, match=message):
+        reproduce("evtimova-fig6", tmp_path / "out", quick=True, overrides=ONE_TRIAL, progress=False,
+                  **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_reads_exponent_notation_as_numbers():
+    """PyYAML reads 1e-3 (no dot) as a string: --set lams=[1e-3] and probe_lr=1e-3 were refused as not
+    numbers, though train --set and sweep --grid take them."""
+    from sparsecoder.reproduce.base import parse_settings
+
+    profile = {"lams": "paper", "probe_lr": 0.1, "models": {}, "data": "mnist"}
+    settings = parse_settings(profile, ["lams=[1e-3, 5E+2]", "probe_lr=-2.5e-4", "models={a: 1e-2}",
+                                        "data=e5"], "x")
+    assert settings == {"lams": [0.001, 500.0], "probe_lr": -0.00025, "models": {"a": 0.01}, "data": "e5"}
+
+
+def test_failed_trials_exit_1_and_retry_failed_trains_them_again(tmp_path, capsys):
+    """A failed trial was only a line in results.md (exit 0, nothing on stderr), and reproduce had no way
+    to train it again (a rerun skips it); a changed --data-dir was refused with two identical settings."""
+    empty = tmp_path / "empty"  # exists (checked up front), but holds no MNIST files: the trial fails
+    empty.mkdir()
+    out = tmp_path / "out"
+    argv = ["reproduce", "evtimova-collapse", "--quick", "--serial", "--quiet", "--out", str(out),
+            "--set", "variants=[sdl]", "epochs=1"]
+    status = out / "trials/sdl-mnist/sdl-mnist/default/seed=0/sweep_trial.json"
+    assert main([*argv, "--data-dir", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "seed=0: failed: FileNotFoundError" in err and "Rerun with --retry-failed" in err
+    first = status.stat().st_mtime_ns
+    assert main([*argv, "--data-dir", str(empty)]) == 1 and status.stat().st_mtime_ns == first  # skipped
+    assert main([*argv, "--data-dir", str(empty), "--retry-failed"]) == 1
+    assert status.stat().st_mtime_ns != first  # trained (and failed) again
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert f"differs in data_dir: '{empty}' there, None now" in capsys.readouterr().err
+
+
+def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
+    """Every trial failed on it after reproduce.yaml / sweep.yaml was written, and that record then refused
+    the corrected command as other settings (a different sweep)."""
+    from sparsecoder import sweep
+
+    missing = str(tmp_path / "no-such-data")
+    with pytest.raises(FileNotFoundError, match=f"data_dir {missing} does not exist"):
+        reproduce("evtimova-collapse", tmp_path / "r", quick=True, data_dir=missing, executor="serial")
+    with pytest.raises(FileNotFoundError, match=f"data_dir {missing} does not exist"):
+        sweep("sdl-mnist", tmp_path / "s", grid={"data_dir": [str(tmp_path), missing]}, executor="serial")
+    with pytest.raises(ValueError, match="data_dir is empty"):  # was the current folder
+        sweep("sdl-mnist", tmp_path / "s", overrides=["data_dir="], executor="serial")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()

@@ -67,3 +67,13 @@ def test_damaged_trial_files_become_failed_rows_not_a_crash(tmp_path):
     assert rows[1]["status"] == "failed" and "not an object of metrics" in rows[1]["message"]
     assert rows[2]["status"] == "failed" and "not a text JSON file" in rows[2]["message"]
     assert rows[3]["status"] == "pending"
+
+
+def test_a_non_finite_metric_of_a_finished_seed_is_counted_out_in_the_table(tmp_path):
+    """A NaN psnr of one of two finished seeds: the row said `2/2` and `12` (one seed's value, as if a
+    mean over both); now the cell says over how many seeds it is."""
+    spec = build_spec(["sdl-mnist"], ["lam=0.001"], "0-1", {"epochs": 1})
+    for trial in spec.trials():
+        _write(tmp_path / trial.folder, {"psnr": float("nan") if trial.seed == 0 else 12.5, "sparsity": 0.5})
+    write_results(spec, tmp_path)
+    assert "| 0.001 | 2/2 | 12.50 (n=1) | 0.5000 ± 0.0000 |" in (tmp_path / "results.md").read_text()

@@ -32,7 +32,9 @@ def test_parse_grid_values_are_yaml_scalars():
 
 
 @pytest.mark.parametrize("items, words", [
-    (["lam"], "KEY=V1,V2"), (["lam="], "empty grid value list"), (["lam=0.1,,0.2"], "empty grid value list"),
+    (["lam"], "KEY=V1,V2"), (["lam="], "empty grid value list"),
+    (["lam=0.1,,0.2"], "an empty value between commas"),
+    (["lam=0.1,", "0.2"], "an empty value between commas; write the values without spaces"),
     (["=0.1"], "empty key"), (["lam=0.1", "lam=0.2"], "given twice"),
     (["lam=[1, 2]"], "cannot parse|not a single"),
     (["lam=0.1,0.1"], "repeated"), (["gamma=grid"], "only lam"),
@@ -116,3 +118,70 @@ def test_a_sweep_of_more_than_max_trials_is_refused_before_any_config_is_built()
     seeds_over = MAX_TRIALS // n_grid + 1
     with pytest.raises(ConfigError, match=f"the sweep has {n_grid * seeds_over:,} trials"):
         build_spec(["vdl-mnist"], grid=["lam=grid"], seeds=f"0-{seeds_over - 1}")
+
+
+def test_a_grid_value_holding_a_slash_stays_one_folder_inside_the_sweep():
+    """data_dir=../x used to name the folder DIR/<preset>/data_dir=../x: the trial ran outside its grid
+    point's folder (and, with more ../, outside the sweep folder)."""
+    spec = build_spec(["sdl-mnist"], ["data_dir=../../../x,/data/a%b"], "0", TINY)
+    folders = [t.folder for t in spec.trials()]
+    assert [str(f) for f in folders] == ["sdl-mnist/data_dir=..%2F..%2F..%2Fx/seed=0",
+                                         "sdl-mnist/data_dir=%2Fdata%2Fa%25b/seed=0"]
+    assert all(len(f.parts) == 3 for f in folders)
+    assert [dict(t.point)["data_dir"] for t in spec.trials()] == ["../../../x", "/data/a%b"]  # as given
+
+
+def test_a_grid_point_folder_name_over_255_bytes_is_refused_before_anything_runs():
+    """The trial used to stop the sweep with `[Errno 36] File name too long` after sweep.yaml was written."""
+    with pytest.raises(ConfigError, match=r"folder name of grid point .* 2\d\d bytes, over the 255"):
+        build_spec(["sdl-mnist"], ["data_dir=" + "a" * 250], "0", TINY)
+
+
+def test_a_swept_device_is_the_trials_device():
+    """--grid device=cpu,cuda trained both trials on the CPU: the sweep's device=cpu (no GPU reserved)
+    replaced the grid value, as it does only for a device that nobody chose."""
+    spec = build_spec(["sdl-mnist"], ["device=cpu,cuda"], "0", TINY)
+    assert [spec.trial_overrides(t)["device"] for t in spec.trials()] == ["cpu", "cuda"]
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"lam": 0.1}, "0.1 is not a list of values"),
+    ({"lam": "0.1,0.2"}, "'0.1,0.2' is not a list of values"),
+    ({"gamma": "grid"}, "only lam"),
+    ({"lam": []}, "empty grid value list"),
+    ({"lam": [0.1, 0.1]}, "repeated value"),
+    ({"lam": [[0.1]]}, "not a single number"),
+])
+def test_a_grid_mapping_gets_the_checks_of_the_command_line(grid, words):
+    """sweep(grid={"lam": 0.1}) was a TypeError, {"lam": "0.1,0.2"} swept the characters ('lam=.'
+    refused), {"gamma": "grid"} swept gamma over lam_grid."""
+    with pytest.raises(ConfigError, match=words):
+        build_spec(["vdl-mnist"], grid, "0", TINY)
+    assert build_spec(["vdl-mnist"], {"lam": (0.1, 0.2)}, "0", TINY).resolved_grid["vdl-mnist"] == {
+        "lam": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize("resources, words", [
+    ({"cpus_per_trial": float("inf")}, "--cpus-per-trial must be a finite number > 0, got inf"),
+    ({"cpus_per_trial": 0}, "--cpus-per-trial must be a finite number > 0"),
+    ({"gpus_per_trial": float("nan")}, "--gpus-per-trial must be a finite number >= 0, got nan"),
+    ({"gpus_per_trial": -1}, "--gpus-per-trial must be a finite number >= 0"),
+])
+def test_trial_resources_must_be_finite(resources, words):
+    """--cpus-per-trial inf was an OverflowError (int(inf) threads); --gpus-per-trial nan was accepted."""
+    with pytest.raises(ConfigError, match=words):
+        build_spec(["sdl-mnist"], None, "0", TINY, **resources)
+
+
+def test_a_preset_file_given_by_path_gets_a_trial_folder_inside_the_sweep(tmp_path):
+    """sweep /abs/my.yaml put the trial at /abs/my.yaml/default/seed=0 (a crash: my.yaml is a file) and
+    ../my.yaml led out of the sweep folder; two files of one name are refused (one folder)."""
+    source = Path(load_preset.__code__.co_filename).parent / "presets" / "sdl-mnist.yaml"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "my.yaml").write_text(source.read_text())
+    spec = build_spec([str(tmp_path / "a" / "my.yaml")], None, "0", TINY)
+    assert [str(t.folder) for t in spec.trials()] == ["my.yaml/default/seed=0"]
+    with pytest.raises(ConfigError, match="would share the trial folder my.yaml"):
+        build_spec([str(tmp_path / "a" / "my.yaml"), str(tmp_path / "b" / "my.yaml")], None, "0", TINY)

@@ -82,6 +82,21 @@ def _module(name: str):
     return importlib.import_module(f"sparsecoder.reproduce.{EXPERIMENTS[name]['module']}")
 
 
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``key: A there, B now`` for each entry (and setting) of two experiment records that differs: a
+    changed --data-dir alone used to be refused with two identical-looking settings dicts."""
+    out = []
+    old_settings = old.get("settings") if isinstance(old.get("settings"), dict) else {}
+    for key in dict.fromkeys([*old, *new]):
+        if key == "settings" and isinstance(old.get(key), dict):
+            for name in dict.fromkeys([*old_settings, *new["settings"]]):
+                if old_settings.get(name) != new["settings"].get(name):
+                    out.append(f"{name}: {old_settings.get(name)!r} there, {new['settings'].get(name)!r} now")
+        elif old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} there, {new.get(key)!r} now")
+    return "; ".join(out)
+
+
 def _check_folder(out: Path, record: dict[str, Any]) -> None:
     """Refuse a folder that holds something else than this experiment with these settings."""
     path = out / SETTINGS_FILE
@@ -91,7 +106,8 @@ def _check_folder(out: Path, record: dict[str, Any]) -> None:
         if old != record:
             raise ValueError(f"{out} holds `reproduce {old.get('experiment')}` with profile "
                              f"{old.get('profile')} and settings {old.get('settings')}; this call asks for "
-                             f"{record['experiment']} ({record['profile']}) with {record['settings']}. "
+                             f"{record['experiment']} ({record['profile']}) with {record['settings']} "
+                             f"(differs in {_differences(old, record)}). "
                              f"Repeat the same flags to resume it, or choose a new --out")
     elif any(p.name != LOCK_FILE for p in out.iterdir()):
         raise FileExistsError(f"{out} is not empty and holds no {SETTINGS_FILE}; choose a new --out")
@@ -99,7 +115,8 @@ def _check_folder(out: Path, record: dict[str, Any]) -> None:
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str | None = None,
               address: str | None = None, overrides: dict[str, Any] | list[str] | None = None,
-              executor: str = "ray", max_concurrent: int | None = None, progress: bool = True) -> dict:
+              executor: str = "ray", max_concurrent: int | None = None, progress: bool = True,
+              retry_failed: bool = False) -> dict:
     """Run experiment ``name`` into ``out``: ``results.md``, ``results.csv``, PNG figures and the trial run
     folders (``out/trials/...``). Rerunning the same call skips finished trials and resumes the rest.
 
@@ -117,14 +134,21 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         Settings of the experiment's profile to change (``--set``); unknown keys are an error.
     executor : {"ray", "serial"}
         ``"serial"`` trains the trials one after the other in this process (no Ray).
+    retry_failed : bool
+        Train the trials recorded as failed or diverged again (a rerun skips them otherwise).
 
     Returns
     -------
     dict
-        ``{"files": [...], "rows": [...], "directory": Path}``.
+        ``{"files": [...], "rows": [...], "directory": Path, "unfinished": [...]}``; ``unfinished`` names
+        each trial that failed or diverged (``"run folder: status: message"``; results.md lists them too).
     """
+    from sparsecoder.sweep.run import check_data_dirs, check_executor
+
     module = _module(name)
     info = EXPERIMENTS[name]
+    check_executor(executor, address, max_concurrent)  # the trials' sweeps would refuse it after the write
+    check_data_dirs([data_dir], address)
     settings = parse_settings(module.QUICK if quick else module.FULL, overrides, name)
     if hasattr(module, "check_settings"):  # the experiment's own checks of its values, before any write
         module.check_settings(settings)
@@ -139,8 +163,9 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         _check_folder(out, record)
         atomic_write_text(out / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False))
         ctx = Context(name=name, out=out, quick=quick, settings=settings, data_dir=data_dir, address=address,
-                      executor=executor, max_concurrent=max_concurrent, progress=progress)
+                      executor=executor, max_concurrent=max_concurrent, progress=progress,
+                      retry_failed=retry_failed)
         start = time.perf_counter()
         report = module.run(ctx)
         files = write_report(ctx, info, report, time.perf_counter() - start)
-    return {"files": files, "rows": report.rows, "directory": out}
+    return {"files": files, "rows": report.rows, "directory": out, "unfinished": ctx.unfinished}

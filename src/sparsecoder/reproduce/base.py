@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class Context:
     executor: str = "ray"  # "ray" | "serial" (see sparsecoder.sweep)
     max_concurrent: int | None = None
     progress: bool = True
+    retry_failed: bool = False  # run trials recorded as failed/diverged again (sweep's retry_failed)
+    unfinished: list[str] = dataclasses.field(default_factory=list)  # "run folder: status: message"
 
     @property
     def profile(self) -> str:
@@ -112,17 +115,36 @@ class Context:
         directory = self.out / TRIALS_DIR / group
         result = sweep(presets, directory, grid=grid, seeds=list(seeds if seeds is not None else [0]),
                        overrides=overrides, address=self.address, max_concurrent=self.max_concurrent,
-                       progress=self.progress, executor=self.executor)
+                       progress=self.progress, executor=self.executor, retry_failed=self.retry_failed)
         trials = []
         for row in result["rows"]:
             run_dir = directory / row["run_folder"]
             metrics = {}
             if row["status"] == "done":
                 metrics = json.loads((run_dir / "metrics.json").read_text())
+            if row["status"] != "done":
+                self.unfinished.append(f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": "))
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))
         return trials
+
+
+# Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def _exponent_numbers(value: Any) -> Any:
+    """``value`` with every string written in exponent notation (``"1e-3"``) made a float, in lists and
+    mapping values too: ``--set lam=1e-3`` or ``lams=[1e-3,5e-3]`` was refused as not a number (the trials'
+    configs, ``train --set`` and ``sweep --grid`` read it as 0.001)."""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_exponent_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _exponent_numbers(v) for k, v in value.items()}
+    return value
 
 
 def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | None, name: str) -> dict:
@@ -146,7 +168,7 @@ def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | 
                                  f"{shown(item)}); give each key once")
             given[key] = str(item)
             try:
-                value = load_yaml_text(text, "the value")
+                value = _exponent_numbers(load_yaml_text(text, "the value"))
             except ConfigError as err:
                 raise ValueError(f"--set {shown(item)}: cannot parse the value: {err}") from None
             pairs.append((key, value))

@@ -33,6 +33,8 @@ def add_commands(subparsers) -> None:
                    help="at most N trials at a time (default: one per CPU core)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="change a setting of the experiment's profile (e.g. epochs=50 seeds=[0,1])")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="train the trials recorded as failed or diverged again (a rerun skips them)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_reproduce)
 
@@ -55,10 +57,15 @@ def _reproduce(args: argparse.Namespace) -> int:
         result = reproduce(args.name, args.out, quick=args.quick, data_dir=args.data_dir,
                            address=args.address, overrides=args.overrides,
                            executor="serial" if args.serial else "ray", max_concurrent=args.max_concurrent,
-                           progress=not args.quiet)
+                           progress=not args.quiet, retry_failed=args.retry_failed)
     except KeyboardInterrupt:
         print(f"interrupted; rerun the same command to resume {args.out}", file=sys.stderr)
         return 130
     for path in result["files"]:
         print(path)
-    return 0
+    for line in result["unfinished"]:  # as `sweep`: the results lack these trials, exit status 1
+        print(line, file=sys.stderr)
+    if result["unfinished"]:
+        print(f"{len(result['unfinished'])} trial(s) failed or diverged; the results leave them out. Rerun "
+              f"with --retry-failed to train them again", file=sys.stderr)
+    return 1 if result["unfinished"] else 0

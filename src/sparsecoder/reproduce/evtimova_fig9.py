@@ -71,6 +71,7 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.epochs(settings, "probe_epochs")
     checks.positive_int(settings, "probe_batch_size", maximum=MAX_BATCH_SIZE)
     checks.number(settings, "probe_lr", strict=True)
+    checks.flag(settings, "baselines")
 
 
 def check_data(settings: dict[str, Any], data_dir: str | None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 # reproduce.yaml that then refused the corrected command).
 from sparsecoder.config import MAX_EPOCHS, MAX_INT, MAX_SEEDS, check_seeds
 
-__all__ = ["is_lam", "names", "one_of", "seed_list", "positive_int", "epochs", "limit", "number",
+__all__ = ["is_lam", "names", "one_of", "flag", "seed_list", "positive_int", "epochs", "limit", "number",
            "number_list", "preset_mapping", "training_overrides"]
 
 
@@ -75,6 +75,13 @@ def seed_list(settings: dict[str, Any], key: str = "seeds") -> list[int]:
         list(items) if isinstance(items, tuple) else items, f"--set {key}={reprlib.repr(value)}",
         f"expected a non-empty list of integers >= 0 (at most 2**63 - 1), each seed once, at most "
         f"{MAX_SEEDS:,} seeds (e.g. {key}=[0,1])")
+    return settings[key]
+
+
+def flag(settings: dict[str, Any], key: str) -> bool:
+    """``true`` or ``false`` (a string such as ``none`` or ``no-baselines`` was taken as true)."""
+    if not isinstance(settings[key], bool):
+        raise _refuse(key, settings[key], "true or false")
     return settings[key]
 
 

@@ -113,7 +113,8 @@ def _fmt(mean: float, std: float) -> str:
 
 def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
     lines = ["# Sweep results\n", f"Mean ± std over seeds {spec.seeds} (std with n−1; the `n` column counts "
-             f"the seeds that finished). One row per preset and grid point.\n"]
+             f"the seeds that finished; `(n=k)` after a value: only k of them had a finite value). One row "
+             f"per preset and grid point.\n"]
     for preset in spec.presets:
         groups = [g for g in summary if g["preset"] == preset]
         metrics = [m for m in _HEADLINE if any(m in g["stats"] for g in groups)]
@@ -126,7 +127,12 @@ def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
             cells = [format_value(v) for _, v in g["point"]]
             cells.append(f"{g['n_done']}/{g['n_trials']}")
             for m in metrics:
-                cells.append(_fmt(*g["stats"][m][:2]) if m in g["stats"] else "–")
+                if m not in g["stats"]:
+                    cells.append("–")
+                    continue
+                mean, std, n = g["stats"][m]
+                # a NaN/inf value of a finished seed is left out of the mean: say over how many seeds it is
+                cells.append(_fmt(mean, std) + (f" (n={n})" if n < g["n_done"] else ""))
             cells.append(", ".join(g["not_done"]) or "")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

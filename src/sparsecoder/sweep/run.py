@@ -13,7 +13,38 @@ from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
-__all__ = ["sweep"]
+__all__ = ["sweep", "check_executor", "check_data_dirs"]
+
+
+def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
+    """Refuse an unknown ``executor``, a ``max_concurrent`` that is not an integer >= 1, and an ``address``
+    or a ``max_concurrent`` > 1 for the serial executor (it was ignored there). :func:`sweep` and
+    :func:`sparsecoder.reproduce.reproduce` call it before they write anything."""
+    if executor not in ("ray", "serial"):
+        raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
+    if executor == "serial" and address is not None:
+        raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
+    if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)
+                                       or max_concurrent < 1):
+        raise ValueError(f"--max-concurrent must be an integer >= 1, got {max_concurrent!r}")
+    if executor == "serial" and max_concurrent is not None and max_concurrent > 1:
+        raise ValueError(f"--max-concurrent {max_concurrent}: the serial executor runs one trial at a time; "
+                         f"leave out --serial to run {max_concurrent} at once on Ray")
+
+
+def check_data_dirs(data_dirs, address: str | None) -> None:
+    """Refuse a ``data_dir`` that does not exist when the trials run on this machine (no ``address``: on a
+    cluster the data may be on the workers only). Every trial used to fail on it after the sweep (or
+    experiment) record was written, which then refused the corrected command as a different sweep."""
+    if address is not None:
+        return
+    for data_dir in dict.fromkeys(d for d in data_dirs if d is not None):
+        if not str(data_dir).strip():  # Path("") is the current folder: the trials looked for the data there
+            raise ValueError("data_dir is empty; give the folder or file that holds the data, or leave it "
+                             "out for the embedded data (nothing was written)")
+        if not Path(str(data_dir)).exists():
+            raise FileNotFoundError(f"data_dir {data_dir} does not exist; give the folder or file that holds "
+                                    f"the data (nothing was written)")
 
 
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
@@ -75,17 +106,13 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     """
     if isinstance(presets, str):
         presets = [presets]
-    if executor not in ("ray", "serial"):
-        raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
-    if executor == "serial" and address is not None:
-        raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    check_executor(executor, address, max_concurrent)
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
     if address is not None and num_cpus is not None:
         raise ValueError("num_cpus bounds a local Ray only; leave it out with --address")
     spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial)
+    check_data_dirs((spec.trial_overrides(t).get("data_dir") for t in spec.trials()), address)
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")

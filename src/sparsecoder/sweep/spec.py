@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import re
 import reprlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "parse_seeds",
     "build_spec",
     "check_compatible",
+    "check_grid",
     "SPEC_FILE",
     "PRESET_GRID",
     "NO_GRID_FOLDER",
@@ -42,6 +45,7 @@ __all__ = [
 SPEC_FILE = "sweep.yaml"
 PRESET_GRID = "grid"  # `--grid lam=grid`: each preset's own lam_grid
 MAX_TRIALS = MAX_SEEDS  # 10,000; checked before any trial's config is built (a range like 0-1000000000 hung)
+MAX_FOLDER_NAME_BYTES = 255  # longest file name of ext4, APFS, NTFS, ...
 NO_GRID_FOLDER = "default"  # grid-point folder of a sweep without --grid (seeds only)
 # Keys the sweep sets itself; a user setting them through --grid/--set would be silently overridden.
 _RESERVED = {
@@ -103,7 +107,7 @@ class SweepSpec:
             for values in itertools.product(*(grid[k] for k in keys)):
                 point = tuple(zip(keys, values, strict=True))
                 for seed in self.seeds:
-                    folder = Path(preset) / point_folder(point) / f"seed={seed}"
+                    folder = Path(preset_folder(preset)) / point_folder(point) / f"seed={seed}"
                     out.append(Trial(preset, point, seed, folder))
         return out
 
@@ -111,7 +115,7 @@ class SweepSpec:
         """The ``overrides`` passed to :func:`sparsecoder.train.train` for ``trial``."""
         overrides = {**self.overrides, **dict(trial.point), "seed": trial.seed,
                      "num_threads": self.num_threads}
-        if "device" not in self.overrides and self.gpus_per_trial == 0:
+        if "device" not in self.overrides and "device" not in dict(trial.point) and self.gpus_per_trial == 0:
             overrides["device"] = "cpu"  # no GPU was reserved for this trial; "auto" would take one anyway
         return overrides
 
@@ -136,11 +140,24 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def preset_folder(preset: str) -> str:
+    """The folder of a preset's trials: its name, or the file name of a preset given as a YAML path (the
+    path itself led out of the sweep folder: ``/abs/my.yaml`` or ``../my.yaml``)."""
+    return Path(preset).name
+
+
+def _folder_value(value: Any) -> str:
+    """:func:`format_value` with ``%`` and ``/`` percent-encoded: a value such as ``data_dir=../data`` or
+    ``/data/a`` stays one folder name (it used to nest folders, or lead out of the sweep folder)."""
+    return format_value(value).replace("%", "%25").replace("/", "%2F")
+
+
 def point_folder(point: tuple[tuple[str, Any], ...]) -> str:
-    """``lam=0.001,gamma=5.0`` — the folder of one grid point (``default`` when the grid is empty)."""
+    """``lam=0.001,gamma=5.0`` — the folder of one grid point (``default`` when the grid is empty); a ``/``
+    in a value is written ``%2F`` (and ``%`` as ``%25``)."""
     if not point:
         return NO_GRID_FOLDER
-    return ",".join(f"{k}={format_value(v)}" for k, v in point)
+    return ",".join(f"{k}={_folder_value(v)}" for k, v in point)
 
 
 def parse_grid(items: list[str] | None) -> dict[str, Any]:
@@ -161,14 +178,14 @@ def parse_grid(items: list[str] | None) -> dict[str, Any]:
         if key in grid:
             raise ConfigError(f"--grid key '{key}' is given twice; list all its values once: {key}=V1,V2,...")
         tokens = [t.strip() for t in raw.split(",")]
-        if not raw.strip() or any(not t for t in tokens):
+        if not raw.strip():
             raise ConfigError(f"--grid {item!r}: empty grid value list; give at least one value, "
                               f"e.g. {key}=0.01")
+        if any(not t for t in tokens):  # `lam=0.1, 0.2` arrives as 'lam=0.1,' and '0.2'
+            raise ConfigError(f"--grid {item!r}: an empty value between commas; write the values without "
+                              f"spaces or quote them, e.g. {key}=0.01,0.1")
         if tokens == [PRESET_GRID]:
-            if key != "lam":
-                raise ConfigError(f"--grid {key}=grid: only lam has a per-preset grid (lam_grid); "
-                                  f"list the values of {key} instead")
-            grid[key] = PRESET_GRID
+            grid[key] = PRESET_GRID  # checked by check_grid
             continue
         values = []
         for token in tokens:
@@ -176,13 +193,43 @@ def parse_grid(items: list[str] | None) -> dict[str, Any]:
                 value = yaml.safe_load(token)
             except yaml.YAMLError:
                 raise ConfigError(f"--grid {key}: cannot parse value {token!r}") from None
-            if isinstance(value, (dict, list)) or value is None:
-                raise ConfigError(f"--grid {key}: value {token!r} is not a single number, string or bool")
             values.append(value)
-        if len(set(map(repr, values))) != len(values):
-            raise ConfigError(f"--grid {key}: repeated value in {raw!r}")
         grid[key] = values
-    return grid
+    return check_grid(grid)
+
+
+def check_grid(grid: dict[str, Any]) -> dict[str, Any]:
+    """The checks every grid gets, parsed from ``--grid`` or given as a mapping to :func:`sweep`.
+
+    Each key maps to a list (or tuple, ...) of distinct scalars, or to ``"grid"`` for ``lam``. Returns the
+    grid with its value lists as lists; raises :class:`ConfigError` naming the key otherwise (a lone value
+    or a string such as ``"0.1,0.2"`` used to be iterated item by item or character by character).
+    """
+    out: dict[str, Any] = {}
+    for key, values in grid.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"--grid key {key!r} is not a config key name")
+        if isinstance(values, str) and values.strip() == PRESET_GRID:
+            if key != "lam":
+                raise ConfigError(f"--grid {key}=grid: only lam has a per-preset grid (lam_grid); "
+                                  f"list the values of {key} instead")
+            out[key] = PRESET_GRID
+            continue
+        if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
+            raise ConfigError(f"--grid {key}: {reprlib.repr(values)} is not a list of values; give a list "
+                              f"(e.g. {{{key!r}: [0.01, 0.1]}}, on the command line {key}=0.01,0.1)")
+        values = list(values)
+        if not values:
+            raise ConfigError(f"--grid {key}: empty grid value list; give at least one value, "
+                              f"e.g. {key}=0.01")
+        for value in values:
+            if isinstance(value, (dict, list, tuple, set)) or value is None:
+                raise ConfigError(f"--grid {key}: value {reprlib.repr(value)} is not a single number, string "
+                                  f"or bool")
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"--grid {key}: repeated value in {reprlib.repr(values)}")
+        out[key] = values
+    return out
 
 
 _SEEDS_FIX = (f"write e.g. --seeds 0,1,2 or 0-4: distinct integers in [0, 2**63 - 1], at most {MAX_SEEDS:,} "
@@ -241,25 +288,25 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         raise ConfigError("no preset given; name at least one (see `sparsecoder presets`)")
     if len(set(presets)) != len(presets):
         raise ConfigError(f"a preset is named twice: {presets}")
-    if isinstance(grid, list):
-        grid = parse_grid(grid)
-    grid = dict(grid or {})
+    folders = [preset_folder(p) for p in presets]
+    for folder in dict.fromkeys(f for f in folders if folders.count(f) > 1):
+        same = [p for p in presets if preset_folder(p) == folder]
+        raise ConfigError(f"presets {same} would share the trial folder {folder}; rename one of the files")
+    grid = parse_grid(grid) if isinstance(grid, list) else check_grid(dict(grid or {}))
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     overrides = dict(overrides or {})
     seed_list = parse_seeds(seeds)
-    if not cpus_per_trial > 0:
-        raise ConfigError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
-    if gpus_per_trial < 0:
-        raise ConfigError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
+    if not _finite(cpus_per_trial) > 0:  # inf threads was an OverflowError, nan passed
+        raise ConfigError(f"--cpus-per-trial must be a finite number > 0, got {cpus_per_trial!r}")
+    if not _finite(gpus_per_trial) >= 0:
+        raise ConfigError(f"--gpus-per-trial must be a finite number >= 0, got {gpus_per_trial!r}")
     for key, why in _RESERVED.items():
         if key in grid or key in overrides:
             raise ConfigError(f"'{key}' cannot be swept or set in a sweep: {why}")
     for key in grid:
         if key in overrides:
             raise ConfigError(f"'{key}' is both in --grid and --set; keep one")
-        if isinstance(grid[key], list) and not grid[key]:
-            raise ConfigError(f"--grid {key}: empty grid value list; give at least one value")
 
     _check_trial_count([[v if isinstance(v, list) else [v] for v in grid.values()]] * len(presets),
                        seed_list)  # lam=grid counted as one value until resolved
@@ -292,12 +339,24 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
     spec = SweepSpec(list(presets), grid, resolved, seed_list, overrides, float(cpus_per_trial),
                      float(gpus_per_trial))
     for trial in spec.trials():  # combinations of values can still be invalid together
+        folder = trial.folder.parent.name
+        if len(os.fsencode(folder)) > MAX_FOLDER_NAME_BYTES:  # the OS would refuse it once the trial starts
+            raise ConfigError(f"--grid: the folder name of grid point {reprlib.repr(folder)} is "
+                              f"{len(os.fsencode(folder))} bytes, over the {MAX_FOLDER_NAME_BYTES} a file "
+                              f"name may have; sweep fewer keys at once or shorter values")
         preset, _ = load_preset(trial.preset)
         try:
             preset.build(spec.trial_overrides(trial))
         except ConfigError as err:
             raise ConfigError(f"trial {trial.label}: {err}") from None
     return spec
+
+
+def _finite(value: Any) -> float:
+    """``value`` as a float when it is a finite number (not a bool), else NaN (which fails every bound)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return math.nan
 
 
 def _check_trial_count(per_preset: list[list[list[Any]]], seeds: list[int]) -> None:
