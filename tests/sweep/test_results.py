@@ -77,3 +77,16 @@ def test_a_non_finite_metric_of_a_finished_seed_is_counted_out_in_the_table(tmp_
         _write(tmp_path / trial.folder, {"psnr": float("nan") if trial.seed == 0 else 12.5, "sparsity": 0.5})
     write_results(spec, tmp_path)
     assert "| 0.001 | 2/2 | 12.50 (n=1) | 0.5000 ± 0.0000 |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_pipe_in_a_grid_value_stays_inside_its_cell(tmp_path):
+    """A string grid value holding `|` (a folder name) split its cell and shifted every column after it."""
+    spec = build_spec(["sdl-mnist"], ["data_dir=runs|old"], "0", {"epochs": 1})
+    for trial in spec.trials():
+        _write(tmp_path / trial.folder, {"psnr": 12.5, "sparsity": 0.5})
+    write_results(spec, tmp_path)
+    table = (tmp_path / "results.md").read_text().splitlines()
+    header = next(line for line in table if line.startswith("| data_dir"))
+    row = next(line for line in table if "runs" in line)
+    assert "runs\\|old" in row
+    assert row.replace("\\|", "").count("|") == header.count("|")

@@ -31,7 +31,7 @@ import numpy as np
 
 from sparsecoder.config import ConfigError, load_yaml_text, shown
 from sparsecoder.io import atomic_write_bytes, atomic_write_text
-from sparsecoder.sweep.results import csv_text, write_png
+from sparsecoder.sweep.results import csv_text, markdown_table, write_png
 
 __all__ = ["Context", "Report", "TrialResult", "aggregate", "markdown_table", "save_png", "parse_settings",
            "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
@@ -210,13 +210,6 @@ def fmt(mean: Any, std: Any = None, digits: int = 2) -> str:
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def save_png(fig, path: Path) -> Path:

@@ -111,6 +111,15 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub markdown table; a ``|`` or a line break inside a cell (a grid value, a message) is escaped,
+    so it cannot split the cell or end the row."""
+    def line(cells):
+        return "| " + " | ".join(" ".join(str(c).splitlines()).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]) + "\n"
+
+
 def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
     lines = ["# Sweep results\n", f"Mean ± std over seeds {spec.seeds} (std with n−1; the `n` column counts "
              f"the seeds that finished; `(n=k)` after a value: only k of them had a finite value). One row "
@@ -121,8 +130,7 @@ def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
         keys = list(spec.resolved_grid[preset])
         lines.append(f"\n## {preset}\n")
         header = [*keys, "n", *metrics, "other trials"] if keys else ["n", *metrics, "other trials"]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
+        rows = []
         for g in groups:
             cells = [format_value(v) for _, v in g["point"]]
             cells.append(f"{g['n_done']}/{g['n_trials']}")
@@ -134,7 +142,8 @@ def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
                 # a NaN/inf value of a finished seed is left out of the mean: say over how many seeds it is
                 cells.append(_fmt(mean, std) + (f" (n={n})" if n < g["n_done"] else ""))
             cells.append(", ".join(g["not_done"]) or "")
-            lines.append("| " + " | ".join(cells) + " |")
+            rows.append(cells)
+        lines.append(markdown_table(header, rows).rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
