@@ -227,3 +227,41 @@ def test_torch_float32_input_keeps_float32_like_numpy():
         assert estimator.transform(torch.tensor(X, dtype=torch.float32)).dtype == np.float32
         assert estimator.transform(X.astype(np.float32)).dtype == np.float32
         assert estimator.transform(torch.tensor(X)).dtype == np.float64
+
+
+def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do():
+    # audit 2026-11-29: rows of 1e200 gave NaN atoms silently (1 epoch) or a bare ZeroDivisionError from the
+    # active-set solver (2 epochs);
+    # positive_code=True with the default transform_algorithm="omp" (and OMP asked for more non-zeros
+    # than atoms) fitted the whole dictionary, then transform / fit_transform failed at the end
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(20, 5)), rng.normal(size=(3, 5))
+
+    def model(**kwargs):
+        return MiniBatchDictionaryLearning(n_components=3, max_iter=1, batch_size=8, random_state=0,
+                                           device="cpu", **kwargs)
+
+    with pytest.raises(ValueError, match=r"largest \|value\| is 2\.3\d*e\+200, outside \[1e-100, 1e100\].*"
+                                         r"rescale X .* and alpha by the same factor"):
+        model().fit(X * 1e200)
+    with pytest.raises(ValueError, match="outside"):
+        model(alpha=1e-160).partial_fit(X * 1e-160)
+    assert np.isfinite(model().fit(X * 1e90).components_).all()
+    unfitted = model(positive_code=True)
+    with pytest.raises(ValueError, match="positive_code=True is not supported by transform_algorithm='omp'"):
+        unfitted.fit(X)
+    assert not hasattr(unfitted, "components_")
+    with pytest.raises(ValueError, match="transform_n_nonzero_coefs=4 exceeds n_components=3"):
+        model(transform_n_nonzero_coefs=4).partial_fit(X)
+    with pytest.raises(ValueError, match="not supported by transform_algorithm='lars'"):
+        SparseCoder(D, transform_algorithm="lars", positive_code=True).fit(X)
+
+
+def test_partial_fit_applies_parameters_set_between_calls():
+    # as scikit-learn's partial_fit does; they were silently ignored (the learner kept its first settings)
+    X = np.random.default_rng(0).normal(size=(20, 5))
+    model = MiniBatchDictionaryLearning(n_components=3, random_state=0, device="cpu").partial_fit(X)
+    assert model.components_.min() < 0
+    assert model.set_params(positive_dict=True).partial_fit(X).components_.min() >= 0
+    with pytest.raises(ValueError, match="n_components=5 but the dictionary being learned has 3 atoms"):
+        model.set_params(n_components=5).partial_fit(X)

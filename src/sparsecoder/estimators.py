@@ -80,7 +80,21 @@ def _check_device(device):
 class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform``/``inverse_transform`` of both estimators (scikit-learn's ``_BaseSparseCoding``)."""
 
+    def _check_transform_settings(self, n_components):
+        """Refuse, before any work (``fit`` starts with it), the transform settings that scikit-learn's
+        ``sparse_encode`` refuses only when ``transform`` runs, by name."""
+        algorithm, n_nonzero = self.transform_algorithm, self.transform_n_nonzero_coefs
+        if self.positive_code and algorithm in ("omp", "lars"):
+            raise ValueError(f"positive_code=True is not supported by transform_algorithm={algorithm!r}; use "
+                             f"'lasso_cd', 'active_set', 'fista', 'lasso_lars' or 'threshold' (or "
+                             f"positive_code=False)")
+        if algorithm == "omp" and n_nonzero is not None and n_nonzero > n_components:
+            raise ValueError(f"transform_n_nonzero_coefs={n_nonzero} exceeds n_components={n_components} "
+                             f"(OMP selects each atom at most once); set transform_n_nonzero_coefs <= "
+                             f"{n_components}")
+
     def _encode(self, X, dictionary, alpha):
+        self._check_transform_settings(dictionary.shape[0])
         algorithm = self.transform_algorithm
         positive = self.positive_code
         if algorithm in _SKLEARN or (algorithm in _OURS and alpha == 0):
@@ -189,6 +203,7 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         """Only validate ``X`` and the parameters (the dictionary is fixed); returns ``self``."""
         X = _validate(self, X)
         atoms = self._atoms()
+        self._check_transform_settings(atoms.shape[0])
         self.n_components_ = atoms.shape[0]
         if X.shape[1] != atoms.shape[1]:
             raise ValueError(f"the dictionary has {atoms.shape[1]} features but X has {X.shape[1]}: pass "
@@ -311,9 +326,26 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         self.device = device
 
     # ------------------------------------------------------------------ fitting
-    def _new_learner(self, X):
-        n_components = X.shape[1] if self.n_components is None else self.n_components
+    def _n_atoms(self, n_features):
+        return n_features if self.n_components is None else self.n_components
+
+    def _learner_settings(self):
+        """The learner's settings from the current parameters (at its creation, and again at every
+        ``partial_fit``: parameters set between calls apply, as in scikit-learn)."""
         _check_device(self.device)
+        return dict(positive_code=bool(self.positive_code), positive_dict=bool(self.positive_dict),
+                    device=_device(self.device), max_iter=max(int(self.transform_max_iter), 1),
+                    solver="fista" if self.fit_algorithm == "fista" else "auto")
+
+    def _check_fit_input(self, X):
+        """Before any work: settings ``transform`` would refuse, and rows whose scale the learner's float64
+        statistics cannot hold (:func:`_check_learnable_scale`)."""
+        self._check_transform_settings(self._n_atoms(X.shape[1]))
+        _check_learnable_scale(X)
+
+    def _new_learner(self, X):
+        n_components = self._n_atoms(X.shape[1])
+        settings = self._learner_settings()
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
             atoms = check_array(self.dict_init, dtype=np.float64, input_name="dict_init")
@@ -323,13 +355,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1.0)
         else:
             atoms = initial_dictionary(X, n_components, self._rng, positive=self.positive_dict)
-        device = _device(self.device)
-        learner = OnlineDictionaryLearner(
-            atoms, float(self.alpha), positive_code=self.positive_code, positive_dict=self.positive_dict,
-            device=device, max_iter=max(int(self.transform_max_iter), 1), rng=self._rng,
-            solver="fista" if self.fit_algorithm == "fista" else "auto",
-        )
-        return learner
+        return OnlineDictionaryLearner(atoms, float(self.alpha), rng=self._rng, **settings)
 
     def _publish(self, learner, dtype):
         self._learner = learner
@@ -341,6 +367,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` (``(n_samples, n_features)``); returns ``self``."""
         X = _validate(self, X, order="C")
+        self._check_fit_input(X)
         learner = self._new_learner(X)
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
@@ -377,12 +404,19 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """One mini-batch step on ``X`` (the first call initialises the dictionary from it)."""
         fitted = hasattr(self, "components_")
         X = _validate(self, X, order="C", reset=not fitted)
+        self._check_fit_input(X)
         if not fitted:
             learner = self._new_learner(X)
         else:
             learner = self._learner
-            if learner.components.shape[1] != X.shape[1]:  # validate_data already refuses; belt and braces
-                raise ValueError(f"X has {X.shape[1]} features, the dictionary {learner.components.shape[1]}")
+            n_atoms = self._n_atoms(X.shape[1])
+            if learner.components.shape[0] != n_atoms:
+                raise ValueError(f"n_components={self.n_components} but the dictionary being learned has "
+                                 f"{learner.components.shape[0]} atoms (set by the first fit/partial_fit); "
+                                 f"call fit, or clone the estimator to start a new dictionary")
+            learner.alpha = float(self.alpha)
+            for name, value in self._learner_settings().items():
+                setattr(learner, name, value)
         learner.step(X)
         self._publish(learner, X.dtype)
         self.n_iter_ = getattr(self, "n_iter_", 0)
@@ -418,6 +452,20 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
+
+
+_LEARNABLE_PEAK = 1e100
+
+
+def _check_learnable_scale(X):
+    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass): the online
+    learner's float64 statistics (weighted sums of products of codes and rows) over- or underflow there and
+    its solver failed with a bare ZeroDivisionError (from about 1e154, or 1e-155 with as small an alpha)."""
+    peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
+    if peak > 0 and not 1 / _LEARNABLE_PEAK <= peak <= _LEARNABLE_PEAK:
+        raise ValueError(f"X's largest |value| is {peak:.4g}, outside [1e-100, 1e100] where the dictionary "
+                         f"learner's float64 statistics stay in range; rescale X (e.g. X / X.std()) and "
+                         f"alpha by the same factor (the dictionary learned is the same)")
 
 
 class _Convergence:
