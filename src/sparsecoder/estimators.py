@@ -513,8 +513,12 @@ _E_INVERSE = 0.36787944117144233  # e^-1, Barello et al.'s likelihood σ
 _IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
 
 
-def _rows_tensor(X, device) -> torch.Tensor:
-    """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine)."""
+def _rows_tensor(X, device, what="the rows of X") -> torch.Tensor:
+    """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine); finite
+    values beyond float32's range are refused by name (they became inf, reported as NaN/inf in X)."""
+    from sparsecoder.train.run import _check_float32_range
+
+    _check_float32_range(np.asarray(X), what)
     return torch.tensor(np.asarray(X, dtype=np.float32), device=device)
 
 
@@ -624,7 +628,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             raise ValueError(f"the codes have {codes.shape[1]} columns but this model has "
                              f"{self.n_components_} components; pass codes of shape (n_samples, "
                              f"{self.n_components_})")
-        return codes, _rows_tensor(codes, self.model_.device)
+        return codes, _rows_tensor(codes, self.model_.device, "the codes")
 
     @property
     def n_components_(self) -> int:
@@ -955,7 +959,7 @@ class SparseVAE(_NeuralEstimator):
     def _check_training_rows(self, X) -> None:
         from sparsecoder.models.vae import check_likelihood_data
 
-        check_likelihood_data(self.config_, torch.as_tensor(X), "X")
+        check_likelihood_data(self.config_, X, "X")  # numpy as it is (a read-only array made torch warn)
 
     @property
     def components_(self) -> np.ndarray:
