@@ -265,3 +265,15 @@ def test_partial_fit_applies_parameters_set_between_calls():
     assert model.set_params(positive_dict=True).partial_fit(X).components_.min() >= 0
     with pytest.raises(ValueError, match="n_components=5 but the dictionary being learned has 3 atoms"):
         model.set_params(n_components=5).partial_fit(X)
+
+
+def test_split_sign_names_every_output_column():
+    # audit 2026-11-29: get_feature_names_out named n_components columns for the 2 × n_components of
+    # split_sign, so set_output(transform="pandas") failed ("Length mismatch"; scikit-learn's estimators too)
+    pandas = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pandas.DataFrame(rng.normal(size=(20, 5)), columns=list("abcde"))
+    for estimator in (SparseCoder(rng.normal(size=(3, 5)), transform_algorithm="lasso_cd", split_sign=True),
+                      MiniBatchDictionaryLearning(3, max_iter=1, split_sign=True, device="cpu")):
+        codes = estimator.set_output(transform="pandas").fit(frame).transform(frame)
+        assert codes.shape == (20, 6) and list(codes.columns) == list(estimator.get_feature_names_out())

@@ -231,8 +231,8 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         return tags
 
     @property
-    def _n_features_out(self):
-        return self._atoms().shape[0]
+    def _n_features_out(self):  # the columns of transform: × 2 with split_sign (scikit-learn counts 1×)
+        return self._atoms().shape[0] * (2 if self.split_sign else 1)
 
 
 class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
@@ -450,8 +450,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         return tags
 
     @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
+    def _n_features_out(self):  # the columns of transform: × 2 with split_sign (scikit-learn counts 1×)
+        return self.components_.shape[0] * (2 if self.split_sign else 1)
 
 
 _LEARNABLE_PEAK = 1e100
