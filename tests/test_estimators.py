@@ -230,10 +230,10 @@ def test_torch_float32_input_keeps_float32_like_numpy():
 
 
 def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do():
-    # audit 2026-11-29: rows of 1e200 gave NaN atoms silently (1 epoch) or a bare ZeroDivisionError from the
-    # active-set solver (2 epochs);
-    # positive_code=True with the default transform_algorithm="omp" (and OMP asked for more non-zeros
-    # than atoms) fitted the whole dictionary, then transform / fit_transform failed at the end
+    # audit 2026-11-29: rows of 1e200 gave NaN atoms silently (1 epoch) or a bare ZeroDivisionError from
+    # the active-set solver (2 epochs); fit_transform with positive_code=True and the default
+    # transform_algorithm="omp" (or OMP asked for more non-zeros than atoms, refused as "more atoms than
+    # features") fitted the whole dictionary first
     rng = np.random.default_rng(0)
     X, D = rng.normal(size=(20, 5)), rng.normal(size=(3, 5))
 
@@ -249,12 +249,13 @@ def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do
     assert np.isfinite(model().fit(X * 1e90).components_).all()
     unfitted = model(positive_code=True)
     with pytest.raises(ValueError, match="positive_code=True is not supported by transform_algorithm='omp'"):
-        unfitted.fit(X)
+        unfitted.fit_transform(X)
     assert not hasattr(unfitted, "components_")
+    assert model(positive_code=True).fit(X).components_.shape == (3, 5)  # fit alone: as scikit-learn's
     with pytest.raises(ValueError, match="transform_n_nonzero_coefs=4 exceeds n_components=3"):
-        model(transform_n_nonzero_coefs=4).partial_fit(X)
-    with pytest.raises(ValueError, match="not supported by transform_algorithm='lars'"):
-        SparseCoder(D, transform_algorithm="lars", positive_code=True).fit(X)
+        model(transform_n_nonzero_coefs=4).fit_transform(X)  # was "more atoms than features" at the end
+    with pytest.raises(ValueError, match="transform_n_nonzero_coefs=6 exceeds n_components=3"):
+        SparseCoder(D, transform_n_nonzero_coefs=6).transform(X)
 
 
 def test_partial_fit_applies_parameters_set_between_calls():
@@ -277,3 +278,4 @@ def test_split_sign_names_every_output_column():
                       MiniBatchDictionaryLearning(3, max_iter=1, split_sign=True, device="cpu")):
         codes = estimator.set_output(transform="pandas").fit(frame).transform(frame)
         assert codes.shape == (20, 6) and list(codes.columns) == list(estimator.get_feature_names_out())
+

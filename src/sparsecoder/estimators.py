@@ -81,14 +81,15 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform``/``inverse_transform`` of both estimators (scikit-learn's ``_BaseSparseCoding``)."""
 
     def _check_transform_settings(self, n_components):
-        """Refuse, before any work (``fit`` starts with it), the transform settings that scikit-learn's
-        ``sparse_encode`` refuses only when ``transform`` runs, by name."""
+        """Refuse by name the transform settings that scikit-learn's ``sparse_encode`` refuses (``transform``
+        and, before any fitting, ``MiniBatchDictionaryLearning.fit_transform``); ``n_components`` None: not
+        known yet."""
         algorithm, n_nonzero = self.transform_algorithm, self.transform_n_nonzero_coefs
         if self.positive_code and algorithm in ("omp", "lars"):
             raise ValueError(f"positive_code=True is not supported by transform_algorithm={algorithm!r}; use "
                              f"'lasso_cd', 'active_set', 'fista', 'lasso_lars' or 'threshold' (or "
                              f"positive_code=False)")
-        if algorithm == "omp" and n_nonzero is not None and n_nonzero > n_components:
+        if algorithm == "omp" and None not in (n_nonzero, n_components) and n_nonzero > n_components:
             raise ValueError(f"transform_n_nonzero_coefs={n_nonzero} exceeds n_components={n_components} "
                              f"(OMP selects each atom at most once); set transform_n_nonzero_coefs <= "
                              f"{n_components}")
@@ -203,7 +204,6 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         """Only validate ``X`` and the parameters (the dictionary is fixed); returns ``self``."""
         X = _validate(self, X)
         atoms = self._atoms()
-        self._check_transform_settings(atoms.shape[0])
         self.n_components_ = atoms.shape[0]
         if X.shape[1] != atoms.shape[1]:
             raise ValueError(f"the dictionary has {atoms.shape[1]} features but X has {X.shape[1]}: pass "
@@ -337,12 +337,6 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
                     device=_device(self.device), max_iter=max(int(self.transform_max_iter), 1),
                     solver="fista" if self.fit_algorithm == "fista" else "auto")
 
-    def _check_fit_input(self, X):
-        """Before any work: settings ``transform`` would refuse, and rows whose scale the learner's float64
-        statistics cannot hold (:func:`_check_learnable_scale`)."""
-        self._check_transform_settings(self._n_atoms(X.shape[1]))
-        _check_learnable_scale(X)
-
     def _new_learner(self, X):
         n_components = self._n_atoms(X.shape[1])
         settings = self._learner_settings()
@@ -367,7 +361,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` (``(n_samples, n_features)``); returns ``self``."""
         X = _validate(self, X, order="C")
-        self._check_fit_input(X)
+        _check_learnable_scale(X)
         learner = self._new_learner(X)
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
@@ -404,7 +398,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """One mini-batch step on ``X`` (the first call initialises the dictionary from it)."""
         fitted = hasattr(self, "components_")
         X = _validate(self, X, order="C", reset=not fitted)
-        self._check_fit_input(X)
+        _check_learnable_scale(X)
         if not fitted:
             learner = self._new_learner(X)
         else:
@@ -421,6 +415,13 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         self._publish(learner, X.dtype)
         self.n_iter_ = getattr(self, "n_iter_", 0)
         return self
+
+    def fit_transform(self, X, y=None):
+        """``fit(X).transform(X)``, refusing first, before any fitting, the settings ``transform`` refuses
+        (``positive_code`` with ``omp``/``lars``; ``fit`` alone accepts them, as scikit-learn's does)."""
+        self._validate_params()
+        self._check_transform_settings(self.n_components)
+        return self.fit(X, y).transform(X)
 
     # ------------------------------------------------------------------ using
     def transform(self, X):
