@@ -279,3 +279,24 @@ def test_split_sign_names_every_output_column():
         codes = estimator.set_output(transform="pandas").fit(frame).transform(frame)
         assert codes.shape == (20, 6) and list(codes.columns) == list(estimator.get_feature_names_out())
 
+
+def test_partial_fit_after_fit_learns_from_the_new_batches():
+    # audit 2026-11-29: fit's exact statistics (sample weights (t + 1)^4) dwarfed the 1/batch weights of
+    # partial_fit's stream, so mini-batches of new data after fit left the dictionary as it was
+    # (scikit-learn's moves to the new atoms); fit now hands partial_fit its statistics at the stream's scale
+    rng = np.random.default_rng(0)
+    old_atoms, new_atoms = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in rng.normal(size=(2, 4, 8)))
+
+    def rows(atoms):
+        return (rng.laplace(size=(400, 4)) * (rng.random((400, 4)) < 0.3)) @ atoms
+
+    def recovery(components, atoms):  # mean over the true atoms of the best |cosine| with a learned one
+        unit = components / np.linalg.norm(components, axis=1, keepdims=True)
+        return float(np.abs(unit @ atoms.T).max(axis=0).mean())
+
+    model = MiniBatchDictionaryLearning(4, alpha=0.1, max_iter=5, batch_size=20, random_state=0,
+                                        device="cpu").fit(rows(old_atoms))
+    before = recovery(model.components_, new_atoms)
+    for batch in np.array_split(rows(new_atoms), 20):
+        model.partial_fit(batch)
+    assert recovery(model.components_, new_atoms) > before + 0.1

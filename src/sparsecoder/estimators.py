@@ -389,6 +389,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             print(f"[MiniBatchDictionaryLearning] {learner.n_steps} mini-batches in "
                   f"{time.perf_counter() - started:.2f} s{' (converged)' if converged else ''}, "
                   f"{learner.n_redrawn} dead atoms re-drawn")
+        # partial_fit goes on as a stream (scikit-learn's weighting): bring the exact statistics to its scale
+        learner.to_stream_weighting(float(memory["weights"][memory["seen"]].sum()), batch_size)
         self._publish(learner, X.dtype)
         self.n_iter_ = int(np.ceil(learner.n_steps / n_steps_per_epoch))
         return self
