@@ -289,3 +289,16 @@ def test_sparse_vae_fits_read_only_rows_without_torch_warning(rows):
             _small_vae(max_epochs=1).fit(read_only)
     finally:
         torch.set_warn_always(always)
+
+
+def test_partial_fit_refuses_parameters_changed_since_the_model_was_built(rows):
+    # audit 2026-11-29: n_components, variant, lam, beta, ... set between partial_fit calls were silently
+    # ignored (the model and its optimiser keep those of the first fit); batch_size applies at every call
+    model = _small_sae(variant="sdl", max_epochs=1).fit(rows)
+    with pytest.raises(ValueError, match=r"built .* with lam=None, n_components=6; the parameters set since "
+                                         r"\(lam=0\.5, n_components=8\)"):
+        model.set_params(lam=0.5, n_components=8).partial_fit(rows)
+    model.set_params(lam=None, n_components=6, batch_size=30).partial_fit(rows)
+    assert model.n_steps_ == 4 + 2
+    with pytest.raises(ValueError, match=r"\(beta=5\.0\) cannot apply"):
+        _small_vae(max_epochs=1).partial_fit(rows).set_params(beta=5.0).partial_fit(rows)

@@ -569,8 +569,26 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.config_ = config
         self._optimization = Optimization(model)
         self._seed = seed
+        self._built_with = self._model_params()
         self.n_steps_ = 0
         self.n_iter_ = 0
+
+    def _model_params(self) -> dict:
+        """The parameters the model and its optimiser are built from (all but those read at every call)."""
+        return {k: v for k, v in self.get_params().items() if k not in ("max_epochs", "batch_size",
+                                                                         "random_state")}
+
+    def _check_unchanged(self) -> None:
+        """``partial_fit`` continues the model built by the first fit: parameters set since then (and not
+        set back) cannot apply to it and are refused by name, never silently ignored."""
+        built = getattr(self, "_built_with", None)  # None: pickled before it was recorded
+        changed = {k: v for k, v in self._model_params().items() if built is not None and built.get(k) != v}
+        if changed:
+            now = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+            then = ", ".join(f"{k}={built.get(k)!r}" for k in changed)
+            raise ValueError(f"{type(self).__name__}.partial_fit continues the model built by the first "
+                             f"fit/partial_fit with {then}; the parameters set since ({now}) cannot apply to "
+                             f"it: call fit to build a new model, or set them back")
 
     def _check_training_rows(self, X) -> None:
         """Refuse rows the model cannot train on (after the shape checks, before any step); the
@@ -613,6 +631,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not fitted:
             self._start(X)
         else:
+            self._check_unchanged()
             self._check_batches(X.shape[0], self.model_)
             self._check_training_rows(X)
         self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
