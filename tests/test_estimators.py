@@ -227,3 +227,76 @@ def test_torch_float32_input_keeps_float32_like_numpy():
         assert estimator.transform(torch.tensor(X, dtype=torch.float32)).dtype == np.float32
         assert estimator.transform(X.astype(np.float32)).dtype == np.float32
         assert estimator.transform(torch.tensor(X)).dtype == np.float64
+
+
+def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do():
+    # audit 2026-11-29: rows of 1e200 gave NaN atoms silently (1 epoch) or a bare ZeroDivisionError from
+    # the active-set solver (2 epochs); fit_transform with positive_code=True and the default
+    # transform_algorithm="omp" (or OMP asked for more non-zeros than atoms, refused as "more atoms than
+    # features") fitted the whole dictionary first
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(20, 5)), rng.normal(size=(3, 5))
+
+    def model(**kwargs):
+        return MiniBatchDictionaryLearning(n_components=3, max_iter=1, batch_size=8, random_state=0,
+                                           device="cpu", **kwargs)
+
+    with pytest.raises(ValueError, match=r"largest \|value\| is 2\.3\d*e\+200, outside \[1e-100, 1e100\].*"
+                                         r"rescale X .* and alpha by the same factor"):
+        model().fit(X * 1e200)
+    with pytest.raises(ValueError, match="outside"):
+        model(alpha=1e-160).partial_fit(X * 1e-160)
+    assert np.isfinite(model().fit(X * 1e90).components_).all()
+    unfitted = model(positive_code=True)
+    with pytest.raises(ValueError, match="positive_code=True is not supported by transform_algorithm='omp'"):
+        unfitted.fit_transform(X)
+    assert not hasattr(unfitted, "components_")
+    assert model(positive_code=True).fit(X).components_.shape == (3, 5)  # fit alone: as scikit-learn's
+    with pytest.raises(ValueError, match="transform_n_nonzero_coefs=4 exceeds n_components=3"):
+        model(transform_n_nonzero_coefs=4).fit_transform(X)  # was "more atoms than features" at the end
+    with pytest.raises(ValueError, match="transform_n_nonzero_coefs=6 exceeds n_components=3"):
+        SparseCoder(D, transform_n_nonzero_coefs=6).transform(X)
+
+
+def test_partial_fit_applies_parameters_set_between_calls():
+    # as scikit-learn's partial_fit does; they were silently ignored (the learner kept its first settings)
+    X = np.random.default_rng(0).normal(size=(20, 5))
+    model = MiniBatchDictionaryLearning(n_components=3, random_state=0, device="cpu").partial_fit(X)
+    assert model.components_.min() < 0
+    assert model.set_params(positive_dict=True).partial_fit(X).components_.min() >= 0
+    with pytest.raises(ValueError, match="n_components=5 but the dictionary being learned has 3 atoms"):
+        model.set_params(n_components=5).partial_fit(X)
+
+
+def test_split_sign_names_every_output_column():
+    # audit 2026-11-29: get_feature_names_out named n_components columns for the 2 × n_components of
+    # split_sign, so set_output(transform="pandas") failed ("Length mismatch"; scikit-learn's estimators too)
+    pandas = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pandas.DataFrame(rng.normal(size=(20, 5)), columns=list("abcde"))
+    for estimator in (SparseCoder(rng.normal(size=(3, 5)), transform_algorithm="lasso_cd", split_sign=True),
+                      MiniBatchDictionaryLearning(3, max_iter=1, split_sign=True, device="cpu")):
+        codes = estimator.set_output(transform="pandas").fit(frame).transform(frame)
+        assert codes.shape == (20, 6) and list(codes.columns) == list(estimator.get_feature_names_out())
+
+
+def test_partial_fit_after_fit_learns_from_the_new_batches():
+    # audit 2026-11-29: fit's exact statistics (sample weights (t + 1)^4) dwarfed the 1/batch weights of
+    # partial_fit's stream, so mini-batches of new data after fit left the dictionary as it was
+    # (scikit-learn's moves to the new atoms); fit now hands partial_fit its statistics at the stream's scale
+    rng = np.random.default_rng(0)
+    old_atoms, new_atoms = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in rng.normal(size=(2, 4, 8)))
+
+    def rows(atoms):
+        return (rng.laplace(size=(400, 4)) * (rng.random((400, 4)) < 0.3)) @ atoms
+
+    def recovery(components, atoms):  # mean over the true atoms of the best |cosine| with a learned one
+        unit = components / np.linalg.norm(components, axis=1, keepdims=True)
+        return float(np.abs(unit @ atoms.T).max(axis=0).mean())
+
+    model = MiniBatchDictionaryLearning(4, alpha=0.1, max_iter=5, batch_size=20, random_state=0,
+                                        device="cpu").fit(rows(old_atoms))
+    before = recovery(model.components_, new_atoms)
+    for batch in np.array_split(rows(new_atoms), 20):
+        model.partial_fit(batch)
+    assert recovery(model.components_, new_atoms) > before + 0.1

@@ -262,3 +262,43 @@ def test_output_dtype_follows_the_input_dtype_for_numpy_and_torch(make, rows):
         assert isinstance(codes, np.ndarray) and codes.dtype == dtype, (type(X), X.dtype, codes.dtype)
         back = model.inverse_transform(torch.from_numpy(codes) if isinstance(X, torch.Tensor) else codes)
         assert back.dtype == dtype
+
+
+def test_rows_beyond_float32_are_refused_by_name(rows):
+    # audit 2026-11-29: finite float64 rows of 1e300 became inf in float32 and were reported as
+    # "batch contains NaN or inf" (fit) or "x contains NaN or inf" (transform)
+    with pytest.raises(ValueError, match=r"rows of X hold values up to .*e\+300, beyond float32's range"):
+        _small_sae(variant="sdl").fit(rows * 1e300)
+    model = _small_vae(max_epochs=1).fit(rows)
+    with pytest.raises(ValueError, match="rows of X hold values up to .*beyond float32's range"):
+        model.transform(rows * 1e300)
+    with pytest.raises(ValueError, match="codes hold values up to 1e\\+300"):
+        model.inverse_transform(np.full((2, 4), 1e300))
+
+
+def test_sparse_vae_fits_read_only_rows_without_torch_warning(rows):
+    # a read-only array (pandas >= 3 gives them, np.load(mmap_mode="r") too) made torch warn that writing
+    # to the tensor is undefined behaviour
+    read_only = rows.copy()
+    read_only.setflags(write=False)
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch warns once per process otherwise
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _small_vae(max_epochs=1).fit(read_only)
+    finally:
+        torch.set_warn_always(always)
+
+
+def test_partial_fit_refuses_parameters_changed_since_the_model_was_built(rows):
+    # audit 2026-11-29: n_components, variant, lam, beta, ... set between partial_fit calls were silently
+    # ignored (the model and its optimiser keep those of the first fit); batch_size applies at every call
+    model = _small_sae(variant="sdl", max_epochs=1).fit(rows)
+    with pytest.raises(ValueError, match=r"built .* with lam=None, n_components=6; the parameters set since "
+                                         r"\(lam=0\.5, n_components=8\)"):
+        model.set_params(lam=0.5, n_components=8).partial_fit(rows)
+    model.set_params(lam=None, n_components=6, batch_size=30).partial_fit(rows)
+    assert model.n_steps_ == 4 + 2
+    with pytest.raises(ValueError, match=r"\(beta=5\.0\) cannot apply"):
+        _small_vae(max_epochs=1).partial_fit(rows).set_params(beta=5.0).partial_fit(rows)

@@ -80,7 +80,22 @@ def _check_device(device):
 class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform``/``inverse_transform`` of both estimators (scikit-learn's ``_BaseSparseCoding``)."""
 
+    def _check_transform_settings(self, n_components):
+        """Refuse by name the transform settings that scikit-learn's ``sparse_encode`` refuses (``transform``
+        and, before any fitting, ``MiniBatchDictionaryLearning.fit_transform``); ``n_components`` None: not
+        known yet."""
+        algorithm, n_nonzero = self.transform_algorithm, self.transform_n_nonzero_coefs
+        if self.positive_code and algorithm in ("omp", "lars"):
+            raise ValueError(f"positive_code=True is not supported by transform_algorithm={algorithm!r}; use "
+                             f"'lasso_cd', 'active_set', 'fista', 'lasso_lars' or 'threshold' (or "
+                             f"positive_code=False)")
+        if algorithm == "omp" and None not in (n_nonzero, n_components) and n_nonzero > n_components:
+            raise ValueError(f"transform_n_nonzero_coefs={n_nonzero} exceeds n_components={n_components} "
+                             f"(OMP selects each atom at most once); set transform_n_nonzero_coefs <= "
+                             f"{n_components}")
+
     def _encode(self, X, dictionary, alpha):
+        self._check_transform_settings(dictionary.shape[0])
         algorithm = self.transform_algorithm
         positive = self.positive_code
         if algorithm in _SKLEARN or (algorithm in _OURS and alpha == 0):
@@ -216,8 +231,8 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         return tags
 
     @property
-    def _n_features_out(self):
-        return self._atoms().shape[0]
+    def _n_features_out(self):  # the columns of transform: × 2 with split_sign (scikit-learn counts 1×)
+        return self._atoms().shape[0] * (2 if self.split_sign else 1)
 
 
 class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
@@ -311,9 +326,20 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         self.device = device
 
     # ------------------------------------------------------------------ fitting
-    def _new_learner(self, X):
-        n_components = X.shape[1] if self.n_components is None else self.n_components
+    def _n_atoms(self, n_features):
+        return n_features if self.n_components is None else self.n_components
+
+    def _learner_settings(self):
+        """The learner's settings from the current parameters (at its creation, and again at every
+        ``partial_fit``: parameters set between calls apply, as in scikit-learn)."""
         _check_device(self.device)
+        return dict(positive_code=bool(self.positive_code), positive_dict=bool(self.positive_dict),
+                    device=_device(self.device), max_iter=max(int(self.transform_max_iter), 1),
+                    solver="fista" if self.fit_algorithm == "fista" else "auto")
+
+    def _new_learner(self, X):
+        n_components = self._n_atoms(X.shape[1])
+        settings = self._learner_settings()
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
             atoms = check_array(self.dict_init, dtype=np.float64, input_name="dict_init")
@@ -323,13 +349,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1.0)
         else:
             atoms = initial_dictionary(X, n_components, self._rng, positive=self.positive_dict)
-        device = _device(self.device)
-        learner = OnlineDictionaryLearner(
-            atoms, float(self.alpha), positive_code=self.positive_code, positive_dict=self.positive_dict,
-            device=device, max_iter=max(int(self.transform_max_iter), 1), rng=self._rng,
-            solver="fista" if self.fit_algorithm == "fista" else "auto",
-        )
-        return learner
+        return OnlineDictionaryLearner(atoms, float(self.alpha), rng=self._rng, **settings)
 
     def _publish(self, learner, dtype):
         self._learner = learner
@@ -341,6 +361,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` (``(n_samples, n_features)``); returns ``self``."""
         X = _validate(self, X, order="C")
+        _check_learnable_scale(X)
         learner = self._new_learner(X)
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
@@ -368,6 +389,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             print(f"[MiniBatchDictionaryLearning] {learner.n_steps} mini-batches in "
                   f"{time.perf_counter() - started:.2f} s{' (converged)' if converged else ''}, "
                   f"{learner.n_redrawn} dead atoms re-drawn")
+        # partial_fit goes on as a stream (scikit-learn's weighting): bring the exact statistics to its scale
+        learner.to_stream_weighting(float(memory["weights"][memory["seen"]].sum()), batch_size)
         self._publish(learner, X.dtype)
         self.n_iter_ = int(np.ceil(learner.n_steps / n_steps_per_epoch))
         return self
@@ -377,16 +400,30 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """One mini-batch step on ``X`` (the first call initialises the dictionary from it)."""
         fitted = hasattr(self, "components_")
         X = _validate(self, X, order="C", reset=not fitted)
+        _check_learnable_scale(X)
         if not fitted:
             learner = self._new_learner(X)
         else:
             learner = self._learner
-            if learner.components.shape[1] != X.shape[1]:  # validate_data already refuses; belt and braces
-                raise ValueError(f"X has {X.shape[1]} features, the dictionary {learner.components.shape[1]}")
+            n_atoms = self._n_atoms(X.shape[1])
+            if learner.components.shape[0] != n_atoms:
+                raise ValueError(f"n_components={self.n_components} but the dictionary being learned has "
+                                 f"{learner.components.shape[0]} atoms (set by the first fit/partial_fit); "
+                                 f"call fit, or clone the estimator to start a new dictionary")
+            learner.alpha = float(self.alpha)
+            for name, value in self._learner_settings().items():
+                setattr(learner, name, value)
         learner.step(X)
         self._publish(learner, X.dtype)
         self.n_iter_ = getattr(self, "n_iter_", 0)
         return self
+
+    def fit_transform(self, X, y=None):
+        """``fit(X).transform(X)``, refusing first, before any fitting, the settings ``transform`` refuses
+        (``positive_code`` with ``omp``/``lars``; ``fit`` alone accepts them, as scikit-learn's does)."""
+        self._validate_params()
+        self._check_transform_settings(self.n_components)
+        return self.fit(X, y).transform(X)
 
     # ------------------------------------------------------------------ using
     def transform(self, X):
@@ -416,8 +453,22 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         return tags
 
     @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
+    def _n_features_out(self):  # the columns of transform: × 2 with split_sign (scikit-learn counts 1×)
+        return self.components_.shape[0] * (2 if self.split_sign else 1)
+
+
+_LEARNABLE_PEAK = 1e100
+
+
+def _check_learnable_scale(X):
+    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass): the online
+    learner's float64 statistics (weighted sums of products of codes and rows) over- or underflow there and
+    its solver failed with a bare ZeroDivisionError (from about 1e154, or 1e-155 with as small an alpha)."""
+    peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
+    if peak > 0 and not 1 / _LEARNABLE_PEAK <= peak <= _LEARNABLE_PEAK:
+        raise ValueError(f"X's largest |value| is {peak:.4g}, outside [1e-100, 1e100] where the dictionary "
+                         f"learner's float64 statistics stay in range; rescale X (e.g. X / X.std()) and "
+                         f"alpha by the same factor (the dictionary learned is the same)")
 
 
 class _Convergence:
@@ -465,8 +516,12 @@ _E_INVERSE = 0.36787944117144233  # e^-1, Barello et al.'s likelihood σ
 _IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
 
 
-def _rows_tensor(X, device) -> torch.Tensor:
-    """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine)."""
+def _rows_tensor(X, device, what="the rows of X") -> torch.Tensor:
+    """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine); finite
+    values beyond float32's range are refused by name (they became inf, reported as NaN/inf in X)."""
+    from sparsecoder.train.run import _check_float32_range
+
+    _check_float32_range(np.asarray(X), what)
     return torch.tensor(np.asarray(X, dtype=np.float32), device=device)
 
 
@@ -514,8 +569,26 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.config_ = config
         self._optimization = Optimization(model)
         self._seed = seed
+        self._built_with = self._model_params()
         self.n_steps_ = 0
         self.n_iter_ = 0
+
+    def _model_params(self) -> dict:
+        """The parameters the model and its optimiser are built from (all but those read at every call)."""
+        return {k: v for k, v in self.get_params().items() if k not in ("max_epochs", "batch_size",
+                                                                         "random_state")}
+
+    def _check_unchanged(self) -> None:
+        """``partial_fit`` continues the model built by the first fit: parameters set since then (and not
+        set back) cannot apply to it and are refused by name, never silently ignored."""
+        built = getattr(self, "_built_with", None)  # None: pickled before it was recorded
+        changed = {k: v for k, v in self._model_params().items() if built is not None and built.get(k) != v}
+        if changed:
+            now = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+            then = ", ".join(f"{k}={built.get(k)!r}" for k in changed)
+            raise ValueError(f"{type(self).__name__}.partial_fit continues the model built by the first "
+                             f"fit/partial_fit with {then}; the parameters set since ({now}) cannot apply to "
+                             f"it: call fit to build a new model, or set them back")
 
     def _check_training_rows(self, X) -> None:
         """Refuse rows the model cannot train on (after the shape checks, before any step); the
@@ -558,6 +631,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not fitted:
             self._start(X)
         else:
+            self._check_unchanged()
             self._check_batches(X.shape[0], self.model_)
             self._check_training_rows(X)
         self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
@@ -576,7 +650,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             raise ValueError(f"the codes have {codes.shape[1]} columns but this model has "
                              f"{self.n_components_} components; pass codes of shape (n_samples, "
                              f"{self.n_components_})")
-        return codes, _rows_tensor(codes, self.model_.device)
+        return codes, _rows_tensor(codes, self.model_.device, "the codes")
 
     @property
     def n_components_(self) -> int:
@@ -907,7 +981,7 @@ class SparseVAE(_NeuralEstimator):
     def _check_training_rows(self, X) -> None:
         from sparsecoder.models.vae import check_likelihood_data
 
-        check_likelihood_data(self.config_, torch.as_tensor(X), "X")
+        check_likelihood_data(self.config_, X, "X")  # numpy as it is (a read-only array made torch warn)
 
     @property
     def components_(self) -> np.ndarray:

@@ -284,8 +284,7 @@ class OnlineDictionaryLearner:
         eta = X.shape[0]
         t = self.n_steps
         if seen is None:
-            theta = (t + 1) * eta if t < eta - 1 else eta * eta + t + 1 - eta
-            beta = (theta + 1 - eta) / (theta + 1)
+            beta = _stream_beta(t, eta)
             weight = 1.0 / eta
             self.A *= beta
             self.B *= beta
@@ -304,6 +303,20 @@ class OnlineDictionaryLearner:
         self.n_steps += 1
         return codes, cost, weight
 
+    def to_stream_weighting(self, total_weight: float, batch_size: int) -> None:
+        """Rescale exact statistics (sample weights summing to ``total_weight``) to the scale the stream
+        weighting gives after ``n_steps`` mini-batches of ``batch_size`` rows: their weighted mean times the
+        stream's mass ``m_T`` (``m ← β_t m + 1``). A stream (:meth:`step` without ``seen``) then continues
+        from them; unscaled, the exact weights ``(t + 1)^ρ`` dwarfed its ``1/η`` (new batches hardly
+        counted)."""
+        if total_weight <= 0:
+            return
+        mass = 0.0
+        for t in range(self.n_steps):
+            mass = _stream_beta(t, batch_size) * mass + 1.0
+        self.A *= mass / total_weight
+        self.B *= mass / total_weight
+
     def _redraw(self, atoms: np.ndarray, X: np.ndarray):
         rows = X[self.rng.integers(0, X.shape[0], size=atoms.size)].astype(np.float64)
         noise_level = _REDRAW_NOISE * np.where(rows.std(axis=1) > 0, rows.std(axis=1), 1.0)
@@ -314,6 +327,13 @@ class OnlineDictionaryLearner:
         fresh = np.divide(fresh, norms, out=np.zeros_like(fresh), where=norms > 0)
         self.components[atoms] = fresh
         self.n_redrawn += int(atoms.size)
+
+
+def _stream_beta(t: int, eta: int) -> float:
+    """scikit-learn's forgetting factor β of the statistics before mini-batch ``t`` (0-based) of ``eta``
+    rows (module docstring, step 2)."""
+    theta = (t + 1) * eta if t < eta - 1 else eta * eta + t + 1 - eta
+    return (theta + 1 - eta) / (theta + 1)
 
 
 def run_epoch(learner: OnlineDictionaryLearner, X: np.ndarray, batch_size: int, rng: np.random.Generator,
