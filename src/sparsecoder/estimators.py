@@ -519,9 +519,9 @@ _IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
 def _rows_tensor(X, device, what="the rows of X") -> torch.Tensor:
     """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine); finite
     values beyond float32's range are refused by name (they became inf, reported as NaN/inf in X)."""
-    from sparsecoder.train.run import _check_float32_range
+    from sparsecoder.models.common import check_float32_range
 
-    _check_float32_range(np.asarray(X), what)
+    check_float32_range(np.asarray(X), what)
     return torch.tensor(np.asarray(X, dtype=np.float32), device=device)
 
 

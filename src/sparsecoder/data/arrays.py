@@ -26,12 +26,12 @@ from sparsecoder.data.base import (
     release_pages,
 )
 from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
+from sparsecoder.models.common import FLOAT32_MAX
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
 LABEL_KEYS = ("labels", "y")
 STANDARDIZE = ("none", "global", "feature")
 CHUNK_VALUES = 1 << 22  # values per chunk when scanning a file (32 MB as float64)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_array_file(path: Path, key: str | None = None

@@ -158,6 +158,19 @@ def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> tor
     return x.to(device, torch.float32)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(array: np.ndarray, what: str) -> None:
+    """Refuse by name finite values that the models' float32 would turn into inf (|x| > 3.4e38) — rows or
+    codes given in float64 to encode/decode or an estimator (they used to be reported as NaN/inf)."""
+    if array.dtype.itemsize > 4 and array.size and np.issubdtype(array.dtype, np.floating):
+        largest = float(np.abs(array).max())
+        if largest > FLOAT32_MAX:
+            raise ValueError(f"{what} hold values up to {largest:.4g}, beyond float32's range (±3.4e38) "
+                             f"in which the model computes; rescale them")
+
+
 def check_finite_output(values, what: str, inputs=None, cause: str = ""):
     """``values`` (an ``(n, …)`` model output returned to a user: a tensor or a numpy array) unchanged when
     every entry is finite; else a ``ValueError`` naming ``what``, how many of the ``n`` rows are NaN/inf,

@@ -33,6 +33,7 @@ from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
+from sparsecoder.models.common import check_float32_range
 from sparsecoder.train.checkpoint import load_weights, seed_everything
 from sparsecoder.train.integrity import (
     DIGESTS_FILE,
@@ -332,17 +333,8 @@ def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
                          f"{data.dim} ({data.describe()})")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contain NaN or inf")
-    _check_float32_range(array, what)
+    check_float32_range(array, what)
     return array
-
-
-def _check_float32_range(array: np.ndarray, what: str) -> None:
-    """Finite values the model's float32 would turn into inf (|x| > 3.4e38) are refused by name."""
-    if array.dtype.itemsize > 4 and array.size and np.issubdtype(array.dtype, np.floating):
-        largest = float(np.abs(array).max())
-        if largest > float(np.finfo(np.float32).max):
-            raise ValueError(f"{what} hold values up to {largest:.4g}, beyond float32's range (±3.4e38) "
-                             f"in which the model computes; rescale them")
 
 
 def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
@@ -418,7 +410,7 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
                          f"shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
         raise ValueError("codes must be finite numbers")
-    _check_float32_range(array, "codes")
+    check_float32_range(array, "codes")
     device = next(iter(model.parameters())).device
     z = torch.as_tensor(array, dtype=torch.float32, device=device)
     with torch.no_grad():
