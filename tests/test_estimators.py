@@ -256,6 +256,10 @@ def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do
         model(transform_n_nonzero_coefs=4).fit_transform(X)  # was "more atoms than features" at the end
     with pytest.raises(ValueError, match="transform_n_nonzero_coefs=6 exceeds n_components=3"):
         SparseCoder(D, transform_n_nonzero_coefs=6).transform(X)
+    # 10^6 atoms: the statistics A alone are 7,451 GiB (numpy's MemoryError before, on the atoms)
+    with pytest.raises(ValueError, match=r"1,000,000 atoms of 5 features .* GiB, more than this machine's "
+                                         r".* lower n_components"):
+        MiniBatchDictionaryLearning(n_components=10**6, random_state=0).partial_fit(X)
 
 
 def test_partial_fit_applies_parameters_set_between_calls():

@@ -338,8 +338,16 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
                     solver="fista" if self.fit_algorithm == "fista" else "auto")
 
     def _new_learner(self, X):
+        from sparsecoder.data.base import check_rows_fit
+
         n_components = self._n_atoms(X.shape[1])
         settings = self._learner_settings()
+        # the learner's float64 state (atoms, the statistics A (k, k) and B (k, d)) and the codes kept per
+        # sample (float64 at most): refused by name before the first array is allocated
+        k, (n, d) = n_components, X.shape
+        check_rows_fit(8 * (k * k + 2 * k * d + n * k), 1,
+                       f"{k:,} atoms of {d:,} features learnt from {n:,} samples",
+                       "lower n_components")
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
             atoms = check_array(self.dict_init, dtype=np.float64, input_name="dict_init")
