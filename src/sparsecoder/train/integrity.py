@@ -69,6 +69,7 @@ __all__ = [
     "changed_splits",
     "remove_stale_temp_files",
     "read_json_object",
+    "check_run_files",
 ]
 
 LOCK_FILE = ".sparsecoder.lock"
@@ -442,6 +443,23 @@ def read_json_object(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object of metrics; move it away "
                          f"and rerun")
     return data
+
+
+def check_run_files(run_dir: Path, names) -> None:
+    """Refuse, before any work, a run file of ``names`` in ``run_dir`` that is there but not a regular file
+    (a folder, a broken symbolic link, a FIFO, ...): read as "missing" it gave wrong advice ("nothing to
+    resume", an unverified run when ``digests.json`` is a folder), and written it failed only after the
+    first epoch had trained. A symbolic link to a regular file is fine."""
+    for name in names:
+        path = Path(run_dir) / name
+        if path.is_file() or not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_symlink() and not path.exists():
+            what = f"a broken symbolic link (to {_link_target(path)})"
+        else:
+            what = "a folder" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{path} is {what}, not the file sparsecoder keeps under that name in a run folder; "
+                         f"move it away, or put the run's own {name} back")
 
 
 # ----------------------------------------------------------------------------------------------
