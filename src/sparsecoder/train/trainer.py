@@ -591,15 +591,40 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
                             data_fingerprint=fingerprint)
 
-        world.on_main(write_epoch)
+        try:
+            world.on_main(write_epoch)
+        except OSError as err:  # a full disk, a folder made read-only: say what is kept and how to go on
+            raise _write_failed(err, out_dir, epoch - 1) from None
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
         epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
     epochs.close()
 
     if not history:
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
-    return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
-                                         best_val_loss, log, world.world_size))
+    try:
+        return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
+                                             best_val_loss, log, world.world_size))
+    except OSError as err:
+        raise _write_failed(err, out_dir, int(history[-1]["epoch"]), finishing=True) from None
+
+
+def _write_failed(err: OSError, out_dir: Path, saved: int, *, finishing: bool = False) -> OSError:
+    """``err`` (a run file that could not be written) with what the run folder keeps and how to continue:
+    ``saved`` is the epoch of its last complete checkpoint (0: none)."""
+    if err.errno is None:
+        return err
+    if finishing:
+        kept = (f"training stopped after its last epoch ({saved}), which {out_dir / CHECKPOINT_FILE} holds; "
+                f"make room (or make the folder writable) and run the same command with --resume to write "
+                f"metrics.json and the pictures")
+    elif saved:
+        kept = (f"training stopped in epoch {saved + 1}; {out_dir / CHECKPOINT_FILE} holds epoch {saved}: "
+                f"make room (or make the folder writable) and continue with --resume")
+    else:
+        kept = ("training stopped in epoch 1, before any checkpoint: make room and train again with "
+                "--overwrite")
+    extra = () if err.filename is None else (err.filename,)
+    return type(err)(err.errno, f"{err.strerror}; {kept}", *extra)
 
 
 def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | None:
