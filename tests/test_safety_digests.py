@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import yaml
 
 from sparsecoder.cli import main
 from sparsecoder.train import load_run, load_test_split
-from sparsecoder.train.integrity import DigestMismatch, config_digest, verify_digest
+from sparsecoder.train.integrity import DigestMismatch, config_digest, verify_digest, write_digested
 from tests.safety_helpers import fresh_run
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -112,6 +113,35 @@ WRITER = (
     "    write_digested(path, bytes([k % 251]) * (1 << 16))\n"
     "    k += 1\n"
 )
+
+
+def test_a_reader_meeting_a_writer_does_not_call_the_file_damaged(tmp_path):
+    """encode/decode take no lock: their check used to read digests.json before a writer accepted the new
+    digest and hash the file after it was replaced, calling a sound file "damaged" (21 of 15,404 checks)."""
+    path = tmp_path / "model.safetensors"
+    write_digested(path, bytes(1 << 16))
+    stop = threading.Event()
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            write_digested(path, bytes([k % 251]) * (1 << 16))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    checks, damaged, end = 0, [], time.monotonic() + 1.0
+    try:
+        while time.monotonic() < end:
+            checks += 1
+            try:
+                verify_digest(path)
+            except DigestMismatch as err:
+                damaged.append(str(err))
+    finally:
+        stop.set()
+        thread.join()
+    assert checks > 100 and damaged == [], (checks, damaged[:1])
 
 
 @pytest.mark.parametrize("delay", [0.15, 0.4])

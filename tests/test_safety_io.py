@@ -78,6 +78,7 @@ def test_disk_full_during_resume_leaves_the_run_intact(tmp_path_factory, tmpfs, 
     assert main([*RESUME, str(run)]) == 2
     err = _one_line_error(capsys)
     assert "No space left on device" in err and str(run) in err
+    assert "holds epoch 1: make room (or make the folder writable) and continue with --resume" in err
     assert _snapshot(run, resumed=True) == before and _no_temp_files(run)
     verify_digest(run / "checkpoint.pt")
     verify_digest(run / "model.safetensors")
@@ -100,6 +101,7 @@ def test_a_file_size_limit_fails_the_same_way_without_privileges(tmp_path_factor
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert "File too large" in done.stderr and str(run) in done.stderr
+    assert "training stopped in epoch 2" in done.stderr and "continue with --resume" in done.stderr
     assert _snapshot(run, resumed=True) == before and _no_temp_files(run)
     verify_digest(run / "checkpoint.pt")
 

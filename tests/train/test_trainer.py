@@ -162,6 +162,12 @@ def test_divergence_stops_naming_epoch_and_knobs_and_keeps_last_good_epoch(tmp_p
     assert [r["epoch"] for r in read_history_rows(out / "history.csv")] == [1]
     assert all(torch.isfinite(t).all() for t in weights(out / "model.safetensors").values())
     assert not (out / "metrics.json").exists()
+    # the message said "resumable" and "train again", but a resume diverges the same way and refuses a
+    # lower lr, and `train` into the same folder is refused: it now names the ways that work
+    assert "--overwrite" in str(err.value) and "would diverge again" in str(err.value)
+    assert "`--resume --set epochs=1` ends the run there" in str(err.value)
+    metrics = train(None, out, resume=True, overrides={"epochs": 1}, data=DATA, progress=False)
+    assert metrics["best_epoch"] == 1 and (out / "metrics.json").is_file()
 
 
 def test_divergence_in_the_first_epoch_says_nothing_was_saved(tmp_path):
@@ -277,6 +283,48 @@ def test_weights_of_another_architecture_are_refused_clearly(tmp_path):
     (out / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable checkpoint|damaged or was replaced"):
         train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+
+
+def test_a_run_file_replaced_by_a_folder_is_named_before_any_work(tmp_path):
+    """Read as "missing", a folder named like a run file gave wrong advice ("nothing to resume", a run read
+    unverified when digests.json was a folder); written, it failed only after an epoch had trained."""
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    history = (out / "history.csv").read_bytes()
+    for name in ("history.csv", "metrics.json", "checkpoint.pt", "digests.json", "model.safetensors"):
+        (out / name).rename(tmp_path / name)
+        (out / name).mkdir()
+        with pytest.raises(ValueError, match=rf"run/{name} is a folder, not the file .* move it away"):
+            train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+        with pytest.raises(ValueError, match=rf"run/{name} is a folder"):
+            train(config(epochs=2), out, overwrite=True, data=DATA, progress=False)
+        if name in ("digests.json", "model.safetensors"):  # what encode reads
+            with pytest.raises(ValueError, match=rf"run/{name} is a folder"):
+                encode_run(out, DATA.test.x[:2].numpy(), data=DATA)
+        if name != "history.csv":  # what evaluate reads or writes
+            with pytest.raises(ValueError, match=rf"run/{name} is a folder"):
+                evaluate_run(out, data=DATA)
+        (out / name).rmdir()
+        (tmp_path / name).rename(out / name)
+    assert (out / "history.csv").read_bytes() == history
+
+
+def test_resume_checks_the_best_weights_before_training(tmp_path):
+    """The weights reloaded at the end of a resumed run were first read then: a damaged file failed after
+    every epoch had trained (or passed unseen when a later epoch replaced it), a deleted one likewise."""
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    good = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors").write_bytes(good[:-8] + bytes(8))
+    with pytest.raises(ValueError, match="model.safetensors is damaged or was replaced"):
+        train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+    (out / "model.safetensors").unlink()
+    for call in (lambda: train(config(epochs=2), out, resume=True, data=DATA, progress=False),
+                 lambda: encode_run(out, DATA.test.x[:2].numpy(), data=DATA)):
+        with pytest.raises(FileNotFoundError, match="best weights were deleted or moved; put them back"):
+            call()
+    assert [r["epoch"] for r in read_history_rows(out / "history.csv")] == [1]
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
 @pytest.mark.parametrize("n, batch_size", [(240, 50), (501, 250), (7, 250), (250, 250)])

@@ -39,6 +39,7 @@ from sparsecoder.train.integrity import (
     DIGESTS_FILE,
     changed_splits,
     check_resume_config,
+    check_run_files,
     data_fingerprint,
     locked_run,
     no_run_folder,
@@ -68,6 +69,9 @@ HISTORY_PLOT = "history.png"
 PREPROCESSING_FILE = "preprocessing.json"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
              PREPROCESSING_FILE, DIGESTS_FILE)
+# the files `load_run` (encode, decode) reads, and those `evaluate` reads or writes
+READ_FILES = (CONFIG_FILE, WEIGHTS_FILE, PREPROCESSING_FILE, DIGESTS_FILE)
+EVALUATE_FILES = (*READ_FILES, CHECKPOINT_FILE, METRICS_FILE)
 # config.yaml keys that `evaluate` lets differ from the checkpoint's: where to run, and where the data now are
 EVALUATE_CHANGES = frozenset({"epochs", "device", "num_threads", "data_dir"})
 # Keys of metrics.json that describe the training, not the test set; `evaluate` keeps them.
@@ -171,6 +175,16 @@ def read_run_data(run_dir) -> RunData | None:
     )
 
 
+def missing_weights(run_dir: Path) -> FileNotFoundError:
+    """The error for a run folder without ``model.safetensors``: a run that never finished an epoch, or
+    (``checkpoint.pt`` present, written after the weights of epoch 1) weights deleted or moved since."""
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
+                                 f"that epochs were trained: the best weights were deleted or moved; put "
+                                 f"them back, or train the run again (--overwrite)")
+    return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
+
+
 def load_test_split(config) -> DataSplits:
     """The test split of the data a config names (train/val empty; MNIST IDX: only the t10k files)."""
     from sparsecoder.data import load_test_split as load_test
@@ -199,9 +213,10 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise no_run_folder(run_dir)
+    check_run_files(run_dir, READ_FILES)
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
+        raise missing_weights(run_dir)
     stored = read_run_data(run_dir)
     if data is None:
         if stored is None:
@@ -236,6 +251,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise no_run_folder(run_dir)
+    check_run_files(run_dir, EVALUATE_FILES)
     path = run_dir / METRICS_FILE
     old = read_json_object(path) if path.is_file() else {}  # a damaged file is named before any work
     _, config = load_config(run_dir / CONFIG_FILE)

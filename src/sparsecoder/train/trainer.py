@@ -61,6 +61,7 @@ from sparsecoder.train.integrity import (
     LOCK_FILE,
     check_resume_config,
     check_resume_data,
+    check_run_files,
     data_fingerprint,
     locked_run,
 )
@@ -78,6 +79,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     encode_run,
     evaluate_run,
     load_run,
+    missing_weights,
     read_run_data,
     save_run_data,
 )
@@ -238,6 +240,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
             f"sparsecoder); refusing to overwrite it, choose a new folder"
         )
     names = (*RUN_FILES, *_PICTURES)
+    check_run_files(out_dir, names)  # a folder of a run file's name would fail the first write, after epoch 1
     return [out_dir / name for name in names if (out_dir / name).is_file()]
 
 
@@ -374,9 +377,13 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         raise ValueError("resume and overwrite contradict each other (continue the run, or replace it?); "
                          "choose one")
     if resume:
+        if out_dir.is_dir():
+            check_run_files(out_dir, (*RUN_FILES, *_PICTURES))
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
         check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
+        if not (out_dir / WEIGHTS_FILE).is_file():  # the end of the run reloads them: named now, not then
+            raise missing_weights(out_dir)
     else:
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
@@ -474,6 +481,9 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     history: list[dict[str, Any]] = []
     start_epoch, best_val_loss, best_epoch = 0, math.inf, 0
     if resume:
+        # the best weights, reloaded at the end of the run, checked now (digest, format, family, size): a
+        # damaged file used to fail after every epoch had trained, or pass when a later epoch replaced it
+        world.on_main(lambda: load_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name))
         restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
@@ -581,15 +591,40 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
                             data_fingerprint=fingerprint)
 
-        world.on_main(write_epoch)
+        try:
+            world.on_main(write_epoch)
+        except OSError as err:  # a full disk, a folder made read-only: say what is kept and how to go on
+            raise _write_failed(err, out_dir, epoch - 1) from None
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
         epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
     epochs.close()
 
     if not history:
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
-    return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
-                                         best_val_loss, log, world.world_size))
+    try:
+        return world.on_main(lambda: _finish(out_dir, config, model, family, data, history, best_epoch,
+                                             best_val_loss, log, world.world_size))
+    except OSError as err:
+        raise _write_failed(err, out_dir, int(history[-1]["epoch"]), finishing=True) from None
+
+
+def _write_failed(err: OSError, out_dir: Path, saved: int, *, finishing: bool = False) -> OSError:
+    """``err`` (a run file that could not be written) with what the run folder keeps and how to continue:
+    ``saved`` is the epoch of its last complete checkpoint (0: none)."""
+    if err.errno is None:
+        return err
+    if finishing:
+        kept = (f"training stopped after its last epoch ({saved}), which {out_dir / CHECKPOINT_FILE} holds; "
+                f"make room (or make the folder writable) and run the same command with --resume to write "
+                f"metrics.json and the pictures")
+    elif saved:
+        kept = (f"training stopped in epoch {saved + 1}; {out_dir / CHECKPOINT_FILE} holds epoch {saved}: "
+                f"make room (or make the folder writable) and continue with --resume")
+    else:
+        kept = ("training stopped in epoch 1, before any checkpoint: make room and train again with "
+                "--overwrite")
+    extra = () if err.filename is None else (err.filename,)
+    return type(err)(err.errno, f"{err.strerror}; {kept}", *extra)
 
 
 def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | None:
@@ -615,8 +650,10 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
 
 def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
     if completed:
-        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}, resumable), best weights "
-                f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}")
+        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}), best weights "
+                f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}; "
+                f"`--resume --set epochs={completed}` ends the run there (metrics.json, pictures), while "
+                f"resuming with the same settings would diverge again")
     else:
         kept = "No epoch had completed, so there is no checkpoint and no weights"
     weights = ", ".join(f"{name}={getattr(config, name)}" for name in getattr(config, "LOSS_SCALES", ())
@@ -625,7 +662,8 @@ def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best
             f"from the scale the preset expects can diverge as well" if weights else "")
     raise TrainingDiverged(
         f"training diverged in epoch {epoch}: {what}. A step size or learning rate is probably too large "
-        f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again{also}. {kept}."
+        f"({_knobs(config)}); lower it (e.g. --set KEY=VALUE) and train again, into another --out or over "
+        f"this run with --overwrite (resume allows no such change){also}. {kept}."
     )
 
 
