@@ -286,6 +286,7 @@ def _nan_linear():
         ({"decoder": torch.full((5, 2), 1e20)}, "overflows torch.float32.*float64"),
         ({"Y": torch.full((3, 5), 3e38), "decoder": torch.full((5, 2), 4.0)}, "Y·W overflows"),
         ({"decoder": _nan_linear()}, "NaN or inf in its weight"),
+        ({"check_overflow": 1}, "check_overflow must be True or False"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(change, match):
@@ -294,6 +295,15 @@ def test_bad_input_raises_value_error_naming_the_argument(change, match):
     Y, decoder, lam = arguments.pop("Y"), arguments.pop("decoder"), arguments.pop("lam")
     with pytest.raises(ValueError, match=match):
         fista(Y, decoder, lam, **arguments)
+
+
+def test_without_the_overflow_check_an_overflowing_decoder_gives_diverged_samples():
+    """Training passes check_overflow=False: its decoder overflowing is a divergence, which the trainer
+    reports as such (stop, keep the last good checkpoint), not a ValueError about the arguments."""
+    with pytest.warns(RuntimeWarning):
+        result = fista(torch.ones(3, 5), torch.full((5, 2), 1e20), 0.1, check_overflow=False)
+    assert not result.converged.any()
+    assert not torch.isfinite(result.codes).all()
 
 
 # --------------------------------------------------------------------------------------------------

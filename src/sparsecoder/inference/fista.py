@@ -910,6 +910,7 @@ def fista(
     record_energy: bool = True,
     reduce=None,
     restart: bool = False,
+    check_overflow: bool = True,
 ) -> FistaResult:
     r"""Infer sparse codes of a batch by FISTA on the energy of SPEC §2.1 (paper Evtimova & LeCun 2022, §3).
 
@@ -975,6 +976,11 @@ def fista(
         ``(V − z^{k+1})·(z^{k+1} − z^k) > 0``, i.e. the momentum points uphill. Same objective and
         tolerance, other iterates: on a non-convex decoder (one-hidden-layer, SDL-NL) it stops the momentum's
         oscillation and needs about 40 % fewer passes. Off by default (the paper's plain FISTA).
+    check_overflow : bool
+        Refuse (``ValueError``) a linear decoder whose Gram matrix ``WᵀW`` or ``Y·W`` overflows ``Y``'s dtype
+        before any iteration (default). ``False``: solve anyway; the codes become NaN and are reported as
+        diverged — what training wants (its decoder overflowing is a divergence: the run stops and keeps its
+        last good checkpoint, :class:`~sparsecoder.train.TrainingDiverged`).
 
     Returns
     -------
@@ -986,7 +992,8 @@ def fista(
     ------
     ValueError
         Wrong shapes, NaN/inf values, complex inputs, an empty batch, a non-positive step, negative λ/β/γ,
-        an unknown step rule, a non-callable ``reduce``.
+        an unknown step rule, a non-callable ``reduce``, a linear decoder whose ``WᵀW`` or ``Y·W`` overflows
+        (``check_overflow``).
 
     Warns
     -----
@@ -1011,6 +1018,7 @@ def fista(
     restart = check_flag("restart", restart)
     positive = check_flag("positive", positive)
     record_energy = check_flag("record_energy", record_energy)
+    check_overflow = check_flag("check_overflow", check_overflow)
     if isinstance(step, str):
         if step not in ("lipschitz", "backtracking"):
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
@@ -1079,7 +1087,8 @@ def fista(
             smooth = _ModuleSmooth(Y, module, gamma, z_encoder)
         else:
             smooth = _LinearSmooth(Y, weight, bias, gamma, z_encoder)
-        _check_no_overflow(Y, weight, smooth)
+        if check_overflow:
+            _check_no_overflow(Y, weight, smooth)
 
         if isinstance(step, str):
             lipschitz = smooth.lipschitz(Z)

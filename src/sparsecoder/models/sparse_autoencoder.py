@@ -293,7 +293,8 @@ class SparseAutoencoder(nn.Module):
             Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
             max_iter=c.fista_max_iter, tol=c.fista_tol, restart=c.fista_restart, positive=True, beta=beta,
             var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
-            record_energy=record_energy, **distributed,
+            # a decoder that overflows is a divergence of training (NaN codes), not a bad argument
+            record_energy=record_energy, check_overflow=False, **distributed,
         )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
