@@ -352,3 +352,19 @@ def test_data_options_may_not_hold_the_loaders_own_keywords():
     for key in ("seed", "limit", "data_dir", "test_only"):
         with pytest.raises(ConfigError, match=f"data_options.{key}'.*has no such option"):
             from_dict(ExampleConfig, {"data": "mnist", "data_options": {key: 1}})
+
+
+def test_a_config_built_in_python_is_checked_and_converted_like_a_preset_value():
+    # Built directly (the Python API: train(VAEConfig(...))), a value of the wrong type was kept as given:
+    # "false" switched a bool on, a float size reached the model, a Literal accepted any string.
+    import numpy as np
+    from pathlib import Path
+
+    for kwargs, key in (({"flag": "false"}, "flag"), ({"width": 2.5}, "width"), ({"mode": "c"}, "mode"),
+                        ({"epochs": True}, "epochs"), ({"rate": float("inf")}, "rate")):
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
+            ExampleConfig(**kwargs)
+    config = ExampleConfig(width=np.int64(4), rate=np.float32(0.5), grid=[1, 2], data_dir=Path("/data"))
+    assert config == from_dict(ExampleConfig, {"width": 4, "rate": 0.5, "grid": [1, 2], "data_dir": "/data"})
+    assert type(config.width) is int and type(config.rate) is float and config.grid == (1.0, 2.0)
+    assert dataclasses.replace(config, width=5.0).width == 5
