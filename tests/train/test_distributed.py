@@ -118,3 +118,22 @@ def test_a_batch_not_divisible_by_the_process_count_stops_before_training(tmp_pa
         assert "batch_size=99 is the global batch and must be divisible by the number of processes (2)" \
             in message
     assert not out.exists()  # nothing was written
+
+
+@pytest.mark.parametrize("environment, problem", [
+    ({"WORLD_SIZE": "2"}, "RANK is not set"),  # was KeyError: 'RANK'
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR is not set"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+     "RANK=2 is not below WORLD_SIZE=2"),
+])
+def test_a_partial_or_malformed_torchrun_environment_is_named_before_joining(monkeypatch, environment, problem):
+    from sparsecoder.train.distributed import LAUNCH_VARIABLES, current_world
+
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=problem) as caught:
+        current_world(torch.device("cpu"))
+    assert "torchrun --nproc_per_node=N" in str(caught.value) and "unset WORLD_SIZE" in str(caught.value)
