@@ -44,10 +44,12 @@ def _as_torchrun(rank: int, port: int) -> None:
 
 
 def _worker(rank: int, calls: list[tuple[int, dict, dict]], errors_dir: str) -> None:
-    """Run each ``(port, train kwargs, extra environment)`` in turn as process ``rank``; a raised error is
-    written to ``errors_dir/rank<r>-<i>.txt`` (so the test can check the message) and ends the worker."""
+    """Run each ``(port, train kwargs, extra environment)`` in turn as process ``rank`` (kwargs a list: one
+    per rank); a raised error is written to ``errors_dir/rank<r>-<i>.txt`` (so the test can check the message)
+    and ends the worker."""
     torch.set_num_threads(1)
     for number, (port, kwargs, environment) in enumerate(calls):
+        kwargs = kwargs[rank] if isinstance(kwargs, list) else kwargs
         _as_torchrun(rank, port)
         os.environ.pop(LOCAL_STATISTICS_ENV, None)
         os.environ.update(environment)
@@ -137,3 +139,26 @@ def test_a_partial_or_malformed_torchrun_environment_is_named_before_joining(mon
     with pytest.raises(ValueError, match=problem) as caught:
         current_world(torch.device("cpu"))
     assert "torchrun --nproc_per_node=N" in str(caught.value) and "unset WORLD_SIZE" in str(caught.value)
+
+
+def test_processes_given_different_settings_or_data_stop_before_training(tmp_path):
+    # A --set given on one node only (rank 1 with another lam) trained silently: the gradients of two
+    # different models were averaged into weights saved under rank 0's config. Different training rows
+    # (data_dir contents differing between machines) the same.
+    from tests.train.linear_autoencoder import synthetic_splits
+
+    base = {"preset_or_config": "sdl-mnist", "overrides": {**OVERRIDES, "epochs": 1}, "progress": False}
+    other = {**base, "overrides": {**base["overrides"], "lam": 0.01}}
+    data = [{**base, "out_dir": tmp_path / "data", "data": synthetic_splits(seed=seed)} for seed in (0, 1)]
+    calls = [(_free_port(), [{**base, "out_dir": tmp_path / "a"}, {**other, "out_dir": tmp_path / "b"}], {})]
+    _run_two_processes(calls, tmp_path)
+    for rank in range(WORLD_SIZE):
+        message = (tmp_path / f"rank{rank}-0.txt").read_text()
+        assert message.startswith(ConfigError.__name__)
+        assert "differ in their settings: rank 1 has --out=" in message
+        assert "rank 1 has lam=0.01, rank 0 0.005" in message
+    _run_two_processes([(_free_port(), data, {})], tmp_path)
+    for rank in range(WORLD_SIZE):
+        message = (tmp_path / f"rank{rank}-0.txt").read_text()
+        assert "differ in their training data" in message and "train rows" in message
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "data"))

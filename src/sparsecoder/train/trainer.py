@@ -42,6 +42,7 @@ from sparsecoder.config import (
     read_config_document,
     read_yaml,
     save_config,
+    shown,
     to_dict,
 )
 from sparsecoder.data.base import DataSplits
@@ -63,6 +64,7 @@ from sparsecoder.train.integrity import (
     check_resume_data,
     data_fingerprint,
     locked_run,
+    sha256_file,
 )
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 from sparsecoder.train.optimization import Optimization
@@ -414,6 +416,31 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
                           f"the {world.world_size} processes; use more data or fewer processes")
 
 
+# Config keys the processes of one torchrun run may set differently (they do not change the numbers)
+PER_PROCESS_KEYS = frozenset({"num_threads"})
+_SAME_COMMAND = ("every process of a torchrun run must be given the same command (preset, --set values, --out, "
+                 "--resume/--overwrite) and see the same data and run folder")
+
+
+def _check_same_everywhere(world: World, what: str, mine: dict[str, Any]) -> None:
+    """Refuse, on every rank at once, a run whose processes disagree about ``mine`` (rank 0's is the
+    reference): e.g. a ``--set lam=`` given on one node only, which would average the gradients of two
+    different models into weights saved under rank 0's config."""
+    if not world.distributed:
+        return
+    everyone = world.gather(mine)
+    differences = []
+    for rank, theirs in enumerate(everyone[1:], start=1):
+        for key in sorted(set(everyone[0]) | set(theirs), key=str):
+            if everyone[0].get(key) != theirs.get(key):
+                differences.append(f"rank {rank} has {key}={shown(theirs.get(key))}, rank 0 "
+                                   f"{shown(everyone[0].get(key))}")
+    if differences:
+        listed = "; ".join(differences[:5]) + (f"; ... {len(differences) - 5} more" if len(differences) > 5
+                                               else "")
+        raise ConfigError(f"the training processes differ in their {what}: {listed}; {_SAME_COMMAND}")
+
+
 def _smallest_batch(n_train: int, batch_size: int) -> int:
     """Rows of the smallest of :func:`batch_indices`'s near-equal batches."""
     return n_train // math.ceil(n_train / batch_size)
@@ -456,14 +483,22 @@ def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str
 def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite: bool, progress: bool,
            data: DataSplits | None, build_model, family) -> dict[str, Any]:
     model_name = config.model_name
+    settings = {k: v for k, v in to_dict(config).items() if k not in PER_PROCESS_KEYS}
+    _check_same_everywhere(world, "settings", {**settings, "--out": str(out_dir), "--resume": resume,
+                                               "--overwrite": overwrite, "data given": data is not None})
     _check_world(config, world)
     replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
     if data is None:
         data = load_data(config)
     _check_data(data)
-    fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
+    # checked on resume (same data) by rank 0; the training rows, which every process trains on, by all
+    fingerprint = data_fingerprint(data) if world.is_main else data_fingerprint(data, ("train",))
+    _check_same_everywhere(world, "training data (data_dir, files or data given differ between machines?)",
+                           {"train rows": fingerprint["train"]})
     if resume:  # changed data is the problem to name first, before the checks that depend on its size
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        _check_same_everywhere(world, f"{out_dir / CHECKPOINT_FILE} (is --out one shared folder?)",
+                               {"checkpoint SHA-256": sha256_file(out_dir / CHECKPOINT_FILE)})
         world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
