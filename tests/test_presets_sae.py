@@ -105,6 +105,10 @@ def test_no_guard_ablation_is_vdl_without_the_hinge(nl):
         (["lam=-1"], r"'lam': must be a finite number >= 0"),
         (["beta=0"], r"'beta': collapse_guard=variance"),
         (["fista_step=abc"], r"fista_step"),
+        # scales whose first step was inf/NaN, reported as a divergence blaming the learning rates
+        (["var_threshold=1e30"], r"'var_threshold': must be > 0 and <= 1e\+08"),
+        (["gamma=1e30"], r"'gamma': must be a finite number >= 0 and <= 1e\+08"),
+        (["lam_grid=[0.1, 1e30]"], r"'lam_grid': every value must be a finite number >= 0 and <= 1e\+08"),
     ],
 )
 def test_bad_override_fails_before_training_writes_anything(tmp_path, overrides, match):

@@ -95,6 +95,10 @@ MAX_INT = 2**63 - 1
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 2**31 - 1  # torch indexes a batch with 32-bit sizes in places
 MAX_THREADS = 1024
+# Largest weight or scale of a loss term (λ, β, γ, a hinge threshold, a weight decay, the VAE's β): they
+# enter float32 losses, squared in places (T², Adam's second moment), and a 1e30 makes the first step
+# inf/NaN, which the trainer would report as a divergence blaming the learning rate.
+MAX_LOSS_WEIGHT = 1e8
 # Most seeds one list may hold: a sweep runs at most this many trials (sweep.spec.MAX_TRIALS), each a
 # run folder.
 MAX_SEEDS = 10_000
