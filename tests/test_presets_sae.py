@@ -173,6 +173,27 @@ def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_pat
     assert (out / "metrics.json").stat().st_mtime_ns == before
 
 
+def test_demo_refuses_a_folder_or_option_it_cannot_use_before_anything_runs(tmp_path, capsys):
+    # the trainer's refusal offered --resume, which the demo does not have; --threads 0 was silently
+    # torch's default and --epochs 0 was announced as "training ... for 0 epochs" before its refusal
+    from sparsecoder import demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--overwrite" in err and "--out" in err and "--resume" not in err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    for option in ("--epochs", "--threads"):
+        with pytest.raises(SystemExit) as exited:
+            demo.main(["--out", str(tmp_path / "new"), option, "0"])
+        assert exited.value.code == 2
+        captured = capsys.readouterr()
+        assert f"argument {option}: must be an integer >= 1, got 0" in captured.err and not captured.out
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("name", ["vdl-patches", "sdl-nl-patches"])
 def test_short_run_on_natural_image_patches_writes_the_artifacts(tmp_path, name):
     out = tmp_path / name
