@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,10 @@ def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str
     """
     if isinstance(overrides, (list, tuple)):
         overrides = parse_overrides(list(overrides))
+    elif overrides is not None and not isinstance(overrides, Mapping):
+        example = f"[{shown(overrides)}]" if isinstance(overrides, str) else "['lam=0.01']"
+        raise ConfigError(f"overrides must be a dict ({{'lam': 0.01}}) or a list of 'KEY=VALUE' strings "
+                          f"({example}), got {type(overrides).__name__} {shown(overrides)}")
     overrides = dict(overrides or {})
     if isinstance(preset_or_config, CommonConfig):
         config = preset_or_config
