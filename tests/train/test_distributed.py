@@ -162,3 +162,16 @@ def test_processes_given_different_settings_or_data_stop_before_training(tmp_pat
         message = (tmp_path / f"rank{rank}-0.txt").read_text()
         assert "differ in their training data" in message and "train rows" in message
     assert not any((tmp_path / name).exists() for name in ("a", "b", "data"))
+
+
+def test_a_stray_rank_without_world_size_is_a_single_process_run(monkeypatch):
+    # RANK=3 alone (left by a job scheduler) made the CLI skip the run-folder lock and print no metrics,
+    # though the run trained as one process
+    from sparsecoder.train.distributed import LAUNCH_VARIABLES, process_rank
+
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", "3")
+    assert process_rank() == 0
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert process_rank() == 0

@@ -131,8 +131,10 @@ def _environment_int(name: str, default: int | None = None, low: int = 0) -> int
 
 
 def process_rank() -> int:
-    """This process's ``RANK`` under torchrun (0 without it); a malformed value is a ``ValueError``."""
-    return _environment_int("RANK", default=0)
+    """This process's rank among the training processes: ``RANK`` under torchrun, 0 in a single process
+    (``WORLD_SIZE`` unset or 1, whatever ``RANK`` a scheduler left in the environment); see
+    :func:`launch_environment`."""
+    return launch_environment()[1]
 
 
 def launch_environment() -> tuple[int, int, int]:
