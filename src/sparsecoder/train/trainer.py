@@ -643,6 +643,14 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
         return f"non-finite parameters {bad[:5]}" + (f" (at {rows})" if rows else "")
     if x is None:
         return None
+    # explaining an error: finite parameters whose squares overflow their dtype (float32: |p| > 1.8e19) make
+    # every product of them inf, which e.g. FISTA refuses as an overflowing Gram matrix WᵀW
+    huge = {name: float(p.detach().abs().max()) for name, p in model.state_dict().items()
+            if isinstance(p, torch.Tensor) and p.is_floating_point() and p.numel()
+            and float(p.detach().abs().max()) > math.sqrt(torch.finfo(p.dtype).max)}
+    if huge:
+        shown_values = ", ".join(f"{name} up to {value:.3g}" for name, value in list(huge.items())[:5])
+        return f"parameters too large for float products ({shown_values})" + (f" (at {rows})" if rows else "")
     try:
         with torch.no_grad():
             codes = model.encode(x)
