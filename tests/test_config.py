@@ -357,8 +357,9 @@ def test_data_options_may_not_hold_the_loaders_own_keywords():
 def test_a_config_built_in_python_is_checked_and_converted_like_a_preset_value():
     # Built directly (the Python API: train(VAEConfig(...))), a value of the wrong type was kept as given:
     # "false" switched a bool on, a float size reached the model, a Literal accepted any string.
-    import numpy as np
     from pathlib import Path
+
+    import numpy as np
 
     for kwargs, key in (({"flag": "false"}, "flag"), ({"width": 2.5}, "width"), ({"mode": "c"}, "mode"),
                         ({"epochs": True}, "epochs"), ({"rate": float("inf")}, "rate")):

@@ -56,7 +56,6 @@ def run(out: Path, *, epochs: int = DEFAULT_EPOCHS, preset: str = "vdl-mnist", o
         ``out`` is not empty and ``overwrite`` is false, or it is not a run folder (nothing is touched).
     """
     from sparsecoder.train import train
-
     from sparsecoder.train.integrity import LOCK_FILE
 
     out = Path(out)
@@ -66,9 +65,9 @@ def run(out: Path, *, epochs: int = DEFAULT_EPOCHS, preset: str = "vdl-mnist", o
         raise ValueError(f"--threads must be >= 1 (or None: torch's default), got {threads}")
     if not overwrite and out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         # the trainer's own message offers --resume, which the demo does not have
-        raise FileExistsError(f"{out} is not empty (an earlier demo?); replace its run files with --overwrite "
-                              f"(other files are kept; a folder that is not a run folder is refused), or "
-                              f"choose another folder with --out")
+        raise FileExistsError(f"{out} is not empty (an earlier demo?); replace its run files with "
+                              f"--overwrite (other files are kept; a folder that is not a run folder is "
+                              f"refused), or choose another folder with --out")
     overrides = {"epochs": epochs, "device": device, "data": "mnist", "data_dir": None}
     if threads is not None:
         overrides["num_threads"] = threads

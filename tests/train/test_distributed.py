@@ -129,7 +129,7 @@ def test_a_batch_not_divisible_by_the_process_count_stops_before_training(tmp_pa
     ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
      "RANK=2 is not below WORLD_SIZE=2"),
 ])
-def test_a_partial_or_malformed_torchrun_environment_is_named_before_joining(monkeypatch, environment, problem):
+def test_a_partial_or_malformed_torchrun_environment_is_named_up_front(monkeypatch, environment, problem):
     from sparsecoder.train.distributed import LAUNCH_VARIABLES, current_world
 
     for name in LAUNCH_VARIABLES:
@@ -150,7 +150,8 @@ def test_processes_given_different_settings_or_data_stop_before_training(tmp_pat
     base = {"preset_or_config": "sdl-mnist", "overrides": {**OVERRIDES, "epochs": 1}, "progress": False}
     other = {**base, "overrides": {**base["overrides"], "lam": 0.01}}
     data = [{**base, "out_dir": tmp_path / "data", "data": synthetic_splits(seed=seed)} for seed in (0, 1)]
-    calls = [(_free_port(), [{**base, "out_dir": tmp_path / "a"}, {**other, "out_dir": tmp_path / "b"}], {})]
+    different = [{**base, "out_dir": tmp_path / "a"}, {**other, "out_dir": tmp_path / "b"}]
+    calls = [(_free_port(), different, {})]
     _run_two_processes(calls, tmp_path)
     for rank in range(WORLD_SIZE):
         message = (tmp_path / f"rank{rank}-0.txt").read_text()

@@ -137,8 +137,9 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
         count = torch.cuda.device_count()
-        raise ValueError(f"config key 'device': {name!r}, but this machine has {count} GPU"
-                         f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1}); use one of them, cuda or auto")
+        gpus = f"{count} GPU{'s' if count != 1 else ''}"
+        raise ValueError(f"config key 'device': {name!r}, but this machine has {gpus} (cuda:0 to "
+                         f"cuda:{count - 1}); use one of them, cuda or auto")
     return device
 
 

@@ -423,8 +423,8 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
 
 # Config keys the processes of one torchrun run may set differently (they do not change the numbers)
 PER_PROCESS_KEYS = frozenset({"num_threads"})
-_SAME_COMMAND = ("every process of a torchrun run must be given the same command (preset, --set values, --out, "
-                 "--resume/--overwrite) and see the same data and run folder")
+_SAME_COMMAND = ("every process of a torchrun run must be given the same command (preset, --set values, "
+                 "--out, --resume/--overwrite) and see the same data and run folder")
 
 
 def _check_same_everywhere(world: World, what: str, mine: dict[str, Any]) -> None:
