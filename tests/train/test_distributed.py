@@ -176,3 +176,20 @@ def test_a_stray_rank_without_world_size_is_a_single_process_run(monkeypatch):
     assert process_rank() == 0
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert process_rank() == 0
+
+
+def test_a_training_split_too_small_for_the_processes_says_which_batch_size_fits():
+    # 3 rows at batch_size=2 are batches of 2 and 1 rows: the 1-row batch leaves a process without rows.
+    # The message offered only "more data or fewer processes", though batch_size=4 (one batch of 3) works.
+    from types import SimpleNamespace
+
+    from sparsecoder.train.distributed import World
+    from sparsecoder.train.trainer import _check_world
+
+    world = World(rank=0, world_size=2)
+    with pytest.raises(ConfigError, match=r"\(3 rows\) gives batches of 1 row at batch_size=2, fewer than the "
+                                          r"2 processes .*; set batch_size >= 4 \(a multiple of 2\)"):
+        _check_world(SimpleNamespace(batch_size=2), world, 3)
+    _check_world(SimpleNamespace(batch_size=4), world, 3)
+    with pytest.raises(ConfigError, match=r"\(1 rows\) gives batches of 1 row .*; use more data or fewer"):
+        _check_world(SimpleNamespace(batch_size=2), world, 1)
