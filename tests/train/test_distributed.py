@@ -187,8 +187,8 @@ def test_a_training_split_too_small_for_the_processes_says_which_batch_size_fits
     from sparsecoder.train.trainer import _check_world
 
     world = World(rank=0, world_size=2)
-    with pytest.raises(ConfigError, match=r"\(3 rows\) gives batches of 1 row at batch_size=2, fewer than the "
-                                          r"2 processes .*; set batch_size >= 4 \(a multiple of 2\)"):
+    with pytest.raises(ConfigError, match=r"\(3 rows\) gives batches of 1 row at batch_size=2, fewer than "
+                                          r"the 2 processes .*; set batch_size >= 4 \(a multiple of 2\)"):
         _check_world(SimpleNamespace(batch_size=2), world, 3)
     _check_world(SimpleNamespace(batch_size=4), world, 3)
     with pytest.raises(ConfigError, match=r"\(1 rows\) gives batches of 1 row .*; use more data or fewer"):

@@ -419,13 +419,13 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
     if n_train is not None and smallest < world.world_size:
         size = world.world_size
         fix = "use more data or fewer processes"
-        if n_train >= size:  # a larger global batch (a multiple of the process count) gives every process rows
+        if n_train >= size:  # a larger global batch (a multiple of size) gives every process rows
             fits = next(b for b in range(config.batch_size + size, n_train + 2 * size, size)
                         if _smallest_batch(n_train, b) >= size)
             fix = f"set batch_size >= {fits} (a multiple of {size}), {fix}"
         raise ConfigError(f"the training split ({n_train} rows) gives batches of {smallest} "
-                          f"row{'s' if smallest != 1 else ''} at batch_size={config.batch_size}, fewer than the "
-                          f"{size} processes (each trains on its share of a batch); {fix}")
+                          f"row{'s' if smallest != 1 else ''} at batch_size={config.batch_size}, fewer than "
+                          f"the {size} processes (each trains on its share of a batch); {fix}")
 
 
 # Config keys the processes of one torchrun run may set differently (they do not change the numbers)
