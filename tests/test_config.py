@@ -352,3 +352,32 @@ def test_data_options_may_not_hold_the_loaders_own_keywords():
     for key in ("seed", "limit", "data_dir", "test_only"):
         with pytest.raises(ConfigError, match=f"data_options.{key}'.*has no such option"):
             from_dict(ExampleConfig, {"data": "mnist", "data_options": {key: 1}})
+
+
+def test_a_config_built_in_python_is_checked_and_converted_like_a_preset_value():
+    # Built directly (the Python API: train(VAEConfig(...))), a value of the wrong type was kept as given:
+    # "false" switched a bool on, a float size reached the model, a Literal accepted any string.
+    from pathlib import Path
+
+    import numpy as np
+
+    for kwargs, key in (({"flag": "false"}, "flag"), ({"width": 2.5}, "width"), ({"mode": "c"}, "mode"),
+                        ({"epochs": True}, "epochs"), ({"rate": float("inf")}, "rate")):
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
+            ExampleConfig(**kwargs)
+    config = ExampleConfig(width=np.int64(4), rate=np.float32(0.5), grid=[1, 2], data_dir=Path("/data"))
+    assert config == from_dict(ExampleConfig, {"width": 4, "rate": 0.5, "grid": [1, 2], "data_dir": "/data"})
+    assert type(config.width) is int and type(config.rate) is float and config.grid == (1.0, 2.0)
+    assert dataclasses.replace(config, width=5.0).width == 5
+
+
+def test_overrides_that_are_neither_a_mapping_nor_a_list_are_named():
+    # train("sdl-mnist", out, overrides="lam=0.1") failed with "dictionary update sequence element #0 has
+    # length 1; 2 is required"
+    from sparsecoder.train.trainer import resolve_config
+
+    with pytest.raises(ConfigError, match=r"overrides must be a dict .*\(\['lam=0.1'\]\), got str 'lam=0.1'"):
+        resolve_config("sdl-mnist", "lam=0.1")
+    with pytest.raises(ConfigError, match="overrides must be a dict"):
+        resolve_config("sdl-mnist", 3)
+    assert resolve_config("sdl-mnist", ("lam=0.1",))[0].lam == 0.1

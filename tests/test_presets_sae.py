@@ -105,6 +105,10 @@ def test_no_guard_ablation_is_vdl_without_the_hinge(nl):
         (["lam=-1"], r"'lam': must be a finite number >= 0"),
         (["beta=0"], r"'beta': collapse_guard=variance"),
         (["fista_step=abc"], r"fista_step"),
+        # scales whose first step was inf/NaN, reported as a divergence blaming the learning rates
+        (["var_threshold=1e30"], r"'var_threshold': must be > 0 and <= 1e\+08"),
+        (["gamma=1e30"], r"'gamma': must be a finite number >= 0 and <= 1e\+08"),
+        (["lam_grid=[0.1, 1e30]"], r"'lam_grid': every value must be a finite number >= 0 and <= 1e\+08"),
     ],
 )
 def test_bad_override_fails_before_training_writes_anything(tmp_path, overrides, match):
@@ -167,6 +171,27 @@ def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_pat
     assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_demo_refuses_a_folder_or_option_it_cannot_use_before_anything_runs(tmp_path, capsys):
+    # the trainer's refusal offered --resume, which the demo does not have; --threads 0 was silently
+    # torch's default and --epochs 0 was announced as "training ... for 0 epochs" before its refusal
+    from sparsecoder import demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--overwrite" in err and "--out" in err and "--resume" not in err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    for option in ("--epochs", "--threads"):
+        with pytest.raises(SystemExit) as exited:
+            demo.main(["--out", str(tmp_path / "new"), option, "0"])
+        assert exited.value.code == 2
+        captured = capsys.readouterr()
+        assert f"argument {option}: must be an integer >= 1, got 0" in captured.err and not captured.out
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("name", ["vdl-patches", "sdl-nl-patches"])

@@ -19,6 +19,7 @@ expansion bomb; messages quote values through :func:`shown` (at most 200 charact
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import numbers
@@ -26,7 +27,7 @@ import reprlib
 import types
 import typing
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -94,6 +95,10 @@ MAX_INT = 2**63 - 1
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 2**31 - 1  # torch indexes a batch with 32-bit sizes in places
 MAX_THREADS = 1024
+# Largest weight or scale of a loss term (λ, β, γ, a hinge threshold, a weight decay, the VAE's β): they
+# enter float32 losses, squared in places (T², Adam's second moment), and a 1e30 makes the first step
+# inf/NaN, which the trainer would report as a divergence blaming the learning rate.
+MAX_LOSS_WEIGHT = 1e8
 # Most seeds one list may hold: a sweep runs at most this many trials (sweep.spec.MAX_TRIALS), each a
 # run folder.
 MAX_SEEDS = 10_000
@@ -188,8 +193,10 @@ def _number(value: Any) -> int | float | None:
     exponent notation without a dot as a string, so ``--set lam=1e-3`` would otherwise be rejected."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return value
+    if isinstance(value, numbers.Integral):  # NumPy integers too (e.g. values from np.arange)
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
     if isinstance(value, str):
         try:
             return int(value)
@@ -259,6 +266,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"config key '{key}': expected a number (finite), got {shown(value)}")
         return number
     if annotation is str:
+        if isinstance(value, PurePath):  # a path given in Python (data_dir=Path(...)): YAML holds text
+            return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {shown(value)}")
         return value
@@ -594,6 +603,7 @@ class CommonConfig:
     num_threads: int | None = None  # torch CPU threads; None = torch's default
 
     def __post_init__(self) -> None:
+        coerce_fields(self)
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
               f"must be >= 1 and <= {MAX_EPOCHS}, got {self.epochs}")
         check(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size",
@@ -606,6 +616,25 @@ class CommonConfig:
         _check_device(self.device)
         check(isinstance(self.data_options, dict), "data_options", "must be a mapping")
         _check_data_options(self.data, self.data_options)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce_fields(config: Any) -> None:
+    """Check and convert every field of the frozen dataclass ``config`` to its annotated type, in place.
+
+    The same conversion as :func:`from_dict` applies to a preset or ``--set`` value, for a config built
+    directly in Python (``SparseAutoencoderConfig(fista_restart="false")``, ``VAEConfig(n_latents=2.5)``,
+    ``encoder="mlp"`` where only ``lista``/``none`` exist): a wrong type or a value outside a ``Literal``'s
+    choices is a :class:`ConfigError` naming the key, not a truthy string or a float size used as given.
+    """
+    hints = _field_types(type(config))
+    for field in dataclasses.fields(config):
+        object.__setattr__(config, field.name, _coerce(field.name, getattr(config, field.name),
+                                                       hints[field.name]))
 
 
 def _check_device(device: str) -> None:

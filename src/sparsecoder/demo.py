@@ -20,16 +20,28 @@ DEFAULT_EPOCHS = 100
 PAPER = {"psnr": 17.7, "sparsity": 0.918}  # VDL, λ = 2e-2, full MNIST, 200 epochs (SPEC §3)
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of --epochs and --threads: an integer >= 1 (``--threads 0`` was silently torch's
+    default, ``--epochs 0`` refused only after the banner announced 0 epochs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sparsecoder.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="run folder to create (default: runs/demo)")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    parser.add_argument("--epochs", type=_at_least_one, default=DEFAULT_EPOCHS,
                         help=f"training epochs (default {DEFAULT_EPOCHS}: a few minutes on 2 CPU cores)")
     parser.add_argument("--preset", default="vdl-mnist", help="preset to train (default vdl-mnist)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run files of an existing run folder at --out")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu; 'auto': CUDA if present)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_at_least_one, default=1,
                         help="torch CPU threads (default 1: fastest on a shared or busy CPU)")
     return parser
 
@@ -44,12 +56,20 @@ def run(out: Path, *, epochs: int = DEFAULT_EPOCHS, preset: str = "vdl-mnist", o
         ``out`` is not empty and ``overwrite`` is false, or it is not a run folder (nothing is touched).
     """
     from sparsecoder.train import train
+    from sparsecoder.train.integrity import LOCK_FILE
 
     out = Path(out)
     if epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1 (or None: torch's default), got {threads}")
+    if not overwrite and out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        # the trainer's own message offers --resume, which the demo does not have
+        raise FileExistsError(f"{out} is not empty (an earlier demo?); replace its run files with "
+                              f"--overwrite (other files are kept; a folder that is not a run folder is "
+                              f"refused), or choose another folder with --out")
     overrides = {"epochs": epochs, "device": device, "data": "mnist", "data_dir": None}
-    if threads:
+    if threads is not None:
         overrides["num_threads"] = threads
     # The trainer refuses a non-empty folder unless overwrite, and even then replaces only run files.
     return train(preset, out, overrides=overrides, overwrite=overwrite, progress=progress)

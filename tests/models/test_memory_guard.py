@@ -179,3 +179,14 @@ def test_layer_counts_that_would_take_minutes_to_build_or_run_are_refused_by_the
         load_preset(preset, {key: value})
     assert time.perf_counter() - start < 2.0
     load_preset(preset, {key: 1000})  # the bound itself is allowed
+
+
+def test_a_cuda_device_index_beyond_the_gpus_is_named(monkeypatch):
+    # device=cuda:5 on a one-GPU machine passed until the model was moved ("invalid device ordinal")
+    from sparsecoder.models.common import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:5', but this machine has 1 GPU \(cuda:0 to cuda:0\)"):
+        resolve_device("cuda:5")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0) and resolve_device("cuda").index is None

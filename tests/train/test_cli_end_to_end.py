@@ -61,7 +61,7 @@ def test_a_diverging_run_exits_3_naming_the_knobs(tmp_path, capsys):
     assert code == 3
     err = capsys.readouterr().err
     assert "diverged in epoch 1" in err and "lr_decoder=1e+30" in err and "fista_step=" in err
-    assert "the loss's weights and scales (lam=0.02, beta=10.0, gamma=5.0)" in err
+    assert "the loss's weights and scales (lam=0.02, beta=10.0, gamma=5.0, var_threshold=0.5)" in err
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
 
 

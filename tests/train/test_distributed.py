@@ -44,10 +44,12 @@ def _as_torchrun(rank: int, port: int) -> None:
 
 
 def _worker(rank: int, calls: list[tuple[int, dict, dict]], errors_dir: str) -> None:
-    """Run each ``(port, train kwargs, extra environment)`` in turn as process ``rank``; a raised error is
-    written to ``errors_dir/rank<r>-<i>.txt`` (so the test can check the message) and ends the worker."""
+    """Run each ``(port, train kwargs, extra environment)`` in turn as process ``rank`` (kwargs a list: one
+    per rank); a raised error is written to ``errors_dir/rank<r>-<i>.txt`` (so the test can check the message)
+    and ends the worker."""
     torch.set_num_threads(1)
     for number, (port, kwargs, environment) in enumerate(calls):
+        kwargs = kwargs[rank] if isinstance(kwargs, list) else kwargs
         _as_torchrun(rank, port)
         os.environ.pop(LOCAL_STATISTICS_ENV, None)
         os.environ.update(environment)
@@ -118,3 +120,76 @@ def test_a_batch_not_divisible_by_the_process_count_stops_before_training(tmp_pa
         assert "batch_size=99 is the global batch and must be divisible by the number of processes (2)" \
             in message
     assert not out.exists()  # nothing was written
+
+
+@pytest.mark.parametrize("environment, problem", [
+    ({"WORLD_SIZE": "2"}, "RANK is not set"),  # was KeyError: 'RANK'
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR is not set"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+     "RANK=2 is not below WORLD_SIZE=2"),
+])
+def test_a_partial_or_malformed_torchrun_environment_is_named_up_front(monkeypatch, environment, problem):
+    from sparsecoder.train.distributed import LAUNCH_VARIABLES, current_world
+
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=problem) as caught:
+        current_world(torch.device("cpu"))
+    assert "torchrun --nproc_per_node=N" in str(caught.value) and "unset WORLD_SIZE" in str(caught.value)
+
+
+def test_processes_given_different_settings_or_data_stop_before_training(tmp_path):
+    # A --set given on one node only (rank 1 with another lam) trained silently: the gradients of two
+    # different models were averaged into weights saved under rank 0's config. Different training rows
+    # (data_dir contents differing between machines) the same.
+    from tests.train.linear_autoencoder import synthetic_splits
+
+    base = {"preset_or_config": "sdl-mnist", "overrides": {**OVERRIDES, "epochs": 1}, "progress": False}
+    other = {**base, "overrides": {**base["overrides"], "lam": 0.01}}
+    data = [{**base, "out_dir": tmp_path / "data", "data": synthetic_splits(seed=seed)} for seed in (0, 1)]
+    different = [{**base, "out_dir": tmp_path / "a"}, {**other, "out_dir": tmp_path / "b"}]
+    calls = [(_free_port(), different, {})]
+    _run_two_processes(calls, tmp_path)
+    for rank in range(WORLD_SIZE):
+        message = (tmp_path / f"rank{rank}-0.txt").read_text()
+        assert message.startswith(ConfigError.__name__)
+        assert "differ in their settings: rank 1 has --out=" in message
+        assert "rank 1 has lam=0.01, rank 0 0.005" in message
+    _run_two_processes([(_free_port(), data, {})], tmp_path)
+    for rank in range(WORLD_SIZE):
+        message = (tmp_path / f"rank{rank}-0.txt").read_text()
+        assert "differ in their training data" in message and "train rows" in message
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "data"))
+
+
+def test_a_stray_rank_without_world_size_is_a_single_process_run(monkeypatch):
+    # RANK=3 alone (left by a job scheduler) made the CLI skip the run-folder lock and print no metrics,
+    # though the run trained as one process
+    from sparsecoder.train.distributed import LAUNCH_VARIABLES, process_rank
+
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", "3")
+    assert process_rank() == 0
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert process_rank() == 0
+
+
+def test_a_training_split_too_small_for_the_processes_says_which_batch_size_fits():
+    # 3 rows at batch_size=2 are batches of 2 and 1 rows: the 1-row batch leaves a process without rows.
+    # The message offered only "more data or fewer processes", though batch_size=4 (one batch of 3) works.
+    from types import SimpleNamespace
+
+    from sparsecoder.train.distributed import World
+    from sparsecoder.train.trainer import _check_world
+
+    world = World(rank=0, world_size=2)
+    with pytest.raises(ConfigError, match=r"\(3 rows\) gives batches of 1 row at batch_size=2, fewer than "
+                                          r"the 2 processes .*; set batch_size >= 4 \(a multiple of 2\)"):
+        _check_world(SimpleNamespace(batch_size=2), world, 3)
+    _check_world(SimpleNamespace(batch_size=4), world, 3)
+    with pytest.raises(ConfigError, match=r"\(1 rows\) gives batches of 1 row .*; use more data or fewer"):
+        _check_world(SimpleNamespace(batch_size=2), world, 1)

@@ -134,6 +134,12 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
+        count = torch.cuda.device_count()
+        gpus = f"{count} GPU{'s' if count != 1 else ''}"
+        raise ValueError(f"config key 'device': {name!r}, but this machine has {gpus} (cuda:0 to "
+                         f"cuda:{count - 1}); use one of them, cuda or auto")
     return device
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsecoder.config import CommonConfig, check, register_config
+from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
 from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device, resolve_device
@@ -102,7 +102,7 @@ class SparseAutoencoderConfig(CommonConfig):
     """
 
     # named by the trainer's divergence message besides the step sizes and learning rates (not a config key)
-    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("lam", "beta", "gamma")
+    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("lam", "beta", "gamma", "var_threshold")
 
     encoder: Literal["lista", "none"] = "lista"
     decoder: Literal["linear", "mlp"] = "linear"
@@ -132,13 +132,20 @@ class SparseAutoencoderConfig(CommonConfig):
         check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
         check(0 <= self.lista_iterations <= MAX_LISTA_ITERATIONS, "lista_iterations",
               f"must be in [0, {MAX_LISTA_ITERATIONS}], got {self.lista_iterations}")
-        for key in ("lam", "gamma", "beta", "fista_tol", "weight_decay_decoder", "weight_decay_hidden_bias",
+        check(math.isfinite(self.fista_tol) and self.fista_tol >= 0, "fista_tol",
+              f"must be a finite number >= 0, got {self.fista_tol}")
+        float32 = "it enters the float32 energy or Adam's squared gradients"
+        for key in ("lam", "gamma", "beta", "weight_decay_decoder", "weight_decay_hidden_bias",
                     "weight_decay_encoder_bias"):
             value = getattr(self, key)
-            check(math.isfinite(value) and value >= 0, key, f"must be a finite number >= 0, got {value}")
-        check(all(math.isfinite(v) and v >= 0 for v in self.lam_grid), "lam_grid",
-              f"every value must be a finite number >= 0, got {list(self.lam_grid)}")
-        check(self.var_threshold > 0, "var_threshold", f"must be > 0, got {self.var_threshold}")
+            check(0 <= value <= MAX_LOSS_WEIGHT, key,
+                  f"must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} ({float32}), got {value}")
+        check(all(0 <= v <= MAX_LOSS_WEIGHT for v in self.lam_grid), "lam_grid",
+              f"every value must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} ({float32}), got "
+              f"{list(self.lam_grid)}")
+        check(0 < self.var_threshold <= MAX_LOSS_WEIGHT, "var_threshold",
+              f"must be > 0 and <= {MAX_LOSS_WEIGHT:g} (its square enters the float32 energy), "
+              f"got {self.var_threshold}")
         if not isinstance(self.fista_step, str):
             check(self.fista_step > 0 and math.isfinite(self.fista_step), "fista_step",
                   f"must be a number > 0, 'lipschitz' or 'backtracking', got {self.fista_step}")

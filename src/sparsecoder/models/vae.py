@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from sparsecoder.config import CommonConfig, ConfigError, check, register_config
+from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, ConfigError, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device
 from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
@@ -40,7 +40,7 @@ _EVAL_CHUNK = 1000
 # these bounds a first step's loss is already inf/NaN (prior_scale=1e-300 is 0 in float32), and the run
 # would stop as "diverged" blaming the learning rate.
 SCALE_RANGE = (1e-8, 1e8)
-MAX_BETA = 1e8
+MAX_BETA = MAX_LOSS_WEIGHT
 # Sample counts: the Monte-Carlo KL holds (kl_samples, batch, n_latents) tensors; evaluation decodes the
 # test set eval_samples times.
 MAX_KL_SAMPLES = 1000

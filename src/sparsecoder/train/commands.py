@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -89,6 +88,7 @@ def _print_metrics(metrics: dict) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
+    from sparsecoder.train.distributed import process_rank
     from sparsecoder.train.trainer import TrainingDiverged, train
 
     if args.resume and args.overwrite:
@@ -107,7 +107,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print("interrupted before the first epoch completed; nothing to resume", file=sys.stderr)
         return 130
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+    if process_rank() == 0:  # under torchrun only rank 0 reports
         _print_metrics(metrics)
         print(f"run folder: {args.out}", file=sys.stderr)
     return 0

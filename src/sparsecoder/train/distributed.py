@@ -103,6 +103,59 @@ class World:
             dist.destroy_process_group()
 
 
+# What torchrun sets for each process (env:// rendezvous); a missing or malformed one is named up front.
+LAUNCH_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_LAUNCH_FIX = ("these variables are set by torchrun for each process it starts: launch with `torchrun "
+               "--nproc_per_node=N -m sparsecoder train ...`, or unset WORLD_SIZE (and RANK) to train in one "
+               "process")
+
+
+def _launch_error(problem: str) -> ValueError:
+    return ValueError(f"{problem}; {_LAUNCH_FIX}")
+
+
+def _environment_int(name: str, default: int | None = None, low: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        if default is None:
+            raise _launch_error(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} asks for several processes but "
+                                f"{name} is not set")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _launch_error(f"environment variable {name}={raw[:50]!r} is not an integer") from None
+    if value < low:
+        raise _launch_error(f"environment variable {name}={value} must be >= {low}")
+    return value
+
+
+def process_rank() -> int:
+    """This process's rank among the training processes: ``RANK`` under torchrun, 0 in a single process
+    (``WORLD_SIZE`` unset or 1, whatever ``RANK`` a scheduler left in the environment); see
+    :func:`launch_environment`."""
+    return launch_environment()[1]
+
+
+def launch_environment() -> tuple[int, int, int]:
+    """``(world_size, rank, local_rank)`` from the environment torchrun sets, checked: integers,
+    ``0 <= RANK < WORLD_SIZE``, and with ``WORLD_SIZE > 1`` every variable of :data:`LAUNCH_VARIABLES`
+    present (a stray ``WORLD_SIZE`` alone would otherwise be a ``KeyError`` or a wait for processes that
+    never come). ``(1, 0, 0)`` without ``WORLD_SIZE``."""
+    world_size = _environment_int("WORLD_SIZE", default=1, low=1)
+    if world_size == 1:
+        return 1, 0, 0
+    rank = _environment_int("RANK")
+    local_rank = _environment_int("LOCAL_RANK", default=0)
+    if rank >= world_size:
+        raise _launch_error(f"RANK={rank} is not below WORLD_SIZE={world_size}")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name, "").strip():
+            raise _launch_error(f"WORLD_SIZE={world_size} asks for several processes but {name} is not set")
+    _environment_int("MASTER_PORT", low=1)
+    return world_size, rank, local_rank
+
+
 def current_world(device: torch.device) -> World:
     """The :class:`World` of this process; joins the process group torchrun describes in the environment.
 
@@ -112,11 +165,9 @@ def current_world(device: torch.device) -> World:
         The configured device. With several processes on CUDA, process ``LOCAL_RANK`` uses
         ``cuda:LOCAL_RANK`` and the ``nccl`` backend; on the CPU the ``gloo`` backend.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    world_size, rank, local_rank = launch_environment()
+    if world_size == 1:
         return World(device=device)
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise RuntimeError(f"process {rank} wants cuda:{local_rank} but this machine has "

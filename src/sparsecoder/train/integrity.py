@@ -242,7 +242,9 @@ def locked_run(argument: str, purpose: str, *, create: bool = False):
 
         @functools.wraps(function)
         def locked(*args, **kwargs):
-            if int(os.environ.get("RANK", "0") or 0) != 0:
+            from sparsecoder.train.distributed import process_rank
+
+            if process_rank() != 0:
                 return function(*args, **kwargs)
             run_dir = signature.bind(*args, **kwargs).arguments[argument]
             with run_folder_lock(run_dir, purpose, create=create):

@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from sparsecoder.config import (
     read_config_document,
     read_yaml,
     save_config,
+    shown,
     to_dict,
 )
 from sparsecoder.data.base import DataSplits
@@ -64,6 +66,7 @@ from sparsecoder.train.integrity import (
     check_run_files,
     data_fingerprint,
     locked_run,
+    sha256_file,
 )
 from sparsecoder.train.logging import RunningMean, jsonable, write_history
 from sparsecoder.train.optimization import Optimization
@@ -126,6 +129,10 @@ def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str
     """
     if isinstance(overrides, (list, tuple)):
         overrides = parse_overrides(list(overrides))
+    elif overrides is not None and not isinstance(overrides, Mapping):
+        example = f"[{shown(overrides)}]" if isinstance(overrides, str) else "['lam=0.01']"
+        raise ConfigError(f"overrides must be a dict ({{'lam': 0.01}}) or a list of 'KEY=VALUE' strings "
+                          f"({example}), got {type(overrides).__name__} {shown(overrides)}")
     overrides = dict(overrides or {})
     if isinstance(preset_or_config, CommonConfig):
         config = preset_or_config
@@ -417,8 +424,40 @@ def _check_world(config, world: World, n_train: int | None = None) -> None:
         )
     smallest = n_train // math.ceil(n_train / config.batch_size) if n_train else 0
     if n_train is not None and smallest < world.world_size:
-        raise ConfigError(f"the training split ({n_train} rows) gives batches of {smallest} rows, fewer than "
-                          f"the {world.world_size} processes; use more data or fewer processes")
+        size = world.world_size
+        fix = "use more data or fewer processes"
+        if n_train >= size:  # a larger global batch (a multiple of size) gives every process rows
+            fits = next(b for b in range(config.batch_size + size, n_train + 2 * size, size)
+                        if _smallest_batch(n_train, b) >= size)
+            fix = f"set batch_size >= {fits} (a multiple of {size}), {fix}"
+        raise ConfigError(f"the training split ({n_train} rows) gives batches of {smallest} "
+                          f"row{'s' if smallest != 1 else ''} at batch_size={config.batch_size}, fewer than "
+                          f"the {size} processes (each trains on its share of a batch); {fix}")
+
+
+# Config keys the processes of one torchrun run may set differently (they do not change the numbers)
+PER_PROCESS_KEYS = frozenset({"num_threads"})
+_SAME_COMMAND = ("every process of a torchrun run must be given the same command (preset, --set values, "
+                 "--out, --resume/--overwrite) and see the same data and run folder")
+
+
+def _check_same_everywhere(world: World, what: str, mine: dict[str, Any]) -> None:
+    """Refuse, on every rank at once, a run whose processes disagree about ``mine`` (rank 0's is the
+    reference): e.g. a ``--set lam=`` given on one node only, which would average the gradients of two
+    different models into weights saved under rank 0's config."""
+    if not world.distributed:
+        return
+    everyone = world.gather(mine)
+    differences = []
+    for rank, theirs in enumerate(everyone[1:], start=1):
+        for key in sorted(set(everyone[0]) | set(theirs), key=str):
+            if everyone[0].get(key) != theirs.get(key):
+                differences.append(f"rank {rank} has {key}={shown(theirs.get(key))}, rank 0 "
+                                   f"{shown(everyone[0].get(key))}")
+    if differences:
+        listed = "; ".join(differences[:5]) + (f"; ... {len(differences) - 5} more" if len(differences) > 5
+                                               else "")
+        raise ConfigError(f"the training processes differ in their {what}: {listed}; {_SAME_COMMAND}")
 
 
 def _smallest_batch(n_train: int, batch_size: int) -> int:
@@ -463,14 +502,22 @@ def _reduce_logs(logs: dict[str, float], n_local: int, world: World) -> dict[str
 def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite: bool, progress: bool,
            data: DataSplits | None, build_model, family) -> dict[str, Any]:
     model_name = config.model_name
+    settings = {k: v for k, v in to_dict(config).items() if k not in PER_PROCESS_KEYS}
+    _check_same_everywhere(world, "settings", {**settings, "--out": str(out_dir), "--resume": resume,
+                                               "--overwrite": overwrite, "data given": data is not None})
     _check_world(config, world)
     replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
     if data is None:
         data = load_data(config)
     _check_data(data)
-    fingerprint = world.on_main(lambda: data_fingerprint(data))  # checked on resume: same data
+    # checked on resume (same data) by rank 0; the training rows, which every process trains on, by all
+    fingerprint = data_fingerprint(data) if world.is_main else data_fingerprint(data, ("train",))
+    _check_same_everywhere(world, "training data (data_dir, files or data given differ between machines?)",
+                           {"train rows": fingerprint["train"]})
     if resume:  # changed data is the problem to name first, before the checks that depend on its size
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
+        _check_same_everywhere(world, f"{out_dir / CHECKPOINT_FILE} (is --out one shared folder?)",
+                               {"checkpoint SHA-256": sha256_file(out_dir / CHECKPOINT_FILE)})
         world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
@@ -638,6 +685,14 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
         return f"non-finite parameters {bad[:5]}" + (f" (at {rows})" if rows else "")
     if x is None:
         return None
+    # explaining an error: finite parameters whose squares overflow their dtype (float32: |p| > 1.8e19) make
+    # every product of them inf, which e.g. FISTA refuses as an overflowing Gram matrix WᵀW
+    huge = {name: float(p.detach().abs().max()) for name, p in model.state_dict().items()
+            if isinstance(p, torch.Tensor) and p.is_floating_point() and p.numel()
+            and float(p.detach().abs().max()) > math.sqrt(torch.finfo(p.dtype).max)}
+    if huge:
+        shown_values = ", ".join(f"{name} up to {value:.3g}" for name, value in list(huge.items())[:5])
+        return f"parameters too large for float products ({shown_values})" + (f" (at {rows})" if rows else "")
     try:
         with torch.no_grad():
             codes = model.encode(x)
