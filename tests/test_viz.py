@@ -142,3 +142,96 @@ def test_image_grid_draws_colour_images(tmp_path):
                                              normalize="none")).convert("RGB"), dtype=np.float64)
     reddish = (image[..., 0] > 240) & (image[..., 1] < 15) & (image[..., 2] < 15)
     assert reddish.mean() > 0.1  # a red square (the figure has white margins)
+
+
+def rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+
+
+def red_fraction(image):
+    return float(((image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)).mean())
+
+
+def test_nan_and_inf_pixels_are_painted_red_not_drawn_as_a_value(tmp_path):
+    """A NaN/inf image was drawn as 0 (black, or white for a reconstruction: like an empty cell)."""
+    images = np.random.default_rng(0).random((4, 16))
+    assert red_fraction(rgb(image_grid(images, (4, 4), tmp_path / "ok.png"))) == 0.0
+    images[1] = np.inf
+    images[2, 3] = np.nan
+    for normalize in ("each", "all", "none"):
+        assert red_fraction(rgb(image_grid(images, (4, 4), tmp_path / "bad.png", normalize=normalize))) > 0.05
+    recons = np.full((3, 16), np.nan)
+    image = rgb(reconstruction_grid(images[[0, 3, 0]], recons, (4, 4), tmp_path / "rec.png"))
+    assert red_fraction(image) > 0.05
+    decoded = latent_grid(lambda z: torch.full((len(z), 16), float("nan")), (4, 4), tmp_path / "g.png", n=2)
+    assert red_fraction(rgb(decoded)) > 0.05
+
+
+def test_grids_too_large_to_draw_are_refused_before_any_work(tmp_path):
+    """A 400 × 400 latent grid made a 24,000-pixel-wide figure and ran the machine out of memory."""
+    calls = []
+
+    def decode(z):
+        calls.append(len(z))
+        return torch.zeros(len(z), 16)
+
+    with pytest.raises(ValueError, match="more than 6,000 a side; lower n"):
+        latent_grid(decode, (4, 4), tmp_path / "g.png", n=2000)
+    assert calls == []
+    with pytest.raises(ValueError, match="more than 6,000 a side; draw fewer images"):
+        image_grid(np.zeros((2, 16)), (4, 4), tmp_path / "wide.png", ncols=2000)
+    with pytest.raises(ValueError, match="more than 6,000 a side"):
+        reconstruction_grid(np.zeros((2100, 784)), np.zeros((2100, 784)), (28, 28), tmp_path / "r.png")
+    assert not list(tmp_path.iterdir())
+    # a grid that fits is drawn with fewer screen pixels per image pixel, within the bound (48 a pixel
+    # made this one 6,800 wide)
+    path = image_grid(np.zeros((70, 1)), (1, 1), tmp_path / "wide.png", ncols=70)
+    assert 5000 < Image.open(path).size[0] <= 6000 + 100
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: image_grid(np.zeros((2, 16)), (4.5, 4), p), "integers >= 1"),
+    (lambda p: image_grid(np.zeros((2, 16)), (-4, -4), p), "integers >= 1"),
+    (lambda p: image_grid(np.zeros((2, 80)), (4, 4, 5), p), "5 channels"),
+    (lambda p: image_grid(np.zeros((2, 16)), (4, 4), p, ncols=2.5), "ncols must be an integer"),
+    (lambda p: image_grid(np.zeros((2, 16)), (4, 4), p, ncols=0), "ncols must be an integer"),
+    (lambda p: image_grid(np.zeros((2, 16), complex), (4, 4), p), "real numbers"),
+    (lambda p: atom_grid(np.zeros((16, 3)), (4, 4), p, order=[True, False, True]), "boolean mask"),
+    (lambda p: atom_grid(np.zeros((16, 3)), (4, 4), p, order=[0.7]), "integer atom indices"),
+    (lambda p: latent_grid(lambda z: z, (4, 4), p, n=2.5), "integer >= 1"),
+    (lambda p: latent_grid(lambda z: z, (4, 4), p, span=float("inf")), "finite number > 0"),
+    (lambda p: latent_grid(lambda z: torch.zeros(1, 16), (4, 4), p, n=3), "returned 1 images for the 9"),
+    (lambda p: latent_scatter(np.zeros((0, 2)), None, p), "empty"),
+    (lambda p: latent_scatter(np.full((3, 2), np.nan), None, p), "all 3 codes are NaN/inf"),
+])
+def test_bad_picture_arguments_are_refused_by_name(tmp_path, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_scatter_with_some_non_finite_codes_draws_the_others(tmp_path):
+    codes = np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]])
+    assert latent_scatter(codes, [0, 1, 2], tmp_path / "s.png").is_file()
+
+
+def test_row_labels_of_a_narrow_reconstruction_grid_are_not_cut(tmp_path):
+    image = pixels(reconstruction_grid(np.random.default_rng(0).random((3, 16)), np.zeros((3, 16)), (4, 4),
+                                       tmp_path / "rec.png"))
+    assert not (image[:, :3] < 128).any()  # 'recon.' used to start off the left edge
+
+
+@pytest.mark.parametrize("content, message", [
+    ("epoch,loss\n1,abc\n", r"line 2, column 'loss': 'abc' is not a number"),
+    ("loss,val_loss\n0.5,0.6\n", "no 'epoch' column"),
+    ("epoch,loss\n1,0.5,9\n", "line 2: 3 cells but the header names 2"),
+    ("epoch,loss,loss\n1,0.5,0.7\n", "'loss' appears more than once"),
+    ("epoch,loss\n,0.5\n", "line 2: the epoch is empty"),
+    ("epoch,seconds\n1,0.1\n", "no column to plot"),
+    ("epoch,loss\n", "no epochs"),
+])
+def test_malformed_history_is_refused_naming_the_place(tmp_path, content, message):
+    (tmp_path / "history.csv").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()
