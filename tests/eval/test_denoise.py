@@ -83,6 +83,12 @@ def test_bad_input_is_refused(mnist, sdl_model):
     _, config = load_preset("do-mnist", {"num_threads": 1})
     with pytest.raises(ValueError, match="no encoder"):
         denoise(build_model(config, mnist), mnist.test, 1.0)
+    # a VAE has an encoder and a decoder too, and was measured as if it were a sparse autoencoder
+    _, config = load_preset("svae-mnist", {"num_threads": 1})
+    with pytest.raises(ValueError, match="got a VAE: give a model of the sparse_autoencoder family"):
+        denoise(build_model(config, mnist), mnist.test, 1.0)
+    with pytest.raises(ValueError, match="split must be a Split .* got a Tensor"):  # was an AttributeError
+        denoise(sdl_model, mnist.test.x, 1.0)
 
 
 @pytest.mark.parametrize("sigma, seed, words", [

@@ -76,6 +76,15 @@ def denoise(model, split: Split, sigma: float, *, seed: int = 0) -> DenoisingRes
     seed : int
         Seed of the noise.
     """
+    from sparsecoder.models.sparse_autoencoder import SparseAutoencoder
+
+    if not isinstance(model, SparseAutoencoder):  # a VAE has an encoder and a decoder too: it was measured
+        raise ValueError(f"denoising measures a sparse autoencoder's encoder + decoder (Evtimova & LeCun "
+                         f"§4.3); got a {type(model).__name__}: give a model of the sparse_autoencoder "
+                         f"family (e.g. the sdl-mnist or vdl-mnist presets)")
+    if not isinstance(split, Split):
+        raise ValueError(f"split must be a Split (model-space rows with their to_pixels map), e.g. data.test "
+                         f"of sparsecoder.data.load(...); got a {type(split).__name__}")
     if getattr(model, "encoder", None) is None:
         raise ValueError("denoising measures the encoder's codes (Evtimova & LeCun §4.3); this model has no "
                          "encoder (DO?): train a preset with a LISTA encoder")
