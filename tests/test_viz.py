@@ -235,3 +235,17 @@ def test_malformed_history_is_refused_naming_the_place(tmp_path, content, messag
     with pytest.raises(ValueError, match=message):
         history_plot(tmp_path / "history.csv", tmp_path / "h.png")
     assert not (tmp_path / "h.png").exists()
+
+
+def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
+    """With one epoch the axis spanned 0.945–1.05 and its ticks read as fractional epochs."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read its axes
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    ticks = figures[0].axes[0].get_xticks()
+    lo, hi = figures[0].axes[0].get_xlim()
+    shown = ticks[(ticks >= lo) & (ticks <= hi)]
+    assert len(shown) >= 2 and np.all(shown == np.round(shown))

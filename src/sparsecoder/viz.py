@@ -434,6 +434,8 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if np.ptp(epochs) == 0:  # one epoch: the axis spanned 0.945–1.05, with fractional epochs as ticks
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
