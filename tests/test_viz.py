@@ -249,3 +249,19 @@ def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
     lo, hi = figures[0].axes[0].get_xlim()
     shown = ticks[(ticks >= lo) & (ticks <= hi)]
     assert len(shown) >= 2 and np.all(shown == np.round(shown))
+
+
+def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
+    """sae_pictures / vae_pictures draw every atom: a model of very many atoms would now be refused by the
+    grid bound after training; they keep the first atoms of their order that fit, and say so."""
+    from sparsecoder.viz import MAX_GRID_SIDE, _check_grid, _fitting
+
+    order = torch.arange(10_000)
+    kept, note = _fitting(order, (60, 60))
+    side = (MAX_GRID_SIDE - 1) // 61
+    assert kept.tolist() == list(range(side * side)) and note == f" (the first {side * side:,} of 10,000)"
+    _check_grid(len(kept), int(np.ceil(np.sqrt(len(kept)))), 60, 60, "atoms")  # fits the default layout
+    with pytest.raises(ValueError):
+        _check_grid(len(kept) + side, int(np.ceil(np.sqrt(len(kept) + side))), 60, 60, "atoms")
+    kept, note = _fitting(order[:50], (28, 28))
+    assert len(kept) == 50 and note == ""

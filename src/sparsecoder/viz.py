@@ -445,6 +445,16 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
 # ----------------------------------------------------------------------------------------------
 # pictures of a trained model, keyed by family (registered in sparsecoder.models)
 # ----------------------------------------------------------------------------------------------
+def _fitting(order, image_shape) -> tuple[object, str]:
+    """The first atoms of ``order`` that a square grid holds within :data:`MAX_GRID_SIDE`, and a note for
+    the title when some are left out (a model of 50,000 atoms would otherwise fail its pictures)."""
+    h, w = _image_shape(image_shape)[:2]
+    side = (MAX_GRID_SIDE - 1) // (max(h, w) + 1)
+    if len(order) <= side * side:
+        return order, ""
+    return order[: side * side], f" (the first {side * side:,} of {len(order):,})"
+
+
 def _picture_split(data):
     return data.test if len(data.test) else data.val
 
@@ -469,12 +479,13 @@ def sae_pictures(model, data, out_dir) -> list[Path]:
         codes = model.encode(x)
         order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
         kind = "decoder columns" if model.config.decoder == "linear" else "D(e_i) - D(0)"
+        order, some = _fitting(order, data.image_shape)
         paths = [atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                           title=f"atoms ({kind}), most used first")]
+                           title=f"atoms ({kind}), most used first{some}")]
         if model.encoder is not None:
             paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
                                    out_dir / "encoder.png", order=order,
-                                   title="encoder filters (rows of U), same order as the atoms"))
+                                   title=f"encoder filters (rows of U), same order as the atoms{some}"))
         shown = slice(0, min(16, x.shape[0]))
         recon = model.decoder(codes[shown])
         paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
@@ -508,9 +519,10 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         spread = codes.std(dim=0, unbiased=False) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
         order = torch.argsort(spread.cpu(), descending=True, stable=True)
         n_active = int((spread > c.active_threshold).sum())
+        order, some = _fitting(order, data.image_shape)
         paths = [
             atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active)"),
+                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active){some}"),
         ]
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
