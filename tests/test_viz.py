@@ -265,3 +265,16 @@ def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
         _check_grid(len(kept) + side, int(np.ceil(np.sqrt(len(kept) + side))), 60, 60, "atoms")
     kept, note = _fitting(order[:50], (28, 28))
     assert len(kept) == 50 and note == ""
+
+
+@pytest.mark.parametrize("n_classes", [10, 14, 25])
+def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, n_classes):
+    """tab10 stretched over 14 classes drew classes 1 and 2 (3 and 4, …) in the same colour."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    labels = np.arange(n_classes)
+    latent_scatter(np.c_[labels, labels].astype(float), labels, tmp_path / "s.png")
+    colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
+    assert len({tuple(np.round(c, 3)) for c in colours}) == n_classes

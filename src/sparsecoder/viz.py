@@ -312,9 +312,13 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.6)
     else:
-        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7,
-                            vmin=-0.5, vmax=9.5 if labels.max() <= 9 else labels.max() + 0.5)
-        fig.colorbar(points, ax=ax, label="label", ticks=np.unique(labels))
+        # one colour per class: tab10 stretched over 14 classes gave classes 1 and 2 the same orange
+        n_colours = 10 if labels.max() <= 9 else int(labels.max()) + 1
+        cmap = plt.get_cmap("tab10" if n_colours <= 10 else "tab20" if n_colours <= 20 else "turbo")
+        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap=cmap.resampled(n_colours), s=4,
+                            alpha=0.7, vmin=-0.5, vmax=n_colours - 0.5)
+        present = np.unique(labels)
+        fig.colorbar(points, ax=ax, label="label", ticks=present if len(present) <= 20 else None)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:
