@@ -28,19 +28,12 @@ __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "
 
 
 def _numpy(value, name: str) -> np.ndarray:
-    try:
-        import torch
+    """``value`` (array, tensor, nested lists) as a float64 array; complex values, strings or ragged lists
+    are a ``ValueError`` naming ``name`` (the metrics' check, :func:`sparsecoder.eval.metrics._as_array`;
+    NaN/inf pass: the pictures mark them)."""
+    from sparsecoder.eval.metrics import _as_array
 
-        if isinstance(value, torch.Tensor):
-            if value.is_complex():
-                raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
-            value = value.detach().to("cpu", torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    array = np.asarray(value)
-    if np.iscomplexobj(array):  # numpy would drop the imaginary part with only a warning
-        raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
-    return np.asarray(array, dtype=np.float64)
+    return _as_array(value, name, ndim=None, finite=False)
 
 
 def _save(fig, path: Path, tight: bool = False) -> Path:
