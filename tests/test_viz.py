@@ -279,3 +279,21 @@ def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, 
     latent_scatter(np.c_[labels, labels].astype(float), labels, tmp_path / "s.png")
     colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
     assert len({tuple(np.round(c, 3)) for c in colours}) == n_classes
+
+
+def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
+    """One panel per column: 5,000 columns made a figure 300,000 pixels tall. (The bound is lowered here
+    to keep the test fast; the drawing is the same.)"""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder import viz
+
+    monkeypatch.setattr(viz, "MAX_HISTORY_PANELS", 3)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    names = [f"c{i}" for i in range(10)]
+    (tmp_path / "history.csv").write_text("epoch," + ",".join(names) + "\n1," + ",".join(["0.5"] * 10) + "\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    drawn = [ax.get_title() for ax in figures[0].axes if ax.axison]
+    assert drawn == ["c0", "c1", "c2"]
+    assert "the first 3 of 10 panels" in figures[0]._suptitle.get_text()

@@ -395,10 +395,15 @@ def read_history(history_csv) -> dict[str, np.ndarray]:
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
+MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
+
+
 def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     """One small panel per column of ``history.csv`` against the epoch (learning rates on a log axis).
 
-    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel.
+    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel. At most
+    :data:`MAX_HISTORY_PANELS` panels are drawn (the first ones; the title says so): 5,000 columns made a
+    figure 300,000 pixels tall.
     """
     columns = read_history(history_csv)
     epochs = columns.pop("epoch")
@@ -409,6 +414,10 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     for key in columns:
         base = key[4:] if key.startswith("val_") and key[4:] in columns else key
         panels.setdefault(base, []).append(key)
+    if len(panels) > MAX_HISTORY_PANELS:
+        note = f"the first {MAX_HISTORY_PANELS} of {len(panels)} panels"
+        title = f"{title} — {note}" if title else note
+        panels = dict(list(panels.items())[:MAX_HISTORY_PANELS])
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
