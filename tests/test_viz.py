@@ -175,18 +175,16 @@ def test_grids_too_large_to_draw_are_refused_before_any_work(tmp_path):
         calls.append(len(z))
         return torch.zeros(len(z), 16)
 
-    with pytest.raises(ValueError, match="more than 6,000 a side; lower n"):
+    with pytest.raises(ValueError, match=r"more than 36 million .*; lower n \(at most 1199\)"):
         latent_grid(decode, (4, 4), tmp_path / "g.png", n=2000)
     assert calls == []
-    with pytest.raises(ValueError, match="more than 6,000 a side; draw fewer images"):
-        image_grid(np.zeros((2, 16)), (4, 4), tmp_path / "wide.png", ncols=2000)
-    with pytest.raises(ValueError, match="more than 6,000 a side"):
-        reconstruction_grid(np.zeros((2100, 784)), np.zeros((2100, 784)), (28, 28), tmp_path / "r.png")
+    with pytest.raises(ValueError, match="32,768 a side.*draw fewer images"):
+        image_grid(np.zeros((2, 16)), (4, 4), tmp_path / "wide.png", ncols=7000)
+    with pytest.raises(ValueError, match="32,768 a side"):
+        reconstruction_grid(np.zeros((140_000, 1)), np.zeros((140_000, 1)), (1, 1), tmp_path / "r.png")
     assert not list(tmp_path.iterdir())
-    # a grid that fits is drawn with fewer screen pixels per image pixel, within the bound (48 a pixel
-    # made this one 6,800 wide)
-    path = image_grid(np.zeros((70, 1)), (1, 1), tmp_path / "wide.png", ncols=70)
-    assert 5000 < Image.open(path).size[0] <= 6000 + 100
+    # a long strip of wide vectors is drawn, one screen pixel per value (`data show` of 5,000 features)
+    assert Image.open(image_grid(np.zeros((2, 5000)), (1, 5000), tmp_path / "strip.png")).size[0] > 10_000
 
 
 @pytest.mark.parametrize("call, message", [
@@ -255,11 +253,11 @@ def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
 def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
     """sae_pictures / vae_pictures draw every atom: a model of very many atoms would now be refused by the
     grid bound after training; they keep the first atoms of their order that fit, and say so."""
-    from sparsecoder.viz import MAX_GRID_SIDE, _check_grid, _fitting
+    from sparsecoder.viz import _check_grid, _fitting
 
     order = torch.arange(10_000)
     kept, note = _fitting(order, (60, 60))
-    side = (MAX_GRID_SIDE - 1) // 61
+    side = (6000 - 1) // 61
     assert kept.tolist() == list(range(side * side)) and note == f" (the first {side * side:,} of 10,000)"
     _check_grid(len(kept), int(np.ceil(np.sqrt(len(kept)))), 60, 60, "atoms")  # fits the default layout
     with pytest.raises(ValueError):

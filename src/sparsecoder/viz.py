@@ -126,21 +126,29 @@ def _mosaic(images: np.ndarray, ncols: int, pad: int = 1, fill: float = 1.0) -> 
     return canvas
 
 
-# Largest side of a grid picture, in pixels: thousands of images made PNGs of tens of thousands of pixels a
-# side (a 400 × 400 latent grid ran the machine out of memory); a grid that would not fit even at one screen
-# pixel per image pixel is refused, before anything is decoded or drawn.
-MAX_GRID_SIDE = 6000
+# Bounds of a grid picture: thousands of images made PNGs of tens of thousands of pixels a side (a 400 × 400
+# latent grid ran the machine out of memory). A grid is drawn with fewer screen pixels per image pixel (down
+# to one) to stay within MAX_GRID_PIXELS (6,000², about 150 MB while drawn) and MAX_GRID_SIDE (a long strip
+# of wide vectors may be long); one that would not fit even at one screen pixel per image pixel is refused,
+# before anything is decoded or drawn.
+MAX_GRID_PIXELS = 6000 * 6000
+MAX_GRID_SIDE = 32768
+
+
+def _canvas_size(n: int, ncols: int, h: int, w: int) -> tuple[int, int]:
+    return ncols * (w + 1) + 1, max(1, math.ceil(n / ncols)) * (h + 1) + 1
 
 
 def _check_grid(n: int, ncols: int, h: int, w: int, name: str,
                 fix: str = "draw fewer images (e.g. the first 1,000), or fewer columns") -> None:
-    """Refuse a grid of ``n`` (h × w) images in ``ncols`` columns larger than :data:`MAX_GRID_SIDE`."""
-    nrows = max(1, math.ceil(n / ncols))
-    width, height = ncols * (w + 1) + 1, nrows * (h + 1) + 1
-    if max(width, height) > MAX_GRID_SIDE:
+    """Refuse a grid of ``n`` (h × w) images in ``ncols`` columns beyond :data:`MAX_GRID_PIXELS` or
+    :data:`MAX_GRID_SIDE` at one screen pixel per image pixel."""
+    width, height = _canvas_size(n, ncols, h, w)
+    if width * height > MAX_GRID_PIXELS or max(width, height) > MAX_GRID_SIDE:
         raise ValueError(
             f"{name}: a grid of {n:,} images of {h}×{w} pixels in {ncols:,} columns would be {width:,} × "
-            f"{height:,} pixels, more than {MAX_GRID_SIDE:,} a side; {fix}")
+            f"{height:,} pixels, more than {MAX_GRID_PIXELS / 1e6:g} million (or {MAX_GRID_SIDE:,} a side); "
+            f"{fix}")
 
 
 def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, path: Path,
@@ -162,7 +170,10 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
         note = f"{n_bad} of {n_real} images hold NaN/inf pixels (red)"
         title = f"{title} — {note}" if title else note
     # ~48 screen pixels per cell at 100 dpi, fewer (down to 1 per image pixel) for a large grid
-    pixels_per_cell = max(1, min(max(2, int(48 / max(h, w))), MAX_GRID_SIDE // max(canvas.shape[:2])))
+    height_px, width_px = canvas.shape[:2]
+    pixels_per_cell = max(1, min(max(2, int(48 / max(h, w))),
+                                 math.isqrt(MAX_GRID_PIXELS // (width_px * height_px)),
+                                 MAX_GRID_SIDE // max(width_px, height_px)))
     width = canvas.shape[1] * pixels_per_cell / 100 + (0.7 if row_labels else 0.2)
     height = canvas.shape[0] * pixels_per_cell / 100 + (0.4 if title else 0.2)
     fig, ax = plt.subplots(figsize=(max(width, 2.0), max(height, 1.0)))
@@ -336,7 +347,7 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
             or not span > 0):  # an infinite span decoded NaN latents: a grid of black cells
         raise ValueError(f"span must be a finite number > 0, got {span!r}")
     h, w = _image_shape(image_shape)[:2]
-    most = (MAX_GRID_SIDE - 1) // (max(h, w) + 1)
+    most = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
     _check_grid(int(n) ** 2, int(n), h, w, "latent grid", f"lower n (at most {most})")  # before decoding
     n = int(n)
     values = torch.linspace(-float(span), float(span), n)
@@ -452,10 +463,10 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
 # pictures of a trained model, keyed by family (registered in sparsecoder.models)
 # ----------------------------------------------------------------------------------------------
 def _fitting(order, image_shape) -> tuple[object, str]:
-    """The first atoms of ``order`` that a square grid holds within :data:`MAX_GRID_SIDE`, and a note for
+    """The first atoms of ``order`` that a square grid holds within :data:`MAX_GRID_PIXELS`, and a note for
     the title when some are left out (a model of 50,000 atoms would otherwise fail its pictures)."""
     h, w = _image_shape(image_shape)[:2]
-    side = (MAX_GRID_SIDE - 1) // (max(h, w) + 1)
+    side = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
     if len(order) <= side * side:
         return order, ""
     return order[: side * side], f" (the first {side * side:,} of {len(order):,})"
