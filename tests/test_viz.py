@@ -295,3 +295,17 @@ def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
     drawn = [ax.get_title() for ax in figures[0].axes if ax.axison]
     assert drawn == ["c0", "c1", "c2"]
     assert "the first 3 of 10 panels" in figures[0]._suptitle.get_text()
+
+
+def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
+    """normalize='none' clipped an image of 0…3 to look like one of 0…1, without a word."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    images = np.random.default_rng(0).random((3, 4, 4, 3))
+    images[1] *= 3
+    image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none", title="colour")
+    image_grid(images[[0, 2]], (4, 4, 3), tmp_path / "ok.png", normalize="none", title="colour")
+    assert figures[0].axes[0].get_title() == "colour — 1 of 3 images have values outside [0, 1], clipped"
+    assert figures[1].axes[0].get_title() == "colour"

@@ -216,7 +216,8 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
     ncols : int, optional
         Columns of the grid (default: about ``sqrt(n)``).
     normalize : {"each", "all", "none"}
-        Display range per image, shared over the grid, or none (values in [0, 1]).
+        Display range per image, shared over the grid, or none (values in [0, 1]; values outside are
+        clipped and the title says how many images have some).
     title : str, optional
     """
     array = _as_images(images, image_shape, "images")
@@ -228,6 +229,13 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
         raise ValueError(f"ncols must be an integer >= 1 (or None: about sqrt(n)), got {ncols!r}")
     _check_grid(len(array), int(ncols), array.shape[1], array.shape[2], "images")
     shown, cmap, bad = _normalise(array, normalize)
+    if normalize == "none":  # say so when values are clipped: an image of 0…3 looked like one of 0…1
+        with np.errstate(invalid="ignore"):  # NaN/inf are counted apart (red)
+            beyond = np.isfinite(array) & ((array < 0) | (array > 1))
+        outside = int(beyond.reshape(len(array), -1).any(axis=1).sum())
+        if outside:
+            note = f"{outside} of {len(array)} images have values outside [0, 1], clipped"
+            title = f"{title} — {note}" if title else note
     return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
 
 
