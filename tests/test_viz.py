@@ -142,3 +142,170 @@ def test_image_grid_draws_colour_images(tmp_path):
                                              normalize="none")).convert("RGB"), dtype=np.float64)
     reddish = (image[..., 0] > 240) & (image[..., 1] < 15) & (image[..., 2] < 15)
     assert reddish.mean() > 0.1  # a red square (the figure has white margins)
+
+
+def rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+
+
+def red_fraction(image):
+    return float(((image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)).mean())
+
+
+def test_nan_and_inf_pixels_are_painted_red_not_drawn_as_a_value(tmp_path):
+    """A NaN/inf image was drawn as 0 (black, or white for a reconstruction: like an empty cell)."""
+    images = np.random.default_rng(0).random((4, 16))
+    assert red_fraction(rgb(image_grid(images, (4, 4), tmp_path / "ok.png"))) == 0.0
+    images[1] = np.inf
+    images[2, 3] = np.nan
+    for normalize in ("each", "all", "none"):
+        assert red_fraction(rgb(image_grid(images, (4, 4), tmp_path / "bad.png", normalize=normalize))) > 0.05
+    recons = np.full((3, 16), np.nan)
+    image = rgb(reconstruction_grid(images[[0, 3, 0]], recons, (4, 4), tmp_path / "rec.png"))
+    assert red_fraction(image) > 0.05
+    decoded = latent_grid(lambda z: torch.full((len(z), 16), float("nan")), (4, 4), tmp_path / "g.png", n=2)
+    assert red_fraction(rgb(decoded)) > 0.05
+
+
+def test_grids_too_large_to_draw_are_refused_before_any_work(tmp_path):
+    """A 400 × 400 latent grid made a 24,000-pixel-wide figure and ran the machine out of memory."""
+    calls = []
+
+    def decode(z):
+        calls.append(len(z))
+        return torch.zeros(len(z), 16)
+
+    with pytest.raises(ValueError, match=r"more than 36 million .*; lower n \(at most 1199\)"):
+        latent_grid(decode, (4, 4), tmp_path / "g.png", n=2000)
+    assert calls == []
+    with pytest.raises(ValueError, match="32,768 a side.*draw fewer images"):
+        image_grid(np.zeros((2, 16)), (4, 4), tmp_path / "wide.png", ncols=7000)
+    with pytest.raises(ValueError, match="32,768 a side"):
+        reconstruction_grid(np.zeros((140_000, 1)), np.zeros((140_000, 1)), (1, 1), tmp_path / "r.png")
+    assert not list(tmp_path.iterdir())
+    # a long strip of wide vectors is drawn, one screen pixel per value (`data show` of 5,000 features)
+    assert Image.open(image_grid(np.zeros((2, 5000)), (1, 5000), tmp_path / "strip.png")).size[0] > 10_000
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: image_grid(np.zeros((2, 16)), (4.5, 4), p), "integers >= 1"),
+    (lambda p: image_grid(np.zeros((2, 16)), (-4, -4), p), "integers >= 1"),
+    (lambda p: image_grid(np.zeros((2, 80)), (4, 4, 5), p), "5 channels"),
+    (lambda p: image_grid(np.zeros((2, 16)), (4, 4), p, ncols=2.5), "ncols must be an integer"),
+    (lambda p: image_grid(np.zeros((2, 16)), (4, 4), p, ncols=0), "ncols must be an integer"),
+    (lambda p: image_grid(np.zeros((2, 16), complex), (4, 4), p), "images is a complex array"),
+    (lambda p: image_grid([["a"] * 16], (4, 4), p), "images must be an array of real numbers"),
+    (lambda p: atom_grid(np.zeros((16, 3)), (4, 4), p, order=[True, False, True]), "boolean mask"),
+    (lambda p: atom_grid(np.zeros((16, 3)), (4, 4), p, order=[0.7]), "integer atom indices"),
+    (lambda p: latent_grid(lambda z: z, (4, 4), p, n=2.5), "integer >= 1"),
+    (lambda p: latent_grid(lambda z: z, (4, 4), p, span=float("inf")), "finite number > 0"),
+    (lambda p: latent_grid(lambda z: torch.zeros(1, 16), (4, 4), p, n=3), "returned 1 images for the 9"),
+    (lambda p: latent_scatter(np.zeros((0, 2)), None, p), "empty"),
+    (lambda p: latent_scatter(np.full((3, 2), np.nan), None, p), "all 3 codes are NaN/inf"),
+])
+def test_bad_picture_arguments_are_refused_by_name(tmp_path, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_scatter_with_some_non_finite_codes_draws_the_others(tmp_path):
+    codes = np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]])
+    assert latent_scatter(codes, [0, 1, 2], tmp_path / "s.png").is_file()
+
+
+def test_row_labels_of_a_narrow_reconstruction_grid_are_not_cut(tmp_path):
+    image = pixels(reconstruction_grid(np.random.default_rng(0).random((3, 16)), np.zeros((3, 16)), (4, 4),
+                                       tmp_path / "rec.png"))
+    assert not (image[:, :3] < 128).any()  # 'recon.' used to start off the left edge
+
+
+@pytest.mark.parametrize("content, message", [
+    ("epoch,loss\n1,abc\n", r"line 2, column 'loss': 'abc' is not a number"),
+    ("loss,val_loss\n0.5,0.6\n", "no 'epoch' column"),
+    ("epoch,loss\n1,0.5,9\n", "line 2: 3 cells but the header names 2"),
+    ("epoch,loss,loss\n1,0.5,0.7\n", "'loss' appears more than once"),
+    ("epoch,loss\n,0.5\n", "line 2: the epoch is empty"),
+    ("epoch,seconds\n1,0.1\n", "no column to plot"),
+    ("epoch,loss\n", "no epochs"),
+])
+def test_malformed_history_is_refused_naming_the_place(tmp_path, content, message):
+    (tmp_path / "history.csv").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()
+
+
+def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
+    """With one epoch the axis spanned 0.945–1.05 and its ticks read as fractional epochs."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read its axes
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    ticks = figures[0].axes[0].get_xticks()
+    lo, hi = figures[0].axes[0].get_xlim()
+    shown = ticks[(ticks >= lo) & (ticks <= hi)]
+    assert len(shown) >= 2 and np.all(shown == np.round(shown))
+
+
+def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
+    """sae_pictures / vae_pictures draw every atom: a model of very many atoms would now be refused by the
+    grid bound after training; they keep the first atoms of their order that fit, and say so."""
+    from sparsecoder.viz import _check_grid, _fitting
+
+    order = torch.arange(10_000)
+    kept, note = _fitting(order, (60, 60))
+    side = (6000 - 1) // 61
+    assert kept.tolist() == list(range(side * side)) and note == f" (the first {side * side:,} of 10,000)"
+    _check_grid(len(kept), int(np.ceil(np.sqrt(len(kept)))), 60, 60, "atoms")  # fits the default layout
+    with pytest.raises(ValueError):
+        _check_grid(len(kept) + side, int(np.ceil(np.sqrt(len(kept) + side))), 60, 60, "atoms")
+    kept, note = _fitting(order[:50], (28, 28))
+    assert len(kept) == 50 and note == ""
+
+
+@pytest.mark.parametrize("n_classes", [10, 14, 25])
+def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, n_classes):
+    """tab10 stretched over 14 classes drew classes 1 and 2 (3 and 4, …) in the same colour."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    labels = np.arange(n_classes)
+    latent_scatter(np.c_[labels, labels].astype(float), labels, tmp_path / "s.png")
+    colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
+    assert len({tuple(np.round(c, 3)) for c in colours}) == n_classes
+
+
+def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
+    """One panel per column: 5,000 columns made a figure 300,000 pixels tall. (The bound is lowered here
+    to keep the test fast; the drawing is the same.)"""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder import viz
+
+    monkeypatch.setattr(viz, "MAX_HISTORY_PANELS", 3)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    names = [f"c{i}" for i in range(10)]
+    (tmp_path / "history.csv").write_text("epoch," + ",".join(names) + "\n1," + ",".join(["0.5"] * 10) + "\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    drawn = [ax.get_title() for ax in figures[0].axes if ax.axison]
+    assert drawn == ["c0", "c1", "c2"]
+    assert "the first 3 of 10 panels" in figures[0]._suptitle.get_text()
+
+
+def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
+    """normalize='none' clipped an image of 0…3 to look like one of 0…1, without a word."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    images = np.random.default_rng(0).random((3, 4, 4, 3))
+    images[1] *= 3
+    image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none", title="colour")
+    image_grid(images[[0, 2]], (4, 4, 3), tmp_path / "ok.png", normalize="none", title="colour")
+    assert figures[0].axes[0].get_title() == "colour — 1 of 3 images have values outside [0, 1], clipped"
+    assert figures[1].axes[0].get_title() == "colour"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -27,88 +28,152 @@ __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "
 
 
 def _numpy(value, name: str) -> np.ndarray:
-    try:
-        import torch
+    """``value`` (array, tensor, nested lists) as a float64 array; complex values, strings or ragged lists
+    are a ``ValueError`` naming ``name`` (the metrics' check, :func:`sparsecoder.eval.metrics._as_array`;
+    NaN/inf pass: the pictures mark them)."""
+    from sparsecoder.eval.metrics import _as_array
 
-        if isinstance(value, torch.Tensor):
-            value = value.detach().to("cpu", torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return np.asarray(value, dtype=np.float64)
+    return _as_array(value, name, ndim=None, finite=False)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = False) -> Path:
+    """Write ``fig`` as a PNG at 100 dpi; ``tight``: the picture's bounds are those of what is drawn (row
+    labels of a narrow grid were cut at the left edge: 'recon.' read 'econ.')."""
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    bounds = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
+    fig.savefig(buffer, format="png", dpi=100, **bounds)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
 def _as_images(images, image_shape, name: str) -> np.ndarray:
-    """``images`` (n, d) or (n, *image_shape) as an (n, h, w[, c]) array."""
+    """``images`` (n, d) or (n, *image_shape) as an (n, h, w[, c]) array (a channel axis of 1 dropped)."""
     array = _numpy(images, name)
-    image_shape = tuple(int(s) for s in image_shape)
-    if len(image_shape) not in (2, 3):
-        raise ValueError(f"image_shape must be (height, width) or (height, width, channels), "
-                         f"got {image_shape}")
+    image_shape = _image_shape(image_shape)
     size = math.prod(image_shape)
-    if array.ndim == 1 + len(image_shape) and array.shape[1:] == image_shape:
-        return array
-    if array.ndim != 2 or array.shape[1] != size:
-        raise ValueError(
-            f"{name} must be (n, {size}) rows or (n, {', '.join(map(str, image_shape))}) images "
-            f"for image_shape {image_shape}, got shape {array.shape}"
-        )
-    return array.reshape(len(array), *image_shape)
+    if not (array.ndim == 1 + len(image_shape) and array.shape[1:] == image_shape):
+        if array.ndim != 2 or array.shape[1] != size:
+            raise ValueError(
+                f"{name} must be (n, {size}) rows or (n, {', '.join(map(str, image_shape))}) images "
+                f"for image_shape {image_shape}, got shape {array.shape}"
+            )
+        array = array.reshape(len(array), *image_shape)
+    return array[..., 0] if len(image_shape) == 3 and image_shape[2] == 1 else array
 
 
-def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str]:
-    """Map images to [0, 1] for display; returns the images and the colour map to use.
+def _image_shape(image_shape) -> tuple[int, ...]:
+    """``image_shape`` as ``(h, w)`` or ``(h, w, c)`` of integers >= 1, ``c`` in 1, 3 (RGB), 4 (RGBA); a
+    fractional side (28.5 was cut to 28) or a channel count matplotlib cannot draw is a ``ValueError``."""
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = None
+    if (shape is None or len(shape) not in (2, 3)
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                       for s in shape)):
+        raise ValueError(f"image_shape must be (height, width) or (height, width, channels), integers >= 1, "
+                         f"got {image_shape!r}")
+    if len(shape) == 3 and shape[2] not in (1, 3, 4):
+        raise ValueError(f"image_shape {shape} has {shape[2]} channels; a picture has 1 (grey), 3 (RGB) or 4 "
+                         f"(RGBA): pass one channel, or three of them, per image")
+    return tuple(int(s) for s in shape)
+
+
+def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str, np.ndarray]:
+    """Map images to [0, 1] for display; returns the images, the colour map to use and the mask (n, h, w)
+    of the pixels that are NaN or ±inf (in any channel), which the grid paints red.
 
     ``"each"``: every image on its own symmetric range ``[-max|x|, max|x|]`` when it has negative
-    values (atoms, filters: grey is zero), otherwise its own ``[min, max]``; ``"all"``: one ``[min, max]``
-    for the whole grid; ``"none"``: values are already in ``[0, 1]`` (clipped).
+    values (atoms, filters: grey is zero), otherwise its own ``[min, max]`` (a constant image is black);
+    ``"all"``: one ``[min, max]`` for the whole grid; ``"none"``: values are already in
+    ``[0, 1]`` (clipped). Ranges are those of the finite values.
     """
-    images = np.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
+    if normalize not in ("each", "all", "none"):
+        raise ValueError(f"normalize must be 'each', 'all' or 'none', got {normalize!r}")
+    finite = np.isfinite(images)
+    bad = ~finite.all(axis=3) if images.ndim == 4 else ~finite
+    images = np.where(finite, images, 0.0)
     if normalize == "none":
-        return np.clip(images, 0.0, 1.0), "gray"
+        return np.clip(images, 0.0, 1.0), "gray", bad
     if normalize == "all":
-        low, high = images.min(), images.max()
-        return (images - low) / (high - low if high > low else 1.0), "gray"
-    if normalize == "each":
-        out = np.empty_like(images)
-        for i, image in enumerate(images):
-            if image.min() < 0:
-                bound = np.abs(image).max()
-                out[i] = 0.5 + 0.5 * image / (bound if bound > 0 else 1.0)
-            else:
-                low, high = image.min(), image.max()
-                out[i] = (image - low) / (high - low if high > low else 1.0)
-        return out, "gray"
-    raise ValueError(f"normalize must be 'each', 'all' or 'none', got {normalize!r}")
+        values = images[finite]
+        low, high = (values.min(), values.max()) if values.size else (0.0, 1.0)
+        return np.clip((images - low) / (high - low if high > low else 1.0), 0.0, 1.0), "gray", bad
+    out = np.empty_like(images)
+    for i, (image, ok) in enumerate(zip(images, finite, strict=True)):
+        values = image[ok]
+        low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
+        if low < 0:
+            bound = max(abs(low), abs(high))
+            out[i] = 0.5 + 0.5 * image / bound
+        else:
+            out[i] = (image - low) / (high - low if high > low else 1.0)
+    return np.clip(out, 0.0, 1.0), "gray", bad
 
 
-def _mosaic(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
-    """Tile (n, h, w[, c]) images in [0, 1] into one array, ``pad`` pixels of white between them;
-    NaN images (placeholders) stay white too."""
+def _mosaic(images: np.ndarray, ncols: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tile (n, h, w[, c]) images in [0, 1] into one array, ``pad`` pixels of ``fill`` (white) between them;
+    NaN images (placeholders) are ``fill`` too."""
     n, h, w = images.shape[:3]
     nrows = max(1, math.ceil(n / ncols))
-    canvas = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *images.shape[3:]))
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *images.shape[3:]), float(fill))
     for k in range(n):
         r, c = divmod(k, ncols)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
-        canvas[top:top + h, left:left + w] = np.nan_to_num(images[k], nan=1.0)
+        canvas[top:top + h, left:left + w] = np.nan_to_num(images[k], nan=fill)
     return canvas
 
 
+# Bounds of a grid picture: thousands of images made PNGs of tens of thousands of pixels a side (a 400 × 400
+# latent grid ran the machine out of memory). A grid is drawn with fewer screen pixels per image pixel (down
+# to one) to stay within MAX_GRID_PIXELS (6,000², about 150 MB while drawn) and MAX_GRID_SIDE (a long strip
+# of wide vectors may be long); one that would not fit even at one screen pixel per image pixel is refused,
+# before anything is decoded or drawn.
+MAX_GRID_PIXELS = 6000 * 6000
+MAX_GRID_SIDE = 32768
+
+
+def _canvas_size(n: int, ncols: int, h: int, w: int) -> tuple[int, int]:
+    return ncols * (w + 1) + 1, max(1, math.ceil(n / ncols)) * (h + 1) + 1
+
+
+def _check_grid(n: int, ncols: int, h: int, w: int, name: str,
+                fix: str = "draw fewer images (e.g. the first 1,000), or fewer columns") -> None:
+    """Refuse a grid of ``n`` (h × w) images in ``ncols`` columns beyond :data:`MAX_GRID_PIXELS` or
+    :data:`MAX_GRID_SIDE` at one screen pixel per image pixel."""
+    width, height = _canvas_size(n, ncols, h, w)
+    if width * height > MAX_GRID_PIXELS or max(width, height) > MAX_GRID_SIDE:
+        raise ValueError(
+            f"{name}: a grid of {n:,} images of {h}×{w} pixels in {ncols:,} columns would be {width:,} × "
+            f"{height:,} pixels, more than {MAX_GRID_PIXELS / 1e6:g} million (or {MAX_GRID_SIDE:,} a side); "
+            f"{fix}")
+
+
 def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, path: Path,
-               row_labels: list[str] | None = None) -> Path:
-    """One image of the tiled grid (a single ``imshow``: aligned cells, fast for hundreds of atoms)."""
+               row_labels: list[str] | None = None, bad: np.ndarray | None = None) -> Path:
+    """One image of the tiled grid (a single ``imshow``: aligned cells, fast for hundreds of atoms).
+
+    ``bad`` (n, h, w) marks NaN/inf pixels: they are painted red and the title says how many images hold
+    them (drawn as a value, they looked like a black or white image)."""
     h, w = images.shape[1:3]
+    _check_grid(len(images), ncols, h, w, "images")
     canvas = _mosaic(images, ncols)
-    pixels_per_cell = max(2, int(48 / max(h, w)))  # ~48 screen pixels per cell at 100 dpi
+    if bad is not None and bad.any():
+        marks = _mosaic(bad.astype(np.float64), ncols, fill=0.0) > 0.5
+        if canvas.ndim == 2:
+            canvas = plt.get_cmap(cmap)(canvas)[..., :3]
+        canvas[marks] = (1.0, 0.0, 0.0, 1.0)[: canvas.shape[2]]
+        n_bad = int(bad.reshape(len(bad), -1).any(axis=1).sum())
+        n_real = int((~np.isnan(images).reshape(len(images), -1).all(axis=1)).sum())  # not placeholders
+        note = f"{n_bad} of {n_real} images hold NaN/inf pixels (red)"
+        title = f"{title} — {note}" if title else note
+    # ~48 screen pixels per cell at 100 dpi, fewer (down to 1 per image pixel) for a large grid
+    height_px, width_px = canvas.shape[:2]
+    pixels_per_cell = max(1, min(max(2, int(48 / max(h, w))),
+                                 math.isqrt(MAX_GRID_PIXELS // (width_px * height_px)),
+                                 MAX_GRID_SIDE // max(width_px, height_px)))
     width = canvas.shape[1] * pixels_per_cell / 100 + (0.7 if row_labels else 0.2)
     height = canvas.shape[0] * pixels_per_cell / 100 + (0.4 if title else 0.2)
     fig, ax = plt.subplots(figsize=(max(width, 2.0), max(height, 1.0)))
@@ -124,7 +189,7 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     if title:
         _fit_title(fig, ax, title)
     fig.tight_layout(pad=0.4)
-    return _save(fig, path)
+    return _save(fig, path, tight=bool(row_labels))
 
 
 def _fit_title(fig, ax, title: str) -> None:
@@ -151,17 +216,27 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
     ncols : int, optional
         Columns of the grid (default: about ``sqrt(n)``).
     normalize : {"each", "all", "none"}
-        Display range per image, shared over the grid, or none (values in [0, 1]).
+        Display range per image, shared over the grid, or none (values in [0, 1]; values outside are
+        clipped and the title says how many images have some).
     title : str, optional
     """
     array = _as_images(images, image_shape, "images")
     if len(array) == 0:
         raise ValueError("images is empty; nothing to draw")
-    shown, cmap = _normalise(array, normalize)
-    ncols = int(ncols) if ncols else math.ceil(math.sqrt(len(array)))
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    return _draw_grid(shown, cmap, ncols, title, path)
+    if ncols is None:
+        ncols = math.ceil(math.sqrt(len(array)))
+    elif isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
+        raise ValueError(f"ncols must be an integer >= 1 (or None: about sqrt(n)), got {ncols!r}")
+    _check_grid(len(array), int(ncols), array.shape[1], array.shape[2], "images")
+    shown, cmap, bad = _normalise(array, normalize)
+    if normalize == "none":  # say so when values are clipped: an image of 0…3 looked like one of 0…1
+        with np.errstate(invalid="ignore"):  # NaN/inf are counted apart (red)
+            beyond = np.isfinite(array) & ((array < 0) | (array > 1))
+        outside = int(beyond.reshape(len(array), -1).any(axis=1).sum())
+        if outside:
+            note = f"{outside} of {len(array)} images have values outside [0, 1], clipped"
+            title = f"{title} — {note}" if title else note
+    return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
 
 
 def atom_grid(columns, image_shape, path, order=None, *, title: str | None = None) -> Path:
@@ -175,7 +250,15 @@ def atom_grid(columns, image_shape, path, order=None, *, title: str | None = Non
         raise ValueError(f"columns must be a (d, l) matrix of atoms as columns, got shape {array.shape}")
     atoms = array.T
     if order is not None:
-        order = _numpy(order, "order").astype(np.int64).ravel()
+        raw = np.asarray(order.detach().cpu() if hasattr(order, "detach") else order)
+        if raw.dtype == bool:  # a mask [True, False, True] was taken as the indices 1, 0, 1
+            raise ValueError("order is a boolean mask; pass the indices of the atoms to draw "
+                             "(np.flatnonzero(mask))")
+        order = _numpy(raw, "order").ravel()
+        if not np.all(np.isfinite(order)) or not np.all(order == np.round(order)):
+            raise ValueError(f"order must be integer atom indices, got non-integers such as "
+                             f"{order[~(np.isfinite(order) & (order == np.round(order)))][0]!r}")
+        order = order.astype(np.int64)
         if order.size and (order.min() < 0 or order.max() >= len(atoms)):
             raise ValueError(f"order has indices outside [0, {len(atoms)})")
         atoms = atoms[order]
@@ -194,43 +277,64 @@ def reconstruction_grid(inputs, recons, image_shape, path, *, title: str | None 
         raise ValueError(f"inputs and recons must have the same shape, got {inputs.shape} and {recons.shape}")
     if len(inputs) == 0:
         raise ValueError("inputs is empty; nothing to draw")
+    ncols = min(16, len(inputs))
+    _check_grid(2 * len(inputs), ncols, inputs.shape[1], inputs.shape[2], "inputs and recons")
     finite = inputs[np.isfinite(inputs)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     scale = high - low if high > low else 1.0
-    ncols = min(16, len(inputs))
-    rows, labels = [], []
+    rows, marks, labels = [], [], []
     for start in range(0, len(inputs), ncols):
         for block, label in ((inputs, "input"), (recons, "recon.")):
             chunk = block[start:start + ncols]
-            pad = np.full((ncols - len(chunk), *chunk.shape[1:]), np.nan)
-            rows.append(np.concatenate([chunk, pad]))
+            pad = np.full((ncols - len(chunk), *chunk.shape[1:]), np.nan)  # white placeholders
+            bad = ~np.isfinite(chunk)
+            rows.append(np.concatenate([np.where(bad, 0.0, (chunk - low) / scale), pad]))
+            marks.append(np.concatenate([bad.any(axis=3) if bad.ndim == 4 else bad,
+                                         np.zeros((len(pad), *chunk.shape[1:3]), bool)]))
             labels.append(label)
-    grid = (np.concatenate(rows) - low) / scale
-    grid = np.clip(np.nan_to_num(grid, nan=1.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return _draw_grid(grid, "gray", ncols, title, path, row_labels=labels)
+    grid = np.clip(np.concatenate(rows), 0.0, 1.0)
+    return _draw_grid(grid, "gray", ncols, title, path, row_labels=labels, bad=np.concatenate(marks))
 
 
 def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
-    """Two-dimensional codes (n, 2) as points coloured by integer ``labels`` (n,) (or one colour if None)."""
+    """Two-dimensional codes (n, 2) as points coloured by integer ``labels`` (n,) (or one colour if None).
+
+    Points with a NaN/inf coordinate cannot be placed: they are left out and the title says how many (they
+    used to vanish silently); no codes, or none finite, is a ``ValueError``.
+    """
     codes = _numpy(codes2d, "codes2d")
     if codes.ndim != 2 or codes.shape[1] != 2:
         raise ValueError(f"codes2d must be (n, 2), got shape {codes.shape}")
+    if len(codes) == 0:
+        raise ValueError("codes2d is empty; nothing to draw")
+    finite = np.isfinite(codes).all(axis=1)
+    if not finite.any():
+        raise ValueError(f"all {len(codes)} codes are NaN/inf; check the model that produced them")
     if labels is not None:  # class indices, as everywhere (NaN or 2.5 used to be drawn as a colour)
         from sparsecoder.data.base import check_labels
 
         labels = check_labels(_numpy(labels, "labels").ravel(), "labels",
                               "give one integer class index per code", length=codes.shape[0])
+    if not finite.all():
+        note = f"{int((~finite).sum())} of {len(codes)} points are NaN/inf, not drawn"
+        title = f"{title} — {note}" if title else note
+        codes = codes[finite]
+        labels = None if labels is None else labels[finite]
     fig, ax = plt.subplots(figsize=(6, 5))
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.6)
     else:
-        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7,
-                            vmin=-0.5, vmax=9.5 if labels.max() <= 9 else labels.max() + 0.5)
-        fig.colorbar(points, ax=ax, label="label", ticks=np.unique(labels))
+        # one colour per class: tab10 stretched over 14 classes gave classes 1 and 2 the same orange
+        n_colours = 10 if labels.max() <= 9 else int(labels.max()) + 1
+        cmap = plt.get_cmap("tab10" if n_colours <= 10 else "tab20" if n_colours <= 20 else "turbo")
+        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap=cmap.resampled(n_colours), s=4,
+                            alpha=0.7, vmin=-0.5, vmax=n_colours - 0.5)
+        present = np.unique(labels)
+        fig.colorbar(points, ax=ax, label="label", ticks=present if len(present) <= 20 else None)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:
-        ax.set_title(title)
+        ax.set_title("\n".join(textwrap.wrap(title, 70)))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -245,45 +349,94 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
     """
     import torch
 
-    if n < 1 or not span > 0:
-        raise ValueError(f"need n >= 1 and span > 0, got n={n}, span={span}")
-    values = torch.linspace(-span, span, n)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n (cells per side) must be an integer >= 1, got {n!r}")
+    if (isinstance(span, bool) or not isinstance(span, numbers.Real) or not math.isfinite(span)
+            or not span > 0):  # an infinite span decoded NaN latents: a grid of black cells
+        raise ValueError(f"span must be a finite number > 0, got {span!r}")
+    h, w = _image_shape(image_shape)[:2]
+    most = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
+    _check_grid(int(n) ** 2, int(n), h, w, "latent grid", f"lower n (at most {most})")  # before decoding
+    n = int(n)
+    values = torch.linspace(-float(span), float(span), n)
     z1, z2 = torch.meshgrid(values, values.flip(0), indexing="xy")
     latents = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
     with torch.no_grad():
         images = decode_fn(latents)
     array = _as_images(images, image_shape, "decoded images")
-    shown, cmap = _normalise(array, "all")
-    return _draw_grid(shown, cmap, n, title, path)
+    if len(array) != n * n:
+        raise ValueError(f"decode_fn returned {len(array)} images for the {n * n} latents of the grid")
+    shown, cmap, bad = _normalise(array, "all")
+    return _draw_grid(shown, cmap, n, title, path, bad=bad)
 
 
 def read_history(history_csv) -> dict[str, np.ndarray]:
-    """Columns of a run's ``history.csv`` as float arrays (empty cells become NaN)."""
+    """Columns of a run's ``history.csv`` as float arrays (empty cells, and cells missing at the end of a
+    short row, become NaN).
+
+    A file this cannot read as a history is a ``ValueError`` naming the file and the fix: no epochs, no
+    ``epoch`` column, a column name given twice (one column was silently lost), a row with more cells than
+    the header, a cell that is not a number (naming its line and column) or an epoch that is empty/NaN.
+    """
     path = Path(history_csv)
     if not path.is_file():
         raise FileNotFoundError(f"no history file at {path}")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
+    fix = "a run's history.csv has a header line (epoch, …) and one line of numbers per epoch"
+    try:
+        with path.open(newline="") as fh:
+            lines = [(number, row) for number, row in enumerate(csv.reader(fh), start=1) if row]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a CSV text file ({error}); {fix}") from None
+    if len(lines) < 2:
         raise ValueError(f"{path} has no epochs")
-    columns = {}
-    for key in rows[0]:
-        columns[key] = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
-    return columns
+    header = [name.strip() for name in lines[0][1]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the column {repeated[0]!r} appears more than once in the header; {fix}")
+    if "epoch" not in header:
+        raise ValueError(f"{path} has no 'epoch' column (columns: {', '.join(header)}); {fix}")
+    values = np.full((len(lines) - 1, len(header)), np.nan)
+    for i, (number, row) in enumerate(lines[1:]):
+        if len(row) > len(header):
+            raise ValueError(f"{path}, line {number}: {len(row)} cells but the header names {len(header)} "
+                             f"columns; {fix}")
+        for j, cell in enumerate(row):
+            if cell.strip():
+                try:
+                    values[i, j] = float(cell)
+                except ValueError:
+                    raise ValueError(f"{path}, line {number}, column {header[j]!r}: {cell!r} is not a "
+                                     f"number; {fix}") from None
+    epochs = values[:, header.index("epoch")]
+    if not np.all(np.isfinite(epochs)):
+        number = lines[1 + int(np.flatnonzero(~np.isfinite(epochs))[0])][0]
+        raise ValueError(f"{path}, line {number}: the epoch is empty or not finite; {fix}")
+    return {name: values[:, j] for j, name in enumerate(header)}
+
+
+MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
 
 
 def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     """One small panel per column of ``history.csv`` against the epoch (learning rates on a log axis).
 
-    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel.
+    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel. At most
+    :data:`MAX_HISTORY_PANELS` panels are drawn (the first ones; the title says so): 5,000 columns made a
+    figure 300,000 pixels tall.
     """
     columns = read_history(history_csv)
     epochs = columns.pop("epoch")
     columns.pop("seconds", None)
+    if not columns:
+        raise ValueError(f"{history_csv} has no column to plot besides epoch (and seconds)")
     panels: dict[str, list[str]] = {}
     for key in columns:
         base = key[4:] if key.startswith("val_") and key[4:] in columns else key
         panels.setdefault(base, []).append(key)
+    if len(panels) > MAX_HISTORY_PANELS:
+        note = f"the first {MAX_HISTORY_PANELS} of {len(panels)} panels"
+        title = f"{title} — {note}" if title else note
+        panels = dict(list(panels.items())[:MAX_HISTORY_PANELS])
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
@@ -292,6 +445,10 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
             ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)
         if base.startswith("lr_") and np.all(columns[base][np.isfinite(columns[base])] > 0):
             ax.set_yscale("log")
+        missing = [key for key in keys if not np.isfinite(columns[key]).any()]
+        if missing:  # an empty panel read as "not logged yet"; say the values are NaN/inf or empty
+            ax.text(0.5, 0.5, "no finite values:\n" + "\n".join(missing), transform=ax.transAxes,
+                    ha="center", va="center", fontsize=8, color="tab:red")
         ax.set_title(base, fontsize=9)
         ax.tick_params(labelsize=7)
         if len(keys) > 1:
@@ -302,6 +459,8 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if np.ptp(epochs) == 0:  # one epoch: the axis spanned 0.945–1.05, with fractional epochs as ticks
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -311,6 +470,16 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
 # ----------------------------------------------------------------------------------------------
 # pictures of a trained model, keyed by family (registered in sparsecoder.models)
 # ----------------------------------------------------------------------------------------------
+def _fitting(order, image_shape) -> tuple[object, str]:
+    """The first atoms of ``order`` that a square grid holds within :data:`MAX_GRID_PIXELS`, and a note for
+    the title when some are left out (a model of 50,000 atoms would otherwise fail its pictures)."""
+    h, w = _image_shape(image_shape)[:2]
+    side = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
+    if len(order) <= side * side:
+        return order, ""
+    return order[: side * side], f" (the first {side * side:,} of {len(order):,})"
+
+
 def _picture_split(data):
     return data.test if len(data.test) else data.val
 
@@ -335,12 +504,13 @@ def sae_pictures(model, data, out_dir) -> list[Path]:
         codes = model.encode(x)
         order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
         kind = "decoder columns" if model.config.decoder == "linear" else "D(e_i) - D(0)"
+        order, some = _fitting(order, data.image_shape)
         paths = [atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                           title=f"atoms ({kind}), most used first")]
+                           title=f"atoms ({kind}), most used first{some}")]
         if model.encoder is not None:
             paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
                                    out_dir / "encoder.png", order=order,
-                                   title="encoder filters (rows of U), same order as the atoms"))
+                                   title=f"encoder filters (rows of U), same order as the atoms{some}"))
         shown = slice(0, min(16, x.shape[0]))
         recon = model.decoder(codes[shown])
         paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
@@ -374,9 +544,10 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         spread = codes.std(dim=0, unbiased=False) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
         order = torch.argsort(spread.cpu(), descending=True, stable=True)
         n_active = int((spread > c.active_threshold).sum())
+        order, some = _fitting(order, data.image_shape)
         paths = [
             atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active)"),
+                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active){some}"),
         ]
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",

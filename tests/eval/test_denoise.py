@@ -11,6 +11,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from sparsecoder.config import load_preset
+from sparsecoder.data.base import Split
 from sparsecoder.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
 from sparsecoder.eval.denoise import add_noise, denoise
 from sparsecoder.eval.metrics import PSNR_MAX_DB
@@ -83,6 +84,17 @@ def test_bad_input_is_refused(mnist, sdl_model):
     _, config = load_preset("do-mnist", {"num_threads": 1})
     with pytest.raises(ValueError, match="no encoder"):
         denoise(build_model(config, mnist), mnist.test, 1.0)
+    # a VAE has an encoder and a decoder too, and was measured as if it were a sparse autoencoder
+    _, config = load_preset("svae-mnist", {"num_threads": 1})
+    with pytest.raises(ValueError, match="got a VAE: give a model of the sparse_autoencoder family"):
+        denoise(build_model(config, mnist), mnist.test, 1.0)
+    with pytest.raises(ValueError, match="split must be a Split .* got a Tensor"):  # was an AttributeError
+        denoise(sdl_model, mnist.test.x, 1.0)
+    # codes that overflow gave NaN PSNRs, returned as measured values
+    with pytest.raises(ValueError, match="clean rows' reconstructions are NaN/inf for 3 of 3 rows"):
+        denoise(sdl_model, Split(x=torch.full((3, 784), 3e38)), 1.0)
+    with pytest.raises(ValueError, match="the split to denoise contains NaN"):
+        denoise(sdl_model, Split(x=torch.full((3, 784), float("nan"))), 1.0)
 
 
 @pytest.mark.parametrize("sigma, seed, words", [

@@ -91,3 +91,29 @@ def test_atom_kurtosis_matches_scipy_formula_by_hand_and_skips_constant_atoms():
     assert atom_kurtosis(atoms) == pytest.approx((by_hand + g_hand) / 2)
     assert by_hand > 90 and abs(g_hand) < 1.0
     assert np.isnan(atom_kurtosis(np.ones((10, 3))))
+
+
+@pytest.mark.parametrize("labels, kwargs, message", [
+    (np.zeros(10), {}, "single class"),  # every neighbour agrees: 1.0, separating nothing
+    (np.array([0, 1] * 5), {"k": 20}, "k=20 neighbours but a training fold has only 8"),  # returned NaN
+    (np.array([0.5, 1.5] * 5), {}, "not integers"),
+    (np.array([0, 1] * 4 + [np.nan, np.nan]), {}, "NaN"),
+    (np.array([0, 1] * 5), {"k": 0}, "k must be an integer >= 1"),
+    (np.array([0, 1] * 5), {"folds": 1}, "folds must be an integer >= 2"),
+])
+def test_knn_separability_refuses_what_it_cannot_measure(labels, kwargs, message):
+    codes = np.random.default_rng(0).random((10, 2))
+    with pytest.raises(ValueError, match=message):
+        knn_separability(codes, labels, **kwargs)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: near_zero_fraction(np.ones((2, 2)), float("inf")), "finite number > 0"),  # gave 1.0
+    (lambda: near_zero_fraction(np.ones((2, 2)), "0.1"), "finite number > 0"),
+    (lambda: chance_matched_correlation(np.ones((4, 2)), 2.5), "n_learned must be an integer"),
+    (lambda: chance_matched_correlation(np.ones((4, 2)), True), "n_learned must be an integer"),
+    (lambda: chance_matched_correlation(np.ones((4, 2)), 2, seed=-1), "seed must be an integer >= 0"),
+])
+def test_prior_measures_refuse_bad_arguments_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

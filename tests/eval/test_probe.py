@@ -110,6 +110,9 @@ def _probe_data():
     ({"epochs": 1.5}, "epochs must be an integer >= 1, got 1.5"),
     ({"n_classes": 3.5}, "n_classes must be an integer >= 1"),
     ({"lr": float("inf")}, "lr must be a finite number > 0"),
+    ({"seed": 1.5}, r"seed must be an integer in \[0, 2\*\*63 - 1\], got 1.5"),  # torch's RuntimeError
+    ({"n_features_out": 7}, "n_features_out=7 is the output width of features, but no features"),
+    ({"features": torch.nn.Linear(5, 4), "n_features_out": 7}, r"to \(1, 4\), not \(1, n_features_out=7\)"),
 ])
 def test_train_probe_refuses_bad_input_before_training(change, message):
     """NaN/inf codes trained on NaN losses and still returned errors; a split with other features failed
@@ -155,3 +158,17 @@ def test_topk_error_refuses_labels_that_are_not_class_indices(labels, k, words):
 def test_sample_per_class_refuses_labels_that_are_not_class_indices(labels, seed, words):
     with pytest.raises(ValueError, match=words):
         sample_per_class(labels, 1, seed)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": 1e30, "scale": 1e30},
+     "diverged in epoch 1: its (training loss is|validation logits are) NaN/inf.*lower it"),
+    ({"features": torch.nn.Hardtanh(min_val=float("nan")), "n_features_out": 5},
+     "NaN/inf before any training step: the features module gives NaN/inf"),
+])
+def test_a_diverging_probe_stops_with_the_cause_not_a_logits_error(kwargs, message):
+    """NaN logits surfaced as 'logits must be finite real numbers' from topk_error, naming no cause."""
+    x, y = _probe_data()
+    x = x * kwargs.pop("scale", 1.0)
+    with pytest.raises(ValueError, match=message):
+        train_probe(x, y, x, y, x, y, n_classes=3, epochs=2, batch_size=8, **kwargs)

@@ -76,18 +76,34 @@ def denoise(model, split: Split, sigma: float, *, seed: int = 0) -> DenoisingRes
     seed : int
         Seed of the noise.
     """
+    from sparsecoder.models.sparse_autoencoder import SparseAutoencoder
+
+    if not isinstance(model, SparseAutoencoder):  # a VAE has an encoder and a decoder too: it was measured
+        raise ValueError(f"denoising measures a sparse autoencoder's encoder + decoder (Evtimova & LeCun "
+                         f"§4.3); got a {type(model).__name__}: give a model of the sparse_autoencoder "
+                         f"family (e.g. the sdl-mnist or vdl-mnist presets)")
+    if not isinstance(split, Split):
+        raise ValueError(f"split must be a Split (model-space rows with their to_pixels map), e.g. data.test "
+                         f"of sparsecoder.data.load(...); got a {type(split).__name__}")
     if getattr(model, "encoder", None) is None:
         raise ValueError("denoising measures the encoder's codes (Evtimova & LeCun §4.3); this model has no "
                          "encoder (DO?): train a preset with a LISTA encoder")
     if len(split) == 0:
         raise ValueError("the split to denoise is empty; give the test split of the run's data")
+    from sparsecoder.models.common import check_finite_output
+
     model.eval()
-    clean = split.x.to(model.device, torch.float32)
+    clean = model._check_rows(split.x, "the split to denoise")
     noisy = add_noise(clean, sigma, seed)
     codes_clean = model.encode(clean)
     codes_noisy = model.encode(noisy)
     reconstruction = model.decoder(codes_clean)
     denoised = model.decoder(codes_noisy)
+    # NaN/inf codes gave NaN PSNRs, returned as if measured
+    cause = "rows far outside the training data's range, or weights that overflow on them"
+    for what, values, inputs in (("the clean rows' reconstructions", reconstruction, clean),
+                                 ("the noisy rows' reconstructions", denoised, noisy)):
+        check_finite_output(values, what, inputs, cause)
     clean_px, noisy_px = split.to_pixels(clean), split.to_pixels(noisy)
     recon_px, denoised_px = split.to_pixels(reconstruction), split.to_pixels(denoised)
     metrics = {

@@ -103,7 +103,7 @@ def localization(columns, shape: tuple[int, int], window: int | None = None) -> 
     shape : (h, w)
         Image shape of one filter.
     window : int, optional
-        Side of the square; default ``min(h, w) // 2``.
+        Side of the square; default ``min(h, w) // 2`` (at least 1: a filter one pixel high or wide).
 
     Returns
     -------
@@ -117,10 +117,14 @@ def localization(columns, shape: tuple[int, int], window: int | None = None) -> 
     h, w = (int(v) for v in shape)
     if h * w != columns.shape[0]:
         raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
-    window = min(h, w) // 2 if window is None else window
+    window = max(1, min(h, w) // 2) if window is None else window
     if not _is_positive_int(window) or window > min(h, w):
         raise ValueError(f"window must be an integer between 1 and {min(h, w)}, got {window!r}")
     window = int(window)
+    # each filter on its own scale first: squares of 1e200 overflowed to inf (ρ = NaN), of 1e-200 underflowed
+    # to 0 (ρ = 0, as for an all-zero filter); ρ does not depend on the filter's scale
+    peak = np.abs(columns).max(axis=0)
+    columns = np.divide(columns, peak, out=np.zeros_like(columns), where=peak > 0)
     energy = (columns.T ** 2).reshape(-1, h, w)
     integral = np.zeros((energy.shape[0], h + 1, w + 1))
     integral[:, 1:, 1:] = energy.cumsum(axis=1).cumsum(axis=2)

@@ -8,9 +8,11 @@ posterior locations (``model.encode``) and atoms (``model.atoms()``) of trained 
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from sparsecoder.eval.metrics import _as_array
+from sparsecoder.eval.metrics import _as_array, _finite_number
 
 __all__ = ["matched_atom_correlation", "chance_matched_correlation", "near_zero_fraction", "latent_spread",
            "knn_separability", "atom_kurtosis"]
@@ -67,8 +69,8 @@ def chance_matched_correlation(true, n_learned: int, *, n_draws: int = 200, seed
     r"""Mean of :func:`matched_atom_correlation` when the ``n_learned`` learned atoms are i.i.d. Gaussian
     noise: the level a model that learned nothing reaches by chance (Monte Carlo over ``n_draws``)."""
     true = _as_array(true, "true")
-    if n_learned < 1 or n_draws < 1:
-        raise ValueError(f"need n_learned >= 1 and n_draws >= 1, got {n_learned} and {n_draws}")
+    for name, value, low in (("n_learned", n_learned, 1), ("n_draws", n_draws, 1), ("seed", seed, 0)):
+        _check_int(name, value, low)
     rng = np.random.default_rng(seed)
     values = [matched_atom_correlation(rng.standard_normal((true.shape[0], n_learned)), true)[0].mean()
               for _ in range(n_draws)]
@@ -85,8 +87,7 @@ def near_zero_fraction(codes, threshold: float) -> float:
     codes = _as_array(codes, "codes")
     if codes.size == 0:
         raise ValueError(f"codes is empty (shape {codes.shape})")
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
+    threshold = _finite_number(threshold, "threshold", positive=True)  # inf counted every entry near zero
     return float(np.mean(np.abs(codes) < threshold))
 
 
@@ -108,17 +109,36 @@ def knn_separability(codes, labels, *, k: int = 5, folds: int = 5, seed: int = 0
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
+    from sparsecoder.data.base import check_labels
+
     codes = _as_array(codes, "codes")
-    labels = np.asarray(labels).ravel()
+    _check_int("k", k, 1)
+    _check_int("folds", folds, 2)
+    _check_int("seed", seed, 0)
+    labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels).ravel()
     if labels.shape[0] != codes.shape[0]:
         raise ValueError(f"labels must have one entry per code row, got {labels.shape[0]} for "
                          f"{codes.shape[0]} codes")
+    labels = check_labels(labels, "labels", "renumber the classes 0, 1, … (np.unique(labels, "
+                          "return_inverse=True)[1])")
     _, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2:  # every neighbour has the one label: accuracy 1.0, separating nothing
+        raise ValueError(f"labels hold a single class ({labels[0]}); separability needs at least 2")
     if counts.min() < folds:
         raise ValueError(f"every class needs at least folds={folds} samples; the smallest has {counts.min()}")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), codes, labels, cv=splitter)
+    n_fit = len(labels) - -(-len(labels) // folds)  # the smallest training fold
+    if k > n_fit:  # scikit-learn fails every fold, and cross_val_score returned NaN
+        raise ValueError(f"k={k} neighbours but a training fold has only {n_fit} samples; lower k or folds")
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(k)), codes, labels, cv=splitter,
+                             error_score="raise")
     return float(scores.mean())
+
+
+def _check_int(name: str, value, low: int) -> None:
+    """``value`` must be an integer ``>= low`` (not a bool, not 2.5): a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def atom_kurtosis(atoms) -> float:

@@ -118,6 +118,17 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([model(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
 
 
+def _diverged(epoch: int, steps: int, what: str, lr: float, features, x: torch.Tensor) -> str:
+    if steps == 0:  # nothing was trained yet: the learning rate is not the cause
+        source = "the features module gives NaN/inf on these inputs, or " if features is not None else ""
+        return (f"the probe's {what} NaN/inf before any training step: {source}the inputs are too large "
+                f"for float32 logits (largest |x| {float(x.abs().max()):.3g}); check the features / rescale "
+                f"the inputs")
+    cause = "; or the features module gives NaN/inf" if features is not None else ""
+    return (f"the probe diverged in epoch {epoch}: its {what} NaN/inf. The learning rate is probably "
+            f"too large (lr={lr:g}); lower it{cause}. No result is returned")
+
+
 def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: int, epochs: int = 100,
                 lr: float = 1e-3, batch_size: int = 250, seed: int = 0, features: nn.Module | None = None,
                 n_features_out: int | None = None) -> ProbeResult:
@@ -150,6 +161,11 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     lr = _finite_number(lr, "lr", positive=True)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    if features is None and n_features_out is not None:  # the linear layer was built that wide, then failed
+        raise ValueError(f"n_features_out={n_features_out!r} is the output width of features, but no "
+                         f"features module was given; leave it out (the probe reads the inputs' width)")
     if not n_classes >= 3:
         raise ValueError(f"top-3 error needs at least 3 classes, got n_classes={n_classes}")
     if n_classes > MAX_CLASSES:  # the linear layer is n_classes wide: 10**12 would not fit in memory
@@ -182,24 +198,35 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
         features = copy.deepcopy(features)
         if n_features_out is None:
             raise ValueError("give n_features_out (the output width of features)")
+        with torch.no_grad():
+            out = features(train_x[:1])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, n_features_out):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"features map a batch of 1 row to {shape}, not (1, n_features_out="
+                             f"{n_features_out}); give n_features_out as the features' output width")
     model = _Probe(features, n_features_out or train_x.shape[1], n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     n = train_x.shape[0]
     best = (-math.inf, math.inf)  # (val accuracy, -) compared as (accuracy, -loss)
-    best_state, best_epoch = None, 0
+    best_state, best_epoch, steps = None, 0, 0
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             index = order[start:start + batch_size]
             loss = F.cross_entropy(model(train_x[index]), train_y[index])
+            if not torch.isfinite(loss):  # NaN logits failed later in topk_error, naming "logits"
+                raise ValueError(_diverged(epoch, steps, "training loss is", lr, features, train_x))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            steps += 1
         model.eval()
         with torch.no_grad():
             logits = _logits(model, val_x, 1024)
+            if not torch.isfinite(logits).all():
+                raise ValueError(_diverged(epoch, steps, "validation logits are", lr, features, val_x))
             accuracy = 1.0 - topk_error(logits, val_y, 1)
             val_loss = float(F.cross_entropy(logits, val_y))
         if accuracy > best[0] or (accuracy == best[0] and val_loss < best[1]):

@@ -101,7 +101,8 @@ def evaluate(model, data: DataSplits) -> dict:
     (from the encoder's prediction); ``code_l1`` / ``code_l1_fista`` (mean ||z||₁); ``energy`` (per sample,
     encoder codes); ``dead_atoms`` (components never non-zero on the test set, encoder codes);
     ``fista_iterations`` (mean per sample); ``min_code_std`` (smallest std over the test set of a code
-    component); ``decoder_column_norm_mean``/``_min``/``_max`` (of the atoms).
+    component; no key for a one-row test split, where it is undefined — NaN was written as null, like a
+    missing value); ``decoder_column_norm_mean``/``_min``/``_max`` (of the atoms).
     """
     split = data.test
     _check_split(split, "test")
@@ -135,9 +136,9 @@ def evaluate(model, data: DataSplits) -> dict:
         "energy_fista": fis["energy"],
         "dead_atoms": int(dead_atoms(amortised)),
         "fista_iterations": float(torch.cat(iterations).mean()) if iterations else float("nan"),
-        "min_code_std": float(amortised.std(dim=0).min()) if amortised.shape[0] > 1 else float("nan"),
         "decoder_column_norm_mean": float(atom_norms.mean()),
         "decoder_column_norm_min": float(atom_norms.min()),
         "decoder_column_norm_max": float(atom_norms.max()),
         "n_test": int(x.shape[0]),
+        **({"min_code_std": float(amortised.std(dim=0).min())} if amortised.shape[0] > 1 else {}),
     }
