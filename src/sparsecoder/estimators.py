@@ -38,7 +38,7 @@ from sparsecoder.dictionary.online import (
     run_epoch,
 )
 from sparsecoder.inference.lasso import sparse_encode
-from sparsecoder.models.common import check_finite_output
+from sparsecoder.models.common import check_finite_output, check_float32_range
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -527,8 +527,6 @@ _IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
 def _rows_tensor(X, device, what="the rows of X") -> torch.Tensor:
     """A float32 copy of the validated rows on ``device`` (a copy: read-only memmaps are fine); finite
     values beyond float32's range are refused by name (they became inf, reported as NaN/inf in X)."""
-    from sparsecoder.models.common import check_float32_range
-
     check_float32_range(np.asarray(X), what)
     return torch.tensor(np.asarray(X, dtype=np.float32), device=device)
 
