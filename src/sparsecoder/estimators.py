@@ -1018,15 +1018,12 @@ class SparseVAE(_NeuralEstimator):
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        from sparsecoder.models.common import physical_memory
+        from sparsecoder.data.base import check_rows_fit
 
         c = self.model_.config
         width = max(c.n_latents, self.model_.n_features, c.decoder_hidden if c.decoder == "pyle" else 0)
-        needed, memory = 4 * int(n_samples) * width, physical_memory()
-        if memory is not None and needed > memory:
-            raise ValueError(f"n_samples={n_samples} needs {needed / 2**30:,.1f} GiB for its latents and "
-                             f"decoded rows, more than this machine's {memory / 2**30:,.1f} GiB of memory; "
-                             f"draw fewer at a time")
+        check_rows_fit(int(n_samples), 4 * width, f"n_samples={n_samples} needs room for its latents and "
+                       f"decoded rows: they", "draw fewer at a time")
         seed = int(check_random_state(random_state).randint(2**31 - 1))
         device = self.model_.device
         with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
