@@ -516,8 +516,9 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                            {"train rows": fingerprint["train"]})
     if resume:  # changed data is the problem to name first, before the checks that depend on its size
         state = load_checkpoint(out_dir / CHECKPOINT_FILE, model_name=model_name)
-        _check_same_everywhere(world, f"{out_dir / CHECKPOINT_FILE} (is --out one shared folder?)",
-                               {"checkpoint SHA-256": sha256_file(out_dir / CHECKPOINT_FILE)})
+        if world.distributed:  # one process: nothing to compare, and no second read of the checkpoint
+            _check_same_everywhere(world, f"{out_dir / CHECKPOINT_FILE} (is --out one shared folder?)",
+                                   {"checkpoint SHA-256": sha256_file(out_dir / CHECKPOINT_FILE)})
         world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
     _check_world(config, world, len(data.train))
     seed_everything(world.rank_seed(config.seed))
