@@ -688,9 +688,10 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
         return None
     # explaining an error: finite parameters whose squares overflow their dtype (float32: |p| > 1.8e19) make
     # every product of them inf, which e.g. FISTA refuses as an overflowing Gram matrix WᵀW
-    huge = {name: float(p.detach().abs().max()) for name, p in model.state_dict().items()
-            if isinstance(p, torch.Tensor) and p.is_floating_point() and p.numel()
-            and float(p.detach().abs().max()) > math.sqrt(torch.finfo(p.dtype).max)}
+    peaks = {name: (float(p.detach().abs().max()), math.sqrt(torch.finfo(p.dtype).max))
+             for name, p in model.state_dict().items()
+             if isinstance(p, torch.Tensor) and p.is_floating_point() and p.numel()}
+    huge = {name: peak for name, (peak, bound) in peaks.items() if peak > bound}
     if huge:
         shown_values = ", ".join(f"{name} up to {value:.3g}" for name, value in list(huge.items())[:5])
         return f"parameters too large for float products ({shown_values})" + (f" (at {rows})" if rows else "")
