@@ -603,10 +603,8 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[st
 
 def embedded_unit_patches(*, seed: int, requested: dict[str, int], counts: dict[str, int], patch_size: int):
     """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions:
-    ``(splits, image names)``."""
-    total = sum(counts.values())
-    check_rows_fit(total, 4 * patch_size**2, f"{total:,} patches of {patch_size}×{patch_size}",
-                   FEWER_PATCHES)
+    ``(splits, image names)``; ``counts`` from :func:`_split_counts` with ``row_bytes`` ``4·patch_size²``
+    (checked against this machine's memory there)."""
     images, names = embedded_photographs()
     splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, requested, counts,
                                seed)
