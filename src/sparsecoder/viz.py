@@ -139,6 +139,12 @@ def _canvas_size(n: int, ncols: int, h: int, w: int) -> tuple[int, int]:
     return ncols * (w + 1) + 1, max(1, math.ceil(n / ncols)) * (h + 1) + 1
 
 
+def _cells_per_side(image_shape) -> int:
+    """The most (h × w) images per side of a square grid within :data:`MAX_GRID_PIXELS`."""
+    h, w = _image_shape(image_shape)[:2]
+    return (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
+
+
 def _check_grid(n: int, ncols: int, h: int, w: int, name: str,
                 fix: str = "draw fewer images (e.g. the first 1,000), or fewer columns") -> None:
     """Refuse a grid of ``n`` (h × w) images in ``ncols`` columns beyond :data:`MAX_GRID_PIXELS` or
@@ -355,8 +361,8 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
             or not span > 0):  # an infinite span decoded NaN latents: a grid of black cells
         raise ValueError(f"span must be a finite number > 0, got {span!r}")
     h, w = _image_shape(image_shape)[:2]
-    most = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
-    _check_grid(int(n) ** 2, int(n), h, w, "latent grid", f"lower n (at most {most})")  # before decoding
+    _check_grid(int(n) ** 2, int(n), h, w, "latent grid",
+                f"lower n (at most {_cells_per_side(image_shape)})")  # before decoding
     n = int(n)
     values = torch.linspace(-float(span), float(span), n)
     z1, z2 = torch.meshgrid(values, values.flip(0), indexing="xy")
@@ -473,8 +479,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
 def _fitting(order, image_shape) -> tuple[object, str]:
     """The first atoms of ``order`` that a square grid holds within :data:`MAX_GRID_PIXELS`, and a note for
     the title when some are left out (a model of 50,000 atoms would otherwise fail its pictures)."""
-    h, w = _image_shape(image_shape)[:2]
-    side = (math.isqrt(MAX_GRID_PIXELS) - 1) // (max(h, w) + 1)
+    side = _cells_per_side(image_shape)
     if len(order) <= side * side:
         return order, ""
     return order[: side * side], f" (the first {side * side:,} of {len(order):,})"
