@@ -299,25 +299,31 @@ def write_digested(path: Path, data: bytes) -> None:
     atomic_write_json(path.parent / DIGESTS_FILE, digests)
 
 
+# Checks of a file that a writer keeps replacing meanwhile, before its mismatch is reported anyway
+VERIFY_ATTEMPTS = 100
+
+
 def verify_digest(path: Path) -> None:
     """Raise :class:`DigestMismatch` naming ``path`` unless its SHA-256 is one recorded in ``digests.json``.
 
     A folder without ``digests.json``, or a file it does not list, is not checked.
     """
     path = Path(path)
-    # A reader (encode, decode: they take no lock) can meet a writer between its steps: digests.json read
-    # before the writer accepts the new digest, the file hashed after it was replaced (measured: 21 of
-    # 15,404 checks against a writer rewriting a 200 kB file). The writer's three steps take milliseconds,
-    # so a mismatch is checked twice more (after 10 and 100 ms) before a file is called damaged.
-    for pause in (0.01, 0.1, None):
+    # A reader (encode, decode: they take no lock) can meet a writer (write_digested) between its steps:
+    # digests.json read before the writer accepts the new digest, the file hashed after it was replaced (21
+    # of 15,404 checks against a busy writer called a sound file damaged). A mismatch is therefore a
+    # damaged file only when digests.json still holds what was read after the hash (every write changes
+    # it); if it changed, a writer was at work and the check starts again.
+    for _ in range(VERIFY_ATTEMPTS):
         digests = _read_digests(path.parent)
         if digests is None or path.name not in digests:
             return
         actual = sha256_file(path)
         if actual in digests[path.name]:
             return
-        if pause is not None:
-            time.sleep(pause)
+        if _read_digests(path.parent) == digests:
+            break
+        time.sleep(0.001)
     raise DigestMismatch(
         f"{path} is damaged or was replaced: its SHA-256 is {actual[:16]}…, but {DIGESTS_FILE} recorded "
         f"{digests[path.name][0][:16]}… when it was written; restore the file (or retrain)"
