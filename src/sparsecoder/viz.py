@@ -240,7 +240,8 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
             beyond = np.isfinite(array) & ((array < 0) | (array > 1))
         outside = int(beyond.reshape(len(array), -1).any(axis=1).sum())
         if outside:
-            note = f"{outside} of {len(array)} images have values outside [0, 1], clipped"
+            note = f"{outside} of {len(array)} images {'has' if outside == 1 else 'have'} values outside " \
+                   f"[0, 1], clipped"
             title = f"{title} — {note}" if title else note
     return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
 
@@ -322,7 +323,8 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
         labels = check_labels(_numpy(labels, "labels").ravel(), "labels",
                               "give one integer class index per code", length=codes.shape[0])
     if not finite.all():
-        note = f"{int((~finite).sum())} of {len(codes)} points are NaN/inf, not drawn"
+        hidden = int((~finite).sum())
+        note = f"{hidden} of {len(codes)} points {'is' if hidden == 1 else 'are'} NaN/inf, not drawn"
         title = f"{title} — {note}" if title else note
         codes = codes[finite]
         labels = None if labels is None else labels[finite]
