@@ -214,6 +214,19 @@ def test_scatter_with_some_non_finite_codes_draws_the_others(tmp_path):
     assert latent_scatter(codes, [0, 1, 2], tmp_path / "s.png").is_file()
 
 
+def test_reconstruction_grid_bound_counts_its_padded_rows(tmp_path, monkeypatch):
+    """17 pairs are 4 rows of 16 cells (the last two padded), not the 3 rows of 34 images: the caller's
+    check passed and only _draw_grid's second check, under another name, refused the grid."""
+    import sparsecoder.viz as viz
+
+    monkeypatch.setattr(viz, "MAX_GRID_PIXELS", 1500)  # 81 × 16 pixels for 3 rows of 4×4 cells, 81 × 21 for 4
+    inputs = np.random.default_rng(0).random((17, 16))
+    with pytest.raises(ValueError, match=r"^inputs and recons: a grid of 64 images of 4×4 pixels in 16 "
+                                         r"columns would be 81 × 21 pixels"):
+        reconstruction_grid(inputs, inputs, (4, 4), tmp_path / "rec.png")
+    assert not (tmp_path / "rec.png").exists()
+
+
 def test_row_labels_of_a_narrow_reconstruction_grid_are_not_cut(tmp_path):
     image = pixels(reconstruction_grid(np.random.default_rng(0).random((3, 16)), np.zeros((3, 16)), (4, 4),
                                        tmp_path / "rec.png"))
