@@ -99,8 +99,8 @@ def test_latent_scatter_and_grid(tmp_path):
     with pytest.raises(ValueError, match=r"\(n, 2\)"):
         latent_scatter(rng.normal(size=(5, 3)), None, tmp_path / "bad.png")
     # labels are class indices: NaN or 2.5 were drawn as colours, a short list failed after the figure
-    for bad, message in ((np.r_[labels[:-1], np.nan], "1 labels are NaN or inf"),
-                         (np.r_[labels[:-1], 2.5], r"1 labels are not integers \(e.g. 2.5\)"),
+    for bad, message in ((np.r_[labels[:-1], np.nan], "1 of the labels is NaN or inf"),
+                         (np.r_[labels[:-1], 2.5], r"1 of the labels is not an integer \(e.g. 2.5\)"),
                          (labels[:-1], r"\(shape \(50,\)\), got shape \(49,\)")):
         with pytest.raises(ValueError, match=message):
             latent_scatter(codes, bad, tmp_path / "bad.png")
@@ -214,6 +214,19 @@ def test_scatter_with_some_non_finite_codes_draws_the_others(tmp_path):
     assert latent_scatter(codes, [0, 1, 2], tmp_path / "s.png").is_file()
 
 
+def test_reconstruction_grid_bound_counts_its_padded_rows(tmp_path, monkeypatch):
+    """17 pairs are 4 rows of 16 cells (the last two padded), not the 3 rows of 34 images: the caller's
+    check passed and only _draw_grid's second check, under another name, refused the grid."""
+    import sparsecoder.viz as viz
+
+    monkeypatch.setattr(viz, "MAX_GRID_PIXELS", 1500)  # 81 × 16 pixels for 3 rows of 4×4 cells, 81 × 21 for 4
+    inputs = np.random.default_rng(0).random((17, 16))
+    with pytest.raises(ValueError, match=r"^inputs and recons: a grid of 64 images of 4×4 pixels in 16 "
+                                         r"columns would be 81 × 21 pixels"):
+        reconstruction_grid(inputs, inputs, (4, 4), tmp_path / "rec.png")
+    assert not (tmp_path / "rec.png").exists()
+
+
 def test_row_labels_of_a_narrow_reconstruction_grid_are_not_cut(tmp_path):
     image = pixels(reconstruction_grid(np.random.default_rng(0).random((3, 16)), np.zeros((3, 16)), (4, 4),
                                        tmp_path / "rec.png"))
@@ -307,5 +320,22 @@ def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
     images[1] *= 3
     image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none", title="colour")
     image_grid(images[[0, 2]], (4, 4, 3), tmp_path / "ok.png", normalize="none", title="colour")
-    assert figures[0].axes[0].get_title() == "colour — 1 of 3 images have values outside [0, 1], clipped"
+    assert figures[0].axes[0].get_title() == "colour — 1 of 3 images has values outside [0, 1], clipped"
     assert figures[1].axes[0].get_title() == "colour"
+    images[2] *= 3
+    image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none")
+    assert figures[2].axes[0].get_title() == "2 of 3 images have values outside [0, 1], clipped"
+
+
+def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    codes = np.arange(8.0).reshape(4, 2)
+    codes[0, 0] = np.nan
+    latent_scatter(codes, None, tmp_path / "s.png")
+    codes[1, 1] = np.inf
+    latent_scatter(codes, None, tmp_path / "s.png")
+    assert [fig.axes[0].get_title() for fig in figures] == ["1 of 4 points is NaN/inf, not drawn",
+                                                           "2 of 4 points are NaN/inf, not drawn"]

@@ -275,8 +275,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build ``cls`` from a plain dict, rejecting unknown keys and coercing types."""
-    hints = typing.get_type_hints(cls)
+    """Build ``cls`` (a :class:`CommonConfig` subclass) from a plain dict, rejecting unknown keys; the
+    types are checked and coerced once, by :func:`coerce_fields` in ``CommonConfig.__post_init__``."""
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names), key=str)
     if unknown:
@@ -284,8 +284,7 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             f"unknown config key(s) {_listed(unknown)} for {cls.__name__}; "
             f"valid keys: {', '.join(sorted(names))}"
         )
-    kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
-    return cls(**kwargs)
+    return cls(**data)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -626,10 +625,11 @@ def _field_types(cls: type) -> dict[str, Any]:
 def coerce_fields(config: Any) -> None:
     """Check and convert every field of the frozen dataclass ``config`` to its annotated type, in place.
 
-    The same conversion as :func:`from_dict` applies to a preset or ``--set`` value, for a config built
-    directly in Python (``SparseAutoencoderConfig(fista_restart="false")``, ``VAEConfig(n_latents=2.5)``,
-    ``encoder="mlp"`` where only ``lista``/``none`` exist): a wrong type or a value outside a ``Literal``'s
-    choices is a :class:`ConfigError` naming the key, not a truthy string or a float size used as given.
+    The one conversion of config values, for a preset or ``--set`` value (through :func:`from_dict`) as
+    for a config built directly in Python (``SparseAutoencoderConfig(fista_restart="false")``,
+    ``VAEConfig(n_latents=2.5)``, ``encoder="mlp"`` where only ``lista``/``none`` exist): a wrong type or
+    a value outside a ``Literal``'s choices is a :class:`ConfigError` naming the key, not a truthy string
+    or a float size used as given.
     """
     hints = _field_types(type(config))
     for field in dataclasses.fields(config):

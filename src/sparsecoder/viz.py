@@ -162,9 +162,9 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     """One image of the tiled grid (a single ``imshow``: aligned cells, fast for hundreds of atoms).
 
     ``bad`` (n, h, w) marks NaN/inf pixels: they are painted red and the title says how many images hold
-    them (drawn as a value, they looked like a black or white image)."""
+    them (drawn as a value, they looked like a black or white image). Each caller checks the grid's size
+    (:func:`_check_grid`) before its work."""
     h, w = images.shape[1:3]
-    _check_grid(len(images), ncols, h, w, "images")
     canvas = _mosaic(images, ncols)
     if bad is not None and bad.any():
         marks = _mosaic(bad.astype(np.float64), ncols, fill=0.0) > 0.5
@@ -240,7 +240,8 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
             beyond = np.isfinite(array) & ((array < 0) | (array > 1))
         outside = int(beyond.reshape(len(array), -1).any(axis=1).sum())
         if outside:
-            note = f"{outside} of {len(array)} images have values outside [0, 1], clipped"
+            note = f"{outside} of {len(array)} images {'has' if outside == 1 else 'have'} values outside " \
+                   f"[0, 1], clipped"
             title = f"{title} — {note}" if title else note
     return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
 
@@ -284,7 +285,9 @@ def reconstruction_grid(inputs, recons, image_shape, path, *, title: str | None 
     if len(inputs) == 0:
         raise ValueError("inputs is empty; nothing to draw")
     ncols = min(16, len(inputs))
-    _check_grid(2 * len(inputs), ncols, inputs.shape[1], inputs.shape[2], "inputs and recons")
+    # each input row and recon row is padded to ncols cells: 17 samples are 4 rows of 16, not 3
+    _check_grid(2 * ncols * math.ceil(len(inputs) / ncols), ncols, inputs.shape[1], inputs.shape[2],
+                "inputs and recons")
     finite = inputs[np.isfinite(inputs)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     scale = high - low if high > low else 1.0
@@ -322,7 +325,8 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
         labels = check_labels(_numpy(labels, "labels").ravel(), "labels",
                               "give one integer class index per code", length=codes.shape[0])
     if not finite.all():
-        note = f"{int((~finite).sum())} of {len(codes)} points are NaN/inf, not drawn"
+        hidden = int((~finite).sum())
+        note = f"{hidden} of {len(codes)} points {'is' if hidden == 1 else 'are'} NaN/inf, not drawn"
         title = f"{title} — {note}" if title else note
         codes = codes[finite]
         labels = None if labels is None else labels[finite]

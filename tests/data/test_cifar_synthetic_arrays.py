@@ -85,7 +85,7 @@ CIFAR_BAD = [  # (entries of data_batch_2, message): a uint8 / int64 cast would 
     ({"data": np.full((20, 3072), -1, np.int16)}, r"b'data' pixel values range from -1 to -1 \(int16\)"),
     ({"labels": [0, 1, 10] + [0] * 17}, r"b'labels' range from 0 to 10"),
     ({"labels": [-1] + [0] * 19}, r"b'labels' range from -1 to 0"),
-    ({"labels": [0.5] + [0.0] * 19}, r"1 b'labels' are not integers \(e.g. 0.5\)"),
+    ({"labels": [0.5] + [0.0] * 19}, r"1 of the b'labels' is not an integer \(e.g. 0.5\)"),
     ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, "the batch holds 0 images"),
 ]
 

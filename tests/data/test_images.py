@@ -165,6 +165,29 @@ def test_whitened_patches_from_images_mat_are_used_as_stored(tmp_path):
             np.testing.assert_allclose(row, stack[top:top + 8, left:left + 8, i].ravel(), atol=1e-6)
 
 
+def test_images_mat_whose_layout_cannot_be_told_is_refused_and_mat_layout_says_it(tmp_path):
+    """A k×H×W stack (np.stack of 3 images of 64×64, saved by savemat) was read as 64 images of 3×64."""
+    from sparsecoder.data.images import read_olshausen_mat
+
+    path = tmp_path / "IMAGES.mat"
+    stack = np.random.default_rng(0).standard_normal((3, 64, 64)) * 0.3
+    scipy.io.savemat(path, {"IMAGES": stack})
+    with pytest.raises(ValueError, match=r"IMAGES has shape \(3, 64, 64\), whose layout cannot be told: 64 "
+                                         r"images of 3×64 .* or 3 images of 64×64 .*mat_layout: HWk or kHW"):
+        load("whitened_patches", data_dir=str(path), n_train=50, n_val=10, n_test=10, patch_size=8)
+    images, names = read_olshausen_mat(path, "HWk")  # said explicitly, either layout is read
+    assert len(images) == 64 and images[0].shape == (3, 64)
+    data = load("whitened_patches", data_dir=str(path), n_train=50, n_val=10, n_test=10, patch_size=8,
+                mat_layout="kHW")
+    assert data.info["images"] == ["IMAGES[0]", "IMAGES[1]", "IMAGES[2]"]
+    for row, (i, top, left) in zip(data.train.x.numpy(), data.info["crop_positions"]["train"], strict=True):
+        np.testing.assert_allclose(row, stack[i, top:top + 8, left:left + 8].ravel(), atol=1e-6)
+    with pytest.raises(ValueError, match="mat_layout='kHW' is for an IMAGES.mat data_dir only"):
+        load("patches", mat_layout="kHW")  # the embedded photographs: nothing to lay out
+    with pytest.raises(ValueError, match="mat_layout must be one of auto, HWk, kHW, got 'HKW'"):
+        load("whitened_patches", data_dir=str(path), mat_layout="HKW")
+
+
 def test_whitened_patches_from_a_folder_have_the_documented_variance(tmp_path):
     write_png_folder(tmp_path, BIG)
     data = load("whitened_patches", seed=0, data_dir=str(tmp_path), n_train=2000, n_val=100, n_test=100)

@@ -13,10 +13,12 @@ from sparsecoder.data.base import MAX_CLASSES, check_integer_values, check_label
 from sparsecoder.eval.probe import class_indices, sample_per_class, topk_error, train_probe
 
 REFUSED = [  # (labels of 4 samples, n_classes, fragment of the problem named)
-    (np.array([0, 1, 2, 3.5]), 4, r"1 L are not integers \(e.g. 3.5\); expected integers 0–3"),
+    (np.array([0, 1, 2, 3.5]), 4, r"1 of the L is not an integer \(e.g. 3.5\); expected integers 0–3"),
+    (np.array([0.5, 1, 2, 3.5]), 4, r"2 L are not integers \(e.g. 0.5\); expected integers 0–3"),
     (np.array([True, False, True, False]), 4, "L have dtype bool"),
-    (np.array([0.0, np.nan, 1.0, 2.0]), 4, "1 L are NaN or inf"),
-    (np.array([0.0, np.inf, 1.0, 2.0]), 4, "1 L are NaN or inf"),
+    (np.array([0.0, np.nan, 1.0, 2.0]), 4, "1 of the L is NaN or inf"),
+    (np.array([0.0, np.nan, np.inf, 2.0]), 4, "2 L are NaN or inf"),
+    (np.array([0.0, np.inf, 1.0, 2.0]), 4, "1 of the L is NaN or inf"),
     (np.array([0, -1, 1, 2]), 4, r"L range from -1 to 2 \(int64\)"),
     (np.array([0, 1, 2, 4]), 4, r"L range from 0 to 4 \(int64\); expected integers 0–3"),
     (np.array([0, 1, 2, 10**12]), None, f"L range from 0 to 1000000000000 .*integers 0–{MAX_CLASSES - 1}"),
@@ -85,10 +87,10 @@ def test_topk_error_and_train_probe_name_their_labels():
 
 @pytest.mark.parametrize("labels, problem", [
     (np.array([0, 1, 2**31, 0, 1, 2]), r"labels range from 0 to 2147483648"),  # passed: n_classes 2**31 + 1
-    (np.array([0, 1, 2, 0, 1, 2.5]), r"1 labels are not integers \(e.g. 2.5\)"),
+    (np.array([0, 1, 2, 0, 1, 2.5]), r"1 of the labels is not an integer \(e.g. 2.5\)"),
     (np.array([0, 1, 2, 0, 1]), r"labels must be 1-D.*\(shape \(6,\)\), got shape \(5,\)"),
     (np.array([0, 1, 1, 0, 1, 0], dtype=bool), "labels have dtype bool"),
-    (np.array([0, 1, 2, 0, 1, np.nan]), "1 labels are NaN or inf"),
+    (np.array([0, 1, 2, 0, 1, np.nan]), "1 of the labels is NaN or inf"),
 ])
 def test_array_file_labels_are_checked_by_the_same_function(tmp_path, labels, problem):
     path = tmp_path / "acts.npz"

@@ -141,8 +141,9 @@ def _replace_idx(directory, name, array, type_code):
 WRAPPED = [  # (file, values written, IDX type, message): a uint8 cast would wrap or truncate each silently
     ("train-images-idx3-ubyte", 300, 0x0B, r"train-images.*pixel values range from 0 to 300 \(int16\)"),
     ("train-images-idx3-ubyte", -1, 0x09, r"train-images.*pixel values range from -1 to .* \(int8\)"),
-    ("t10k-images-idx3-ubyte", 0.5, 0x0D, r"t10k-images.*1 pixel values are not integers \(e.g. 0.5\)"),
-    ("train-images-idx3-ubyte", np.nan, 0x0E, r"train-images.*1 pixel values are NaN or inf"),
+    ("t10k-images-idx3-ubyte", 0.5, 0x0D,
+     r"t10k-images.*1 of the pixel values is not an integer \(e.g. 0.5\)"),
+    ("train-images-idx3-ubyte", np.nan, 0x0E, r"train-images.*1 of the pixel values is NaN or inf"),
     ("train-labels-idx1-ubyte", 10, 0x08, r"train-labels.*labels range from 0 to 10 \(uint8\)"),
     ("t10k-labels-idx1-ubyte", -3, 0x09, r"t10k-labels.*labels range from -3 to"),
 ]

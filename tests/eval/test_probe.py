@@ -134,7 +134,7 @@ def test_train_probe_refuses_bad_input_before_training(change, message):
 @pytest.mark.parametrize("labels, k, words", [
     ([0, 1, 5], 1, r"labels range from 0 to 5 \(int64\); expected integers 0–2; labels index the 3 columns"),
     ([0, -1, 1], 1, r"labels range from -1 to 1 \(int64\); expected integers 0–2"),
-    ([0.5, 1.0, 2.0], 1, r"1 labels are not integers \(e.g. 0.5\)"),
+    ([0.5, 1.0, 2.0], 1, r"1 of the labels is not an integer \(e.g. 0.5\)"),
     ([[0, 1, 2]], 1, r"labels \(n,\)"),
     ([0, 1, 2], 1.0, "and an integer"),
 ])
@@ -151,7 +151,7 @@ def test_topk_error_refuses_labels_that_are_not_class_indices(labels, k, words):
 @pytest.mark.parametrize("labels, seed, words", [
     (np.array([[0, 1], [1, 0]]), 0, "must be 1-D"),
     (np.array([0.5, 1.0, 0.5, 1.0]), 0, r"2 labels are not integers \(e.g. 0.5\)"),
-    (np.array([0.0, np.nan, 1.0, 1.0]), 0, "1 labels are NaN or inf"),
+    (np.array([0.0, np.nan, 1.0, 1.0]), 0, "1 of the labels is NaN or inf"),
     (np.array([], dtype=np.int64), 0, "labels is empty"),
     (np.array([0, 1, 0, 1]), -1, "seed must be an integer"),
 ])

@@ -11,7 +11,7 @@ import ray
 
 from sparsecoder import sweep, train
 from sparsecoder.cli import main
-from sparsecoder.sweep.executor import STATUS_FILE, connect_ray
+from sparsecoder.sweep.executor import STATUS_FILE, check_trial_fits, connect_ray
 
 TINY = ["limit=300", "epochs=1", "n_components=16", "lam=0.02"]
 
@@ -127,3 +127,22 @@ def test_directory_of_another_sweep_or_other_files_is_refused(tmp_path, capsys):
     assert main(["sweep", "vdl-mnist", "--out", str(other), "--quiet"]) == 2
     assert "holds no sweep.yaml" in capsys.readouterr().err
     assert not ray.is_initialized() and sorted(p.name for p in out.iterdir()) == ["sweep.yaml"]
+
+
+def test_a_trial_no_node_can_run_is_refused_instead_of_waiting_forever():
+    """With --address of a cluster whose nodes are smaller than --cpus-per-trial (or lack the GPUs), Ray
+    kept the trials pending and the sweep waited forever. A task runs on one node: the cluster's total of
+    3 CPUs does not run a 3-CPU trial, and a dead node does not count."""
+    nodes = [{"Alive": True, "Resources": {"CPU": 1.0}},
+             {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}},
+             {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    check_trial_fits(nodes, 2, 1, "C")  # the second node runs it
+    check_trial_fits(nodes, 0.5, 0, "C")
+    with pytest.raises(ValueError, match=r"a trial needs 3 CPU\(s\) on one node, but no node of C has them "
+                                         r"\(2 node\(s\), the largest 2 CPU\(s\)\); the trials would wait "
+                                         r"forever: lower --cpus-per-trial"):
+        check_trial_fits(nodes, 3, 0, "C")
+    with pytest.raises(ValueError, match=r"needs 1 CPU\(s\) and 2 GPU\(s\) .*the largest 2 CPU\(s\), 1 GPU"):
+        check_trial_fits(nodes, 1, 2, "C")
+    with pytest.raises(ValueError, match=r"0 node\(s\), the largest 0 CPU\(s\)"):
+        check_trial_fits([], 1, 0, "C")

@@ -166,6 +166,12 @@ def check_rows_fit(n_rows: int, row_bytes: int, what: str, fix: str) -> None:
 MAX_CLASSES = 100_000
 
 
+def _some(count: int, what: str, singular: str, plural: str) -> str:
+    """``count`` of the values ``what`` (a plural noun) and what is wrong with them, in agreement:
+    ``"1 of the labels is NaN or inf"``, ``"3 labels are NaN or inf"``."""
+    return f"1 of the {what} {singular}" if count == 1 else f"{count:,} {what} {plural}"
+
+
 def check_integer_values(path, what: str, values, low: int, high: int, fix: str) -> None:
     """Refuse ``values`` (of file ``path``; ``None``: ``what`` alone names them) unless each is an integer in
     ``[low, high]`` — the one check of integer data (pixel bytes, class labels) behind :func:`check_labels`.
@@ -188,11 +194,12 @@ def check_integer_values(path, what: str, values, low: int, high: int, fix: str)
     if values.dtype.kind == "f":
         finite = np.isfinite(values)
         if not finite.all():
-            raise ValueError(f"{prefix}{int((~finite).sum())} {what} are NaN or inf; {expected}")
+            problem = _some(int((~finite).sum()), what, "is NaN or inf", "are NaN or inf")
+            raise ValueError(f"{prefix}{problem}; {expected}")
         fractional = values != np.floor(values)
         if fractional.any():
-            raise ValueError(f"{prefix}{int(fractional.sum())} {what} are not integers (e.g. "
-                             f"{values[fractional].flat[0].item()!r}); {expected}")
+            problem = _some(int(fractional.sum()), what, "is not an integer", "are not integers")
+            raise ValueError(f"{prefix}{problem} (e.g. {values[fractional].flat[0].item()!r}); {expected}")
     lowest, highest = values.min(), values.max()
     if lowest < low or highest > high:
         raise ValueError(f"{prefix}{what} range from {lowest} to {highest} ({values.dtype.name}); "

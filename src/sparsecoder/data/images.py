@@ -5,7 +5,8 @@ Sources (SPEC §2.8, §4, §6):
 * the photographs shipped inside scikit-image (``skimage.data``) and scikit-learn's two sample images
   (default, offline);
 * a folder of JPEG/PNG files, searched recursively (ImageNet-style);
-* Olshausen's ``IMAGES.mat`` (key ``IMAGES``, ``H×W×k``, already whitened).
+* Olshausen's ``IMAGES.mat`` (key ``IMAGES``, ``H×W×k``, already whitened; ``mat_layout`` says the layout
+  where the shape cannot, see :func:`read_olshausen_mat`).
 
 Train/val/test patches come from **disjoint regions** of every image: each image is cut into square
 blocks (side ``2 × crop``, the last row/column of blocks absorbs the remainder) and each block is
@@ -20,6 +21,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -193,16 +195,31 @@ def _check_image_size(path: Path, size: tuple[int, int]) -> None:
                          f"it (corrupt or hostile header, or downscale the image)")
 
 
-def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
+MatLayout = Literal["auto", "HWk", "kHW"]
+MAT_LAYOUTS = ("auto", "HWk", "kHW")
+
+
+def _check_mat_layout(layout) -> None:
+    if layout not in MAT_LAYOUTS:
+        raise ValueError(f"mat_layout must be one of {', '.join(MAT_LAYOUTS)}, got {layout!r}")
+
+
+def read_olshausen_mat(path: Path, layout: MatLayout = "auto") -> tuple[list[np.ndarray], list[str]]:
     """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images).
 
     ``IMAGES`` must be a full real numeric array (double, single, integer or logical) with at least one
     pixel; a cell array, struct, sparse matrix, text or complex values are refused naming what it holds
-    (``np.asarray(..., float64)`` would drop an imaginary part silently).
+    (``np.asarray(..., float64)`` would drop an imaginary part silently). A 2-D array is one image.
+
+    ``layout`` says how a 3-D array holds its images: ``"HWk"`` (Olshausen's, MATLAB's ``cat(3, ...)``) or
+    ``"kHW"`` (``np.stack`` of images saved by ``scipy.io.savemat``). ``"auto"`` reads ``H×W×k`` when ``k``,
+    the last dimension, is smaller than both others (512×512×10) and otherwise refuses the array: its layout
+    cannot be told from its shape (a 20×64×64 stack of 20 images would read as 64 images of 20×64).
     """
     import scipy.io
     import scipy.sparse
 
+    _check_mat_layout(layout)
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the IMAGES.mat file itself")
@@ -235,23 +252,38 @@ def read_olshausen_mat(path: Path) -> tuple[list[np.ndarray], list[str]]:
         stack = stack[:, :, None]
     if stack.ndim != 3:
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}; expected H×W×k")
+    if layout == "auto" and stack.size and not stack.shape[2] < min(stack.shape[:2]):
+        h, w, k = stack.shape
+        raise ValueError(f"{path}: IMAGES has shape {stack.shape}, whose layout cannot be told: {k} images "
+                         f"of {h}×{w} (H×W×k, Olshausen's) or {h} images of {w}×{k} (k×H×W, as np.stack "
+                         f"makes them); say which with data_options mat_layout: HWk or kHW")
+    if layout == "kHW" and value.ndim == 3:
+        stack = np.moveaxis(stack, 0, -1)
     if stack.size == 0:
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}: no images; {expected} with H, W, k >= 1")
     if not np.isfinite(stack).all():
         raise ValueError(f"{path}: IMAGES contains NaN or inf")
-    return [stack[:, :, k].copy() for k in range(stack.shape[2])], [f"IMAGES[:, :, {k}]" for k in
-                                                                        range(stack.shape[2])]
+    name = "IMAGES[{}]" if layout == "kHW" and value.ndim == 3 else "IMAGES[:, :, {}]"
+    return [stack[:, :, k].copy() for k in range(stack.shape[2])], [name.format(k) for k in
+                                                                    range(stack.shape[2])]
 
 
-def read_images(data_dir: str | Path | None, max_images: int | None = None,
-                seed: int = 0) -> tuple[list[np.ndarray], list[str], str]:
-    """(images, names, origin): embedded photographs, an ``IMAGES.mat`` file or an image folder."""
-    if data_dir is None:
+def read_images(data_dir: str | Path | None, max_images: int | None = None, seed: int = 0,
+                mat_layout: MatLayout = "auto") -> tuple[list[np.ndarray], list[str], str]:
+    """(images, names, origin): embedded photographs, an ``IMAGES.mat`` file or an image folder;
+    ``mat_layout`` (see :func:`read_olshausen_mat`) is for an ``IMAGES.mat`` only."""
+    _check_mat_layout(mat_layout)
+    path = None if data_dir is None else Path(data_dir)
+    # a folder named x.mat holds images
+    is_mat = path is not None and path.suffix.lower() == ".mat" and not path.is_dir()
+    if mat_layout != "auto" and not is_mat:
+        raise ValueError(f"mat_layout={mat_layout!r} is for an IMAGES.mat data_dir only, and data_dir is "
+                         f"{'not set (the embedded photographs)' if path is None else path}; leave it out")
+    if path is None:
         images, names = embedded_photographs()
         return images, names, "embedded"
-    path = Path(data_dir)
-    if path.suffix.lower() == ".mat" and not path.is_dir():  # a folder named x.mat holds images
-        images, names = read_olshausen_mat(path)
+    if is_mat:
+        images, names = read_olshausen_mat(path, mat_layout)
         return images, names, "mat"
     if not path.exists():
         raise FileNotFoundError(f"data_dir {path} does not exist (give an image folder or IMAGES.mat file)")
@@ -453,16 +485,18 @@ def _check_patch_size(patch_size) -> int:
 
 def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                  n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 28,
-                 min_std: float = LCN_MIN_STD, max_images: int | None = None) -> DataSplits:
+                 min_std: float = LCN_MIN_STD, max_images: int | None = None,
+                 mat_layout: MatLayout = "auto") -> DataSplits:
     """Family A natural-image patches: global normalisation → LCN (SPEC §2.8).
 
     Pixels in [0, 1] are normalised by the global mean and std of all images' pixels, ``(patch_size + 24)``
     crops are drawn (seeded, disjoint regions per split), LCN maps them to ``patch_size²`` patches and only
-    patches with std ≥ ``min_std`` are kept. ``max_images`` reads a seeded subset of an image folder.
-    Each split keeps the per-patch inverse
-    ``pixels = x · (divisor·s) + (local_mean·s + μ)`` in ``Split.scale``/``Split.offset`` (n, d), so
-    ``split.to_pixels`` returns pixel space [0, 1]. ``limit`` caps ``n_train``. The paper used
-    200k/20k/20k ImageNet patches; the defaults build in a few seconds on a CPU.
+    patches with std ≥ ``min_std`` are kept. ``max_images`` reads a seeded subset of an image folder,
+    ``mat_layout`` says how a 3-D ``IMAGES.mat`` holds its images (:func:`read_olshausen_mat`). Each split
+    keeps the per-patch inverse ``pixels = x · (divisor·s) + (local_mean·s + μ)`` in
+    ``Split.scale``/``Split.offset`` (n, d), so ``split.to_pixels`` returns pixel space [0, 1]. ``limit``
+    caps ``n_train``. The paper used 200k/20k/20k ImageNet patches; the defaults build in a few seconds on
+    a CPU.
     """
     patch_size = _check_patch_size(patch_size)
     # x, scale and offset: three float32 values per pixel
@@ -470,7 +504,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
                                       f"patches of {patch_size}×{patch_size} (with their inverse)")
     if isinstance(min_std, bool) or not isinstance(min_std, (int, float)) or not 0 <= min_std < 10:
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
-    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
+    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     pixels = np.concatenate([image.ravel() for image in images])
     mu, s = float(pixels.mean()), float(pixels.std())
     if not s > FLAT_STD * max(1.0, abs(mu)):  # rounding leaves ~1e-16 where every pixel is equal
@@ -526,7 +560,8 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
 
 def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,
                           n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, patch_size: int = 16,
-                          variance: float = 0.1, max_images: int | None = None) -> DataSplits:
+                          variance: float = 0.1, max_images: int | None = None,
+                          mat_layout: MatLayout = "auto") -> DataSplits:
     """Family B: patches of Olshausen–Field whitened images (SPEC §4).
 
     Each grayscale image is whitened with ``R(f) = f·exp(−(f/f0)^4)``, ``f0 = 0.4·N`` cycles/image
@@ -534,7 +569,8 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     ``IMAGES.mat``). ``IMAGES.mat`` is already whitened and scaled and is used as stored. Seeded
     ``patch_size²`` patches come from disjoint regions per split; ``to_pixels`` is the identity
     (whitening is not inverted: samples live in whitened-image units). ``max_images`` reads a seeded
-    subset of an image folder.
+    subset of an image folder, ``mat_layout`` says how a 3-D ``IMAGES.mat`` holds its images
+    (:func:`read_olshausen_mat`).
 
     A constant image (a blank frame: whitened std ≤ ``FLAT_WHITENED_STD`` = 1e−8, rounding noise, where a
     photograph's is about 1e−2) has no contrast to scale to ``variance`` — the division would fill its
@@ -549,7 +585,7 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
             or not 0 < variance <= MAX_VARIANCE):
         raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
                          f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
-    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed)
+    images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     if origin == "mat":
         whitened = [image.astype(np.float32) for image in images]
         how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"

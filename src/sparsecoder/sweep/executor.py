@@ -28,7 +28,7 @@ from typing import Any
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SweepSpec, Trial
 
-__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address"]
+__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address", "check_trial_fits"]
 
 STATUS_FILE = "sweep_trial.json"
 METRICS_FILE = "metrics.json"
@@ -184,6 +184,24 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool,
                          f"~/.ray/auth_token or RAY_AUTH_TOKEN here, with RAY_AUTH_MODE=token)") from None
     return True, address if address is not None and address.startswith("ray://") else \
         ray.get_runtime_context().gcs_address
+
+
+def check_trial_fits(nodes: list[dict[str, Any]], cpus_per_trial: float, gpus_per_trial: float,
+                     where: str) -> None:
+    """Refuse a trial that no node of ``where`` (the Ray cluster, as a message names it) could ever run:
+    Ray would keep it pending and the sweep would wait forever. ``nodes`` is :func:`ray.nodes` (alive nodes
+    count; a task runs on one node, so one node's CPUs and GPUs must suffice, not the cluster's sum). Busy
+    CPUs are no reason: the trial waits for them."""
+    alive = [node.get("Resources", {}) for node in nodes if node.get("Alive", True)]
+    if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in alive):
+        return
+    largest = max(alive, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
+    needs, has = f"{cpus_per_trial:g} CPU(s)", f"{largest.get('CPU', 0):g} CPU(s)"
+    if gpus_per_trial:
+        needs, has = f"{needs} and {gpus_per_trial:g} GPU(s)", f"{has}, {largest.get('GPU', 0):g} GPU(s)"
+    raise ValueError(f"a trial needs {needs} on one node, but no node of {where} has them ({len(alive)} "
+                     f"node(s), the largest {has}); the trials would wait forever: lower --cpus-per-trial/"
+                     f"--gpus-per-trial or add a larger node")
 
 
 def _prepare_trial(directory: Path, trial: Trial) -> Path:

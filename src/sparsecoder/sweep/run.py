@@ -124,7 +124,13 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
 def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_concurrent, retry_failed,
                   progress) -> dict[str, Any]:
     """The body of :func:`sweep` once it holds the sweep folder's lock."""
-    from sparsecoder.sweep.executor import connect_ray, run_trials, run_trials_serial, trial_state
+    from sparsecoder.sweep.executor import (
+        check_trial_fits,
+        connect_ray,
+        run_trials,
+        run_trials_serial,
+        trial_state,
+    )
     from sparsecoder.sweep.results import write_results
 
     spec_path = directory / SPEC_FILE
@@ -173,12 +179,9 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
 
     started, resolved_address = connect_ray(address, local_cpus if address is None else None)
     try:
-        if address is None and started:
-            # Ray bounds the local instance; refuse a trial that can never be scheduled rather than hang.
-            gpus = ray.cluster_resources().get("GPU", 0)
-            if spec.gpus_per_trial > gpus:
-                raise ValueError(f"--gpus-per-trial {spec.gpus_per_trial:g} but the local Ray sees {gpus:g} "
-                                 f"GPU(s)")
+        # local, joined or already running in this process: refuse a trial no node can run rather than hang
+        check_trial_fits(ray.nodes(), spec.cpus_per_trial, spec.gpus_per_trial,
+                         f"the Ray cluster at --address {address}" if address else "the local Ray")
         record = {**spec.to_dict(), "executor": "ray", "ray_version": ray.__version__,
                   "address": address or "local", "ray_gcs_address": resolved_address,
                   "max_concurrent": max_concurrent}
