@@ -191,3 +191,16 @@ def test_a_run_whose_config_yaml_was_edited_is_refused_as_evaluate_refuses_it(tm
         with pytest.raises(ValueError, match=r"cannot use .*config.yaml was edited .*n_components: trained "
                                              r"with 4, config.yaml now says 5"):
             call()
+
+
+def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp_path, capsys):
+    # audit 2026-11-29: "config key 'device': 'cuda' needs CUDA (not available); use auto or cpu" did not
+    # say which file holds that key (the run's config.yaml, where device may be edited)
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("device: auto", "device: cuda:99"))
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: config key 'device': 'cuda:99'" in err and "edit device there" in err

@@ -232,6 +232,11 @@ def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any,
     from sparsecoder.models import build_model
     from sparsecoder.models.common import resolve_device
 
+    try:  # before any data or weights are read
+        device = resolve_device(config.device)
+    except ValueError as err:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {err} — edit device there (where a run is used may "
+                         f"differ from where it was trained)") from None
     stored = read_run_data(run_dir)
     if data is None:
         if stored is None:
@@ -247,7 +252,7 @@ def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any,
                          f"run's data")
     model = build_model(config, data)
     load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
-    model.to(resolve_device(config.device))
+    model.to(device)
     return config, model, data
 
 
