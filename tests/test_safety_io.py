@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import shutil
@@ -327,3 +328,76 @@ def test_a_preallocated_atomic_write_holds_exactly_the_bytes_over_a_longer_file(
     data = os.urandom(size)
     atomic_write_bytes(target, data)
     assert target.read_bytes() == data and _no_temp_files(tmp_path)
+
+
+def test_encode_never_writes_its_output_over_its_input(tmp_path_factory, tmp_path, capsys):
+    # audit 2026-11-29: `encode RUN x.npy --out x.npy --overwrite` replaced the user's rows by their codes
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((2, 784), np.float32))
+    before = rows.read_bytes()
+    (tmp_path / "alias.npy").symlink_to(rows)
+    for out in (rows, tmp_path / "alias.npy"):
+        assert main(["encode", str(run), str(rows), "--out", str(out), "--overwrite"]) == 2
+        err = _one_line_error(capsys)
+        assert f"is the input file {rows}" in err and "choose another --out" in err
+    assert rows.read_bytes() == before
+    assert main(["encode", str(run), str(rows), "--out", str(tmp_path / "codes.NPY")]) == 0  # any case
+
+
+def test_encode_and_decode_refuse_what_does_not_fit_in_memory_before_reading(tmp_path_factory, tmp_path,
+                                                                             capsys, monkeypatch):
+    # audit 2026-11-29: the input file was read whole, then copied (float32, the raw float64 rows, the bytes
+    # of the output) with no memory check: a file larger than memory was a MemoryError or the OOM killer
+    import sparsecoder.models.common as common
+    from sparsecoder.train import decode_run, encode_run
+
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((300, 784), np.float32))  # 0.9 MB read, 19 kB of codes
+    monkeypatch.setattr(common, "physical_memory", lambda: 500_000)
+    monkeypatch.setattr(np, "load", None)  # nothing may be read
+    for command in ("encode", "decode"):
+        assert main([command, str(run), str(rows), "--out", str(tmp_path / "out.npy")]) == 2
+        err = _one_line_error(capsys)
+        assert str(rows) in err and "more than this machine's" in err and "split the file" in err
+    monkeypatch.undo()
+    codes = np.zeros((300, 16), np.float32)
+    monkeypatch.setattr(common, "physical_memory", lambda: 500_000)  # 300 decoded rows: 0.9 MB
+    with pytest.raises(ValueError, match="the results for 300 codes need .* more than this machine's"):
+        decode_run(run, codes)
+    assert encode_run(run, np.zeros((3, 784), np.float32)).shape == (3, 16)
+
+
+def test_encode_and_decode_work_block_by_block_as_the_model_does_at_once(tmp_path_factory, tmp_path,
+                                                                         monkeypatch):
+    import sparsecoder.data.arrays as arrays
+    from sparsecoder.train import decode_run, encode_run, load_run
+
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    x = np.random.default_rng(0).normal(size=(610, 784)).astype(np.float32)
+    _, model, _ = load_run(run)
+    expected = model.encode(torch.from_numpy(x)).numpy()
+    with torch.no_grad():
+        rows = model.decoder(torch.from_numpy(expected)).numpy()
+    monkeypatch.setattr(arrays, "CHUNK_VALUES", 784)  # blocks of one batch (250 rows): 3 blocks
+    np.testing.assert_array_equal(encode_run(run, x), expected)
+    np.testing.assert_allclose(decode_run(run, expected), rows, rtol=1e-6, atol=1e-6)
+    raw = decode_run(run, expected, output_space="raw")
+    np.testing.assert_allclose(raw, (rows.astype(np.float64) * 0.3081 + 0.1307) * 255, rtol=1e-6, atol=1e-4)
+
+
+def test_encode_scans_the_values_of_its_input_file_once(tmp_path_factory, tmp_path, capsys, monkeypatch):
+    # audit 2026-11-29: the file's values were checked when read (NaN/inf, float32 range) and again by
+    # encode_run (np.isfinite, then the float32 range): three passes over what may be gigabytes
+    import sparsecoder.data.arrays as arrays
+    run_module = importlib.import_module("sparsecoder.train.run")  # sparsecoder.train is also a function
+
+    run = fresh_run(tmp_path_factory, tmp_path / "run")
+    np.save(tmp_path / "rows.npy", np.zeros((4, 784)))
+    scans = []
+    check_values = arrays.check_values
+    monkeypatch.setattr(arrays, "check_values", lambda *a: scans.append("check_values") or check_values(*a))
+    monkeypatch.setattr(run_module, "check_float32_range", lambda *a: scans.append("float32 range"))
+    assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")]) == 0
+    assert scans == ["check_values"]

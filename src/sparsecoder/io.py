@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _atomic(path: Path, data: bytes) -> None:
+def _atomic(path: Path, data) -> None:
+    """``data``: the bytes to write, or a function writing them to the open file (no preallocation)."""
     path = Path(path)
     try:
         _atomic_unchecked(path, data)
@@ -40,14 +41,17 @@ def _preallocate(fd: int, size: int) -> None:
         # not supported here (EOPNOTSUPP, EINVAL, ...): write without it
 
 
-def _atomic_unchecked(path: Path, data: bytes) -> None:
+def _atomic_unchecked(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            if data:
-                _preallocate(fh.fileno(), len(data))
-            fh.write(data)
+            if callable(data):
+                data(fh)
+            else:
+                if data:
+                    _preallocate(fh.fileno(), len(data))
+                fh.write(data)
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)
@@ -63,6 +67,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _atomic(path, data)
 
 
+def atomic_write_npy(path: Path, array) -> None:
+    """``np.save`` of ``array`` to ``path``, atomically, written straight to the file (no copy in memory)."""
+    import numpy as np
+
+    _atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -71,15 +82,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def check_output_file(path, *, overwrite: bool = False, option: str = "--out") -> Path:
+def check_output_file(path, *, overwrite: bool = False, option: str = "--out", inputs=()) -> Path:
     """Refuse, before any work, a path a command could not write its output file to; returns it as a Path.
 
     The one check for every user-named output file (``encode``/``decode --out``, ``data show --out``):
     ``path`` must not be a folder; an existing file needs ``overwrite``; its nearest existing parent must be
     a folder (not a file: "``parent`` is a file") that can be written to. Missing folders are fine: the
-    atomic write creates them. Each error names ``option``, the problem and the fix.
+    atomic write creates them. ``path`` must not be one of the command's ``inputs`` files, even with
+    ``overwrite`` (the input would be replaced by what was computed from it). Each error names ``option``,
+    the problem and the fix.
     """
     path = Path(path)
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise ValueError(f"{option} {path} is the input file {source}; writing there would replace the "
+                             f"input with the output — choose another {option}")
     if path.is_dir():
         raise IsADirectoryError(f"{option} {path} is a folder, not a file; give the path of the file to "
                                 f"write inside it (e.g. {path / 'out.npy'})")

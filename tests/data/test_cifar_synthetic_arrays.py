@@ -372,3 +372,33 @@ def test_an_array_file_too_large_for_memory_is_refused_unless_memory_mapped(tmp_
                                          r".* GiB, more than this machine's .* memory; save it as one .npy "
                                          r"file and keep the data option memory_map: true"):
         load("arrays", path=str(path), memory_map=False)
+
+
+@pytest.mark.parametrize("memory_map", [True, False])
+def test_a_file_named_npy_that_is_something_else_is_named_for_what_it_is(tmp_path, memory_map):
+    # audit 2026-11-29: a CSV, an .npz or a MATLAB file under a .npy name was "cannot read array file (.npy
+    # header: the magic string is not correct ...); the file is corrupt or truncated": wrong cause, no fix
+    np.savez(tmp_path / "a.npz", x=np.ones((5, 3)))
+    files = {"csv": (b"1.0,2.0,3.0\n4.0,5.0,6.0\n", r"text \(CSV or similar\); convert it: np.save"),
+             "npz": ((tmp_path / "a.npz").read_bytes(), r"an .npz \(zip\) archive; save the array as .npy"),
+             "mat": (b"MATLAB 5.0 MAT-file" + bytes(120), r"a MATLAB .mat file; convert it"),
+             "binary": (bytes(range(200)), r"not a .npy file; write it with np.save")}
+    for name, (content, message) in files.items():
+        path = tmp_path / f"{name}.npy"
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}.npy: cannot read array file: it is .*{message}"):
+            load("arrays", path=str(path), memory_map=memory_map)
+
+
+def test_a_npy_file_read_into_memory_is_refused_before_reading_when_too_large(tmp_path, monkeypatch):
+    # read_array_file (memory_map: false) and read_rows_file share one reader and one memory check
+    import sparsecoder.models.common as common
+    from sparsecoder.data.arrays import read_array_file, read_rows_file
+
+    np.save(tmp_path / "x.npy", np.ones((1000, 10), np.float32))  # 40 kB; read_array_file adds 12 B a value
+    monkeypatch.setattr(common, "physical_memory", lambda: 100_000)
+    assert read_rows_file(tmp_path / "x.npy")[0].shape == (1000, 10)
+    with pytest.raises(ValueError, match=r"x.npy: its 10,000 values read into memory need .*memory_map"):
+        read_array_file(tmp_path / "x.npy")
+    with pytest.raises(ValueError, match="x.npy: .* more than this machine's .* split it"):
+        read_rows_file(tmp_path / "x.npy", row_bytes=100)

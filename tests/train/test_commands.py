@@ -170,3 +170,37 @@ def test_constant_data_reconstructed_exactly_gives_a_number_not_null(tmp_path, c
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["psnr"] == pytest.approx(PSNR_MAX_DB)
     assert metrics["psnr_fista"] == pytest.approx(PSNR_MAX_DB)
+
+
+def test_a_run_whose_config_yaml_was_edited_is_refused_as_evaluate_refuses_it(tmp_path, capsys):
+    # audit 2026-11-29: lista_iterations 3 -> 10 in config.yaml still loaded the weights and `encode`
+    # silently gave other codes (0.05 apart on MNIST); evaluate already refused the edit
+    from sparsecoder.train import decode_run, encode_run, load_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    x = np.zeros((2, 16), np.float32)
+    codes = encode_run(run, x)
+    config = run / "config.yaml"
+    text = config.read_text()
+    assert "epochs: 1" in text and "n_components: 4" in text
+    config.write_text(text.replace("epochs: 1", "epochs: 3"))  # as for evaluate: epochs may change
+    np.testing.assert_array_equal(encode_run(run, x), codes)
+    config.write_text(text.replace("n_components: 4", "n_components: 5"))
+    for call in (lambda: load_run(run), lambda: encode_run(run, x), lambda: decode_run(run, codes)):
+        with pytest.raises(ValueError, match=r"cannot use .*config.yaml was edited .*n_components: trained "
+                                             r"with 4, config.yaml now says 5"):
+            call()
+
+
+def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp_path, capsys):
+    # audit 2026-11-29: "config key 'device': 'cuda' needs CUDA (not available); use auto or cpu" did not
+    # say which file holds that key (the run's config.yaml, where device may be edited)
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("device: auto", "device: cuda:99"))
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: config key 'device': 'cuda:99'" in err and "edit device there" in err

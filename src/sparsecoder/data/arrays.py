@@ -32,6 +32,11 @@ DATA_KEYS = ("x", "X", "data", "activations", "features")
 LABEL_KEYS = ("labels", "y")
 STANDARDIZE = ("none", "global", "feature")
 CHUNK_VALUES = 1 << 22  # values per chunk when scanning a file (32 MB as float64)
+# bytes per value read_array_file keeps besides the file's own: a float64 copy and the float32 splits
+_SPLIT_VALUE_BYTES = 8 + 4
+_MEMORY_FIX = ("save it as one .npy file and keep the data option memory_map: true (the training split is "
+               "then read from the file per batch)")
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def read_array_file(path: Path, key: str | None = None
@@ -51,15 +56,13 @@ def read_array_file(path: Path, key: str | None = None
     if path.suffix.lower() == ".npy":
         if key is not None:
             raise ValueError(f"{path}: option key applies to .npz files only")
-        shape, dtype = check_npy_file(path)
-    else:  # only the members used are checked and read: other arrays (names, text, objects) may be anything
-        key, label_key = _npz_keys(path, key)
-        shape, dtype = _check_npz_members(path, key, label_key)
-    if dtype is not None:  # the file's values, a float64 copy and the float32 splits are in memory at once
-        check_rows_fit(math.prod(shape), dtype.itemsize + 8 + 4,
-                       f"{path}: its {math.prod(shape):,} values read into memory",
-                       "save it as one .npy file and keep the data option memory_map: true "
-                       "(the training split is then read from the file per batch)")
+        data, sample_shape = read_rows_file(path, value_bytes=_SPLIT_VALUE_BYTES, fix=_MEMORY_FIX)
+        return data.astype(np.float64), None, sample_shape
+    # only the members used are checked and read: other arrays (names, text, objects) may be anything
+    key, label_key = _npz_keys(path, key)
+    shape, dtype = _check_npz_members(path, key, label_key)
+    if dtype is not None:
+        _check_read_fits(path, shape, dtype, _SPLIT_VALUE_BYTES, _MEMORY_FIX)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -150,15 +153,21 @@ def image_shape_of(sample_shape: tuple[int, ...]) -> tuple[int, ...] | None:
     return None
 
 
-def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
+def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False, values: bool = True,
+                   value_bytes: int = 0, row_bytes: int = 0, fix: str | None = None
                    ) -> tuple[np.ndarray, tuple[int, ...]]:
     """``(rows (n, d), sample_shape)`` of the ``.npy`` file ``path`` as the ``arrays`` source reads it:
     header checked against the file's size before any data is read (:func:`check_npy_file`), samples
     flattened per sample (:func:`sample_rows`), NaN/inf and values beyond float32's range refused
-    (:func:`check_values`). ``memory_map``: the rows stay in the file (read-only, C order needed), else
-    they are read into memory in the file's dtype."""
+    (:func:`check_values`; ``values=False``: left to the caller, which scans them itself). ``memory_map``:
+    the rows stay in the file (read-only, C order needed), else they are read into memory in the file's
+    dtype — refused before reading, naming ``fix``, when the file's values plus the caller's
+    ``value_bytes`` per value and ``row_bytes`` per row (its copies and outputs) exceed this machine's
+    memory (:func:`~sparsecoder.data.base.check_rows_fit`)."""
     path = _array_path(path, any_suffix=True)
-    check_npy_file(path)
+    shape, dtype = check_npy_file(path)
+    if not memory_map:
+        _check_read_fits(path, shape, dtype, value_bytes, fix or "split it into smaller files", row_bytes)
     try:
         data = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     except (OSError, EOFError, ValueError) as err:
@@ -167,8 +176,18 @@ def read_rows_file(path: Path, *, min_rows: int = 3, memory_map: bool = False
         raise ValueError(f"{path}: a Fortran-ordered .npy cannot be read row by row; save it C-ordered "
                          "(np.save(path, np.ascontiguousarray(x))) or set the data option memory_map: false")
     rows, sample_shape = sample_rows(path, data, min_rows)
-    check_values(path, rows)
+    if values:
+        check_values(path, rows)
     return rows, sample_shape
+
+
+def _check_read_fits(path: Path, shape, dtype: np.dtype, value_bytes: int, fix: str, row_bytes: int = 0
+                     ) -> None:
+    """Refuse, before reading, a file of ``shape``/``dtype`` whose values (plus ``value_bytes`` per value and
+    ``row_bytes`` per sample that its reader keeps besides) do not fit this machine's memory."""
+    n = shape[0] if shape else 1
+    per_row = math.prod(shape[1:]) * (dtype.itemsize + value_bytes) + row_bytes
+    check_rows_fit(n, per_row, f"{path}: its {math.prod(shape):,} values read into memory", fix)
 
 
 def check_dtype(path: Path, dtype: np.dtype) -> None:
@@ -181,7 +200,7 @@ def check_dtype(path: Path, dtype: np.dtype) -> None:
     if dtype.kind in "biuf":
         return
     if dtype.kind == "c":
-        raise ValueError(f"{path}: array of complex dtype {dtype}; the models take real vectors — save "
+        raise ValueError(f"{path}: array of complex dtype {dtype}; the models take real numbers — save "
                          f"np.real(x), np.abs(x) or the real and imaginary parts side by side")
     if dtype.names is not None or dtype.subdtype is not None:
         raise ValueError(f"{path}: array of structured dtype {dtype}; save the vectors as one plain n×d "
@@ -234,9 +253,29 @@ def check_npy_file(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     not the file's size (a truncated file, or a forged shape that would ask for terabytes); returns
     ``(shape, dtype)``."""
     with open(path, "rb") as stream:
+        _check_npy_magic(path, stream.read(len(NPY_MAGIC)))
+        stream.seek(0)
         shape, dtype, header = _read_npy_header(path, stream)
     _check_size(path, shape, dtype, header, path.stat().st_size)
     return shape, dtype
+
+
+def _check_npy_magic(path: Path, start: bytes) -> None:
+    """Refuse a file that does not start as a ``.npy`` file does, saying what it seems to be instead (an
+    ``.npz`` archive, a MATLAB file, text such as CSV) and how to convert it."""
+    if start == NPY_MAGIC:
+        return
+    if start.startswith(b"PK\x03\x04") or start.startswith(b"PK\x05\x06"):
+        what, fix = "an .npz (zip) archive", "save the array as .npy (np.save(path, np.load(npz)[key]))"
+    elif start.startswith(b"MATLAB"):
+        what, fix = "a MATLAB .mat file", "convert it (np.save(path, scipy.io.loadmat(mat)[name]))"
+    elif start and all(32 <= b < 127 or b in b"\t\r\n" for b in start):
+        what, fix = ("text (CSV or similar)", "convert it: np.save(path, np.loadtxt(text, delimiter=',', "
+                                                "ndmin=2)), with skiprows=1 for a header line")
+    else:
+        what, fix = "not a .npy file", "write it with np.save"
+    what = what if what.startswith("not") else f"not a .npy file but {what}"
+    raise ValueError(f"{path}: cannot read array file: it is {what}; {fix}")
 
 
 def _check_npz_members(path: Path, key: str, label_key: str | None
@@ -291,7 +330,7 @@ def check_values(path: Path, data: np.ndarray) -> None:
         release_pages(data)
     if bad_values:
         raise ValueError(f"{path}: {bad_values} NaN/inf value(s) in {len(bad_rows)} row(s) "
-                         f"(first rows {bad_rows[:5]}); clean the file first")
+                         f"(first rows {bad_rows[:5]}); remove or replace them first")
     if big_values:
         raise ValueError(f"{path}: {big_values} value(s) in {len(big_rows)} row(s) (first rows "
                          f"{big_rows[:5]}) exceed float32's range ±3.4e38 (largest magnitude {largest:.3g}); "

@@ -138,59 +138,37 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_npy_for(args: argparse.Namespace):
-    """The samples of ``args.input`` after checking ``args.out`` (a new .npy file, or --overwrite;
-    :func:`sparsecoder.io.check_output_file`); the file is checked as the ``arrays`` source checks it
-    (:func:`sparsecoder.data.arrays.read_rows_file`: header against size, dtype, values) and returned in
-    its own shape, ``(n, d)`` or ``(n, H, W, …)``: ``encode_run``/``decode_run`` flatten it per sample and
-    compare the sample shape with the run's ``image_shape``."""
-    import zipfile
-
-    from sparsecoder.data.arrays import read_rows_file
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an ``--out`` that is not a new ``.npy`` file (or an existing one with
+    --overwrite) or that is the input file itself (:func:`sparsecoder.io.check_output_file`). The input file
+    is read and checked by ``encode_run``/``decode_run`` (:func:`sparsecoder.data.arrays.read_rows_file`:
+    header against size, dtype, memory, values; an ``.npz``, ``.mat`` or text file named as such)."""
     from sparsecoder.io import check_output_file
 
     out = Path(args.out)
-    if out.suffix != ".npy":
+    if out.suffix.lower() != ".npy":
         raise ValueError(f"--out must be a .npy file, got {out}")
-    check_output_file(out, overwrite=args.overwrite)
-    if not args.input.is_file():
-        raise FileNotFoundError(f"no input file at {args.input}")
-    if zipfile.is_zipfile(args.input):
-        raise ValueError(f"{args.input} is an .npz archive; save the array as one .npy array (np.save)")
-    # the arrays source's rule: (n, H, W) → (n, H·W); the sample shape goes back (a view) for encode's check
-    # of it against the run's image_shape
-    inputs, sample_shape = read_rows_file(args.input, min_rows=1)
-    return inputs.reshape(len(inputs), *sample_shape)
-
-
-def _write_npy(path: Path, array) -> None:
-    import io
-
-    import numpy as np
-
-    from sparsecoder.io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    check_output_file(out, overwrite=args.overwrite, inputs=[args.input])
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from sparsecoder.io import atomic_write_npy
     from sparsecoder.train.run import encode_run
 
-    inputs = _read_npy_for(args)
-    codes = encode_run(args.run_dir, inputs, input_space=args.space)
-    _write_npy(args.out, codes)
+    _check_paths(args)
+    codes = encode_run(args.run_dir, args.input, input_space=args.space)
+    atomic_write_npy(args.out, codes)
     print(f"wrote {args.out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
     return 0
 
 
 def _decode(args: argparse.Namespace) -> int:
+    from sparsecoder.io import atomic_write_npy
     from sparsecoder.train.run import decode_run
 
-    codes = _read_npy_for(args)
-    rows = decode_run(args.run_dir, codes, output_space=args.space)
-    _write_npy(args.out, rows)
+    _check_paths(args)
+    rows = decode_run(args.run_dir, args.input, output_space=args.space)
+    atomic_write_npy(args.out, rows)
     print(f"wrote {args.out}: {args.space}-space rows of shape {rows.shape[0]} × {rows.shape[1]}",
           file=sys.stderr)
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,16 +208,35 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
         test split with :func:`load_test_split`). A run folder without ``preprocessing.json`` (written by
         an older version) has its data loaded again from its config, as before.
     """
-    from sparsecoder.models import build_model
-    from sparsecoder.models.common import resolve_device
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise no_run_folder(run_dir)
-    check_run_files(run_dir, READ_FILES)
+    check_run_files(run_dir, (*READ_FILES, CHECKPOINT_FILE))
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise missing_weights(run_dir)
+    _check_config(run_dir, config)
+    return _load_run(run_dir, config, data)
+
+
+def _check_config(run_dir: Path, config) -> None:
+    """Refuse a ``config.yaml`` edited since training in a key that builds or runs the model (e.g.
+    ``lista_iterations``: the weights still load, but every code changes), as ``evaluate`` refuses it;
+    checked against ``checkpoint.pt``'s config where the run has one."""
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="use")
+
+
+def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any, DataSplits]:
+    """:func:`load_run` once its files and ``config`` are checked."""
+    from sparsecoder.models import build_model
+    from sparsecoder.models.common import resolve_device
+
+    try:  # before any data or weights are read
+        device = resolve_device(config.device)
+    except ValueError as err:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {err} — edit device there (where a run is used may "
+                         f"differ from where it was trained)") from None
     stored = read_run_data(run_dir)
     if data is None:
         if stored is None:
@@ -232,7 +252,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
                          f"run's data")
     model = build_model(config, data)
     load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
-    model.to(resolve_device(config.device))
+    model.to(device)
     return config, model, data
 
 
@@ -266,7 +286,9 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
             raise ValueError(f"{run_dir} was trained on '{stored.data}' ({stored.n_features} features per "
                              f"row) but its config now loads '{data.name}' ({data.dim}); if the run was "
                              f"trained on data given in memory, give them again: evaluate_run(run, data=...)")
-    config, model, data = load_run(run_dir, data=data)
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise missing_weights(run_dir)
+    config, model, data = _load_run(run_dir, config, data)  # config.yaml checked above
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)
     if config.num_threads:
@@ -323,6 +345,56 @@ def _rows_of(x, what: str) -> np.ndarray:
     return array
 
 
+def _samples(x, what: str, row_bytes: int) -> tuple[Any, str | None]:
+    """``(samples, path)``: ``x`` as given (array or tensor; path None), or, for a path, its ``.npy`` file
+    read as the ``arrays`` source reads it (:func:`~sparsecoder.data.arrays.read_rows_file`; the values are
+    scanned once, later, by :func:`_checked_rows`) in its own shape. Refused before reading or computing
+    when the samples and their results (``row_bytes`` per sample) need more than this machine's memory."""
+    from sparsecoder.data.base import check_rows_fit
+
+    if isinstance(x, (str, os.PathLike)):
+        from sparsecoder.data.arrays import read_rows_file
+
+        rows, sample_shape = read_rows_file(
+            x, min_rows=1, values=False, row_bytes=row_bytes,
+            fix="split the file and process the parts one by one (np.load(path, mmap_mode='r')[start:stop])")
+        return rows.reshape(len(rows), *sample_shape), str(x)
+    n = len(x) if np.ndim(x) else 0
+    check_rows_fit(n, row_bytes, f"the results for {n:,} {what}", "give fewer rows at a time")
+    return x, None
+
+
+def _checked_rows(x, path: str | None, what: str, width: int, wrong_width) -> np.ndarray:
+    """``x`` as rows ``(n, width)`` (:func:`_rows_of`), real numbers (the ``arrays`` source's
+    :func:`~sparsecoder.data.arrays.check_dtype`), without NaN/inf or values beyond float32's range: a
+    file's in one pass by :func:`~sparsecoder.data.arrays.check_values`, naming the rows (``read_rows_file``
+    leaves them to it), in-memory ones by ``np.isfinite`` and ``check_float32_range``. Errors name the file
+    ``path`` (if any) and ``what``; ``wrong_width(shape)`` is the message for another shape."""
+    from sparsecoder.data.arrays import check_dtype, check_values
+
+    name = path or what
+    array = _rows_of(x, name)
+    check_dtype(name, array.dtype)
+    if array.ndim == 2 and path is not None:  # a file's values are named before its width, with their rows
+        check_values(path, array)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ValueError(("" if path is None else f"{path}: ") + wrong_width(array.shape))
+    if path is None:
+        if not np.isfinite(array).all():
+            raise ValueError(f"{what} contain NaN or inf")
+        check_float32_range(array, what)
+    return array
+
+
+def _chunk_rows(config, width: int) -> int:
+    """Rows per block when encoding/decoding (a few MB of float32 values): a multiple of the run's
+    ``batch_size``, so a model that encodes per batch (FISTA's variance hinge) sees the same batches."""
+    from sparsecoder.data.arrays import CHUNK_VALUES
+
+    batch = int(getattr(config, "batch_size", None) or 1)
+    return max(1, CHUNK_VALUES // max(1, width) // batch) * batch
+
+
 def _check_sample_shape(x, data: DataSplits, what: str) -> None:
     """Samples given as images (``(n, H, W)``, ``(n, 1, H, W)``, …) must have the run's ``image_shape``
     (singleton axes aside): a ``(n, 5, 4)`` array of a ``[4, 5]`` run holds as many values but flattens to
@@ -338,21 +410,6 @@ def _check_sample_shape(x, data: DataSplits, what: str) -> None:
                          f"(n, {flat}) flattened in C order")
 
 
-def _model_rows(model, data: DataSplits, x, what: str) -> np.ndarray:
-    array = _rows_of(x, what)
-    if array.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
-    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
-    if array.shape[1] != data.dim:
-        raise ValueError(f"{what} have {array.shape[1]} features per row but the run's model expects "
-                         f"{data.dim} ({data.describe()})")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} contain NaN or inf")
-    check_float32_range(array, what)
-    return array
-
-
 def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
     """Codes ``(n, l)`` (float32) of the rows ``x`` from a saved run's ``model.encode``.
 
@@ -360,9 +417,10 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     ----------
     run_dir : str or Path
         The run folder (its training data need not exist).
-    x : array-like (n, d_raw) or (n, d)
+    x : array-like (n, d_raw) or (n, d), or the path of a ``.npy`` file of them
         Rows to encode; samples of more axes (``(n, H, W)``, …) are flattened per sample as the ``arrays``
-        source flattens a file's.
+        source flattens a file's. A file is checked as that source checks it (header, dtype, values),
+        and refused before it is read when it and the codes would not fit in memory.
     input_space : {"model", "raw"}
         ``"model"``: ``x`` is already normalised as the run's data source normalises (``d`` values per
         row); nothing is applied. ``"raw"``: ``x`` is in the source's own units (MNIST: pixel values
@@ -376,19 +434,30 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     _check_space("input_space", input_space)
     run_dir = Path(run_dir)
     given = data
-    _, model, data = load_run(run_dir, data=data)
+    config, model, data = load_run(run_dir, data=data)
     model.eval()
-    _check_sample_shape(x, data, "inputs")
-    if input_space == "raw":
-        rows = _run_preprocessing(run_dir, given).forward(_rows_of(x, "inputs"), data.dim)
-    else:
-        rows = torch.as_tensor(_model_rows(model, data, x, "inputs"), dtype=torch.float32)
-    codes = check_finite_output(model.encode(rows).detach(), "the codes", rows,
-                                f"the rows are probably far outside the range of the data {run_dir} was "
-                                f"trained on (check their units: --input model expects rows normalised as "
-                                f"the run's data source normalises them), or the model's weights overflow "
-                                f"on them")
-    return codes.cpu().numpy().astype(np.float32, copy=False)
+    n_codes = _code_width(config)
+    x, path = _samples(x, "inputs", 4 * n_codes)
+    _check_sample_shape(x, data, "inputs" if path is None else f"{path}: inputs")
+    preprocessing = _run_preprocessing(run_dir, given) if input_space == "raw" else None
+    width = data.dim if preprocessing is None else preprocessing.raw_features(data.dim)
+    space = "raw" if preprocessing is not None else "model"
+    array = _checked_rows(x, path, "inputs", width, lambda shape: (
+        f"inputs must be a 2-D array (samples × features), got shape {shape}" if len(shape) != 2 else
+        f"inputs have {shape[1]} features per row, expected {width} ({space} rows of the run's data: "
+        f"{data.describe()})"))
+    codes = np.empty((len(array), n_codes), np.float32)
+    step = _chunk_rows(config, width)
+    for start in range(0, len(array), step):  # the inputs converted block by block: no float32 copy of all
+        block = array[start:start + step]
+        rows = (torch.as_tensor(np.asarray(block), dtype=torch.float32) if preprocessing is None
+                else preprocessing.forward(block, data.dim))
+        codes[start:start + step] = model.encode(rows).detach().cpu().numpy()
+    return check_finite_output(codes, "the codes", array,
+                               f"the rows are probably far outside the range of the data {run_dir} was "
+                               f"trained on (check their units: --input model expects rows normalised as "
+                               f"the run's data source normalises them), or the model's weights overflow "
+                               f"on them")
 
 
 def _code_width(config) -> int:
@@ -407,6 +476,9 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
 
     Parameters
     ----------
+    codes : array-like (n, l), or the path of a ``.npy`` file of them
+        Checked as :func:`encode_run` checks its rows; a file whose codes and decoded rows would not fit
+        in memory is refused before it is read.
     output_space : {"model", "raw"}
         ``"model"``: model rows (float32). ``"raw"``: the stored preprocessing's inverse applied, rows in
         the source's own units (float64; MNIST pixel values, not clipped to 0–255 or rounded).
@@ -419,23 +491,25 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     config, model, data = load_run(run_dir, data=data)
     model.eval()
     preprocessing = _run_preprocessing(run_dir, given) if output_space == "raw" else None
-    array = _rows_of(codes, "codes")
+    raw_width = 0 if preprocessing is None else preprocessing.raw_features(data.dim)
+    codes, path = _samples(codes, "codes", 4 * data.dim + 8 * raw_width)
     width = _code_width(config)
-    if array.ndim != 2 or array.shape[1] != width:
-        raise ValueError(f"codes must be a 2-D array of {width} values per row (the run's code size), got "
-                         f"shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise ValueError("codes must be finite numbers")
-    check_float32_range(array, "codes")
+    array = _checked_rows(codes, path, "codes", width, lambda shape: (
+        f"codes must be a 2-D array of {width} values per row (the run's code size), got shape {shape}"))
     device = next(iter(model.parameters())).device
-    z = torch.as_tensor(array, dtype=torch.float32, device=device)
+    rows = np.empty((len(array), data.dim), np.float32)
+    step = _chunk_rows(config, max(width, data.dim))
     with torch.no_grad():
-        rows = model.decode(z) if hasattr(model, "decode") else model.decoder(z)
-    rows = check_finite_output(rows.detach(), "the decoded rows", z,
-                               f"the codes are probably far larger than {run_dir}'s encoder gives (decode "
-                               f"codes from `sparsecoder encode` of this run), or its decoder's weights "
-                               f"overflow on them")
-    rows = rows.cpu().numpy().astype(np.float32, copy=False)
+        for start in range(0, len(array), step):
+            z = torch.as_tensor(np.asarray(array[start:start + step]), dtype=torch.float32, device=device)
+            decoded = model.decode(z) if hasattr(model, "decode") else model.decoder(z)
+            rows[start:start + step] = decoded.detach().cpu().numpy()
+    check_finite_output(rows, "the decoded rows", array,
+                        f"the codes are probably far larger than {run_dir}'s encoder gives (decode codes "
+                        f"from `sparsecoder encode` of this run), or its decoder's weights overflow on them")
     if preprocessing is None:
         return rows
-    return preprocessing.inverse(rows, data.dim)
+    raw = np.empty((len(rows), raw_width))
+    for start in range(0, len(rows), step):
+        raw[start:start + step] = preprocessing.inverse(rows[start:start + step], data.dim)
+    return raw
