@@ -402,3 +402,12 @@ def test_a_npy_file_read_into_memory_is_refused_before_reading_when_too_large(tm
         read_array_file(tmp_path / "x.npy")
     with pytest.raises(ValueError, match="x.npy: .* more than this machine's .* split it"):
         read_rows_file(tmp_path / "x.npy", row_bytes=100)
+
+
+def test_splits_that_leave_no_training_row_are_refused_naming_the_fractions(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"3 rows are too few for val_fraction=0\.5 and test_fraction=0\.3: "
+                                         r"2 validation and 1 test rows leave none.*lower the fractions"):
+        load("arrays", path=str(path), val_fraction=0.5, test_fraction=0.3)
+    assert len(load("arrays", path=str(path)).train) == 1  # the default fractions leave one row
