@@ -240,6 +240,29 @@ def test_bad_override_fails_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
+def test_yes_no_arguments_must_be_bools(tmp_path):
+    # overwrite="no" (a truthy string) used to replace the run; resume="no" to look for a checkpoint
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=np.False_)  # NumPy's bools are bools
+    before = (out / "model.safetensors").read_bytes()
+    for flag in ("overwrite", "resume", "progress"):
+        arguments = {"progress": False, flag: "no"}
+        with pytest.raises(ValueError, match=f"{flag} must be True or False, got 'no'"):
+            train(config(epochs=1, seed=9), out, data=DATA, **arguments)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_path):
+    # the preset used to be ignored without a word (a VAE preset "resumed" an SAE run from its own config)
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'vae-gauss-mnist'"):
+        train("vae-gauss-mnist", out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert len(read_history_rows(out / "history.csv")) == 1
+    train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert len(read_history_rows(out / "history.csv")) == 2
+
+
 def test_load_evaluate_and_encode_a_saved_run(tmp_path):
     out = tmp_path / "run"
     metrics = train(config(), out, data=DATA, progress=False)

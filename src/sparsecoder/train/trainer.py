@@ -282,7 +282,11 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         if preset_or_config is not None:
             asked = Path(str(preset_or_config)).stem if str(preset_or_config).endswith(".yaml") \
                 else str(preset_or_config)
-            if extra.get("preset") and asked not in (extra["preset"], "config"):
+            if asked not in (extra.get("preset"), "config"):
+                if not extra.get("preset"):  # nothing to check the name against: it would be ignored
+                    raise ConfigError(f"{out_dir} was trained from a config object, not a preset, so it is "
+                                      f"not '{asked}'; resume it with preset_or_config=None (its own "
+                                      f"{CONFIG_FILE}), that config object, or the path {path}")
                 raise ConfigError(f"{out_dir} is a run of preset '{extra['preset']}', not '{asked}'; "
                                   f"resume it with its own preset")
         config = resolve_config(saved, overrides)[0]
@@ -380,6 +384,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         See above.
     """
     out_dir = Path(out_dir)
+    resume, overwrite, progress = _flags(resume=resume, overwrite=overwrite, progress=progress)
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other (continue the run, or replace it?); "
                          "choose one")
@@ -408,6 +413,15 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                       family=family(config.model_name))
     finally:
         world.close()
+
+
+def _flags(**flags) -> list[bool]:
+    """The values of yes/no arguments as bools; a ``ValueError`` naming one that is not a bool (Python's or
+    NumPy's): a string such as ``overwrite="no"`` is truthy and used to replace a run."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {shown(value)} ({type(value).__name__})")
+    return [bool(value) for value in flags.values()]
 
 
 def _check_world(config, world: World, n_train: int | None = None) -> None:
