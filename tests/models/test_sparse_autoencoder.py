@@ -329,6 +329,16 @@ def test_infer_checks_its_rows_like_the_other_entry_points():
     torch.testing.assert_close(model.infer(rows.double()).codes, model.infer(rows).codes)  # was a dtype error
 
 
+@pytest.mark.parametrize("convert", ["double", "half"])
+def test_a_model_converted_from_float32_says_so_instead_of_a_torch_dtype_error(convert):
+    model = getattr(SparseAutoencoder(_config("do-mnist", fista_max_iter=5), 64), convert)()
+    for call in (model, model.training_losses, model.infer):  # were "mat1 and mat2 must have the same dtype"
+        with pytest.raises(ValueError, match=r"float32.*parameters are torch.float.*model.float\(\)"):
+            call(torch.zeros(2, 64))
+    model.float()
+    assert model(torch.zeros(2, 64)).dtype == torch.float32
+
+
 def test_same_seed_same_weights_different_seed_different_weights():
     a = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)
     b = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)

@@ -169,6 +169,16 @@ def check_image_shape(owner: str, image_shape, n_features: int) -> tuple[int, ..
     return shape
 
 
+def check_float32_model(module: nn.Module) -> None:
+    """Refuse, naming the fix, a model whose floating parameters are no longer float32 (``model.double()``,
+    ``model.half()``): it computes in float32 (rows, FISTA codes, metrics), and torch would only say that
+    "mat1 and mat2 must have the same dtype"."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point() and parameter.dtype != torch.float32:
+            raise ValueError(f"{type(module).__name__} computes in float32, but its parameters are "
+                             f"{parameter.dtype}; convert it back with model.float()")
+
+
 def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> torch.Tensor:
     """``x`` as float32 rows on ``device``, after checking it is a finite ``(n, n_features)`` tensor of real
     numbers that float32 holds (a complex tensor would lose its imaginary part, a float64 value beyond

@@ -37,6 +37,7 @@ from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
 from sparsecoder.models.common import (
     check_fits_in_memory,
+    check_float32_model,
     check_image_shape,
     check_rows,
     module_device,
@@ -321,6 +322,7 @@ class SparseAutoencoder(nn.Module):
         )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        check_float32_model(self)
         return check_rows(x, self.n_features, self.device, name)
 
     @torch.no_grad()
