@@ -450,6 +450,30 @@ def test_an_empty_split_is_refused_before_the_first_epoch(tmp_path, split, role)
     assert not (out / "checkpoint.pt").exists() and not (out / "history.csv").exists()
 
 
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_bad_rows_of_data_given_in_memory_are_refused_before_anything_is_written(tmp_path, split):
+    """NaN test rows used to fail after every epoch had trained; NaN training or validation rows, and float64
+    values float32 cannot hold, after config.yaml was written, as "batch/x contains NaN or inf"."""
+    import dataclasses
+
+    def with_rows(x):
+        return dataclasses.replace(DATA, **{split: dataclasses.replace(getattr(DATA, split), x=x)})
+
+    rows = getattr(DATA, split).x
+    out = tmp_path / "run"
+    nan = rows.clone()
+    nan[7, 3] = float("nan")
+    cases = [(nan, rf"the {split} split's rows: NaN or inf in 1 of {len(rows)} rows \(the first: row 7\)"),
+             (rows.double() * 1e300, rf"the {split} split's rows hold values up to .*beyond float32's range"),
+             (rows[:, :15], rf"the {split} split's rows must be a 2-D tensor \(n, 16\), got \(\d+, 15\)")]
+    if split == "train":  # the width every split must have
+        cases[-1] = (rows[:, 0], r"the train split's rows must be a 2-D tensor \(n, d\), got \(240,\)")
+    for x, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train(config(epochs=1), out, data=with_rows(x), progress=False)
+        assert not out.exists()
+
+
 def test_resume_on_changed_data_too_small_for_the_batches_names_the_changed_data_first(tmp_path):
     """A VDL run resumed on other data that is also too small for its batches: the cause is the changed
     data (restore it), not the batch size (which no batch_size would fix for the run's own data)."""

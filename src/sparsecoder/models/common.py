@@ -180,18 +180,25 @@ def check_float32_model(module: nn.Module) -> None:
 
 
 def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> torch.Tensor:
-    """``x`` as float32 rows on ``device``, after checking it is a finite ``(n, n_features)`` tensor of real
-    numbers that float32 holds (a complex tensor would lose its imaginary part, a float64 value beyond
-    ±3.4e38 would become inf)."""
+    """``x`` as float32 rows on ``device``, after :func:`check_row_values`."""
+    check_row_values(x, n_features, name)
+    return x.to(device, torch.float32)
+
+
+def check_row_values(x, n_features: int, name: str = "x") -> None:
+    """Refuse, naming ``name``, anything but a finite ``(n, n_features)`` tensor of real numbers that float32
+    holds (a complex tensor would lose its imaginary part, a float64 value beyond ±3.4e38 would become inf);
+    a NaN/inf is reported with the number of such rows and the first one."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
     if x.is_complex():
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")
     if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or inf")
+        bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()
+        raise ValueError(f"{name}: NaN or inf in {len(bad)} of {x.shape[0]} rows (the first: row "
+                         f"{int(bad[0])})")
     check_float32_range(x, name)
-    return x.to(device, torch.float32)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -48,6 +48,7 @@ from sparsecoder.config import (
 )
 from sparsecoder.data.base import DataSplits
 from sparsecoder.io import atomic_write_json
+from sparsecoder.models.common import check_row_values
 from sparsecoder.train.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -303,6 +304,9 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
 def _check_data(data: DataSplits) -> None:
     if not isinstance(data, DataSplits):
         raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
+    train_x = data.train.x  # its width is the data's (data.dim): every split must have it
+    if isinstance(train_x, torch.Tensor) and train_x.dim() != 2:
+        raise ValueError(f"the train split's rows must be a 2-D tensor (n, d), got {tuple(train_x.shape)}")
     if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
         raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
                          f"features per row ({data.describe()})")
@@ -312,6 +316,12 @@ def _check_data(data: DataSplits) -> None:
         if len(getattr(data, name)) == 0:
             raise ValueError(f"the {name} split is empty; nothing to {role} on "
                              f"(check the data source and limit)")
+    # rows given in memory, checked as the model checks a batch (a NaN test row used to fail after the last
+    # epoch, a NaN training row as a "divergence"); rows a source reads lazily (MemmapRows) it checks itself
+    for name in ("train", "val", "test"):
+        x = getattr(data, name).x
+        if isinstance(x, torch.Tensor):
+            check_row_values(x, data.dim, f"the {name} split's rows")
 
 
 # ----------------------------------------------------------------------------------------------
