@@ -463,11 +463,11 @@ def test_bad_rows_of_data_given_in_memory_are_refused_before_anything_is_written
     out = tmp_path / "run"
     nan = rows.clone()
     nan[7, 3] = float("nan")
-    cases = [(nan, rf"the {split} split's rows: NaN or inf in 1 of {len(rows)} rows \(the first: row 7\)"),
-             (rows.double() * 1e300, rf"the {split} split's rows hold values up to .*beyond float32's range"),
-             (rows[:, :15], rf"the {split} split's rows must be a 2-D tensor \(n, 16\), got \(\d+, 15\)")]
+    cases = [(nan, rf"the {split} split contains NaN or inf in 1 of {len(rows)} rows \(the first: row 7\)"),
+             (rows.double() * 1e300, rf"the {split} split hold values up to .*beyond float32's range"),
+             (rows[:, :15], rf"the {split} split must be a 2-D tensor \(n, 16\), got \(\d+, 15\)")]
     if split == "train":  # the width every split must have
-        cases[-1] = (rows[:, 0], r"the train split's rows must be a 2-D tensor \(n, d\), got \(240,\)")
+        cases[-1] = (rows[:, 0], r"the train split must be a 2-D tensor \(n, d\), got \(240,\)")
     for x, message in cases:
         with pytest.raises(ValueError, match=message):
             train(config(epochs=1), out, data=with_rows(x), progress=False)

@@ -196,7 +196,7 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")
     if not all_finite(x):
         bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()
-        raise ValueError(f"{name}: NaN or inf in {len(bad)} of {x.shape[0]} rows (the first: row "
+        raise ValueError(f"{name} contains NaN or inf in {len(bad)} of {x.shape[0]} rows (the first: row "
                          f"{int(bad[0])})")
     check_float32_range(x, name)
 

@@ -306,7 +306,7 @@ def _check_data(data: DataSplits) -> None:
         raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
     train_x = data.train.x  # its width is the data's (data.dim): every split must have it
     if isinstance(train_x, torch.Tensor) and train_x.dim() != 2:
-        raise ValueError(f"the train split's rows must be a 2-D tensor (n, d), got {tuple(train_x.shape)}")
+        raise ValueError(f"the train split must be a 2-D tensor (n, d), got {tuple(train_x.shape)}")
     if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
         raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
                          f"features per row ({data.describe()})")
@@ -321,7 +321,7 @@ def _check_data(data: DataSplits) -> None:
     for name in ("train", "val", "test"):
         x = getattr(data, name).x
         if isinstance(x, torch.Tensor):
-            check_row_values(x, data.dim, f"the {name} split's rows")
+            check_row_values(x, data.dim, f"the {name} split")
 
 
 # ----------------------------------------------------------------------------------------------
