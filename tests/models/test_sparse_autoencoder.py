@@ -292,6 +292,53 @@ def test_bad_inputs_raise_clear_errors(digits):
     with pytest.raises(ValueError, match="at least 2 samples"):
         model.training_losses(torch.zeros(1, 64))
 
+@pytest.mark.parametrize("n_features", [2.7, True, "64", 0, -3])
+def test_model_size_must_be_a_positive_integer(n_features):
+    # 2.7 used to build a model on 2 features, True one on 1 feature, "64" one on 64
+    with pytest.raises(ValueError, match="SparseAutoencoder: n_features must be an integer >= 1"):
+        SparseAutoencoder(_config("vdl-mnist"), n_features)
+
+
+def test_model_takes_a_numpy_size_and_refuses_an_image_shape_of_other_size():
+    assert SparseAutoencoder(_config("sdl-mnist"), np.int64(64), (8, 8)).n_features == 64
+    with pytest.raises(ValueError, match=r"image_shape \(10, 10\) holds 100 values, not the 64 features"):
+        SparseAutoencoder(_config("sdl-mnist"), 64, (10, 10))
+    with pytest.raises(ValueError, match="image_shape"):
+        SparseAutoencoder(_config("sdl-mnist"), 64, (8, -8))
+
+
+@pytest.mark.parametrize("preset", ["vdl-mnist", "do-mnist"])
+def test_rows_float32_cannot_hold_or_complex_rows_are_refused_by_every_entry_point(preset):
+    # float64 rows beyond float32's range became inf: NaN reconstructions (LISTA) or FISTA's misleading
+    # "contains NaN or inf"; complex rows lost their imaginary part with only a warning
+    model = SparseAutoencoder(_config(preset, fista_max_iter=5), 64)
+    huge = torch.full((2, 64), 1e39, dtype=torch.float64)
+    complex_rows = torch.ones(2, 64, dtype=torch.complex64)
+    for call in (model, model.encode, model.training_losses, model.infer):
+        with pytest.raises(ValueError, match=r"beyond float32's range"):
+            call(huge)
+        with pytest.raises(ValueError, match="real numbers, got torch.complex64"):
+            call(complex_rows)
+
+
+def test_infer_checks_its_rows_like_the_other_entry_points():
+    model = SparseAutoencoder(_config("vdl-mnist", fista_max_iter=5), 64)
+    with pytest.raises(ValueError, match=r"must be a 2-D tensor \(n, 64\), got \(3, 63\)"):
+        model.infer(torch.zeros(3, 63))  # was torch's "mat1 and mat2 shapes cannot be multiplied"
+    rows = torch.randn(3, 64)
+    torch.testing.assert_close(model.infer(rows.double()).codes, model.infer(rows).codes)  # was a dtype error
+
+
+@pytest.mark.parametrize("convert", ["double", "half"])
+def test_a_model_converted_from_float32_says_so_instead_of_a_torch_dtype_error(convert):
+    model = getattr(SparseAutoencoder(_config("do-mnist", fista_max_iter=5), 64), convert)()
+    for call in (model, model.training_losses, model.infer):  # were "mat1 and mat2 must have the same dtype"
+        with pytest.raises(ValueError, match=r"float32.*parameters are torch.float.*model.float\(\)"):
+            call(torch.zeros(2, 64))
+    model.float()
+    assert model(torch.zeros(2, 64)).dtype == torch.float32
+
+
 def test_same_seed_same_weights_different_seed_different_weights():
     a = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)
     b = SparseAutoencoder(_config("vdl-mnist", seed=3), 64)

@@ -67,3 +67,12 @@ def test_bias_decay_in_adam_shrinks_only_the_bias_when_gradients_vanish():
     optimizer.step()
     assert bool((encoder.input_layer.bias < 1.0).all())
     torch.testing.assert_close(encoder.input_layer.weight, before_weight)
+
+
+def test_unit_norm_columns_projects_columns_whose_norm_overflows_or_underflows_float32():
+    # |w| = 1e20: the squared norm overflows float32 (a plain norm is inf and zeroed the atom); |w| = 1e-30:
+    # below the eps floor (the atom stayed at norm ~1e-18); both are atoms to put on the unit sphere
+    weight = torch.tensor([[1e20, 1e-30, 0.0, 3.0], [-1e20, 1e-30, 0.0, 4.0]])
+    unit_norm_columns_(weight)
+    half = 0.5 ** 0.5
+    torch.testing.assert_close(weight, torch.tensor([[half, half, 0.0, 0.6], [-half, half, 0.0, 0.8]]))

@@ -69,3 +69,11 @@ def test_linear_decoder_takes_fistas_closed_form_path_with_same_codes_as_a_tenso
 def test_decoders_reject_bad_sizes(factory):
     with pytest.raises(ValueError, match="must be an integer >= 1"):
         factory()
+
+
+def test_decoders_take_numpy_integer_sizes():
+    # a size computed with NumPy (e.g. from an array's shape arithmetic) is an integer, not a bad size
+    assert LinearDecoder(np.int64(3), np.int32(4)).weight.shape == (4, 3)
+    assert MLPDecoder(np.int64(3), np.int64(5), np.int64(4)).output.weight.shape == (4, 5)
+    with pytest.raises(ValueError, match="integer >= 1, got True"):
+        MLPDecoder(3, True, 4)

@@ -51,3 +51,8 @@ def test_lista_bias_starts_at_zero_and_lateral_has_no_bias():
 def test_lista_rejects_bad_sizes(kwargs):
     with pytest.raises(ValueError, match="LISTAEncoder"):
         LISTAEncoder(**kwargs)
+
+
+def test_lista_takes_numpy_integer_sizes():
+    encoder = LISTAEncoder(np.int64(8), np.int32(5), np.int64(2))
+    assert encoder.filters.shape == (5, 8) and encoder.n_iterations == 2

@@ -240,6 +240,29 @@ def test_bad_override_fails_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
+def test_yes_no_arguments_must_be_bools(tmp_path):
+    # overwrite="no" (a truthy string) used to replace the run; resume="no" to look for a checkpoint
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=np.False_)  # NumPy's bools are bools
+    before = (out / "model.safetensors").read_bytes()
+    for flag in ("overwrite", "resume", "progress"):
+        arguments = {"progress": False, flag: "no"}
+        with pytest.raises(ValueError, match=f"{flag} must be True or False, got 'no'"):
+            train(config(epochs=1, seed=9), out, data=DATA, **arguments)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_path):
+    # the preset used to be ignored without a word (a VAE preset "resumed" an SAE run from its own config)
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'vae-gauss-mnist'"):
+        train("vae-gauss-mnist", out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert len(read_history_rows(out / "history.csv")) == 1
+    train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert len(read_history_rows(out / "history.csv")) == 2
+
+
 def test_load_evaluate_and_encode_a_saved_run(tmp_path):
     out = tmp_path / "run"
     metrics = train(config(), out, data=DATA, progress=False)
@@ -425,6 +448,30 @@ def test_an_empty_split_is_refused_before_the_first_epoch(tmp_path, split, role)
     with pytest.raises(ValueError, match=rf"the {split} split is empty; nothing to {role} on"):
         train(config(epochs=1), out, data=synthetic_splits(**sizes), progress=False)
     assert not (out / "checkpoint.pt").exists() and not (out / "history.csv").exists()
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_bad_rows_of_data_given_in_memory_are_refused_before_anything_is_written(tmp_path, split):
+    """NaN test rows used to fail after every epoch had trained; NaN training or validation rows, and float64
+    values float32 cannot hold, after config.yaml was written, as "batch/x contains NaN or inf"."""
+    import dataclasses
+
+    def with_rows(x):
+        return dataclasses.replace(DATA, **{split: dataclasses.replace(getattr(DATA, split), x=x)})
+
+    rows = getattr(DATA, split).x
+    out = tmp_path / "run"
+    nan = rows.clone()
+    nan[7, 3] = float("nan")
+    cases = [(nan, rf"the {split} split contains NaN or inf in 1 of {len(rows)} rows \(the first: row 7\)"),
+             (rows.double() * 1e300, rf"the {split} split hold values up to .*beyond float32's range"),
+             (rows[:, :15], rf"the {split} split must be a 2-D tensor \(n, 16\), got \(\d+, 15\)")]
+    if split == "train":  # the width every split must have
+        cases[-1] = (rows[:, 0], r"the train split must be a 2-D tensor \(n, d\), got \(240,\)")
+    for x, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train(config(epochs=1), out, data=with_rows(x), progress=False)
+        assert not out.exists()
 
 
 def test_resume_on_changed_data_too_small_for_the_batches_names_the_changed_data_first(tmp_path):

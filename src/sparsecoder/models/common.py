@@ -14,6 +14,7 @@ from torch import nn
 
 from sparsecoder.config import ConfigError
 from sparsecoder.inference.fista import all_finite
+from sparsecoder.nn.sizes import check_size
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
 # and that change its parameter count).
@@ -154,27 +155,68 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def check_image_shape(owner: str, image_shape, n_features: int) -> tuple[int, ...] | None:
+    """``image_shape`` (how a row is drawn as an image) as a tuple of ints, None for None or an empty
+    one; a ``ValueError`` naming ``owner`` unless it is positive integers whose product is ``n_features``."""
+    if image_shape is None or (isinstance(image_shape, (tuple, list)) and not image_shape):
+        return None
+    if not isinstance(image_shape, (tuple, list)):
+        raise ValueError(f"{owner}: image_shape must be a tuple of positive integers, got {image_shape!r}")
+    shape = tuple(check_size(owner, "every entry of image_shape", n) for n in image_shape)
+    if math.prod(shape) != n_features:
+        raise ValueError(f"{owner}: image_shape {shape} holds {math.prod(shape)} values, not the "
+                         f"{n_features} features of a row; give the shape of the rows' images, or None")
+    return shape
+
+
+def check_float32_model(module: nn.Module) -> None:
+    """Refuse, naming the fix, a model whose floating parameters are no longer float32 (``model.double()``,
+    ``model.half()``): it computes in float32 (rows, FISTA codes, metrics), and torch would only say that
+    "mat1 and mat2 must have the same dtype"."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point() and parameter.dtype != torch.float32:
+            raise ValueError(f"{type(module).__name__} computes in float32, but its parameters are "
+                             f"{parameter.dtype}; convert it back with model.float()")
+
+
 def check_rows(x, n_features: int, device: torch.device, name: str = "x") -> torch.Tensor:
-    """``x`` as float32 rows on ``device``, after checking it is a finite ``(n, n_features)`` tensor."""
+    """``x`` as float32 rows on ``device``, after :func:`check_row_values`."""
+    check_row_values(x, n_features, name)
+    return x.to(device, torch.float32)
+
+
+def check_row_values(x, n_features: int, name: str = "x") -> None:
+    """Refuse, naming ``name``, anything but a finite ``(n, n_features)`` tensor of real numbers that float32
+    holds (a complex tensor would lose its imaginary part, a float64 value beyond ±3.4e38 would become inf);
+    a NaN/inf is reported with the number of such rows and the first one."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+    if x.is_complex():
+        raise ValueError(f"{name} must be real numbers, got {x.dtype}")
     if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x.to(device, torch.float32)
+        bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()
+        raise ValueError(f"{name} contains NaN or inf in {len(bad)} of {x.shape[0]} rows (the first: row "
+                         f"{int(bad[0])})")
+    check_float32_range(x, name)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_float32_range(array: np.ndarray, what: str) -> None:
+def check_float32_range(array: np.ndarray | torch.Tensor, what: str) -> None:
     """Refuse by name finite values that the models' float32 would turn into inf (|x| > 3.4e38) — rows or
-    codes given in float64 to encode/decode or an estimator (they used to be reported as NaN/inf)."""
-    if array.dtype.itemsize > 4 and array.size and np.issubdtype(array.dtype, np.floating):
-        largest = float(np.abs(array).max())
-        if largest > FLOAT32_MAX:
-            raise ValueError(f"{what} hold values up to {largest:.4g}, beyond float32's range (±3.4e38) "
-                             f"in which the model computes; rescale them")
+    codes given in float64 to encode/decode, an estimator or a model (they used to be reported as NaN/inf,
+    or gave NaN outputs)."""
+    if isinstance(array, torch.Tensor):
+        wide = array.is_floating_point() and array.element_size() > 4 and array.numel() > 0
+        largest = float(array.detach().abs().max()) if wide else 0.0
+    else:
+        wide = array.dtype.itemsize > 4 and array.size and np.issubdtype(array.dtype, np.floating)
+        largest = float(np.abs(array).max()) if wide else 0.0
+    if largest > FLOAT32_MAX:
+        raise ValueError(f"{what} hold values up to {largest:.4g}, beyond float32's range (±3.4e38) in which "
+                         f"the model computes; rescale them")
 
 
 def check_finite_output(values, what: str, inputs=None, cause: str = ""):

@@ -35,10 +35,18 @@ from torch import nn
 from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
-from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device, resolve_device
+from sparsecoder.models.common import (
+    check_fits_in_memory,
+    check_float32_model,
+    check_image_shape,
+    check_rows,
+    module_device,
+    resolve_device,
+)
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
+from sparsecoder.nn.sizes import check_size
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
@@ -212,12 +220,14 @@ class SparseAutoencoder(nn.Module):
         if not isinstance(config, SparseAutoencoderConfig):
             kind = type(config).__name__
             raise ValueError(f"SparseAutoencoder needs a SparseAutoencoderConfig, not {kind}")
+        n_features = check_size("SparseAutoencoder", "n_features", n_features)
+        image_shape = check_image_shape("SparseAutoencoder", image_shape, n_features)
         # before any tensor: the training state must fit in memory (counted on the meta device)
         check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
-                             what=f"a sparse autoencoder on {int(n_features)} features")
+                             what=f"a sparse autoencoder on {n_features} features")
         self.config = config
-        self.n_features = int(n_features)
-        self.image_shape = tuple(image_shape) if image_shape else None
+        self.n_features = n_features
+        self.image_shape = image_shape
         # Initialise from the run's seed regardless of the global RNG state, without disturbing it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -278,7 +288,8 @@ class SparseAutoencoder(nn.Module):
 
     def infer(self, Y: torch.Tensor, *, z_encoder: torch.Tensor | None = None, record_energy: bool = False,
               reduce: Reduce | None = None, n_global: int | None = None):
-        """FISTA codes for the rows ``Y`` (on the model's device) as in training: started from the
+        """FISTA codes for the rows ``Y`` (checked and moved to the model's device as float32, like
+        :meth:`encode`'s) as in training: started from the
         encoder's prediction ``z_encoder`` (computed when omitted; zeros without an encoder) with the
         configured λ, β (variance guard only), T and γ. A batch of one row is solved without the hinge,
         which needs a batch std.
@@ -291,6 +302,12 @@ class SparseAutoencoder(nn.Module):
         -------
         FistaResult
         """
+        return self._fista(self._check_rows(Y, "Y"), z_encoder=z_encoder, record_energy=record_energy,
+                           reduce=reduce, n_global=n_global)
+
+    def _fista(self, Y: torch.Tensor, *, z_encoder: torch.Tensor | None = None, record_energy: bool = False,
+               reduce: Reduce | None = None, n_global: int | None = None):
+        """:meth:`infer` on rows already checked (:meth:`_check_rows`)."""
         if z_encoder is None:
             z_encoder = self._encoder_codes(Y)
         c = self.config
@@ -305,6 +322,7 @@ class SparseAutoencoder(nn.Module):
         )
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        check_float32_model(self)
         return check_rows(x, self.n_features, self.device, name)
 
     @torch.no_grad()
@@ -317,7 +335,7 @@ class SparseAutoencoder(nn.Module):
         chunks = []
         for start in range(0, x.shape[0], self.config.batch_size):
             Y = x[start:start + self.config.batch_size]
-            codes = self.encoder(Y) if self.encoder is not None else self.infer(Y).codes
+            codes = self.encoder(Y) if self.encoder is not None else self._fista(Y).codes
             chunks.append(codes)
         return torch.cat(chunks) if chunks else x.new_zeros(0, self.n_components)
 
@@ -372,7 +390,7 @@ class SparseAutoencoder(nn.Module):
         # one encoder pass serves both FISTA's start / proximity target (detached) and the encoder loss
         encoded = None if self.encoder is None else self.encoder(Y)
         z_encoder = None if encoded is None else encoded.detach()
-        result = self.infer(Y, z_encoder=z_encoder, reduce=reduce, n_global=n_global)
+        result = self._fista(Y, z_encoder=z_encoder, reduce=reduce, n_global=n_global)
         Z = result.codes.detach()
         reconstruction = self.decoder(Z)
         decoder_loss = F.mse_loss(reconstruction, Y)

@@ -21,7 +21,10 @@ def unit_norm_columns_(weight: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
     .. math:: W_{:,j} \leftarrow W_{:,j} / \max(\lVert W_{:,j}\rVert_2, \epsilon)
 
     For an ``nn.Linear`` weight of shape ``(out, in)`` a column is everything input unit ``j`` writes
-    to the next layer (for a linear dictionary: atom ``j``). A column of exact zeros stays zero.
+    to the next layer (for a linear dictionary: atom ``j``). A column of exact zeros stays zero. Each
+    column is first divided by its largest ``|entry|``, so that its norm neither overflows (float32:
+    entries beyond ~1e19, whose squares are inf, used to zero the column) nor falls below ``eps`` (a
+    column of 1e-30s used to stay off the sphere): every non-zero finite column ends at norm 1.
 
     Parameters
     ----------
@@ -34,8 +37,11 @@ def unit_norm_columns_(weight: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
         raise ValueError(f"unit_norm_columns_ expects a 2-D weight (out, in), got {shape}")
     if weight.is_meta:  # no values to project (a model built on the meta device to count its parameters;
         return weight   # torch's meta norm would also import torch._dynamo, seconds on a first call)
-    norms = weight.norm(dim=0, keepdim=True).clamp_min(eps)
-    weight.div_(norms)
+    if weight.numel() == 0:
+        return weight
+    largest = weight.abs().amax(dim=0, keepdim=True)
+    weight.div_(torch.where(largest > 0, largest, torch.ones_like(largest)))
+    weight.div_(weight.norm(dim=0, keepdim=True).clamp_min(eps))
     return weight
 
 

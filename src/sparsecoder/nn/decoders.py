@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsecoder.nn.sizes import check_size
+
 __all__ = ["LinearDecoder", "MLPDecoder"]
-
-
-def _check_size(owner: str, name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
 class LinearDecoder(nn.Linear):
@@ -25,8 +22,8 @@ class LinearDecoder(nn.Linear):
     """
 
     def __init__(self, n_components: int, n_features: int):
-        _check_size("LinearDecoder", "n_components", n_components)
-        _check_size("LinearDecoder", "n_features", n_features)
+        n_components = check_size("LinearDecoder", "n_components", n_components)
+        n_features = check_size("LinearDecoder", "n_features", n_features)
         super().__init__(n_components, n_features, bias=False)
 
     def atoms(self) -> torch.Tensor:
@@ -50,9 +47,9 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, n_components: int, hidden_size: int, n_features: int):
         super().__init__()
-        _check_size("MLPDecoder", "n_components", n_components)
-        _check_size("MLPDecoder", "hidden_size", hidden_size)
-        _check_size("MLPDecoder", "n_features", n_features)
+        n_components = check_size("MLPDecoder", "n_components", n_components)
+        hidden_size = check_size("MLPDecoder", "hidden_size", hidden_size)
+        n_features = check_size("MLPDecoder", "n_features", n_features)
         self.hidden = nn.Linear(n_components, hidden_size, bias=True)
         with torch.no_grad():
             self.hidden.bias.zero_()

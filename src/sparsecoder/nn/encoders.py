@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsecoder.nn.sizes import check_size
+
 __all__ = ["LISTAEncoder"]
 
 
@@ -41,10 +43,9 @@ class LISTAEncoder(nn.Module):
 
     def __init__(self, n_features: int, n_components: int, n_iterations: int = 3):
         super().__init__()
-        for name, value, low in (("n_features", n_features, 1), ("n_components", n_components, 1),
-                                 ("n_iterations", n_iterations, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"LISTAEncoder: {name} must be an integer >= {low}, got {value!r}")
+        n_features = check_size("LISTAEncoder", "n_features", n_features)
+        n_components = check_size("LISTAEncoder", "n_components", n_components)
+        n_iterations = check_size("LISTAEncoder", "n_iterations", n_iterations, low=0)
         self.n_iterations = n_iterations
         self.input_layer = nn.Linear(n_features, n_components, bias=True)
         with torch.no_grad():

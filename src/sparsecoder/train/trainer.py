@@ -48,6 +48,7 @@ from sparsecoder.config import (
 )
 from sparsecoder.data.base import DataSplits
 from sparsecoder.io import atomic_write_json
+from sparsecoder.models.common import check_row_values
 from sparsecoder.train.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -282,7 +283,11 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         if preset_or_config is not None:
             asked = Path(str(preset_or_config)).stem if str(preset_or_config).endswith(".yaml") \
                 else str(preset_or_config)
-            if extra.get("preset") and asked not in (extra["preset"], "config"):
+            if asked not in (extra.get("preset"), "config"):
+                if not extra.get("preset"):  # nothing to check the name against: it would be ignored
+                    raise ConfigError(f"{out_dir} was trained from a config object, not a preset, so it is "
+                                      f"not '{asked}'; resume it with preset_or_config=None (its own "
+                                      f"{CONFIG_FILE}), that config object, or the path {path}")
                 raise ConfigError(f"{out_dir} is a run of preset '{extra['preset']}', not '{asked}'; "
                                   f"resume it with its own preset")
         config = resolve_config(saved, overrides)[0]
@@ -299,6 +304,9 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
 def _check_data(data: DataSplits) -> None:
     if not isinstance(data, DataSplits):
         raise ValueError(f"data must be a DataSplits, got {type(data).__name__}")
+    train_x = data.train.x  # its width is the data's (data.dim): every split must have it
+    if isinstance(train_x, torch.Tensor) and train_x.dim() != 2:
+        raise ValueError(f"the train split must be a 2-D tensor (n, d), got {tuple(train_x.shape)}")
     if data.image_shape is not None and math.prod(data.image_shape) != data.dim:
         raise ValueError(f"the data's image shape {tuple(data.image_shape)} does not hold its {data.dim} "
                          f"features per row ({data.describe()})")
@@ -308,6 +316,12 @@ def _check_data(data: DataSplits) -> None:
         if len(getattr(data, name)) == 0:
             raise ValueError(f"the {name} split is empty; nothing to {role} on "
                              f"(check the data source and limit)")
+    # rows given in memory, checked as the model checks a batch (a NaN test row used to fail after the last
+    # epoch, a NaN training row as a "divergence"); rows a source reads lazily (MemmapRows) it checks itself
+    for name in ("train", "val", "test"):
+        x = getattr(data, name).x
+        if isinstance(x, torch.Tensor):
+            check_row_values(x, data.dim, f"the {name} split")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,6 +394,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         See above.
     """
     out_dir = Path(out_dir)
+    resume, overwrite, progress = _flags(resume=resume, overwrite=overwrite, progress=progress)
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other (continue the run, or replace it?); "
                          "choose one")
@@ -408,6 +423,15 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                       family=family(config.model_name))
     finally:
         world.close()
+
+
+def _flags(**flags) -> list[bool]:
+    """The values of yes/no arguments as bools; a ``ValueError`` naming one that is not a bool (Python's or
+    NumPy's): a string such as ``overwrite="no"`` is truthy and used to replace a run."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {shown(value)} ({type(value).__name__})")
+    return [bool(value) for value in flags.values()]
 
 
 def _check_world(config, world: World, n_train: int | None = None) -> None:

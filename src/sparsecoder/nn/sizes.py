@@ -1,0 +1,15 @@
+"""The one check of a layer or model size (features, components, hidden units, iterations)."""
+
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["check_size"]
+
+
+def check_size(owner: str, name: str, value, low: int = 1) -> int:
+    """``value`` as a Python ``int`` when it is an integer (Python or NumPy, not a bool) ``>= low``; else a
+    ``ValueError`` naming ``owner`` and ``name`` (a float such as 2.7 is refused, never truncated to 2)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
