@@ -27,6 +27,8 @@ PRIORS = ("gaussian", "laplace", "cauchy")
 ANALYTIC_PAIRS = {("gaussian", "gaussian"), ("gaussian", "laplace"), ("cauchy", "cauchy")}
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# |μ|/σ beyond which the folded-normal mean is |μ| to float64 precision (exp(−40²/2) underflows to 0)
+_FOLDED_FAR = 40.0
 
 
 @dataclass
@@ -94,7 +96,9 @@ def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     # the masked-out entries get harmless stand-ins, so that no branch gives NaN gradients (log 0, inf·0)
     log_abs_t = torch.log(torch.where(nonzero, diff, torch.ones_like(diff)).abs()) - log_scale
     small = ~nonzero | (log_abs_t <= 0)
-    t_small = torch.where(small, diff, torch.zeros_like(diff)) / log_scale.exp()
+    # (diff = 0 with a scale that underflowed to 0 was 0/0 = NaN: a Cauchy posterior's log q at z = μ)
+    t_small = torch.where(small & nonzero, diff, torch.zeros_like(diff)) / torch.where(
+        small & nonzero, log_scale.exp(), torch.ones_like(log_scale))
     big = torch.where(small, torch.zeros_like(log_abs_t), log_abs_t)
     return torch.where(small, torch.log1p(t_small.square()), 2 * big + torch.log1p(torch.exp(-2 * big)))
 
@@ -134,11 +138,17 @@ def sample_prior(family: str, scale: float, shape, *, dtype=torch.float32, devic
 
 
 def folded_normal_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``E|z|`` for ``z ~ N(μ, σ²)``: ``σ√(2/π)·exp(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ))``."""
-    # σ that underflowed to 0 (log σ < −103 in float32) would make μ/σ = 0/0; E|z| → |μ| as σ → 0
-    sigma = sigma.clamp_min(torch.finfo(sigma.dtype).tiny)
-    phi = 0.5 * torch.erfc((mu / sigma) / math.sqrt(2.0))  # Φ(−μ/σ)
-    return sigma * math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * (mu / sigma).square()) + mu * (1 - 2 * phi)
+    """``E|z|`` for ``z ~ N(μ, σ²)``: ``σ√(2/π)·exp(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ))``.
+
+    Where ``|μ| > 40σ`` (σ that underflowed to 0 included) it is ``|μ|``: there ``exp(−μ²/2σ²)`` and
+    ``Φ(−|μ|/σ)`` are 0 even in float64, and the formula's ``μ/σ`` (0/0, or inf in float32) gave NaN values
+    or NaN gradients. The other branch is computed on stand-in inputs, so its gradient stays finite too.
+    """
+    far = ~(mu.abs() <= _FOLDED_FAR * sigma) | (sigma == 0)
+    ratio = torch.where(far, torch.zeros_like(mu), mu) / torch.where(far, torch.ones_like(sigma), sigma)
+    phi = 0.5 * torch.erfc(ratio / math.sqrt(2.0))  # Φ(−μ/σ)
+    near = sigma * math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * ratio.square()) + mu * (1 - 2 * phi)
+    return torch.where(far, mu.abs(), near)
 
 
 def kl_analytic(posterior: Posterior, prior: str, prior_scale: float) -> torch.Tensor:
