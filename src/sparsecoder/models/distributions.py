@@ -115,6 +115,16 @@ def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     return torch.where(small, torch.log1p(t_small.square()), 2 * big + torch.log1p(torch.exp(-2 * big)))
 
 
+def _log_cosh(y: torch.Tensor) -> torch.Tensor:
+    """``log cosh(y)`` without cancellation near 0 (``log1p(2 sinh²(y/2))``) or overflow for large ``|y|``
+    (``|y| + log1p(e^{−2|y|}) − log 2``); each branch computed on stand-in inputs, so gradients stay finite."""
+    small = y.abs() < 1
+    y_small = torch.where(small, y, torch.zeros_like(y))
+    y_big = torch.where(small, torch.ones_like(y), y).abs()
+    return torch.where(small, torch.log1p(2 * torch.sinh(0.5 * y_small).square()),
+                       y_big + torch.log1p(torch.exp(-2 * y_big)) - math.log(2.0))
+
+
 def standard_cauchy(shape, *, dtype=torch.float32, device=None) -> torch.Tensor:
     """Standard Cauchy noise ``tan(π(u − ½))``, ``u ~ U(0, 1)`` from torch's global generator, finite and
     accurate to float rounding in the tails.
@@ -168,17 +178,20 @@ def kl_analytic(posterior: Posterior, prior: str, prior_scale: float) -> torch.T
     pair = (posterior.family, prior)
     mu, log_s = posterior.loc, posterior.log_scale
     if pair == ("gaussian", "gaussian"):
-        sigma2 = (2 * log_s).exp()
-        return math.log(prior_scale) - log_s + (sigma2 + mu.square()) / (2 * prior_scale**2) - 0.5
+        # with d = log(σ/s): ½(e^{2d} − 1 − 2d) + μ²/2s², the first term by expm1: written as
+        # log s − log σ + σ²/2s² − ½ its terms cancelled to ±6e-8 in float32 (a negative KL) for σ near s
+        d = log_s - math.log(prior_scale)
+        return 0.5 * (torch.expm1(2 * d) - 2 * d).clamp_min(0) + mu.square() / (2 * prior_scale**2)
     if pair == ("gaussian", "laplace"):
         entropy = 0.5 * (_LOG_2PI + 1.0) + log_s  # ½ log(2πeσ²)
         return -entropy + math.log(2 * prior_scale) + folded_normal_mean(mu, log_s.exp()) / prior_scale
     if pair == ("cauchy", "cauchy"):
-        # in log space: log((s₁+s₂)² + μ²) − log 4s₁s₂ with L = log(s₁+s₂), so that a scale s₁ = e^{log s}
-        # that under- or overflows in float32 still gives the finite KL (it was log(x/0) = inf)
+        # (s₁+s₂)²/4s₁s₂ = cosh²(d/2) with d = log(s₁/s₂): KL = 2 log cosh(d/2) + log(1 + μ²/(s₁+s₂)²), in
+        # log space, so that a scale s₁ = e^{log s} that under- or overflows in float32 still gives the finite
+        # KL (it was log(x/0) = inf), and without the cancelling terms that gave ±2.4e-7 for s₁ near s₂
         log_s2 = math.log(prior_scale)
         log_sum = torch.logaddexp(log_s, torch.full_like(log_s, log_s2))
-        return 2 * log_sum + _log1p_square(mu, log_sum) - math.log(4.0) - log_s - log_s2
+        return 2 * _log_cosh(0.5 * (log_s - log_s2)) + _log1p_square(mu, log_sum)
     raise ValueError(
         f"no closed-form KL for a {posterior.family} posterior and a {prior} prior; "
         f"analytic pairs (posterior, prior): {sorted(ANALYTIC_PAIRS)} — use kl=monte_carlo"
