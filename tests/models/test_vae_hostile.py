@@ -430,7 +430,8 @@ def test_evaluate_run_names_in_memory_data_of_another_width(vae_run):
 def test_a_cauchy_posterior_with_a_lighter_tailed_prior_is_refused(prior):
     # KL(Cauchy ‖ N(0, s²)) and KL(Cauchy ‖ Laplace) are infinite (E_q z² = E_q |z| = ∞); before: accepted,
     # and a run wrote a finite "kl" (3.5e7 after 2 epochs) that grows without bound with the sample count
-    with pytest.raises(ConfigError, match=f"'prior': .*cauchy posterior.*{prior} prior.*infinite.*prior=cauchy"):
+    message = f"'prior': .*cauchy posterior.*{prior} prior.*infinite.*prior=cauchy"
+    with pytest.raises(ConfigError, match=message):
         load_preset("vae-cauchy-synthetic", {"prior": prior, "kl": "monte_carlo"})
     with pytest.raises(ConfigError, match="infinite"):
         SparseVAE(n_components=2, posterior="cauchy", prior=prior, kl="monte_carlo", max_epochs=1,

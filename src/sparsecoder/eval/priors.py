@@ -153,8 +153,8 @@ def _check_int(name: str, value, low: int) -> None:
 def atom_kurtosis(atoms) -> float:
     r"""Mean over atoms (columns) of the excess kurtosis of the atom's pixel values (Fisher; 0 for a
     Gaussian pattern): large for sparse, localised atoms (a few strong pixels, e.g. Gabor-like edges),
-    near 0 or negative for spread-out random patterns. Constant atoms (varying by less than 1e-12 of the largest
-    |value|) are skipped (NaN if all are)."""
+    near 0 or negative for spread-out random patterns. Constant atoms (varying by less than 1e-12 of the
+    largest |value|) are skipped (NaN if all are)."""
     from scipy.stats import kurtosis
 
     atoms = _as_array(atoms, "atoms")

@@ -116,8 +116,8 @@ def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
 
 
 def _log_cosh(y: torch.Tensor) -> torch.Tensor:
-    """``log cosh(y)`` without cancellation near 0 (``log1p(2 sinh²(y/2))``) or overflow for large ``|y|``
-    (``|y| + log1p(e^{−2|y|}) − log 2``); each branch computed on stand-in inputs, so gradients stay finite."""
+    """``log cosh(y)`` without cancellation near 0 (``log1p(2 sinh²(y/2))``) or overflow for large
+    ``|y|`` (``|y| + log1p(e^{−2|y|}) − log 2``); each branch on stand-in inputs: gradients stay finite."""
     small = y.abs() < 1
     y_small = torch.where(small, y, torch.zeros_like(y))
     y_big = torch.where(small, torch.ones_like(y), y).abs()
