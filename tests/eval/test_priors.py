@@ -29,6 +29,25 @@ def test_matched_atom_correlation_equals_numpy_corrcoef_and_ignores_offset_and_s
     assert best[2] == pytest.approx(1.0) and index[2] == 7
 
 
+def test_correlation_and_kurtosis_do_not_depend_on_the_atoms_scale():
+    # before: atoms of magnitude below 1e-12 counted as constant (correlation 0, kurtosis NaN), and atoms of
+    # 1e200 overflowed the squared norm (correlation 0)
+    rng = np.random.default_rng(0)
+    true = rng.random((25, 4))
+    learned = true[:, :3] + 0.1 * rng.standard_normal((25, 3))
+    best, index = matched_atom_correlation(learned, true)
+    kurt = atom_kurtosis(learned)
+    for scale in (1e-13, 1e-200, 1e200):
+        for scaled_best, scaled_index in (matched_atom_correlation(learned * scale, true),
+                                          matched_atom_correlation(learned, true * scale)):
+            np.testing.assert_allclose(scaled_best, best, rtol=1e-9)
+            np.testing.assert_array_equal(scaled_index, index)
+        assert atom_kurtosis(learned * scale) == pytest.approx(kurt, rel=1e-9)
+    constant = np.column_stack([learned[:, 0] * 1e-13, np.full(25, 1e-13)])  # still skipped / counted 0
+    assert atom_kurtosis(constant) == pytest.approx(atom_kurtosis(learned[:, :1]))
+    assert matched_atom_correlation(constant[:, 1:], true)[0].tolist() == [0.0] * 4
+
+
 def test_matched_atom_correlation_by_hand_and_constant_atoms_count_zero():
     true = np.array([[1.0], [0.0], [0.0], [0.0]])  # centred: (0.75, -0.25, -0.25, -0.25)
     # column 0 centred: (.5, .5, -.5, -.5); column 1 constant

@@ -84,3 +84,29 @@ def test_log_densities_match_scipy():
 def test_analytic_kl_refuses_pairs_without_closed_form():
     with pytest.raises(ValueError, match="monte_carlo"):
         kl_analytic(_posterior("cauchy"), "laplace", 1.0)
+
+
+@pytest.mark.parametrize(("family", "prior"), [("gaussian", "gaussian"), ("gaussian", "laplace"),
+                                               ("cauchy", "cauchy")])
+def test_monte_carlo_kl_of_a_narrow_posterior_far_from_zero_is_unbiased_in_float32(family, prior):
+    # σ = e^-16 next to μ = 10: z = μ + σ·ε rounds to a float32 grid coarser than σ, so log q recomputed
+    # from z saw (z − μ)/σ ∈ {0, ±8.5}; before: +0.5 nats per latent (+0.6 for the Cauchy) over the exact KL
+    q = Posterior(family, torch.full((1, 2), 10.0), torch.full((1, 2), -16.0))
+    exact = kl_analytic(Posterior(family, q.loc.double(), q.log_scale.double()), prior, 1.0)
+    torch.manual_seed(0)
+    estimate = kl_monte_carlo(q, prior, 1.0, 20_000)
+    np.testing.assert_allclose(estimate.double().numpy(), exact.numpy(), atol=0.05)
+
+
+@pytest.mark.parametrize(("family", "prior"), [("gaussian", "gaussian"), ("cauchy", "cauchy")])
+@pytest.mark.parametrize("prior_scale", [0.1, 0.3, 2.5])
+def test_analytic_kl_near_the_prior_is_not_negative_in_float32(family, prior, prior_scale):
+    # before: a posterior equal or close to the prior gave KL = ±6e-8 (Gauss) and ±2.4e-7 (Cauchy) in float32,
+    # the rounding of terms that cancel, so evaluate() wrote kl = -1.2e-7 for collapsed latents
+    d = torch.tensor([0.0, 1e-4, -1e-4, 1e-2, -1e-2, 0.0])
+    log_s = (math.log(prior_scale) + d).float()
+    mu = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1e-4 * prior_scale])
+    got = kl_analytic(Posterior(family, mu, log_s), prior, prior_scale)
+    exact = kl_analytic(Posterior(family, mu.double(), log_s.double()), prior, prior_scale)
+    assert (got >= 0).all()
+    np.testing.assert_allclose(got.double().numpy(), exact.numpy(), rtol=1e-2, atol=1e-10)

@@ -89,7 +89,8 @@ def test_evaluate_reports_every_metric_and_active_units_by_std():
 
 @pytest.mark.parametrize(
     ("overrides", "key"),
-    [({"posterior": "cauchy", "prior": "laplace", "kl": "analytic"}, "kl"),
+    [({"posterior": "gaussian", "prior": "cauchy", "kl": "analytic"}, "kl"),
+     ({"posterior": "cauchy", "prior": "laplace", "kl": "monte_carlo"}, "prior"),
      ({"unit_norm_decoder": True, "decoder": "pyle"}, "unit_norm_decoder"),
      ({"likelihood": "bce", "decoder": "linear"}, "likelihood"),
      ({"prior_scale": 0.0}, "prior_scale"),

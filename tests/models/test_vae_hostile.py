@@ -16,7 +16,7 @@ from sparsecoder.data import load
 from sparsecoder.eval.vae import evaluate
 from sparsecoder.models import vae as vae_module
 from sparsecoder.models.common import training_size
-from sparsecoder.models.distributions import Posterior, kl_monte_carlo, log_density
+from sparsecoder.models.distributions import Posterior, kl_analytic, kl_monte_carlo, log_density
 from sparsecoder.models.vae import VAE, VAEConfig
 from sparsecoder.train import train
 
@@ -139,8 +139,6 @@ def test_evaluate_refuses_nan_metrics_instead_of_writing_them(scale):
 def test_analytic_kl_in_float32_is_finite_where_float64_is(pair, mu, log_scale):
     # before: a posterior scale that underflowed to 0 in float32 gave inf (Cauchy: log(x/0)) or NaN
     # (Gauss-Laplace: μ/σ = 0/0), so training stopped as "diverged" with a finite true KL
-    from sparsecoder.models.distributions import kl_analytic
-
     def kl(dtype):
         log_s = torch.tensor([[log_scale]], dtype=dtype, requires_grad=True)
         value = kl_analytic(Posterior(pair[0], torch.tensor([[mu]], dtype=dtype), log_s), pair[1], 0.1)
@@ -423,3 +421,68 @@ def test_evaluate_run_names_in_memory_data_of_another_width(vae_run):
     data.train.x = torch.rand(30, 30)
     with pytest.raises(ValueError, match="data given have 30 features per row.*trained on 25"):
         evaluate_run(vae_run, data=data)
+
+
+# --- prior/posterior pairs and extreme posterior scales -------------------------------------------------
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "laplace"])
+def test_a_cauchy_posterior_with_a_lighter_tailed_prior_is_refused(prior):
+    # KL(Cauchy ‖ N(0, s²)) and KL(Cauchy ‖ Laplace) are infinite (E_q z² = E_q |z| = ∞); before: accepted,
+    # and a run wrote a finite "kl" (3.5e7 after 2 epochs) that grows without bound with the sample count
+    message = f"'prior': .*cauchy posterior.*{prior} prior.*infinite.*prior=cauchy"
+    with pytest.raises(ConfigError, match=message):
+        load_preset("vae-cauchy-synthetic", {"prior": prior, "kl": "monte_carlo"})
+    with pytest.raises(ConfigError, match="infinite"):
+        SparseVAE(n_components=2, posterior="cauchy", prior=prior, kl="monte_carlo", max_epochs=1,
+                  device="cpu").fit(np.random.default_rng(0).random((20, 4)))
+    load_preset("vae-laplace-synthetic", {"prior": "cauchy", "kl": "monte_carlo"})  # Gaussian q: finite KL
+
+
+@pytest.mark.parametrize("mu", [2.0, -50.0, 1e3])
+def test_gauss_laplace_kl_gradients_are_finite_when_the_scale_underflowed(mu):
+    # before: the μ-gradient was NaN (μ/σ with σ clamped to float32's tiny is inf, and 0·inf in backward)
+    mu_t = torch.tensor([[mu, mu]], requires_grad=True)
+    log_s = torch.tensor([[-110.0, -20.0]], requires_grad=True)
+    kl = kl_analytic(Posterior("gaussian", mu_t, log_s), "laplace", 0.1)
+    kl.sum().backward()
+    assert torch.isfinite(kl).all()
+    np.testing.assert_allclose(mu_t.grad.numpy(), [[math.copysign(10.0, mu)] * 2], rtol=1e-5)  # d|μ|/b dμ
+    np.testing.assert_allclose(log_s.grad.numpy(), [[-1.0, -1.0]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "cauchy"])
+@pytest.mark.parametrize("prior", ["gaussian", "laplace", "cauchy"])
+def test_monte_carlo_kl_of_any_posterior_whose_scale_underflowed_is_finite(family, prior):
+    # before: a Cauchy posterior's log q(z) at z = μ was 0/0 = NaN when its scale underflowed to 0
+    loc = torch.tensor([[0.0, 5.0, -3.0]], requires_grad=True)
+    log_s = torch.full((1, 3), -110.0, requires_grad=True)
+    kl = kl_monte_carlo(Posterior(family, loc, log_s), prior, 0.1, n_samples=4)
+    kl.sum().backward()
+    assert torch.isfinite(kl).all() and torch.isfinite(log_s.grad).all() and torch.isfinite(loc.grad).all()
+    assert kl.min() > 100
+
+
+def test_pyle_decoder_atoms_need_no_latents_by_latents_tensor():
+    # before: atoms() decoded torch.eye(l), an (l, l) tensor: n_latents=20000 took 1.5 GB and 5 s for a model
+    # of 0.5M parameters (8 MB of training state), and 80,000 latents ran out of memory after training
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class LargestTensor(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            sizes = [t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            LargestTensor.numel = max([LargestTensor.numel, *sizes])
+            return out
+
+    config = _bce_config()
+    model = VAE(dataclasses.replace(config, n_latents=2000), 25)
+    with LargestTensor():
+        atoms = model.atoms()
+    assert LargestTensor.numel <= 2000 * 25
+    net = model.decoder.net
+    by_definition = torch.sigmoid(net(torch.eye(2000))) - torch.sigmoid(net(torch.zeros(1, 2000)))
+    torch.testing.assert_close(atoms, by_definition.T)

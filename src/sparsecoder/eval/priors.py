@@ -18,8 +18,17 @@ __all__ = ["matched_atom_correlation", "chance_matched_correlation", "near_zero_
            "knn_separability", "atom_kurtosis"]
 
 
+def _unit_peak(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` divided by its largest |value| (all zeros stay zeros): the scale-free measures below then
+    neither overflow (squares of 1e200) nor take a matrix of tiny magnitude (1e-13) for constant columns."""
+    peak = float(np.abs(matrix).max()) if matrix.size else 0.0
+    return matrix / peak if peak > 0 else matrix
+
+
 def _centred_unit_columns(matrix: np.ndarray) -> np.ndarray:
-    """Columns minus their mean, scaled to unit L2 norm; a constant column becomes all zeros."""
+    """Columns minus their mean, scaled to unit L2 norm; a constant column (varying by less than 1e-12 of the
+    matrix's largest |value|) becomes all zeros."""
+    matrix = _unit_peak(matrix)
     centred = matrix - matrix.mean(axis=0, keepdims=True)
     norms = np.linalg.norm(centred, axis=0, keepdims=True)
     return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 1e-12 * max(1.0, norms.max()))
@@ -144,13 +153,15 @@ def _check_int(name: str, value, low: int) -> None:
 def atom_kurtosis(atoms) -> float:
     r"""Mean over atoms (columns) of the excess kurtosis of the atom's pixel values (Fisher; 0 for a
     Gaussian pattern): large for sparse, localised atoms (a few strong pixels, e.g. Gabor-like edges),
-    near 0 or negative for spread-out random patterns. Constant atoms are skipped (NaN if all are)."""
+    near 0 or negative for spread-out random patterns. Constant atoms (varying by less than 1e-12 of the
+    largest |value|) are skipped (NaN if all are)."""
     from scipy.stats import kurtosis
 
     atoms = _as_array(atoms, "atoms")
     if atoms.shape[0] < 4:
         raise ValueError(f"kurtosis needs atoms of at least 4 pixels, got shape {atoms.shape}")
-    varying = atoms.std(axis=0) > 1e-12 * max(1.0, float(np.abs(atoms).max()))
+    atoms = _unit_peak(atoms)  # kurtosis does not depend on the scale; 4th powers of 1e200 overflowed
+    varying = atoms.std(axis=0) > 1e-12
     if not varying.any():
         return float("nan")
     return float(np.mean(kurtosis(atoms[:, varying], axis=0, fisher=True, bias=True)))

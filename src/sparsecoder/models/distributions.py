@@ -27,6 +27,8 @@ PRIORS = ("gaussian", "laplace", "cauchy")
 ANALYTIC_PAIRS = {("gaussian", "gaussian"), ("gaussian", "laplace"), ("cauchy", "cauchy")}
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# |μ|/σ beyond which the folded-normal mean is |μ| to float64 precision (exp(−40²/2) underflows to 0)
+_FOLDED_FAR = 40.0
 
 
 @dataclass
@@ -51,12 +53,24 @@ class Posterior:
         Gaussian: ``z = μ + σ·ε``, ``ε ~ N(0, 1)``. Cauchy: ``z = μ + s·tan(π(u − ½))``, ``u ~ U(0, 1)``.
         Shape ``(n, l)``, or ``(S, n, l)`` with ``n_samples=S``.
         """
+        return self.loc + self.scale * self._noise(n_samples)
+
+    def rsample_and_log_prob(self, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised samples ``z`` (as :meth:`rsample`) and ``log q(z)``, the latter from the noise:
+        ``log q(z) = log f(ε) − log s`` exactly, as a function of the parameters too (``z − μ = s·ε``).
+
+        Recomputed from ``z`` it is not: next to a location far larger than the scale (μ = 10, s = e^-16),
+        ``z`` rounds to a float32 grid coarser than ``s`` and ``(z − μ)/s`` is 0 or ±8.5 instead of ``ε``
+        (a Monte-Carlo KL 0.5 nats per latent too high).
+        """
+        noise = self._noise(n_samples)
+        return self.loc + self.scale * noise, log_density(self.family, noise, 0.0, 0.0) - self.log_scale
+
+    def _noise(self, n_samples: int | None) -> torch.Tensor:
         shape = self.loc.shape if n_samples is None else (n_samples, *self.loc.shape)
         if self.family == "gaussian":
-            noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
-        else:
-            noise = standard_cauchy(shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.loc + self.scale * noise
+            return torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return standard_cauchy(shape, dtype=self.loc.dtype, device=self.loc.device)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return log_density(self.family, z, self.loc, self.log_scale)
@@ -94,9 +108,21 @@ def _log1p_square(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     # the masked-out entries get harmless stand-ins, so that no branch gives NaN gradients (log 0, inf·0)
     log_abs_t = torch.log(torch.where(nonzero, diff, torch.ones_like(diff)).abs()) - log_scale
     small = ~nonzero | (log_abs_t <= 0)
-    t_small = torch.where(small, diff, torch.zeros_like(diff)) / log_scale.exp()
+    # (diff = 0 with a scale that underflowed to 0 was 0/0 = NaN: a Cauchy posterior's log q at z = μ)
+    t_small = torch.where(small & nonzero, diff, torch.zeros_like(diff)) / torch.where(
+        small & nonzero, log_scale.exp(), torch.ones_like(log_scale))
     big = torch.where(small, torch.zeros_like(log_abs_t), log_abs_t)
     return torch.where(small, torch.log1p(t_small.square()), 2 * big + torch.log1p(torch.exp(-2 * big)))
+
+
+def _log_cosh(y: torch.Tensor) -> torch.Tensor:
+    """``log cosh(y)`` without cancellation near 0 (``log1p(2 sinh²(y/2))``) or overflow for large
+    ``|y|`` (``|y| + log1p(e^{−2|y|}) − log 2``); each branch on stand-in inputs: gradients stay finite."""
+    small = y.abs() < 1
+    y_small = torch.where(small, y, torch.zeros_like(y))
+    y_big = torch.where(small, torch.ones_like(y), y).abs()
+    return torch.where(small, torch.log1p(2 * torch.sinh(0.5 * y_small).square()),
+                       y_big + torch.log1p(torch.exp(-2 * y_big)) - math.log(2.0))
 
 
 def standard_cauchy(shape, *, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -134,11 +160,17 @@ def sample_prior(family: str, scale: float, shape, *, dtype=torch.float32, devic
 
 
 def folded_normal_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``E|z|`` for ``z ~ N(μ, σ²)``: ``σ√(2/π)·exp(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ))``."""
-    # σ that underflowed to 0 (log σ < −103 in float32) would make μ/σ = 0/0; E|z| → |μ| as σ → 0
-    sigma = sigma.clamp_min(torch.finfo(sigma.dtype).tiny)
-    phi = 0.5 * torch.erfc((mu / sigma) / math.sqrt(2.0))  # Φ(−μ/σ)
-    return sigma * math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * (mu / sigma).square()) + mu * (1 - 2 * phi)
+    """``E|z|`` for ``z ~ N(μ, σ²)``: ``σ√(2/π)·exp(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ))``.
+
+    Where ``|μ| > 40σ`` (σ that underflowed to 0 included) it is ``|μ|``: there ``exp(−μ²/2σ²)`` and
+    ``Φ(−|μ|/σ)`` are 0 even in float64, and the formula's ``μ/σ`` (0/0, or inf in float32) gave NaN values
+    or NaN gradients. The other branch is computed on stand-in inputs, so its gradient stays finite too.
+    """
+    far = ~(mu.abs() <= _FOLDED_FAR * sigma) | (sigma == 0)
+    ratio = torch.where(far, torch.zeros_like(mu), mu) / torch.where(far, torch.ones_like(sigma), sigma)
+    phi = 0.5 * torch.erfc(ratio / math.sqrt(2.0))  # Φ(−μ/σ)
+    near = sigma * math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * ratio.square()) + mu * (1 - 2 * phi)
+    return torch.where(far, mu.abs(), near)
 
 
 def kl_analytic(posterior: Posterior, prior: str, prior_scale: float) -> torch.Tensor:
@@ -146,17 +178,20 @@ def kl_analytic(posterior: Posterior, prior: str, prior_scale: float) -> torch.T
     pair = (posterior.family, prior)
     mu, log_s = posterior.loc, posterior.log_scale
     if pair == ("gaussian", "gaussian"):
-        sigma2 = (2 * log_s).exp()
-        return math.log(prior_scale) - log_s + (sigma2 + mu.square()) / (2 * prior_scale**2) - 0.5
+        # with d = log(σ/s): ½(e^{2d} − 1 − 2d) + μ²/2s², the first term by expm1: written as
+        # log s − log σ + σ²/2s² − ½ its terms cancelled to ±6e-8 in float32 (a negative KL) for σ near s
+        d = log_s - math.log(prior_scale)
+        return 0.5 * (torch.expm1(2 * d) - 2 * d).clamp_min(0) + mu.square() / (2 * prior_scale**2)
     if pair == ("gaussian", "laplace"):
         entropy = 0.5 * (_LOG_2PI + 1.0) + log_s  # ½ log(2πeσ²)
         return -entropy + math.log(2 * prior_scale) + folded_normal_mean(mu, log_s.exp()) / prior_scale
     if pair == ("cauchy", "cauchy"):
-        # in log space: log((s₁+s₂)² + μ²) − log 4s₁s₂ with L = log(s₁+s₂), so that a scale s₁ = e^{log s}
-        # that under- or overflows in float32 still gives the finite KL (it was log(x/0) = inf)
+        # (s₁+s₂)²/4s₁s₂ = cosh²(d/2) with d = log(s₁/s₂): KL = 2 log cosh(d/2) + log(1 + μ²/(s₁+s₂)²), in
+        # log space, so that a scale s₁ = e^{log s} that under- or overflows in float32 still gives the finite
+        # KL (it was log(x/0) = inf), and without the cancelling terms that gave ±2.4e-7 for s₁ near s₂
         log_s2 = math.log(prior_scale)
         log_sum = torch.logaddexp(log_s, torch.full_like(log_s, log_s2))
-        return 2 * log_sum + _log1p_square(mu, log_sum) - math.log(4.0) - log_s - log_s2
+        return 2 * _log_cosh(0.5 * (log_s - log_s2)) + _log1p_square(mu, log_sum)
     raise ValueError(
         f"no closed-form KL for a {posterior.family} posterior and a {prior} prior; "
         f"analytic pairs (posterior, prior): {sorted(ANALYTIC_PAIRS)} — use kl=monte_carlo"
@@ -170,8 +205,9 @@ def kl_monte_carlo(posterior: Posterior, prior: str, prior_scale: float, n_sampl
     ``z`` (shape ``(S, n, l)``) may be given to reuse reparameterised samples; else ``n_samples`` are drawn.
     """
     if z is None:
-        z = posterior.rsample(n_samples)
-    log_q = posterior.log_prob(z)
+        z, log_q = posterior.rsample_and_log_prob(n_samples)
+    else:
+        log_q = posterior.log_prob(z)
     log_p = log_density(prior, z, 0.0, math.log(prior_scale))
     return (log_q - log_p).mean(dim=0)
 

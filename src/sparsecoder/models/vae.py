@@ -98,6 +98,12 @@ class VAEConfig(CommonConfig):
         check(1 <= self.eval_samples <= MAX_EVAL_SAMPLES, "eval_samples",
               f"must be in [1, {MAX_EVAL_SAMPLES}], got {self.eval_samples}")
         check(self.active_threshold >= 0, "active_threshold", f"must be >= 0, got {self.active_threshold}")
+        # E_q z² and E_q |z| are infinite for a Cauchy q: KL against a Gaussian or Laplace prior is +∞, and a
+        # Monte-Carlo estimate of it is a finite number that grows without bound with the sample count
+        check(self.posterior != "cauchy" or self.prior == "cauchy", "prior",
+              f"a cauchy posterior and a {self.prior} prior have an infinite KL divergence (the Cauchy's "
+              f"tails are heavier than the prior's), so the ELBO is -inf; set prior=cauchy, or "
+              f"posterior=gaussian for a {self.prior} prior")
         if self.kl == "analytic":
             check((self.posterior, self.prior) in ANALYTIC_PAIRS, "kl",
                   f"no closed form for a {self.posterior} posterior and a {self.prior} prior; closed forms "

@@ -80,11 +80,16 @@ class PyleDecoder(nn.Module):
 
     @torch.no_grad()
     def atoms(self) -> torch.Tensor:
-        """``(d, l)``: ``sigmoid(D(eᵢ)) − sigmoid(D(0))`` — what each latent alone adds to the mean image."""
+        """``(d, l)``: ``sigmoid(D(eᵢ)) − sigmoid(D(0))`` — what each latent alone adds to the mean image.
+
+        The first layer of ``D(eᵢ)`` is its weight's column ``i`` plus the bias, so the ``l`` inputs are
+        ``W₁ᵀ + b₁`` (``(l, hidden)``, the weight's own size) rather than ``torch.eye(l)`` through the layer,
+        an ``(l, l)`` tensor (10 GB for 50,000 latents of a model with 1.3M parameters).
+        """
         first = self.net[0]
-        eye = torch.eye(first.in_features, dtype=first.weight.dtype, device=first.weight.device)
         zero = torch.zeros(1, first.in_features, dtype=first.weight.dtype, device=first.weight.device)
-        return (torch.sigmoid(self(eye)) - torch.sigmoid(self(zero))).T
+        unit_inputs = self.net[1:](first.weight.T + first.bias)
+        return (torch.sigmoid(unit_inputs) - torch.sigmoid(self(zero))).T
 
 
 def build_decoder(kind: str, n_latents: int, hidden_size: int, n_features: int) -> nn.Module:
