@@ -70,7 +70,6 @@ class MLPDecoder(nn.Module):
         Subtracting ``D(0) = W2 ReLU(b1)`` removes the bias's contribution, so each column shows what
         switching on component ``i`` alone adds to the image.
         """
-        weight = self.hidden.weight
-        one_hot = torch.eye(self.n_components, dtype=weight.dtype, device=weight.device)
-        zero = torch.zeros(1, self.n_components, dtype=weight.dtype, device=weight.device)
-        return (self(one_hot) - self(zero)).T.contiguous()
+        # the hidden layer at e_i is column i of W1 plus b1: no (l, l) one-hot matrix is built
+        hidden = self.hidden.weight.T + self.hidden.bias
+        return (self.output(torch.relu(hidden)) - self.output(torch.relu(self.hidden.bias))).T.contiguous()
