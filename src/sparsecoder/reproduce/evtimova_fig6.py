@@ -18,7 +18,8 @@ from typing import Any
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "check_settings", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_POINTS", "PAPER_GAMMA", "VARIANTS", "check_settings", "paper_gamma",
+           "training_plan", "run"]
 
 # The variants of Fig. 6 (a): WDL-NL and DO-NL are in the paper's panel too and may be asked for.
 VARIANTS = ["sdl", "sdl-nl", "vdl", "vdl-nl", "wdl", "do"]
@@ -46,6 +47,10 @@ PAPER_POINTS: dict[str, dict[str, dict[float, tuple[float, float]]]] = {
         "vdl-nl": {3e-3: (67.6, 28.4)},
     },
 }
+
+# Table 3's γ where it depends on λ (SPEC §2.7): the ImageNet-patch VDL-NL row uses γ = 20 for λ ≤ 5e-3 (the
+# preset's gamma) and γ = 40 for λ = 1e-2 and 2e-2. (data, variant) -> [(from λ, γ), ...] in increasing λ.
+PAPER_GAMMA: dict[tuple[str, str], list[tuple[float, float]]] = {("patches", "vdl-nl"): [(1e-2, 40.0)]}
 
 # The paper's protocol: every variant, each preset's λ grid, 5 seeds, the presets' epochs (200 MNIST,
 # 100 patches), all the data.
@@ -93,6 +98,37 @@ def _lams(settings: dict[str, Any], variant: str, preset: str) -> list[float]:
     return [float(v) for v in lams]
 
 
+def paper_gamma(data: str, variant: str, lam: float) -> float | None:
+    """Table 3's γ for ``variant`` at ``lam`` where it differs from the preset's (:data:`PAPER_GAMMA`), else
+    None (the preset's γ)."""
+    gamma = None
+    for low, value in PAPER_GAMMA.get((data, variant), []):
+        if lam >= low * (1.0 - 1e-9):
+            gamma = value
+    return gamma
+
+
+def training_plan(settings: dict[str, Any]) -> list[tuple[str, str, str, list[float], dict[str, Any]]]:
+    """``(variant, preset, group, λ values, overrides)`` per sweep to train: one per variant, and one more
+    for the λ whose Table-3 γ is not the preset's (:func:`paper_gamma`; group ``<preset>-gamma<γ>``, trained
+    with ``gamma`` set)."""
+    data = settings["data"]
+    overrides = checks.training_overrides(settings)
+    plan = []
+    for variant in settings["variants"]:
+        preset = f"{variant}-{data}"
+        by_gamma: dict[float | None, list[float]] = {}
+        for lam in _lams(settings, variant, preset):
+            by_gamma.setdefault(paper_gamma(data, variant, lam), []).append(lam)
+        for gamma, lams in by_gamma.items():
+            if gamma is None:
+                plan.append((variant, preset, preset, lams, overrides))
+            else:
+                group = f"{preset}-gamma{gamma:g}"
+                plan.append((variant, preset, group, lams, {**overrides, "gamma": gamma}))
+    return plan
+
+
 def _paper_point(data: str, variant: str, lam: float) -> tuple[float, float] | None:
     for paper_lam, point in PAPER_POINTS[data].get(variant, {}).items():
         if math.isclose(paper_lam, lam, rel_tol=1e-9):
@@ -137,16 +173,16 @@ def run(ctx: Context) -> Report:
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
     data = settings["data"]
-    overrides = checks.training_overrides(settings)
-    plan = [(variant, f"{variant}-{data}") for variant in settings["variants"]]
-    lams = {variant: _lams(settings, variant, preset) for variant, preset in plan}  # errors before training
+    sweeps = training_plan(settings)  # errors before training
+    plan = list(dict.fromkeys((variant, preset) for variant, preset, *_ in sweeps))
+    lams = {variant: _lams(settings, variant, preset) for variant, preset in plan}
+    gammas = sorted({(v, lam, o["gamma"]) for v, _, _, values, o in sweeps if "gamma" in o for lam in values})
 
     per_seed: list[dict[str, Any]] = []
     missing: list[str] = []
     example: dict[str, Any] = {}
-    for variant, preset in plan:
-        trials = ctx.train(preset, preset, grid={"lam": lams[variant]}, seeds=settings["seeds"],
-                           overrides=overrides)
+    for variant, preset, group, values, overrides in sweeps:
+        trials = ctx.train(group, preset, grid={"lam": values}, seeds=settings["seeds"], overrides=overrides)
         for trial in trials:
             if trial.status != "done":
                 missing.append(f"{preset} λ={trial.point['lam']:g} seed {trial.seed}: {trial.status}")
@@ -194,4 +230,7 @@ def run(ctx: Context) -> Report:
     ]
     if settings["limit"] is not None:
         differences.append(f"training samples capped at {settings['limit']} (limit)")
+    if gammas:
+        body += ["", "γ as in Table 3 where it depends on λ (not the preset's): " + "; ".join(
+            f"{v.upper()} λ={lam:g}: γ={g:g}" for v, lam, g in gammas), ""]
     return Report(rows=rows, body="\n".join(body), differences=differences, figures=figures)
