@@ -432,9 +432,9 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     n = len(data)
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
-        raise ValueError(f"{source}: {n} rows are too few for val_fraction={val_fraction:g} and test_fraction="
-                         f"{test_fraction:g}: {n_val} validation and {n_test} test rows leave none to train "
-                         f"on; lower the fractions or give more rows")
+        raise ValueError(f"{source}: {n} rows are too few for val_fraction={val_fraction:g} and "
+                         f"test_fraction={test_fraction:g}: {n_val} validation and {n_test} test rows leave "
+                         f"none to train on; lower the fractions or give more rows")
     if shape is not None and math.prod(shape) != data.shape[1]:
         raise ValueError(f"{source}: image_shape {list(shape)} holds {math.prod(shape)} values but the rows "
                          f"have {data.shape[1]}; give sizes whose product is {data.shape[1]}")
