@@ -53,16 +53,19 @@ def _preset(name):
     return next(p for p in list_presets() if p.name == name)
 
 
-@pytest.mark.parametrize("name", [n for n in VAE_PRESETS
-                                  if n.startswith("svae") and _preset(n).config["data"] != "whitened_patches"])
+SVAE_PRESETS = [n for n in VAE_PRESETS if n.startswith("svae")]
+SVAE_PATCHES = [n for n in SVAE_PRESETS if _preset(n).config["data"] == "whitened_patches"]
+SVAE_OTHER = [n for n in SVAE_PRESETS if n not in SVAE_PATCHES]
+
+
+@pytest.mark.parametrize("name", SVAE_OTHER)
 def test_svae_presets_on_other_data_do_not_quote_the_patch_results(name):
     preset = _preset(name)
     quoted = [number for number in _PATCH_NUMBERS if number in preset.description]
     assert not quoted, f"{name} ({preset.config['data']}) quotes the natural-patch results {quoted}"
 
 
-@pytest.mark.parametrize("name", [n for n in VAE_PRESETS
-                                  if n.startswith("svae") and _preset(n).config["data"] == "whitened_patches"])
+@pytest.mark.parametrize("name", SVAE_PATCHES)
 def test_svae_patch_presets_have_an_overcomplete_linear_decoder(name):
     # SPEC §4: linear, overcomplete decoder (l > d; 16×16 patches, l = 450)
     config = _preset(name).config
