@@ -193,6 +193,23 @@ def test_a_run_whose_config_yaml_was_edited_is_refused_as_evaluate_refuses_it(tm
             call()
 
 
+def test_a_config_yaml_of_another_model_family_is_named_as_such(tmp_path):
+    # a VAE's config.yaml put into a run of another family was refused as a list of every differing key
+    from sparsecoder.config import save_config
+    from sparsecoder.models.vae import VAEConfig
+    from sparsecoder.train import encode_run, evaluate_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    save_config(run / "config.yaml", "vae", VAEConfig(n_latents=4))
+    message = (r"config.yaml is for a 'vae' model, but its checkpoint and weights are of a "
+               r"'test_linear_autoencoder' model; put the run's own config.yaml back$")
+    for call in (lambda: encode_run(run, np.zeros((2, 16), np.float32)), lambda: evaluate_run(run),
+                 lambda: train(None, run, resume=True, progress=False)):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp_path, capsys):
     # audit 2026-11-29: "config key 'device': 'cuda' needs CUDA (not available); use auto or cpu" did not
     # say which file holds that key (the run's config.yaml, where device may be edited)

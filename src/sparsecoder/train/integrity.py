@@ -352,17 +352,23 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeable,
-                        action: str = "resume") -> dict[str, Any]:
+                        action: str = "resume", model_name: str | None = None) -> dict[str, Any]:
     """Refuse to ``action`` (resume, evaluate) when ``config`` differs from the checkpoint's config in a key
     not in ``changeable``.
 
     ``config`` is the run's ``config.yaml`` (with the ``--set`` values applied on resume). The checkpoint's
-    config is first checked against its stored digest; each changed key is named with both values.
-    Returns the loaded checkpoint.
+    config is first checked against its stored digest; each changed key is named with both values. A
+    ``config.yaml`` of another model family (``model_name``, its registered name) is named as such, not
+    as a list of every key. Returns the loaded checkpoint.
     """
     from sparsecoder.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint_path)
+    if model_name is not None and state["model_name"] != model_name:
+        raise ValueError(
+            f"cannot {action} {checkpoint_path.parent}: its config.yaml is for a '{model_name}' model, but "
+            f"its checkpoint and weights are of a '{state['model_name']}' model; put the run's own "
+            f"config.yaml back")
     saved = state["config"]
     stored = state.get("config_digest")
     if stored is not None and stored != config_digest(saved):

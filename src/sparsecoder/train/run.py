@@ -224,7 +224,8 @@ def _check_config(run_dir: Path, config) -> None:
     ``lista_iterations``: the weights still load, but every code changes), as ``evaluate`` refuses it;
     checked against ``checkpoint.pt``'s config where the run has one."""
     if (run_dir / CHECKPOINT_FILE).is_file():
-        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="use")
+        check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="use",
+                            model_name=config.model_name)
 
 
 def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any, DataSplits]:
@@ -278,7 +279,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     state = {}
     if (run_dir / CHECKPOINT_FILE).is_file():  # metrics of an edited config.yaml would not be the run's
         state = check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES,
-                                    action="evaluate")
+                                    action="evaluate", model_name=config.model_name)
     stored = read_run_data(run_dir)
     if data is None:
         data = load_test_split(config)

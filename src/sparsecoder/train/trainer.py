@@ -402,7 +402,8 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         if out_dir.is_dir():
             check_run_files(out_dir, (*RUN_FILES, *_PICTURES))
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
-        check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES)
+        check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
+                            model_name=config.model_name)
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
         if not (out_dir / WEIGHTS_FILE).is_file():  # the end of the run reloads them: named now, not then
             raise missing_weights(out_dir)
