@@ -486,3 +486,22 @@ def test_pyle_decoder_atoms_need_no_latents_by_latents_tensor():
     net = model.decoder.net
     by_definition = torch.sigmoid(net(torch.eye(2000))) - torch.sigmoid(net(torch.zeros(1, 2000)))
     torch.testing.assert_close(atoms, by_definition.T)
+
+
+@pytest.mark.parametrize("n_features", [2.7, True, "64", 0])
+def test_vae_size_and_image_shape_are_checked_as_the_sparse_autoencoder_s(n_features):
+    # 2.7 built a VAE on 2 features, True one on 1; an image_shape of other size was kept for the pictures
+    config = VAEConfig(n_latents=3, encoder_hidden=8)
+    with pytest.raises(ValueError, match="VAE: n_features must be an integer >= 1"):
+        VAE(config, n_features)
+    assert VAE(config, np.int64(64), (8, 8)).n_features == 64
+    with pytest.raises(ValueError, match=r"image_shape \(10, 10\) holds 100 values, not the 64 features"):
+        VAE(config, 64, (10, 10))
+
+
+def test_a_vae_converted_to_float64_is_refused_naming_model_float():
+    model = VAE(VAEConfig(n_latents=3, encoder_hidden=8), 16).double()
+    with pytest.raises(ValueError, match=r"VAE computes in float32, but its parameters are torch.float64; "
+                                         r"convert it back with model.float\(\)"):
+        model.encode(torch.zeros(2, 16))
+    assert model.float().encode(torch.zeros(2, 16)).shape == (2, 3)

@@ -28,9 +28,16 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, ConfigError, check, register_config
 from sparsecoder.data.base import DataSplits
-from sparsecoder.models.common import check_fits_in_memory, check_rows, module_device
+from sparsecoder.models.common import (
+    check_fits_in_memory,
+    check_float32_model,
+    check_image_shape,
+    check_rows,
+    module_device,
+)
 from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
 from sparsecoder.nn.constraints import unit_norm_columns_
+from sparsecoder.nn.sizes import check_size
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
@@ -164,12 +171,14 @@ class VAE(nn.Module):
         super().__init__()
         if not isinstance(config, VAEConfig):
             raise ValueError(f"VAE needs a VAEConfig, not {type(config).__name__}")
+        n_features = check_size("VAE", "n_features", n_features)
+        image_shape = check_image_shape("VAE", image_shape, n_features)
         # before any tensor: the training state must fit in memory (counted on the meta device)
         check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
-                             what=f"a VAE on {int(n_features)} features")
+                             what=f"a VAE on {n_features} features")
         self.config = config
-        self.n_features = int(n_features)
-        self.image_shape = tuple(image_shape) if image_shape else None
+        self.n_features = n_features
+        self.image_shape = image_shape
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.encoder = PosteriorEncoder(config.encoder, self.n_features, config.n_latents,
@@ -240,6 +249,7 @@ class VAE(nn.Module):
         return self.reconstruction_nll(x, self.decoder_output(z)), self.kl(q).sum(dim=-1)
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        check_float32_model(self)
         return check_rows(x, self.n_features, self.device, name)
 
     # ------------------------------------------------------------------------------------------
