@@ -8,11 +8,10 @@ posterior locations (``model.encode``) and atoms (``model.atoms()``) of trained 
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from sparsecoder.eval.metrics import _as_array, _finite_number
+from sparsecoder.nn.sizes import check_size
 
 __all__ = ["matched_atom_correlation", "chance_matched_correlation", "near_zero_fraction", "latent_spread",
            "knn_separability", "atom_kurtosis"]
@@ -79,7 +78,7 @@ def chance_matched_correlation(true, n_learned: int, *, n_draws: int = 200, seed
     noise: the level a model that learned nothing reaches by chance (Monte Carlo over ``n_draws``)."""
     true = _as_array(true, "true")
     for name, value, low in (("n_learned", n_learned, 1), ("n_draws", n_draws, 1), ("seed", seed, 0)):
-        _check_int(name, value, low)
+        check_size("chance_matched_correlation", name, value, low)
     rng = np.random.default_rng(seed)
     values = [matched_atom_correlation(rng.standard_normal((true.shape[0], n_learned)), true)[0].mean()
               for _ in range(n_draws)]
@@ -121,9 +120,9 @@ def knn_separability(codes, labels, *, k: int = 5, folds: int = 5, seed: int = 0
     from sparsecoder.data.base import check_labels
 
     codes = _as_array(codes, "codes")
-    _check_int("k", k, 1)
-    _check_int("folds", folds, 2)
-    _check_int("seed", seed, 0)
+    k = check_size("knn_separability", "k", k)
+    folds = check_size("knn_separability", "folds", folds, low=2)
+    seed = check_size("knn_separability", "seed", seed, low=0)
     labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels).ravel()
     if labels.shape[0] != codes.shape[0]:
         raise ValueError(f"labels must have one entry per code row, got {labels.shape[0]} for "
@@ -138,16 +137,10 @@ def knn_separability(codes, labels, *, k: int = 5, folds: int = 5, seed: int = 0
     n_fit = len(labels) - -(-len(labels) // folds)  # the smallest training fold
     if k > n_fit:  # scikit-learn fails every fold, and cross_val_score returned NaN
         raise ValueError(f"k={k} neighbours but a training fold has only {n_fit} samples; lower k or folds")
-    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(k)), codes, labels, cv=splitter,
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), codes, labels, cv=splitter,
                              error_score="raise")
     return float(scores.mean())
-
-
-def _check_int(name: str, value, low: int) -> None:
-    """``value`` must be an integer ``>= low`` (not a bool, not 2.5): a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def atom_kurtosis(atoms) -> float:

@@ -1,4 +1,5 @@
-"""The one check of a layer or model size (features, components, hidden units, iterations)."""
+"""The one check of an integer argument: a layer or model size (features, components, hidden units,
+iterations), a count or a seed."""
 
 from __future__ import annotations
 
