@@ -149,10 +149,9 @@ def launch_environment() -> tuple[int, int, int]:
     local_rank = _environment_int("LOCAL_RANK", default=0)
     if rank >= world_size:
         raise _launch_error(f"RANK={rank} is not below WORLD_SIZE={world_size}")
-    for name in ("MASTER_ADDR", "MASTER_PORT"):
-        if not os.environ.get(name, "").strip():
-            raise _launch_error(f"WORLD_SIZE={world_size} asks for several processes but {name} is not set")
-    _environment_int("MASTER_PORT", low=1)
+    if not os.environ.get("MASTER_ADDR", "").strip():
+        raise _launch_error(f"WORLD_SIZE={world_size} asks for several processes but MASTER_ADDR is not set")
+    _environment_int("MASTER_PORT", low=1)  # refuses a missing one with the same message
     return world_size, rank, local_rank
 
 
