@@ -9,14 +9,19 @@ epochs by the two processes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from sparsecoder.cli import main
 from sparsecoder.config import ConfigError
 from sparsecoder.train import train
 from sparsecoder.train.checkpoint import load_checkpoint
@@ -235,9 +240,18 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
     la.LinearAutoencoder.steps_taken = 0
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=1))
     config = la.LinearAutoencoderConfig(epochs=1 if scenario != "nan_on_rank1" else 2, batch_size=20,
-                                        num_threads=1)
+                                        num_threads=1, device="cpu")
     try:
-        train(config, out, progress=False, data=la.synthetic_splits(n_train=40, n_val=10, n_test=10))
+        if scenario == "short_rank0_timeout":  # the command line: its exit status and message
+            preset = Path(errors_dir) / "tiny-linear.yaml"
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                code = main(["train", str(preset), "--quiet", "--out", out, "--set", "data=arrays",
+                             f"data_dir={Path(errors_dir) / 'rows.npy'}"])
+            if code:
+                Path(f"{errors_dir}/rank{rank}.txt").write_text(f"exit {code}: {stderr.getvalue()}")
+        else:
+            train(config, out, progress=False, data=la.synthetic_splits(n_train=40, n_val=10, n_test=10))
     except Exception as err:  # noqa: BLE001 - reported to the test through a file
         with open(f"{errors_dir}/rank{rank}.txt", "w") as fh:
             fh.write(f"{type(err).__name__}: {err}")
@@ -250,9 +264,14 @@ def _run_scenario(tmp_path, scenario: str) -> tuple[list[str | None], object]:
     import torch._dynamo  # noqa: F401 - imported by Adam: once here, not in each forked process (seconds)
 
     import sparsecoder.viz  # noqa: F401 - matplotlib, the same
+    from sparsecoder.config import save_config
+    from tests.train import linear_autoencoder as la
 
     out, errors = tmp_path / scenario, tmp_path / f"{scenario}-errors"
     errors.mkdir()
+    save_config(errors / "tiny-linear.yaml", la.MODEL_NAME,
+                la.LinearAutoencoderConfig(epochs=1, batch_size=20, num_threads=1, device="cpu"))
+    np.save(errors / "rows.npy", np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32))
     mp.start_processes(_scenario_worker, args=(_free_port(), str(out), scenario, str(errors)),
                        nprocs=WORLD_SIZE, start_method="fork")
     messages = [(errors / f"rank{r}.txt").read_text() if (errors / f"rank{r}.txt").exists() else None
@@ -267,13 +286,14 @@ def test_rank0_work_longer_than_the_collective_timeout_does_not_stop_the_run(tmp
     messages, out = _run_scenario(tmp_path, "slow_validation")
     assert messages == [None, None], messages
     assert (out / "metrics.json").is_file()
+    # the command line (exit status 1, one line; it said "unexpected ... report it"):
     messages, out = _run_scenario(tmp_path, "short_rank0_timeout")
-    assert messages[1].startswith("RankFailed: rank 1 lost contact") and \
+    assert messages[1].startswith("exit 1: error: rank 1 lost contact") and \
         "took longer than 0.3 s (set SPARSECODER_RANK0_TIMEOUT" in messages[1]
     # rank 0, which then met rank 1's closed connection, names rank 1 and its reason
-    assert messages[0].startswith("RankFailed: rank 1 stopped the run: RankFailed: rank 1 lost contact"), \
+    assert messages[0].startswith("exit 1: error: rank 1 stopped the run: RankFailed: rank 1 lost contact"), \
         messages
-    assert "nothing to resume" in messages[0]
+    assert "nothing to resume" in messages[0] and all(m.count("\n") == 1 for m in messages)
 
 
 def test_a_divergence_on_one_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_path):
