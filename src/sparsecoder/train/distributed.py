@@ -268,7 +268,7 @@ def current_world(device: torch.device) -> World:
 
 
 def rank0_timeout_seconds() -> float:
-    """``SPARSECODER_RANK0_TIMEOUT`` (seconds > 0), default :data:`DEFAULT_RANK0_TIMEOUT_S`."""
+    """``SPARSECODER_RANK0_TIMEOUT`` (seconds >= 1), default :data:`DEFAULT_RANK0_TIMEOUT_S`."""
     raw = os.environ.get(RANK0_TIMEOUT_ENV, "").strip()
     if not raw:
         return float(DEFAULT_RANK0_TIMEOUT_S)
@@ -276,9 +276,9 @@ def rank0_timeout_seconds() -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and value >= 1):  # also the time its group has to form, at the start
         raise ValueError(f"environment variable {RANK0_TIMEOUT_ENV}={raw[:50]!r} must be a number of seconds "
-                         f"> 0 (how long the other processes wait for rank 0's validation, evaluation and "
+                         f">= 1 (how long the other processes wait for rank 0's validation, evaluation and "
                          f"writes; default {DEFAULT_RANK0_TIMEOUT_S}); set it so, or unset it")
     return value
 
