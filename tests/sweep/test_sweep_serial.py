@@ -95,3 +95,36 @@ def test_a_second_sweep_into_a_folder_in_use_is_refused_naming_the_holder(tmp_pa
         assert "in use by another sparsecoder process" in capsys.readouterr().err
         assert [p.name for p in out.iterdir()] == [".sparsecoder.lock"]
     assert not out.exists()  # made for the lock and left empty: removed
+
+
+def test_a_trial_folder_holding_another_run_is_not_overwritten(tmp_path):
+    # a trial folder without checkpoint.pt was started over with overwrite=True whatever run it held: a
+    # run of lam=0.5 put there (its checkpoint deleted) had its weights and config.yaml replaced by lam=0.02
+    from sparsecoder.config import save_config
+    from sparsecoder.sweep.executor import check_own_trial, run_trial
+    from sparsecoder.train.trainer import resolve_config
+
+    trial = {"limit": 300, "epochs": 1, "lam": 0.02, "seed": 0, "num_threads": 1, "device": "cpu"}
+    folder = tmp_path / "sdl-mnist" / "seed=0"
+    folder.mkdir(parents=True)
+    other, meta = resolve_config("sdl-mnist", {**trial, "lam": 0.5})
+    save_config(folder / "config.yaml", other.model_name, other, extra={"preset": meta["preset"]})
+    (folder / "model.safetensors").write_bytes(b"the user's weights")
+    outcome = run_trial("sdl-mnist", str(folder), trial)
+    assert outcome["status"] == "failed"
+    assert "holds a run of another config (lam: folder has 0.5, trial 0.02), not this sweep's trial" \
+        in outcome["message"]
+    assert (folder / "model.safetensors").read_bytes() == b"the user's weights"
+    assert "lam: 0.5" in (folder / "config.yaml").read_text()
+    # another preset's run, and a config.yaml that is not a run config, are refused too
+    vdl, _ = resolve_config("vdl-mnist", trial)
+    save_config(folder / "config.yaml", vdl.model_name, vdl, extra={"preset": "vdl-mnist"})
+    with pytest.raises(ValueError, match="preset: folder has 'vdl-mnist', trial 'sdl-mnist'"):
+        check_own_trial("sdl-mnist", folder, trial)
+    (folder / "config.yaml").write_text("model: [\n")
+    with pytest.raises(FileExistsError, match="not a readable run config"):
+        check_own_trial("sdl-mnist", folder, trial)
+    # this trial's own folder (an attempt stopped before its first epoch) passes; num_threads may differ
+    own, _ = resolve_config("sdl-mnist", {**trial, "num_threads": 2})
+    save_config(folder / "config.yaml", own.model_name, own, extra={"preset": "sdl-mnist"})
+    check_own_trial("sdl-mnist", folder, trial)

@@ -9,14 +9,19 @@ epochs by the two processes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from sparsecoder.cli import main
 from sparsecoder.config import ConfigError
 from sparsecoder.train import train
 from sparsecoder.train.checkpoint import load_checkpoint
@@ -193,3 +198,121 @@ def test_a_training_split_too_small_for_the_processes_says_which_batch_size_fits
     _check_world(SimpleNamespace(batch_size=4), world, 3)
     with pytest.raises(ConfigError, match=r"\(1 rows\) gives batches of 1 row .*; use more data or fewer"):
         _check_world(SimpleNamespace(batch_size=2), world, 1)
+
+
+def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: str) -> None:
+    """One tiny 2-process run of the test family in a default group whose collectives time out after 1 s:
+    ``slow_validation`` (rank 0 validates for 1.5 s, longer than that), ``short_rank0_timeout`` (the same
+    with SPARSECODER_RANK0_TIMEOUT=1) or ``nan_on_rank1`` (rank 1's parameters become NaN in epoch 2)."""
+    import datetime
+    import time
+
+    import torch.distributed as dist
+
+    from sparsecoder.models import _FAMILIES
+    from tests.train import linear_autoencoder as la
+
+    torch.set_num_threads(1)
+    _as_torchrun(rank, port)
+    os.environ.pop("SPARSECODER_RANK0_TIMEOUT", None)
+    if scenario == "short_rank0_timeout":
+        os.environ["SPARSECODER_RANK0_TIMEOUT"] = "1"
+
+    def slow_validation(model, split):
+        if rank == 0:
+            time.sleep(1.5)
+        return la.validation_metrics(model, split)
+
+    original = la.LinearAutoencoder.training_losses
+
+    def nan_in_epoch_2(self, batch, *, reduce=None):  # 2 batches per epoch: step 3 is in epoch 2
+        if la.LinearAutoencoder.steps_taken >= 2:
+            with torch.no_grad():
+                self.encoder.weight.fill_(float("nan"))
+            raise ValueError("the codes are NaN")
+        return original(self, batch, reduce=reduce)
+
+    if scenario == "nan_on_rank1":
+        if rank == 1:
+            la.LinearAutoencoder.training_losses = nan_in_epoch_2
+    else:
+        _FAMILIES[la.MODEL_NAME]["validate"] = slow_validation
+    la.LinearAutoencoder.steps_taken = 0
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=1))
+    config = la.LinearAutoencoderConfig(epochs=1 if scenario != "nan_on_rank1" else 2, batch_size=20,
+                                        num_threads=1, device="cpu")
+    try:
+        if scenario == "short_rank0_timeout":  # the command line: its exit status and message
+            preset = Path(errors_dir) / "tiny-linear.yaml"
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                code = main(["train", str(preset), "--quiet", "--out", out, "--set", "data=arrays",
+                             f"data_dir={Path(errors_dir) / 'rows.npy'}"])
+            if code:
+                Path(f"{errors_dir}/rank{rank}.txt").write_text(f"exit {code}: {stderr.getvalue()}")
+        else:
+            train(config, out, progress=False, data=la.synthetic_splits(n_train=40, n_val=10, n_test=10))
+    except Exception as err:  # noqa: BLE001 - reported to the test through a file
+        with open(f"{errors_dir}/rank{rank}.txt", "w") as fh:
+            fh.write(f"{type(err).__name__}: {err}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _run_scenario(tmp_path, scenario: str) -> tuple[list[str | None], object]:
+    import torch._dynamo  # noqa: F401 - imported by Adam: once here, not in each forked process (seconds)
+
+    import sparsecoder.viz  # noqa: F401 - matplotlib, the same
+    from sparsecoder.config import save_config
+    from tests.train import linear_autoencoder as la
+
+    out, errors = tmp_path / scenario, tmp_path / f"{scenario}-errors"
+    errors.mkdir()
+    save_config(errors / "tiny-linear.yaml", la.MODEL_NAME,
+                la.LinearAutoencoderConfig(epochs=1, batch_size=20, num_threads=1, device="cpu"))
+    np.save(errors / "rows.npy", np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32))
+    mp.start_processes(_scenario_worker, args=(_free_port(), str(out), scenario, str(errors)),
+                       nprocs=WORLD_SIZE, start_method="fork")
+    messages = [(errors / f"rank{r}.txt").read_text() if (errors / f"rank{r}.txt").exists() else None
+                for r in range(WORLD_SIZE)]
+    return messages, out
+
+
+def test_rank0_work_longer_than_the_collective_timeout_does_not_stop_the_run(tmp_path):
+    # rank 1 waited for rank 0's validation under the process group's timeout (torch's default 30 min on
+    # gloo): a validation longer than it killed the run ("Timed out waiting 1000ms for recv operation").
+    # Now the wait has a timeout of its own, SPARSECODER_RANK0_TIMEOUT (default 24 h)
+    messages, out = _run_scenario(tmp_path, "slow_validation")
+    assert messages == [None, None], messages
+    assert (out / "metrics.json").is_file()
+    # the command line (exit status 1, one line; it said "unexpected ... report it"):
+    messages, out = _run_scenario(tmp_path, "short_rank0_timeout")
+    assert messages[1].startswith("exit 1: error: rank 1 lost contact") and \
+        "took longer than 1 s (set SPARSECODER_RANK0_TIMEOUT" in messages[1]
+    # rank 0, which then met rank 1's closed connection, names rank 1 and its reason
+    assert messages[0].startswith("exit 1: error: rank 1 stopped the run: RankFailed: rank 1 lost contact"), \
+        messages
+    assert "nothing to resume" in messages[0] and all(m.count("\n") == 1 for m in messages)
+
+
+def test_a_divergence_on_one_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_path):
+    # rank 1 alone met NaN in its shard's step: it stopped with TrainingDiverged while rank 0 failed with
+    # gloo's "Connection closed by peer [127.0.0.1]:50304" (a RuntimeError naming no rank)
+    messages, out = _run_scenario(tmp_path, "nan_on_rank1")
+    assert messages[1].startswith("TrainingDiverged: training diverged in epoch 2"), messages
+    assert messages[0].startswith("TrainingDiverged: rank 1 stopped the run: TrainingDiverged: training "
+                                  "diverged in epoch 2"), messages
+    assert "last good epoch 1" in messages[0]
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize("value", ["0.5", "-5", "soon", "nan"])
+def test_a_malformed_rank0_timeout_is_named_up_front(monkeypatch, value):
+    from sparsecoder.train.distributed import rank0_timeout_seconds
+
+    monkeypatch.setenv("SPARSECODER_RANK0_TIMEOUT", value)
+    with pytest.raises(ValueError, match=f"SPARSECODER_RANK0_TIMEOUT='{value}' must be a number of seconds"):
+        rank0_timeout_seconds()
+    monkeypatch.setenv("SPARSECODER_RANK0_TIMEOUT", "7200")
+    assert rank0_timeout_seconds() == 7200.0

@@ -14,6 +14,7 @@ Trial states on disk (all in the trial's run folder, which must be on storage ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -82,6 +83,8 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
     path = Path(trial_dir)
     resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
     try:
+        if not resume and path.exists():
+            check_own_trial(preset, path, overrides)  # overwrite=True replaces this trial's files only
         train(preset, path, overrides=overrides, resume=resume, overwrite=not resume and path.exists(),
               progress=False)
     except TrainingDiverged as err:
@@ -91,6 +94,38 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
         return {"status": "failed", "message": f"{type(err).__name__}: {err}", "traceback": tail,
                 "started": started, "finished": time.time()}
     return {"status": "done", "message": "", "started": started, "finished": time.time()}
+
+
+def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> None:
+    """Refuse to start the trial over ``trial_dir`` (its run files replaced) unless the run there is this
+    trial's: its ``config.yaml`` names ``preset`` and holds the trial's config (``epochs``, ``device`` and
+    ``num_threads`` aside, as on resume). A folder without ``config.yaml`` is left to the trainer, which
+    refuses one that is not empty. Resuming is checked by the trainer itself."""
+    from sparsecoder.config import ConfigError, load_config, read_config_document
+    from sparsecoder.train.trainer import RESUMABLE_CHANGES, resolve_config
+
+    path = trial_dir / "config.yaml"
+    if not path.is_file():
+        return
+    fix = ("the sweep replaces only the files of its own trials; move that folder out of the sweep (or "
+           "delete it) and rerun")
+    try:
+        _, saved = load_config(path)
+        saved_preset = read_config_document(path).get("preset")
+    except (OSError, ValueError) as err:  # ConfigError is a ValueError
+        raise FileExistsError(f"{trial_dir} holds a config.yaml that is not a readable run config ({err}), "
+                              f"so it is not verifiably this trial's folder; {fix}") from None
+    wanted = resolve_config(preset, overrides)[0]
+    differences = [] if saved_preset == preset else [f"preset: folder has {saved_preset!r}, trial {preset!r}"]
+    if type(saved) is not type(wanted):
+        differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
+    else:
+        differences += [f"{f.name}: folder has {getattr(saved, f.name)!r}, trial {getattr(wanted, f.name)!r}"
+                        for f in dataclasses.fields(saved) if f.name not in RESUMABLE_CHANGES
+                        and getattr(saved, f.name) != getattr(wanted, f.name)]
+    if differences:
+        raise ConfigError(f"{trial_dir} holds a run of another config ({'; '.join(differences[:5])}), not "
+                          f"this sweep's trial; {fix}")
 
 
 def check_address(address: str) -> None:

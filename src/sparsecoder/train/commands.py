@@ -88,7 +88,7 @@ def _print_metrics(metrics: dict) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
-    from sparsecoder.train.distributed import process_rank
+    from sparsecoder.train.distributed import RankFailed, process_rank
     from sparsecoder.train.trainer import TrainingDiverged, train
 
     if args.resume and args.overwrite:
@@ -100,6 +100,9 @@ def _train(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except RankFailed as err:  # another process of a torchrun run stopped it (it printed its own error)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if (args.out / "checkpoint.pt").is_file():
             print(f"interrupted; the last completed epoch is saved in {args.out / 'checkpoint.pt'}. Continue "

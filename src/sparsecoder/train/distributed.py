@@ -7,12 +7,20 @@ into one process group (``gloo`` on the CPU, ``nccl`` on CUDA, one GPU per proce
 Every process holds the model and the data, trains on its shard (:func:`shard`) of every global batch,
 and the trainer all-reduces gradients and logs; rank 0 alone validates, evaluates and writes the run
 folder (:meth:`World.on_main` runs a function there and hands its result, or its error, to every rank).
+The other ranks wait for that rank-0 work in a group of its own whose timeout is
+``SPARSECODER_RANK0_TIMEOUT`` seconds (default 24 h), not the training collectives' (torch's default,
+30 min on gloo), so a long evaluation does not time them out. A process whose ``train`` raises posts its
+error to the rendezvous store before it leaves the group; the others, whose collective then fails, raise
+:class:`RankFailed` naming that rank and its error.
 Multi-node runs use torchrun's rendezvous flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``);
 nothing here depends on being on one machine.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "current_world", "shard", "LOCAL_STATISTICS_ENV"]
+__all__ = ["World", "RankFailed", "current_world", "shard", "LOCAL_STATISTICS_ENV", "RANK0_TIMEOUT_ENV"]
 
 T = TypeVar("T")
 
@@ -31,8 +39,26 @@ T = TypeVar("T")
 LOCAL_STATISTICS_ENV = "SPARSECODER_DEBUG_LOCAL_BATCH_STATISTICS"
 
 
+# Seconds the other processes wait for rank 0's own work (validation, test evaluation, pictures, writing
+# the run folder); a malformed value is refused up front like torchrun's variables
+RANK0_TIMEOUT_ENV = "SPARSECODER_RANK0_TIMEOUT"
+DEFAULT_RANK0_TIMEOUT_S = 24 * 3600
+_FAILED_KEY = "sparsecoder/failed/rank"  # + rank: the error a process stopped with (rendezvous store)
+
+
 class RankFailed(RuntimeError):
-    """Rank 0 raised while the other processes waited for it; the message is rank 0's error."""
+    """Another training process stopped the run (``rank``: which one, None when unknown; ``kind``: the
+    class name of its error, e.g. ``TrainingDiverged``), or contact with one was lost."""
+
+    def __init__(self, message: str, rank: int | None = None, kind: str = ""):
+        super().__init__(message)
+        self.rank, self.kind = rank, kind
+
+
+def _store():
+    from torch.distributed import distributed_c10d
+
+    return distributed_c10d._get_default_store()
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,8 @@ class World:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     owns_group: bool = False  # this process group was joined here (and is left by close())
+    main_group: Any = None  # the gloo group in which the other ranks wait for rank 0 (rank0_timeout)
+    rank0_timeout: float = DEFAULT_RANK0_TIMEOUT_S
 
     @property
     def distributed(self) -> bool:
@@ -56,7 +84,8 @@ class World:
     def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """Element-wise sum of ``tensor`` over all processes, in place; returns it (a no-op alone)."""
         if self.distributed:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            self._collective("summing over the processes",
+                             lambda: dist.all_reduce(tensor, op=dist.ReduceOp.SUM))
         return tensor
 
     def gather(self, obj: T) -> list[T]:
@@ -64,14 +93,15 @@ class World:
         if not self.distributed:
             return [obj]
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, obj)
+        self._collective("gathering from the processes", lambda: dist.all_gather_object(gathered, obj))
         return gathered
 
     def on_main(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 only and return its result on every rank.
 
         If ``fn`` raises on rank 0, rank 0 re-raises it and every other rank raises :class:`RankFailed`
-        with its message, so that all processes stop together instead of waiting on a collective.
+        with its message, so that all processes stop together instead of waiting on a collective. The
+        other ranks wait up to ``rank0_timeout`` seconds (``SPARSECODER_RANK0_TIMEOUT``).
         """
         result, error = None, None
         if self.is_main:
@@ -81,14 +111,63 @@ class World:
                 error = err
         if self.distributed:
             box = [result if error is None else None,
-                   None if error is None else f"{type(error).__name__}: {error}"]
-            dist.broadcast_object_list(box, src=0)
-            result, message = box
-            if message is not None and not self.is_main:
-                raise RankFailed(f"rank 0 stopped the run: {message}")
+                   None if error is None else (type(error).__name__, str(error))]
+            self._collective("waiting for rank 0's validation, evaluation or writes",
+                             lambda: dist.broadcast_object_list(box, src=0, group=self.main_group),
+                             waiting_for_main=True)
+            result, failure = box
+            if failure is not None and not self.is_main:
+                raise RankFailed(f"rank 0 stopped the run: {failure[0]}: {failure[1]}", rank=0,
+                                 kind=failure[0])
         if error is not None:
             raise error
         return result  # type: ignore[return-value]
+
+    def _collective(self, what: str, call: Callable[[], Any], waiting_for_main: bool = False) -> Any:
+        """``call()``, a collective; its failure (the peer's connection closed, or a timeout) becomes a
+        :class:`RankFailed` naming the process that posted its error (:meth:`report_failure`), or saying
+        that contact was lost and why that happens."""
+        try:
+            return call()
+        except RuntimeError as err:  # gloo: RuntimeError; nccl: DistBackendError, a RuntimeError
+            posted = self._posted_failure()
+            if posted is not None:
+                raise RankFailed(f"rank {posted['rank']} stopped the run: {posted['kind']}: "
+                                 f"{posted['message']}", rank=posted["rank"], kind=posted["kind"]) from err
+            if waiting_for_main and not self.is_main:
+                why = (f"rank 0 died (killed, out of memory, its machine lost) or its validation, evaluation "
+                       f"or writes took longer than {self.rank0_timeout:g} s (set {RANK0_TIMEOUT_ENV} to "
+                       f"more seconds)")
+            else:
+                why = ("another process died (killed, out of memory, its machine lost: torchrun's summary "
+                       "names its rank) or stopped answering within the process group's timeout")
+            raise RankFailed(f"rank {self.rank} lost contact with the other training processes while {what}: "
+                             f"{why} ({type(err).__name__}: {str(err)[:300]})", rank=self.rank) from err
+
+    def report_failure(self, error: BaseException) -> None:
+        """Post the error this process stops with to the rendezvous store, before it leaves the process
+        group, so that the processes whose collective fails name it (a :class:`RankFailed` relaying
+        another rank's error is not posted again; this rank's lost contact is)."""
+        if not self.distributed or (isinstance(error, RankFailed) and error.rank != self.rank):
+            return
+        record = {"rank": self.rank, "kind": type(error).__name__, "message": str(error)[:4000]}
+        try:
+            _store().set(f"{_FAILED_KEY}{self.rank}", json.dumps(record))
+        except Exception:  # noqa: BLE001 - the store is gone too: the others report a lost contact
+            pass
+
+    def _posted_failure(self) -> dict[str, Any] | None:
+        """The error another process posted (the lowest such rank), or None (none, or the store is gone:
+        it lives in rank 0 without torchrun's agent)."""
+        try:
+            store = _store()
+            for rank in range(self.world_size):
+                key = f"{_FAILED_KEY}{rank}"
+                if rank != self.rank and store.check([key]):
+                    return json.loads(store.get(key))
+        except Exception:  # noqa: BLE001 - unreachable or unreadable: nothing to name
+            return None
+        return None
 
     def rank_seed(self, seed: int) -> int:
         """The seed of this process's random generators: ``seed`` on rank 0, a derived one elsewhere
@@ -100,7 +179,9 @@ class World:
     def close(self) -> None:
         """Leave the process group if :func:`current_world` joined it (not one the caller set up)."""
         if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+            dist.destroy_process_group()  # all its groups, main_group too
+        elif self.main_group is not None and dist.is_initialized():
+            dist.destroy_process_group(self.main_group)
 
 
 # What torchrun sets for each process (env:// rendezvous); a missing or malformed one is named up front.
@@ -173,11 +254,33 @@ def current_world(device: torch.device) -> World:
                                f"{torch.cuda.device_count()} GPUs; use --nproc_per_node <= the GPU count")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    rank0_timeout = rank0_timeout_seconds()
     owns_group = not dist.is_initialized()
     if owns_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:  # this process's error of an earlier run in the same process group is no longer news
+        _store().delete_key(f"{_FAILED_KEY}{rank}")
+    except Exception:  # noqa: BLE001 - a store without the key, or without deletion
+        pass
+    main_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=rank0_timeout))
     return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
-                 owns_group=owns_group)
+                 owns_group=owns_group, main_group=main_group, rank0_timeout=rank0_timeout)
+
+
+def rank0_timeout_seconds() -> float:
+    """``SPARSECODER_RANK0_TIMEOUT`` (seconds >= 1), default :data:`DEFAULT_RANK0_TIMEOUT_S`."""
+    raw = os.environ.get(RANK0_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return float(DEFAULT_RANK0_TIMEOUT_S)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1):  # also the time its group has to form, at the start
+        raise ValueError(f"environment variable {RANK0_TIMEOUT_ENV}={raw[:50]!r} must be a number of seconds "
+                         f">= 1 (how long the other processes wait for rank 0's validation, evaluation and "
+                         f"writes; default {DEFAULT_RANK0_TIMEOUT_S}); set it so, or unset it")
+    return value
 
 
 def shard(index: torch.Tensor, world: World) -> torch.Tensor:

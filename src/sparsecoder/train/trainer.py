@@ -59,7 +59,7 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, World, current_world, shard
+from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, RankFailed, World, current_world, shard
 from sparsecoder.train.integrity import (
     LOCK_FILE,
     check_resume_config,
@@ -422,6 +422,16 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         return _train(config, meta, out_dir, world, resume=resume, overwrite=overwrite,
                       progress=progress and world.is_main, data=data, build_model=build_model,
                       family=family(config.model_name))
+    except BaseException as err:
+        world.report_failure(err)  # before close(): the others' collective fails and they name this rank
+        if not isinstance(err, RankFailed):
+            raise
+        if err.kind == TrainingDiverged.__name__:  # another process diverged: so did this run
+            raise TrainingDiverged(str(err)) from err
+        kept = (f"{out_dir / CHECKPOINT_FILE} keeps the last completed epoch: once the cause is fixed, "
+                f"continue with --resume" if (out_dir / CHECKPOINT_FILE).is_file()
+                else "no epoch had completed, so there is nothing to resume")
+        raise RankFailed(f"{err}; {kept}", rank=err.rank, kind=err.kind) from err
     finally:
         world.close()
 
