@@ -201,7 +201,7 @@ def test_every_command_and_option_of_the_cli_has_help_text():
     assert not missing, missing
 
 
-def test_a_data_dir_under_the_home_folder_written_with_a_tilde_is_found(tmp_path, monkeypatch, capsys):
+def test_a_data_dir_under_the_home_folder_written_with_a_tilde_is_found(tmp_path, monkeypatch):
     """README: `--set data_dir=~/imagenet/train`. Only bash expands that `~`; from sh/zsh or a YAML file the text
     `~/...` reached the loader, which said the folder does not exist."""
     from sparsecoder.sweep.run import check_data_dirs
@@ -212,4 +212,3 @@ def test_a_data_dir_under_the_home_folder_written_with_a_tilde_is_found(tmp_path
     data = load("mnist", data_dir="~/mnist")
     assert len(data.test) == 20
     check_data_dirs(["~/mnist"], None)  # the sweep's / reproduce's check before any trial
-    assert main(["data", "show", "mnist", "--data-dir", "~/mnist", "--out", str(tmp_path / "g.png")]) == 0
