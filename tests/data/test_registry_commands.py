@@ -179,8 +179,8 @@ def test_arrays_image_shape_that_cannot_draw_the_rows_is_refused_before_any_work
 
 
 def test_every_command_and_option_of_the_cli_has_help_text():
-    """`--help` of every (sub)command explains each of its arguments: `data show --seed/--split`, `data download`'s
-    positional and `data list` had no text."""
+    """`--help` of every (sub)command explains each of its arguments: `data show --seed/--split`,
+    `data download`'s positional and `data list` had no text."""
     import argparse
 
     from sparsecoder.cli import build_parser
@@ -202,8 +202,8 @@ def test_every_command_and_option_of_the_cli_has_help_text():
 
 
 def test_a_data_dir_under_the_home_folder_written_with_a_tilde_is_found(tmp_path, monkeypatch):
-    """README: `--set data_dir=~/imagenet/train`. Only bash expands that `~`; from sh/zsh or a YAML file the text
-    `~/...` reached the loader, which said the folder does not exist."""
+    """README: `--set data_dir=~/imagenet/train`. Only bash expands that `~`; from sh/zsh or a YAML file the
+    text `~/...` reached the loader, which said the folder does not exist."""
     from sparsecoder.sweep.run import check_data_dirs
     from tests.data.helpers import write_mnist_dir
 

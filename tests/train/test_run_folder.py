@@ -244,8 +244,8 @@ def test_resume_refuses_a_replaced_data_file_and_evaluate_notes_a_changed_test_s
 
 
 def test_run_folder_functions_are_reachable_from_the_package():
-    """The README calls `sparsecoder.evaluate_run(...)` and `encode_run`/`decode_run`: `sparsecoder.train` is the
-    function train (it hides the subpackage from attribute access), so they must be exported at the top."""
+    """The README calls `sparsecoder.evaluate_run(...)` and `encode_run`/`decode_run`: `sparsecoder.train` is
+    the function train (it hides the subpackage from attribute access), so they are exported at the top."""
     import sparsecoder
 
     assert sparsecoder.evaluate_run is evaluate_run

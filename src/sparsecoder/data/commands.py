@@ -21,9 +21,9 @@ def add_commands(subparsers) -> None:
     data.set_defaults(func=lambda args: (data.print_help(), 1)[1])
 
     p = sub.add_parser("list", help="print the registered data sources and their options",
-                       description="Print every registered data source: whether it works offline from embedded "
-                                   "files or needs a file, what it is, and its options with their defaults "
-                                   "(set them with --set in `data show`, data_options in a config).")
+                       description="Print every registered data source: whether it works offline from "
+                                   "embedded files or needs a file, what it is, and its options with their "
+                                   "defaults (set them with --set in `data show`, data_options in a config).")
     p.set_defaults(func=_list)
 
     p = sub.add_parser(
