@@ -3,6 +3,10 @@
 The public API; documentation imports only from here::
 
     from sparsecoder import sparse_encode, fista, train, load_run, load_data, load_preset
+    from sparsecoder import evaluate_run, encode_run, decode_run
+
+(``sparsecoder.train`` is the function ``train``, which hides the subpackage of that name from attribute
+access: ``sparsecoder.train.evaluate_run`` does not exist, so the run-folder functions are exported here.)
 """
 
 __version__ = "0.1.0"
@@ -15,7 +19,7 @@ from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoe
 from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
 from sparsecoder.reproduce import reproduce  # noqa: E402
 from sparsecoder.sweep import sweep  # noqa: E402
-from sparsecoder.train import load_run, train  # noqa: E402
+from sparsecoder.train import decode_run, encode_run, evaluate_run, load_run, train  # noqa: E402
 
 __all__ = [
     "FistaResult",
@@ -27,6 +31,9 @@ __all__ = [
     "SparseVAE",
     "VAE",
     "VAEConfig",
+    "decode_run",
+    "encode_run",
+    "evaluate_run",
     "fista",
     "load_data",
     "load_preset",

@@ -176,3 +176,39 @@ def test_arrays_image_shape_that_cannot_draw_the_rows_is_refused_before_any_work
                  "--set", f"image_shape={value}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "image_shape" in err and not out.exists()
+
+
+def test_every_command_and_option_of_the_cli_has_help_text():
+    """`--help` of every (sub)command explains each of its arguments: `data show --seed/--split`,
+    `data download`'s positional and `data list` had no text."""
+    import argparse
+
+    from sparsecoder.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        if not parser.description:
+            missing.append(f"{path}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "sparsecoder")
+    assert not missing, missing
+
+
+def test_a_data_dir_under_the_home_folder_written_with_a_tilde_is_found(tmp_path, monkeypatch):
+    """README: `--set data_dir=~/imagenet/train`. Only bash expands that `~`; from sh/zsh or a YAML file the
+    text `~/...` reached the loader, which said the folder does not exist."""
+    from sparsecoder.sweep.run import check_data_dirs
+    from tests.data.helpers import write_mnist_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_mnist_dir(tmp_path / "mnist")
+    data = load("mnist", data_dir="~/mnist")
+    assert len(data.test) == 20
+    check_data_dirs(["~/mnist"], None)  # the sweep's / reproduce's check before any trial

@@ -241,3 +241,14 @@ def test_resume_refuses_a_replaced_data_file_and_evaluate_notes_a_changed_test_s
     assert "test_data_changed" not in evaluate_run(run)
     assert main(["train", "sdl-mnist", "--out", str(run), "--quiet", "--resume", "--set", "epochs=2"]) == 0
     assert len((run / "history.csv").read_text().splitlines()) == 3
+
+
+def test_run_folder_functions_are_reachable_from_the_package():
+    """The README calls `sparsecoder.evaluate_run(...)` and `encode_run`/`decode_run`: `sparsecoder.train` is
+    the function train (it hides the subpackage from attribute access), so they are exported at the top."""
+    import sparsecoder
+
+    assert sparsecoder.evaluate_run is evaluate_run
+    assert sparsecoder.encode_run is encode_run
+    assert sparsecoder.decode_run is decode_run
+    assert {"evaluate_run", "encode_run", "decode_run"} <= set(sparsecoder.__all__)

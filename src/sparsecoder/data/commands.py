@@ -20,7 +20,10 @@ def add_commands(subparsers) -> None:
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: (data.print_help(), 1)[1])
 
-    p = sub.add_parser("list", help="print the registered data sources and their options")
+    p = sub.add_parser("list", help="print the registered data sources and their options",
+                       description="Print every registered data source: whether it works offline from "
+                                   "embedded files or needs a file, what it is, and its options with their "
+                                   "defaults (set them with --set in `data show`, data_options in a config).")
     p.set_defaults(func=_list)
 
     p = sub.add_parser(
@@ -34,8 +37,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--set", dest="options", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="source option, e.g. --set patch_size=16 n_train=1000 (YAML values); also limit=N "
                         "(training rows); the seed and data folder are --seed and --data-dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", choices=("train", "val", "test"), default="train")
+    p.add_argument("--seed", type=int, default=0, help="seed of the source's split and sampling (default 0)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="split to draw the samples from (default train)")
     p.add_argument("-n", "--count", type=int, default=64, help="number of samples in the grid (default 64)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_show)
@@ -45,7 +49,7 @@ def add_commands(subparsers) -> None:
         description="Download the four MNIST IDX .gz files from the standard mirrors into --dir, verifying "
                     "each file's MD5; then use it with data_dir=DIR.",
     )
-    p.add_argument("dataset", choices=("mnist",))
+    p.add_argument("dataset", choices=("mnist",), help="data set to download (only mnist)")
     p.add_argument("--dir", required=True, type=Path, metavar="DIR", help="folder to write the files into")
     p.add_argument("--mirror", action="append", default=None, metavar="URL",
                    help="base URL to try (repeatable); default: the standard mirrors")

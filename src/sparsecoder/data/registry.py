@@ -63,7 +63,7 @@ def load(
     integer, ``"abc"``) reaches the loader as given, which refuses it naming the option.
     """
     loader, limit, options = _checked_loader(name, limit, options, data_dir)
-    return loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+    return loader(seed=seed, limit=limit, data_dir=expand_data_dir(data_dir), **options)
 
 
 def load_test_split(
@@ -76,10 +76,18 @@ def load_test_split(
     the test split's files, or the test split depends on them, e.g. seeded CIFAR crops).
     """
     loader, limit, options = _checked_loader(name, limit, options, data_dir)
+    data_dir = expand_data_dir(data_dir)
     if "test_only" in inspect.signature(loader).parameters:
         return loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True, **options)
     data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
     return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
+
+
+def expand_data_dir(data_dir):
+    """``data_dir`` with a leading ``~`` or ``~user`` expanded to that home folder (``None`` stays ``None``):
+    ``--set data_dir=~/mnist`` reaches the code unexpanded from sh or zsh and from YAML files, where only bash
+    would have expanded it."""
+    return None if data_dir is None else os.path.expanduser(data_dir)
 
 
 def _checked_loader(name: str, limit, options: dict,

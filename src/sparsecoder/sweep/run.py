@@ -38,11 +38,13 @@ def check_data_dirs(data_dirs, address: str | None) -> None:
     experiment) record was written, which then refused the corrected command as a different sweep."""
     if address is not None:
         return
+    from sparsecoder.data.registry import expand_data_dir
+
     for data_dir in dict.fromkeys(d for d in data_dirs if d is not None):
         if not str(data_dir).strip():  # Path("") is the current folder: the trials looked for the data there
             raise ValueError("data_dir is empty; give the folder or file that holds the data, or leave it "
                              "out for the embedded data (nothing was written)")
-        if not Path(str(data_dir)).exists():
+        if not Path(expand_data_dir(str(data_dir))).exists():
             raise FileNotFoundError(f"data_dir {data_dir} does not exist; give the folder or file that holds "
                                     f"the data (nothing was written)")
 
