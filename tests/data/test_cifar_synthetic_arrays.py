@@ -207,6 +207,16 @@ def test_arrays_npy_via_data_dir_and_global_standardisation(tmp_path):
     np.testing.assert_allclose(back, np.sort(x.ravel()), atol=1e-4)
 
 
+def test_an_array_file_under_the_home_folder_written_with_a_tilde_is_found(tmp_path, monkeypatch):
+    """`--set data_options.path=~/x.npz` from sh/zsh or a YAML file reaches the loader with its `~`
+    unexpanded (only bash expands it); as for data_dir, the loader expands it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    np.savez(tmp_path / "v.npz", x=np.arange(40, dtype=np.float32).reshape(10, 4))
+    np.save(tmp_path / "v.npy", np.arange(40, dtype=np.float32).reshape(10, 4))
+    assert len(load("arrays", path="~/v.npz").train.x) + len(load("arrays", data_dir="~/v.npy").train.x) > 0
+    assert load("arrays", path="~/v.npy", data_dir=str(tmp_path / "v.npy")).train.x.shape[1] == 4  # one file
+
+
 @pytest.mark.parametrize("how", ["npy_mapped", "npy_in_memory", "npz"])
 def test_arrays_of_per_sample_images_record_their_image_shape(tmp_path, how):
     # audit 2026-11-29: an (n, 4, 5) file trained as 20 features with image_shape null; the per-sample shape

@@ -8,6 +8,7 @@ train; the validation and test splits are read into memory.
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -405,6 +406,8 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
     batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
+    # ``~`` expanded as for data_dir (registry.expand_data_dir): sh, zsh and YAML files pass it literally
+    path, data_dir = (None if p is None else os.path.expanduser(p) for p in (path, data_dir))
     if path is not None and data_dir is not None and Path(path) != Path(data_dir):
         raise ValueError("give the array file either as option path or as data_dir, not both")
     source = path if path is not None else data_dir
