@@ -43,7 +43,7 @@ def test_every_variant_has_a_preset_with_paper_and_description():
 
 @pytest.mark.parametrize("name", MNIST_PRESETS + PATCH_PRESETS)
 def test_preset_configures_the_variant_its_name_says(name):
-    _, config = load_preset(name)
+    preset, config = load_preset(name)
     variant, nl = name.split("-")[0], "-nl-" in name
     assert config.decoder == ("mlp" if nl else "linear")
     assert config.encoder == ("none" if variant == "do" else "lista")
@@ -52,7 +52,9 @@ def test_preset_configures_the_variant_its_name_says(name):
     mnist = name.endswith("-mnist")
     assert config.data == ("mnist" if mnist else "patches")
     assert config.n_components == (128 if mnist else 256)
-    assert config.hidden_size == (1024 if mnist else 2048)
+    assert preset.config["hidden_size"] == (1024 if mnist else 2048)  # the paper's m, for --set decoder=mlp
+    # a linear preset's config keeps the field's default: its hidden_size has no effect (layered_config)
+    assert config.hidden_size == (preset.config["hidden_size"] if nl else 1024)
     assert config.epochs == (200 if mnist else 100) and config.batch_size == 250
     assert config.lam in config.lam_grid
     assert config.fista_max_iter == 200 and config.fista_tol == 1e-3
