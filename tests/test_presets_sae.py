@@ -133,7 +133,8 @@ def test_bad_override_fails_before_training_writes_anything(tmp_path, overrides,
         ("sdl-mnist", {"encoder": "none", "gamma": 2}, "gamma", "encoder=none"),
     ],
 )
-def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key, setting):
+def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key,
+                                                                                  setting):
     # before: accepted and silently ignored (the run was not what the user asked for)
     with pytest.raises(ConfigError, match=rf"config key '{key}' \(set to .*\) has no effect with {setting}: "
                                           rf"it is used only with .*; leave {key} out"):

@@ -85,7 +85,8 @@ def test_svae_patch_presets_have_an_overcomplete_linear_decoder(name):
         ("vae-gauss-mnist", {"unit_norm_decoder": True}, "unit_norm_decoder", "decoder=pyle"),
     ],
 )
-def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key, setting):
+def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key,
+                                                                                  setting):
     # before: likelihood_sigma with likelihood=mse/bce, kl_samples with the analytic KL, ... were ignored
     with pytest.raises(ConfigError, match=rf"config key '{key}' \(set to .*\) has no effect with {setting}: "
                                           rf"it is used only with .*; leave {key} out"):
