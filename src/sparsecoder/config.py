@@ -316,8 +316,10 @@ class UsedWhen:
 
 # Who gave the values of a layer of :func:`layered_config`.
 PRESET = "preset"  # a built-in preset: a key the user's settings make inert is fine (it takes its off value)
-USER = "user"  # --set, overrides, a user's YAML file, keyword arguments: an inert key is refused
-UNSURE = "unsure"  # a fully resolved config (a run's config.yaml, a config object): an inert key is warned of
+USER = "user"  # --set, overrides, a sweep's grid, keyword arguments: an inert key is refused
+# a YAML file given by path (a copy of a preset, a run's config.yaml) or a config object (maybe
+# dataclasses.replace of a preset's config): whose keys they are cannot be told, so an inert key is warned of
+UNSURE = "unsure"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,9 +346,8 @@ def layered_config(cls: type, layers: list[Layer]) -> Any:
     * by a preset (:data:`PRESET`): fine, the key takes its ``off`` value (else the field's default), so
       that the config shows what runs (``--set decoder=linear`` on an "-nl" preset: its ``hidden_size`` and
       hidden-bias weight decay are not the user's);
-    * by a resolved config whose origin is unknown (:data:`UNSURE`): a warning, the value kept.
+    * by a file or config object whose keys may be a preset's (:data:`UNSURE`): a warning, the value kept.
     """
-    _import_families()
     merged: dict[str, Any] = {}
     origin: dict[str, Layer] = {}
     for layer in layers:
