@@ -381,3 +381,32 @@ def test_overrides_that_are_neither_a_mapping_nor_a_list_are_named():
     with pytest.raises(ConfigError, match="overrides must be a dict"):
         resolve_config("sdl-mnist", 3)
     assert resolve_config("sdl-mnist", ("lam=0.1",))[0].lam == 0.1
+
+
+# ----------------------------------------------------------------------------------------------
+# settings without effect under the others (USED_WHEN, layered_config)
+# ----------------------------------------------------------------------------------------------
+def test_a_config_object_or_yaml_file_with_a_key_without_effect_warns_and_an_override_is_refused(tmp_path):
+    from sparsecoder.models.vae import VAEConfig
+    from sparsecoder.train.trainer import resolve_config
+
+    # a config object's values may come from dataclasses.replace of a preset's config: warned of, kept
+    with pytest.warns(UserWarning, match="'likelihood_sigma' .*in the config object.* no effect with "
+                                         "likelihood=mse"):
+        config, _ = resolve_config(VAEConfig(likelihood="mse", likelihood_sigma=0.5))
+    assert config.likelihood_sigma == 0.5
+    with pytest.raises(ConfigError, match="'likelihood_sigma' .* no effect with likelihood=mse"):
+        resolve_config(VAEConfig(likelihood="mse"), ["likelihood_sigma=0.5"])
+    # a file may be a copy of a preset (sdl-patches lists the -nl hidden_size 2048): warned of, not refused
+    path = tmp_path / "my.yaml"
+    path.write_text("model: sparse_autoencoder\nconfig:\n  collapse_guard: unit_norm\n  beta: 0\n"
+                    "  hidden_size: 2048\n")
+    with pytest.warns(UserWarning, match=f"'hidden_size' \\(set to 2048 in {path}\\) has no effect"):
+        assert load_preset(str(path))[1].hidden_size == 2048
+    with pytest.raises(ConfigError, match="'var_threshold' .* no effect with collapse_guard=unit_norm"):
+        load_preset(str(path), {"var_threshold": 0.2})
+
+
+def test_a_wrong_value_of_the_deciding_key_is_named_as_such_not_as_a_setting_without_effect():
+    with pytest.raises(ConfigError, match=r"'decoder': 'conv' is not allowed; choose one of"):
+        load_preset("sdl-mnist", {"decoder": "conv", "hidden_size": 64})

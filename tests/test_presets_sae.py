@@ -43,7 +43,7 @@ def test_every_variant_has_a_preset_with_paper_and_description():
 
 @pytest.mark.parametrize("name", MNIST_PRESETS + PATCH_PRESETS)
 def test_preset_configures_the_variant_its_name_says(name):
-    _, config = load_preset(name)
+    preset, config = load_preset(name)
     variant, nl = name.split("-")[0], "-nl-" in name
     assert config.decoder == ("mlp" if nl else "linear")
     assert config.encoder == ("none" if variant == "do" else "lista")
@@ -52,7 +52,9 @@ def test_preset_configures_the_variant_its_name_says(name):
     mnist = name.endswith("-mnist")
     assert config.data == ("mnist" if mnist else "patches")
     assert config.n_components == (128 if mnist else 256)
-    assert config.hidden_size == (1024 if mnist else 2048)
+    assert preset.config["hidden_size"] == (1024 if mnist else 2048)  # the paper's m, for --set decoder=mlp
+    # a linear preset's config keeps the field's default: its hidden_size has no effect (layered_config)
+    assert config.hidden_size == (preset.config["hidden_size"] if nl else 1024)
     assert config.epochs == (200 if mnist else 100) and config.batch_size == 250
     assert config.lam in config.lam_grid
     assert config.fista_max_iter == 200 and config.fista_tol == 1e-3
@@ -116,6 +118,51 @@ def test_bad_override_fails_before_training_writes_anything(tmp_path, overrides,
     with pytest.raises(ConfigError, match=match):
         train("vdl-mnist", out, overrides=overrides, progress=False)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, key, setting",
+    [
+        ("sdl-mnist", {"hidden_size": 4096}, "hidden_size", "decoder=linear"),
+        ("vdl-mnist", {"weight_decay_hidden_bias": 1e-3}, "weight_decay_hidden_bias", "decoder=linear"),
+        ("sdl-mnist", {"var_threshold": 0.3}, "var_threshold", "collapse_guard=unit_norm"),
+        ("sdl-mnist", {"beta": 1}, "beta", "collapse_guard=unit_norm"),
+        ("vdl-mnist", {"weight_decay_decoder": 1e-4}, "weight_decay_decoder", "collapse_guard=variance"),
+        ("do-mnist", {"lr_encoder": 0.1}, "lr_encoder", "encoder=none"),
+        ("do-mnist", {"lista_iterations": 5}, "lista_iterations", "encoder=none"),
+        ("sdl-mnist", {"encoder": "none", "gamma": 2}, "gamma", "encoder=none"),
+    ],
+)
+def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key,
+                                                                                  setting):
+    # before: accepted and silently ignored (the run was not what the user asked for)
+    with pytest.raises(ConfigError, match=rf"config key '{key}' \(set to .*\) has no effect with {setting}: "
+                                          rf"it is used only with .*; leave {key} out"):
+        load_preset(preset, overrides)  # what `train` and `sparsecoder train --set` resolve first
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, unused",
+    [
+        ("vdl-nl-mnist", {"decoder": "linear"}, {"weight_decay_hidden_bias": 0.0, "hidden_size": 1024}),
+        ("vdl-mnist", {"collapse_guard": "unit_norm"}, {"beta": 0.0}),
+        ("wdl-mnist", {"collapse_guard": "unit_norm"}, {"weight_decay_decoder": 0.0}),
+        ("sdl-mnist", {"encoder": "none"}, {"gamma": 0.0}),
+        ("sdl-mnist", {"encoder": "none", "gamma": 0}, {"gamma": 0.0}),  # the off value may be given
+    ],
+)
+def test_a_presets_own_keys_made_unused_by_an_override_do_not_block_it(preset, overrides, unused):
+    # before: refused naming the preset's beta / weight decays / gamma, which the user had not given
+    _, config = load_preset(preset, overrides)
+    assert {key: getattr(config, key) for key in unused} == unused  # the config shows what runs
+
+
+def test_the_sae_estimator_refuses_a_keyword_without_effect():
+    from sparsecoder.estimators import SAE
+
+    rows = torch.rand(20, 16).numpy()
+    with pytest.raises(ConfigError, match="'hidden_size' .* no effect with decoder=linear"):
+        SAE("sdl", hidden_size=8, n_components=4, max_epochs=1).fit(rows)
 
 
 # ----------------------------------------------------------------------------------------------

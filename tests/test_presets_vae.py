@@ -2,9 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from sparsecoder.config import list_presets
+from sparsecoder.config import ConfigError, list_presets, load_preset
 from sparsecoder.train import train
 
 VAE_PRESETS = sorted(p.name for p in list_presets() if p.model == "vae")
@@ -71,3 +72,36 @@ def test_svae_patch_presets_have_an_overcomplete_linear_decoder(name):
     config = _preset(name).config
     d = config.get("data_options", {}).get("patch_size", 16) ** 2
     assert config["decoder"] == "linear" and config["n_latents"] > d
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, key, setting",
+    [
+        ("svae-mnist", {"likelihood": "mse", "likelihood_sigma": 0.1}, "likelihood_sigma", "likelihood=mse"),
+        ("vae-gauss-mnist", {"likelihood_sigma": 0.1}, "likelihood_sigma", "likelihood=bce"),
+        ("svae-mnist", {"kl_samples": 10}, "kl_samples", "kl=analytic"),
+        ("svae-mnist", {"resnet_blocks": 4}, "resnet_blocks", "encoder=mlp"),
+        ("svae-mnist", {"decoder_hidden": 100}, "decoder_hidden", "decoder=linear"),
+        ("vae-gauss-mnist", {"unit_norm_decoder": True}, "unit_norm_decoder", "decoder=pyle"),
+    ],
+)
+def test_an_override_without_effect_is_refused_naming_it_the_setting_and_the_fix(preset, overrides, key,
+                                                                                  setting):
+    # before: likelihood_sigma with likelihood=mse/bce, kl_samples with the analytic KL, ... were ignored
+    with pytest.raises(ConfigError, match=rf"config key '{key}' \(set to .*\) has no effect with {setting}: "
+                                          rf"it is used only with .*; leave {key} out"):
+        load_preset(preset, overrides)  # what `train` and `sparsecoder train --set` resolve first
+
+
+def test_a_presets_own_unit_norm_does_not_block_the_pyle_decoder():
+    # before: svae-norm-mnist --set decoder=pyle was refused naming the preset's unit_norm_decoder
+    _, config = load_preset("svae-norm-mnist", {"decoder": "pyle"})
+    assert config.decoder == "pyle" and config.unit_norm_decoder is False
+
+
+def test_the_sparse_vae_estimator_refuses_a_keyword_without_effect():
+    from sparsecoder.estimators import SparseVAE
+
+    rows = np.random.default_rng(0).random((20, 16), dtype=np.float32)
+    with pytest.raises(ConfigError, match="'likelihood_sigma' .* no effect with likelihood=mse"):
+        SparseVAE(4, likelihood="mse", likelihood_sigma=0.2, max_epochs=1).fit(rows)

@@ -26,6 +26,7 @@ import numbers
 import reprlib
 import types
 import typing
+import warnings
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "Preset",
     "list_presets",
     "load_preset",
+    "find_preset",
     "save_config",
     "load_config",
     "read_config_document",
@@ -51,6 +53,9 @@ __all__ = [
     "check",
     "check_seeds",
     "MAX_SEEDS",
+    "UsedWhen",
+    "Layer",
+    "layered_config",
 ]
 
 
@@ -274,9 +279,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     return value
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build ``cls`` (a :class:`CommonConfig` subclass) from a plain dict, rejecting unknown keys; the
-    types are checked and coerced once, by :func:`coerce_fields` in ``CommonConfig.__post_init__``."""
+def _check_known(cls: type, data: Any) -> None:
+    """A :class:`ConfigError` listing the valid keys if ``data`` holds a key that is no field of ``cls``."""
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names), key=str)
     if unknown:
@@ -284,7 +288,123 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             f"unknown config key(s) {_listed(unknown)} for {cls.__name__}; "
             f"valid keys: {', '.join(sorted(names))}"
         )
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build ``cls`` (a :class:`CommonConfig` subclass) from a plain dict, rejecting unknown keys; the
+    types are checked and coerced once, by :func:`coerce_fields` in ``CommonConfig.__post_init__``.
+
+    Every value counts as the user's; :func:`layered_config` builds a config from a preset and what the
+    user set on top of it, refusing a setting that would have no effect."""
+    _check_known(cls, data)
     return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class UsedWhen:
+    """One row of a config class's ``USED_WHEN`` table: its key has an effect only while the config key
+    ``key`` is one of ``values`` (``hidden_size`` only with ``decoder=mlp``).
+
+    ``off`` is the value of the key that means "not used" (``0.0`` for a loss weight, ``False`` for a
+    switch), which a user may set whatever ``key`` is; None where no value means that (a size, a scale).
+    """
+
+    key: str
+    values: tuple[Any, ...]
+    off: Any = None
+
+
+# Who gave the values of a layer of :func:`layered_config`.
+PRESET = "preset"  # a built-in preset: a key the user's settings make inert is fine (it takes its off value)
+USER = "user"  # --set, overrides, a sweep's grid, keyword arguments: an inert key is refused
+# a YAML file given by path (a copy of a preset, a run's config.yaml) or a config object (maybe
+# dataclasses.replace of a preset's config): whose keys they are cannot be told, so an inert key is warned of
+UNSURE = "unsure"
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """Values of config keys and who gave them (:data:`PRESET`, :data:`USER` or :data:`UNSURE`);
+    ``where`` names them in a message ("in my.yaml"), empty for --set / overrides / keyword arguments."""
+
+    values: Any
+    given_by: str
+    where: str = ""
+
+
+def layered_config(cls: type, layers: list[Layer]) -> Any:
+    """Build ``cls`` from ``layers`` (a later layer's value of a key replaces an earlier one's), after
+    checking that every setting the user gave has an effect under the others.
+
+    The one check of settings without effect: each config class lists in ``USED_WHEN`` (key →
+    :class:`UsedWhen`) the keys used only under some value of another key. Where the merged settings make
+    such a key inert and it was given
+
+    * by the user (:data:`USER`), other than as its ``off`` value: a :class:`ConfigError` naming the key, the
+      setting that makes it inert and the fix, before any work (``likelihood_sigma`` with
+      ``likelihood=mse`` would be silently ignored);
+    * by a preset (:data:`PRESET`): fine, the key takes its ``off`` value (else the field's default), so
+      that the config shows what runs (``--set decoder=linear`` on an "-nl" preset: its ``hidden_size`` and
+      hidden-bias weight decay are not the user's);
+    * by a file or config object whose keys may be a preset's (:data:`UNSURE`): a warning, the value kept.
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[str, Layer] = {}
+    for layer in layers:
+        values = dict(layer.values or {})
+        _check_known(cls, values)
+        merged.update(values)
+        origin.update(dict.fromkeys(values, layer))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    refused, warned = [], []
+    for key, (value, rule, setting) in _unused(cls, merged).items():
+        layer = origin[key]
+        if layer.given_by == PRESET:
+            merged[key] = rule.off if rule.off is not None else fields[key].default
+            continue
+        used = " or ".join(f"{rule.key}={v}" for v in rule.values)
+        where = f" {layer.where}" if layer.where else ""
+        problem = (f"config key '{key}' (set to {shown(value)}{where}) has no effect with "
+                   f"{rule.key}={setting}: it is used only with {used}")
+        if layer.given_by == UNSURE:
+            if value != fields[key].default:  # a default value says nothing of what the user meant
+                warned.append(f"{problem}; it is ignored")
+            continue
+        off = f" (or set it to {rule.off})" if rule.off is not None else ""
+        refused.append(f"{problem}, so the run would silently ignore it; leave {key} out{off}, "
+                       f"or set {used}")
+    if refused:
+        raise ConfigError("; ".join(refused))
+    for message in warned:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return cls(**merged)
+
+
+def _unused(cls: type, values: dict[str, Any]) -> dict[str, tuple[Any, UsedWhen, Any]]:
+    """The keys of ``values`` that ``cls.USED_WHEN`` says have no effect under ``values`` (a key not in
+    ``values`` at its field's default), other than at their ``off`` value: ``{key: (its value coerced, its
+    rule, the value of the rule's key)}``. Values are coerced to their field's type first, so that a wrong
+    type or choice is named as such (:class:`ConfigError`), not as a setting without effect."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _field_types(cls)
+
+    def value_of(key: str) -> Any:
+        if key in values:
+            return _coerce(key, values[key], hints[key])
+        field = fields[key]
+        return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+    out = {}
+    for key, rule in getattr(cls, "USED_WHEN", {}).items():
+        if key not in values:
+            continue
+        setting = value_of(rule.key)
+        if setting in rule.values:
+            continue
+        value = value_of(key)
+        if rule.off is None or value != rule.off:
+            out[key] = (value, rule, setting)
+    return out
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -447,12 +567,29 @@ class Preset:
     paper: str
     description: str
     config: dict[str, Any]
+    path: str = ""  # the YAML file given in place of a built-in preset's name; empty for a built-in one
 
-    def build(self, overrides: dict[str, Any] | None = None) -> Any:
+    def config_class(self) -> type:
         classes = config_classes()
         if self.model not in classes:
             raise ConfigError(f"preset '{self.name}': unknown model '{self.model}'; known: {sorted(classes)}")
-        return from_dict(classes[self.model], {**self.config, **(overrides or {})})
+        return classes[self.model]
+
+    def unused(self, overrides: dict[str, Any]) -> set[str]:
+        """The keys of ``overrides`` that would have no effect on top of this preset (``USED_WHEN``)."""
+        cls = self.config_class()
+        _check_known(cls, overrides)
+        return set(_unused(cls, {**self.config, **overrides})) & set(overrides)
+
+    def build(self, overrides: dict[str, Any] | None = None) -> Any:
+        """The config of this preset with ``overrides`` (the user's) on top, by :func:`layered_config`: an
+        override without effect under the other settings is refused; a built-in preset's own keys that the
+        overrides make inert are not. A key without effect in a YAML file given by path is warned of, not
+        refused: the file may be a copy of a preset (whose linear variants list the "-nl" hidden_size) or a
+        run's config.yaml (which lists every key), so its keys cannot be told to be the user's."""
+        return layered_config(self.config_class(), [
+            Layer(self.config, UNSURE, f"in {self.path}") if self.path else Layer(self.config, PRESET),
+            Layer(overrides, USER)])
 
 
 def _preset_files() -> dict[str, Any]:
@@ -485,7 +622,7 @@ def _check_document(path: Any, data: Any, what: str) -> dict[str, Any]:
     return data
 
 
-def _read_preset(name: str, path: Any) -> Preset:
+def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
     data = _check_document(path, read_yaml(path), "preset file")
     return Preset(
         name=name,
@@ -493,6 +630,7 @@ def _read_preset(name: str, path: Any) -> Preset:
         paper=data.get("paper") or "",
         description=data.get("description") or "",
         config=dict(data.get("config") or {}),
+        path=str(path) if user_file else "",
     )
 
 
@@ -505,11 +643,18 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Pre
 
     ``name`` may also be a path to a YAML file of the same format (or a saved run's config.yaml).
     """
+    preset = find_preset(name)
+    return preset, preset.build(overrides)
+
+
+def find_preset(name: str) -> Preset:
+    """The built-in preset ``name``, or the preset/config YAML file at the path ``name``; a
+    :class:`ConfigError` naming the problem otherwise."""
     files = _preset_files()
     if name in files:
         preset = _read_preset(name, files[name])
     elif Path(name).is_file():
-        preset = _read_preset(Path(name).stem, Path(name))
+        preset = _read_preset(Path(name).stem, Path(name), user_file=True)
     elif _looks_like_path(name):
         problem = "is a folder, not a YAML file" if Path(name).is_dir() else "does not exist"
         raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
@@ -518,7 +663,7 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> tuple[Pre
         raise ConfigError(
             f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}"
         )
-    return preset, preset.build(overrides)
+    return preset
 
 
 def _looks_like_path(name: str) -> bool:
@@ -588,8 +733,12 @@ class CommonConfig:
     """Fields every trainable family shares (data, schedule, reproducibility).
 
     Family configs subclass this (``@register_config("name") @dataclass(frozen=True)``) and add their
-    own fields; ``__post_init__`` of a subclass should call ``super().__post_init__()``.
+    own fields; ``__post_init__`` of a subclass should call ``super().__post_init__()``. A family lists
+    in ``USED_WHEN`` the keys that have an effect only under some value of another key
+    (:class:`UsedWhen`; checked by :func:`layered_config`).
     """
+
+    USED_WHEN: typing.ClassVar[dict[str, UsedWhen]] = {}
 
     data: str = "mnist"  # a source name from `sparsecoder data list`
     data_dir: str | None = None  # user-supplied full data (IDX folder, image folder, IMAGES.mat, ...)

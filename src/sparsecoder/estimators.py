@@ -19,6 +19,7 @@ rows. :class:`SAE` and :class:`SparseVAE` (issue 14) wrap the trainable model fa
 
 from __future__ import annotations
 
+import inspect
 import time
 from numbers import Integral, Real
 
@@ -966,11 +967,12 @@ class SparseVAE(_NeuralEstimator):
         self.device = device
 
     def _build_config(self, n_features, seed):
+        from sparsecoder.config import PRESET, USER, Layer, layered_config
         from sparsecoder.models.distributions import ANALYTIC_PAIRS
         from sparsecoder.models.vae import VAEConfig
 
         kl = self.kl or ("analytic" if (self.posterior, self.prior) in ANALYTIC_PAIRS else "monte_carlo")
-        return VAEConfig(
+        values = dict(
             n_latents=int(self.n_components), prior=self.prior, prior_scale=float(self.prior_scale),
             posterior=self.posterior, kl=kl, beta=float(self.beta), encoder=self.encoder,
             encoder_hidden=int(self.encoder_hidden), decoder=self.decoder,
@@ -978,6 +980,12 @@ class SparseVAE(_NeuralEstimator):
             likelihood_sigma=float(self.likelihood_sigma), lr=float(self.lr), epochs=int(self.max_epochs),
             batch_size=int(self.batch_size), seed=seed, device=self.device,
         )
+        # a parameter away from its default is the user's: one without effect under the others is refused
+        # (likelihood_sigma with likelihood="mse"), by the configs' one check
+        defaults = {name: p.default for name, p in inspect.signature(SparseVAE.__init__).parameters.items()}
+        given = {key: value for key, value in values.items()
+                 if key in defaults and getattr(self, key) != defaults[key]}
+        return layered_config(VAEConfig, [Layer(values, PRESET), Layer(given, USER)])
 
     def _start(self, X):
         super()._start(X)

@@ -29,7 +29,9 @@ def _splits(x, mean, std, n_train=500):
                       test=split(x[n_train + 200:n_train + 400]), image_shape=(8, 8), normalization="test")
 
 def _config(preset, **overrides):
-    small = {"device": "cpu", "n_components": 32, "hidden_size": 64, "batch_size": 100, "fista_max_iter": 100}
+    small = {"device": "cpu", "n_components": 32, "batch_size": 100, "fista_max_iter": 100}
+    if "-nl-" in preset:  # a hidden_size given for a linear decoder is refused (it would have no effect)
+        small["hidden_size"] = 64
     _, config = load_preset(preset, {**small, **overrides})
     return config
 

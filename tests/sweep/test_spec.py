@@ -185,3 +185,14 @@ def test_a_preset_file_given_by_path_gets_a_trial_folder_inside_the_sweep(tmp_pa
     assert [str(t.folder) for t in spec.trials()] == ["my.yaml/default/seed=0"]
     with pytest.raises(ConfigError, match="would share the trial folder my.yaml"):
         build_spec([str(tmp_path / "a" / "my.yaml"), str(tmp_path / "b" / "my.yaml")], None, "0", TINY)
+
+
+def test_a_set_key_without_effect_in_some_trials_is_left_out_there_and_refused_if_in_none():
+    # before: --set hidden_size=64 on a linear preset, or --grid var_threshold=... without the variance
+    # guard, ran trials that differed in nothing but their folder names
+    spec = build_spec(["sdl-mnist", "sdl-nl-mnist"], None, "0", {**TINY, "hidden_size": 64})
+    assert [("hidden_size" in spec.trial_overrides(t)) for t in spec.trials()] == [False, True]
+    with pytest.raises(ConfigError, match="--set hidden_size: no trial of this sweep uses it .*decoder=lin"):
+        build_spec(["sdl-nl-mnist"], ["decoder=linear"], "0", {**TINY, "hidden_size": 64})
+    with pytest.raises(ConfigError, match="--grid var_threshold=0.1 .* no effect with collapse_guard=unit"):
+        build_spec(["sdl-mnist"], ["var_threshold=0.1,0.2"], "0", TINY)

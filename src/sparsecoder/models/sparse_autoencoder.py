@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, check, register_config
+from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, UsedWhen, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
 from sparsecoder.models.common import (
@@ -111,6 +111,19 @@ class SparseAutoencoderConfig(CommonConfig):
 
     # named by the trainer's divergence message besides the step sizes and learning rates (not a config key)
     LOSS_SCALES: ClassVar[tuple[str, ...]] = ("lam", "beta", "gamma", "var_threshold")
+    # keys used only under some setting of another (a preset's take their off value or default when unused;
+    # a user's are refused: config.layered_config)
+    USED_WHEN: ClassVar[dict[str, UsedWhen]] = {
+        "hidden_size": UsedWhen("decoder", ("mlp",)),
+        "weight_decay_hidden_bias": UsedWhen("decoder", ("mlp",), off=0.0),
+        "lista_iterations": UsedWhen("encoder", ("lista",)),
+        "lr_encoder": UsedWhen("encoder", ("lista",)),
+        "gamma": UsedWhen("encoder", ("lista",), off=0.0),
+        "weight_decay_encoder_bias": UsedWhen("encoder", ("lista",), off=0.0),
+        "beta": UsedWhen("collapse_guard", ("variance",), off=0.0),
+        "var_threshold": UsedWhen("collapse_guard", ("variance",)),
+        "weight_decay_decoder": UsedWhen("collapse_guard", ("weight_decay",), off=0.0),
+    }
 
     encoder: Literal["lista", "none"] = "lista"
     decoder: Literal["linear", "mlp"] = "linear"

@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, ConfigError, check, register_config
+from sparsecoder.config import (
+    MAX_LOSS_WEIGHT,
+    CommonConfig,
+    ConfigError,
+    UsedWhen,
+    check,
+    register_config,
+)
 from sparsecoder.data.base import DataSplits
 from sparsecoder.models.common import (
     check_fits_in_memory,
@@ -64,6 +71,15 @@ class VAEConfig(CommonConfig):
 
     # named by the trainer's divergence message besides the learning rates (a ClassVar: not a config key)
     LOSS_SCALES: ClassVar[tuple[str, ...]] = ("beta", "prior_scale", "likelihood_sigma")
+    # keys used only under some setting of another (a preset's take their off value or default when unused;
+    # a user's are refused: config.layered_config)
+    USED_WHEN: ClassVar[dict[str, UsedWhen]] = {
+        "likelihood_sigma": UsedWhen("likelihood", ("gaussian",)),
+        "kl_samples": UsedWhen("kl", ("monte_carlo",)),
+        "resnet_blocks": UsedWhen("encoder", ("resnet",)),
+        "decoder_hidden": UsedWhen("decoder", ("pyle",)),
+        "unit_norm_decoder": UsedWhen("decoder", ("linear",), off=False),
+    }
 
     n_latents: int = 450  # latent size l (450 in Jiang & de la Iglesia, 16x16 patches)
     posterior: Literal["gaussian", "cauchy"] = "gaussian"

@@ -24,7 +24,7 @@ from sparsecoder.config import (
     MAX_SEEDS,
     ConfigError,
     check_seeds,
-    load_preset,
+    find_preset,
     seed_above_max,
     too_many_seeds,
 )
@@ -111,13 +111,26 @@ class SweepSpec:
                     out.append(Trial(preset, point, seed, folder))
         return out
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_preset_cache", {})  # name -> Preset (not a field: no part of the record)
+
+    def _preset(self, name: str):
+        if name not in self._preset_cache:
+            self._preset_cache[name] = find_preset(name)
+        return self._preset_cache[name]
+
     def trial_overrides(self, trial: Trial) -> dict[str, Any]:
-        """The ``overrides`` passed to :func:`sparsecoder.train.train` for ``trial``."""
+        """The ``overrides`` passed to :func:`sparsecoder.train.train` for ``trial``.
+
+        A ``--set`` key without effect in this trial (``hidden_size`` for a linear-decoder preset or grid
+        point) is left out: it is meant for the trials where it counts (:func:`build_spec` refuses one that
+        counts in none)."""
         overrides = {**self.overrides, **dict(trial.point), "seed": trial.seed,
                      "num_threads": self.num_threads}
         if "device" not in self.overrides and "device" not in dict(trial.point) and self.gpus_per_trial == 0:
             overrides["device"] = "cpu"  # no GPU was reserved for this trial; "auto" would take one anyway
-        return overrides
+        unused = self._preset(trial.preset).unused(overrides) & set(self.overrides)
+        return {key: value for key, value in overrides.items() if key not in unused}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -312,7 +325,10 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
                        seed_list)  # lam=grid counted as one value until resolved
     resolved: dict[str, dict[str, list[Any]]] = {}
     for name in presets:
-        preset, base = load_preset(name, overrides)  # unknown preset / --set key: ConfigError
+        preset = find_preset(name)  # unknown preset: ConfigError
+        # a --set key without effect for this preset may count for another or at a grid point (checked
+        # for every trial below); a grid value is checked where the other keys are the preset's
+        base = preset.build(_without(overrides, preset.unused(overrides)))  # unknown --set key: ConfigError
         fields = {f.name for f in dataclasses.fields(base)}
         point_values: dict[str, list[Any]] = {}
         for key, values in grid.items():
@@ -325,8 +341,9 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
                     raise ConfigError(f"--grid lam=grid: preset '{name}' has no lam_grid; list the values")
             coerced = []
             for value in values:
+                point = {**overrides, key: value}
                 try:  # the config class coerces and range-checks the value
-                    config = preset.build({**overrides, key: value})
+                    config = preset.build(_without(point, preset.unused(point) & set(overrides)))
                 except ConfigError as err:
                     raise ConfigError(f"--grid {key}={format_value(value)} for preset '{name}': "
                                       f"{err}") from None
@@ -338,18 +355,32 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
     _check_trial_count([list(values.values()) for values in resolved.values()], seed_list)
     spec = SweepSpec(list(presets), grid, resolved, seed_list, overrides, float(cpus_per_trial),
                      float(gpus_per_trial))
+    used: set[str] = set()  # the --set keys some trial uses
     for trial in spec.trials():  # combinations of values can still be invalid together
         folder = trial.folder.parent.name
         if len(os.fsencode(folder)) > MAX_FOLDER_NAME_BYTES:  # the OS would refuse it once the trial starts
             raise ConfigError(f"--grid: the folder name of grid point {reprlib.repr(folder)} is "
                               f"{len(os.fsencode(folder))} bytes, over the {MAX_FOLDER_NAME_BYTES} a file "
                               f"name may have; sweep fewer keys at once or shorter values")
-        preset, _ = load_preset(trial.preset)
+        trial_overrides = spec.trial_overrides(trial)
+        used.update(key for key in overrides if key in trial_overrides)
         try:
-            preset.build(spec.trial_overrides(trial))
+            spec._preset(trial.preset).build(trial_overrides)
         except ConfigError as err:
             raise ConfigError(f"trial {trial.label}: {err}") from None
+    for key in overrides:
+        if key not in used:  # without effect in every trial: refused as in the first one, which says why
+            first = spec.trials()[0]
+            try:
+                spec._preset(first.preset).build({**spec.trial_overrides(first), key: overrides[key]})
+            except ConfigError as err:
+                raise ConfigError(f"--set {key}: no trial of this sweep uses it ({first.label}: {err})") \
+                    from None
     return spec
+
+
+def _without(values: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in keys}
 
 
 def _finite(value: Any) -> float:

@@ -34,9 +34,12 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsecoder.config import (
+    UNSURE,
+    USER,
     CommonConfig,
     ConfigError,
-    from_dict,
+    Layer,
+    layered_config,
     load_config,
     load_preset,
     parse_overrides,
@@ -137,8 +140,10 @@ def resolve_config(preset_or_config, overrides=None) -> tuple[Any, dict[str, str
     overrides = dict(overrides or {})
     if isinstance(preset_or_config, CommonConfig):
         config = preset_or_config
-        if overrides:
-            config = from_dict(type(config), {**to_dict(config), **overrides})
+        # its own values may be the user's or a preset's (dataclasses.replace of a preset's config): a
+        # value without effect is warned of; an override without effect is refused (layered_config)
+        config = layered_config(type(config), [Layer(to_dict(config), UNSURE, "in the config object"),
+                                               Layer(overrides, USER)])
         return config, {"preset": "", "paper": "", "description": ""}
     if isinstance(preset_or_config, (str, Path)):
         preset, config = load_preset(str(preset_or_config), overrides)
