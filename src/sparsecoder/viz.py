@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sparsecoder.io import atomic_write_bytes  # noqa: E402
+from sparsecoder.nn.sizes import check_size  # noqa: E402
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid", "history_plot"]
 
@@ -229,11 +230,9 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
     array = _as_images(images, image_shape, "images")
     if len(array) == 0:
         raise ValueError("images is empty; nothing to draw")
-    if ncols is None:
-        ncols = math.ceil(math.sqrt(len(array)))
-    elif isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
-        raise ValueError(f"ncols must be an integer >= 1 (or None: about sqrt(n)), got {ncols!r}")
-    _check_grid(len(array), int(ncols), array.shape[1], array.shape[2], "images")
+    ncols = (math.ceil(math.sqrt(len(array))) if ncols is None
+             else check_size("image_grid", "ncols", ncols, note=" (or None: about sqrt(n))"))
+    _check_grid(len(array), ncols, array.shape[1], array.shape[2], "images")
     shown, cmap, bad = _normalise(array, normalize)
     if normalize == "none":  # say so when values are clipped: an image of 0…3 looked like one of 0…1
         with np.errstate(invalid="ignore"):  # NaN/inf are counted apart (red)
@@ -243,7 +242,7 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
             note = f"{outside} of {len(array)} images {'has' if outside == 1 else 'have'} values outside " \
                    f"[0, 1], clipped"
             title = f"{title} — {note}" if title else note
-    return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
+    return _draw_grid(shown, cmap, ncols, title, path, bad=bad)
 
 
 def atom_grid(columns, image_shape, path, order=None, *, title: str | None = None) -> Path:
@@ -257,7 +256,9 @@ def atom_grid(columns, image_shape, path, order=None, *, title: str | None = Non
         raise ValueError(f"columns must be a (d, l) matrix of atoms as columns, got shape {array.shape}")
     atoms = array.T
     if order is not None:
-        raw = np.asarray(order.detach().cpu() if hasattr(order, "detach") else order)
+        from sparsecoder.eval.metrics import _native_array
+
+        raw = _native_array(order)
         if raw.dtype == bool:  # a mask [True, False, True] was taken as the indices 1, 0, 1
             raise ValueError("order is a boolean mask; pass the indices of the atoms to draw "
                              "(np.flatnonzero(mask))")
@@ -359,15 +360,13 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
     """
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n (cells per side) must be an integer >= 1, got {n!r}")
+    n = check_size("latent_grid", "n (cells per side)", n)
     if (isinstance(span, bool) or not isinstance(span, numbers.Real) or not math.isfinite(span)
             or not span > 0):  # an infinite span decoded NaN latents: a grid of black cells
         raise ValueError(f"span must be a finite number > 0, got {span!r}")
     h, w = _image_shape(image_shape)[:2]
-    _check_grid(int(n) ** 2, int(n), h, w, "latent grid",
+    _check_grid(n ** 2, n, h, w, "latent grid",
                 f"lower n (at most {_cells_per_side(image_shape)})")  # before decoding
-    n = int(n)
     values = torch.linspace(-float(span), float(span), n)
     z1, z2 = torch.meshgrid(values, values.flip(0), indexing="xy")
     latents = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)

@@ -10,12 +10,7 @@ import torch
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.images import SPLITS, _split_counts
 from sparsecoder.data.preprocessing import Identity
-
-
-def _positive_int(name: str, value, low: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
+from sparsecoder.nn.sizes import check_size
 
 
 def _nonnegative(name: str, value) -> float:
@@ -53,9 +48,9 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     """
     if data_dir is not None:
         raise ValueError("the synthetic source takes no data_dir")
-    dim = _positive_int("dim", dim)
-    n_components = _positive_int("n_components", n_components)
-    n_active = _positive_int("n_active", n_active)
+    dim = check_size("the synthetic source", "dim", dim)
+    n_components = check_size("the synthetic source", "n_components", n_components)
+    n_active = check_size("the synthetic source", "n_active", n_active)
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = _nonnegative("noise", noise)
@@ -96,8 +91,8 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     """
     if data_dir is not None:
         raise ValueError("the synthetic_pyle source takes no data_dir")
-    n_basis = _positive_int("n_basis", n_basis)
-    side = _positive_int("side", side)
+    n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
+    side = check_size("the synthetic_pyle source", "side", side)
     noise = _nonnegative("noise", noise)
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")

@@ -14,6 +14,12 @@ import numpy as np
 __all__ = ["psnr", "sparsity", "active_units", "active_units_max", "dead_atoms", "dictionary_recovery"]
 
 
+def _native_array(value) -> np.ndarray:
+    """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
+    indices, and boolean masks, stay so (:func:`_as_array` makes every value a float64)."""
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+
 def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
     """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
     try:
