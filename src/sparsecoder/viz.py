@@ -492,6 +492,14 @@ def _picture_split(data):
     return data.test if len(data.test) else data.val
 
 
+def _reconstructions(split, x, recon, image_shape, out_dir: Path, title: str) -> Path:
+    """``reconstructions.png``: the first rows of ``x`` over their reconstructions ``recon`` (model space,
+    as many rows as ``recon``), both in pixel space."""
+    shown = slice(0, len(recon))
+    return reconstruction_grid(split.to_pixels(x[shown], shown).cpu(), split.to_pixels(recon, shown).cpu(),
+                               image_shape, out_dir / "reconstructions.png", title=title)
+
+
 def sae_pictures(model, data, out_dir) -> list[Path]:
     """``atoms.png``, ``encoder.png`` (rows of U; not for DO) and ``reconstructions.png`` of a sparse
     autoencoder (family ``sparse_autoencoder``).
@@ -519,12 +527,8 @@ def sae_pictures(model, data, out_dir) -> list[Path]:
             paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
                                    out_dir / "encoder.png", order=order,
                                    title=f"encoder filters (rows of U), same order as the atoms{some}"))
-        shown = slice(0, min(16, x.shape[0]))
-        recon = model.decoder(codes[shown])
-        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
-                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
-                                         out_dir / "reconstructions.png",
-                                         title="test inputs (top) over reconstructions D(codes)"))
+        paths.append(_reconstructions(split, x, model.decoder(codes[:16]), data.image_shape, out_dir,
+                                      "test inputs (top) over reconstructions D(codes)"))
     return paths
 
 
@@ -560,12 +564,8 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
                                 normalize="each", title=f"decoded samples of the {c.prior} prior"))
-        shown = slice(0, min(16, x.shape[0]))
-        recon = model.decode(codes[shown])
-        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
-                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
-                                         out_dir / "reconstructions.png",
-                                         title="test inputs (top) over decoded posterior means"))
+        paths.append(_reconstructions(split, x, model.decode(codes[:16]), data.image_shape, out_dir,
+                                      "test inputs (top) over decoded posterior means"))
         if c.n_latents == 2:
             labels = split.labels[: codes.shape[0]] if split.labels is not None else None
             paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",
