@@ -126,11 +126,7 @@ def active_units(codes, threshold: float = 0.5) -> int:
     The "active units" criterion of the sparse-coding VAE papers (issue 5): ``codes`` are posterior
     means (n, l) over a test set; the std is the population std (``ddof=0``).
     """
-    codes = _as_array(codes, "codes")
-    threshold = _finite_number(threshold, "threshold")
-    if codes.shape[0] == 0:
-        raise ValueError("codes has no samples; active units are undefined")
-    return int(np.sum(codes.std(axis=0) > threshold))
+    return _count_active(codes, threshold, lambda c: c.std(axis=0))
 
 
 def active_units_max(codes, threshold: float = 0.5) -> int:
@@ -141,11 +137,16 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
     The criterion of the figure caption in the sparse-coding VAE paper (issue 5), beside
     :func:`active_units`'s std criterion of its text.
     """
+    return _count_active(codes, threshold, lambda c: np.abs(c).max(axis=0))
+
+
+def _count_active(codes, threshold, statistic) -> int:
+    """How many latents (columns of ``codes``) have ``statistic(codes)`` above ``threshold``."""
     codes = _as_array(codes, "codes")
     threshold = _finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
-    return int(np.sum(np.abs(codes).max(axis=0) > threshold))
+    return int(np.sum(statistic(codes) > threshold))
 
 
 def dead_atoms(codes) -> int:
