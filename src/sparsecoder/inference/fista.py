@@ -103,11 +103,12 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
 
 def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
     """``value`` (a real number, or a 0-d numpy array / tensor holding one; not a bool) as a finite float
-    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``."""
+    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``. The check of every
+    non-negative number argument of inference, dictionary learning and the synthetic data sources."""
     shape = getattr(value, "shape", None)
     if shape is not None and len(shape) > 0:
-        raise ValueError(f"{name} must be a single number (one weight for every sample and atom), got an "
-                         f"array of shape {tuple(shape)}")
+        raise ValueError(f"{name} must be a single number (one for every sample), got an array of shape "
+                         f"{tuple(shape)}")
     if shape is not None and hasattr(value, "item"):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

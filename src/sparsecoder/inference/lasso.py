@@ -266,8 +266,7 @@ def sparse_encode(
     alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    tol = _check_nonnegative_number("tol", tol)
     if isinstance(step, str):
         if step not in ("adaptive", "lipschitz"):
             raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")
