@@ -37,6 +37,7 @@ from sparsecoder.inference.energy import (
     variance_hinge,
     variance_hinge_grad,
 )
+from sparsecoder.nn.sizes import check_size
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -1013,9 +1014,7 @@ def fista(
     gamma = _check_nonnegative_number("gamma", gamma)
     var_threshold = _check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
     tol = _check_nonnegative_number("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    max_iter = int(max_iter)
+    max_iter = check_size("fista", "max_iter", max_iter)
     restart = check_flag("restart", restart)
     positive = check_flag("positive", positive)
     record_energy = check_flag("record_energy", record_energy)
