@@ -40,6 +40,7 @@ from sparsecoder.dictionary.online import (
 )
 from sparsecoder.inference.lasso import sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
+from sparsecoder.nn.sizes import check_size
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -660,6 +661,12 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return codes, _rows_tensor(codes, self.model_.device, "the codes")
 
     @property
+    def components_(self) -> np.ndarray:
+        """The atoms (decoder columns) as rows, ``(n_components, n_features)``."""
+        check_is_fitted(self, "model_")
+        return self.model_.atoms().T.detach().cpu().numpy()
+
+    @property
     def n_components_(self) -> int:
         return int(self.model_.config.n_components if self._model_name == "sparse_autoencoder"
                    else self.model_.config.n_latents)
@@ -837,11 +844,6 @@ class SAE(_NeuralEstimator):
                          batch_size=int(self.batch_size), seed=seed, device=self.device)
         return load_preset(self.preset_name, overrides)[1]
 
-    @property
-    def components_(self) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.atoms().T.detach().cpu().numpy()
-
     def _fista_codes(self, rows: torch.Tensor) -> torch.Tensor:
         size = self.model_.config.batch_size
         return torch.cat([self.model_.infer(rows[start:start + size]).codes
@@ -851,10 +853,14 @@ class SAE(_NeuralEstimator):
         """Codes of ``X`` ``(n, n_components)``: the encoder's (``method="encoder"``; FISTA's for DO, which
         has no encoder) or FISTA's, inferred as in training (``method="fista"``: started from the encoder's
         prediction, λ, β, T, γ of the model, in chunks of ``batch_size`` rows for the variance hinge)."""
+        X, rows = self._method_rows(X, method)
+        return self._codes(rows, method).cpu().numpy().astype(X.dtype, copy=False)
+
+    def _method_rows(self, X, method: str):
+        """:meth:`_checked_rows`, after refusing a ``method`` other than 'encoder' / 'fista'."""
         if method not in ("encoder", "fista"):
             raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
-        X, rows = self._checked_rows(X)
-        return self._codes(rows, method).cpu().numpy().astype(X.dtype, copy=False)
+        return self._checked_rows(X)
 
     def _codes(self, rows: torch.Tensor, method: str) -> torch.Tensor:
         """Finite codes of the float32 ``rows`` by ``method`` (NaN/inf refused, naming the rows)."""
@@ -881,9 +887,7 @@ class SAE(_NeuralEstimator):
         better."""
         from sparsecoder.eval.metrics import psnr
 
-        if method not in ("encoder", "fista"):
-            raise ValueError(f"method={method!r} is not allowed; choose 'encoder' or 'fista'")
-        X, rows = self._checked_rows(X)
+        X, rows = self._method_rows(X, method)
         recon = self._decoded(self._codes(rows, method), "the reconstructions of X",
                               "decoder weights that overflow on the codes of X (a diverged fit); check X")
         return psnr(rows.double().cpu().numpy(), recon.double().cpu().numpy())
@@ -997,11 +1001,6 @@ class SparseVAE(_NeuralEstimator):
 
         check_likelihood_data(self.config_, X, "X")  # numpy as it is (a read-only array made torch warn)
 
-    @property
-    def components_(self) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.atoms().T.detach().cpu().numpy()
-
     def transform(self, X):
         """Posterior means ``(n, n_components)`` (locations: medians for a Cauchy posterior)."""
         X, rows = self._checked_rows(X)
@@ -1024,8 +1023,7 @@ class SparseVAE(_NeuralEstimator):
         from sparsecoder.models.distributions import sample_prior
 
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        n_samples = check_size("SparseVAE.sample", "n_samples", n_samples)
         from sparsecoder.data.base import check_rows_fit
 
         c = self.model_.config
@@ -1048,8 +1046,7 @@ class SparseVAE(_NeuralEstimator):
         ``(1/n) Σ_i [E_q log p(x_i|z) − Σ_j KL(q(z_j|x_i) ‖ p(z_j))]`` (β = 1), the expectation by
         ``n_samples`` posterior samples per row drawn from a generator seeded by ``random_state`` (the KL
         as in training: analytic, or Monte Carlo)."""
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1 (draws per row), got {n_samples!r}")
+        n_samples = check_size("SparseVAE.score", "n_samples (draws per row)", n_samples)
         X, rows = self._checked_rows(X)
         self._check_training_rows(rows)  # bce: X in [0, 1], not clipped
         model = self.model_

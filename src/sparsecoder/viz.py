@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sparsecoder.io import atomic_write_bytes  # noqa: E402
+from sparsecoder.nn.sizes import check_size  # noqa: E402
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid", "history_plot"]
 
@@ -229,11 +230,9 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
     array = _as_images(images, image_shape, "images")
     if len(array) == 0:
         raise ValueError("images is empty; nothing to draw")
-    if ncols is None:
-        ncols = math.ceil(math.sqrt(len(array)))
-    elif isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
-        raise ValueError(f"ncols must be an integer >= 1 (or None: about sqrt(n)), got {ncols!r}")
-    _check_grid(len(array), int(ncols), array.shape[1], array.shape[2], "images")
+    ncols = (math.ceil(math.sqrt(len(array))) if ncols is None
+             else check_size("image_grid", "ncols", ncols, note=" (or None: about sqrt(n))"))
+    _check_grid(len(array), ncols, array.shape[1], array.shape[2], "images")
     shown, cmap, bad = _normalise(array, normalize)
     if normalize == "none":  # say so when values are clipped: an image of 0…3 looked like one of 0…1
         with np.errstate(invalid="ignore"):  # NaN/inf are counted apart (red)
@@ -243,7 +242,7 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
             note = f"{outside} of {len(array)} images {'has' if outside == 1 else 'have'} values outside " \
                    f"[0, 1], clipped"
             title = f"{title} — {note}" if title else note
-    return _draw_grid(shown, cmap, int(ncols), title, path, bad=bad)
+    return _draw_grid(shown, cmap, ncols, title, path, bad=bad)
 
 
 def atom_grid(columns, image_shape, path, order=None, *, title: str | None = None) -> Path:
@@ -257,7 +256,9 @@ def atom_grid(columns, image_shape, path, order=None, *, title: str | None = Non
         raise ValueError(f"columns must be a (d, l) matrix of atoms as columns, got shape {array.shape}")
     atoms = array.T
     if order is not None:
-        raw = np.asarray(order.detach().cpu() if hasattr(order, "detach") else order)
+        from sparsecoder.eval.metrics import _native_array
+
+        raw = _native_array(order)
         if raw.dtype == bool:  # a mask [True, False, True] was taken as the indices 1, 0, 1
             raise ValueError("order is a boolean mask; pass the indices of the atoms to draw "
                              "(np.flatnonzero(mask))")
@@ -359,15 +360,13 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
     """
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n (cells per side) must be an integer >= 1, got {n!r}")
+    n = check_size("latent_grid", "n (cells per side)", n)
     if (isinstance(span, bool) or not isinstance(span, numbers.Real) or not math.isfinite(span)
             or not span > 0):  # an infinite span decoded NaN latents: a grid of black cells
         raise ValueError(f"span must be a finite number > 0, got {span!r}")
     h, w = _image_shape(image_shape)[:2]
-    _check_grid(int(n) ** 2, int(n), h, w, "latent grid",
+    _check_grid(n ** 2, n, h, w, "latent grid",
                 f"lower n (at most {_cells_per_side(image_shape)})")  # before decoding
-    n = int(n)
     values = torch.linspace(-float(span), float(span), n)
     z1, z2 = torch.meshgrid(values, values.flip(0), indexing="xy")
     latents = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
@@ -493,6 +492,14 @@ def _picture_split(data):
     return data.test if len(data.test) else data.val
 
 
+def _reconstructions(split, x, recon, image_shape, out_dir: Path, title: str) -> Path:
+    """``reconstructions.png``: the first rows of ``x`` over their reconstructions ``recon`` (model space,
+    as many rows as ``recon``), both in pixel space."""
+    shown = slice(0, len(recon))
+    return reconstruction_grid(split.to_pixels(x[shown], shown).cpu(), split.to_pixels(recon, shown).cpu(),
+                               image_shape, out_dir / "reconstructions.png", title=title)
+
+
 def sae_pictures(model, data, out_dir) -> list[Path]:
     """``atoms.png``, ``encoder.png`` (rows of U; not for DO) and ``reconstructions.png`` of a sparse
     autoencoder (family ``sparse_autoencoder``).
@@ -520,12 +527,8 @@ def sae_pictures(model, data, out_dir) -> list[Path]:
             paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
                                    out_dir / "encoder.png", order=order,
                                    title=f"encoder filters (rows of U), same order as the atoms{some}"))
-        shown = slice(0, min(16, x.shape[0]))
-        recon = model.decoder(codes[shown])
-        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
-                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
-                                         out_dir / "reconstructions.png",
-                                         title="test inputs (top) over reconstructions D(codes)"))
+        paths.append(_reconstructions(split, x, model.decoder(codes[:16]), data.image_shape, out_dir,
+                                      "test inputs (top) over reconstructions D(codes)"))
     return paths
 
 
@@ -561,12 +564,8 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
                                 normalize="each", title=f"decoded samples of the {c.prior} prior"))
-        shown = slice(0, min(16, x.shape[0]))
-        recon = model.decode(codes[shown])
-        paths.append(reconstruction_grid(split.to_pixels(x[shown], shown).cpu(),
-                                         split.to_pixels(recon, shown).cpu(), data.image_shape,
-                                         out_dir / "reconstructions.png",
-                                         title="test inputs (top) over decoded posterior means"))
+        paths.append(_reconstructions(split, x, model.decode(codes[:16]), data.image_shape, out_dir,
+                                      "test inputs (top) over decoded posterior means"))
         if c.n_latents == 2:
             labels = split.labels[: codes.shape[0]] if split.labels is not None else None
             paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",

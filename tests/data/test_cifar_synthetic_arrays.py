@@ -144,6 +144,12 @@ def test_synthetic_bad_options():
         load("synthetic", noise=float("nan"))
     with pytest.raises(ValueError, match="takes no data_dir"):
         load("synthetic_pyle", data_dir="somewhere")
+    # the one integer check (nn.sizes.check_size): names the source, takes NumPy integers
+    with pytest.raises(ValueError, match=r"synthetic_pyle source: side must be an integer >= 1, got 2\.5"):
+        load("synthetic_pyle", side=2.5)
+    small = load("synthetic", dim=np.int64(4), n_components=np.int64(6), n_active=np.int64(2), n_train=9)
+    assert small.train.x.shape == (9, 4)
+    assert load("synthetic_pyle", noise=np.float32(0.0), n_train=9).info["noise"] == 0.0  # inference's check
 
 
 @pytest.mark.parametrize("source, options", [

@@ -172,3 +172,10 @@ def test_dictionary_objective_matches_a_direct_computation():
     codes = sklearn_sparse_encode(X, unit, algorithm="lasso_cd", alpha=0.7, max_iter=100_000)
     expected = (0.5 * ((X - codes @ unit) ** 2).sum() + 0.7 * np.abs(codes).sum()) / 40
     assert dictionary_objective(X, D, 0.7) == pytest.approx(expected, rel=1e-7)
+
+
+@pytest.mark.parametrize("alpha", [True, 0.0, float("inf"), "0.1"])
+def test_learner_alpha_is_checked_as_every_inference_weight(alpha):
+    """The learner's alpha goes through inference's one number check (True was taken as alpha = 1)."""
+    with pytest.raises(ValueError, match="alpha must be a"):
+        OnlineDictionaryLearner(np.eye(4), alpha)

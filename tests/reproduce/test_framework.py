@@ -14,7 +14,7 @@ import yaml
 from sparsecoder import train
 from sparsecoder.cli import main
 from sparsecoder.reproduce import EXPERIMENTS, reproduce
-from sparsecoder.reproduce.base import SETTINGS_FILE, aggregate
+from sparsecoder.reproduce.base import SETTINGS_FILE, TrialResult, aggregate, finished
 
 # evtimova-fig6 quick, cut to one trial: SDL at λ = 1e-3, one seed, one epoch, 300 training samples.
 ONE_TRIAL = {"variants": ["sdl"], "lams": [0.001]}
@@ -242,3 +242,12 @@ def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="data_dir is empty"):  # was the current folder
         sweep("sdl-mnist", tmp_path / "s", overrides=["data_dir="], executor="serial")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+def test_finished_yields_done_trials_and_lists_the_others_with_their_grid_lambda(tmp_path):
+    trials = [TrialResult("sdl-mnist", {"lam": 0.001}, 0, tmp_path, "done", {"psnr": 1.0}),
+              TrialResult("sdl-mnist", {"lam": 0.005}, 1, tmp_path, "diverged", {}),
+              TrialResult("svae", {}, 2, tmp_path, "failed", {})]
+    missing = []
+    assert [t.seed for t in finished(trials, missing)] == [0]
+    assert missing == ["sdl-mnist λ=0.005 seed 1: diverged", "svae seed 2: failed"]

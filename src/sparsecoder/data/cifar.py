@@ -97,7 +97,7 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     embedded photographs (``n_train``/``n_val``/``n_test``, disjoint image regions per split, no labels).
     ``limit`` caps the training split.
     """
-    patch_size = _check_patch_size(patch_size)
+    patch_size = _check_patch_size(patch_size, "cifar_patches")
     if data_dir is None:
         requested, counts = _split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                           f"patches of {patch_size}×{patch_size}")

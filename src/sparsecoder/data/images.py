@@ -28,6 +28,7 @@ import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.preprocessing import Identity, NotRowWise
+from sparsecoder.nn.sizes import check_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 
@@ -474,10 +475,8 @@ def _check_max_images(max_images) -> int | None:
     return max_images
 
 
-def _check_patch_size(patch_size) -> int:
-    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 2:
-        raise ValueError(f"patch_size must be an integer >= 2, got {patch_size!r}")
-    return patch_size
+def _check_patch_size(patch_size, source: str) -> int:
+    return check_size(f"the {source} source", "patch_size", patch_size, low=2)
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -498,7 +497,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     caps ``n_train``. The paper used 200k/20k/20k ImageNet patches; the defaults build in a few seconds on
     a CPU.
     """
-    patch_size = _check_patch_size(patch_size)
+    patch_size = _check_patch_size(patch_size, "patches")
     # x, scale and offset: three float32 values per pixel
     requested, counts = _split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size} (with their inverse)")
@@ -578,7 +577,7 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     ``info["skipped_images"]`` (``info["images"]`` and the crop positions index the images kept); when
     every image is constant the source refuses to load.
     """
-    patch_size = _check_patch_size(patch_size)
+    patch_size = _check_patch_size(patch_size, "whitened_patches")
     requested, counts = _split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size}")
     if (isinstance(variance, bool) or not isinstance(variance, (int, float))

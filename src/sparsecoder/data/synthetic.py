@@ -10,18 +10,8 @@ import torch
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.images import SPLITS, _split_counts
 from sparsecoder.data.preprocessing import Identity
-
-
-def _positive_int(name: str, value, low: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _nonnegative(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < math.inf):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+from sparsecoder.inference.fista import _check_nonnegative_number
+from sparsecoder.nn.sizes import check_size
 
 
 def _square_shape(dim: int) -> tuple[int, int] | None:
@@ -53,12 +43,12 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     """
     if data_dir is not None:
         raise ValueError("the synthetic source takes no data_dir")
-    dim = _positive_int("dim", dim)
-    n_components = _positive_int("n_components", n_components)
-    n_active = _positive_int("n_active", n_active)
+    dim = check_size("the synthetic source", "dim", dim)
+    n_components = check_size("the synthetic source", "n_components", n_components)
+    n_active = check_size("the synthetic source", "n_active", n_active)
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
-    noise = _nonnegative("noise", noise)
+    noise = _check_nonnegative_number("noise", noise)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
@@ -96,9 +86,9 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     """
     if data_dir is not None:
         raise ValueError("the synthetic_pyle source takes no data_dir")
-    n_basis = _positive_int("n_basis", n_basis)
-    side = _positive_int("side", side)
-    noise = _nonnegative("noise", noise)
+    n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
+    side = check_size("the synthetic_pyle source", "side", side)
+    noise = _check_nonnegative_number("noise", noise)
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
     requested, counts = _split_counts(n_train, n_val, n_test, limit)

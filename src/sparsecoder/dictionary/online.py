@@ -43,7 +43,6 @@ precision (float32 data: float32 products, the active set still solves in float6
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numba
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 
 from sparsecoder.inference.active_set import lasso_active_set
+from sparsecoder.inference.fista import _check_nonnegative_number, _one_torch_thread
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -154,21 +154,8 @@ def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
 
 
 def _mm(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``left @ right`` by torch, a C-contiguous array (inside :func:`_one_thread`)."""
+    """``left @ right`` by torch, a C-contiguous array (one thread: OnlineDictionaryLearner.step)."""
     return torch.from_numpy(left).matmul(torch.from_numpy(right)).numpy()
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The products of one mini-batch are small (``η × d × k``): on one thread they are several times faster
-    than with a thread team on a busy machine (measured 0.7 ms vs 22 ms for 128×256×128 with 2 threads under
-    load). The active-set solver still runs over the batch's samples on numba's threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class OnlineDictionaryLearner:
@@ -209,9 +196,7 @@ class OnlineDictionaryLearner:
                  rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 4.0):
         self.components = np.array(dictionary, dtype=np.float64, order="C")
         k, d = self.components.shape
-        if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < math.inf):
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
         self.positive_code = bool(positive_code)
         self.positive_dict = bool(positive_dict)
         self.n_sweeps = int(n_sweeps)
@@ -276,7 +261,10 @@ class OnlineDictionaryLearner:
         cost : float, the batch's mean objective under the dictionary before the update
         weight : float, the weight ``w`` this batch's codes entered the statistics with
         """
-        with _one_thread():
+        # The products of one mini-batch are small (η × d × k): on one thread they are several times faster
+        # than with a thread team on a busy machine (measured 0.7 ms vs 22 ms for 128×256×128 with 2 threads
+        # under load). The active-set solver still runs over the batch's samples on numba's threads.
+        with _one_torch_thread(True):
             return self._step(X, init, seen, seen_weights)
 
     def _step(self, X, init, seen, seen_weights):

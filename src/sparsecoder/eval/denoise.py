@@ -14,13 +14,13 @@ is ``(0.3081 σ)²`` in expectation (10.2 dB at σ = 1, 6.7 dB at σ = 1.5, the 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 
 from sparsecoder.data.base import Split
 from sparsecoder.eval.metrics import _finite_number, psnr, sparsity
+from sparsecoder.nn.sizes import check_seed
 
 __all__ = ["DenoisingResult", "add_noise", "denoise"]
 
@@ -53,8 +53,7 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     if sigma > _MAX_SIGMA:
         raise ValueError(f"noise σ must be a finite number >= 0 and <= {_MAX_SIGMA:g} (larger noise "
                          f"overflows float32), got {sigma!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    seed = check_seed("add_noise", seed)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
     return x + sigma * noise.to(x.device, x.dtype)

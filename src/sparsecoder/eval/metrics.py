@@ -14,6 +14,12 @@ import numpy as np
 __all__ = ["psnr", "sparsity", "active_units", "active_units_max", "dead_atoms", "dictionary_recovery"]
 
 
+def _native_array(value) -> np.ndarray:
+    """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
+    indices, and boolean masks, stay so (:func:`_as_array` makes every value a float64)."""
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+
 def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
     """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
     try:
@@ -120,11 +126,7 @@ def active_units(codes, threshold: float = 0.5) -> int:
     The "active units" criterion of the sparse-coding VAE papers (issue 5): ``codes`` are posterior
     means (n, l) over a test set; the std is the population std (``ddof=0``).
     """
-    codes = _as_array(codes, "codes")
-    threshold = _finite_number(threshold, "threshold")
-    if codes.shape[0] == 0:
-        raise ValueError("codes has no samples; active units are undefined")
-    return int(np.sum(codes.std(axis=0) > threshold))
+    return _count_active(codes, threshold, lambda c: c.std(axis=0))
 
 
 def active_units_max(codes, threshold: float = 0.5) -> int:
@@ -135,11 +137,16 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
     The criterion of the figure caption in the sparse-coding VAE paper (issue 5), beside
     :func:`active_units`'s std criterion of its text.
     """
+    return _count_active(codes, threshold, lambda c: np.abs(c).max(axis=0))
+
+
+def _count_active(codes, threshold, statistic) -> int:
+    """How many latents (columns of ``codes``) have ``statistic(codes)`` above ``threshold``."""
     codes = _as_array(codes, "codes")
     threshold = _finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
-    return int(np.sum(np.abs(codes).max(axis=0) > threshold))
+    return int(np.sum(statistic(codes) > threshold))
 
 
 def dead_atoms(codes) -> int:

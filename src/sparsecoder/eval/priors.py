@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsecoder.eval.metrics import _as_array, _finite_number
+from sparsecoder.eval.metrics import _as_array, _finite_number, _native_array
 from sparsecoder.nn.sizes import check_size
 
 __all__ = ["matched_atom_correlation", "chance_matched_correlation", "near_zero_fraction", "latent_spread",
@@ -123,7 +123,7 @@ def knn_separability(codes, labels, *, k: int = 5, folds: int = 5, seed: int = 0
     k = check_size("knn_separability", "k", k)
     folds = check_size("knn_separability", "folds", folds, low=2)
     seed = check_size("knn_separability", "seed", seed, low=0)
-    labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels).ravel()
+    labels = _native_array(labels).ravel()
     if labels.shape[0] != codes.shape[0]:
         raise ValueError(f"labels must have one entry per code row, got {labels.shape[0]} for "
                          f"{codes.shape[0]} codes")

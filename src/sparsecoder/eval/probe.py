@@ -23,6 +23,7 @@ from torch import nn
 
 from sparsecoder.data.base import MAX_CLASSES, check_labels
 from sparsecoder.eval.metrics import _finite_number
+from sparsecoder.nn.sizes import check_seed, check_size
 
 __all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
 
@@ -76,8 +77,7 @@ def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
     labels = class_indices(labels, "labels")
     if len(labels) == 0:
         raise ValueError("labels is empty: no samples to draw from")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    seed = check_seed("sample_per_class", seed)
     if n_per_class is None:
         return np.arange(len(labels))
     if isinstance(n_per_class, bool) or int(n_per_class) != n_per_class or n_per_class < 1:
@@ -157,12 +157,11 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
     ProbeResult
         Top-1 and top-3 test errors of the weights of the epoch with the best validation accuracy.
     """
-    for name, value in (("n_classes", n_classes), ("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    n_classes = check_size("train_probe", "n_classes", n_classes)
+    epochs = check_size("train_probe", "epochs", epochs)
+    batch_size = check_size("train_probe", "batch_size", batch_size)
     lr = _finite_number(lr, "lr", positive=True)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    seed = check_seed("train_probe", seed)
     if features is None and n_features_out is not None:  # the linear layer was built that wide, then failed
         raise ValueError(f"n_features_out={n_features_out!r} is the output width of features, but no "
                          f"features module was given; leave it out (the probe reads the inputs' width)")

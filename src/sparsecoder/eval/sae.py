@@ -60,6 +60,13 @@ def _summary(model, split: Split, codes: torch.Tensor) -> dict[str, float]:
     }
 
 
+def _column_norms(model, prefix: str = "") -> dict[str, float]:
+    """Mean, min and max of the atoms' L2 norms: ``<prefix>decoder_column_norm_mean``, ``_min``, ``_max``."""
+    norms = model.atoms().norm(dim=0)
+    return {f"{prefix}decoder_column_norm_{stat}": float(getattr(norms, stat)())
+            for stat in ("mean", "min", "max")}
+
+
 @torch.no_grad()
 def validation_metrics(model, split: Split) -> dict[str, float]:
     """Energy of the amortised codes on ``split`` (``val_loss``, SPEC §2.6), plus PSNR, sparsity, mean code
@@ -74,7 +81,6 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
     model.eval()
     codes = model.encode(split.x)
     summary = _summary(model, split, codes)
-    atom_norms = model.atoms().norm(dim=0)
     return {
         "val_loss": summary["energy"],
         "val_reconstruction": summary["reconstruction"],
@@ -86,9 +92,7 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
         # the collapse ablation (paper §4.4) follows these over epochs: without a guard the code L1 norm
         # falls while the decoder columns grow
         "val_dead_atoms": int(dead_atoms(codes)),
-        "val_decoder_column_norm_mean": float(atom_norms.mean()),
-        "val_decoder_column_norm_min": float(atom_norms.min()),
-        "val_decoder_column_norm_max": float(atom_norms.max()),
+        **_column_norms(model, "val_"),
     }
 
 
@@ -124,7 +128,6 @@ def evaluate(model, data: DataSplits) -> dict:
                 f"data's range, or weights that overflow on them — check the test data")
     enc = _summary(model, split, amortised)
     fis = _summary(model, split, fista_codes)
-    atom_norms = model.atoms().norm(dim=0)
     return {
         "psnr": enc["psnr"],
         "sparsity": enc["sparsity"],
@@ -136,9 +139,7 @@ def evaluate(model, data: DataSplits) -> dict:
         "energy_fista": fis["energy"],
         "dead_atoms": int(dead_atoms(amortised)),
         "fista_iterations": float(torch.cat(iterations).mean()) if iterations else float("nan"),
-        "decoder_column_norm_mean": float(atom_norms.mean()),
-        "decoder_column_norm_min": float(atom_norms.min()),
-        "decoder_column_norm_max": float(atom_norms.max()),
+        **_column_norms(model),
         "n_test": int(x.shape[0]),
         **({"min_code_std": float(amortised.std(dim=0).min())} if amortised.shape[0] > 1 else {}),
     }

@@ -37,6 +37,7 @@ from sparsecoder.inference.energy import (
     variance_hinge,
     variance_hinge_grad,
 )
+from sparsecoder.nn.sizes import check_size
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -103,11 +104,12 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
 
 def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
     """``value`` (a real number, or a 0-d numpy array / tensor holding one; not a bool) as a finite float
-    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``."""
+    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``. The check of every
+    non-negative number argument of inference, dictionary learning and the synthetic data sources."""
     shape = getattr(value, "shape", None)
     if shape is not None and len(shape) > 0:
-        raise ValueError(f"{name} must be a single number (one weight for every sample and atom), got an "
-                         f"array of shape {tuple(shape)}")
+        raise ValueError(f"{name} must be a single number (one for every sample), got an array of shape "
+                         f"{tuple(shape)}")
     if shape is not None and hasattr(value, "item"):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -1012,9 +1014,7 @@ def fista(
     gamma = _check_nonnegative_number("gamma", gamma)
     var_threshold = _check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
     tol = _check_nonnegative_number("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    max_iter = int(max_iter)
+    max_iter = check_size("fista", "max_iter", max_iter)
     restart = check_flag("restart", restart)
     positive = check_flag("positive", positive)
     record_energy = check_flag("record_energy", record_energy)

@@ -33,6 +33,7 @@ from sparsecoder.inference.fista import (
     check_flag,
     power_iteration_max_eigenvalue,
 )
+from sparsecoder.nn.sizes import check_size
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
 
@@ -264,10 +265,8 @@ def sparse_encode(
     if n_components == 0:
         raise ValueError("dictionary has 0 atoms")
     alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    max_iter = check_size("sparse_encode", "max_iter", max_iter)
+    tol = _check_nonnegative_number("tol", tol)
     if isinstance(step, str):
         if step not in ("adaptive", "lipschitz"):
             raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")

@@ -155,6 +155,24 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def check_model_arguments(model: nn.Module, config, config_class: type, n_features, image_shape,
+                          what: str) -> tuple[int, tuple[int, ...] | None]:
+    """The checks a model family's constructor starts with, before any tensor: ``config`` is a
+    ``config_class``, ``n_features`` a size (:func:`check_size`), ``image_shape`` fits it
+    (:func:`check_image_shape`), and the training state of ``type(model)(config, n_features, image_shape)``
+    fits in memory (:func:`check_fits_in_memory`; ``what``, e.g. "a VAE", names the model). Errors name
+    the model's class. Returns ``n_features`` and ``image_shape`` as checked."""
+    owner = type(model).__name__
+    if not isinstance(config, config_class):
+        raise ValueError(f"{owner} needs a {config_class.__name__}, not {type(config).__name__}")
+    n_features = check_size(owner, "n_features", n_features)
+    image_shape = check_image_shape(owner, image_shape, n_features)
+    # counted on the meta device
+    check_fits_in_memory(lambda c: type(model)(c, n_features, image_shape), config,
+                         what=f"{what} on {n_features} features")
+    return n_features, image_shape
+
+
 def check_image_shape(owner: str, image_shape, n_features: int) -> tuple[int, ...] | None:
     """``image_shape`` (how a row is drawn as an image) as a tuple of ints, None for None or an empty
     one; a ``ValueError`` naming ``owner`` unless it is positive integers whose product is ``n_features``."""

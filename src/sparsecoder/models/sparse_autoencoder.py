@@ -36,9 +36,8 @@ from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, UsedWhen, check, r
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import fista
 from sparsecoder.models.common import (
-    check_fits_in_memory,
     check_float32_model,
-    check_image_shape,
+    check_model_arguments,
     check_rows,
     module_device,
     resolve_device,
@@ -46,7 +45,6 @@ from sparsecoder.models.common import (
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
-from sparsecoder.nn.sizes import check_size
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 __all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
@@ -230,14 +228,8 @@ class SparseAutoencoder(nn.Module):
     def __init__(self, config: SparseAutoencoderConfig, n_features: int,
                  image_shape: tuple[int, ...] | None = None):
         super().__init__()
-        if not isinstance(config, SparseAutoencoderConfig):
-            kind = type(config).__name__
-            raise ValueError(f"SparseAutoencoder needs a SparseAutoencoderConfig, not {kind}")
-        n_features = check_size("SparseAutoencoder", "n_features", n_features)
-        image_shape = check_image_shape("SparseAutoencoder", image_shape, n_features)
-        # before any tensor: the training state must fit in memory (counted on the meta device)
-        check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
-                             what=f"a sparse autoencoder on {n_features} features")
+        n_features, image_shape = check_model_arguments(self, config, SparseAutoencoderConfig, n_features,
+                                                        image_shape, "a sparse autoencoder")
         self.config = config
         self.n_features = n_features
         self.image_shape = image_shape

@@ -36,15 +36,13 @@ from sparsecoder.config import (
 )
 from sparsecoder.data.base import DataSplits
 from sparsecoder.models.common import (
-    check_fits_in_memory,
     check_float32_model,
-    check_image_shape,
+    check_model_arguments,
     check_rows,
     module_device,
 )
 from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
 from sparsecoder.nn.constraints import unit_norm_columns_
-from sparsecoder.nn.sizes import check_size
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
@@ -185,13 +183,8 @@ class VAE(nn.Module):
 
     def __init__(self, config: VAEConfig, n_features: int, image_shape: tuple[int, ...] | None = None):
         super().__init__()
-        if not isinstance(config, VAEConfig):
-            raise ValueError(f"VAE needs a VAEConfig, not {type(config).__name__}")
-        n_features = check_size("VAE", "n_features", n_features)
-        image_shape = check_image_shape("VAE", image_shape, n_features)
-        # before any tensor: the training state must fit in memory (counted on the meta device)
-        check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
-                             what=f"a VAE on {n_features} features")
+        n_features, image_shape = check_model_arguments(self, config, VAEConfig, n_features, image_shape,
+                                                        "a VAE")
         self.config = config
         self.n_features = n_features
         self.image_shape = image_shape

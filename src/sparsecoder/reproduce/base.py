@@ -33,8 +33,8 @@ from sparsecoder.config import ConfigError, load_yaml_text, shown
 from sparsecoder.io import atomic_write_bytes, atomic_write_text
 from sparsecoder.sweep.results import csv_text, markdown_table, write_png
 
-__all__ = ["Context", "Report", "TrialResult", "aggregate", "markdown_table", "save_png", "parse_settings",
-           "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
+__all__ = ["Context", "Report", "TrialResult", "aggregate", "finished", "markdown_table", "save_png",
+           "parse_settings", "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
 
 SETTINGS_FILE = "reproduce.yaml"
 RESULTS_MD = "results.md"
@@ -52,6 +52,17 @@ class TrialResult:
     run_dir: Path
     status: str  # done | failed | diverged | pending | interrupted
     metrics: dict[str, Any]  # metrics.json of the run ({} unless done)
+
+
+def finished(trials: list[TrialResult], missing: list[str]):
+    """The trials of ``trials`` that are done, in order; each other one is added to ``missing`` as
+    ``"<preset> [λ=<lam>] seed <s>: <status>"`` for the report's list of what did not finish."""
+    for trial in trials:
+        if trial.status == "done":
+            yield trial
+        else:
+            lam = f" λ={trial.point['lam']:g}" if "lam" in trial.point else ""
+            missing.append(f"{trial.preset}{lam} seed {trial.seed}: {trial.status}")
 
 
 @dataclasses.dataclass

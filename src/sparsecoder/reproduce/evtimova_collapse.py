@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "run"]
 
@@ -151,10 +151,8 @@ def run(ctx: Context) -> Report:
     n_components = 0
     for variant in settings["variants"]:
         preset = VARIANTS[variant][0]
-        for trial in ctx.train(preset, preset, grid=grid, seeds=settings["seeds"], overrides=overrides):
-            if trial.status != "done":
-                missing.append(f"{preset} seed {trial.seed}: {trial.status}")
-                continue
+        trials = ctx.train(preset, preset, grid=grid, seeds=settings["seeds"], overrides=overrides)
+        for trial in finished(trials, missing):
             example = example or trial.metrics
             history = read_history_rows(trial.run_dir / "history.csv")
             absent = [c for c in QUANTITIES if c not in history[0]]

@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "PAPER_POINTS", "PAPER_GAMMA", "VARIANTS", "check_settings", "paper_gamma",
            "training_plan", "run"]
@@ -183,10 +183,7 @@ def run(ctx: Context) -> Report:
     example: dict[str, Any] = {}
     for variant, preset, group, values, overrides in sweeps:
         trials = ctx.train(group, preset, grid={"lam": values}, seeds=settings["seeds"], overrides=overrides)
-        for trial in trials:
-            if trial.status != "done":
-                missing.append(f"{preset} λ={trial.point['lam']:g} seed {trial.seed}: {trial.status}")
-                continue
+        for trial in finished(trials, missing):
             example = example or trial.metrics
             per_seed.append({"variant": variant, "lam": float(trial.point["lam"]), "seed": trial.seed,
                              "sparsity": 100.0 * trial.metrics["sparsity"], "psnr": trial.metrics["psnr"],

@@ -22,7 +22,7 @@ from typing import Any
 
 from sparsecoder.config import MAX_BATCH_SIZE
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "check_data", "run"]
 
@@ -186,10 +186,7 @@ def run(ctx: Context) -> Report:
     for preset, values in settings["lams"].items():
         trials = ctx.train(preset, preset, grid={"lam": _lams(preset, values)}, seeds=settings["seeds"],
                            overrides=overrides)
-        for trial in trials:
-            if trial.status != "done":
-                missing.append(f"{preset} λ={trial.point['lam']:g} seed {trial.seed}: {trial.status}")
-                continue
+        for trial in finished(trials, missing):
             config, model, _ = load_run(trial.run_dir)
             epochs_used[preset] = config.epochs
             if trial.seed not in data:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "PAPER", "LAMS", "check_settings", "run"]
 
@@ -108,10 +108,7 @@ def run(ctx: Context) -> Report:
     per_seed, missing, examples, epochs_used = [], [], {}, {}
     for preset, lam in settings["models"].items():
         trials = ctx.train(preset, preset, grid={"lam": [lam]}, seeds=settings["seeds"], overrides=overrides)
-        for trial in trials:
-            if trial.status != "done":
-                missing.append(f"{preset} λ={lam:g} seed {trial.seed}: {trial.status}")
-                continue
+        for trial in finished(trials, missing):
             config, model, _ = load_run(trial.run_dir)
             epochs_used[preset] = config.epochs
             test = load_test_split(config).test

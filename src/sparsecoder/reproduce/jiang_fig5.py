@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 from sparsecoder.reproduce.jiang_table1 import VARIANTS, check_settings, vae_overrides
 
 __all__ = ["QUICK", "FULL", "PAPER_ACTIVE", "run"]
@@ -87,11 +87,8 @@ def run(ctx: Context) -> Report:
     rows, figures, missing = [], [], []
     shown: dict[str, dict] = {}
     side = 16
-    for trial in trials:
+    for trial in finished(trials, missing):
         model = by_preset[trial.preset]
-        if trial.status != "done":
-            missing.append(f"{trial.preset} seed {trial.seed}: {trial.status}")
-            continue
         groups, columns = measure(trial.run_dir)
         active = groups["active_max"]
         localized = localization(columns, (side, side)) > LOCALIZED

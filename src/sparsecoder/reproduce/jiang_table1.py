@@ -22,7 +22,7 @@ from typing import Any
 
 from sparsecoder.models.vae import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table
 
 __all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "run"]
 
@@ -133,10 +133,7 @@ def run(ctx: Context) -> Report:
     by_preset = {preset: model for model, preset in VARIANTS.items()}
     test_variance = rows[0]["test_variance"]
     missing = []
-    for trial in trials:
-        if trial.status != "done":
-            missing.append(f"{trial.preset} seed {trial.seed}: {trial.status}")
-            continue
+    for trial in finished(trials, missing):
         m = trial.metrics
         rows.append({"model": by_preset[trial.preset], "seed": trial.seed, "mse": m["mse"],
                      "mse_std": m["mse_std"], "mse_relative": m["mse"] / test_variance,

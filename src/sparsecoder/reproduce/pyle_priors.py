@@ -31,7 +31,7 @@ import numpy as np
 
 from sparsecoder.models.vae import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, fmt, markdown_table, save_png
+from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "DATASETS", "PRIORS", "PAPER_CLAIMS", "check_settings", "measure_trial",
            "claim_verdicts", "run"]
@@ -356,11 +356,8 @@ def run(ctx: Context) -> Report:
         presets = [f"vae-{prior}-{suffix}" for prior in s["priors"]]
         trials = ctx.train(dataset, presets, seeds=s["seeds"], overrides=_overrides(s, dataset))
         shown: dict[str, tuple] = {}
-        for trial in trials:
+        for trial in finished(trials, missing):
             prior = trial.preset.split("-")[1]
-            if trial.status != "done":
-                missing.append(f"{trial.preset} seed {trial.seed}: {trial.status}")
-                continue
             config, model, _ = load_run(trial.run_dir)
             key = (config.data, config.seed, config.data_dir,
                    tuple(sorted(dict(config.data_options).items())))
