@@ -223,8 +223,9 @@ class SparseAutoencoder(nn.Module):
         n_features = check_size("SparseAutoencoder", "n_features", n_features)
         image_shape = check_image_shape("SparseAutoencoder", image_shape, n_features)
         # before any tensor: the training state must fit in memory (counted on the meta device)
-        check_fits_in_memory(lambda c: type(self)(c, n_features, image_shape), config,
-                             what=f"a sparse autoencoder on {n_features} features")
+        check_fits_in_memory(
+            lambda c, n=n_features: type(self)(c, n, image_shape if n == n_features else None), config,
+            what=f"a sparse autoencoder on {n_features} features", n_features=n_features)
         self.config = config
         self.n_features = n_features
         self.image_shape = image_shape
