@@ -120,7 +120,7 @@ class Preprocessing(abc.ABC):
         if self.raw_range is None or raw.size == 0:
             return
         low, high = self.raw_range
-        smallest, largest = float(raw.min()), float(raw.max())
+        smallest, largest = float(raw.min()) + 0.0, float(raw.max()) + 0.0  # + 0.0: -0.0 is shown as 0
         if smallest < low or largest > high:
             raise ValueError(f"raw rows hold values from {smallest:g} to {largest:g}, outside the "
                              f"{self.raw_units} {low:g}–{high:g} of the data source; give rows in its raw "

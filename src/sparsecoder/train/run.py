@@ -395,7 +395,10 @@ def _checked_rows(x, path: str | None, what: str, width: int, wrong_width,
     if path is None:
         check_values(what, array)
     if preprocessing is not None:
-        preprocessing.check_raw_range(array)
+        try:
+            preprocessing.check_raw_range(array)
+        except ValueError as err:  # a file's rows are named by the file, as for every other check
+            raise ValueError(f"{path}: {err}" if path else str(err)) from None
     return array
 
 
