@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib
 import json
 import os
 import shutil
@@ -195,6 +194,24 @@ def test_check_output_file_names_each_problem(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     with pytest.raises(NotADirectoryError, match="broken symbolic link"):
         check_output_file(tmp_path / "link" / "y.npy")
+
+
+def test_an_output_file_made_while_the_command_ran_is_kept(tmp_path):
+    # audit 2026-11-29: encode/decode check --out before any work, but the write minutes later replaced
+    # whatever had been put at that path meanwhile (os.replace); without --overwrite it is now refused then
+    from sparsecoder.io import OutputExists, atomic_write_npy
+
+    out = tmp_path / "codes.npy"
+    out.write_text("the user's notes")
+    with pytest.raises(OutputExists, match=r"codes.npy exists \(it was created while this command ran\) "
+                                           r"and is kept; choose another --out or pass --overwrite"):
+        atomic_write_npy(out, np.zeros(3), overwrite=False)
+    assert out.read_text() == "the user's notes" and _no_temp_files(tmp_path)
+    atomic_write_npy(tmp_path / "new.npy", np.arange(3), overwrite=False)
+    atomic_write_npy(out, np.arange(3), overwrite=True)
+    for path in (out, tmp_path / "new.npy"):
+        np.testing.assert_array_equal(np.load(path), np.arange(3))
+    assert _no_temp_files(tmp_path)
 
 
 @pytest.mark.parametrize("layout", ["absolute", "relative", "parent"])
@@ -390,14 +407,16 @@ def test_encode_and_decode_work_block_by_block_as_the_model_does_at_once(tmp_pat
 def test_encode_scans_the_values_of_its_input_file_once(tmp_path_factory, tmp_path, capsys, monkeypatch):
     # audit 2026-11-29: the file's values were checked when read (NaN/inf, float32 range) and again by
     # encode_run (np.isfinite, then the float32 range): three passes over what may be gigabytes
+    # (2026-11-29: rows given in memory, raw ones too, go through the same one check_values scan)
     import sparsecoder.data.arrays as arrays
-    run_module = importlib.import_module("sparsecoder.train.run")  # sparsecoder.train is also a function
+    from sparsecoder.train.run import encode_run
 
     run = fresh_run(tmp_path_factory, tmp_path / "run")
     np.save(tmp_path / "rows.npy", np.zeros((4, 784)))
     scans = []
     check_values = arrays.check_values
     monkeypatch.setattr(arrays, "check_values", lambda *a: scans.append("check_values") or check_values(*a))
-    monkeypatch.setattr(run_module, "check_float32_range", lambda *a: scans.append("float32 range"))
     assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")]) == 0
     assert scans == ["check_values"]
+    encode_run(run, np.zeros((4, 784)), input_space="raw")
+    assert scans == ["check_values"] * 2

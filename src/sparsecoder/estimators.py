@@ -702,7 +702,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         from pathlib import Path
 
-        from sparsecoder.config import save_config
+        from sparsecoder.config import save_config, to_dict
         from sparsecoder.data.base import DataSplits, Split
         from sparsecoder.data.preprocessing import Identity
         from sparsecoder.train.checkpoint import save_weights
@@ -716,7 +716,8 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         path.mkdir(parents=True, exist_ok=True)
         save_config(path / CONFIG_FILE, self._model_name, self.model_.config,
                     extra={"estimator": type(self).__name__})
-        save_weights(path / WEIGHTS_FILE, self.model_, model_name=self._model_name, epoch=self.n_iter_)
+        save_weights(path / WEIGHTS_FILE, self.model_, model_name=self._model_name, epoch=self.n_iter_,
+                     config=to_dict(self.model_.config))
 
         def empty():
             return Split(x=torch.zeros(0, self.n_features_in_))

@@ -2,6 +2,9 @@
 
 A failed write (disk full, read-only folder, a parent that is a file) removes its temp file, leaves the
 previous file untouched and raises an :class:`OSError` of the same type whose message names the path.
+``overwrite=False`` (a user's output file written without ``--overwrite``) puts the file in place with
+``os.link``, which fails if the path exists by then: a file created there while the command computed (its
+``check_output_file`` passed minutes earlier) is kept, and the write is a :class:`FileExistsError`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _atomic(path: Path, data) -> None:
+class OutputExists(FileExistsError):
+    """A write with ``overwrite=False`` found a file at its path (made there while the command ran)."""
+
+
+def _atomic(path: Path, data, overwrite: bool = True) -> None:
     """``data``: the bytes to write, or a function writing them to the open file (no preallocation)."""
     path = Path(path)
     try:
-        _atomic_unchecked(path, data)
+        _atomic_unchecked(path, data, overwrite)
+    except OutputExists:
+        raise
     except OSError as err:
         if err.errno is None:
             raise
@@ -41,7 +50,7 @@ def _preallocate(fd: int, size: int) -> None:
         # not supported here (EOPNOTSUPP, EINVAL, ...): write without it
 
 
-def _atomic_unchecked(path: Path, data) -> None:
+def _atomic_unchecked(path: Path, data, overwrite: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -56,22 +65,46 @@ def _atomic_unchecked(path: Path, data) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic(path, data)
+def _link_new(tmp: str, path: Path) -> None:
+    """Put the written ``tmp`` at ``path`` only if nothing is there (``FileExistsError`` otherwise), then
+    remove ``tmp``. A file system without hard links (some FAT or network mounts) gets a check, then
+    ``os.replace``."""
+    exists = OutputExists(errno.EEXIST, f"{path} exists (it was created while this command ran) and is kept; "
+                                        f"choose another --out or pass --overwrite")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise exists from None
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if path.exists() or path.is_symlink():
+            raise exists from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
-def atomic_write_npy(path: Path, array) -> None:
-    """``np.save`` of ``array`` to ``path``, atomically, written straight to the file (no copy in memory)."""
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> None:
+    _atomic(path, data, overwrite)
+
+
+def atomic_write_npy(path: Path, array, *, overwrite: bool = True) -> None:
+    """``np.save`` of ``array`` to ``path``, atomically, written straight to the file (no copy in memory);
+    ``overwrite=False``: a :class:`FileExistsError` if ``path`` exists by then (nothing is replaced)."""
     import numpy as np
 
-    _atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+    _atomic(path, lambda fh: np.save(fh, array, allow_pickle=False), overwrite)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

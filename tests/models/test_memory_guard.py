@@ -114,6 +114,23 @@ def test_a_model_larger_than_the_memory_is_refused_before_any_allocation(preset,
     assert devices and set(devices) == {"meta"}
 
 
+def test_rows_too_wide_for_the_memory_are_named_as_a_fix_with_the_width_that_fits(monkeypatch):
+    # audit 2026-11-29: a model too large only because of its rows' width (100,000 features, 8 atoms) was
+    # told "lower n_components" alone, though no n_components fits; the width that fits is now named too
+    monkeypatch.setattr(common_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
+    config = _config("sdl-mnist", n_components=8)
+    message = (r"\(n_components=8\) has 1,600,072 parameters.*; lower n_components, or give rows of at most "
+               r"4,091 features \(these have 100,000")
+    with pytest.raises(ConfigError, match=message):
+        SparseAutoencoder(config, 100_000)
+    assert training_size(lambda: SparseAutoencoder(config, 4091))[1] <= 2**20
+    assert training_size(lambda: SparseAutoencoder(config, 4092))[1] > 2**20
+    SparseAutoencoder(config, 4091)  # built: the width named fits
+    # where even one feature per row would not fit, fewer features is no fix and is not offered
+    with pytest.raises(ConfigError, match=r"; lower n_components or hidden_size$"):
+        SparseAutoencoder(_config("sdl-nl-mnist", n_components=300, hidden_size=64), 100_000)
+
+
 def test_a_model_that_fits_is_built_as_before(monkeypatch):
     config = _config("sdl-nl-mnist", n_components=8, hidden_size=8)
     count = training_size(lambda: SparseAutoencoder(config, N_FEATURES))[0]

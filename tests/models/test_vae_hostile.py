@@ -390,7 +390,9 @@ def test_decode_refuses_rows_that_overflow_and_codes_beyond_float32(vae_run, tmp
     from sparsecoder.train import decode_run
 
     assert np.isfinite(decode_run(vae_run, np.zeros((2, 10)))).all()
-    with pytest.raises(ValueError, match="codes hold values up to 1e.300, beyond float32's range"):
+    # (2026-11-29: rows given in memory are checked by check_values as a file's are, naming the rows)
+    with pytest.raises(ValueError, match=r"codes: \d+ value\(s\) in 2 row\(s\) \(first rows \[0, 1\]\) "
+                                         r"exceed float32's range.*1e\+300"):
         decode_run(vae_run, np.full((2, 10), 1e300))
     scaled = _with_weights_times(vae_run, tmp_path, 1e30)
     with pytest.raises(ValueError, match="decoded rows are NaN/inf for 1 of 2 rows.*encode"):
@@ -405,7 +407,9 @@ def test_encode_refuses_codes_that_overflow_and_rows_beyond_float32(vae_run, tmp
     from sparsecoder.cli import main
     from sparsecoder.train import encode_run
 
-    with pytest.raises(ValueError, match="inputs hold values up to 1e.300, beyond float32's range"):
+    # (2026-11-29: rows given in memory are checked by check_values as a file's are, naming the rows)
+    with pytest.raises(ValueError, match=r"inputs: \d+ value\(s\) in 2 row\(s\) \(first rows \[0, 1\]\) "
+                                         r"exceed float32's range.*1e\+300"):
         encode_run(vae_run, np.full((2, 25), 1e300))
     scaled = _with_weights_times(vae_run, tmp_path, 1e20)  # three layers: 1e60 overflows float32
     np.save(tmp_path / "rows.npy", np.ones((3, 25), dtype=np.float32))

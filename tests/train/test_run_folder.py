@@ -107,6 +107,23 @@ def test_embedded_mnist_run_encodes_raw_pixels_and_decodes_to_pixel_values(tmp_p
                                    rtol=1e-5, atol=1e-5)
     # the raw round trip through the stored preprocessing is exact up to float32 rounding of the model row
     np.testing.assert_allclose(data.preprocessing.inverse(by_hand_mnist(pixels)), pixels, atol=1e-4)
+    # audit 2026-11-29: raw rows are checked in one pass before the first block (then converted without a
+    # second scan); a NaN in rows given in memory is named with its row, as in a file
+    bad = pixels.astype(np.float32)
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match=r"^inputs: 1 NaN/inf value\(s\) in 1 row\(s\) \(first rows \[7\]\)"):
+        encode_run(run, bad, input_space="raw")
+    bad[7, 3], bad[-1, 0] = 0, 300
+    with pytest.raises(ValueError, match="raw rows hold values from 0 to 300, outside the pixel values "):
+        encode_run(run, bad, input_space="raw")
+    # a copy-on-write memory map edited in memory is encoded as edited: the check's page release used to be
+    # able to drop the edits of such a mapping (MADV_DONTNEED), now it only releases read-only ones
+    np.save(tmp_path / "pixels.npy", pixels.astype(np.float32))
+    edited = np.load(tmp_path / "pixels.npy", mmap_mode="c")
+    edited[0] = 255 - edited[0]
+    expected = encode_run(run, np.array(edited), input_space="raw")
+    np.testing.assert_array_equal(encode_run(run, edited, input_space="raw"), expected)
+    assert edited[0, 0] == 255 - pixels[0, 0]
 
 
 def write_arrays(path, n=300, d=16, seed=0):

@@ -135,12 +135,15 @@ def release_pages(array: np.ndarray) -> None:
     """Drop the pages of a memory-mapped array from this process (``madvise(MADV_DONTNEED)``).
 
     Read-only file mappings lose nothing (the pages stay in the page cache and are re-read on access);
-    the process's resident set no longer counts them. A no-op for ordinary arrays or where the platform
-    lacks ``madvise``.
+    the process's resident set no longer counts them. A no-op for ordinary arrays, where the platform
+    lacks ``madvise``, and for writable mappings: on a copy-on-write one (``np.load(path, mmap_mode="c")``,
+    an array a user may hand to ``encode_run``) it would silently undo every change made in memory.
     """
     base = array
     while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
         base = getattr(base, "base", None)
+    if base is not None and getattr(base, "mode", None) != "r":
+        return
     handle = None if base is None else base._mmap
     if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         handle.madvise(mmap.MADV_DONTNEED)

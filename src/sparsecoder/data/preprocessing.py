@@ -70,8 +70,8 @@ def preprocessing_from_dict(spec: dict[str, Any]) -> Preprocessing:
     return kind.from_dict(spec)
 
 
-def _float64_rows(rows, n_features: int | None, what: str) -> np.ndarray:
-    """``rows`` (array or tensor, n × d) as a float64 array, checked for shape and finiteness."""
+def _float64_rows(rows, n_features: int | None, what: str, *, values: bool = True) -> np.ndarray:
+    """``rows`` (array or tensor, n × d) as a float64 array, checked for shape and (``values``) finiteness."""
     if isinstance(rows, torch.Tensor):
         rows = rows.detach().cpu().numpy()
     array = np.asarray(rows)
@@ -81,10 +81,9 @@ def _float64_rows(rows, n_features: int | None, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{what} have {array.shape[1]} features per row, expected {n_features}")
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
+    if values and array.dtype.kind == "f" and not np.isfinite(array).all():  # integers are always finite
         raise ValueError(f"{what} contain NaN or inf")
-    return array
+    return array.astype(np.float64)
 
 
 class Preprocessing(abc.ABC):
@@ -105,18 +104,23 @@ class Preprocessing(abc.ABC):
         """Values per raw row for a model row of ``n_features`` values (equal unless channels merge)."""
         return n_features
 
-    def forward(self, raw_rows, n_features: int | None = None) -> torch.Tensor:
-        """Model rows (float32 tensor) of ``raw_rows`` (n × raw_features)."""
+    def forward(self, raw_rows, n_features: int | None = None, *, checked: bool = False) -> torch.Tensor:
+        """Model rows (float32 tensor) of ``raw_rows`` (n × raw_features), refused when they hold NaN/inf or
+        values outside :attr:`raw_range`. ``checked``: the caller has found them finite and in range already
+        (:meth:`check_raw_range`; ``encode_run`` checks all its rows before the first block is encoded), so
+        they are not scanned again."""
         expected = None if n_features is None else self.raw_features(n_features)
-        raw = _float64_rows(raw_rows, expected, "raw rows")
-        self._check_raw_range(raw)
+        raw = _float64_rows(raw_rows, expected, "raw rows", values=not checked)
+        if not checked:
+            self.check_raw_range(raw)
         return torch.from_numpy(np.ascontiguousarray(self._forward(raw), dtype=np.float32))
 
-    def _check_raw_range(self, raw: np.ndarray) -> None:
+    def check_raw_range(self, raw: np.ndarray) -> None:
+        """Refuse finite raw rows (any real dtype) with a value outside :attr:`raw_range`, naming both."""
         if self.raw_range is None or raw.size == 0:
             return
         low, high = self.raw_range
-        smallest, largest = float(raw.min()), float(raw.max())
+        smallest, largest = float(raw.min()) + 0.0, float(raw.max()) + 0.0  # + 0.0: -0.0 is shown as 0
         if smallest < low or largest > high:
             raise ValueError(f"raw rows hold values from {smallest:g} to {largest:g}, outside the "
                              f"{self.raw_units} {low:g}–{high:g} of the data source; give rows in its raw "
@@ -266,7 +270,7 @@ class NotRowWise(Preprocessing):
         raise ValueError(f"the {self.source} source cannot map bare rows to model space or back: "
                          f"{self.reason}; give model-space rows (--input model / --output model)")
 
-    def forward(self, raw_rows, n_features: int | None = None) -> torch.Tensor:
+    def forward(self, raw_rows, n_features: int | None = None, *, checked: bool = False) -> torch.Tensor:
         self._refuse()
 
     def inverse(self, model_rows, n_features: int | None = None) -> np.ndarray:

@@ -65,15 +65,18 @@ def training_size(build: Callable[[], nn.Module]) -> tuple[int | None, float] | 
     return count, size
 
 
-def check_fits_in_memory(build: Callable[[object], nn.Module], config, *, what: str = "the model") -> None:
+def check_fits_in_memory(build: Callable[..., nn.Module], config, *, what: str = "the model",
+                         n_features: int | None = None) -> None:
     """Refuse, before anything is allocated, a model whose training state exceeds this machine's memory.
 
     ``build(config)`` builds the model (it is run on the meta device: nothing is allocated, see
-    :func:`training_size`). The error (a :class:`~sparsecoder.config.ConfigError`) names ``what`` (e.g.
-    "a VAE on 784 features"), the config's size keys that change the parameter count and their values,
-    the parameter count, the GiB needed and available, and the fix: lower those keys. Nothing is checked
-    when the model is itself being built on the meta device (the count's own build), when the platform does
-    not report its memory, or when ``build`` cannot run on the meta device.
+    :func:`training_size`); given ``n_features`` (the row width it is built for), ``build(config, n)`` builds
+    it for rows of ``n`` features. The error (a :class:`~sparsecoder.config.ConfigError`) names ``what``
+    (e.g. "a VAE on 784 features"), the config's size keys that change the parameter count and their
+    values, the parameter count, the GiB needed and available, and every fix: lower those keys, or (where
+    the model would fit on narrower rows) give rows of at most the number of features that fits. Nothing
+    is checked when the model is itself being built on the meta device (the count's own build), when the
+    platform does not report its memory, or when ``build`` cannot run on the meta device.
     """
     if _building_on_meta():
         return
@@ -92,9 +95,29 @@ def check_fits_in_memory(build: Callable[[object], nn.Module], config, *, what: 
         lower = f"{', '.join(keys[:-1])} or {keys[-1]}"
     else:
         lower = keys[0] if keys else "its sizes"
+    fits = None if n_features is None else _features_that_fit(build, config, n_features, memory)
+    narrower = (f", or give rows of at most {fits:,} features (these have {n_features:,}: e.g. a smaller "
+                f"patch_size, or fewer dimensions)" if fits else "")
     raise ConfigError(
         f"the model does not fit in this machine's memory: {what}{sizes} has {size}, more than this "
-        f"machine's {_amount(memory)}; lower {lower}")
+        f"machine's {_amount(memory)}; lower {lower}{narrower}")
+
+
+def _features_that_fit(build: Callable[..., nn.Module], config, n_features: int, memory: int) -> int | None:
+    """The largest row width below ``n_features`` whose model ``build(config, n)`` fits in ``memory``
+    (bisection, counted on the meta device), or None when not even one feature per row fits (the other
+    sizes dominate: fewer features is no fix)."""
+    def fits(n: int) -> bool:
+        counted = training_size(lambda: build(config, n))
+        return counted is not None and counted[1] <= memory
+
+    if n_features <= 1 or not fits(1):
+        return None
+    low, high = 1, n_features  # fits(low), not fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def _amount(n_bytes: float) -> str:
@@ -167,9 +190,9 @@ def check_model_arguments(model: nn.Module, config, config_class: type, n_featur
         raise ValueError(f"{owner} needs a {config_class.__name__}, not {type(config).__name__}")
     n_features = check_size(owner, "n_features", n_features)
     image_shape = check_image_shape(owner, image_shape, n_features)
-    # counted on the meta device
-    check_fits_in_memory(lambda c: type(model)(c, n_features, image_shape), config,
-                         what=f"{what} on {n_features} features")
+    # counted on the meta device; built for n features too, to name the widest rows that fit
+    check_fits_in_memory(lambda c, n=n_features: type(model)(c, n, image_shape if n == n_features else None),
+                         config, what=f"{what} on {n_features} features", n_features=n_features)
     return n_features, image_shape
 
 

@@ -1,10 +1,11 @@
 """Run-folder files: best weights (``model.safetensors``), resumable state (``checkpoint.pt``), RNG states.
 
 ``model.safetensors`` holds only tensors (the model's ``state_dict``) plus string metadata (model name,
-epoch); it is what :func:`sparsecoder.train.load_run` reads. ``checkpoint.pt`` holds everything needed to
-continue a run exactly: model, optimiser and learning-rate schedule states, the Python / NumPy / torch
-(CPU and CUDA) random states (of every process in a data-parallel run), the epoch, the history rows and
-the best validation loss so far. It is written with :func:`torch.save` and read with
+epoch, the run's config as JSON); it is what :func:`sparsecoder.train.load_run` reads (and only it, for a
+run written with the config in it). ``checkpoint.pt`` holds everything needed to continue a run exactly:
+model, optimiser and learning-rate schedule states, the Python / NumPy / torch (CPU and CUDA) random
+states (of every process in a data-parallel run), the epoch, the history rows and the best validation
+loss so far. It is written with :func:`torch.save` and read with
 ``weights_only=True`` (only tensors and plain containers inside), so loading a checkpoint never executes
 pickled code. Both files are written atomically.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ __all__ = [
     "set_rng_state",
     "save_weights",
     "load_weights",
+    "read_weights",
+    "weights_config",
     "save_checkpoint",
     "load_checkpoint",
     "restore_training_state",
@@ -99,23 +103,22 @@ def _cpu_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
             if isinstance(v, torch.Tensor)}
 
 
-def save_weights(path: Path, model, *, model_name: str, epoch: int) -> None:
-    """Write ``model.state_dict()`` to a ``.safetensors`` file (atomically) with its model name and epoch."""
+def save_weights(path: Path, model, *, model_name: str, epoch: int, config: dict[str, Any] | None = None
+                 ) -> None:
+    """Write ``model.state_dict()`` to a ``.safetensors`` file (atomically) with its model name and epoch.
+
+    ``config`` (the run's config as a dict) is stored in the metadata too, as JSON under ``"config"``:
+    ``load_run`` (``encode``, ``decode``) checks the run's ``config.yaml`` against it, so it reads this
+    file alone (its SHA-256 covers the metadata) and not the whole ``checkpoint.pt``."""
     metadata = {"format": "pt", "model": str(model_name), "epoch": str(int(epoch))}
+    if config is not None:
+        metadata["config"] = json.dumps(config, sort_keys=True, default=list)
     write_digested(Path(path), safetensors_save(_cpu_tensors(model.state_dict()), metadata=metadata))
 
 
-def load_weights(path: Path, model, *, model_name: str | None = None) -> dict[str, str]:
-    """Load a ``.safetensors`` file written by :func:`save_weights` into ``model``; returns its metadata.
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        The file is not readable safetensors, was written for another model family, or its tensors do
-        not fit the model (another architecture or size).
-    """
+def read_weights(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """``(metadata, tensors)`` of a ``.safetensors`` file written by :func:`save_weights`, after its digest
+    is verified (:func:`~sparsecoder.train.integrity.verify_digest`); the errors of :func:`load_weights`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -126,6 +129,40 @@ def load_weights(path: Path, model, *, model_name: str | None = None) -> dict[st
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
+    return metadata, tensors
+
+
+def weights_config(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None:
+    """The config stored in a weights file's ``metadata`` (:func:`save_weights`), None for a file written
+    without it (by an older sparsecoder, or without a config); a ``ValueError`` naming ``path`` when it is
+    not a JSON object."""
+    if "config" not in metadata:
+        return None
+    try:
+        config = json.loads(metadata["config"])
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the config in its metadata is not a JSON object (damaged file); restore "
+                         f"the file (or retrain)")
+    return config
+
+
+def load_weights(path: Path, model, *, model_name: str | None = None,
+                 weights: tuple[dict[str, str], dict[str, torch.Tensor]] | None = None) -> dict[str, str]:
+    """Load a ``.safetensors`` file written by :func:`save_weights` into ``model``; returns its metadata.
+    ``weights``: what :func:`read_weights` returned for ``path``, if the caller has read it already.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not readable safetensors, was written for another model family, or its tensors do
+        not fit the model (another architecture or size).
+    """
+    path = Path(path)
+    metadata, tensors = weights if weights is not None else read_weights(path)
     if model_name is not None and metadata.get("model", model_name) != model_name:
         raise ValueError(f"{path} holds weights of a '{metadata['model']}' model, not '{model_name}'")
     _load_state(model, tensors, str(path))

@@ -160,7 +160,7 @@ def _encode(args: argparse.Namespace) -> int:
 
     _check_paths(args)
     codes = encode_run(args.run_dir, args.input, input_space=args.space)
-    atomic_write_npy(args.out, codes)
+    atomic_write_npy(args.out, codes, overwrite=args.overwrite)  # a file made there meanwhile is kept
     print(f"wrote {args.out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
     return 0
 
@@ -171,7 +171,7 @@ def _decode(args: argparse.Namespace) -> int:
 
     _check_paths(args)
     rows = decode_run(args.run_dir, args.input, output_space=args.space)
-    atomic_write_npy(args.out, rows)
+    atomic_write_npy(args.out, rows, overwrite=args.overwrite)  # a file made there meanwhile is kept
     print(f"wrote {args.out}: {args.space}-space rows of shape {rows.shape[0]} × {rows.shape[1]}",
           file=sys.stderr)
     return 0

@@ -65,6 +65,7 @@ __all__ = [
     "config_digest",
     "check_checkpoint_entries",
     "check_resume_config",
+    "check_config_unchanged",
     "data_fingerprint",
     "check_resume_data",
     "changed_splits",
@@ -357,22 +358,33 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
     not in ``changeable``.
 
     ``config`` is the run's ``config.yaml`` (with the ``--set`` values applied on resume). The checkpoint's
-    config is first checked against its stored digest; each changed key is named with both values. A
-    ``config.yaml`` of another model family (``model_name``, its registered name) is named as such, not
-    as a list of every key. Returns the loaded checkpoint.
+    config is first checked against its stored digest; then :func:`check_config_unchanged`. Returns the
+    loaded checkpoint.
     """
     from sparsecoder.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint_path)
-    if model_name is not None and state["model_name"] != model_name:
-        raise ValueError(
-            f"cannot {action} {checkpoint_path.parent}: its config.yaml is for a '{model_name}' model, but "
-            f"its checkpoint and weights are of a '{state['model_name']}' model; put the run's own "
-            f"config.yaml back")
     saved = state["config"]
     stored = state.get("config_digest")
     if stored is not None and stored != config_digest(saved):
         raise ValueError(f"{checkpoint_path}: its config does not match its config digest (damaged file)")
+    check_config_unchanged(saved, state["model_name"], config, changeable, run_dir=checkpoint_path.parent,
+                           action=action, model_name=model_name, written="the checkpoint was written")
+    return state
+
+
+def check_config_unchanged(saved: dict[str, Any], saved_model_name: str, config: dict[str, Any], changeable,
+                           *, run_dir: Path, action: str, model_name: str | None = None,
+                           written: str = "the checkpoint was written") -> None:
+    """Refuse to ``action`` the run in ``run_dir`` when ``config`` (its ``config.yaml``) differs from the
+    config it was trained with (``saved``, of a ``saved_model_name`` model: the checkpoint's, or the one
+    stored with the weights) in a key not in ``changeable``. Each changed key is named with both values; a
+    ``config.yaml`` of another model family (``model_name``, its registered name) is named as such, not as
+    a list of every key. ``written`` says when ``saved`` was stored ("the checkpoint was written")."""
+    if model_name is not None and saved_model_name != model_name:
+        raise ValueError(
+            f"cannot {action} {run_dir}: its config.yaml is for a '{model_name}' model, but its checkpoint "
+            f"and weights are of a '{saved_model_name}' model; put the run's own config.yaml back")
     keys = sorted((set(saved) | set(config)) - set(changeable))
     changed = [k for k in keys if not _same(saved.get(k), config.get(k))]
     if changed:
@@ -380,11 +392,9 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
                             for k in changed)
         how = " on resume, through --set" if action == "resume" else ""
         raise ValueError(
-            f"cannot {action} {checkpoint_path.parent}: its config.yaml was edited after the checkpoint was "
-            f"written ({details}); restore those values — only {', '.join(sorted(changeable))} may change"
-            f"{how}"
+            f"cannot {action} {run_dir}: its config.yaml was edited after {written} ({details}); restore "
+            f"those values — only {', '.join(sorted(changeable))} may change{how}"
         )
-    return state
 
 
 # rows hashed per block: bounds the memory of memory-mapped splits (read and preprocessed block by block)

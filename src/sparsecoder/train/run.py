@@ -34,11 +34,11 @@ from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
-from sparsecoder.models.common import check_float32_range
-from sparsecoder.train.checkpoint import load_weights, seed_everything
+from sparsecoder.train.checkpoint import load_weights, read_weights, seed_everything, weights_config
 from sparsecoder.train.integrity import (
     DIGESTS_FILE,
     changed_splits,
+    check_config_unchanged,
     check_resume_config,
     check_run_files,
     data_fingerprint,
@@ -215,21 +215,28 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise missing_weights(run_dir)
-    _check_config(run_dir, config)
-    return _load_run(run_dir, config, data)
+    return _load_run(run_dir, config, data, check_config=True)
 
 
-def _check_config(run_dir: Path, config) -> None:
+def _check_config(run_dir: Path, config, metadata: dict[str, str]) -> None:
     """Refuse a ``config.yaml`` edited since training in a key that builds or runs the model (e.g.
-    ``lista_iterations``: the weights still load, but every code changes), as ``evaluate`` refuses it;
-    checked against ``checkpoint.pt``'s config where the run has one."""
-    if (run_dir / CHECKPOINT_FILE).is_file():
+    ``lista_iterations``: the weights still load, but every code changes), as ``evaluate`` refuses it:
+    checked against the config stored in the weights' ``metadata`` (the file already read and verified),
+    else (weights written by an older sparsecoder) against ``checkpoint.pt``'s, where the run has one."""
+    saved = weights_config(run_dir / WEIGHTS_FILE, metadata)
+    if saved is not None:
+        check_config_unchanged(saved, metadata.get("model", config.model_name), to_dict(config),
+                               EVALUATE_CHANGES, run_dir=run_dir, action="use", model_name=config.model_name,
+                               written="its weights were written")
+    elif (run_dir / CHECKPOINT_FILE).is_file():
         check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES, action="use",
                             model_name=config.model_name)
 
 
-def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any, DataSplits]:
-    """:func:`load_run` once its files and ``config`` are checked."""
+def _load_run(run_dir: Path, config, data: DataSplits | None, *, check_config: bool = False
+              ) -> tuple[Any, Any, DataSplits]:
+    """:func:`load_run` once its files are checked; ``check_config``: ``config`` is checked against the
+    config the weights were trained with (:func:`_check_config`; ``evaluate`` has checked it already)."""
     from sparsecoder.models import build_model
     from sparsecoder.models.common import resolve_device
 
@@ -238,6 +245,9 @@ def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any,
     except ValueError as err:
         raise ValueError(f"{run_dir / CONFIG_FILE}: {err} — edit device there (where a run is used may "
                          f"differ from where it was trained)") from None
+    weights = read_weights(run_dir / WEIGHTS_FILE)  # verified against its digest, read once
+    if check_config:
+        _check_config(run_dir, config, weights[0])
     stored = read_run_data(run_dir)
     if data is None:
         if stored is None:
@@ -252,7 +262,7 @@ def _load_run(run_dir: Path, config, data: DataSplits | None) -> tuple[Any, Any,
                          f"{run_dir} was trained on {stored.n_features} ('{stored.data}'); give rows of the "
                          f"run's data")
     model = build_model(config, data)
-    load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name)
+    load_weights(run_dir / WEIGHTS_FILE, model, model_name=config.model_name, weights=weights)
     model.to(device)
     return config, model, data
 
@@ -365,12 +375,14 @@ def _samples(x, what: str, row_bytes: int) -> tuple[Any, str | None]:
     return x, None
 
 
-def _checked_rows(x, path: str | None, what: str, width: int, wrong_width) -> np.ndarray:
+def _checked_rows(x, path: str | None, what: str, width: int, wrong_width,
+                  preprocessing: Preprocessing | None = None) -> np.ndarray:
     """``x`` as rows ``(n, width)`` (:func:`_rows_of`), real numbers (the ``arrays`` source's
-    :func:`~sparsecoder.data.arrays.check_dtype`), without NaN/inf or values beyond float32's range: a
-    file's in one pass by :func:`~sparsecoder.data.arrays.check_values`, naming the rows (``read_rows_file``
-    leaves them to it), in-memory ones by ``np.isfinite`` and ``check_float32_range``. Errors name the file
-    ``path`` (if any) and ``what``; ``wrong_width(shape)`` is the message for another shape."""
+    :func:`~sparsecoder.data.arrays.check_dtype`), without NaN/inf or values beyond float32's range (one
+    pass in blocks by :func:`~sparsecoder.data.arrays.check_values`, naming the rows; integers need none),
+    and, for raw rows, inside ``preprocessing``'s raw range — all before the first block is computed, so
+    the blocks are converted without scanning them again (``forward(..., checked=True)``). Errors name the
+    file ``path`` (if any) and ``what``; ``wrong_width(shape)`` is the message for another shape."""
     from sparsecoder.data.arrays import check_dtype, check_values
 
     name = path or what
@@ -381,9 +393,12 @@ def _checked_rows(x, path: str | None, what: str, width: int, wrong_width) -> np
     if array.ndim != 2 or array.shape[1] != width:
         raise ValueError(("" if path is None else f"{path}: ") + wrong_width(array.shape))
     if path is None:
-        if not np.isfinite(array).all():
-            raise ValueError(f"{what} contain NaN or inf")
-        check_float32_range(array, what)
+        check_values(what, array)
+    if preprocessing is not None:
+        try:
+            preprocessing.check_raw_range(array)
+        except ValueError as err:  # a file's rows are named by the file, as for every other check
+            raise ValueError(f"{path}: {err}" if path else str(err)) from None
     return array
 
 
@@ -446,13 +461,13 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     array = _checked_rows(x, path, "inputs", width, lambda shape: (
         f"inputs must be a 2-D array (samples × features), got shape {shape}" if len(shape) != 2 else
         f"inputs have {shape[1]} features per row, expected {width} ({space} rows of the run's data: "
-        f"{data.describe()})"))
+        f"{data.describe()})"), preprocessing)
     codes = np.empty((len(array), n_codes), np.float32)
     step = _chunk_rows(config, width)
     for start in range(0, len(array), step):  # the inputs converted block by block: no float32 copy of all
         block = array[start:start + step]
         rows = (torch.as_tensor(np.asarray(block), dtype=torch.float32) if preprocessing is None
-                else preprocessing.forward(block, data.dim))
+                else preprocessing.forward(block, data.dim, checked=True))
         codes[start:start + step] = model.encode(rows).detach().cpu().numpy()
     return check_finite_output(codes, "the codes", array,
                                f"the rows are probably far outside the range of the data {run_dir} was "

@@ -672,7 +672,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         def write_epoch(epoch=epoch, improved=improved, rng_ranks=rng_ranks, best_val_loss=best_val_loss,
                         best_epoch=best_epoch) -> None:
             if improved:
-                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch)
+                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
+                             config=to_dict(config))
             write_history(out_dir / HISTORY_FILE, history)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
