@@ -172,15 +172,22 @@ def test_constant_data_reconstructed_exactly_gives_a_number_not_null(tmp_path, c
     assert metrics["psnr_fista"] == pytest.approx(PSNR_MAX_DB)
 
 
+def _linear_run_and_codes(tmp_path):
+    """A 1-epoch linear run on the synthetic splits, two zero rows and their codes."""
+    from sparsecoder.train import encode_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    x = np.zeros((2, 16), np.float32)
+    return run, x, encode_run(run, x)
+
+
 def test_a_run_whose_config_yaml_was_edited_is_refused_as_evaluate_refuses_it(tmp_path, capsys):
     # audit 2026-11-29: lista_iterations 3 -> 10 in config.yaml still loaded the weights and `encode`
     # silently gave other codes (0.05 apart on MNIST); evaluate already refused the edit
     from sparsecoder.train import decode_run, encode_run, load_run
 
-    run = tmp_path / "run"
-    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
-    x = np.zeros((2, 16), np.float32)
-    codes = encode_run(run, x)
+    run, x, codes = _linear_run_and_codes(tmp_path)
     config = run / "config.yaml"
     text = config.read_text()
     assert "epochs: 1" in text and "n_components: 4" in text
@@ -201,10 +208,7 @@ def test_using_a_run_reads_its_weights_alone_and_still_checks_its_config_yaml(tm
     from sparsecoder.train import decode_run, encode_run, load_run
     from sparsecoder.train.checkpoint import save_weights
 
-    run = tmp_path / "run"
-    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
-    x = np.zeros((2, 16), np.float32)
-    codes = encode_run(run, x)
+    run, x, codes = _linear_run_and_codes(tmp_path)
     checkpoint = run / "checkpoint.pt"
     saved = checkpoint.read_bytes()
     checkpoint.write_bytes(saved[:100])
