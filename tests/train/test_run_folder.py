@@ -213,6 +213,12 @@ def test_in_memory_data_and_non_row_wise_sources_refuse_raw_rows(tmp_path):
           data=dataclasses.replace(synthetic_splits(), preprocessing=lcn), progress=False)
     with pytest.raises(ValueError, match="patches source cannot map bare rows.*surrounding image"):
         encode_run(run2, rows, input_space="raw")
+    # raw rows of any width: the reason said first, not "expected 16 features (...: train 0, val 0, test 0)"
+    with pytest.raises(ValueError, match="patches source cannot map bare rows.*surrounding image"):
+        encode_run(run2, np.zeros((2, 100), np.float32), input_space="raw")
+    with pytest.raises(ValueError, match=r"expected 16 \(model rows of the run's data: [^:]*: its rows "
+                                         r"not loaded"):
+        encode_run(run2, np.zeros((2, 100), np.float32))
     codes = encode_run(run2, rows)
     with pytest.raises(ValueError, match="--output model"):
         decode_run(run2, codes, output_space="raw")

@@ -300,5 +300,7 @@ class DataSplits:
 
     def describe(self) -> str:
         sizes = f"train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
+        if not (len(self.train) or len(self.val) or len(self.test)):  # a saved run's description, no rows
+            sizes = "its rows not loaded"
         shape = "x".join(map(str, self.image_shape)) if self.image_shape else f"d={self.dim}"
         return f"{self.name}: {sizes}; samples {shape}; normalisation: {self.normalization}"

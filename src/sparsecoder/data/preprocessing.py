@@ -266,21 +266,22 @@ class NotRowWise(Preprocessing):
     def __init__(self, source: str, reason: str):
         self.source, self.reason = str(source), str(reason)
 
-    def _refuse(self):
+    def refuse(self):
+        """Raise the :class:`ValueError` that says why bare rows cannot be mapped (also before any work)."""
         raise ValueError(f"the {self.source} source cannot map bare rows to model space or back: "
                          f"{self.reason}; give model-space rows (--input model / --output model)")
 
     def forward(self, raw_rows, n_features: int | None = None, *, checked: bool = False) -> torch.Tensor:
-        self._refuse()
+        self.refuse()
 
     def inverse(self, model_rows, n_features: int | None = None) -> np.ndarray:
-        self._refuse()
+        self.refuse()
 
     def _forward(self, raw: np.ndarray) -> np.ndarray:
-        self._refuse()
+        self.refuse()
 
     def _inverse(self, model: np.ndarray) -> np.ndarray:
-        self._refuse()
+        self.refuse()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "reason": self.reason}

@@ -32,7 +32,7 @@ import torch
 
 from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
-from sparsecoder.data.preprocessing import Preprocessing, preprocessing_from_dict
+from sparsecoder.data.preprocessing import NotRowWise, Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
 from sparsecoder.train.checkpoint import load_weights, read_weights, seed_everything, weights_config
 from sparsecoder.train.integrity import (
@@ -330,7 +330,7 @@ def _run_preprocessing(run_dir: Path, given: DataSplits | None) -> Preprocessing
     """The preprocessing raw rows need: that of the caller's ``given`` data, else the run's stored one;
     or a clear error saying why there is none and what to do."""
     if given is not None and given.preprocessing is not None:
-        return given.preprocessing
+        return _row_wise(given.preprocessing)
     stored = read_run_data(run_dir)
     if stored is None:
         raise ValueError(
@@ -341,7 +341,15 @@ def _run_preprocessing(run_dir: Path, given: DataSplits | None) -> Preprocessing
     if stored.preprocessing is None:
         raise ValueError(f"{run_dir} was trained on in-memory data without a preprocessing; give model-space "
                          f"rows (--input model / --output model)")
-    return stored.preprocessing
+    return _row_wise(stored.preprocessing)
+
+
+def _row_wise(preprocessing: Preprocessing) -> Preprocessing:
+    """``preprocessing``, or the error saying why bare rows cannot be mapped (LCN, whitening): said before
+    the raw rows' width is checked against a width they could not have anyway."""
+    if isinstance(preprocessing, NotRowWise):
+        preprocessing.refuse()
+    return preprocessing
 
 
 def _rows_of(x, what: str) -> np.ndarray:
