@@ -306,10 +306,11 @@ def _check_npz_members(path: Path, key: str, label_key: str | None
     return found
 
 
-def check_values(path: Path, data: np.ndarray) -> None:
+def check_values(path: Path, data: np.ndarray, *, in_file: bool = True) -> None:
     """Refuse NaN/inf and finite values beyond float32's range (±3.4e38: the models compute in float32,
     where they would become inf), scanning ``(n, d)`` ``data`` in chunks of rows (the pages of a
-    memory-mapped file released after each). Integers and booleans pass: even int64 fits that range."""
+    memory-mapped file released after each). Integers and booleans pass: even int64 fits that range.
+    ``path`` names the data in the messages (a description when ``in_file`` is False: in-memory rows)."""
     if data.dtype.kind != "f":
         return
     wide = data.dtype.itemsize > 4
@@ -335,8 +336,8 @@ def check_values(path: Path, data: np.ndarray) -> None:
     if big_values:
         raise ValueError(f"{path}: {big_values} value(s) in {len(big_rows)} row(s) (first rows "
                          f"{big_rows[:5]}) exceed float32's range ±3.4e38 (largest magnitude {largest:.3g}); "
-                         "the models compute in float32 — rescale the array (e.g. divide it by a constant) "
-                         "and save it again")
+                         "the models compute in float32 — rescale the array (e.g. divide it by a constant)"
+                         + (" and save it again" if in_file else ""))
 
 
 def _image_shape(image_shape) -> tuple[int, ...] | None:

@@ -401,7 +401,7 @@ def _checked_rows(x, path: str | None, what: str, width: int, wrong_width,
     if array.ndim != 2 or array.shape[1] != width:
         raise ValueError(("" if path is None else f"{path}: ") + wrong_width(array.shape))
     if path is None:
-        check_values(what, array)
+        check_values(what, array, in_file=False)
     if preprocessing is not None:
         try:
             preprocessing.check_raw_range(array)
