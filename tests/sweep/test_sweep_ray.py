@@ -9,7 +9,7 @@ import time
 import pytest
 import ray
 
-from sparsecoder import sweep, train
+from sparsecoder import sweep
 from sparsecoder.cli import main
 from sparsecoder.sweep.executor import STATUS_FILE, check_trial_fits, connect_ray
 
@@ -37,7 +37,7 @@ def local_ray():
 
 
 @pytest.mark.usefixtures("local_ray")
-def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
+def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path, direct_train):
     out = tmp_path / "sweep"
     good, bad = "vdl-mnist/fista_step=0.5/seed=0", "vdl-mnist/fista_step=1000.0/seed=0"
 
@@ -51,9 +51,7 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
     rows = _rows(out)
     assert rows[bad]["status"] == "diverged" and rows[bad]["psnr"] == ""
     # the trial is an ordinary run: same numbers as training it directly with the same overrides
-    direct = train("vdl-mnist", tmp_path / "direct", overrides=[*TINY, "fista_step=0.5", "seed=0",
-                                                                "num_threads=1", "device=cpu"],
-                   progress=False)
+    direct = direct_train("vdl-mnist", [*TINY, "fista_step=0.5", "seed=0", "num_threads=1", "device=cpu"])
     saved = json.loads((out / good / "metrics.json").read_text())
     for key in ("psnr", "sparsity", "energy", "best_val_loss"):
         assert saved[key] == direct[key]
