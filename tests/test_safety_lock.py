@@ -25,6 +25,15 @@ HOLDER = (
     "    print('locked', flush=True)\n"
     "    sys.stdin.read()\n"
 )
+# `sparsecoder train` that imports everything first and runs when a line arrives on its stdin: started beside
+# the first train, its interpreter start and imports overlap that train's first epoch instead of following it.
+READY_CLI = (
+    "import sys\n"
+    "from sparsecoder.cli import build_parser, main\n"
+    "build_parser()\n"
+    "sys.stdin.readline()\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 def _hold(folder: Path) -> subprocess.Popen:
@@ -101,17 +110,20 @@ def test_a_real_concurrent_train_blocks_a_second_train_into_the_same_folder(tmp_
                               "--quiet", "--set", *(s for s in TINY_SET if not s.startswith("epochs=")),
                               "epochs=1000"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen([sys.executable, "-c", READY_CLI, "train", "sdl-mnist", "--out", str(run),
+                               "--quiet", "--resume"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         while not (run / "checkpoint.pt").is_file():  # the first is training (an epoch completed)
             assert first.poll() is None, first.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        second = subprocess.run([sys.executable, "-m", "sparsecoder", "train", "sdl-mnist", "--out", str(run),
-                                 "--quiet", "--resume"], env=env, capture_output=True, text=True, timeout=300)
+        _, stderr = second.communicate("run\n", timeout=300)
         assert second.returncode == 2 and first.poll() is None
-        assert second.stderr.startswith("error: ") and second.stderr.count("\n") == 1, second.stderr
-        assert f"PID {first.pid}" in second.stderr and str(run) in second.stderr
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+        assert f"PID {first.pid}" in stderr and str(run) in stderr
     finally:
-        first.kill()
-        first.wait()
+        for process in (first, second):
+            process.kill()
+            process.wait()

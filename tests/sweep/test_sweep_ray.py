@@ -9,7 +9,7 @@ import time
 import pytest
 import ray
 
-from sparsecoder import sweep, train
+from sparsecoder import sweep
 from sparsecoder.cli import main
 from sparsecoder.sweep.executor import STATUS_FILE, check_trial_fits, connect_ray
 
@@ -25,14 +25,25 @@ def _status(trial_dir):
     return json.loads((trial_dir / STATUS_FILE).read_text())
 
 
-def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
+@pytest.fixture
+def local_ray():
+    """One local Ray (2 CPUs) for a whole test: its workers, once they have imported torch and sparsecoder,
+    run the later sweeps' trials too (a second Ray for them cost ~40 s under load). That a sweep starts a
+    local Ray itself and stops it again is checked by tests/reproduce/test_framework.py::
+    test_the_ray_executor_gives_the_serial_numbers (reproduce runs its trials through sweep)."""
+    connect_ray(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path, direct_train):
     out = tmp_path / "sweep"
     good, bad = "vdl-mnist/fista_step=0.5/seed=0", "vdl-mnist/fista_step=1000.0/seed=0"
 
-    # 1. Ray started inside the call: one good trial and one that diverges, both at once on 2 CPUs.
-    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], seeds="0", overrides=TINY, num_cpus=2,
-                   progress=False)
-    assert not ray.is_initialized()  # the local Ray was stopped again
+    # 1. One good trial and one that diverges, both at once on the 2 CPUs.
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], seeds="0", overrides=TINY, progress=False)
+    assert ray.is_initialized()  # a Ray the caller started is used and left running
     assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 0}
     first, second = _status(out / good), _status(out / bad)
     assert first["started"] < second["finished"] and second["started"] < first["finished"]  # overlapped
@@ -40,9 +51,7 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
     rows = _rows(out)
     assert rows[bad]["status"] == "diverged" and rows[bad]["psnr"] == ""
     # the trial is an ordinary run: same numbers as training it directly with the same overrides
-    direct = train("vdl-mnist", tmp_path / "direct", overrides=[*TINY, "fista_step=0.5", "seed=0",
-                                                                "num_threads=1", "device=cpu"],
-                   progress=False)
+    direct = direct_train("vdl-mnist", [*TINY, "fista_step=0.5", "seed=0", "num_threads=1", "device=cpu"])
     saved = json.loads((out / good / "metrics.json").read_text())
     for key in ("psnr", "sparsity", "energy", "best_val_loss"):
         assert saved[key] == direct[key]
@@ -59,30 +68,26 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path):
     user_file.parent.mkdir(parents=True)
     user_file.write_text("mine")
     diverged_record = (out / bad / STATUS_FILE).read_text()
-    connect_ray(None, num_cpus=2)
-    try:
-        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
-                       progress=False)
-        assert result["counts"] == {"done": 1, "failed": 1, "diverged": 0, "skipped": 1}
-        resumed = json.loads((out / good / "metrics.json").read_text())
-        for key in ("psnr", "sparsity", "energy", "best_val_loss"):
-            assert resumed[key] == saved[key]
-        assert (out / bad / STATUS_FILE).read_text() == diverged_record
-        failed = _status(user_file.parent)
-        assert failed["status"] == "failed" and "not a sparsecoder run folder" in failed["message"]
-        assert user_file.read_text() == "mine"
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                   progress=False)
+    assert result["counts"] == {"done": 1, "failed": 1, "diverged": 0, "skipped": 1}
+    resumed = json.loads((out / good / "metrics.json").read_text())
+    for key in ("psnr", "sparsity", "energy", "best_val_loss"):
+        assert resumed[key] == saved[key]
+    assert (out / bad / STATUS_FILE).read_text() == diverged_record
+    failed = _status(user_file.parent)
+    assert failed["status"] == "failed" and "not a sparsecoder run folder" in failed["message"]
+    assert user_file.read_text() == "mine"
 
-        # 3. Rerun: everything finished or failed, nothing runs; --retry-failed runs both again.
-        before = (out / good / "metrics.json").stat().st_mtime_ns
-        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
-                       progress=False)
-        assert result["counts"]["skipped"] == 3 and (out / good / "metrics.json").stat().st_mtime_ns == before
-        user_file.unlink()
-        result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
-                       retry_failed=True, progress=False)
-        assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 1}
-    finally:
-        ray.shutdown()
+    # 3. Rerun: everything finished or failed, nothing runs; --retry-failed runs both again.
+    before = (out / good / "metrics.json").stat().st_mtime_ns
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                   progress=False)
+    assert result["counts"]["skipped"] == 3 and (out / good / "metrics.json").stat().st_mtime_ns == before
+    user_file.unlink()
+    result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
+                   retry_failed=True, progress=False)
+    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 1}
     rows = _rows(out)
     assert [rows[k]["status"] for k in sorted(rows)] == ["done", "done", "diverged"]  # 0.25, 0.5, 1000.0
     assert (out / "vdl-mnist/fista_step=0.25/seed=0/metrics.json").is_file()

@@ -7,7 +7,7 @@ import json
 import pytest
 import ray
 
-from sparsecoder import sweep, train
+from sparsecoder import sweep
 from sparsecoder.cli import main
 from sparsecoder.sweep.spec import NO_GRID_FOLDER
 
@@ -19,7 +19,7 @@ def _rows(directory):
         return {row["run_folder"]: row for row in csv.DictReader(fh)}
 
 
-def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path):
+def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path, direct_train):
     out = tmp_path / "sweep"
     good, bad = "vdl-mnist/fista_step=0.5/seed=0", "vdl-mnist/fista_step=1000.0/seed=0"
     code = main(["sweep", "vdl-mnist", "--serial", "--grid", "fista_step=0.5,1000", "--set", *TINY,
@@ -30,9 +30,7 @@ def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path):
     rows = _rows(out)
     assert rows[good]["status"] == "done" and rows[bad]["status"] == "diverged"
     # the trial is an ordinary run: the same numbers as training it directly with the same overrides
-    direct = train("vdl-mnist", tmp_path / "direct", overrides=[*TINY, "fista_step=0.5", "seed=0",
-                                                                "num_threads=1", "device=cpu"],
-                   progress=False)
+    direct = direct_train("vdl-mnist", [*TINY, "fista_step=0.5", "seed=0", "num_threads=1", "device=cpu"])
     saved = json.loads((out / good / "metrics.json").read_text())
     for key in ("psnr", "sparsity", "energy"):
         assert saved[key] == direct[key]
