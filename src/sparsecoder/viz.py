@@ -472,7 +472,11 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # fixed margins in inches (panels of 3.2 x 2.4 in, 7-9 pt labels) instead of tight_layout, whose extra
+    # drawing pass cost a quarter of the time of every run's history.png
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height,
+                        top=1 - (0.65 if title else 0.35) / height, wspace=0.35, hspace=0.55)
     return _save(fig, path)
 
 

@@ -182,3 +182,18 @@ def test_idx_files_of_zero_images_and_too_few_for_a_validation_split(tmp_path):
         load("mnist", data_dir=str(tmp_path / "six"))
     write_mnist_dir(tmp_path / "seven", n_train=7, n_test=6)
     assert len(load("mnist", data_dir=str(tmp_path / "seven")).val) == 1
+
+
+def test_the_embedded_subset_is_parsed_once_and_each_call_gets_its_own_arrays():
+    # the gzipped CSV took ~0.9 s to parse on every load (each trial of a serial sweep, each test); it is
+    # parsed once per process now, and a caller that edits its arrays must not edit the next caller's
+    from sparsecoder.data.mnist import _parse_embedded_mnist, read_embedded_mnist
+
+    first, first_labels = read_embedded_mnist()
+    hits = _parse_embedded_mnist.cache_info().hits
+    first.fill(7)
+    first_labels.fill(3)
+    again, again_labels = read_embedded_mnist()
+    assert _parse_embedded_mnist.cache_info().hits == hits + 1
+    assert again.shape == (5000, 784) and not (again == 7).all()
+    assert np.bincount(again_labels).tolist() == [500] * 10

