@@ -415,7 +415,8 @@ def test_encode_scans_the_values_of_its_input_file_once(tmp_path_factory, tmp_pa
     np.save(tmp_path / "rows.npy", np.zeros((4, 784)))
     scans = []
     check_values = arrays.check_values
-    monkeypatch.setattr(arrays, "check_values", lambda *a: scans.append("check_values") or check_values(*a))
+    monkeypatch.setattr(arrays, "check_values",
+                        lambda *a, **k: scans.append("check_values") or check_values(*a, **k))
     assert main(["encode", str(run), str(tmp_path / "rows.npy"), "--out", str(tmp_path / "c.npy")]) == 0
     assert scans == ["check_values"]
     encode_run(run, np.zeros((4, 784)), input_space="raw")
