@@ -196,3 +196,11 @@ def test_a_set_key_without_effect_in_some_trials_is_left_out_there_and_refused_i
         build_spec(["sdl-nl-mnist"], ["decoder=linear"], "0", {**TINY, "hidden_size": 64})
     with pytest.raises(ConfigError, match="--grid var_threshold=0.1 .* no effect with collapse_guard=unit"):
         build_spec(["sdl-mnist"], ["var_threshold=0.1,0.2"], "0", TINY)
+    # a grid key that counts only under another grid key's value: judged where it counts, then per trial
+    spec = build_spec(["sdl-mnist"], ["decoder=mlp", "hidden_size=16,32"], "0", TINY)
+    assert [spec.trial_overrides(t)["hidden_size"] for t in spec.trials()] == [16, 32]
+    with pytest.raises(ConfigError, match=r"trial .*decoder=linear.*hidden_size.* no effect with "
+                                          r"decoder=lin"):
+        build_spec(["sdl-mnist"], ["decoder=linear,mlp", "hidden_size=16,32"], "0", TINY)
+    with pytest.raises(ConfigError, match="--grid hidden_size=16 .* no effect with decoder=linear"):
+        build_spec(["sdl-mnist"], ["decoder=linear", "hidden_size=16"], "0", TINY)

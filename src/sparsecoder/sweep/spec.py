@@ -340,8 +340,9 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
                 if not values:
                     raise ConfigError(f"--grid lam=grid: preset '{name}' has no lam_grid; list the values")
             coerced = []
+            enabling = _enabling_grid_value(preset, key, grid)
             for value in values:
-                point = {**overrides, key: value}
+                point = {**overrides, key: value, **enabling}
                 try:  # the config class coerces and range-checks the value
                     config = preset.build(_without(point, preset.unused(point) & set(overrides)))
                 except ConfigError as err:
@@ -377,6 +378,18 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
                 raise ConfigError(f"--set {key}: no trial of this sweep uses it ({first.label}: {err})") \
                     from None
     return spec
+
+
+def _enabling_grid_value(preset, key: str, grid: dict[str, Any]) -> dict[str, Any]:
+    """``{controlling key: a grid value of it under which grid key ``key`` has an effect}`` when ``key``
+    counts only under some setting of another key (``USED_WHEN``: ``hidden_size`` only with
+    ``decoder=mlp``) that the grid also sweeps; empty otherwise. ``key``'s values are then checked where
+    the grid makes them count (``--grid decoder=mlp hidden_size=512,1024`` on a linear preset); a trial
+    where they do not is refused by the check of every trial."""
+    rule = getattr(preset.config_class(), "USED_WHEN", {}).get(key)
+    if rule is None or not isinstance(grid.get(rule.key), list):
+        return {}
+    return next(({rule.key: v} for v in grid[rule.key] if v in rule.values), {})
 
 
 def _without(values: dict[str, Any], keys: set[str]) -> dict[str, Any]:
