@@ -14,7 +14,6 @@ Trial states on disk (all in the trial's run folder, which must be on storage ev
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -102,7 +101,7 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> 
     ``num_threads`` aside, as on resume). A folder without ``config.yaml`` is left to the trainer, which
     refuses one that is not empty. Resuming is checked by the trainer itself."""
     from sparsecoder.config import ConfigError, load_config, read_config_document
-    from sparsecoder.train.trainer import RESUMABLE_CHANGES, resolve_config
+    from sparsecoder.train.trainer import changed_keys, resolve_config
 
     path = trial_dir / "config.yaml"
     if not path.is_file():
@@ -120,9 +119,8 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> 
     if type(saved) is not type(wanted):
         differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
     else:
-        differences += [f"{f.name}: folder has {getattr(saved, f.name)!r}, trial {getattr(wanted, f.name)!r}"
-                        for f in dataclasses.fields(saved) if f.name not in RESUMABLE_CHANGES
-                        and getattr(saved, f.name) != getattr(wanted, f.name)]
+        differences += [f"{key}: folder has {getattr(saved, key)!r}, trial {getattr(wanted, key)!r}"
+                        for key in changed_keys(saved, wanted)]
     if differences:
         raise ConfigError(f"{trial_dir} holds a run of another config ({'; '.join(differences[:5])}), not "
                           f"this sweep's trial; {fix}")

@@ -296,14 +296,20 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
                 raise ConfigError(f"{out_dir} is a run of preset '{extra['preset']}', not '{asked}'; "
                                   f"resume it with its own preset")
         config = resolve_config(saved, overrides)[0]
-    changed = [f.name for f in dataclasses.fields(saved)
-               if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUMABLE_CHANGES]
+    changed = changed_keys(saved, config)
     if changed:
         details = ", ".join(f"{k}: run has {getattr(saved, k)!r}, asked {getattr(config, k)!r}"
                             for k in changed)
         raise ConfigError(f"cannot resume {out_dir} with a different config ({details}); only "
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change on resume")
     return config, extra
+
+
+def changed_keys(saved, config) -> list[str]:
+    """The config keys in which ``config`` differs from a run's ``saved`` config (of the same class), other
+    than :data:`RESUMABLE_CHANGES`: what makes it another run rather than the same one continued."""
+    return [f.name for f in dataclasses.fields(saved)
+            if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)]
 
 
 def _check_data(data: DataSplits) -> None:
