@@ -54,6 +54,11 @@ class RankFailed(RuntimeError):
         super().__init__(message)
         self.rank, self.kind = rank, kind
 
+    @classmethod
+    def stopped_by(cls, rank: int, kind: str, message: str) -> RankFailed:
+        """The error of the other processes when process ``rank`` stopped with a ``kind`` error."""
+        return cls(f"rank {rank} stopped the run: {kind}: {message}", rank=rank, kind=kind)
+
 
 def _store():
     from torch.distributed import distributed_c10d
@@ -117,8 +122,7 @@ class World:
                              waiting_for_main=True)
             result, failure = box
             if failure is not None and not self.is_main:
-                raise RankFailed(f"rank 0 stopped the run: {failure[0]}: {failure[1]}", rank=0,
-                                 kind=failure[0])
+                raise RankFailed.stopped_by(0, *failure)
         if error is not None:
             raise error
         return result  # type: ignore[return-value]
@@ -132,8 +136,7 @@ class World:
         except RuntimeError as err:  # gloo: RuntimeError; nccl: DistBackendError, a RuntimeError
             posted = self._posted_failure()
             if posted is not None:
-                raise RankFailed(f"rank {posted['rank']} stopped the run: {posted['kind']}: "
-                                 f"{posted['message']}", rank=posted["rank"], kind=posted["kind"]) from err
+                raise RankFailed.stopped_by(posted["rank"], posted["kind"], posted["message"]) from err
             if waiting_for_main and not self.is_main:
                 why = (f"rank 0 died (killed, out of memory, its machine lost) or its validation, evaluation "
                        f"or writes took longer than {self.rank0_timeout:g} s (set {RANK0_TIMEOUT_ENV} to "
