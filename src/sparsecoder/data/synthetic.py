@@ -10,8 +10,7 @@ import torch
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.images import SPLITS, _split_counts
 from sparsecoder.data.preprocessing import Identity
-from sparsecoder.inference.fista import _check_nonnegative_number
-from sparsecoder.nn.sizes import check_size
+from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
 
 def _square_shape(dim: int) -> tuple[int, int] | None:
@@ -48,7 +47,7 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     n_active = check_size("the synthetic source", "n_active", n_active)
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
-    noise = _check_nonnegative_number("noise", noise)
+    noise = check_nonnegative_number("noise", noise)
     requested, counts = _split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
@@ -88,7 +87,7 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
         raise ValueError("the synthetic_pyle source takes no data_dir")
     n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
     side = check_size("the synthetic_pyle source", "side", side)
-    noise = _check_nonnegative_number("noise", noise)
+    noise = check_nonnegative_number("noise", noise)
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
     requested, counts = _split_counts(n_train, n_val, n_test, limit)

@@ -50,7 +50,8 @@ import numpy as np
 import torch
 
 from sparsecoder.inference.active_set import lasso_active_set
-from sparsecoder.inference.fista import _check_nonnegative_number, _one_torch_thread
+from sparsecoder.inference.fista import _one_torch_thread
+from sparsecoder.nn.sizes import check_nonnegative_number
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -196,7 +197,7 @@ class OnlineDictionaryLearner:
                  rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 4.0):
         self.components = np.array(dictionary, dtype=np.float64, order="C")
         k, d = self.components.shape
-        self.alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
+        self.alpha = check_nonnegative_number("alpha", alpha, strictly_positive=True)
         self.positive_code = bool(positive_code)
         self.positive_dict = bool(positive_dict)
         self.n_sweeps = int(n_sweeps)

@@ -37,7 +37,7 @@ from sparsecoder.inference.energy import (
     variance_hinge,
     variance_hinge_grad,
 )
-from sparsecoder.nn.sizes import check_size
+from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -100,25 +100,6 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
     if not all_finite(value):
         raise ValueError(f"{name} contains NaN or inf; clean or impute the data before inference")
-
-
-def _check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
-    """``value`` (a real number, or a 0-d numpy array / tensor holding one; not a bool) as a finite float
-    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``. The check of every
-    non-negative number argument of inference, dictionary learning and the synthetic data sources."""
-    shape = getattr(value, "shape", None)
-    if shape is not None and len(shape) > 0:
-        raise ValueError(f"{name} must be a single number (one for every sample), got an array of shape "
-                         f"{tuple(shape)}")
-    if shape is not None and hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
-        bound = "> 0" if strictly_positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return value
 
 
 def check_flag(name: str, value) -> bool:
@@ -1009,11 +990,11 @@ def fista(
         raise ValueError("Y is an empty batch (0 samples); pass at least one row")
     if d == 0:
         raise ValueError("Y has 0 features")
-    lam = _check_nonnegative_number("lam", lam)
-    beta = _check_nonnegative_number("beta", beta)
-    gamma = _check_nonnegative_number("gamma", gamma)
-    var_threshold = _check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
-    tol = _check_nonnegative_number("tol", tol)
+    lam = check_nonnegative_number("lam", lam)
+    beta = check_nonnegative_number("beta", beta)
+    gamma = check_nonnegative_number("gamma", gamma)
+    var_threshold = check_nonnegative_number("var_threshold", var_threshold, strictly_positive=True)
+    tol = check_nonnegative_number("tol", tol)
     max_iter = check_size("fista", "max_iter", max_iter)
     restart = check_flag("restart", restart)
     positive = check_flag("positive", positive)
@@ -1023,7 +1004,7 @@ def fista(
         if step not in ("lipschitz", "backtracking"):
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
     else:
-        step = _check_nonnegative_number("step", step, strictly_positive=True)
+        step = check_nonnegative_number("step", step, strictly_positive=True)
     if beta > 0 and n < 2 and reduce is None:
         raise ValueError("beta > 0 (variance hinge) needs a batch of at least 2 samples to compute a std")
 

@@ -24,7 +24,6 @@ from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
     _LIPSCHITZ_SAFETY,
     _SMALL_CALL_SAMPLES,
-    _check_nonnegative_number,
     _fista_loop,
     _GramAdaptiveStep,
     _GramFixedStep,
@@ -33,7 +32,7 @@ from sparsecoder.inference.fista import (
     check_flag,
     power_iteration_max_eigenvalue,
 )
-from sparsecoder.nn.sizes import check_size
+from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
 
@@ -264,9 +263,9 @@ def sparse_encode(
         )
     if n_components == 0:
         raise ValueError("dictionary has 0 atoms")
-    alpha = _check_nonnegative_number("alpha", alpha, strictly_positive=True)
+    alpha = check_nonnegative_number("alpha", alpha, strictly_positive=True)
     max_iter = check_size("sparse_encode", "max_iter", max_iter)
-    tol = _check_nonnegative_number("tol", tol)
+    tol = check_nonnegative_number("tol", tol)
     if isinstance(step, str):
         if step not in ("adaptive", "lipschitz"):
             raise ValueError(f"step must be 'adaptive', 'lipschitz' or a positive float, got {step!r}")

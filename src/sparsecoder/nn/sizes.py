@@ -1,11 +1,13 @@
 """The one check of an integer argument: a layer or model size (features, components, hidden units,
-iterations), a count or a seed (:func:`check_seed`: one that torch takes)."""
+iterations), a count or a seed (:func:`check_seed`: one that torch takes); and of a non-negative number
+argument (:func:`check_nonnegative_number`)."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
-__all__ = ["check_size", "check_seed"]
+__all__ = ["check_size", "check_seed", "check_nonnegative_number"]
 
 
 def _is_integer(value) -> bool:
@@ -27,3 +29,22 @@ def check_seed(owner: str, value) -> int:
     if not _is_integer(value) or not 0 <= value < 2**63:
         raise ValueError(f"{owner}: seed must be an integer in [0, 2**63 - 1], got {value!r}")
     return int(value)
+
+
+def check_nonnegative_number(name: str, value, *, strictly_positive: bool = False) -> float:
+    """``value`` (a real number, or a 0-d numpy array / tensor holding one; not a bool) as a finite float
+    ``>= 0`` (``> 0`` when ``strictly_positive``), or a ``ValueError`` naming ``name``. The check of every
+    non-negative number argument of inference, dictionary learning and the synthetic data sources."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0:
+        raise ValueError(f"{name} must be a single number (one for every sample), got an array of shape "
+                         f"{tuple(shape)}")
+    if shape is not None and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
