@@ -203,7 +203,8 @@ def test_a_training_split_too_small_for_the_processes_says_which_batch_size_fits
 def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: str) -> None:
     """One tiny 2-process run of the test family in a default group whose collectives time out after 1 s:
     ``slow_validation`` (rank 0 validates for 1.5 s, longer than that), ``short_rank0_timeout`` (the same
-    with SPARSECODER_RANK0_TIMEOUT=1) or ``nan_on_rank1`` (rank 1's parameters become NaN in epoch 2)."""
+    with SPARSECODER_RANK0_TIMEOUT=1), ``nan_on_rank1`` / ``nan_on_rank0`` (that rank's parameters become NaN
+    in epoch 2) or ``rank0_killed`` (rank 0's process ends in epoch 2)."""
     import datetime
     import time
 
@@ -232,15 +233,23 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
             raise ValueError("the codes are NaN")
         return original(self, batch, reduce=reduce)
 
-    if scenario == "nan_on_rank1":
-        if rank == 1:
+    def exit_in_epoch_2(self, batch, *, reduce=None):  # rank 0's process ends at once, as kill -9 does
+        if la.LinearAutoencoder.steps_taken >= 2:
+            os._exit(0)
+        return original(self, batch, reduce=reduce)
+
+    if scenario in ("nan_on_rank1", "nan_on_rank0"):
+        if rank == int(scenario[-1]):
             la.LinearAutoencoder.training_losses = nan_in_epoch_2
+    elif scenario == "rank0_killed":
+        if rank == 0:
+            la.LinearAutoencoder.training_losses = exit_in_epoch_2
     else:
         _FAMILIES[la.MODEL_NAME]["validate"] = slow_validation
     la.LinearAutoencoder.steps_taken = 0
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=1))
-    config = la.LinearAutoencoderConfig(epochs=1 if scenario != "nan_on_rank1" else 2, batch_size=20,
-                                        num_threads=1, device="cpu")
+    epochs = 2 if scenario.startswith(("nan_on_rank", "rank0_killed")) else 1
+    config = la.LinearAutoencoderConfig(epochs=epochs, batch_size=20, num_threads=1, device="cpu")
     try:
         if scenario == "short_rank0_timeout":  # the command line: its exit status and message
             preset = Path(errors_dir) / "tiny-linear.yaml"
@@ -255,6 +264,8 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
     except Exception as err:  # noqa: BLE001 - reported to the test through a file
         with open(f"{errors_dir}/rank{rank}.txt", "w") as fh:
             fh.write(f"{type(err).__name__}: {err}")
+        if scenario == "nan_on_rank0" and rank == 0:
+            os._exit(0)  # as the command line does: the process, and the store it hosts, end with the error
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -305,6 +316,21 @@ def test_a_divergence_on_one_rank_stops_every_rank_naming_it_and_keeps_the_check
                                   "diverged in epoch 2"), messages
     assert "last good epoch 1" in messages[0]
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_a_divergence_on_rank0_outside_torchrun_is_named_by_the_other_ranks(tmp_path):
+    # Without torchrun's agent the rendezvous store lives in rank 0: rank 0 posted its error there and
+    # left, taking the store with it, and rank 1 said only "lost contact". Now rank 0 keeps the store up
+    # after leaving the group until the other ranks have read it (or 10 s)
+    messages, out = _run_scenario(tmp_path, "nan_on_rank0")
+    assert messages[0].startswith("TrainingDiverged: training diverged in epoch 2"), messages
+    assert messages[1].startswith("TrainingDiverged: rank 0 stopped the run: TrainingDiverged: training "
+                                  "diverged in epoch 2"), messages
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    # rank 0's process killed outright: no error to read, and the store went with it, which is said
+    messages, out = _run_scenario(tmp_path, "rank0_killed")
+    assert messages[0] is None and messages[1].startswith("RankFailed: rank 1 lost contact"), messages
+    assert "the rendezvous store is unreachable too, so the process that hosts it (rank 0" in messages[1]
 
 
 @pytest.mark.parametrize("value", ["0.5", "-5", "soon", "nan"])

@@ -11,7 +11,9 @@ The other ranks wait for that rank-0 work in a group of its own whose timeout is
 ``SPARSECODER_RANK0_TIMEOUT`` seconds (default 24 h), not the training collectives' (torch's default,
 30 min on gloo), so a long evaluation does not time them out. A process whose ``train`` raises posts its
 error to the rendezvous store before it leaves the group; the others, whose collective then fails, raise
-:class:`RankFailed` naming that rank and its error.
+:class:`RankFailed` naming that rank and its error. Without torchrun's agent the store lives in rank 0, so a
+failing rank 0 keeps it up after leaving the group until every other rank has stopped (at most
+:data:`FAILURE_LINGER_S` seconds).
 Multi-node runs use torchrun's rendezvous flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``);
 nothing here depends on being on one machine.
 """
@@ -30,7 +32,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "RankFailed", "current_world", "shard", "LOCAL_STATISTICS_ENV", "RANK0_TIMEOUT_ENV"]
+__all__ = ["World", "RankFailed", "current_world", "shard", "LOCAL_STATISTICS_ENV", "RANK0_TIMEOUT_ENV",
+           "FAILURE_LINGER_S"]
 
 T = TypeVar("T")
 
@@ -44,6 +47,10 @@ LOCAL_STATISTICS_ENV = "SPARSECODER_DEBUG_LOCAL_BATCH_STATISTICS"
 RANK0_TIMEOUT_ENV = "SPARSECODER_RANK0_TIMEOUT"
 DEFAULT_RANK0_TIMEOUT_S = 24 * 3600
 _FAILED_KEY = "sparsecoder/failed/rank"  # + rank: the error a process stopped with (rendezvous store)
+_STOPPED_KEY = "sparsecoder/stopped/rank"  # + rank: set when a process leaves the group (run over or failed)
+# How long a failing rank 0 keeps the store it hosts (launches without torchrun's agent) after leaving the
+# group, waiting for the other ranks to read its error and stop
+FAILURE_LINGER_S = 10.0
 
 
 class RankFailed(RuntimeError):
@@ -135,7 +142,7 @@ class World:
             return call()
         except RuntimeError as err:  # gloo: RuntimeError; nccl: DistBackendError, a RuntimeError
             posted = self._posted_failure()
-            if posted is not None:
+            if posted is not None and posted:
                 raise RankFailed.stopped_by(posted["rank"], posted["kind"], posted["message"]) from err
             if waiting_for_main and not self.is_main:
                 why = (f"rank 0 died (killed, out of memory, its machine lost) or its validation, evaluation "
@@ -144,24 +151,29 @@ class World:
             else:
                 why = ("another process died (killed, out of memory, its machine lost: torchrun's summary "
                        "names its rank) or stopped answering within the process group's timeout")
+            if posted is None and not self.is_main:
+                why += ("; the rendezvous store is unreachable too, so the process that hosts it (rank 0, "
+                        "when not launched by torchrun) has most likely died: its own output says why")
             raise RankFailed(f"rank {self.rank} lost contact with the other training processes while {what}: "
                              f"{why} ({type(err).__name__}: {str(err)[:300]})", rank=self.rank) from err
 
-    def report_failure(self, error: BaseException) -> None:
+    def report_failure(self, error: BaseException) -> bool:
         """Post the error this process stops with to the rendezvous store, before it leaves the process
         group, so that the processes whose collective fails name it (a :class:`RankFailed` relaying
-        another rank's error is not posted again; this rank's lost contact is)."""
+        another rank's error is not posted again; this rank's lost contact is). True when posted: pass it
+        to :meth:`close`."""
         if not self.distributed or (isinstance(error, RankFailed) and error.rank != self.rank):
-            return
+            return False
         record = {"rank": self.rank, "kind": type(error).__name__, "message": str(error)[:4000]}
         try:
             _store().set(f"{_FAILED_KEY}{self.rank}", json.dumps(record))
         except Exception:  # noqa: BLE001 - the store is gone too: the others report a lost contact
-            pass
+            return False
+        return True
 
     def _posted_failure(self) -> dict[str, Any] | None:
-        """The error another process posted (the lowest such rank), or None (none, or the store is gone:
-        it lives in rank 0 without torchrun's agent)."""
+        """The error another process posted (the lowest such rank); ``{}`` when none did, None when the
+        store cannot be read (it lives in rank 0 without torchrun's agent, and went with it)."""
         try:
             store = _store()
             for rank in range(self.world_size):
@@ -170,7 +182,7 @@ class World:
                     return json.loads(store.get(key))
         except Exception:  # noqa: BLE001 - unreachable or unreadable: nothing to name
             return None
-        return None
+        return {}
 
     def rank_seed(self, seed: int) -> int:
         """The seed of this process's random generators: ``seed`` on rank 0, a derived one elsewhere
@@ -179,12 +191,30 @@ class World:
             return int(seed)
         return int(np.random.SeedSequence([int(seed), self.rank]).generate_state(1)[0])
 
-    def close(self) -> None:
-        """Leave the process group if :func:`current_world` joined it (not one the caller set up)."""
+    def close(self, posted_failure: bool = False) -> None:
+        """Leave the process group if :func:`current_world` joined it (not one the caller set up).
+
+        ``posted_failure`` (what :meth:`report_failure` returned): on rank 0, whose process may host the
+        rendezvous store (launches without torchrun's agent), the store is kept up after leaving, until
+        every other rank has stopped or :data:`FAILURE_LINGER_S` seconds have passed, so that the others,
+        whose collective fails when this rank leaves, can still read the error and name it."""
+        store = None
+        if self.distributed and dist.is_initialized():
+            try:
+                store = _store()  # a reference keeps a store this process hosts up after the group is gone
+                store.set(f"{_STOPPED_KEY}{self.rank}", "1")
+            except Exception:  # noqa: BLE001 - the store is gone: nobody is left to read it
+                store = None
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()  # all its groups, main_group too
         elif self.main_group is not None and dist.is_initialized():
             dist.destroy_process_group(self.main_group)
+        if posted_failure and self.is_main and store is not None:
+            others = [f"{_STOPPED_KEY}{rank}" for rank in range(1, self.world_size)]
+            try:
+                store.wait(others, datetime.timedelta(seconds=FAILURE_LINGER_S))
+            except Exception:  # noqa: BLE001 - a rank that died, or the linger is over: leave anyway
+                pass
 
 
 # What torchrun sets for each process (env:// rendezvous); a missing or malformed one is named up front.
@@ -261,10 +291,11 @@ def current_world(device: torch.device) -> World:
     owns_group = not dist.is_initialized()
     if owns_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    try:  # this process's error of an earlier run in the same process group is no longer news
-        _store().delete_key(f"{_FAILED_KEY}{rank}")
-    except Exception:  # noqa: BLE001 - a store without the key, or without deletion
-        pass
+    for key in (_FAILED_KEY, _STOPPED_KEY):  # this process's record of an earlier run in the same group
+        try:
+            _store().delete_key(f"{key}{rank}")
+        except Exception:  # noqa: BLE001 - a store without the key, or without deletion
+            pass
     main_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=rank0_timeout))
     return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
                  owns_group=owns_group, main_group=main_group, rank0_timeout=rank0_timeout)

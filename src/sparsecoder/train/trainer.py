@@ -429,12 +429,13 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     from sparsecoder.models.common import resolve_device
 
     world = current_world(resolve_device(config.device))
+    posted = False
     try:
         return _train(config, meta, out_dir, world, resume=resume, overwrite=overwrite,
                       progress=progress and world.is_main, data=data, build_model=build_model,
                       family=family(config.model_name))
     except BaseException as err:
-        world.report_failure(err)  # before close(): the others' collective fails and they name this rank
+        posted = world.report_failure(err)  # before close(): the others' collective fails, they name it
         if not isinstance(err, RankFailed):
             raise
         if err.kind == TrainingDiverged.__name__:  # another process diverged: so did this run
@@ -444,7 +445,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                 else "no epoch had completed, so there is nothing to resume")
         raise RankFailed(f"{err}; {kept}", rank=err.rank, kind=err.kind) from err
     finally:
-        world.close()
+        world.close(posted_failure=posted)
 
 
 def _flags(**flags) -> list[bool]:
