@@ -304,3 +304,22 @@ def test_partial_fit_after_fit_learns_from_the_new_batches():
     for batch in np.array_split(rows(new_atoms), 20):
         model.partial_fit(batch)
     assert recovery(model.components_, new_atoms) > before + 0.1
+
+
+def test_n_jobs_sets_our_solvers_threads_and_zero_is_refused():
+    # audit 2026-11-29: n_jobs reached only the delegated scikit-learn algorithms (ours ran on every numba
+    # thread whatever it said) and n_jobs=0 was accepted until joblib refused it in a delegated transform
+    import numba
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5))
+    seen = []
+    model = MiniBatchDictionaryLearning(3, max_iter=1, batch_size=10, n_jobs=1, random_state=0, device="cpu",
+                                        transform_algorithm="lasso_cd", callback=lambda _: seen.append(
+                                            (numba.get_num_threads(), torch.get_num_threads())))
+    codes = model.fit(X).transform(X)
+    assert seen and set(seen) == {(1, 1)}
+    np.testing.assert_array_equal(codes, model.set_params(n_jobs=None).transform(X))  # exact either way
+    for estimator in (MiniBatchDictionaryLearning(n_jobs=0), SparseCoder(np.eye(3, 5), n_jobs=0)):
+        with pytest.raises(ValueError, match="'n_jobs' parameter"):
+            estimator.fit(X)
