@@ -323,3 +323,22 @@ def test_n_jobs_sets_our_solvers_threads_and_zero_is_refused():
     for estimator in (MiniBatchDictionaryLearning(n_jobs=0), SparseCoder(np.eye(3, 5), n_jobs=0)):
         with pytest.raises(ValueError, match="'n_jobs' parameter"):
             estimator.fit(X)
+
+
+def test_transform_checks_the_parameters_without_fit_or_after_set_params():
+    # audit 2026-11-29: SparseCoder transforms without fit (scikit-learn's stateless rule), so its parameters
+    # reached the solvers unchecked: transform_algorithm="bogus" was a bare KeyError, device="gpu" torch's
+    # RuntimeError, transform_max_iter=-5 ran as 1 sweep, split_sign="no" was read as True; the same after
+    # set_params on a fitted MiniBatchDictionaryLearning
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(10, 5)), rng.normal(size=(3, 5))
+    for name, value in (("transform_algorithm", "bogus"), ("device", "gpu"), ("transform_max_iter", -5)):
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of SparseCoder"):
+            SparseCoder(D, transform_algorithm="lasso_cd").set_params(**{name: value}).transform(X)
+    with pytest.raises(InvalidParameterError, match="'split_sign' parameter"):
+        SparseCoder(D, split_sign="no").inverse_transform(np.ones((2, 3)))
+    model = MiniBatchDictionaryLearning(3, max_iter=1, random_state=0, device="cpu").fit(X)
+    with pytest.raises(InvalidParameterError, match="'transform_algorithm' parameter"):
+        model.set_params(transform_algorithm="bogus").transform(X)

@@ -97,6 +97,9 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
                              f"{n_components}")
 
     def _encode(self, X, dictionary, alpha):
+        # parameters are checked here too: SparseCoder transforms without fit (stateless), and parameters
+        # set after fit reach transform unchecked (a bare KeyError, or transform_max_iter=-5 taken as 1)
+        self._validate_params()
         self._check_transform_settings(dictionary.shape[0])
         algorithm = self.transform_algorithm
         positive = self.positive_code
@@ -132,6 +135,7 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return code
 
     def _inverse(self, code, dictionary):
+        self._validate_params()  # split_sign="no" would be read as True
         code = check_array(_from_torch(code), dtype=_FLOATS, input_name="codes")
         expected = dictionary.shape[0] * (2 if self.split_sign else 1)
         if code.shape[1] != expected:
