@@ -342,3 +342,27 @@ def test_transform_checks_the_parameters_without_fit_or_after_set_params():
     model = MiniBatchDictionaryLearning(3, max_iter=1, random_state=0, device="cpu").fit(X)
     with pytest.raises(InvalidParameterError, match="'transform_algorithm' parameter"):
         model.set_params(transform_algorithm="bogus").transform(X)
+
+
+# The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
+# feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width
+# (sklearn/utils/_test_common/instance_generator.py); the test above only saw them fail
+_WIDTH_OF_CHECK = {
+    "check_estimators_overwrite_params": 2, "check_estimators_fit_returns_self": 2,
+    "check_readonly_memmap_input": 2, "check_fit_idempotent": 2, "check_fit_check_is_fitted": 2,
+    "check_n_features_in": 2, "check_n_features_in_after_fitting": 4, "check_positive_only_tag_during_fit": 4,
+    "check_estimators_dtypes": 5, "check_transformers_unfitted_stateless": 5, "check_dtype_object": 10,
+    "check_fit2d_1sample": 10, "check_fit2d_1feature": 1,
+}
+
+
+@pytest.mark.parametrize("algorithm", ["omp", "lasso_cd", "fista"])
+def test_sparse_coder_passes_the_width_changing_checks_given_a_dictionary_of_their_width(algorithm):
+    import sklearn.utils.estimator_checks as checks
+
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, width in _WIDTH_OF_CHECK.items():
+            getattr(checks, name)("SparseCoder", SparseCoder(rng.normal(size=(5, width)),
+                                                             transform_algorithm=algorithm))
