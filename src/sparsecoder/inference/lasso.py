@@ -217,8 +217,7 @@ def sparse_encode(
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
       work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
       probe's own exact codes are kept); the active-set solver otherwise, with FISTA finishing, from
-      where they stopped, any rows it stops at ``max_iter`` sweeps (it can stall where the optimal support
-      fills a rank-deficient working set: overcomplete dictionaries at small ``alpha``). Small CPU calls
+      where they stopped, any rows it stops at ``max_iter`` sweeps. Small CPU calls
       (≤ 1024 samples) run torch on one thread (a thread team's start-up costs more than their products).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
@@ -399,9 +398,7 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
             elif not bool(converged.all()):
                 stalled = (~converged).nonzero().squeeze(1)
                 if method == "auto":
-                    # the active set can stall where the optimal support fills a rank-deficient working
-                    # set (overcomplete dictionaries at small alpha); FISTA finishes those rows from
-                    # where it stopped
+                    # rows stopped at max_iter sweeps: FISTA finishes them from where they stopped
                     gram = atoms @ atoms.T
                     result = _gram_fista(gram, data[stalled] @ atoms.T, codes[stalled], float(alpha),
                                          positive, step, int(max_iter), float(tol))
