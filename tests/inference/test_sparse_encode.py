@@ -141,7 +141,7 @@ def test_zero_sample_gives_zero_code(random_problem):
         ({"alpha": np.full(3, 0.1)}, "alpha must be a single number"),
         ({"alpha": "0.1"}, "alpha must be a real number"),
         # scikit-learn's arguments (audit 2026-11-29: algorithm= and n_jobs= were TypeErrors)
-        ({"algorithm": "omp"}, "algorithm='omp' solves another problem .* sklearn.decomposition.sparse_encode"),
+        ({"algorithm": "omp"}, "algorithm='omp' solves another problem .* sklearn.decomposition.sparse_enc"),
         ({"algorithm": "lasso"}, "algorithm must be 'lasso_cd' or 'lasso_lars'"),
         ({"n_jobs": 0}, "n_jobs=0 means no thread"),
         ({"n_jobs": 1.5}, "n_jobs must be an integer or None"),
@@ -353,7 +353,8 @@ def test_scipy_sparse_is_refused_naming_toarray_and_booleans_are_read_as_numbers
     import scipy.sparse
 
     X, D = np.eye(3, 6), np.eye(4, 6)
-    for name, arguments in (("X", (scipy.sparse.csr_matrix(X), D)), ("dictionary", (X, scipy.sparse.csr_matrix(D)))):
+    sparse_X, sparse_D = scipy.sparse.csr_matrix(X), scipy.sparse.csr_matrix(D)
+    for name, arguments in (("X", (sparse_X, D)), ("dictionary", (X, sparse_D))):
         with pytest.raises(TypeError, match=rf"{name} is a scipy sparse csr_matrix.*pass {name}.toarray\(\)"):
             sparse_encode(*arguments, alpha=0.1)
     np.testing.assert_array_equal(sparse_encode(X > 0, D, alpha=0.1), sparse_encode(X, D, alpha=0.1))

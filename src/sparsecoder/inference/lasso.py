@@ -88,8 +88,8 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     computed in float32, integers and booleans in float64 (as scikit-learn reads them); complex values and
     scipy sparse matrices are refused."""
     if scipy.sparse.issparse(value):
-        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but sparse coding needs dense rows "
-                        f"(as scikit-learn's sparse_encode): pass {name}.toarray()")
+        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but sparse coding needs dense "
+                        f"rows (as scikit-learn's sparse_encode): pass {name}.toarray()")
     if isinstance(value, torch.Tensor):
         if value.is_complex():
             raise ValueError(f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its "
@@ -277,7 +277,8 @@ def sparse_encode(
     TypeError
         A scipy sparse ``X``, ``dictionary`` or ``init`` (pass ``.toarray()``, as scikit-learn says).
     ValueError
-        An algorithm other than scikit-learn's lasso ones, non-2-D or mismatched shapes, NaN/inf, complex values, an empty ``X``, ``alpha ≤ 0``, a
+        An algorithm other than scikit-learn's lasso ones,
+        non-2-D or mismatched shapes, NaN/inf, complex values, an empty ``X``, ``alpha ≤ 0``, a
         non-positive step, ``max_iter < 1``, ``tol < 0``, an unknown ``method`` or ``"active-set"`` on a
         GPU; and after the solve when FISTA diverged (a fixed ``step`` too large: codes overflowed), naming
         the step, 2/L and 1/L (L = λ_max(D Dᵀ)).
