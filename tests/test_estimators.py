@@ -304,3 +304,65 @@ def test_partial_fit_after_fit_learns_from_the_new_batches():
     for batch in np.array_split(rows(new_atoms), 20):
         model.partial_fit(batch)
     assert recovery(model.components_, new_atoms) > before + 0.1
+
+
+def test_n_jobs_sets_our_solvers_threads_and_zero_is_refused():
+    # audit 2026-11-29: n_jobs reached only the delegated scikit-learn algorithms (ours ran on every numba
+    # thread whatever it said) and n_jobs=0 was accepted until joblib refused it in a delegated transform
+    import numba
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5))
+    seen = []
+    model = MiniBatchDictionaryLearning(3, max_iter=1, batch_size=10, n_jobs=1, random_state=0, device="cpu",
+                                        transform_algorithm="lasso_cd", callback=lambda _: seen.append(
+                                            (numba.get_num_threads(), torch.get_num_threads())))
+    codes = model.fit(X).transform(X)
+    assert seen and set(seen) == {(1, 1)}
+    np.testing.assert_array_equal(codes, model.set_params(n_jobs=None).transform(X))  # exact either way
+    for estimator in (MiniBatchDictionaryLearning(n_jobs=0), SparseCoder(np.eye(3, 5), n_jobs=0)):
+        with pytest.raises(ValueError, match="'n_jobs' parameter"):
+            estimator.fit(X)
+
+
+def test_transform_checks_the_parameters_without_fit_or_after_set_params():
+    # audit 2026-11-29: SparseCoder transforms without fit (scikit-learn's stateless rule), so its parameters
+    # reached the solvers unchecked: transform_algorithm="bogus" was a bare KeyError, device="gpu" torch's
+    # RuntimeError, transform_max_iter=-5 ran as 1 sweep, split_sign="no" was read as True; the same after
+    # set_params on a fitted MiniBatchDictionaryLearning
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(10, 5)), rng.normal(size=(3, 5))
+    for name, value in (("transform_algorithm", "bogus"), ("device", "gpu"), ("transform_max_iter", -5)):
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of SparseCoder"):
+            SparseCoder(D, transform_algorithm="lasso_cd").set_params(**{name: value}).transform(X)
+    with pytest.raises(InvalidParameterError, match="'split_sign' parameter"):
+        SparseCoder(D, split_sign="no").inverse_transform(np.ones((2, 3)))
+    model = MiniBatchDictionaryLearning(3, max_iter=1, random_state=0, device="cpu").fit(X)
+    with pytest.raises(InvalidParameterError, match="'transform_algorithm' parameter"):
+        model.set_params(transform_algorithm="bogus").transform(X)
+
+
+# The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
+# feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width
+# (sklearn/utils/_test_common/instance_generator.py); the test above only saw them fail
+_WIDTH_OF_CHECK = {
+    "check_estimators_overwrite_params": 2, "check_estimators_fit_returns_self": 2,
+    "check_readonly_memmap_input": 2, "check_fit_idempotent": 2, "check_fit_check_is_fitted": 2,
+    "check_n_features_in": 2, "check_n_features_in_after_fitting": 4, "check_positive_only_tag_during_fit": 4,
+    "check_estimators_dtypes": 5, "check_transformers_unfitted_stateless": 5, "check_dtype_object": 10,
+    "check_fit2d_1sample": 10, "check_fit2d_1feature": 1,
+}
+
+
+@pytest.mark.parametrize("algorithm", ["omp", "lasso_cd", "fista"])
+def test_sparse_coder_passes_the_width_changing_checks_given_a_dictionary_of_their_width(algorithm):
+    import sklearn.utils.estimator_checks as checks
+
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, width in _WIDTH_OF_CHECK.items():
+            getattr(checks, name)("SparseCoder", SparseCoder(rng.normal(size=(5, width)),
+                                                             transform_algorithm=algorithm))

@@ -38,7 +38,7 @@ from sparsecoder.dictionary.online import (
     new_memory,
     run_epoch,
 )
-from sparsecoder.inference.lasso import sparse_encode
+from sparsecoder.inference.lasso import solver_threads, sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
 from sparsecoder.nn.sizes import check_size
 
@@ -97,6 +97,9 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
                              f"{n_components}")
 
     def _encode(self, X, dictionary, alpha):
+        # parameters are checked here too: SparseCoder transforms without fit (stateless), and parameters
+        # set after fit reach transform unchecked (a bare KeyError, or transform_max_iter=-5 taken as 1)
+        self._validate_params()
         self._check_transform_settings(dictionary.shape[0])
         algorithm = self.transform_algorithm
         positive = self.positive_code
@@ -118,6 +121,7 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
             code = sparse_encode(
                 X, dictionary.astype(X.dtype, copy=False), alpha=float(alpha), positive=positive,
                 max_iter=max(int(self.transform_max_iter), 1), tol=_FISTA_TOL, device=device, method=method,
+                n_jobs=self.n_jobs,
             )
         code = check_finite_output(code, "the codes of X", X,
                                    "X far outside the dictionary's scale (atoms much smaller than the rows); "
@@ -131,6 +135,7 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return code
 
     def _inverse(self, code, dictionary):
+        self._validate_params()  # split_sign="no" would be read as True
         code = check_array(_from_torch(code), dtype=_FLOATS, input_name="codes")
         expected = dictionary.shape[0] * (2 if self.split_sign else 1)
         if code.shape[1] != expected:
@@ -152,7 +157,8 @@ _COMMON_CONSTRAINTS = {
     "transform_n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
     "transform_alpha": [Interval(Real, 0, None, closed="left"), None],
     "split_sign": ["boolean"],
-    "n_jobs": [Integral, None],
+    "n_jobs": [Interval(Integral, None, -1, closed="right"), Interval(Integral, 1, None, closed="left"),
+               None],
     "positive_code": ["boolean"],
     "transform_max_iter": [Interval(Integral, 0, None, closed="left")],
     "device": [StrOptions({"cpu", "cuda", "auto"})],
@@ -172,8 +178,8 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         Default ``"omp"`` as in scikit-learn.
     transform_n_nonzero_coefs, transform_alpha, split_sign, n_jobs, positive_code, transform_max_iter
         As in scikit-learn: ``transform_alpha`` is the L1 weight α of ``½||x − zD||² + α||z||₁`` (default 1
-        for the lasso algorithms); ``n_jobs`` is used by the delegated algorithms only (ours follow
-        ``torch.set_num_threads``/numba's thread count).
+        for the lasso algorithms); ``n_jobs``: processes of the delegated algorithms, threads of ours
+        (:func:`sparsecoder.inference.lasso.solver_threads`; None: numba's and torch's thread counts).
     device : {"cpu", "cuda", "auto"}
         Where our solvers run (``"auto"``: CUDA when available).
 
@@ -260,7 +266,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         All compute the exact lasso codes of the fit: "lars", "cd" and "active_set" by our active-set solver
         on the CPU (FISTA on a GPU), "fista" by batched FISTA.
     n_jobs : int or None
-        Passed to the delegated transform algorithms; ours follow torch/numba's thread count.
+        Processes of the delegated transform algorithms, threads of ours (fit, transform, score), as for
+        :class:`SparseCoder`.
     batch_size : int, default 256
     shuffle : bool
         A fresh permutation of the rows every epoch (scikit-learn shuffles once).
@@ -389,12 +396,13 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             return stop
 
         converged = False
-        for _ in range(self.max_iter):
-            run_epoch(learner, X, batch_size, self._rng, shuffle=self.shuffle, memory=memory,
-                      stop=after_batch)
-            if monitor.converged:
-                converged = True
-                break
+        with solver_threads(self.n_jobs):
+            for _ in range(self.max_iter):
+                run_epoch(learner, X, batch_size, self._rng, shuffle=self.shuffle, memory=memory,
+                          stop=after_batch)
+                if monitor.converged:
+                    converged = True
+                    break
         if self.verbose:
             print(f"[MiniBatchDictionaryLearning] {learner.n_steps} mini-batches in "
                   f"{time.perf_counter() - started:.2f} s{' (converged)' if converged else ''}, "
@@ -423,7 +431,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             learner.alpha = float(self.alpha)
             for name, value in self._learner_settings().items():
                 setattr(learner, name, value)
-        learner.step(X)
+        with solver_threads(self.n_jobs):
+            learner.step(X)
         self._publish(learner, X.dtype)
         self.n_iter_ = getattr(self, "n_iter_", 0)
         return self
@@ -454,8 +463,9 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         ``alpha``, ``positive_code``) over ``components_`` as they are; higher is better."""
         check_is_fitted(self)
         X = _validate(self, X, reset=False)
-        return -dictionary_objective(X, self.components_, float(self.alpha), positive=self.positive_code,
-                                     normalize_atoms=False)
+        with solver_threads(self.n_jobs):
+            return -dictionary_objective(X, self.components_, float(self.alpha), positive=self.positive_code,
+                                         normalize_atoms=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

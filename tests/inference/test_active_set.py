@@ -261,26 +261,38 @@ def test_threads_claim_every_row_exactly_once(mnist_problem):
     np.testing.assert_array_equal(rows, late)
 
 
-def test_auto_finishes_rows_the_active_set_stops_with_fista():
-    # overcomplete dictionary at a small alpha: the optimal support fills a rank-deficient working set and
-    # the active set stops rows at max_iter (warned); the default method finishes them with FISTA. The
-    # reference is scikit-learn's coordinate descent run 100× longer than its default.
+@pytest.mark.parametrize("positive", [False, True])
+def test_dependent_supports_reach_the_optimum_and_auto_finishes_capped_rows(positive):
+    # Overcomplete dictionaries at small alpha: coordinate descent makes the support fill a rank-deficient
+    # working set, which has no Newton step. The active set used to crawl there until max_iter (all 50 rows
+    # stopped, up to 51 % above the optimum; with 12 atoms in 8 dimensions at alpha=1e-6, 20 of 20 rows, and
+    # method='auto''s FISTA, stopping at its relative tolerance after one iteration, returned codes 6.5×
+    # the optimum without a warning). It now steps along the null direction until an atom leaves: exact
+    # codes (KKT certificate) in at most a few dozen sweeps. The old reference: scikit-learn's coordinate
+    # descent run 100× longer than its default.
     rng = np.random.default_rng(0)
     X, D = rng.standard_normal((50, 10)), rng.standard_normal((20, 10))
     D /= np.linalg.norm(D, axis=1, keepdims=True)
     alpha = 0.01
-    reference = sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha, max_iter=100_000)
-
-    def per_sample(codes):
-        return np.array([lasso_objective(X[i:i + 1], D, codes[i:i + 1], alpha) for i in range(len(X))])
-
-    with pytest.warns(RuntimeWarning, match="method='auto'"):
-        stalled = sparse_encode(X, D, alpha=alpha, method="active-set")
-    assert (per_sample(stalled) / per_sample(reference) - 1).max() > 0.1  # the case is a real stall
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha, max_iter=100_000,
+                                          positive=positive)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        codes = sparse_encode(X, D, alpha=alpha)  # FISTA at its default tol (1e-4)
-        tight = sparse_encode(X, D, alpha=alpha, tol=1e-7, max_iter=10_000)
-    # scikit-learn's lasso_cd at its default max_iter is 0.95 % over on its worst row here
-    assert (per_sample(codes) / per_sample(reference) - 1).max() < 1e-2
-    assert (per_sample(tight) / per_sample(reference) - 1).max() < 1e-5
+        codes, sweeps = sparse_encode(X, D, alpha=alpha, positive=positive, method="active-set",
+                                      return_n_iter=True)
+    assert sweeps.max() < 100 and kkt_violation(X, D, codes, alpha, positive) < 1e-9
+    assert lasso_objective(X, D, codes, alpha) <= lasso_objective(X, D, reference, alpha) * (1 + 1e-9)
+    X, D = rng.standard_normal((20, 8)), rng.standard_normal((12, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        codes = sparse_encode(X, D, alpha=1e-6, positive=positive)
+    assert kkt_violation(X, D, codes, 1e-6, positive) < 1e-6  # the optimum (FISTA needs 20,000 iterations)
+    # a sweep cap still stops rows: warned, and the default method finishes them with FISTA
+    X, D = rng.standard_normal((50, 10)), rng.standard_normal((20, 10))
+    with pytest.warns(RuntimeWarning, match="active set: .* or use method='auto'"):
+        capped = sparse_encode(X, D, alpha=1e-4, positive=positive, max_iter=5, method="active-set")
+    with pytest.warns(RuntimeWarning, match="active set then FISTA"):
+        finished = sparse_encode(X, D, alpha=1e-4, positive=positive, max_iter=5)
+    assert lasso_objective(X, D, finished, 1e-4) < lasso_objective(X, D, capped, 1e-4)

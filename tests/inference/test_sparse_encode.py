@@ -140,6 +140,12 @@ def test_zero_sample_gives_zero_code(random_problem):
         ({"return_n_iter": "no"}, "return_n_iter must be True or False"),
         ({"alpha": np.full(3, 0.1)}, "alpha must be a single number"),
         ({"alpha": "0.1"}, "alpha must be a real number"),
+        # scikit-learn's arguments (audit 2026-11-29: algorithm= and n_jobs= were TypeErrors)
+        ({"algorithm": "omp"}, "algorithm='omp' solves another problem .* sklearn.decomposition.sparse_enc"),
+        ({"algorithm": "lasso"}, "algorithm must be 'lasso_cd' or 'lasso_lars'"),
+        ({"n_jobs": 0}, "n_jobs=0 means no thread"),
+        ({"n_jobs": 1.5}, "n_jobs must be an integer or None"),
+        ({"X": np.ones(6)}, r"a single sample: X.reshape\(1, -1\)"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
@@ -305,3 +311,50 @@ def test_half_precision_codes_beyond_the_dtype_are_refused_not_inf(as_tensor):
         X, D = torch.from_numpy(X), torch.from_numpy(D)
     with pytest.raises(ValueError, match="codes overflow.*float16.*float32"):
         sparse_encode(X, D, alpha=0.1)
+
+
+@pytest.mark.parametrize("algorithm", ["lasso_cd", "lasso_lars"])
+@pytest.mark.parametrize("positive", [False, True])
+def test_a_scikit_learn_call_runs_unchanged(random_problem, algorithm, positive):
+    # audit 2026-11-29: the README's drop-in call sparse_encode(X, D, algorithm="lasso_cd", alpha=0.1) was a
+    # TypeError (no algorithm=, n_jobs=; alpha required). Both lasso algorithms mean the same problem, the
+    # objective at least as low as scikit-learn's (its positive lasso_lars stops above the optimum)
+    X, D = random_problem
+    arguments = dict(algorithm=algorithm, positive=positive, max_iter=10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sklearn_sparse_encode(X, D, alpha=0.5, **arguments)  # n_jobs=2 there: processes, seconds
+        default_theirs = sklearn_sparse_encode(X, D, algorithm=algorithm, positive=positive)  # alpha None: 1
+    ours = sparse_encode(X, D, alpha=0.5, n_jobs=2, **arguments)
+    assert lasso_objective(X, D, ours, 0.5) <= lasso_objective(X, D, theirs, 0.5) * (1 + 1e-7)
+    np.testing.assert_array_equal(ours, sparse_encode(X, D, alpha=0.5, positive=positive))  # n_jobs: exact
+    default_ours = sparse_encode(X, D, algorithm=algorithm, positive=positive)
+    assert lasso_objective(X, D, default_ours, 1.0) <= lasso_objective(X, D, default_theirs, 1.0) * (1 + 1e-7)
+
+
+def test_n_jobs_sets_the_solver_threads_for_the_call_only():
+    import numba
+
+    from sparsecoder.inference.lasso import solver_threads
+
+    before = numba.get_num_threads(), torch.get_num_threads()
+    with solver_threads(1):
+        assert (numba.get_num_threads(), torch.get_num_threads()) == (1, 1)
+    with solver_threads(-1):  # every core, as far as numba launched threads
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    with solver_threads(None):
+        assert (numba.get_num_threads(), torch.get_num_threads()) == before
+    assert (numba.get_num_threads(), torch.get_num_threads()) == before
+
+
+def test_scipy_sparse_is_refused_naming_toarray_and_booleans_are_read_as_numbers():
+    # audit 2026-11-29: a sparse matrix was "X must hold real numbers, got numpy dtype object"; scikit-learn
+    # says to call .toarray(), and reads boolean arrays as 0/1 (they were refused)
+    import scipy.sparse
+
+    X, D = np.eye(3, 6), np.eye(4, 6)
+    sparse_X, sparse_D = scipy.sparse.csr_matrix(X), scipy.sparse.csr_matrix(D)
+    for name, arguments in (("X", (sparse_X, D)), ("dictionary", (X, sparse_D))):
+        with pytest.raises(TypeError, match=rf"{name} is a scipy sparse csr_matrix.*pass {name}.toarray\(\)"):
+            sparse_encode(*arguments, alpha=0.1)
+    np.testing.assert_array_equal(sparse_encode(X > 0, D, alpha=0.1), sparse_encode(X, D, alpha=0.1))

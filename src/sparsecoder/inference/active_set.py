@@ -25,8 +25,10 @@ which is scikit-learn's ``sparse_encode`` objective ``½||x − z D||² + α||z|
 
 So a returned code satisfies ``|c_j| ≤ α(1 + 1e-7)`` for every zero coordinate and solves the linear system
 of its support in float64: it is the lasso solution to rounding, not to a tolerance. (Where the support's
-atoms are linearly dependent there is no Cholesky factor; coordinate descent then runs until its largest
-move is ≤ 1e-12 of the largest code.) Work per sample is
+atoms are linearly dependent there is no Cholesky factor: the codes move along the null direction of the
+dependent atom, which keeps ``z D``, in the direction that does not raise ``||z||₁``, until an atom leaves
+the support, :func:`_null_step`; coordinate descent alone crawled there, overcomplete dictionaries at small
+``alpha``.) Work per sample is
 about ``k·nnz`` per round plus ``|A|²`` per sweep, independent of the conditioning of ``G`` that slows
 first-order methods on learned (coherent) dictionaries.
 
@@ -117,6 +119,65 @@ def _cholesky_append(L, s, GA, F, p, w):
 
 
 @numba.njit(cache=True, fastmath=True)
+def _null_step(alpha, s, p, zA, cA, GA, L, F, w, u, m):
+    """Atom ``p`` (non-zero code) depends linearly on the factored support ``F[:s]`` (``_cholesky_append``
+    left ``w = L⁻¹ G_{S,p}``): ``v = e_p − Σ y_i e_{F_i}`` with ``y = G_SS⁻¹ G_{S,p}`` keeps ``z D`` (to the
+    pivot's rounding), so along ``±v`` only the L1 term moves, linearly while the signs hold. Step in the
+    direction where the objective does not increase up to the first code that reaches zero, so that the
+    support loses one dependent atom; returns False (nothing changed) if the exact change of the objective
+    is positive (rounding)."""
+    for i in range(s - 1, -1, -1):  # y = L⁻ᵀ w, into u
+        acc = w[i]
+        for t in range(i + 1, s):
+            acc -= L[t, i] * u[t]
+        u[i] = acc / L[i, i]
+    # directional derivative of ½zᵀGz − bᵀz + α||z||₁ along v: Σ v_j (−c_j + α sign z_j)
+    slope = -cA[p] + (alpha if zA[p] > 0.0 else -alpha)
+    for i in range(s):
+        q = F[i]
+        slope -= u[i] * (-cA[q] + (alpha if zA[q] > 0.0 else -alpha))
+    direction = -1.0 if slope > 0.0 else 1.0
+    step = -zA[p] / direction  # v_p = 1
+    hit = -1
+    if step <= 0.0:
+        step = np.inf
+    for i in range(s):
+        move = -direction * u[i]
+        if move != 0.0:
+            crossing = -zA[F[i]] / move
+            if 0.0 < crossing < step:
+                step = crossing
+                hit = i
+    if not step < np.inf:
+        return False
+    # exact change of the objective along t·direction·v: −t c·v + t²/2 vᵀGv + α(||z + t v||₁ − ||z||₁)
+    t = step * direction
+    cv = cA[p]
+    quad = GA[p, p]
+    l1 = abs(zA[p] + t) - abs(zA[p]) if hit >= 0 else -abs(zA[p])
+    for i in range(s):
+        q = F[i]
+        cv -= u[i] * cA[q]
+        quad -= 2.0 * u[i] * GA[p, q]
+        for j in range(s):
+            quad += u[i] * u[j] * GA[q, F[j]]
+        l1 += (0.0 if i == hit else abs(zA[q] - t * u[i])) - abs(zA[q])
+    if -t * cv + 0.5 * t * t * max(quad, 0.0) + alpha * l1 > 0.0:
+        return False
+    for i in range(-1, s):
+        q = p if i < 0 else F[i]
+        target = zA[q] + (t if i < 0 else -t * u[i])
+        if (i < 0 and hit < 0) or i == hit:
+            target = 0.0
+        delta = target - zA[q]
+        if delta != 0.0:
+            for r in range(m):
+                cA[r] -= delta * GA[q, r]
+            zA[q] = target
+    return True
+
+
+@numba.njit(cache=True, fastmath=True)
 def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, inv_diag, GA, L, F, posF,
                  u, w):
     """Solve the lasso restricted to the working set (its first ``m`` atoms); returns (sweeps, s, ok)."""
@@ -152,17 +213,24 @@ def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, i
                         F[t] = F[t + 1]
                         posF[F[t]] = t
                     posF[p] = -1
-            dependent = False
+            dependent = -1
             for p in range(m):
                 if zA[p] != 0.0 and posF[p] < 0:
                     if not _cholesky_append(L, s, GA, F, p, w):
-                        dependent = True
+                        dependent = p
                         break
                     F[s] = p
                     posF[p] = s
                     s += 1
-            if dependent or s == 0:
+            if dependent >= 0:
+                # a support of dependent atoms has no Newton step and coordinate descent crawls on it
+                # (overcomplete dictionaries at small alpha): move along the null direction until an atom
+                # leaves, then factor again
+                if _null_step(alpha, s, dependent, zA, cA, GA, L, F, w, u, m):
+                    continue
                 break  # back to coordinate descent
+            if s == 0:
+                break
             for i in range(s):  # L Lᵀ u = b_S − α sign(z_S)
                 p = F[i]
                 acc = bA[p] - (alpha if zA[p] > 0.0 else -alpha)

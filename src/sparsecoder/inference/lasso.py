@@ -13,11 +13,15 @@ The relation to the reference scaling of :func:`sparsecoder.inference.fista` (SP
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
 
+import joblib
+import numba
 import numpy as np
+import scipy.sparse
 import torch
 
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
@@ -34,7 +38,34 @@ from sparsecoder.inference.fista import (
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
-__all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive"]
+__all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
+
+# scikit-learn's algorithm names: the two lasso solvers' problem is ours; the others solve other problems
+_LASSO_ALGORITHMS = ("lasso_cd", "lasso_lars")
+_OTHER_ALGORITHMS = ("lars", "omp", "threshold")
+
+
+@contextlib.contextmanager
+def solver_threads(n_jobs):
+    """scikit-learn's ``n_jobs`` as the thread count of our solvers inside the block: the active set's
+    numba threads (thread-local) and torch's intra-op threads (restored after). ``None``: unchanged (all of
+    numba's threads); ``-1``: every core, ``-2`` all but one, … (joblib's reading, which also refuses 0)."""
+    if n_jobs is None:
+        yield
+        return
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise ValueError(f"n_jobs must be an integer or None (-1: every core), got {n_jobs!r}")
+    if n_jobs == 0:
+        raise ValueError("n_jobs=0 means no thread at all; pass None, a positive count, or -1 for every core")
+    threads = max(1, min(joblib.effective_n_jobs(int(n_jobs)), numba.config.NUMBA_NUM_THREADS))
+    numba_before, torch_before = numba.get_num_threads(), torch.get_num_threads()
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(numba_before)
+        torch.set_num_threads(torch_before)
 
 
 def _resolve_device(device, default: torch.device) -> torch.device:
@@ -54,7 +85,11 @@ _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     """``value`` as a float32/float64 tensor: half precision (numpy float16, torch float16/bfloat16) is
-    computed in float32, integers in float64; complex values are refused."""
+    computed in float32, integers and booleans in float64 (as scikit-learn reads them); complex values and
+    scipy sparse matrices are refused."""
+    if scipy.sparse.issparse(value):
+        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but sparse coding needs dense "
+                        f"rows (as scikit-learn's sparse_encode): pass {name}.toarray()")
     if isinstance(value, torch.Tensor):
         if value.is_complex():
             raise ValueError(f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its "
@@ -70,7 +105,7 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
                 f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
                 f"real part ({name}.real) or its magnitude"
             )
-        if value.dtype.kind not in "fiu":
+        if value.dtype.kind not in "fiub":
             raise ValueError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
         if value.dtype == np.float16:
             array = value.astype(np.float32)
@@ -146,7 +181,8 @@ def sparse_encode(
     X,
     dictionary,
     *,
-    alpha: float,
+    alpha: float | None = None,
+    algorithm: str = "lasso_cd",
     positive: bool = False,
     max_iter: int = 1000,
     tol: float = 1e-4,
@@ -155,6 +191,7 @@ def sparse_encode(
     device=None,
     return_n_iter: bool = False,
     method: str = "auto",
+    n_jobs: int | None = None,
 ):
     r"""Sparse codes of ``X`` over ``dictionary`` (scikit-learn convention).
 
@@ -180,8 +217,7 @@ def sparse_encode(
       (the active-set solver's mean support on the first 64 samples exceeds half of ``min(l, d)``: its
       work grows with the support, FISTA's does not) and the call is large (more than 2048 samples; the
       probe's own exact codes are kept); the active-set solver otherwise, with FISTA finishing, from
-      where they stopped, any rows it stops at ``max_iter`` sweeps (it can stall where the optimal support
-      fills a rank-deficient working set: overcomplete dictionaries at small ``alpha``). Small CPU calls
+      where they stopped, any rows it stops at ``max_iter`` sweeps. Small CPU calls
       (≤ 1024 samples) run torch on one thread (a thread team's start-up costs more than their products).
       The active set is several times faster on learned (coherent) dictionaries, where FISTA needs many
       iterations.
@@ -197,8 +233,14 @@ def sparse_encode(
         the codes scaled back; codes beyond the dtype's range are refused.
     dictionary : array-like or Tensor, shape (n_components, n_features)
         Atoms as rows (scikit-learn's ``components_``); need not be normalised.
-    alpha : float
-        L1 weight α > 0 (as in scikit-learn's ``sparse_encode``; ``Lasso`` itself uses α/n_features).
+    alpha : float, default 1
+        L1 weight α > 0 (as in scikit-learn's ``sparse_encode``, whose None also means 1; ``Lasso`` itself
+        uses α/n_features).
+    algorithm : "lasso_cd" | "lasso_lars"
+        scikit-learn's names of its two lasso solvers, taken so that a call written for
+        ``sklearn.decomposition.sparse_encode`` runs unchanged: both mean this lasso (same minimiser), solved
+        by ``method``. ``"lars"``, ``"omp"`` and ``"threshold"`` solve other problems and are refused, naming
+        scikit-learn's function (or ``SparseCoder``, which delegates them).
     positive : bool
         Constrain codes to be non-negative.
     max_iter : int
@@ -219,6 +261,11 @@ def sparse_encode(
         Also return the ``(n_samples,)`` FISTA iterations, or active-set sweeps, each sample used.
     method : "auto" | "active-set" | "fista"
         The solver (above). ``"active-set"`` needs the CPU.
+    n_jobs : int or None
+        Threads for this call (:func:`solver_threads`: the active set's numba threads and torch's, restored
+        after): ``-1`` every core, ``-2`` all but one; ``None`` (default) numba's thread count, as before —
+        scikit-learn's None means one job. Worker processes of joblib (``GridSearchCV(n_jobs=…)``) already
+        get a share of the cores each.
 
     Returns
     -------
@@ -227,8 +274,11 @@ def sparse_encode(
 
     Raises
     ------
+    TypeError
+        A scipy sparse ``X``, ``dictionary`` or ``init`` (pass ``.toarray()``, as scikit-learn says).
     ValueError
-        Non-2-D or mismatched shapes, NaN/inf, complex values, an empty ``X``, ``alpha ≤ 0``, a
+        An algorithm other than scikit-learn's lasso ones,
+        non-2-D or mismatched shapes, NaN/inf, complex values, an empty ``X``, ``alpha ≤ 0``, a
         non-positive step, ``max_iter < 1``, ``tol < 0``, an unknown ``method`` or ``"active-set"`` on a
         GPU; and after the solve when FISTA diverged (a fixed ``step`` too large: codes overflowed), naming
         the step, 2/L and 1/L (L = λ_max(D Dᵀ)).
@@ -240,13 +290,33 @@ def sparse_encode(
         optimality certificate (``method="active-set"``), or those and FISTA's iterations after them
         (``method="auto"``, where FISTA finishes the rows the active set stopped).
     """
+    if algorithm in _OTHER_ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} solves another problem than the lasso, the only one "
+                         f"sparsecoder.sparse_encode solves; call sklearn.decomposition.sparse_encode for it "
+                         f"(or sparsecoder.SparseCoder(transform_algorithm={algorithm!r}), which delegates "
+                         f"to it), or use algorithm='lasso_cd'")
+    if algorithm not in _LASSO_ALGORITHMS:
+        raise ValueError(f"algorithm must be 'lasso_cd' or 'lasso_lars' (scikit-learn's lasso solvers; both "
+                         f"mean this exact lasso), got {algorithm!r}")
+    if alpha is None:
+        alpha = 1.0  # scikit-learn's default
+    with solver_threads(n_jobs):
+        return _sparse_encode(X, dictionary, alpha=alpha, positive=positive, max_iter=max_iter, tol=tol,
+                              init=init, step=step, device=device, return_n_iter=return_n_iter,
+                              method=method)
+
+
+def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step, device, return_n_iter,
+                   method):
+    """:func:`sparse_encode` after its scikit-learn arguments (``algorithm``, ``n_jobs``) are read."""
     numpy_in = not isinstance(X, torch.Tensor)
     half_in = X.dtype if isinstance(X, torch.Tensor) and X.dtype in _HALF_DTYPES else None
     if numpy_in and isinstance(X, np.ndarray) and X.dtype == np.float16:
         half_in = np.float16
     data = _as_tensor("X", X)
     if data.dim() != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {tuple(data.shape)}")
+        hint = "; a single sample: X.reshape(1, -1)" if data.dim() == 1 else ""
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {tuple(data.shape)}{hint}")
     atoms = _as_tensor("dictionary", dictionary, dtype=data.dtype)
     if atoms.dim() != 2:
         raise ValueError(f"dictionary must be 2-D (n_components, n_features), got shape {tuple(atoms.shape)}")
@@ -329,9 +399,7 @@ def sparse_encode(
             elif not bool(converged.all()):
                 stalled = (~converged).nonzero().squeeze(1)
                 if method == "auto":
-                    # the active set can stall where the optimal support fills a rank-deficient working
-                    # set (overcomplete dictionaries at small alpha); FISTA finishes those rows from
-                    # where it stopped
+                    # rows stopped at max_iter sweeps: FISTA finishes them from where they stopped
                     gram = atoms @ atoms.T
                     result = _gram_fista(gram, data[stalled] @ atoms.T, codes[stalled], float(alpha),
                                          positive, step, int(max_iter), float(tol))
@@ -456,7 +524,7 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         if dense:
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps,
-                                  "active set", "raise max_iter", stacklevel=4)
+                                  "active set", "raise max_iter", stacklevel=5)
             probed = (torch.from_numpy(head), torch.from_numpy(sweeps[:_PROBE_SAMPLES].copy()),
                       torch.from_numpy(gram))
             return None, None, probed, None
@@ -472,7 +540,7 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
     return torch.from_numpy(rows), torch.from_numpy(sweeps), None, torch.from_numpy(converged)
 
 
-def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=3):
+def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=4):
     """A RuntimeWarning at the caller of ``sparse_encode`` (``stacklevel`` counts from here)."""
     warnings.warn(
         f"{solver}: {count} of {total} samples reached max_iter={max_iter} before converging; {advice}",
