@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sparsecoder.config import ConfigError
-from sparsecoder.inference.fista import all_finite
+from sparsecoder.inference.fista import all_finite, check_has_values
 from sparsecoder.nn.sizes import check_size
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
@@ -233,6 +233,7 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+    check_has_values(name, x)
     if x.is_complex():
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")
     if not all_finite(x):
