@@ -158,6 +158,17 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
+    if device.type == "meta":
+        raise ValueError(f"config key 'device': {name!r} holds shapes but no values: nothing can be trained or "
+                         f"computed on it; use auto, cpu or cuda")
+    if device.type not in ("cpu", "cuda"):
+        # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:
+            reason = str(err).splitlines()[0].split(". ")[0][:120] if str(err) else type(err).__name__
+            raise ValueError(f"config key 'device': {name!r} is not available on this machine ({reason}); "
+                             f"use auto or cpu") from None
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
         count = torch.cuda.device_count()
