@@ -159,8 +159,8 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
     if device.type == "meta":
-        raise ValueError(f"config key 'device': {name!r} holds shapes but no values: nothing can be trained or "
-                         f"computed on it; use auto, cpu or cuda")
+        raise ValueError(f"config key 'device': {name!r} holds shapes but no values: nothing can be trained "
+                         f"or computed on it; use auto, cpu or cuda")
     if device.type not in ("cpu", "cuda"):
         # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
         try:
