@@ -313,7 +313,7 @@ def test_a_diverged_encoder_is_named_not_the_rows(digits, weight):
                                            ("meta", "'meta' holds shapes but no values")])
 def test_a_device_this_machine_lacks_is_refused_before_any_work(device, match):
     # `sparsecoder train sdl-mnist --set device=mps` ended in "RuntimeError: PyTorch is not linked with
-    # support for mps devices (unexpected; …)"; the CPU-only machine also has no 'cuda' (tested in test_memory_guard)
+    # support for mps devices (unexpected; …)"; 'cuda' on a CPU-only machine: test_memory_guard
     from sparsecoder.models.common import resolve_device
 
     if device == "mps" and torch.backends.mps.is_available():
