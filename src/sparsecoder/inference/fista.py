@@ -1063,7 +1063,8 @@ def fista(
         )
 
     Y_given = Y
-    scale = 1.0 if module is not None else row_scale(Y)
+    # (not under reduce: each process would pick its own scale for the shared hinge statistics)
+    scale = 1.0 if module is not None or reduce is not None else row_scale(Y)
     if scale != 1.0:
         # codes(Y/s, λ/s, T/s, z0/s) = codes(Y, λ, T, z0)/s for a linear decoder, step and β, γ unchanged:
         # solved on rows brought to magnitude ~1 by a power of two (exact), so that the codes' squared norms
@@ -1199,7 +1200,8 @@ def row_scale(Y: torch.Tensor) -> float:
     ``[tiny^¼, max^¼]`` of their dtype (float32: about 2e-10 to 4e9), where squared norms of codes and
     residuals stay in range; otherwise the one that brings it into ``[1, 2)`` (exact in floating point)."""
     info = torch.finfo(Y.dtype)
-    peak = float(Y.detach().abs().max())
+    low, high = torch.aminmax(Y.detach())  # one pass, no |Y| copy (training calls this every batch)
+    peak = max(-float(low), float(high))
     if peak == 0 or info.tiny ** 0.25 <= peak <= info.max ** 0.25:
         return 1.0
     return 2.0 ** math.floor(math.log2(peak))
