@@ -75,3 +75,14 @@ def test_reference_scaling_equals_lasso_scaling_times_two_over_d():
     lasso = (0.5 * ((Y - Z @ W.T) ** 2).sum(axis=1) + alpha * np.abs(Z).sum(axis=1)).sum()
     assert reference_to_lasso_objective(reference, d) == pytest.approx(lasso, rel=1e-12)
     assert lasso_to_reference_objective(lasso, d) == pytest.approx(reference, rel=1e-12)
+
+
+@pytest.mark.parametrize("rows", [0, 1])
+def test_variance_hinge_of_fewer_than_two_rows_is_refused_by_name(rows):
+    """One row has no batch std: the hinge read NaN (with torch's degrees-of-freedom warning), its gradient
+    raised ZeroDivisionError and total_energy(beta > 0) was NaN."""
+    Z = torch.rand(rows, 4)
+    for call in (lambda: variance_hinge(Z, 1.0), lambda: variance_hinge_grad(Z, 1.0),
+                 lambda: total_energy(torch.rand(rows, 3), torch.rand(rows, 3), Z, 0.1, beta=1.0)):
+        with pytest.raises(ValueError, match=f"variance hinge needs at least 2 rows .*got {rows}"):
+            call()

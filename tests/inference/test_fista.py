@@ -284,7 +284,6 @@ def _nan_linear():
         # finite float32 atoms whose Gram matrix overflows (the Lipschitz estimate read NaN)
         ({"decoder": torch.full((5, 2), 1e20), "step": "lipschitz"}, "overflows torch.float32.*float64"),
         ({"decoder": torch.full((5, 2), 1e20)}, "overflows torch.float32.*float64"),
-        ({"Y": torch.full((3, 5), 3e38), "decoder": torch.full((5, 2), 4.0)}, "Y·W overflows"),
         ({"decoder": _nan_linear()}, "NaN or inf in its weight"),
         ({"check_overflow": 1}, "check_overflow must be True or False"),
     ],
@@ -429,3 +428,63 @@ def test_finite_codes_whose_norm_overflows_are_not_called_diverged():
         warnings.simplefilter("error")
         result = fista(Y, W, 0.05 * 1e19, step=0.5, max_iter=50)
     assert torch.isfinite(result.codes).all() and result.codes.abs().max() > 1e19
+
+
+# --------------------------------------------------------------------------------------------------
+# extreme scales, unstable steps without overflow, tensors without values
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e-22, 1e30])
+@pytest.mark.parametrize("positive", [True, False])
+def test_codes_scale_with_the_rows_at_extreme_magnitudes(scale, positive):
+    """codes(sY, sλ) = s·codes(Y, λ): float32 rows of 1e-20 froze at their first iteration (the squared
+    norms in the freezing test underflowed: 6–90 % error, converged=True), rows of 1e20 never froze."""
+    generator = torch.Generator().manual_seed(0)
+    W, Y = torch.randn(6, 8, generator=generator), torch.randn(5, 6, generator=generator)
+    options = dict(step="lipschitz", max_iter=1000, tol=1e-6, positive=positive)
+    base = fista(Y, W, 0.05, **options)
+    result = fista(Y * scale, W, 0.05 * scale, **options)
+    tolerance = 1e-4 * float(base.codes.abs().max())
+    assert torch.allclose(result.codes / scale, base.codes, rtol=1e-3, atol=tolerance)
+    assert bool(result.converged.all()) and int(result.n_iter.min()) > 50  # not frozen at once (was 1)
+    assert torch.allclose(result.energy[-1], base.energy[-1] * scale**2, rtol=1e-4)  # was 0 or inf
+
+
+def test_rows_whose_products_with_the_atoms_overflow_are_solved_scaled():
+    """Y of 3e38 against atoms of 4 (Y·W overflows float32) was refused naming float64; solved divided by a
+    power of two, the codes are 3e38 × those of rows of ones (codes beyond float32 are still refused)."""
+    W = torch.full((5, 2), 4.0)
+    result = fista(torch.full((3, 5), 3e38), W, 0.1 * 3e38, step="lipschitz", positive=False)
+    unit = fista(torch.ones(3, 5), W, 0.1, step="lipschitz", positive=False)
+    torch.testing.assert_close(result.codes / 3e38, unit.codes, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="the codes overflow torch.float32"):
+        fista(torch.full((3, 5), 3e38), torch.full((5, 2), 1e-3), 0.0, step="lipschitz", positive=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_fixed_step_above_2_over_L_warns_even_when_the_codes_do_not_overflow(dtype):
+    """In float64 (or float32 for few iterations) codes grow as (ηL − 1)^k without overflowing: they came
+    back finite (1e102) with converged=False and no warning; a step within the bound stays silent."""
+    generator = torch.Generator().manual_seed(0)
+    W = torch.randn(6, 8, generator=generator, dtype=dtype)
+    Y = torch.randn(5, 6, generator=generator, dtype=dtype)
+    L = float(torch.linalg.eigvalsh((2 / 6) * W.T @ W).max())
+    with pytest.warns(RuntimeWarning, match=r"not converge: 5 of 5 samples .* above the stability bound 2/L"):
+        result = fista(Y, W, 1e-2, step=2.5 / L, max_iter=20, record_energy=False)
+    assert bool(torch.isfinite(result.codes).all()) and not bool(result.converged.any())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fista(Y, W, 1e-2, step=0.9 / L, max_iter=3, record_energy=False)  # stopped by max_iter, stable
+
+
+def test_meta_tensors_and_overflowing_steps_are_refused_by_name():
+    """A 'meta' tensor has no values (torch: "Tensor.item() cannot be called on meta tensors"); a step
+    beyond float32's range failed in torch ("value cannot be converted to type float without overflow")."""
+    Y, W = torch.randn(3, 4), torch.randn(4, 5)
+    with pytest.raises(ValueError, match="Y is on the 'meta' device"):
+        fista(torch.empty(3, 4, device="meta"), W, 0.1)
+    with pytest.raises(ValueError, match="decoder is on the 'meta' device"):
+        fista(Y, torch.empty(4, 5, device="meta"), 0.1)
+    with pytest.raises(ValueError, match="decoder module is on the 'meta' device"):
+        fista(Y, nn.Linear(5, 4, device="meta"), 0.1)
+    with pytest.raises(ValueError, match=r"step 1e\+300 is beyond torch.float32's range"):
+        fista(Y, W, 0.1, step=1e300)

@@ -294,6 +294,40 @@ def test_bad_inputs_raise_clear_errors(digits):
     with pytest.raises(ValueError, match="at least 2 samples"):
         model.training_losses(torch.zeros(1, 64))
 
+@pytest.mark.parametrize("weight", [1e38, float("nan")])
+def test_a_diverged_encoder_is_named_not_the_rows(digits, weight):
+    """LISTA weights blown up by a huge lr_encoder gave NaN codes that FISTA refused as its start with
+    "z0 contains NaN or inf; clean or impute the data" (SAE.fit said so too); now a FloatingPointError names
+    the encoder and the divergence (the trainer still turns it into TrainingDiverged)."""
+    model = SparseAutoencoder(_config("vdl-mnist"), 64)
+    with torch.no_grad():
+        model.encoder.input_layer.weight.fill_(weight)
+    message = r"encoder's codes are NaN/inf for \d+ of 10 rows: the encoder has .*training diverged"
+    with pytest.raises(FloatingPointError, match=message):
+        model.training_losses(digits[0][:10])
+    with pytest.raises(FloatingPointError, match=message):
+        model.infer(digits[0][:10])
+
+
+@pytest.mark.parametrize("device, match", [("mps", "'mps' is not available on this machine"),
+                                           ("meta", "'meta' holds shapes but no values")])
+def test_a_device_this_machine_lacks_is_refused_before_any_work(device, match):
+    # `sparsecoder train sdl-mnist --set device=mps` ended in "RuntimeError: PyTorch is not linked with
+    # support for mps devices (unexpected; …)"; 'cuda' on a CPU-only machine: test_memory_guard
+    from sparsecoder.models.common import resolve_device
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match=match):
+        resolve_device(device)
+
+
+def test_meta_rows_are_refused_by_name():
+    model = SparseAutoencoder(_config("sdl-mnist"), 64)
+    with pytest.raises(ValueError, match="x is on the 'meta' device"):
+        model.encode(torch.empty(3, 64, device="meta"))
+
+
 @pytest.mark.parametrize("n_features", [2.7, True, "64", 0, -3])
 def test_model_size_must_be_a_positive_integer(n_features):
     # 2.7 used to build a model on 2 features, True one on 1 feature, "64" one on 64

@@ -76,6 +76,8 @@ def _component_mean_std(Z: torch.Tensor, reduce=None):
     float64), ``var = (Σz² − n μ²)/(n − 1)``.
     """
     if reduce is None:
+        if Z.shape[0] < 2:
+            raise ValueError(f"the variance hinge needs at least 2 rows (a batch std), got {Z.shape[0]}")
         return Z.mean(dim=0, keepdim=True), Z.std(dim=0, unbiased=True, keepdim=True), Z.shape[0]
     Z64 = Z.to(torch.float64)
     count = torch.full((1,), float(Z.shape[0]), dtype=torch.float64, device=Z.device)

@@ -87,9 +87,18 @@ def all_finite(tensor: torch.Tensor) -> bool:
     return bool(torch.isfinite(tensor).all())
 
 
+def check_has_values(name: str, *tensors: torch.Tensor) -> None:
+    """A ``ValueError`` naming ``name`` when a tensor is on torch's ``meta`` device: it has a shape but no
+    values to compute with (torch would only say that ``Tensor.item()`` cannot be called on it)."""
+    if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
+        raise ValueError(f"{name} is on the 'meta' device, which holds shapes but no values; build or load "
+                         f"it on a real device ('cpu', 'cuda') before computing with it")
+
+
 def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    check_has_values(name, value)
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
     if value.is_complex():
@@ -267,6 +276,7 @@ def _resolve_decoder(decoder, d: int, dtype, device):
                 f"decoder has {decoder.shape[0]} rows but Y has d={d} columns; a dictionary tensor W must be "
                 f"(d, l) with reconstruction Z @ W.T (transpose a scikit-learn-style (l, d) dictionary)"
             )
+        check_has_values("decoder", decoder)
         if decoder.is_complex():
             raise ValueError(
                 f"decoder is complex ({decoder.dtype}); sparse coding needs real numbers: pass its real part"
@@ -274,6 +284,8 @@ def _resolve_decoder(decoder, d: int, dtype, device):
         if not all_finite(decoder):
             raise ValueError("decoder contains NaN or inf")
         return decoder.detach().to(dtype=dtype, device=device), None, None
+    if isinstance(decoder, nn.Module):
+        check_has_values("a parameter of the decoder module", *decoder.parameters(), *decoder.buffers())
     if isinstance(decoder, nn.Linear):
         if decoder.out_features != d:
             raise ValueError(
@@ -1005,6 +1017,10 @@ def fista(
             raise ValueError(f"step must be a positive float, 'lipschitz' or 'backtracking'; got {step!r}")
     else:
         step = check_nonnegative_number("step", step, strictly_positive=True)
+        if step > torch.finfo(Y.dtype).max:
+            largest = torch.finfo(Y.dtype).max
+            raise ValueError(f"step {step:.4g} is beyond {Y.dtype}'s range (largest {largest:.4g}); "
+                             f"steps above 2/L diverge anyway: use step='lipschitz' or a step <= 1/L")
     if beta > 0 and n < 2 and reduce is None:
         raise ValueError("beta > 0 (variance hinge) needs a batch of at least 2 samples to compute a std")
 
@@ -1046,6 +1062,19 @@ def fista(
             f"would take different steps under reduce; pass a fixed step"
         )
 
+    Y_given = Y
+    # (not under reduce: each process would pick its own scale for the shared hinge statistics)
+    scale = 1.0 if module is not None or reduce is not None else row_scale(Y)
+    if scale != 1.0:
+        # codes(Y/s, λ/s, T/s, z0/s) = codes(Y, λ, T, z0)/s for a linear decoder, step and β, γ unchanged:
+        # solved on rows brought to magnitude ~1 by a power of two (exact), so that the codes' squared norms
+        # in the freezing test and the energy cannot underflow (rows of 1e-20 froze at once, unsolved) or
+        # overflow (rows of 1e20 never froze)
+        Y = Y / scale
+        bias = None if bias is None else bias / scale
+        z0 = None if z0 is None else z0 / scale
+        z_encoder = None if z_encoder is None else z_encoder / scale
+        lam, var_threshold = lam / scale, var_threshold / scale
     with torch.no_grad():
         Y = Y.detach()
         Z = (
@@ -1069,7 +1098,7 @@ def fista(
         else:
             smooth = _LinearSmooth(Y, weight, bias, gamma, z_encoder)
         if check_overflow:
-            _check_no_overflow(Y, weight, smooth)
+            _check_no_overflow(Y_given, weight, smooth)
 
         if isinstance(step, str):
             lipschitz = smooth.lipschitz(Z)
@@ -1104,16 +1133,35 @@ def fista(
         energies = []
 
         def record(codes):
-            energy = total_energy(
-                Y, smooth.reconstruct(codes), codes, lam, beta=beta, var_threshold=var_threshold, gamma=gamma,
-                Z_encoder=z_encoder,
-            )
-            energies.append(energy.to(torch.float64))
+            if scale == 1.0:
+                energy = total_energy(
+                    Y, smooth.reconstruct(codes), codes, lam, beta=beta, var_threshold=var_threshold,
+                    gamma=gamma, Z_encoder=z_encoder,
+                )
+                energies.append(energy.to(torch.float64))
+                return
+            # the energy of the rescaled problem is E/s²: in float64, where neither it nor s² leave the range
+            wide = [None if t is None else t.to(torch.float64) for t in (Y, codes, z_encoder)]
+            energy = total_energy(wide[0], smooth.reconstruct(codes).to(torch.float64), wide[1], lam,
+                                  beta=beta, var_threshold=var_threshold, gamma=gamma, Z_encoder=wide[2])
+            energies.append(energy * scale**2)
 
         result = _fista_loop(
             stepper, Z, max_iter=max_iter, tol=tol, restart=restart, reduce=reduce,
             on_iteration=record if record_energy else None,
         )
+        unstable = _unstable_fixed_step(result, smooth, eta, step, module)
+        if unstable is not None:
+            largest = float(result.codes.abs().max()) * scale
+            warnings.warn(
+                f"fista did not converge: {int(unstable.sum())} of {n} samples ran all max_iter={max_iter} "
+                f"iterations with step {eta:.4g}, above the stability bound 2/L <= "
+                f"{2.0 / _lipschitz_lower_bound(smooth):.4g} (L: Lipschitz constant of the smooth part), so "
+                f"their codes oscillate or grow (largest |code| {largest:.4g}) without overflowing yet; they "
+                f"are marked not converged. Use step <= 1/L, step='lipschitz' or step='backtracking'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if bool(result.diverged.any()):
             lipschitz = smooth.lipschitz(Z) / _LIPSCHITZ_SAFETY
             if math.isfinite(lipschitz) and lipschitz > 0:
@@ -1135,6 +1183,48 @@ def fista(
                 stacklevel=2,
             )
         energy = torch.stack(energies).cpu() if energies else torch.zeros(0, dtype=torch.float64)
-        return FistaResult(
-            codes=result.codes, n_iter=result.n_iter, energy=energy, converged=result.converged
-        )
+        codes = result.codes
+        if scale != 1.0:
+            codes = codes * scale
+            if check_overflow and not all_finite(codes):
+                raise ValueError(
+                    f"the codes overflow {codes.dtype}: Y's entries reach {float(Y_given.abs().max()):.3g}, "
+                    f"so codes reach about {float(result.codes.abs().max()) * scale:.3g}; pass float64 "
+                    f"tensors (.double()) or rescale Y"
+                )
+        return FistaResult(codes=codes, n_iter=result.n_iter, energy=energy, converged=result.converged)
+
+
+def row_scale(Y: torch.Tensor) -> float:
+    """The power of two to divide rows ``Y`` by before solving: 1.0 while their largest magnitude lies in
+    ``[tiny^¼, max^¼]`` of their dtype (float32: about 2e-10 to 4e9), where squared norms of codes and
+    residuals stay in range; otherwise the one that brings it into ``[1, 2)`` (exact in floating point)."""
+    info = torch.finfo(Y.dtype)
+    low, high = torch.aminmax(Y.detach())  # one pass, no |Y| copy (training calls this every batch)
+    peak = max(-float(low), float(high))
+    if peak == 0 or info.tiny ** 0.25 <= peak <= info.max ** 0.25:
+        return 1.0
+    return 2.0 ** math.floor(math.log2(peak))
+
+
+def _lipschitz_lower_bound(smooth) -> float:
+    """A lower bound of the largest eigenvalue of a linear smooth part's ``G``: its largest diagonal entry,
+    or ten power iterations' Rayleigh quotient (which approaches it from below) if that is larger."""
+    diagonal = float(smooth.gram.diagonal().max())
+    return max(diagonal, power_iteration_max_eigenvalue(smooth.gram, max_iter=10))
+
+
+def _unstable_fixed_step(result, smooth, eta, step, module):
+    """The samples that ran out of iterations with a fixed step certainly above the stability bound 2/L
+    without overflowing (slow geometric growth, e.g. in float64, or a bounded oscillation of non-negative
+    codes), or None. Linear decoders only (a cheap lower bound of L certifies it); those whose codes
+    overflowed are :func:`fista`'s divergence warning."""
+    if module is not None or isinstance(step, str):
+        return None
+    stopped = ~result.converged & ~result.diverged
+    if not bool(stopped.any()):
+        return None
+    lower = _lipschitz_lower_bound(smooth)
+    if not (math.isfinite(lower) and lower > 0 and eta > 2.0 / lower):
+        return None
+    return stopped

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sparsecoder.config import ConfigError
-from sparsecoder.inference.fista import all_finite
+from sparsecoder.inference.fista import all_finite, check_has_values
 from sparsecoder.nn.sizes import check_size
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
@@ -158,6 +158,17 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
+    if device.type == "meta":
+        raise ValueError(f"config key 'device': {name!r} holds shapes but no values: nothing can be trained "
+                         f"or computed on it; use auto, cpu or cuda")
+    if device.type not in ("cpu", "cuda"):
+        # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:
+            reason = str(err).splitlines()[0].split(". ")[0][:120] if str(err) else type(err).__name__
+            raise ValueError(f"config key 'device': {name!r} is not available on this machine ({reason}); "
+                             f"use auto or cpu") from None
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
         count = torch.cuda.device_count()
@@ -233,6 +244,7 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+    check_has_values(name, x)
     if x.is_complex():
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")
     if not all_finite(x):

@@ -34,7 +34,7 @@ from torch import nn
 
 from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, UsedWhen, check, register_config
 from sparsecoder.data.base import DataSplits
-from sparsecoder.inference.fista import fista
+from sparsecoder.inference.fista import all_finite, fista
 from sparsecoder.models.common import (
     check_float32_model,
     check_model_arguments,
@@ -315,6 +315,8 @@ class SparseAutoencoder(nn.Module):
         """:meth:`infer` on rows already checked (:meth:`_check_rows`)."""
         if z_encoder is None:
             z_encoder = self._encoder_codes(Y)
+        if z_encoder is not None and not all_finite(z_encoder):
+            raise FloatingPointError(self._non_finite_codes(z_encoder))
         c = self.config
         beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
         distributed = {} if reduce is None else {"reduce": reduce}
@@ -325,6 +327,19 @@ class SparseAutoencoder(nn.Module):
             # a decoder that overflows is a divergence of training (NaN codes), not a bad argument
             record_energy=record_energy, check_overflow=False, **distributed,
         )
+
+    def _non_finite_codes(self, codes: torch.Tensor) -> str:
+        """Why the LISTA encoder's ``codes`` (of finite rows) are NaN/inf: the encoder's weights (named) are
+        NaN/inf or so large that its outputs overflow, i.e. training diverged (FISTA would otherwise refuse
+        them as a bad start and ask to clean the data)."""
+        bad = int((~torch.isfinite(codes).all(dim=1)).sum())
+        weights = [name for name, p in self.encoder.named_parameters() if not bool(torch.isfinite(p).all())]
+        largest = max(float(p.detach().abs().max()) for p in self.encoder.parameters())
+        state = (f"non-finite weights {weights}" if weights else
+                 f"finite weights up to {largest:.3g} whose outputs overflow float32")
+        return (f"the LISTA encoder's codes are NaN/inf for {bad} of {codes.shape[0]} rows: the encoder has "
+                f"{state}; training diverged (lower lr_encoder, then lr_decoder, λ, γ) — the rows are not "
+                f"the cause")
 
     def _check_rows(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         check_float32_model(self)
