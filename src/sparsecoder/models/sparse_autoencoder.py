@@ -65,7 +65,8 @@ class SparseAutoencoderConfig(CommonConfig):
     Attributes
     ----------
     encoder : {"lista", "none"}
-        LISTA encoder (Algorithm 1) or none (DO: FISTA starts from zero, codes always come from FISTA).
+        LISTA encoder (Algorithm 1) or none (DO: FISTA starts from ``fista_init``, codes always come from
+        FISTA).
     decoder : {"linear", "mlp"}
         ``ŷ = W z`` or ``ŷ = W2 ReLU(W1 z + b1)`` (the "-NL" variants).
     collapse_guard : {"unit_norm", "variance", "weight_decay", "none"}
@@ -90,6 +91,11 @@ class SparseAutoencoderConfig(CommonConfig):
         FISTA step η_k (a fixed float in the paper: 0.5 or 1).
     fista_max_iter, fista_tol : int, float
         FISTA's iteration cap K (200) and per-sample relative-change tolerance (1e-3).
+    fista_init : float
+        The value every code component starts FISTA from without an encoder (DO, DO-NL; the authors'
+        ``--Zs_init_val``, default 0). The ``mlp`` decoder needs it > 0: with ``b1 = 0`` at
+        initialisation, zero codes give zero hidden pre-activations, where ReLU's gradient is 0, so FISTA
+        never leaves 0 and nothing is learned (the ``do-nl-*`` presets set 0.1).
     fista_restart : bool
         Per-sample adaptive momentum restart in FISTA (O'Donoghue & Candès 2015; ``fista(restart=...)``):
         the same energy and tolerance in fewer passes where the momentum oscillates. On in ``sdl-nl-mnist``
@@ -121,6 +127,7 @@ class SparseAutoencoderConfig(CommonConfig):
         "beta": UsedWhen("collapse_guard", ("variance",), off=0.0),
         "var_threshold": UsedWhen("collapse_guard", ("variance",)),
         "weight_decay_decoder": UsedWhen("collapse_guard", ("weight_decay",), off=0.0),
+        "fista_init": UsedWhen("encoder", ("none",), off=0.0),
     }
 
     encoder: Literal["lista", "none"] = "lista"
@@ -138,6 +145,7 @@ class SparseAutoencoderConfig(CommonConfig):
     fista_max_iter: int = 200
     fista_tol: float = 1e-3
     fista_restart: bool = False
+    fista_init: float = 0.0
     lr_decoder: float = 3e-4
     lr_encoder: float = 1e-4
     weight_decay_decoder: float = 0.0
@@ -169,6 +177,9 @@ class SparseAutoencoderConfig(CommonConfig):
             check(self.fista_step > 0 and math.isfinite(self.fista_step), "fista_step",
                   f"must be a number > 0, 'lipschitz' or 'backtracking', got {self.fista_step}")
         check(self.fista_max_iter >= 1, "fista_max_iter", f"must be >= 1, got {self.fista_max_iter}")
+        check(0 <= self.fista_init <= MAX_LOSS_WEIGHT, "fista_init",
+              f"must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} (codes are non-negative), "
+              f"got {self.fista_init}")
         for key in ("lr_decoder", "lr_encoder"):
             value = getattr(self, key)
             check(math.isfinite(value) and value > 0, key, f"must be a number > 0, got {value}")
@@ -320,8 +331,11 @@ class SparseAutoencoder(nn.Module):
         c = self.config
         beta = self._beta if (Y.shape[0] if n_global is None else n_global) > 1 else 0.0
         distributed = {} if reduce is None else {"reduce": reduce}
+        z0 = z_encoder
+        if z0 is None and c.fista_init:  # DO: every code starts at fista_init (0: fista's zeros)
+            z0 = Y.new_full((Y.shape[0], c.n_components), c.fista_init)
         return fista(
-            Y, self.decoder, c.lam, z0=z_encoder, n_components=c.n_components, step=c.fista_step,
+            Y, self.decoder, c.lam, z0=z0, n_components=c.n_components, step=c.fista_step,
             max_iter=c.fista_max_iter, tol=c.fista_tol, restart=c.fista_restart, positive=True, beta=beta,
             var_threshold=c.var_threshold, gamma=self._gamma, z_encoder=z_encoder,
             # a decoder that overflows is a divergence of training (NaN codes), not a bad argument
