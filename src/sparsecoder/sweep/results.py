@@ -33,11 +33,17 @@ def _scalar(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def collect_rows(spec: SweepSpec, directory: Path) -> list[dict[str, Any]]:
-    """One dict per trial: preset, grid keys, seed, status, run folder, message, every scalar metric."""
+def collect_rows(spec: SweepSpec, directory: Path, foreign: dict | None = None) -> list[dict[str, Any]]:
+    """One dict per trial: preset, grid keys, seed, status, run folder, message, every scalar metric.
+    A trial of ``foreign`` (``{trial: why}``, see :func:`~sparsecoder.sweep.executor.foreign_finished_trials`)
+    is ``failed`` with that message: its folder holds another run, whose metrics are left out."""
     rows = []
     for trial in spec.trials():
         trial_dir = directory / trial.folder
+        if foreign and trial in foreign:
+            rows.append({"preset": trial.preset, **dict(trial.point), "seed": trial.seed, "status": "failed",
+                         "run_folder": str(trial.folder), "message": foreign[trial]})
+            continue
         state = trial_state(trial_dir)
         row: dict[str, Any] = {"preset": trial.preset, **dict(trial.point), "seed": trial.seed,
                                "status": {"new": "pending", "interrupted": "interrupted"}.get(state, state),
@@ -233,10 +239,11 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     return True
 
 
-def write_results(spec: SweepSpec, directory: Path) -> dict[str, Any]:
-    """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``."""
+def write_results(spec: SweepSpec, directory: Path, foreign: dict | None = None) -> dict[str, Any]:
+    """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``.
+    ``foreign``: finished trials whose folder holds another run (:func:`collect_rows`)."""
     directory = Path(directory)
-    rows = collect_rows(spec, directory)
+    rows = collect_rows(spec, directory, foreign)
     atomic_write_bytes(directory / RESULTS_CSV, csv_text(rows).encode())
     summary = summarise(spec, rows)
     atomic_write_bytes(directory / RESULTS_MD, _markdown(spec, summary).encode())

@@ -129,6 +129,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     from sparsecoder.sweep.executor import (
         check_trial_fits,
         connect_ray,
+        foreign_finished_trials,
         run_trials,
         run_trials_serial,
         trial_state,
@@ -155,12 +156,15 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
 
     trials = spec.trials()
     states = {t: trial_state(directory / t.folder) for t in trials}
+    # a finished run of another config at a trial's path (copied or moved there, its config.yaml edited)
+    # is not that trial's result: checked once per command, not at each results write
+    foreign = foreign_finished_trials(spec, directory, [t for t in trials if states[t] == "done"])
     todo = [t for t in trials if states[t] in ("new", "interrupted")
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
-        results = write_results(spec, directory)
+        results = write_results(spec, directory, foreign)
         return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
 
@@ -171,9 +175,9 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         try:
             counts = run_trials_serial(spec, directory, todo, progress=progress)
         except BaseException:
-            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            write_results(spec, directory, foreign)  # what finished so far; the rest resumes on a rerun
             raise
-        results = write_results(spec, directory)
+        results = write_results(spec, directory, foreign)
         return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
                 "directory": directory}
 
@@ -192,11 +196,11 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         try:
             counts = run_trials(spec, directory, todo, max_concurrent=max_concurrent, progress=progress)
         except KeyboardInterrupt:
-            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            write_results(spec, directory, foreign)  # what finished so far; the rest resumes on a rerun
             raise
     finally:
         if started:
             ray.shutdown()
-    results = write_results(spec, directory)
+    results = write_results(spec, directory, foreign)
     return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
             "directory": directory}
