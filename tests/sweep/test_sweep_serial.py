@@ -186,3 +186,12 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
     (mine / "config.yaml").unlink()
     result = sweep("sdl-mnist", out, **args)
     assert "holds metrics.json but no readable config.yaml" in result["rows"][0]["message"]
+
+
+@pytest.mark.parametrize("option", [{"grid": {"device": ["cpu", "cuda:99"]}}, {"overrides": {"device": "cuda:99"}}])
+def test_a_device_this_machine_lacks_is_refused_before_the_sweep_is_written(tmp_path, option):
+    """`--grid device=cpu,cuda:99` (or --set) on a machine without that GPU: every such trial failed after
+    sweep.yaml was written, and the corrected command was then refused as a different sweep."""
+    with pytest.raises(ValueError, match="'cuda:99'.*nothing was written"):
+        sweep("sdl-mnist", tmp_path / "sw", executor="serial", progress=False, **option)
+    assert not (tmp_path / "sw").exists()

@@ -13,7 +13,7 @@ from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
-__all__ = ["sweep", "check_executor", "check_data_dirs"]
+__all__ = ["sweep", "check_executor", "check_data_dirs", "check_devices"]
 
 
 def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
@@ -47,6 +47,21 @@ def check_data_dirs(data_dirs, address: str | None) -> None:
         if not Path(expand_data_dir(str(data_dir))).exists():
             raise FileNotFoundError(f"data_dir {data_dir} does not exist; give the folder or file that holds "
                                     f"the data (nothing was written)")
+
+
+def check_devices(devices, address: str | None) -> None:
+    """Refuse a trial ``device`` (``--set``/``--grid device=``) that this machine does not have when the
+    trials run here (no ``address``), as ``train`` does: every such trial used to fail after the sweep record
+    was written, which then refused the corrected command as a different sweep."""
+    if address is not None:
+        return
+    from sparsecoder.models.common import resolve_device
+
+    for device in dict.fromkeys(d for d in devices if d is not None):
+        try:
+            resolve_device(str(device))
+        except ValueError as err:
+            raise ValueError(f"{err} (the trials run on this machine; nothing was written)") from None
 
 
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
@@ -114,7 +129,9 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     if address is not None and num_cpus is not None:
         raise ValueError("num_cpus bounds a local Ray only; leave it out with --address")
     spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial)
-    check_data_dirs((spec.trial_overrides(t).get("data_dir") for t in spec.trials()), address)
+    trial_overrides = [spec.trial_overrides(t) for t in spec.trials()]
+    check_data_dirs((o.get("data_dir") for o in trial_overrides), address)
+    check_devices((o.get("device") for o in trial_overrides), address)
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
