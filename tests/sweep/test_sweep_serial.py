@@ -143,7 +143,7 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
     """A finished run (metrics.json) whose config is not the trial's — another grid point's folder copied
     over it, its config.yaml edited, or no config.yaml — used to count as the trial's result: its numbers
     went into results.csv/results.md as 'done'. It is a failed trial naming the difference, left as it was
-    (also with --retry-failed); a trial verified once keeps a digest so later commands only hash its config."""
+    (also with --retry-failed); a trial verified once keeps a digest: later commands only hash its config."""
     import shutil
 
     import yaml
@@ -158,8 +158,8 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
     for trial in spec.trials():
         _finished_trial(out / trial.folder, "sdl-mnist", spec.trial_overrides(trial),
                         {"psnr": 10 + dict(trial.point)["lam"]})  # no sparsity: no plot drawn
-    args = dict(grid={"lam": [0.02, 0.5]}, seeds=[0], overrides={"epochs": 1, "limit": 300}, executor="serial",
-                progress=False)
+    args = dict(grid={"lam": [0.02, 0.5]}, seeds=[0], overrides={"epochs": 1, "limit": 300},
+                executor="serial", progress=False)
     result = sweep("sdl-mnist", out, **args)
     assert [r["status"] for r in result["rows"]] == ["done", "done"]
     mine, other = (out / t.folder for t in spec.trials())
@@ -188,7 +188,8 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
     assert "holds metrics.json but no readable config.yaml" in result["rows"][0]["message"]
 
 
-@pytest.mark.parametrize("option", [{"grid": {"device": ["cpu", "cuda:99"]}}, {"overrides": {"device": "cuda:99"}}])
+@pytest.mark.parametrize("option", [{"grid": {"device": ["cpu", "cuda:99"]}},
+                                    {"overrides": {"device": "cuda:99"}}])
 def test_a_device_this_machine_lacks_is_refused_before_the_sweep_is_written(tmp_path, option):
     """`--grid device=cpu,cuda:99` (or --set) on a machine without that GPU: every such trial failed after
     sweep.yaml was written, and the corrected command was then refused as a different sweep."""
