@@ -169,14 +169,15 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
 
     shutil.rmtree(mine)
     shutil.copytree(other, mine)  # lam=0.5's finished run, its status file and digest too, at lam=0.02's path
-    (other / "config.yaml").write_text((other / "config.yaml").read_text().replace("batch_size: 250",
-                                                                                   "batch_size: 100"))
+    edited = (other / "config.yaml").read_text().replace("batch_size: 250", "batch_size: 100")
+    (other / "config.yaml").write_text(edited.replace("epochs: 1", "epochs: 2"))  # epochs count when finished
     before = {p.name: p.read_bytes() for p in mine.iterdir()}
     assert main(["sweep", "sdl-mnist", "--out", str(out), "--serial", "--quiet", "--grid", "lam=0.02,0.5",
                  "--set", "epochs=1", "limit=300", "--retry-failed"]) == 1
     err = capsys.readouterr().err
     assert f"{mine} holds a run of another config (lam: folder has 0.5, trial 0.02)" in err
-    assert f"{other} holds a run of another config (batch_size: folder has 100, trial 250)" in err
+    assert f"{other} holds a run of another config (batch_size: folder has 100, trial 250; epochs: folder " \
+           f"has 2, trial 1)" in err
     rows = _rows(out)
     assert [rows[f]["status"] for f in ("sdl-mnist/lam=0.02/seed=0", "sdl-mnist/lam=0.5/seed=0")] == \
         ["failed", "failed"]

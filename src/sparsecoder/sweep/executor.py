@@ -109,11 +109,12 @@ _FOREIGN_FIX = ("the sweep replaces only the files of its own trials; move that 
                 "delete it) and rerun")
 
 
-def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> None:
+def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], finished: bool = False) -> None:
     """Refuse to start the trial over ``trial_dir`` (its run files replaced) unless the run there is this
     trial's: its ``config.yaml`` names ``preset`` and holds the trial's config (``epochs``, ``device`` and
-    ``num_threads`` aside, as on resume). A folder without ``config.yaml`` is left to the trainer, which
-    refuses one that is not empty. Resuming is checked by the trainer itself."""
+    ``num_threads`` aside, as on resume; ``finished``: a finished run's ``epochs`` too, since its metrics
+    are those of its epochs). A folder without ``config.yaml`` is left to the trainer, which refuses one
+    that is not empty. Resuming is checked by the trainer itself."""
     from sparsecoder.config import ConfigError, load_config, read_config_document
     from sparsecoder.train.trainer import changed_keys, resolve_config
 
@@ -132,8 +133,11 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> 
     if type(saved) is not type(wanted):
         differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
     else:
+        keys = changed_keys(saved, wanted)
+        if finished and saved.epochs != wanted.epochs:
+            keys.append("epochs")
         differences += [f"{key}: folder has {getattr(saved, key)!r}, trial {getattr(wanted, key)!r}"
-                        for key in changed_keys(saved, wanted)]
+                        for key in keys]
     if differences:
         raise ConfigError(f"{trial_dir} holds a run of another config ({'; '.join(differences[:5])}), not "
                           f"this sweep's trial; {fix}")
@@ -173,7 +177,7 @@ def foreign_finished_trials(spec: SweepSpec, directory: Path, trials: list[Trial
             if digest is None:
                 raise FileNotFoundError(f"{trial_dir} holds {METRICS_FILE} but no readable {CONFIG_FILE}, "
                                         f"so it is not verifiably this trial's run; {_FOREIGN_FIX}")
-            check_own_trial(trial.preset, trial_dir, overrides)
+            check_own_trial(trial.preset, trial_dir, overrides, finished=True)
         except (OSError, ValueError) as err:  # ConfigError is a ValueError
             foreign[trial] = str(err)
             continue
