@@ -90,3 +90,20 @@ def test_a_pipe_in_a_grid_value_stays_inside_its_cell(tmp_path):
     row = next(line for line in table if "runs" in line)
     assert "runs\\|old" in row
     assert row.replace("\\|", "").count("|") == header.count("|")
+
+
+def test_psnr_sparsity_curves_run_along_lam_one_per_value_of_the_other_grid_keys(tmp_path):
+    """`--grid gamma=1,5 lam=...`: one curve per preset used to join every grid point sorted by sparsity,
+    zig-zagging from gamma=1's points to gamma=5's; now one curve per preset and gamma, along lam."""
+    from sparsecoder.sweep.results import plot_curves
+
+    spec = build_spec(["vdl-mnist"], {"gamma": [1, 5], "lam": [0.005, 0.02]}, [0], {"epochs": 1})
+    for trial in spec.trials():
+        point = dict(trial.point)
+        _write(tmp_path / trial.folder, {"psnr": 20 - point["gamma"],
+                                         "sparsity": point["lam"] + point["gamma"] / 100})
+    result = write_results(spec, tmp_path)
+    curves = plot_curves(result["summary"], "sparsity", "psnr")
+    assert list(curves) == [("vdl-mnist", (("gamma", 1.0),)), ("vdl-mnist", (("gamma", 5.0),))]
+    assert [[dict(g["point"])["lam"] for g in groups] for groups in curves.values()] == [[0.005, 0.02]] * 2
+    assert (tmp_path / PSNR_PLOT).stat().st_size > 10_000

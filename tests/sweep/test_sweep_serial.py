@@ -126,3 +126,74 @@ def test_a_trial_folder_holding_another_run_is_not_overwritten(tmp_path):
     own, _ = resolve_config("sdl-mnist", {**trial, "num_threads": 2})
     save_config(folder / "config.yaml", own.model_name, own, extra={"preset": "sdl-mnist"})
     check_own_trial("sdl-mnist", folder, trial)
+
+
+def _finished_trial(folder, preset, overrides, metrics):
+    """A trial folder as the trainer leaves it, without training: config.yaml and metrics.json."""
+    from sparsecoder.config import save_config
+    from sparsecoder.train.trainer import resolve_config
+
+    config, _ = resolve_config(preset, overrides)
+    folder.mkdir(parents=True)
+    save_config(folder / "config.yaml", config.model_name, config, extra={"preset": preset})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_result(tmp_path, capsys):
+    """A finished run (metrics.json) whose config is not the trial's — another grid point's folder copied
+    over it, its config.yaml edited, or no config.yaml — used to count as the trial's result: its numbers
+    went into results.csv/results.md as 'done'. It is a failed trial naming the difference, left as it was
+    (also with --retry-failed); a trial verified once keeps a digest: later commands only hash its config."""
+    import shutil
+
+    import yaml
+
+    from sparsecoder.sweep.executor import read_status, trial_digest
+    from sparsecoder.sweep.spec import build_spec
+
+    out = tmp_path / "sw"
+    spec = build_spec(["sdl-mnist"], {"lam": [0.02, 0.5]}, [0], {"epochs": 1, "limit": 300})
+    (out / "sdl-mnist").mkdir(parents=True)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({**spec.to_dict(), "executor": "serial"}))
+    for trial in spec.trials():
+        _finished_trial(out / trial.folder, "sdl-mnist", spec.trial_overrides(trial),
+                        {"psnr": 10 + dict(trial.point)["lam"]})  # no sparsity: no plot drawn
+    args = dict(grid={"lam": [0.02, 0.5]}, seeds=[0], overrides={"epochs": 1, "limit": 300},
+                executor="serial", progress=False)
+    result = sweep("sdl-mnist", out, **args)
+    assert [r["status"] for r in result["rows"]] == ["done", "done"]
+    mine, other = (out / t.folder for t in spec.trials())
+    for trial in spec.trials():  # verified once: the digest of (trial, config.yaml) is recorded
+        digest = trial_digest(out / trial.folder, trial.preset, spec.trial_overrides(trial))
+        assert read_status(out / trial.folder)["verified"] == digest
+
+    shutil.rmtree(mine)
+    shutil.copytree(other, mine)  # lam=0.5's finished run, its status file and digest too, at lam=0.02's path
+    edited = (other / "config.yaml").read_text().replace("batch_size: 250", "batch_size: 100")
+    (other / "config.yaml").write_text(edited.replace("epochs: 1", "epochs: 2"))  # epochs count when finished
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    assert main(["sweep", "sdl-mnist", "--out", str(out), "--serial", "--quiet", "--grid", "lam=0.02,0.5",
+                 "--set", "epochs=1", "limit=300", "--retry-failed"]) == 1
+    err = capsys.readouterr().err
+    assert f"{mine} holds a run of another config (lam: folder has 0.5, trial 0.02)" in err
+    assert f"{other} holds a run of another config (batch_size: folder has 100, trial 250; epochs: folder " \
+           f"has 2, trial 1)" in err
+    rows = _rows(out)
+    assert [rows[f]["status"] for f in ("sdl-mnist/lam=0.02/seed=0", "sdl-mnist/lam=0.5/seed=0")] == \
+        ["failed", "failed"]
+    assert "psnr" not in rows["sdl-mnist/lam=0.02/seed=0"]  # lam=0.5's numbers are not lam=0.02's
+    assert "| 0.02 | 0/1 |" in (out / "results.md").read_text()
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before  # left as it was, not retrained
+    (mine / "config.yaml").unlink()
+    result = sweep("sdl-mnist", out, **args)
+    assert "holds metrics.json but no readable config.yaml" in result["rows"][0]["message"]
+
+
+@pytest.mark.parametrize("option", [{"grid": {"device": ["cpu", "cuda:99"]}},
+                                    {"overrides": {"device": "cuda:99"}}])
+def test_a_device_this_machine_lacks_is_refused_before_the_sweep_is_written(tmp_path, option):
+    """`--grid device=cpu,cuda:99` (or --set) on a machine without that GPU: every such trial failed after
+    sweep.yaml was written, and the corrected command was then refused as a different sweep."""
+    with pytest.raises(ValueError, match="'cuda:99'.*nothing was written"):
+        sweep("sdl-mnist", tmp_path / "sw", executor="serial", progress=False, **option)
+    assert not (tmp_path / "sw").exists()

@@ -10,10 +10,15 @@ Trial states on disk (all in the trial's run folder, which must be on storage ev
 * ``metrics.json`` present → **done**; a rerun skips it.
 * ``checkpoint.pt`` present, no ``metrics.json`` → **interrupted**; a rerun resumes it (``resume=True``).
 * ``sweep_trial.json`` with ``status: failed`` or ``diverged`` → skipped unless ``retry_failed``.
+
+A finished trial counts only if its run is the trial's own (:func:`foreign_finished_trials`, once per sweep
+command); ``sweep_trial.json`` keeps a digest of the verified pair (trial, ``config.yaml``) so that a later
+command only hashes the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,11 +33,13 @@ from typing import Any
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SweepSpec, Trial
 
-__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address", "check_trial_fits"]
+__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address", "check_trial_fits",
+           "foreign_finished_trials"]
 
 STATUS_FILE = "sweep_trial.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
 ADDRESS_TIMEOUT_S = 10.0
 
 
@@ -48,11 +55,14 @@ def read_status(trial_dir: Path) -> dict[str, Any] | None:
 
 
 def write_status(trial_dir: Path, outcome: dict[str, Any]) -> None:
-    """Record a finished trial: status, message, and the worker's start/end wall-clock times (Unix s)."""
+    """Record a finished trial: status, message, the worker's start/end wall-clock times (Unix s) and, for
+    a trial that is done, the :func:`trial_digest` of its run (``verified``)."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     record = {"status": outcome["status"], "message": outcome.get("message", ""),
               "started": outcome.get("started"), "finished": outcome.get("finished"),
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if outcome.get("verified"):
+        record["verified"] = outcome["verified"]
     atomic_write_bytes(trial_dir / STATUS_FILE, (json.dumps(record, indent=2) + "\n").encode())
 
 
@@ -95,19 +105,23 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
     return {"status": "done", "message": "", "started": started, "finished": time.time()}
 
 
-def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> None:
+_FOREIGN_FIX = ("the sweep replaces only the files of its own trials; move that folder out of the sweep (or "
+                "delete it) and rerun")
+
+
+def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], finished: bool = False) -> None:
     """Refuse to start the trial over ``trial_dir`` (its run files replaced) unless the run there is this
     trial's: its ``config.yaml`` names ``preset`` and holds the trial's config (``epochs``, ``device`` and
-    ``num_threads`` aside, as on resume). A folder without ``config.yaml`` is left to the trainer, which
-    refuses one that is not empty. Resuming is checked by the trainer itself."""
+    ``num_threads`` aside, as on resume; ``finished``: a finished run's ``epochs`` too, since its metrics
+    are those of its epochs). A folder without ``config.yaml`` is left to the trainer, which refuses one
+    that is not empty. Resuming is checked by the trainer itself."""
     from sparsecoder.config import ConfigError, load_config, read_config_document
     from sparsecoder.train.trainer import changed_keys, resolve_config
 
-    path = trial_dir / "config.yaml"
+    path = trial_dir / CONFIG_FILE
     if not path.is_file():
         return
-    fix = ("the sweep replaces only the files of its own trials; move that folder out of the sweep (or "
-           "delete it) and rerun")
+    fix = _FOREIGN_FIX
     try:
         _, saved = load_config(path)
         saved_preset = read_config_document(path).get("preset")
@@ -119,11 +133,57 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any]) -> 
     if type(saved) is not type(wanted):
         differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
     else:
+        keys = changed_keys(saved, wanted)
+        if finished and saved.epochs != wanted.epochs:
+            keys.append("epochs")
         differences += [f"{key}: folder has {getattr(saved, key)!r}, trial {getattr(wanted, key)!r}"
-                        for key in changed_keys(saved, wanted)]
+                        for key in keys]
     if differences:
         raise ConfigError(f"{trial_dir} holds a run of another config ({'; '.join(differences[:5])}), not "
                           f"this sweep's trial; {fix}")
+
+
+def trial_digest(trial_dir: Path, preset: str, overrides: dict[str, Any]) -> str | None:
+    """SHA-256 of the trial (``preset`` and its ``overrides``) together with the bytes of the
+    ``config.yaml`` in ``trial_dir``; ``None`` when there is no readable ``config.yaml``. Recorded as
+    ``verified`` in the trial's status file once the run there is known to be the trial's own."""
+    try:
+        config = (trial_dir / CONFIG_FILE).read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256(json.dumps([preset, overrides], sort_keys=True, default=str).encode())
+    digest.update(b"\0" + config)
+    return digest.hexdigest()
+
+
+def foreign_finished_trials(spec: SweepSpec, directory: Path, trials: list[Trial]) -> dict[Trial, str]:
+    """``{trial: why}`` for each finished trial (``metrics.json``) of ``trials`` whose run folder does not
+    hold the trial's own run: a run of another config or preset copied or moved there, a ``config.yaml``
+    edited by hand, or none at all. Their metrics are another run's, so the sweep reports them as
+    ``failed`` and leaves their folders as they are.
+
+    A sweep command calls this once, when it starts. A trial found to be its own gets the
+    :func:`trial_digest` recorded in its status file (the sweep records it too when a trial finishes), so
+    the next command only hashes its ``config.yaml`` instead of reading and comparing the config."""
+    foreign = {}
+    for trial in trials:
+        trial_dir = directory / trial.folder
+        overrides = spec.trial_overrides(trial)
+        digest = trial_digest(trial_dir, trial.preset, overrides)
+        status = read_status(trial_dir) or {}
+        if digest is not None and status.get("verified") == digest:
+            continue
+        try:
+            if digest is None:
+                raise FileNotFoundError(f"{trial_dir} holds {METRICS_FILE} but no readable {CONFIG_FILE}, "
+                                        f"so it is not verifiably this trial's run; {_FOREIGN_FIX}")
+            check_own_trial(trial.preset, trial_dir, overrides, finished=True)
+        except (OSError, ValueError) as err:  # ConfigError is a ValueError
+            foreign[trial] = str(err)
+            continue
+        write_status(trial_dir, {"status": "done", "message": "", "started": status.get("started"),
+                                 "finished": status.get("finished"), "verified": digest})
+    return foreign
 
 
 def check_address(address: str) -> None:
@@ -247,10 +307,14 @@ def _prepare_trial(directory: Path, trial: Trial) -> Path:
     return trial_dir
 
 
-def _record_outcome(directory: Path, trial: Trial, outcome: dict[str, Any], counts: dict[str, int], bar,
-                    on_finish) -> None:
-    """Write the trial's status file, count it, report a failure on the bar and call ``on_finish``."""
-    write_status(directory / trial.folder, outcome)
+def _record_outcome(spec: SweepSpec, directory: Path, trial: Trial, outcome: dict[str, Any],
+                    counts: dict[str, int], bar, on_finish) -> None:
+    """Write the trial's status file (with the :func:`trial_digest` of a trial that is done), count it,
+    report a failure on the bar and call ``on_finish``."""
+    trial_dir = directory / trial.folder
+    if outcome["status"] == "done":
+        outcome = {**outcome, "verified": trial_digest(trial_dir, trial.preset, spec.trial_overrides(trial))}
+    write_status(trial_dir, outcome)
     counts[outcome["status"]] += 1
     if outcome["status"] != "done":
         bar.write(f"{trial.label}: {outcome['status']}: {outcome.get('message', '')}", file=sys.stderr)
@@ -306,7 +370,7 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
                 except ray.exceptions.RayError as err:  # worker died, out of memory, node lost, …
                     lines = str(err).strip().splitlines() or [""]
                     outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}"}
-                _record_outcome(directory, trial, outcome, counts, bar, on_finish)
+                _record_outcome(spec, directory, trial, outcome, counts, bar, on_finish)
         postfix()
     except KeyboardInterrupt:
         bar.write(f"interrupted: cancelling {len(running)} running trial(s)", file=sys.stderr)
@@ -331,7 +395,7 @@ def run_trials_serial(spec: SweepSpec, directory: Path, trials: list[Trial], *, 
             trial_dir = _prepare_trial(directory, trial)
             bar.set_postfix_str(trial.label, refresh=True)
             outcome = run_trial(trial.preset, str(trial_dir), spec.trial_overrides(trial))
-            _record_outcome(directory, trial, outcome, counts, bar, on_finish)
+            _record_outcome(spec, directory, trial, outcome, counts, bar, on_finish)
     finally:
         bar.close()
     return counts

@@ -33,11 +33,17 @@ def _scalar(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def collect_rows(spec: SweepSpec, directory: Path) -> list[dict[str, Any]]:
-    """One dict per trial: preset, grid keys, seed, status, run folder, message, every scalar metric."""
+def collect_rows(spec: SweepSpec, directory: Path, foreign: dict | None = None) -> list[dict[str, Any]]:
+    """One dict per trial: preset, grid keys, seed, status, run folder, message, every scalar metric.
+    A trial of ``foreign`` (``{trial: why}``, see :func:`~sparsecoder.sweep.executor.foreign_finished_trials`)
+    is ``failed`` with that message: its folder holds another run, whose metrics are left out."""
     rows = []
     for trial in spec.trials():
         trial_dir = directory / trial.folder
+        if foreign and trial in foreign:
+            rows.append({"preset": trial.preset, **dict(trial.point), "seed": trial.seed, "status": "failed",
+                         "run_folder": str(trial.folder), "message": foreign[trial]})
+            continue
         state = trial_state(trial_dir)
         row: dict[str, Any] = {"preset": trial.preset, **dict(trial.point), "seed": trial.seed,
                                "status": {"new": "pending", "interrupted": "interrupted"}.get(state, state),
@@ -147,33 +153,51 @@ def _markdown(spec: SweepSpec, summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _curve_key(point: tuple[tuple[str, Any], ...]) -> str | None:
+    """The grid key a PSNR–sparsity curve runs along: ``lam`` when swept, else the first grid key."""
+    keys = [k for k, _ in point]
+    return "lam" if "lam" in keys else (keys[0] if keys else None)
+
+
+def plot_curves(summary: list[dict[str, Any]], x_metric: str, y_metric: str) -> dict[tuple, list[dict]]:
+    """``{(preset, other grid values): [grid point summaries sorted by x]}``: the curves :func:`_plot`
+    draws, one per preset and value of the grid keys other than the one the curve runs along."""
+    curves: dict[tuple, list[dict[str, Any]]] = {}
+    for g in summary:
+        if x_metric in g["stats"] and y_metric in g["stats"]:
+            along = _curve_key(g["point"])
+            curves.setdefault((g["preset"], tuple((k, v) for k, v in g["point"] if k != along)), []).append(g)
+    for groups in curves.values():
+        groups.sort(key=lambda g: g["stats"][x_metric][0])
+    return curves
+
+
 def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: str, y_label: str,
           title: str, path: Path, x_scale: float = 1.0) -> bool:
-    """One curve per preset through its grid points (sorted by x), error bars = std over seeds."""
+    """One curve per preset and value of the other grid keys, through the values of ``lam`` (else of the
+    first grid key), its points sorted by x; error bars = std over seeds. (One curve per preset joined the
+    points of every ``gamma`` of a ``--grid gamma=1,5 lam=...`` sweep in one zig-zag line.)"""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    presets = [p for p in dict.fromkeys(g["preset"] for g in summary)
-               if any(x_metric in g["stats"] and y_metric in g["stats"] for g in summary if g["preset"] == p)]
-    if not presets:
+    curves = plot_curves(summary, x_metric, y_metric)
+    if not curves:
         return False
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    for preset in presets:
-        groups = [g for g in summary if g["preset"] == preset and x_metric in g["stats"]
-                  and y_metric in g["stats"]]
-        groups.sort(key=lambda g: g["stats"][x_metric][0])
+    for (preset, others), groups in curves.items():
         x = np.array([g["stats"][x_metric][0] for g in groups]) * x_scale
         y = np.array([g["stats"][y_metric][0] for g in groups])
         xerr = np.nan_to_num(np.array([g["stats"][x_metric][1] for g in groups]) * x_scale)
         yerr = np.nan_to_num(np.array([g["stats"][y_metric][1] for g in groups]))
-        line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=preset)
+        name = ", ".join([preset, *(f"{k}={format_value(v)}" for k, v in others)])
+        line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=name)
         for g, xi, yi in zip(groups, x, y, strict=True):
-            label = ", ".join(f"{k}={format_value(v)}" for k, v in g["point"])
-            if label:
-                ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8,
-                            color=line[0].get_color())
+            along = _curve_key(g["point"])
+            if along is not None:
+                ax.annotate(f"{along}={format_value(dict(g['point'])[along])}", (xi, yi),
+                            textcoords="offset points", xytext=(5, 5), fontsize=8, color=line[0].get_color())
     ax.margins(x=0.12, y=0.08)  # room for the grid-point labels
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
@@ -233,10 +257,11 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     return True
 
 
-def write_results(spec: SweepSpec, directory: Path) -> dict[str, Any]:
-    """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``."""
+def write_results(spec: SweepSpec, directory: Path, foreign: dict | None = None) -> dict[str, Any]:
+    """Write ``results.csv``, ``results.md`` and the plots; return ``{"rows", "summary", "files"}``.
+    ``foreign``: finished trials whose folder holds another run (:func:`collect_rows`)."""
     directory = Path(directory)
-    rows = collect_rows(spec, directory)
+    rows = collect_rows(spec, directory, foreign)
     atomic_write_bytes(directory / RESULTS_CSV, csv_text(rows).encode())
     summary = summarise(spec, rows)
     atomic_write_bytes(directory / RESULTS_MD, _markdown(spec, summary).encode())

@@ -13,7 +13,7 @@ from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
-__all__ = ["sweep", "check_executor", "check_data_dirs"]
+__all__ = ["sweep", "check_executor", "check_data_dirs", "check_devices"]
 
 
 def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
@@ -47,6 +47,21 @@ def check_data_dirs(data_dirs, address: str | None) -> None:
         if not Path(expand_data_dir(str(data_dir))).exists():
             raise FileNotFoundError(f"data_dir {data_dir} does not exist; give the folder or file that holds "
                                     f"the data (nothing was written)")
+
+
+def check_devices(devices, address: str | None) -> None:
+    """Refuse a trial ``device`` (``--set``/``--grid device=``) that this machine does not have when the
+    trials run here (no ``address``), as ``train`` does: every such trial used to fail after the sweep record
+    was written, which then refused the corrected command as a different sweep."""
+    if address is not None:
+        return
+    from sparsecoder.models.common import resolve_device
+
+    for device in dict.fromkeys(d for d in devices if d is not None):
+        try:
+            resolve_device(str(device))
+        except ValueError as err:
+            raise ValueError(f"{err} (the trials run on this machine; nothing was written)") from None
 
 
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
@@ -114,7 +129,9 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     if address is not None and num_cpus is not None:
         raise ValueError("num_cpus bounds a local Ray only; leave it out with --address")
     spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial)
-    check_data_dirs((spec.trial_overrides(t).get("data_dir") for t in spec.trials()), address)
+    trial_overrides = [spec.trial_overrides(t) for t in spec.trials()]
+    check_data_dirs((o.get("data_dir") for o in trial_overrides), address)
+    check_devices((o.get("device") for o in trial_overrides), address)
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
@@ -129,6 +146,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     from sparsecoder.sweep.executor import (
         check_trial_fits,
         connect_ray,
+        foreign_finished_trials,
         run_trials,
         run_trials_serial,
         trial_state,
@@ -155,12 +173,15 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
 
     trials = spec.trials()
     states = {t: trial_state(directory / t.folder) for t in trials}
+    # a finished run of another config at a trial's path (copied or moved there, its config.yaml edited)
+    # is not that trial's result: checked once per command, not at each results write
+    foreign = foreign_finished_trials(spec, directory, [t for t in trials if states[t] == "done"])
     todo = [t for t in trials if states[t] in ("new", "interrupted")
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
-        results = write_results(spec, directory)
+        results = write_results(spec, directory, foreign)
         return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
 
@@ -171,9 +192,9 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         try:
             counts = run_trials_serial(spec, directory, todo, progress=progress)
         except BaseException:
-            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            write_results(spec, directory, foreign)  # what finished so far; the rest resumes on a rerun
             raise
-        results = write_results(spec, directory)
+        results = write_results(spec, directory, foreign)
         return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
                 "directory": directory}
 
@@ -192,11 +213,11 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         try:
             counts = run_trials(spec, directory, todo, max_concurrent=max_concurrent, progress=progress)
         except KeyboardInterrupt:
-            write_results(spec, directory)  # what finished so far; the rest resumes on a rerun
+            write_results(spec, directory, foreign)  # what finished so far; the rest resumes on a rerun
             raise
     finally:
         if started:
             ray.shutdown()
-    results = write_results(spec, directory)
+    results = write_results(spec, directory, foreign)
     return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
             "directory": directory}
