@@ -289,6 +289,24 @@ def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path)
         load("patches", data_dir=str(tmp_path), max_images=0)
 
 
+@pytest.mark.parametrize("source", ["patches", "whitened_patches"])
+def test_images_smaller_than_the_crop_are_named_not_dropped_silently(tmp_path, source):
+    # before: a 5×5 image and a 30-pixel-high panorama gave no patch, without a word, and were still listed
+    # in info["images"]
+    write_png_folder(tmp_path, BIG)
+    Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(tmp_path / "tiny.png")
+    Image.fromarray((np.arange(30 * 900) % 251).astype(np.uint8).reshape(30, 900), mode="L").save(
+        tmp_path / "wide.png")
+    crop = 52 if source == "patches" else 32
+    with pytest.warns(UserWarning, match=rf"2 of 5 images are smaller than the {crop}×{crop} crop .*: "
+                                         r"tiny.png \(5×5\), wide.png \(30×900\); choose a smaller patch_size"):
+        data = load(source, seed=0, data_dir=str(tmp_path), n_train=50, n_val=10, n_test=10,
+                    patch_size=28 if source == "patches" else 32)
+    used = {int(i) for positions in data.info["crop_positions"].values() for i in positions[:, 0]}
+    names = data.info["images"]
+    assert {names[i] for i in used} <= set(names) - {"tiny.png", "wide.png"}
+
+
 def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):
     from sparsecoder.data.images import read_olshausen_mat
 

@@ -403,7 +403,8 @@ def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None,
 class RegionSampler:
     """Seeded crops from disjoint image regions, one region set per split (see the module docstring)."""
 
-    def __init__(self, images: list[np.ndarray], crop: int, counts: dict[str, int], seed: int):
+    def __init__(self, images: list[np.ndarray], crop: int, counts: dict[str, int], seed: int,
+                 names: list[str] | None = None):
         self.images = images
         self.crop = crop
         usable = [i for i, image in enumerate(images) if min(image.shape) >= crop]
@@ -413,6 +414,13 @@ class RegionSampler:
                 f"patch crop {crop}×{crop} is larger than every image (largest {largest[0]}×{largest[1]}); "
                 "choose a smaller patch_size"
             )
+        if len(usable) < len(images):  # they hold no crop: say so rather than drop them without a word
+            small = [f"{names[i] if names else f'image {i}'} ({images[i].shape[0]}×{images[i].shape[1]})"
+                     for i in range(len(images)) if min(images[i].shape) < crop]
+            warnings.warn(f"{len(small)} of {len(images)} images are smaller than the {crop}×{crop} crop in "
+                          f"height or width and give no patches: {', '.join(small[:5])}"
+                          f"{' …' if len(small) > 5 else ''}; choose a smaller patch_size to use them",
+                          UserWarning, stacklevel=3)
         block = 2 * crop
         blocks = []  # (image, top, left, height, width)
         for i in usable:
@@ -512,7 +520,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
     normalised = [((image - mu) / s).astype(np.float32) for image in images]
     crop = patch_size + LCN_BORDER
-    sampler = RegionSampler(normalised, crop, requested, seed)
+    sampler = RegionSampler(normalised, crop, requested, seed, names)
     splits = {}
     kept_fraction, crop_positions = {}, {}
     for key in SPLITS:
@@ -610,7 +618,7 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
                           f"{' …' if len(skipped) > 5 else ''}", UserWarning, stacklevel=2)
         names = kept
         how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
-    splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed)
+    splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed, names)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
@@ -624,10 +632,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
 
 
 def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[str, int],
-                   counts: dict[str, int], seed: int):
+                   counts: dict[str, int], seed: int, names: list[str] | None = None):
     """Seeded patches as rows, no normalisation, and their crop positions, per split (regions are assigned
     in proportion to the ``requested`` sizes, ``counts`` patches are drawn)."""
-    sampler = RegionSampler(images, patch_size, requested, seed)
+    sampler = RegionSampler(images, patch_size, requested, seed, names)
     splits, positions = {}, {}
     for key in SPLITS:
         sampler.warn_if_repeated(key, counts[key])
