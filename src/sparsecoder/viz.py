@@ -567,9 +567,9 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         kind = "decoder columns" if c.decoder == "linear" else "atoms D(e_i) - D(0)"
         paths = [
             atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                      title=f"{kind}, by std of the posterior mean: {n_active} of {c.n_latents} active (std > "
-                            f"{c.active_threshold:g}), {n_active_max} by max |mean| > {c.active_threshold:g}"
-                            f"{some}"),
+                      title=f"{kind}, by std of the posterior mean: {n_active} of {c.n_latents} active "
+                            f"(std > {c.active_threshold:g}), {n_active_max} by max |mean| > "
+                            f"{c.active_threshold:g}{some}"),
         ]
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",

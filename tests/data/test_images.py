@@ -299,7 +299,8 @@ def test_images_smaller_than_the_crop_are_named_not_dropped_silently(tmp_path, s
         tmp_path / "wide.png")
     crop = 52 if source == "patches" else 32
     with pytest.warns(UserWarning, match=rf"2 of 5 images are smaller than the {crop}×{crop} crop .*: "
-                                         r"tiny.png \(5×5\), wide.png \(30×900\); choose a smaller patch_size"):
+                                         r"tiny.png \(5×5\), wide.png \(30×900\); choose a smaller "
+                                         r"patch_size"):
         data = load(source, seed=0, data_dir=str(tmp_path), n_train=50, n_val=10, n_test=10,
                     patch_size=28 if source == "patches" else 32)
     used = {int(i) for positions in data.info["crop_positions"].values() for i in positions[:, 0]}

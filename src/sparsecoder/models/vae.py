@@ -126,7 +126,7 @@ class VAEConfig(CommonConfig):
               f"tails are heavier than the prior's), so the ELBO is -inf; set prior=cauchy, or "
               f"posterior=gaussian for a {self.prior} prior")
         # the same tails through an unbounded decoder: E_q‖x − Uz‖² is infinite, so is the expected
-        # reconstruction term of the ELBO; its estimates (test mse, elbo, score) are ruled by the largest sample
+        # reconstruction term of the ELBO; its estimates (test mse, elbo, score) follow the largest sample
         check(self.posterior != "cauchy" or self.decoder != "linear", "decoder",
               "a cauchy posterior through the linear decoder has an infinite expected reconstruction error "
               "(E|z|² is infinite for a Cauchy q, and x̂ = Uz is unbounded), so the ELBO is -inf and the "
