@@ -165,6 +165,23 @@ def test_whitened_patches_from_images_mat_are_used_as_stored(tmp_path):
             np.testing.assert_allclose(row, stack[top:top + 8, left:left + 8, i].ravel(), atol=1e-6)
 
 
+def test_blank_images_of_an_images_mat_are_skipped_naming_them_as_a_folders_are(tmp_path):
+    # before: two all-zero slices padding IMAGES.mat made a third of the whitened patches all zeros, silently
+    # (a folder's blank images were already skipped with a warning)
+    stack = _write_mat(tmp_path / "IMAGES.mat")
+    padded = np.concatenate([stack, np.zeros((64, 64, 2))], axis=2)
+    scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": padded})
+    with pytest.warns(UserWarning, match=r"skipped 2 constant image\(s\) of 5, which hold no contrast.*: "
+                                         r"IMAGES\[:, :, 3\], IMAGES\[:, :, 4\]"):
+        data = load("whitened_patches", seed=0, data_dir=str(tmp_path / "IMAGES.mat"), n_train=300, n_val=10,
+                    n_test=10, patch_size=8)
+    assert data.info["skipped_images"] == ["IMAGES[:, :, 3]", "IMAGES[:, :, 4]"]
+    assert data.train.x.abs().amax(dim=1).min() > 0  # no flat patch
+    scipy.io.savemat(tmp_path / "blank.mat", {"IMAGES": np.full((64, 64, 2), 0.5)})
+    with pytest.raises(ValueError, match="every image is constant"):
+        load("whitened_patches", data_dir=str(tmp_path / "blank.mat"), patch_size=8)
+
+
 def test_images_mat_whose_layout_cannot_be_told_is_refused_and_mat_layout_says_it(tmp_path):
     """A k×H×W stack (np.stack of 3 images of 64×64, saved by savemat) was read as 64 images of 3×64."""
     from sparsecoder.data.images import read_olshausen_mat

@@ -593,36 +593,38 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
                          f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
-    if origin == "mat":
-        whitened = [image.astype(np.float32) for image in images]
-        how = "IMAGES.mat as stored (pre-whitened by Olshausen & Field)"
-    else:
-        whitened, kept, skipped = [], [], []
-        for image, name in zip(images, names, strict=True):
-            if min(image.shape) < patch_size:  # never cropped (RegionSampler names it if all are too small)
-                whitened.append(image.astype(np.float32))
-                kept.append(name)
-                continue
-            w = whiten(image)
-            if not w.std() > FLAT_WHITENED_STD:
-                skipped.append(name)
-                continue
-            whitened.append((w * np.sqrt(variance / w.var())).astype(np.float32))
+    stored = origin == "mat"  # IMAGES.mat is whitened and scaled already: used as stored
+    whitened, kept, skipped = [], [], []
+    for image, name in zip(images, names, strict=True):
+        if min(image.shape) < patch_size:  # never cropped (RegionSampler names it)
+            whitened.append(image.astype(np.float32))
             kept.append(name)
-        if not whitened:
-            raise ValueError(f"{data_dir}: every image is constant (whitened std <= {FLAT_WHITENED_STD:g}); "
-                             "whitening needs images with contrast")
-        if skipped:
-            warnings.warn(f"whitened_patches: skipped {len(skipped)} constant image(s) of {len(names)}, "
-                          f"which cannot be scaled to variance {variance}: {', '.join(skipped[:5])}"
-                          f"{' …' if len(skipped) > 5 else ''}", UserWarning, stacklevel=2)
-        names = kept
-        how = f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}"
+            continue
+        w = image if stored else whiten(image)
+        # constant: a blank frame of a folder whitens to rounding noise; a stored one (e.g. an all-zero slice
+        # padding IMAGES.mat) varies by nothing beyond rounding of its own magnitude
+        if not w.std() > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
+            skipped.append(name)
+            continue
+        whitened.append((w if stored else w * np.sqrt(variance / w.var())).astype(np.float32))
+        kept.append(name)
+    if not whitened:
+        raise ValueError(f"{data_dir}: every image is constant (no contrast); whitened patches need images "
+                         "with contrast")
+    if skipped:
+        why = "hold no contrast (their patches would be flat)" if stored else \
+            f"cannot be scaled to variance {variance}"
+        listed = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
+        warnings.warn(f"whitened_patches: skipped {len(skipped)} constant image(s) of {len(names)}, which "
+                      f"{why}: {listed}", UserWarning, stacklevel=2)
+    names = kept
+    how = ("IMAGES.mat as stored (pre-whitened by Olshausen & Field)" if stored
+           else f"whitened R(f)=f·exp(−(f/0.4N)^4), each image scaled to variance {variance}")
     splits, crop_positions = _plain_patches(whitened, patch_size, requested, counts, seed, names)
     return DataSplits(
         name=f"whitened_patches ({'embedded photographs' if origin == 'embedded' else data_dir})", **splits,
         image_shape=(patch_size, patch_size), normalization=how,
-        info={"images": names, "skipped_images": [] if origin == "mat" else skipped, "origin": origin,
+        info={"images": names, "skipped_images": skipped, "origin": origin,
               "crop_positions": crop_positions,
               "split_rule": f"disjoint {2 * patch_size}×{2 * patch_size} image regions per split (seeded)"},
         preprocessing=Identity() if origin == "mat" else NotRowWise(
