@@ -365,4 +365,9 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     title = " ".join(figures[0].axes[0].get_title().split())  # the title is wrapped to the figure's width
     kind = "decoder columns" if decoder == "linear" else "atoms D(e_i) - D(0)"
     assert title.startswith(kind)
-    assert "0 of 3 active (std > 0.5), 2 by max |mean| > 0.5" in title
+    assert "0 of 3 active (std > 0.5), 2 by max |mean| > 0.5" in title and "first" not in title
+    # a test split of 2,400 rows, of which the picture summarises the first 2,000 (metrics.json: all)
+    monkeypatch.setattr(data, "test", data.train)
+    data.test.x = data.test.x.repeat(120, 1)
+    vae_pictures(model, data, tmp_path)
+    assert "on the first 2,000 of 2,400 test rows" in " ".join(figures[3].axes[0].get_title().split())
