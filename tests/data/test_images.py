@@ -325,6 +325,22 @@ def test_images_smaller_than_the_crop_are_named_not_dropped_silently(tmp_path, s
     assert {names[i] for i in used} <= set(names) - {"tiny.png", "wide.png"}
 
 
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+def test_an_exif_orientation_tag_is_applied(tmp_path, suffix):
+    # before: a portrait photograph stored sideways with orientation 6 (rotate 90° clockwise to view) was read
+    # sideways, turning its horizontal structure into vertical filters
+    from sparsecoder.data.images import read_image_folder
+
+    stored = np.zeros((20, 40), np.uint8)
+    stored[:5] = 255  # a bright band along the top as stored: along the right edge as viewed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / f"portrait.{suffix}", exif=exif)
+    (image,), _ = read_image_folder(tmp_path)
+    assert image.shape == (40, 20)
+    np.testing.assert_allclose(image, np.rot90(stored, k=-1) / 255.0, atol=0.05)
+
+
 def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):
     from sparsecoder.data.images import read_olshausen_mat
 

@@ -101,8 +101,10 @@ def read_image_folder(directory: Path, max_images: int | None = None,
 
     ``max_images`` reads only a seeded random subset of that many files (for ImageNet-sized folders).
     16-bit PNGs are scaled by 65535; other modes go through Pillow's ``convert("L")`` (ITU-R 601 luma).
+    An EXIF orientation tag (a camera's portrait photograph stored sideways) is applied, so every image is
+    read upright, as a viewer shows it: the orientation of the learned filters is that of the scene.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -123,7 +125,7 @@ def read_image_folder(directory: Path, max_images: int | None = None,
             with handle:
                 _check_image_size(path, handle.size)
                 handle.load()
-                images.append(grayscale_pixels(handle, path))
+                images.append(grayscale_pixels(ImageOps.exif_transpose(handle), path))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
