@@ -359,7 +359,7 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     with torch.no_grad():  # every posterior mean is (0, 0.6, -0.6): no spread, two latents beyond 0.5
         model.encoder.loc_head.weight.zero_()
         model.encoder.loc_head.bias.copy_(torch.tensor([0.0, 0.6, -0.6]))
-    figures = []
+    figures, close = [], plt.close
     monkeypatch.setattr(plt, "close", figures.append)
     vae_pictures(model, data, tmp_path)
     title = " ".join(figures[0].axes[0].get_title().split())  # the title is wrapped to the figure's width
@@ -371,3 +371,5 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     data.test.x = data.test.x.repeat(120, 1)
     vae_pictures(model, data, tmp_path)
     assert "on the first 2,000 of 2,400 test rows" in " ".join(figures[3].axes[0].get_title().split())
+    for figure in figures:
+        close(figure)
