@@ -339,6 +339,19 @@ def test_an_exif_orientation_tag_is_applied(tmp_path, suffix):
     (image,), _ = read_image_folder(tmp_path)
     assert image.shape == (40, 20)
     np.testing.assert_allclose(image, np.rot90(stored, k=-1) / 255.0, atol=0.05)
+    if suffix == "png":  # an EXIF block that cannot be parsed: the pixels are still read, as stored
+        import struct
+        import zlib
+
+        raw = (tmp_path / "portrait.png").read_bytes()
+        start = raw.index(b"eXIf") - 4
+        end = start + 12 + struct.unpack(">I", raw[start:start + 4])[0]
+        body = b"eXIfgarbage"
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        (tmp_path / "portrait.png").write_bytes(raw[:start] + chunk + raw[end:])
+        with pytest.warns(UserWarning, match=r"portrait.png: unreadable EXIF metadata .*read as stored"):
+            (image,), _ = read_image_folder(tmp_path)
+        np.testing.assert_allclose(image, stored / 255.0)
 
 
 def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):

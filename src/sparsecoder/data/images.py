@@ -104,7 +104,7 @@ def read_image_folder(directory: Path, max_images: int | None = None,
     An EXIF orientation tag (a camera's portrait photograph stored sideways) is applied, so every image is
     read upright, as a viewer shows it: the orientation of the learned filters is that of the scene.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -125,7 +125,7 @@ def read_image_folder(directory: Path, max_images: int | None = None,
             with handle:
                 _check_image_size(path, handle.size)
                 handle.load()
-                images.append(grayscale_pixels(ImageOps.exif_transpose(handle), path))
+                images.append(grayscale_pixels(_upright(handle, path), path))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
@@ -134,6 +134,21 @@ def read_image_folder(directory: Path, max_images: int | None = None,
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
     return images, [str(p.relative_to(directory)) for p in paths]
+
+
+def _upright(image, path):
+    """``image`` turned by its EXIF orientation tag, as a viewer shows it; an image whose EXIF block cannot be
+    parsed (its pixels decoded fine) is read as stored, with a warning naming it."""
+    import struct
+
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, ValueError, OSError, struct.error) as err:
+        warnings.warn(f"{path}: unreadable EXIF metadata ({err}); the image is read as stored, without its "
+                      f"orientation tag", UserWarning, stacklevel=3)
+        return image
 
 
 def image_paths(directory: Path) -> list[Path]:
