@@ -94,6 +94,19 @@ def test_whitening_flattens_the_spectrum_of_a_one_over_f_image():
     assert high[0] < 0.75 * after.mean()
 
 
+def test_whitening_leaves_no_bright_line_along_the_image_borders():
+    # before: the FFT wrapped the image around, whitening the jump between its opposite edges into a line
+    # along the borders (camera: outer 2 pixels at 2.4× the interior's RMS), which patches touching a border
+    # carried at their own edge and a dictionary learned as straight border-line atoms
+    import skimage.data
+
+    white = whiten(skimage.data.camera() / 255.0)
+    outer = np.concatenate([white[:2].ravel(), white[-2:].ravel(), white[:, :2].ravel(),
+                            white[:, -2:].ravel()])
+    ratio = np.sqrt(np.mean(outer ** 2) / np.mean(white[8:-8, 8:-8] ** 2))
+    assert ratio < 1.2
+
+
 def _read(folder, names):
     return [np.asarray(Image.open(folder / name), dtype=np.float64) / 255 for name in names]
 

@@ -321,13 +321,21 @@ def whiten(image: np.ndarray, f0_fraction: float = 0.4) -> np.ndarray:
     ``f0 = 0.4·N`` cycles/image for an ``N×N`` image (200 for 512×512). Frequencies are measured in
     cycles/pixel here (``f0 = f0_fraction`` cycles/pixel), which is the same filter for square images and
     scales it naturally to rectangular ones. The image mean is removed first (``R(0) = 0``).
+
+    The image is filtered mirrored to twice its size (``np.pad(..., mode="symmetric")``) and cropped back: the
+    FFT treats it as periodic, and an image's left and right (top and bottom) edges do not meet, so the plain
+    transform whitened that jump into a bright line along the borders (2.5× the RMS of the interior in their
+    outer 2 pixels), which patches touching a border carried at their own edge and dictionaries learned as
+    straight edge-line atoms. The mirrored image has no jump; the interior is unchanged (correlation 0.9997).
     """
     image = np.asarray(image, dtype=np.float64)
-    fy = np.fft.fftfreq(image.shape[0])[:, None]
-    fx = np.fft.fftfreq(image.shape[1])[None, :]
+    h, w = image.shape
+    mirrored = np.pad(image - image.mean(), ((0, h), (0, w)), mode="symmetric")
+    fy = np.fft.fftfreq(2 * h)[:, None]
+    fx = np.fft.fftfreq(2 * w)[None, :]
     f = np.sqrt(fx**2 + fy**2)
     response = f * np.exp(-((f / f0_fraction) ** 4))
-    return np.real(np.fft.ifft2(np.fft.fft2(image - image.mean()) * response))
+    return np.real(np.fft.ifft2(np.fft.fft2(mirrored) * response))[:h, :w]
 
 
 # ------------------------------------------------------------------------------ local contrast normalisation
