@@ -97,7 +97,7 @@ def test_whitening_flattens_the_spectrum_of_a_one_over_f_image():
 def test_whitening_leaves_no_bright_line_along_the_image_borders():
     # before: the FFT wrapped the image around, whitening the jump between its opposite edges into a line
     # along the borders (camera: outer 2 pixels at 2.4× the interior's RMS), which patches touching a border
-    # carried at their own edge and a dictionary learned as straight border-line atoms
+    # carried at their own edge
     import skimage.data
 
     white = whiten(skimage.data.camera() / 255.0)
