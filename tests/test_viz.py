@@ -339,3 +339,37 @@ def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeyp
     latent_scatter(codes, None, tmp_path / "s.png")
     assert [fig.axes[0].get_title() for fig in figures] == ["1 of 4 points is NaN/inf, not drawn",
                                                            "2 of 4 points are NaN/inf, not drawn"]
+
+
+@pytest.mark.parametrize("decoder", ["linear", "pyle"])
+def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkeypatch, decoder):
+    """atoms.png said "decoder columns" for Pyle's decoder (its atoms are D(e_i) − D(0)) and gave only the std
+    count ("0 of 450 active" for SVAE-Norm, whose metrics.json says 371 by the max criterion)."""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder.config import from_dict
+    from sparsecoder.data import load
+    from sparsecoder.models.vae import VAE, VAEConfig
+    from sparsecoder.viz import vae_pictures
+
+    data = load("synthetic_pyle", seed=0, n_train=20, n_val=10, n_test=10)
+    config = from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 3, "decoder": decoder,
+                                   "encoder_hidden": 4, "decoder_hidden": 4, "device": "cpu"})
+    model = VAE.from_config(config, data)
+    with torch.no_grad():  # every posterior mean is (0, 0.6, -0.6): no spread, two latents beyond 0.5
+        model.encoder.loc_head.weight.zero_()
+        model.encoder.loc_head.bias.copy_(torch.tensor([0.0, 0.6, -0.6]))
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    vae_pictures(model, data, tmp_path)
+    title = " ".join(figures[0].axes[0].get_title().split())  # the title is wrapped to the figure's width
+    kind = "decoder columns" if decoder == "linear" else "atoms D(e_i) - D(0)"
+    assert title.startswith(kind)
+    assert "0 of 3 active (std > 0.5), 2 by max |mean| > 0.5" in title and "first" not in title
+    # a test split of 2,400 rows, of which the picture summarises the first 2,000 (metrics.json: all)
+    monkeypatch.setattr(data, "test", data.train)
+    data.test.x = data.test.x.repeat(120, 1)
+    vae_pictures(model, data, tmp_path)
+    assert "on the first 2,000 of 2,400 test rows" in " ".join(figures[3].axes[0].get_title().split())
+    for figure in figures:
+        close(figure)

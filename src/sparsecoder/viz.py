@@ -560,10 +560,18 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         spread = codes.std(dim=0, unbiased=False) if codes.shape[0] > 1 else torch.zeros(c.n_latents)
         order = torch.argsort(spread.cpu(), descending=True, stable=True)
         n_active = int((spread > c.active_threshold).sum())
+        # metrics.json's active_units_max: with a small prior scale no latent passes the std criterion, while
+        # this one gives the papers' counts (README, jiang-fig5); the title names both, as metrics.json does
+        n_active_max = int((codes.abs().amax(dim=0) > c.active_threshold).sum()) if len(codes) else 0
         order, some = _fitting(order, data.image_shape)
+        kind = "decoder columns" if c.decoder == "linear" else "atoms D(e_i) - D(0)"
+        # metrics.json counts over the whole test split; a larger one is summarised by its first rows here
+        rows = f" on the first {len(x):,} of {len(split):,} test rows" if len(x) < len(split) else ""
         paths = [
             atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                      title=f"decoder columns, active first ({n_active} of {c.n_latents} active){some}"),
+                      title=f"{kind}, by std of the posterior mean: {n_active} of {c.n_latents} active "
+                            f"(std > {c.active_threshold:g}), {n_active_max} by max |mean| > "
+                            f"{c.active_threshold:g}{rows}{some}"),
         ]
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",

@@ -94,6 +94,19 @@ def test_whitening_flattens_the_spectrum_of_a_one_over_f_image():
     assert high[0] < 0.75 * after.mean()
 
 
+def test_whitening_leaves_no_bright_line_along_the_image_borders():
+    # before: the FFT wrapped the image around, whitening the jump between its opposite edges into a line
+    # along the borders (camera: outer 2 pixels at 2.4× the interior's RMS), which patches touching a border
+    # carried at their own edge
+    import skimage.data
+
+    white = whiten(skimage.data.camera() / 255.0)
+    outer = np.concatenate([white[:2].ravel(), white[-2:].ravel(), white[:, :2].ravel(),
+                            white[:, -2:].ravel()])
+    ratio = np.sqrt(np.mean(outer ** 2) / np.mean(white[8:-8, 8:-8] ** 2))
+    assert ratio < 1.2
+
+
 def _read(folder, names):
     return [np.asarray(Image.open(folder / name), dtype=np.float64) / 255 for name in names]
 
@@ -163,6 +176,23 @@ def test_whitened_patches_from_images_mat_are_used_as_stored(tmp_path):
         split = getattr(data, key)
         for row, (i, top, left) in zip(split.x.numpy(), data.info["crop_positions"][key], strict=True):
             np.testing.assert_allclose(row, stack[top:top + 8, left:left + 8, i].ravel(), atol=1e-6)
+
+
+def test_blank_images_of_an_images_mat_are_skipped_naming_them_as_a_folders_are(tmp_path):
+    # before: two all-zero slices padding IMAGES.mat made a third of the whitened patches all zeros, silently
+    # (a folder's blank images were already skipped with a warning)
+    stack = _write_mat(tmp_path / "IMAGES.mat")
+    padded = np.concatenate([stack, np.zeros((64, 64, 2))], axis=2)
+    scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": padded})
+    with pytest.warns(UserWarning, match=r"skipped 2 constant image\(s\) of 5, which hold no contrast.*: "
+                                         r"IMAGES\[:, :, 3\], IMAGES\[:, :, 4\]"):
+        data = load("whitened_patches", seed=0, data_dir=str(tmp_path / "IMAGES.mat"), n_train=300, n_val=10,
+                    n_test=10, patch_size=8)
+    assert data.info["skipped_images"] == ["IMAGES[:, :, 3]", "IMAGES[:, :, 4]"]
+    assert data.train.x.abs().amax(dim=1).min() > 0  # no flat patch
+    scipy.io.savemat(tmp_path / "blank.mat", {"IMAGES": np.full((64, 64, 2), 0.5)})
+    with pytest.raises(ValueError, match="every image is constant"):
+        load("whitened_patches", data_dir=str(tmp_path / "blank.mat"), patch_size=8)
 
 
 def test_images_mat_whose_layout_cannot_be_told_is_refused_and_mat_layout_says_it(tmp_path):
@@ -287,6 +317,54 @@ def test_image_folder_reads_16_bit_and_upper_case_names_and_max_images(tmp_path)
     assert len(data.info["images"]) == 2 and set(data.info["images"]) < set(names)
     with pytest.raises(ValueError, match="max_images must be a positive integer"):
         load("patches", data_dir=str(tmp_path), max_images=0)
+
+
+@pytest.mark.parametrize("source", ["patches", "whitened_patches"])
+def test_images_smaller_than_the_crop_are_named_not_dropped_silently(tmp_path, source):
+    # before: a 5×5 image and a 30-pixel-high panorama gave no patch, without a word, and were still listed
+    # in info["images"]
+    write_png_folder(tmp_path, BIG)
+    Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(tmp_path / "tiny.png")
+    Image.fromarray((np.arange(30 * 900) % 251).astype(np.uint8).reshape(30, 900), mode="L").save(
+        tmp_path / "wide.png")
+    crop = 52 if source == "patches" else 32
+    with pytest.warns(UserWarning, match=rf"2 of 5 images are smaller than the {crop}×{crop} crop .*: "
+                                         r"tiny.png \(5×5\), wide.png \(30×900\); choose a smaller "
+                                         r"patch_size"):
+        data = load(source, seed=0, data_dir=str(tmp_path), n_train=50, n_val=10, n_test=10,
+                    patch_size=28 if source == "patches" else 32)
+    used = {int(i) for positions in data.info["crop_positions"].values() for i in positions[:, 0]}
+    names = data.info["images"]
+    assert {names[i] for i in used} <= set(names) - {"tiny.png", "wide.png"}
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+def test_an_exif_orientation_tag_is_applied(tmp_path, suffix):
+    # before: a portrait photograph stored sideways with orientation 6 (rotate 90° clockwise to view) was read
+    # sideways, turning its horizontal structure into vertical filters
+    from sparsecoder.data.images import read_image_folder
+
+    stored = np.zeros((20, 40), np.uint8)
+    stored[:5] = 255  # a bright band along the top as stored: along the right edge as viewed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / f"portrait.{suffix}", exif=exif)
+    (image,), _ = read_image_folder(tmp_path)
+    assert image.shape == (40, 20)
+    np.testing.assert_allclose(image, np.rot90(stored, k=-1) / 255.0, atol=0.05)
+    if suffix == "png":  # an EXIF block that cannot be parsed: the pixels are still read, as stored
+        import struct
+        import zlib
+
+        raw = (tmp_path / "portrait.png").read_bytes()
+        start = raw.index(b"eXIf") - 4
+        end = start + 12 + struct.unpack(">I", raw[start:start + 4])[0]
+        body = b"eXIfgarbage"
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        (tmp_path / "portrait.png").write_bytes(raw[:start] + chunk + raw[end:])
+        with pytest.warns(UserWarning, match=r"portrait.png: unreadable EXIF metadata .*read as stored"):
+            (image,), _ = read_image_folder(tmp_path)
+        np.testing.assert_allclose(image, stored / 255.0)
 
 
 def test_a_folder_named_like_a_mat_file_is_an_image_folder(tmp_path):

@@ -34,7 +34,8 @@ SMALL = [
     ("vae-laplace-synthetic", {"n_latents": 7, "encoder_hidden": 11,
                                "encoder": "mlp", "decoder": "linear", "likelihood": "gaussian"}),
     ("vae-cauchy-patches", {"n_latents": 7, "encoder_hidden": 11, "encoder": "resnet", "resnet_blocks": 3,
-                            "decoder": "linear", "likelihood": "gaussian"}),
+                            "decoder": "linear", "likelihood": "gaussian", "posterior": "gaussian",
+                            "kl": "monte_carlo"}),  # (a Cauchy posterior needs the bounded pyle decoder)
 ]
 
 

@@ -360,7 +360,8 @@ def test_the_active_split_of_kl_and_norms_is_that_of_active_units():
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("vae") / "run"
-    train("vae-cauchy-synthetic", run, progress=False,
+    # (a Gaussian posterior: a Cauchy one through the linear decoder is refused since 2026-11-29)
+    train("vae-laplace-synthetic", run, progress=False,
           overrides={"epochs": 1, "limit": 200, "encoder_hidden": 8, "eval_samples": 2,
                      "likelihood": "gaussian", "decoder": "linear", "encoder": "mlp", "device": "cpu",
                      "num_threads": 1})
@@ -442,6 +443,18 @@ def test_a_cauchy_posterior_with_a_lighter_tailed_prior_is_refused(prior):
         SparseVAE(n_components=2, posterior="cauchy", prior=prior, kl="monte_carlo", max_epochs=1,
                   device="cpu").fit(np.random.default_rng(0).random((20, 4)))
     load_preset("vae-laplace-synthetic", {"prior": "cauchy", "kl": "monte_carlo"})  # Gaussian q: finite KL
+
+
+def test_a_cauchy_posterior_through_the_linear_decoder_is_refused():
+    # E_q‖x − Uz‖² is infinite for a Cauchy q; before: accepted, and a 1-epoch vae-cauchy-patches run with
+    # decoder=linear likelihood=mse wrote mse 39416 ± 214884 and elbo -5.7e6 for data in [0, 1]
+    with pytest.raises(ConfigError, match="'decoder': a cauchy posterior through the linear decoder.*"
+                                          "infinite.*decoder=pyle"):
+        load_preset("vae-cauchy-patches", {"decoder": "linear", "likelihood": "mse"})
+    with pytest.raises(ConfigError, match="decoder=pyle"):
+        SparseVAE(n_components=2, posterior="cauchy", prior="cauchy", max_epochs=1,
+                  device="cpu").fit(np.random.default_rng(0).random((20, 4)))
+    load_preset("vae-cauchy-patches", {"likelihood": "mse"})  # the bounded (sigmoid) decoder: accepted
 
 
 @pytest.mark.parametrize("mu", [2.0, -50.0, 1e3])

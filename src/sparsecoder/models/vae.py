@@ -125,6 +125,13 @@ class VAEConfig(CommonConfig):
               f"a cauchy posterior and a {self.prior} prior have an infinite KL divergence (the Cauchy's "
               f"tails are heavier than the prior's), so the ELBO is -inf; set prior=cauchy, or "
               f"posterior=gaussian for a {self.prior} prior")
+        # the same tails through an unbounded decoder: E_q‖x − Uz‖² is infinite, so is the expected
+        # reconstruction term of the ELBO; its estimates (test mse, elbo, score) follow the largest sample
+        check(self.posterior != "cauchy" or self.decoder != "linear", "decoder",
+              "a cauchy posterior through the linear decoder has an infinite expected reconstruction error "
+              "(E|z|² is infinite for a Cauchy q, and x̂ = Uz is unbounded), so the ELBO is -inf and the "
+              "test mse of samples is meaningless; set decoder=pyle (bounded sigmoid output), or "
+              "posterior=gaussian for the linear decoder")
         if self.kl == "analytic":
             check((self.posterior, self.prior) in ANALYTIC_PAIRS, "kl",
                   f"no closed form for a {self.posterior} posterior and a {self.prior} prior; closed forms "
