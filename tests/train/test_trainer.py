@@ -377,6 +377,25 @@ def test_a_run_stopped_between_its_checkpoint_and_its_best_weights_resumes_with_
     assert same_weights(weights(out / "model.safetensors"), best)
 
 
+def test_an_unreadable_checkpoint_or_weights_file_says_what_to_do(tmp_path):
+    # audit 2026-11-29: a truncated file in a run without digests.json was "not a readable checkpoint
+    # (RuntimeError: ... five sentences of torch's ...)", with no fix
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    (out / "digests.json").unlink()
+    with open(out / "checkpoint.pt", "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ValueError, match=r"checkpoint.pt is not a readable checkpoint \(RuntimeError: "
+                                         r"[^.]*\); restore it from a copy: .* still encodes and decodes$"):
+        train(None, out, resume=True, data=DATA, progress=False)
+    assert encode_run(out, DATA.test.x[:2].numpy(), data=DATA).shape == (2, 4)
+    with open(out / "model.safetensors", "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ValueError, match=r"model.safetensors is not a readable safetensors file \(.*\); "
+                                         r"restore it from a copy, or train the run again \(--overwrite\)$"):
+        encode_run(out, DATA.test.x[:2].numpy(), data=DATA)
+
+
 @pytest.mark.parametrize("n, batch_size", [(240, 50), (501, 250), (7, 250), (250, 250)])
 def test_batches_are_a_seeded_permutation_in_near_equal_sizes(n, batch_size):
     batches = batch_indices(n, batch_size, seed=1, epoch=2)
