@@ -307,3 +307,20 @@ def test_a_sigterm_the_caller_ignores_stays_ignored():
             os.kill(os.getpid(), signal.SIGTERM)  # nothing happens
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_no_rows_are_refused_in_memory_as_in_a_file(tmp_path, capsys):
+    # audit 2026-11-29: `encode` refused an empty .npy ("n >= 1", as the README says of empty arrays) but
+    # encode_run/decode_run took the same (0, d) array given in memory
+    from sparsecoder.train import decode_run, encode_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    np.save(tmp_path / "none.npy", np.zeros((0, 16), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "none.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert "with n >= 1, got shape (0, 16)" in capsys.readouterr().err
+    for call, width in ((encode_run, 16), (decode_run, 4)):
+        with pytest.raises(ValueError, match=rf"with n >= 1, got shape \(0, {width}\)"):
+            call(run, np.zeros((0, width), np.float32))
+        with pytest.raises(ValueError, match=rf"with n >= 1, got shape \(0, {width}\)"):
+            call(run, torch.zeros(0, width))

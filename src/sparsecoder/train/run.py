@@ -357,12 +357,13 @@ def _row_wise(preprocessing: Preprocessing) -> Preprocessing:
 
 def _rows_of(x, what: str) -> np.ndarray:
     """``x`` (an array or tensor of samples) as rows: samples of more than one axis (``(n, H, W)``, …)
-    flattened per sample exactly as the ``arrays`` source flattens a file's
-    (:func:`sparsecoder.data.arrays.sample_rows`); other shapes as given, for the callers' checks."""
+    flattened per sample exactly as the ``arrays`` source flattens a file's, and no samples refused as a
+    file of none is (:func:`sparsecoder.data.arrays.sample_rows`); other shapes as given, for the callers'
+    checks."""
     from sparsecoder.data.arrays import sample_rows
 
     array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if array.ndim > 2:
+    if array.ndim >= 2:
         array, _ = sample_rows(what, array, min_rows=1)
     return array
 
