@@ -241,6 +241,20 @@ def test_demo_refuses_a_folder_or_option_it_cannot_use_before_anything_runs(tmp_
     assert not (tmp_path / "new").exists()
 
 
+def test_demo_reports_a_busy_folder_in_one_line_not_a_traceback(tmp_path, capsys):
+    # audit 2026-11-29: the demo caught four error types only: a folder in use by another run (and Ctrl-C,
+    # a read-only folder, a divergence) ended in a traceback
+    from sparsecoder import demo
+    from sparsecoder.train.integrity import run_folder_lock
+
+    out = tmp_path / "demo"
+    with run_folder_lock(out, "train", create=True):
+        assert demo.main(["--out", str(out), "--epochs", "1", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the run folder") and "in use by another sparsecoder process" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("name", ["vdl-patches", "sdl-nl-patches"])
 def test_short_run_on_natural_image_patches_writes_the_artifacts(tmp_path, name):
     out = tmp_path / name

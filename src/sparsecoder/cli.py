@@ -5,14 +5,22 @@ listed in ``COMMAND_MODULES``; user mistakes (:class:`ValueError`, :class:`OSErr
 file, a full disk or a read-only folder, a busy run folder) become a one-line ``error: ...`` and exit
 status 2 instead of a traceback. Any other exception is a last-resort one-line ``error: ...`` with exit
 status 1 and the hint to rerun with ``SPARSECODER_DEBUG=1``, which shows the traceback instead.
+
+SIGTERM (what ``kill``, ``timeout``, batch schedulers and container runtimes send) stops a command as
+Ctrl-C does (:func:`stop_signal_as_interrupt`): the exception unwinds, so a half-written temp file is
+removed and a training run prints what its checkpoint holds and how to resume; exit status 143 (128 + 15).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 COMMAND_MODULES = [
     "sparsecoder.inference.commands",
@@ -44,20 +52,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
+class Terminated(KeyboardInterrupt):
+    """A stop signal (SIGTERM) received by a command, raised where the command was, like Ctrl-C's
+    :class:`KeyboardInterrupt` (a subclass of it, so every handler of Ctrl-C handles it too)."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(signal.Signals(self.signum).name)
+
+
+def interrupted(err: KeyboardInterrupt) -> tuple[str, int]:
+    """``(what, exit status)`` of a Ctrl-C (``"interrupted"``, 130) or a stop signal (``"stopped by
+    SIGTERM"``, 143)."""
+    if isinstance(err, Terminated):
+        return f"stopped by {signal.Signals(err.signum).name}", 128 + err.signum
+    return "interrupted", 130
+
+
+@contextlib.contextmanager
+def stop_signal_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a :class:`KeyboardInterrupt`) instead of ending
+    the process on the spot: ``finally`` blocks run (atomic writes remove their temp file, the run folder's
+    lock is released) and the command says what it kept. A signal the caller set to be ignored or handled
+    is left as it is; outside the main thread (where Python cannot set handlers) nothing changes."""
+    previous = None
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def raise_terminated(signum, frame):
+            raise Terminated(signum)
+
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def guarded(command) -> int:
+    """``command()``'s exit status, with the command line's handling of errors (module docstring): user
+    mistakes are one ``error: ...`` line and status 2, anything else one line and status 1 (tracebacks
+    with ``SPARSECODER_DEBUG=1``), Ctrl-C and SIGTERM one line and 130 / 143."""
     from sparsecoder.train.integrity import RunFolderBusy
 
     debug = os.environ.get("SPARSECODER_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with stop_signal_as_interrupt():
+            return int(command() or 0)
+    except KeyboardInterrupt as err:
+        what, status = interrupted(err)
+        print(what, file=sys.stderr)
+        return status
     except (ValueError, OSError, RunFolderBusy) as err:
         if debug:
             raise
@@ -69,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(err).__name__}: {_one_line(err)} (unexpected; rerun with SPARSECODER_DEBUG=1 "
               f"for the traceback and report it)", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    return guarded(lambda: args.func(args))
 
 
 def _one_line(err: BaseException) -> str:

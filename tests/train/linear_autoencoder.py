@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
@@ -47,6 +48,7 @@ class LinearAutoencoder(nn.Module):
     # Simulated Ctrl-C: when set, the training step that would be step number `interrupt_at_step`
     # (counted over all instances) raises KeyboardInterrupt instead; see `interrupted_at`.
     interrupt_at_step: int | None = None
+    interrupt_signal: int | None = None  # instead: this signal is sent to the process (e.g. SIGTERM)
     steps_taken = 0
 
     def __init__(self, config: LinearAutoencoderConfig, n_features: int, image_shape=None):
@@ -74,7 +76,9 @@ class LinearAutoencoder(nn.Module):
     def training_losses(self, batch, *, reduce=None):
         LinearAutoencoder.steps_taken += 1
         if LinearAutoencoder.steps_taken == LinearAutoencoder.interrupt_at_step:
-            raise KeyboardInterrupt
+            if LinearAutoencoder.interrupt_signal is None:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), LinearAutoencoder.interrupt_signal)  # handled before the next line runs
         noisy = batch + self.config.noise * torch.randn_like(batch)
         loss = F.mse_loss(self(noisy), batch)
         return StepOutput(losses={"model": loss},
@@ -120,15 +124,18 @@ register_model(MODEL_NAME, LinearAutoencoder, validate=validation_metrics, evalu
 
 
 @contextlib.contextmanager
-def interrupted_at(step: int):
+def interrupted_at(step: int, signum: int | None = None):
     """Within the block, the ``step``-th training step (1-based, from entering the block) raises
-    :class:`KeyboardInterrupt`, like a user pressing Ctrl-C mid-epoch."""
+    :class:`KeyboardInterrupt`, like a user pressing Ctrl-C mid-epoch; given ``signum``, it sends that
+    signal to this process instead (a real ``kill -TERM`` arriving mid-epoch)."""
     LinearAutoencoder.steps_taken = 0
     LinearAutoencoder.interrupt_at_step = step
+    LinearAutoencoder.interrupt_signal = signum
     try:
         yield
     finally:
         LinearAutoencoder.interrupt_at_step = None
+        LinearAutoencoder.interrupt_signal = None
 
 
 def synthetic_splits(seed: int = 0, n_train: int = 240, n_val: int = 60, n_test: int = 60, side: int = 4,

@@ -261,3 +261,66 @@ def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp
     assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy")]) == 2
     err = capsys.readouterr().err
     assert f"{config}: config key 'device': 'cuda:99'" in err and "edit device there" in err
+
+
+def test_sigterm_mid_epoch_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, capsys):
+    # audit 2026-11-29: SIGTERM (kill, timeout, a scheduler) ended `train` on the spot: no message, status
+    # -15, the temp file of a write in progress left behind; and the resume hint did not quote a folder
+    # name with a space
+    import shlex
+    import signal
+
+    from sparsecoder.config import save_config
+    from sparsecoder.train.integrity import run_folder_lock
+    from tests.train.linear_autoencoder import interrupted_at
+
+    preset = tmp_path / "tiny.yaml"
+    save_config(preset, MODEL_NAME, LinearAutoencoderConfig(
+        epochs=2, batch_size=50, num_threads=1, device="cpu", data="synthetic",
+        data_options={"dim": 16, "n_components": 8, "n_train": 240, "n_val": 60, "n_test": 60}))
+    out = tmp_path / "my run"
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupted_at(7, signal.SIGTERM):  # batch 2 of epoch 2: epoch 1 is saved
+        assert main(["train", str(preset), "--out", str(out), "--quiet"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    resume = shlex.join(["sparsecoder", "train", str(preset), "--out", str(out), "--resume"])
+    assert err.startswith("stopped by SIGTERM; the last completed epoch is saved in") and resume in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    from sparsecoder.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    with run_folder_lock(out, "test"):  # released: a resume may start at once
+        pass
+
+
+def test_a_sigterm_the_caller_ignores_stays_ignored():
+    import os
+    import signal
+
+    from sparsecoder.cli import stop_signal_as_interrupt
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # e.g. a launcher that handles it itself
+    try:
+        with stop_signal_as_interrupt():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)  # nothing happens
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_no_rows_are_refused_in_memory_as_in_a_file(tmp_path, capsys):
+    # audit 2026-11-29: `encode` refused an empty .npy ("n >= 1", as the README says of empty arrays) but
+    # encode_run/decode_run took the same (0, d) array given in memory
+    from sparsecoder.train import decode_run, encode_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    np.save(tmp_path / "none.npy", np.zeros((0, 16), np.float32))
+    assert main(["encode", str(run), str(tmp_path / "none.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert "with n >= 1, got shape (0, 16)" in capsys.readouterr().err
+    for call, width in ((encode_run, 16), (decode_run, 4)):
+        with pytest.raises(ValueError, match=rf"with n >= 1, got shape \(0, {width}\)"):
+            call(run, np.zeros((0, width), np.float32))
+        with pytest.raises(ValueError, match=rf"with n >= 1, got shape \(0, {width}\)"):
+            call(run, torch.zeros(0, width))

@@ -336,18 +336,64 @@ def test_resume_checks_the_best_weights_before_training(tmp_path):
     """The weights reloaded at the end of a resumed run were first read then: a damaged file failed after
     every epoch had trained (or passed unseen when a later epoch replaced it), a deleted one likewise."""
     out = tmp_path / "run"
-    train(config(epochs=1), out, data=DATA, progress=False)
+    # lr × 10 after epoch 1: epoch 2 is worse, so the best weights (epoch 1) are not in the checkpoint
+    train(config(epochs=2, lr=0.05, lr_growth=10.0), out, data=DATA, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["best_epoch"] == 1
     good = (out / "model.safetensors").read_bytes()
     (out / "model.safetensors").write_bytes(good[:-8] + bytes(8))
     with pytest.raises(ValueError, match="model.safetensors is damaged or was replaced"):
-        train(config(epochs=2), out, resume=True, data=DATA, progress=False)
+        train(config(epochs=3, lr=0.05, lr_growth=10.0), out, resume=True, data=DATA, progress=False)
     (out / "model.safetensors").unlink()
-    for call in (lambda: train(config(epochs=2), out, resume=True, data=DATA, progress=False),
+    for call in (lambda: train(config(epochs=3, lr=0.05, lr_growth=10.0), out, resume=True, data=DATA,
+                               progress=False),
                  lambda: encode_run(out, DATA.test.x[:2].numpy(), data=DATA)):
-        with pytest.raises(FileNotFoundError, match="best weights were deleted or moved; put them back"):
+        with pytest.raises(FileNotFoundError, match="best weights were deleted or moved, or the run stopped"):
             call()
-    assert [r["epoch"] for r in read_history_rows(out / "history.csv")] == [1]
-    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert [r["epoch"] for r in read_history_rows(out / "history.csv")] == [1, 2]
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+
+
+def test_a_run_stopped_between_its_checkpoint_and_its_best_weights_resumes_with_that_epochs_weights(
+        tmp_path):
+    """audit 2026-11-29: the best weights were written before the checkpoint; a kill between the two left
+    epoch N's weights beside epoch N-1's checkpoint, and `--resume --set epochs=N-1` wrote a metrics.json
+    naming epoch N-1 over epoch N's weights. Now the checkpoint goes first, and a resume whose checkpoint
+    is its best epoch writes the weights the stop cost (missing, or an older epoch's) from it."""
+    from sparsecoder.train.checkpoint import save_weights
+
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["best_epoch"] == state["epoch"] == 2
+    best = weights(out / "model.safetensors")
+    # the state a stop between the checkpoint of epoch 2 and its weights leaves: epoch 1's weights
+    _, older, _ = load_run(out, data=DATA)
+    older.encoder.weight.data.add_(1.0)
+    save_weights(out / "model.safetensors", older, model_name="test_linear_autoencoder", epoch=1)
+    metrics = train(None, out, resume=True, data=DATA, progress=False)
+    assert metrics["best_epoch"] == 2 and same_weights(weights(out / "model.safetensors"), best)
+    (out / "model.safetensors").unlink()  # stopped in epoch 1's writes: no weights file yet
+    train(None, out, resume=True, data=DATA, progress=False)
+    assert same_weights(weights(out / "model.safetensors"), best)
+
+
+def test_an_unreadable_checkpoint_or_weights_file_says_what_to_do(tmp_path):
+    # audit 2026-11-29: a truncated file in a run without digests.json was "not a readable checkpoint
+    # (RuntimeError: ... five sentences of torch's ...)", with no fix
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    (out / "digests.json").unlink()
+    with open(out / "checkpoint.pt", "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ValueError, match=r"checkpoint.pt is not a readable checkpoint \(RuntimeError: "
+                                         r"[^.]*\); restore it from a copy: .* still encodes and decodes$"):
+        train(None, out, resume=True, data=DATA, progress=False)
+    assert encode_run(out, DATA.test.x[:2].numpy(), data=DATA).shape == (2, 4)
+    with open(out / "model.safetensors", "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ValueError, match=r"model.safetensors is not a readable safetensors file \(.*\); "
+                                         r"restore it from a copy, or train the run again \(--overwrite\)$"):
+        encode_run(out, DATA.test.x[:2].numpy(), data=DATA)
 
 
 @pytest.mark.parametrize("n, batch_size", [(240, 50), (501, 250), (7, 250), (250, 250)])

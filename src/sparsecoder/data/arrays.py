@@ -101,6 +101,12 @@ def _array_path(path, any_suffix: bool = False) -> Path:
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the .npy or .npz file itself")
     if not path.is_file():
+        if path.exists():  # a FIFO, a device (/dev/stdin, /dev/zero), a socket: "does not exist" misled
+            raise ValueError(f"{path} is not a regular file (a pipe, device or socket); save the array with "
+                             f"np.save and give that file's path")
+        if path.is_symlink():
+            raise FileNotFoundError(f"array file {path} is a broken symbolic link (to {os.readlink(path)}); "
+                                    f"fix the link or give the file's real path")
         raise FileNotFoundError(f"array file {path} does not exist")
     if not any_suffix and path.suffix.lower() not in (".npy", ".npz"):
         raise ValueError(f"{path}: expected a .npy or .npz file (convert a CSV or text file first, e.g. "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -103,13 +104,19 @@ def _train(args: argparse.Namespace) -> int:
     except RankFailed as err:  # another process of a torchrun run stopped it (it printed its own error)
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt)
+        from sparsecoder.cli import interrupted
+
+        what, status = interrupted(err)
         if (args.out / "checkpoint.pt").is_file():
-            print(f"interrupted; the last completed epoch is saved in {args.out / 'checkpoint.pt'}. Continue "
-                  f"with: sparsecoder train {args.preset} --out {args.out} --resume", file=sys.stderr)
+            command = shlex.join(["sparsecoder", "train", str(args.preset), "--out", str(args.out),
+                                  "--resume"])
+            print(f"{what}; the last completed epoch is saved in {args.out / 'checkpoint.pt'}. Continue "
+                  f"with: {command}", file=sys.stderr)
         else:
-            print("interrupted before the first epoch completed; nothing to resume", file=sys.stderr)
-        return 130
+            again = " (train again with --overwrite)" if (args.out / "config.yaml").is_file() else ""
+            print(f"{what} before the first epoch completed; nothing to resume{again}", file=sys.stderr)
+        return status
     if process_rank() == 0:  # under torchrun only rank 0 reports
         _print_metrics(metrics)
         print(f"run folder: {args.out}", file=sys.stderr)

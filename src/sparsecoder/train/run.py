@@ -178,11 +178,14 @@ def read_run_data(run_dir) -> RunData | None:
 
 def missing_weights(run_dir: Path) -> FileNotFoundError:
     """The error for a run folder without ``model.safetensors``: a run that never finished an epoch, or
-    (``checkpoint.pt`` present, written after the weights of epoch 1) weights deleted or moved since."""
+    (``checkpoint.pt`` present) weights deleted or moved since, or a run stopped between writing the
+    checkpoint of its first epoch and its weights (``--resume`` writes them from the checkpoint)."""
     if (run_dir / CHECKPOINT_FILE).is_file():
         return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
-                                 f"that epochs were trained: the best weights were deleted or moved; put "
-                                 f"them back, or train the run again (--overwrite)")
+                                 f"that epochs were trained: the best weights were deleted or moved, or the "
+                                 f"run stopped while writing them; put them back, continue the run with "
+                                 f"--resume (it writes them again where the checkpoint holds them), or train "
+                                 f"it again (--overwrite)")
     return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
 
 
@@ -354,12 +357,13 @@ def _row_wise(preprocessing: Preprocessing) -> Preprocessing:
 
 def _rows_of(x, what: str) -> np.ndarray:
     """``x`` (an array or tensor of samples) as rows: samples of more than one axis (``(n, H, W)``, …)
-    flattened per sample exactly as the ``arrays`` source flattens a file's
-    (:func:`sparsecoder.data.arrays.sample_rows`); other shapes as given, for the callers' checks."""
+    flattened per sample exactly as the ``arrays`` source flattens a file's, and no samples refused as a
+    file of none is (:func:`sparsecoder.data.arrays.sample_rows`); other shapes as given, for the callers'
+    checks."""
     from sparsecoder.data.arrays import sample_rows
 
     array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if array.ndim > 2:
+    if array.ndim >= 2:
         array, _ = sample_rows(what, array, min_rows=1)
     return array
 

@@ -413,10 +413,12 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         if out_dir.is_dir():
             check_run_files(out_dir, (*RUN_FILES, *_PICTURES))
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
-        check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
-                            model_name=config.model_name)
+        state = check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
+                                    model_name=config.model_name)
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
-        if not (out_dir / WEIGHTS_FILE).is_file():  # the end of the run reloads them: named now, not then
+        # the end of the run reloads them: named now, not then; unless the run stopped between the
+        # checkpoint of its best epoch and the weights, which the checkpoint holds (written again below)
+        if not (out_dir / WEIGHTS_FILE).is_file() and state["best_epoch"] != state["epoch"]:
             raise missing_weights(out_dir)
     else:
         if preset_or_config is None:
@@ -578,10 +580,17 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     if resume:
         # the best weights, reloaded at the end of the run, checked now (digest, format, family, size): a
         # damaged file used to fail after every epoch had trained, or pass when a later epoch replaced it
-        world.on_main(lambda: load_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name))
+        written = world.on_main(lambda: (load_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name)
+                                         .get("epoch", str(state["best_epoch"]))
+                                         if (out_dir / WEIGHTS_FILE).is_file() else None))
         restore_training_state(model, optimization, state, str(out_dir / CHECKPOINT_FILE))
         history = [dict(row) for row in state["history"]]
         start_epoch, best_val_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
+        if world.is_main and best_epoch == start_epoch and written != str(best_epoch):
+            # stopped between the checkpoint of a new best epoch and its weights (write_epoch): the
+            # checkpoint's model is that epoch's, so the best weights are written again from it
+            save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=best_epoch,
+                         config=to_dict(config))
         if config.epochs < start_epoch:
             raise ConfigError(f"{out_dir} has already trained {start_epoch} epochs, more than epochs="
                               f"{config.epochs}; set epochs >= {start_epoch}")
@@ -678,14 +687,18 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
 
         def write_epoch(epoch=epoch, improved=improved, rng_ranks=rng_ranks, best_val_loss=best_val_loss,
                         best_epoch=best_epoch) -> None:
-            if improved:
-                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
-                             config=to_dict(config))
-            write_history(out_dir / HISTORY_FILE, history)
+            # the checkpoint first: a run stopped before the best weights are written has them in the
+            # checkpoint (resume writes them again); written after, a stop between the two left the new
+            # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
+            # over the weights of the epoch that was lost
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
                             data_fingerprint=fingerprint)
+            write_history(out_dir / HISTORY_FILE, history)
+            if improved:
+                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
+                             config=to_dict(config))
 
         try:
             world.on_main(write_epoch)
