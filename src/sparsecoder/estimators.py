@@ -530,7 +530,7 @@ class _Convergence:
 # Neural estimators: SAE (Evtimova & LeCun 2022) and SparseVAE (issue 14)
 # ======================================================================================================
 _PRESET_KEYS = ("hidden_size", "lam", "gamma", "beta", "var_threshold", "fista_step", "fista_restart",
-                "lr_decoder", "lr_encoder", "weight_decay_decoder", "weight_decay_hidden_bias",
+                "fista_init", "lr_decoder", "lr_encoder", "weight_decay_decoder", "weight_decay_hidden_bias",
                 "weight_decay_encoder_bias", "lr_halve_every")
 _E_INVERSE = 0.36787944117144233  # e^-1, Barello et al.'s likelihood σ
 _IN_MEMORY = "in-memory rows given to a scikit-learn estimator"
@@ -773,6 +773,9 @@ class SAE(_NeuralEstimator):
         The other Table-3 hyperparameters (see :class:`sparsecoder.SparseAutoencoderConfig`).
     fista_restart : bool, optional
         FISTA's per-sample momentum restart (on in the SDL-NL preset, off in the others).
+    fista_init : float, optional
+        The code value FISTA starts from without an encoder (``variant="do"``; 0.1 for the mlp decoder,
+        which cannot leave zero codes, 0 for the linear one).
     max_epochs : int, default 10
         Passes over the data in ``fit``.
     batch_size : int, default 250
@@ -804,6 +807,7 @@ class SAE(_NeuralEstimator):
         "fista_step": [Interval(Real, 0, None, closed="neither"), StrOptions({"lipschitz", "backtracking"}),
                        None],
         "fista_restart": ["boolean", None],
+        "fista_init": [Interval(Real, 0, None, closed="left"), None],
         "lr_decoder": [Interval(Real, 0, None, closed="neither"), None],
         "lr_encoder": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay_decoder": [Interval(Real, 0, None, closed="left"), None],
@@ -818,8 +822,9 @@ class SAE(_NeuralEstimator):
 
     def __init__(self, variant="vdl", decoder="linear", *, n_components=128, lam=None, hidden_size=None,
                  gamma=None, beta=None, var_threshold=None, fista_step=None, fista_restart=None,
-                 lr_decoder=None, lr_encoder=None, weight_decay_decoder=None, weight_decay_hidden_bias=None,
-                 weight_decay_encoder_bias=None, lr_halve_every=None, max_epochs=10, batch_size=250,
+                 fista_init=None, lr_decoder=None, lr_encoder=None, weight_decay_decoder=None,
+                 weight_decay_hidden_bias=None, weight_decay_encoder_bias=None, lr_halve_every=None,
+                 max_epochs=10, batch_size=250,
                  random_state=None, device="auto"):
         self.variant = variant
         self.decoder = decoder
@@ -831,6 +836,7 @@ class SAE(_NeuralEstimator):
         self.var_threshold = var_threshold
         self.fista_step = fista_step
         self.fista_restart = fista_restart
+        self.fista_init = fista_init
         self.lr_decoder = lr_decoder
         self.lr_encoder = lr_encoder
         self.weight_decay_decoder = weight_decay_decoder

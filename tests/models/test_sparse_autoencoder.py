@@ -203,6 +203,44 @@ def test_do_has_no_encoder_and_starts_fista_from_zero(digits):
                      max_iter=model.config.fista_max_iter, tol=model.config.fista_tol).codes
     torch.testing.assert_close(model.encode(Y), expected)
 
+def test_do_nl_starts_fista_from_fista_init_and_learns_only_with_it(digits):
+    # DO-NL from zero codes: the MLP decoder's hidden pre-activations W1·0 + b1 are all 0 at
+    # initialisation (b1 = 0), where ReLU's gradient is 0, so FISTA's gradient in z is 0, the codes never
+    # leave 0 and no decoder weight gets a gradient: the do-nl presets trained nothing (sparsity 100 %,
+    # every atom dead). Started from codes of fista_init (the authors' --Zs_init_val), it learns
+    x, mean, std = digits
+    stuck = SparseAutoencoder(_config("do-nl-mnist", fista_init=0.0, lam=0.001), 64)
+    torch.manual_seed(0)
+    moving = SparseAutoencoder(_config("do-nl-mnist", lam=0.001), 64)
+    assert moving.config.fista_init == 0.1  # the preset's
+    Y = x[:100]
+    codes = moving.infer(Y).codes
+    expected = fista(Y, moving.decoder, 0.001, z0=torch.full((100, 32), 0.1), step=moving.config.fista_step,
+                     max_iter=moving.config.fista_max_iter, tol=moving.config.fista_tol, positive=True).codes
+    torch.testing.assert_close(codes, expected)
+    assert (codes > 0).float().mean() > 0.1
+    assert bool((stuck.infer(Y).codes == 0).all())
+    before = [p.detach().clone() for p in stuck.decoder.parameters()]
+    _train(stuck, x[:500], epochs=1)
+
+    def change(model, before):
+        after = [p.detach() for p in model.decoder.parameters()]
+        return max(float((a - b).abs().max()) for a, b in zip(before, after, strict=True))
+
+    assert change(stuck, before) < 1e-6  # nothing learned (the unit-norm projection's rounding aside)
+    before = [p.detach().clone() for p in moving.decoder.parameters()]
+    history = _train(moving, x[:500], epochs=2)
+    assert change(moving, before) > 1e-3
+    assert history[-1]["reconstruction"] < 0.9 * history[0]["reconstruction"]
+
+
+def test_fista_init_is_refused_with_an_encoder_and_below_zero():
+    with pytest.raises(ConfigError, match="fista_init"):
+        _config("sdl-nl-mnist", fista_init=0.1)  # LISTA's codes are FISTA's start: it would do nothing
+    with pytest.raises(ConfigError, match="fista_init"):
+        _config("do-nl-mnist", fista_init=-0.1)
+
+
 # ----------------------------------------------------------------------------------------------
 # collapse guards
 # ----------------------------------------------------------------------------------------------
