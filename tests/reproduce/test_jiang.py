@@ -214,3 +214,16 @@ def test_localization_refuses_shapes_and_windows_it_would_truncate(shape, window
     with pytest.raises(ValueError, match="shape must be|window must be an integer"):
         localization(np.ones((9, 2)), shape, window=window)
     assert localization(np.ones((9, 2)), (np.int64(3), 3), window=np.int64(3)).tolist() == [1.0, 1.0]
+
+
+def test_the_reports_name_the_patch_source_and_whether_the_variance_was_applied():
+    # the reports said "patches of the embedded photographs, pixel variance 0.1" also for --data-dir, and
+    # for an IMAGES.mat, which is used as stored (already whitened: the variance option is not applied)
+    from sparsecoder.reproduce.jiang_table1 import patch_source
+
+    s = {"variance": 0.1}
+    embedded, folder = patch_source(s, None), patch_source(s, "/data/imgs")
+    assert embedded.startswith("patches of the embedded photographs") and "variance 0.1" in embedded
+    assert "images in /data/imgs" in folder and "variance 0.1" in folder
+    mat = patch_source(s, "/data/IMAGES.mat")
+    assert "/data/IMAGES.mat" in mat and "used as stored" in mat and "0.1" not in mat

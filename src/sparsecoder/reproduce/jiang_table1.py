@@ -80,6 +80,18 @@ def data_options(s: dict[str, Any]) -> dict[str, Any]:
             "n_test": s["n_test"]}
 
 
+def patch_source(s: dict[str, Any], data_dir: str | None) -> str:
+    """What the report's data line says the 16×16 patches came from: the embedded photographs, an image
+    folder (scaled to pixel variance ``variance``) or an ``IMAGES.mat`` (already whitened: used as stored,
+    ``variance`` not applied)."""
+    scaled = f"whitened as the paper, scaled to pixel variance {s['variance']}"
+    if data_dir is None:
+        return f"patches of the embedded photographs ({scaled})"
+    if str(data_dir).lower().endswith(".mat"):
+        return f"patches of {data_dir} (already whitened: used as stored, the variance option not applied)"
+    return f"patches of the images in {data_dir} ({scaled})"
+
+
 def vae_overrides(s: dict[str, Any]) -> dict[str, Any]:
     over = {"data_options": data_options(s), "n_latents": s["n_latents"], "eval_samples": s["eval_samples"]}
     if s["epochs"] is not None:
@@ -155,9 +167,8 @@ def run(ctx: Context) -> Report:
     if missing:
         body += "\nMissing trials: " + "; ".join(missing) + "\n"
     differences = [
-        f"data: {s['n_train']} training / {s['n_test']} test 16×16 patches of the embedded photographs "
-        f"(whitened as the paper, scaled to pixel variance {s['variance']}); the paper's patch set and its "
-        "scale are not stated, so compare the relative MSE rather than the raw MSE",
+        f"data: {s['n_train']} training / {s['n_test']} test 16×16 {patch_source(s, ctx.data_dir)}; the "
+        "paper's patch set and its scale are not stated, so compare the relative MSE rather than the raw MSE",
         f"epochs: {s['epochs'] if s['epochs'] is not None else 'each preset’s'} (not stated in the paper); "
         f"seeds: {s['seeds']}; {s['n_latents']} latents; {s['eval_samples']} posterior samples",
         f"sparse coding: our online dictionary learner, {s['sc_epochs']} epochs, α = {alpha:.4g} "
