@@ -88,6 +88,18 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
+
+def _filters_of_shape(columns, shape) -> tuple[np.ndarray, tuple[int, int]]:
+    """``columns`` as a checked (pixels, filters) matrix and ``shape`` as ``(h, w)`` with ``h·w`` pixels."""
+    columns = _matrix(columns, "columns")
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+            or not all(_is_positive_int(v) for v in shape)):
+        raise ValueError(f"shape must be (h, w), two integers >= 1, got {shape!r}")
+    h, w = (int(v) for v in shape)
+    if h * w != columns.shape[0]:
+        raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
+    return columns, (h, w)
+
 def localization(columns, shape: tuple[int, int], window: int | None = None) -> np.ndarray:
     r"""Per filter, the largest fraction of its energy inside one ``window × window`` square.
 
@@ -111,13 +123,7 @@ def localization(columns, shape: tuple[int, int], window: int | None = None) -> 
     ndarray (l,)
         ``ρ`` per filter in ``[window²/(h·w), 1]``; 0 for an all-zero filter.
     """
-    columns = _matrix(columns, "columns")
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or not all(_is_positive_int(v) for v in shape)):
-        raise ValueError(f"shape must be (h, w), two integers >= 1, got {shape!r}")
-    h, w = (int(v) for v in shape)
-    if h * w != columns.shape[0]:
-        raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
+    columns, (h, w) = _filters_of_shape(columns, shape)
     window = max(1, min(h, w) // 2) if window is None else window
     if not _is_positive_int(window) or window > min(h, w):
         raise ValueError(f"window must be an integer between 1 and {min(h, w)}, got {window!r}")
@@ -185,13 +191,7 @@ def gabor_fit(columns, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """
     from scipy.optimize import least_squares
 
-    columns = _matrix(columns, "columns")
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or not all(_is_positive_int(v) for v in shape)):
-        raise ValueError(f"shape must be (h, w), two integers >= 1, got {shape!r}")
-    h, w = (int(v) for v in shape)
-    if h * w != columns.shape[0]:
-        raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
+    columns, (h, w) = _filters_of_shape(columns, shape)
     if h < 3 or w < 3:
         raise ValueError(f"a Gabor fit needs filters of at least 3×3 pixels, got {h}×{w}")
     rows, cols = (grid.ravel() for grid in np.mgrid[0:h, 0:w].astype(np.float64))
