@@ -7,6 +7,8 @@ Registered with the ``sparse_autoencoder`` family (:mod:`sparsecoder.models`): t
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sparsecoder.data.base import DataSplits, Split
@@ -128,7 +130,7 @@ def evaluate(model, data: DataSplits) -> dict:
                 f"data's range, or weights that overflow on them — check the test data")
     enc = _summary(model, split, amortised)
     fis = _summary(model, split, fista_codes)
-    return {
+    metrics = {
         "psnr": enc["psnr"],
         "sparsity": enc["sparsity"],
         "psnr_fista": fis["psnr"],
@@ -143,3 +145,12 @@ def evaluate(model, data: DataSplits) -> dict:
         "n_test": int(x.shape[0]),
         **({"min_code_std": float(amortised.std(dim=0).min())} if amortised.shape[0] > 1 else {}),
     }
+    # finite codes whose sums overflow float32 (test rows near its range, which FISTA solves rescaled) gave
+    # inf, written as null into metrics.json beside a finished run's other numbers
+    bad = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise ValueError(
+            f"cannot evaluate: {', '.join(bad)} are NaN/inf on the test split (largest |x|: "
+            f"{float(x.abs().max()):.3g}): test rows far outside the training data's range, whose codes and "
+            f"energies overflow float32 — check the test data")
+    return metrics
