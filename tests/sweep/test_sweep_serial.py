@@ -197,3 +197,27 @@ def test_a_device_this_machine_lacks_is_refused_before_the_sweep_is_written(tmp_
     with pytest.raises(ValueError, match="'cuda:99'.*nothing was written"):
         sweep("sdl-mnist", tmp_path / "sw", executor="serial", progress=False, **option)
     assert not (tmp_path / "sw").exists()
+
+
+def test_sigterm_stops_a_serial_sweep_like_ctrl_c_with_status_143(tmp_path, capsys):
+    # `sweep` answered a SIGTERM (turned into an interrupt by the command line) with Ctrl-C's
+    # "interrupted" and status 130; `train` says "stopped by SIGTERM" and exits 143, as a stop signal should
+    import signal
+
+    from sparsecoder.cli import main
+    from sparsecoder.config import save_config
+    from tests.train.linear_autoencoder import MODEL_NAME, LinearAutoencoderConfig, interrupted_at
+
+    preset = tmp_path / "tiny.yaml"
+    save_config(preset, MODEL_NAME, LinearAutoencoderConfig(
+        epochs=2, batch_size=50, num_threads=1, device="cpu", data="synthetic",
+        data_options={"dim": 16, "n_components": 8, "n_train": 240, "n_val": 60, "n_test": 60}))
+    earlier = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Ray, started by another test, leaves its own
+    try:
+        with interrupted_at(7, signal.SIGTERM):  # epoch 2 of the only trial
+            code = main(["sweep", str(preset), "--out", str(tmp_path / "sweep"), "--serial", "--quiet"])
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM; running trials were cancelled" in err and "Rerun the same command" in err

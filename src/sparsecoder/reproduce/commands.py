@@ -58,9 +58,12 @@ def _reproduce(args: argparse.Namespace) -> int:
                            address=args.address, overrides=args.overrides,
                            executor="serial" if args.serial else "ray", max_concurrent=args.max_concurrent,
                            progress=not args.quiet, retry_failed=args.retry_failed)
-    except KeyboardInterrupt:
-        print(f"interrupted; rerun the same command to resume {args.out}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt): 130 / 143
+        from sparsecoder.cli import interrupted
+
+        what, status = interrupted(err)
+        print(f"{what}; rerun the same command to resume {args.out}", file=sys.stderr)
+        return status
     for path in result["files"]:
         print(path)
     for line in result["unfinished"]:  # as `sweep`: the results lack these trials, exit status 1

@@ -56,10 +56,13 @@ def _sweep(args: argparse.Namespace) -> int:
                        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
                        retry_failed=args.retry_failed, progress=not args.quiet,
                        executor="serial" if args.serial else "ray")
-    except KeyboardInterrupt:
-        print(f"interrupted; running trials were cancelled and keep their last completed epoch. Rerun the "
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt): 130 / 143
+        from sparsecoder.cli import interrupted
+
+        what, status = interrupted(err)
+        print(f"{what}; running trials were cancelled and keep their last completed epoch. Rerun the "
               f"same command to resume the sweep in {args.out}", file=sys.stderr)
-        return 130
+        return status
     counts = result["counts"]
     print(f"sweep {args.out}: {counts['done']} trained, {counts['skipped']} skipped (finished before, or "
           f"failed: --retry-failed), {counts['failed']} failed, {counts['diverged']} diverged",
