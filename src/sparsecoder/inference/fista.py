@@ -1195,16 +1195,26 @@ def fista(
         return FistaResult(codes=codes, n_iter=result.n_iter, energy=energy, converged=result.converged)
 
 
+def in_safe_range(peak: float, dtype: torch.dtype) -> bool:
+    """Whether a largest magnitude ``peak`` lies in ``[tiny^¼, max^¼]`` of ``dtype`` (float32: about 2e-10
+    to 4e9; 0 counts as in range), where the squared norms and Gram products of such values stay in range."""
+    info = torch.finfo(dtype)
+    return peak == 0 or info.tiny ** 0.25 <= peak <= info.max ** 0.25
+
+
+def power_of_two_below(peak: float) -> float:
+    """The power of two that brings a largest magnitude ``peak`` into ``[1, 2)`` by division (exact in
+    floating point); 1.0 for 0."""
+    return 2.0 ** math.floor(math.log2(peak)) if peak > 0 else 1.0
+
+
 def row_scale(Y: torch.Tensor) -> float:
-    """The power of two to divide rows ``Y`` by before solving: 1.0 while their largest magnitude lies in
-    ``[tiny^¼, max^¼]`` of their dtype (float32: about 2e-10 to 4e9), where squared norms of codes and
-    residuals stay in range; otherwise the one that brings it into ``[1, 2)`` (exact in floating point)."""
-    info = torch.finfo(Y.dtype)
+    """The power of two to divide rows ``Y`` by before solving: 1.0 while their largest magnitude is
+    :func:`in_safe_range`, where squared norms of codes and residuals stay in range; otherwise
+    :func:`power_of_two_below` it."""
     low, high = torch.aminmax(Y.detach())  # one pass, no |Y| copy (training calls this every batch)
     peak = max(-float(low), float(high))
-    if peak == 0 or info.tiny ** 0.25 <= peak <= info.max ** 0.25:
-        return 1.0
-    return 2.0 ** math.floor(math.log2(peak))
+    return 1.0 if in_safe_range(peak, Y.dtype) else power_of_two_below(peak)
 
 
 def _lipschitz_lower_bound(smooth) -> float:

@@ -34,7 +34,9 @@ from sparsecoder.inference.fista import (
     _one_torch_thread,
     all_finite,
     check_flag,
+    in_safe_range,
     power_iteration_max_eigenvalue,
+    power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
@@ -454,12 +456,10 @@ def _safe_scales(data: torch.Tensor, atoms: torch.Tensor) -> tuple[float, float]
     largest magnitudes lie in ``[tiny^¼, max^¼]`` of their dtype (float32: about 2e-10 to 4e9), where the
     Gram matrix, the correlations and the codes' squared norms stay in range; otherwise each is brought to
     a largest magnitude in ``[1, 2)``."""
-    info = torch.finfo(data.dtype)
-    low, high = info.tiny ** 0.25, info.max ** 0.25
     peaks = [float(data.abs().max()), float(atoms.abs().max())]
-    if all(peak == 0 or low <= peak <= high for peak in peaks):
+    if all(in_safe_range(peak, data.dtype) for peak in peaks):
         return 1.0, 1.0
-    x_scale, atom_scale = (2.0 ** math.floor(math.log2(peak)) if peak > 0 else 1.0 for peak in peaks)
+    x_scale, atom_scale = (power_of_two_below(peak) for peak in peaks)
     return x_scale, atom_scale
 
 
