@@ -299,7 +299,7 @@ def instrumented(timer: PartTimer):
         return save
 
     targets = [
-        (SparseAutoencoder, "infer", lambda f: timer.wrap(f, "FISTA")),
+        (SparseAutoencoder, "_fista", lambda f: timer.wrap(f, "FISTA")),
         (LISTAEncoder, "forward", lambda f: timer.wrap(f, "encoder forward")),
         (SparseAutoencoder, "training_losses", lambda f: timer.wrap(f, "decoder forward, losses, logs")),
         (Optimization, "step", lambda f: timer.wrap(f, "backward, Adam, projection")),
