@@ -214,10 +214,10 @@ def _number(value: Any) -> int | float | None:
     return None
 
 
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
+def coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert ``value`` to the field's annotated type or raise a ConfigError naming the key."""
     if isinstance(annotation, str):
-        raise TypeError("config classes must not use string annotations in _coerce")
+        raise TypeError("config classes must not use string annotations in coerce")
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -228,7 +228,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(key, value, arg)
+                return coerce(key, value, arg)
             except ConfigError as err:
                 errors.append(str(err))
         prefix = f"config key '{key}': "
@@ -243,7 +243,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': expected a list, got {shown(value)}")
         inner = args[0] if args else Any
-        items = [_coerce(key, v, inner) for v in value]
+        items = [coerce(key, v, inner) for v in value]
         return tuple(items) if origin is tuple else items
     if annotation is Any:
         return value
@@ -390,7 +390,7 @@ def _unused(cls: type, values: dict[str, Any]) -> dict[str, tuple[Any, UsedWhen,
 
     def value_of(key: str) -> Any:
         if key in values:
-            return _coerce(key, values[key], hints[key])
+            return coerce(key, values[key], hints[key])
         field = fields[key]
         return field.default_factory() if field.default is dataclasses.MISSING else field.default
 
@@ -782,7 +782,7 @@ def coerce_fields(config: Any) -> None:
     """
     hints = _field_types(type(config))
     for field in dataclasses.fields(config):
-        object.__setattr__(config, field.name, _coerce(field.name, getattr(config, field.name),
+        object.__setattr__(config, field.name, coerce(field.name, getattr(config, field.name),
                                                        hints[field.name]))
 
 
@@ -801,14 +801,14 @@ def _check_device(device: str) -> None:
 
 def _check_data_options(source: str, options: dict) -> None:
     """The data source exists, and each option is one of its loader's keyword arguments, of its type."""
-    from sparsecoder.data.registry import _NOT_OPTIONS, _SOURCES
+    from sparsecoder.data.registry import NOT_OPTIONS, SOURCES
 
-    if source not in _SOURCES:
+    if source not in SOURCES:
         raise ConfigError(f"config key 'data': unknown data source {shown(source)}; "
-                          f"known: {', '.join(_SOURCES)}")
-    loader = _SOURCES[source].loader
+                          f"known: {', '.join(SOURCES)}")
+    loader = SOURCES[source].loader
     # the loader's own keywords (seed, limit, data_dir, test_only) are config keys or set by the caller
-    accepted = [k for k in inspect.signature(loader).parameters if k not in _NOT_OPTIONS]
+    accepted = [k for k in inspect.signature(loader).parameters if k not in NOT_OPTIONS]
     try:
         hints = typing.get_type_hints(loader)
     except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
@@ -819,4 +819,4 @@ def _check_data_options(source: str, options: dict) -> None:
             raise ConfigError(f"config key '{key}': data source '{source}' has no such option; its options "
                               f"are: {', '.join(accepted) or 'none'}")
         if name in hints:
-            _coerce(key, value, hints[name])
+            coerce(key, value, hints[name])

@@ -24,17 +24,16 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sparsecoder.io import atomic_write_bytes  # noqa: E402
 from sparsecoder.nn.sizes import check_size  # noqa: E402
+from sparsecoder.util import as_array, native_array  # noqa: E402
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid", "history_plot"]
 
 
 def _numpy(value, name: str) -> np.ndarray:
     """``value`` (array, tensor, nested lists) as a float64 array; complex values, strings or ragged lists
-    are a ``ValueError`` naming ``name`` (the metrics' check, :func:`sparsecoder.eval.metrics._as_array`;
+    are a ``ValueError`` naming ``name`` (the metrics' check, :func:`sparsecoder.util.as_array`;
     NaN/inf pass: the pictures mark them)."""
-    from sparsecoder.eval.metrics import _as_array
-
-    return _as_array(value, name, ndim=None, finite=False)
+    return as_array(value, name, ndim=None, finite=False)
 
 
 def _save(fig, path: Path, tight: bool = False) -> Path:
@@ -256,9 +255,7 @@ def atom_grid(columns, image_shape, path, order=None, *, title: str | None = Non
         raise ValueError(f"columns must be a (d, l) matrix of atoms as columns, got shape {array.shape}")
     atoms = array.T
     if order is not None:
-        from sparsecoder.eval.metrics import _native_array
-
-        raw = _native_array(order)
+        raw = native_array(order)
         if raw.dtype == bool:  # a mask [True, False, True] was taken as the indices 1, 0, 1
             raise ValueError("order is a boolean mask; pass the indices of the atoms to draw "
                              "(np.flatnonzero(mask))")

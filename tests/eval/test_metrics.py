@@ -174,3 +174,22 @@ def test_dictionary_recovery_takes_a_zero_d_threshold_and_refuses_zero_dimension
     assert dictionary_recovery(np.eye(3), np.eye(3), threshold=torch.tensor(0.9)) == 1.0
     with pytest.raises(ValueError, match="at least one dimension"):
         dictionary_recovery(np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+def test_no_module_imports_another_modules_private_name():
+    # audit 2026-11-29: viz and the eval measures imported metrics' _as_array, _native_array and
+    # _finite_number (and data, config and inference each other's private names); shared helpers have a
+    # public home (sparsecoder.util, or a public name in their module)
+    import ast
+    from pathlib import Path
+
+    import sparsecoder
+
+    root = Path(sparsecoder.__file__).parent
+    private = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparsecoder"):
+                private += [f"{path.relative_to(root)}: {node.module}.{alias.name}" for alias in node.names
+                            if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert private == []

@@ -555,3 +555,16 @@ def test_test_rows_whose_codes_overflow_are_refused_not_written_as_null_metrics(
         train(cfg, tmp_path / "run", data=data, progress=False)
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_library_error_is_quoted_by_its_first_sentence():
+    # the checkpoint readers and resolve_device each had their own copy of this rule (200 / 120 characters,
+    # one also cutting at the first line break); one helper now
+    from sparsecoder.util import first_sentence
+
+    torch_zip = RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central\n"
+                             "directory. This may be a truncated file. Check it")
+    assert first_sentence(torch_zip) == "PytorchStreamReader failed reading zip archive: failed finding " \
+                                        "central directory"
+    assert first_sentence(RuntimeError("x" * 300), 120) == "x" * 120
+    assert first_sentence(AssertionError()) == "AssertionError"  # an empty message still says something

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_integer_values
-from sparsecoder.data.images import SPLITS, _check_patch_size, _split_counts, embedded_unit_patches
+from sparsecoder.data.images import SPLITS, check_patch_size, embedded_unit_patches, split_counts
 from sparsecoder.data.preprocessing import Identity, Luminance
 from sparsecoder.data.safe_pickle import UnsafePickleError, load_data_pickle
 
@@ -97,9 +97,9 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     embedded photographs (``n_train``/``n_val``/``n_test``, disjoint image regions per split, no labels).
     ``limit`` caps the training split.
     """
-    patch_size = _check_patch_size(patch_size, "cifar_patches")
+    patch_size = check_patch_size(patch_size, "cifar_patches")
     if data_dir is None:
-        requested, counts = _split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
+        requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                           f"patches of {patch_size}×{patch_size}")
         splits, names = embedded_unit_patches(seed=seed, requested=requested, counts=counts,
                                               patch_size=patch_size)

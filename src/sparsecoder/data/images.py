@@ -405,7 +405,7 @@ def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sig
 # ------------------------------------------------------------------------------------------ patch sampling
 
 
-def _split_counts(n_train: int, n_val: int, n_test: int, limit: int | None,
+def split_counts(n_train: int, n_val: int, n_test: int, limit: int | None,
                   row_bytes: int | None = None, what: str = "samples") -> tuple[dict, dict]:
     """(requested split sizes, sizes to draw = requested with ``limit`` capping the training split).
 
@@ -509,7 +509,7 @@ def _check_max_images(max_images) -> int | None:
     return max_images
 
 
-def _check_patch_size(patch_size, source: str) -> int:
+def check_patch_size(patch_size, source: str) -> int:
     return check_size(f"the {source} source", "patch_size", patch_size, low=2)
 
 
@@ -531,9 +531,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     caps ``n_train``. The paper used 200k/20k/20k ImageNet patches; the defaults build in a few seconds on
     a CPU.
     """
-    patch_size = _check_patch_size(patch_size, "patches")
+    patch_size = check_patch_size(patch_size, "patches")
     # x, scale and offset: three float32 values per pixel
-    requested, counts = _split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
+    requested, counts = split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size} (with their inverse)")
     if isinstance(min_std, bool) or not isinstance(min_std, (int, float)) or not 0 <= min_std < 10:
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
@@ -611,8 +611,8 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     ``info["skipped_images"]`` (``info["images"]`` and the crop positions index the images kept); when
     every image is constant the source refuses to load.
     """
-    patch_size = _check_patch_size(patch_size, "whitened_patches")
-    requested, counts = _split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
+    patch_size = check_patch_size(patch_size, "whitened_patches")
+    requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size}")
     if (isinstance(variance, bool) or not isinstance(variance, (int, float))
             or not 0 < variance <= MAX_VARIANCE):
@@ -674,7 +674,7 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[st
 
 def embedded_unit_patches(*, seed: int, requested: dict[str, int], counts: dict[str, int], patch_size: int):
     """Grayscale patches in [0, 1] of the embedded photographs (the CIFAR stand-in), disjoint regions:
-    ``(splits, image names)``; ``counts`` from :func:`_split_counts` with ``row_bytes`` ``4·patch_size²``
+    ``(splits, image names)``; ``counts`` from :func:`split_counts` with ``row_bytes`` ``4·patch_size²``
     (checked against this machine's memory there)."""
     images, names = embedded_photographs()
     splits, _ = _plain_patches([image.astype(np.float32) for image in images], patch_size, requested, counts,

@@ -25,15 +25,15 @@ class Source:
     loader: Callable[..., DataSplits]
 
 
-_SOURCES: dict[str, Source] = {}
+SOURCES: dict[str, Source] = {}
 # Loader keywords that are not data options: the run's seed and size, where the files are, and
 # `test_only` (a loader that can skip the training files declares it; see `load_test_split`).
-_NOT_OPTIONS = frozenset({"seed", "limit", "data_dir", "test_only"})
+NOT_OPTIONS = frozenset({"seed", "limit", "data_dir", "test_only"})
 
 
 def register_source(name: str, description: str, *, embedded: bool):
     def wrap(loader):
-        _SOURCES[name] = Source(name, description, embedded, loader)
+        SOURCES[name] = Source(name, description, embedded, loader)
         return loader
 
     return wrap
@@ -41,15 +41,15 @@ def register_source(name: str, description: str, *, embedded: bool):
 
 def list_sources() -> list[tuple[str, str, bool]]:
     """``(name, description, embedded)`` of every registered source, in registration order."""
-    return [(s.name, s.description, s.embedded) for s in _SOURCES.values()]
+    return [(s.name, s.description, s.embedded) for s in SOURCES.values()]
 
 
 def source_options(name: str) -> dict[str, object]:
     """The options (keyword arguments besides seed/limit/data_dir) of source ``name`` and their defaults."""
-    if name not in _SOURCES:
-        raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
-    parameters = inspect.signature(_SOURCES[name].loader).parameters
-    return {key: p.default for key, p in parameters.items() if key not in _NOT_OPTIONS}
+    if name not in SOURCES:
+        raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(SOURCES))}")
+    parameters = inspect.signature(SOURCES[name].loader).parameters
+    return {key: p.default for key, p in parameters.items() if key not in NOT_OPTIONS}
 
 
 def load(
@@ -93,12 +93,12 @@ def expand_data_dir(data_dir):
 def _checked_loader(name: str, limit, options: dict,
                     data_dir=None) -> tuple[Callable[..., DataSplits], int | None, dict]:
     """``(loader, limit, options)`` with the names checked and the values converted (:func:`load`)."""
-    if name not in _SOURCES:
-        raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(_SOURCES))}")
-    loader = _SOURCES[name].loader
+    if name not in SOURCES:
+        raise ValueError(f"unknown data source '{name}'; known sources: {', '.join(sorted(SOURCES))}")
+    loader = SOURCES[name].loader
     if not isinstance(data_dir, (str, os.PathLike, type(None))):
         raise ValueError(f"data_dir must be a path (text), got {data_dir!r}")
-    accepted = set(inspect.signature(loader).parameters) - _NOT_OPTIONS
+    accepted = set(inspect.signature(loader).parameters) - NOT_OPTIONS
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(
@@ -122,15 +122,15 @@ def _converted(key: str, value, annotation):
     without a dot as a string), a float for an integer (``2000.0``) or a list (of such values) and
     converts; anything else (numbers of the right type, paths, values that do not convert) unchanged,
     for the loader's own checks."""
-    from sparsecoder.config import ConfigError, _coerce
+    from sparsecoder.config import ConfigError, coerce
 
     wants_int = annotation is int or int in typing.get_args(annotation)
     wants_text = annotation is str or str in typing.get_args(annotation)
     if wants_text and not wants_int and not isinstance(value, (str, os.PathLike, type(None))):
-        return _coerce(key, value, annotation)  # a file name or key given as 2024 or [a]: refused, named
+        return coerce(key, value, annotation)  # a file name or key given as 2024 or [a]: refused, named
     if isinstance(value, (str, list, tuple)) or (isinstance(value, float) and wants_int):
         try:
-            return _coerce(key, value, annotation)
+            return coerce(key, value, annotation)
         except ConfigError:
             return value
     return value

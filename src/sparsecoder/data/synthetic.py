@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
-from sparsecoder.data.images import SPLITS, _split_counts
+from sparsecoder.data.images import SPLITS, split_counts
 from sparsecoder.data.preprocessing import Identity
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
@@ -48,7 +48,7 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = check_nonnegative_number("noise", noise)
-    requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
     dictionary = rng.standard_normal((dim, n_components))
@@ -90,7 +90,7 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     noise = check_nonnegative_number("noise", noise)
     if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
-    requested, counts = _split_counts(n_train, n_val, n_test, limit)
+    requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, side * side, n_basis, "the synthetic_pyle data")
     rng = np.random.default_rng(seed)
     basis = rng.random((side * side, n_basis))

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from sparsecoder.inference.active_set import lasso_active_set
-from sparsecoder.inference.fista import _one_torch_thread
+from sparsecoder.inference.fista import one_torch_thread
 from sparsecoder.nn.sizes import check_nonnegative_number
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
@@ -265,7 +265,7 @@ class OnlineDictionaryLearner:
         # The products of one mini-batch are small (η × d × k): on one thread they are several times faster
         # than with a thread team on a busy machine (measured 0.7 ms vs 22 ms for 128×256×128 with 2 threads
         # under load). The active-set solver still runs over the batch's samples on numba's threads.
-        with _one_torch_thread(True):
+        with one_torch_thread(True):
             return self._step(X, init, seen, seen_weights)
 
     def _step(self, X, init, seen, seen_weights):

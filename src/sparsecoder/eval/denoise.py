@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from sparsecoder.data.base import Split
-from sparsecoder.eval.metrics import _finite_number, psnr, sparsity
+from sparsecoder.eval.metrics import psnr, sparsity
 from sparsecoder.nn.sizes import check_seed
+from sparsecoder.util import finite_number
 
 __all__ = ["DenoisingResult", "add_noise", "denoise"]
 
@@ -49,7 +50,7 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
     Raises ``ValueError`` for a negative or non-finite ``σ``.
     """
-    sigma = _finite_number(sigma, "noise σ")
+    sigma = finite_number(sigma, "noise σ")
     if sigma > _MAX_SIGMA:
         raise ValueError(f"noise σ must be a finite number >= 0 and <= {_MAX_SIGMA:g} (larger noise "
                          f"overflows float32), got {sigma!r}")

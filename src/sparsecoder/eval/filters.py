@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsecoder.eval.metrics import _finite_number
+from sparsecoder.util import finite_number
 
 __all__ = ["FilterGroups", "filter_groups", "localization", "LOCALIZED", "gabor_fit", "sparse_coding_mse",
            "relative_mse"]
@@ -70,7 +70,7 @@ def filter_groups(codes, columns, threshold: float = 0.5) -> FilterGroups:
     if codes.shape[1] != columns.shape[1]:
         raise ValueError(f"codes has {codes.shape[1]} latents but columns has {columns.shape[1]} filters; "
                          f"pass model.encode(x) and model.atoms() of the same model")
-    threshold = _finite_number(threshold, "threshold", positive=True)  # numpy scalars too, not a bool
+    threshold = finite_number(threshold, "threshold", positive=True)  # numpy scalars too, not a bool
     variance = codes.var(axis=0)
     active_max = np.abs(codes).max(axis=0) > threshold
     active_std = np.sqrt(variance) > threshold
@@ -259,7 +259,7 @@ def relative_mse(mse: float, x) -> float:
     """``mse`` divided by the mean per-pixel variance of ``x`` (n, d) (population variance over all
     entries about the global mean): 1 means no better than predicting the mean."""
     x = _matrix(x, "x")
-    mse = _finite_number(mse, "mse")
+    mse = finite_number(mse, "mse")
     variance = x.var() if x.size else 0.0
     if not variance > 0:
         raise ValueError(f"x (shape {x.shape}) has no variance (empty or constant): the relative MSE is "

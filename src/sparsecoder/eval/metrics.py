@@ -7,59 +7,12 @@ float64 on the CPU, and returns a plain Python ``float`` or ``int``. Rows are sa
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from sparsecoder.util import as_array, finite_number
+
 __all__ = ["psnr", "sparsity", "active_units", "active_units_max", "dead_atoms", "dictionary_recovery"]
-
-
-def _native_array(value) -> np.ndarray:
-    """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
-    indices, and boolean masks, stay so (:func:`_as_array` makes every value a float64)."""
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-
-
-def _as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            if value.is_complex():
-                raise ValueError(f"{name} is a complex tensor; the metrics take real values — pass "
-                                 f"its real part or its absolute value")
-            value = value.detach().to("cpu", torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    try:
-        array = np.asarray(value)
-        if not np.iscomplexobj(array):
-            array = array.astype(np.float64, copy=False)
-    except (TypeError, ValueError) as err:  # strings, ragged nesting, objects
-        raise ValueError(f"{name} must be an array of real numbers (a numpy array, a torch tensor or nested "
-                         f"lists of equal lengths); numpy cannot read this {type(value).__name__} as one "
-                         f"({err})") from None
-    if np.iscomplexobj(array):
-        raise ValueError(f"{name} is a complex array; the metrics take real values — pass np.real(x) or "
-                         f"np.abs(x)")
-    if ndim is not None and array.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array (samples × features), got shape {array.shape}")
-    if finite and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return array
-
-
-def _finite_number(value, name: str, *, positive: bool = False) -> float:
-    """``value`` (a real number, numpy scalar or 0-d array / tensor; not a bool) as a finite float ``>= 0``
-    (``> 0`` when ``positive``), or a ``ValueError`` naming ``name``."""
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        value = value.item()
-    bound = "> 0" if positive else ">= 0"
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
-            or float(value) < 0 or (positive and float(value) == 0)):
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
 
 
 # The highest PSNR a sample gets: an error below float32's resolution of the peak (2^-24 · max, the models
@@ -89,13 +42,13 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
     max_value : float
         The largest possible pixel value (1 for ``[0, 1]`` images, 255 for bytes).
     """
-    target = _as_array(target, "target", finite=False)
-    recon = _as_array(recon, "recon", finite=False)
+    target = as_array(target, "target", finite=False)
+    recon = as_array(recon, "recon", finite=False)
     if target.shape != recon.shape:
         raise ValueError(f"target and recon must have the same shape, got {target.shape} and {recon.shape}")
     if target.shape[0] == 0 or target.shape[1] == 0:
         raise ValueError(f"psnr needs at least one sample and one feature, got shape {target.shape}")
-    max_value = _finite_number(max_value, "max_value", positive=True)
+    max_value = finite_number(max_value, "max_value", positive=True)
     difference = target - recon
     # per row scaled by its largest |difference| (a power of two: exact), so that squares of 1e200 do not
     # overflow: 10 log10(max²/mse) = 20 log10(max / m) − 10 log10(mean((difference / m)²))
@@ -112,7 +65,7 @@ def sparsity(codes) -> float:
 
     NaN entries count as non-zero (no error: a diverged model is reported by the trainer).
     """
-    codes = _as_array(codes, "codes", finite=False)
+    codes = as_array(codes, "codes", finite=False)
     if codes.size == 0:
         raise ValueError(f"codes is empty (shape {codes.shape}); sparsity is undefined")
     return float(np.mean(codes == 0))
@@ -142,8 +95,8 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
 
 def _count_active(codes, threshold, statistic) -> int:
     """How many latents (columns of ``codes``) have ``statistic(codes)`` above ``threshold``."""
-    codes = _as_array(codes, "codes")
-    threshold = _finite_number(threshold, "threshold")
+    codes = as_array(codes, "codes")
+    threshold = finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
     return int(np.sum(statistic(codes) > threshold))
@@ -154,7 +107,7 @@ def dead_atoms(codes) -> int:
 
     .. math:: \#\{j : z_{ij} = 0 \ \forall i\}
     """
-    codes = _as_array(codes, "codes")
+    codes = as_array(codes, "codes")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; dead atoms are undefined")
     return int(np.sum(np.all(codes == 0, axis=0)))
@@ -179,8 +132,8 @@ def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
     threshold : float
         Cosine threshold in ``(0, 1)`` (0.9 in SPEC §6); no cosine exceeds 1.
     """
-    learned = _as_array(learned, "learned")
-    true = _as_array(true, "true")
+    learned = as_array(learned, "learned")
+    true = as_array(true, "true")
     if learned.shape[0] != true.shape[0]:
         raise ValueError(
             f"learned (d, l) and true (d, k) atoms must have the same dimension d, "
@@ -189,7 +142,7 @@ def dictionary_recovery(learned, true, threshold: float = 0.9) -> float:
     if true.shape[1] == 0 or learned.shape[1] == 0 or true.shape[0] == 0:
         raise ValueError(f"need at least one atom of at least one dimension, got learned {learned.shape} and "
                          f"true {true.shape}")
-    threshold = _finite_number(threshold, "threshold", positive=True)
+    threshold = finite_number(threshold, "threshold", positive=True)
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1) (a match is a cosine above it, and no cosine exceeds "
                          f"1; e.g. 0.99 for near-exact recovery), got {threshold}")

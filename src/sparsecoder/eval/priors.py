@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsecoder.eval.metrics import _as_array, _finite_number, _native_array
 from sparsecoder.nn.sizes import check_size
+from sparsecoder.util import as_array, finite_number, native_array
 
 __all__ = ["matched_atom_correlation", "chance_matched_correlation", "near_zero_fraction", "latent_spread",
            "knn_separability", "atom_kurtosis"]
@@ -61,8 +61,8 @@ def matched_atom_correlation(learned, true) -> tuple[np.ndarray, np.ndarray]:
     index : (k,) int array
         The learned atom that attains it.
     """
-    learned = _as_array(learned, "learned")
-    true = _as_array(true, "true")
+    learned = as_array(learned, "learned")
+    true = as_array(true, "true")
     if learned.shape[0] != true.shape[0]:
         raise ValueError(f"learned (d, l) and true (d, k) atoms must have the same dimension d, got "
                          f"{learned.shape} and {true.shape}; atoms are columns")
@@ -76,7 +76,7 @@ def matched_atom_correlation(learned, true) -> tuple[np.ndarray, np.ndarray]:
 def chance_matched_correlation(true, n_learned: int, *, n_draws: int = 200, seed: int = 0) -> float:
     r"""Mean of :func:`matched_atom_correlation` when the ``n_learned`` learned atoms are i.i.d. Gaussian
     noise: the level a model that learned nothing reaches by chance (Monte Carlo over ``n_draws``)."""
-    true = _as_array(true, "true")
+    true = as_array(true, "true")
     for name, value, low in (("n_learned", n_learned, 1), ("n_draws", n_draws, 1), ("seed", seed, 0)):
         check_size("chance_matched_correlation", name, value, low)
     rng = np.random.default_rng(seed)
@@ -92,16 +92,16 @@ def near_zero_fraction(codes, threshold: float) -> float:
 
     A sparse code has most of its entries near zero (Pyle §2: the sparse priors should make them so).
     """
-    codes = _as_array(codes, "codes")
+    codes = as_array(codes, "codes")
     if codes.size == 0:
         raise ValueError(f"codes is empty (shape {codes.shape})")
-    threshold = _finite_number(threshold, "threshold", positive=True)  # inf counted every entry near zero
+    threshold = finite_number(threshold, "threshold", positive=True)  # inf counted every entry near zero
     return float(np.mean(np.abs(codes) < threshold))
 
 
 def latent_spread(codes) -> np.ndarray:
     """Standard deviation (ddof=0) of each latent's posterior location over the samples, shape (l,)."""
-    codes = _as_array(codes, "codes")
+    codes = as_array(codes, "codes")
     if codes.shape[0] < 2:
         raise ValueError(f"latent spread needs at least 2 samples, got shape {codes.shape}")
     return codes.std(axis=0)
@@ -119,11 +119,11 @@ def knn_separability(codes, labels, *, k: int = 5, folds: int = 5, seed: int = 0
 
     from sparsecoder.data.base import check_labels
 
-    codes = _as_array(codes, "codes")
+    codes = as_array(codes, "codes")
     k = check_size("knn_separability", "k", k)
     folds = check_size("knn_separability", "folds", folds, low=2)
     seed = check_size("knn_separability", "seed", seed, low=0)
-    labels = _native_array(labels).ravel()
+    labels = native_array(labels).ravel()
     if labels.shape[0] != codes.shape[0]:
         raise ValueError(f"labels must have one entry per code row, got {labels.shape[0]} for "
                          f"{codes.shape[0]} codes")
@@ -150,7 +150,7 @@ def atom_kurtosis(atoms) -> float:
     largest |value|) are skipped (NaN if all are)."""
     from scipy.stats import kurtosis
 
-    atoms = _as_array(atoms, "atoms")
+    atoms = as_array(atoms, "atoms")
     if atoms.shape[0] < 4:
         raise ValueError(f"kurtosis needs atoms of at least 4 pixels, got shape {atoms.shape}")
     atoms = _unit_peak(atoms)  # kurtosis does not depend on the scale; 4th powers of 1e200 overflowed

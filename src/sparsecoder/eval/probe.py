@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsecoder.data.base import MAX_CLASSES, check_labels
-from sparsecoder.eval.metrics import _finite_number
 from sparsecoder.nn.sizes import check_seed, check_size
+from sparsecoder.util import finite_number
 
 __all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
 
@@ -160,7 +160,7 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
     n_classes = check_size("train_probe", "n_classes", n_classes)
     epochs = check_size("train_probe", "epochs", epochs)
     batch_size = check_size("train_probe", "batch_size", batch_size)
-    lr = _finite_number(lr, "lr", positive=True)
+    lr = finite_number(lr, "lr", positive=True)
     seed = check_seed("train_probe", seed)
     if features is None and n_features_out is not None:  # the linear layer was built that wide, then failed
         raise ValueError(f"n_features_out={n_features_out!r} is the output width of features, but no "

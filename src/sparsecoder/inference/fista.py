@@ -10,7 +10,7 @@ threshold ``λ·η``, with FISTA momentum ``t_k = (1 + √(1 + 4 t_{k−1}²)) /
 once ``||z^k − z^{k−1}||₂ ≤ tol · ||z^{k−1}||₂`` (zero-safe: a sample that stays exactly at zero also
 counts as converged) it is frozen — it is removed from the working set and never moves again.
 
-Every step rule (fixed, 1/L, per-sample adaptive, backtracking) runs in one loop, :func:`_fista_loop`,
+Every step rule (fixed, 1/L, per-sample adaptive, backtracking) runs in one loop, :func:`fista_loop`,
 which owns the momentum, the freezing and compaction of the working set and the divergence check.
 Linear decoders use the closed-form gradient in Gram form ``(2/d)(Z·WᵀW − Y·W)``, with ``WᵀW`` and
 ``Y·W`` precomputed once per call; the one-hidden-layer ReLU decoder (``MLPDecoder``, or
@@ -43,7 +43,7 @@ __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue
 
 _BACKTRACK_SHRINK = 0.5
 _MAX_BACKTRACKS = 60
-_LIPSCHITZ_SAFETY = 1.01
+LIPSCHITZ_SAFETY = 1.01
 
 
 @dataclass
@@ -202,7 +202,7 @@ class _LinearSmooth:
         return out if self.bias is None else out + self.bias
 
     def lipschitz(self, Z0):
-        return _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(self.gram)
+        return LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(self.gram)
 
 
 class _ModuleSmooth:
@@ -263,7 +263,7 @@ class _ModuleSmooth:
             rayleigh = (tangent * jtjv).sum(dim=1)
             tangent = jtjv
         curvature = (2.0 / d) * float(rayleigh.max()) + 2.0 * self.gamma / l
-        return _LIPSCHITZ_SAFETY * curvature
+        return LIPSCHITZ_SAFETY * curvature
 
 
 def _resolve_decoder(decoder, d: int, dtype, device):
@@ -347,7 +347,7 @@ def _shrink_folded_(new: torch.Tensor, shrink: float, positive: bool) -> torch.T
     return torch.nn.functional.softshrink(new, shrink)
 
 
-class _GramFixedStep:
+class GramFixedStep:
     r"""Fixed step η on ``½ zᵀGz − zᵀb_i``, gradient step and shrinkage fused in one ``addmm``:
     ``z ← shrink(V (I − ηG) + η b_i, τη)`` (for ``positive``: ``relu(V(I − ηG) + (ηb_i − τη))``)."""
 
@@ -427,7 +427,7 @@ class _GramHingeStep(_BatchHinge):
     small_operations = True
 
     def __init__(self, gram, linear_term, threshold, eta, positive, *, beta, var_threshold, n):
-        self.base = _GramFixedStep(gram, linear_term, threshold, eta, positive)
+        self.base = GramFixedStep(gram, linear_term, threshold, eta, positive)
         self.eta, self.positive, self.beta, self.var_threshold, self.n = eta, positive, beta, var_threshold, n
         self._start_hinge(gram.shape[0], gram.device)
         self.last = None
@@ -447,7 +447,7 @@ class _GramHingeStep(_BatchHinge):
         self.base.keep(kept, dropped)
 
 
-class _GramAdaptiveStep:
+class GramAdaptiveStep:
     r"""Per-sample step of Scheinberg, Goldfarb & Bai (2014) on ``½ zᵀGz − zᵀb_i``.
 
     Each iteration first tries ``1.25 η_i`` and halves it until the quadratic upper bound
@@ -732,11 +732,11 @@ class _LoopResult:
 # iteration is ~25 such small operations, so a thread team's start-up and barriers cost more than they
 # save (on a busy 2-core machine tens of times more: issue 14, n = 250; issue 15, a vdl-mnist epoch with
 # two threads 35–52 s instead of 1.4 s).
-_SMALL_CALL_SAMPLES = 1024
+SMALL_CALL_SAMPLES = 1024
 
 
 @contextlib.contextmanager
-def _one_torch_thread(enabled: bool):
+def one_torch_thread(enabled: bool):
     """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
     previous = torch.get_num_threads()
     if not enabled or previous == 1:
@@ -749,12 +749,12 @@ def _one_torch_thread(enabled: bool):
         torch.set_num_threads(previous)
 
 
-def _fista_loop(stepper, z0, **options):
+def fista_loop(stepper, z0, **options):
     """:func:`_run_fista_loop`, on one intra-op thread when the stepper's operations are small (Gram-form
-    steps, ``stepper.small_operations``) on at most :data:`_SMALL_CALL_SAMPLES` CPU rows (thread policy);
+    steps, ``stepper.small_operations``) on at most :data:`SMALL_CALL_SAMPLES` CPU rows (thread policy);
     the caller's thread count is restored after."""
-    small = stepper.small_operations and z0.device.type == "cpu" and z0.shape[0] <= _SMALL_CALL_SAMPLES
-    with _one_torch_thread(small):
+    small = stepper.small_operations and z0.device.type == "cpu" and z0.shape[0] <= SMALL_CALL_SAMPLES
+    with one_torch_thread(small):
         return _run_fista_loop(stepper, z0, **options)
 
 
@@ -864,7 +864,7 @@ def fista_gram(
     .. math:: \min_{z} \tfrac12 z^\top G z - z^\top b_i + \tau \lVert z\rVert_1 \;(+\; z \ge 0)
 
     with ``G = gram`` (l, l), ``b_i`` the rows of ``linear_term`` (n, l) and ``τ = threshold``: the loop of
-    :func:`_fista_loop` with the fused step ``z ← shrink(V (I − ηG) + η b, τη)``, one ``addmm`` per
+    :func:`fista_loop` with the fused step ``z ← shrink(V (I − ηG) + η b, τη)``, one ``addmm`` per
     iteration.
 
     Parameters
@@ -879,8 +879,8 @@ def fista_gram(
     codes, n_iter, converged
         ``converged`` is False for samples that diverged (non-finite codes; a step above 2/λ_max(G)).
     """
-    stepper = _GramFixedStep(gram, linear_term, threshold, step, positive)
-    result = _fista_loop(stepper, z0, max_iter=max_iter, tol=tol, restart=restart, on_iteration=on_iteration)
+    stepper = GramFixedStep(gram, linear_term, threshold, step, positive)
+    result = fista_loop(stepper, z0, max_iter=max_iter, tol=tol, restart=restart, on_iteration=on_iteration)
     return result.codes, result.n_iter, result.converged
 
 
@@ -1115,7 +1115,7 @@ def fista(
             eta = float(step)
 
         if module is None and beta == 0 and step != "backtracking":
-            stepper = _GramFixedStep(smooth.gram, smooth.linear_term, lam, eta, positive)
+            stepper = GramFixedStep(smooth.gram, smooth.linear_term, lam, eta, positive)
         elif module is None and step != "backtracking" and reduce is None:
             stepper = _GramHingeStep(smooth.gram, smooth.linear_term, lam, eta, positive, beta=beta,
                                      var_threshold=var_threshold, n=n)
@@ -1146,7 +1146,7 @@ def fista(
                                   beta=beta, var_threshold=var_threshold, gamma=gamma, Z_encoder=wide[2])
             energies.append(energy * scale**2)
 
-        result = _fista_loop(
+        result = fista_loop(
             stepper, Z, max_iter=max_iter, tol=tol, restart=restart, reduce=reduce,
             on_iteration=record if record_energy else None,
         )
@@ -1163,7 +1163,7 @@ def fista(
                 stacklevel=2,
             )
         if bool(result.diverged.any()):
-            lipschitz = smooth.lipschitz(Z) / _LIPSCHITZ_SAFETY
+            lipschitz = smooth.lipschitz(Z) / LIPSCHITZ_SAFETY
             if math.isfinite(lipschitz) and lipschitz > 0:
                 cause = (
                     f"with step {eta:.4g} against 2/L = {2.0 / lipschitz:.4g} (L: Lipschitz constant of the "

@@ -26,15 +26,15 @@ import torch
 
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
 from sparsecoder.inference.fista import (
-    _LIPSCHITZ_SAFETY,
-    _SMALL_CALL_SAMPLES,
-    _fista_loop,
-    _GramAdaptiveStep,
-    _GramFixedStep,
-    _one_torch_thread,
+    LIPSCHITZ_SAFETY,
+    SMALL_CALL_SAMPLES,
+    GramAdaptiveStep,
+    GramFixedStep,
     all_finite,
     check_flag,
+    fista_loop,
     in_safe_range,
+    one_torch_thread,
     power_iteration_max_eigenvalue,
     power_of_two_below,
 )
@@ -160,7 +160,7 @@ def fista_gram_adaptive(
     ``G`` are kept for the iterates (``y G`` is a combination of them), so an iteration costs one
     ``(m, l) × (l, l)`` product plus one for the rows that had to shrink their step. The iteration,
     freezing (``||z^{k+1} − z^k|| ≤ tol·||z^k||``) and compaction are those of
-    :func:`sparsecoder.inference.fista._fista_loop`.
+    :func:`sparsecoder.inference.fista.fista_loop`.
 
     Parameters
     ----------
@@ -172,8 +172,8 @@ def fista_gram_adaptive(
     -------
     codes, n_iter, converged
     """
-    stepper = _GramAdaptiveStep(gram, linear_term, threshold, step, positive, z0)
-    result = _fista_loop(stepper, z0, max_iter=max_iter, tol=tol)
+    stepper = GramAdaptiveStep(gram, linear_term, threshold, step, positive, z0)
+    result = fista_loop(stepper, z0, max_iter=max_iter, tol=tol)
     if stats is not None:
         stats["gram_row_products"] = stepper.row_products
     return result.codes, result.n_iter, result.converged
@@ -388,8 +388,8 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
         method == "auto" and device.type == "cpu" and step == "adaptive"
     )
     probed = None  # dense codes: the probe's exact (codes, sweeps) of the first rows, FISTA does the rest
-    small = device.type == "cpu" and n_samples <= _SMALL_CALL_SAMPLES
-    with torch.no_grad(), _one_torch_thread(small):
+    small = device.type == "cpu" and n_samples <= SMALL_CALL_SAMPLES
+    with torch.no_grad(), one_torch_thread(small):
         correlations = data @ atoms.T
         if active_set:
             codes, n_iter, probed, converged = _encode_active_set(
@@ -469,15 +469,15 @@ def _gram_fista(gram, correlations, start, alpha, positive, step, max_iter, tol)
     n_samples = len(correlations)
     eta = step
     if isinstance(step, str):
-        lipschitz = _LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
+        lipschitz = LIPSCHITZ_SAFETY * power_iteration_max_eigenvalue(gram)
         # an all-zero dictionary (L = 0): the objective is alpha·||z||₁ plus a constant, any step is exact
         # and the codes shrink to 0, as the active set and scikit-learn return
         eta = 1.0 / lipschitz if lipschitz > 0 else 1.0
     if step == "adaptive":
-        stepper = _GramAdaptiveStep(gram, correlations, alpha, eta, positive, start)
+        stepper = GramAdaptiveStep(gram, correlations, alpha, eta, positive, start)
     else:
-        stepper = _GramFixedStep(gram, correlations, alpha, float(eta), positive)
-    result = _fista_loop(stepper, start, max_iter=max_iter, tol=tol)
+        stepper = GramFixedStep(gram, correlations, alpha, float(eta), positive)
+    result = fista_loop(stepper, start, max_iter=max_iter, tol=tol)
     if bool(result.diverged.any()):
         lipschitz = power_iteration_max_eigenvalue(gram)
         raise ValueError(

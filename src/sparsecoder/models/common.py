@@ -15,6 +15,7 @@ from torch import nn
 from sparsecoder.config import ConfigError
 from sparsecoder.inference.fista import all_finite, check_has_values
 from sparsecoder.nn.sizes import check_size
+from sparsecoder.util import first_sentence
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
 # and that change its parameter count).
@@ -166,9 +167,8 @@ def resolve_device(name: str) -> torch.device:
         try:
             torch.empty(1, device=device)
         except (RuntimeError, AssertionError) as err:
-            reason = str(err).splitlines()[0].split(". ")[0][:120] if str(err) else type(err).__name__
-            raise ValueError(f"config key 'device': {name!r} is not available on this machine ({reason}); "
-                             f"use auto or cpu") from None
+            raise ValueError(f"config key 'device': {name!r} is not available on this machine "
+                             f"({first_sentence(err, 120)}); use auto or cpu") from None
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
         count = torch.cuda.device_count()

@@ -30,6 +30,7 @@ from sparsecoder.train.integrity import (
     verify_digest,
     write_digested,
 )
+from sparsecoder.util import first_sentence
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -128,8 +129,8 @@ def read_weights(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
             metadata = fh.metadata() or {}
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({_first_line(err)}); restore it from a "
-                         f"copy, or train the run again (--overwrite)") from None
+        raise ValueError(f"{path} is not a readable safetensors file ({first_sentence(err)}); restore it "
+                         f"from a copy, or train the run again (--overwrite)") from None
     return metadata, tensors
 
 
@@ -240,21 +241,16 @@ def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict[str, A
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {_first_line(err)}); "
-                         f"restore it from a copy: without it the run cannot be resumed or evaluated, but "
-                         f"its {path.parent / 'model.safetensors'} still encodes and decodes") from None
+        weights = path.parent / "model.safetensors"
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
+                         f"{first_sentence(err)}); restore it from a copy: without it the run cannot be "
+                         f"resumed or evaluated, but its {weights} still encodes and decodes") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a sparsecoder checkpoint (format {CHECKPOINT_FORMAT})")
     check_checkpoint_entries(state, path)
     if model_name is not None and state["model_name"] != model_name:
         raise ValueError(f"{path} is a checkpoint of a '{state['model_name']}' model, not '{model_name}'")
     return state
-
-
-def _first_line(err: BaseException) -> str:
-    """The first sentence of a library's error (torch's about a damaged zip file runs to five)."""
-    text = " ".join(str(err).split())
-    return text.split(". ")[0][:200]
 
 
 def restore_training_state(model, optimization, state: dict[str, Any], source: str) -> None:

@@ -1,0 +1,66 @@
+"""Small helpers several areas share: reading numbers and arrays a user passes in, and quoting a library's
+error. This module imports nothing else from sparsecoder, so any module may import it without a cycle."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["first_sentence", "native_array", "as_array", "finite_number"]
+
+
+def first_sentence(err: BaseException, limit: int = 200) -> str:
+    """The first sentence of a library's error on one line, at most ``limit`` characters (torch's about a
+    damaged zip file runs to five sentences); the exception's type name when it has no message."""
+    text = " ".join(str(err).split())
+    return text.split(". ")[0][:limit] or type(err).__name__
+
+
+def native_array(value) -> np.ndarray:
+    """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
+    indices, and boolean masks, stay so (:func:`as_array` makes every value a float64)."""
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+
+def as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
+    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if value.is_complex():
+                raise ValueError(f"{name} is a complex tensor; the metrics take real values — pass "
+                                 f"its real part or its absolute value")
+            value = value.detach().to("cpu", torch.float64).numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        array = np.asarray(value)
+        if not np.iscomplexobj(array):
+            array = array.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as err:  # strings, ragged nesting, objects
+        raise ValueError(f"{name} must be an array of real numbers (a numpy array, a torch tensor or nested "
+                         f"lists of equal lengths); numpy cannot read this {type(value).__name__} as one "
+                         f"({err})") from None
+    if np.iscomplexobj(array):
+        raise ValueError(f"{name} is a complex array; the metrics take real values — pass np.real(x) or "
+                         f"np.abs(x)")
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array (samples × features), got shape {array.shape}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def finite_number(value, name: str, *, positive: bool = False) -> float:
+    """``value`` (a real number, numpy scalar or 0-d array / tensor; not a bool) as a finite float ``>= 0``
+    (``> 0`` when ``positive``), or a ``ValueError`` naming ``name``."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
+    bound = "> 0" if positive else ">= 0"
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
+            or float(value) < 0 or (positive and float(value) == 0)):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
