@@ -221,3 +221,33 @@ def test_sigterm_stops_a_serial_sweep_like_ctrl_c_with_status_143(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM; running trials were cancelled" in err and "Rerun the same command" in err
+
+
+def test_each_trials_overrides_are_computed_once_per_command(tmp_path, monkeypatch):
+    """The sweep built every trial's overrides (which --set keys count in the trial) when it checked the
+    spec, again for its data_dir/device checks, and again to check a finished trial's folder (and to run a
+    trial and record it); now once per trial and command, whatever uses them."""
+    import yaml
+
+    from sparsecoder.config import Preset
+    from sparsecoder.sweep.spec import build_spec
+
+    out = tmp_path / "sw"
+    args = dict(grid={"lam": [0.02, 0.5]}, seeds=[0], overrides={"epochs": 1, "limit": 300})
+    spec = build_spec(["sdl-mnist"], args["grid"], args["seeds"], args["overrides"])
+    (out / "sdl-mnist").mkdir(parents=True)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({**spec.to_dict(), "executor": "serial"}))
+    for trial in spec.trials():
+        _finished_trial(out / trial.folder, "sdl-mnist", spec.trial_overrides(trial), {"psnr": 10.0})
+    built = []
+    unused = Preset.unused
+
+    def counting(self, overrides):  # the real method, counted where a trial's overrides are built
+        if "num_threads" in overrides:
+            built.append(overrides["lam"])
+        return unused(self, overrides)
+
+    monkeypatch.setattr(Preset, "unused", counting)
+    result = sweep("sdl-mnist", out, **args, executor="serial", progress=False)
+    assert [r["status"] for r in result["rows"]] == ["done", "done"]  # checked as this sweep's trials
+    assert sorted(built) == [0.02, 0.5]

@@ -113,6 +113,7 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_preset_cache", {})  # name -> Preset (not a field: no part of the record)
+        object.__setattr__(self, "_overrides_cache", {})  # trial folder -> trial_overrides(trial)
 
     def _preset(self, name: str):
         if name not in self._preset_cache:
@@ -124,7 +125,13 @@ class SweepSpec:
 
         A ``--set`` key without effect in this trial (``hidden_size`` for a linear-decoder preset or grid
         point) is left out: it is meant for the trials where it counts (:func:`build_spec` refuses one that
-        counts in none)."""
+        counts in none). Computed once per trial: the checks before the sweep starts, the foreign-run check,
+        the trial itself and its status record all use the same dict (a copy of it)."""
+        if trial.folder not in self._overrides_cache:
+            self._overrides_cache[trial.folder] = self._trial_overrides(trial)
+        return dict(self._overrides_cache[trial.folder])
+
+    def _trial_overrides(self, trial: Trial) -> dict[str, Any]:
         overrides = {**self.overrides, **dict(trial.point), "seed": trial.seed,
                      "num_threads": self.num_threads}
         if "device" not in self.overrides and "device" not in dict(trial.point) and self.gpus_per_trial == 0:
