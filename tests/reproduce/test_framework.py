@@ -131,6 +131,27 @@ def test_a_rerun_of_the_same_call_trains_nothing(quick_run):
     assert _csv(out / "results.csv")[0]["psnr_mean"] == str(first["rows"][0]["psnr_mean"])
 
 
+def test_a_trial_holding_another_configs_run_names_the_fix_that_works(quick_run, tmp_path, capsys):
+    """A finished trial whose config.yaml is not the trial's is refused (as `sweep` refuses it), but the
+    summary said 'Rerun with --retry-failed', which leaves a finished run as it is: it names the fix that
+    works, as the trial's line and `sweep` do."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    config = out / TRIAL / "config.yaml"
+    config.write_text(config.read_text().replace("batch_size: 250", "batch_size: 100"))
+    code = main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"])
+    err = capsys.readouterr().err
+    assert code == 1 and "holds a run of another config (batch_size: folder has 100, trial 250)" in err
+    assert "--retry-failed to train" not in err
+    assert err.rstrip().endswith("1 trial folder(s) hold a finished run that is not the trial's; the results "
+                                 "leave them out, and --retry-failed leaves them as they are: the sweep "
+                                 "replaces only the files of its own trials; move that folder out of the "
+                                 "sweep (or delete it) and rerun")
+
+
 def test_aggregate_matches_numpy():
     rng = np.random.default_rng(0)
     rows = [{"variant": v, "lam": lam, "seed": s, "psnr": float(rng.normal(20, 2)),

@@ -140,8 +140,10 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     Returns
     -------
     dict
-        ``{"files": [...], "rows": [...], "directory": Path, "unfinished": [...]}``; ``unfinished`` names
-        each trial that failed or diverged (``"run folder: status: message"``; results.md lists them too).
+        ``{"files": [...], "rows": [...], "directory": Path, "unfinished": [...], "foreign": [...]}``;
+        ``unfinished`` names each trial that failed or diverged (``"run folder: status: message"``;
+        results.md lists them too); ``foreign`` those of them whose folder holds a finished run that is not
+        the trial's, which ``retry_failed`` leaves as it is (move the folder away and rerun).
     """
     from sparsecoder.sweep.run import check_data_dirs, check_executor
 
@@ -168,4 +170,5 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         start = time.perf_counter()
         report = module.run(ctx)
         files = write_report(ctx, info, report, time.perf_counter() - start)
-    return {"files": files, "rows": report.rows, "directory": out, "unfinished": ctx.unfinished}
+    return {"files": files, "rows": report.rows, "directory": out, "unfinished": ctx.unfinished,
+            "foreign": ctx.foreign}

@@ -98,6 +98,9 @@ class Context:
     progress: bool = True
     retry_failed: bool = False  # run trials recorded as failed/diverged again (sweep's retry_failed)
     unfinished: list[str] = dataclasses.field(default_factory=list)  # "run folder: status: message"
+    # those of ``unfinished`` whose folder holds a finished run that is not the trial's (another config's,
+    # or unreadable metrics): --retry-failed leaves a finished run as it is
+    foreign: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def profile(self) -> str:
@@ -119,6 +122,7 @@ class Context:
         status (not raised) so the experiment can report what is missing.
         """
         from sparsecoder.sweep import sweep
+        from sparsecoder.sweep.executor import trial_state
 
         overrides = dict(overrides or {})
         if self.data_dir is not None:
@@ -134,7 +138,10 @@ class Context:
             if row["status"] == "done":
                 metrics = json.loads((run_dir / "metrics.json").read_text())
             if row["status"] != "done":
-                self.unfinished.append(f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": "))
+                line = f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": ")
+                self.unfinished.append(line)
+                if trial_state(run_dir) == "done":  # metrics.json there, but not this trial's result
+                    self.foreign.append(line)
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))

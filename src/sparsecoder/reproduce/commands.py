@@ -68,7 +68,14 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(path)
     for line in result["unfinished"]:  # as `sweep`: the results lack these trials, exit status 1
         print(line, file=sys.stderr)
-    if result["unfinished"]:
-        print(f"{len(result['unfinished'])} trial(s) failed or diverged; the results leave them out. Rerun "
-              f"with --retry-failed to train them again", file=sys.stderr)
+    retry = len(result["unfinished"]) - len(result["foreign"])
+    if retry:
+        print(f"{retry} trial(s) failed or diverged; the results leave them out. Rerun with --retry-failed "
+              f"to train them again", file=sys.stderr)
+    if result["foreign"]:  # --retry-failed leaves a finished run as it is: as `sweep` says on their rows
+        from sparsecoder.sweep.executor import FOREIGN_FIX
+
+        print(f"{len(result['foreign'])} trial folder(s) hold a finished run that is not the trial's; the "
+              f"results leave them out, and --retry-failed leaves them as they are: {FOREIGN_FIX}",
+              file=sys.stderr)
     return 1 if result["unfinished"] else 0

@@ -33,8 +33,8 @@ from typing import Any
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SweepSpec, Trial
 
-__all__ = ["STATUS_FILE", "trial_state", "connect_ray", "run_trials", "check_address", "check_trial_fits",
-           "foreign_finished_trials"]
+__all__ = ["STATUS_FILE", "FOREIGN_FIX", "trial_state", "connect_ray", "run_trials", "check_address",
+           "check_trial_fits", "foreign_finished_trials"]
 
 STATUS_FILE = "sweep_trial.json"
 METRICS_FILE = "metrics.json"
@@ -105,8 +105,10 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
     return {"status": "done", "message": "", "started": started, "finished": time.time()}
 
 
-_FOREIGN_FIX = ("the sweep replaces only the files of its own trials; move that folder out of the sweep (or "
-                "delete it) and rerun")
+# what to do about a trial folder holding a finished run that is not the trial's: --retry-failed leaves a
+# finished run as it is (named on the trial's row, and in `reproduce`'s summary)
+FOREIGN_FIX = ("the sweep replaces only the files of its own trials; move that folder out of the sweep (or "
+               "delete it) and rerun")
 
 
 def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], finished: bool = False) -> None:
@@ -121,7 +123,7 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], fin
     path = trial_dir / CONFIG_FILE
     if not path.is_file():
         return
-    fix = _FOREIGN_FIX
+    fix = FOREIGN_FIX
     try:
         _, saved = load_config(path)
         saved_preset = read_config_document(path).get("preset")
@@ -176,7 +178,7 @@ def foreign_finished_trials(spec: SweepSpec, directory: Path, trials: list[Trial
         try:
             if digest is None:
                 raise FileNotFoundError(f"{trial_dir} holds {METRICS_FILE} but no readable {CONFIG_FILE}, "
-                                        f"so it is not verifiably this trial's run; {_FOREIGN_FIX}")
+                                        f"so it is not verifiably this trial's run; {FOREIGN_FIX}")
             check_own_trial(trial.preset, trial_dir, overrides, finished=True)
         except (OSError, ValueError) as err:  # ConfigError is a ValueError
             foreign[trial] = str(err)
