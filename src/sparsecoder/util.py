@@ -1,14 +1,18 @@
-"""Small helpers several areas share: reading numbers and arrays a user passes in, and quoting a library's
-error. This module imports nothing else from sparsecoder, so any module may import it without a cycle."""
+"""Small helpers several areas share: reading numbers and arrays a user passes in, quoting a library's
+error, and packages callable as their main function. This module imports nothing else from sparsecoder, so
+any module may import it without a cycle."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import sys
+import types
 
 import numpy as np
 
-__all__ = ["first_sentence", "native_array", "as_array", "finite_number"]
+__all__ = ["first_sentence", "native_array", "as_array", "finite_number", "callable_package"]
 
 
 def first_sentence(err: BaseException, limit: int = 200) -> str:
@@ -64,3 +68,25 @@ def finite_number(value, name: str, *, positive: bool = False) -> float:
             or float(value) < 0 or (positive and float(value) == 0)):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+class CallablePackage(types.ModuleType):
+    """A package that is also its function of the same name: ``sparsecoder.train(...)`` calls
+    ``sparsecoder.train.train(...)``, while ``sparsecoder.train`` stays the package, so that its modules are
+    reachable as usual (``import sparsecoder.train.run as run``, ``sparsecoder.train.trainer``)."""
+
+    def _function(self):
+        return getattr(self, self.__name__.rpartition(".")[2])
+
+    def __call__(self, *args, **kwargs):
+        return self._function()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # inspect.signature(package) is the function's
+        return inspect.signature(self._function())
+
+
+def callable_package(name: str) -> None:
+    """Make the package ``name`` (already imported, e.g. ``__name__`` in its ``__init__``) callable as its
+    function of the same name (:class:`CallablePackage`)."""
+    sys.modules[name].__class__ = CallablePackage

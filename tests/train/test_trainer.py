@@ -568,3 +568,26 @@ def test_a_library_error_is_quoted_by_its_first_sentence():
                                         "central directory"
     assert first_sentence(RuntimeError("x" * 300), 120) == "x" * 120
     assert first_sentence(AssertionError()) == "AssertionError"  # an empty message still says something
+
+
+def test_the_train_sweep_and_reproduce_packages_are_reachable_and_callable(tmp_path):
+    # `import sparsecoder.train.run as run` was "ImportError: cannot import name 'run' from 'train'" and
+    # `sparsecoder.train.trainer` an AttributeError: the function train hid the package (sweep, reproduce
+    # too); the packages are now callable as their function
+    import importlib
+    import inspect
+
+    import sparsecoder
+
+    for package, module in (("train", "run"), ("sweep", "spec"), ("reproduce", "base")):
+        imported = importlib.import_module(f"sparsecoder.{package}.{module}")
+        exec(f"import sparsecoder.{package}.{module} as aliased", namespace := {})
+        assert namespace["aliased"] is imported is getattr(getattr(sparsecoder, package), module)
+        function = getattr(getattr(sparsecoder, package), package)
+        assert inspect.signature(getattr(sparsecoder, package)) == inspect.signature(function)
+    from sparsecoder import train as train_package
+
+    with pytest.raises(ValueError, match="resume must be"):  # the call reaches train's own checks
+        train_package(config(epochs=1), tmp_path / "run", data=DATA, resume="no")
+    with pytest.raises(ValueError, match="executor must be 'ray' or 'serial'"):
+        sparsecoder.sweep("sdl-mnist", tmp_path / "sw", executor="threads")

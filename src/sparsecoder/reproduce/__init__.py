@@ -1,7 +1,8 @@
 """``sparsecoder reproduce NAME``: the papers' experiments as one command.
 
 Each experiment is a module of this package (see :mod:`sparsecoder.reproduce.base` for the contract);
-:data:`EXPERIMENTS` lists them with what they reproduce and how long they take on 2 CPU cores.
+:data:`EXPERIMENTS` lists them with what they reproduce and how long they take on 2 CPU cores. The package is
+callable: ``sparsecoder.reproduce(...)`` is :func:`reproduce`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sparsecoder.config import read_record
 from sparsecoder.io import atomic_write_text
 from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
+from sparsecoder.util import callable_package
 
 __all__ = ["EXPERIMENTS", "reproduce", "list_experiments"]
 
@@ -172,3 +174,6 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         files = write_report(ctx, info, report, time.perf_counter() - start)
     return {"files": files, "rows": report.rows, "directory": out, "unfinished": ctx.unfinished,
             "foreign": ctx.foreign}
+
+
+callable_package(__name__)  # sparsecoder.reproduce(...) calls reproduce; the name stays this package
