@@ -410,3 +410,26 @@ def test_a_config_object_or_yaml_file_with_a_key_without_effect_warns_and_an_ove
 def test_a_wrong_value_of_the_deciding_key_is_named_as_such_not_as_a_setting_without_effect():
     with pytest.raises(ConfigError, match=r"'decoder': 'conv' is not allowed; choose one of"):
         load_preset("sdl-mnist", {"decoder": "conv", "hidden_size": 64})
+
+
+@pytest.mark.parametrize("text, held", [("", "is empty"), ("# only a comment\n", "is empty"),
+                                        ("- 1\n", "holds a list, not a mapping"),
+                                        ("3\n", "holds a number, not a mapping")])
+def test_an_empty_or_non_mapping_yaml_file_is_named_with_its_fix(tmp_path, text, held):
+    # audit 2026-11-29: an empty config.yaml in a run folder (--resume, evaluate, encode) was "is not a
+    # sparsecoder config (needs 'model' and 'config' keys)", no fix; an empty preset file "must be a
+    # mapping", no fix; an empty sweep/experiment record "holds a NoneType"
+    from sparsecoder.config import find_preset, read_record
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path} {held}: it is not a sparsecoder config (needs 'model' and "
+                                     f"'config' keys); restore it from a copy")
+    with pytest.raises(ConfigError) as err:
+        find_preset(str(path))
+    assert str(err.value).startswith(f"preset file {path} {held}; write a preset there")
+    assert str(err.value).endswith("or give a preset name (`sparsecoder presets` lists them)")
+    with pytest.raises(ConfigError, match=f"^{path} is damaged: it {held}; restore it$"):
+        read_record(path, {}, "restore it")

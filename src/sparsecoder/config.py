@@ -604,11 +604,33 @@ TEXT_KEYS = ("preset", "paper", "description", "estimator")
 TOP_LEVEL_KEYS = ("model", *TEXT_KEYS, "config")
 
 
-def _check_document(path: Any, data: Any, what: str) -> dict[str, Any]:
+# What to do about a preset file (one given by path) that is not a preset, and about a run's config.yaml
+# that is not a config: named by every error about the file's form (empty, not a mapping, keys missing).
+PRESET_FILE_FIX = ("write a preset there ('model:' naming a model family, e.g. sparse_autoencoder or vae, "
+                   "and 'config:' its keys, as in a run's config.yaml), or give a preset name (`sparsecoder "
+                   "presets` lists them)")
+RUN_CONFIG_FIX = ("restore it from a copy: sparsecoder wrote it with the run, which cannot be resumed, "
+                  "evaluated or used without it (or train the run again into a new --out)")
+
+
+def _yaml_holds(data: Any) -> str:
+    """What a YAML file that should hold a mapping holds instead, for an error message: ``is empty`` (no
+    value, or only comments), ``holds a list, not a mapping``..."""
+    if data is None:
+        return "is empty"
+    kind = {str: "string", bool: "boolean", int: "number", float: "number"}.get(type(data),
+                                                                              type(data).__name__)
+    return f"holds a {kind}, not a mapping"
+
+
+def _check_document(path: Any, data: Any, what: str, fix: str = PRESET_FILE_FIX) -> dict[str, Any]:
     """``data`` (a preset or config file's value) as a mapping of :data:`TOP_LEVEL_KEYS` with a ``model``
-    name, text fields and a ``config`` mapping (possibly empty); otherwise a :class:`ConfigError`."""
-    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
-        raise ConfigError(f"{what} {path} must be a mapping with a 'model' key naming a model family")
+    name, text fields and a ``config`` mapping (possibly empty); otherwise a :class:`ConfigError` naming the
+    file and ``fix`` where the file's form is wrong."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} {_yaml_holds(data)}; {fix}")
+    if not isinstance(data.get("model"), str):
+        raise ConfigError(f"{what} {path} must be a mapping with a 'model' key naming a model family; {fix}")
     unknown = sorted((k for k in data if k not in TOP_LEVEL_KEYS), key=str)
     if unknown:
         raise ConfigError(f"{what} {path}: unknown top-level key(s) {_listed(unknown)}; the top level may "
@@ -618,7 +640,7 @@ def _check_document(path: Any, data: Any, what: str) -> dict[str, Any]:
         if not isinstance(data.get(key) or "", str):
             raise ConfigError(f"{what} {path}: '{key}' must be text, got {shown(data[key])}")
     if not isinstance(data.get("config") or {}, dict):
-        raise ConfigError(f"{what} {path}: 'config' must be a mapping of config keys to values")
+        raise ConfigError(f"{what} {path}: 'config' must be a mapping of config keys to values; {fix}")
     return data
 
 
@@ -695,10 +717,12 @@ def read_config_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"no config file at {path}")
     data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("model"), str) or "config" not in data:
-        raise ConfigError(f"{path} is not a sparsecoder config (needs 'model' and 'config' keys)")
+        held = f"{_yaml_holds(data)}: it " if not isinstance(data, dict) else ""
+        raise ConfigError(f"{path} {held}is not a sparsecoder config (needs 'model' and 'config' keys); "
+                          f"{RUN_CONFIG_FIX}")
     if not isinstance(data["config"], dict):
-        raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values")
-    return _check_document(path, data, "config file")
+        raise ConfigError(f"{path}: 'config' must be a mapping of config keys to values; {RUN_CONFIG_FIX}")
+    return _check_document(path, data, "config file", RUN_CONFIG_FIX)
 
 
 def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str) -> dict[str, Any]:
@@ -712,7 +736,7 @@ def read_record(path: Path, kinds: dict[str, type | tuple[type, ...]], fix: str)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}; {fix}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} is damaged: it holds a {type(data).__name__}, not a mapping; {fix}")
+        raise ConfigError(f"{path} is damaged: it {_yaml_holds(data)}; {fix}")
     for key, kind in kinds.items():
         if not isinstance(data.get(key), kind):
             raise ConfigError(f"{path} is damaged: '{key}' is {shown(data.get(key))}; {fix}")
