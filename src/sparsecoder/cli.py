@@ -6,9 +6,11 @@ file, a full disk or a read-only folder, a busy run folder) become a one-line ``
 status 2 instead of a traceback. Any other exception is a last-resort one-line ``error: ...`` with exit
 status 1 and the hint to rerun with ``SPARSECODER_DEBUG=1``, which shows the traceback instead.
 
-SIGTERM (what ``kill``, ``timeout``, batch schedulers and container runtimes send) stops a command as
-Ctrl-C does (:func:`stop_signal_as_interrupt`): the exception unwinds, so a half-written temp file is
-removed and a training run prints what its checkpoint holds and how to resume; exit status 143 (128 + 15).
+SIGTERM (what ``kill``, ``timeout``, batch schedulers and container runtimes send) and SIGHUP (the
+terminal was closed; where the platform has it) stop a command as Ctrl-C does
+(:func:`stop_signal_as_interrupt`): the exception unwinds, so a half-written temp file is removed and a
+training run prints what its checkpoint holds and how to resume; exit status 128 + the signal's number
+(143 for SIGTERM, 129 for SIGHUP).
 """
 
 from __future__ import annotations
@@ -52,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The signals that stop a command cleanly (:func:`stop_signal_as_interrupt`): SIGTERM, and SIGHUP where the
+# platform has one (not on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class Terminated(KeyboardInterrupt):
-    """A stop signal (SIGTERM) received by a command, raised where the command was, like Ctrl-C's
+    """A stop signal (:data:`STOP_SIGNALS`) received by a command, raised where the command was, like Ctrl-C's
     :class:`KeyboardInterrupt` (a subclass of it, so every handler of Ctrl-C handles it too)."""
 
     def __init__(self, signum: int):
@@ -63,7 +70,7 @@ class Terminated(KeyboardInterrupt):
 
 def interrupted(err: KeyboardInterrupt) -> tuple[str, int]:
     """``(what, exit status)`` of a Ctrl-C (``"interrupted"``, 130) or a stop signal (``"stopped by
-    SIGTERM"``, 143)."""
+    SIGTERM"``, 143; ``"stopped by SIGHUP"``, 129)."""
     if isinstance(err, Terminated):
         return f"stopped by {signal.Signals(err.signum).name}", 128 + err.signum
     return "interrupted", 130
@@ -71,28 +78,50 @@ def interrupted(err: KeyboardInterrupt) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def stop_signal_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` (a :class:`KeyboardInterrupt`) instead of ending
-    the process on the spot: ``finally`` blocks run (atomic writes remove their temp file, the run folder's
-    lock is released) and the command says what it kept. A signal the caller set to be ignored or handled
-    is left as it is; outside the main thread (where Python cannot set handlers) nothing changes."""
-    previous = None
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        def raise_terminated(signum, frame):
-            raise Terminated(signum)
+    """Within the block, each of :data:`STOP_SIGNALS` (SIGTERM, SIGHUP) raises :class:`Terminated` (a
+    :class:`KeyboardInterrupt`) instead of ending the process on the spot: ``finally`` blocks run (atomic
+    writes remove their temp file, the run folder's lock is released) and the command says what it kept. A
+    signal the caller set to be ignored or handled (``nohup`` ignores SIGHUP) is left as it is; outside the
+    main thread (where Python cannot set handlers) nothing changes."""
+    def raise_terminated(signum, frame):
+        if signum == getattr(signal, "SIGHUP", None):
+            _leave_closed_terminal()
+        raise Terminated(signum)
 
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                previous[signum] = signal.signal(signum, raise_terminated)
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _leave_closed_terminal(fds: tuple[int, ...] = (1, 2)) -> None:
+    """Point stdout and stderr (``fds``) that are a terminal no longer there (SIGHUP: it was closed) to the
+    null device: writing there fails (EIO), which turned the clean stop into an error, status 1 (the
+    progress bar's last line, the message saying what the checkpoint holds). A terminal still there, a file
+    or a pipe is kept."""
+    import errno
+    import termios
+
+    for fd in fds:
+        try:
+            termios.tcgetattr(fd)  # EIO once the terminal hung up (ENOTTY for a file or a pipe)
+        except termios.error as err:
+            if err.args and err.args[0] == errno.EIO:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def guarded(command) -> int:
     """``command()``'s exit status, with the command line's handling of errors (module docstring): user
     mistakes are one ``error: ...`` line and status 2, anything else one line and status 1 (tracebacks
-    with ``SPARSECODER_DEBUG=1``), Ctrl-C and SIGTERM one line and 130 / 143."""
+    with ``SPARSECODER_DEBUG=1``), Ctrl-C and SIGTERM / SIGHUP one line and 130 / 143 / 129."""
     from sparsecoder.train.integrity import RunFolderBusy
 
     debug = os.environ.get("SPARSECODER_DEBUG", "") not in ("", "0")

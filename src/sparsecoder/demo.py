@@ -79,7 +79,7 @@ def run(out: Path, *, epochs: int = DEFAULT_EPOCHS, preset: str = "vdl-mnist", o
 def main(argv: list[str] | None = None) -> int:
     """The demo with the ``sparsecoder`` command's error handling (:func:`sparsecoder.cli.guarded`): a bad
     option, a busy or unwritable folder is one ``error:`` line (status 2), a diverging run names its knobs
-    (status 3), Ctrl-C or SIGTERM says how to continue (status 130 / 143); no traceback."""
+    (status 3), Ctrl-C, SIGTERM or SIGHUP says how to continue (status 130 / 143 / 129); no traceback."""
     from sparsecoder.cli import guarded
 
     args = build_parser().parse_args(argv)
@@ -100,7 +100,7 @@ def _main(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the demo's run is a run like any other
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SIGHUP: the demo's run is a run like any other
         what, status = interrupted(err)
         if (out / "checkpoint.pt").is_file():
             command = shlex.join(["sparsecoder", "train", args.preset, "--out", str(out), "--resume"])

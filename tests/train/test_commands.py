@@ -263,12 +263,16 @@ def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp
     assert f"{config}: config key 'device': 'cuda:99'" in err and "edit device there" in err
 
 
-def test_sigterm_mid_epoch_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.skipif(
+    not hasattr(__import__("signal"), "SIGHUP"), reason="no SIGHUP on this platform"))])
+def test_sigterm_mid_epoch_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, capsys, name):
     # audit 2026-11-29: SIGTERM (kill, timeout, a scheduler) ended `train` on the spot: no message, status
     # -15, the temp file of a write in progress left behind; and the resume hint did not quote a folder
-    # name with a space
+    # name with a space. SIGHUP (the terminal closed) did the same (status -1); it stops as SIGTERM does
     import shlex
     import signal
+
+    signum = getattr(signal, name)
 
     from sparsecoder.config import save_config
     from sparsecoder.train.integrity import run_folder_lock
@@ -281,16 +285,16 @@ def test_sigterm_mid_epoch_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, ca
     out = tmp_path / "my run"
     # a library an earlier test used may have left its own SIGTERM handler in this process (Ray's driver
     # does), which the command leaves alone, as it should: the default is what a `sparsecoder` process has
-    earlier = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    before = signal.getsignal(signal.SIGTERM)
+    earlier = signal.signal(signum, signal.SIG_DFL)
+    before = signal.getsignal(signum)
     try:
-        with interrupted_at(7, signal.SIGTERM):  # batch 2 of epoch 2: epoch 1 is saved
-            assert main(["train", str(preset), "--out", str(out), "--quiet"]) == 128 + signal.SIGTERM
+        with interrupted_at(7, signum):  # batch 2 of epoch 2: epoch 1 is saved
+            assert main(["train", str(preset), "--out", str(out), "--quiet"]) == 128 + signum  # 143, 129
     finally:
-        after = signal.signal(signal.SIGTERM, earlier)
+        after = signal.signal(signum, earlier)
     err = capsys.readouterr().err
     resume = shlex.join(["sparsecoder", "train", str(preset), "--out", str(out), "--resume"])
-    assert err.startswith("stopped by SIGTERM; the last completed epoch is saved in") and resume in err
+    assert err.startswith(f"stopped by {name}; the last completed epoch is saved in") and resume in err
     assert after is before  # the handler is the command's only
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     from sparsecoder.train.checkpoint import load_checkpoint
@@ -298,6 +302,30 @@ def test_sigterm_mid_epoch_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, ca
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
     with run_folder_lock(out, "test"):  # released: a resume may start at once
         pass
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="no terminals on this platform")
+def test_sighup_from_a_closed_terminal_stops_without_writing_there(tmp_path):
+    # a real closed terminal (`python hup.py` in the audit: a train on a pty, the pty closed, SIGHUP): its
+    # stop ended with status 1, as the lines saying what the checkpoint holds failed with EIO there
+    import os
+
+    from sparsecoder.cli import _leave_closed_terminal
+
+    alive, kept = os.openpty()
+    closed_master, closed = os.openpty()
+    os.close(closed_master)  # the terminal window closed
+    with open(tmp_path / "log", "w") as log:
+        with pytest.raises(OSError):
+            os.write(closed, b"stopped by SIGHUP")
+        _leave_closed_terminal((alive, kept, closed, log.fileno()))
+        assert os.write(closed, b"stopped by SIGHUP") == 17  # to the null device now
+        os.write(kept, b"still here")
+        assert os.read(alive, 100) == b"still here"
+        os.write(log.fileno(), b"in the log")
+    assert (tmp_path / "log").read_bytes() == b"in the log"
+    for fd in (alive, kept, closed):
+        os.close(fd)
 
 
 def test_a_sigterm_the_caller_ignores_stays_ignored():

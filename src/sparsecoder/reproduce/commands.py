@@ -58,7 +58,7 @@ def _reproduce(args: argparse.Namespace) -> int:
                            address=args.address, overrides=args.overrides,
                            executor="serial" if args.serial else "ray", max_concurrent=args.max_concurrent,
                            progress=not args.quiet, retry_failed=args.retry_failed)
-    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt): 130 / 143
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SIGHUP (cli.stop_signal_as_interrupt)
         from sparsecoder.cli import interrupted
 
         what, status = interrupted(err)

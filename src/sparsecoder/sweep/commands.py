@@ -56,7 +56,7 @@ def _sweep(args: argparse.Namespace) -> int:
                        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
                        retry_failed=args.retry_failed, progress=not args.quiet,
                        executor="serial" if args.serial else "ray")
-    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt): 130 / 143
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SIGHUP (cli.stop_signal_as_interrupt)
         from sparsecoder.cli import interrupted
 
         what, status = interrupted(err)

@@ -104,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
     except RankFailed as err:  # another process of a torchrun run stopped it (it printed its own error)
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (cli.stop_signal_as_interrupt)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SIGHUP (cli.stop_signal_as_interrupt)
         from sparsecoder.cli import interrupted
 
         what, status = interrupted(err)
