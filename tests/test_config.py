@@ -252,7 +252,7 @@ def test_every_top_level_key_a_writer_produces_reads_back_and_no_other(tmp_path)
     for read in (lambda p: load_preset(str(p)), load_config):
         with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['epochs'\]; the top level may "
                                               r"only hold model, preset, paper, description, estimator, "
-                                              r"config"):
+                                              r"config, by_lam"):
             read(tmp_path / "mine.yaml")
     (tmp_path / "paper.yaml").write_text("model: test_config_family\npaper: [1, 2]\nconfig: {}\n")
     with pytest.raises(ConfigError, match="'paper' must be text"):
@@ -433,3 +433,28 @@ def test_an_empty_or_non_mapping_yaml_file_is_named_with_its_fix(tmp_path, text,
     assert str(err.value).endswith("or give a preset name (`sparsecoder presets` lists them)")
     with pytest.raises(ConfigError, match=f"^{path} is damaged: it {held}; restore it$"):
         read_record(path, {}, "restore it")
+
+
+def test_a_presets_by_lam_settings_go_with_the_lam_the_run_trains_at():
+    """vdl-nl-patches follows paper Table 3 (SPEC §2.7): γ = 20 up to λ = 5e-3, 40 at 1e-2 and 2e-2, whether λ
+    is the preset's or the user's; a γ the user gives wins."""
+    assert load_preset("vdl-nl-patches")[1].gamma == 20.0  # its λ, 3e-3
+    for lam, gamma in ((0.0, 20.0), (0.005, 20.0), (0.01, 40.0), (0.02, 40.0)):
+        config = load_preset("vdl-nl-patches", {"lam": lam})[1]
+        assert (config.lam, config.gamma) == (lam, gamma)
+    assert load_preset("vdl-nl-patches", {"lam": 0.02, "gamma": 5.0})[1].gamma == 5.0
+
+
+@pytest.mark.parametrize("by_lam, words", [
+    ("[1, 2]", "holds a list, not a mapping"),
+    ("{-1: {gamma: 3}}", "not a number >= 0"),
+    ("{0.01: {}}", "non-empty mapping"),
+    ("{0.01: {lam: 0.1}}", "sets 'lam' itself"),
+    ("{0.01: {gama: 40}}", r"by_lam 0.01: unknown config key\(s\) \['gama'\]"),
+])
+def test_a_bad_by_lam_is_refused_naming_the_file(tmp_path, by_lam, words):
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"model: sparse_autoencoder\nconfig: {{lam: 0.001}}\nby_lam: {by_lam}\n")
+    with pytest.raises(ConfigError, match=words) as info:
+        load_preset(str(path))
+    assert str(path) in str(info.value)

@@ -568,6 +568,22 @@ class Preset:
     description: str
     config: dict[str, Any]
     path: str = ""  # the YAML file given in place of a built-in preset's name; empty for a built-in one
+    # ``by_lam:`` settings that go with larger λ (paper Table 3: VDL-NL on patches takes γ = 40 from
+    # λ = 1e-2): ((threshold, {key: value}), ...) ascending; the last threshold ≤ λ applies
+    by_lam: tuple[tuple[float, dict[str, Any]], ...] = ()
+
+    def lam_settings(self, lam: Any) -> dict[str, Any]:
+        """The ``by_lam`` settings for ``lam`` (those of the largest threshold ≤ ``lam``; ``{}`` below every
+        threshold, for a preset without ``by_lam``, or for a ``lam`` that is not a number)."""
+        try:
+            lam = float(lam)
+        except (TypeError, ValueError):
+            return {}  # the config class refuses it with its own message
+        settings: dict[str, Any] = {}
+        for threshold, values in self.by_lam:
+            if lam >= threshold:
+                settings = values
+        return dict(settings)
 
     def config_class(self) -> type:
         classes = config_classes()
@@ -586,10 +602,15 @@ class Preset:
         override without effect under the other settings is refused; a built-in preset's own keys that the
         overrides make inert are not. A key without effect in a YAML file given by path is warned of, not
         refused: the file may be a copy of a preset (whose linear variants list the "-nl" hidden_size) or a
-        run's config.yaml (which lists every key), so its keys cannot be told to be the user's."""
+        run's config.yaml (which lists every key), so its keys cannot be told to be the user's.
+
+        The preset's ``by_lam`` settings for the run's λ (the user's, else the preset's) come between the two,
+        so a key the user sets wins over them."""
+        overrides = dict(overrides or {})
+        by_lam = self.lam_settings(overrides.get("lam", self.config.get("lam")))
+        given = (Layer(self.config, UNSURE, f"in {self.path}") if self.path else Layer(self.config, PRESET))
         return layered_config(self.config_class(), [
-            Layer(self.config, UNSURE, f"in {self.path}") if self.path else Layer(self.config, PRESET),
-            Layer(overrides, USER)])
+            given, Layer(by_lam, given.given_by, given.where), Layer(overrides, USER)])
 
 
 def _preset_files() -> dict[str, Any]:
@@ -601,7 +622,7 @@ def _preset_files() -> dict[str, Any]:
 # preset's name, paper and description, the estimator that saved the run) and nothing else. A key outside
 # `config:` (say `epochs: 3` one level too high) would otherwise be ignored without a word.
 TEXT_KEYS = ("preset", "paper", "description", "estimator")
-TOP_LEVEL_KEYS = ("model", *TEXT_KEYS, "config")
+TOP_LEVEL_KEYS = ("model", *TEXT_KEYS, "config", "by_lam")
 
 
 # What to do about a preset file (one given by path) that is not a preset, and about a run's config.yaml
@@ -646,14 +667,52 @@ def _check_document(path: Any, data: Any, what: str, fix: str = PRESET_FILE_FIX)
 
 def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
     data = _check_document(path, read_yaml(path), "preset file")
-    return Preset(
+    preset = Preset(
         name=name,
         model=data["model"],
         paper=data.get("paper") or "",
         description=data.get("description") or "",
         config=dict(data.get("config") or {}),
         path=str(path) if user_file else "",
+        by_lam=_by_lam(path, data.get("by_lam")),
     )
+    if preset.by_lam:
+        cls = preset.config_class()
+        if "lam" not in {f.name for f in dataclasses.fields(cls)}:
+            raise ConfigError(f"preset file {path}: 'by_lam' needs a model with a 'lam' key; "
+                              f"{cls.__name__} has none")
+        for threshold, settings in preset.by_lam:
+            try:
+                _check_known(cls, settings)
+            except ConfigError as err:
+                raise ConfigError(f"preset file {path}: by_lam {threshold:g}: {err}") from None
+    return preset
+
+
+def _by_lam(path: Any, value: Any) -> tuple[tuple[float, dict[str, Any]], ...]:
+    """A preset's ``by_lam:`` mapping (λ threshold → config keys and values) as ascending pairs; a
+    :class:`ConfigError` naming the file for any other form. Its keys are checked as config keys when a
+    config is built (:meth:`Preset.build`)."""
+    if value is None:
+        return ()
+    form = ("'by_lam' must map a λ threshold to the config keys that go with λ at or above it, e.g. "
+            "by_lam: {0.01: {gamma: 40.0}}")
+    if not isinstance(value, dict):
+        raise ConfigError(f"preset file {path}: {form}; it {_yaml_holds(value)}")
+    pairs = []
+    for threshold, settings in value.items():
+        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                or not math.isfinite(threshold) or threshold < 0):
+            raise ConfigError(f"preset file {path}: by_lam threshold {shown(threshold)} is not a number >= 0; "
+                              f"{form}")
+        if not isinstance(settings, dict) or not settings:
+            raise ConfigError(f"preset file {path}: by_lam {threshold:g} must be a non-empty mapping of config "
+                              f"keys to values; {form}")
+        if "lam" in settings:
+            raise ConfigError(f"preset file {path}: by_lam {threshold:g} sets 'lam' itself; list the other keys "
+                              f"that go with λ >= {threshold:g}")
+        pairs.append((float(threshold), dict(settings)))
+    return tuple(sorted(pairs, key=lambda pair: pair[0]))
 
 
 def list_presets() -> list[Preset]:

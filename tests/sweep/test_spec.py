@@ -204,3 +204,17 @@ def test_a_set_key_without_effect_in_some_trials_is_left_out_there_and_refused_i
         build_spec(["sdl-mnist"], ["decoder=linear,mlp", "hidden_size=16,32"], "0", TINY)
     with pytest.raises(ConfigError, match="--grid hidden_size=16 .* no effect with decoder=linear"):
         build_spec(["sdl-mnist"], ["decoder=linear", "hidden_size=16"], "0", TINY)
+
+
+def test_lam_grid_trials_take_the_presets_settings_for_their_lam():
+    """``--grid lam=grid`` on vdl-nl-patches trains each λ with its Table-3 γ (SPEC §2.7: 20 up to 5e-3,
+    40 at 1e-2 and 2e-2) — the preset's ``by_lam`` — unless γ is set or swept by the user."""
+    spec = build_spec(["vdl-nl-patches"], ["lam=grid"], "0", {})
+    gammas = {}
+    for trial in spec.trials():
+        config = load_preset(trial.preset, spec.trial_overrides(trial))[1]
+        gammas[config.lam] = config.gamma
+    assert gammas == {0.0: 20.0, 0.001: 20.0, 0.002: 20.0, 0.003: 20.0, 0.005: 20.0, 0.01: 40.0, 0.02: 40.0}
+    spec = build_spec(["vdl-nl-patches"], ["lam=0.02"], "0", {"gamma": 5.0})
+    (trial,) = spec.trials()
+    assert load_preset(trial.preset, spec.trial_overrides(trial))[1].gamma == 5.0

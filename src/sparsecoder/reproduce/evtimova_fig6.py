@@ -18,7 +18,7 @@ from typing import Any
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "PAPER_POINTS", "PAPER_GAMMA", "VARIANTS", "check_settings", "paper_gamma",
+__all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "check_settings", "paper_gamma",
            "training_plan", "run"]
 
 # The variants of Fig. 6 (a): WDL-NL and DO-NL are in the paper's panel too and may be asked for.
@@ -47,10 +47,6 @@ PAPER_POINTS: dict[str, dict[str, dict[float, tuple[float, float]]]] = {
         "vdl-nl": {3e-3: (67.6, 28.4)},
     },
 }
-
-# Table 3's γ where it depends on λ (SPEC §2.7): the ImageNet-patch VDL-NL row uses γ = 20 for λ ≤ 5e-3 (the
-# preset's gamma) and γ = 40 for λ = 1e-2 and 2e-2. (data, variant) -> [(from λ, γ), ...] in increasing λ.
-PAPER_GAMMA: dict[tuple[str, str], list[tuple[float, float]]] = {("patches", "vdl-nl"): [(1e-2, 40.0)]}
 
 # The paper's protocol: every variant, each preset's λ grid, 5 seeds, the presets' epochs (200 MNIST,
 # 100 patches), all the data.
@@ -99,13 +95,14 @@ def _lams(settings: dict[str, Any], variant: str, preset: str) -> list[float]:
 
 
 def paper_gamma(data: str, variant: str, lam: float) -> float | None:
-    """Table 3's γ for ``variant`` at ``lam`` where it differs from the preset's (:data:`PAPER_GAMMA`), else
-    None (the preset's γ)."""
-    gamma = None
-    for low, value in PAPER_GAMMA.get((data, variant), []):
-        if lam >= low * (1.0 - 1e-9):
-            gamma = value
-    return gamma
+    """Table 3's γ for ``variant`` at ``lam`` where it differs from the preset's ``gamma`` (SPEC §2.7: the
+    ImageNet-patch VDL-NL row uses γ = 40 for λ = 1e-2 and 2e-2), else None. Read from the preset's
+    ``by_lam`` settings, which a plain ``train``/``sweep`` at that λ applies too."""
+    from sparsecoder.config import find_preset
+
+    preset = find_preset(f"{variant}-{data}")
+    gamma = preset.lam_settings(lam).get("gamma")
+    return None if gamma is None or float(gamma) == float(preset.config.get("gamma", gamma)) else float(gamma)
 
 
 def training_plan(settings: dict[str, Any]) -> list[tuple[str, str, str, list[float], dict[str, Any]]]:
