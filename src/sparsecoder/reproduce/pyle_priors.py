@@ -314,18 +314,12 @@ def _figure(ctx: Context, dataset: str, models: dict[str, tuple[Any, Any, Any, d
     if dataset == "mnist2d":
         for prior, (_, model, data, _) in models.items():
             test = data.test
-            # the grid covers the central 95% of the test locations on each axis (a heavy-tailed or unused
-            # latent gets its own range): latent_grid's [-1, 1]² is mapped onto [lo, hi] per axis
+            # the central 95% of the test locations on each axis (a heavy-tailed or unused latent gets its
+            # own range; the title names both ranges)
             codes = model.encode(test.x).cpu()
-            low, high = codes.quantile(0.025, dim=0), codes.quantile(0.975, dim=0)
-            centre, half = (low + high) / 2, ((high - low) / 2).clamp_min(1e-6)
-
-            def decode(z, model=model, centre=centre, half=half):
-                return model.decode((centre + z * half).to(model.device)).cpu()
-
-            paths.append(viz.latent_grid(decode, shape, folder / f"{prior}_grid.png", n=12, span=1.0))
-            titles.append(f"{prior}: decoded grid, z1 ∈ [{low[0]:.2g}, {high[0]:.2g}], "
-                          f"z2 ∈ [{low[1]:.2g}, {high[1]:.2g}]")
+            paths.append(viz.data_latent_grid(lambda z, model=model: model.decode(z.to(model.device)).cpu(),
+                                              codes, shape, folder / f"{prior}_grid.png", n=12))
+            titles.append(f"{prior}: decoded grid")
     ncols = len(models) if dataset in ("mnist2d", "patches", "mnist") else 1
     with torch.no_grad():
         what = {"synthetic": "generating images and the atoms sigmoid(D(e_i)) − sigmoid(D(0))",
