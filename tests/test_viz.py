@@ -373,3 +373,30 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     assert "on the first 2,000 of 2,400 test rows" in " ".join(figures[3].axes[0].get_title().split())
     for figure in figures:
         close(figure)
+
+
+def test_vae_latent_grid_covers_each_latents_own_range(tmp_path, monkeypatch):
+    """latent_grid.png of a 2-latent run spanned one range for both axes (the 95% quantile of |codes| over
+    both): a latent with a narrow spread (Cauchy on MNIST: z2 within ±0.5, z1 within ±4) was drawn mostly
+    outside its data. Now each axis covers its own central 95%, as pyle-priors' figure already did."""
+    from sparsecoder.config import from_dict
+    from sparsecoder.data import load
+    from sparsecoder.models.vae import VAE, VAEConfig
+    from sparsecoder.viz import vae_pictures
+
+    data = load("synthetic_pyle", seed=0, n_train=20, n_val=10, n_test=200)
+    config = from_dict(VAEConfig, {"data": "synthetic_pyle", "n_latents": 2, "encoder_hidden": 4,
+                                   "device": "cpu"})
+    model = VAE.from_config(config, data)
+    with torch.no_grad():  # z1 spread widely, z2 100× narrower
+        model.encoder.loc_head.weight[0].mul_(40)
+        model.encoder.loc_head.weight[1].mul_(0.4)
+    codes = model.encode(data.test.x)
+    decoded, decode = [], model.decode
+    monkeypatch.setattr(model, "decode", lambda z: decoded.append(z.clone()) or decode(z))
+    vae_pictures(model, data, tmp_path)
+    grid = next(z for z in decoded if len(z) == 15 * 15)
+    for axis in (0, 1):
+        low, high = codes[:, axis].quantile(0.025), codes[:, axis].quantile(0.975)
+        assert float(grid[:, axis].min()) == pytest.approx(float(low), rel=1e-4, abs=1e-6)
+        assert float(grid[:, axis].max()) == pytest.approx(float(high), rel=1e-4, abs=1e-6)

@@ -26,7 +26,8 @@ from sparsecoder.io import atomic_write_bytes  # noqa: E402
 from sparsecoder.nn.sizes import check_size  # noqa: E402
 from sparsecoder.util import as_array, native_array  # noqa: E402
 
-__all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid", "history_plot"]
+__all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
+           "data_latent_grid", "history_plot"]
 
 
 def _numpy(value, name: str) -> np.ndarray:
@@ -376,6 +377,27 @@ def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float
     return _draw_grid(shown, cmap, n, title, path, bad=bad)
 
 
+def data_latent_grid(decode_fn: Callable, codes, image_shape, path, n: int = 15, *,
+                     title: str | None = None) -> Path:
+    """:func:`latent_grid` over the central 95% of the 2-latent ``codes`` (n, 2) on *each* axis (2.5th to
+    97.5th percentile; ``[-3, 3]`` without codes): a heavy-tailed or nearly unused latent gets its own
+    range, where one span for both axes showed an unused latent's axis mostly outside the data. ``title``
+    gets the two ranges appended."""
+    import torch
+
+    codes = torch.as_tensor(codes, dtype=torch.float32).cpu()
+    if codes.dim() != 2 or codes.shape[1] != 2:
+        raise ValueError(f"codes must be (n, 2), got shape {tuple(codes.shape)}")
+    if codes.shape[0] == 0:  # no codes to take the ranges from: [-3, 3]², a standard prior's bulk
+        low, high = torch.full((2,), -3.0), torch.full((2,), 3.0)
+    else:
+        low, high = codes.quantile(0.025, dim=0), codes.quantile(0.975, dim=0)
+    centre, half = (low + high) / 2, ((high - low) / 2).clamp_min(1e-6)
+    ranges = f"z1 ∈ [{low[0]:.2g}, {high[0]:.2g}], z2 ∈ [{low[1]:.2g}, {high[1]:.2g}]"
+    return latent_grid(lambda z: decode_fn(centre + z * half), image_shape, path, n=n, span=1.0,
+                       title=f"{title}, {ranges}" if title else ranges)
+
+
 def read_history(history_csv) -> dict[str, np.ndarray]:
     """Columns of a run's ``history.csv`` as float arrays (empty cells, and cells missing at the end of a
     short row, become NaN).
@@ -579,8 +601,7 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
             labels = split.labels[: codes.shape[0]] if split.labels is not None else None
             paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",
                                         title=f"test posterior locations, {c.prior} prior"))
-            span = float(codes.abs().quantile(0.95)) if codes.numel() else 3.0
-            paths.append(latent_grid(lambda z: model.decode(z.to(model.device)).cpu(), data.image_shape,
-                                     out_dir / "latent_grid.png", span=max(span, 1e-3),
-                                     title=f"decoded latent grid, {c.prior} prior"))
+            paths.append(data_latent_grid(lambda z: model.decode(z.to(model.device)).cpu(), codes.cpu(),
+                                          data.image_shape, out_dir / "latent_grid.png",
+                                          title=f"decoded latent grid, {c.prior} prior"))
     return paths

@@ -60,7 +60,8 @@ def test_bce_refuses_data_outside_0_1_through_the_cli_path(tmp_path):
     np.save(tmp_path / "acts.npy", (3 * rng.standard_normal((200, 25))).astype(np.float32))
     with pytest.raises(ConfigError, match=r"bce needs data in \[0, 1\].*train split.*likelihood=gaussian"):
         train("vae-laplace-synthetic", tmp_path / "run", progress=False,
-              overrides={"epochs": 1, "data": "arrays", "data_dir": str(tmp_path / "acts.npy")})
+              overrides={"epochs": 1, "data": "arrays", "data_dir": str(tmp_path / "acts.npy"),
+                         "likelihood": "bce"})  # (the preset's is gaussian since 2026-11-29)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
@@ -269,7 +270,7 @@ def test_evaluate_run_scans_the_bce_test_split_once(tmp_path, monkeypatch):
     run = tmp_path / "run"
     train("vae-cauchy-synthetic", run, progress=False,
           overrides={"epochs": 1, "limit": 200, "encoder_hidden": 8, "decoder_hidden": 8, "eval_samples": 2,
-                     "device": "cpu", "num_threads": 1})
+                     "likelihood": "bce", "device": "cpu", "num_threads": 1})
     scanned = []
     value_range = vae_module._value_range
     monkeypatch.setattr(vae_module, "_value_range", lambda x: scanned.append(len(x)) or value_range(x))

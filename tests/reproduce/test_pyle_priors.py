@@ -141,3 +141,16 @@ def test_claim_verdicts_on_hand_made_cells():
     assert not any(v.startswith("patches") for v in verdicts)
     cells[("mnist2d", "laplace")]["near_zero_active_mean"] = 0.2  # now sparser than Gaussian everywhere
     assert {v["claim"]: v["agrees"] for v in claim_verdicts(cells)}["sparse_priors_sparser"] == "yes"
+
+
+@pytest.mark.parametrize("likelihood", ["bce", "gaussian"])
+def test_the_synthetic_likelihood_setting_is_what_the_trials_train_with(likelihood):
+    # the presets now train the synthetic task with a Gaussian of σ = 0.02; synthetic_likelihood=bce must
+    # still give bce (it used to fall back to the preset's likelihood)
+    from sparsecoder.config import load_preset
+    from sparsecoder.reproduce.pyle_priors import _overrides
+
+    overrides = _overrides(dict(QUICK, synthetic_likelihood=likelihood), "synthetic")
+    _, config = load_preset("vae-laplace-synthetic", overrides)
+    assert config.likelihood == likelihood
+    assert _overrides(dict(QUICK, synthetic_likelihood=likelihood), "mnist").get("likelihood") is None
