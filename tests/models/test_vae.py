@@ -126,3 +126,22 @@ def test_model_is_built_without_a_device_and_follows_to():
     model.to(torch.device("meta"))
     assert model.device == torch.device("meta")
     assert all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
+
+
+def test_the_logged_loss_is_the_validation_loss_measure_and_the_objective_is_beta_weighted():
+    """β ≠ 1: ``loss`` is the negative ELBO at β = 1 — on the validation rows with the same noise it equals
+    ``val_loss`` — so history.png's loss/val_loss panel shows no gap of (1 − β)·KL; ``objective`` is the
+    β-weighted loss the step minimises (its gradient is the one ``losses`` carries)."""
+    from sparsecoder.eval.vae import validation_metrics
+
+    model = _model(beta=0.25)
+    split = _data().val
+    torch.manual_seed(0)
+    out = model.training_losses(split.x)
+    logs = out.logs
+    assert logs["loss"] == pytest.approx(logs["reconstruction"] + logs["kl"], rel=1e-6)
+    assert logs["objective"] == pytest.approx(logs["reconstruction"] + 0.25 * logs["kl"], rel=1e-6)
+    assert float(out.losses["vae"].detach()) == pytest.approx(logs["objective"], rel=1e-6)
+    assert logs["loss"] - logs["objective"] > 100 * 1e-6 * logs["loss"]  # 0.75 · KL apart, beyond rel=1e-6
+    torch.manual_seed(0)
+    assert validation_metrics(model, split)["val_loss"] == pytest.approx(logs["loss"], rel=1e-4)

@@ -284,15 +284,19 @@ class VAE(nn.Module):
     def training_losses(self, batch: torch.Tensor, *, reduce: Reduce | None = None) -> StepOutput:
         """The β-weighted negative ELBO of ``batch`` (mean over rows), one reparameterised sample per row.
 
-        Logged: ``loss``, ``reconstruction`` (−log p(x|z)) and ``kl`` (summed over latents), per sample.
-        ``reduce`` is unused: every term is a per-row mean, which the trainer averages over processes.
+        Logged, per sample: ``loss``, the negative ELBO at β = 1 (what ``val_loss`` measures on the validation
+        split, so the two curves of ``history.png`` compare like with like), ``objective``, the β-weighted
+        loss the step minimises (the same when β = 1), ``reconstruction`` (−log p(x|z)) and ``kl`` (summed
+        over latents). ``reduce`` is unused: every term is a per-row mean, which the trainer averages over
+        processes.
         """
         x = self._check_rows(batch, "batch")
         nll, kl = self.loss_terms(x)
-        loss = (nll + self.config.beta * kl).mean()
-        return StepOutput(losses={"vae": loss},
-                          logs={"loss": float(loss.detach()), "reconstruction": float(nll.detach().mean()),
-                                "kl": float(kl.detach().mean())})
+        objective = (nll + self.config.beta * kl).mean()
+        nll_mean, kl_mean = float(nll.detach().mean()), float(kl.detach().mean())
+        return StepOutput(losses={"vae": objective},
+                          logs={"loss": nll_mean + kl_mean, "objective": float(objective.detach()),
+                                "reconstruction": nll_mean, "kl": kl_mean})
 
     @torch.no_grad()
     def chunks(self, x: torch.Tensor):
