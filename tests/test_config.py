@@ -407,6 +407,25 @@ def test_a_config_object_or_yaml_file_with_a_key_without_effect_warns_and_an_ove
         load_preset(str(path), {"var_threshold": 0.2})
 
 
+def test_a_presets_data_options_do_not_block_another_data_source(tmp_path):
+    # audit 2026-11-29: vae-gauss-mnist --set data=synthetic was refused as "data_options.normalize: data
+    # source 'synthetic' has no such option", the preset's own MNIST option (README: a preset's keys that
+    # your setting makes unused never block it)
+    _, config = load_preset("vae-gauss-mnist", {"data": "synthetic", "likelihood": "gaussian"})
+    assert config.data == "synthetic" and config.data_options == {}
+    _, config = load_preset("vae-gauss-mnist", {"data": "mnist"})  # same source: its options stay
+    assert config.data_options == {"normalize": "unit"}
+    # an option the user gives is still checked against the source
+    with pytest.raises(ConfigError, match="'data_options.normalize': data source 'synthetic' has no such"):
+        load_preset("vae-gauss-mnist", {"data": "synthetic", "data_options": {"normalize": "unit"}})
+    # from a file given by path (a copy of a preset, a run's config.yaml): dropped with a warning
+    path = tmp_path / "copy.yaml"
+    path.write_text("model: vae\nconfig:\n  data: mnist\n  data_options: {normalize: unit}\n")
+    with pytest.warns(UserWarning, match=f"data_options .*normalize.* in {path} are not options of data "
+                                         "source 'synthetic'"):
+        assert load_preset(str(path), {"data": "synthetic"})[1].data_options == {}
+
+
 def test_a_wrong_value_of_the_deciding_key_is_named_as_such_not_as_a_setting_without_effect():
     with pytest.raises(ConfigError, match=r"'decoder': 'conv' is not allowed; choose one of"):
         load_preset("sdl-mnist", {"decoder": "conv", "hidden_size": 64})

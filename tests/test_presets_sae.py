@@ -212,7 +212,8 @@ def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_pat
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--epochs", "1"]) == 0
     printed = capsys.readouterr().out
-    for name in ("atoms.png", "encoder.png", "reconstructions.png"):
+    # README: the demo prints where atoms.png, encoder.png, reconstructions.png and history.png are
+    for name in ("atoms.png", "encoder.png", "reconstructions.png", "history.png"):
         assert (out / name).is_file() and str((out / name).resolve()) in printed
     assert "PSNR (dB)" in printed and "sparsity" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -221,6 +222,16 @@ def test_demo_main_job_trains_prints_the_pictures_and_refuses_to_clobber(tmp_pat
     assert demo.main(["--out", str(out), "--epochs", "1"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_demo_banner_names_the_device_it_was_given(tmp_path, capsys):
+    # audit 2026-11-29: the banner said "CPU" whatever --device was (cuda, auto, meta)
+    from sparsecoder import demo
+
+    assert demo.main(["--out", str(tmp_path / "d"), "--epochs", "1", "--device", "meta"]) == 2
+    captured = capsys.readouterr()
+    assert "device meta" in captured.out and "CPU" not in captured.out
+    assert "meta" in captured.err and not (tmp_path / "d" / "checkpoint.pt").exists()
 
 
 def test_demo_refuses_a_folder_or_option_it_cannot_use_before_anything_runs(tmp_path, capsys):

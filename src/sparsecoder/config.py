@@ -357,6 +357,7 @@ def layered_config(cls: type, layers: list[Layer]) -> Any:
         origin.update(dict.fromkeys(values, layer))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     refused, warned = [], []
+    warned += _drop_other_sources_options(merged, origin)
     for key, (value, rule, setting) in _unused(cls, merged).items():
         layer = origin[key]
         if layer.given_by == PRESET:
@@ -378,6 +379,35 @@ def layered_config(cls: type, layers: list[Layer]) -> Any:
     for message in warned:
         warnings.warn(message, UserWarning, stacklevel=3)
     return cls(**merged)
+
+
+def _drop_other_sources_options(merged: dict[str, Any], origin: dict[str, Layer]) -> list[str]:
+    """A preset's ``data_options`` are options of the preset's ``data`` source: when the user's layer
+    picks another source (``--set data=synthetic`` on an MNIST preset) and leaves ``data_options`` alone,
+    the preset's options that source does not have are dropped (they take the source's defaults), as a
+    preset's other keys that a setting makes unused are (``normalize`` used to block the run as "no such
+    option"). From a file given by path (:data:`UNSURE`) they are dropped with a warning (returned); an
+    option the user gave is never dropped: the config's own check names it."""
+    options, source = merged.get("data_options"), merged.get("data")
+    layer, source_layer = origin.get("data_options"), origin.get("data")
+    if (not isinstance(options, dict) or not options or not isinstance(source, str) or layer is None
+            or layer.given_by == USER or source_layer is None or source_layer.given_by != USER):
+        return []
+    from sparsecoder.data.registry import source_options
+
+    try:
+        accepted = source_options(source)
+    except ValueError:  # an unknown source: named by the config's own check
+        return []
+    dropped = [name for name in options if name not in accepted]
+    if not dropped:
+        return []
+    merged["data_options"] = {name: value for name, value in options.items() if name in accepted}
+    if layer.given_by == PRESET:
+        return []
+    where = f" {layer.where}" if layer.where else ""
+    return [f"data_options {_listed(dropped)}{where} are not options of data source '{source}'; "
+            f"they are ignored"]
 
 
 def _unused(cls: type, values: dict[str, Any]) -> dict[str, tuple[Any, UsedWhen, Any]]:

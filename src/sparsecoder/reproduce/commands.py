@@ -14,7 +14,8 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "reproduce", help="run one of the papers' experiments (tables, figures) as one resumable command",
         description="Run experiment NAME into DIR: DIR/results.md (our numbers beside the paper's), "
-                    "DIR/results.csv (one row per measured cell, mean and std over seeds), PNG figures and "
+                    "DIR/results.csv (one row per measured cell, mean and std over seeds), PNG figures (but "
+                    "jiang-table1, a table) and "
                     "the trial run folders under DIR/trials. Rerunning the same command skips finished "
                     "trials. `sparsecoder reproduce --list` shows the experiments.",
     )

@@ -17,11 +17,12 @@ def add_commands(subparsers) -> None:
         "train", help="train a preset into a run folder",
         description="Train a preset (see `sparsecoder presets`) into the run folder --out: config.yaml, "
                     "history.csv, model.safetensors (best validation epoch), checkpoint.pt (last epoch), "
-                    "metrics.json and PNG pictures.",
+                    "preprocessing.json, digests.json, metrics.json and PNG pictures.",
     )
     p.add_argument("preset", metavar="PRESET", help="preset name, or a preset-format YAML file "
                    "(e.g. another run's config.yaml)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder (new or empty)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="run folder (new or empty; an existing run's with --resume or --overwrite)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set lam=0.01 epochs=5 limit=500 (YAML values)")
     p.add_argument("--resume", action="store_true",
