@@ -92,7 +92,8 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
 
     The energy is ``(1/n)[Σ_i (1/d)||y_i − D(E(y_i))||² + λ Σ_i ||E(y_i)||₁ + β Σ_batches hinge]``: the γ
     term vanishes because the codes *are* the encoder's. Without an encoder (DO) the codes come from FISTA
-    started at ``fista_init`` (0; 0.1 in the ``do-nl`` presets). Leaves the model in eval mode (the trainer sets train mode at each epoch).
+    started at ``fista_init`` (0; 0.1 in the ``do-nl`` presets). Leaves the model in eval mode (the
+    trainer sets train mode at each epoch).
     """
     _check_split(split, "validation")
     model.eval()
