@@ -168,6 +168,16 @@ def test_partial_fit_streams_and_keeps_torch_rng_untouched(rows):
         model.partial_fit(rows[:, :5])
 
 
+def test_a_fit_whose_codes_stay_zero_is_warned_of(rows):
+    """SAE.fit with a λ no code can pay for (every FISTA code 0 in the last pass: nothing learned) gave a
+    model like any other; it now warns, naming lam. A fit that codes stays silent."""
+    with pytest.warns(UserWarning, match=r"SAE: the codes of the last pass .* every code is zero .*lam"):
+        _small_sae(variant="sdl", lam=50.0).fit(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _small_sae(variant="sdl", lam=1e-3).fit(rows)
+
+
 def test_pipeline_and_grid_search_over_lam(rows):
     pipeline = Pipeline([("scale", StandardScaler()), ("sae", _small_sae(variant="sdl"))])
     search = GridSearchCV(pipeline, {"sae__lam": [1e-3, 0.5]}, cv=2).fit(rows)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -612,22 +613,32 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Refuse rows the model cannot train on (after the shape checks, before any step); the
         family's own conditions (:class:`SparseVAE`: ``bce`` data in [0, 1])."""
 
-    def _one_pass(self, rows: torch.Tensor, epoch: int) -> None:
+    def _one_pass(self, rows: torch.Tensor, epoch: int, last: bool = True) -> None:
+        """One pass over ``rows``; after the ``last`` pass of a fit, a warning if the codes of every batch
+        were all zero (``code_l1`` logs of the sparse autoencoder: it learned nothing)."""
         from sparsecoder.train.trainer import batch_indices
 
         model = self.model_
         model.train()
+        code_l1 = []
         with torch.random.fork_rng(devices=[] if rows.device.type == "cpu" else [rows.device]):
             torch.manual_seed(self._seed + 7919 * epoch + self.n_steps_)
             for index in batch_indices(rows.shape[0], self.batch_size, self._seed, epoch):
                 logs = self._optimization.step(rows[index.to(rows.device)])
                 self.n_steps_ += 1
+                if "code_l1" in logs:
+                    code_l1.append(logs["code_l1"])
                 losses = {k: v for k, v in logs.items() if k in ("loss", "energy", "decoder_loss")}
                 if not all(np.isfinite(v) for v in losses.values()):
                     raise FloatingPointError(
                         f"{type(self).__name__}: training diverged at step {self.n_steps_} ({losses}); "
                         f"{self._divergence_advice}")
         model.eval()
+        if last and code_l1 and not any(code_l1):
+            from sparsecoder.eval.sae import collapse_message
+
+            where = f"{type(self).__name__}: the codes of the last pass over X"
+            warnings.warn(collapse_message(model.config, where), UserWarning, stacklevel=3)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -636,7 +647,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._start(X)
         rows = _rows_tensor(X, self.model_.device)
         for epoch in range(self.max_epochs):
-            self._one_pass(rows, epoch)
+            self._one_pass(rows, epoch, last=epoch == self.max_epochs - 1)
             self._optimization.end_epoch()
             self.n_iter_ = epoch + 1
         return self

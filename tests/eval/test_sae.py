@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
+import pytest
 import torch
 
 from sparsecoder.config import load_preset
@@ -23,3 +25,18 @@ def test_a_one_row_test_split_has_no_nan_metric(one_torch_thread):
     assert metrics["n_test"] == 1 and "min_code_std" not in metrics
     assert all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
     assert "min_code_std" in evaluate(model, dataclasses.replace(data, test=data.test.subset(slice(0, 5))))
+
+
+def test_a_model_whose_test_codes_are_all_zero_is_warned_of(one_torch_thread):
+    """A run that learned nothing (every code 0, every atom dead: do-nl-mnist at λ >= 5e-3) finished with
+    metrics.json and no word; evaluate now warns, naming lam, and stays silent for a model that codes."""
+    data = load_mnist(seed=0, limit=200)
+    data = dataclasses.replace(data, test=data.test.subset(slice(0, 50)))
+    _, config = load_preset("do-mnist", {"num_threads": 1, "lam": 1.0, "fista_max_iter": 20})
+    with pytest.warns(UserWarning, match=r"every code is zero .* λ = 1 .*lower lam"):
+        metrics = evaluate(build_model(config, data), data)
+    assert metrics["sparsity"] == 1.0 and metrics["dead_atoms"] == config.n_components
+    _, config = load_preset("do-mnist", {"num_threads": 1, "lam": 1e-3, "fista_max_iter": 20})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate(build_model(config, data), data)["sparsity"] < 1.0

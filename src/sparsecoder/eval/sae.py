@@ -8,6 +8,7 @@ Registered with the ``sparse_autoencoder`` family (:mod:`sparsecoder.models`): t
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -15,7 +16,21 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import dead_atoms, psnr, sparsity
 from sparsecoder.inference.energy import l1_energy, reconstruction_energy, variance_hinge
 
-__all__ = ["energy_terms", "validation_metrics", "evaluate"]
+__all__ = ["energy_terms", "validation_metrics", "evaluate", "collapse_message"]
+
+
+def collapse_message(config, where: str) -> str:
+    """What to tell a user whose model's codes on ``where`` are all zero: it learned nothing (every atom
+    dead, PSNR that of D(0)), and what to change. :func:`evaluate` (``metrics.json``) and ``SAE.fit`` warn
+    with it: such a run otherwise finished as if it had trained (the ``do-nl`` presets from zero codes)."""
+    cause = (f"λ = {config.lam:g} costs more than any code gains on reconstruction, so inference keeps every "
+             f"code at 0 and the decoder has nothing to learn from; lower lam"
+             if config.lam > 0 else "check the data and the learning rates")
+    if config.encoder == "none" and config.decoder == "mlp" and config.lam > 0:
+        cause += (" (DO-NL: the random one-hidden-layer decoder pays for no code at λ >= 5e-3 on MNIST; "
+                  "README, 'DO-NL needs a non-zero start')")
+    return (f"{where}: every code is zero (sparsity 100 %, all {config.n_components} components dead): the "
+            f"model learned nothing; {cause}")
 
 
 def _check_split(split: Split, what: str) -> None:
@@ -77,7 +92,8 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
 
     The energy is ``(1/n)[Σ_i (1/d)||y_i − D(E(y_i))||² + λ Σ_i ||E(y_i)||₁ + β Σ_batches hinge]``: the γ
     term vanishes because the codes *are* the encoder's. Without an encoder (DO) the codes come from FISTA
-    started at zero. Leaves the model in eval mode (the trainer sets train mode at each epoch).
+    started at ``fista_init`` (0; 0.1 in the ``do-nl`` presets). Leaves the model in eval mode (the
+    trainer sets train mode at each epoch).
     """
     _check_split(split, "validation")
     model.eval()
@@ -145,6 +161,8 @@ def evaluate(model, data: DataSplits) -> dict:
         "n_test": int(x.shape[0]),
         **({"min_code_std": float(amortised.std(dim=0).min())} if amortised.shape[0] > 1 else {}),
     }
+    if x.shape[0] and not bool(amortised.any()):
+        warnings.warn(collapse_message(model.config, "the test split"), UserWarning, stacklevel=3)
     # finite codes whose sums overflow float32 (test rows near its range, which FISTA solves rescaled) gave
     # inf, written as null into metrics.json beside a finished run's other numbers
     bad = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
