@@ -733,14 +733,14 @@ def _by_lam(path: Any, value: Any) -> tuple[tuple[float, dict[str, Any]], ...]:
     for threshold, settings in value.items():
         if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                 or not math.isfinite(threshold) or threshold < 0):
-            raise ConfigError(f"preset file {path}: by_lam threshold {shown(threshold)} is not a number >= 0; "
-                              f"{form}")
+            raise ConfigError(f"preset file {path}: by_lam threshold {shown(threshold)} is not a number "
+                              f">= 0; {form}")
         if not isinstance(settings, dict) or not settings:
-            raise ConfigError(f"preset file {path}: by_lam {threshold:g} must be a non-empty mapping of config "
-                              f"keys to values; {form}")
+            raise ConfigError(f"preset file {path}: by_lam {threshold:g} must be a non-empty mapping of "
+                              f"config keys to values; {form}")
         if "lam" in settings:
-            raise ConfigError(f"preset file {path}: by_lam {threshold:g} sets 'lam' itself; list the other keys "
-                              f"that go with λ >= {threshold:g}")
+            raise ConfigError(f"preset file {path}: by_lam {threshold:g} sets 'lam' itself; list the other "
+                              f"keys that go with λ >= {threshold:g}")
         pairs.append((float(threshold), dict(settings)))
     return tuple(sorted(pairs, key=lambda pair: pair[0]))
 
