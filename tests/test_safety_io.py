@@ -366,13 +366,13 @@ def test_encode_and_decode_refuse_what_does_not_fit_in_memory_before_reading(tmp
                                                                              capsys, monkeypatch):
     # audit 2026-11-29: the input file was read whole, then copied (float32, the raw float64 rows, the bytes
     # of the output) with no memory check: a file larger than memory was a MemoryError or the OOM killer
-    import sparsecoder.models.common as common
+    import sparsecoder.util as util
     from sparsecoder.train import decode_run, encode_run
 
     run = fresh_run(tmp_path_factory, tmp_path / "run")
     rows = tmp_path / "rows.npy"
     np.save(rows, np.zeros((300, 784), np.float32))  # 0.9 MB read, 19 kB of codes
-    monkeypatch.setattr(common, "physical_memory", lambda: 500_000)
+    monkeypatch.setattr(util, "physical_memory", lambda: 500_000)
     monkeypatch.setattr(np, "load", None)  # nothing may be read
     for command in ("encode", "decode"):
         assert main([command, str(run), str(rows), "--out", str(tmp_path / "out.npy")]) == 2
@@ -380,7 +380,7 @@ def test_encode_and_decode_refuse_what_does_not_fit_in_memory_before_reading(tmp
         assert str(rows) in err and "more than this machine's" in err and "split the file" in err
     monkeypatch.undo()
     codes = np.zeros((300, 16), np.float32)
-    monkeypatch.setattr(common, "physical_memory", lambda: 500_000)  # 300 decoded rows: 0.9 MB
+    monkeypatch.setattr(util, "physical_memory", lambda: 500_000)  # 300 decoded rows: 0.9 MB
     with pytest.raises(ValueError, match="the results for 300 codes need .* more than this machine's"):
         decode_run(run, codes)
     assert encode_run(run, np.zeros((3, 784), np.float32)).shape == (3, 16)

@@ -7,12 +7,25 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 import sys
 import types
 
 import numpy as np
 
-__all__ = ["first_sentence", "native_array", "as_array", "finite_number", "callable_package"]
+__all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "native_array", "as_array", "finite_number",
+           "callable_package"]
+
+# The largest finite float32: the models compute in float32, and values beyond it become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def first_sentence(err: BaseException, limit: int = 200) -> str:

@@ -384,7 +384,7 @@ def test_an_npz_is_judged_by_the_arrays_it_uses_and_paths_are_named_for_what_the
 def test_an_array_file_too_large_for_memory_is_refused_unless_memory_mapped(tmp_path):
     # audit 2026-11-29: memory_map: false on a .npy larger than memory ran into a MemoryError (or the OOM
     # killer) part-way; the header's size is now compared with this machine's memory first
-    from sparsecoder.models.common import physical_memory
+    from sparsecoder.util import physical_memory
 
     path = tmp_path / "big.npy"
     rows = physical_memory() // (8 * 1024) + 1  # float64 rows of 1024 values: more bytes than memory
@@ -416,11 +416,11 @@ def test_a_file_named_npy_that_is_something_else_is_named_for_what_it_is(tmp_pat
 
 def test_a_npy_file_read_into_memory_is_refused_before_reading_when_too_large(tmp_path, monkeypatch):
     # read_array_file (memory_map: false) and read_rows_file share one reader and one memory check
-    import sparsecoder.models.common as common
+    import sparsecoder.util as util
     from sparsecoder.data.arrays import read_array_file, read_rows_file
 
     np.save(tmp_path / "x.npy", np.ones((1000, 10), np.float32))  # 40 kB; read_array_file adds 12 B a value
-    monkeypatch.setattr(common, "physical_memory", lambda: 100_000)
+    monkeypatch.setattr(util, "physical_memory", lambda: 100_000)
     assert read_rows_file(tmp_path / "x.npy")[0].shape == (1000, 10)
     with pytest.raises(ValueError, match=r"x.npy: its 10,000 values read into memory need .*memory_map"):
         read_array_file(tmp_path / "x.npy")

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 from sparsecoder import SAE
+from sparsecoder import util as util_module
 from sparsecoder.config import ConfigError, list_presets, load_preset
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.models import build_model, model_class
-from sparsecoder.models import common as common_module
-from sparsecoder.models.common import check_fits_in_memory, physical_memory, training_size
+from sparsecoder.models.common import check_fits_in_memory, training_size
 from sparsecoder.models.sparse_autoencoder import SparseAutoencoder
 from sparsecoder.models.vae import VAE
+from sparsecoder.util import physical_memory
 
 PRESETS = [preset.name for preset in list_presets()]
 N_FEATURES = 25
@@ -105,7 +106,7 @@ def _only_meta_modules(monkeypatch):
       r"lower n_latents, encoder_hidden or resnet_blocks$")],
 )
 def test_a_model_larger_than_the_memory_is_refused_before_any_allocation(preset, sizes, message, monkeypatch):
-    monkeypatch.setattr(common_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
+    monkeypatch.setattr(util_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
     config = _config(preset, **sizes)
     devices = _only_meta_modules(monkeypatch)
     with pytest.raises(ConfigError, match="^the model does not fit in this machine's memory: "):
@@ -118,7 +119,7 @@ def test_a_model_larger_than_the_memory_is_refused_before_any_allocation(preset,
 def test_rows_too_wide_for_the_memory_are_named_as_a_fix_with_the_width_that_fits(monkeypatch):
     # audit 2026-11-29: a model too large only because of its rows' width (100,000 features, 8 atoms) was
     # told "lower n_components" alone, though no n_components fits; the width that fits is now named too
-    monkeypatch.setattr(common_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
+    monkeypatch.setattr(util_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
     config = _config("sdl-mnist", n_components=8)
     message = (r"\(n_components=8\) has 1,600,072 parameters.*; lower n_components, or give rows of at most "
                r"4,091 features \(these have 100,000")
@@ -135,10 +136,10 @@ def test_rows_too_wide_for_the_memory_are_named_as_a_fix_with_the_width_that_fit
 def test_a_model_that_fits_is_built_as_before(monkeypatch):
     config = _config("sdl-nl-mnist", n_components=8, hidden_size=8)
     count = training_size(lambda: SparseAutoencoder(config, N_FEATURES))[0]
-    monkeypatch.setattr(common_module, "physical_memory", lambda: 16 * count)  # exactly enough
+    monkeypatch.setattr(util_module, "physical_memory", lambda: 16 * count)  # exactly enough
     model = SparseAutoencoder(config, N_FEATURES)
     assert _real_count(model) == count
-    monkeypatch.setattr(common_module, "physical_memory", lambda: None)  # a platform that does not say
+    monkeypatch.setattr(util_module, "physical_memory", lambda: None)  # a platform that does not say
     assert torch.equal(SparseAutoencoder(config, N_FEATURES).decoder.atoms(), model.decoder.atoms())
 
 

@@ -27,7 +27,7 @@ from sparsecoder.data.base import (
     release_pages,
 )
 from sparsecoder.data.preprocessing import Identity, Preprocessing, Standardize
-from sparsecoder.models.common import FLOAT32_MAX
+from sparsecoder.util import FLOAT32_MAX
 
 DATA_KEYS = ("x", "X", "data", "activations", "features")
 LABEL_KEYS = ("labels", "y")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sparsecoder import util
 from sparsecoder.data.preprocessing import Preprocessing
 
 
@@ -155,9 +156,7 @@ def check_rows_fit(n_rows: int, row_bytes: int, what: str, fix: str) -> None:
     ``MemoryError`` (or the kernel's OOM killer) after the images are read. ``what`` names the samples
     (e.g. "24000 patches of 28×28"), ``fix`` the options that size them. Nothing is checked where the
     platform does not report its memory."""
-    from sparsecoder.models.common import physical_memory
-
-    needed, memory = int(n_rows) * int(row_bytes), physical_memory()
+    needed, memory = int(n_rows) * int(row_bytes), util.physical_memory()
     if memory is not None and needed > memory:
         raise ValueError(f"{what} need {needed / 2**30:,.1f} GiB, more than this machine's "
                          f"{memory / 2**30:,.1f} GiB of memory; {fix}")

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from sparsecoder import util
 from sparsecoder.config import ConfigError
 from sparsecoder.inference.fista import all_finite, check_has_values
 from sparsecoder.nn.sizes import check_size
-from sparsecoder.util import first_sentence
+from sparsecoder.util import FLOAT32_MAX, first_sentence
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
 # and that change its parameter count).
@@ -23,14 +23,6 @@ SIZE_KEYS = ("n_components", "hidden_size", "n_latents", "encoder_hidden", "deco
 # Copies of every parameter while training with Adam: the weights, their gradients and the two moments
 # (16 bytes per float32 parameter).
 TRAINING_COPIES = 4
-
-
-def physical_memory() -> int | None:
-    """Bytes of physical memory of this machine, or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _building_on_meta() -> bool:
@@ -81,7 +73,7 @@ def check_fits_in_memory(build: Callable[..., nn.Module], config, *, what: str =
     """
     if _building_on_meta():
         return
-    memory = physical_memory()
+    memory = util.physical_memory()  # looked up at the call: one place to stand in for it in tests
     if memory is None:
         return
     counted = training_size(lambda: build(config))
@@ -252,9 +244,6 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
         raise ValueError(f"{name} contains NaN or inf in {len(bad)} of {x.shape[0]} rows (the first: row "
                          f"{int(bad[0])})")
     check_float32_range(x, name)
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_float32_range(array: np.ndarray | torch.Tensor, what: str) -> None:
