@@ -53,9 +53,12 @@ QUICK: dict[str, Any] = {**FULL, "seeds": [0], "epochs": 1, "limit": 200, "n_pic
 
 def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    from sparsecoder.eval.denoise import MAX_SIGMA
+
     checks.preset_mapping(
-        settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}")
-    checks.number_list(settings, "sigmas")
+        settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}", model="sparse_autoencoder",
+        encoder=True)
+    checks.number_list(settings, "sigmas", maximum=MAX_SIGMA)
     checks.seed_list(settings)
     checks.epochs(settings, allow_none=True)
     checks.limit(settings)
