@@ -48,6 +48,12 @@ def test_quick_profile_writes_one_row_per_model_and_sigma_beside_the_paper(quick
     text = (out / "results.md").read_text()
     assert "(16.9)" in text and "(10.20)" in text and "seeds: 1 (paper: 5)" in text
     assert "training split capped at 200 samples" in text
+    # the data line is the trials' data (it named the MNIST subset even for patch presets), the paper's
+    # split and epochs per data; Table 1's ImageNet-patch rows are the paper values of the patch presets
+    assert "* data: mnist (embedded 5k subset): train 200, val 357, test 714;" in text
+    assert "the paper: 55k / 5k / 10k MNIST" in text and "(paper: 200 on mnist, early stopping" in text
+    assert PAPER[("sdl-patches", 1.0)]["psnr_noisy"] == 20.0
+    assert PAPER[("vdl-patches", 1.0)]["psnr_clean"] == 27.3
 
 
 def test_noisy_input_psnr_is_the_analytic_value(quick):
