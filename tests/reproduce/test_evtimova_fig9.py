@@ -130,6 +130,24 @@ def test_samples_per_class_above_the_smallest_class_is_refused_before_anything_i
     check_data({**QUICK, "samples_per_class": [1, smallest, "all"]}, None)  # the smallest class itself fits
 
 
+def test_a_class_absent_from_the_training_split_is_refused_before_anything_is_written(tmp_path):
+    """With limit=20 classes 5 and 7 have no training digit (seed 0): the probes trained on 8 classes and
+    reported "1 per class" errors; now refused, for "all" too. sample_per_class refuses it as well."""
+    out = tmp_path / "out"
+    labels = load("mnist", seed=0, limit=20).train.labels
+    assert sorted(set(range(10)) - set(labels.tolist())) == [5, 7]
+    for counts in ([1], ["all"]):
+        with pytest.raises(ValueError, match=r"^--set limit=20: class 5 has no sample in the training split "
+                                             r"of seed 0 .*raise limit"):
+            reproduce("evtimova-fig9", out, quick=True, executor="serial", progress=False,
+                      overrides={"limit": 20, "samples_per_class": counts})
+        assert not out.exists()
+    for k in (1, None):
+        with pytest.raises(ValueError, match="class 5 has 0 samples, fewer than the 1 per class"):
+            sample_per_class(labels, k, seed=0, n_classes=10)
+    assert len(sample_per_class(labels, 1, seed=0)) == 8  # without n_classes: the classes present
+
+
 def test_presets_of_unlabelled_data_are_refused_before_anything_is_written(monkeypatch):
     import types
 

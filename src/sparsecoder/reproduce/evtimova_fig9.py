@@ -92,7 +92,8 @@ def check_data(settings: dict[str, Any], data_dir: str | None) -> None:
     from sparsecoder.eval.probe import class_indices
 
     counts = settings["samples_per_class"]
-    asked = max((c for c in counts if c != "all"), default=None)
+    # "all" needs one sample of every class too: a class missing from the split is never learnt
+    asked = max((c for c in counts if c != "all"), default=1)
     overrides = checks.training_overrides(settings)
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -108,18 +109,24 @@ def check_data(settings: dict[str, Any], data_dir: str | None) -> None:
     smallest = None  # (size, class, seed, limit, who)
     for name, limit, options, users in sources.values():
         for seed in settings["seeds"]:
-            labels = load(name, seed=seed, limit=limit, data_dir=data_dir, **options).train.labels
+            loaded = load(name, seed=seed, limit=limit, data_dir=data_dir, **options)
+            labels = loaded.train.labels
             if labels is None:
                 raise ValueError(f"--set lams: {', '.join(users)} train on '{name}', which has no labels to "
                                  f"probe; give presets of labelled data (e.g. {', '.join(NAMES)})")
-            if asked is None:
-                continue
-            classes, sizes = np.unique(class_indices(labels, f"{name} training labels"), return_counts=True)
+            # every class of the data counts, one absent from this split too (size 0)
+            sizes = np.bincount(class_indices(labels, f"{name} training labels"),
+                                minlength=int(loaded.n_classes or 0))
             if smallest is None or sizes.min() < smallest[0]:
-                smallest = (int(sizes.min()), int(classes[sizes.argmin()]), seed, limit, users)
+                smallest = (int(sizes.min()), int(sizes.argmin()), seed, limit, users)
     if smallest is not None and asked > smallest[0]:
         size, cls, seed, limit, users = smallest
         capped = "" if limit is None else f", limit={limit}"
+        if size == 0:
+            where = f"--set limit={limit}: " if limit is not None else ""
+            raise ValueError(f"{where}class {cls} has no sample in the training split of seed {seed} (data "
+                             f"of {', '.join(users)}), so no probe could learn it (samples_per_class="
+                             f"{counts!r}); raise limit, or give data with every class")
         raise ValueError(f"--set samples_per_class={counts!r}: {asked} samples per class asked for, but "
                          f"class {cls} has only {size} in the training split of seed {seed}{capped} (data of "
                          f"{', '.join(users)}); lower samples_per_class to at most {size}, or use all "
@@ -224,7 +231,7 @@ def run(ctx: Context) -> Report:
             for probe_seed in settings["probe_seeds"]:
                 draw_seed = _draw_seed(seed, probe_seed)
                 index = torch.from_numpy(sample_per_class(y_train, None if count == "all" else count,
-                                                          seed=draw_seed))
+                                                          seed=draw_seed, n_classes=n_classes))
                 best = None
                 for lam, train_x, val_x, test_x in candidates:
                     extra = {}
