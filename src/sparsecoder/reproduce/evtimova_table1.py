@@ -95,7 +95,8 @@ def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], pa
             rows.append(np.pad(line, ((0, gap), (0, 0)), constant_values=1))
         rows.append(np.ones((3 * gap, rows[-1].shape[1])))  # space between models
     mosaic = np.concatenate(rows)
-    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.8, mosaic.shape[0] / 40), dpi=80)
+    margin = max(1.8, 0.1 * max(map(len, labels)) + 0.3)  # room for the row labels (inches)
+    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + margin, mosaic.shape[0] / 40), dpi=80)
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=8)
