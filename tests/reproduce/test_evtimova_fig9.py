@@ -45,6 +45,8 @@ def test_quick_profile_writes_one_row_per_model_and_label_count(quick):
         [r["top1_error_mean"] for r in rows], rel=1e-12)
     text = (out / "results.md").read_text()
     assert "### Top-1 test error" in text and "### Top-3 test error" in text and "VDL-NL features" in text
+    # the paper's models left out are named (DO and DO-NL were said to be "not probed" even when asked for)
+    assert "not probed here (in the paper's Fig. 9): SDL-NL, VDL, DO, DO-NL" in text
 
 
 def test_raw_pixel_row_matches_a_direct_probe_on_the_same_samples(quick, one_torch_thread):
@@ -83,12 +85,28 @@ def test_rerun_trains_nothing(quick):
     ({"baselines": "none"}, "baselines='none': expected true or false"),  # was taken as true
     ({"probe_seeds": "0"},
      "probe_seeds='0': '0' is not a list of seeds; expected a non-empty list of integers >= 0"),
+    # refused by the sweep (no lam) only after reproduce.yaml was written, which then refused the fix
+    ({"lams": {"svae-mnist": [0.1]}}, "preset svae-mnist is a vae model; this experiment takes "
+                                      "sparse_autoencoder presets"),
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         reproduce("evtimova-fig9", tmp_path / "out", quick=True, executor="serial", progress=False,
                   overrides=change)
-    assert not (tmp_path / "out" / "trials").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_draw_seed_fits_every_accepted_seed():
+    """The sample draw was seeded 1000·seed + probe_seed, beyond 2**63 − 1 for a seed the settings accept:
+    sample_per_class refused it after every autoencoder had trained. Small seeds keep their draw."""
+    from sparsecoder.reproduce.evtimova_fig9 import _draw_seed
+
+    assert _draw_seed(0, 3) == 3 and _draw_seed(2, 1) == 2001
+    big = _draw_seed(2**63 - 1, 2**63 - 1)
+    assert 0 <= big < 2**63
+    labels = torch.arange(20) % 10
+    assert len(sample_per_class(labels, 1, seed=big)) == 10
+    torch.manual_seed(big)  # the LISTA baseline's init takes it too
 
 
 def test_samples_per_class_above_the_smallest_class_is_refused_before_anything_is_written(tmp_path):
@@ -110,6 +128,24 @@ def test_samples_per_class_above_the_smallest_class_is_refused_before_anything_i
                   overrides={"samples_per_class": [1, k]})
     assert not out.exists()
     check_data({**QUICK, "samples_per_class": [1, smallest, "all"]}, None)  # the smallest class itself fits
+
+
+def test_a_class_absent_from_the_training_split_is_refused_before_anything_is_written(tmp_path):
+    """With limit=20 classes 5 and 7 have no training digit (seed 0): the probes trained on 8 classes and
+    reported "1 per class" errors; now refused, for "all" too. sample_per_class refuses it as well."""
+    out = tmp_path / "out"
+    labels = load("mnist", seed=0, limit=20).train.labels
+    assert sorted(set(range(10)) - set(labels.tolist())) == [5, 7]
+    for counts in ([1], ["all"]):
+        with pytest.raises(ValueError, match=r"^--set limit=20: class 5 has no sample in the training split "
+                                             r"of seed 0 .*raise limit"):
+            reproduce("evtimova-fig9", out, quick=True, executor="serial", progress=False,
+                      overrides={"limit": 20, "samples_per_class": counts})
+        assert not out.exists()
+    for k in (1, None):
+        with pytest.raises(ValueError, match="class 5 has 0 samples, fewer than the 1 per class"):
+            sample_per_class(labels, k, seed=0, n_classes=10)
+    assert len(sample_per_class(labels, 1, seed=0)) == 8  # without n_classes: the classes present
 
 
 def test_presets_of_unlabelled_data_are_refused_before_anything_is_written(monkeypatch):

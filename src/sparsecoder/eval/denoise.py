@@ -23,7 +23,7 @@ from sparsecoder.eval.metrics import psnr, sparsity
 from sparsecoder.nn.sizes import check_seed
 from sparsecoder.util import finite_number
 
-__all__ = ["DenoisingResult", "add_noise", "denoise"]
+__all__ = ["DenoisingResult", "MAX_SIGMA", "add_noise", "denoise"]
 
 
 @dataclass
@@ -42,7 +42,7 @@ class DenoisingResult:
     denoised: torch.Tensor
 
 
-_MAX_SIGMA = 1e30  # Gaussian draws reach ~6σ: beyond ~5e37 they overflow float32 to ±inf
+MAX_SIGMA = 1e30  # Gaussian draws reach ~6σ: beyond ~5e37 they overflow float32 to ±inf
 
 
 def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
@@ -51,8 +51,8 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     Raises ``ValueError`` for a negative or non-finite ``σ``.
     """
     sigma = finite_number(sigma, "noise σ")
-    if sigma > _MAX_SIGMA:
-        raise ValueError(f"noise σ must be a finite number >= 0 and <= {_MAX_SIGMA:g} (larger noise "
+    if sigma > MAX_SIGMA:
+        raise ValueError(f"noise σ must be a finite number >= 0 and <= {MAX_SIGMA:g} (larger noise "
                          f"overflows float32), got {sigma!r}")
     seed = check_seed("add_noise", seed)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))

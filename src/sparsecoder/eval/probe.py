@@ -68,28 +68,33 @@ def class_indices(labels, name: str = "labels", n_classes: int | None = None, fi
     return check_labels(labels, name, fix, n_classes=n_classes)
 
 
-def sample_per_class(labels, n_per_class: int | None, seed: int) -> np.ndarray:
-    """Indices of ``n_per_class`` samples of every class present in ``labels``, drawn without replacement
-    by a generator seeded with ``seed`` (sorted); ``None`` gives every index.
+def sample_per_class(labels, n_per_class: int | None, seed: int, n_classes: int | None = None) -> np.ndarray:
+    """Indices of ``n_per_class`` samples of every class present in ``labels`` — of every class
+    ``0 … n_classes − 1`` when ``n_classes`` is given — drawn without replacement by a generator seeded with
+    ``seed`` (sorted); ``None`` gives every index.
 
-    A class with fewer than ``n_per_class`` samples is an error naming it.
+    A class with fewer than ``n_per_class`` samples is an error naming it; with ``n_classes``, so is a class
+    with no sample at all (even for ``None``): the probe would never see it, and "k per class" would be
+    k per class present.
     """
-    labels = class_indices(labels, "labels")
+    labels = class_indices(labels, "labels", n_classes=n_classes)
     if len(labels) == 0:
         raise ValueError("labels is empty: no samples to draw from")
     seed = check_seed("sample_per_class", seed)
+    if n_per_class is not None and (isinstance(n_per_class, bool) or int(n_per_class) != n_per_class
+                                    or n_per_class < 1):
+        raise ValueError(f"samples per class must be an integer >= 1 or None (all), got {n_per_class!r}")
+    classes = np.unique(labels) if n_classes is None else np.arange(n_classes)
+    for cls in classes:
+        size = int(np.sum(labels == cls))
+        if size < (n_per_class or 1):
+            raise ValueError(f"class {cls} has {size} samples, fewer than the {n_per_class or 1} per class "
+                             f"asked for; lower the number of samples per class (or give more data)")
     if n_per_class is None:
         return np.arange(len(labels))
-    if isinstance(n_per_class, bool) or int(n_per_class) != n_per_class or n_per_class < 1:
-        raise ValueError(f"samples per class must be an integer >= 1 or None (all), got {n_per_class!r}")
     rng = np.random.default_rng(seed)
-    chosen = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        if len(members) < n_per_class:
-            raise ValueError(f"class {cls} has {len(members)} samples, fewer than the {n_per_class} per "
-                             f"class asked for; lower the number of samples per class")
-        chosen.append(rng.choice(members, size=int(n_per_class), replace=False))
+    chosen = [rng.choice(np.flatnonzero(labels == cls), size=int(n_per_class), replace=False)
+              for cls in classes]
     return np.sort(np.concatenate(chosen))
 
 

@@ -34,9 +34,17 @@ PAPER: dict[tuple[str, float], dict[str, float]] = {
                          "sparsity_noisy": 0.846, "psnr_denoised": 15.7},
     ("vdl-mnist", 1.5): {"sparsity_clean": 0.918, "psnr_clean": 17.7, "psnr_noisy": 6.7,
                          "sparsity_noisy": 0.845, "psnr_denoised": 12.2},
+    # ImageNet patches (l = 256), σ = 1.0 only: SDL λ = 2e-3, VDL λ = 5e-3
+    ("sdl-patches", 1.0): {"sparsity_clean": 0.746, "psnr_clean": 26.9, "psnr_noisy": 20.0,
+                           "sparsity_noisy": 0.727, "psnr_denoised": 25.6},
+    ("vdl-patches", 1.0): {"sparsity_clean": 0.773, "psnr_clean": 27.3, "psnr_noisy": 20.0,
+                           "sparsity_noisy": 0.735, "psnr_denoised": 25.2},
 }
+# What the paper trained on, per data of a preset (for the report's list of differences).
+PAPER_DATA = {"mnist": ("55k / 5k / 10k MNIST", 200), "patches": ("200k / 20k / 20k ImageNet patches", 100)}
 METRICS = ["sparsity_clean", "psnr_clean", "psnr_noisy", "sparsity_noisy", "psnr_denoised"]
-NAMES = {"sdl-mnist": "SDL", "vdl-mnist": "VDL", "sdl-nl-mnist": "SDL-NL", "vdl-nl-mnist": "VDL-NL"}
+NAMES = {"sdl-mnist": "SDL", "vdl-mnist": "VDL", "sdl-nl-mnist": "SDL-NL", "vdl-nl-mnist": "VDL-NL",
+         "sdl-patches": "SDL patches", "vdl-patches": "VDL patches"}
 
 FULL: dict[str, Any] = {
     "models": dict(LAMS),      # preset -> λ
@@ -53,9 +61,12 @@ QUICK: dict[str, Any] = {**FULL, "seeds": [0], "epochs": 1, "limit": 200, "n_pic
 
 def check_settings(settings: dict[str, Any]) -> None:
     """Bad settings are an error naming the setting and the accepted values, before anything trains."""
+    from sparsecoder.eval.denoise import MAX_SIGMA
+
     checks.preset_mapping(
-        settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}")
-    checks.number_list(settings, "sigmas")
+        settings, "models", checks.is_lam, "a λ >= 0", "{sdl-mnist: 0.005}", model="sparse_autoencoder",
+        encoder=True)
+    checks.number_list(settings, "sigmas", maximum=MAX_SIGMA)
     checks.seed_list(settings)
     checks.epochs(settings, allow_none=True)
     checks.limit(settings)
@@ -84,7 +95,8 @@ def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], pa
             rows.append(np.pad(line, ((0, gap), (0, 0)), constant_values=1))
         rows.append(np.ones((3 * gap, rows[-1].shape[1])))  # space between models
     mosaic = np.concatenate(rows)
-    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.8, mosaic.shape[0] / 40), dpi=80)
+    margin = max(1.8, 0.1 * max(map(len, labels)) + 0.3)  # room for the row labels (inches)
+    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + margin, mosaic.shape[0] / 40), dpi=80)
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=8)
@@ -105,13 +117,15 @@ def run(ctx: Context) -> Report:
     settings = ctx.settings
     check_settings(settings)
     overrides = checks.training_overrides(settings)
-    per_seed, missing, examples, epochs_used = [], [], {}, {}
+    per_seed, missing, examples, epochs_used, data_used, shape = [], [], {}, {}, {}, None
     for preset, lam in settings["models"].items():
         trials = ctx.train(preset, preset, grid={"lam": [lam]}, seeds=settings["seeds"], overrides=overrides)
         for trial in finished(trials, missing):
             config, model, _ = load_run(trial.run_dir)
             epochs_used[preset] = config.epochs
-            test = load_test_split(config).test
+            data_used.setdefault(config.data, trial.metrics.get("data", config.data))
+            splits = load_test_split(config)
+            test, shape = splits.test, shape or splits.image_shape
             for sigma in settings["sigmas"]:
                 with torch.no_grad():
                     result = denoise(model, test, sigma, seed=trial.seed)
@@ -139,26 +153,32 @@ def run(ctx: Context) -> Report:
         table.append([cell["model"], f"{cell['lam']:g}", f"{cell['sigma']:g}", both("sparsity_clean", 100),
                       both("psnr_clean"), both("psnr_noisy", digits=2), both("sparsity_noisy", 100),
                       both("psnr_denoised")])
-    body = ["## Denoising (Table 1, MNIST)", "",
+    body = ["## Denoising (Table 1)", "",
             "Ours: mean ± std over seeds (paper's value in brackets; – where the paper has none). Sparsity "
             "in % of zero code entries; PSNR in dB against the clean test image (pixel space).", "",
             markdown_table(["model", "λ", "σ", "sparsity E(y) %", "PSNR ỹ", "PSNR y_σ", "sparsity E(y_σ) %",
                             "PSNR ỹ_σ"], table)]
+    if any(not (preset.endswith("-mnist") or (preset, 1.0) in PAPER) for preset in settings["models"]):
+        body += ["", "The paper's Table 1 has SDL and VDL on MNIST (σ = 1.0, 1.5) and on ImageNet patches "
+                 "(σ = 1.0) only."]
     figures = []
-    if examples:
-        shape = (28, 28)
+    if examples and shape is not None and len(shape) == 2:
         figures.append(_picture(examples, [float(s) for s in settings["sigmas"]], ctx.path("denoising.png"),
                                 shape))
     if missing:
         body += ["", "Trials that did not finish (left out of the table): " + "; ".join(missing)]
     epochs_text = ", ".join(f"{NAMES.get(p, p)} {e}" for p, e in epochs_used.items())
+    paper_data = {name: PAPER_DATA.get(name, (name, None)) for name in data_used}
+    paper_epochs = ", ".join(f"{e} on {name}" for name, (_, e) in paper_data.items() if e is not None)
     differences = [
-        "data: the embedded 5,000-digit MNIST subset (train/val/test 3,929 / 357 / 714, split by the seed) "
-        "instead of 60k/10k" if ctx.data_dir is None else f"data: {ctx.data_dir}",
-        f"epochs: {epochs_text or '–'} (paper: 200, early stopping on the validation energy)",
+        *(f"data: {text}; the paper: {paper_data[name][0]}" for name, text in data_used.items()),
+        f"epochs: {epochs_text or '–'} (paper: {paper_epochs or '–'}, early stopping on the validation "
+        f"energy)",
         f"seeds: {len(settings['seeds'])} (paper: 5); the noise of a trial is seeded with its seed",
-        "SDL-NL (λ=1e-2) and VDL-NL (λ=2e-2) rows are ours only: the paper's Table 1 has SDL and VDL",
     ]
+    if any(p in settings["models"] for p in ("sdl-nl-mnist", "vdl-nl-mnist")):
+        differences.append("SDL-NL (λ=1e-2) and VDL-NL (λ=2e-2) rows are ours only: the paper's Table 1 has "
+                           "SDL and VDL")
     if settings["limit"] is not None:
         differences.append(f"training split capped at {settings['limit']} samples")
     return Report(rows=rows, body="\n".join(body), differences=differences, figures=figures)

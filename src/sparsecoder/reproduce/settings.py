@@ -123,33 +123,51 @@ def number(settings: dict[str, Any], key: str, *, minimum: float = 0.0, strict: 
     return float(value)
 
 
-def number_list(settings: dict[str, Any], key: str, *, minimum: float = 0.0) -> list[float]:
-    """A non-empty list of distinct finite numbers >= ``minimum`` (one number is a list of one).
+def number_list(settings: dict[str, Any], key: str, *, minimum: float = 0.0,
+                maximum: float = math.inf) -> list[float]:
+    """A non-empty list of distinct finite numbers in ``[minimum, maximum]`` (one number is a list of one).
 
     A repeated number is refused: it would measure the same cell twice (the sweep refuses a repeated grid
     value too, but only after the experiment folder is written).
     """
     value = settings[key]
     items = [value] if _is_number(value) else value
-    if (not isinstance(items, list) or not items or any(not _is_number(v) or v < minimum for v in items)
+    if (not isinstance(items, list) or not items
+            or any(not _is_number(v) or not minimum <= v <= maximum for v in items)
             or len({float(v) for v in items}) != len(items)):
-        raise _refuse(key, value, f"a non-empty list of numbers >= {minimum:g}, each once")
+        upper = f" and <= {maximum:g}" if maximum < math.inf else ""
+        raise _refuse(key, value, f"a non-empty list of numbers >= {minimum:g}{upper}, each once")
     settings[key] = [float(v) for v in items]
     return settings[key]
 
 
 def preset_mapping(settings: dict[str, Any], key: str, valid: Callable[[Any], bool], what: str,
-                   example: str) -> dict[str, Any]:
-    """A non-empty mapping ``preset name -> value`` whose presets exist and whose values pass ``valid``."""
+                   example: str, *, model: str | None = None, encoder: bool = False) -> dict[str, Any]:
+    """A non-empty mapping ``preset name -> value`` whose presets exist and whose values pass ``valid``.
+
+    ``model`` (e.g. ``"sparse_autoencoder"``): every preset must be of that model family — a preset of
+    another family was refused by the sweep (no ``lam``) or by the evaluation only after the experiment
+    folder was written, whose ``reproduce.yaml`` then refused the corrected command. ``encoder``: every
+    preset must have an encoder (not DO / DO-NL).
+    """
     from sparsecoder.config import list_presets
 
     value = settings[key]
     if not isinstance(value, dict) or not value:
         raise _refuse(key, value, f"a non-empty mapping preset -> {what} (e.g. {key}={example})")
-    known = {p.name for p in list_presets()}
+    known = {p.name: p for p in list_presets()}
+    usable = [name for name, p in known.items() if model is None or p.model == model]
     for preset, item in value.items():
         if preset not in known:
             raise ValueError(f"--set {key}: unknown preset {preset!r} (`sparsecoder presets` lists them)")
+        if model is not None and known[preset].model != model:
+            examples = ", ".join(n for n in usable if n.endswith("-mnist"))
+            raise ValueError(f"--set {key}: preset {preset} is a {known[preset].model} model; this "
+                             f"experiment takes {model} presets ({examples}, ...)")
+        if encoder and getattr(known[preset].build(), "encoder", None) == "none":
+            with_encoder = [n for n in usable if n.endswith("-mnist") and known[n].build().encoder != "none"]
+            raise ValueError(f"--set {key}: preset {preset} has no encoder (decoder-only, FISTA codes); this "
+                             f"experiment measures an encoder's codes: give one of {', '.join(with_encoder)}")
         if not valid(item):
             raise ValueError(f"--set {key}: {preset} needs {what}, got {item!r}")
     return value
