@@ -202,12 +202,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not values:
         return math.nan, math.nan
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    # one seed has no spread to measure: NaN (an empty cell, "mean" alone in the tables), not a 0 that reads
+    # as a measured ± 0.00
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
 def aggregate(rows: list[dict[str, Any]], by: list[str], metrics: list[str]) -> list[dict[str, Any]]:
     """Group ``rows`` (one per seed) by the ``by`` keys, in first-seen order, and give each metric's mean
-    and sample std (ddof=1; 0 for one seed) as ``<metric>_mean`` / ``<metric>_std`` plus ``n_seeds``."""
+    and sample std (ddof=1; NaN for one seed) as ``<metric>_mean`` / ``<metric>_std`` plus ``n_seeds``."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row.get(k) for k in by), []).append(row)
