@@ -97,6 +97,7 @@ def test_rerun_trains_nothing(quick):
     ({"seeds": []}, "seeds=\\[\\]: no seed given; expected a non-empty list of integers >= 0"),
     ({"epochs": -1}, "epochs=-1: expected an integer >= 1 or null"),
     ({"limit": 0}, "limit=0: expected an integer >= 2 or null"),
+    ({"n_pictures": 100_000}, "n_pictures=100000: expected an integer >= 1 and <= 64"),
     # these three were refused only after the folder was written (VAE: by the sweep; DO and σ > 1e30: by
     # denoise, after every model had trained), whose reproduce.yaml then refused the corrected command
     ({"models": {"vae-gauss-mnist": 0.1}}, "preset vae-gauss-mnist is a vae model; this experiment takes "
