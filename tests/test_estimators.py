@@ -344,6 +344,24 @@ def test_transform_checks_the_parameters_without_fit_or_after_set_params():
         model.set_params(transform_algorithm="bogus").transform(X)
 
 
+
+def test_a_bool_for_a_number_parameter_is_refused():
+    # audit 2026-11-29: scikit-learn's Interval(Real/Integral) takes True as 1, so alpha=True fitted with
+    # alpha = 1, batch_size=True ran 1-row batches and transform_alpha=True coded at alpha = 1, unwarned
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(10, 5)), rng.normal(size=(3, 5))
+    for name in ("alpha", "batch_size", "max_iter", "transform_alpha", "max_no_improvement"):
+        with pytest.raises(InvalidParameterError, match=f"{name}=True is a bool"):
+            MiniBatchDictionaryLearning(3, device="cpu").set_params(**{name: True}).fit(X)
+    with pytest.raises(InvalidParameterError, match="transform_alpha=True is a bool"):
+        SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=True).transform(X)
+    # flags stay flags, numbers stay numbers
+    model = MiniBatchDictionaryLearning(3, alpha=np.float32(0.5), max_iter=np.int64(1), shuffle=np.bool_(False),
+                                        verbose=False, random_state=0, device="cpu").fit(X)
+    assert model.components_.shape == (3, 5)
+
 # The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
 # feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width
 # (sklearn/utils/_test_common/instance_generator.py); the test above only saw them fail

@@ -29,7 +29,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sparsecoder.dictionary.online import (
@@ -80,8 +80,25 @@ def _check_device(device):
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or 'auto'")
 
 
+def _refuse_bools_as_numbers(estimator) -> None:
+    """A ``True``/``False`` given for a parameter that is not a flag (``alpha``, ``batch_size``,
+    ``transform_alpha``, ``max_iter``, …) is refused by name: scikit-learn's ``Interval(Real)`` and
+    ``Interval(Integral)`` take it as 1 or 0 (``alpha=True`` fitted with α = 1), unlike every number argument
+    of sparsecoder (:func:`sparsecoder.nn.sizes.check_nonnegative_number`)."""
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        if isinstance(value, (bool, np.bool_)) and not {"boolean", "verbose"} & {
+                c for c in constraints if isinstance(c, str)}:
+            raise InvalidParameterError(f"{name}={value!r} is a bool, but {type(estimator).__name__}'s {name} is a number; "
+                             f"pass the number itself")
+
+
 class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform``/``inverse_transform`` of both estimators (scikit-learn's ``_BaseSparseCoding``)."""
+
+    def _validate_params(self):
+        _refuse_bools_as_numbers(self)
+        super()._validate_params()
 
     def _check_transform_settings(self, n_components):
         """Refuse by name the transform settings that scikit-learn's ``sparse_encode`` refuses (``transform``
