@@ -425,6 +425,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             print(f"[MiniBatchDictionaryLearning] {learner.n_steps} mini-batches in "
                   f"{time.perf_counter() - started:.2f} s{' (converged)' if converged else ''}, "
                   f"{learner.n_redrawn} dead atoms re-drawn")
+        _warn_unused_atoms(memory["codes"][memory["seen"]], X, float(self.alpha), learner.n_redrawn)
         # partial_fit goes on as a stream (scikit-learn's weighting): bring the exact statistics to its scale
         learner.to_stream_weighting(float(memory["weights"][memory["seen"]].sum()), batch_size)
         self._publish(learner, X.dtype)
@@ -493,6 +494,24 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     @property
     def _n_features_out(self):  # the columns of transform: × 2 with split_sign (scikit-learn counts 1×)
         return self.components_.shape[0] * (2 if self.split_sign else 1)
+
+
+def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
+    """A ``UserWarning`` when more than half of the atoms are used by no code of the fit's last visit to each
+    sample: such atoms are re-drawn data rows, not learned (alpha too large for X's scale: the default α = 1
+    with rows of norm below 1 gives all-zero codes, a dictionary of random rows, unwarned before)."""
+    if codes.size == 0:
+        return
+    unused = int((~(codes != 0).any(axis=0)).sum())
+    k = codes.shape[1]
+    if 2 * unused <= k:
+        return
+    bound = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    what = "every code is zero" if unused == k else f"{unused} of {k} atoms are used by no code"
+    warnings.warn(f"MiniBatchDictionaryLearning: {what} at the end of fit (unused atoms are re-drawn "
+                  f"data rows, not learned: {n_redrawn} re-draws); alpha={alpha:.4g} is too large for X, whose codes "
+                  f"are all zero for alpha >= {bound:.4g} (the largest row norm): lower alpha (e.g. "
+                  f"{0.1 * bound:.2g}) or scale X up", UserWarning, stacklevel=4)
 
 
 _LEARNABLE_PEAK = 1e100
