@@ -378,6 +378,18 @@ def test_fit_warns_when_alpha_leaves_most_atoms_unused():
         warnings.simplefilter("error")
         MiniBatchDictionaryLearning(6, alpha=0.02, max_iter=2, random_state=0, device="cpu").fit(X)
 
+
+def test_positive_dict_atoms_are_non_negative_from_dict_init_on():
+    # audit 2026-11-29: with max_iter=0 a dict_init with negative entries came back as components_ although
+    # positive_dict=True (min -0.47); the atoms now start in the constraint set
+    rng = np.random.default_rng(0)
+    X, init = np.abs(rng.standard_normal((20, 6))), rng.standard_normal((4, 6)) * 3
+    model = MiniBatchDictionaryLearning(4, alpha=0.1, max_iter=0, dict_init=init, positive_dict=True,
+                                        device="cpu").fit(X)
+    assert model.components_.min() >= 0 and np.linalg.norm(model.components_, axis=1).max() <= 1 + 1e-12
+    assert np.allclose(model.components_[0], np.clip(init[0], 0, None) / max(np.linalg.norm(
+        np.clip(init[0], 0, None)), 1))
+
 # The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
 # feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width
 # (sklearn/utils/_test_common/instance_generator.py); the test above only saw them fail

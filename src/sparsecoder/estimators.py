@@ -290,7 +290,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     shuffle : bool
         A fresh permutation of the rows every epoch (scikit-learn shuffles once).
     dict_init : ndarray (n_components, n_features), optional
-        Initial atoms (normalised into the unit ball); default: random training rows, normalised (SPEC §7;
+        Initial atoms (clipped at 0 with ``positive_dict``, normalised into the unit ball); default: random
+        training rows, normalised (SPEC §7;
         scikit-learn starts from a truncated SVD).
     transform_algorithm, transform_n_nonzero_coefs, transform_alpha, split_sign, positive_code,
     transform_max_iter
@@ -381,6 +382,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             if atoms.shape != (n_components, X.shape[1]):
                 raise ValueError(f"dict_init must have shape (n_components, n_features) = "
                                  f"{(n_components, X.shape[1])}, got {atoms.shape}")
+            if self.positive_dict:  # into the constraint set (max_iter=0 returned negative atoms)
+                atoms = np.clip(atoms, 0.0, None)
             atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1.0)
         else:
             atoms = initial_dictionary(X, n_components, self._rng, positive=self.positive_dict)
