@@ -262,6 +262,16 @@ def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do
         MiniBatchDictionaryLearning(n_components=10**6, random_state=0).partial_fit(X)
 
 
+def test_float32_rows_whose_norm_overflows_float32_are_refused_naming_float64():
+    # audit 2026-11-29: float32 rows of 1,000 values of ~3e37 (norm 1e39, above float32's 3.4e38) made the
+    # learner's float32 products X·atoms inf, and fit failed with a bare ZeroDivisionError
+    X = np.full((10, 1000), 3e37, dtype=np.float32)
+    for fit in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=r"float32 and its largest row norm is 9\.487e\+38.*X\.astype"):
+            getattr(MiniBatchDictionaryLearning(3, alpha=1e37, max_iter=1, device="cpu"), fit)(X)
+    model = MiniBatchDictionaryLearning(3, alpha=1e37, max_iter=1, random_state=0, device="cpu")
+    assert np.isfinite(model.fit(X.astype(np.float64)).components_).all()
+
 def test_partial_fit_applies_parameters_set_between_calls():
     # as scikit-learn's partial_fit does; they were silently ignored (the learner kept its first settings)
     X = np.random.default_rng(0).normal(size=(20, 5))

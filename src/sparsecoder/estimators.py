@@ -521,7 +521,8 @@ _LEARNABLE_PEAK = 1e100
 
 
 def _check_learnable_scale(X):
-    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass): the online
+    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass), or float32
+    rows of norm beyond float32's maximum / 16 (the learner's float32 products overflow): the online
     learner's float64 statistics (weighted sums of products of codes and rows) over- or underflow there and
     its solver failed with a bare ZeroDivisionError (from about 1e154, or 1e-155 with as small an alpha)."""
     peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
@@ -529,6 +530,15 @@ def _check_learnable_scale(X):
         raise ValueError(f"X's largest |value| is {peak:.4g}, outside [1e-100, 1e100] where the dictionary "
                          f"learner's float64 statistics stay in range; rescale X (e.g. X / X.std()) and "
                          f"alpha by the same factor (the dictionary learned is the same)")
+    if X.dtype == np.float32 and X.size:
+        # the learner's products X·atoms (bounded by the row norms) are float32 for float32 X: rows of norm
+        # near float32's maximum made them inf and the fit failed with a bare ZeroDivisionError (norm 1e39)
+        norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+        bound = float(np.finfo(np.float32).max) / 16
+        if norm > bound:
+            raise ValueError(f"X is float32 and its largest row norm is {norm:.4g}, above {bound:.3g} where the "
+                             f"dictionary learner's float32 products X·atoms overflow; pass X.astype(np.float64), "
+                             f"or rescale X and alpha by the same factor")
 
 
 class _Convergence:
