@@ -87,10 +87,10 @@ def _refuse_bools_as_numbers(estimator) -> None:
     of sparsecoder (:func:`sparsecoder.nn.sizes.check_nonnegative_number`)."""
     for name, constraints in estimator._parameter_constraints.items():
         value = getattr(estimator, name, None)
-        if isinstance(value, (bool, np.bool_)) and not {"boolean", "verbose"} & {
-                c for c in constraints if isinstance(c, str)}:
-            raise InvalidParameterError(f"{name}={value!r} is a bool, but {type(estimator).__name__}'s {name} is a number; "
-                             f"pass the number itself")
+        flags = {"boolean", "verbose"} & {c for c in constraints if isinstance(c, str)}
+        if isinstance(value, (bool, np.bool_)) and not flags:
+            raise InvalidParameterError(f"{name}={value!r} is a bool, but {type(estimator).__name__}'s "
+                                        f"{name} is a number; pass the number itself")
 
 
 class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
@@ -501,20 +501,24 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
 
 def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
     """A ``UserWarning`` when more than half of the atoms are used by no code of the fit's last visit to each
-    sample: such atoms are re-drawn data rows, not learned (alpha too large for X's scale: the default α = 1
-    with rows of norm below 1 gives all-zero codes, a dictionary of random rows, unwarned before)."""
+    sample: such atoms are re-drawn data rows, not learned (the default α = 1 with rows of norm below 1 gave
+    all-zero codes and a dictionary of random rows, unwarned)."""
     if codes.size == 0:
         return
-    unused = int((~(codes != 0).any(axis=0)).sum())
     k = codes.shape[1]
+    unused = int((~(codes != 0).any(axis=0)).sum())
     if 2 * unused <= k:
         return
     bound = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
-    what = "every code is zero" if unused == k else f"{unused} of {k} atoms are used by no code"
-    warnings.warn(f"MiniBatchDictionaryLearning: {what} at the end of fit (unused atoms are re-drawn "
-                  f"data rows, not learned: {n_redrawn} re-draws); alpha={alpha:.4g} is too large for X, whose codes "
-                  f"are all zero for alpha >= {bound:.4g} (the largest row norm): lower alpha (e.g. "
-                  f"{0.1 * bound:.2g}) or scale X up", UserWarning, stacklevel=4)
+    if unused == k:
+        what = (f"every code is zero at the end of fit: alpha={alpha:.4g} is too large for X (codes vanish "
+                f"for alpha >= {bound:.4g}, its largest row norm); lower alpha (e.g. {0.1 * bound:.2g}) or "
+                f"scale X up")
+    else:
+        what = (f"{unused} of {k} atoms are used by no code at the end of fit; lower alpha (={alpha:.4g}; "
+                f"codes vanish for alpha >= {bound:.4g}, X's largest row norm) or n_components")
+    warnings.warn(f"MiniBatchDictionaryLearning: {what} (unused atoms are re-drawn data rows, not learned: "
+                  f"{n_redrawn} re-draws)", UserWarning, stacklevel=4)
 
 
 _LEARNABLE_PEAK = 1e100
@@ -536,9 +540,9 @@ def _check_learnable_scale(X):
         norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
         bound = float(np.finfo(np.float32).max) / 16
         if norm > bound:
-            raise ValueError(f"X is float32 and its largest row norm is {norm:.4g}, above {bound:.3g} where the "
-                             f"dictionary learner's float32 products X·atoms overflow; pass X.astype(np.float64), "
-                             f"or rescale X and alpha by the same factor")
+            raise ValueError(f"X is float32 and its largest row norm is {norm:.4g}, above {bound:.3g} where "
+                             f"the dictionary learner's float32 products X·atoms overflow; pass "
+                             f"X.astype(np.float64), or rescale X and alpha by the same factor")
 
 
 class _Convergence:

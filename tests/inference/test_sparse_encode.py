@@ -235,7 +235,7 @@ def test_extreme_float32_magnitudes_give_the_scaled_lasso_solution(random_proble
     scaled_step = step if isinstance(step, str) else min(step, 1.0 / L) / atom_scale**2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        # float32 rows cannot meet tol=1e-7 (below float32's resolution): warned since 2026-11-29, not an error
+        # float32 rows cannot meet tol=1e-7 (below float32's resolution): warned since 2026-11-29
         warnings.filterwarnings("ignore", "FISTA: .* resolution", RuntimeWarning)
         codes = sparse_encode((X * x_scale).astype(np.float32), (D * atom_scale).astype(np.float32),
                               alpha=alpha * x_scale * atom_scale, method=method, step=scaled_step,

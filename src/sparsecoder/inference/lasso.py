@@ -428,10 +428,11 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
             result = _gram_fista(gram, correlations, start, float(alpha), positive, step, int(max_iter),
                                  float(tol))
             codes, n_iter = result.codes, result.n_iter
-            if not bool(result.converged.all()):  # was silent: 1,000 iterations left codes 17 % above optimum
+            if not bool(result.converged.all()):  # was silent (codes 17 % above the optimum, 2026-11-29)
                 resolution = torch.finfo(codes.dtype).eps
-                advice = (f"tol={tol:.3g} is below {codes.dtype}'s resolution ({resolution:.3g}), where rows "
-                          f"change by rounding forever: raise tol or pass float64" if tol < 8 * resolution else
+                advice = (f"tol={tol:.3g} is below {codes.dtype}'s resolution ({resolution:.3g}), where "
+                          f"rows change by rounding forever: raise tol or pass float64"
+                          if tol < 8 * resolution else
                           "raise max_iter (FISTA is slow on ill-conditioned dictionaries, e.g. atoms of very "
                           "different norms)")
                 if device.type == "cpu":
