@@ -404,6 +404,17 @@ def test_positive_dict_atoms_are_non_negative_from_dict_init_on():
     assert np.allclose(model.components_[0], np.clip(init[0], 0, None) / max(np.linalg.norm(
         np.clip(init[0], 0, None)), 1))
 
+
+def test_an_empty_dictionary_or_dict_init_is_refused_by_name():
+    # audit 2026-11-29: SparseCoder(np.zeros((0, 4))) said "Found array with 0 sample(s)" (the dictionary's
+    # atoms are no samples); dict_init the same
+    X = np.random.default_rng(0).normal(size=(6, 4))
+    for shape in ((0, 4), (3, 0)):
+        with pytest.raises(ValueError, match=rf"dictionary has shape \({shape[0]}, {shape[1]}\): it needs"):
+            SparseCoder(np.zeros(shape), transform_algorithm="lasso_cd").transform(X)
+    with pytest.raises(ValueError, match=r"dict_init has shape \(0, 4\)"):
+        MiniBatchDictionaryLearning(2, dict_init=np.zeros((0, 4)), device="cpu").fit(X)
+
 # The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
 # feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width
 # (sklearn/utils/_test_common/instance_generator.py); the test above only saw them fail

@@ -75,6 +75,17 @@ def _validate(estimator, X, **kwargs):
     return validate_data(estimator, _from_torch(X), dtype=_FLOATS, **kwargs)
 
 
+def _check_atoms(value, name, dtype=_FLOATS):
+    """``value`` (``dictionary`` or ``dict_init``) as a 2-D finite float array of at least one atom and one
+    feature; an empty one is refused naming ``name`` (scikit-learn's check spoke of "0 sample(s)")."""
+    atoms = check_array(_from_torch(value), dtype=dtype, input_name=name, ensure_min_samples=0,
+                        ensure_min_features=0)
+    if 0 in atoms.shape:
+        raise ValueError(f"{name} has shape {atoms.shape}: it needs at least one atom (row) of at least one "
+                         f"feature, shape (n_components, n_features)")
+    return atoms
+
+
 def _check_device(device):
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or 'auto'")
@@ -222,8 +233,7 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         self.device = device
 
     def _atoms(self):
-        atoms = check_array(_from_torch(self.dictionary), dtype=_FLOATS, input_name="dictionary")
-        return atoms
+        return _check_atoms(self.dictionary, "dictionary")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -378,7 +388,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
                        "lower n_components")
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
-            atoms = check_array(self.dict_init, dtype=np.float64, input_name="dict_init")
+            atoms = _check_atoms(self.dict_init, "dict_init", np.float64)
             if atoms.shape != (n_components, X.shape[1]):
                 raise ValueError(f"dict_init must have shape (n_components, n_features) = "
                                  f"{(n_components, X.shape[1])}, got {atoms.shape}")
