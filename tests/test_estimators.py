@@ -262,6 +262,18 @@ def test_mini_batch_dictionary_learning_refuses_before_fitting_what_it_cannot_do
         MiniBatchDictionaryLearning(n_components=10**6, random_state=0).partial_fit(X)
 
 
+def test_float32_rows_whose_norm_overflows_float32_are_refused_naming_float64():
+    # audit 2026-11-29: float32 rows of 1,000 values of ~3e37 (norm 1e39, above float32's 3.4e38) made the
+    # learner's float32 products X·atoms inf, and fit failed with a bare ZeroDivisionError
+    X = np.full((10, 1000), 3e37, dtype=np.float32)
+    X[:, :5] = np.eye(10, 5) * 3e38  # not rank one: the float64 fit below uses its 3 atoms
+    for fit in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=r"float32 and its largest row norm is 9\.\d+e\+38.*X\.astype"):
+            getattr(MiniBatchDictionaryLearning(3, alpha=1e37, max_iter=1, device="cpu"), fit)(X)
+    model = MiniBatchDictionaryLearning(3, alpha=1e37, max_iter=1, random_state=0, device="cpu")
+    assert np.isfinite(model.fit(X.astype(np.float64)).components_).all()
+
+
 def test_partial_fit_applies_parameters_set_between_calls():
     # as scikit-learn's partial_fit does; they were silently ignored (the learner kept its first settings)
     X = np.random.default_rng(0).normal(size=(20, 5))
@@ -343,6 +355,65 @@ def test_transform_checks_the_parameters_without_fit_or_after_set_params():
     with pytest.raises(InvalidParameterError, match="'transform_algorithm' parameter"):
         model.set_params(transform_algorithm="bogus").transform(X)
 
+
+
+def test_a_bool_for_a_number_parameter_is_refused():
+    # audit 2026-11-29: scikit-learn's Interval(Real/Integral) takes True as 1, so alpha=True fitted with
+    # alpha = 1, batch_size=True ran 1-row batches and transform_alpha=True coded at alpha = 1, unwarned
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(10, 5)), rng.normal(size=(3, 5))
+    for name in ("alpha", "batch_size", "max_iter", "transform_alpha", "max_no_improvement"):
+        with pytest.raises(InvalidParameterError, match=f"{name}=True is a bool"):
+            MiniBatchDictionaryLearning(3, device="cpu").set_params(**{name: True}).fit(X)
+    with pytest.raises(InvalidParameterError, match="transform_alpha=True is a bool"):
+        SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=True).transform(X)
+    # flags stay flags, numbers stay numbers
+    model = MiniBatchDictionaryLearning(3, alpha=np.float32(0.5), max_iter=np.int64(1),
+                                        shuffle=np.bool_(False), verbose=False, random_state=0,
+                                        device="cpu").fit(X)
+    assert model.components_.shape == (3, 5)
+
+
+def test_fit_warns_when_alpha_leaves_most_atoms_unused():
+    # audit 2026-11-29: the default alpha=1 on rows of norm below 1 gave all-zero codes and a dictionary of
+    # re-drawn random rows (synthetic data × 0.1: 1 in 8 true atoms recovered, 1,120 re-draws), unwarned
+    rng = np.random.default_rng(0)
+    atoms = rng.standard_normal((6, 10))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    X = (rng.random((60, 6)) * (rng.random((60, 6)) < 0.3)) @ atoms
+    X /= np.linalg.norm(X, axis=1).max() * 2  # every row norm <= 0.5 < alpha = 1
+    message = r"every code is zero .* alpha=1 is too large .* alpha >= 0\.5\b.*lower alpha"
+    with pytest.warns(UserWarning, match=message) as record:
+        MiniBatchDictionaryLearning(6, max_iter=2, random_state=0, device="cpu").fit(X)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MiniBatchDictionaryLearning(6, alpha=0.02, max_iter=2, random_state=0, device="cpu").fit(X)
+
+
+def test_positive_dict_atoms_are_non_negative_from_dict_init_on():
+    # audit 2026-11-29: with max_iter=0 a dict_init with negative entries came back as components_ although
+    # positive_dict=True (min -0.47); the atoms now start in the constraint set
+    rng = np.random.default_rng(0)
+    X, init = np.abs(rng.standard_normal((20, 6))), rng.standard_normal((4, 6)) * 3
+    model = MiniBatchDictionaryLearning(4, alpha=0.1, max_iter=0, dict_init=init, positive_dict=True,
+                                        device="cpu").fit(X)
+    assert model.components_.min() >= 0 and np.linalg.norm(model.components_, axis=1).max() <= 1 + 1e-12
+    assert np.allclose(model.components_[0], np.clip(init[0], 0, None) / max(np.linalg.norm(
+        np.clip(init[0], 0, None)), 1))
+
+
+def test_an_empty_dictionary_or_dict_init_is_refused_by_name():
+    # audit 2026-11-29: SparseCoder(np.zeros((0, 4))) said "Found array with 0 sample(s)" (the dictionary's
+    # atoms are no samples); dict_init the same
+    X = np.random.default_rng(0).normal(size=(6, 4))
+    for shape in ((0, 4), (3, 0)):
+        with pytest.raises(ValueError, match=rf"dictionary has shape \({shape[0]}, {shape[1]}\): it needs"):
+            SparseCoder(np.zeros(shape), transform_algorithm="lasso_cd").transform(X)
+    with pytest.raises(ValueError, match=r"dict_init has shape \(0, 4\)"):
+        MiniBatchDictionaryLearning(2, dict_init=np.zeros((0, 4)), device="cpu").fit(X)
 
 # The checks that feed data of another width than SparseCoder's fixed dictionary, with the width each
 # feeds: scikit-learn runs its own SparseCoder on them with a dictionary of that width

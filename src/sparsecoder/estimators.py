@@ -29,7 +29,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sparsecoder.dictionary.online import (
@@ -75,13 +75,41 @@ def _validate(estimator, X, **kwargs):
     return validate_data(estimator, _from_torch(X), dtype=_FLOATS, **kwargs)
 
 
+def _check_atoms(value, name, dtype=_FLOATS):
+    """``value`` (``dictionary`` or ``dict_init``) as a 2-D finite float array of at least one atom and one
+    feature; an empty one is refused naming ``name`` (scikit-learn's check spoke of "0 sample(s)")."""
+    atoms = check_array(_from_torch(value), dtype=dtype, input_name=name, ensure_min_samples=0,
+                        ensure_min_features=0)
+    if 0 in atoms.shape:
+        raise ValueError(f"{name} has shape {atoms.shape}: it needs at least one atom (row) of at least one "
+                         f"feature, shape (n_components, n_features)")
+    return atoms
+
+
 def _check_device(device):
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or 'auto'")
 
 
+def _refuse_bools_as_numbers(estimator) -> None:
+    """A ``True``/``False`` given for a parameter that is not a flag (``alpha``, ``batch_size``,
+    ``transform_alpha``, ``max_iter``, …) is refused by name: scikit-learn's ``Interval(Real)`` and
+    ``Interval(Integral)`` take it as 1 or 0 (``alpha=True`` fitted with α = 1), unlike every number argument
+    of sparsecoder (:func:`sparsecoder.nn.sizes.check_nonnegative_number`)."""
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        flags = {"boolean", "verbose"} & {c for c in constraints if isinstance(c, str)}
+        if isinstance(value, (bool, np.bool_)) and not flags:
+            raise InvalidParameterError(f"{name}={value!r} is a bool, but {type(estimator).__name__}'s "
+                                        f"{name} is a number; pass the number itself")
+
+
 class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform``/``inverse_transform`` of both estimators (scikit-learn's ``_BaseSparseCoding``)."""
+
+    def _validate_params(self):
+        _refuse_bools_as_numbers(self)
+        super()._validate_params()
 
     def _check_transform_settings(self, n_components):
         """Refuse by name the transform settings that scikit-learn's ``sparse_encode`` refuses (``transform``
@@ -205,8 +233,7 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         self.device = device
 
     def _atoms(self):
-        atoms = check_array(_from_torch(self.dictionary), dtype=_FLOATS, input_name="dictionary")
-        return atoms
+        return _check_atoms(self.dictionary, "dictionary")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -273,7 +300,8 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
     shuffle : bool
         A fresh permutation of the rows every epoch (scikit-learn shuffles once).
     dict_init : ndarray (n_components, n_features), optional
-        Initial atoms (normalised into the unit ball); default: random training rows, normalised (SPEC §7;
+        Initial atoms (clipped at 0 with ``positive_dict``, normalised into the unit ball); default: random
+        training rows, normalised (SPEC §7;
         scikit-learn starts from a truncated SVD).
     transform_algorithm, transform_n_nonzero_coefs, transform_alpha, split_sign, positive_code,
     transform_max_iter
@@ -360,10 +388,12 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
                        "lower n_components")
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
-            atoms = check_array(self.dict_init, dtype=np.float64, input_name="dict_init")
+            atoms = _check_atoms(self.dict_init, "dict_init", np.float64)
             if atoms.shape != (n_components, X.shape[1]):
                 raise ValueError(f"dict_init must have shape (n_components, n_features) = "
                                  f"{(n_components, X.shape[1])}, got {atoms.shape}")
+            if self.positive_dict:  # into the constraint set (max_iter=0 returned negative atoms)
+                atoms = np.clip(atoms, 0.0, None)
             atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1.0)
         else:
             atoms = initial_dictionary(X, n_components, self._rng, positive=self.positive_dict)
@@ -408,6 +438,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             print(f"[MiniBatchDictionaryLearning] {learner.n_steps} mini-batches in "
                   f"{time.perf_counter() - started:.2f} s{' (converged)' if converged else ''}, "
                   f"{learner.n_redrawn} dead atoms re-drawn")
+        _warn_unused_atoms(memory["codes"][memory["seen"]], X, float(self.alpha), learner.n_redrawn)
         # partial_fit goes on as a stream (scikit-learn's weighting): bring the exact statistics to its scale
         learner.to_stream_weighting(float(memory["weights"][memory["seen"]].sum()), batch_size)
         self._publish(learner, X.dtype)
@@ -478,11 +509,34 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         return self.components_.shape[0] * (2 if self.split_sign else 1)
 
 
+def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
+    """A ``UserWarning`` when more than half of the atoms are used by no code of the fit's last visit to each
+    sample: such atoms are re-drawn data rows, not learned (the default α = 1 with rows of norm below 1 gave
+    all-zero codes and a dictionary of random rows, unwarned)."""
+    if codes.size == 0:
+        return
+    k = codes.shape[1]
+    unused = int((~(codes != 0).any(axis=0)).sum())
+    if 2 * unused <= k:
+        return
+    bound = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    if unused == k:
+        what = (f"every code is zero at the end of fit: alpha={alpha:.4g} is too large for X (codes vanish "
+                f"for alpha >= {bound:.4g}, its largest row norm); lower alpha (e.g. {0.1 * bound:.2g}) or "
+                f"scale X up")
+    else:
+        what = (f"{unused} of {k} atoms are used by no code at the end of fit; lower alpha (={alpha:.4g}; "
+                f"codes vanish for alpha >= {bound:.4g}, X's largest row norm) or n_components")
+    warnings.warn(f"MiniBatchDictionaryLearning: {what} (unused atoms are re-drawn data rows, not learned: "
+                  f"{n_redrawn} re-draws)", UserWarning, stacklevel=4)
+
+
 _LEARNABLE_PEAK = 1e100
 
 
 def _check_learnable_scale(X):
-    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass): the online
+    """Refuse rows whose largest ``|x|`` lies outside ``[1e-100, 1e100]`` (all-zero rows pass), or float32
+    rows of norm beyond float32's maximum / 16 (the learner's float32 products overflow): the online
     learner's float64 statistics (weighted sums of products of codes and rows) over- or underflow there and
     its solver failed with a bare ZeroDivisionError (from about 1e154, or 1e-155 with as small an alpha)."""
     peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
@@ -490,6 +544,15 @@ def _check_learnable_scale(X):
         raise ValueError(f"X's largest |value| is {peak:.4g}, outside [1e-100, 1e100] where the dictionary "
                          f"learner's float64 statistics stay in range; rescale X (e.g. X / X.std()) and "
                          f"alpha by the same factor (the dictionary learned is the same)")
+    if X.dtype == np.float32 and X.size:
+        # the learner's products X·atoms (bounded by the row norms) are float32 for float32 X: rows of norm
+        # near float32's maximum made them inf and the fit failed with a bare ZeroDivisionError (norm 1e39)
+        norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+        bound = float(np.finfo(np.float32).max) / 16
+        if norm > bound:
+            raise ValueError(f"X is float32 and its largest row norm is {norm:.4g}, above {bound:.3g} where "
+                             f"the dictionary learner's float32 products X·atoms overflow; pass "
+                             f"X.astype(np.float64), or rescale X and alpha by the same factor")
 
 
 class _Convergence:

@@ -44,6 +44,7 @@ precision (float32 data: float32 products, the active set still solves in float6
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
@@ -236,8 +237,10 @@ class OnlineDictionaryLearner:
         data = torch.from_numpy(X).to(self.device)
         atoms = torch.from_numpy(D).to(self.device, data.dtype)
         start = None if init is None else torch.from_numpy(np.asarray(init, dtype=X.dtype)).to(self.device)
-        codes = sparse_encode(data, atoms, alpha=self.alpha, positive=self.positive_code, method="fista",
-                              max_iter=self.max_iter, tol=_FISTA_TOL, init=start)
+        with warnings.catch_warnings():  # a mini-batch's codes may stop at max_iter (warm-started next visit)
+            warnings.filterwarnings("ignore", "FISTA: .* reached max_iter", RuntimeWarning)
+            codes = sparse_encode(data, atoms, alpha=self.alpha, positive=self.positive_code, method="fista",
+                                  max_iter=self.max_iter, tol=_FISTA_TOL, init=start)
         residual = data - codes @ atoms
         cost = 0.5 * float((residual.double() ** 2).sum()) + self.alpha * float(codes.double().abs().sum())
         return codes.cpu().numpy(), cost / X.shape[0]

@@ -290,7 +290,8 @@ def sparse_encode(
     RuntimeWarning
         When samples stop at ``max_iter`` before converging: the active set's sweeps before their
         optimality certificate (``method="active-set"``), or those and FISTA's iterations after them
-        (``method="auto"``, where FISTA finishes the rows the active set stopped).
+        (``method="auto"``, where FISTA finishes the rows the active set stopped), or FISTA's iterations
+        (``method="fista"``, and ``"auto"`` on a GPU or for dense codes).
     """
     if algorithm in _OTHER_ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} solves another problem than the lasso, the only one "
@@ -427,6 +428,16 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
             result = _gram_fista(gram, correlations, start, float(alpha), positive, step, int(max_iter),
                                  float(tol))
             codes, n_iter = result.codes, result.n_iter
+            if not bool(result.converged.all()):  # was silent (codes 17 % above the optimum, 2026-11-29)
+                resolution = torch.finfo(codes.dtype).eps
+                advice = (f"tol={tol:.3g} is below {codes.dtype}'s resolution ({resolution:.3g}), where "
+                          f"rows change by rounding forever: raise tol or pass float64"
+                          if tol < 8 * resolution else
+                          "raise max_iter (FISTA is slow on ill-conditioned dictionaries, e.g. atoms of very "
+                          "different norms)")
+                if device.type == "cpu":
+                    advice += ", or use method='active-set' (exact)"
+                _warn_unconverged(int((~result.converged).sum()), n_samples, max_iter, "FISTA", advice)
             if probed is not None:
                 codes = torch.cat([head_codes.to(codes.dtype), codes])
                 n_iter = torch.cat([head_sweeps.to(n_iter.dtype), n_iter])
