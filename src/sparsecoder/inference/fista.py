@@ -1133,18 +1133,13 @@ def fista(
         energies = []
 
         def record(codes):
-            if scale == 1.0:
-                energy = total_energy(
-                    Y, smooth.reconstruct(codes), codes, lam, beta=beta, var_threshold=var_threshold,
-                    gamma=gamma, Z_encoder=z_encoder,
-                )
-                energies.append(energy.to(torch.float64))
-                return
-            # the energy of the rescaled problem is E/s²: in float64, where neither it nor s² leave the range
-            wide = [None if t is None else t.to(torch.float64) for t in (Y, codes, z_encoder)]
-            energy = total_energy(wide[0], smooth.reconstruct(codes).to(torch.float64), wide[1], lam,
-                                  beta=beta, var_threshold=var_threshold, gamma=gamma, Z_encoder=wide[2])
-            energies.append(energy * scale**2)
+            terms = (Y, smooth.reconstruct(codes), codes, z_encoder)
+            if scale != 1.0:  # the rescaled energy is E/s²: in float64, where neither E nor s² overflow
+                terms = tuple(None if t is None else t.to(torch.float64) for t in terms)
+            y, reconstruction, z, z_enc = terms
+            energy = total_energy(y, reconstruction, z, lam, beta=beta, var_threshold=var_threshold,
+                                  gamma=gamma, Z_encoder=z_enc)
+            energies.append(energy.to(torch.float64) * scale**2)
 
         result = fista_loop(
             stepper, Z, max_iter=max_iter, tol=tol, restart=restart, reduce=reduce,
