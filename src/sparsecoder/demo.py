@@ -12,7 +12,6 @@ paper's and where the run folder and its pictures are::
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -89,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from sparsecoder.cli import interrupted
     from sparsecoder.train import TrainingDiverged
+    from sparsecoder.train.commands import stopped_message
 
     out = Path(args.out)
     print(f"sparsecoder demo: training '{args.preset}' for {args.epochs} epochs on the embedded MNIST subset "
@@ -102,13 +102,8 @@ def _main(args: argparse.Namespace) -> int:
         return 3
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SIGHUP: the demo's run is a run like any other
         what, status = interrupted(err)
-        if (out / "checkpoint.pt").is_file():
-            command = shlex.join(["sparsecoder", "train", args.preset, "--out", str(out), "--resume"])
-            print(f"{what}; the last completed epoch is saved in {out / 'checkpoint.pt'}. Continue with: "
-                  f"{command}, or start the demo again with --overwrite", file=sys.stderr)
-        else:
-            print(f"{what} before the first epoch completed; start the demo again with --overwrite",
-                  file=sys.stderr)
+        print(stopped_message(what, args.preset, out, "start the demo again with --overwrite"),
+              file=sys.stderr)
         return status
     seconds = time.perf_counter() - start
     print()

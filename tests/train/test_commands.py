@@ -358,3 +358,26 @@ def test_no_rows_are_refused_in_memory_as_in_a_file(tmp_path, capsys):
             call(run, np.zeros((0, width), np.float32))
         with pytest.raises(ValueError, match=rf"with n >= 1, got shape \(0, {width}\)"):
             call(run, torch.zeros(0, width))
+
+
+def test_a_stopped_runs_message_gives_the_resume_command_or_the_way_to_start_over(tmp_path):
+    """`train` and the demo say the same about a stopped run: before the first epoch nothing to resume
+    (start over with --overwrite once the folder holds a run), after it the quoted `--resume` command; the
+    demo adds its own way to start over."""
+    from sparsecoder.train.commands import stopped_message
+
+    out = tmp_path / "my run"
+    out.mkdir()
+    demo = "start the demo again with --overwrite"
+    assert stopped_message("interrupted", "vdl-mnist", out) == \
+        "interrupted before the first epoch completed; nothing to resume"
+    (out / "config.yaml").write_text("model: x\n")
+    assert stopped_message("interrupted", "vdl-mnist", out) == \
+        "interrupted before the first epoch completed; nothing to resume (train again with --overwrite)"
+    assert stopped_message("stopped by SIGTERM", "vdl-mnist", out, demo) == \
+        f"stopped by SIGTERM before the first epoch completed; {demo}"
+    (out / "checkpoint.pt").write_bytes(b"")
+    resume = (f"interrupted; the last completed epoch is saved in {out / 'checkpoint.pt'}. Continue with: "
+              f"sparsecoder train vdl-mnist --out '{out}' --resume")
+    assert stopped_message("interrupted", "vdl-mnist", out) == resume
+    assert stopped_message("interrupted", "vdl-mnist", out, demo) == f"{resume}, or {demo}"

@@ -88,6 +88,22 @@ def _print_metrics(metrics: dict) -> None:
     print(json.dumps(metrics, indent=2))
 
 
+def stopped_message(what: str, preset, out: Path, restart: str | None = None) -> str:
+    """What a training run into ``out`` stopped by Ctrl-C or a stop signal (``what``: "interrupted",
+    "stopped by SIGTERM", …) keeps and how to go on: the ``train --resume`` command once it has a checkpoint,
+    and ``restart`` (how to start over, e.g. the demo's "start the demo again with --overwrite") beside it,
+    or alone before the first epoch."""
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.is_file():
+        command = shlex.join(["sparsecoder", "train", str(preset), "--out", str(out), "--resume"])
+        return (f"{what}; the last completed epoch is saved in {checkpoint}. Continue with: {command}"
+                + (f", or {restart}" if restart else ""))
+    if restart:
+        return f"{what} before the first epoch completed; {restart}"
+    again = " (train again with --overwrite)" if (out / "config.yaml").is_file() else ""
+    return f"{what} before the first epoch completed; nothing to resume{again}"
+
+
 def _train(args: argparse.Namespace) -> int:
     from sparsecoder.config import parse_overrides
     from sparsecoder.train.distributed import RankFailed, process_rank
@@ -109,14 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         from sparsecoder.cli import interrupted
 
         what, status = interrupted(err)
-        if (args.out / "checkpoint.pt").is_file():
-            command = shlex.join(["sparsecoder", "train", str(args.preset), "--out", str(args.out),
-                                  "--resume"])
-            print(f"{what}; the last completed epoch is saved in {args.out / 'checkpoint.pt'}. Continue "
-                  f"with: {command}", file=sys.stderr)
-        else:
-            again = " (train again with --overwrite)" if (args.out / "config.yaml").is_file() else ""
-            print(f"{what} before the first epoch completed; nothing to resume{again}", file=sys.stderr)
+        print(stopped_message(what, args.preset, args.out), file=sys.stderr)
         return status
     if process_rank() == 0:  # under torchrun only rank 0 reports
         _print_metrics(metrics)
