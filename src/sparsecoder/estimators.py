@@ -42,6 +42,7 @@ from sparsecoder.dictionary.online import (
 from sparsecoder.inference.lasso import solver_threads, sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
 from sparsecoder.nn.sizes import check_size
+from sparsecoder.util import FLOAT32_MAX
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -509,6 +510,11 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         return self.components_.shape[0] * (2 if self.split_sign else 1)
 
 
+def _largest_row_norm(X) -> float:
+    """The largest L2 norm of a row of ``X`` (accumulated in float64)."""
+    return float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+
+
 def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
     """A ``UserWarning`` when more than half of the atoms are used by no code of the fit's last visit to each
     sample: such atoms are re-drawn data rows, not learned (the default α = 1 with rows of norm below 1 gave
@@ -519,7 +525,7 @@ def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
     unused = int((~(codes != 0).any(axis=0)).sum())
     if 2 * unused <= k:
         return
-    bound = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    bound = _largest_row_norm(X)
     if unused == k:
         what = (f"every code is zero at the end of fit: alpha={alpha:.4g} is too large for X (codes vanish "
                 f"for alpha >= {bound:.4g}, its largest row norm); lower alpha (e.g. {0.1 * bound:.2g}) or "
@@ -547,8 +553,8 @@ def _check_learnable_scale(X):
     if X.dtype == np.float32 and X.size:
         # the learner's products X·atoms (bounded by the row norms) are float32 for float32 X: rows of norm
         # near float32's maximum made them inf and the fit failed with a bare ZeroDivisionError (norm 1e39)
-        norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
-        bound = float(np.finfo(np.float32).max) / 16
+        norm = _largest_row_norm(X)
+        bound = FLOAT32_MAX / 16
         if norm > bound:
             raise ValueError(f"X is float32 and its largest row norm is {norm:.4g}, above {bound:.3g} where "
                              f"the dictionary learner's float32 products X·atoms overflow; pass "
