@@ -896,7 +896,7 @@ def coerce_fields(config: Any) -> None:
     hints = _field_types(type(config))
     for field in dataclasses.fields(config):
         object.__setattr__(config, field.name, coerce(field.name, getattr(config, field.name),
-                                                       hints[field.name]))
+                                                      hints[field.name]))
 
 
 def _check_device(device: str) -> None:

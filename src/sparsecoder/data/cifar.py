@@ -100,7 +100,7 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     patch_size = check_patch_size(patch_size, "cifar_patches")
     if data_dir is None:
         requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
-                                          f"patches of {patch_size}×{patch_size}")
+                                         f"patches of {patch_size}×{patch_size}")
         splits, names = embedded_unit_patches(seed=seed, requested=requested, counts=counts,
                                               patch_size=patch_size)
         return DataSplits(

@@ -406,7 +406,7 @@ def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sig
 
 
 def split_counts(n_train: int, n_val: int, n_test: int, limit: int | None,
-                  row_bytes: int | None = None, what: str = "samples") -> tuple[dict, dict]:
+                 row_bytes: int | None = None, what: str = "samples") -> tuple[dict, dict]:
     """(requested split sizes, sizes to draw = requested with ``limit`` capping the training split).
 
     ``row_bytes``: the bytes each drawn sample holds in memory (all of the source's arrays); sizes that do
@@ -534,7 +534,7 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     patch_size = check_patch_size(patch_size, "patches")
     # x, scale and offset: three float32 values per pixel
     requested, counts = split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
-                                      f"patches of {patch_size}×{patch_size} (with their inverse)")
+                                     f"patches of {patch_size}×{patch_size} (with their inverse)")
     if isinstance(min_std, bool) or not isinstance(min_std, (int, float)) or not 0 <= min_std < 10:
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)

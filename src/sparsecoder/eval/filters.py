@@ -88,7 +88,6 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
-
 def _filters_of_shape(columns, shape) -> tuple[np.ndarray, tuple[int, int]]:
     """``columns`` as a checked (pixels, filters) matrix and ``shape`` as ``(h, w)`` with ``h·w`` pixels."""
     columns = _matrix(columns, "columns")
@@ -99,6 +98,7 @@ def _filters_of_shape(columns, shape) -> tuple[np.ndarray, tuple[int, int]]:
     if h * w != columns.shape[0]:
         raise ValueError(f"shape {shape} has {h * w} pixels but the columns have {columns.shape[0]}")
     return columns, (h, w)
+
 
 def localization(columns, shape: tuple[int, int], window: int | None = None) -> np.ndarray:
     r"""Per filter, the largest fraction of its energy inside one ``window × window`` square.
