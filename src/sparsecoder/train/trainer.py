@@ -199,10 +199,19 @@ def _knobs(config) -> str:
     return ", ".join(found) if found else "the learning rate"
 
 
-def _git_state() -> tuple[str | None, bool | None]:
-    """Commit hash of the library's git checkout and whether it has uncommitted changes (None if not one)."""
-    source = Path(__file__).resolve().parents[1]
+def _git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
+    """Commit hash of the library's git checkout and whether it has uncommitted changes (None if not one).
+
+    ``source`` is the package folder (default: this package's). An installed copy inside another git
+    repository (a virtual environment in a user's project) is not a checkout of the library: its files are
+    not tracked there, and that repository's commit is not recorded as the library's.
+    """
+    source = source or Path(__file__).resolve().parents[1]
     try:
+        tracked = subprocess.run(["git", "-C", str(source), "ls-files", "--error-unmatch", "__init__.py"],
+                                 capture_output=True, text=True, timeout=10)
+        if tracked.returncode != 0:
+            return None, None
         commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
         if commit.returncode != 0:
