@@ -1,0 +1,155 @@
+"""What `pip install sparsecoder` (a wheel or sdist, not the developers' `pip install -e .`) gets: the
+declared dependencies cover every import, the package data cover every file the code reads, the metadata
+are written once. Nothing here builds a distribution (too slow for the default suite)."""
+
+import ast
+import fnmatch
+import functools
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "sparsecoder"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+# APIs of a dependency that appeared in a known release: the declared lower bound must be at least that
+# (the import fails on anything older, after pip was satisfied). Extend when importing a newer API.
+NEEDS_VERSION = {
+    ("sklearn.utils.validation", "validate_data"): ("scikit-learn", "1.6"),
+}
+
+
+@functools.cache
+def _imports() -> frozenset:
+    """(module, imported name or None) of every absolute import in src/sparsecoder."""
+    return frozenset(_walk_imports())
+
+
+def _walk_imports():
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                yield from ((alias.name, None) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                yield from ((node.module, alias.name) for alias in node.names)
+
+
+def _requirements():
+    project = PYPROJECT["project"]
+    listed = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        listed += extra
+    return [Requirement(r) for r in listed]
+
+
+def _declared_distributions() -> set[str]:
+    """The dependencies and extras of pyproject.toml, plus what a requested extra of one adds
+    (``ray[client]`` brings grpcio): not the dependencies' own plain dependencies."""
+    names = set()
+    for req in _requirements():
+        names.add(canonicalize_name(req.name))
+        if not req.extras:
+            continue
+        for spec in importlib.metadata.requires(req.name) or []:
+            sub = Requirement(spec)
+            if sub.marker is not None and "extra" in str(sub.marker) and any(
+                    sub.marker.evaluate({"extra": extra}) for extra in req.extras):
+                names.add(canonicalize_name(sub.name))
+    return names
+
+
+def test_every_third_party_import_is_a_declared_dependency():
+    # audit 2026-11-29: inference/lasso.py imports joblib, which was only there because scikit-learn
+    # happens to depend on it
+    providers = importlib.metadata.packages_distributions()
+    declared = _declared_distributions()
+    missing = {}
+    for module, _ in _imports():
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top == "sparsecoder":
+            continue
+        dists = {canonicalize_name(d) for d in providers.get(top, [top])}
+        if not dists & declared:
+            missing[top] = sorted(dists)
+    assert not missing, f"imported by src/ but not declared in pyproject.toml: {missing}"
+
+
+def test_lower_bounds_cover_the_apis_used():
+    # audit 2026-11-29: estimators.py imports validate_data (scikit-learn 1.6) while pyproject allowed 1.3:
+    # `import sparsecoder` failed on scikit-learn 1.3-1.5 after pip had accepted them
+    minimum = {}
+    for req in _requirements():
+        bounds = [Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+        minimum[canonicalize_name(req.name)] = max(bounds, default=None)
+    for module, name in _imports():
+        if (module, name) in NEEDS_VERSION:
+            dist, since = NEEDS_VERSION[module, name]
+            found = minimum.get(canonicalize_name(dist))
+            assert found is not None and found >= Version(since), \
+                f"{module}.{name} needs {dist}>={since}; pyproject.toml allows {dist} {found}"
+
+
+def test_every_data_file_of_the_package_is_package_data():
+    """A file in src/sparsecoder that is not Python (the presets) ships only if a package-data glob names it;
+    an editable install reads it from the checkout either way: the omission shows only after pip install."""
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["sparsecoder"]
+    data = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "the presets are package data"
+    unmatched = [f for f in data if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not unmatched, f"not in [tool.setuptools.package-data] {globs}: {unmatched}"
+
+
+def test_version_is_written_once():
+    # audit 2026-11-29: pyproject.toml and sparsecoder/__init__.py each wrote "0.1.0"
+    project = PYPROJECT["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "sparsecoder.__version__"}
+
+
+def test_license_is_shipped_and_buildable():
+    # audit 2026-11-29: license = "MIT" without a LICENSE file (MIT requires its text with the copies), and
+    # a build-system setuptools>=68 although setuptools before 77 rejects a license string (PEP 639)
+    project = PYPROJECT["project"]
+    files = project["license-files"]
+    assert all(list(ROOT.glob(pattern)) for pattern in files), f"license-files {files} match no file"
+    if isinstance(project["license"], str):
+        setuptools = next(Requirement(r) for r in PYPROJECT["build-system"]["requires"]
+                          if canonicalize_name(Requirement(r).name) == "setuptools")
+        lowest = min(Version(s.version) for s in setuptools.specifier if s.operator == ">=")
+        assert lowest >= Version("77"), f"license = {project['license']!r} needs setuptools>=77, not {lowest}"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_installed_copy_inside_a_user_repository_records_no_git_commit(tmp_path):
+    # audit 2026-11-29: installed in a virtual environment inside the user's own git project (ignored by it),
+    # a run's metrics.json recorded the user's project commit as the library's git_hash
+    from sparsecoder.train.trainer import _git_state
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    installed = tmp_path / ".venv" / "site-packages" / "sparsecoder"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    subprocess.run([*git, "add", ".gitignore"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "user project"], check=True)
+    assert _git_state(installed) == (None, None)
+    # a checkout of the library itself still records its commit
+    checkout = tmp_path / "src" / "sparsecoder"
+    checkout.mkdir(parents=True)
+    (checkout / "__init__.py").write_text("")
+    subprocess.run([*git, "add", "src"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "library"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert _git_state(checkout) == (head.strip(), False)
