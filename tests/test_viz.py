@@ -20,6 +20,20 @@ from sparsecoder.viz import (
 )
 
 
+def keep_figures(monkeypatch) -> list:
+    """The figures that sparsecoder.viz draws, in order (each is written by viz._save), to read their axes."""
+    import sparsecoder.viz as viz
+
+    figures, save = [], viz._save
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(viz, "_save", keep)
+    return figures
+
+
 def pixels(path):
     return np.asarray(Image.open(path).convert("L"), dtype=np.float64)
 
@@ -251,10 +265,7 @@ def test_malformed_history_is_refused_naming_the_place(tmp_path, content, messag
 
 def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
     """With one epoch the axis spanned 0.945–1.05 and its ticks read as fractional epochs."""
-    import matplotlib.pyplot as plt
-
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read its axes
+    figures = keep_figures(monkeypatch)
     (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n")
     history_plot(tmp_path / "history.csv", tmp_path / "h.png")
     ticks = figures[0].axes[0].get_xticks()
@@ -282,10 +293,7 @@ def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
 @pytest.mark.parametrize("n_classes", [10, 14, 25])
 def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, n_classes):
     """tab10 stretched over 14 classes drew classes 1 and 2 (3 and 4, …) in the same colour."""
-    import matplotlib.pyplot as plt
-
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
+    figures = keep_figures(monkeypatch)
     labels = np.arange(n_classes)
     latent_scatter(np.c_[labels, labels].astype(float), labels, tmp_path / "s.png")
     colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
@@ -295,13 +303,10 @@ def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, 
 def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
     """One panel per column: 5,000 columns made a figure 300,000 pixels tall. (The bound is lowered here
     to keep the test fast; the drawing is the same.)"""
-    import matplotlib.pyplot as plt
-
     from sparsecoder import viz
 
     monkeypatch.setattr(viz, "MAX_HISTORY_PANELS", 3)
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
+    figures = keep_figures(monkeypatch)
     names = [f"c{i}" for i in range(10)]
     (tmp_path / "history.csv").write_text("epoch," + ",".join(names) + "\n1," + ",".join(["0.5"] * 10) + "\n")
     history_plot(tmp_path / "history.csv", tmp_path / "h.png")
@@ -312,10 +317,7 @@ def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
 
 def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
     """normalize='none' clipped an image of 0…3 to look like one of 0…1, without a word."""
-    import matplotlib.pyplot as plt
-
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
+    figures = keep_figures(monkeypatch)
     images = np.random.default_rng(0).random((3, 4, 4, 3))
     images[1] *= 3
     image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none", title="colour")
@@ -328,10 +330,7 @@ def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
 
 
 def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
+    figures = keep_figures(monkeypatch)
     codes = np.arange(8.0).reshape(4, 2)
     codes[0, 0] = np.nan
     latent_scatter(codes, None, tmp_path / "s.png")
@@ -345,8 +344,6 @@ def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeyp
 def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkeypatch, decoder):
     """atoms.png said "decoder columns" for Pyle's decoder (its atoms are D(e_i) − D(0)) and gave only the std
     count ("0 of 450 active" for SVAE-Norm, whose metrics.json says 371 by the max criterion)."""
-    import matplotlib.pyplot as plt
-
     from sparsecoder.config import from_dict
     from sparsecoder.data import load
     from sparsecoder.models.vae import VAE, VAEConfig
@@ -359,8 +356,7 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     with torch.no_grad():  # every posterior mean is (0, 0.6, -0.6): no spread, two latents beyond 0.5
         model.encoder.loc_head.weight.zero_()
         model.encoder.loc_head.bias.copy_(torch.tensor([0.0, 0.6, -0.6]))
-    figures, close = [], plt.close
-    monkeypatch.setattr(plt, "close", figures.append)
+    figures = keep_figures(monkeypatch)
     vae_pictures(model, data, tmp_path)
     title = " ".join(figures[0].axes[0].get_title().split())  # the title is wrapped to the figure's width
     kind = "decoder columns" if decoder == "linear" else "atoms D(e_i) - D(0)"
@@ -371,8 +367,6 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     data.test.x = data.test.x.repeat(120, 1)
     vae_pictures(model, data, tmp_path)
     assert "on the first 2,000 of 2,400 test rows" in " ".join(figures[3].axes[0].get_title().split())
-    for figure in figures:
-        close(figure)
 
 
 def test_vae_latent_grid_covers_each_latents_own_range(tmp_path, monkeypatch):

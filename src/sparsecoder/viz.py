@@ -15,19 +15,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from sparsecoder.io import atomic_write_bytes  # noqa: E402
-from sparsecoder.nn.sizes import check_size  # noqa: E402
-from sparsecoder.util import as_array, native_array  # noqa: E402
+from sparsecoder.io import atomic_write_bytes
+from sparsecoder.nn.sizes import check_size
+from sparsecoder.util import as_array, native_array
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
            "data_latent_grid", "history_plot"]
+
+
+def subplots(*args, figsize=None, dpi=None, **kwargs):
+    """``pyplot.subplots`` without pyplot: a :class:`~matplotlib.figure.Figure` of its own, saved as PNG by
+    matplotlib's Agg renderer. Drawing a picture neither switches the caller's matplotlib backend (selecting
+    Agg for the whole process, as this module did, turned off a notebook's inline plots once
+    ``sparsecoder.train`` had drawn its pictures) nor adds figures to pyplot's list."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)  # its renderer measures text (_draw_grid), without selecting a backend
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _numpy(value, name: str) -> np.ndarray:
@@ -44,7 +52,6 @@ def _save(fig, path: Path, tight: bool = False) -> Path:
     buffer = io.BytesIO()
     bounds = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
     fig.savefig(buffer, format="png", dpi=100, **bounds)
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -170,7 +177,7 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     if bad is not None and bad.any():
         marks = _mosaic(bad.astype(np.float64), ncols, fill=0.0) > 0.5
         if canvas.ndim == 2:
-            canvas = plt.get_cmap(cmap)(canvas)[..., :3]
+            canvas = matplotlib.colormaps.get_cmap(cmap)(canvas)[..., :3]
         canvas[marks] = (1.0, 0.0, 0.0, 1.0)[: canvas.shape[2]]
         n_bad = int(bad.reshape(len(bad), -1).any(axis=1).sum())
         n_real = int((~np.isnan(images).reshape(len(images), -1).all(axis=1)).sum())  # not placeholders
@@ -183,7 +190,7 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
                                  MAX_GRID_SIDE // max(width_px, height_px)))
     width = canvas.shape[1] * pixels_per_cell / 100 + (0.7 if row_labels else 0.2)
     height = canvas.shape[0] * pixels_per_cell / 100 + (0.4 if title else 0.2)
-    fig, ax = plt.subplots(figsize=(max(width, 2.0), max(height, 1.0)))
+    fig, ax = subplots(figsize=(max(width, 2.0), max(height, 1.0)))
     ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -329,13 +336,13 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
         title = f"{title} — {note}" if title else note
         codes = codes[finite]
         labels = None if labels is None else labels[finite]
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.6)
     else:
         # one colour per class: tab10 stretched over 14 classes gave classes 1 and 2 the same orange
         n_colours = 10 if labels.max() <= 9 else int(labels.max()) + 1
-        cmap = plt.get_cmap("tab10" if n_colours <= 10 else "tab20" if n_colours <= 20 else "turbo")
+        cmap = matplotlib.colormaps["tab10" if n_colours <= 10 else "tab20" if n_colours <= 20 else "turbo"]
         points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap=cmap.resampled(n_colours), s=4,
                             alpha=0.7, vmin=-0.5, vmax=n_colours - 0.5)
         present = np.unique(labels)
@@ -467,7 +474,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
         panels = dict(list(panels.items())[:MAX_HISTORY_PANELS])
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
     for ax, (base, keys) in zip(axes.flat, panels.items(), strict=False):
         for key in keys:
             ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)

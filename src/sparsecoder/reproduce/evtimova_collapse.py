@@ -98,15 +98,14 @@ def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> d
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
     panels = [("code_l1", "code L1 norm ‖E(y)‖₁ (mean)", True),
               ("column_norm", "decoder column L2 norm: mean, min–max band", True),
               ("dead_atoms", "dead atoms (of the code components)", False),
               ("psnr", "PSNR (dB)", False)]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=90)
-    colours = plt.get_cmap("tab10")
+    fig, axes = subplots(2, 2, figsize=(10, 7), dpi=90)
+    colours = matplotlib.colormaps.get_cmap("tab10")
     for index, variant in enumerate(variants):
         colour = colours(index % 10)
         mine = [r for r in epochs_rows if r["variant"] == variant]

@@ -136,11 +136,10 @@ def _paper_point(data: str, variant: str, lam: float) -> tuple[float, float] | N
 def _plot(ctx: Context, cells: list[dict[str, Any]], data: str, variants: list[str]):
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    colours = plt.get_cmap("tab10")
+    fig, ax = subplots(figsize=(7, 5), dpi=100)
+    colours = matplotlib.colormaps.get_cmap("tab10")
     for index, variant in enumerate(variants):
         colour = colours(index % 10)
         mine = sorted((c for c in cells if c["variant"] == variant and math.isfinite(c["sparsity_mean"])),

@@ -151,15 +151,12 @@ def _lams(preset: str, values) -> list[float]:
 
 
 def _plot(rows: list[dict[str, Any]], counts: list, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
     positions = {c: (c if c != "all" else None) for c in counts}
     numeric = [c for c in counts if c != "all"]
     all_x = (max(numeric) * 4) if numeric else 1
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
+    fig, axes = subplots(1, 2, figsize=(10, 4), dpi=80)
     titles = ["top-1 test error (%)", "top-3 test error (%)"]
     for ax, metric, title in zip(axes, METRICS, titles, strict=True):
         for method in dict.fromkeys(r["method"] for r in rows):

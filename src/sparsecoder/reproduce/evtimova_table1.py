@@ -78,10 +78,7 @@ def check_settings(settings: dict[str, Any]) -> None:
 
 def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], path, shape):
     """Fig. 7-style mosaic: per model, rows clean / reconstruction, then noisy / denoised per σ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
     keys = [("clean", "clean"), ("reconstruction", "reconstruction")]
     for sigma in sigmas:
@@ -99,7 +96,7 @@ def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], pa
         rows.append(np.ones((3 * gap, rows[-1].shape[1])))  # space between models
     mosaic = np.concatenate(rows)
     margin = max(1.8, 0.1 * max(map(len, labels)) + 0.3)  # room for the row labels (inches)
-    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + margin, mosaic.shape[0] / 40), dpi=80)
+    fig, ax = subplots(figsize=(mosaic.shape[1] / 40 + margin, mosaic.shape[0] / 40), dpi=80)
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=8)

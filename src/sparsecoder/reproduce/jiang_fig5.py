@@ -46,13 +46,11 @@ def measure(run_dir) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def _histograms(measured: dict[str, dict], path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    fig, axes = plt.subplots(2, len(measured), figsize=(4.2 * len(measured), 5.4), dpi=80, squeeze=False)
+    from sparsecoder.viz import subplots
+
+    fig, axes = subplots(2, len(measured), figsize=(4.2 * len(measured), 5.4), dpi=80, squeeze=False)
     for col, (model, groups) in enumerate(measured.items()):
         active = groups["active_max"]
         for row, (key, label) in enumerate((("variance", "activation variance over the test set"),

@@ -250,8 +250,9 @@ def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, supti
     """The PNGs ``paths`` (drawn by :mod:`sparsecoder.viz`) side by side in one figure."""
     import textwrap
 
-    import matplotlib.pyplot as plt
     from matplotlib.image import imread
+
+    from sparsecoder.viz import subplots
 
     images = [imread(p) for p in paths]
     nrows = math.ceil(len(images) / ncols)
@@ -259,9 +260,9 @@ def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, supti
     cell_w = max(max(im.shape[1] for im in images) * scale / 100, 3.0)
     cell_h = max(im.shape[0] for im in images) * scale / 100
     suptitle = textwrap.fill(suptitle, width=int(ncols * cell_w * 12))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + 0.3) + 0.3
-                                                    + 0.2 * suptitle.count("\n")),
-                             squeeze=False, dpi=100)
+    fig, axes = subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + 0.3) + 0.3
+                                                + 0.2 * suptitle.count("\n")),
+                         squeeze=False, dpi=100)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles, strict=False):

@@ -177,15 +177,12 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     """One curve per preset and value of the other grid keys, through the values of ``lam`` (else of the
     first grid key), its points sorted by x; error bars = std over seeds. (One curve per preset joined the
     points of every ``gamma`` of a ``--grid gamma=1,5 lam=...`` sweep in one zig-zag line.)"""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
     curves = plot_curves(summary, x_metric, y_metric)
     if not curves:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    fig, ax = subplots(figsize=(7.5, 5.0), dpi=120)
     for (preset, others), groups in curves.items():
         x = np.array([g["stats"][x_metric][0] for g in groups]) * x_scale
         y = np.array([g["stats"][y_metric][0] for g in groups])
@@ -210,12 +207,9 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
 
 
 def write_png(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG at its own dpi to ``path`` atomically, then close it; return ``path``."""
-    import matplotlib.pyplot as plt
-
+    """Write ``fig`` as a PNG at its own dpi to ``path`` atomically; return ``path``."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
 
@@ -224,10 +218,7 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
                     path: Path) -> bool:
     """One panel per ``(metric, label)``: the metric at each grid point (x axis, in grid order), one line
     per preset, error bars = std over seeds. For sweeps whose metrics do not pair up as a curve (VAEs)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsecoder.viz import subplots
 
     groups = [g for g in summary if all(m in g["stats"] for m, _ in panels)]
     if not groups:
@@ -236,7 +227,7 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     names = [", ".join(f"{k}={format_value(v)}" for k, v in p) or "default" for p in points]
     ncols = min(2, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), dpi=120, squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), dpi=120, squeeze=False)
     presets = list(dict.fromkeys(g["preset"] for g in groups))
     for ax, (metric, label) in zip(axes.flat, panels, strict=False):
         for offset, preset in enumerate(presets):
