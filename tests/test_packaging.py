@@ -153,3 +153,47 @@ def test_installed_copy_inside_a_user_repository_records_no_git_commit(tmp_path)
     subprocess.run([*git, "commit", "-q", "-m", "library"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert _git_state(checkout) == (head.strip(), False)
+
+
+def test_drawing_pictures_leaves_the_callers_matplotlib_alone(tmp_path):
+    # audit 2026-11-29: sparsecoder.viz ran matplotlib.use("Agg") at import (and sweep/reproduce plots did
+    # too): a notebook calling sparsecoder.train lost its inline backend once the run's pictures were drawn
+    import importlib
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    import sparsecoder.viz as viz
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")  # a backend of the caller's (in a notebook: the inline one)
+    try:
+        figures = plt.get_fignums()
+        importlib.reload(viz)  # the import side effect, whichever test imported it first
+        viz.atom_grid(np.random.default_rng(0).random((16, 4)), (4, 4), tmp_path / "atoms.png")
+        assert (tmp_path / "atoms.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == figures
+    finally:
+        plt.switch_backend(before)
+    # every module draws through viz.subplots: none selects a backend or registers figures with pyplot
+    pyplot = {("matplotlib.pyplot", None), ("matplotlib", "pyplot")}
+    assert not pyplot & _imports(), "src/ imports matplotlib.pyplot"
+    assert not [p for p in PACKAGE.rglob("*.py") if "matplotlib.use(" in p.read_text()]
+
+
+@pytest.mark.parametrize("command", ["sweep", "reproduce"])
+def test_sweep_without_ray_installed_names_the_fix_before_any_work(tmp_path, monkeypatch, command):
+    # audit 2026-11-29: with Ray missing (pip install --no-deps) a sweep wrote nothing useful and ended in
+    # "error: ModuleNotFoundError: No module named 'ray' (unexpected; ... report it)"
+    import sparsecoder
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # find_spec / import see no Ray
+    out = tmp_path / "out"
+    fix = r"Ray, which is not installed.*pip install 'ray\[client\]==2.60.0'.*--serial"
+    with pytest.raises(ValueError, match=fix):
+        if command == "sweep":
+            sparsecoder.sweep("vae-gauss-synthetic", out, overrides=["epochs=1"], progress=False)
+        else:
+            sparsecoder.reproduce("evtimova-collapse", out, quick=True, progress=False)
+    assert not out.exists()

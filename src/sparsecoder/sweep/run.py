@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,15 @@ __all__ = ["sweep", "check_executor", "check_data_dirs", "check_devices"]
 
 def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
     """Refuse an unknown ``executor``, a ``max_concurrent`` that is not an integer >= 1, and an ``address``
-    or a ``max_concurrent`` > 1 for the serial executor (it was ignored there). :func:`sweep` and
-    :func:`sparsecoder.reproduce.reproduce` call it before they write anything."""
+    or a ``max_concurrent`` > 1 for the serial executor (it was ignored there), and the Ray executor where
+    Ray is not installed (a ``pip install --no-deps``; it was an "unexpected" ModuleNotFoundError).
+    :func:`sweep` and :func:`sparsecoder.reproduce.reproduce` call it before they write anything."""
     if executor not in ("ray", "serial"):
         raise ValueError(f"executor must be 'ray' or 'serial', got {executor!r}")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ValueError("the trials run on Ray, which is not installed in this environment: pip install "
+                         "'ray[client]==2.60.0' (the version sparsecoder requires), or train them one after "
+                         "the other in this process with --serial (executor='serial')")
     if executor == "serial" and address is not None:
         raise ValueError("--address joins a Ray cluster; the serial executor runs trials in this process")
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)
