@@ -400,3 +400,79 @@ def test_vae_latent_grid_covers_each_latents_own_range(tmp_path, monkeypatch):
         low, high = codes[:, axis].quantile(0.025), codes[:, axis].quantile(0.975)
         assert float(grid[:, axis].min()) == pytest.approx(float(low), rel=1e-4, abs=1e-6)
         assert float(grid[:, axis].max()) == pytest.approx(float(high), rel=1e-4, abs=1e-6)
+
+
+def _kept_figures(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures to read them
+    return figures
+
+
+def test_atom_grid_draws_dead_atoms_flat_grey_and_says_so(tmp_path, monkeypatch):
+    """Each atom on its own range drew an atom of norm 1e-9 (decayed, dead) with the full contrast of a live
+    one, and a zero atom black: neither could be told from the others."""
+    figures = _kept_figures(monkeypatch)
+    atoms = np.random.default_rng(0).normal(size=(64, 4))
+    atoms[:, 1] *= 1e-9
+    atoms[:, 3] = 0.0
+    atom_grid(atoms, (8, 8), tmp_path / "atoms.png")
+    canvas = np.asarray(figures[0].axes[0].images[0].get_array())  # 2 × 2 cells of 8 × 8, 1 pixel apart
+    cells = [canvas[1 + 9 * r:9 + 9 * r, 1 + 9 * c:9 + 9 * c] for r in (0, 1) for c in (0, 1)]
+    assert cells[0].std() > 0.1 and cells[2].std() > 0.1              # live atoms: full contrast
+    assert np.all(cells[1] == 0.5) and np.all(cells[3] == 0.5)        # dead: flat mid-grey (zero)
+    assert "2 of 4 atoms of norm ≤ 0.001 × the largest, drawn flat grey" in figures[0].axes[0].get_title()
+
+
+def test_atom_grid_flat_atoms_of_huge_or_zero_values(tmp_path, monkeypatch):
+    figures = _kept_figures(monkeypatch)
+    atom_grid(np.full((16, 2), 1e200), (4, 4), tmp_path / "b.png")  # no overflow of the squares to inf
+    assert "flat" not in figures[0].axes[0].get_title()
+    atom_grid(np.zeros((16, 2)), (4, 4), tmp_path / "c.png")  # all zero: all flat, nothing divided by 0
+    assert "2 of 2 atoms" in figures[1].axes[0].get_title()
+
+
+def test_a_grid_of_one_pixel_tall_vectors_gives_each_a_readable_height(tmp_path):
+    """Plain vectors drawn as (1, 50) images were strips 2 screen pixels tall."""
+    path = image_grid(np.random.default_rng(0).normal(size=(6, 50)), (1, 50), tmp_path / "v.png", ncols=1)
+    image = pixels(path)
+    grey_rows = (np.abs(image - 255) > 5).any(axis=1)
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, grey_rows.astype(int), 0])))[::2]
+    assert len(runs) == 6 and runs.min() >= 10
+    square = pixels(image_grid(np.zeros((1, 64)), (8, 8), tmp_path / "s.png", normalize="none"))
+    dark = np.argwhere(square < 10)
+    assert np.ptp(dark[:, 0]) == np.ptp(dark[:, 1])  # square cells stay square
+
+
+def test_history_axes_have_no_offset_over_the_title_and_every_column_an_epoch_label(tmp_path, monkeypatch):
+    """A column of 1.48730…1.48732 was labelled with an offset '1e-5+1.4873' drawn over the panel's title;
+    with 5 panels in 4 columns only the lone panel of the last row said 'epoch'."""
+    figures = _kept_figures(monkeypatch)
+    (tmp_path / "history.csv").write_text("epoch,a,b,c,d,norm\n1,1,2,3,4,1.487302\n2,1,2,3,4,1.487324\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    axes = figures[0].axes
+    figures[0].canvas.draw()
+    assert axes[4].yaxis.get_offset_text().get_text() == ""
+    assert [ax.get_xlabel() for ax in axes[:5]] == ["", "epoch", "epoch", "epoch", "epoch"]
+
+
+def test_run_pictures_name_the_run(tmp_path, monkeypatch):
+    """atoms.png, encoder.png and reconstructions.png did not say which model, λ or data they are of: the
+    pictures of the runs of a sweep could not be told apart."""
+    from sparsecoder.config import from_dict
+    from sparsecoder.data import load
+    from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
+    from sparsecoder.viz import run_label, sae_pictures
+
+    data = load("synthetic_pyle", seed=0, n_train=20, n_val=10, n_test=10)
+    config = from_dict(SparseAutoencoderConfig, {"data": "synthetic_pyle", "n_components": 6, "lam": 0.03,
+                                                 "device": "cpu"})
+    model = SparseAutoencoder.from_config(config, data)
+    label = run_label(config, data.name)
+    assert label.startswith("SAE (lista encoder, linear decoder, variance guard), λ = 0.03, ")
+    assert data.name in label
+    figures = _kept_figures(monkeypatch)
+    sae_pictures(model, data, tmp_path)
+    titles = [" ".join(fig.axes[0].get_title().split()) for fig in figures]
+    assert len(titles) == 3 and all(label in t for t in titles)
