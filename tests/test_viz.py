@@ -476,3 +476,39 @@ def test_run_pictures_name_the_run(tmp_path, monkeypatch):
     sae_pictures(model, data, tmp_path)
     titles = [" ".join(fig.axes[0].get_title().split()) for fig in figures]
     assert len(titles) == 3 and all(label in t for t in titles)
+
+
+def test_value_axis_is_log_only_over_decades_with_plain_labels(monkeypatch):
+    """The collapse figure drew decoder column norms of 1–1.5 on a log axis labelled "1.4 × 10⁰"."""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder.viz import value_axis
+
+    fig, axes = plt.subplots(1, 3)
+    value_axis(axes[0], [1.0, 1.2, 1.5])
+    value_axis(axes[1], [30.0, 0.01, np.nan])
+    value_axis(axes[2], [0.0, 5.0, 500.0])  # a zero (collapsed norm) stays on the chart: linear
+    assert [ax.get_yscale() for ax in axes] == ["linear", "log", "linear"]
+    axes[1].plot([1, 2], [30, 0.01])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in axes[1].get_yticklabels() if t.get_text()]
+    assert labels and not any("times" in label or "^" in label for label in labels)
+    plt.close(fig)
+
+
+def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_path, monkeypatch):
+    from sparsecoder.reproduce.base import Context
+    from sparsecoder.reproduce.evtimova_collapse import _plot
+
+    figures = _kept_figures(monkeypatch)
+    rows = [{"variant": v, "epoch": e, "code_l1_mean": 20.0 - e - k, "column_norm_mean_mean": 1.4,
+             "column_norm_min_mean": 1.3, "column_norm_max_mean": 1.5, "dead_atoms_mean": float(e == 3),
+             "psnr_mean": 10 + e} for k, v in enumerate(("none", "vdl")) for e in (1, 2, 3)]
+    _plot(Context("evtimova-collapse", tmp_path, True, {}), rows, ["none", "vdl"])
+    axes = figures[0].axes
+    assert [ax.get_yscale() for ax in axes] == ["linear"] * 4
+    figures[0].canvas.draw()
+    for ax in axes:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks == [1, 2, 3]
+    assert all(t == round(t) for t in axes[2].get_yticks())  # dead atoms: whole counts

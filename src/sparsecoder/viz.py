@@ -20,14 +20,14 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
 
 from sparsecoder.io import atomic_write_bytes  # noqa: E402
 from sparsecoder.nn.sizes import check_size  # noqa: E402
 from sparsecoder.util import as_array, native_array  # noqa: E402
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
-           "data_latent_grid", "history_plot", "run_label"]
+           "data_latent_grid", "history_plot", "run_label", "epoch_axis", "value_axis"]
 
 
 def _numpy(value, name: str) -> np.ndarray:
@@ -482,6 +482,30 @@ def read_history(history_csv) -> dict[str, np.ndarray]:
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
+def epoch_axis(ax, epochs) -> None:
+    """Whole epochs as the x ticks of ``ax`` (1.25 epochs read as a fraction of a pass), and a range of
+    ±1 around a single epoch (the axis spanned 0.945–1.05, with fractional ticks)."""
+    epochs = np.asarray(epochs, dtype=float)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs.size and np.ptp(epochs) == 0:
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+
+
+def value_axis(ax, values, log: bool = True) -> None:
+    """The y scale of ``ax`` for ``values``: logarithmic when ``log`` and the finite values are positive and
+    span at least a decade, with plain numbers as labels (a log axis over 1–1.5 read "1.4 × 10⁰"); linear
+    otherwise, without an offset ("1e-5+1.4873" over the axis, drawn over the title)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if log and values.size and values.min() > 0 and values.max() >= 10 * values.min():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+    else:
+        ax.set_yscale("linear")
+        ax.ticklabel_format(axis="y", useOffset=False)
+
+
 MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
 
 
@@ -528,9 +552,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     for column in range(ncols):  # the lowest panel of each column (the last row may be short)
         axes[(len(panels) - 1 - column) // ncols, column].set_xlabel("epoch", fontsize=8)
     for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if np.ptp(epochs) == 0:  # one epoch: the axis spanned 0.945–1.05, with fractional epochs as ticks
-            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        epoch_axis(ax, epochs)
     if title:
         fig.suptitle(title, fontsize=10)
     # fixed margins in inches (panels of 3.2 x 2.4 in, 7-9 pt labels) instead of tight_layout, whose extra
