@@ -229,7 +229,8 @@ def write_png(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    # bounds of what is drawn: a mosaic's figure left a third of its width blank, long labels were cut
+    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
