@@ -476,6 +476,11 @@ def test_run_pictures_name_the_run(tmp_path, monkeypatch):
     sae_pictures(model, data, tmp_path)
     titles = [" ".join(fig.axes[0].get_title().split()) for fig in figures]
     assert len(titles) == 3 and all(label in t for t in titles)
+    with torch.no_grad():  # every code zero: all atoms dead, last in the order and counted in the title
+        for parameter in model.encoder.parameters():
+            parameter.zero_()
+    sae_pictures(model, data, tmp_path)
+    assert "the last 6 never active on 10 test rows" in " ".join(figures[3].axes[0].get_title().split())
 
 
 def test_value_axis_is_log_only_over_decades_with_plain_labels(monkeypatch):

@@ -581,8 +581,8 @@ def run_label(config, data_name: str | None = None) -> str:
     variance guard), λ = 0.02, mnist``; the pictures of two runs of a sweep looked the same."""
     name = getattr(config, "model_name", type(config).__name__)
     if name == "sparse_autoencoder":
-        what = (f"SAE ({config.encoder} encoder, {config.decoder} decoder, {config.collapse_guard} guard), "
-                f"λ = {config.lam:g}")
+        encoder = "no encoder (FISTA)" if config.encoder == "none" else f"{config.encoder} encoder"
+        what = f"SAE ({encoder}, {config.decoder} decoder, {config.collapse_guard} guard), λ = {config.lam:g}"
     elif name == "vae":
         what = (f"VAE ({config.prior} prior, {config.posterior} posterior, {config.n_latents} latents), "
                 f"β = {config.beta:g}")
