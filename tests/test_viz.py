@@ -402,18 +402,22 @@ def test_vae_latent_grid_covers_each_latents_own_range(tmp_path, monkeypatch):
         assert float(grid[:, axis].max()) == pytest.approx(float(high), rel=1e-4, abs=1e-6)
 
 
-def _kept_figures(monkeypatch):
+@pytest.fixture
+def kept_figures(monkeypatch):
+    """The figures the code under test closes, kept open to be read, and closed after the test."""
     import matplotlib.pyplot as plt
 
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures to read them
-    return figures
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    yield figures
+    for figure in figures:
+        close(figure)
 
 
-def test_atom_grid_draws_dead_atoms_flat_grey_and_says_so(tmp_path, monkeypatch):
+def test_atom_grid_draws_dead_atoms_flat_grey_and_says_so(tmp_path, kept_figures):
     """Each atom on its own range drew an atom of norm 1e-9 (decayed, dead) with the full contrast of a live
     one, and a zero atom black: neither could be told from the others."""
-    figures = _kept_figures(monkeypatch)
+    figures = kept_figures
     atoms = np.random.default_rng(0).normal(size=(64, 4))
     atoms[:, 1] *= 1e-9
     atoms[:, 3] = 0.0
@@ -425,8 +429,8 @@ def test_atom_grid_draws_dead_atoms_flat_grey_and_says_so(tmp_path, monkeypatch)
     assert "2 of 4 atoms of norm ≤ 0.001 × the largest, drawn flat grey" in figures[0].axes[0].get_title()
 
 
-def test_atom_grid_flat_atoms_of_huge_or_zero_values(tmp_path, monkeypatch):
-    figures = _kept_figures(monkeypatch)
+def test_atom_grid_flat_atoms_of_huge_or_zero_values(tmp_path, kept_figures):
+    figures = kept_figures
     atom_grid(np.full((16, 2), 1e200), (4, 4), tmp_path / "b.png")  # no overflow of the squares to inf
     assert "flat" not in figures[0].axes[0].get_title()
     atom_grid(np.zeros((16, 2)), (4, 4), tmp_path / "c.png")  # all zero: all flat, nothing divided by 0
@@ -445,10 +449,10 @@ def test_a_grid_of_one_pixel_tall_vectors_gives_each_a_readable_height(tmp_path)
     assert np.ptp(dark[:, 0]) == np.ptp(dark[:, 1])  # square cells stay square
 
 
-def test_history_axes_have_no_offset_over_the_title_and_every_column_an_epoch_label(tmp_path, monkeypatch):
+def test_history_axes_have_no_offset_over_the_title_and_every_column_an_epoch_label(tmp_path, kept_figures):
     """A column of 1.48730…1.48732 was labelled with an offset '1e-5+1.4873' drawn over the panel's title;
     with 5 panels in 4 columns only the lone panel of the last row said 'epoch'."""
-    figures = _kept_figures(monkeypatch)
+    figures = kept_figures
     (tmp_path / "history.csv").write_text("epoch,a,b,c,d,norm\n1,1,2,3,4,1.487302\n2,1,2,3,4,1.487324\n")
     history_plot(tmp_path / "history.csv", tmp_path / "h.png")
     axes = figures[0].axes
@@ -457,7 +461,7 @@ def test_history_axes_have_no_offset_over_the_title_and_every_column_an_epoch_la
     assert [ax.get_xlabel() for ax in axes[:5]] == ["", "epoch", "epoch", "epoch", "epoch"]
 
 
-def test_run_pictures_name_the_run(tmp_path, monkeypatch):
+def test_run_pictures_name_the_run(tmp_path, kept_figures):
     """atoms.png, encoder.png and reconstructions.png did not say which model, λ or data they are of: the
     pictures of the runs of a sweep could not be told apart."""
     from sparsecoder.config import from_dict
@@ -472,7 +476,7 @@ def test_run_pictures_name_the_run(tmp_path, monkeypatch):
     label = run_label(config, data.name)
     assert label.startswith("SAE (lista encoder, linear decoder, variance guard), λ = 0.03, ")
     assert data.name in label
-    figures = _kept_figures(monkeypatch)
+    figures = kept_figures
     sae_pictures(model, data, tmp_path)
     titles = [" ".join(fig.axes[0].get_title().split()) for fig in figures]
     assert len(titles) == 3 and all(label in t for t in titles)
@@ -501,11 +505,11 @@ def test_value_axis_is_log_only_over_decades_with_plain_labels(monkeypatch):
     plt.close(fig)
 
 
-def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_path, monkeypatch):
+def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_path, kept_figures):
     from sparsecoder.reproduce.base import Context
     from sparsecoder.reproduce.evtimova_collapse import _plot
 
-    figures = _kept_figures(monkeypatch)
+    figures = kept_figures
     rows = [{"variant": v, "epoch": e, "code_l1_mean": 20.0 - e - k, "column_norm_mean_mean": 1.4,
              "column_norm_min_mean": 1.3, "column_norm_max_mean": 1.5, "dead_atoms_mean": float(e == 3),
              "psnr_mean": 10 + e} for k, v in enumerate(("none", "vdl")) for e in (1, 2, 3)]
@@ -517,3 +521,17 @@ def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_pat
         ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
         assert ticks == [1, 2, 3]
     assert all(t == round(t) for t in axes[2].get_yticks())  # dead atoms: whole counts
+
+
+def test_history_panels_go_log_over_decades_and_mark_nan_epochs(tmp_path, kept_figures):
+    """A loss falling from 1e3 to 0.1 was drawn linear (a flat line after the first epoch); a NaN or inf
+    epoch was only a gap in the line, read as a missing log entry."""
+    figures = kept_figures
+    (tmp_path / "history.csv").write_text("epoch,loss,energy,grad\n" + "".join(
+        f"{e},{1e4 / 10 ** e},{-e},{'inf' if e == 3 else 'nan' if e == 4 else e}\n" for e in range(1, 6)))
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    loss, energy, grad = figures[0].axes[:3]
+    assert (loss.get_yscale(), energy.get_yscale(), grad.get_yscale()) == ("log", "linear", "linear")
+    assert grad.get_title() == "grad (x: NaN/inf at 2 epochs)" and energy.get_title() == "energy"
+    crosses = [line for line in grad.lines if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [3, 4]

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator  # noqa: E402
 
 from sparsecoder.io import atomic_write_bytes  # noqa: E402
 from sparsecoder.nn.sizes import check_size  # noqa: E402
@@ -499,7 +499,7 @@ def value_axis(ax, values, log: bool = True) -> None:
     values = values[np.isfinite(values)]
     if log and values.size and values.min() > 0 and values.max() >= 10 * values.min():
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
     else:
         ax.set_yscale("linear")
@@ -537,13 +537,21 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
             ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)
         if base.startswith("lr_") and np.all(columns[base][np.isfinite(columns[base])] > 0):
             ax.set_yscale("log")
-        else:  # an offset ("1e-5+1.4873") over the axis was drawn over the panel's title, and hard to read
-            ax.ticklabel_format(axis="y", useOffset=False)
+        else:  # a loss falling from 1e4 to 1 was a flat line after the first epoch: log over decades
+            value_axis(ax, np.concatenate([columns[key] for key in keys]))
         missing = [key for key in keys if not np.isfinite(columns[key]).any()]
         if missing:  # an empty panel read as "not logged yet"; say the values are NaN/inf or empty
             ax.text(0.5, 0.5, "no finite values:\n" + "\n".join(missing), transform=ax.transAxes,
                     ha="center", va="center", fontsize=8, color="tab:red")
-        ax.set_title(base, fontsize=9)
+        # some epochs NaN/inf: the line just had a gap; red crosses on the axis mark those epochs
+        gaps = [(key, epochs[~np.isfinite(columns[key])]) for key in keys if key not in missing]
+        gaps = [(key, at) for key, at in gaps if at.size]
+        for _, at in gaps:
+            ax.plot(at, np.full(at.size, 0.03), "x", color="tab:red", transform=ax.get_xaxis_transform(),
+                    clip_on=False)
+        n_gaps = len(np.unique(np.concatenate([at for _, at in gaps]))) if gaps else 0
+        ax.set_title(f"{base} (x: NaN/inf at {n_gaps} epoch{'s' if n_gaps > 1 else ''})" if n_gaps else base,
+                     fontsize=9)
         ax.tick_params(labelsize=7)
         if len(keys) > 1:
             ax.legend(fontsize=7)

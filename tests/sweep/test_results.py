@@ -4,6 +4,8 @@ import csv
 import json
 import statistics
 
+import pytest
+
 from sparsecoder.sweep.executor import STATUS_FILE
 from sparsecoder.sweep.results import PSNR_PLOT, VAE_PLOT, write_results
 from sparsecoder.sweep.spec import build_spec
@@ -109,18 +111,22 @@ def test_psnr_sparsity_curves_run_along_lam_one_per_value_of_the_other_grid_keys
     assert (tmp_path / PSNR_PLOT).stat().st_size > 10_000
 
 
-def _kept_figures(monkeypatch):
+@pytest.fixture
+def kept_figures(monkeypatch):
+    """The figures the code under test closes, kept open to be read, and closed after the test."""
     import matplotlib.pyplot as plt
 
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures to read them
-    return figures
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    yield figures
+    for figure in figures:
+        close(figure)
 
 
-def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, monkeypatch):
+def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, kept_figures):
     """A grid point whose seeds all gave a NaN PSNR vanished from its curve without a word; a VAE point
     with a NaN ELBO lost every panel, its finite MSE and active units too."""
-    figures = _kept_figures(monkeypatch)
+    figures = kept_figures
     spec = build_spec(["sdl-mnist"], ["lam=0.001,0.01,0.1"], "0-1", {"epochs": 1})
     for trial in spec.trials():
         lam = dict(trial.point)["lam"]
