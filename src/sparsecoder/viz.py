@@ -590,7 +590,8 @@ def run_label(config, data_name: str | None = None) -> str:
     name = getattr(config, "model_name", type(config).__name__)
     if name == "sparse_autoencoder":
         encoder = "no encoder (FISTA)" if config.encoder == "none" else f"{config.encoder} encoder"
-        what = f"SAE ({encoder}, {config.decoder} decoder, {config.collapse_guard} guard), λ = {config.lam:g}"
+        guard = "no collapse guard" if config.collapse_guard == "none" else f"{config.collapse_guard} guard"
+        what = f"SAE ({encoder}, {config.decoder} decoder, {guard}), λ = {config.lam:g}"
     elif name == "vae":
         what = (f"VAE ({config.prior} prior, {config.posterior} posterior, {config.n_latents} latents), "
                 f"β = {config.beta:g}")
