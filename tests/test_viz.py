@@ -20,20 +20,6 @@ from sparsecoder.viz import (
 )
 
 
-def keep_figures(monkeypatch) -> list:
-    """The figures that sparsecoder.viz draws, in order (each is written by viz._save), to read their axes."""
-    import sparsecoder.viz as viz
-
-    figures, save = [], viz._save
-
-    def keep(fig, *args, **kwargs):
-        figures.append(fig)
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(viz, "_save", keep)
-    return figures
-
-
 def pixels(path):
     return np.asarray(Image.open(path).convert("L"), dtype=np.float64)
 
@@ -263,9 +249,9 @@ def test_malformed_history_is_refused_naming_the_place(tmp_path, content, messag
     assert not (tmp_path / "h.png").exists()
 
 
-def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch):
+def test_history_of_one_epoch_has_whole_epoch_ticks(tmp_path, monkeypatch, kept_figures):
     """With one epoch the axis spanned 0.945–1.05 and its ticks read as fractional epochs."""
-    figures = keep_figures(monkeypatch)
+    figures = kept_figures
     (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n")
     history_plot(tmp_path / "history.csv", tmp_path / "h.png")
     ticks = figures[0].axes[0].get_xticks()
@@ -291,22 +277,22 @@ def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
 
 
 @pytest.mark.parametrize("n_classes", [10, 14, 25])
-def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, n_classes):
+def test_latent_scatter_gives_every_class_its_own_colour(tmp_path, monkeypatch, n_classes, kept_figures):
     """tab10 stretched over 14 classes drew classes 1 and 2 (3 and 4, …) in the same colour."""
-    figures = keep_figures(monkeypatch)
+    figures = kept_figures
     labels = np.arange(n_classes)
     latent_scatter(np.c_[labels, labels].astype(float), labels, tmp_path / "s.png")
     colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
     assert len({tuple(np.round(c, 3)) for c in colours}) == n_classes
 
 
-def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
+def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch, kept_figures):
     """One panel per column: 5,000 columns made a figure 300,000 pixels tall. (The bound is lowered here
     to keep the test fast; the drawing is the same.)"""
     from sparsecoder import viz
 
     monkeypatch.setattr(viz, "MAX_HISTORY_PANELS", 3)
-    figures = keep_figures(monkeypatch)
+    figures = kept_figures
     names = [f"c{i}" for i in range(10)]
     (tmp_path / "history.csv").write_text("epoch," + ",".join(names) + "\n1," + ",".join(["0.5"] * 10) + "\n")
     history_plot(tmp_path / "history.csv", tmp_path / "h.png")
@@ -315,9 +301,9 @@ def test_history_plot_of_very_many_columns_is_bounded(tmp_path, monkeypatch):
     assert "the first 3 of 10 panels" in figures[0]._suptitle.get_text()
 
 
-def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
+def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch, kept_figures):
     """normalize='none' clipped an image of 0…3 to look like one of 0…1, without a word."""
-    figures = keep_figures(monkeypatch)
+    figures = kept_figures
     images = np.random.default_rng(0).random((3, 4, 4, 3))
     images[1] *= 3
     image_grid(images, (4, 4, 3), tmp_path / "c.png", normalize="none", title="colour")
@@ -329,8 +315,8 @@ def test_clipped_values_are_announced_in_the_title(tmp_path, monkeypatch):
     assert figures[2].axes[0].get_title() == "2 of 3 images have values outside [0, 1], clipped"
 
 
-def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeypatch):
-    figures = keep_figures(monkeypatch)
+def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeypatch, kept_figures):
+    figures = kept_figures
     codes = np.arange(8.0).reshape(4, 2)
     codes[0, 0] = np.nan
     latent_scatter(codes, None, tmp_path / "s.png")
@@ -341,7 +327,7 @@ def test_points_left_out_of_a_scatter_are_counted_in_agreement(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("decoder", ["linear", "pyle"])
-def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkeypatch, decoder):
+def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkeypatch, decoder, kept_figures):
     """atoms.png said "decoder columns" for Pyle's decoder (its atoms are D(e_i) − D(0)) and gave only the std
     count ("0 of 450 active" for SVAE-Norm, whose metrics.json says 371 by the max criterion)."""
     from sparsecoder.config import from_dict
@@ -356,7 +342,7 @@ def test_vae_atoms_title_names_the_atoms_and_both_active_counts(tmp_path, monkey
     with torch.no_grad():  # every posterior mean is (0, 0.6, -0.6): no spread, two latents beyond 0.5
         model.encoder.loc_head.weight.zero_()
         model.encoder.loc_head.bias.copy_(torch.tensor([0.0, 0.6, -0.6]))
-    figures = keep_figures(monkeypatch)
+    figures = kept_figures
     vae_pictures(model, data, tmp_path)
     title = " ".join(figures[0].axes[0].get_title().split())  # the title is wrapped to the figure's width
     kind = "decoder columns" if decoder == "linear" else "atoms D(e_i) - D(0)"
@@ -394,3 +380,128 @@ def test_vae_latent_grid_covers_each_latents_own_range(tmp_path, monkeypatch):
         low, high = codes[:, axis].quantile(0.025), codes[:, axis].quantile(0.975)
         assert float(grid[:, axis].min()) == pytest.approx(float(low), rel=1e-4, abs=1e-6)
         assert float(grid[:, axis].max()) == pytest.approx(float(high), rel=1e-4, abs=1e-6)
+
+
+
+
+def test_atom_grid_draws_dead_atoms_flat_grey_and_says_so(tmp_path, kept_figures):
+    """Each atom on its own range drew an atom of norm 1e-9 (decayed, dead) with the full contrast of a live
+    one, and a zero atom black: neither could be told from the others."""
+    figures = kept_figures
+    atoms = np.random.default_rng(0).normal(size=(64, 4))
+    atoms[:, 1] *= 1e-9
+    atoms[:, 3] = 0.0
+    atom_grid(atoms, (8, 8), tmp_path / "atoms.png")
+    canvas = np.asarray(figures[0].axes[0].images[0].get_array())  # 2 × 2 cells of 8 × 8, 1 pixel apart
+    cells = [canvas[1 + 9 * r:9 + 9 * r, 1 + 9 * c:9 + 9 * c] for r in (0, 1) for c in (0, 1)]
+    assert cells[0].std() > 0.1 and cells[2].std() > 0.1              # live atoms: full contrast
+    assert np.all(cells[1] == 0.5) and np.all(cells[3] == 0.5)        # dead: flat mid-grey (zero)
+    assert "2 of 4 atoms of norm ≤ 0.001 × the largest, drawn flat grey" in figures[0].axes[0].get_title()
+
+
+def test_atom_grid_flat_atoms_of_huge_or_zero_values(tmp_path, kept_figures):
+    figures = kept_figures
+    atom_grid(np.full((16, 2), 1e200), (4, 4), tmp_path / "b.png")  # no overflow of the squares to inf
+    assert "flat" not in figures[0].axes[0].get_title()
+    atom_grid(np.zeros((16, 2)), (4, 4), tmp_path / "c.png")  # all zero: all flat, nothing divided by 0
+    assert "2 of 2 atoms" in figures[1].axes[0].get_title()
+
+
+def test_a_grid_of_one_pixel_tall_vectors_gives_each_a_readable_height(tmp_path):
+    """Plain vectors drawn as (1, 50) images were strips 2 screen pixels tall."""
+    path = image_grid(np.random.default_rng(0).normal(size=(6, 50)), (1, 50), tmp_path / "v.png", ncols=1)
+    image = pixels(path)
+    grey_rows = (np.abs(image - 255) > 5).any(axis=1)
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, grey_rows.astype(int), 0])))[::2]
+    assert len(runs) == 6 and runs.min() >= 10
+    square = pixels(image_grid(np.zeros((1, 64)), (8, 8), tmp_path / "s.png", normalize="none"))
+    dark = np.argwhere(square < 10)
+    assert np.ptp(dark[:, 0]) == np.ptp(dark[:, 1])  # square cells stay square
+
+
+def test_history_axes_have_no_offset_over_the_title_and_every_column_an_epoch_label(tmp_path, kept_figures):
+    """A column of 1.48730…1.48732 was labelled with an offset '1e-5+1.4873' drawn over the panel's title;
+    with 5 panels in 4 columns only the lone panel of the last row said 'epoch'."""
+    figures = kept_figures
+    (tmp_path / "history.csv").write_text("epoch,a,b,c,d,norm\n1,1,2,3,4,1.487302\n2,1,2,3,4,1.487324\n")
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    axes = figures[0].axes
+    figures[0].canvas.draw()
+    assert axes[4].yaxis.get_offset_text().get_text() == ""
+    assert [ax.get_xlabel() for ax in axes[:5]] == ["", "epoch", "epoch", "epoch", "epoch"]
+
+
+def test_run_pictures_name_the_run(tmp_path, kept_figures):
+    """atoms.png, encoder.png and reconstructions.png did not say which model, λ or data they are of: the
+    pictures of the runs of a sweep could not be told apart."""
+    from sparsecoder.config import from_dict
+    from sparsecoder.data import load
+    from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
+    from sparsecoder.viz import run_label, sae_pictures
+
+    data = load("synthetic_pyle", seed=0, n_train=20, n_val=10, n_test=10)
+    config = from_dict(SparseAutoencoderConfig, {"data": "synthetic_pyle", "n_components": 6, "lam": 0.03,
+                                                 "device": "cpu"})
+    model = SparseAutoencoder.from_config(config, data)
+    label = run_label(config, data.name)
+    assert label.startswith("SAE (lista encoder, linear decoder, variance guard), λ = 0.03, ")
+    assert data.name in label
+    figures = kept_figures
+    sae_pictures(model, data, tmp_path)
+    titles = [" ".join(fig.axes[0].get_title().split()) for fig in figures]
+    assert len(titles) == 3 and all(label in t for t in titles)
+    with torch.no_grad():  # every code zero: all atoms dead, last in the order and counted in the title
+        for parameter in model.encoder.parameters():
+            parameter.zero_()
+    sae_pictures(model, data, tmp_path)
+    assert "the last 6 never active on 10 test rows" in " ".join(figures[3].axes[0].get_title().split())
+
+
+def test_value_axis_is_log_only_over_decades_with_plain_labels(monkeypatch):
+    """The collapse figure drew decoder column norms of 1–1.5 on a log axis labelled "1.4 × 10⁰"."""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder.viz import value_axis
+
+    fig, axes = plt.subplots(1, 3)
+    value_axis(axes[0], [1.0, 1.2, 1.5])
+    value_axis(axes[1], [30.0, 0.01, np.nan])
+    value_axis(axes[2], [0.0, 5.0, 500.0])  # a zero (collapsed norm) stays on the chart: linear
+    assert [ax.get_yscale() for ax in axes] == ["linear", "log", "linear"]
+    axes[1].plot([1, 2], [30, 0.01])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in axes[1].get_yticklabels() if t.get_text()]
+    assert labels and not any("times" in label or "^" in label for label in labels)
+    plt.close(fig)
+
+
+def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_path, kept_figures):
+    from sparsecoder.reproduce.base import Context
+    from sparsecoder.reproduce.evtimova_collapse import _plot
+
+    figures = kept_figures
+    rows = [{"variant": v, "epoch": e, "code_l1_mean": 20.0 - e - k, "column_norm_mean_mean": 1.4,
+             "column_norm_min_mean": 1.3, "column_norm_max_mean": 1.5, "dead_atoms_mean": float(e == 3),
+             "psnr_mean": 10 + e} for k, v in enumerate(("none", "vdl")) for e in (1, 2, 3)]
+    _plot(Context("evtimova-collapse", tmp_path, True, {}), rows, ["none", "vdl"])
+    axes = figures[0].axes
+    assert [ax.get_yscale() for ax in axes] == ["linear"] * 4
+    figures[0].canvas.draw()
+    for ax in axes:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks == [1, 2, 3]
+    assert all(t == round(t) for t in axes[2].get_yticks())  # dead atoms: whole counts
+
+
+def test_history_panels_go_log_over_decades_and_mark_nan_epochs(tmp_path, kept_figures):
+    """A loss falling from 1e3 to 0.1 was drawn linear (a flat line after the first epoch); a NaN or inf
+    epoch was only a gap in the line, read as a missing log entry."""
+    figures = kept_figures
+    (tmp_path / "history.csv").write_text("epoch,loss,energy,grad\n" + "".join(
+        f"{e},{1e4 / 10 ** e},{-e},{'inf' if e == 3 else 'nan' if e == 4 else e}\n" for e in range(1, 6)))
+    history_plot(tmp_path / "history.csv", tmp_path / "h.png")
+    loss, energy, grad = figures[0].axes[:3]
+    assert (loss.get_yscale(), energy.get_yscale(), grad.get_yscale()) == ("log", "linear", "linear")
+    assert grad.get_title() == "grad (x: NaN/inf at 2 epochs)" and energy.get_title() == "energy"
+    crosses = [line for line in grad.lines if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [3, 4]

@@ -18,14 +18,14 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.nn.sizes import check_size
 from sparsecoder.util import as_array, native_array
 
 __all__ = ["image_grid", "atom_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
-           "data_latent_grid", "history_plot"]
+           "data_latent_grid", "history_plot", "run_label", "epoch_axis", "value_axis"]
 
 
 def subplots(*args, figsize=None, dpi=None, **kwargs):
@@ -188,10 +188,14 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     pixels_per_cell = max(1, min(max(2, int(48 / max(h, w))),
                                  math.isqrt(MAX_GRID_PIXELS // (width_px * height_px)),
                                  MAX_GRID_SIDE // max(width_px, height_px)))
-    width = canvas.shape[1] * pixels_per_cell / 100 + (0.7 if row_labels else 0.2)
-    height = canvas.shape[0] * pixels_per_cell / 100 + (0.4 if title else 0.2)
+    # a cell at least MIN_CELL_SIDE screen pixels on its short side: vectors of shape (1, 50) were strips 2
+    # pixels tall, unreadable; the short side is stretched, within the same bounds on the picture's size
+    across, down = (_stretch(w, pixels_per_cell, width_px, height_px),
+                    _stretch(h, pixels_per_cell, height_px, width_px))
+    width = canvas.shape[1] * pixels_per_cell * across / 100 + (0.7 if row_labels else 0.2)
+    height = canvas.shape[0] * pixels_per_cell * down / 100 + (0.4 if title else 0.2)
     fig, ax = subplots(figsize=(max(width, 2.0), max(height, 1.0)))
-    ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect=down / across)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -203,7 +207,19 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     if title:
         _fit_title(fig, ax, title)
     fig.tight_layout(pad=0.4)
-    return _save(fig, path, tight=bool(row_labels))
+    return _save(fig, path, tight=True)  # a two-line title was cut at the top of a grid without row labels
+
+
+MIN_CELL_SIDE = 12  # screen pixels of a grid cell's short side (a 1 × d vector's height)
+
+
+def _stretch(side: int, pixels_per_cell: int, along_px: int, other_px: int) -> int:
+    """How many times to stretch a grid along an axis whose cells are ``side`` image pixels (drawn at
+    ``pixels_per_cell`` screen pixels each) so that a cell is :data:`MIN_CELL_SIDE` screen pixels, within
+    :data:`MAX_GRID_PIXELS` and :data:`MAX_GRID_SIDE` for a canvas of ``along_px`` × ``other_px``."""
+    along, other = along_px * pixels_per_cell, other_px * pixels_per_cell
+    return max(1, min(math.ceil(MIN_CELL_SIDE / (side * pixels_per_cell)),
+                      MAX_GRID_PIXELS // (along * other), MAX_GRID_SIDE // along))
 
 
 def _fit_title(fig, ax, title: str) -> None:
@@ -234,6 +250,14 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
         clipped and the title says how many images have some).
     title : str, optional
     """
+    return _image_grid(images, image_shape, path, ncols=ncols, normalize=normalize, title=title)
+
+
+def _image_grid(images, image_shape, path, *, ncols: int | None = None, normalize: str = "each",
+                title: str | None = None, flat_below: float | None = None) -> Path:
+    """:func:`image_grid`; ``flat_below``: images whose norm is at most this fraction of the largest one's
+    are drawn flat grey (the title says how many): each image on its own range drew a dead atom of norm
+    1e-9 with the full contrast of a live one."""
     array = _as_images(images, image_shape, "images")
     if len(array) == 0:
         raise ValueError("images is empty; nothing to draw")
@@ -241,6 +265,16 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
              else check_size("image_grid", "ncols", ncols, note=" (or None: about sqrt(n))"))
     _check_grid(len(array), ncols, array.shape[1], array.shape[2], "images")
     shown, cmap, bad = _normalise(array, normalize)
+    if flat_below is not None:  # atoms of (near-)zero norm: per-atom contrast drew them as live atoms
+        rows = np.where(np.isfinite(array), array, 0.0).reshape(len(array), -1)
+        top = np.abs(rows).max()  # scaled first: the squares of values of 1e200 overflowed to inf
+        norms = np.linalg.norm(rows / top, axis=1) if top > 0 else np.zeros(len(rows))
+        flat = norms <= flat_below * norms.max()
+        if flat.any():
+            shown[flat] = 0.5
+            note = (f"{int(flat.sum())} of {len(array)} atoms of norm ≤ {flat_below:g} × the largest, drawn "
+                    f"flat grey")
+            title = f"{title} — {note}" if title else note
     if normalize == "none":  # say so when values are clipped: an image of 0…3 looked like one of 0…1
         with np.errstate(invalid="ignore"):  # NaN/inf are counted apart (red)
             beyond = np.isfinite(array) & ((array < 0) | (array > 1))
@@ -252,11 +286,17 @@ def image_grid(images, image_shape, path, *, ncols: int | None = None, normalize
     return _draw_grid(shown, cmap, ncols, title, path, bad=bad)
 
 
+# an atom of norm at most this fraction of the largest atom's is drawn flat grey by atom_grid (dead)
+FLAT_ATOM = 1e-3
+
+
 def atom_grid(columns, image_shape, path, order=None, *, title: str | None = None) -> Path:
     """Dictionary atoms (the columns of ``columns`` (d, l)) as a grid of images, each on its own range.
 
     ``order`` (a permutation or a subset of column indices) picks and orders the atoms, e.g. most used
-    first. Atoms with negative values are drawn with grey = 0.
+    first. Atoms with negative values are drawn with grey = 0. Atoms of norm at most :data:`FLAT_ATOM` times
+    the largest drawn atom's are drawn flat grey, and the title says how many (on its own range a dead
+    atom looked like a live one).
     """
     array = _numpy(columns, "columns")
     if array.ndim != 2:
@@ -275,7 +315,7 @@ def atom_grid(columns, image_shape, path, order=None, *, title: str | None = Non
         if order.size and (order.min() < 0 or order.max() >= len(atoms)):
             raise ValueError(f"order has indices outside [0, {len(atoms)})")
         atoms = atoms[order]
-    return image_grid(atoms, image_shape, path, normalize="each", title=title)
+    return _image_grid(atoms, image_shape, path, normalize="each", title=title, flat_below=FLAT_ATOM)
 
 
 def reconstruction_grid(inputs, recons, image_shape, path, *, title: str | None = None) -> Path:
@@ -449,6 +489,30 @@ def read_history(history_csv) -> dict[str, np.ndarray]:
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
+def epoch_axis(ax, epochs) -> None:
+    """Whole epochs as the x ticks of ``ax`` (1.25 epochs read as a fraction of a pass), and a range of
+    ±1 around a single epoch (the axis spanned 0.945–1.05, with fractional ticks)."""
+    epochs = np.asarray(epochs, dtype=float)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs.size and np.ptp(epochs) == 0:
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+
+
+def value_axis(ax, values, log: bool = True) -> None:
+    """The y scale of ``ax`` for ``values``: logarithmic when ``log`` and the finite values are positive and
+    span at least a decade, with plain numbers as labels (a log axis over 1–1.5 read "1.4 × 10⁰"); linear
+    otherwise, without an offset ("1e-5+1.4873" over the axis, drawn over the title)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if log and values.size and values.min() > 0 and values.max() >= 10 * values.min():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+    else:
+        ax.set_yscale("linear")
+        ax.ticklabel_format(axis="y", useOffset=False)
+
+
 MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
 
 
@@ -480,22 +544,30 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
             ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)
         if base.startswith("lr_") and np.all(columns[base][np.isfinite(columns[base])] > 0):
             ax.set_yscale("log")
+        else:  # a loss falling from 1e4 to 1 was a flat line after the first epoch: log over decades
+            value_axis(ax, np.concatenate([columns[key] for key in keys]))
         missing = [key for key in keys if not np.isfinite(columns[key]).any()]
         if missing:  # an empty panel read as "not logged yet"; say the values are NaN/inf or empty
             ax.text(0.5, 0.5, "no finite values:\n" + "\n".join(missing), transform=ax.transAxes,
                     ha="center", va="center", fontsize=8, color="tab:red")
-        ax.set_title(base, fontsize=9)
+        # some epochs NaN/inf: the line just had a gap; red crosses on the axis mark those epochs
+        gaps = [(key, epochs[~np.isfinite(columns[key])]) for key in keys if key not in missing]
+        gaps = [(key, at) for key, at in gaps if at.size]
+        for _, at in gaps:
+            ax.plot(at, np.full(at.size, 0.03), "x", color="tab:red", transform=ax.get_xaxis_transform(),
+                    clip_on=False)
+        n_gaps = len(np.unique(np.concatenate([at for _, at in gaps]))) if gaps else 0
+        ax.set_title(f"{base} (x: NaN/inf at {n_gaps} epoch{'s' if n_gaps > 1 else ''})" if n_gaps else base,
+                     fontsize=9)
         ax.tick_params(labelsize=7)
         if len(keys) > 1:
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("epoch", fontsize=8)
+    for column in range(ncols):  # the lowest panel of each column (the last row may be short)
+        axes[(len(panels) - 1 - column) // ncols, column].set_xlabel("epoch", fontsize=8)
     for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if np.ptp(epochs) == 0:  # one epoch: the axis spanned 0.945–1.05, with fractional epochs as ticks
-            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        epoch_axis(ax, epochs)
     if title:
         fig.suptitle(title, fontsize=10)
     # fixed margins in inches (panels of 3.2 x 2.4 in, 7-9 pt labels) instead of tight_layout, whose extra
@@ -516,6 +588,24 @@ def _fitting(order, image_shape) -> tuple[object, str]:
     if len(order) <= side * side:
         return order, ""
     return order[: side * side], f" (the first {side * side:,} of {len(order):,})"
+
+
+def run_label(config, data_name: str | None = None) -> str:
+    """Which run a picture is of, for its title: the model and the settings that tell its runs apart (λ of a
+    sparse autoencoder, prior and β of a VAE) and the data, e.g. ``SAE (lista encoder, linear decoder,
+    variance guard), λ = 0.02, mnist``; the pictures of two runs of a sweep looked the same."""
+    name = getattr(config, "model_name", type(config).__name__)
+    if name == "sparse_autoencoder":
+        encoder = "no encoder (FISTA)" if config.encoder == "none" else f"{config.encoder} encoder"
+        guard = "no collapse guard" if config.collapse_guard == "none" else f"{config.collapse_guard} guard"
+        what = f"SAE ({encoder}, {config.decoder} decoder, {guard}), λ = {config.lam:g}"
+    elif name == "vae":
+        what = (f"VAE ({config.prior} prior, {config.posterior} posterior, {config.n_latents} latents), "
+                f"β = {config.beta:g}")
+    else:
+        what = name
+    data_name = data_name or getattr(config, "data", None)
+    return f"{what}, {data_name}" if data_name else what
 
 
 def _picture_split(data):
@@ -550,15 +640,19 @@ def sae_pictures(model, data, out_dir) -> list[Path]:
         codes = model.encode(x)
         order = torch.argsort((codes != 0).float().mean(dim=0), descending=True, stable=True).cpu()
         kind = "decoder columns" if model.config.decoder == "linear" else "D(e_i) - D(0)"
+        # dead atoms are last in this order and look like any other: say how many there are
+        n_dead = int((codes != 0).sum(dim=0).eq(0).sum())
+        dead = (f", the last {n_dead} never active on {len(x):,} test rows" if n_dead else "")
         order, some = _fitting(order, data.image_shape)
+        run = f" — {run_label(model.config, data.name)}"
         paths = [atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
-                           title=f"atoms ({kind}), most used first{some}")]
+                           title=f"atoms ({kind}), most used first{dead}{some}{run}")]
         if model.encoder is not None:
             paths.append(atom_grid(model.encoder.filters.detach().T.cpu(), data.image_shape,
                                    out_dir / "encoder.png", order=order,
-                                   title=f"encoder filters (rows of U), same order as the atoms{some}"))
+                                   title=f"encoder filters (rows of U), same order as the atoms{some}{run}"))
         paths.append(_reconstructions(split, x, model.decoder(codes[:16]), data.image_shape, out_dir,
-                                      "test inputs (top) over reconstructions D(codes)"))
+                                      f"test inputs (top) over reconstructions D(codes){run}"))
     return paths
 
 
@@ -591,24 +685,25 @@ def vae_pictures(model, data, out_dir) -> list[Path]:
         n_active_max = int((codes.abs().amax(dim=0) > c.active_threshold).sum()) if len(codes) else 0
         order, some = _fitting(order, data.image_shape)
         kind = "decoder columns" if c.decoder == "linear" else "atoms D(e_i) - D(0)"
+        run = f" — {run_label(c, data.name)}"
         # metrics.json counts over the whole test split; a larger one is summarised by its first rows here
         rows = f" on the first {len(x):,} of {len(split):,} test rows" if len(x) < len(split) else ""
         paths = [
             atom_grid(model.atoms().cpu(), data.image_shape, out_dir / "atoms.png", order=order,
                       title=f"{kind}, by std of the posterior mean: {n_active} of {c.n_latents} active "
                             f"(std > {c.active_threshold:g}), {n_active_max} by max |mean| > "
-                            f"{c.active_threshold:g}{rows}{some}"),
+                            f"{c.active_threshold:g}{rows}{some}{run}"),
         ]
         prior = sample_prior(c.prior, c.prior_scale, (64, c.n_latents), device=model.device)
         paths.append(image_grid(model.decode(prior).cpu(), data.image_shape, out_dir / "samples.png",
-                                normalize="each", title=f"decoded samples of the {c.prior} prior"))
+                                normalize="each", title=f"decoded samples of the prior{run}"))
         paths.append(_reconstructions(split, x, model.decode(codes[:16]), data.image_shape, out_dir,
-                                      "test inputs (top) over decoded posterior means"))
+                                      f"test inputs (top) over decoded posterior means{run}"))
         if c.n_latents == 2:
             labels = split.labels[: codes.shape[0]] if split.labels is not None else None
             paths.append(latent_scatter(codes.cpu(), labels, out_dir / "latent_scatter.png",
-                                        title=f"test posterior locations, {c.prior} prior"))
+                                        title=f"test posterior locations{run}"))
             paths.append(data_latent_grid(lambda z: model.decode(z.to(model.device)).cpu(), codes.cpu(),
                                           data.image_shape, out_dir / "latent_grid.png",
-                                          title=f"decoded latent grid, {c.prior} prior"))
+                                          title=f"decoded latent grid{run}"))
     return paths

@@ -3,6 +3,7 @@ task × prior with finite, in-range measures; the near-zero fraction, spread and
 numpy from the saved run folders (atoms from the decoder itself, correlations with np.corrcoef); a rerun
 skips the trained trials; bad settings fail before training; the claim tests on hand-made cells."""
 
+import itertools
 import json
 import math
 
@@ -154,3 +155,28 @@ def test_the_synthetic_likelihood_setting_is_what_the_trials_train_with(likeliho
     _, config = load_preset("vae-laplace-synthetic", overrides)
     assert config.likelihood == likelihood
     assert _overrides(dict(QUICK, synthetic_likelihood=likelihood), "mnist").get("likelihood") is None
+
+
+def test_montage_panel_titles_are_wrapped_to_their_panel_and_text_is_not_shrunk(tmp_path, monkeypatch):
+    """Side by side, the patches figure's panel titles ran into each other (and off the right edge); the
+    mnist2d figure shrank its 2,100-pixel-wide row of latent grids to 1,500, their ranges to 7-pixel text."""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder import viz
+    from sparsecoder.reproduce.pyle_priors import _montage
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read it
+    paths = [viz.image_grid(np.random.default_rng(k).random((25, 144)), (12, 12), tmp_path / f"{k}.png",
+                            ncols=5) for k in range(3)]
+    wide = viz.image_grid(np.random.default_rng(0).random((12, 784)), (28, 28), tmp_path / "w.png", ncols=12)
+    titles = [f"{p}: atoms, widest spread first (0 active)" for p in ("gauss", "laplace", "cauchy")]
+    _montage(paths, titles, 3, tmp_path / "m.png", "patches")
+    fig = figures[-1]
+    fig.canvas.draw()
+    boxes = [ax.title.get_window_extent() for ax in fig.axes]
+    assert all(not a.overlaps(b) for a, b in itertools.pairwise(boxes)) and boxes[-1].x1 <= fig.bbox.x1
+    _montage([wide] * 3, ["a", "b", "c"], 3, tmp_path / "m2.png", "mnist2d")
+    image = np.asarray(figures[-1].axes[0].images[0].get_array())
+    assert image.shape[1] == plt.imread(wide).shape[1]  # drawn at full size ...
+    assert figures[-1].axes[0].get_window_extent().width >= 0.8 * image.shape[1]  # ... not shrunk to 0.69

@@ -107,3 +107,29 @@ def test_psnr_sparsity_curves_run_along_lam_one_per_value_of_the_other_grid_keys
     assert list(curves) == [("vdl-mnist", (("gamma", 1.0),)), ("vdl-mnist", (("gamma", 5.0),))]
     assert [[dict(g["point"])["lam"] for g in groups] for groups in curves.values()] == [[0.005, 0.02]] * 2
     assert (tmp_path / PSNR_PLOT).stat().st_size > 10_000
+
+
+
+
+def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, kept_figures):
+    """A grid point whose seeds all gave a NaN PSNR vanished from its curve without a word; a VAE point
+    with a NaN ELBO lost every panel, its finite MSE and active units too."""
+    figures = kept_figures
+    spec = build_spec(["sdl-mnist"], ["lam=0.001,0.01,0.1"], "0-1", {"epochs": 1})
+    for trial in spec.trials():
+        lam = dict(trial.point)["lam"]
+        _write(tmp_path / trial.folder, {"psnr": float("nan") if lam == 0.1 else 15 - lam, "sparsity": 0.5})
+    write_results(spec, tmp_path / "")
+    assert figures[0].axes[0].get_title().endswith("not drawn (no finite value): sdl-mnist lam=0.1")
+    assert len(figures[0].axes[0].lines[0].get_xdata()) == 2
+
+    spec = build_spec(["vae-laplace-mnist"], ["beta=0.5,1"], "0-1", {"epochs": 1})
+    for trial in spec.trials():
+        beta = dict(trial.point)["beta"]
+        _write(tmp_path / "vae" / trial.folder, {"mse": 0.07, "active_units": 3, "active_units_max": 9,
+                                                 "elbo": float("nan") if beta == 1 else -240.0})
+    files = write_results(spec, tmp_path / "vae")["files"]
+    assert tmp_path / "vae" / VAE_PLOT in files
+    mse, elbo = figures[1].axes[0], figures[1].axes[3]
+    assert len(mse.lines[0].get_xdata()) == 2 and len(elbo.lines[0].get_xdata()) == 1
+    assert elbo.get_title().endswith("not drawn (no finite value): vae-laplace-mnist beta=1.0")

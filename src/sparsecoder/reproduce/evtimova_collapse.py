@@ -97,8 +97,9 @@ def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> d
 
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
     import matplotlib
+    from matplotlib.ticker import MaxNLocator
 
-    from sparsecoder.viz import subplots
+    from sparsecoder.viz import epoch_axis, subplots, value_axis
 
     panels = [("code_l1", "code L1 norm ‖E(y)‖₁ (mean)", True),
               ("column_norm", "decoder column L2 norm: mean, min–max band", True),
@@ -110,21 +111,23 @@ def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
         colour = colours(index % 10)
         mine = [r for r in epochs_rows if r["variant"] == variant]
         epochs = [r["epoch"] for r in mine]
-        for ax, (key, title, log) in zip(axes.flat, panels, strict=True):
+        for ax, (key, title, _) in zip(axes.flat, panels, strict=True):
             if key == "column_norm":
                 ax.plot(epochs, [r["column_norm_mean_mean"] for r in mine], color=colour,
                         label=variant.upper())
                 ax.fill_between(epochs, [r["column_norm_min_mean"] for r in mine],
                                 [r["column_norm_max_mean"] for r in mine], color=colour, alpha=0.2)
             else:
-                values = np.array([r[f"{key}_mean"] for r in mine], dtype=float)
-                if log:
-                    values = np.where(values > 0, values, np.nan)  # log axis: a zero norm is off the chart
-                ax.plot(epochs, values, color=colour, label=variant.upper())
+                # a zero (collapsed) norm makes the axis linear (value_axis), where it is drawn
+                ax.plot(epochs, [r[f"{key}_mean"] for r in mine], color=colour, label=variant.upper())
             ax.set_title(title, fontsize=10)
-            ax.set_yscale("log" if log else "linear")
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
+    for ax, (key, _, log) in zip(axes.flat, panels, strict=True):  # over every variant's values
+        keys = ("column_norm_min_mean", "column_norm_max_mean") if key == "column_norm" else (f"{key}_mean",)
+        value_axis(ax, [r[k] for r in epochs_rows for k in keys], log=log)
+        epoch_axis(ax, [r["epoch"] for r in epochs_rows])
+    axes.flat[2].yaxis.set_major_locator(MaxNLocator(integer=True))  # dead atoms: a count
     axes.flat[0].legend(fontsize=8)
     fig.suptitle("Evtimova & LeCun 2022, §4.4: collapse without a guard (validation split, mean over seeds)",
                  fontsize=11)

@@ -246,6 +246,9 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
 # ---------------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------------
+MONTAGE_WIDTH = 2400  # pixels
+
+
 def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, suptitle: str) -> Path:
     """The PNGs ``paths`` (drawn by :mod:`sparsecoder.viz`) side by side in one figure."""
     import textwrap
@@ -256,11 +259,16 @@ def _montage(paths: list[Path], titles: list[str], ncols: int, path: Path, supti
 
     images = [imread(p) for p in paths]
     nrows = math.ceil(len(images) / ncols)
-    scale = min(1.0, 1500 / (ncols * max(im.shape[1] for im in images)))  # at most ~1500 pixels wide
+    # at most ~2400 pixels wide: shrunk to 1500, the three 12 × 12 latent grids of mnist2d had the ranges
+    # written over them (viz's titles) shrunk to illegible 7-pixel text
+    scale = min(1.0, MONTAGE_WIDTH / (ncols * max(im.shape[1] for im in images)))
     cell_w = max(max(im.shape[1] for im in images) * scale / 100, 3.0)
     cell_h = max(im.shape[0] for im in images) * scale / 100
     suptitle = textwrap.fill(suptitle, width=int(ncols * cell_w * 12))
-    fig, axes = subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + 0.3) + 0.3
+    # panel titles wrapped to the panel's width (about 7 pixels a character): side by side they overlapped
+    titles = [textwrap.fill(title, width=max(20, int(cell_w * 100 / 7))) for title in titles]
+    title_h = 0.3 + 0.17 * max((title.count("\n") for title in titles), default=0)
+    fig, axes = subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * (cell_h + title_h) + 0.3
                                                 + 0.2 * suptitle.count("\n")),
                          squeeze=False, dpi=100)
     for ax in axes.flat:

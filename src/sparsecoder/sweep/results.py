@@ -182,6 +182,11 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     curves = plot_curves(summary, x_metric, y_metric)
     if not curves:
         return False
+    drawn = {preset for preset, _ in curves}
+    missing = [_point_name(g) for g in summary
+               if g["preset"] in drawn and not (x_metric in g["stats"] and y_metric in g["stats"])]
+    if missing:  # a failed or NaN grid point vanished from its curve without a word
+        title = f"{title}\n{_not_drawn(missing)}"
     fig, ax = subplots(figsize=(7.5, 5.0), dpi=120)
     for (preset, others), groups in curves.items():
         x = np.array([g["stats"][x_metric][0] for g in groups]) * x_scale
@@ -206,10 +211,21 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     return True
 
 
+def _point_name(group: dict[str, Any]) -> str:
+    return " ".join([group["preset"], *(f"{k}={format_value(v)}" for k, v in group["point"])])
+
+
+def _not_drawn(names: list[str], shown: int = 3) -> str:
+    """The note on a plot naming the grid points it could not draw (no finished seed with a finite value)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"not drawn (no finite value): {', '.join(names[:shown])}{more}"
+
+
 def write_png(fig, path: Path) -> Path:
     """Write ``fig`` as a PNG at its own dpi to ``path`` atomically; return ``path``."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    # bounds of what is drawn: a mosaic's figure left a third of its width blank, long labels were cut
+    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
 
@@ -220,7 +236,8 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     per preset, error bars = std over seeds. For sweeps whose metrics do not pair up as a curve (VAEs)."""
     from sparsecoder.viz import subplots
 
-    groups = [g for g in summary if all(m in g["stats"] for m, _ in panels)]
+    # a grid point lacking one metric (NaN ELBO) lost every panel: each panel draws the points it has
+    groups = [g for g in summary if any(m in g["stats"] for m, _ in panels)]
     if not groups:
         return False
     points = list(dict.fromkeys(g["point"] for g in groups))
@@ -231,7 +248,7 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
     presets = list(dict.fromkeys(g["preset"] for g in groups))
     for ax, (metric, label) in zip(axes.flat, panels, strict=False):
         for offset, preset in enumerate(presets):
-            mine = {g["point"]: g for g in groups if g["preset"] == preset}
+            mine = {g["point"]: g for g in groups if g["preset"] == preset and metric in g["stats"]}
             xs = [i + 0.06 * (offset - (len(presets) - 1) / 2) for i, p in enumerate(points) if p in mine]
             ys = [mine[p]["stats"][metric][0] for p in points if p in mine]
             errs = [np.nan_to_num(mine[p]["stats"][metric][1]) for p in points if p in mine]
@@ -239,7 +256,8 @@ def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]]
         ax.set_xticks(range(len(points)), names, rotation=30 if len(points) > 3 else 0, ha="right"
                       if len(points) > 3 else "center", fontsize=8)
         ax.set_xlim(-0.5, len(points) - 0.5)
-        ax.set_title(label, fontsize=10)
+        missing = [_point_name(g) for g in groups if metric not in g["stats"]]
+        ax.set_title(f"{label}\n{_not_drawn(missing)}" if missing else label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)

@@ -798,7 +798,7 @@ def _finish(out_dir: Path, config, model, family, data: DataSplits, history, bes
             best_val_loss: float, log, world_size: int = 1) -> dict[str, Any]:
     """Reload the best weights, evaluate on the test split, write metrics.json and the pictures."""
     from sparsecoder import __version__
-    from sparsecoder.viz import history_plot
+    from sparsecoder.viz import history_plot, run_label
 
     load_weights(out_dir / WEIGHTS_FILE, model, model_name=config.model_name)
     seed_everything(config.seed)  # evaluation may sample (VAEs); `evaluate_run` reseeds the same way
@@ -819,7 +819,8 @@ def _finish(out_dir: Path, config, model, family, data: DataSplits, history, bes
     metrics = jsonable(metrics)
     atomic_write_json(out_dir / METRICS_FILE, metrics)
     pictures = list(family.pictures(model, data, out_dir) or []) if family.pictures else []
-    pictures.append(history_plot(out_dir / HISTORY_FILE, out_dir / HISTORY_PLOT))
+    pictures.append(history_plot(out_dir / HISTORY_FILE, out_dir / HISTORY_PLOT,
+                                 title=f"training history — {run_label(config, data.name)}"))
     log(f"best epoch {best_epoch} (val_loss {best_val_loss:.6g}); wrote {out_dir / METRICS_FILE} and "
         f"{', '.join(Path(p).name for p in pictures)}")
     return metrics
