@@ -339,6 +339,14 @@ def test_constant_test_rows_give_metrics_without_nan():
     assert metrics["decoder_norm_inactive"] == pytest.approx(float(model.decoder_column_norms().mean()))
 
 
+def test_one_posterior_sample_gives_no_mse_std_rather_than_zero():
+    # before: eval_samples=1 wrote mse_std 0.0, read as an exact MSE (jiang-table1 printed "± 0.0000")
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    one = evaluate(VAE.from_config(_small_config(eval_samples=1), data), data)
+    assert "mse_std" not in one and math.isfinite(one["mse"])
+    assert evaluate(VAE.from_config(_small_config(eval_samples=2), data), data)["mse_std"] > 0
+
+
 def test_the_active_split_of_kl_and_norms_is_that_of_active_units():
     # before: active_units counted the population std (ddof=0) and the split used ddof=1, so the
     # "active" means could be over other latents than the ones counted

@@ -71,7 +71,7 @@ def evaluate(model, data: DataSplits) -> dict:
     """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
 
     ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
-    pixelwise MSE (model space) of the decoded mean. ``active_units``: latents whose posterior mean has a
+    pixelwise MSE (model space) of the decoded mean (no ``mse_std`` for ``eval_samples=1``). ``active_units``: latents whose posterior mean has a
     std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior mean|
     exceeds it for at least one test input (the std is the population std, ddof=0, as in
     :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
@@ -135,9 +135,12 @@ def evaluate(model, data: DataSplits) -> dict:
         if bool(mask.any()):
             split_means[f"kl_{group}_mean"] = float(kl_per_latent[mask].mean())
             split_means[f"decoder_norm_{group}"] = float(norms[mask].mean())
+    # one posterior sample has no spread to measure: no mse_std key (a 0.0 read as an exact MSE, "± 0.0000"
+    # in jiang-table1), as a group without latents has no mean
+    spread = {"mse_std": float(mse_per_sample.std())} if c.eval_samples > 1 else {}
     return {
         "mse": float(mse_per_sample.mean()),
-        "mse_std": float(mse_per_sample.std()) if c.eval_samples > 1 else 0.0,
+        **spread,
         "active_units": int(active_units(codes, c.active_threshold)),
         "active_units_max": int(active_units_max(codes, c.active_threshold)),
         "n_latents": c.n_latents,
