@@ -14,7 +14,7 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import active_units, active_units_max
 from sparsecoder.models.vae import check_likelihood_data
 
-__all__ = ["validation_metrics", "evaluate", "check_test_split"]
+__all__ = ["validation_metrics", "evaluate", "check_test_split", "kl_sum"]
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def check_test_split(split: Split) -> None:
             "limit, or a data file with more rows)")
 
 
-def _kl_sum(model, q, n_samples: int) -> torch.Tensor:
+def kl_sum(model, q, n_samples: int) -> torch.Tensor:
     """Per-latent KL summed over the rows of ``q``, Monte-Carlo samples drawn 64 at a time (bounded memory:
     a ``(S, rows, l)`` tensor per chunk, not per ``kl_samples``); analytic KL in one call."""
     if model.config.kl == "analytic":
@@ -104,7 +104,7 @@ def evaluate(model, data: DataSplits) -> dict:
         q = model.posterior(x)
         bad_rows += int((~torch.isfinite(q.loc).all(dim=1) | ~torch.isfinite(q.log_scale).all(dim=1)).sum())
         locs.append(q.loc)
-        kl_latent += _kl_sum(model, q, max(c.kl_samples, 64))
+        kl_latent += kl_sum(model, q, max(c.kl_samples, 64))
         for s in range(c.eval_samples):
             output = model.decoder_output(q.rsample())
             mean = torch.sigmoid(output) if c.decoder == "pyle" else output
