@@ -431,7 +431,8 @@ def test_data_options_given_are_merged_into_the_presets_option_by_option():
     # data were standardised and bce refused them ("rescale the data to [0, 1]")
     _, config = load_preset("vae-gauss-mnist2d", {"data_options": {"split_seed": 1}})
     assert config.data_options == {"normalize": "unit", "split_seed": 1}
-    _, config = load_preset("vae-gauss-mnist2d", {"data_options": {"normalize": "standard"}, "likelihood": "mse"})
+    _, config = load_preset("vae-gauss-mnist2d", {"data_options": {"normalize": "standard"},
+                                                  "likelihood": "mse"})
     assert config.data_options == {"normalize": "standard"}
     # another source: the preset's options it lacks are dropped, the user's kept (and checked)
     _, config = load_preset("vae-gauss-mnist", {"data": "synthetic_pyle", "likelihood": "gaussian",

@@ -70,13 +70,13 @@ def kl_sum(model, q, n_samples: int) -> torch.Tensor:
 def evaluate(model, data: DataSplits) -> dict:
     """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
 
-    ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
-    pixelwise MSE (model space) of the decoded mean (no ``mse_std`` for ``eval_samples=1``). ``active_units``: latents whose posterior mean has a
-    std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior mean|
-    exceeds it for at least one test input (the std is the population std, ddof=0, as in
-    :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
-    ``_inactive``) average over those latents; a group without latents has no such keys. ``elbo`` (per
-    sample, nats) averages the reconstruction term over the same samples.
+    ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's pixelwise
+    MSE (model space) of the decoded mean (no ``mse_std`` for ``eval_samples=1``). ``active_units``: latents
+    whose posterior mean has a std over the test set above ``active_threshold``; ``active_units_max``: latents
+    whose |posterior mean| exceeds it for at least one test input (the std is the population std, ddof=0, as
+    in :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
+    ``_inactive``) average over those latents; a group without latents has no such keys. ``elbo`` (per sample,
+    nats) averages the reconstruction term over the same samples.
 
     Refused before any work (``ValueError``): an empty or one-row test split, rows of another width than
     the model's, ``bce`` data outside [0, 1]; after the pass, a posterior or reconstructions that are
