@@ -312,6 +312,25 @@ def test_sparse_vae_score_draws_its_monte_carlo_kl_n_samples_times():
     assert monte_carlo == pytest.approx(est.score(X[:2], n_samples=400), abs=0.1)
 
 
+def test_a_monte_carlo_kl_too_large_for_the_memory_is_refused_and_validation_is_chunked(monkeypatch):
+    # before: kl_samples=1000, batch 2000, 450 latents (about 43 GiB in one step) ran into the allocator
+    # or the OOM killer at the first step; validation decoded 1000 rows × kl_samples at once
+    from sparsecoder import util
+    from sparsecoder.eval.vae import validation_metrics
+
+    monkeypatch.setattr(util, "physical_memory", lambda: 2**30)  # a machine of 1 GiB
+    big = _small_config(n_latents=450, kl="monte_carlo", kl_samples=1000, batch_size=2000)
+    with pytest.raises(ConfigError, match=r"'kl_samples'.*1000 × 2000 × 450 values, 40\.2 GiB.*1\.0 GiB.*"
+                                          r"lower kl_samples or batch_size, or set kl=analytic"):
+        VAE(big, 25)
+    VAE(dataclasses.replace(big, kl="analytic", kl_samples=1), 25)  # no samples: fits
+    model = VAE(_small_config(kl="monte_carlo", kl_samples=500), 25)
+    rows = [len(x) for x in model.chunks(torch.zeros(300, 25), 500)]
+    assert rows == [128, 128, 44]  # 64,000 samples × rows a block
+    split = load("synthetic_pyle", seed=0, n_train=10, n_val=300, n_test=10).val
+    assert math.isfinite(validation_metrics(model, split)["val_loss"])
+
+
 # --- evaluation: hostile test splits -------------------------------------------------------------------
 
 

@@ -29,7 +29,8 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
         raise ValueError("the validation split is empty; check the data source / limit")
     model.eval()
     nll_sum = kl_sum = 0.0
-    for x in model.chunks(model._check_rows(split.x)):
+    kl_samples = model.config.kl_samples if model.config.kl == "monte_carlo" else 1
+    for x in model.chunks(model._check_rows(split.x), kl_samples):
         nll, kl = model.loss_terms(x)
         nll_sum += float(nll.sum())
         kl_sum += float(kl.sum())
