@@ -317,8 +317,11 @@ class VAE(nn.Module):
         nll, kl = self.loss_terms(x)
         objective = (nll + self.config.beta * kl).mean()
         nll_mean, kl_mean = float(nll.detach().mean()), float(kl.detach().mean())
+        # the β = 1 loss summed as the objective is (in float32, then the mean): at β = 1 the two logs are
+        # the same number, where nll_mean + kl_mean (float64) differed from it in the 8th digit
+        loss = float((nll + kl).detach().mean())
         return StepOutput(losses={"vae": objective},
-                          logs={"loss": nll_mean + kl_mean, "objective": float(objective.detach()),
+                          logs={"loss": loss, "objective": float(objective.detach()),
                                 "reconstruction": nll_mean, "kl": kl_mean})
 
     @torch.no_grad()
