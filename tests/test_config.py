@@ -426,6 +426,20 @@ def test_a_presets_data_options_do_not_block_another_data_source(tmp_path):
         assert load_preset(str(path), {"data": "synthetic"})[1].data_options == {}
 
 
+def test_data_options_given_are_merged_into_the_presets_option_by_option():
+    # before: --set 'data_options={split_seed: 1}' on vae-gauss-mnist2d replaced {normalize: unit}, so the
+    # data were standardised and bce refused them ("rescale the data to [0, 1]")
+    _, config = load_preset("vae-gauss-mnist2d", {"data_options": {"split_seed": 1}})
+    assert config.data_options == {"normalize": "unit", "split_seed": 1}
+    _, config = load_preset("vae-gauss-mnist2d", {"data_options": {"normalize": "standard"},
+                                                  "likelihood": "mse"})
+    assert config.data_options == {"normalize": "standard"}
+    # another source: the preset's options it lacks are dropped, the user's kept (and checked)
+    _, config = load_preset("vae-gauss-mnist", {"data": "synthetic_pyle", "likelihood": "gaussian",
+                                                "data_options": {"n_train": 100}})
+    assert config.data_options == {"n_train": 100}
+
+
 def test_a_wrong_value_of_the_deciding_key_is_named_as_such_not_as_a_setting_without_effect():
     with pytest.raises(ConfigError, match=r"'decoder': 'conv' is not allowed; choose one of"):
         load_preset("sdl-mnist", {"decoder": "conv", "hidden_size": 64})

@@ -333,8 +333,9 @@ class Layer:
 
 
 def layered_config(cls: type, layers: list[Layer]) -> Any:
-    """Build ``cls`` from ``layers`` (a later layer's value of a key replaces an earlier one's), after
-    checking that every setting the user gave has an effect under the others.
+    """Build ``cls`` from ``layers`` (a later layer's value of a key replaces an earlier one's; a later
+    ``data_options`` mapping is merged into the earlier one, option by option), after checking that every
+    setting the user gave has an effect under the others.
 
     The one check of settings without effect: each config class lists in ``USED_WHEN`` (key →
     :class:`UsedWhen`) the keys used only under some value of another key. Where the merged settings make
@@ -350,14 +351,27 @@ def layered_config(cls: type, layers: list[Layer]) -> Any:
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Layer] = {}
+    option_origin: dict[str, Layer] = {}  # who gave each data option
     for layer in layers:
         values = dict(layer.values or {})
         _check_known(cls, values)
+        options = values.get("data_options")
+        if isinstance(options, dict):
+            # data options are merged option by option: --set 'data_options={split_seed: 1}' on a preset
+            # with {normalize: unit} replaced the whole mapping, so the preset's normalize silently fell back
+            # to the source's default (and bce then refused the data, blaming their range)
+            if isinstance(merged.get("data_options"), dict):
+                values["data_options"] = {**merged["data_options"], **options}
+            else:
+                option_origin = {}
+            option_origin.update(dict.fromkeys(options, layer))
+        elif "data_options" in values:
+            option_origin = {}
         merged.update(values)
         origin.update(dict.fromkeys(values, layer))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     refused, warned = [], []
-    warned += _drop_other_sources_options(merged, origin)
+    warned += _drop_other_sources_options(merged, origin, option_origin)
     for key, (value, rule, setting) in _unused(cls, merged).items():
         layer = origin[key]
         if layer.given_by == PRESET:
@@ -381,17 +395,18 @@ def layered_config(cls: type, layers: list[Layer]) -> Any:
     return cls(**merged)
 
 
-def _drop_other_sources_options(merged: dict[str, Any], origin: dict[str, Layer]) -> list[str]:
+def _drop_other_sources_options(merged: dict[str, Any], origin: dict[str, Layer],
+                                option_origin: dict[str, Layer]) -> list[str]:
     """A preset's ``data_options`` are options of the preset's ``data`` source: when the user's layer
-    picks another source (``--set data=synthetic`` on an MNIST preset) and leaves ``data_options`` alone,
-    the preset's options that source does not have are dropped (they take the source's defaults), as a
-    preset's other keys that a setting makes unused are (``normalize`` used to block the run as "no such
-    option"). From a file given by path (:data:`UNSURE`) they are dropped with a warning (returned); an
-    option the user gave is never dropped: the config's own check names it."""
+    picks another source (``--set data=synthetic`` on an MNIST preset), the preset's options that source
+    does not have are dropped (they take the source's defaults), as a preset's other keys that a setting
+    makes unused are (``normalize`` used to block the run as "no such option"). From a file given by path
+    (:data:`UNSURE`) they are dropped with a warning (returned); an option the user gave
+    (``option_origin``) is never dropped: the config's own check names it."""
     options, source = merged.get("data_options"), merged.get("data")
-    layer, source_layer = origin.get("data_options"), origin.get("data")
-    if (not isinstance(options, dict) or not options or not isinstance(source, str) or layer is None
-            or layer.given_by == USER or source_layer is None or source_layer.given_by != USER):
+    source_layer = origin.get("data")
+    if (not isinstance(options, dict) or not options or not isinstance(source, str) or source_layer is None
+            or source_layer.given_by != USER):
         return []
     from sparsecoder.data.registry import source_options
 
@@ -399,14 +414,17 @@ def _drop_other_sources_options(merged: dict[str, Any], origin: dict[str, Layer]
         accepted = source_options(source)
     except ValueError:  # an unknown source: named by the config's own check
         return []
-    dropped = [name for name in options if name not in accepted]
+    dropped = [name for name in options if name not in accepted and name in option_origin
+               and option_origin[name].given_by != USER]
     if not dropped:
         return []
-    merged["data_options"] = {name: value for name, value in options.items() if name in accepted}
-    if layer.given_by == PRESET:
+    merged["data_options"] = {name: value for name, value in options.items() if name not in dropped}
+    unsure = [name for name in dropped if option_origin[name].given_by == UNSURE]
+    if not unsure:
         return []
+    layer = option_origin[unsure[0]]
     where = f" {layer.where}" if layer.where else ""
-    return [f"data_options {_listed(dropped)}{where} are not options of data source '{source}'; "
+    return [f"data_options {_listed(unsure)}{where} are not options of data source '{source}'; "
             f"they are ignored"]
 
 

@@ -1142,7 +1142,9 @@ class SparseVAE(_NeuralEstimator):
         r"""Mean ELBO per sample (nats; higher is better):
         ``(1/n) Σ_i [E_q log p(x_i|z) − Σ_j KL(q(z_j|x_i) ‖ p(z_j))]`` (β = 1), the expectation by
         ``n_samples`` posterior samples per row drawn from a generator seeded by ``random_state`` (the KL
-        as in training: analytic, or Monte Carlo)."""
+        as in training: analytic, or Monte Carlo with ``n_samples`` draws per row too)."""
+        from sparsecoder.eval.vae import kl_sum
+
         n_samples = check_size("SparseVAE.score", "n_samples (draws per row)", n_samples)
         X, rows = self._checked_rows(X)
         self._check_training_rows(rows)  # bce: X in [0, 1], not clipped
@@ -1156,7 +1158,9 @@ class SparseVAE(_NeuralEstimator):
                 q = model.posterior(x)
                 nll = sum(model.reconstruction_nll(x, model.decoder_output(q.rsample())).double()
                           for _ in range(n_samples)) / n_samples
-                total += float((nll + model.kl(q).sum(dim=-1).double()).sum())
+                # a Monte-Carlo KL by the same n_samples draws per row (drawn in bounded chunks): it took the
+                # config's kl_samples (1), whose noise outweighed n_samples=2000 reconstruction draws
+                total += float(nll.sum()) + float(kl_sum(model, q, n_samples).sum())
         if not np.isfinite(total):  # a NaN score would rank a broken model silently (GridSearchCV)
             raise ValueError(f"the ELBO of X is not finite ({-total:g}): the model's posterior or "
                              f"reconstructions overflow on it (largest |x|: {float(rows.abs().max()):.4g}); "

@@ -72,6 +72,10 @@ def test_active_units_std_and_max_criteria():
     # max |z| per column: 0, 2, 0.9, 0.1 -> two above 0.5, one above 1
     assert active_units_max(codes) == 2
     assert active_units_max(torch.tensor(codes), threshold=1.0) == 1
+    # one sample: no spread to measure (was 0 active, silently); the max criterion is defined
+    with pytest.raises(ValueError, match="1 sample.*at least 2"):
+        active_units(codes[:1])
+    assert active_units_max(codes[:1]) == 2
 
 
 def test_dead_atoms_are_never_non_zero():

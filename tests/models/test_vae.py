@@ -145,3 +145,9 @@ def test_the_logged_loss_is_the_validation_loss_measure_and_the_objective_is_bet
     assert logs["loss"] - logs["objective"] > 100 * 1e-6 * logs["loss"]  # 0.75 · KL apart, beyond rel=1e-6
     torch.manual_seed(0)
     assert validation_metrics(model, split)["val_loss"] == pytest.approx(logs["loss"], rel=1e-4)
+    # β = 1: the two logs are the same number (history.csv showed 305.38859686851504 and 305.38858489990236)
+    model = _model(beta=1.0)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        logs = model.training_losses(split.x).logs
+        assert logs["loss"] == logs["objective"]

@@ -298,6 +298,39 @@ def test_sparse_vae_partial_fit_and_score_refuse_bce_rows_outside_0_1():
     assert np.isfinite(est.score(X))
 
 
+def test_sparse_vae_score_draws_its_monte_carlo_kl_n_samples_times():
+    # before: the Monte-Carlo KL took the config's kl_samples (1) whatever n_samples: 2000 draws per row
+    # still scored 0.3 nats apart from seed to seed. Same model, same reconstruction draws (they come
+    # first), analytic KL against Monte Carlo: they differ by the KL's sampling error only
+    import dataclasses
+
+    X = np.random.default_rng(0).random((40, 6)).astype(np.float32)
+    est = SparseVAE(n_components=4, prior="laplace", prior_scale=1.0, kl="monte_carlo", encoder_hidden=8,
+                    max_epochs=1, batch_size=20, random_state=0, device="cpu", likelihood="mse").fit(X)
+    monte_carlo = est.score(X[:2], n_samples=400)
+    est.model_.config = dataclasses.replace(est.model_.config, kl="analytic")
+    assert monte_carlo == pytest.approx(est.score(X[:2], n_samples=400), abs=0.1)
+
+
+def test_a_monte_carlo_kl_too_large_for_the_memory_is_refused_and_validation_is_chunked(monkeypatch):
+    # before: kl_samples=1000, batch 2000, 450 latents (about 43 GiB in one step) ran into the allocator
+    # or the OOM killer at the first step; validation decoded 1000 rows × kl_samples at once
+    from sparsecoder import util
+    from sparsecoder.eval.vae import validation_metrics
+
+    monkeypatch.setattr(util, "physical_memory", lambda: 2**30)  # a machine of 1 GiB
+    big = _small_config(n_latents=450, kl="monte_carlo", kl_samples=1000, batch_size=2000)
+    with pytest.raises(ConfigError, match=r"'kl_samples'.*1000 × 2000 × 450 values, 40\.2 GiB.*1\.0 GiB.*"
+                                          r"lower kl_samples or batch_size, or set kl=analytic"):
+        VAE(big, 25)
+    VAE(dataclasses.replace(big, kl="analytic", kl_samples=1), 25)  # no samples: fits
+    model = VAE(_small_config(kl="monte_carlo", kl_samples=500), 25)
+    rows = [len(x) for x in model.chunks(torch.zeros(300, 25), 500)]
+    assert rows == [128, 128, 44]  # 64,000 samples × rows a block
+    split = load("synthetic_pyle", seed=0, n_train=10, n_val=300, n_test=10).val
+    assert math.isfinite(validation_metrics(model, split)["val_loss"])
+
+
 # --- evaluation: hostile test splits -------------------------------------------------------------------
 
 
@@ -337,6 +370,14 @@ def test_constant_test_rows_give_metrics_without_nan():
     assert "kl_active_mean" not in metrics and "decoder_norm_active" not in metrics
     assert all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
     assert metrics["decoder_norm_inactive"] == pytest.approx(float(model.decoder_column_norms().mean()))
+
+
+def test_one_posterior_sample_gives_no_mse_std_rather_than_zero():
+    # before: eval_samples=1 wrote mse_std 0.0, read as an exact MSE (jiang-table1 printed "± 0.0000")
+    data = load("synthetic_pyle", seed=0, n_train=100, n_val=20, n_test=20)
+    one = evaluate(VAE.from_config(_small_config(eval_samples=1), data), data)
+    assert "mse_std" not in one and math.isfinite(one["mse"])
+    assert evaluate(VAE.from_config(_small_config(eval_samples=2), data), data)["mse_std"] > 0
 
 
 def test_the_active_split_of_kl_and_norms_is_that_of_active_units():

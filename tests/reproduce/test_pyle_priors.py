@@ -144,6 +144,15 @@ def test_claim_verdicts_on_hand_made_cells():
     assert {v["claim"]: v["agrees"] for v in claim_verdicts(cells)}["sparse_priors_sparser"] == "yes"
 
 
+def test_in_all_cases_gets_no_verdict_when_a_prior_was_not_measured():
+    # before: with the Cauchy trials diverged (no cell), "In all cases ... low reconstruction error" was
+    # judged on Gaussian and Laplace alone and read "yes"
+    cells = _cells(synthetic={"mse_ratio": {"gauss": 0.1, "laplace": 0.2}})
+    assert not any(v["claim"] == "synthetic_reconstruct" for v in claim_verdicts(cells))
+    cells[("synthetic", "cauchy")] = {"mse_ratio_mean": 0.2}
+    assert [v["agrees"] for v in claim_verdicts(cells) if v["claim"] == "synthetic_reconstruct"] == ["yes"]
+
+
 @pytest.mark.parametrize("likelihood", ["bce", "gaussian"])
 def test_the_synthetic_likelihood_setting_is_what_the_trials_train_with(likelihood):
     # the presets now train the synthetic task with a Gaussian of σ = 0.02; synthetic_likelihood=bce must

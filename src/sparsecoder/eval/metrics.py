@@ -77,9 +77,11 @@ def active_units(codes, threshold: float = 0.5) -> int:
     .. math:: \#\{j : \operatorname{std}_i(z_{ij}) > \text{threshold}\}
 
     The "active units" criterion of the sparse-coding VAE papers (issue 5): ``codes`` are posterior
-    means (n, l) over a test set; the std is the population std (``ddof=0``).
+    means (n, l) over a test set; the std is the population std (``ddof=0``). Fewer than 2 samples are
+    refused: the std of one sample is 0, which counted every latent inactive (as ``latent_spread`` and
+    ``filter_groups`` refuse them).
     """
-    return _count_active(codes, threshold, lambda c: c.std(axis=0))
+    return _count_active(codes, threshold, lambda c: c.std(axis=0), min_samples=2)
 
 
 def active_units_max(codes, threshold: float = 0.5) -> int:
@@ -93,12 +95,16 @@ def active_units_max(codes, threshold: float = 0.5) -> int:
     return _count_active(codes, threshold, lambda c: np.abs(c).max(axis=0))
 
 
-def _count_active(codes, threshold, statistic) -> int:
+def _count_active(codes, threshold, statistic, min_samples: int = 1) -> int:
     """How many latents (columns of ``codes``) have ``statistic(codes)`` above ``threshold``."""
     codes = as_array(codes, "codes")
     threshold = finite_number(threshold, "threshold")
     if codes.shape[0] == 0:
         raise ValueError("codes has no samples; active units are undefined")
+    if codes.shape[0] < min_samples:
+        raise ValueError(f"codes has {codes.shape[0]} sample(s), but the std criterion of active units needs "
+                         f"at least {min_samples} (the std of one sample is 0: every latent would count "
+                         f"inactive); pass the codes of more samples, or use active_units_max")
     return int(np.sum(statistic(codes) > threshold))
 
 

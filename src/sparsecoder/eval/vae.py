@@ -14,7 +14,7 @@ from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.eval.metrics import active_units, active_units_max
 from sparsecoder.models.vae import check_likelihood_data
 
-__all__ = ["validation_metrics", "evaluate", "check_test_split"]
+__all__ = ["validation_metrics", "evaluate", "check_test_split", "kl_sum"]
 
 
 @torch.no_grad()
@@ -29,7 +29,8 @@ def validation_metrics(model, split: Split) -> dict[str, float]:
         raise ValueError("the validation split is empty; check the data source / limit")
     model.eval()
     nll_sum = kl_sum = 0.0
-    for x in model.chunks(model._check_rows(split.x)):
+    kl_samples = model.config.kl_samples if model.config.kl == "monte_carlo" else 1
+    for x in model.chunks(model._check_rows(split.x), kl_samples):
         nll, kl = model.loss_terms(x)
         nll_sum += float(nll.sum())
         kl_sum += float(kl.sum())
@@ -52,7 +53,7 @@ def check_test_split(split: Split) -> None:
             "limit, or a data file with more rows)")
 
 
-def _kl_sum(model, q, n_samples: int) -> torch.Tensor:
+def kl_sum(model, q, n_samples: int) -> torch.Tensor:
     """Per-latent KL summed over the rows of ``q``, Monte-Carlo samples drawn 64 at a time (bounded memory:
     a ``(S, rows, l)`` tensor per chunk, not per ``kl_samples``); analytic KL in one call."""
     if model.config.kl == "analytic":
@@ -70,13 +71,13 @@ def _kl_sum(model, q, n_samples: int) -> torch.Tensor:
 def evaluate(model, data: DataSplits) -> dict:
     """Test metrics (SPEC §4): MSE over posterior samples, active units, per-latent KL, norms, ELBO.
 
-    ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's
-    pixelwise MSE (model space) of the decoded mean. ``active_units``: latents whose posterior mean has a
-    std over the test set above ``active_threshold``; ``active_units_max``: latents whose |posterior mean|
-    exceeds it for at least one test input (the std is the population std, ddof=0, as in
-    :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
-    ``_inactive``) average over those latents; a group without latents has no such keys. ``elbo`` (per
-    sample, nats) averages the reconstruction term over the same samples.
+    ``mse`` / ``mse_std``: mean and std over ``eval_samples`` posterior samples of the test set's pixelwise
+    MSE (model space) of the decoded mean (no ``mse_std`` for ``eval_samples=1``). ``active_units``: latents
+    whose posterior mean has a std over the test set above ``active_threshold``; ``active_units_max``: latents
+    whose |posterior mean| exceeds it for at least one test input (the std is the population std, ddof=0, as
+    in :func:`~sparsecoder.eval.metrics.active_units`). ``kl_active_mean`` / ``decoder_norm_active`` (and
+    ``_inactive``) average over those latents; a group without latents has no such keys. ``elbo`` (per sample,
+    nats) averages the reconstruction term over the same samples.
 
     Refused before any work (``ValueError``): an empty or one-row test split, rows of another width than
     the model's, ``bce`` data outside [0, 1]; after the pass, a posterior or reconstructions that are
@@ -104,7 +105,7 @@ def evaluate(model, data: DataSplits) -> dict:
         q = model.posterior(x)
         bad_rows += int((~torch.isfinite(q.loc).all(dim=1) | ~torch.isfinite(q.log_scale).all(dim=1)).sum())
         locs.append(q.loc)
-        kl_latent += _kl_sum(model, q, max(c.kl_samples, 64))
+        kl_latent += kl_sum(model, q, max(c.kl_samples, 64))
         for s in range(c.eval_samples):
             output = model.decoder_output(q.rsample())
             mean = torch.sigmoid(output) if c.decoder == "pyle" else output
@@ -135,9 +136,12 @@ def evaluate(model, data: DataSplits) -> dict:
         if bool(mask.any()):
             split_means[f"kl_{group}_mean"] = float(kl_per_latent[mask].mean())
             split_means[f"decoder_norm_{group}"] = float(norms[mask].mean())
+    # one posterior sample has no spread to measure: no mse_std key (a 0.0 read as an exact MSE, "± 0.0000"
+    # in jiang-table1), as a group without latents has no mean
+    spread = {"mse_std": float(mse_per_sample.std())} if c.eval_samples > 1 else {}
     return {
         "mse": float(mse_per_sample.mean()),
-        "mse_std": float(mse_per_sample.std()) if c.eval_samples > 1 else 0.0,
+        **spread,
         "active_units": int(active_units(codes, c.active_threshold)),
         "active_units_max": int(active_units_max(codes, c.active_threshold)),
         "n_latents": c.n_latents,

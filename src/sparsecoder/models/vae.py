@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from sparsecoder import util
 from sparsecoder.config import (
     MAX_LOSS_WEIGHT,
     CommonConfig,
@@ -47,6 +48,11 @@ from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
 _EVAL_CHUNK = 1000
+# Monte-Carlo KL samples × rows of one no-grad pass (validation): 64 samples of 1000 rows, as evaluate's KL
+_KL_SAMPLE_ROWS = 64 * _EVAL_CHUNK
+# float32 (kl_samples, batch, n_latents) tensors one training step with a Monte-Carlo KL holds (measured:
+# 11 with the backward pass)
+_MC_KL_TENSORS = 12
 
 # Scales (prior_scale, likelihood_sigma) and β enter the float32 loss through s², 1/s² and β·KL: outside
 # these bounds a first step's loss is already inf/NaN (prior_scale=1e-300 is 0 in float32), and the run
@@ -143,6 +149,22 @@ class VAEConfig(CommonConfig):
               "bce needs decoder=pyle (logit outputs in [0, 1] after the sigmoid); use gaussian or mse")
 
 
+def check_monte_carlo_memory(config: VAEConfig) -> None:
+    """Refuse a Monte-Carlo KL whose training step cannot fit in this machine's memory: it holds about 12
+    float32 tensors of ``kl_samples × batch_size × n_latents`` values (kl_samples=1000, batch 2000 and 450
+    latents: 40 GiB), which ran into the allocator or the kernel's OOM killer at the first step."""
+    memory = util.physical_memory()
+    if config.kl != "monte_carlo" or memory is None:
+        return
+    needed = _MC_KL_TENSORS * 4 * config.kl_samples * config.batch_size * config.n_latents
+    check(needed <= memory, "kl_samples",
+          f"a training step's Monte-Carlo KL holds about {_MC_KL_TENSORS} float32 tensors of kl_samples × "
+          f"batch_size × n_latents = {config.kl_samples} × {config.batch_size} × {config.n_latents} values, "
+          f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; lower "
+          f"kl_samples or batch_size" + (", or set kl=analytic" if (config.posterior, config.prior)
+                                          in ANALYTIC_PAIRS else ""))
+
+
 # tensors found inside [0, 1], with their version counter then (in-place changes bump it): the same unchanged
 # rows are scanned once, though both the model's construction and the evaluation check them
 _IN_UNIT_INTERVAL = WeakTensorKeyDictionary()
@@ -192,6 +214,7 @@ class VAE(nn.Module):
         super().__init__()
         n_features, image_shape = check_model_arguments(self, config, VAEConfig, n_features, image_shape,
                                                         "a VAE")
+        check_monte_carlo_memory(config)
         self.config = config
         self.n_features = n_features
         self.image_shape = image_shape
@@ -294,15 +317,20 @@ class VAE(nn.Module):
         nll, kl = self.loss_terms(x)
         objective = (nll + self.config.beta * kl).mean()
         nll_mean, kl_mean = float(nll.detach().mean()), float(kl.detach().mean())
+        # the β = 1 loss summed as the objective is (in float32, then the mean): at β = 1 the two logs are
+        # the same number, where nll_mean + kl_mean (float64) differed from it in the 8th digit
+        loss = float((nll + kl).detach().mean())
         return StepOutput(losses={"vae": objective},
-                          logs={"loss": nll_mean + kl_mean, "objective": float(objective.detach()),
+                          logs={"loss": loss, "objective": float(objective.detach()),
                                 "reconstruction": nll_mean, "kl": kl_mean})
 
     @torch.no_grad()
-    def chunks(self, x: torch.Tensor):
-        """``x`` in row blocks of 1000 (bounded memory for evaluation)."""
-        for start in range(0, x.shape[0], _EVAL_CHUNK):
-            yield x[start:start + _EVAL_CHUNK]
+    def chunks(self, x: torch.Tensor, kl_samples: int = 1):
+        """``x`` in row blocks of 1000 (bounded memory for evaluation); fewer rows a block when each row
+        draws ``kl_samples`` Monte-Carlo KL samples (at most 64,000 samples × rows a block)."""
+        rows = max(1, min(_EVAL_CHUNK, _KL_SAMPLE_ROWS // kl_samples))
+        for start in range(0, x.shape[0], rows):
+            yield x[start:start + rows]
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -148,14 +148,14 @@ def run(ctx: Context) -> Report:
     for trial in finished(trials, missing):
         m = trial.metrics
         rows.append({"model": by_preset[trial.preset], "seed": trial.seed, "mse": m["mse"],
-                     "mse_std": m["mse_std"], "mse_relative": m["mse"] / test_variance,
+                     "mse_std": m.get("mse_std"), "mse_relative": m["mse"] / test_variance,
                      "active_units": m["active_units"], "active_units_max": m["active_units_max"]})
     cells = aggregate(rows, ["model"], ["mse", "mse_std", "mse_relative", "active_units", "active_units_max"])
     for cell in cells:
         cell["paper_mse"] = PAPER_MSE[cell["model"]]
     table = []
     for cell in cells:
-        table.append([cell["model"], f"{cell['mse_mean']:.4f} ± {cell['mse_std_mean']:.4f}",
+        table.append([cell["model"], fmt(cell["mse_mean"], cell["mse_std_mean"], digits=4),
                       fmt(cell["mse_relative_mean"], digits=4), f"{cell['paper_mse']:.5f}",
                       fmt(cell["active_units_max_mean"], digits=0), cell["n_seeds"]])
     body = markdown_table(["model", "test MSE ± std over posterior samples", "MSE / data variance",
