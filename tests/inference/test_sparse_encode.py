@@ -377,3 +377,24 @@ def test_fista_warns_when_samples_stop_at_max_iter():
     with pytest.warns(RuntimeWarning, match="tol=1e-08 is below torch.float32's resolution"):
         sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=0.5, method="fista", tol=1e-8,
                       max_iter=50)
+
+
+def test_starting_numbas_threads_leaves_torchs_thread_count_as_the_user_set_it(one_torch_thread, monkeypatch):
+    # audit 2026-11-29: numba's first thread-count query starts its OpenMP threading layer, which sets
+    # OpenMP's thread count (torch's) to numba's: torch.set_num_threads(1) was undone by the first
+    # sparse_encode or dictionary fit of a process. That start happens once per process, so it is played
+    # here by a numba.get_num_threads that does what the OpenMP layer's start does.
+    import numba
+
+    real = numba.get_num_threads
+
+    def starting_openmp():
+        torch.set_num_threads(2)
+        return real()
+
+    monkeypatch.setattr(numba, "get_num_threads", starting_openmp)
+    X, D = np.random.default_rng(0).standard_normal((40, 6)), np.eye(4, 6)
+    sparse_encode(X, D, alpha=0.1)
+    assert torch.get_num_threads() == 1
+    sparse_encode(X, D, alpha=0.1, n_jobs=1)
+    assert torch.get_num_threads() == 1

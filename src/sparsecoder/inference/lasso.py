@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
+from sparsecoder.inference.active_set import gram_matrix, lasso_active_set, numba_threads
 from sparsecoder.inference.fista import (
     LIPSCHITZ_SAFETY,
     SMALL_CALL_SAMPLES,
@@ -60,7 +60,7 @@ def solver_threads(n_jobs):
     if n_jobs == 0:
         raise ValueError("n_jobs=0 means no thread at all; pass None, a positive count, or -1 for every core")
     threads = max(1, min(joblib.effective_n_jobs(int(n_jobs)), numba.config.NUMBA_NUM_THREADS))
-    numba_before, torch_before = numba.get_num_threads(), torch.get_num_threads()
+    numba_before, torch_before = numba_threads(), torch.get_num_threads()
     numba.set_num_threads(threads)
     torch.set_num_threads(threads)
     try:
