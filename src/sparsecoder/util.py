@@ -4,6 +4,7 @@ any module may import it without a cycle."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
@@ -14,7 +15,7 @@ import types
 import numpy as np
 
 __all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "native_array", "as_array", "finite_number",
-           "callable_package"]
+           "callable_package", "torch_threads", "autograd_on"]
 
 # The largest finite float32: the models compute in float32, and values beyond it become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -81,6 +82,35 @@ def finite_number(value, name: str, *, positive: bool = False) -> float:
             or float(value) < 0 or (positive and float(value) == 0)):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """torch's intra-op thread count (process-global) set to ``count`` inside the block and restored after
+    (None: left alone), so that a library call (``train(..., overrides={"num_threads": 1})``) leaves the
+    caller's setting as it found it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def autograd_on():
+    """Autograd on inside the block, whatever the caller's context: training (or FISTA's autograd gradient)
+    called inside ``torch.no_grad()`` or ``torch.inference_mode()`` (which ``torch.enable_grad`` alone does
+    not leave) failed with torch's "element 0 of tensors does not require grad"."""
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 class CallablePackage(types.ModuleType):

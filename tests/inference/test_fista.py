@@ -121,6 +121,20 @@ def test_module_decoder_matches_linear_closed_form(mnist_problem):
     assert linear.weight.grad is None
 
 
+def test_a_module_decoder_solves_inside_inference_mode_as_outside():
+    # audit 2026-11-29: torch.enable_grad() does not leave torch.inference_mode(), so the autograd gradient
+    # of a module decoder failed there with torch's "element 0 of tensors does not require grad"
+    torch.manual_seed(0)
+    decoder = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 10)).double()
+    Y = torch.randn(6, 10, dtype=torch.float64)
+    for step in (0.1, "backtracking"):
+        expected = fista(Y, decoder, 0.01, n_components=5, step=step, max_iter=30).codes
+        for context in (torch.no_grad, torch.inference_mode):
+            with context():
+                codes = fista(Y, decoder, 0.01, n_components=5, step=step, max_iter=30).codes
+            torch.testing.assert_close(codes, expected, rtol=0, atol=0)
+
+
 def test_module_lipschitz_estimate_equals_linear_one(random_problem):
     _, D = random_problem
     W = torch.tensor(D.T)

@@ -263,6 +263,24 @@ def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_
     assert len(read_history_rows(out / "history.csv")) == 2
 
 
+def test_train_in_a_notebooks_inference_mode_and_its_threads_are_left_as_they_were(tmp_path):
+    # audit 2026-11-29: train() inside torch.inference_mode() or torch.no_grad() failed with torch's "element
+    # 0 of tensors does not require grad", and train / evaluate_run with num_threads set left torch on that
+    # count for the rest of the session
+    train(config(epochs=1), tmp_path / "plain", data=DATA, progress=False)
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            train(config(epochs=1, num_threads=1), tmp_path / "inference", data=DATA, progress=False)
+        assert torch.get_num_threads() == 2
+        evaluate_run(tmp_path / "inference", data=DATA)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert same_weights(weights(tmp_path / "plain/model.safetensors"),
+                        weights(tmp_path / "inference/model.safetensors"))
+
+
 def test_load_evaluate_and_encode_a_saved_run(tmp_path):
     out = tmp_path / "run"
     metrics = train(config(), out, data=DATA, progress=False)

@@ -38,6 +38,7 @@ from sparsecoder.inference.energy import (
     variance_hinge_grad,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
+from sparsecoder.util import autograd_on, torch_threads
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -222,8 +223,9 @@ class _ModuleSmooth:
         return energy
 
     def grad(self, V, rows):
-        with torch.enable_grad():
-            V = V.detach().requires_grad_(True)
+        with autograd_on():
+            # an iterate made under torch.inference_mode cannot record a graph: a normal copy of it can
+            V = (V.clone() if V.is_inference() else V.detach()).requires_grad_(True)
             (gradient,) = torch.autograd.grad(self._rows_value(V, rows), V)
         return gradient
 
@@ -738,15 +740,8 @@ SMALL_CALL_SAMPLES = 1024
 @contextlib.contextmanager
 def one_torch_thread(enabled: bool):
     """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
-    previous = torch.get_num_threads()
-    if not enabled or previous == 1:
+    with torch_threads(1 if enabled else None):
         yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def fista_loop(stepper, z0, **options):

@@ -49,6 +49,7 @@ from sparsecoder.train.integrity import (
     write_digested,
 )
 from sparsecoder.train.logging import jsonable
+from sparsecoder.util import torch_threads
 
 __all__ = [
     "RunData",
@@ -305,12 +306,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     config, model, data = _load_run(run_dir, config, data)  # config.yaml checked above
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
     from sparsecoder.models import family
 
-    metrics = dict(family(config.model_name).evaluate(model, data))
+    with torch_threads(config.num_threads or None):  # the caller's thread count restored after
+        metrics = dict(family(config.model_name).evaluate(model, data))
     if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     # the test split may legitimately differ (data moved or re-created): measured, but noted
