@@ -14,8 +14,8 @@ import types
 
 import numpy as np
 
-__all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "native_array", "as_array", "finite_number",
-           "callable_package", "torch_threads", "autograd_on"]
+__all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "check_dense", "native_array", "as_array",
+           "finite_number", "callable_package", "torch_threads", "autograd_on"]
 
 # The largest finite float32: the models compute in float32, and values beyond it become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -36,14 +36,32 @@ def first_sentence(err: BaseException, limit: int = 200) -> str:
     return text.split(". ")[0][:limit] or type(err).__name__
 
 
-def native_array(value) -> np.ndarray:
+def check_dense(value, name: str, needs: str = "dense arrays") -> None:
+    """A ``TypeError`` for a scipy sparse matrix or array (numpy reads one as a 0-d object array: later
+    errors spoke of "sparse array length is ambiguous" or "setting an array element with a sequence"),
+    naming ``name`` and scikit-learn's fix, ``.toarray()``; anything else passes."""
+    sparse = sys.modules.get("scipy.sparse")  # not imported: nothing can be one of its matrices
+    if sparse is not None and sparse.issparse(value):
+        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but {needs} are needed: pass "
+                        f"{name}.toarray() (as scikit-learn says)")
+
+
+def native_array(value, name: str = "the array") -> np.ndarray:
     """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
-    indices, and boolean masks, stay so (:func:`as_array` makes every value a float64)."""
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+    indices, and boolean masks, stay so (:func:`as_array` makes every value a float64). A bfloat16 tensor,
+    which numpy lacks, gives float32 (exact); a scipy sparse matrix is refused (:func:`check_dense`)."""
+    check_dense(value, name)
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+    return np.asarray(value)
 
 
 def as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
+    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``), a
+    complex value or a scipy sparse matrix (:func:`check_dense`)."""
+    check_dense(value, name)
     try:
         import torch
 

@@ -21,7 +21,6 @@ import warnings
 import joblib
 import numba
 import numpy as np
-import scipy.sparse
 import torch
 
 from sparsecoder.inference.active_set import gram_matrix, lasso_active_set, numba_threads
@@ -39,6 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
+from sparsecoder.util import check_dense
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -89,9 +89,7 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     """``value`` as a float32/float64 tensor: half precision (numpy float16, torch float16/bfloat16) is
     computed in float32, integers and booleans in float64 (as scikit-learn reads them); complex values and
     scipy sparse matrices are refused."""
-    if scipy.sparse.issparse(value):
-        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but sparse coding needs dense "
-                        f"rows (as scikit-learn's sparse_encode): pass {name}.toarray()")
+    check_dense(value, name, "dense rows")
     if isinstance(value, torch.Tensor):
         if value.is_complex():
             raise ValueError(f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its "

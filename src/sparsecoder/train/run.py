@@ -49,7 +49,7 @@ from sparsecoder.train.integrity import (
     write_digested,
 )
 from sparsecoder.train.logging import jsonable
-from sparsecoder.util import torch_threads
+from sparsecoder.util import check_dense, native_array, torch_threads
 
 __all__ = [
     "RunData",
@@ -362,7 +362,7 @@ def _rows_of(x, what: str) -> np.ndarray:
     checks."""
     from sparsecoder.data.arrays import sample_rows
 
-    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    array = native_array(x, what)
     if array.ndim >= 2:
         array, _ = sample_rows(what, array, min_rows=1)
     return array
@@ -460,6 +460,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     from sparsecoder.models.common import check_finite_output
 
     _check_space("input_space", input_space)
+    check_dense(x, "x", "rows of values")
     run_dir = Path(run_dir)
     given = data
     config, model, data = load_run(run_dir, data=data)
@@ -514,6 +515,7 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     from sparsecoder.models.common import check_finite_output
 
     _check_space("output_space", output_space)
+    check_dense(codes, "codes", "rows of values")
     run_dir = Path(run_dir)
     given = data
     config, model, data = load_run(run_dir, data=data)
