@@ -14,8 +14,8 @@ import types
 
 import numpy as np
 
-__all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "check_dense", "native_array", "as_array",
-           "finite_number", "callable_package", "torch_threads", "autograd_on"]
+__all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
+           "native_array", "as_array", "finite_number", "callable_package", "torch_threads", "autograd_on"]
 
 # The largest finite float32: the models compute in float32, and values beyond it become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -27,6 +27,44 @@ def physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def resolve_device(name, what: str = "config key 'device'"):
+    """``"auto"`` → CUDA when available, else CPU; any other name (or a :class:`torch.device`) as that
+    device, once it is known to work here: a ``ValueError`` starting with ``what`` (the config key, or
+    the argument) before any work, for a name torch cannot read, CUDA or a CUDA index this machine lacks,
+    ``meta`` (no values), and a backend torch parses everywhere but fails on only once a tensor is put there
+    (``mps``, ``xpu``: "PyTorch is not linked with support for mps devices")."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, (str, torch.device)):
+        raise ValueError(f"{what}: {name!r} is not a device name; use auto, cpu, cuda (cuda:N) or a "
+                         f"torch.device")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"{what}: {name!r} is not a torch device ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what}: {name!r} needs CUDA (not available); use auto or cpu")
+    if device.type == "meta":
+        raise ValueError(f"{what}: {name!r} holds shapes but no values: nothing can be trained "
+                         f"or computed on it; use auto, cpu or cuda")
+    if device.type not in ("cpu", "cuda"):
+        # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:
+            raise ValueError(f"{what}: {name!r} is not available on this machine "
+                             f"({first_sentence(err, 120)}); use auto or cpu") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
+        count = torch.cuda.device_count()
+        gpus = f"{count} GPU{'s' if count != 1 else ''}"
+        raise ValueError(f"{what}: {name!r}, but this machine has {gpus} (cuda:0 to "
+                         f"cuda:{count - 1}); use one of them, cuda or auto")
+    return device
 
 
 def first_sentence(err: BaseException, limit: int = 200) -> str:

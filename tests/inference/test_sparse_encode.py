@@ -293,6 +293,20 @@ def test_device_cuda_without_cuda_is_refused_by_name():
         sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device="cuda")
 
 
+@pytest.mark.parametrize("device, match", [("mps", "device: 'mps' is not available on this machine"),
+                                           ("meta", "device: 'meta' holds shapes but no values"),
+                                           (0, "device: 0 is not a device name")])
+def test_a_device_this_machine_lacks_is_refused_by_name(device, match):
+    # audit 2026-11-29: device="mps" was torch's "PyTorch is not linked with support for mps devices"
+    # (a RuntimeError) and device="meta" "Tensor.item() cannot be called on meta tensors"
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match=match):
+        sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device=device)
+    codes = sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device=torch.device("cpu:0"))
+    np.testing.assert_array_equal(codes, sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1))
+
+
 def test_a_warm_start_on_a_zero_atom_is_dropped_not_divided_by():
     """The active set's warm start put a zero atom in its working set: ZeroDivisionError (G_jj = 0)."""
     rng = np.random.default_rng(1)

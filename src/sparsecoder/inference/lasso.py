@@ -38,7 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import check_dense
+from sparsecoder.util import check_dense, resolve_device
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -71,15 +71,9 @@ def solver_threads(n_jobs):
 
 
 def _resolve_device(device, default: torch.device) -> torch.device:
-    if device is None:
-        return default
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        message = f"device must be None, 'auto', 'cpu', 'cuda' or a torch.device, not {device!r}"
-        raise ValueError(message) from error
+    """``default`` (``X``'s device) for None, else :func:`sparsecoder.util.resolve_device`: one that this
+    machine lacks (``mps``, ``meta``, CUDA) is refused by name before any work."""
+    return default if device is None else resolve_device(device, "device")
 
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -354,9 +348,6 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
     device = _resolve_device(device, data.device)
     if method == "active-set" and device.type != "cpu":
         raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device} needs CUDA, which is not available here; use device='cpu' or "
-                         f"'auto'")
     data, atoms = data.to(device), atoms.to(device)
     if init is not None:
         start = _as_tensor("init", init, dtype=data.dtype).to(device)
