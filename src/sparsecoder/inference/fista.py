@@ -99,6 +99,8 @@ def check_has_values(name: str, *tensors: torch.Tensor) -> None:
 def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.layout != torch.strided:
+        raise ValueError(f"{name} is a {value.layout} tensor; FISTA needs dense rows: pass {name}.to_dense()")
     check_has_values(name, value)
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
@@ -271,6 +273,9 @@ class _ModuleSmooth:
 def _resolve_decoder(decoder, d: int, dtype, device):
     """Return (weight, bias, module): a closed-form linear decoder sets weight, else module is set."""
     if isinstance(decoder, torch.Tensor):
+        if decoder.layout != torch.strided:
+            raise ValueError(f"decoder is a {decoder.layout} tensor; FISTA needs a dense dictionary: pass "
+                             f"decoder.to_dense()")
         if decoder.dim() != 2:
             raise ValueError(f"decoder tensor must be 2-D (d, l), got shape {tuple(decoder.shape)}")
         if decoder.shape[0] != d:
@@ -298,11 +303,30 @@ def _resolve_decoder(decoder, d: int, dtype, device):
         bias = None if decoder.bias is None else decoder.bias.detach().to(dtype=dtype, device=device)
         return decoder.weight.detach().to(dtype=dtype, device=device), bias, None
     if isinstance(decoder, nn.Module):
+        _check_module_matches(decoder, dtype, device)
         return None, None, decoder
     raise ValueError(
         f"decoder must be a (d, l) tensor, an nn.Linear or an nn.Module mapping (n, l) -> (n, d); "
         f"got {type(decoder).__name__}"
     )
+
+
+def _check_module_matches(module: nn.Module, dtype, device) -> None:
+    """A ``ValueError`` naming both and the fix when a module decoder's floating parameters are of another
+    dtype or on another device than the rows it decodes (a float32 model's decoder given float64 rows from
+    numpy): torch's "mat1 and mat2 must have the same dtype" surfaced as a wrong code size."""
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors})
+    devices = sorted({str(t.device) for t in tensors})
+    wanted = str(dtype).removeprefix("torch.")
+    if dtypes and wanted not in dtypes:
+        raise ValueError(f"the decoder module's parameters are {' and '.join(dtypes)} but Y is {wanted} "
+                         f"(fista computes in Y's dtype): pass Y.to(torch.{dtypes[0]}), or the module "
+                         f"converted with decoder.to(torch.{wanted})")
+    if devices and str(device) not in devices:
+        raise ValueError(f"the decoder module's parameters are on {' and '.join(devices)} but Y is on "
+                         f"{device}: pass Y.to('{devices[0]}'), or move the module with "
+                         f"decoder.to('{device}')")
 
 
 # --------------------------------------------------------------------------------------------------
