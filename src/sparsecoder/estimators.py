@@ -42,7 +42,7 @@ from sparsecoder.dictionary.online import (
 from sparsecoder.inference.lasso import solver_threads, sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
 from sparsecoder.nn.sizes import check_size
-from sparsecoder.util import FLOAT32_MAX, autograd_on
+from sparsecoder.util import FLOAT32_MAX, autograd_on, check_dense
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -65,6 +65,7 @@ def _from_torch(X):
     scikit-learn's dtype rule then holds for tensors too: float32 input gives float32 output, every other
     dtype float64 (``check_array`` sees no dtype on a tensor and would make a float32 one float64)."""
     if isinstance(X, torch.Tensor):
+        check_dense(X, "X", "dense rows")  # a sparse tensor: .to_dense(), as scipy's get .toarray()
         X = X.detach().cpu()
         return (X.to(torch.float64) if X.dtype == torch.bfloat16 else X).numpy()
     return X

@@ -77,11 +77,15 @@ def first_sentence(err: BaseException, limit: int = 200) -> str:
 def check_dense(value, name: str, needs: str = "dense arrays") -> None:
     """A ``TypeError`` for a scipy sparse matrix or array (numpy reads one as a 0-d object array: later
     errors spoke of "sparse array length is ambiguous" or "setting an array element with a sequence"),
-    naming ``name`` and scikit-learn's fix, ``.toarray()``; anything else passes."""
+    naming ``name`` and scikit-learn's fix, ``.toarray()``, or for a sparse torch tensor (``.to_dense()``);
+    anything else passes."""
     sparse = sys.modules.get("scipy.sparse")  # not imported: nothing can be one of its matrices
     if sparse is not None and sparse.issparse(value):
         raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but {needs} are needed: pass "
                         f"{name}.toarray() (as scikit-learn says)")
+    layout = getattr(value, "layout", None)
+    if layout is not None and str(layout) != "torch.strided":
+        raise TypeError(f"{name} is a {layout} tensor, but {needs} are needed: pass {name}.to_dense()")
 
 
 def native_array(value, name: str = "the array") -> np.ndarray:

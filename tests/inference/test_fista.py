@@ -143,9 +143,9 @@ def test_a_module_of_another_dtype_or_a_sparse_tensor_is_named_with_its_fix():
     with pytest.raises(ValueError, match=r"parameters are float32 but Y is float64.*Y.to\(torch.float32\)"):
         fista(Y, decoder, 0.01, n_components=5)
     assert fista(Y.float(), decoder, 0.01, n_components=5, max_iter=5).codes.dtype == torch.float32
-    with pytest.raises(ValueError, match=r"Y is a torch.sparse_coo tensor.*Y.to_dense\(\)"):
+    with pytest.raises(TypeError, match=r"Y is a torch.sparse_coo tensor.*Y.to_dense\(\)"):
         fista(Y.to_sparse(), torch.eye(10, 5, dtype=torch.float64), 0.01)
-    with pytest.raises(ValueError, match=r"decoder is a torch.sparse_coo tensor.*decoder.to_dense\(\)"):
+    with pytest.raises(TypeError, match=r"decoder is a torch.sparse_coo tensor.*decoder.to_dense\(\)"):
         fista(Y, torch.eye(10, 5, dtype=torch.float64).to_sparse(), 0.01)
 
 

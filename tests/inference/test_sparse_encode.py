@@ -374,6 +374,8 @@ def test_scipy_sparse_is_refused_naming_toarray_and_booleans_are_read_as_numbers
         with pytest.raises(TypeError, match=rf"{name} is a scipy sparse csr_matrix.*pass {name}.toarray\(\)"):
             sparse_encode(*arguments, alpha=0.1)
     np.testing.assert_array_equal(sparse_encode(X > 0, D, alpha=0.1), sparse_encode(X, D, alpha=0.1))
+    with pytest.raises(TypeError, match=r"X is a torch.sparse_coo tensor.*pass X.to_dense\(\)"):
+        sparse_encode(torch.tensor(X).to_sparse(), D, alpha=0.1)
 
 
 def test_fista_warns_when_samples_stop_at_max_iter():

@@ -38,7 +38,7 @@ from sparsecoder.inference.energy import (
     variance_hinge_grad,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import autograd_on, torch_threads
+from sparsecoder.util import autograd_on, check_dense, torch_threads
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -99,8 +99,7 @@ def check_has_values(name: str, *tensors: torch.Tensor) -> None:
 def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.layout != torch.strided:
-        raise ValueError(f"{name} is a {value.layout} tensor; FISTA needs dense rows: pass {name}.to_dense()")
+    check_dense(value, name, "dense rows")
     check_has_values(name, value)
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
@@ -273,9 +272,7 @@ class _ModuleSmooth:
 def _resolve_decoder(decoder, d: int, dtype, device):
     """Return (weight, bias, module): a closed-form linear decoder sets weight, else module is set."""
     if isinstance(decoder, torch.Tensor):
-        if decoder.layout != torch.strided:
-            raise ValueError(f"decoder is a {decoder.layout} tensor; FISTA needs a dense dictionary: pass "
-                             f"decoder.to_dense()")
+        check_dense(decoder, "decoder", "dense atoms")
         if decoder.dim() != 2:
             raise ValueError(f"decoder tensor must be 2-D (d, l), got shape {tuple(decoder.shape)}")
         if decoder.shape[0] != d:
