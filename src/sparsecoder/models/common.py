@@ -206,7 +206,13 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
     a NaN/inf is reported with the number of such rows and the first one."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+        if not isinstance(x, torch.Tensor):
+            hint = f": pass torch.as_tensor({name}) (encode_run takes arrays)"
+        elif x.dim() == 1 and x.shape[0] == n_features:
+            hint = f"; a single row: {name}.reshape(1, -1)"
+        else:
+            hint = ""
+        raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}{hint}")
     check_has_values(name, x)
     if x.is_complex():
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")
