@@ -158,6 +158,8 @@ def test_bad_input_is_refused_clearly(digits):
         model.fit(np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X))
     with pytest.raises(TypeError, match="toarray|dense"):
         model.fit(scipy.sparse.csr_matrix(X))
+    with pytest.raises(TypeError, match=r"X is a torch.sparse_coo tensor.*X.to_dense\(\)"):
+        model.fit(torch.as_tensor(X).to_sparse())
     with pytest.raises(ValueError, match="2D array"):
         model.fit(X[0])
     model.fit(X)

@@ -156,6 +156,19 @@ def test_clone_pickle_joblib_and_determinism(make, rows, tmp_path):
     assert not np.allclose(make(random_state=1).fit(rows).transform(rows), expected)
 
 
+@pytest.mark.parametrize("make", [lambda: _small_sae(variant="sdl"), _small_vae], ids=["SAE", "SparseVAE"])
+def test_fit_inside_no_grad_or_inference_mode_trains_as_outside(make, rows):
+    # audit 2026-11-29: fit / partial_fit inside a notebook's torch.no_grad() or torch.inference_mode()
+    # failed with torch's "element 0 of tensors does not require grad"
+    expected = make().fit(rows).partial_fit(rows).transform(rows)
+    with torch.no_grad():
+        model = make().fit(rows)
+    np.testing.assert_array_equal(model.partial_fit(rows).transform(rows), expected)
+    with torch.inference_mode():
+        model = make().fit(rows)
+    np.testing.assert_array_equal(model.partial_fit(rows).transform(rows), expected)  # (its weights too)
+
+
 def test_partial_fit_streams_and_keeps_torch_rng_untouched(rows):
     torch.manual_seed(123)
     state = torch.random.get_rng_state()

@@ -42,7 +42,7 @@ from sparsecoder.dictionary.online import (
 from sparsecoder.inference.lasso import solver_threads, sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
 from sparsecoder.nn.sizes import check_size
-from sparsecoder.util import FLOAT32_MAX
+from sparsecoder.util import FLOAT32_MAX, autograd_on, check_dense
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -65,6 +65,7 @@ def _from_torch(X):
     scikit-learn's dtype rule then holds for tensors too: float32 input gives float32 output, every other
     dtype float64 (``check_array`` sees no dtype on a tensor and would make a float32 one float64)."""
     if isinstance(X, torch.Tensor):
+        check_dense(X, "X", "dense rows")  # a sparse tensor: .to_dense(), as scipy's get .toarray()
         X = X.detach().cpu()
         return (X.to(torch.float64) if X.dtype == torch.bfloat16 else X).numpy()
     return X
@@ -711,14 +712,16 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Train a fresh model for ``max_epochs`` passes over ``X`` (mini-batches of ``batch_size``)."""
+        """Train a fresh model for ``max_epochs`` passes over ``X`` (mini-batches of ``batch_size``); with
+        autograd on even inside ``torch.no_grad()`` or ``torch.inference_mode()``."""
         X = _validate(self, X)
-        self._start(X)
-        rows = _rows_tensor(X, self.model_.device)
-        for epoch in range(self.max_epochs):
-            self._one_pass(rows, epoch, last=epoch == self.max_epochs - 1)
-            self._optimization.end_epoch()
-            self.n_iter_ = epoch + 1
+        with autograd_on():
+            self._start(X)
+            rows = _rows_tensor(X, self.model_.device)
+            for epoch in range(self.max_epochs):
+                self._one_pass(rows, epoch, last=epoch == self.max_epochs - 1)
+                self._optimization.end_epoch()
+                self.n_iter_ = epoch + 1
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -726,13 +729,14 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """One pass over the rows ``X`` (the first call builds the model); no learning-rate schedule."""
         fitted = hasattr(self, "model_")
         X = _validate(self, X, reset=not fitted)
-        if not fitted:
-            self._start(X)
-        else:
-            self._check_unchanged()
-            self._check_batches(X.shape[0], self.model_)
-            self._check_training_rows(X)
-        self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
+        with autograd_on():
+            if not fitted:
+                self._start(X)
+            else:
+                self._check_unchanged()
+                self._check_batches(X.shape[0], self.model_)
+                self._check_training_rows(X)
+            self._one_pass(_rows_tensor(X, self.model_.device), self.n_iter_)
         self.n_iter_ += 1
         return self
 

@@ -4,6 +4,7 @@ any module may import it without a cycle."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
@@ -13,8 +14,8 @@ import types
 
 import numpy as np
 
-__all__ = ["FLOAT32_MAX", "physical_memory", "first_sentence", "native_array", "as_array", "finite_number",
-           "callable_package"]
+__all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
+           "native_array", "as_array", "finite_number", "callable_package", "torch_threads", "autograd_on"]
 
 # The largest finite float32: the models compute in float32, and values beyond it become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -28,6 +29,44 @@ def physical_memory() -> int | None:
         return None
 
 
+def resolve_device(name, what: str = "config key 'device'"):
+    """``"auto"`` → CUDA when available, else CPU; any other name (or a :class:`torch.device`) as that
+    device, once it is known to work here: a ``ValueError`` starting with ``what`` (the config key, or
+    the argument) before any work, for a name torch cannot read, CUDA or a CUDA index this machine lacks,
+    ``meta`` (no values), and a backend torch parses everywhere but fails on only once a tensor is put there
+    (``mps``, ``xpu``: "PyTorch is not linked with support for mps devices")."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, (str, torch.device)):
+        raise ValueError(f"{what}: {name!r} is not a device name; use auto, cpu, cuda (cuda:N) or a "
+                         f"torch.device")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"{what}: {name!r} is not a torch device ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what}: {name!r} needs CUDA (not available); use auto or cpu")
+    if device.type == "meta":
+        raise ValueError(f"{what}: {name!r} holds shapes but no values: nothing can be trained "
+                         f"or computed on it; use auto, cpu or cuda")
+    if device.type not in ("cpu", "cuda"):
+        # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:
+            raise ValueError(f"{what}: {name!r} is not available on this machine "
+                             f"({first_sentence(err, 120)}); use auto or cpu") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
+        count = torch.cuda.device_count()
+        gpus = f"{count} GPU{'s' if count != 1 else ''}"
+        raise ValueError(f"{what}: {name!r}, but this machine has {gpus} (cuda:0 to "
+                         f"cuda:{count - 1}); use one of them, cuda or auto")
+    return device
+
+
 def first_sentence(err: BaseException, limit: int = 200) -> str:
     """The first sentence of a library's error on one line, at most ``limit`` characters (torch's about a
     damaged zip file runs to five sentences); the exception's type name when it has no message."""
@@ -35,14 +74,36 @@ def first_sentence(err: BaseException, limit: int = 200) -> str:
     return text.split(". ")[0][:limit] or type(err).__name__
 
 
-def native_array(value) -> np.ndarray:
+def check_dense(value, name: str, needs: str = "dense arrays") -> None:
+    """A ``TypeError`` for a scipy sparse matrix or array (numpy reads one as a 0-d object array: later
+    errors spoke of "sparse array length is ambiguous" or "setting an array element with a sequence"),
+    naming ``name`` and scikit-learn's fix, ``.toarray()``, or for a sparse torch tensor (``.to_dense()``);
+    anything else passes."""
+    sparse = sys.modules.get("scipy.sparse")  # not imported: nothing can be one of its matrices
+    if sparse is not None and sparse.issparse(value):
+        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but {needs} are needed: pass "
+                        f"{name}.toarray() (as scikit-learn says)")
+    layout = getattr(value, "layout", None)
+    if layout is not None and str(layout) != "torch.strided":
+        raise TypeError(f"{name} is a {layout} tensor, but {needs} are needed: pass {name}.to_dense()")
+
+
+def native_array(value, name: str = "the array") -> np.ndarray:
     """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
-    indices, and boolean masks, stay so (:func:`as_array` makes every value a float64)."""
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+    indices, and boolean masks, stay so (:func:`as_array` makes every value a float64). A bfloat16 tensor,
+    which numpy lacks, gives float32 (exact); a scipy sparse matrix is refused (:func:`check_dense`)."""
+    check_dense(value, name)
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+    return np.asarray(value)
 
 
 def as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``)."""
+    """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``), a
+    complex value or a scipy sparse matrix (:func:`check_dense`)."""
+    check_dense(value, name)
     try:
         import torch
 
@@ -81,6 +142,35 @@ def finite_number(value, name: str, *, positive: bool = False) -> float:
             or float(value) < 0 or (positive and float(value) == 0)):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """torch's intra-op thread count (process-global) set to ``count`` inside the block and restored after
+    (None: left alone), so that a library call (``train(..., overrides={"num_threads": 1})``) leaves the
+    caller's setting as it found it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def autograd_on():
+    """Autograd on inside the block, whatever the caller's context: training (or FISTA's autograd gradient)
+    called inside ``torch.no_grad()`` or ``torch.inference_mode()`` (which ``torch.enable_grad`` alone does
+    not leave) failed with torch's "element 0 of tensors does not require grad"."""
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 class CallablePackage(types.ModuleType):

@@ -55,6 +55,11 @@ def test_standardize_is_the_formula_and_its_exact_inverse():
         mnist.forward([[np.nan] * 784])
     with pytest.raises(ValueError, match="expected 784"):
         mnist.forward(np.zeros((2, 10)), n_features=784)
+    # tensors as a notebook holds them (audit 2026-11-29: bfloat16 was "Got unsupported ScalarType BFloat16")
+    half = torch.from_numpy(pixels[:3].astype(np.float32)).bfloat16()
+    np.testing.assert_array_equal(mnist.forward(half).numpy(), mnist.forward(half.float()).numpy())
+    np.testing.assert_array_equal(mnist.inverse(model_rows[:3].bfloat16()),
+                                  mnist.inverse(model_rows[:3].bfloat16().float()))
 
 
 @pytest.mark.parametrize("rows, found", [

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.decomposition import MiniBatchDictionaryLearning as SklearnMBDL
 
 import sparsecoder
@@ -172,6 +173,12 @@ def test_dictionary_objective_matches_a_direct_computation():
     codes = sklearn_sparse_encode(X, unit, algorithm="lasso_cd", alpha=0.7, max_iter=100_000)
     expected = (0.5 * ((X - codes @ unit) ** 2).sum() + 0.7 * np.abs(codes).sum()) / 40
     assert dictionary_objective(X, D, 0.7) == pytest.approx(expected, rel=1e-7)
+    # tensors as a notebook holds them (audit 2026-11-29: "Can't call numpy() on Tensor that requires
+    # grad", bfloat16 "Got unsupported ScalarType BFloat16"); float32 values are computed in float64
+    tensor_X, tensor_D = torch.tensor(X, requires_grad=True), torch.tensor(D, requires_grad=True)
+    assert dictionary_objective(tensor_X, tensor_D, 0.7) == dictionary_objective(X, D, 0.7)
+    half = torch.tensor(X).bfloat16()
+    assert dictionary_objective(half, D, 0.7) == dictionary_objective(half.double().numpy(), D, 0.7)
 
 
 @pytest.mark.parametrize("alpha", [True, 0.0, float("inf"), "0.1"])

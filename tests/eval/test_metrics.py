@@ -168,6 +168,19 @@ def test_unreadable_arrays_are_refused_naming_the_argument(bad):
         psnr(np.ones((1, 2)), bad)
 
 
+def test_scipy_sparse_is_refused_naming_toarray_and_bfloat16_tensors_are_read():
+    # audit 2026-11-29: a sparse matrix was "numpy cannot read this csr_matrix as one (setting an array
+    # element with a sequence.)", without the fix
+    import scipy.sparse
+
+    codes = np.array([[0.0, 1.0], [2.0, 0.0]])
+    with pytest.raises(TypeError, match=r"codes is a scipy sparse csr_matrix.*pass codes.toarray\(\)"):
+        sparsity(scipy.sparse.csr_matrix(codes))
+    with pytest.raises(TypeError, match=r"recon is a scipy sparse"):
+        psnr(codes, scipy.sparse.csr_matrix(codes))
+    assert sparsity(torch.tensor(codes).bfloat16()) == 0.5
+
+
 @pytest.mark.parametrize("threshold", ["0.9", None, float("nan"), True])
 def test_dictionary_recovery_refuses_a_threshold_that_is_not_a_number(threshold):
     with pytest.raises(ValueError, match="threshold must be"):

@@ -121,6 +121,34 @@ def test_module_decoder_matches_linear_closed_form(mnist_problem):
     assert linear.weight.grad is None
 
 
+def test_a_module_decoder_solves_inside_inference_mode_as_outside():
+    # audit 2026-11-29: torch.enable_grad() does not leave torch.inference_mode(), so the autograd gradient
+    # of a module decoder failed there with torch's "element 0 of tensors does not require grad"
+    torch.manual_seed(0)
+    decoder = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 10)).double()
+    Y = torch.randn(6, 10, dtype=torch.float64)
+    expected = fista(Y, decoder, 0.01, n_components=5, step=0.1, max_iter=30).codes
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            codes = fista(Y, decoder, 0.01, n_components=5, step=0.1, max_iter=30).codes
+        torch.testing.assert_close(codes, expected, rtol=0, atol=0)
+
+
+def test_a_module_of_another_dtype_or_a_sparse_tensor_is_named_with_its_fix():
+    # audit 2026-11-29: float64 rows (numpy's default) given to a float32 model's decoder were "the decoder
+    # module cannot decode codes of size l=5 (from n_components): mat1 and mat2 must have the same dtype ...;
+    # pass the code size the decoder takes", and a sparse tensor torch's "can't convert Sparse layout tensor"
+    decoder = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 10))
+    Y = torch.randn(6, 10, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"parameters are float32 but Y is float64.*Y.to\(torch.float32\)"):
+        fista(Y, decoder, 0.01, n_components=5)
+    assert fista(Y.float(), decoder, 0.01, n_components=5, max_iter=5).codes.dtype == torch.float32
+    with pytest.raises(TypeError, match=r"Y is a torch.sparse_coo tensor.*Y.to_dense\(\)"):
+        fista(Y.to_sparse(), torch.eye(10, 5, dtype=torch.float64), 0.01)
+    with pytest.raises(TypeError, match=r"decoder is a torch.sparse_coo tensor.*decoder.to_dense\(\)"):
+        fista(Y, torch.eye(10, 5, dtype=torch.float64).to_sparse(), 0.01)
+
+
 def test_module_lipschitz_estimate_equals_linear_one(random_problem):
     _, D = random_problem
     W = torch.tensor(D.T)

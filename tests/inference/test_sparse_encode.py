@@ -293,6 +293,20 @@ def test_device_cuda_without_cuda_is_refused_by_name():
         sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device="cuda")
 
 
+@pytest.mark.parametrize("device, match", [("mps", "device: 'mps' is not available on this machine"),
+                                           ("meta", "device: 'meta' holds shapes but no values"),
+                                           (0, "device: 0 is not a device name")])
+def test_a_device_this_machine_lacks_is_refused_by_name(device, match):
+    # audit 2026-11-29: device="mps" was torch's "PyTorch is not linked with support for mps devices"
+    # (a RuntimeError) and device="meta" "Tensor.item() cannot be called on meta tensors"
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match=match):
+        sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device=device)
+    codes = sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1, device=torch.device("cpu:0"))
+    np.testing.assert_array_equal(codes, sparse_encode(np.ones((2, 3)), np.eye(2, 3), alpha=0.1))
+
+
 def test_a_warm_start_on_a_zero_atom_is_dropped_not_divided_by():
     """The active set's warm start put a zero atom in its working set: ZeroDivisionError (G_jj = 0)."""
     rng = np.random.default_rng(1)
@@ -360,6 +374,8 @@ def test_scipy_sparse_is_refused_naming_toarray_and_booleans_are_read_as_numbers
         with pytest.raises(TypeError, match=rf"{name} is a scipy sparse csr_matrix.*pass {name}.toarray\(\)"):
             sparse_encode(*arguments, alpha=0.1)
     np.testing.assert_array_equal(sparse_encode(X > 0, D, alpha=0.1), sparse_encode(X, D, alpha=0.1))
+    with pytest.raises(TypeError, match=r"X is a torch.sparse_coo tensor.*pass X.to_dense\(\)"):
+        sparse_encode(torch.tensor(X).to_sparse(), D, alpha=0.1)
 
 
 def test_fista_warns_when_samples_stop_at_max_iter():
@@ -377,3 +393,24 @@ def test_fista_warns_when_samples_stop_at_max_iter():
     with pytest.warns(RuntimeWarning, match="tol=1e-08 is below torch.float32's resolution"):
         sparse_encode(X.astype(np.float32), D.astype(np.float32), alpha=0.5, method="fista", tol=1e-8,
                       max_iter=50)
+
+
+def test_starting_numbas_threads_leaves_torchs_thread_count_as_the_user_set_it(one_torch_thread, monkeypatch):
+    # audit 2026-11-29: numba's first thread-count query starts its OpenMP threading layer, which sets
+    # OpenMP's thread count (torch's) to numba's: torch.set_num_threads(1) was undone by the first
+    # sparse_encode or dictionary fit of a process. That start happens once per process, so it is played
+    # here by a numba.get_num_threads that does what the OpenMP layer's start does.
+    import numba
+
+    real = numba.get_num_threads
+
+    def starting_openmp():
+        torch.set_num_threads(2)
+        return real()
+
+    monkeypatch.setattr(numba, "get_num_threads", starting_openmp)
+    X, D = np.random.default_rng(0).standard_normal((40, 6)), np.eye(4, 6)
+    sparse_encode(X, D, alpha=0.1)
+    assert torch.get_num_threads() == 1
+    sparse_encode(X, D, alpha=0.1, n_jobs=1)
+    assert torch.get_num_threads() == 1

@@ -399,6 +399,11 @@ def test_infer_checks_its_rows_like_the_other_entry_points():
     model = SparseAutoencoder(_config("vdl-mnist", fista_max_iter=5), 64)
     with pytest.raises(ValueError, match=r"must be a 2-D tensor \(n, 64\), got \(3, 63\)"):
         model.infer(torch.zeros(3, 63))  # was torch's "mat1 and mat2 shapes cannot be multiplied"
+    # a notebook's single row and numpy rows: the fix is named (audit 2026-11-29)
+    with pytest.raises(ValueError, match=r"got \(64,\); a single row: x.reshape\(1, -1\)"):
+        model.encode(torch.zeros(64))
+    with pytest.raises(ValueError, match=r"got ndarray: pass torch.as_tensor\(x\)"):
+        model.encode(np.zeros((2, 64), dtype=np.float32))
     rows = torch.randn(3, 64)
     torch.testing.assert_close(model.infer(rows.double()).codes, model.infer(rows).codes)  # was a dtype error
 

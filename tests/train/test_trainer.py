@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from sparsecoder.config import ConfigError, load_config, save_config
-from sparsecoder.train import TrainingDiverged, encode_run, evaluate_run, load_run, train
+from sparsecoder.train import TrainingDiverged, decode_run, encode_run, evaluate_run, load_run, train
 from sparsecoder.train.checkpoint import load_checkpoint
 from sparsecoder.train.logging import read_history_rows
 from sparsecoder.train.trainer import batch_indices
@@ -263,6 +263,24 @@ def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_
     assert len(read_history_rows(out / "history.csv")) == 2
 
 
+def test_train_in_a_notebooks_inference_mode_and_its_threads_are_left_as_they_were(tmp_path):
+    # audit 2026-11-29: train() inside torch.inference_mode() or torch.no_grad() failed with torch's "element
+    # 0 of tensors does not require grad", and train / evaluate_run with num_threads set left torch on that
+    # count for the rest of the session
+    train(config(epochs=1), tmp_path / "plain", data=DATA, progress=False)
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            train(config(epochs=1, num_threads=1), tmp_path / "inference", data=DATA, progress=False)
+        assert torch.get_num_threads() == 2
+        evaluate_run(tmp_path / "inference", data=DATA)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert same_weights(weights(tmp_path / "plain/model.safetensors"),
+                        weights(tmp_path / "inference/model.safetensors"))
+
+
 def test_load_evaluate_and_encode_a_saved_run(tmp_path):
     out = tmp_path / "run"
     metrics = train(config(), out, data=DATA, progress=False)
@@ -279,6 +297,24 @@ def test_load_evaluate_and_encode_a_saved_run(tmp_path):
         encode_run(out, np.zeros((3, 5)), data=DATA)
     with pytest.raises(FileNotFoundError, match="no run folder"):
         load_run(tmp_path / "missing", data=DATA)
+
+
+def test_encode_and_decode_a_run_take_bfloat16_tensors_and_name_toarray_for_sparse_matrices(tmp_path):
+    # audit 2026-11-29: a bfloat16 tensor was torch's "Got unsupported ScalarType BFloat16" and a scipy
+    # sparse matrix "sparse array length is ambiguous; use getnnz() or shape[0]"
+    import scipy.sparse
+
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    x = DATA.test.x[:5].bfloat16()
+    codes = encode_run(out, x, data=DATA)
+    np.testing.assert_array_equal(codes, encode_run(out, x.float().numpy(), data=DATA))
+    np.testing.assert_array_equal(decode_run(out, torch.from_numpy(codes).bfloat16(), data=DATA),
+                                  decode_run(out, torch.from_numpy(codes).bfloat16().float(), data=DATA))
+    with pytest.raises(TypeError, match=r"x is a scipy sparse csr_matrix.*pass x.toarray\(\)"):
+        encode_run(out, scipy.sparse.csr_matrix(x.float().numpy()), data=DATA)
+    with pytest.raises(TypeError, match=r"codes is a scipy sparse coo_matrix.*pass codes.toarray\(\)"):
+        decode_run(out, scipy.sparse.coo_matrix(codes), data=DATA)
 
 
 def test_evaluate_refuses_a_config_yaml_edited_after_training(tmp_path):

@@ -38,6 +38,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from sparsecoder.util import native_array
+
 __all__ = [
     "Preprocessing",
     "Standardize",
@@ -72,9 +74,7 @@ def preprocessing_from_dict(spec: dict[str, Any]) -> Preprocessing:
 
 def _float64_rows(rows, n_features: int | None, what: str, *, values: bool = True) -> np.ndarray:
     """``rows`` (array or tensor, n × d) as a float64 array, checked for shape and (``values``) finiteness."""
-    if isinstance(rows, torch.Tensor):
-        rows = rows.detach().cpu().numpy()
-    array = np.asarray(rows)
+    array = native_array(rows, what)  # tensors of any dtype (bfloat16, requiring grad); no sparse matrix
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D array (samples × features), got shape {array.shape}")
     if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):

@@ -53,6 +53,7 @@ import torch
 from sparsecoder.inference.active_set import lasso_active_set
 from sparsecoder.inference.fista import one_torch_thread
 from sparsecoder.nn.sizes import check_nonnegative_number
+from sparsecoder.util import as_array
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -146,8 +147,9 @@ def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
     """
     from sparsecoder.inference.lasso import lasso_objective, sparse_encode
 
-    X = np.asarray(X.cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float64)
-    D = np.array(dictionary.cpu() if isinstance(dictionary, torch.Tensor) else dictionary, dtype=np.float64)
+    # arrays or tensors of any real dtype (bfloat16, ones that require grad), checked by sparse_encode
+    X = as_array(X, "X", ndim=None, finite=False)
+    D = as_array(dictionary, "dictionary", ndim=None, finite=False)
     if normalize_atoms:
         norms = np.linalg.norm(D, axis=1, keepdims=True)
         D = np.divide(D, norms, out=np.zeros_like(D), where=norms > 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsecoder.util import finite_number
+from sparsecoder.util import as_array, finite_number
 
 __all__ = ["FilterGroups", "filter_groups", "localization", "LOCALIZED", "gabor_fit", "sparse_coding_mse",
            "relative_mse"]
@@ -33,7 +33,7 @@ class FilterGroups(dict):
 
 
 def _matrix(value, name: str) -> np.ndarray:
-    array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
+    array = as_array(value, name, ndim=None, finite=False)
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, got shape {array.shape}")
     if not np.all(np.isfinite(array)):

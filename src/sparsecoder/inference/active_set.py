@@ -50,10 +50,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+import torch
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["lasso_active_set", "gram_matrix"]
+__all__ = ["lasso_active_set", "gram_matrix", "numba_threads"]
 
 _KKT_TOL = 1e-7  # a zero coordinate is optimal when |c_j| ≤ α (1 + _KKT_TOL)
 _CD_TOL = 1e-12  # coordinate descent alone counts as converged when max |Δz| ≤ _CD_TOL · max |z|
@@ -507,6 +508,18 @@ _helpers_lock = threading.Lock()
 _MIN_ROWS_FOR_HELPERS = 16
 
 
+def numba_threads() -> int:
+    """``numba.get_num_threads()``, leaving torch's intra-op thread count as it was: the first call starts
+    numba's threading layer, whose OpenMP backend sets OpenMP's thread count (the one torch reads and
+    uses) to numba's, so a user's ``torch.set_num_threads(1)`` was silently undone by the first
+    ``sparse_encode`` or dictionary fit. Every call of this package asks numba for its thread count here."""
+    torch_threads = torch.get_num_threads()
+    threads = numba.get_num_threads()
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    return threads
+
+
 def _helper_pool(n_helpers: int) -> ThreadPoolExecutor:
     """The helper threads of this process (keyed by the process id too: a forked child has none of its
     parent's threads, and work queued to them would never run)."""
@@ -533,7 +546,7 @@ def _run_shared(kernel, arguments, done_counter, total, use_helpers):
     counters = arguments[-1]
     # at least _MIN_ROWS_FOR_HELPERS rows per thread: on a many-core machine waking every thread for a
     # small call costs more than it saves
-    n_threads = numba.get_num_threads()
+    n_threads = numba_threads()
     n_helpers = min(n_threads, total // _MIN_ROWS_FOR_HELPERS) - 1 if use_helpers else 0
     pool = _helper_pool(n_threads - 1) if n_helpers > 0 else None
     helpers = [pool.submit(kernel, *arguments) for _ in range(n_helpers)]

@@ -38,6 +38,7 @@ from sparsecoder.inference.energy import (
     variance_hinge_grad,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
+from sparsecoder.util import autograd_on, check_dense, torch_threads
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -98,6 +99,7 @@ def check_has_values(name: str, *tensors: torch.Tensor) -> None:
 def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    check_dense(value, name, "dense rows")
     check_has_values(name, value)
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
@@ -222,8 +224,9 @@ class _ModuleSmooth:
         return energy
 
     def grad(self, V, rows):
-        with torch.enable_grad():
-            V = V.detach().requires_grad_(True)
+        with autograd_on():
+            # an iterate made under torch.inference_mode cannot record a graph: a normal copy of it can
+            V = (V.clone() if V.is_inference() else V.detach()).requires_grad_(True)
             (gradient,) = torch.autograd.grad(self._rows_value(V, rows), V)
         return gradient
 
@@ -269,6 +272,7 @@ class _ModuleSmooth:
 def _resolve_decoder(decoder, d: int, dtype, device):
     """Return (weight, bias, module): a closed-form linear decoder sets weight, else module is set."""
     if isinstance(decoder, torch.Tensor):
+        check_dense(decoder, "decoder", "dense atoms")
         if decoder.dim() != 2:
             raise ValueError(f"decoder tensor must be 2-D (d, l), got shape {tuple(decoder.shape)}")
         if decoder.shape[0] != d:
@@ -296,11 +300,30 @@ def _resolve_decoder(decoder, d: int, dtype, device):
         bias = None if decoder.bias is None else decoder.bias.detach().to(dtype=dtype, device=device)
         return decoder.weight.detach().to(dtype=dtype, device=device), bias, None
     if isinstance(decoder, nn.Module):
+        _check_module_matches(decoder, dtype, device)
         return None, None, decoder
     raise ValueError(
         f"decoder must be a (d, l) tensor, an nn.Linear or an nn.Module mapping (n, l) -> (n, d); "
         f"got {type(decoder).__name__}"
     )
+
+
+def _check_module_matches(module: nn.Module, dtype, device) -> None:
+    """A ``ValueError`` naming both and the fix when a module decoder's floating parameters are of another
+    dtype or on another device than the rows it decodes (a float32 model's decoder given float64 rows from
+    numpy): torch's "mat1 and mat2 must have the same dtype" surfaced as a wrong code size."""
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors})
+    devices = sorted({str(t.device) for t in tensors})
+    wanted = str(dtype).removeprefix("torch.")
+    if dtypes and wanted not in dtypes:
+        raise ValueError(f"the decoder module's parameters are {' and '.join(dtypes)} but Y is {wanted} "
+                         f"(fista computes in Y's dtype): pass Y.to(torch.{dtypes[0]}), or the module "
+                         f"converted with decoder.to(torch.{wanted})")
+    if devices and str(device) not in devices:
+        raise ValueError(f"the decoder module's parameters are on {' and '.join(devices)} but Y is on "
+                         f"{device}: pass Y.to('{devices[0]}'), or move the module with "
+                         f"decoder.to('{device}')")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -738,15 +761,8 @@ SMALL_CALL_SAMPLES = 1024
 @contextlib.contextmanager
 def one_torch_thread(enabled: bool):
     """``torch.set_num_threads(1)`` inside the block when ``enabled`` (restored after; process-global)."""
-    previous = torch.get_num_threads()
-    if not enabled or previous == 1:
+    with torch_threads(1 if enabled else None):
         yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def fista_loop(stepper, z0, **options):

@@ -21,10 +21,9 @@ import warnings
 import joblib
 import numba
 import numpy as np
-import scipy.sparse
 import torch
 
-from sparsecoder.inference.active_set import gram_matrix, lasso_active_set
+from sparsecoder.inference.active_set import gram_matrix, lasso_active_set, numba_threads
 from sparsecoder.inference.fista import (
     LIPSCHITZ_SAFETY,
     SMALL_CALL_SAMPLES,
@@ -39,6 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
+from sparsecoder.util import check_dense, resolve_device
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -60,7 +60,7 @@ def solver_threads(n_jobs):
     if n_jobs == 0:
         raise ValueError("n_jobs=0 means no thread at all; pass None, a positive count, or -1 for every core")
     threads = max(1, min(joblib.effective_n_jobs(int(n_jobs)), numba.config.NUMBA_NUM_THREADS))
-    numba_before, torch_before = numba.get_num_threads(), torch.get_num_threads()
+    numba_before, torch_before = numba_threads(), torch.get_num_threads()
     numba.set_num_threads(threads)
     torch.set_num_threads(threads)
     try:
@@ -71,15 +71,9 @@ def solver_threads(n_jobs):
 
 
 def _resolve_device(device, default: torch.device) -> torch.device:
-    if device is None:
-        return default
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        message = f"device must be None, 'auto', 'cpu', 'cuda' or a torch.device, not {device!r}"
-        raise ValueError(message) from error
+    """``default`` (``X``'s device) for None, else :func:`sparsecoder.util.resolve_device`: one that this
+    machine lacks (``mps``, ``meta``, CUDA) is refused by name before any work."""
+    return default if device is None else resolve_device(device, "device")
 
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -89,9 +83,7 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
     """``value`` as a float32/float64 tensor: half precision (numpy float16, torch float16/bfloat16) is
     computed in float32, integers and booleans in float64 (as scikit-learn reads them); complex values and
     scipy sparse matrices are refused."""
-    if scipy.sparse.issparse(value):
-        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but sparse coding needs dense "
-                        f"rows (as scikit-learn's sparse_encode): pass {name}.toarray()")
+    check_dense(value, name, "dense rows")
     if isinstance(value, torch.Tensor):
         if value.is_complex():
             raise ValueError(f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its "
@@ -356,9 +348,6 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
     device = _resolve_device(device, data.device)
     if method == "active-set" and device.type != "cpu":
         raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device} needs CUDA, which is not available here; use device='cpu' or "
-                         f"'auto'")
     data, atoms = data.to(device), atoms.to(device)
     if init is not None:
         start = _as_tensor("init", init, dtype=data.dtype).to(device)

@@ -15,7 +15,7 @@ from sparsecoder import util
 from sparsecoder.config import ConfigError
 from sparsecoder.inference.fista import all_finite, check_has_values
 from sparsecoder.nn.sizes import check_size
-from sparsecoder.util import FLOAT32_MAX, first_sentence
+from sparsecoder.util import FLOAT32_MAX, resolve_device  # noqa: F401 - resolve_device: the models' import
 
 # Config keys that size a model's tensors: named when a model does not fit in memory (those a config has
 # and that change its parameter count).
@@ -141,35 +141,6 @@ def _size_keys(build: Callable[[object], nn.Module], config) -> list[str]:
     return keys
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"config key 'device': {name!r} is not a torch device ({err})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"config key 'device': {name!r} needs CUDA (not available); use auto or cpu")
-    if device.type == "meta":
-        raise ValueError(f"config key 'device': {name!r} holds shapes but no values: nothing can be trained "
-                         f"or computed on it; use auto, cpu or cuda")
-    if device.type not in ("cpu", "cuda"):
-        # mps, xpu, …: torch parses the name on any machine and fails only once a tensor is put there
-        try:
-            torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as err:
-            raise ValueError(f"config key 'device': {name!r} is not available on this machine "
-                             f"({first_sentence(err, 120)}); use auto or cpu") from None
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        # else torch's "invalid device ordinal" once the model is moved, after the run folder was prepared
-        count = torch.cuda.device_count()
-        gpus = f"{count} GPU{'s' if count != 1 else ''}"
-        raise ValueError(f"config key 'device': {name!r}, but this machine has {gpus} (cuda:0 to "
-                         f"cuda:{count - 1}); use one of them, cuda or auto")
-    return device
-
-
 def module_device(module: nn.Module) -> torch.device:
     """The device of ``module``'s first parameter (CPU for a module without parameters).
 
@@ -235,7 +206,13 @@ def check_row_values(x, n_features: int, name: str = "x") -> None:
     a NaN/inf is reported with the number of such rows and the first one."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != n_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}")
+        if not isinstance(x, torch.Tensor):
+            hint = f": pass torch.as_tensor({name}) (encode_run takes arrays)"
+        elif x.dim() == 1 and x.shape[0] == n_features:
+            hint = f"; a single row: {name}.reshape(1, -1)"
+        else:
+            hint = ""
+        raise ValueError(f"{name} must be a 2-D tensor (n, {n_features}), got {shape}{hint}")
     check_has_values(name, x)
     if x.is_complex():
         raise ValueError(f"{name} must be real numbers, got {x.dtype}")

@@ -49,6 +49,7 @@ from sparsecoder.train.integrity import (
     write_digested,
 )
 from sparsecoder.train.logging import jsonable
+from sparsecoder.util import check_dense, native_array, torch_threads
 
 __all__ = [
     "RunData",
@@ -305,12 +306,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
     config, model, data = _load_run(run_dir, config, data)  # config.yaml checked above
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
     from sparsecoder.models import family
 
-    metrics = dict(family(config.model_name).evaluate(model, data))
+    with torch_threads(config.num_threads or None):  # the caller's thread count restored after
+        metrics = dict(family(config.model_name).evaluate(model, data))
     if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
     # the test split may legitimately differ (data moved or re-created): measured, but noted
@@ -362,7 +362,7 @@ def _rows_of(x, what: str) -> np.ndarray:
     checks."""
     from sparsecoder.data.arrays import sample_rows
 
-    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    array = native_array(x, what)
     if array.ndim >= 2:
         array, _ = sample_rows(what, array, min_rows=1)
     return array
@@ -460,6 +460,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     from sparsecoder.models.common import check_finite_output
 
     _check_space("input_space", input_space)
+    check_dense(x, "x", "rows of values")
     run_dir = Path(run_dir)
     given = data
     config, model, data = load_run(run_dir, data=data)
@@ -514,6 +515,7 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     from sparsecoder.models.common import check_finite_output
 
     _check_space("output_space", output_space)
+    check_dense(codes, "codes", "rows of values")
     run_dir = Path(run_dir)
     given = data
     config, model, data = load_run(run_dir, data=data)

@@ -90,6 +90,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     read_run_data,
     save_run_data,
 )
+from sparsecoder.util import autograd_on, torch_threads
 
 __all__ = [
     "TrainingDiverged",
@@ -433,9 +434,17 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         if preset_or_config is None:
             raise ValueError("preset_or_config is required unless resume=True")
         config, meta = resolve_config(preset_or_config, overrides)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    # the caller's thread count is restored after, and training runs with autograd on even when called
+    # inside torch.no_grad() or torch.inference_mode() (a notebook's)
+    with torch_threads(config.num_threads or None), autograd_on():
+        return _train_in_world(config, meta, out_dir, resume=resume, overwrite=overwrite, progress=progress,
+                               data=data)
 
+
+def _train_in_world(config, meta, out_dir: Path, *, resume: bool, overwrite: bool, progress: bool,
+                    data: DataSplits | None) -> dict[str, Any]:
+    """:func:`train` once its arguments and config are read: the run in this process's world (one
+    process, or one of a ``torchrun`` launch)."""
     from sparsecoder.models import build_model, family
     from sparsecoder.models.common import resolve_device
 
