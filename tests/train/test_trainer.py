@@ -115,6 +115,20 @@ def test_resume_after_ctrl_c_mid_epoch_reproduces_the_uninterrupted_run(tmp_path
         k: v for k, v in full_metrics.items() if k != "seconds"}
 
 
+def test_a_finished_run_continued_and_stopped_keeps_no_metrics_of_its_old_weights(tmp_path):
+    """`--resume --set epochs=more` of a finished run, stopped (Ctrl-C, kill -9) after a new epoch: its
+    metrics.json of the old weights stayed, `evaluate` reported the old epochs beside the new weights and a
+    sweep counted the trial as done."""
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    # 5 batches per epoch: step 8 is batch 3 of epoch 4, so epoch 3 is saved
+    with interrupted_at(8), pytest.raises(KeyboardInterrupt):
+        train(None, out, overrides={"epochs": 4}, resume=True, data=DATA, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+    assert not (out / "metrics.json").exists()
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 4
+
+
 def test_resume_can_extend_epochs_and_equals_a_longer_run(tmp_path):
     train(config(epochs=4), tmp_path / "long", data=DATA, progress=False)
     train(config(epochs=2), tmp_path / "short", data=DATA, progress=False)

@@ -620,6 +620,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         statistics_reduce = None
     epochs = tqdm(range(start_epoch + 1, config.epochs + 1), initial=start_epoch, total=config.epochs,
                   desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
+    first_epoch = start_epoch + 1
     for epoch in epochs:
         started = time.perf_counter()
         if isinstance(model, torch.nn.Module):
@@ -691,6 +692,12 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             # checkpoint (resume writes them again); written after, a stop between the two left the new
             # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
             # over the weights of the epoch that was lost
+            if epoch == first_epoch:
+                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
+                # weights and checkpoint about to be replaced; a run stopped (Ctrl-C, kill -9, full disk)
+                # before it finished kept it, so `evaluate` reported the old epochs and best epoch beside
+                # the new weights, and a sweep counted the trial as done. Written again at the end.
+                (out_dir / METRICS_FILE).unlink(missing_ok=True)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
