@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -127,3 +128,28 @@ def test_a_real_concurrent_train_blocks_a_second_train_into_the_same_folder(tmp_
         for process in (first, second):
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("made_by_first", [True, False])
+def test_a_lock_file_removed_by_a_leaving_holder_is_not_the_lock(tmp_path, monkeypatch, made_by_first):
+    """Two commands started together: the second opens the lock file, the first (refused before it wrote a
+    run) removes that file, and its folder if it made it, and ends; the second's flock then succeeded on the
+    removed file, so a third command locked a new lock file beside it (two writers), or the second failed
+    with a traceback listing the removed folder."""
+    folder = tmp_path / "new" / "run"
+    if not made_by_first:
+        folder.mkdir(parents=True)
+    first = run_folder_lock(folder, "train", create=True)
+    first.__enter__()
+    real_flock = fcntl.flock
+
+    def first_leaves_then_flock(fd, operation):  # the interleaving of the two processes, made certain
+        monkeypatch.setattr(fcntl, "flock", real_flock)
+        first.__exit__(None, None, None)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", first_leaves_then_flock)
+    with run_folder_lock(folder, "train", create=True):
+        assert (folder / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+        with pytest.raises(RunFolderBusy), run_folder_lock(folder, "evaluate", create=True):
+            pass

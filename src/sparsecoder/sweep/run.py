@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 from sparsecoder.config import ConfigError, read_record
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible, record_yaml
