@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 
@@ -127,6 +128,24 @@ def test_a_finished_run_continued_and_stopped_keeps_no_metrics_of_its_old_weight
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
     assert not (out / "metrics.json").exists()
     assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 4
+
+
+def test_a_weights_write_failing_after_the_checkpoint_says_to_resume_from_it(tmp_path, monkeypatch):
+    """A full disk after checkpoint.pt of epoch 1 was written, at the best weights: the error said "before
+    any checkpoint: train again with --overwrite", which would have thrown the saved epoch away."""
+    import sparsecoder.train.checkpoint as checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "safetensors_save", disk_full)  # the library's serialiser
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="checkpoint.pt holds epoch 1: .*--resume") as raised:
+        train(config(epochs=1), out, data=DATA, progress=False)
+    assert "--overwrite" not in str(raised.value)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.undo()
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 1  # weights written back
 
 
 def test_resume_can_extend_epochs_and_equals_a_longer_run(tmp_path):
