@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -153,3 +154,17 @@ def test_a_lock_file_removed_by_a_leaving_holder_is_not_the_lock(tmp_path, monke
         assert (folder / LOCK_FILE).read_text().split()[0] == str(os.getpid())
         with pytest.raises(RunFolderBusy), run_folder_lock(folder, "evaluate", create=True):
             pass
+
+
+def test_a_file_system_without_locks_is_named_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """flock failing with ENOLCK (NFS without its lock service): the error was a bare "[Errno 37] No locks
+    available", and the new run folder was left behind holding an empty lock file."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "new" / "run"
+    assert main(["train", "sdl-mnist", "--out", str(out), "--quiet", "--set", *TINY_SET]) != 0
+    err = _one_line_error(capsys)
+    assert str(out) in err and "No locks available" in err and "local disk" in err
+    assert not (tmp_path / "new").exists()

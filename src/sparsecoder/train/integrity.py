@@ -243,7 +243,15 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
     except OSError as err:
         os.close(fd)
         if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise
+            # a file system without file locks (ENOLCK: NFS without its lock service; EOPNOTSUPP, ...):
+            # named with the folder, which is left as it was found
+            if created:
+                _remove_if_only_lock(created)
+            elif not used_before:
+                lock_path.unlink(missing_ok=True)
+            raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
+                                       f"its file system does not support file locks (a network mount?): "
+                                       f"choose a folder on a local disk") from None
         raise RunFolderBusy(
             f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
             f"wait for it to finish or stop it, or choose another folder"
