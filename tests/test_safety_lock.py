@@ -168,3 +168,19 @@ def test_a_file_system_without_locks_is_named_and_leaves_no_folder(tmp_path, mon
     err = _one_line_error(capsys)
     assert str(out) in err and "No locks available" in err and "local disk" in err
     assert not (tmp_path / "new").exists()
+
+
+def test_a_busy_lock_file_naming_a_dead_process_is_not_called_the_holder(tmp_path):
+    """Two commands started together: the loser read the lock file before the winner wrote its PID over
+    the previous (killed) holder's, and named that dead process as the one to wait for or stop."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_FILE).write_text("999999999 train\n")  # a PID no process has
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, its PID not (yet) written
+        with pytest.raises(RunFolderBusy, match="PID unknown: the lock file names PID 999999999, which is "
+                                                "not running"), run_folder_lock(folder, "evaluate"):
+            pass
+    finally:
+        os.close(fd)

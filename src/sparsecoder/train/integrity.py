@@ -132,13 +132,37 @@ def no_run_folder(run_dir: Path, *, create: bool = False) -> OSError:
                              f"mounted?); fix the link or give the run folder's real path")
 
 
-def _holder(lock_path: Path) -> str:
+# Reads of a busy lock file that is empty or names a process that is not running (the holder locked it
+# a moment ago and has not yet written its PID over the previous holder's), 2 ms apart
+HOLDER_READS = 50
+
+
+def _running(pid: str) -> bool:
     try:
-        text = lock_path.read_text().strip()
-    except OSError:
-        text = ""
-    pid, _, command = text.partition(" ")
-    return f"PID {pid}" + (f", `{command}`" if command else "") if pid else "PID unknown"
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _holder(lock_path: Path) -> str:
+    """``"PID 123, `train`"`` of the process holding the lock, as its lock file says."""
+    for attempt in range(HOLDER_READS):
+        try:
+            text = lock_path.read_text().strip()
+        except OSError:
+            text = ""
+        pid, _, command = text.partition(" ")
+        if pid and _running(pid):
+            return f"PID {pid}" + (f", `{command}`" if command else "")
+        if attempt + 1 < HOLDER_READS:
+            time.sleep(0.002)
+    if not pid:
+        return "PID unknown"
+    return (f"PID unknown: the lock file names PID {pid}, which is not running on this machine (a process on "
+            f"another machine using the same folder?)")
 
 
 @contextlib.contextmanager
