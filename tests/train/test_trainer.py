@@ -122,11 +122,17 @@ def test_a_finished_run_continued_and_stopped_keeps_no_metrics_of_its_old_weight
     sweep counted the trial as done."""
     out = tmp_path / "run"
     train(config(epochs=2), out, data=DATA, progress=False)
+    old = (out / "metrics.json").read_bytes()
     # 5 batches per epoch: step 8 is batch 3 of epoch 4, so epoch 3 is saved
     with interrupted_at(8), pytest.raises(KeyboardInterrupt):
         train(None, out, overrides={"epochs": 4}, resume=True, data=DATA, progress=False)
-    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] == 3
     assert not (out / "metrics.json").exists()
+    # a folder left so by an older sparsecoder: `evaluate` takes the epochs from the checkpoint
+    (out / "metrics.json").write_bytes(old)
+    evaluated = evaluate_run(out, data=DATA)
+    assert (evaluated["epochs"], evaluated["best_epoch"]) == (3, state["best_epoch"])
     assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 4
 
 
