@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -127,3 +129,58 @@ def test_a_real_concurrent_train_blocks_a_second_train_into_the_same_folder(tmp_
         for process in (first, second):
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("made_by_first", [True, False])
+def test_a_lock_file_removed_by_a_leaving_holder_is_not_the_lock(tmp_path, monkeypatch, made_by_first):
+    """Two commands started together: the second opens the lock file, the first (refused before it wrote a
+    run) removes that file, and its folder if it made it, and ends; the second's flock then succeeded on the
+    removed file, so a third command locked a new lock file beside it (two writers), or the second failed
+    with a traceback listing the removed folder."""
+    folder = tmp_path / "new" / "run"
+    if not made_by_first:
+        folder.mkdir(parents=True)
+    first = run_folder_lock(folder, "train", create=True)
+    first.__enter__()
+    real_flock = fcntl.flock
+
+    def first_leaves_then_flock(fd, operation):  # the interleaving of the two processes, made certain
+        monkeypatch.setattr(fcntl, "flock", real_flock)
+        first.__exit__(None, None, None)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", first_leaves_then_flock)
+    with run_folder_lock(folder, "train", create=True):
+        assert (folder / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+        with pytest.raises(RunFolderBusy), run_folder_lock(folder, "evaluate", create=True):
+            pass
+
+
+def test_a_file_system_without_locks_is_named_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """flock failing with ENOLCK (NFS without its lock service): the error was a bare "[Errno 37] No locks
+    available", and the new run folder was left behind holding an empty lock file."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "new" / "run"
+    assert main(["train", "sdl-mnist", "--out", str(out), "--quiet", "--set", *TINY_SET]) != 0
+    err = _one_line_error(capsys)
+    assert str(out) in err and "No locks available" in err and "local disk" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_busy_lock_file_naming_a_dead_process_is_not_called_the_holder(tmp_path):
+    """Two commands started together: the loser read the lock file before the winner wrote its PID over
+    the previous (killed) holder's, and named that dead process as the one to wait for or stop."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_FILE).write_text("999999999 train\n")  # a PID no process has
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, its PID not (yet) written
+        with pytest.raises(RunFolderBusy, match="PID unknown: the lock file names PID 999999999, which is "
+                                                "not running"), run_folder_lock(folder, "evaluate"):
+            pass
+    finally:
+        os.close(fd)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sparsecoder.config import ConfigError, load_preset
-from sparsecoder.sweep.spec import build_spec, check_compatible, parse_grid, parse_seeds
+from sparsecoder.sweep.spec import build_spec, check_compatible, parse_grid, parse_seeds, record_yaml
 
 TINY = {"limit": 300, "epochs": 1, "n_components": 16}
 
@@ -88,7 +88,7 @@ def test_build_spec_rejects(presets, grid, overrides, words):
 
 
 def test_growth_only_by_grid_values_and_seeds(tmp_path):
-    old = yaml.safe_load(yaml.safe_dump(build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY).to_dict()))
+    old = yaml.safe_load(record_yaml(build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY).to_dict()))
     check_compatible(old, build_spec(["vdl-mnist"], ["lam=0.001,0.01"], "0-1", TINY), tmp_path)
     check_compatible(old, build_spec(["vdl-mnist"], ["lam=0.02,0.001,0.01"], "0-2", TINY), tmp_path)
     refused = [

@@ -9,7 +9,6 @@ import ray
 
 from sparsecoder import sweep
 from sparsecoder.cli import main
-from sparsecoder.sweep.spec import NO_GRID_FOLDER
 
 TINY = ["limit=300", "epochs=1", "n_components=16", "lam=0.02"]
 
@@ -44,12 +43,15 @@ def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path, dir
 
 def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
     out = tmp_path / "sweep"
-    overrides = ["limit=300", "epochs=2", "n_components=16", "lam=0.02"]
-    sweep("sdl-mnist", out, overrides=overrides, executor="serial", progress=False)
-    trial = out / "sdl-mnist" / NO_GRID_FOLDER / "seed=0"
+    overrides = ["limit=300", "epochs=2", "n_components=16"]
+    # grid keys not in alphabetical order: the record was compared through a sorted YAML dump, and the
+    # rerun of the very same command was refused as "a different sweep" (grid keys [lam, fista_step] there)
+    grid = {"lam": [0.02], "fista_step": [1.0]}
+    first = sweep("sdl-mnist", out, grid=grid, overrides=overrides, executor="serial", progress=False)
+    trial = out / first["rows"][0]["run_folder"]
     done = json.loads((trial / "metrics.json").read_text())
     (trial / "metrics.json").unlink()  # as if stopped after its last checkpoint
-    result = sweep("sdl-mnist", out, overrides=overrides, executor="serial", progress=False)
+    result = sweep("sdl-mnist", out, grid=grid, overrides=overrides, executor="serial", progress=False)
     assert result["counts"]["done"] == 1
     assert json.loads((trial / "metrics.json").read_text())["psnr"] == pytest.approx(done["psnr"], abs=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 
@@ -113,6 +114,44 @@ def test_resume_after_ctrl_c_mid_epoch_reproduces_the_uninterrupted_run(tmp_path
     full_metrics = json.loads((full / "metrics.json").read_text())
     assert {k: v for k, v in metrics.items() if k != "seconds"} == {
         k: v for k, v in full_metrics.items() if k != "seconds"}
+
+
+def test_a_finished_run_continued_and_stopped_keeps_no_metrics_of_its_old_weights(tmp_path):
+    """`--resume --set epochs=more` of a finished run, stopped (Ctrl-C, kill -9) after a new epoch: its
+    metrics.json of the old weights stayed, `evaluate` reported the old epochs beside the new weights and a
+    sweep counted the trial as done."""
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    old = (out / "metrics.json").read_bytes()
+    # 5 batches per epoch: step 8 is batch 3 of epoch 4, so epoch 3 is saved
+    with interrupted_at(8), pytest.raises(KeyboardInterrupt):
+        train(None, out, overrides={"epochs": 4}, resume=True, data=DATA, progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] == 3
+    assert not (out / "metrics.json").exists()
+    # a folder left so by an older sparsecoder: `evaluate` takes the epochs from the checkpoint
+    (out / "metrics.json").write_bytes(old)
+    evaluated = evaluate_run(out, data=DATA)
+    assert (evaluated["epochs"], evaluated["best_epoch"]) == (3, state["best_epoch"])
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 4
+
+
+def test_a_weights_write_failing_after_the_checkpoint_says_to_resume_from_it(tmp_path, monkeypatch):
+    """A full disk after checkpoint.pt of epoch 1 was written, at the best weights: the error said "before
+    any checkpoint: train again with --overwrite", which would have thrown the saved epoch away."""
+    import sparsecoder.train.checkpoint as checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "safetensors_save", disk_full)  # the library's serialiser
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="checkpoint.pt holds epoch 1: .*--resume") as raised:
+        train(config(epochs=1), out, data=DATA, progress=False)
+    assert "--overwrite" not in str(raised.value)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.undo()
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 1  # weights written back
 
 
 def test_resume_can_extend_epochs_and_equals_a_longer_run(tmp_path):

@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sparsecoder.config import ConfigError, read_record
 from sparsecoder.io import atomic_write_bytes
-from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible
+from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible, record_yaml
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
 __all__ = ["sweep", "check_executor", "check_data_dirs", "check_devices"]
@@ -194,7 +192,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     if executor == "serial":
         directory.mkdir(parents=True, exist_ok=True)
         record = {**spec.to_dict(), "executor": "serial"}
-        atomic_write_bytes(spec_path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode())
+        atomic_write_bytes(spec_path, record_yaml(record).encode())
         try:
             counts = run_trials_serial(spec, directory, todo, progress=progress)
         except BaseException:
@@ -215,7 +213,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
                   "address": address or "local", "ray_gcs_address": resolved_address,
                   "max_concurrent": max_concurrent}
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(spec_path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode())
+        atomic_write_bytes(spec_path, record_yaml(record).encode())
         try:
             counts = run_trials(spec, directory, todo, max_concurrent=max_concurrent, progress=progress)
         except KeyboardInterrupt:

@@ -38,6 +38,7 @@ __all__ = [
     "check_compatible",
     "check_grid",
     "SPEC_FILE",
+    "record_yaml",
     "PRESET_GRID",
     "NO_GRID_FOLDER",
 ]
@@ -419,12 +420,20 @@ def _check_trial_count(per_preset: list[list[list[Any]]], seeds: list[int]) -> N
                           f"their own --out")
 
 
+def record_yaml(record: dict[str, Any]) -> str:
+    """The text of a sweep record (``sweep.yaml``): keys in their order, not sorted, since the order of the
+    grid keys names the trial folders. :func:`sweep` writes it and :func:`check_compatible` compares a
+    rerun's spec through the same round trip (a sorted dump refused every rerun of a sweep whose grid keys
+    were not in alphabetical order, e.g. ``--grid lam=... fista_step=...``, as "a different sweep")."""
+    return yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
+
+
 def check_compatible(old: dict[str, Any], new: SweepSpec, directory: Path) -> None:
     """Refuse ``new`` for ``directory`` unless it equals the saved sweep ``old`` or only adds grid values
     or seeds (same presets, same grid keys, same ``--set``, same resources per trial)."""
     where = f"{directory} holds a different sweep ({SPEC_FILE})"
     fix = "choose a new --out, or repeat the sweep's own presets/--set and only add grid values or seeds"
-    new_d = yaml.safe_load(yaml.safe_dump(new.to_dict()))  # same YAML round trip as the saved file
+    new_d = yaml.safe_load(record_yaml(new.to_dict()))  # same YAML round trip as the saved file
     if old.get("presets") != new_d["presets"]:
         raise ValueError(f"{where}: presets {old.get('presets')} there, {new_d['presets']} now; {fix}")
     if (old.get("overrides") or {}) != new_d["overrides"]:

@@ -6,6 +6,8 @@ Lock
     holds the holder's PID and command). The kernel releases a ``flock`` when its process ends in any way
     (exit, exception, SIGKILL), so a killed run never leaves a stale lock; a second writer (``train``,
     ``train --resume``, ``evaluate``) fails at once with :class:`RunFolderBusy` naming the folder and PID.
+    A lock taken on a lock file that a leaving holder removed meanwhile (with the folder it had made) is
+    dropped and taken again on the folder's file: the lock of a removed file would exclude nobody.
     :func:`locked_run` is the same as a decorator of functions taking the run folder as an argument.
 Digests
     ``DIR/digests.json`` maps each weights/checkpoint file and ``preprocessing.json`` (which maps raw
@@ -130,13 +132,37 @@ def no_run_folder(run_dir: Path, *, create: bool = False) -> OSError:
                              f"mounted?); fix the link or give the run folder's real path")
 
 
-def _holder(lock_path: Path) -> str:
+# Reads of a busy lock file that is empty or names a process that is not running (the holder locked it
+# a moment ago and has not yet written its PID over the previous holder's), 2 ms apart
+HOLDER_READS = 50
+
+
+def _running(pid: str) -> bool:
     try:
-        text = lock_path.read_text().strip()
-    except OSError:
-        text = ""
-    pid, _, command = text.partition(" ")
-    return f"PID {pid}" + (f", `{command}`" if command else "") if pid else "PID unknown"
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _holder(lock_path: Path) -> str:
+    """``"PID 123, `train`"`` of the process holding the lock, as its lock file says."""
+    for attempt in range(HOLDER_READS):
+        try:
+            text = lock_path.read_text().strip()
+        except OSError:
+            text = ""
+        pid, _, command = text.partition(" ")
+        if pid and _running(pid):
+            return f"PID {pid}" + (f", `{command}`" if command else "")
+        if attempt + 1 < HOLDER_READS:
+            time.sleep(0.002)
+    if not pid:
+        return "PID unknown"
+    return (f"PID unknown: the lock file names PID {pid}, which is not running on this machine (a process on "
+            f"another machine using the same folder?)")
 
 
 @contextlib.contextmanager
@@ -163,6 +189,44 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
         writable.
     """
     run_dir = Path(run_dir)
+    for _ in range(LOCK_ATTEMPTS):
+        created, used_before, fd = _open_and_lock(run_dir, purpose, create)
+        if fd is not None:
+            break
+    else:  # pragma: no cover - a folder whose lock file is removed and made again all the time
+        raise RunFolderBusy(f"cannot lock the run folder {run_dir}: its lock file {run_dir / LOCK_FILE} was "
+                            f"removed {LOCK_ATTEMPTS} times while it was being locked; is another program "
+                            f"deleting it?")
+    lock_path = run_dir / LOCK_FILE
+    try:
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {purpose}\n".encode())
+        except OSError as err:
+            raise type(err)(err.errno, f"cannot write the lock file {lock_path}: {err.strerror}") from None
+        if used_before:
+            remove_stale_temp_files(run_dir)
+        try:
+            yield run_dir
+        finally:
+            if created:
+                _remove_if_only_lock(created)
+            elif not used_before and not (run_dir / "config.yaml").is_file():
+                lock_path.unlink(missing_ok=True)  # refused before it became a run folder: leave no trace
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# Attempts to lock a run folder whose lock file a leaving holder removed between our open and our flock
+LOCK_ATTEMPTS = 20
+
+
+def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path], bool, int | None]:
+    """``(folders created, folder used before, fd)`` of :func:`run_folder_lock`: the folder made (``create``)
+    and checked, its lock file opened and ``flock``-ed; ``fd`` None when the file locked is no longer the
+    folder's lock file (a holder that was leaving removed it, and perhaps the folder it had made, after we
+    opened it: the lock of a removed file excludes nobody, so a third process could lock the new file
+    beside us), to be tried again."""
     created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
     if broken_link(run_dir) is not None:
         raise no_run_folder(run_dir, create=create)
@@ -192,34 +256,39 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
     except OSError as err:
         if created:
             _remove_if_only_lock(created)
+        if err.errno == errno.ENOENT and not create:  # the folder was removed meanwhile
+            raise no_run_folder(run_dir) from None
+        if err.errno == errno.ENOENT:  # removed by a holder that made it and was leaving: make it again
+            return [], False, None
         raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
                                    f"is it writable?") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise RunFolderBusy(
-                f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
-                f"wait for it to finish or stop it, or choose another folder"
-            ) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {purpose}\n".encode())
-        except OSError as err:
-            raise type(err)(err.errno, f"cannot write the lock file {lock_path}: {err.strerror}") from None
-        if used_before:
-            remove_stale_temp_files(run_dir)
-        try:
-            yield run_dir
-        finally:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            # a file system without file locks (ENOLCK: NFS without its lock service; EOPNOTSUPP, ...):
+            # named with the folder, which is left as it was found
             if created:
                 _remove_if_only_lock(created)
-            elif not used_before and not (run_dir / "config.yaml").is_file():
-                lock_path.unlink(missing_ok=True)  # refused before it became a run folder: leave no trace
-    finally:
-        os.close(fd)  # releases the flock
+            elif not used_before:
+                lock_path.unlink(missing_ok=True)
+            raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
+                                       f"its file system does not support file locks (a network mount?): "
+                                       f"choose a folder on a local disk") from None
+        raise RunFolderBusy(
+            f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
+            f"wait for it to finish or stop it, or choose another folder"
+        ) from None
+    try:
+        current = os.stat(lock_path)
+    except FileNotFoundError:
+        current = None
+    mine = os.fstat(fd)
+    if current is None or (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
+        os.close(fd)
+        return [], False, None
+    return created, used_before, fd
 
 
 def _remove_if_only_lock(created: list[Path]) -> None:

@@ -313,6 +313,11 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
         metrics = dict(family(config.model_name).evaluate(model, data))
     if old:
         metrics.update({k: old[k] for k in TRAINING_KEYS if k in old})
+    if state:  # the epochs the checkpoint holds: the old metrics.json of a run continued and stopped since
+        # (written before a continued run dropped it) named the epochs of the weights it replaced
+        metrics.update(epochs=int(state["epoch"]), best_epoch=int(state["best_epoch"]),
+                       best_val_loss=float(state["best_val_loss"]),
+                       seconds=float(sum(float(row.get("seconds", 0.0)) for row in state["history"])))
     # the test split may legitimately differ (data moved or re-created): measured, but noted
     changed = changed_splits(state.get("data_fingerprint"), data_fingerprint(data, ("test",)), ("test",))
     if changed:

@@ -638,6 +638,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         statistics_reduce = None
     epochs = tqdm(range(start_epoch + 1, config.epochs + 1), initial=start_epoch, total=config.epochs,
                   desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
+    first_epoch = start_epoch + 1
+    saved = [start_epoch]  # the epoch checkpoint.pt holds (0: none), for the message of a failed write
     for epoch in epochs:
         started = time.perf_counter()
         if isinstance(model, torch.nn.Module):
@@ -709,10 +711,17 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             # checkpoint (resume writes them again); written after, a stop between the two left the new
             # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
             # over the weights of the epoch that was lost
+            if epoch == first_epoch:
+                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
+                # weights and checkpoint about to be replaced; a run stopped (Ctrl-C, kill -9, full disk)
+                # before it finished kept it, so `evaluate` reported the old epochs and best epoch beside
+                # the new weights, and a sweep counted the trial as done. Written again at the end.
+                (out_dir / METRICS_FILE).unlink(missing_ok=True)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
                             data_fingerprint=fingerprint)
+            saved[0] = epoch
             write_history(out_dir / HISTORY_FILE, history)
             if improved:
                 save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
@@ -721,7 +730,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         try:
             world.on_main(write_epoch)
         except OSError as err:  # a full disk, a folder made read-only: say what is kept and how to go on
-            raise _write_failed(err, out_dir, epoch - 1) from None
+            # the checkpoint may be written already (the history or the weights failed): say what it holds
+            raise _write_failed(err, out_dir, saved[0], epoch) from None
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
         epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
     epochs.close()
@@ -735,9 +745,11 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         raise _write_failed(err, out_dir, int(history[-1]["epoch"]), finishing=True) from None
 
 
-def _write_failed(err: OSError, out_dir: Path, saved: int, *, finishing: bool = False) -> OSError:
+def _write_failed(err: OSError, out_dir: Path, saved: int, epoch: int | None = None, *,
+                  finishing: bool = False) -> OSError:
     """``err`` (a run file that could not be written) with what the run folder keeps and how to continue:
-    ``saved`` is the epoch of its last complete checkpoint (0: none)."""
+    ``saved`` is the epoch of its last complete checkpoint (0: none), ``epoch`` the one whose files were
+    being written (the checkpoint written first may hold it: only the history or the weights failed)."""
     if err.errno is None:
         return err
     if finishing:
@@ -745,8 +757,8 @@ def _write_failed(err: OSError, out_dir: Path, saved: int, *, finishing: bool = 
                 f"make room (or make the folder writable) and run the same command with --resume to write "
                 f"metrics.json and the pictures")
     elif saved:
-        kept = (f"training stopped in epoch {saved + 1}; {out_dir / CHECKPOINT_FILE} holds epoch {saved}: "
-                f"make room (or make the folder writable) and continue with --resume")
+        kept = (f"training stopped in epoch {epoch or saved + 1}; {out_dir / CHECKPOINT_FILE} holds epoch "
+                f"{saved}: make room (or make the folder writable) and continue with --resume")
     else:
         kept = ("training stopped in epoch 1, before any checkpoint: make room and train again with "
                 "--overwrite")
