@@ -260,7 +260,33 @@ def test_a_run_moved_to_a_machine_without_its_device_says_where_to_change_it(tmp
     np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
     assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy")]) == 2
     err = capsys.readouterr().err
-    assert f"{config}: config key 'device': 'cuda:99'" in err and "edit device there" in err
+    assert f"{config}: config key 'device': 'cuda:99'" in err and "--device cpu" in err
+
+
+def test_a_run_of_a_device_this_machine_lacks_is_used_with_device_cpu(tmp_path, capsys):
+    # audit 2026-11-29: a run trained on a GPU could be used on a laptop only by editing its config.yaml;
+    # load_run, encode_run, decode_run, evaluate_run and the encode/decode/evaluate commands take a device
+    from sparsecoder.train import decode_run, encode_run, evaluate_run, load_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60), run, data=synthetic_splits(), progress=False)
+    x = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    codes = encode_run(run, x)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("device: auto", "device: cuda:99"))
+    with pytest.raises(ValueError, match="cuda:99"):
+        load_run(run)
+    _, model, _ = load_run(run, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(encode_run(run, x, device="cpu"), codes)
+    assert decode_run(run, codes, device="cpu").shape == (3, 16)
+    with pytest.raises(ValueError, match=r"^device: 'cuda:5' needs CUDA"):
+        encode_run(run, x, device="cuda:5")
+    np.save(tmp_path / "x.npy", x)
+    assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy"),
+                 "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), codes)
+    assert evaluate_run(run, data=synthetic_splits(), device="cpu")["epochs"] == 1
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.skipif(

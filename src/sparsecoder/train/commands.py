@@ -38,6 +38,7 @@ def add_commands(subparsers) -> None:
                     "print them.",
     )
     p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
+    _device_option(p)
     p.set_defaults(func=_evaluate)
 
     p = subparsers.add_parser("presets", help="list the presets (name, paper, description)",
@@ -64,6 +65,7 @@ def add_commands(subparsers) -> None:
                    help="units of the rows: model space (default) or the data source's raw units")
     p.add_argument("--out", required=True, type=Path, metavar="CODES.npy", help="where to write the codes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _device_option(p)
     p.set_defaults(func=_encode)
 
     p = subparsers.add_parser(
@@ -81,7 +83,14 @@ def add_commands(subparsers) -> None:
                    help="units of the rows written: model space (default) or the data source's raw units")
     p.add_argument("--out", required=True, type=Path, metavar="ROWS.npy", help="where to write the rows")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _device_option(p)
     p.set_defaults(func=_decode)
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="where to run the model: cpu, cuda, cuda:N or auto (default: the run's device "
+                             "setting; cpu uses a run trained on a GPU on a machine without one)")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -136,7 +145,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from sparsecoder.train.run import TEST_DATA_CHANGED, evaluate_run
 
-    metrics = evaluate_run(args.run_dir)
+    metrics = evaluate_run(args.run_dir, device=args.device)
     _print_metrics(metrics)
     if metrics.get(TEST_DATA_CHANGED):
         print(f"note: {metrics[TEST_DATA_CHANGED]}", file=sys.stderr)
@@ -176,7 +185,7 @@ def _encode(args: argparse.Namespace) -> int:
     from sparsecoder.train.run import encode_run
 
     _check_paths(args)
-    codes = encode_run(args.run_dir, args.input, input_space=args.space)
+    codes = encode_run(args.run_dir, args.input, input_space=args.space, device=args.device)
     atomic_write_npy(args.out, codes, overwrite=args.overwrite)  # a file made there meanwhile is kept
     print(f"wrote {args.out}: codes of shape {codes.shape[0]} × {codes.shape[1]}", file=sys.stderr)
     return 0
@@ -187,7 +196,7 @@ def _decode(args: argparse.Namespace) -> int:
     from sparsecoder.train.run import decode_run
 
     _check_paths(args)
-    rows = decode_run(args.run_dir, args.input, output_space=args.space)
+    rows = decode_run(args.run_dir, args.input, output_space=args.space, device=args.device)
     atomic_write_npy(args.out, rows, overwrite=args.overwrite)  # a file made there meanwhile is kept
     print(f"wrote {args.out}: {args.space}-space rows of shape {rows.shape[0]} × {rows.shape[1]}",
           file=sys.stderr)

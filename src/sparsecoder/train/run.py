@@ -198,7 +198,7 @@ def load_test_split(config) -> DataSplits:
                      **dict(config.data_options))
 
 
-def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, DataSplits]:
+def load_run(run_dir, *, data: DataSplits | None = None, device=None) -> tuple[Any, Any, DataSplits]:
     """``(config, model, data)`` of a saved run, the model holding its best weights (``model.safetensors``).
 
     Parameters
@@ -211,6 +211,10 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
         ``data`` has the run's ``image_shape``, ``preprocessing`` and row width but empty splits (load the
         test split with :func:`load_test_split`). A run folder without ``preprocessing.json`` (written by
         an older version) has its data loaded again from its config, as before.
+    device : str or torch.device, optional
+        Where to put the model (``"cpu"``, ``"cuda"``, ``"auto"``); default: the run's ``device`` setting.
+        A run trained with ``device: cuda`` is used on a machine without CUDA with ``device="cpu"``; the
+        weights are the same on any device. A device this machine lacks is a ``ValueError`` naming it.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -219,7 +223,7 @@ def load_run(run_dir, *, data: DataSplits | None = None) -> tuple[Any, Any, Data
     _, config = load_config(run_dir / CONFIG_FILE)
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise missing_weights(run_dir)
-    return _load_run(run_dir, config, data, check_config=True)
+    return _load_run(run_dir, config, data, check_config=True, device=device)
 
 
 def _check_config(run_dir: Path, config, metadata: dict[str, str]) -> None:
@@ -237,18 +241,24 @@ def _check_config(run_dir: Path, config, metadata: dict[str, str]) -> None:
                             model_name=config.model_name)
 
 
-def _load_run(run_dir: Path, config, data: DataSplits | None, *, check_config: bool = False
-              ) -> tuple[Any, Any, DataSplits]:
+def _load_run(run_dir: Path, config, data: DataSplits | None, *, check_config: bool = False,
+              device=None) -> tuple[Any, Any, DataSplits]:
     """:func:`load_run` once its files are checked; ``check_config``: ``config`` is checked against the
-    config the weights were trained with (:func:`_check_config`; ``evaluate`` has checked it already)."""
+    config the weights were trained with (:func:`_check_config`; ``evaluate`` has checked it already);
+    ``device``: where to put the model instead of the config's ``device``."""
     from sparsecoder.models import build_model
-    from sparsecoder.models.common import resolve_device
+    from sparsecoder.util import resolve_device
 
-    try:  # before any data or weights are read
-        device = resolve_device(config.device)
-    except ValueError as err:
-        raise ValueError(f"{run_dir / CONFIG_FILE}: {err} — edit device there (where a run is used may "
-                         f"differ from where it was trained)") from None
+    # before any data or weights are read
+    if device is not None:
+        device = resolve_device(device, "device")
+    else:
+        try:
+            device = resolve_device(config.device)
+        except ValueError as err:
+            raise ValueError(f"{run_dir / CONFIG_FILE}: {err} — use the run here with --device cpu "
+                             f"(evaluate, encode, decode; device='cpu' in Python), or edit device in that "
+                             f"file") from None
     weights = read_weights(run_dir / WEIGHTS_FILE)  # verified against its digest, read once
     if check_config:
         _check_config(run_dir, config, weights[0])
@@ -272,7 +282,7 @@ def _load_run(run_dir: Path, config, data: DataSplits | None, *, check_config: b
 
 
 @locked_run("run_dir", "evaluate")  # it rewrites metrics.json
-def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir, *, data: DataSplits | None = None, device=None) -> dict[str, Any]:
     """Recompute the test metrics of a saved run's best weights and rewrite its ``metrics.json``.
 
     Only the test split is loaded (:func:`load_test_split`) unless ``data`` is given. The training
@@ -303,7 +313,7 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None) -> dict[str, Any]:
                              f"trained on data given in memory, give them again: evaluate_run(run, data=...)")
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise missing_weights(run_dir)
-    config, model, data = _load_run(run_dir, config, data)  # config.yaml checked above
+    config, model, data = _load_run(run_dir, config, data, device=device)  # config.yaml checked above
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)
     seed_everything(config.seed)
@@ -443,7 +453,8 @@ def _check_sample_shape(x, data: DataSplits, what: str) -> None:
                          f"(n, {flat}) flattened in C order")
 
 
-def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
+def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | None = None,
+               device=None) -> np.ndarray:
     """Codes ``(n, l)`` (float32) of the rows ``x`` from a saved run's ``model.encode``.
 
     Parameters
@@ -459,7 +470,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
         row); nothing is applied. ``"raw"``: ``x`` is in the source's own units (MNIST: pixel values
         0–255; ``arrays``: values as in the file; CIFAR: RGB patches 0–255) and the run's stored
         preprocessing maps it to model rows first.
-    data : DataSplits, optional
+    data, device : optional
         As for :func:`load_run`.
     """
     from sparsecoder.models.common import check_finite_output
@@ -468,7 +479,7 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
     check_dense(x, "x", "rows of values")
     run_dir = Path(run_dir)
     given = data
-    config, model, data = load_run(run_dir, data=data)
+    config, model, data = load_run(run_dir, data=data, device=device)
     model.eval()
     n_codes = _code_width(config)
     x, path = _samples(x, "inputs", 4 * n_codes)
@@ -501,7 +512,8 @@ def _code_width(config) -> int:
     raise ValueError(f"cannot tell the code size of a '{config.model_name}' model")
 
 
-def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits | None = None) -> np.ndarray:
+def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits | None = None,
+               device=None) -> np.ndarray:
     """Rows decoded from ``codes`` ``(n, l)`` by a saved run's decoder.
 
     ``model.decode(z)`` where the family has it (VAEs: the mean reconstruction), else ``model.decoder(z)``
@@ -516,6 +528,8 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     output_space : {"model", "raw"}
         ``"model"``: model rows (float32). ``"raw"``: the stored preprocessing's inverse applied, rows in
         the source's own units (float64; MNIST pixel values, not clipped to 0–255 or rounded).
+    data, device : optional
+        As for :func:`load_run`.
     """
     from sparsecoder.models.common import check_finite_output
 
@@ -523,7 +537,7 @@ def decode_run(run_dir, codes, *, output_space: str = "model", data: DataSplits 
     check_dense(codes, "codes", "rows of values")
     run_dir = Path(run_dir)
     given = data
-    config, model, data = load_run(run_dir, data=data)
+    config, model, data = load_run(run_dir, data=data, device=device)
     model.eval()
     preprocessing = _run_preprocessing(run_dir, given) if output_space == "raw" else None
     raw_width = 0 if preprocessing is None else preprocessing.raw_features(data.dim)
