@@ -110,6 +110,21 @@ def train_sdl_on_arrays(run, path, *, batch_size: int, n_components: int) -> int
                  "data_options={standardize: feature}"])
 
 
+def test_a_run_on_rows_without_an_image_shape_says_why_it_has_no_atom_pictures(tmp_path, capsys):
+    # audit 2026-11-29: atoms.png and reconstructions.png were left out without a word for 2-D rows
+    np.save(tmp_path / "rows.npy", np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32))
+    common = ["train", "sdl-mnist", "--set", "data=arrays", f"data_dir={tmp_path / 'rows.npy'}", "epochs=1",
+              "batch_size=20", "n_components=8", "fista_step=lipschitz", "num_threads=1", "device=cpu"]
+    capsys.readouterr()
+    assert main([*common[:2], "--out", str(tmp_path / "flat"), *common[2:]]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no pictures of atoms or reconstructions" in err and "data_options={image_shape: [H, W]}" in err
+    assert not (tmp_path / "flat" / "atoms.png").exists()
+    assert main([*common[:2], "--out", str(tmp_path / "img"), *common[2:],
+                 "data_options={image_shape: [4, 4]}"]) == 0
+    assert "no pictures" not in capsys.readouterr().err and (tmp_path / "img" / "atoms.png").is_file()
+
+
 def test_arrays_of_per_sample_images_train_and_encode_alike(tmp_path, capsys):
     # audit 2026-11-29: training on an (n, 4, 5) .npy flattened it to 20 features (image_shape null), but
     # `encode` of the very same file was refused ("expected a 2-D array"). Both now read the file with one

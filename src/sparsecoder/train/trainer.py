@@ -844,4 +844,19 @@ def _finish(out_dir: Path, config, model, family, data: DataSplits, history, bes
                                  title=f"training history — {run_label(config, data.name)}"))
     log(f"best epoch {best_epoch} (val_loss {best_val_loss:.6g}); wrote {out_dir / METRICS_FILE} and "
         f"{', '.join(Path(p).name for p in pictures)}")
+    if family.pictures and data.image_shape is None:  # atoms and reconstructions were left out silently
+        log(_no_pictures_note(config, data))
     return metrics
+
+
+def _no_pictures_note(config, data) -> str:
+    """What a run on rows without an image shape says instead of drawing atoms and reconstructions, with
+    the option that gives the shape where the data source has one (``arrays``)."""
+    from sparsecoder.data.registry import SOURCES, source_options
+
+    source = getattr(config, "data", None)
+    hint = ""
+    if isinstance(source, str) and source in SOURCES and "image_shape" in source_options(source):
+        hint = "; for rows that are images give it: --set 'data_options={image_shape: [H, W]}'"
+    return (f"no pictures of atoms or reconstructions: the data ({data.describe()}) have no image "
+            f"shape{hint}")
