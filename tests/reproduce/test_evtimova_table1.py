@@ -113,7 +113,7 @@ def test_bad_settings_are_refused_before_training(tmp_path, change, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_denoising_picture_says_what_it_shows_and_has_no_blank_margin(tmp_path, monkeypatch):
+def test_denoising_picture_says_what_it_shows_and_has_no_blank_margin(tmp_path, kept_figures):
     """denoising.png had no title (neither the experiment nor the noise levels) and its right third was
     blank: the figure's width allowed for the labels twice."""
     from PIL import Image
@@ -123,10 +123,7 @@ def test_denoising_picture_says_what_it_shows_and_has_no_blank_margin(tmp_path, 
     rng = np.random.default_rng(0)
     keys = ["clean", "reconstruction", "noisy 1", "denoised 1", "noisy 1.5", "denoised 1.5"]
     examples = {name: {k: rng.random((4, 784)) for k in keys} for name in ("SDL", "VDL-NL")}
-    import matplotlib.pyplot as plt
-
-    shown = []
-    monkeypatch.setattr(plt, "close", shown.append)  # keep the figure to read its title
+    shown = kept_figures
     path = _picture(examples, [1.0, 1.5], tmp_path / "d.png", (28, 28))
     assert "denoising" in shown[0].axes[0].get_title(loc="right") and "σ = 1, 1.5" in \
         shown[0].axes[0].get_title(loc="right")

@@ -166,7 +166,7 @@ def test_the_synthetic_likelihood_setting_is_what_the_trials_train_with(likeliho
     assert _overrides(dict(QUICK, synthetic_likelihood=likelihood), "mnist").get("likelihood") is None
 
 
-def test_montage_panel_titles_are_wrapped_to_their_panel_and_text_is_not_shrunk(tmp_path, monkeypatch):
+def test_montage_panel_titles_are_wrapped_to_their_panel_and_text_is_not_shrunk(tmp_path, kept_figures):
     """Side by side, the patches figure's panel titles ran into each other (and off the right edge); the
     mnist2d figure shrank its 2,100-pixel-wide row of latent grids to 1,500, their ranges to 7-pixel text."""
     import matplotlib.pyplot as plt
@@ -174,8 +174,7 @@ def test_montage_panel_titles_are_wrapped_to_their_panel_and_text_is_not_shrunk(
     from sparsecoder import viz
     from sparsecoder.reproduce.pyle_priors import _montage
 
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read it
+    figures = kept_figures
     paths = [viz.image_grid(np.random.default_rng(k).random((25, 144)), (12, 12), tmp_path / f"{k}.png",
                             ncols=5) for k in range(3)]
     wide = viz.image_grid(np.random.default_rng(0).random((12, 784)), (28, 28), tmp_path / "w.png", ncols=12)

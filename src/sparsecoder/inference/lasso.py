@@ -345,6 +345,15 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
     if not all_finite(atoms):
         raise ValueError("dictionary contains NaN or inf")
     output_device = data.device
+    if method == "active-set" and isinstance(device, (str, torch.device)) and device != "auto":
+        # named before the device itself is checked: on a machine without CUDA, "needs CUDA" hid that the
+        # method cannot run there at all
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            kind = "cpu"  # not a device name: resolve_device names it
+        if kind != "cpu":
+            raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
     device = _resolve_device(device, data.device)
     if method == "active-set" and device.type != "cpu":
         raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")

@@ -711,17 +711,19 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             # checkpoint (resume writes them again); written after, a stop between the two left the new
             # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
             # over the weights of the epoch that was lost
-            if epoch == first_epoch:
-                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
-                # weights and checkpoint about to be replaced; a run stopped (Ctrl-C, kill -9, full disk)
-                # before it finished kept it, so `evaluate` reported the old epochs and best epoch beside
-                # the new weights, and a sweep counted the trial as done. Written again at the end.
-                (out_dir / METRICS_FILE).unlink(missing_ok=True)
             save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
                             model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
                             best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
                             data_fingerprint=fingerprint)
             saved[0] = epoch
+            if epoch == first_epoch:
+                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
+                # checkpoint just replaced (and the weights about to be); a run stopped (Ctrl-C, kill -9,
+                # full disk) before it finished kept it, so `evaluate` reported the old epochs and best
+                # epoch beside the new weights, and a sweep counted the trial as done. Dropped only once
+                # the new checkpoint is written: a failed write leaves the run as it was. Written again
+                # at the end.
+                (out_dir / METRICS_FILE).unlink(missing_ok=True)
             write_history(out_dir / HISTORY_FILE, history)
             if improved:
                 save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
