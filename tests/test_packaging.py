@@ -6,6 +6,9 @@ import ast
 import fnmatch
 import functools
 import importlib.metadata
+import inspect
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -197,3 +200,111 @@ def test_sweep_without_ray_installed_names_the_fix_before_any_work(tmp_path, mon
         else:
             sparsecoder.reproduce("evtimova-collapse", out, quick=True, progress=False)
     assert not out.exists()
+
+
+HEAVY_MODULES = ("torch", "sklearn", "numba", "scipy", "matplotlib", "ray")
+
+# Every command's --help (sub-commands of sub-commands too), --version, and argparse's usage errors, in one
+# process; then which heavy libraries it imported.
+_CLI_WITHOUT_HEAVY_IMPORTS = f"""
+import argparse, json, sys
+import sparsecoder
+heavy = {HEAVY_MODULES!r}
+after_import = sorted(m for m in heavy if m in sys.modules)
+from sparsecoder import cli
+
+def commands(parser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from commands(sub, (*prefix, name))
+
+lines = [["--help"], ["--version"], ["no-such-command"], ["train"], ["train", "p", "--out", "o", "--bogus"]]
+lines += [[*command, "--help"] for command in commands(cli.build_parser())]
+for argv in lines:
+    sys.argv = ["sparsecoder", *argv]
+    try:
+        cli.main()
+    except SystemExit:
+        pass
+print("RESULT", json.dumps({{"lines": lines, "import": after_import,
+                            "cli": sorted(m for m in heavy if m in sys.modules)}}), file=sys.stderr)
+"""
+
+
+def test_help_version_and_usage_errors_import_no_heavy_library():
+    # audit 2026-11-29: `sparsecoder --help` took 5-8 s: `import sparsecoder` imported every subpackage
+    # (torch, scikit-learn with scipy.stats, numba, matplotlib), and so did each sub-command's package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _CLI_WITHOUT_HEAVY_IMPORTS], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stderr.rpartition("RESULT ")[2])
+    assert ["data", "show", "--help"] in result["lines"] and ["reproduce", "--help"] in result["lines"]
+    assert result["import"] == [], f"`import sparsecoder` imported {result['import']}"
+    assert result["cli"] == [], f"--help, --version or a usage error imported {result['cli']}"
+
+
+# The public API as `sparsecoder/__init__.py` imported it eagerly: name -> (defining module, attribute; None:
+# the module itself). Its names are imported on first use now, and must stay these same objects.
+PUBLIC_API = {
+    "FistaResult": ("sparsecoder.inference", "FistaResult"),
+    "MiniBatchDictionaryLearning": ("sparsecoder.estimators", "MiniBatchDictionaryLearning"),
+    "SAE": ("sparsecoder.estimators", "SAE"),
+    "SparseAutoencoder": ("sparsecoder.models.sparse_autoencoder", "SparseAutoencoder"),
+    "SparseAutoencoderConfig": ("sparsecoder.models.sparse_autoencoder", "SparseAutoencoderConfig"),
+    "SparseCoder": ("sparsecoder.estimators", "SparseCoder"),
+    "SparseVAE": ("sparsecoder.estimators", "SparseVAE"),
+    "VAE": ("sparsecoder.models.vae", "VAE"),
+    "VAEConfig": ("sparsecoder.models.vae", "VAEConfig"),
+    "decode_run": ("sparsecoder.train.run", "decode_run"),
+    "encode_run": ("sparsecoder.train.run", "encode_run"),
+    "evaluate_run": ("sparsecoder.train.run", "evaluate_run"),
+    "fista": ("sparsecoder.inference.fista", "fista"),
+    "load_data": ("sparsecoder.data.registry", "load"),
+    "load_preset": ("sparsecoder.config", "load_preset"),
+    "load_run": ("sparsecoder.train.run", "load_run"),
+    "reproduce": ("sparsecoder.reproduce", None),
+    "sparse_encode": ("sparsecoder.inference.lasso", "sparse_encode"),
+    "sweep": ("sparsecoder.sweep", None),
+    "train": ("sparsecoder.train", None),
+    "__version__": ("sparsecoder", "__version__"),
+}
+
+
+def test_every_public_name_is_the_object_of_its_defining_module():
+    # the lazy `__getattr__` of sparsecoder and of its packages (util.lazy_names) must give what the eager
+    # imports gave: `from sparsecoder import X` and `sparsecoder.X`, the callable packages included
+    import importlib
+
+    import sparsecoder
+
+    assert sorted(sparsecoder.__all__) == sorted(PUBLIC_API)
+    for name, (module, attribute) in PUBLIC_API.items():
+        defined = importlib.import_module(module)
+        if attribute is not None:
+            defined = getattr(defined, attribute)
+        assert getattr(sparsecoder, name) is defined, name
+        assert name in dir(sparsecoder)
+    namespace = {}
+    exec("from sparsecoder import *", namespace)
+    assert all(namespace[name] is getattr(sparsecoder, name) for name in sparsecoder.__all__)
+    # the subpackages' own names: each is the object of the same name where it is defined
+    for package in ("sparsecoder.data", "sparsecoder.train", "sparsecoder.sweep", "sparsecoder.reproduce",
+                    "sparsecoder.inference"):
+        package = importlib.import_module(package)
+        for name in package.__all__:
+            value = getattr(package, name)
+            defined = getattr(value, "__module__", package.__name__)  # a constant: the package's own
+            assert getattr(importlib.import_module(defined), name) is value, (package, name)
+    # the packages stay callable as their function, and their modules reachable
+    import sparsecoder.train.run as run
+    from sparsecoder.train.trainer import train
+
+    assert sparsecoder.train.run is run and sparsecoder.train.train is train
+    assert inspect.signature(sparsecoder.train) == inspect.signature(train)
+    assert callable(sparsecoder.sweep) and callable(sparsecoder.reproduce)
+    assert sparsecoder.viz is importlib.import_module("sparsecoder.viz")  # a module not imported yet
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        sparsecoder.no_such_name  # noqa: B018

@@ -8,18 +8,39 @@ The public API; documentation imports only from here::
 ``train``, ``sweep`` and ``reproduce`` are the packages of those names, callable as their function
 (``sparsecoder.train(...)`` is ``sparsecoder.train.train(...)``), so that their modules stay reachable:
 ``import sparsecoder.train.run as run`` and ``sparsecoder.sweep.spec`` work as for any package.
+
+Each name is imported on first use (:func:`sparsecoder.util.lazy_names`): ``import sparsecoder`` and
+``sparsecoder --help`` do not import torch, scikit-learn, numba, scipy, matplotlib or Ray.
 """
 
 __version__ = "0.1.0"
 
-from sparsecoder import reproduce, sweep, train  # noqa: E402 - the packages, callable (docstring)
-from sparsecoder.config import load_preset  # noqa: E402
-from sparsecoder.data import load as load_data  # noqa: E402
-from sparsecoder.estimators import SAE, MiniBatchDictionaryLearning, SparseCoder, SparseVAE  # noqa: E402
-from sparsecoder.inference import FistaResult, fista, sparse_encode  # noqa: E402
-from sparsecoder.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig  # noqa: E402
-from sparsecoder.models.vae import VAE, VAEConfig  # noqa: E402
-from sparsecoder.train import decode_run, encode_run, evaluate_run, load_run  # noqa: E402
+from sparsecoder.util import lazy_names  # noqa: E402
+
+# Each public name is imported on first use (PEP 562), so that `import sparsecoder` and `sparsecoder --help`
+# import neither torch nor scikit-learn: name -> "module:attribute" (a bare module: the module itself).
+__getattr__, __dir__ = lazy_names(__name__, {
+    "FistaResult": "sparsecoder.inference.fista:FistaResult",
+    "MiniBatchDictionaryLearning": "sparsecoder.estimators:MiniBatchDictionaryLearning",
+    "SAE": "sparsecoder.estimators:SAE",
+    "SparseAutoencoder": "sparsecoder.models.sparse_autoencoder:SparseAutoencoder",
+    "SparseAutoencoderConfig": "sparsecoder.models.sparse_autoencoder:SparseAutoencoderConfig",
+    "SparseCoder": "sparsecoder.estimators:SparseCoder",
+    "SparseVAE": "sparsecoder.estimators:SparseVAE",
+    "VAE": "sparsecoder.models.vae:VAE",
+    "VAEConfig": "sparsecoder.models.vae:VAEConfig",
+    "decode_run": "sparsecoder.train.run:decode_run",
+    "encode_run": "sparsecoder.train.run:encode_run",
+    "evaluate_run": "sparsecoder.train.run:evaluate_run",
+    "fista": "sparsecoder.inference.fista:fista",
+    "load_data": "sparsecoder.data.registry:load",
+    "load_preset": "sparsecoder.config:load_preset",
+    "load_run": "sparsecoder.train.run:load_run",
+    "reproduce": "sparsecoder.reproduce",  # the packages, callable (docstring)
+    "sparse_encode": "sparsecoder.inference.lasso:sparse_encode",
+    "sweep": "sparsecoder.sweep",
+    "train": "sparsecoder.train",
+})
 
 __all__ = [
     "FistaResult",

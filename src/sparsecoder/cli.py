@@ -25,7 +25,6 @@ import threading
 from collections.abc import Iterator
 
 COMMAND_MODULES = [
-    "sparsecoder.inference.commands",
     "sparsecoder.data.commands",
     "sparsecoder.train.commands",
     "sparsecoder.sweep.commands",

@@ -1,24 +1,32 @@
 """Small helpers several areas share: reading numbers and arrays a user passes in, quoting a library's
-error, and packages callable as their main function. This module imports nothing else from sparsecoder, so
-any module may import it without a cycle."""
+error, packages callable as their main function and packages whose names are imported on first use. This
+module imports nothing else from sparsecoder, so any module may import it without a cycle, and nothing
+heavier than the standard library at import (numpy and torch inside the functions that need them): the
+packages' ``__init__`` use it on the way to ``sparsecoder --help``."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import math
 import numbers
 import os
+import pkgutil
 import sys
 import types
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
-           "native_array", "as_array", "finite_number", "callable_package", "torch_threads", "autograd_on"]
+           "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
+           "autograd_on"]
 
-# The largest finite float32: the models compute in float32, and values beyond it become inf.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The largest finite float32 (float(np.finfo(np.float32).max), written out so that this module needs no
+# numpy at import): the models compute in float32, and values beyond it become inf.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def physical_memory() -> int | None:
@@ -92,6 +100,8 @@ def native_array(value, name: str = "the array") -> np.ndarray:
     """``value`` (a tensor, array or nested lists) as a numpy array of its own dtype: integer labels and
     indices, and boolean masks, stay so (:func:`as_array` makes every value a float64). A bfloat16 tensor,
     which numpy lacks, gives float32 (exact); a scipy sparse matrix is refused (:func:`check_dense`)."""
+    import numpy as np
+
     check_dense(value, name)
     if hasattr(value, "detach"):
         value = value.detach().cpu()
@@ -103,6 +113,8 @@ def native_array(value, name: str = "the array") -> np.ndarray:
 def as_array(value, name: str, ndim: int | None = 2, finite: bool = True) -> np.ndarray:
     """``value`` as a float64 numpy array; a clear error for a wrong rank (and NaN/inf when ``finite``), a
     complex value or a scipy sparse matrix (:func:`check_dense`)."""
+    import numpy as np
+
     check_dense(value, name)
     try:
         import torch
@@ -193,3 +205,39 @@ def callable_package(name: str) -> None:
     """Make the package ``name`` (already imported, e.g. ``__name__`` in its ``__init__``) callable as its
     function of the same name (:class:`CallablePackage`)."""
     sys.modules[name].__class__ = CallablePackage
+
+
+def lazy_names(package: str, names: dict[str, str]):
+    """PEP 562 ``__getattr__`` and ``__dir__`` for the package ``package`` (its ``__name__``, already in
+    ``sys.modules``) whose public ``names`` are imported on first access, so that importing it (as
+    ``sparsecoder --help`` does on its way to a sub-command's module) imports neither torch nor the other
+    heavy libraries its modules need. ``names`` maps each name to ``"module:attribute"``, or to ``"module"``
+    for a module itself; ``from package import name`` and ``package.name`` give the same object as an
+    eager import did, and a submodule not imported yet is imported on access (``package.viz``), as the
+    eager imports of ``__init__`` used to make it an attribute. Use in ``__init__``::
+
+        __getattr__, __dir__ = lazy_names(__name__, {"load": "sparsecoder.data.registry:load"})
+    """
+    module = sys.modules[package]
+
+    def __getattr__(name: str):
+        if name in names:
+            path, _, attribute = names[name].partition(":")
+            value = importlib.import_module(path)
+            if attribute:
+                value = getattr(value, attribute)
+        elif name in _submodules(module):
+            value = importlib.import_module(f"{package}.{name}")
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        setattr(module, name, value)  # once: later reads are plain attribute reads
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(module), *names, *_submodules(module)})
+
+    return __getattr__, __dir__
+
+
+def _submodules(module: types.ModuleType) -> set[str]:
+    return {info.name for info in pkgutil.iter_modules(getattr(module, "__path__", []))}

@@ -2,7 +2,9 @@
 
 Each experiment is a module of this package (see :mod:`sparsecoder.reproduce.base` for the contract);
 :data:`EXPERIMENTS` lists them with what they reproduce and how long they take on 2 CPU cores. The package is
-callable: ``sparsecoder.reproduce(...)`` is :func:`reproduce`.
+callable: ``sparsecoder.reproduce(...)`` is :func:`reproduce`. The experiments' modules and the report
+(:mod:`sparsecoder.reproduce.base`: numpy, matplotlib) are imported when an experiment runs, so that
+``sparsecoder reproduce --help`` and ``--list`` stay quick.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import yaml
 
 from sparsecoder.config import read_record
 from sparsecoder.io import atomic_write_text
-from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
-from sparsecoder.util import callable_package
+from sparsecoder.util import callable_package, lazy_names
 
 __all__ = ["EXPERIMENTS", "reproduce", "list_experiments"]
 
@@ -101,6 +102,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def _check_folder(out: Path, record: dict[str, Any]) -> None:
     """Refuse a folder that holds something else than this experiment with these settings."""
+    from sparsecoder.reproduce.base import SETTINGS_FILE
+
     path = out / SETTINGS_FILE
     if path.is_file():
         old = read_record(path, {"experiment": str},
@@ -147,6 +150,7 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         results.md lists them too); ``foreign`` those of them whose folder holds a finished run that is not
         the trial's, which ``retry_failed`` leaves as it is (move the folder away and rerun).
     """
+    from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
 
     module = _module(name)
@@ -176,4 +180,5 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
             "foreign": ctx.foreign}
 
 
+__getattr__, __dir__ = lazy_names(__name__, {})  # its modules as attributes on first use (sparsecoder.util)
 callable_package(__name__)  # sparsecoder.reproduce(...) calls reproduce; the name stays this package
