@@ -41,13 +41,13 @@ import gzip
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from _common import at_least, optional_module, output_file, require_module, write_text
 from threadpoolctl import threadpool_limits
 
 from sparsecoder import sparse_encode
@@ -163,13 +163,9 @@ def solvers():
         "sklearn lasso_cd n_jobs=2": (sklearn_solver("lasso_cd", 2), True),
         "sklearn lasso_lars": (sklearn_solver("lasso_lars"), True),
     }
-    try:
-        import spams  # noqa: F401
-
+    if optional_module("spams", "the SPAMS rows") is not None:
         table["SPAMS lasso f32"] = (spams_solver(np.float32), True)
         table["SPAMS lasso f64"] = (spams_solver(np.float64), True)
-    except ImportError:
-        print("note: spams (PyPI spams-bin) is not installed; SPAMS rows skipped", file=sys.stderr)
     return table
 
 
@@ -260,7 +256,6 @@ def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02
     (measured: 6-8 ms of CPU after a SPAMS ``numThreads=2`` call, 5 ms after a torch product). Per solver the
     medians of the wall time and of the process CPU time (all threads) are reported."""
     import numba
-    import spams  # noqa: F401  (a clear ImportError when SPAMS is missing)
 
     inputs = {"a": mnist_inputs(max(n, 5000)), "b": patch_inputs(max(n, 5000))}
     shapes = {"a": 128, "b": 450}
@@ -338,30 +333,32 @@ def _spams_call(dtype, threads):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: n = 100 and 1,000, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 5; 30 with --n)")
-    parser.add_argument("--n", type=int, help="per-call mode: ours f32 vs SPAMS lasso at this n only")
+    parser.add_argument("--repeats", type=at_least(1), default=None,
+                        help="timed calls (default 5; 30 with --n)")
+    parser.add_argument("--n", type=at_least(1), help="per-call mode: ours f32 vs SPAMS lasso at this n only")
     parser.add_argument(
-        "--budget", type=float, default=15.0, help="seconds of timed calls per solver/problem"
+        "--budget", type=at_least(0.0, float), default=15.0, help="seconds of timed calls per solver/problem"
     )
     parser.add_argument(
         "--max-call",
-        type=float,
+        type=at_least(0.0, float),
         default=40.0,
         help="skip a peer at large n when its small-n speed predicts a longer single call",
     )
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[1, 2],
+        "--threads", type=at_least(1), nargs="+", default=[1, 2],
         help="per-call mode: thread counts, the same for both sides (default 1 2)",
     )
     parser.add_argument(
-        "--gap", type=float, default=0.02,
+        "--gap", type=at_least(0.0, float), default=0.02,
         help="per-call mode: seconds slept before every timed call (default 0.02)",
     )
     parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(argv)
+    output_file(parser, args.output, "--output", overwrite=args.overwrite)
     if args.n is not None:
-        if args.n < 1:
-            parser.error(f"--n must be >= 1, got {args.n}")
+        require_module(parser, "spams", "per-call mode (--n: ours against SPAMS lasso)")
         print(f"# sparse_encode per-call benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         text = per_call_table(args.n, 30 if args.repeats is None else args.repeats,
@@ -369,8 +366,7 @@ def main(argv=None) -> int:
         print(text)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         if args.output:
-            with open(args.output, "w") as handle:
-                handle.write(text + "\n")
+            write_text(args.output, text + "\n")
         return 0
     if args.repeats is None:
         args.repeats = 5
@@ -466,8 +462,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text + "\n")
+        write_text(args.output, text + "\n")
     return 0
 
 
