@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import torch
+from _common import at_least
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, required=True,
                         help="checkout of github kevtimova/deep-sparse (its utils.py is imported, unchanged)")
     parser.add_argument("--shim", type=Path, required=True, help="ds-bench's torchvision shim folder")
-    parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--batches", type=at_least(1), default=2)
     args = parser.parse_args(argv)
     for path in (args.run, args.reference / "utils.py", args.shim):
         if not path.exists():

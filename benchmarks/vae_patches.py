@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from _common import at_least, output_folder, write_text
 
 from sparsecoder.train import train
 
@@ -21,14 +22,15 @@ PAPER = {"svae-patches": ("154", "0.00875"), "svae-heuristics-patches": ("—", 
          "svae-norm-patches": ("374", "0.00769")}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/vae_bench")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="runs/vae_bench",
+                        help="a new or empty folder, or one this script wrote (its run folders are replaced)")
+    parser.add_argument("--epochs", type=at_least(1), default=30)
+    parser.add_argument("--threads", type=at_least(1), default=1)
     parser.add_argument("--skip-mnist2d", action="store_true")
-    args = parser.parse_args()
-    out = Path(args.out)
+    args = parser.parse_args(argv)
+    out = output_folder(parser, args.out, __file__)
     common = {"epochs": args.epochs, "num_threads": args.threads, "device": "cpu"}
     rows = []
     names = list(PAPER)
@@ -48,7 +50,7 @@ def main() -> None:
               f"{m['mse']:.5f} ± {m['mse_std']:.5f} | "
               f"{m['decoder_norm_active']} / {m['decoder_norm_inactive']} | "
               f"{m['elbo']:.1f} | {paper[0]} | {paper[1]} | {m['seconds']:.0f} |")
-    (out / "summary.json").write_text(json.dumps({n: {k: v for k, v in m.items() if not isinstance(v, list)}
+    write_text(out / "summary.json", json.dumps({n: {k: v for k, v in m.items() if not isinstance(v, list)}
                                                   for n, m in rows}, indent=2))
 
 

@@ -66,3 +66,42 @@ def test_sparse_encode_without_spams_leaves_out_its_rows_and_says_so(sparse_enco
     assert names and not any("SPAMS" in name for name in names)
     note = capsys.readouterr().err
     assert "spams is not installed" in note and "pip install spams-bin" in note
+
+
+def test_train_mnist_30_does_not_label_old_runs_with_new_settings(tmp_path, capsys):
+    """A finished run in ``--out`` is reused and an interrupted one resumed: one made with other --epochs or
+    --threads would have been reported under the new ones. Refused, as is a folder of someone's files."""
+    script = load_script("train_mnist_30")
+    out = tmp_path / "out"
+    script.output_folder(script.argparse.ArgumentParser(), out, script.__file__)  # as a first run leaves it
+    (out / "sdl-mnist").mkdir()
+    (out / "sdl-mnist" / "config.yaml").write_text("preset: sdl-mnist\nconfig:\n  epochs: 2\n"
+                                                   "  num_threads: 1\n")
+    refused(script.main, ["--presets", "sdl-mnist", "--epochs", "3", "--out", str(out)], capsys,
+            "2 epochs", "a new --out")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    refused(script.main, ["--epochs", "3", "--out", str(mine)], capsys, "not empty")
+    refused(script.main, ["--threads", "0"], capsys, "--threads", ">= 1")
+
+
+@pytest.mark.parametrize("name", ["vae_patches", "bench_mmap_rss", "fista_passes_vs_reference",
+                                  "bench_integrity"])
+def test_other_scripts_refuse_bad_arguments_before_any_work(name, tmp_path, capsys):
+    script = load_script(name)
+    (tmp_path / "notes.txt").write_text("x")
+    bad = {"vae_patches": (["--out", str(tmp_path)], "not empty"),
+           "bench_mmap_rss": (["--dim", "0"], ">= 1"),
+           "fista_passes_vs_reference": ([str(tmp_path), "--reference", str(tmp_path), "--shim",
+                                          str(tmp_path), "--batches", "0"], ">= 1"),
+           "bench_integrity": (["--size", "3"], "unrecognized arguments")}
+    argv, words = bad[name]
+    refused(script.main, argv, capsys, words)
+    if name == "bench_mmap_rss":
+        refused(script.main, ["--size-gb", "0.000001"], capsys, "rows")
+        refused(script.main, ["--dir", str(tmp_path / "none")], capsys, "not an existing folder")
+        inside = script.Path(script.__file__).parent
+        refused(script.main, ["--dir", str(inside)], capsys, "inside the repository")
+        assert not [path for path in inside.glob("bench_mmap_*") if path.is_dir()]  # none left behind
+    assert (tmp_path / "notes.txt").read_text() == "x"
