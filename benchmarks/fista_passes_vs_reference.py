@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.run, args.reference / "utils.py", args.shim):
         if not path.exists():
             parser.error(f"{path} does not exist")
+    if "def ISTA(" not in (args.reference / "utils.py").read_text(errors="replace"):
+        parser.error(f"--reference {args.reference}: its utils.py has no ISTA function, not the authors' "
+                     f"deep-sparse checkout; export it with ../shared/ds-bench/setup.sh")
+    if not (args.shim / "torchvision").is_dir():
+        parser.error(f"--shim {args.shim}: no torchvision/ there; give ../shared/ds-bench/shim")
     sys.path[:0] = [str(args.shim), str(args.reference)]
     import utils as reference  # the authors' module
 

@@ -98,6 +98,10 @@ def test_other_scripts_refuse_bad_arguments_before_any_work(name, tmp_path, caps
            "bench_integrity": (["--size", "3"], "unrecognized arguments")}
     argv, words = bad[name]
     refused(script.main, argv, capsys, words)
+    if name == "fista_passes_vs_reference":
+        (tmp_path / "utils.py").write_text("def helper():\n    pass\n")  # a folder, not their checkout
+        refused(script.main, [str(tmp_path), "--reference", str(tmp_path), "--shim", str(tmp_path)], capsys,
+                "no ISTA function")
     if name == "bench_mmap_rss":
         refused(script.main, ["--size-gb", "0.000001"], capsys, "rows")
         refused(script.main, ["--dir", str(tmp_path / "none")], capsys, "not an existing folder")
