@@ -15,9 +15,10 @@ first 500 samples of ``max_j |x·d_j|``. n = 250 and 10,000, non-negative and si
 Timing (BENCHMARKS.md): an untimed warm-up call on 16 rows (JIT compilation, thread pools), one warm-up
 call, then the median of 5 timed calls (fewer when the calls are long: at most ``--budget`` seconds of timed
 calls per solver and problem, and a first call over 1 s is itself the measurement; the count is reported).
-``torch.set_num_threads(2)``. numpy/scipy-based peers (scikit-learn, SPAMS) run both with the default
-BLAS threads and with BLAS limited to one thread (``threadpoolctl``, the in-process equivalent of
-``OPENBLAS_NUM_THREADS=1``); the faster is reported. A peer whose n = 250 speed predicts more than
+``torch.set_num_threads(2)`` and ``numba.set_num_threads(2)`` for ours; SPAMS ``numThreads=2``;
+numpy/scipy-based peers (scikit-learn, SPAMS) run both with the default BLAS threads and with BLAS
+limited to one thread (``threadpoolctl``, the in-process equivalent of ``OPENBLAS_NUM_THREADS=1``); the
+faster is reported. A peer whose n = 250 speed predicts more than
 ``--max-call`` seconds for one n = 10,000 call is skipped there (reported as such).
 
 Usage::
@@ -206,6 +207,17 @@ def time_solver(solve, X, D, alpha, positive, repeats, budget, blas_threads):
     )
 
 
+def use_threads(threads: int) -> int:
+    """Ours on ``threads`` threads: torch's intra-op threads and numba's (the active-set solver's team, which
+    otherwise takes every core: on a 32-core machine ours had 32 threads against SPAMS's 2). Returns the
+    count numba got (at most its ``NUMBA_NUM_THREADS``)."""
+    import numba
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
+
+
 class _nothing:
     def __enter__(self):
         return self
@@ -260,8 +272,6 @@ def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02
     for the previous one's OpenMP threads, which spin for several milliseconds after a parallel region
     (measured: 6-8 ms of CPU after a SPAMS ``numThreads=2`` call, 5 ms after a torch product). Per solver the
     medians of the wall time and of the process CPU time (all threads) are reported."""
-    import numba
-
     inputs = {"a": mnist_inputs(max(n, 5000)), "b": patch_inputs(max(n, 5000))}
     shapes = {"a": 128, "b": 450}
     rows = []
@@ -275,8 +285,7 @@ def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02
             X = X_all[:n]
             for positive in (True, False):
                 for threads in thread_counts:
-                    torch.set_num_threads(threads)
-                    numba.set_num_threads(threads)
+                    use_threads(threads)
                     peers = {
                         f"SPAMS f{bits}": _spams_call(dtype, threads)
                         for bits, dtype in ((32, np.float32), (64, np.float64))
@@ -375,7 +384,7 @@ def main(argv=None) -> int:
         return 0
     if args.repeats is None:
         args.repeats = 5
-    torch.set_num_threads(2)
+    numba_threads = use_threads(2)
     sizes = (100, 1000) if args.quick else (250, 10_000)
     repeats = 2 if args.quick else args.repeats
     largest = max(sizes)
@@ -383,7 +392,8 @@ def main(argv=None) -> int:
     print(f"# sparse_encode benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
         f"machine: {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads, numba {numba_threads}), numpy {np.__version__}, "
+        f"python {platform.python_version()}"
     )
     print("building inputs and learned dictionaries ...", flush=True)
     inputs = {"a": mnist_inputs(largest), "b": patch_inputs(largest)}

@@ -131,3 +131,18 @@ def test_sparse_encode_timing_leaves_one_off_costs_out(sparse_encode_bench):
     timing = sparse_encode_bench.time_solver(solve, X, D, 0.1, False, repeats=2, budget=0.5,
                                              blas_threads=None)
     assert timing.seconds < 0.5 and timing.calls == 2
+
+
+def test_sparse_encode_gives_ours_the_threads_it_states(sparse_encode_bench):
+    """The table says ours runs on 2 threads (SPAMS numThreads=2): numba's team, which the active-set solver
+    uses, must be cut to that too (it defaults to every core of the machine)."""
+    import numba
+    import torch
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        assert sparse_encode_bench.use_threads(1) == 1
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
