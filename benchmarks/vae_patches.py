@@ -22,6 +22,20 @@ PAPER = {"svae-patches": ("154", "0.00875"), "svae-heuristics-patches": ("—", 
          "svae-norm-patches": ("374", "0.00769")}
 
 
+def table_row(name: str, m: dict) -> str:
+    """One preset's markdown row. ``evaluate`` leaves out the keys it has no value for (no ``mse_std`` for one
+    posterior sample, no ``decoder_norm_active`` when no latent is active): shown as "—"."""
+
+    def value(key, spec):
+        return format(m[key], spec) if key in m else "—"
+
+    paper = PAPER.get(name, ("", ""))
+    return (f"| {name} | {m['active_units']} / {m['n_latents']} | {m['active_units_max']} | "
+            f"{value('mse', '.5f')} ± {value('mse_std', '.5f')} | "
+            f"{value('decoder_norm_active', '.3f')} / {value('decoder_norm_inactive', '.3f')} | "
+            f"{value('elbo', '.1f')} | {paper[0]} | {paper[1]} | {m['seconds']:.0f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/vae_bench",
@@ -45,11 +59,7 @@ def main(argv: list[str] | None = None) -> None:
           "| decoder norm active / inactive | ELBO | paper active | paper MSE | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
-        paper = PAPER.get(name, ("", ""))
-        print(f"| {name} | {m['active_units']} / {m['n_latents']} | {m['active_units_max']} | "
-              f"{m['mse']:.5f} ± {m['mse_std']:.5f} | "
-              f"{m['decoder_norm_active']} / {m['decoder_norm_inactive']} | "
-              f"{m['elbo']:.1f} | {paper[0]} | {paper[1]} | {m['seconds']:.0f} |")
+        print(table_row(name, m))
     write_text(out / "summary.json", json.dumps({n: {k: v for k, v in m.items() if not isinstance(v, list)}
                                                   for n, m in rows}, indent=2))
 

@@ -146,3 +146,13 @@ def test_sparse_encode_gives_ours_the_threads_it_states(sparse_encode_bench):
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
+
+
+def test_vae_patches_table_takes_metrics_without_an_active_group():
+    """After a short run no latent may be active: ``evaluate`` then has no ``decoder_norm_active`` key, and
+    the table (printed after every preset had trained) stopped on a KeyError."""
+    script = load_script("vae_patches")
+    metrics = {"mse": 0.0839, "mse_std": 5.7e-05, "active_units": 0, "active_units_max": 0, "n_latents": 450,
+               "elbo": -81.9, "decoder_norm_inactive": 0.3113, "seconds": 4.1}
+    row = script.table_row("svae-patches", metrics)
+    assert row == "| svae-patches | 0 / 450 | 0 | 0.08390 ± 0.00006 | — / 0.311 | -81.9 | 154 | 0.00875 | 4 |"
