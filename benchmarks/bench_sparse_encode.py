@@ -373,6 +373,12 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(argv)
     output_file(parser, args.output, "--output", overwrite=args.overwrite)
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if args.n is not None and max(args.threads) > most:
+        parser.error(f"--threads {max(args.threads)}: numba can run at most {most} threads here "
+                     f"(NUMBA_NUM_THREADS), so ours could not have as many as SPAMS; give at most {most}")
     if args.n is not None:
         require_module(parser, "spams", "per-call mode (--n: ours against SPAMS lasso)")
         print(f"# sparse_encode per-call benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "

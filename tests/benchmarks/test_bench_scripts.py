@@ -51,6 +51,11 @@ def test_sparse_encode_refuses_bad_arguments_before_any_work(sparse_encode_bench
     refused(main, ["--repeats", "0"], capsys, "--repeats", ">= 1")  # was a StatisticsError after the inputs
     refused(main, ["--n", "10", "--threads", "0"], capsys, "--threads", ">= 1")
     refused(main, ["--n", "10", "--gap", "-1"], capsys, "--gap", ">= 0")
+    import numba
+
+    too_many = str(numba.config.NUMBA_NUM_THREADS + 1)  # ours would get fewer threads than SPAMS
+    refused(main, ["--n", "10", "--threads", "1", too_many], capsys, f"--threads {too_many}",
+            "NUMBA_NUM_THREADS")
     refused(main, ["--output", str(tmp_path)], capsys, "--output", "is a folder")
     (tmp_path / "table.md").write_text("kept")
     refused(main, ["--output", str(tmp_path / "table.md")], capsys, "exists", "--overwrite")
