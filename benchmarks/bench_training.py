@@ -476,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     if not variants:
         parser.error(f"--variants names no variant; choose from {', '.join(VARIANTS)}")
+    repeated = sorted({v for v in variants if variants.count(v) > 1})
+    if repeated:  # the second run would replace the first's folder and both would be in the table
+        parser.error(f"--variants names {', '.join(repeated)} more than once; use --seeds to train again")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch; use --device cpu")
     if args.reference is not None:

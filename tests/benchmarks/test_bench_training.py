@@ -253,6 +253,7 @@ def test_table_and_counts_are_checked_before_any_work(bench, tmp_path, capsys):
     assert table.read_text() == "kept"
     refused(bench.main, [*out, "--table", str(tmp_path)], capsys, "is a folder")
     refused(bench.main, [*out, "--variants", ","], capsys, "names no variant")
+    refused(bench.main, [*out, "--variants", "sdl,vdl,sdl"], capsys, "sdl more than once", "--seeds")
     refused(bench.main, [*out, "--seeds", "0"], capsys, "--seeds", ">= 1")
     refused(bench.main, [*out, "--epochs", "x"], capsys, "--epochs", "integer")
 
