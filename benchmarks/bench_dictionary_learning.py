@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+# one thread for every learner, whatever the caller's environment says (the table is "1 thread" each)
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402
+import io  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import at_least, optional_module, output_file  # noqa: E402
 
 import sparsecoder  # noqa: E402
 from sparsecoder.dictionary import (  # noqa: E402
@@ -42,6 +46,7 @@ from sparsecoder.dictionary import (  # noqa: E402
     new_memory,
     run_epoch,
 )
+from sparsecoder.io import atomic_write_bytes  # noqa: E402
 
 PROBLEMS = {
     "mnist": dict(source="mnist", n_components=128, alpha=784 * 5e-3 / 2, positive=True),
@@ -88,6 +93,17 @@ def ours(X, X_test, problem, epochs, batch_size, seed=0, dtype=np.float32, evalu
     return curve, learner.n_redrawn
 
 
+def peers(skip_sklearn=False):
+    """The competitors' runs by label: SPAMS ``trainDL`` when ``spams`` is installed (a note says it is
+    skipped otherwise), scikit-learn unless ``skip_sklearn``."""
+    runs = {}
+    if optional_module("spams", "the SPAMS trainDL column") is not None:
+        runs["SPAMS trainDL (batch 512)"] = spams_run
+    if not skip_sklearn:
+        runs["scikit-learn MBDL (cd, batch 256)"] = sklearn_run
+    return runs
+
+
 def spams_run(X, X_test, problem, epochs, batch_size=512):
     import spams
 
@@ -131,15 +147,18 @@ def time_to_reach(curve, target):
     return None
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=256, help="our mini-batch size")
-    parser.add_argument("--peer-epochs", type=int, nargs="+", default=[1, 2, 3, 5])
+    parser.add_argument("--epochs", type=at_least(1), default=5)
+    parser.add_argument("--batch-size", type=at_least(1), default=256, help="our mini-batch size")
+    parser.add_argument("--peer-epochs", type=at_least(1), nargs="+", default=[1, 2, 3, 5])
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--plot", default=None, help="PNG file for the curves")
-    args = parser.parse_args()
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    args = parser.parse_args(argv)
+    output_file(parser, args.plot, "--plot", overwrite=args.overwrite)
+    runs = peers(args.skip_sklearn)
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     # compile the numba kernels before any timing
@@ -152,18 +171,16 @@ def main():
         problem = PROBLEMS[name]
         X, X_test = load(problem)
         curve, redrawn = ours(X, X_test, problem, args.epochs, args.batch_size)
-        spams_points = [(e, *spams_run(X, X_test, problem, e)) for e in args.peer_epochs]
-        sklearn_points = [] if args.skip_sklearn else [
-            (e, *sklearn_run(X, X_test, problem, e)) for e in args.peer_epochs]
-        curves[name] = (curve, spams_points, sklearn_points)
+        points = {peer: [(e, *run(X, X_test, problem, e)) for e in args.peer_epochs]
+                  for peer, run in runs.items()}
+        curves[name] = (curve, points)
         for seconds, value, epochs in curve:
             if abs(epochs - round(epochs)) < 1e-9:
                 label = f"ours (batch {args.batch_size}, f32)"
                 rows.append((name, label, f"{epochs:.0f}", seconds, value, ""))
         rows.append((name, "ours: dead atoms re-drawn", "", float("nan"), float("nan"), str(redrawn)))
-        for peer, points in (("SPAMS trainDL (batch 512)", spams_points),
-                             ("scikit-learn MBDL (cd, batch 256)", sklearn_points)):
-            for epochs, seconds, value in points:
+        for peer, peer_points in points.items():
+            for epochs, seconds, value in peer_points:
                 note = ""
                 if epochs == max(args.peer_epochs):
                     reach = time_to_reach(curve, value)
@@ -187,23 +204,24 @@ def plot(curves, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.2), squeeze=False)
-    for axis, (name, (curve, spams_points, sklearn_points)) in zip(axes[0], curves.items(), strict=True):
+    for axis, (name, (curve, points)) in zip(axes[0], curves.items(), strict=True):
         axis.plot([c[0] for c in curve], [c[1] for c in curve], "o-", ms=3, label="sparsecoder (ours)")
-        axis.plot([p[1] for p in spams_points], [p[2] for p in spams_points], "s-", label="SPAMS trainDL")
-        if sklearn_points:
-            axis.plot([p[1] for p in sklearn_points], [p[2] for p in sklearn_points], "^-",
-                      label="scikit-learn MBDL")
+        for peer, peer_points in points.items():
+            axis.plot([p[1] for p in peer_points], [p[2] for p in peer_points],
+                      "s-" if peer.startswith("SPAMS") else "^-", label=peer.split(" (")[0])
         axis.set_xscale("log")
         axis.set_xlabel("training time (s, 1 thread)")
         axis.set_ylabel("held-out lasso objective (lower is better)")
         axis.set_title(PROBLEMS[name]["source"] + f", {PROBLEMS[name]['n_components']} atoms")
-        values = [c[1] for c in curve] + [p[2] for p in spams_points + sklearn_points]
+        values = [c[1] for c in curve] + [p[2] for peer_points in points.values() for p in peer_points]
         low = min(values)
         axis.set_ylim(low - 0.002 * abs(low), np.percentile(values, 90) + 0.002 * abs(low))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
+    atomic_write_bytes(Path(path), image.getvalue())  # an interrupted run never leaves half a PNG
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ comparable even on a busy machine.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
@@ -20,7 +21,8 @@ from sparsecoder.train.integrity import verify_digest, write_digested
 MIB = 64
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)  # --help; no options
     data = os.urandom(MIB << 20)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "checkpoint.pt"

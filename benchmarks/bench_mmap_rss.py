@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import at_least
 
 
 def peak_rss_mb() -> float:
@@ -70,10 +71,11 @@ def child(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-gb", type=float, default=2.0, help="file size in GB (1e9 bytes)")
-    parser.add_argument("--dim", type=int, default=256, help="values per row")
-    parser.add_argument("--n-components", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--size-gb", type=at_least(0.0, float), default=2.0,
+                        help="file size in GB (1e9 bytes)")
+    parser.add_argument("--dim", type=at_least(1), default=256, help="values per row")
+    parser.add_argument("--n-components", type=at_least(1), default=16)
+    parser.add_argument("--batch-size", type=at_least(1), default=4096)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the file (default: temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated file and run folder")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -84,12 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
 
-    work = Path(tempfile.mkdtemp(prefix="bench_mmap_", dir=args.dir))
+    n_rows = int(args.size_gb * 1e9 / (4 * args.dim))
+    if n_rows < 1000:  # 0.5 % validation and test rows each, and a training split
+        parser.error(f"--size-gb {args.size_gb} of rows of --dim {args.dim} values is {n_rows} rows; give at "
+                     f"least {4 * args.dim * 1000 / 1e9:.2g} GB")
     repo = Path(__file__).resolve().parents[1]
-    if repo in work.resolve().parents:
-        raise SystemExit(f"--dir {args.dir} is inside the repository; choose a folder outside it")
+    if args.dir is not None:
+        if not args.dir.is_dir():
+            parser.error(f"--dir {args.dir} is not an existing folder; give one (outside the repository)")
+        if args.dir.resolve() == repo or repo in args.dir.resolve().parents:
+            parser.error(f"--dir {args.dir} is inside the repository; choose a folder outside it")
+    work = Path(tempfile.mkdtemp(prefix="bench_mmap_", dir=args.dir))
     try:
-        n_rows = int(args.size_gb * 1e9 / (4 * args.dim))
         path = work / "big.npy"
         started = time.perf_counter()
         write_npy(path, n_rows, args.dim)

@@ -12,17 +12,19 @@ random Gaussian unit-norm dictionary and a learned (coherent) one (scikit-learn
 ``MiniBatchDictionaryLearning`` on 5,000 of the samples, atoms renormalised). α = 0.1 × the mean over the
 first 500 samples of ``max_j |x·d_j|``. n = 250 and 10,000, non-negative and signed.
 
-Timing (BENCHMARKS.md): one warm-up call, then the median of 5 timed calls (fewer when the calls are long:
-at most ``--budget`` seconds of timed calls per solver and problem; the count is reported).
-``torch.set_num_threads(2)``. numpy/scipy-based peers (scikit-learn, SPAMS) run both with the default
-BLAS threads and with BLAS limited to one thread (``threadpoolctl``, the in-process equivalent of
-``OPENBLAS_NUM_THREADS=1``); the faster is reported. A peer whose n = 250 speed predicts more than
+Timing (BENCHMARKS.md): an untimed warm-up call on 16 rows (JIT compilation, thread pools), one warm-up
+call, then the median of 5 timed calls (fewer when the calls are long: at most ``--budget`` seconds of timed
+calls per solver and problem, and a first call over 1 s is itself the measurement; the count is reported).
+``torch.set_num_threads(2)`` and ``numba.set_num_threads(2)`` for ours; SPAMS ``numThreads=2``;
+numpy/scipy-based peers (scikit-learn, SPAMS) run both with the default BLAS threads and with BLAS
+limited to one thread (``threadpoolctl``, the in-process equivalent of ``OPENBLAS_NUM_THREADS=1``); the
+faster is reported. A peer whose n = 250 speed predicts more than
 ``--max-call`` seconds for one n = 10,000 call is skipped there (reported as such).
 
 Usage::
 
     python benchmarks/bench_sparse_encode.py            # full table (about 15-20 minutes here)
-    python benchmarks/bench_sparse_encode.py --quick    # smoke run: small n, few repeats
+    python benchmarks/bench_sparse_encode.py --quick    # smoke run: small n, few repeats (~11 minutes)
     python benchmarks/bench_sparse_encode.py --n 250    # per-call mode: ours f32 vs SPAMS lasso only
 
 Per-call mode (``--n N``, issue 14): only ``sparse_encode`` float32 (``method="auto"``) against SPAMS
@@ -41,13 +43,13 @@ import gzip
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from _common import at_least, optional_module, output_file, require_module, write_text
 from threadpoolctl import threadpool_limits
 
 from sparsecoder import sparse_encode
@@ -163,13 +165,9 @@ def solvers():
         "sklearn lasso_cd n_jobs=2": (sklearn_solver("lasso_cd", 2), True),
         "sklearn lasso_lars": (sklearn_solver("lasso_lars"), True),
     }
-    try:
-        import spams  # noqa: F401
-
+    if optional_module("spams", "the SPAMS rows") is not None:
         table["SPAMS lasso f32"] = (spams_solver(np.float32), True)
         table["SPAMS lasso f64"] = (spams_solver(np.float64), True)
-    except ImportError:
-        print("note: spams (PyPI spams-bin) is not installed; SPAMS rows skipped", file=sys.stderr)
     return table
 
 
@@ -183,7 +181,11 @@ class Timing:
 
 
 def time_solver(solve, X, D, alpha, positive, repeats, budget, blas_threads):
+    """Median seconds of up to ``repeats`` calls (at most ``budget`` seconds of them) after a warm-up call
+    on a few rows, which takes the one-off costs (JIT compilation, thread pools) out of the timing; a long
+    first full call (over 1 s, and ``repeats`` of them over ``budget``) is the measurement itself."""
     with threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else _nothing():
+        solve(X[:16], D, alpha, positive)  # warm-up: never timed
         start = time.perf_counter()
         codes = solve(X, D, alpha, positive)  # warm-up (also the first measurement of a long call)
         first = time.perf_counter() - start
@@ -203,6 +205,17 @@ def time_solver(solve, X, D, alpha, positive, repeats, budget, blas_threads):
         np.asarray(codes, dtype=np.float64),
         "1 thread" if blas_threads else "default",
     )
+
+
+def use_threads(threads: int) -> int:
+    """Ours on ``threads`` threads: torch's intra-op threads and numba's (the active-set solver's team, which
+    otherwise takes every core: on a 32-core machine ours had 32 threads against SPAMS's 2). Returns the
+    count numba got (at most its ``NUMBA_NUM_THREADS``)."""
+    import numba
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
 
 
 class _nothing:
@@ -259,9 +272,6 @@ def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02
     for the previous one's OpenMP threads, which spin for several milliseconds after a parallel region
     (measured: 6-8 ms of CPU after a SPAMS ``numThreads=2`` call, 5 ms after a torch product). Per solver the
     medians of the wall time and of the process CPU time (all threads) are reported."""
-    import numba
-    import spams  # noqa: F401  (a clear ImportError when SPAMS is missing)
-
     inputs = {"a": mnist_inputs(max(n, 5000)), "b": patch_inputs(max(n, 5000))}
     shapes = {"a": 128, "b": 450}
     rows = []
@@ -275,8 +285,7 @@ def per_call_table(n: int, repeats: int, thread_counts=(1, 2), gap: float = 0.02
             X = X_all[:n]
             for positive in (True, False):
                 for threads in thread_counts:
-                    torch.set_num_threads(threads)
-                    numba.set_num_threads(threads)
+                    use_threads(threads)
                     peers = {
                         f"SPAMS f{bits}": _spams_call(dtype, threads)
                         for bits, dtype in ((32, np.float32), (64, np.float64))
@@ -337,31 +346,41 @@ def _spams_call(dtype, threads):
 # ------------------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: n = 100 and 1,000, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 5; 30 with --n)")
-    parser.add_argument("--n", type=int, help="per-call mode: ours f32 vs SPAMS lasso at this n only")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: n = 100 and 1,000, 2 repeats (about 11 minutes on 2 cores without "
+                             "SPAMS: all 6 solvers on 8 cells)")
+    parser.add_argument("--repeats", type=at_least(1), default=None,
+                        help="timed calls (default 5; 30 with --n)")
+    parser.add_argument("--n", type=at_least(1), help="per-call mode: ours f32 vs SPAMS lasso at this n only")
     parser.add_argument(
-        "--budget", type=float, default=15.0, help="seconds of timed calls per solver/problem"
+        "--budget", type=at_least(0.0, float), default=15.0, help="seconds of timed calls per solver/problem"
     )
     parser.add_argument(
         "--max-call",
-        type=float,
+        type=at_least(0.0, float),
         default=40.0,
         help="skip a peer at large n when its small-n speed predicts a longer single call",
     )
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[1, 2],
+        "--threads", type=at_least(1), nargs="+", default=[1, 2],
         help="per-call mode: thread counts, the same for both sides (default 1 2)",
     )
     parser.add_argument(
-        "--gap", type=float, default=0.02,
+        "--gap", type=at_least(0.0, float), default=0.02,
         help="per-call mode: seconds slept before every timed call (default 0.02)",
     )
     parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(argv)
+    output_file(parser, args.output, "--output", overwrite=args.overwrite)
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if args.n is not None and max(args.threads) > most:
+        parser.error(f"--threads {max(args.threads)}: numba can run at most {most} threads here "
+                     f"(NUMBA_NUM_THREADS), so ours could not have as many as SPAMS; give at most {most}")
     if args.n is not None:
-        if args.n < 1:
-            parser.error(f"--n must be >= 1, got {args.n}")
+        require_module(parser, "spams", "per-call mode (--n: ours against SPAMS lasso)")
         print(f"# sparse_encode per-call benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         text = per_call_table(args.n, 30 if args.repeats is None else args.repeats,
@@ -369,12 +388,11 @@ def main(argv=None) -> int:
         print(text)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         if args.output:
-            with open(args.output, "w") as handle:
-                handle.write(text + "\n")
+            write_text(args.output, text + "\n")
         return 0
     if args.repeats is None:
         args.repeats = 5
-    torch.set_num_threads(2)
+    numba_threads = use_threads(2)
     sizes = (100, 1000) if args.quick else (250, 10_000)
     repeats = 2 if args.quick else args.repeats
     largest = max(sizes)
@@ -382,7 +400,8 @@ def main(argv=None) -> int:
     print(f"# sparse_encode benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
         f"machine: {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads, numba {numba_threads}), numpy {np.__version__}, "
+        f"python {platform.python_version()}"
     )
     print("building inputs and learned dictionaries ...", flush=True)
     inputs = {"a": mnist_inputs(largest), "b": patch_inputs(largest)}
@@ -466,8 +485,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text + "\n")
+        write_text(args.output, text + "\n")
     return 0
 
 

@@ -76,6 +76,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import at_least, output_file, output_folder, require_module, write_text
 
 VARIANTS = {
     "sdl": ("sdl-mnist", 5e-3),
@@ -442,23 +443,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="sdl,vdl,vdl-nl",
                         help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=at_least(2), default=10,
+                        help="at least 2: the first epoch is warm-up; steady state is epochs 2…N")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default="/tmp/sparsecoder-bench-training",
-                        help="run folders and results.json (outside the source tree)")
+                        help="run folders and results.json (outside the source tree): a new or empty folder, "
+                             "or one this script wrote before (its run folders are replaced)")
     parser.add_argument("--reference", type=Path, default=None,
                         help="the authors' deep-sparse checkout (../shared/ds-bench/setup.sh): run it "
                              "side by side, one variant at a time, theirs then ours")
     parser.add_argument("--ds-bench", type=Path, default=DEFAULT_DS_BENCH,
                         help="the side-by-side kit (run_timed.py, shim/); default ../shared/ds-bench")
     parser.add_argument("--table", type=Path, default=None, help="markdown table file (default OUT/table.md)")
-    parser.add_argument("--train-samples", type=int, default=3750,
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --table file")
+    parser.add_argument("--train-samples", type=at_least(0), default=3750,
                         help="training digits for both tools (the first of our split): 3,750 = 15 whole "
                              "batches of 250, what the authors' loader uses per epoch; 0 = all 3,929")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=at_least(1), default=1,
                         help="torch threads for our training (num_threads; the authors' code always runs on "
                              "one); the matmul peak and the table stay single-thread figures")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=at_least(1), default=1,
                         help="train each tool this many times per variant (seeds: the script's / preset's "
                              "+ 0…K−1, ours on one split): quality as mean ± std over seeds, s/epoch the "
                              "median of the runs; the profile is the first run's")
@@ -470,29 +474,32 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    if args.threads < 1:
-        parser.error("--threads must be >= 1")
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
-    if args.train_samples < 0:
-        parser.error("--train-samples must be >= 0 (0: the whole training split)")
-    if args.epochs < 2:
-        parser.error("--epochs must be >= 2 (the first epoch is warm-up; steady state is epochs 2…N)")
+    if not variants:
+        parser.error(f"--variants names no variant; choose from {', '.join(VARIANTS)}")
+    repeated = sorted({v for v in variants if variants.count(v) > 1})
+    if repeated:  # the second run would replace the first's folder and both would be in the table
+        parser.error(f"--variants names {', '.join(repeated)} more than once; use --seeds to train again")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch; use --device cpu")
     if args.reference is not None:
         if not (args.reference / "main.py").is_file() or not (args.reference / "scripts").is_dir():
             parser.error(f"--reference {args.reference}: no main.py and scripts/ there; export the authors' "
                          f"code with ../shared/ds-bench/setup.sh first")
+        scripts = {p.name for p in (args.reference / "scripts").iterdir()}
+        missing = sorted({REFERENCE[v][0] for v in variants} - scripts)
+        if missing:
+            parser.error(f"--reference {args.reference}: no scripts/{', scripts/'.join(missing)} there (not "
+                         f"the authors' deep-sparse checkout?); export it with ../shared/ds-bench/setup.sh")
+        if args.device != "cpu" or args.threads != 1:
+            parser.error("--reference times the authors' code on one CPU thread (their --cuda flag is "
+                         "dropped): a speed-up needs ours the same, --device cpu --threads 1")
         if not (args.ds_bench / "run_timed.py").is_file():
             parser.error(f"--ds-bench {args.ds_bench}: no run_timed.py there (the side-by-side kit)")
-        try:
-            import tensorboardX  # noqa: F401  (their code logs through it)
-        except ImportError:
-            parser.error("--reference needs tensorboardX (pip install tensorboardX==2.6.5, the bench extra)")
+        require_module(parser, "tensorboardX", "--reference (the authors' code logs through it)")
+    out = output_folder(parser, args.out, __file__)
+    table_path = output_file(parser, args.table or out / "table.md", "--table",
+                             overwrite=args.overwrite or args.table is None)
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     train_samples = args.train_samples or None
     sizes = None
     if args.reference is not None:
@@ -598,9 +605,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             lines += profile_lines(r, r["flops_per_sample"])
     table = "\n".join(lines) + "\n"
-    (out / "results.json").write_text(json.dumps({"ours": results, "theirs": theirs, "peaks": peaks},
-                                                 indent=2))
-    (args.table or out / "table.md").write_text(table)
+    write_text(out / "results.json",
+               json.dumps({"ours": results, "theirs": theirs, "peaks": peaks}, indent=2))
+    write_text(table_path, table)
     print(table)
     return 0
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import torch
+from _common import at_least
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, required=True,
                         help="checkout of github kevtimova/deep-sparse (its utils.py is imported, unchanged)")
     parser.add_argument("--shim", type=Path, required=True, help="ds-bench's torchvision shim folder")
-    parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--batches", type=at_least(1), default=2)
     args = parser.parse_args(argv)
     for path in (args.run, args.reference / "utils.py", args.shim):
         if not path.exists():
             parser.error(f"{path} does not exist")
+    if "def ISTA(" not in (args.reference / "utils.py").read_text(errors="replace"):
+        parser.error(f"--reference {args.reference}: its utils.py has no ISTA function, not the authors' "
+                     f"deep-sparse checkout; export it with ../shared/ds-bench/setup.sh")
+    if not (args.shim / "torchvision").is_dir():
+        parser.error(f"--shim {args.shim}: no torchvision/ there; give ../shared/ds-bench/shim")
     sys.path[:0] = [str(args.shim), str(args.reference)]
     import utils as reference  # the authors' module
 

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
+from _common import at_least, output_folder, write_text
 
 # Paper numbers for the λ each preset trains with (SPEC §3, MNIST, l = 128, test set).
 PAPER = {
@@ -68,18 +70,40 @@ def table(results: dict[str, dict], epochs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mismatched_runs(out: Path, presets, epochs: int, threads: int) -> list[str]:
+    """The run folders under ``out`` this script would reuse (finished) or resume (interrupted) that were
+    started with another ``--epochs`` or ``--threads``: their numbers would be labelled with these."""
+    found = []
+    for name in presets:
+        path = out / name / "config.yaml"
+        if not path.is_file():
+            continue
+        config = (yaml.safe_load(path.read_text()) or {}).get("config", {})
+        if config.get("epochs") != epochs or config.get("num_threads") != threads:
+            found.append(f"{out / name} ({config.get('epochs')} epochs, {config.get('num_threads')} "
+                         f"thread(s))")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     from sparsecoder.train import train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PAPER), choices=list(PAPER))
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared CPU)")
-    parser.add_argument("--out", default="benchmarks/results/train_mnist_30")
+    parser.add_argument("--epochs", type=at_least(1), default=30)
+    parser.add_argument("--threads", type=at_least(1), default=1,
+                        help="torch threads (1: fastest on a shared CPU)")
+    parser.add_argument("--out", default="benchmarks/results/train_mnist_30",
+                        help="a new or empty folder, or one this script wrote (its finished runs are reused, "
+                             "interrupted ones resumed, with the same --epochs and --threads)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args.out, __file__)
+    mismatched = mismatched_runs(out, args.presets, args.epochs, args.threads)
+    if mismatched:
+        parser.error(f"--out {out} holds runs made with other settings than --epochs {args.epochs} "
+                     f"--threads {args.threads}: {'; '.join(mismatched)}; give their settings to reuse them, "
+                     f"or a new --out")
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     for name in args.presets:
         run_dir = out / name
@@ -93,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         median_s, first_s = seconds_per_epoch(run_dir)
         results[name] = {"metrics": metrics, "median_s": median_s, "first_s": first_s,
                          "n_train": metrics.get("n_train", "")}
-        (out / "table.md").write_text(table(results, args.epochs))
+        write_text(out / "table.md", table(results, args.epochs))
         print(f"{name}: PSNR {metrics.get('psnr'):.2f} dB, sparsity {metrics.get('sparsity'):.3f}, "
               f"{median_s:.2f} s/epoch (wall {time.perf_counter() - start:.0f} s)", flush=True)
     print((out / "table.md").read_text())

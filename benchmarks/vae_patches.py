@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from _common import at_least, output_folder, write_text
 
 from sparsecoder.train import train
 
@@ -21,14 +22,29 @@ PAPER = {"svae-patches": ("154", "0.00875"), "svae-heuristics-patches": ("—", 
          "svae-norm-patches": ("374", "0.00769")}
 
 
-def main() -> None:
+def table_row(name: str, m: dict) -> str:
+    """One preset's markdown row. ``evaluate`` leaves out the keys it has no value for (no ``mse_std`` for one
+    posterior sample, no ``decoder_norm_active`` when no latent is active): shown as "—"."""
+
+    def value(key, spec):
+        return format(m[key], spec) if key in m else "—"
+
+    paper = PAPER.get(name, ("", ""))
+    return (f"| {name} | {m['active_units']} / {m['n_latents']} | {m['active_units_max']} | "
+            f"{value('mse', '.5f')} ± {value('mse_std', '.5f')} | "
+            f"{value('decoder_norm_active', '.3f')} / {value('decoder_norm_inactive', '.3f')} | "
+            f"{value('elbo', '.1f')} | {paper[0]} | {paper[1]} | {m['seconds']:.0f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/vae_bench")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="runs/vae_bench",
+                        help="a new or empty folder, or one this script wrote (its run folders are replaced)")
+    parser.add_argument("--epochs", type=at_least(1), default=30)
+    parser.add_argument("--threads", type=at_least(1), default=1)
     parser.add_argument("--skip-mnist2d", action="store_true")
-    args = parser.parse_args()
-    out = Path(args.out)
+    args = parser.parse_args(argv)
+    out = output_folder(parser, args.out, __file__)
     common = {"epochs": args.epochs, "num_threads": args.threads, "device": "cpu"}
     rows = []
     names = list(PAPER)
@@ -43,12 +59,8 @@ def main() -> None:
           "| decoder norm active / inactive | ELBO | paper active | paper MSE | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
-        paper = PAPER.get(name, ("", ""))
-        print(f"| {name} | {m['active_units']} / {m['n_latents']} | {m['active_units_max']} | "
-              f"{m['mse']:.5f} ± {m['mse_std']:.5f} | "
-              f"{m['decoder_norm_active']} / {m['decoder_norm_inactive']} | "
-              f"{m['elbo']:.1f} | {paper[0]} | {paper[1]} | {m['seconds']:.0f} |")
-    (out / "summary.json").write_text(json.dumps({n: {k: v for k, v in m.items() if not isinstance(v, list)}
+        print(table_row(name, m))
+    write_text(out / "summary.json", json.dumps({n: {k: v for k, v in m.items() if not isinstance(v, list)}
                                                   for n, m in rows}, indent=2))
 
 

@@ -2,6 +2,7 @@
 IDX/split files both tools train on, and the flags taken from the authors' scripts."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,30 @@ from sparsecoder.data.mnist import load_mnist
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "benchmarks" / "bench_training.py")
+def load_script(name):
+    """A benchmark script as a module (``benchmarks/`` on the path for its ``_common`` import)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def refused(main, argv, capsys, *words):
+    """``main(argv)`` stops with argparse's one-line usage error (exit 2) naming ``words``, no traceback."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error:" in error and all(word in error for word in words), error
+    return error
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("bench_training")
 
 
 @pytest.mark.parametrize("train_samples", [None, 3750])
@@ -206,3 +225,51 @@ def test_profile_of_a_real_run_times_every_part_it_names(bench, tmp_path):
     for part in bench.PARTS:
         assert profile[part] > 0.0, part
     assert sum(profile[p] for p in (*bench.PARTS, bench.OTHER)) == pytest.approx(profile["total"])
+
+
+def test_out_holding_a_users_files_is_refused_before_any_work(bench, tmp_path, capsys):
+    """The script replaces the run folders it names inside ``--out``: a folder with someone's files (or a
+    file) is refused and left as it was; a folder the script wrote before is reused."""
+    mine = tmp_path / "mine"
+    (mine / "sdl").mkdir(parents=True)
+    (mine / "sdl" / "notes.txt").write_text("precious")
+    argv = ["--variants", "sdl", "--epochs", "2", "--out"]
+    refused(bench.main, [*argv, str(mine)], capsys, str(mine), "not empty", "new or empty folder")
+    assert (mine / "sdl" / "notes.txt").read_text() == "precious"
+    (tmp_path / "file").write_text("x")
+    refused(bench.main, [*argv, str(tmp_path / "file")], capsys, "is a file")
+    parser = bench.argparse.ArgumentParser()
+    again = tmp_path / "again"
+    assert bench.output_folder(parser, again, bench.__file__) == again  # new: made and marked
+    (again / "sdl").mkdir()
+    assert bench.output_folder(parser, again, bench.__file__) == again  # this script's own: reused
+
+
+def test_table_and_counts_are_checked_before_any_work(bench, tmp_path, capsys):
+    table = tmp_path / "table.md"
+    table.write_text("kept")
+    out = ["--out", str(tmp_path / "out")]
+    refused(bench.main, [*out, "--table", str(table)], capsys, "exists", "--overwrite")
+    assert table.read_text() == "kept"
+    refused(bench.main, [*out, "--table", str(tmp_path)], capsys, "is a folder")
+    refused(bench.main, [*out, "--variants", ","], capsys, "names no variant")
+    refused(bench.main, [*out, "--variants", "sdl,vdl,sdl"], capsys, "sdl more than once", "--seeds")
+    refused(bench.main, [*out, "--seeds", "0"], capsys, "--seeds", ">= 1")
+    refused(bench.main, [*out, "--epochs", "x"], capsys, "--epochs", "integer")
+
+
+def test_reference_side_by_side_is_refused_when_not_like_for_like(bench, tmp_path, capsys):
+    """Their code runs on one CPU thread: ours on a GPU or on 2 threads would give a meaningless ratio; a
+    folder with a main.py and scripts/ but without the variant's script is not their checkout."""
+    reference = tmp_path / "ref"
+    (reference / "scripts").mkdir(parents=True)
+    (reference / "main.py").write_text("")
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "run_timed.py").write_text("")
+    argv = ["--reference", str(reference), "--ds-bench", str(kit), "--variants", "vdl",
+            "--out", str(tmp_path / "out")]
+    refused(bench.main, argv, capsys, "scripts/MNIST_VDL.sh")
+    (reference / "scripts" / "MNIST_VDL.sh").write_text("")
+    refused(bench.main, [*argv, "--threads", "2"], capsys, "one CPU thread", "--threads 1")
+    assert not (tmp_path / "out").exists()
