@@ -274,6 +274,7 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
 def _run_scenario(tmp_path, scenario: str) -> tuple[list[str | None], object]:
     import torch._dynamo  # noqa: F401 - imported by Adam: once here, not in each forked process (seconds)
 
+    import sparsecoder.data.registry  # noqa: F401 - the data sources (PIL, ...): imported on first use, the same
     import sparsecoder.viz  # noqa: F401 - matplotlib, the same
     from sparsecoder.config import save_config
     from tests.train import linear_autoencoder as la
