@@ -321,6 +321,23 @@ def test_stale_temp_files_of_run_names_are_removed_under_the_lock(tmp_path):
     assert left == sorted(keep)
 
 
+def test_stale_temp_files_of_a_sweep_folders_own_files_are_removed_on_its_next_command(tmp_path):
+    # audit 2026-11-29: a sweep killed while writing results.csv / results.md / sweep.yaml left a hidden
+    # .NAME.XXXX.tmp that no later command removed (only run files' names were cleaned)
+    from sparsecoder.sweep import sweep
+
+    folder = tmp_path / "sweep"
+    kwargs = dict(grid=["lam=0.01"], seeds="0", overrides={"epochs": 1, "limit": 200}, executor="serial",
+                  progress=False)
+    sweep(["sdl-mnist"], folder, **kwargs)
+    (folder / LOCK_FILE).write_text("999999999 sweep\n")  # left by the killed sweep, as kill -9 leaves it
+    stale = [".results.csv.ab12.tmp", ".results.md.cd34.tmp", ".sweep.yaml.ef56.tmp", ".reproduce.yaml.x.tmp"]
+    for name in [*stale, ".notes.txt.abc.tmp"]:
+        (folder / name).write_bytes(b"half")
+    sweep(["sdl-mnist"], folder, **kwargs)
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == [".notes.txt.abc.tmp"]
+
+
 def test_a_folder_that_is_not_a_run_folder_is_left_exactly_as_it_was(tmp_path, capsys):
     folder = tmp_path / "documents"
     folder.mkdir()

@@ -84,6 +84,9 @@ CHECKPOINT_ENTRIES = ("format", "model_name", "epoch", "model", "optimizers", "r
 # Names of the files a run folder holds (their stale `.NAME.XXXX.tmp` files are removed); PNGs by suffix.
 RUN_FILE_NAMES = frozenset({"config.yaml", "checkpoint.pt", "model.safetensors", "history.csv",
                             "metrics.json", "preprocessing.json", DIGESTS_FILE})
+# the files a sweep or reproduce folder's own command writes at its top level (sweep.results, sweep.spec,
+# reproduce.base), under that folder's lock as a run's files are under the run's
+FOLDER_FILE_NAMES = RUN_FILE_NAMES | {"results.csv", "results.md", "sweep.yaml", "reproduce.yaml"}
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 
 
@@ -571,7 +574,9 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     """Delete ``.NAME.XXXX.tmp`` files left by killed atomic writes of the run's own files; return them.
 
     Only names of run files (``config.yaml``, ``checkpoint.pt``, ``model.safetensors``, ``history.csv``,
-    ``metrics.json``, ``digests.json``, ``*.png``) are touched; call it while holding the run lock.
+    ``metrics.json``, ``digests.json``, ``*.png``) and of a sweep or reproduce folder's own files
+    (``results.csv``, ``results.md``, ``sweep.yaml``, ``reproduce.yaml``: :data:`FOLDER_FILE_NAMES`) are
+    touched; call it while holding the folder's lock.
     """
     removed = []
     for path in Path(run_dir).iterdir():
@@ -579,7 +584,7 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
         if not match or not path.is_file() or path.is_symlink():
             continue
         name = match.group("name")
-        if name in RUN_FILE_NAMES or name.endswith(".png"):
+        if name in FOLDER_FILE_NAMES or name.endswith(".png"):
             path.unlink()
             removed.append(path)
     return removed
