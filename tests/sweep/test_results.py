@@ -4,6 +4,8 @@ import csv
 import json
 import statistics
 
+import pytest
+
 from sparsecoder.sweep.executor import STATUS_FILE
 from sparsecoder.sweep.results import PSNR_PLOT, VAE_PLOT, write_results
 from sparsecoder.sweep.spec import build_spec
@@ -133,3 +135,14 @@ def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, kept_figures):
     mse, elbo = figures[1].axes[0], figures[1].axes[3]
     assert len(mse.lines[0].get_xdata()) == 2 and len(elbo.lines[0].get_xdata()) == 1
     assert elbo.get_title().endswith("not drawn (no finite value): vae-laplace-mnist beta=1.0")
+
+
+@pytest.mark.parametrize(("seeds", "says"), [("0", "one seed: no error bars"),
+                                             ("0-1", "mean ± std over 2 seeds")])
+def test_the_plot_title_says_whether_its_error_bars_are_a_spread(tmp_path, kept_figures, seeds, says):
+    # audit 2026-11-29: one seed drew zero-length error bars under a title saying "mean ± std"
+    spec = build_spec(["sdl-mnist"], ["lam=0.001,0.01"], seeds, {"epochs": 1})
+    for trial in spec.trials():
+        _write(tmp_path / trial.folder, {"psnr": 15.0 + trial.seed, "sparsity": 0.5})
+    write_results(spec, tmp_path / "")
+    assert kept_figures[0].axes[0].get_title().endswith(f"({says})")

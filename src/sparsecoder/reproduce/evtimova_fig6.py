@@ -156,8 +156,9 @@ def _plot(ctx: Context, cells: list[dict[str, Any]], data: str, variants: list[s
     ax.scatter([], [], s=70, facecolors="none", edgecolors="k", label="paper (figure captions)")
     ax.set_xlabel("sparsity: zero code entries (%), test set")
     ax.set_ylabel("PSNR (dB), test set")
-    ax.set_title(f"Evtimova & LeCun 2022, Fig. 6 ({data}): PSNR vs sparsity, mean ± std over seeds",
-                 fontsize=10)
+    n_seeds = max(c["n_seeds"] for c in cells)
+    spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed: no error bars"
+    ax.set_title(f"Evtimova & LeCun 2022, Fig. 6 ({data}): PSNR vs sparsity, {spread}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

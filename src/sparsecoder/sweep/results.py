@@ -275,16 +275,17 @@ def write_results(spec: SweepSpec, directory: Path, foreign: dict | None = None)
     summary = summarise(spec, rows)
     atomic_write_bytes(directory / RESULTS_MD, _markdown(spec, summary).encode())
     files = [directory / RESULTS_CSV, directory / RESULTS_MD]
-    seeds = f"{len(spec.seeds)} seed{'s' if len(spec.seeds) > 1 else ''}"
+    # one seed has no spread: its error bars are zero-length, which "mean ± std" would not say
+    spread = f"mean ± std over {len(spec.seeds)} seeds" if len(spec.seeds) > 1 else "one seed: no error bars"
     label = ", ".join(sorted({k for g in spec.resolved_grid.values() for k in g})) or "seeds"
     if _plot(summary, "sparsity", "psnr", "sparsity (% zero code entries, encoder codes)", "PSNR (dB)",
-             f"PSNR vs sparsity over {label} (mean ± std over {seeds})", directory / PSNR_PLOT, 100.0):
+             f"PSNR vs sparsity over {label} ({spread})", directory / PSNR_PLOT, 100.0):
         files.append(directory / PSNR_PLOT)
     if _plot_per_point(summary, [("mse", "test MSE per pixel"),
                                  ("active_units", "active units (std of posterior mean > threshold)"),
                                  ("active_units_max", "active units (max activity > threshold)"),
                                  ("elbo", "test ELBO (nats per sample)")],
-                       f"VAE sweep: per grid point, mean ± std over {seeds}", directory / VAE_PLOT):
+                       f"VAE sweep: per grid point, {spread}", directory / VAE_PLOT):
         files.append(directory / VAE_PLOT)
     return {"rows": rows, "summary": summary, "files": files}
 
