@@ -184,3 +184,15 @@ def test_a_busy_lock_file_naming_a_dead_process_is_not_called_the_holder(tmp_pat
             pass
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize(("purpose", "kind"), [("train", "run folder"), ("sweep", "sweep folder"),
+                                               ("reproduce", "experiment folder")])
+def test_a_folder_that_cannot_be_created_is_named_by_its_kind(tmp_path, purpose, kind):
+    # audit 2026-11-29: a sweep under a file said "cannot create the run folder"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    message = f"^cannot create the {kind} {blocker / 'out'}: {blocker} is a file"
+    with pytest.raises(NotADirectoryError, match=message):
+        with run_folder_lock(blocker / "out", purpose, create=True):
+            pass

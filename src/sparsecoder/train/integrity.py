@@ -84,6 +84,8 @@ CHECKPOINT_ENTRIES = ("format", "model_name", "epoch", "model", "optimizers", "r
 # Names of the files a run folder holds (their stale `.NAME.XXXX.tmp` files are removed); PNGs by suffix.
 RUN_FILE_NAMES = frozenset({"config.yaml", "checkpoint.pt", "model.safetensors", "history.csv",
                             "metrics.json", "preprocessing.json", DIGESTS_FILE})
+# what the folder locked for a purpose is called in messages ("run folder" for train, evaluate, ...)
+FOLDER_KINDS = {"sweep": "sweep folder", "reproduce": "experiment folder"}
 # the files a sweep or reproduce folder's own command writes at its top level (sweep.results, sweep.spec,
 # reproduce.base), under that folder's lock as a run's files are under the run's
 FOLDER_FILE_NAMES = RUN_FILE_NAMES | {"results.csv", "results.md", "sweep.yaml", "reproduce.yaml"}
@@ -233,11 +235,12 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
     created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
     if broken_link(run_dir) is not None:
         raise no_run_folder(run_dir, create=create)
+    kind = FOLDER_KINDS.get(purpose, "run folder")
     if create and not run_dir.exists():
         for parent in [run_dir, *run_dir.parents]:
             if parent.exists():
                 if not parent.is_dir():
-                    raise NotADirectoryError(f"cannot create the run folder {run_dir}: {parent} is a file")
+                    raise NotADirectoryError(f"cannot create the {kind} {run_dir}: {parent} is a file")
                 break
             created.append(parent)
         try:
@@ -245,7 +248,7 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
         except FileExistsError:  # made by another process meanwhile: not ours to remove
             created = []
         except OSError as err:
-            raise type(err)(err.errno, f"cannot create the run folder {run_dir}: {err.strerror}") from None
+            raise type(err)(err.errno, f"cannot create the {kind} {run_dir}: {err.strerror}") from None
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir} exists and is not a folder")
     if not run_dir.is_dir():
