@@ -333,6 +333,13 @@ class VAE(nn.Module):
             yield x[start:start + rows]
 
     @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructions ``decode(encode(x))``: the mean reconstruction of each row's posterior location,
+        as ``decode_run(run, encode_run(run, x))`` gives and as a sparse autoencoder's ``model(y)`` is its
+        reconstruction (for inference: no gradient flows through the encoding; training uses
+        :meth:`training_losses`)."""
+        return self.decode(self.encode(x))
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior locations (the mean for a Gaussian posterior, the median for a Cauchy one).
 
