@@ -34,6 +34,7 @@ def test_calling_the_model_gives_the_mean_reconstruction_of_the_posterior_locati
     model.train()
     reconstruction = model(x)
     assert reconstruction.shape == x.shape and model.training  # the caller's mode kept
+    assert not model.encode(x).requires_grad  # encode stays a no-grad inference call
     torch.testing.assert_close(reconstruction, expected)
 
 

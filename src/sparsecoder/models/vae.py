@@ -332,7 +332,6 @@ class VAE(nn.Module):
         for start in range(0, x.shape[0], rows):
             yield x[start:start + rows]
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstructions ``decode(encode(x))``: the mean reconstruction of each row's posterior location,
         as ``decode_run(run, encode_run(run, x))`` gives and as a sparse autoencoder's ``model(y)`` is its
@@ -340,6 +339,7 @@ class VAE(nn.Module):
         :meth:`training_losses`)."""
         return self.decode(self.encode(x))
 
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior locations (the mean for a Gaussian posterior, the median for a Cauchy one).
 
