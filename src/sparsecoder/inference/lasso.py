@@ -76,6 +76,21 @@ def _resolve_device(device, default: torch.device) -> torch.device:
     return default if device is None else resolve_device(device, "device")
 
 
+def _device_type(device, default: torch.device) -> str | None:
+    """The type (``"cpu"``, ``"cuda"``, …) of the device :func:`_resolve_device` would give, without checking
+    that it works here; None for what is not a device name (``_resolve_device`` names it)."""
+    if device is None:
+        return default.type
+    if not isinstance(device, (str, torch.device)):
+        return None
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.device(device).type
+    except RuntimeError:
+        return None
+
+
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -345,18 +360,12 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
     if not all_finite(atoms):
         raise ValueError("dictionary contains NaN or inf")
     output_device = data.device
-    if method == "active-set" and isinstance(device, (str, torch.device)) and device != "auto":
-        # named before the device itself is checked: on a machine without CUDA, "needs CUDA" hid that the
-        # method cannot run there at all
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            kind = "cpu"  # not a device name: resolve_device names it
-        if kind != "cpu":
-            raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
+    # named before the device itself is checked: on a machine without CUDA, "needs CUDA" hid that the
+    # method cannot run there at all
+    if method == "active-set" and _device_type(device, data.device) not in ("cpu", None):
+        raise ValueError(f"method='active-set' runs on the CPU, not {device or data.device}; use "
+                         f"method='fista' there")
     device = _resolve_device(device, data.device)
-    if method == "active-set" and device.type != "cpu":
-        raise ValueError(f"method='active-set' runs on the CPU, not {device}; use method='fista' there")
     data, atoms = data.to(device), atoms.to(device)
     if init is not None:
         start = _as_tensor("init", init, dtype=data.dtype).to(device)
