@@ -86,6 +86,12 @@ RUN_FILE_NAMES = frozenset({"config.yaml", "checkpoint.pt", "model.safetensors",
                             "metrics.json", "preprocessing.json", DIGESTS_FILE})
 # what the folder locked for a purpose is called in messages ("run folder" for train, evaluate, ...)
 FOLDER_KINDS = {"sweep": "sweep folder", "reproduce": "experiment folder"}
+
+
+def _kind(purpose: str) -> str:
+    return FOLDER_KINDS.get(purpose, "run folder")
+
+
 # the files a sweep or reproduce folder's own command writes at its top level (sweep.results, sweep.spec,
 # reproduce.base), under that folder's lock as a run's files are under the run's
 FOLDER_FILE_NAMES = RUN_FILE_NAMES | {"results.csv", "results.md", "sweep.yaml", "reproduce.yaml"}
@@ -199,9 +205,9 @@ def run_folder_lock(run_dir, purpose: str, *, create: bool = False) -> Iterator[
         if fd is not None:
             break
     else:  # pragma: no cover - a folder whose lock file is removed and made again all the time
-        raise RunFolderBusy(f"cannot lock the run folder {run_dir}: its lock file {run_dir / LOCK_FILE} was "
-                            f"removed {LOCK_ATTEMPTS} times while it was being locked; is another program "
-                            f"deleting it?")
+        raise RunFolderBusy(f"cannot lock the {_kind(purpose)} {run_dir}: its lock file "
+                            f"{run_dir / LOCK_FILE} was removed {LOCK_ATTEMPTS} times while it was being "
+                            f"locked; is another program deleting it?")
     lock_path = run_dir / LOCK_FILE
     try:
         try:
@@ -235,7 +241,7 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
     created: list[Path] = []  # folders made here, deepest first (removed again if left empty)
     if broken_link(run_dir) is not None:
         raise no_run_folder(run_dir, create=create)
-    kind = FOLDER_KINDS.get(purpose, "run folder")
+    kind = _kind(purpose)
     if create and not run_dir.exists():
         for parent in [run_dir, *run_dir.parents]:
             if parent.exists():
@@ -266,7 +272,7 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
             raise no_run_folder(run_dir) from None
         if err.errno == errno.ENOENT:  # removed by a holder that made it and was leaving: make it again
             return [], False, None
-        raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
+        raise type(err)(err.errno, f"cannot lock the {kind} {run_dir} ({lock_path}): {err.strerror}; "
                                    f"is it writable?") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -279,11 +285,11 @@ def _open_and_lock(run_dir: Path, purpose: str, create: bool) -> tuple[list[Path
                 _remove_if_only_lock(created)
             elif not used_before:
                 lock_path.unlink(missing_ok=True)
-            raise type(err)(err.errno, f"cannot lock the run folder {run_dir} ({lock_path}): {err.strerror}; "
+            raise type(err)(err.errno, f"cannot lock the {kind} {run_dir} ({lock_path}): {err.strerror}; "
                                        f"its file system does not support file locks (a network mount?): "
                                        f"choose a folder on a local disk") from None
         raise RunFolderBusy(
-            f"the run folder {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
+            f"the {kind} {run_dir} is in use by another sparsecoder process ({_holder(lock_path)}); "
             f"wait for it to finish or stop it, or choose another folder"
         ) from None
     try:
