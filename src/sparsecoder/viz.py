@@ -45,13 +45,14 @@ def _numpy(value, name: str) -> np.ndarray:
     return as_array(value, name, ndim=None, finite=False)
 
 
-def _save(fig, path: Path, tight: bool = False) -> Path:
-    """Write ``fig`` as a PNG at 100 dpi; ``tight``: the picture's bounds are those of what is drawn (row
-    labels of a narrow grid were cut at the left edge: 'recon.' read 'econ.')."""
+def save_figure(fig, path: Path, tight: bool = False, dpi=100) -> Path:
+    """Write ``fig`` as a PNG at ``dpi`` (``"figure"``: the figure's own) atomically; ``tight``: the
+    picture's bounds are those of what is drawn (row labels of a narrow grid were cut at the left edge:
+    'recon.' read 'econ.')."""
     path = Path(path)
     buffer = io.BytesIO()
     bounds = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
-    fig.savefig(buffer, format="png", dpi=100, **bounds)
+    fig.savefig(buffer, format="png", dpi=dpi, **bounds)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -207,7 +208,8 @@ def _draw_grid(images: np.ndarray, cmap: str, ncols: int, title: str | None, pat
     if title:
         _fit_title(fig, ax, title)
     fig.tight_layout(pad=0.4)
-    return _save(fig, path, tight=True)  # a two-line title was cut at the top of a grid without row labels
+    # tight: a two-line title was cut at the top of a grid without row labels
+    return save_figure(fig, path, tight=True)
 
 
 MIN_CELL_SIDE = 12  # screen pixels of a grid cell's short side (a 1 × d vector's height)
@@ -392,7 +394,7 @@ def latent_scatter(codes2d, labels, path, *, title: str | None = None) -> Path:
     if title:
         ax.set_title("\n".join(textwrap.wrap(title, 70)))
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_grid(decode_fn: Callable, image_shape, path, n: int = 15, span: float = 3.0, *,
@@ -575,7 +577,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height,
                         top=1 - (0.65 if title else 0.35) / height, wspace=0.35, hspace=0.55)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def fmt(mean: Any, std: Any = None, digits: int = 2) -> str:
 
 
 def save_png(fig, path: Path) -> Path:
-    """Write a matplotlib figure as a PNG (at its own dpi) atomically and close it."""
+    """Write a matplotlib figure as a PNG (at its own dpi) atomically (:func:`write_png`)."""
     return write_png(fig, path)
 
 

@@ -223,11 +223,10 @@ def _not_drawn(names: list[str], shown: int = 3) -> str:
 
 def write_png(fig, path: Path) -> Path:
     """Write ``fig`` as a PNG at its own dpi to ``path`` atomically; return ``path``."""
-    buffer = io.BytesIO()
+    from sparsecoder.viz import save_figure
+
     # bounds of what is drawn: a mosaic's figure left a third of its width blank, long labels were cut
-    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
+    return save_figure(fig, path, tight=True, dpi="figure")
 
 
 def _plot_per_point(summary: list[dict[str, Any]], panels: list[tuple[str, str]], title: str,
