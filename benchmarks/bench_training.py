@@ -51,6 +51,13 @@ difference of the means, s/epoch as the median of the runs.
 decoder forward + losses + logs, backward + Adam + projection, validation, checkpoint + history, and
 the rest (batching, the loop, Python) — by wall-clock timers around those functions during the run (each
 part's time excludes the parts nested in it), with the useful GFLOP/s of the FISTA and step parts.
+
+``--products`` (CPU) trains each variant once more, 3 epochs in ``OUT/NAME-products``, under
+``torch.profiler`` (operators, their shapes and FLOPs) from the end of the first epoch to the end of the
+last, and lists the matrix products (``mm``, ``addmm``) of a steady epoch by shape: calls, seconds,
+GFLOP/s and fraction of the peak, then all products together and every other operator's own time, and
+the products' share of the *timed* (unprofiled) steady epoch. The profiler slows the small operators it
+records, so the timed run is the one without it.
 """
 
 from __future__ import annotations
@@ -356,12 +363,8 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
     run_dir = out / (name + (f"-s{seed_offset}" if seed_offset else ""))
     shutil.rmtree(run_dir, ignore_errors=True)
     timer = PartTimer()
-    overrides = {"epochs": epochs, "lam": lam, "device": device, "num_threads": threads,
-                 "limit": train_samples}
+    overrides = _overrides(preset, epochs, lam, device, threads, train_samples, seed_offset)
     base = load_preset(preset)[1]
-    if seed_offset:
-        overrides |= {"seed": base.seed + seed_offset,
-                      "data_options": {**base.data_options, "split_seed": base.seed}}
     start = time.perf_counter()
     with instrumented(timer) if profile else contextlib.nullcontext(), epoch_ends() as ends:
         timer.epoch_start = timer.clock()
@@ -383,6 +386,107 @@ def run_variant(name: str, epochs: int, device: str, out: Path, lam: float | Non
         keys = [*PARTS, OTHER, "total"]
         result["profile"] = {k: statistics.mean(e.get(k, 0.0) for e in steady_epochs) for k in keys}
     return result
+
+
+def _overrides(preset: str, epochs: int, lam: float, device: str, threads: int, train_samples: int | None,
+               seed_offset: int = 0) -> dict:
+    """Our training's overrides of ``preset``: λ, epochs, device, threads, training rows and, for
+    ``seed_offset`` > 0, the preset's seed plus that on the split of the preset's seed (``split_seed``)."""
+    from sparsecoder.config import load_preset
+
+    overrides = {"epochs": epochs, "lam": lam, "device": device, "num_threads": threads,
+                 "limit": train_samples}
+    if seed_offset:
+        base = load_preset(preset)[1]
+        overrides |= {"seed": base.seed + seed_offset,
+                      "data_options": {**base.data_options, "split_seed": base.seed}}
+    return overrides
+
+
+# a matrix product's operands among its operator's input shapes: mm(a, b[, out]), addmm(c, a, b, β, α[, out])
+PRODUCTS = {"aten::mm": (0, 1), "aten::addmm": (1, 2)}
+
+
+def product_profile(name: str, device: str, out: Path, lam: float | None = None,
+                    train_samples: int | None = None, threads: int = 1, epochs: int = 3) -> dict:
+    """Train ``epochs`` epochs of our preset for ``name`` (in ``OUT/NAME-products``) under
+    ``torch.profiler``, recording from the end of the first epoch's checkpoint write to the end of the last
+    epoch's: per steady epoch, each matrix-product shape's calls, seconds and FLOPs, and every other
+    operator's own seconds (module docstring, ``--products``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from sparsecoder.train import train
+
+    preset, default_lam = VARIANTS[name]
+    lam = default_lam if lam is None else lam
+    run_dir = out / f"{name}-products"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True)
+    trainer = importlib.import_module("sparsecoder.train.trainer")
+    original, written = trainer.save_checkpoint, []
+
+    @functools.wraps(original)
+    def save(*args, **kwargs):
+        result = original(*args, **kwargs)
+        written.append(time.perf_counter())
+        if len(written) == 1:
+            profiler.start()
+        elif len(written) == epochs:
+            profiler.stop()
+        return result
+
+    trainer.save_checkpoint = save
+    try:
+        train(preset, run_dir, progress=False,
+              overrides=_overrides(preset, epochs, lam, device, threads, train_samples))
+    finally:
+        trainer.save_checkpoint = original
+        if 1 <= len(written) < epochs:
+            profiler.stop()  # an interrupted run: do not leave the profiler recording
+    steady = epochs - 1
+    shapes: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    other = 0.0
+    for event in profiler.events():
+        if event.name in PRODUCTS:
+            first, second = PRODUCTS[event.name]
+            key = (event.name.removeprefix("aten::"), tuple(event.input_shapes[first]),
+                   tuple(event.input_shapes[second]))
+            entry = shapes[key]
+            entry[0] += 1 / steady
+            entry[1] += event.self_cpu_time_total / 1e6 / steady
+            entry[2] += event.flops / steady
+        elif event.name.startswith("aten::"):  # operators, not record_function ranges (Adam.step)
+            other += event.self_cpu_time_total / 1e6 / steady
+    listed = [{"op": op, "a": list(a), "b": list(b), "calls": calls, "s": seconds, "flops": flops}
+              for (op, a, b), (calls, seconds, flops) in sorted(shapes.items(), key=lambda kv: -kv[1][1])]
+    return {"variant": name, "shapes": listed, "other_s": other,
+            "profiled_epoch_s": (written[-1] - written[0]) / steady}
+
+
+def product_lines(result: dict, products: dict, peak: float, top: int = 8) -> list[str]:
+    """A markdown table of one variant's matrix products per steady epoch (``--products``)."""
+    shapes = products["shapes"]  # by time, longest first
+    seconds = sum(p["s"] for p in shapes)
+    flops = sum(p["flops"] for p in shapes)
+    timed = result["s_per_epoch"]
+
+    def rate(f, s):
+        return f"{f / s / 1e9:.1f} | {100 * f / s / 1e9 / peak:.0f} %" if s > 0 else "| "
+
+    rate_all = flops / seconds / 1e9
+    lines = [f"{result['variant'].upper()}: matrix products {seconds:.3f} s of the timed {timed:.3f} s "
+             f"steady epoch ({100 * seconds / timed:.0f} %), {flops / 1e9:.1f} GFLOP at {rate_all:.1f} "
+             f"GFLOP/s ({100 * rate_all / peak:.0f} % of the peak); every other operator's own time "
+             f"{products['other_s']:.3f} s (profiled epoch {products['profiled_epoch_s']:.3f} s)", "",
+             "| product | calls per epoch | s/epoch | GFLOP/s | of peak |", "|---|---|---|---|---|"]
+    for p in shapes[:top]:
+        lines.append(f"| {p['op']} ({'×'.join(map(str, p['a']))}) · ({'×'.join(map(str, p['b']))}) "
+                     f"| {p['calls']:.0f} | {p['s']:.3f} | {rate(p['flops'], p['s'])} |")
+    rest = shapes[top:]
+    if rest:
+        calls, s, f = (sum(p[k] for p in rest) for k in ("calls", "s", "flops"))
+        lines.append(f"| {len(rest)} other shapes | {calls:.0f} | {s:.3f} | {rate(f, s)} |")
+    return lines + [""]
 
 
 def combine_seeds(runs: list[dict]) -> dict:
@@ -469,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="split our steady epoch into FISTA / encoder / decoder step / validation / "
                              "checkpoint / other (timers around those functions)")
+    parser.add_argument("--products", action="store_true",
+                        help="CPU: one more 3-epoch run per variant under torch.profiler: our steady epoch's "
+                             "matrix products by shape (calls, s, GFLOP/s, of peak) and the other operators")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -479,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     repeated = sorted({v for v in variants if variants.count(v) > 1})
     if repeated:  # the second run would replace the first's folder and both would be in the table
         parser.error(f"--variants names {', '.join(repeated)} more than once; use --seeds to train again")
+    if args.products and args.device != "cpu":
+        parser.error("--products profiles CPU operators (a GPU's products run asynchronously): use it with "
+                     "--device cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch; use --device cpu")
     if args.reference is not None:
@@ -536,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         result = combine_seeds(ours_runs)
         if theirs_runs:
             result["pair_speedups"] = pair_speedups(theirs_runs, ours_runs)
+        if args.products:  # after the timed runs: the profiler's run is not one of them
+            result["products"] = product_profile(name, args.device, out, ours_runs[0]["lam"], train_samples,
+                                                 args.threads)
         parts = useful_flops_per_sample(model, result["fista_iterations"])
         # useful work = training samples only; validation, logging and checkpoints count as overhead
         flops = result["n_train"] * sum(parts.values())
@@ -604,6 +717,11 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "Where our steady epoch goes (`--profile`):", ""]
         for r in results:
             lines += profile_lines(r, r["flops_per_sample"])
+    if args.products:
+        lines += ["", "Matrix products of our steady epoch (`--products`: torch.profiler over epochs 2–3 "
+                  "of a separate 3-epoch run):", ""]
+        for r in results:
+            lines += product_lines(r, r["products"], max(peaks))
     table = "\n".join(lines) + "\n"
     write_text(out / "results.json",
                json.dumps({"ours": results, "theirs": theirs, "peaks": peaks}, indent=2))

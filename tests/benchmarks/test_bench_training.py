@@ -227,6 +227,26 @@ def test_profile_of_a_real_run_times_every_part_it_names(bench, tmp_path):
     assert sum(profile[p] for p in (*bench.PARTS, bench.OTHER)) == pytest.approx(profile["total"])
 
 
+def test_products_of_a_real_run_are_the_models_products_with_their_flops(bench, tmp_path):
+    """``--products`` on a short real run: the profiled products are read from the operands' shapes (not
+    a bias or an ``out=`` buffer): each shape's FLOPs are 2·m·k·n per call, the inner dimensions agree,
+    and the decoder's product at the batch size (250 × 128 codes · 128 × 784 atoms) is among them."""
+    products = bench.product_profile("sdl", "cpu", tmp_path, train_samples=250, epochs=2)
+    shapes = products["shapes"]
+    assert shapes and all(p["calls"] > 0 and p["s"] > 0 for p in shapes)
+    for p in shapes:
+        (m, k), (k2, n) = p["a"], p["b"]
+        assert k == k2, p
+        assert p["flops"] == pytest.approx(2 * m * k * n * p["calls"]), p
+    assert any(p["a"] == [250, 128] and p["b"] == [128, 784] for p in shapes)
+    assert [p["s"] for p in shapes] == sorted((p["s"] for p in shapes), reverse=True)
+    assert 0 < sum(p["s"] for p in shapes) < products["profiled_epoch_s"]
+    assert products["other_s"] > 0
+    result = {"variant": "sdl", "s_per_epoch": products["profiled_epoch_s"]}
+    lines = bench.product_lines(result, products, peak=100.0, top=2)
+    assert lines[0].startswith("SDL: matrix products") and f"{len(shapes) - 2} other shapes" in lines[-2]
+
+
 def test_out_holding_a_users_files_is_refused_before_any_work(bench, tmp_path, capsys):
     """The script replaces the run folders it names inside ``--out``: a folder with someone's files (or a
     file) is refused and left as it was; a folder the script wrote before is reused."""
