@@ -84,7 +84,7 @@ def test_gaussian_likelihood_matches_torch_normal():
 
 
 def test_evaluate_reports_every_metric_and_active_units_by_std():
-    model = _model(active_threshold=0.0035)  # untrained: posterior means spread 0.0015-0.0082 on the test rows
+    model = _model(active_threshold=0.0035)  # untrained: posterior means spread 0.0015-0.0082
     data = _data()
     torch.manual_seed(0)
     metrics = evaluate(model, data)
