@@ -184,6 +184,17 @@ def test_more_atoms_than_samples(digits):
     model = MiniBatchDictionaryLearning(n_components=15, alpha=2.0, max_iter=2, random_state=0,
                                         device="cpu").fit(X)
     assert model.components_.shape == (15, 784) and np.all(np.isfinite(model.components_))
+    assert np.all(np.linalg.norm(model.components_, axis=1) <= 1 + 1e-9)
+    from sparsecoder.dictionary import initial_dictionary
+
+    start = initial_dictionary(X, 15, np.random.default_rng(0))
+    np.testing.assert_allclose(np.linalg.norm(start, axis=1), 1.0, rtol=1e-12)
+    unit_rows = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cosines = start @ unit_rows.T
+    assert sorted(cosines[:10].argmax(axis=1)) == list(range(10))  # the ten rows, each once
+    np.testing.assert_allclose(cosines[:10].max(axis=1), 1.0, rtol=1e-12)
+    assert np.abs(cosines[10:]).max() < 0.3  # five Gaussian atoms, none a row
+    np.testing.assert_array_equal(start, initial_dictionary(X, 15, np.random.default_rng(0)))  # seeded
 
 
 def test_feature_names_in(digits):

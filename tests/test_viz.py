@@ -270,7 +270,7 @@ def test_model_pictures_draw_the_first_atoms_that_fit_not_fail():
     side = (6000 - 1) // 61
     assert kept.tolist() == list(range(side * side)) and note == f" (the first {side * side:,} of 10,000)"
     _check_grid(len(kept), int(np.ceil(np.sqrt(len(kept)))), 60, 60, "atoms")  # fits the default layout
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"atoms: a grid of .* more than .* million"):
         _check_grid(len(kept) + side, int(np.ceil(np.sqrt(len(kept) + side))), 60, 60, "atoms")
     kept, note = _fitting(order[:50], (28, 28))
     assert len(kept) == 50 and note == ""

@@ -96,7 +96,7 @@ def test_pair_speedups_are_seed_by_seed_and_listed_with_median_and_range(bench):
     ours = [{"s_per_epoch": o} for o in (1.0, 1.2, 1.2)]
     ratios = bench.pair_speedups(theirs, ours)
     assert ratios == pytest.approx([3.2, 2.5, 3.0])  # not 3.2 / 1.2, the ratio of the medians
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="shorter"):  # pairs: strictly one of ours per one of theirs
         bench.pair_speedups(theirs, ours[:2])
     lines = bench.pair_lines([{"variant": "vdl-nl", "pair_speedups": ratios},
                               {"variant": "sdl", "pair_speedups": [9.0]}])

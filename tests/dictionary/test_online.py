@@ -25,18 +25,21 @@ def digits():
     return splits.train.x.numpy().astype(np.float64), splits.test.x.numpy()[:300].astype(np.float64)
 
 
-def test_partial_fit_steps_match_sklearn(digits):
+@pytest.mark.parametrize("positive", [True, False])
+def test_partial_fit_steps_match_sklearn(digits, positive):
     """Same initial atoms, same batches: three mini-batch steps (codes, the β-weighted statistics, one
-    block-coordinate sweep) give scikit-learn's dictionary (its codes are coordinate descent to 1e-10)."""
+    block-coordinate sweep) give scikit-learn's dictionary (its codes are coordinate descent to 1e-10), with
+    non-negative and with signed codes (scikit-learn's default)."""
     X = digits[0][:600]
     alpha = 784 * 5e-3 / 2
     rng = np.random.default_rng(0)
     init = initial_dictionary(X, 24, rng)
-    ours = OnlineDictionaryLearner(init, alpha, positive_code=True)
+    ours = OnlineDictionaryLearner(init, alpha, positive_code=positive)
     theirs = SklearnMBDL(n_components=24, alpha=alpha, fit_algorithm="cd", dict_init=init.copy(),
-                         positive_code=True, transform_max_iter=10_000, batch_size=200)
+                         positive_code=positive, transform_max_iter=10_000, batch_size=200)
     for batch in np.split(X, 3):
-        ours.step(np.ascontiguousarray(batch))
+        codes, _, _ = ours.step(np.ascontiguousarray(batch))
+        assert (codes < 0).any() != positive  # the signed run has negative codes
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             theirs.partial_fit(batch)

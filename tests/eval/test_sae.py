@@ -1,4 +1,4 @@
-"""Test metrics of the sparse autoencoders on edge-case test splits."""
+"""Test metrics of the sparse autoencoders: edge-case test splits, and every metric against numpy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,3 +41,44 @@ def test_a_model_whose_test_codes_are_all_zero_is_warned_of(one_torch_thread):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert evaluate(build_model(config, data), data)["sparsity"] < 1.0
+
+
+def test_evaluate_matches_a_numpy_recomputation_of_each_metric(one_torch_thread):
+    """SPEC §3 on 300 test rows (two batches of 250 and 50, each with its own variance hinge): the energy
+    (1/n)[Σ (1/d)||y − Dz||² + λ Σ ||z||₁ + β Σ_batches Σ_j (T − std_j)₊²] of the encoder's and of FISTA's
+    codes, PSNR in pixel space (MNIST: x·0.3081 + 0.1307), sparsity, mean code L1 norm, dead atoms, the
+    smallest code std and the atoms' norms, recomputed with numpy from the codes and the weights."""
+    data = load_mnist(seed=0, limit=200)
+    data = dataclasses.replace(data, test=data.test.subset(slice(0, 300)))
+    torch.manual_seed(0)
+    _, config = load_preset("vdl-mnist", {"num_threads": 1, "fista_max_iter": 30})
+    model = build_model(config, data)
+    metrics = evaluate(model, data)
+    x = data.test.x
+    fista = [model.infer(x[start:start + 250]) for start in (0, 250)]
+    atoms = model.decoder.weight.detach().numpy().astype(np.float64)  # (d, l): one atom per column
+    y = x.numpy().astype(np.float64)
+
+    def expected(codes, suffix):
+        recon = codes @ atoms.T
+        hinge = sum(np.sum(np.maximum(0.5 - codes[s].std(axis=0, ddof=1), 0) ** 2)
+                    for s in (slice(0, 250), slice(250, 300)))
+        energy = (np.sum((y - recon) ** 2) / 784 + 0.02 * np.abs(codes).sum() + 10.0 * hinge) / 300
+        mse = np.mean(((y - recon) * 0.3081) ** 2, axis=1)  # pixel space: the shift cancels
+        assert hinge > 0  # the hinge term is exercised
+        assert metrics[f"energy{suffix}"] == pytest.approx(energy, rel=1e-5)
+        assert metrics[f"psnr{suffix}"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), rel=1e-5)
+        assert metrics[f"sparsity{suffix}"] == np.mean(codes == 0)
+        assert metrics[f"code_l1{suffix}"] == pytest.approx(np.abs(codes).sum(axis=1).mean(), rel=1e-5)
+
+    codes = model.encode(x).numpy().astype(np.float64)
+    expected(codes, "")
+    expected(np.concatenate([r.codes.numpy() for r in fista]).astype(np.float64), "_fista")
+    assert 0 < metrics["sparsity"] < metrics["sparsity_fista"] < 1
+    assert metrics["dead_atoms"] == int(np.sum(~(codes != 0).any(axis=0)))
+    assert metrics["min_code_std"] == pytest.approx(codes.std(axis=0, ddof=1).min(), rel=1e-5)
+    iterations = np.concatenate([r.n_iter.numpy() for r in fista])
+    assert metrics["fista_iterations"] == pytest.approx(iterations.mean()) and iterations.min() > 1
+    norms = np.linalg.norm(atoms, axis=0)
+    assert (metrics["decoder_column_norm_mean"], metrics["decoder_column_norm_min"],
+            metrics["decoder_column_norm_max"]) == pytest.approx((norms.mean(), norms.min(), norms.max()))

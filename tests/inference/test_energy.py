@@ -10,6 +10,7 @@ from sparsecoder.inference import (
     l1_energy,
     lam_to_lasso_alpha,
     lasso_alpha_to_lam,
+    lasso_objective,
     lasso_to_reference_objective,
     reconstruction_energy,
     reference_to_lasso_objective,
@@ -75,6 +76,17 @@ def test_reference_scaling_equals_lasso_scaling_times_two_over_d():
     lasso = (0.5 * ((Y - Z @ W.T) ** 2).sum(axis=1) + alpha * np.abs(Z).sum(axis=1)).sum()
     assert reference_to_lasso_objective(reference, d) == pytest.approx(lasso, rel=1e-12)
     assert lasso_to_reference_objective(lasso, d) == pytest.approx(reference, rel=1e-12)
+
+
+def test_lasso_objective_by_hand():
+    """The yardstick every solver test compares codes with (ours against scikit-learn's): ½||x − zD||² +
+    α||z||₁ summed over rows, by hand on signed codes (tensors too)."""
+    X = np.array([[1.0, 2.0], [0.0, -1.0]])
+    D = np.array([[1.0, 0.0], [1.0, 1.0]])  # atoms as rows
+    Z = np.array([[0.5, -1.0], [0.0, 0.0]])  # z D = (-0.5, -1): residual (1.5, 3); row 2: (0, -1)
+    expected = 0.5 * (1.5**2 + 3**2) + 0.3 * 1.5 + 0.5 * 1.0
+    assert lasso_objective(X, D, Z, 0.3) == pytest.approx(expected, rel=1e-15)
+    assert lasso_objective(torch.tensor(X), torch.tensor(D), torch.tensor(Z), 0.3) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("rows", [0, 1])

@@ -84,8 +84,9 @@ def test_gaussian_likelihood_matches_torch_normal():
 
 
 def test_evaluate_reports_every_metric_and_active_units_by_std():
-    model = _model()
+    model = _model(active_threshold=0.0035)  # untrained: posterior means spread 0.0015-0.0082
     data = _data()
+    torch.manual_seed(0)
     metrics = evaluate(model, data)
     for key in ("mse", "mse_std", "active_units", "active_units_max", "n_latents", "elbo", "kl_per_latent",
                 "decoder_norms"):
@@ -95,10 +96,33 @@ def test_evaluate_reports_every_metric_and_active_units_by_std():
     for group, present in (("active", n_active > 0), ("inactive", n_active < 10)):
         assert (f"decoder_norm_{group}" in metrics) is present and (f"kl_{group}_mean" in metrics) is present
     codes = model.encode(data.test.x)
-    assert metrics["active_units"] == int((codes.std(dim=0, unbiased=False) > 0.5).sum())
+    assert metrics["active_units"] == int((codes.std(dim=0, unbiased=False) > 0.0035).sum()) == 3
     assert len(metrics["kl_per_latent"]) == 10
     assert metrics["mse_std"] > 0  # 5 different posterior samples
     assert abs(metrics["kl"] - sum(metrics["kl_per_latent"])) < 1e-6
+    # the values, recomputed from their definitions (SPEC §4) with the same posterior samples: evaluate
+    # draws them from torch's global generator, eval_samples of them, in order (the 60 test rows: one chunk)
+    x = data.test.x
+    with torch.no_grad():
+        q = model.posterior(x)
+        torch.manual_seed(0)
+        outputs = [model.decoder(q.loc + q.scale * torch.randn_like(q.loc)) for _ in range(5)]
+        mse = torch.stack([(x - torch.sigmoid(o)).square().mean() for o in outputs]).double()
+        nll = sum(float(torch.nn.functional.binary_cross_entropy_with_logits(o, x, reduction="sum"))
+                  for o in outputs) / (5 * len(x))
+        kl = torch.distributions.kl_divergence(torch.distributions.Normal(q.loc, q.scale),
+                                               torch.distributions.Normal(0.0, 1.0)).double().mean(dim=0)
+    assert metrics["mse"] == pytest.approx(float(mse.mean()), rel=1e-5)
+    assert metrics["mse_std"] == pytest.approx(float(mse.std()), rel=1e-3)
+    assert metrics["kl_per_latent"] == pytest.approx(kl.tolist(), rel=1e-5, abs=1e-7)
+    assert metrics["elbo"] == pytest.approx(-(nll + float(kl.sum())), rel=1e-5)
+    active = codes.std(dim=0, unbiased=False) > 0.0035
+    norms = model.decoder_column_norms()
+    assert metrics["decoder_norms"] == pytest.approx(norms.tolist(), rel=1e-6)
+    assert metrics["kl_active_mean"] == pytest.approx(float(kl[active].mean()), rel=1e-5)
+    assert metrics["kl_inactive_mean"] == pytest.approx(float(kl[~active].mean()), rel=1e-5)
+    assert metrics["decoder_norm_active"] == pytest.approx(float(norms[active].mean()), rel=1e-6)
+    assert metrics["decoder_norm_inactive"] == pytest.approx(float(norms[~active].mean()), rel=1e-6)
 
 
 @pytest.mark.parametrize(
