@@ -129,16 +129,10 @@ def config_classes() -> dict[str, type]:
 
 
 def _import_families() -> None:
-    # Config classes register themselves on import; import every family lazily so that
-    # `sparsecoder.config` itself stays light and free of import cycles.
-    import importlib
-
-    for mod in ("sparsecoder.models.sparse_autoencoder", "sparsecoder.models.vae"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as err:  # family not built yet
-            if err.name != mod:
-                raise
+    # Config classes register themselves on import; import the families' configs lazily so that
+    # `sparsecoder.config` itself stays light and free of import cycles. They are defined apart from the
+    # models' torch code, so that listing and checking presets imports no torch.
+    import sparsecoder.models.configs  # noqa: F401
 
 
 def check(condition: bool, key: str, message: str) -> None:

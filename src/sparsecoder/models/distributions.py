@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-POSTERIORS = ("gaussian", "cauchy")
-PRIORS = ("gaussian", "laplace", "cauchy")
-ANALYTIC_PAIRS = {("gaussian", "gaussian"), ("gaussian", "laplace"), ("cauchy", "cauchy")}
+# the families and the closed-form pairs are defined torch-free, where VAEConfig checks them
+from sparsecoder.models.configs import ANALYTIC_PAIRS, POSTERIORS, PRIORS  # noqa: F401 - re-exported
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # |μ|/σ beyond which the folded-normal mean is |μ| to float64 precision (exp(−40²/2) underflows to 0)

@@ -23,16 +23,12 @@ metrics are in :mod:`sparsecoder.eval.sae`, pictures in :func:`sparsecoder.viz.s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsecoder.config import MAX_LOSS_WEIGHT, CommonConfig, UsedWhen, check, register_config
 from sparsecoder.data.base import DataSplits
 from sparsecoder.inference.fista import all_finite, fista
 from sparsecoder.models.common import (
@@ -42,170 +38,15 @@ from sparsecoder.models.common import (
     module_device,
     resolve_device,
 )
+from sparsecoder.models.configs import MAX_LISTA_ITERATIONS, SparseAutoencoderConfig
 from sparsecoder.nn.constraints import unit_norm_decoder_, weight_decay_param_groups
 from sparsecoder.nn.decoders import LinearDecoder, MLPDecoder
 from sparsecoder.nn.encoders import LISTAEncoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
 
-__all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device"]
-
-# Unrolled LISTA steps of the encoder (the paper's: 3); every encoding runs them all, so 10**9 would hang
-# each batch instead of failing.
-MAX_LISTA_ITERATIONS = 1000
-
-
-@register_config("sparse_autoencoder")
-@dataclass(frozen=True)
-class SparseAutoencoderConfig(CommonConfig):
-    """Configuration of :class:`SparseAutoencoder` (paper symbols in brackets; SPEC §2.5–2.7).
-
-    The defaults are the VDL / MNIST row of the paper's Table 3; the presets in
-    ``sparsecoder/presets/*.yaml`` set every variant explicitly.
-
-    Attributes
-    ----------
-    encoder : {"lista", "none"}
-        LISTA encoder (Algorithm 1) or none (DO: FISTA starts from ``fista_init``, codes always come from
-        FISTA).
-    decoder : {"linear", "mlp"}
-        ``ŷ = W z`` or ``ŷ = W2 ReLU(W1 z + b1)`` (the "-NL" variants).
-    collapse_guard : {"unit_norm", "variance", "weight_decay", "none"}
-        SDL/DO, VDL, WDL, or the no-guard ablation.
-    n_components : int
-        Code size ``l`` (128 MNIST, 256 patches).
-    hidden_size : int
-        Hidden size ``m`` of the ``mlp`` decoder (1024 MNIST, 2048 patches).
-    lista_iterations : int
-        LISTA refinements ``L`` (3).
-    lam : float
-        Sparsity weight λ in reference scaling (SPEC §2.1).
-    lam_grid : tuple of float
-        The paper's λ grid for this preset (used by sweeps; training uses ``lam``).
-    gamma : float
-        γ, weight of the encoder-proximity term in FISTA (must be 0 without an encoder).
-    beta : float
-        β, weight of the variance hinge (> 0 exactly when ``collapse_guard == "variance"``).
-    var_threshold : float
-        T, the hinge's lower bound on each code component's batch std (0.5).
-    fista_step : float or {"lipschitz", "backtracking"}
-        FISTA step η_k (a fixed float in the paper: 0.5 or 1).
-    fista_max_iter, fista_tol : int, float
-        FISTA's iteration cap K (200) and per-sample relative-change tolerance (1e-3).
-    fista_init : float
-        The value every code component starts FISTA from without an encoder (DO, DO-NL; the authors'
-        ``--Zs_init_val``, default 0). The ``mlp`` decoder needs it > 0: with ``b1 = 0`` at
-        initialisation, zero codes give zero hidden pre-activations, where ReLU's gradient is 0, so FISTA
-        never leaves 0 and nothing is learned (the ``do-nl-*`` presets set 0.1).
-    fista_restart : bool
-        Per-sample adaptive momentum restart in FISTA (O'Donoghue & Candès 2015; ``fista(restart=...)``):
-        the same energy and tolerance in fewer passes where the momentum oscillates. On in ``sdl-nl-mnist``
-        (about 40 % fewer passes, the same test PSNR and sparsity as plain FISTA and the authors' code:
-        issue 15); off — the paper's plain FISTA — elsewhere.
-    lr_decoder, lr_encoder : float
-        Adam learning rates η_D, η_E.
-    weight_decay_decoder : float
-        Adam weight decay on the decoder's weight matrices (WDL: 5e-4; > 0 exactly for that guard).
-    weight_decay_hidden_bias : float
-        wd(b1), weight decay on the hidden bias of the ``mlp`` decoder.
-    weight_decay_encoder_bias : float
-        wd(b), weight decay on the LISTA bias.
-    lr_halve_every : int or None
-        Halve the decoder learning rate every this many epochs (30 for VDL-NL), or never.
-    """
-
-    # named by the trainer's divergence message besides the step sizes and learning rates (not a config key)
-    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("lam", "beta", "gamma", "var_threshold")
-    # keys used only under some setting of another (a preset's take their off value or default when unused;
-    # a user's are refused: config.layered_config)
-    USED_WHEN: ClassVar[dict[str, UsedWhen]] = {
-        "hidden_size": UsedWhen("decoder", ("mlp",)),
-        "weight_decay_hidden_bias": UsedWhen("decoder", ("mlp",), off=0.0),
-        "lista_iterations": UsedWhen("encoder", ("lista",)),
-        "lr_encoder": UsedWhen("encoder", ("lista",)),
-        "gamma": UsedWhen("encoder", ("lista",), off=0.0),
-        "weight_decay_encoder_bias": UsedWhen("encoder", ("lista",), off=0.0),
-        "beta": UsedWhen("collapse_guard", ("variance",), off=0.0),
-        "var_threshold": UsedWhen("collapse_guard", ("variance",)),
-        "weight_decay_decoder": UsedWhen("collapse_guard", ("weight_decay",), off=0.0),
-        "fista_init": UsedWhen("encoder", ("none",), off=0.0),
-    }
-
-    encoder: Literal["lista", "none"] = "lista"
-    decoder: Literal["linear", "mlp"] = "linear"
-    collapse_guard: Literal["unit_norm", "variance", "weight_decay", "none"] = "variance"
-    n_components: int = 128
-    hidden_size: int = 1024
-    lista_iterations: int = 3
-    lam: float = 2e-2
-    lam_grid: tuple[float, ...] = (0.0, 1e-3, 3e-3, 5e-3, 1e-2, 2e-2)
-    gamma: float = 5.0
-    beta: float = 10.0
-    var_threshold: float = 0.5
-    fista_step: float | Literal["lipschitz", "backtracking"] = 0.5
-    fista_max_iter: int = 200
-    fista_tol: float = 1e-3
-    fista_restart: bool = False
-    fista_init: float = 0.0
-    lr_decoder: float = 3e-4
-    lr_encoder: float = 1e-4
-    weight_decay_decoder: float = 0.0
-    weight_decay_hidden_bias: float = 0.0
-    weight_decay_encoder_bias: float = 0.0
-    lr_halve_every: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_components >= 1, "n_components", f"must be >= 1, got {self.n_components}")
-        check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
-        check(0 <= self.lista_iterations <= MAX_LISTA_ITERATIONS, "lista_iterations",
-              f"must be in [0, {MAX_LISTA_ITERATIONS}], got {self.lista_iterations}")
-        check(math.isfinite(self.fista_tol) and self.fista_tol >= 0, "fista_tol",
-              f"must be a finite number >= 0, got {self.fista_tol}")
-        float32 = "it enters the float32 energy or Adam's squared gradients"
-        for key in ("lam", "gamma", "beta", "weight_decay_decoder", "weight_decay_hidden_bias",
-                    "weight_decay_encoder_bias"):
-            value = getattr(self, key)
-            check(0 <= value <= MAX_LOSS_WEIGHT, key,
-                  f"must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} ({float32}), got {value}")
-        check(all(0 <= v <= MAX_LOSS_WEIGHT for v in self.lam_grid), "lam_grid",
-              f"every value must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} ({float32}), got "
-              f"{list(self.lam_grid)}")
-        check(0 < self.var_threshold <= MAX_LOSS_WEIGHT, "var_threshold",
-              f"must be > 0 and <= {MAX_LOSS_WEIGHT:g} (its square enters the float32 energy), "
-              f"got {self.var_threshold}")
-        if not isinstance(self.fista_step, str):
-            check(self.fista_step > 0 and math.isfinite(self.fista_step), "fista_step",
-                  f"must be a number > 0, 'lipschitz' or 'backtracking', got {self.fista_step}")
-        check(self.fista_max_iter >= 1, "fista_max_iter", f"must be >= 1, got {self.fista_max_iter}")
-        check(0 <= self.fista_init <= MAX_LOSS_WEIGHT, "fista_init",
-              f"must be a finite number >= 0 and <= {MAX_LOSS_WEIGHT:g} (codes are non-negative), "
-              f"got {self.fista_init}")
-        for key in ("lr_decoder", "lr_encoder"):
-            value = getattr(self, key)
-            check(math.isfinite(value) and value > 0, key, f"must be a number > 0, got {value}")
-        check(self.lr_halve_every is None or self.lr_halve_every >= 1, "lr_halve_every",
-              f"must be >= 1 or null (never), got {self.lr_halve_every}")
-        if self.collapse_guard == "variance":
-            check(self.beta > 0, "beta", "collapse_guard=variance (VDL) needs beta > 0 (the paper uses 10)")
-        else:
-            check(self.beta == 0, "beta",
-                  f"beta={self.beta} > 0 turns on the variance hinge; set collapse_guard=variance for that "
-                  f"(collapse_guard is '{self.collapse_guard}', which needs beta=0)")
-        if self.collapse_guard == "weight_decay":
-            check(self.weight_decay_decoder > 0, "weight_decay_decoder",
-                  "collapse_guard=weight_decay (WDL) needs weight_decay_decoder > 0 (the paper uses 5e-4)")
-        else:
-            check(self.weight_decay_decoder == 0, "weight_decay_decoder",
-                  f"decoder weight decay is the WDL guard; set collapse_guard=weight_decay to use it "
-                  f"(collapse_guard is '{self.collapse_guard}', which needs weight_decay_decoder=0)")
-        if self.encoder == "none":
-            check(self.gamma == 0, "gamma",
-                  "encoder=none (DO) has no encoder prediction to stay close to; set gamma=0")
-            check(self.weight_decay_encoder_bias == 0, "weight_decay_encoder_bias",
-                  "encoder=none has no encoder bias; set weight_decay_encoder_bias=0")
-        if self.decoder == "linear":
-            check(self.weight_decay_hidden_bias == 0, "weight_decay_hidden_bias",
-                  "the linear decoder has no hidden bias b1; set weight_decay_hidden_bias=0 or decoder=mlp")
+# SparseAutoencoderConfig and its bounds live in the torch-free sparsecoder.models.configs (listing presets
+# imports no torch); re-exported here under their old names
+__all__ = ["SparseAutoencoderConfig", "SparseAutoencoder", "resolve_device", "MAX_LISTA_ITERATIONS"]
 
 
 class SparseAutoencoder(nn.Module):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,14 +25,7 @@ from torch import nn
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from sparsecoder import util
-from sparsecoder.config import (
-    MAX_LOSS_WEIGHT,
-    CommonConfig,
-    ConfigError,
-    UsedWhen,
-    check,
-    register_config,
-)
+from sparsecoder.config import ConfigError, check
 from sparsecoder.data.base import DataSplits
 from sparsecoder.models.common import (
     check_float32_model,
@@ -42,10 +33,22 @@ from sparsecoder.models.common import (
     check_rows,
     module_device,
 )
-from sparsecoder.models.distributions import ANALYTIC_PAIRS, Posterior, kl_divergence
+from sparsecoder.models.configs import (  # noqa: F401 - re-exported under their old names
+    ANALYTIC_PAIRS,
+    MAX_BETA,
+    MAX_EVAL_SAMPLES,
+    MAX_KL_SAMPLES,
+    MAX_RESNET_BLOCKS,
+    SCALE_RANGE,
+    VAEConfig,
+)
+from sparsecoder.models.distributions import Posterior, kl_divergence
 from sparsecoder.nn.constraints import unit_norm_columns_
 from sparsecoder.nn.vae_networks import PosteriorEncoder, build_decoder
 from sparsecoder.train.protocol import OptimizerSpec, ParamGroupSpec, Reduce, StepOutput
+
+# VAEConfig and its bounds (SCALE_RANGE, MAX_*) live in the torch-free sparsecoder.models.configs, so that
+# listing and checking presets imports no torch; this module re-exports them under their old names.
 
 _EVAL_CHUNK = 1000
 # Monte-Carlo KL samples × rows of one no-grad pass (validation): 64 samples of 1000 rows, as evaluate's KL
@@ -53,100 +56,6 @@ _KL_SAMPLE_ROWS = 64 * _EVAL_CHUNK
 # float32 (kl_samples, batch, n_latents) tensors one training step with a Monte-Carlo KL holds (measured:
 # 11 with the backward pass)
 _MC_KL_TENSORS = 12
-
-# Scales (prior_scale, likelihood_sigma) and β enter the float32 loss through s², 1/s² and β·KL: outside
-# these bounds a first step's loss is already inf/NaN (prior_scale=1e-300 is 0 in float32), and the run
-# would stop as "diverged" blaming the learning rate.
-SCALE_RANGE = (1e-8, 1e8)
-MAX_BETA = MAX_LOSS_WEIGHT
-# Sample counts: the Monte-Carlo KL holds (kl_samples, batch, n_latents) tensors; evaluation decodes the
-# test set eval_samples times.
-MAX_KL_SAMPLES = 1000
-MAX_EVAL_SAMPLES = 10000
-# The ResNet encoder builds each block as its own layers (the paper's: 2); 10**4 blocks take seconds just to
-# construct, 10**6 minutes, before anything could say the model is absurd.
-MAX_RESNET_BLOCKS = 1000
-
-
-@register_config("vae")
-@dataclass(frozen=True)
-class VAEConfig(CommonConfig):
-    """Configuration of :class:`VAE`; the paper symbol is given where there is one."""
-
-    # named by the trainer's divergence message besides the learning rates (a ClassVar: not a config key)
-    LOSS_SCALES: ClassVar[tuple[str, ...]] = ("beta", "prior_scale", "likelihood_sigma")
-    # keys used only under some setting of another (a preset's take their off value or default when unused;
-    # a user's are refused: config.layered_config)
-    USED_WHEN: ClassVar[dict[str, UsedWhen]] = {
-        "likelihood_sigma": UsedWhen("likelihood", ("gaussian",)),
-        "kl_samples": UsedWhen("kl", ("monte_carlo",)),
-        "resnet_blocks": UsedWhen("encoder", ("resnet",)),
-        "decoder_hidden": UsedWhen("decoder", ("pyle",)),
-        "unit_norm_decoder": UsedWhen("decoder", ("linear",), off=False),
-    }
-
-    n_latents: int = 450  # latent size l (450 in Jiang & de la Iglesia, 16x16 patches)
-    posterior: Literal["gaussian", "cauchy"] = "gaussian"
-    prior: Literal["gaussian", "laplace", "cauchy"] = "laplace"
-    prior_scale: float = 0.1  # b of Laplace(0, b); std of N(0, s²); scale of Cauchy(0, s)
-    kl: Literal["analytic", "monte_carlo"] = "analytic"
-    kl_samples: int = 1  # samples of the Monte-Carlo KL per training step
-    beta: float = 1.0  # β, weight of the KL term (β < 1: the SVAE heuristic)
-    encoder: Literal["mlp", "resnet", "pyle"] = "mlp"
-    encoder_hidden: int = 512
-    resnet_blocks: int = 2
-    decoder: Literal["linear", "pyle"] = "linear"
-    decoder_hidden: int = 500
-    unit_norm_decoder: bool = False  # project each decoder column onto the unit sphere after every step
-    likelihood: Literal["gaussian", "bce", "mse"] = "gaussian"
-    likelihood_sigma: float = math.exp(-1.0)  # σ of the Gaussian likelihood (Barello: e^-1)
-    lr: float = 1e-3  # Adam learning rate
-    eval_samples: int = 50  # posterior samples for the test MSE (SPEC §4)
-    active_threshold: float = 0.5  # a latent is active when the std of its posterior mean exceeds this
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_latents >= 1, "n_latents", f"must be >= 1, got {self.n_latents}")
-        low, high = SCALE_RANGE
-        for key in ("prior_scale", "likelihood_sigma"):
-            value = getattr(self, key)
-            check(low <= value <= high, key,
-                  f"must be in [{low:g}, {high:g}] (its square and reciprocal enter the float32 loss), "
-                  f"got {value}")
-        check(1 <= self.kl_samples <= MAX_KL_SAMPLES, "kl_samples",
-              f"must be in [1, {MAX_KL_SAMPLES}], got {self.kl_samples}")
-        check(0 <= self.beta <= MAX_BETA, "beta",
-              f"must be in [0, {MAX_BETA:g}] (β·KL enters the float32 loss), got {self.beta}")
-        check(self.encoder_hidden >= 1, "encoder_hidden", f"must be >= 1, got {self.encoder_hidden}")
-        check(1 <= self.resnet_blocks <= MAX_RESNET_BLOCKS, "resnet_blocks",
-              f"must be in [1, {MAX_RESNET_BLOCKS}], got {self.resnet_blocks}")
-        check(self.decoder_hidden >= 1, "decoder_hidden", f"must be >= 1, got {self.decoder_hidden}")
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(1 <= self.eval_samples <= MAX_EVAL_SAMPLES, "eval_samples",
-              f"must be in [1, {MAX_EVAL_SAMPLES}], got {self.eval_samples}")
-        check(self.active_threshold >= 0, "active_threshold", f"must be >= 0, got {self.active_threshold}")
-        # E_q z² and E_q |z| are infinite for a Cauchy q: KL against a Gaussian or Laplace prior is +∞, and a
-        # Monte-Carlo estimate of it is a finite number that grows without bound with the sample count
-        check(self.posterior != "cauchy" or self.prior == "cauchy", "prior",
-              f"a cauchy posterior and a {self.prior} prior have an infinite KL divergence (the Cauchy's "
-              f"tails are heavier than the prior's), so the ELBO is -inf; set prior=cauchy, or "
-              f"posterior=gaussian for a {self.prior} prior")
-        # the same tails through an unbounded decoder: E_q‖x − Uz‖² is infinite, so is the expected
-        # reconstruction term of the ELBO; its estimates (test mse, elbo, score) follow the largest sample
-        check(self.posterior != "cauchy" or self.decoder != "linear", "decoder",
-              "a cauchy posterior through the linear decoder has an infinite expected reconstruction error "
-              "(E|z|² is infinite for a Cauchy q, and x̂ = Uz is unbounded), so the ELBO is -inf and the "
-              "test mse of samples is meaningless; set decoder=pyle (bounded sigmoid output), or "
-              "posterior=gaussian for the linear decoder")
-        if self.kl == "analytic":
-            check((self.posterior, self.prior) in ANALYTIC_PAIRS, "kl",
-                  f"no closed form for a {self.posterior} posterior and a {self.prior} prior; closed forms "
-                  f"exist for (posterior, prior) in {sorted(ANALYTIC_PAIRS)}; set kl=monte_carlo")
-        check(not self.unit_norm_decoder or self.decoder == "linear", "unit_norm_decoder",
-              "unit-norm columns apply to the linear decoder only; "
-              "set decoder=linear or unit_norm_decoder=false")
-        check(self.likelihood != "bce" or self.decoder == "pyle", "likelihood",
-              "bce needs decoder=pyle (logit outputs in [0, 1] after the sigmoid); use gaussian or mse")
 
 
 def check_monte_carlo_memory(config: VAEConfig) -> None:

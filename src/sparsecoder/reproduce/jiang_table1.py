@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sparsecoder.models.vae import MAX_EVAL_SAMPLES
+from sparsecoder.models.configs import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table
 

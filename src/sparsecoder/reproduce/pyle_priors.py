@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsecoder.models.vae import MAX_EVAL_SAMPLES
+from sparsecoder.models.configs import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
