@@ -15,7 +15,6 @@ from pathlib import Path
 from tokenize import TokenError
 
 import numpy as np
-import torch
 
 from sparsecoder.data.base import (
     DataSplits,
@@ -413,6 +412,8 @@ def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None
     ``memory_map`` (``.npy`` only): keep the training split in the memory-mapped file and read it per
     batch (:class:`~sparsecoder.data.base.MemmapRows`); ``False`` reads the file into memory.
     """
+    import torch
+
     # ``~`` expanded as for data_dir (registry.expand_data_dir): sh, zsh and YAML files pass it literally
     path, data_dir = (None if p is None else os.path.expanduser(p) for p in (path, data_dir))
     if path is not None and data_dir is not None and Path(path) != Path(data_dir):

@@ -16,13 +16,15 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from sparsecoder import util
 from sparsecoder.data.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MemmapRows:
@@ -44,10 +46,17 @@ class MemmapRows:
         Raw → model rows, applied per read.
     """
 
-    dtype = torch.float32
+    @property
+    def dtype(self):
+        """``torch.float32``, the dtype of the rows as read (a property: torch is imported on first use)."""
+        import torch
+
+        return torch.float32
 
     def __init__(self, array: np.ndarray, file_rows: np.ndarray, preprocessing: Preprocessing,
                  device: torch.device | str = "cpu"):
+        import torch
+
         self.array = array
         self.file_rows = np.asarray(file_rows, dtype=np.int64)
         self.preprocessing = preprocessing
@@ -55,6 +64,8 @@ class MemmapRows:
 
     @property
     def shape(self) -> torch.Size:
+        import torch
+
         return torch.Size((len(self.file_rows), self.array.shape[1]))
 
     def __len__(self) -> int:
@@ -65,6 +76,8 @@ class MemmapRows:
 
     def to(self, device=None, dtype=None) -> MemmapRows:
         """The same rows bound to ``device``; ``dtype`` must be float32 (or None)."""
+        import torch
+
         if isinstance(device, torch.dtype):
             device, dtype = None, device
         if dtype is not None and dtype != torch.float32:
@@ -73,6 +86,8 @@ class MemmapRows:
                           self.device if device is None else device)
 
     def __getitem__(self, index) -> torch.Tensor:
+        import torch
+
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
         wanted = self.file_rows[index]
@@ -219,6 +234,8 @@ def check_labels(labels, what: str, fix: str, *, n_classes: int | None = None,
     {fix}"``: ``path`` is the file they come from, ``what`` names them (split, argument or array),
     ``fix`` says how to mend them.
     """
+    import torch
+
     prefix = "" if path is None else f"{path}: "
     try:
         if isinstance(labels, torch.Tensor):
@@ -254,6 +271,8 @@ class Split:
 
     def to_pixels(self, x: torch.Tensor, index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Map model-space rows ``x`` (rows ``index`` of this split; all rows if None) to pixel space."""
+        import torch
+
         scale, offset = self.scale, self.offset
         if index is not None:
             if isinstance(scale, torch.Tensor) and scale.dim() == 2:
@@ -267,6 +286,8 @@ class Split:
         return x * scale + offset
 
     def subset(self, index: torch.Tensor | slice) -> Split:
+        import torch
+
         def pick(v):
             return v[index] if isinstance(v, torch.Tensor) and v.dim() == 2 else v
 

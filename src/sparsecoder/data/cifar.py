@@ -6,7 +6,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_integer_values
 from sparsecoder.data.images import SPLITS, check_patch_size, embedded_unit_patches, split_counts
@@ -97,6 +96,8 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
     embedded photographs (``n_train``/``n_val``/``n_test``, disjoint image regions per split, no labels).
     ``limit`` caps the training split.
     """
+    import torch
+
     patch_size = check_patch_size(patch_size, "cifar_patches")
     if data_dir is None:
         requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,

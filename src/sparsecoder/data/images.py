@@ -21,14 +21,16 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.preprocessing import Identity, NotRowWise
 from sparsecoder.nn.sizes import check_size
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 
@@ -344,6 +346,8 @@ def whiten(image: np.ndarray, f0_fraction: float = 0.4) -> np.ndarray:
 
 def gaussian_window(size: int = LCN_WINDOW, sigma: float = LCN_SIGMA) -> torch.Tensor:
     """Normalised ``size×size`` Gaussian window (sums to 1)."""
+    import torch
+
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     window = g[:, None] * g[None, :]
@@ -374,6 +378,8 @@ def local_contrast_normalize(images: torch.Tensor, window: int = LCN_WINDOW, sig
     patch depend on its batch-mates). 52×52 crops become 28×28 patches. The map is affine per pixel:
     ``crop(x) = out · divisor + crop(m)``, which :class:`LCNResult` keeps for the inverse.
     """
+    import torch
+
     if images.dim() != 3:
         raise ValueError(f"images must be (n, h, w), got shape {tuple(images.shape)}")
     border = window - 1
@@ -531,6 +537,8 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
     caps ``n_train``. The paper used 200k/20k/20k ImageNet patches; the defaults build in a few seconds on
     a CPU.
     """
+    import torch
+
     patch_size = check_patch_size(patch_size, "patches")
     # x, scale and offset: three float32 values per pixel
     requested, counts = split_counts(n_train, n_val, n_test, limit, 3 * 4 * patch_size**2,
@@ -663,6 +671,8 @@ def _plain_patches(images: list[np.ndarray], patch_size: int, requested: dict[st
                    counts: dict[str, int], seed: int, names: list[str] | None = None):
     """Seeded patches as rows, no normalisation, and their crop positions, per split (regions are assigned
     in proportion to the ``requested`` sizes, ``counts`` patches are drawn)."""
+    import torch
+
     sampler = RegionSampler(images, patch_size, requested, seed, names)
     splits, positions = {}, {}
     for key in SPLITS:

@@ -6,7 +6,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import Standardize
@@ -79,6 +78,8 @@ def load_mnist(
     initialisation and the batch order change). ``test_only``: the train and val splits are left empty
     and, with ``data_dir``, only the ``t10k`` files are read.
     """
+    import torch
+
     if split_seed is not None and (isinstance(split_seed, bool) or not isinstance(split_seed, int)
                                    or split_seed < 0):
         raise ValueError(f"split_seed must be an integer >= 0 or null (the run's seed), got {split_seed!r}")

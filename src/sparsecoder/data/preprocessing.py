@@ -33,12 +33,14 @@ builds its splits with ``forward`` gives exactly the rows ``forward`` gives a us
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from sparsecoder.util import native_array
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Preprocessing",
@@ -109,6 +111,8 @@ class Preprocessing(abc.ABC):
         values outside :attr:`raw_range`. ``checked``: the caller has found them finite and in range already
         (:meth:`check_raw_range`; ``encode_run`` checks all its rows before the first block is encoded), so
         they are not scanned again."""
+        import torch
+
         expected = None if n_features is None else self.raw_features(n_features)
         raw = _float64_rows(raw_rows, expected, "raw rows", values=not checked)
         if not checked:

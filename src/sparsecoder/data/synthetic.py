@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
 from sparsecoder.data.images import SPLITS, split_counts
@@ -40,6 +39,8 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     ``|N(0, 1)|`` (sparse, non-negative); ``ε ~ N(0, noise²)`` per entry. No normalisation. Sets
     ``true_dictionary = W_true`` and ``info["true_codes"][split]`` (n × n_components).
     """
+    import torch
+
     if data_dir is not None:
         raise ValueError("the synthetic source takes no data_dir")
     dim = check_size("the synthetic source", "dim", dim)
@@ -83,6 +84,8 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     ``info["true_codes"]`` the coefficients ``c / n_basis`` times the basis norms (so ``x ≈ D c'``
     before noise and clipping).
     """
+    import torch
+
     if data_dir is not None:
         raise ValueError("the synthetic_pyle source takes no data_dir")
     n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
