@@ -246,6 +246,38 @@ def test_help_version_and_usage_errors_import_no_heavy_library():
     assert result["cli"] == [], f"--help, --version or a usage error imported {result['cli']}"
 
 
+# `sparsecoder presets` and `sparsecoder data list` in one process, each one's output, then which heavy
+# libraries they imported.
+_LISTINGS_WITHOUT_HEAVY_IMPORTS = f"""
+import contextlib, io, json, sys
+from sparsecoder import cli
+heavy = {HEAVY_MODULES!r}
+out = {{}}
+for argv in (["presets"], ["data", "list"]):
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        code = cli.main(argv)
+    out[" ".join(argv)] = [code, text.getvalue()]
+heavy = sorted(m for m in heavy if m in sys.modules)
+print("RESULT", json.dumps({{"out": out, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+def test_listing_presets_and_data_sources_imports_no_heavy_library():
+    # audit 2026-11-29: `sparsecoder presets` and `sparsecoder data list` took 3-6 s: the config classes were
+    # defined next to the models' torch code, and every data source module imported torch at the top
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _LISTINGS_WITHOUT_HEAVY_IMPORTS], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stderr.rpartition("RESULT ")[2])
+    (code, presets), (data_code, sources) = result["out"]["presets"], result["out"]["data list"]
+    assert code == 0 and data_code == 0, done.stderr
+    assert "vdl-nl-mnist" in presets and "vae-laplace-mnist2d" in presets
+    assert sources.startswith("mnist ") and "whitened_patches" in sources
+    assert "options: n_train=20000" in sources
+    assert result["heavy"] == [], f"`sparsecoder presets` or `data list` imported {result['heavy']}"
+
+
 # The public API as `sparsecoder/__init__.py` imported it eagerly: name -> (defining module, attribute; None:
 # the module itself). Its names are imported on first use now, and must stay these same objects.
 PUBLIC_API = {
