@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
-from sparsecoder.reproduce.jiang_table1 import VARIANTS, check_settings, patch_source, vae_overrides
+from sparsecoder.reproduce.jiang_table1 import VARIANTS, check_settings, patch_source, sweeps
 
-__all__ = ["QUICK", "FULL", "PAPER_ACTIVE", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_ACTIVE", "sweeps", "run"]
 
 # Fig. 5a caption: (active "Gabor", noise) latents of 450 by the caption's criterion.
 PAPER_ACTIVE = {"SVAE": (154, 296), "SVAE-Norm": (374, 76)}
@@ -80,7 +80,7 @@ def run(ctx: Context) -> Report:
 
     s = ctx.settings
     check_settings(s)
-    trials = ctx.train("svae", list(VARIANTS.values()), seeds=s["seeds"], overrides=vae_overrides(s))
+    trials = ctx.train(**sweeps(s)[0])
     by_preset = {preset: model for model, preset in VARIANTS.items()}
     rows, figures, missing = [], [], []
     shown: dict[str, dict] = {}

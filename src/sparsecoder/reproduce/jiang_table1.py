@@ -24,7 +24,7 @@ from sparsecoder.models.vae import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table
 
-__all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "sweeps", "run"]
 
 # Jiang & de la Iglesia, Table 1 (pixelwise test MSE on natural-image patches).
 PAPER_MSE = {"sparse coding": 0.0150, "SVAE": 0.00875, "SVAE-Norm": 0.00769}
@@ -99,6 +99,12 @@ def vae_overrides(s: dict[str, Any]) -> dict[str, Any]:
     return over
 
 
+def sweeps(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SVAE and SVAE-Norm trials (group ``svae``), as :meth:`Context.train`'s arguments."""
+    return [{"group": "svae", "presets": list(VARIANTS.values()), "seeds": s["seeds"],
+             "overrides": vae_overrides(s)}]
+
+
 def fit_sparse_coding(s: dict[str, Any], seed: int, alpha: float, data_dir: str | None) -> dict[str, Any]:
     """Learn the unit-norm dictionary on the training patches and measure the test MSE of exact lasso
     codes; ``{"mse", "mse_relative", "sparsity", "seconds"}``."""
@@ -141,7 +147,7 @@ def run(ctx: Context) -> Report:
         rows.append({"model": "sparse coding", "seed": seed, "mse": sc["mse"], "mse_std": 0.0,
                      "mse_relative": sc["mse_relative"], "test_variance": sc["test_variance"],
                      "sc_sparsity": sc["sparsity"]})
-    trials = ctx.train("svae", list(VARIANTS.values()), seeds=s["seeds"], overrides=vae_overrides(s))
+    trials = ctx.train(**sweeps(s)[0])
     by_preset = {preset: model for model, preset in VARIANTS.items()}
     test_variance = rows[0]["test_variance"]
     missing = []
