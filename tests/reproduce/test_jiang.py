@@ -2,6 +2,7 @@
 profiles (serial executor), and the filter-group / sparse-coding MSE functions against hand-computed values
 and scikit-learn."""
 
+import json
 import math
 
 import numpy as np
@@ -151,7 +152,12 @@ def test_fig5_quick_profile_counts_filters_and_draws_them(tmp_path):
     config, model, _ = load_run(run_dir)
     with torch.no_grad():
         codes = model.encode(load_test_split(config).test.x).numpy()
-    assert rows["SVAE"]["active_max_mean"] == int((np.abs(codes).max(axis=0) > 0.5).sum())
+    active = np.abs(codes).max(axis=0) > 0.5
+    assert rows["SVAE"]["active_max_mean"] == int(active.sum())
+    # SPEC §4: the per-latent KL split by group too (it was not reported)
+    kl = np.asarray(json.loads((run_dir / "metrics.json").read_text())["kl_per_latent"])
+    assert rows["SVAE"]["kl_noise_mean"] == pytest.approx(np.median(kl[~active]))
+    assert "median KL per latent (nats) active / noise" in (out / "results.md").read_text()
 
 
 def test_bad_setting_is_refused_before_training(tmp_path):
