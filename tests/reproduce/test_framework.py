@@ -118,6 +118,9 @@ def test_the_serial_trial_is_an_ordinary_run_folder_with_the_asked_config(quick_
     assert [p.name for p in result["files"]] == ["results.md", "results.csv", "fig6_mnist.png"]
     text = (out / "results.md").read_text()
     assert "profile: **quick**" in text and "What differs from the paper:" in text
+    # the line under the title is the full profile's protocol: it read as if this call (λ = 1e-3 alone)
+    # had measured "over each preset's λ grid"
+    assert f"\nThe full profile measures: {EXPERIMENTS['evtimova-fig6']['measures']}.\n" in text
 
 
 def test_a_rerun_of_the_same_call_trains_nothing(quick_run):

@@ -294,7 +294,9 @@ def write_report(ctx: Context, info: dict[str, str], report: Report, seconds: fl
     atomic_write_bytes(csv_path, csv_text(report.rows).encode())
     settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in ctx.settings.items())
     lines = [f"# {ctx.name} — {info['paper']}, {info['figure']}", "",
-             f"{info['measures']}", "",
+             # the paper's protocol (`reproduce --list`): a quick or --set call measures less (e.g. 5
+             # posterior samples, the λ with a paper point), which the settings and differences below say
+             f"The full profile measures: {info['measures']}.", "",
              f"* profile: **{ctx.profile}**; settings: {settings}",
              f"* wall time of this call: {seconds:.0f} s (trials that were already finished were skipped)",
              f"* data: {ctx.data_dir or 'embedded data (see SPEC §6)'}", "",
