@@ -186,15 +186,22 @@ def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: st
                         sorted(dict(config.data_options).items())))
             try:
                 if key not in tests:  # the first seed's test split: the options and width are the seeds'
-                    tests[key] = load_test_split(config).test
-                n_features = int(tests[key].x.shape[1])
+                    tests[key] = load_test_split(config)
+                n_features, shape = int(tests[key].test.x.shape[1]), tests[key].image_shape
                 model = model_class(config.model_name)
-                check_fits_in_memory(lambda c, n=n_features, model=model: model(c, n), config,
+                check_fits_in_memory(_builder(model, n_features, shape), config,
                                      what=f"a {model.__name__} on {n_features} features",
                                      n_features=n_features)
             except (ValueError, OSError) as err:
                 raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
                                  f"written)") from None
+
+
+def _builder(model: type, n_features: int, shape):
+    """``build(config, n)`` of :func:`~sparsecoder.models.common.check_fits_in_memory` for rows of
+    ``n_features`` drawn as ``shape``, as the model's constructor counts itself
+    (``check_model_arguments``)."""
+    return lambda config, n=n_features: model(config, n, shape if n == n_features else None)
 
 
 # Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).
