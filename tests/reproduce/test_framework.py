@@ -15,6 +15,7 @@ from sparsecoder import train
 from sparsecoder.cli import main
 from sparsecoder.reproduce import EXPERIMENTS, reproduce
 from sparsecoder.reproduce.base import SETTINGS_FILE, TrialResult, aggregate, finished, fmt
+from tests.data.helpers import write_mnist_dir
 
 # evtimova-fig6 quick, cut to one trial: SDL at λ = 1e-3, one seed, one epoch, 300 training samples.
 ONE_TRIAL = {"variants": ["sdl"], "lams": [0.001]}
@@ -117,6 +118,9 @@ def test_the_serial_trial_is_an_ordinary_run_folder_with_the_asked_config(quick_
     assert [p.name for p in result["files"]] == ["results.md", "results.csv", "fig6_mnist.png"]
     text = (out / "results.md").read_text()
     assert "profile: **quick**" in text and "What differs from the paper:" in text
+    # the line under the title is the full profile's protocol: it read as if this call (λ = 1e-3 alone)
+    # had measured "over each preset's λ grid"
+    assert f"\nThe full profile measures: {EXPERIMENTS['evtimova-fig6']['measures']}.\n" in text
 
 
 def test_a_rerun_of_the_same_call_trains_nothing(quick_run):
@@ -234,8 +238,10 @@ def test_set_reads_exponent_notation_as_numbers():
 def test_failed_trials_exit_1_and_retry_failed_trains_them_again(tmp_path, capsys):
     """A failed trial was only a line in results.md (exit 0, nothing on stderr), and reproduce had no way
     to train it again (a rerun skips it); a changed --data-dir was refused with two identical settings."""
-    empty = tmp_path / "empty"  # exists (checked up front), but holds no MNIST files: the trial fails
-    empty.mkdir()
+    empty = tmp_path / "empty"  # MNIST's test files only (those are checked up front): the trial fails
+    write_mnist_dir(empty)
+    for path in empty.glob("train-*"):
+        path.unlink()
     out = tmp_path / "out"
     argv = ["reproduce", "evtimova-collapse", "--quick", "--serial", "--quiet", "--out", str(out),
             "--set", "variants=[sdl]", "epochs=1"]
@@ -265,6 +271,30 @@ def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="data_dir is empty"):  # was the current folder
         sweep("sdl-mnist", tmp_path / "s", overrides=["data_dir="], executor="serial")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name, settings, data_dir, message", [
+    ("evtimova-fig6", ["lams=[1e9]"], None, "config key 'lam': must be a finite number >= 0 and <= 1e+08"),
+    ("evtimova-collapse", ["variants=[sdl]"], "a file", "is a file; give the folder of the IDX files"),
+    ("pyle-priors", ["datasets=[synthetic]", "hidden=100000000"], None,
+     "does not fit in this machine's memory: a VAE on 25 features"),
+    ("jiang-fig5", ["variance=1e300"], None, "variance must be a positive number at most 1e+30"),
+])
+def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_written(
+        tmp_path, capsys, name, settings, data_dir, message):
+    """A λ over the config's bound, an MNIST --data-dir that is a file, a model too large for the memory, a
+    data option the source refuses: refused by the trials' sweep, or failing every trial, only after
+    reproduce.yaml was written, which then refused the corrected command as other settings."""
+    out = tmp_path / "out"
+    argv = ["reproduce", name, "--quick", "--serial", "--quiet", "--out", str(out), "--set", *settings]
+    if data_dir is not None:
+        (tmp_path / "data").write_text("not a folder")
+        argv += ["--data-dir", str(tmp_path / "data")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message in err and "(nothing was written)" in err
+    assert not out.exists()
 
 
 def test_finished_yields_done_trials_and_lists_the_others_with_their_grid_lambda(tmp_path):

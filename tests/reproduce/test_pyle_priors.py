@@ -153,6 +153,19 @@ def test_in_all_cases_gets_no_verdict_when_a_prior_was_not_measured():
     assert [v["agrees"] for v in claim_verdicts(cells) if v["claim"] == "synthetic_reconstruct"] == ["yes"]
 
 
+def test_a_claim_whose_numbers_are_undefined_gets_no_verdict():
+    # before: without an active latent (the quick profile's patches) every prior's atom kurtosis is NaN, and
+    # "Cauchy's patterns have the largest kurtosis" read "no" on nan > max(nan, nan); a NaN spread ratio
+    # (a latent spread of 0) read "no" too
+    nan = math.nan
+    cells = _cells(patches={"mse": {"gauss": 0.01, "laplace": 0.01, "cauchy": 0.02},
+                            "atom_kurtosis": {"gauss": nan, "laplace": nan, "cauchy": nan}},
+                   mnist2d={"knn_accuracy": {"gauss": 0.6, "laplace": 0.7, "cauchy": 0.5},
+                            "spread_ratio": {"gauss": 0.9, "laplace": 0.8, "cauchy": nan}})
+    verdicts = {v["claim"]: v["agrees"] for v in claim_verdicts(cells)}
+    assert verdicts == {"patches_cauchy_blurrier": "yes", "mnist2d_laplace_separates": "yes"}
+
+
 @pytest.mark.parametrize("likelihood", ["bce", "gaussian"])
 def test_the_synthetic_likelihood_setting_is_what_the_trials_train_with(likelihood):
     # the presets now train the synthetic task with a Gaussian of σ = 0.02; synthetic_likelihood=bce must

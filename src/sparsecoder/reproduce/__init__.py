@@ -150,7 +150,7 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         results.md lists them too); ``foreign`` those of them whose folder holds a finished run that is not
         the trial's, which ``retry_failed`` leaves as it is (move the folder away and rerun).
     """
-    from sparsecoder.reproduce.base import SETTINGS_FILE, Context, parse_settings, write_report
+    from sparsecoder.reproduce.base import SETTINGS_FILE, Context, check_trials, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
 
     module = _module(name)
@@ -162,6 +162,8 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         module.check_settings(settings)
     if hasattr(module, "check_data"):  # checks needing the data loaded (class sizes), still before any write
         module.check_data(settings, data_dir)
+    if hasattr(module, "sweeps"):  # every trial's config, data and size, still before any write
+        check_trials(module.sweeps(settings), data_dir, address)
     out = Path(out)
     record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
               "data_dir": data_dir}

@@ -33,8 +33,8 @@ from sparsecoder.config import ConfigError, load_yaml_text, shown
 from sparsecoder.io import atomic_write_bytes, atomic_write_text
 from sparsecoder.sweep.results import csv_text, markdown_table, write_png
 
-__all__ = ["Context", "Report", "TrialResult", "aggregate", "finished", "markdown_table", "save_png",
-           "parse_settings", "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
+__all__ = ["Context", "Report", "TrialResult", "aggregate", "check_trials", "finished", "markdown_table",
+           "save_png", "parse_settings", "SETTINGS_FILE", "RESULTS_MD", "RESULTS_CSV"]
 
 SETTINGS_FILE = "reproduce.yaml"
 RESULTS_MD = "results.md"
@@ -148,6 +148,62 @@ class Context:
         return trials
 
 
+def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: str | None) -> None:
+    """Refuse, before the experiment folder is written, the trials that would fail as they start.
+
+    ``sweeps`` are :meth:`Context.train`'s arguments (``group``, ``presets``, ``grid``, ``seeds``,
+    ``overrides``) of every sweep the experiment will train. Every trial's config is built as the sweep
+    builds it (a λ, σ or size beyond the config's bounds) and, when the trials run on this machine (no
+    ``address``), the test split of each distinct data set is loaded (a ``data_dir`` of the wrong kind, a
+    data option the source refuses) and each model's training state is counted against this machine's
+    memory. Each of these used to fail the trials only after ``reproduce.yaml`` was written, which then
+    refused the corrected command as other settings.
+    """
+    from sparsecoder.config import find_preset
+    from sparsecoder.models import model_class
+    from sparsecoder.models.common import check_fits_in_memory
+    from sparsecoder.sweep.spec import build_spec
+    from sparsecoder.train.run import load_test_split
+
+    specs = []
+    for sweep in sweeps:
+        overrides = dict(sweep.get("overrides") or {})
+        if data_dir is not None:
+            overrides.setdefault("data_dir", data_dir)
+        presets = [sweep["presets"]] if isinstance(sweep["presets"], str) else list(sweep["presets"])
+        try:
+            specs.append(build_spec(presets, sweep.get("grid"), list(sweep.get("seeds") or [0]), overrides))
+        except ConfigError as err:
+            raise ValueError(f"the settings give a trial a config it refuses: {err}; change that setting "
+                             f"(nothing was written)") from None
+    if address is not None:  # on a cluster the data may be on the workers only
+        return
+    tests: dict[str, Any] = {}
+    for spec in specs:
+        for trial in spec.trials():
+            config = find_preset(trial.preset).build(spec.trial_overrides(trial))
+            key = repr((config.data, config.data_dir, config.limit,
+                        sorted(dict(config.data_options).items())))
+            try:
+                if key not in tests:  # the first seed's test split: the options and width are the seeds'
+                    tests[key] = load_test_split(config)
+                n_features, shape = int(tests[key].test.x.shape[1]), tests[key].image_shape
+                model = model_class(config.model_name)
+                check_fits_in_memory(_builder(model, n_features, shape), config,
+                                     what=f"a {model.__name__} on {n_features} features",
+                                     n_features=n_features)
+            except (ValueError, OSError) as err:
+                raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
+                                 f"written)") from None
+
+
+def _builder(model: type, n_features: int, shape):
+    """``build(config, n)`` of :func:`~sparsecoder.models.common.check_fits_in_memory` for rows of
+    ``n_features`` drawn as ``shape``, as the model's constructor counts itself
+    (``check_model_arguments``)."""
+    return lambda config, n=n_features: model(config, n, shape if n == n_features else None)
+
+
 # Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).
 _EXPONENT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
 
@@ -245,7 +301,9 @@ def write_report(ctx: Context, info: dict[str, str], report: Report, seconds: fl
     atomic_write_bytes(csv_path, csv_text(report.rows).encode())
     settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in ctx.settings.items())
     lines = [f"# {ctx.name} — {info['paper']}, {info['figure']}", "",
-             f"{info['measures']}", "",
+             # the paper's protocol (`reproduce --list`): a quick or --set call measures less (e.g. 5
+             # posterior samples, the λ with a paper point), which the settings and differences below say
+             f"The full profile measures: {info['measures']}.", "",
              f"* profile: **{ctx.profile}**; settings: {settings}",
              f"* wall time of this call: {seconds:.0f} s (trials that were already finished were skipped)",
              f"* data: {ctx.data_dir or 'embedded data (see SPEC §6)'}", "",

@@ -21,7 +21,7 @@ import numpy as np
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "run"]
+__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "sweeps", "run"]
 
 # variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -65,6 +65,14 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.seed_list(settings)
     checks.epochs(settings)
     checks.limit(settings)
+
+
+def sweeps(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One sweep per variant (its preset, at ``lam`` where set), as :meth:`Context.train`'s arguments."""
+    grid = {"lam": [float(settings["lam"])]} if settings["lam"] is not None else None
+    return [{"group": VARIANTS[variant][0], "presets": VARIANTS[variant][0], "grid": grid,
+             "seeds": settings["seeds"], "overrides": checks.training_overrides(settings)}
+            for variant in settings["variants"]]
 
 
 def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> dict[str, float]:
@@ -142,8 +150,6 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
-    overrides = checks.training_overrides(settings)
-    grid = {"lam": [float(settings["lam"])]} if settings["lam"] is not None else None
 
     per_epoch: list[dict[str, Any]] = []
     per_seed_final: list[dict[str, Any]] = []
@@ -151,9 +157,8 @@ def run(ctx: Context) -> Report:
     example: dict[str, Any] = {}
     lams: dict[str, float] = {}
     n_components = 0
-    for variant in settings["variants"]:
-        preset = VARIANTS[variant][0]
-        trials = ctx.train(preset, preset, grid=grid, seeds=settings["seeds"], overrides=overrides)
+    for variant, sweep in zip(settings["variants"], sweeps(settings), strict=True):
+        trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             example = example or trial.metrics
             history = read_history_rows(trial.run_dir / "history.csv")

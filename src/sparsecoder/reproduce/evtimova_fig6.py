@@ -19,7 +19,7 @@ from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "PAPER_POINTS", "VARIANTS", "check_settings", "paper_gamma",
-           "training_plan", "run"]
+           "training_plan", "sweeps", "run"]
 
 # The variants of Fig. 6 (a): WDL-NL and DO-NL are in the paper's panel too and may be asked for.
 VARIANTS = ["sdl", "sdl-nl", "vdl", "vdl-nl", "wdl", "do"]
@@ -126,6 +126,12 @@ def training_plan(settings: dict[str, Any]) -> list[tuple[str, str, str, list[fl
     return plan
 
 
+def sweeps(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweeps of :func:`training_plan` as :meth:`Context.train`'s arguments."""
+    return [{"group": group, "presets": preset, "grid": {"lam": lams}, "seeds": settings["seeds"],
+             "overrides": overrides} for _, preset, group, lams, overrides in training_plan(settings)]
+
+
 def _paper_point(data: str, variant: str, lam: float) -> tuple[float, float] | None:
     for paper_lam, point in PAPER_POINTS[data].get(variant, {}).items():
         if math.isclose(paper_lam, lam, rel_tol=1e-9):
@@ -170,16 +176,17 @@ def run(ctx: Context) -> Report:
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
     data = settings["data"]
-    sweeps = training_plan(settings)  # errors before training
-    plan = list(dict.fromkeys((variant, preset) for variant, preset, *_ in sweeps))
+    plan_sweeps = training_plan(settings)  # errors before training
+    plan = list(dict.fromkeys((variant, preset) for variant, preset, *_ in plan_sweeps))
     lams = {variant: _lams(settings, variant, preset) for variant, preset in plan}
-    gammas = sorted({(v, lam, o["gamma"]) for v, _, _, values, o in sweeps if "gamma" in o for lam in values})
+    gammas = sorted({(v, lam, o["gamma"]) for v, _, _, values, o in plan_sweeps if "gamma" in o
+                     for lam in values})
 
     per_seed: list[dict[str, Any]] = []
     missing: list[str] = []
     example: dict[str, Any] = {}
-    for variant, preset, group, values, overrides in sweeps:
-        trials = ctx.train(group, preset, grid={"lam": values}, seeds=settings["seeds"], overrides=overrides)
+    for (variant, *_), sweep in zip(plan_sweeps, sweeps(settings), strict=True):
+        trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             example = example or trial.metrics
             per_seed.append({"variant": variant, "lam": float(trial.point["lam"]), "seed": trial.seed,

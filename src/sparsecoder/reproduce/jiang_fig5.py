@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
-from sparsecoder.reproduce.jiang_table1 import VARIANTS, check_settings, patch_source, vae_overrides
+from sparsecoder.reproduce.jiang_table1 import VARIANTS, check_settings, patch_source, sweeps
 
-__all__ = ["QUICK", "FULL", "PAPER_ACTIVE", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_ACTIVE", "sweeps", "run"]
 
 # Fig. 5a caption: (active "Gabor", noise) latents of 450 by the caption's criterion.
 PAPER_ACTIVE = {"SVAE": (154, 296), "SVAE-Norm": (374, 76)}
@@ -80,7 +80,7 @@ def run(ctx: Context) -> Report:
 
     s = ctx.settings
     check_settings(s)
-    trials = ctx.train("svae", list(VARIANTS.values()), seeds=s["seeds"], overrides=vae_overrides(s))
+    trials = ctx.train(**sweeps(s)[0])
     by_preset = {preset: model for model, preset in VARIANTS.items()}
     rows, figures, missing = [], [], []
     shown: dict[str, dict] = {}
@@ -90,6 +90,9 @@ def run(ctx: Context) -> Report:
         groups, columns = measure(trial.run_dir)
         active = groups["active_max"]
         localized = localization(columns, (side, side)) > LOCALIZED
+        kl = np.asarray(trial.metrics.get("kl_per_latent", []), dtype=float)  # nats, test set (SPEC §4)
+        if kl.shape != active.shape:
+            kl = np.full(active.shape, np.nan)
         rows.append({
             "model": model, "seed": trial.seed, "active_max": groups["n_active_max"],
             "noise_max": groups["n_noise_max"], "active_std": groups["n_active_std"],
@@ -98,6 +101,8 @@ def run(ctx: Context) -> Report:
             "variance_noise": float(np.median(groups["variance"][~active])) if (~active).any() else np.nan,
             "norm_active": float(np.median(groups["norms"][active])) if active.any() else np.nan,
             "norm_noise": float(np.median(groups["norms"][~active])) if (~active).any() else np.nan,
+            "kl_active": float(np.median(kl[active])) if active.any() else np.nan,
+            "kl_noise": float(np.median(kl[~active])) if (~active).any() else np.nan,
             "localized": int(localized.sum()), "localized_active": int((localized & active).sum()),
         })
         if model in shown:
@@ -117,7 +122,7 @@ def run(ctx: Context) -> Report:
     if shown:
         figures.insert(0, _histograms(shown, ctx.path("histograms.png")))
     metrics = ["active_max", "noise_max", "active_std", "noise_std", "variance_active", "variance_noise",
-               "norm_active", "norm_noise", "localized", "localized_active"]
+               "norm_active", "norm_noise", "kl_active", "kl_noise", "localized", "localized_active"]
     cells = aggregate(rows, ["model"], metrics)
     table = []
     for cell in cells:
@@ -129,12 +134,14 @@ def run(ctx: Context) -> Report:
                       f"{fmt(cell['variance_active_mean'], digits=3)} / "
                       f"{fmt(cell['variance_noise_mean'], digits=3)}",
                       f"{fmt(cell['norm_active_mean'], digits=3)} / {fmt(cell['norm_noise_mean'], digits=3)}",
+                      f"{fmt(cell['kl_active_mean'], digits=3)} / {fmt(cell['kl_noise_mean'], digits=3)}",
                       f"{fmt(cell['localized_mean'], digits=0)} / "
                       f"{fmt(cell['localized_active_mean'], digits=0)}",
                       cell["n_seeds"]])
     body = markdown_table(
         ["model", "active / noise (max abs mean > 0.5)", "paper (Fig. 5a)", "active / noise (std > 0.5)",
          "median activation variance active / noise", "median column norm active / noise",
+         "median KL per latent (nats) active / noise",
          f"localised filters (ρ > {LOCALIZED}) all / active", "seeds"], table)
     body += (f"\nOf {s['n_latents']} latents; posterior means on {s['n_test']} test patches; figures show up "
              f"to {GRID_MAX} random filters per group (first seed). Localised: the filter's best 8×8 square "

@@ -17,14 +17,28 @@ Laplace(0, 0.1) prior give its Fig. 5 picture), so MSEs are also given relative 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import numpy as np
+
+from sparsecoder.io import atomic_write_text
 from sparsecoder.models.configs import MAX_EVAL_SAMPLES
 from sparsecoder.reproduce import settings as checks
-from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table
+from sparsecoder.reproduce.base import (
+    TRIALS_DIR,
+    Context,
+    Report,
+    TrialResult,
+    aggregate,
+    finished,
+    fmt,
+    markdown_table,
+)
 
-__all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "run"]
+__all__ = ["QUICK", "FULL", "PAPER_MSE", "VARIANTS", "sparse_coding_alpha", "sparse_coding", "svae_rows",
+           "sweeps", "run"]
 
 # Jiang & de la Iglesia, Table 1 (pixelwise test MSE on natural-image patches).
 PAPER_MSE = {"sparse coding": 0.0150, "SVAE": 0.00875, "SVAE-Norm": 0.00769}
@@ -99,6 +113,12 @@ def vae_overrides(s: dict[str, Any]) -> dict[str, Any]:
     return over
 
 
+def sweeps(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SVAE and SVAE-Norm trials (group ``svae``), as :meth:`Context.train`'s arguments."""
+    return [{"group": "svae", "presets": list(VARIANTS.values()), "seeds": s["seeds"],
+             "overrides": vae_overrides(s)}]
+
+
 def fit_sparse_coding(s: dict[str, Any], seed: int, alpha: float, data_dir: str | None) -> dict[str, Any]:
     """Learn the unit-norm dictionary on the training patches and measure the test MSE of exact lasso
     codes; ``{"mse", "mse_relative", "sparsity", "seconds"}``."""
@@ -129,6 +149,34 @@ def fit_sparse_coding(s: dict[str, Any], seed: int, alpha: float, data_dir: str 
             "test_variance": float(x_test.var())}
 
 
+def sparse_coding(ctx: Context, seed: int, alpha: float) -> dict[str, Any]:
+    """:func:`fit_sparse_coding` of ``seed``, kept in ``trials/sparse_coding/seed=<seed>.json``: a rerun
+    (of a finished or an interrupted call) reads it instead of learning the dictionary again."""
+    path = ctx.out / TRIALS_DIR / "sparse_coding" / f"seed={seed}.json"
+    try:
+        kept = json.loads(path.read_text())
+        if isinstance(kept, dict) and kept.get("alpha") == alpha:
+            return kept
+    except (OSError, ValueError):  # not there yet, or damaged: learn it again
+        pass
+    result = {**fit_sparse_coding(ctx.settings, seed, alpha, ctx.data_dir), "alpha": alpha}
+    atomic_write_text(ctx.path(TRIALS_DIR, "sparse_coding", path.name), json.dumps(result, indent=1))
+    return result
+
+
+def svae_rows(trials: list[TrialResult], test_variance: dict[int, float], missing: list[str]) -> list[dict]:
+    """One row per finished SVAE / SVAE-Norm trial; its relative MSE divides by its own seed's test
+    variance (``test_variance``: seed -> pixel variance of that seed's test patches)."""
+    by_preset = {preset: model for model, preset in VARIANTS.items()}
+    rows = []
+    for trial in finished(trials, missing):
+        m = trial.metrics
+        rows.append({"model": by_preset[trial.preset], "seed": trial.seed, "mse": m["mse"],
+                     "mse_std": m.get("mse_std"), "mse_relative": m["mse"] / test_variance[trial.seed],
+                     "active_units": m["active_units"], "active_units_max": m["active_units_max"]})
+    return rows
+
+
 def run(ctx: Context) -> Report:
     s = ctx.settings
     check_settings(s)
@@ -137,19 +185,16 @@ def run(ctx: Context) -> Report:
         svae["likelihood_sigma"], svae["prior_scale"])
     rows: list[dict[str, Any]] = []
     for seed in s["seeds"]:
-        sc = fit_sparse_coding(s, seed, alpha, ctx.data_dir)
+        sc = sparse_coding(ctx, seed, alpha)
         rows.append({"model": "sparse coding", "seed": seed, "mse": sc["mse"], "mse_std": 0.0,
                      "mse_relative": sc["mse_relative"], "test_variance": sc["test_variance"],
                      "sc_sparsity": sc["sparsity"]})
-    trials = ctx.train("svae", list(VARIANTS.values()), seeds=s["seeds"], overrides=vae_overrides(s))
-    by_preset = {preset: model for model, preset in VARIANTS.items()}
-    test_variance = rows[0]["test_variance"]
-    missing = []
-    for trial in finished(trials, missing):
-        m = trial.metrics
-        rows.append({"model": by_preset[trial.preset], "seed": trial.seed, "mse": m["mse"],
-                     "mse_std": m.get("mse_std"), "mse_relative": m["mse"] / test_variance,
-                     "active_units": m["active_units"], "active_units_max": m["active_units_max"]})
+    trials = ctx.train(**sweeps(s)[0])
+    variances = {row["seed"]: row["test_variance"] for row in rows}
+    test_variance = float(np.mean(list(variances.values())))
+    sc_sparsity = float(np.mean([row["sc_sparsity"] for row in rows]))
+    missing: list[str] = []
+    rows += svae_rows(trials, variances, missing)
     cells = aggregate(rows, ["model"], ["mse", "mse_std", "mse_relative", "active_units", "active_units_max"])
     for cell in cells:
         cell["paper_mse"] = PAPER_MSE[cell["model"]]
@@ -163,7 +208,8 @@ def run(ctx: Context) -> Report:
     body += (f"\nSparse coding: {s['n_latents']} unit-norm atoms, α = {alpha:.4g} "
              f"({'set' if s['sc_alpha'] is not None else 'σ²/b of svae-patches'}), "
              f"{s['sc_epochs']} epochs of the online learner, exact lasso test codes "
-             f"({rows[0]['sc_sparsity']:.1%} zeros). Test data pixel variance {test_variance:.3f}.\n")
+             f"({sc_sparsity:.1%} zeros). Test data pixel variance {test_variance:.3f}"
+             f"{' (mean over seeds)' if len(variances) > 1 else ''}.\n")
     if missing:
         body += "\nMissing trials: " + "; ".join(missing) + "\n"
     differences = [
