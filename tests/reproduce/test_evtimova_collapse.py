@@ -11,7 +11,14 @@ import torch
 
 from sparsecoder.data import load as load_data
 from sparsecoder.reproduce import reproduce
-from sparsecoder.reproduce.evtimova_collapse import QUICK, check_settings, collapse_verdict
+from sparsecoder.reproduce.evtimova_collapse import (
+    FINAL_METRICS,
+    QUICK,
+    check_settings,
+    collapse_verdict,
+    fall_text,
+    final_cells,
+)
 from sparsecoder.train import load_run
 from sparsecoder.train.logging import read_history_rows
 
@@ -81,6 +88,23 @@ def test_per_epoch_metrics_match_numpy_on_the_last_checkpoint(quick):
 ])
 def test_collapse_verdict_on_hand_made_curves(curve, expected):
     assert collapse_verdict(curve) == pytest.approx(expected)
+
+
+def test_a_code_l1_norm_that_falls_to_zero_is_reported_as_such_and_its_seed_counted():
+    """A seed whose code L1 norm fell to exactly 0 (fall = inf) was left out of the mean: the table said
+    "nan×" for one seed, and for three the mean of the two others (13×) as if it had not run."""
+    curves = {0: [2.0, 0.0], 1: [5.0, 0.5], 2: [4.0, 0.25]}  # falls inf, 10, 16
+    rows = [{"variant": "none", "seed": s, **collapse_verdict(c)} for s, c in curves.items()]
+    rows.append({"variant": "vdl", "seed": 0, **collapse_verdict([3.0, 1.0])})
+    rows.append({"variant": "sdl", "seed": 0, **collapse_verdict([3.0, 0.0])})
+    cells = {c["variant"]: c for c in final_cells(rows, FINAL_METRICS)}
+    none, vdl, sdl = cells["none"], cells["vdl"], cells["sdl"]
+    assert none["n_seeds"] == 3 and none["l1_zero_seeds"] == 1 and none["collapsed_mean"] == 1.0
+    assert none["l1_fall_mean"] == math.inf and math.isnan(none["l1_fall_std"])
+    assert fall_text(none) == "→ 0 in 1 of 3 seeds (the others 13×)"
+    assert (vdl["l1_zero_seeds"], vdl["l1_fall_mean"], fall_text(vdl)) == (0, 3.0, "3×")
+    assert (sdl["l1_fall_mean"], fall_text(sdl)) == (math.inf, "→ 0")
+    assert fall_text({**none, "l1_zero_seeds": 3}) == "→ 0 (all 3 seeds)"
 
 
 def test_bad_settings_are_refused(tmp_path):

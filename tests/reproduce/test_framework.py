@@ -279,6 +279,10 @@ def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
     ("pyle-priors", ["datasets=[synthetic]", "hidden=100000000"], None,
      "does not fit in this machine's memory: a VAE on 25 features"),
     ("jiang-fig5", ["variance=1e300"], None, "variance must be a positive number at most 1e+30"),
+    ("evtimova-table1", ["models={sdl-mnist: 1e9}"], None, "config key 'lam': must be a finite number >= 0"),
+    ("evtimova-table1", [], "a file", "is a file; give the folder of the IDX files"),
+    ("evtimova-fig9", ["lams={vdl-mnist: [0.01, 1e9]}"], None,
+     "config key 'lam': must be a finite number >= 0"),
 ])
 def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_written(
         tmp_path, capsys, name, settings, data_dir, message):
@@ -286,7 +290,8 @@ def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_writ
     data option the source refuses: refused by the trials' sweep, or failing every trial, only after
     reproduce.yaml was written, which then refused the corrected command as other settings."""
     out = tmp_path / "out"
-    argv = ["reproduce", name, "--quick", "--serial", "--quiet", "--out", str(out), "--set", *settings]
+    argv = ["reproduce", name, "--quick", "--serial", "--quiet", "--out", str(out)]
+    argv += ["--set", *settings] if settings else []
     if data_dir is not None:
         (tmp_path / "data").write_text("not a folder")
         argv += ["--data-dir", str(tmp_path / "data")]
@@ -295,6 +300,19 @@ def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_writ
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err and "(nothing was written)" in err
     assert not out.exists()
+
+
+def test_every_experiment_gives_its_trials_to_the_up_front_check():
+    """The check of every trial before the folder is written is not optional: evtimova-table1 and -fig9 had
+    no ``sweeps``, so their bad settings failed the trials after reproduce.yaml was written."""
+    from sparsecoder.reproduce import _module
+    from sparsecoder.reproduce.base import parse_settings
+
+    for name in EXPERIMENTS:
+        module = _module(name)
+        for profile in (module.QUICK, module.FULL):
+            sweeps = module.sweeps(parse_settings(profile, None, name))
+            assert sweeps and all({"group", "presets", "seeds"} <= set(sweep) for sweep in sweeps), name
 
 
 def test_finished_yields_done_trials_and_lists_the_others_with_their_grid_lambda(tmp_path):

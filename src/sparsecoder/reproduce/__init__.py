@@ -162,8 +162,9 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         module.check_settings(settings)
     if hasattr(module, "check_data"):  # checks needing the data loaded (class sizes), still before any write
         module.check_data(settings, data_dir)
-    if hasattr(module, "sweeps"):  # every trial's config, data and size, still before any write
-        check_trials(module.sweeps(settings), data_dir, address)
+    # every trial's config, data and size, still before any write: each experiment gives its trials as
+    # sweeps(settings), which its run trains (two did not, and their bad settings failed after the write)
+    check_trials(module.sweeps(settings), data_dir, address)
     out = Path(out)
     record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
               "data_dir": data_dir}

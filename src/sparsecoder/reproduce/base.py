@@ -1,11 +1,13 @@
 """What every experiment of ``sparsecoder reproduce`` shares: profiles and ``--set``, the trial runner (the
 sweep executor), aggregation over seeds and the ``results.md`` / ``results.csv`` writers.
 
-An experiment is a module of this package with two profiles of settings and a ``run`` function::
+An experiment is a module of this package with two profiles of settings, ``sweeps`` and ``run``::
 
     QUICK = {"epochs": 1, "seeds": [0], ...}   # tiny: <= 3 minutes on 2 cores, for tests
     FULL = {"epochs": 200, "seeds": [0, 1, 2, 3, 4], ...}   # the paper's protocol
 
+    def sweeps(settings: dict) -> list[dict]: ...  # every sweep run trains, as Context.train's arguments:
+                                                  # check_trials builds each trial before any write
     def run(ctx: Context) -> Report: ...
 
     def check_settings(settings: dict) -> None: ...   # optional: refuse bad values (ValueError) before

@@ -21,7 +21,8 @@ import numpy as np
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "check_settings", "sweeps", "run"]
+__all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "final_cells", "fall_text",
+           "check_settings", "sweeps", "run"]
 
 # variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -103,6 +104,37 @@ def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> d
             "l1_min_epoch": float(min_at + 1), "l1_fall": fall, "l1_last": float(values[-1])}
 
 
+FINAL_METRICS = ["collapsed", "l1_peak", "l1_min", "l1_min_epoch", "l1_fall", "l1_last"]
+
+
+def final_cells(per_seed: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
+    """:func:`aggregate` of the per-seed verdicts by variant, with the fall of the code L1 norm over every
+    seed: ``l1_zero_seeds`` counts the seeds whose norm fell to exactly 0 (an infinite fall), which make
+    ``l1_fall_mean`` inf (std NaN), and ``l1_fall_finite_mean`` is the mean over the other seeds.
+    :func:`aggregate` leaves non-finite values out, as the other experiments' averages want: the table said
+    "nan×" for one seed, and for several the mean of the others, as if the collapsed seed had not run."""
+    cells = aggregate(per_seed, ["variant"], metrics)
+    for cell in cells:
+        falls = [float(r["l1_fall"]) for r in per_seed if r["variant"] == cell["variant"]]
+        zero = sum(math.isinf(f) for f in falls)
+        cell["l1_zero_seeds"] = zero
+        cell["l1_fall_finite_mean"] = cell["l1_fall_mean"]
+        if zero:
+            cell["l1_fall_mean"], cell["l1_fall_std"] = math.inf, math.nan
+    return cells
+
+
+def fall_text(cell: dict[str, Any]) -> str:
+    """The fall column of a :func:`final_cells` cell: ``12.5×``, ``→ 0`` (every seed's norm fell to 0) or
+    ``→ 0 in 1 of 3 seeds (the others 12.5×)``."""
+    zero, n = cell["l1_zero_seeds"], cell["n_seeds"]
+    if not zero:
+        return f"{cell['l1_fall_mean']:.3g}×"
+    if zero == n:
+        return "→ 0" + (f" (all {n} seeds)" if n > 1 else "")
+    return f"→ 0 in {zero} of {n} seeds (the others {cell['l1_fall_finite_mean']:.3g}×)"
+
+
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
     import matplotlib
     from matplotlib.ticker import MaxNLocator
@@ -182,10 +214,8 @@ def run(ctx: Context) -> Report:
 
     shorts = [short for short, _ in QUANTITIES.values()]
     epochs_rows = [{"stage": "epoch", **r} for r in aggregate(per_epoch, ["variant", "epoch"], shorts)]
-    finals = aggregate(per_seed_final, ["variant"],
-                       ["collapsed", "l1_peak", "l1_min", "l1_min_epoch", "l1_fall", "l1_last",
-                        *[f"{short}_first" for short in shorts], *shorts, "test_psnr", "test_sparsity",
-                        "test_code_l1", "best_epoch"])
+    finals = final_cells(per_seed_final, [*FINAL_METRICS, *[f"{short}_first" for short in shorts], *shorts,
+                                          "test_psnr", "test_sparsity", "test_code_l1", "best_epoch"])
     rows = list(epochs_rows)
     table = []
     for cell in finals:
@@ -201,7 +231,7 @@ def run(ctx: Context) -> Report:
             variant.upper(), VARIANTS[variant][1], f"{lams.get(variant, math.nan):g}",
             f"{cell['l1_peak_mean']:.3g} → {cell['l1_min_mean']:.3g} (epoch {cell['l1_min_epoch_mean']:.0f}) "
             f"→ {cell['l1_last_mean']:.3g}",
-            f"{cell['l1_fall_mean']:.3g}×",
+            fall_text(cell),
             f"{norms('_first')} → {norms('')}",
             f"{cell['dead_atoms_first_mean']:.0f} → {cell['dead_atoms_mean']:.0f}",
             f"{cell['psnr_first_mean']:.2f} → {cell['psnr_mean']:.2f}",
@@ -213,7 +243,8 @@ def run(ctx: Context) -> Report:
     body = ["## Over the epochs", "",
             f"Validation split ({n_epochs} epochs), mean over {len(settings['seeds'])} seed(s). Code L1: the "
             "mean ‖E(y)‖₁ of the encoder's codes at its peak → its minimum after the peak (epoch) → the last "
-            "epoch; fall = peak / minimum. Column norms: the decoder atoms' L2 norms, mean (min–max), epoch "
+            "epoch; fall = peak / minimum (→ 0: the minimum is 0, an unbounded fall). Column norms: the "
+            "decoder atoms' L2 norms, mean (min–max), epoch "
             "1 → last. Dead atoms: code components never non-zero on the validation split, of "
             f"{n_components}. Test sparsity: of the "
             "best-validation-energy weights (± std over seeds). Collapsed: the code L1 norm fell at least "

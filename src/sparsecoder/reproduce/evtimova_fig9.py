@@ -24,7 +24,7 @@ from sparsecoder.config import MAX_BATCH_SIZE
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "check_data", "run"]
+__all__ = ["QUICK", "FULL", "CLAIMS", "check_settings", "check_data", "sweeps", "run"]
 
 NAMES = {"sdl-mnist": "SDL", "sdl-nl-mnist": "SDL-NL", "vdl-mnist": "VDL", "vdl-nl-mnist": "VDL-NL"}
 # Fig. 9 probes the decoder-only models too (their FISTA codes); they may be asked for in lams.
@@ -150,6 +150,14 @@ def _lams(preset: str, values) -> list[float]:
     return [float(v) for v in config.lam_grid if v > 0]
 
 
+def sweeps(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One sweep per autoencoder preset over its λ of ``lams``, as :meth:`Context.train`'s arguments."""
+    overrides = checks.training_overrides(settings)
+    return [{"group": preset, "presets": preset, "grid": {"lam": _lams(preset, values)},
+             "seeds": settings["seeds"], "overrides": overrides}
+            for preset, values in settings["lams"].items()]
+
+
 def _plot(rows: list[dict[str, Any]], counts: list, path):
     from sparsecoder.viz import subplots
 
@@ -191,7 +199,6 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)
-    overrides = checks.training_overrides(settings)
     probe = {"epochs": settings["probe_epochs"], "lr": settings["probe_lr"],
              "batch_size": settings["probe_batch_size"]}
     counts = settings["samples_per_class"]
@@ -199,9 +206,8 @@ def run(ctx: Context) -> Report:
     features: dict[tuple[str, int], list] = {}
     data: dict[int, Any] = {}
     missing, epochs_used = [], {}
-    for preset, values in settings["lams"].items():
-        trials = ctx.train(preset, preset, grid={"lam": _lams(preset, values)}, seeds=settings["seeds"],
-                           overrides=overrides)
+    for preset, sweep in zip(settings["lams"], sweeps(settings), strict=True):
+        trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             config, model, _ = load_run(trial.run_dir)
             epochs_used[preset] = config.epochs

@@ -20,7 +20,7 @@ import numpy as np
 from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
-__all__ = ["QUICK", "FULL", "PAPER", "LAMS", "check_settings", "run"]
+__all__ = ["QUICK", "FULL", "PAPER", "LAMS", "check_settings", "sweeps", "run"]
 
 # λ per preset (see the module docstring for the NL forms).
 LAMS = {"sdl-mnist": 5e-3, "vdl-mnist": 2e-2, "sdl-nl-mnist": 1e-2, "vdl-nl-mnist": 2e-2}
@@ -76,6 +76,13 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.positive_int(settings, "n_pictures", maximum=MAX_PICTURES)
 
 
+def sweeps(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One sweep per model (its preset at its λ), as :meth:`Context.train`'s arguments."""
+    overrides = checks.training_overrides(settings)
+    return [{"group": preset, "presets": preset, "grid": {"lam": [lam]}, "seeds": settings["seeds"],
+             "overrides": overrides} for preset, lam in settings["models"].items()]
+
+
 def _picture(examples: dict[str, dict[str, np.ndarray]], sigmas: list[float], path, shape):
     """Fig. 7-style mosaic: per model, rows clean / reconstruction, then noisy / denoised per σ."""
     from sparsecoder.viz import subplots
@@ -119,10 +126,9 @@ def run(ctx: Context) -> Report:
 
     settings = ctx.settings
     check_settings(settings)
-    overrides = checks.training_overrides(settings)
     per_seed, missing, examples, epochs_used, data_used, shape = [], [], {}, {}, {}, None
-    for preset, lam in settings["models"].items():
-        trials = ctx.train(preset, preset, grid={"lam": [lam]}, seeds=settings["seeds"], overrides=overrides)
+    for (preset, lam), sweep in zip(settings["models"].items(), sweeps(settings), strict=True):
+        trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             config, model, _ = load_run(trial.run_dir)
             epochs_used[preset] = config.epochs
