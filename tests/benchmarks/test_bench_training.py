@@ -244,7 +244,8 @@ def test_products_of_a_real_run_are_the_models_products_with_their_flops(bench, 
     assert products["other_s"] > 0
     result = {"variant": "sdl", "s_per_epoch": products["profiled_epoch_s"]}
     lines = bench.product_lines(result, products, peak=100.0, top=2)
-    assert lines[0].startswith("SDL: of the profiled steady epoch") and f"{len(shapes) - 2} other shapes" in lines[-2]
+    assert lines[0].startswith("SDL: of the profiled steady epoch")
+    assert f"{len(shapes) - 2} other shapes" in lines[-2]
 
 
 def test_out_holding_a_users_files_is_refused_before_any_work(bench, tmp_path, capsys):
