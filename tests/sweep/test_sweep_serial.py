@@ -253,3 +253,19 @@ def test_each_trials_overrides_are_computed_once_per_command(tmp_path, monkeypat
     result = sweep("sdl-mnist", out, **args, executor="serial", progress=False)
     assert [r["status"] for r in result["rows"]] == ["done", "done"]  # checked as this sweep's trials
     assert sorted(built) == [0.02, 0.5]
+
+
+def test_trials_that_would_fail_as_they_start_are_refused_before_the_sweep_is_written(tmp_path):
+    """An MNIST data_dir that is a file (or a model too large for this machine): every trial failed as it
+    started, after sweep.yaml was written, and the corrected command was then refused as a different
+    sweep. The check is the one `reproduce` makes (sweep.run.check_trials_start)."""
+    data_file = tmp_path / "mnist.txt"
+    data_file.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"sdl-mnist/default/seed=0 would fail as it starts: MNIST data_dir "
+                                         r".*is a file.*nothing was written"):
+        sweep("sdl-mnist", tmp_path / "sw", executor="serial", progress=False,
+              overrides={"data_dir": str(data_file), "epochs": 1})
+    with pytest.raises(ValueError, match=r"would fail as it starts: .*memory.*nothing was written"):
+        sweep("vdl-nl-mnist", tmp_path / "sw", executor="serial", progress=False,
+              overrides={"hidden_size": 10**8, "epochs": 1})
+    assert not (tmp_path / "sw").exists()

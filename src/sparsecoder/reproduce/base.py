@@ -155,17 +155,14 @@ def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: st
 
     ``sweeps`` are :meth:`Context.train`'s arguments (``group``, ``presets``, ``grid``, ``seeds``,
     ``overrides``) of every sweep the experiment will train. Every trial's config is built as the sweep
-    builds it (a λ, σ or size beyond the config's bounds) and, when the trials run on this machine (no
-    ``address``), the test split of each distinct data set is loaded (a ``data_dir`` of the wrong kind, a
-    data option the source refuses) and each model's training state is counted against this machine's
-    memory. Each of these used to fail the trials only after ``reproduce.yaml`` was written, which then
-    refused the corrected command as other settings.
+    builds it (a λ, σ or size beyond the config's bounds), then
+    :func:`sparsecoder.sweep.run.check_trials_start` (the check ``sweep`` makes too) loads each data set's
+    test split and counts each model against this machine's memory when the trials run here (no
+    ``address``). Each of these used to fail the trials only after ``reproduce.yaml`` was written, which
+    then refused the corrected command as other settings.
     """
-    from sparsecoder.config import find_preset
-    from sparsecoder.models import model_class
-    from sparsecoder.models.common import check_fits_in_memory
+    from sparsecoder.sweep.run import check_trials_start
     from sparsecoder.sweep.spec import build_spec
-    from sparsecoder.train.run import load_test_split
 
     specs = []
     for sweep in sweeps:
@@ -178,32 +175,7 @@ def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: st
         except ConfigError as err:
             raise ValueError(f"the settings give a trial a config it refuses: {err}; change that setting "
                              f"(nothing was written)") from None
-    if address is not None:  # on a cluster the data may be on the workers only
-        return
-    tests: dict[str, Any] = {}
-    for spec in specs:
-        for trial in spec.trials():
-            config = find_preset(trial.preset).build(spec.trial_overrides(trial))
-            key = repr((config.data, config.data_dir, config.limit,
-                        sorted(dict(config.data_options).items())))
-            try:
-                if key not in tests:  # the first seed's test split: the options and width are the seeds'
-                    tests[key] = load_test_split(config)
-                n_features, shape = int(tests[key].test.x.shape[1]), tests[key].image_shape
-                model = model_class(config.model_name)
-                check_fits_in_memory(_builder(model, n_features, shape), config,
-                                     what=f"a {model.__name__} on {n_features} features",
-                                     n_features=n_features)
-            except (ValueError, OSError) as err:
-                raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
-                                 f"written)") from None
-
-
-def _builder(model: type, n_features: int, shape):
-    """``build(config, n)`` of :func:`~sparsecoder.models.common.check_fits_in_memory` for rows of
-    ``n_features`` drawn as ``shape``, as the model's constructor counts itself
-    (``check_model_arguments``)."""
-    return lambda config, n=n_features: model(config, n, shape if n == n_features else None)
+    check_trials_start(specs, address)
 
 
 # Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).

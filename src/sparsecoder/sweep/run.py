@@ -68,6 +68,46 @@ def check_devices(devices, address: str | None) -> None:
             raise ValueError(f"{err} (the trials run on this machine; nothing was written)") from None
 
 
+def check_trials_start(specs, address: str | None) -> None:
+    """Refuse, before a sweep's (or experiment's) record is written, the trials of ``specs`` that would
+    fail as they start on this machine (no ``address``: on a cluster the data may be on the workers only):
+    the test split of each distinct data set is loaded (a ``data_dir`` of the wrong kind, a data option the
+    source refuses) and each trial's model and training state is counted against this machine's memory.
+    Each used to fail every trial after the record was written, which then refused the corrected command as
+    a different sweep."""
+    if address is not None:
+        return
+    from sparsecoder.config import find_preset
+    from sparsecoder.models import model_class
+    from sparsecoder.models.common import check_fits_in_memory
+    from sparsecoder.train.run import load_test_split
+
+    tests: dict[str, Any] = {}
+    for spec in specs:
+        for trial in spec.trials():
+            config = find_preset(trial.preset).build(spec.trial_overrides(trial))
+            key = repr((config.data, config.data_dir, config.limit,
+                        sorted(dict(config.data_options).items())))
+            try:
+                if key not in tests:  # the first seed's test split: the options and width are the seeds'
+                    tests[key] = load_test_split(config)
+                n_features, shape = int(tests[key].test.x.shape[1]), tests[key].image_shape
+                model = model_class(config.model_name)
+                check_fits_in_memory(_builder(model, n_features, shape), config,
+                                     what=f"a {model.__name__} on {n_features} features",
+                                     n_features=n_features)
+            except (ValueError, OSError) as err:
+                raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
+                                 f"written)") from None
+
+
+def _builder(model: type, n_features: int, shape):
+    """``build(config, n)`` of :func:`~sparsecoder.models.common.check_fits_in_memory` for rows of
+    ``n_features`` drawn as ``shape``, as the model's constructor counts itself
+    (``check_model_arguments``)."""
+    return lambda config, n=n_features: model(config, n, shape if n == n_features else None)
+
+
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
           seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
           address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
@@ -136,6 +176,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     trial_overrides = [spec.trial_overrides(t) for t in spec.trials()]
     check_data_dirs((o.get("data_dir") for o in trial_overrides), address)
     check_devices((o.get("device") for o in trial_overrides), address)
+    check_trials_start([spec], address)
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
