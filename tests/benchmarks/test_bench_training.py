@@ -277,6 +277,7 @@ def test_table_and_counts_are_checked_before_any_work(bench, tmp_path, capsys):
     refused(bench.main, [*out, "--variants", "sdl,vdl,sdl"], capsys, "sdl more than once", "--seeds")
     refused(bench.main, [*out, "--seeds", "0"], capsys, "--seeds", ">= 1")
     refused(bench.main, [*out, "--epochs", "x"], capsys, "--epochs", "integer")
+    refused(bench.main, [*out, "--products", "--device", "cuda"], capsys, "--products", "--device cpu")
 
 
 def test_reference_side_by_side_is_refused_when_not_like_for_like(bench, tmp_path, capsys):
