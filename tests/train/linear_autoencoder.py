@@ -93,19 +93,20 @@ class LinearAutoencoder(nn.Module):
 @torch.no_grad()
 def validation_metrics(model, split: Split):
     model.eval()
-    recon = model(split.x)
-    return {"val_loss": float(F.mse_loss(recon, split.x)),
-            "val_psnr": psnr(split.to_pixels(split.x), split.to_pixels(recon))}
+    x = split.x.to(model.decoder.weight.device)  # the splits stay on the CPU; the model may be on a GPU
+    recon = model(x)
+    return {"val_loss": float(F.mse_loss(recon, x)),
+            "val_psnr": psnr(split.to_pixels(split.x), split.to_pixels(recon.cpu()))}
 
 
 @torch.no_grad()
 def evaluate(model, data: DataSplits):
     model.eval()
-    x = data.test.x
+    x = data.test.x.to(model.decoder.weight.device)  # the splits stay on the CPU; the model may be on a GPU
     codes = model.encode(x)
     recon = model.decoder(codes)
     return {"mse": float(F.mse_loss(recon, x)),
-            "psnr": psnr(data.test.to_pixels(x), data.test.to_pixels(recon)),
+            "psnr": psnr(data.test.to_pixels(data.test.x), data.test.to_pixels(recon.cpu())),
             "sparsity": sparsity(codes),
             "column_norms": model.decoder.weight.norm(dim=0)}
 

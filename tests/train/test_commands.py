@@ -293,15 +293,33 @@ def test_a_run_of_a_device_this_machine_lacks_is_used_with_device_cpu(tmp_path, 
         load_run(run)
     _, model, _ = load_run(run, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
-    np.testing.assert_array_equal(encode_run(run, x, device="cpu"), codes)
+    # trained and first encoded on a GPU where there is one: float32 rounding differs from the CPU's
+    np.testing.assert_allclose(encode_run(run, x, device="cpu"), codes, rtol=1e-5, atol=1e-6)
     assert decode_run(run, codes, device="cpu").shape == (3, 16)
     with pytest.raises(ValueError, match=r"^device: 'cuda:5' needs CUDA"):
         encode_run(run, x, device="cuda:5")
     np.save(tmp_path / "x.npy", x)
     assert main(["encode", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.npy"),
                  "--device", "cpu"]) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), codes)
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), codes, rtol=1e-5, atol=1e-6)
     assert evaluate_run(run, data=synthetic_splits(), device="cpu")["epochs"] == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_trained_on_cuda_is_evaluated_encoded_and_decoded_on_either_device(tmp_path):
+    # audit 2026-11-30 (H200): encode_run handed a family's encode rows on the CPU with its model on the GPU
+    # (decode_run moved them): a device mismatch for a family written like tests/train/linear_autoencoder.py
+    from sparsecoder.train import decode_run, encode_run, evaluate_run
+
+    run = tmp_path / "run"
+    train(LinearAutoencoderConfig(epochs=1, batch_size=60, device="cuda"), run, data=synthetic_splits(),
+          progress=False)
+    x = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    codes = encode_run(run, x, device="cuda")
+    np.testing.assert_allclose(encode_run(run, x, device="cpu"), codes, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(decode_run(run, codes, device="cuda"), decode_run(run, codes, device="cpu"),
+                               rtol=1e-4, atol=1e-5)
+    assert evaluate_run(run, data=synthetic_splits(), device="cuda")["epochs"] == 1
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.skipif(

@@ -34,6 +34,10 @@ OVERRIDES = {"limit": 390, "n_components": 16, "batch_size": 100, "num_threads":
 
 pytestmark = [pytest.mark.skipif("fork" not in mp.get_all_start_methods(),
                                  reason="needs the fork start method"),
+              # with CUDA present, torch refuses a fork after autograd has run in the parent (its device
+              # threads), and the tests train there first: "Unable to handle autograd's threading in
+              # combination with fork-based multiprocessing" (seen on an H200)
+              pytest.mark.skipif(torch.cuda.is_available(), reason="forks after autograd; CUDA present"),
               pytest.mark.usefixtures("one_torch_thread")]
 
 

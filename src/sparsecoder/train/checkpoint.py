@@ -63,7 +63,11 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every global random state as tensors and plain containers (loadable with ``weights_only=True``)."""
+    """Every global random state as tensors and plain containers (loadable with ``weights_only=True``).
+
+    The CUDA generators only where this process has initialised CUDA (a run on a GPU has, before its first
+    checkpoint): a CPU run on a machine with GPUs must not start CUDA here (a context on the GPU, and in a
+    process forked from one that had started it, ``CUDA error: initialization error``)."""
     numpy_state = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
@@ -75,7 +79,7 @@ def rng_state() -> dict[str, Any]:
             "gauss": float(numpy_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
     }
 
 

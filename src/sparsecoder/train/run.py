@@ -492,12 +492,13 @@ def encode_run(run_dir, x, *, input_space: str = "model", data: DataSplits | Non
         f"inputs have {shape[1]} features per row, expected {width} ({space} rows of the run's data: "
         f"{data.describe()})"), preprocessing)
     codes = np.empty((len(array), n_codes), np.float32)
+    device = next(iter(model.parameters())).device  # as decode_run: a family's encode gets rows on its device
     step = _chunk_rows(config, width)
     for start in range(0, len(array), step):  # the inputs converted block by block: no float32 copy of all
         block = array[start:start + step]
         rows = (torch.as_tensor(np.asarray(block), dtype=torch.float32) if preprocessing is None
                 else preprocessing.forward(block, data.dim, checked=True))
-        codes[start:start + step] = model.encode(rows).detach().cpu().numpy()
+        codes[start:start + step] = model.encode(rows.to(device)).detach().cpu().numpy()
     return check_finite_output(codes, "the codes", array,
                                f"the rows are probably far outside the range of the data {run_dir} was "
                                f"trained on (check their units: --input model expects rows normalised as "
