@@ -77,7 +77,6 @@ def check_trials_start(specs, address: str | None) -> None:
     a different sweep."""
     if address is not None:
         return
-    from sparsecoder.config import find_preset
     from sparsecoder.models import model_class
     from sparsecoder.models.common import check_fits_in_memory
     from sparsecoder.train.run import load_test_split
@@ -85,7 +84,7 @@ def check_trials_start(specs, address: str | None) -> None:
     tests: dict[str, Any] = {}
     for spec in specs:
         for trial in spec.trials():
-            config = find_preset(trial.preset).build(spec.trial_overrides(trial))
+            config = spec.trial_config(trial)  # built (and checked) by build_spec
             key = repr((config.data, config.data_dir, config.limit,
                         sorted(dict(config.data_options).items())))
             try:

@@ -115,6 +115,7 @@ class SweepSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_preset_cache", {})  # name -> Preset (not a field: no part of the record)
         object.__setattr__(self, "_overrides_cache", {})  # trial folder -> trial_overrides(trial)
+        object.__setattr__(self, "_config_cache", {})  # trial folder -> trial_config(trial)
 
     def _preset(self, name: str):
         if name not in self._preset_cache:
@@ -131,6 +132,14 @@ class SweepSpec:
         if trial.folder not in self._overrides_cache:
             self._overrides_cache[trial.folder] = self._trial_overrides(trial)
         return dict(self._overrides_cache[trial.folder])
+
+    def trial_config(self, trial: Trial):
+        """The config ``trial`` trains with (its preset under :meth:`trial_overrides`; a
+        :class:`ConfigError` where they do not fit), built once per trial: :func:`build_spec` checks every
+        trial with it and the checks before the sweep writes its record read it (a frozen dataclass)."""
+        if trial.folder not in self._config_cache:
+            self._config_cache[trial.folder] = self._preset(trial.preset).build(self.trial_overrides(trial))
+        return self._config_cache[trial.folder]
 
     def _trial_overrides(self, trial: Trial) -> dict[str, Any]:
         overrides = {**self.overrides, **dict(trial.point), "seed": trial.seed,
@@ -374,7 +383,7 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
         trial_overrides = spec.trial_overrides(trial)
         used.update(key for key in overrides if key in trial_overrides)
         try:
-            spec._preset(trial.preset).build(trial_overrides)
+            spec.trial_config(trial)
         except ConfigError as err:
             raise ConfigError(f"trial {trial.label}: {err}") from None
     for key in overrides:
