@@ -199,17 +199,17 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
     def has(dataset: str, *priors: str) -> bool:
         return all((dataset, p) in cells for p in priors)
 
-    def measured(*values: dict[str, float]) -> bool:
-        """Every number a test reads is defined: an atom kurtosis without an active latent, or a spread
-        ratio of a latent spread 0, is NaN, and a comparison with NaN read "no" """
-        return all(math.isfinite(v) for numbers in values for v in numbers.values())
-
     def m(dataset, prior, metric):
         return _mean(cells, dataset, prior, metric)
 
     out = []
 
-    def add(key: str, test: str, numbers: str, agrees: bool) -> None:
+    def add(key: str, test: str, numbers: str, agrees: bool, *read: dict[str, float]) -> None:
+        """The verdict of claim ``key``; none where a number the test ``read`` is undefined (an atom
+        kurtosis without an active latent, or a spread ratio of a latent spread 0, is NaN, and a
+        comparison with NaN read "no")."""
+        if not all(math.isfinite(v) for values in read for v in values.values()):
+            return
         dataset, claim, where = PAPER_CLAIMS[key]
         out.append({"claim": key, "dataset": dataset, "paper": claim, "where": where, "test": test,
                     "ours": numbers, "agrees": "yes" if agrees else "no"})
@@ -218,36 +218,32 @@ def claim_verdicts(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
     # --set priors left out, was no case of the verdict, which then read "yes" for the others alone)
     if has("synthetic", *PRIORS):
         ratios = {p: m("synthetic", p, "mse_ratio") for p in PRIORS}
-        if measured(ratios):
-            add("synthetic_reconstruct", "MSE < 0.25 × the test pixel variance for every prior",
-                ", ".join(f"{p} {r:.3f}" for p, r in ratios.items()), all(r < 0.25 for r in ratios.values()))
+        add("synthetic_reconstruct", "MSE < 0.25 × the test pixel variance for every prior",
+            ", ".join(f"{p} {r:.3f}" for p, r in ratios.items()), all(r < 0.25 for r in ratios.values()),
+            ratios)
     for dataset, key in (("mnist", "mnist_cauchy_blurrier"), ("patches", "patches_cauchy_blurrier")):
         if has(dataset, *PRIORS):
             mse = {p: m(dataset, p, "mse") for p in PRIORS}
-            if measured(mse):
-                add(key, "Cauchy's test MSE is the largest of the three",
-                    ", ".join(f"{p} {v:.4f}" for p, v in mse.items()),
-                    mse["cauchy"] > max(mse["gauss"], mse["laplace"]))
+            add(key, "Cauchy's test MSE is the largest of the three",
+                ", ".join(f"{p} {v:.4f}" for p, v in mse.items()),
+                mse["cauchy"] > max(mse["gauss"], mse["laplace"]), mse)
     if has("mnist2d", "gauss", "laplace"):
         acc = {p: m("mnist2d", p, "knn_accuracy") for p in ("gauss", "laplace")}
-        if measured(acc):
-            add("mnist2d_laplace_separates", "5-NN accuracy of the digit label from the 2 latents: Laplace > "
-                "Gaussian", ", ".join(f"{p} {v:.3f}" for p, v in acc.items()), acc["laplace"] > acc["gauss"])
+        add("mnist2d_laplace_separates", "5-NN accuracy of the digit label from the 2 latents: Laplace > "
+            "Gaussian", ", ".join(f"{p} {v:.3f}" for p, v in acc.items()), acc["laplace"] > acc["gauss"], acc)
     if has("mnist2d", *PRIORS):
         ratio = {p: m("mnist2d", p, "spread_ratio") for p in PRIORS}
         acc = {p: m("mnist2d", p, "knn_accuracy") for p in PRIORS}
-        if measured(ratio, acc):
-            add("mnist2d_cauchy_one_dim", "Cauchy's smaller/larger latent spread ratio < 0.2 and the lowest "
-                "5-NN accuracy", "spread ratio " + ", ".join(f"{p} {v:.2f}" for p, v in ratio.items())
-                + "; 5-NN " + ", ".join(f"{p} {v:.3f}" for p, v in acc.items()),
-                ratio["cauchy"] < 0.2 and acc["cauchy"] < min(acc["gauss"], acc["laplace"]))
+        add("mnist2d_cauchy_one_dim", "Cauchy's smaller/larger latent spread ratio < 0.2 and the lowest "
+            "5-NN accuracy", "spread ratio " + ", ".join(f"{p} {v:.2f}" for p, v in ratio.items())
+            + "; 5-NN " + ", ".join(f"{p} {v:.3f}" for p, v in acc.items()),
+            ratio["cauchy"] < 0.2 and acc["cauchy"] < min(acc["gauss"], acc["laplace"]), ratio, acc)
     if has("patches", *PRIORS):
         kurt = {p: m("patches", p, "atom_kurtosis") for p in PRIORS}
-        if measured(kurt):
-            add("patches_cauchy_localised", "Cauchy's active decoder patterns have the largest mean excess "
-                "kurtosis (sparse, localised); see the figure",
-                ", ".join(f"{p} {v:.2f}" for p, v in kurt.items()),
-                kurt["cauchy"] > max(kurt["gauss"], kurt["laplace"]))
+        add("patches_cauchy_localised", "Cauchy's active decoder patterns have the largest mean excess "
+            "kurtosis (sparse, localised); see the figure",
+            ", ".join(f"{p} {v:.2f}" for p, v in kurt.items()),
+            kurt["cauchy"] > max(kurt["gauss"], kurt["laplace"]), kurt)
     # tasks where every prior's near-zero fraction was measured (a cell without it gives no verdict)
     datasets = [d for d in DATASETS if has(d, *PRIORS)
                 and all(math.isfinite(m(d, p, "near_zero_active")) for p in PRIORS)]
