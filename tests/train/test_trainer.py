@@ -366,13 +366,16 @@ def test_evaluate_refuses_a_config_yaml_edited_after_training(tmp_path):
         evaluate_run(out, data=DATA)
     assert json.loads((out / "metrics.json").read_text()) == metrics  # untouched
     (out / "config.yaml").write_text(original.replace("  device: cpu\n", "  device: auto\n"))
-    again = evaluate_run(out, data=DATA)  # where it runs may change (on a GPU: float32 rounding differs)
-    assert again.keys() == metrics.keys()
-    for key, value in metrics.items():
-        if isinstance(value, float | list):
-            np.testing.assert_allclose(again[key], value, rtol=1e-5, err_msg=key)
-        else:
-            assert again[key] == value, key
+    again = evaluate_run(out, data=DATA)  # where it runs may change
+    if not torch.cuda.is_available():
+        assert again == metrics
+    else:  # device auto evaluated on the GPU: float32 rounding differs from the CPU's
+        assert again.keys() == metrics.keys()
+        for key, value in metrics.items():
+            if isinstance(value, float | list):
+                np.testing.assert_allclose(again[key], value, rtol=1e-5, err_msg=key)
+            else:
+                assert again[key] == value, key
 
 
 def test_weights_of_another_architecture_are_refused_clearly(tmp_path):
