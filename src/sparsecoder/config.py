@@ -874,11 +874,17 @@ class CommonConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     num_threads: int | None = None  # torch CPU threads; None = torch's default
+    # validate epochs k, 2k, ... and always the last (the best weights are chosen among those); 1 = every
+    # epoch, the paper's protocol (SPEC §2.6: the best epoch by validation energy)
+    validate_every: int = 1
 
     def __post_init__(self) -> None:
         coerce_fields(self)
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
               f"must be >= 1 and <= {MAX_EPOCHS}, got {self.epochs}")
+        check(1 <= self.validate_every <= MAX_EPOCHS, "validate_every",
+              f"must be an integer >= 1 and <= {MAX_EPOCHS} (1 validates every epoch, k every k-th epoch and "
+              f"the last), got {self.validate_every}")
         check(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size",
               f"must be >= 1 and <= {MAX_BATCH_SIZE}, got {self.batch_size}")
         check(self.limit is None or 2 <= self.limit <= MAX_INT, "limit",

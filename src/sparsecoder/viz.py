@@ -449,12 +449,18 @@ def data_latent_grid(decode_fn: Callable, codes, image_shape, path, n: int = 15,
 
 def read_history(history_csv) -> dict[str, np.ndarray]:
     """Columns of a run's ``history.csv`` as float arrays (empty cells, and cells missing at the end of a
-    short row, become NaN).
+    short row, become NaN; :func:`read_history_cells` tells them from logged NaN values).
 
     A file this cannot read as a history is a ``ValueError`` naming the file and the fix: no epochs, no
     ``epoch`` column, a column name given twice (one column was silently lost), a row with more cells than
     the header, a cell that is not a number (naming its line and column) or an epoch that is empty/NaN.
     """
+    return read_history_cells(history_csv)[0]
+
+
+def read_history_cells(history_csv) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`read_history`'s columns, and per column a bool array: whether each epoch's cell holds a value
+    (False where it is empty: not logged, e.g. the validation metrics of an epoch not validated)."""
     path = Path(history_csv)
     if not path.is_file():
         raise FileNotFoundError(f"no history file at {path}")
@@ -473,12 +479,14 @@ def read_history(history_csv) -> dict[str, np.ndarray]:
     if "epoch" not in header:
         raise ValueError(f"{path} has no 'epoch' column (columns: {', '.join(header)}); {fix}")
     values = np.full((len(lines) - 1, len(header)), np.nan)
+    logged = np.zeros(values.shape, dtype=bool)
     for i, (number, row) in enumerate(lines[1:]):
         if len(row) > len(header):
             raise ValueError(f"{path}, line {number}: {len(row)} cells but the header names {len(header)} "
                              f"columns; {fix}")
         for j, cell in enumerate(row):
             if cell.strip():
+                logged[i, j] = True
                 try:
                     values[i, j] = float(cell)
                 except ValueError:
@@ -488,7 +496,8 @@ def read_history(history_csv) -> dict[str, np.ndarray]:
     if not np.all(np.isfinite(epochs)):
         number = lines[1 + int(np.flatnonzero(~np.isfinite(epochs))[0])][0]
         raise ValueError(f"{path}, line {number}: the epoch is empty or not finite; {fix}")
-    return {name: values[:, j] for j, name in enumerate(header)}
+    return ({name: values[:, j] for j, name in enumerate(header)},
+            {name: logged[:, j] for j, name in enumerate(header)})
 
 
 def epoch_axis(ax, epochs) -> None:
@@ -521,11 +530,12 @@ MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
 def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     """One small panel per column of ``history.csv`` against the epoch (learning rates on a log axis).
 
-    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel. At most
-    :data:`MAX_HISTORY_PANELS` panels are drawn (the first ones; the title says so): 5,000 columns made a
-    figure 300,000 pixels tall.
+    Training logs and their validation counterpart (``x`` and ``val_x``) share a panel; a column is drawn
+    over the epochs that logged it (the validated epochs of ``validate_every``), a NaN/inf value marked.
+    At most :data:`MAX_HISTORY_PANELS` panels are drawn (the first ones; the title says so): 5,000 columns
+    made a figure 300,000 pixels tall.
     """
-    columns = read_history(history_csv)
+    columns, logged = read_history_cells(history_csv)
     epochs = columns.pop("epoch")
     columns.pop("seconds", None)
     if not columns:
@@ -542,8 +552,9 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
     for ax, (base, keys) in zip(axes.flat, panels.items(), strict=False):
-        for key in keys:
-            ax.plot(epochs, columns[key], marker="." if len(epochs) < 30 else None, label=key)
+        for key in keys:  # over the epochs that logged it: a line through the validated epochs
+            ax.plot(epochs[logged[key]], columns[key][logged[key]],
+                    marker="." if logged[key].sum() < 30 else None, label=key)
         if base.startswith("lr_") and np.all(columns[base][np.isfinite(columns[base])] > 0):
             ax.set_yscale("log")
         else:  # a loss falling from 1e4 to 1 was a flat line after the first epoch: log over decades
@@ -553,7 +564,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
             ax.text(0.5, 0.5, "no finite values:\n" + "\n".join(missing), transform=ax.transAxes,
                     ha="center", va="center", fontsize=8, color="tab:red")
         # some epochs NaN/inf: the line just had a gap; red crosses on the axis mark those epochs
-        gaps = [(key, epochs[~np.isfinite(columns[key])]) for key in keys if key not in missing]
+        gaps = [(key, epochs[logged[key] & ~np.isfinite(columns[key])]) for key in keys if key not in missing]
         gaps = [(key, at) for key, at in gaps if at.size]
         for _, at in gaps:
             ax.plot(at, np.full(at.size, 0.03), "x", color="tab:red", transform=ax.get_xaxis_transform(),

@@ -691,3 +691,116 @@ def test_the_random_state_of_a_run_does_not_start_cuda_where_it_is_unused(monkey
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a run on the GPU keeps its CUDA state
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.zeros(16, dtype=torch.uint8)])
     assert len(rng_state()["cuda"]) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# validate_every (issue 15): validation of every k-th epoch and the last
+# ----------------------------------------------------------------------------------------------
+def validated(rows):
+    return [r["epoch"] for r in rows if "val_loss" in r]
+
+
+def test_validate_every_k_validates_epochs_k_2k_and_the_last_and_picks_the_best_among_them(tmp_path):
+    # lr doubling every epoch (as in the test above): validating every epoch the best is epoch 2 of 6
+    every = train(config(epochs=6, lr=0.05, lr_growth=2.0), tmp_path / "every", data=DATA, progress=False)
+    metrics = train(config(epochs=6, lr=0.05, lr_growth=2.0, validate_every=4), tmp_path / "k", data=DATA,
+                    progress=False)
+    all_rows = read_history_rows(tmp_path / "every/history.csv")
+    rows = read_history_rows(tmp_path / "k/history.csv")
+    assert validated(rows) == [4, 6]
+    text = (tmp_path / "k/history.csv").read_text().splitlines()
+    assert text[0] == "epoch,loss,noise_norm,val_loss,val_psnr,lr_model,seconds"  # as validating every epoch
+    assert text[1].split(",")[3:5] == ["", ""]
+    # skipping a validation changes nothing else: the training logs and the validated epochs' metrics are
+    # those of the run validating every epoch
+    for row, full in zip(rows, all_rows, strict=True):
+        assert row["loss"] == full["loss"] and row["lr_model"] == full["lr_model"]
+        if "val_loss" in row:
+            assert (row["val_loss"], row["val_psnr"]) == (full["val_loss"], full["val_psnr"])
+    assert every["best_epoch"] == 2
+    best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert metrics["best_epoch"] == best["epoch"] == 4 and metrics["best_val_loss"] == best["val_loss"]
+    _, model, _ = load_run(tmp_path / "k", data=DATA)
+    assert validation_metrics(model, DATA.val)["val_loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+    assert load_config(tmp_path / "k/config.yaml")[1].validate_every == 4
+
+
+def test_a_run_resumed_continues_the_validate_every_schedule_or_ends_validating_its_last_epoch(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(config(epochs=5, validate_every=2), full, data=DATA, progress=False)
+    # 5 batches per epoch: step 18 is batch 3 of epoch 4, so epochs 1-3 are saved, epoch 3 not validated
+    with interrupted_at(18), pytest.raises(KeyboardInterrupt):
+        train(config(epochs=5, validate_every=2), cut, data=DATA, progress=False)
+    state = load_checkpoint(cut / "checkpoint.pt")
+    assert (state["epoch"], state["best_epoch"]) == (3, 2)
+    assert validated(read_history_rows(cut / "history.csv")) == [2]
+    ended = tmp_path / "ended"
+    ended.mkdir()
+    for path in cut.iterdir():
+        (ended / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ConfigError, match="validate_every: run has 2, asked 1.*only device, epochs"):
+        train(None, cut, overrides={"validate_every": 1}, resume=True, data=DATA, progress=False)
+
+    train(None, cut, resume=True, data=DATA, progress=False)
+    expected = without_seconds(read_history_rows(full / "history.csv"))
+    assert without_seconds(read_history_rows(cut / "history.csv")) == expected
+    assert validated(expected) == [2, 4, 5]
+    assert same_weights(weights(cut / "model.safetensors"), weights(full / "model.safetensors"))
+
+    # ended at its last saved epoch (--resume --set epochs=3): that epoch is validated, as a run's last is
+    metrics = train(None, ended, overrides={"epochs": 3}, resume=True, data=DATA, progress=False)
+    rows = read_history_rows(ended / "history.csv")
+    assert validated(rows) == [2, 3]
+    assert [r["loss"] for r in rows] == [r["loss"] for r in expected[:3]]
+    best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert metrics["best_epoch"] == best["epoch"] and metrics["epochs"] == 3
+    assert load_checkpoint(ended / "checkpoint.pt")["best_epoch"] == best["epoch"]
+
+
+@pytest.mark.parametrize("value, problem", [
+    (0, "must be an integer >= 1"), (-2, "must be an integer >= 1"), (2.5, "expected an integer"),
+    (True, "expected an integer"), ("two", "expected an integer")])
+def test_a_bad_validate_every_is_refused_before_anything_is_written(tmp_path, value, problem):
+    with pytest.raises(ConfigError, match=f"config key 'validate_every': {problem}"):
+        train(config(), tmp_path / "run", overrides={"validate_every": value}, data=DATA, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_divergence_before_the_first_validated_epoch_keeps_the_checkpoint_and_says_there_are_no_weights(
+        tmp_path):
+    out = tmp_path / "run"
+    # lr × 1e12 after epoch 1: the first steps of epoch 2 blow the weights up to inf; epoch 1 not validated
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: training log 'loss'") as err:
+        train(config(lr_growth=1e12, validate_every=3), out, data=DATA, progress=False)
+    assert "no best weights (no epoch validated yet: validate_every=3)" in str(err.value)
+    assert "`--resume --set epochs=1` ends the run there (validating epoch 1 first" in str(err.value)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1 and not (out / "model.safetensors").exists()
+    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch"):
+        evaluate_run(out, data=DATA)
+    metrics = train(None, out, resume=True, overrides={"epochs": 1}, data=DATA, progress=False)
+    assert metrics["best_epoch"] == 1 and validated(read_history_rows(out / "history.csv")) == [1]
+
+
+def test_a_run_written_before_validate_every_existed_still_resumes_and_loads(tmp_path):
+    import io
+
+    from sparsecoder.train.checkpoint import save_weights
+    from sparsecoder.train.integrity import config_digest, write_digested
+
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    document = yaml.safe_load((out / "config.yaml").read_text())
+    del document["config"]["validate_every"]
+    (out / "config.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    state = load_checkpoint(out / "checkpoint.pt")
+    del state["config"]["validate_every"]
+    state["config_digest"] = config_digest(state["config"])
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_digested(out / "checkpoint.pt", buffer.getvalue())
+    _, model, _ = load_run(out, data=DATA)
+    save_weights(out / "model.safetensors", model, model_name="test_linear_autoencoder", epoch=1,
+                 config=state["config"])
+    assert load_run(out, data=DATA)[0].validate_every == 1
+    assert evaluate_run(out, data=DATA)["best_epoch"] == 1
+    assert train(None, out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)["epochs"] == 2

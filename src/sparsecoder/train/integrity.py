@@ -37,6 +37,7 @@ Stale temp files
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -454,6 +455,23 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
     return state
 
 
+def _defaults(model_name: str) -> dict[str, Any]:
+    """The default values of the config keys of the model family ``model_name`` (none for an unknown one):
+    what a run written before a key existed (``validate_every``) was trained with."""
+    from sparsecoder.config import config_classes
+
+    cls = config_classes().get(model_name)
+    if cls is None:
+        return {}
+    defaults = {}
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return defaults
+
+
 def check_config_unchanged(saved: dict[str, Any], saved_model_name: str, config: dict[str, Any], changeable,
                            *, run_dir: Path, action: str, model_name: str | None = None,
                            written: str = "the checkpoint was written") -> None:
@@ -466,6 +484,7 @@ def check_config_unchanged(saved: dict[str, Any], saved_model_name: str, config:
         raise ValueError(
             f"cannot {action} {run_dir}: its config.yaml is for a '{model_name}' model, but its checkpoint "
             f"and weights are of a '{saved_model_name}' model; put the run's own config.yaml back")
+    saved = {**_defaults(saved_model_name), **saved}  # keys added since the run was written: their defaults
     keys = sorted((set(saved) | set(config)) - set(changeable))
     changed = [k for k in keys if not _same(saved.get(k), config.get(k))]
     if changed:

@@ -36,14 +36,17 @@ class RunningMean:
 
 
 def history_columns(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """Column names in order of first appearance, ``epoch`` first and ``seconds`` last."""
+    """Column names in order of first appearance, ``epoch`` first, then the learning rates (``lr_*``) and
+    ``seconds`` last: the validation metrics, first logged at a later epoch when not every epoch is
+    validated (``validate_every``), stay before the learning rates, as in a run validating every epoch."""
     columns: list[str] = []
     for row in rows:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    middle = [c for c in columns if c not in ("epoch", "seconds")]
-    return ["epoch", *middle, *(["seconds"] if "seconds" in columns else [])]
+    rates = [c for c in columns if c.startswith("lr_")]
+    middle = [c for c in columns if c not in ("epoch", "seconds", *rates)]
+    return ["epoch", *middle, *rates, *(["seconds"] if "seconds" in columns else [])]
 
 
 def _cell(value: Any) -> str:

@@ -34,7 +34,7 @@ from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import NotRowWise, Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
-from sparsecoder.train.checkpoint import load_weights, read_weights, seed_everything, weights_config
+from sparsecoder.train.checkpoint import load_checkpoint, load_weights, read_weights, seed_everything, weights_config
 from sparsecoder.train.integrity import (
     DIGESTS_FILE,
     changed_splits,
@@ -182,6 +182,17 @@ def missing_weights(run_dir: Path) -> FileNotFoundError:
     (``checkpoint.pt`` present) weights deleted or moved since, or a run stopped between writing the
     checkpoint of its first epoch and its weights (``--resume`` writes them from the checkpoint)."""
     if (run_dir / CHECKPOINT_FILE).is_file():
+        try:
+            state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+        except (OSError, ValueError):  # named as it is where the checkpoint is read
+            state = {}
+        if state.get("best_epoch") == 0:  # validate_every > 1: no epoch was validated yet
+            every = (state.get("config") or {}).get("validate_every")
+            return FileNotFoundError(
+                f"no {WEIGHTS_FILE} in {run_dir}: its run stopped after epoch {state.get('epoch')} before "
+                f"validating any epoch (validate_every={every} validates every {every}-th epoch and the "
+                f"last), so there are no best weights yet; continue it with --resume, or end it at that "
+                f"epoch with --resume --set epochs={state.get('epoch')} (which validates it)")
         return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
                                  f"that epochs were trained: the best weights were deleted or moved, or the "
                                  f"run stopped while writing them; put them back, continue the run with "

@@ -5,9 +5,10 @@ One trainer drives every model family through :class:`sparsecoder.train.protocol
 
 ===================  ==========================================================================
 ``config.yaml``      the fully resolved config (plus the preset's name, paper and description)
-``history.csv``      one row per epoch: epoch, the averaged training logs, the validation metrics,
+``history.csv``      one row per epoch: epoch, the averaged training logs, the validation metrics
+                     (empty cells in an epoch not validated: ``validate_every``),
                      ``lr_<optimiser>`` (the learning rate used in that epoch), seconds
-``model.safetensors`` the weights of the epoch with the lowest ``val_loss`` (the "best" weights)
+``model.safetensors`` the weights of the validated epoch with the lowest ``val_loss`` (the "best" weights)
 ``checkpoint.pt``    the state after the last completed epoch, for ``resume=True``
 ``preprocessing.json`` row width, image shape and the data's row-wise preprocessing (``train/run.py``)
 ``metrics.json``     test metrics of the best weights (the family's ``evaluate``) plus ``epochs``,
@@ -358,8 +359,11 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     Per epoch ``e = 1 … epochs`` (SPEC §2.6): shuffled mini-batches (:func:`batch_indices`), each one
     ``model.training_losses`` then the optimiser steps in the declared order and the model's projections;
     the sample-weighted means of the logs; the learning-rate schedules; the family's
-    ``validate(model, data.val)``; a row of ``history.csv``; the weights to ``model.safetensors`` whenever
-    ``val_loss`` is the lowest so far (early-stopping selection); and ``checkpoint.pt``. At the end the
+    ``validate(model, data.val)`` (of every ``validate_every``-th epoch and the last: :func:`validates`;
+    default every epoch, the paper's protocol); a row of ``history.csv`` (validation cells empty in an epoch
+    not validated); the weights to ``model.safetensors`` whenever ``val_loss`` is the lowest so far
+    (early-stopping selection, among the validated epochs); and ``checkpoint.pt``. A run resumed to end
+    (``epochs``) at an epoch it had not validated validates it before it ends. At the end the
     best weights are reloaded, the family's ``evaluate(model, data)`` is written to ``metrics.json`` with
     the run's bookkeeping, and its ``pictures`` are drawn.
 
@@ -369,7 +373,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     are averaged over all processes, and rank 0 alone validates, evaluates and writes the run folder.
 
     Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
-    non-finite ``val_loss``, a non-finite parameter, or a training step or validation that raised while
+    non-finite ``val_loss`` (of a validated epoch), a non-finite parameter (checked after every epoch), or a training step or validation that raised while
     the model's parameters or its codes of those rows were NaN/inf (e.g. LISTA codes that overflowed with
     finite weights, refused by a metric or as FISTA's start) stops the run at once with
     :class:`TrainingDiverged`, naming the epoch and the config's step sizes and learning rates; the files
@@ -428,7 +432,8 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
         # the end of the run reloads them: named now, not then; unless the run stopped between the
         # checkpoint of its best epoch and the weights, which the checkpoint holds (written again below)
-        if not (out_dir / WEIGHTS_FILE).is_file() and state["best_epoch"] != state["epoch"]:
+        # (none before the first validated epoch: validate_every > 1)
+        if not (out_dir / WEIGHTS_FILE).is_file() and state["best_epoch"] not in (0, state["epoch"]):
             raise missing_weights(out_dir)
     else:
         if preset_or_config is None:
@@ -640,6 +645,64 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                   desc=f"train {meta.get('preset') or model_name}", unit="epoch", disable=not progress)
     first_epoch = start_epoch + 1
     saved = [start_epoch]  # the epoch checkpoint.pt holds (0: none), for the message of a failed write
+
+    def validate(epoch: int, completed: int, ending: bool = False) -> dict[str, float]:
+        """The family's validation metrics of the model after ``epoch`` (rank 0's, on every rank); a
+        NaN/inf ``val_loss`` or a validation that failed on a diverged model stops the run
+        (``completed``: the epochs whose files are kept; ``ending``: see :func:`_diverged`)."""
+        def metrics():
+            try:
+                return dict(family.validate(model, data.val)), None
+            except (ValueError, RuntimeError, FloatingPointError):  # e.g. a metric refusing NaN codes
+                cause = _non_finite(model, data.val.x.to(device, torch.float32), "the validation split")
+                if cause is None:
+                    raise
+                return {}, cause
+
+        validation, cause = world.on_main(metrics)
+        if cause is not None:
+            _diverged(config, out_dir, epoch, cause, completed, best_epoch, ending=ending)
+        if "val_loss" not in validation:
+            raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
+                             f"(got {sorted(validation)})")
+        val_loss = float(validation["val_loss"])
+        if not math.isfinite(val_loss):
+            _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", completed, best_epoch, ending=ending)
+        return validation
+
+    def write_epoch(epoch: int, improved: bool, best_val_loss: float, best_epoch: int) -> None:
+        """checkpoint.pt, history.csv and (``improved``) model.safetensors of ``epoch``, by rank 0."""
+        rng_ranks = world.gather(rng_state()) if world.distributed else None
+
+        def write() -> None:
+            # the checkpoint first: a run stopped before the best weights are written has them in the
+            # checkpoint (resume writes them again); written after, a stop between the two left the new
+            # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
+            # over the weights of the epoch that was lost
+            save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
+                            model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
+                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
+                            data_fingerprint=fingerprint)
+            saved[0] = epoch
+            if epoch == first_epoch:
+                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
+                # checkpoint just replaced (and the weights about to be); a run stopped (Ctrl-C, kill -9,
+                # full disk) before it finished kept it, so `evaluate` reported the old epochs and best
+                # epoch beside the new weights, and a sweep counted the trial as done. Dropped only once
+                # the new checkpoint is written: a failed write leaves the run as it was. Written again
+                # at the end.
+                (out_dir / METRICS_FILE).unlink(missing_ok=True)
+            write_history(out_dir / HISTORY_FILE, history)
+            if improved:
+                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
+                             config=to_dict(config))
+
+        try:
+            world.on_main(write)
+        except OSError as err:  # a full disk, a folder made read-only: say what is kept and how to go on
+            # the checkpoint may be written already (the history or the weights failed): say what it holds
+            raise _write_failed(err, out_dir, saved[0], epoch) from None
+
     for epoch in epochs:
         started = time.perf_counter()
         if isinstance(model, torch.nn.Module):
@@ -674,69 +737,40 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         cause = _non_finite(model)
         if cause is not None:
             _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
-
-        def validate():
-            try:
-                return dict(family.validate(model, data.val)), None
-            except (ValueError, RuntimeError, FloatingPointError):  # e.g. a metric refusing NaN codes
-                cause = _non_finite(model, data.val.x.to(device, torch.float32), "the validation split")
-                if cause is None:
-                    raise
-                return {}, cause
-
-        validation, cause = world.on_main(validate)
-        if cause is not None:
-            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
-        if "val_loss" not in validation:
-            raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
-                             f"(got {sorted(validation)})")
-        val_loss = float(validation["val_loss"])
-        if not math.isfinite(val_loss):
-            _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", len(history), best_epoch)
+        # the same epochs on every process (a function of the config, which they share)
+        validation = validate(epoch, len(history)) if validates(epoch, config) else {}
         clash = set(train_logs) & (set(validation) | set(learning_rates) | {"epoch", "seconds"})
         if clash:
             raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
                              f"validation metrics should start with 'val_'")
-        improved = val_loss < best_val_loss
+        improved = bool(validation) and float(validation["val_loss"]) < best_val_loss
         if improved:
-            best_val_loss, best_epoch = val_loss, epoch
+            best_val_loss, best_epoch = float(validation["val_loss"]), epoch
         history.append({"epoch": epoch, **{k: float(v) for k, v in train_logs.items()},
                         **{k: float(v) for k, v in validation.items()}, **learning_rates,
                         "seconds": time.perf_counter() - started})
-        rng_ranks = world.gather(rng_state()) if world.distributed else None
-
-        def write_epoch(epoch=epoch, improved=improved, rng_ranks=rng_ranks, best_val_loss=best_val_loss,
-                        best_epoch=best_epoch) -> None:
-            # the checkpoint first: a run stopped before the best weights are written has them in the
-            # checkpoint (resume writes them again); written after, a stop between the two left the new
-            # epoch's weights beside an older checkpoint, so `--resume --set epochs=N` reported epoch N
-            # over the weights of the epoch that was lost
-            save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, optimization=optimization,
-                            model_name=model_name, epoch=epoch, history=history, best_val_loss=best_val_loss,
-                            best_epoch=best_epoch, config=to_dict(config), rng_ranks=rng_ranks,
-                            data_fingerprint=fingerprint)
-            saved[0] = epoch
-            if epoch == first_epoch:
-                # a finished run continued (--resume --set epochs=more): its metrics.json describes the
-                # checkpoint just replaced (and the weights about to be); a run stopped (Ctrl-C, kill -9,
-                # full disk) before it finished kept it, so `evaluate` reported the old epochs and best
-                # epoch beside the new weights, and a sweep counted the trial as done. Dropped only once
-                # the new checkpoint is written: a failed write leaves the run as it was. Written again
-                # at the end.
-                (out_dir / METRICS_FILE).unlink(missing_ok=True)
-            write_history(out_dir / HISTORY_FILE, history)
-            if improved:
-                save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=epoch,
-                             config=to_dict(config))
-
-        try:
-            world.on_main(write_epoch)
-        except OSError as err:  # a full disk, a folder made read-only: say what is kept and how to go on
-            # the checkpoint may be written already (the history or the weights failed): say what it holds
-            raise _write_failed(err, out_dir, saved[0], epoch) from None
+        write_epoch(epoch, improved, best_val_loss, best_epoch)
         shown = {k: f"{v:.4g}" for k, v in train_logs.items() if _is_loss(k)}
-        epochs.set_postfix(**shown, val_loss=f"{val_loss:.4g}", best=best_epoch)
+        if validation:
+            shown["val_loss"] = f"{float(validation['val_loss']):.4g}"
+        epochs.set_postfix(**shown, best=best_epoch)
     epochs.close()
+    if history and "val_loss" not in history[-1]:
+        # a run ended at an epoch it had not validated: resumed with --set epochs=N after it stopped (Ctrl-C,
+        # a divergence) at an epoch between two validated ones. Its last epoch is validated now, from the
+        # checkpoint's model (that epoch's), as an uninterrupted run with epochs=N validates its last.
+        epoch = int(history[-1]["epoch"])
+        started = time.perf_counter()
+        validation = validate(epoch, len(history), ending=True)
+        row = history[-1]
+        rates = {k: v for k, v in row.items() if k.startswith("lr_") or k == "seconds"}
+        history[-1] = {**{k: v for k, v in row.items() if k not in rates},
+                       **{k: float(v) for k, v in validation.items()}, **rates}
+        history[-1]["seconds"] = row.get("seconds", 0.0) + time.perf_counter() - started
+        improved = float(validation["val_loss"]) < best_val_loss
+        if improved:
+            best_val_loss, best_epoch = float(validation["val_loss"]), epoch
+        write_epoch(epoch, improved, best_val_loss, best_epoch)
 
     if not history:
         raise ValueError(f"no epoch was trained in {out_dir} (epochs={config.epochs})")
@@ -745,6 +779,11 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                                              best_val_loss, log, world.world_size))
     except OSError as err:
         raise _write_failed(err, out_dir, int(history[-1]["epoch"]), finishing=True) from None
+
+
+def validates(epoch: int, config) -> bool:
+    """Whether ``epoch`` (1-based) is validated: every ``validate_every``-th epoch, and the last."""
+    return epoch % config.validate_every == 0 or epoch == config.epochs
 
 
 def _write_failed(err: OSError, out_dir: Path, saved: int, epoch: int | None = None, *,
@@ -798,12 +837,22 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
     return None
 
 
-def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int):
-    if completed:
-        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}), best weights "
-                f"{out_dir / WEIGHTS_FILE} (epoch {best_epoch}) and {out_dir / HISTORY_FILE}; "
-                f"`--resume --set epochs={completed}` ends the run there (metrics.json, pictures), while "
-                f"resuming with the same settings would diverge again")
+def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int, *,
+              ending: bool = False):
+    """Raise :class:`TrainingDiverged` for ``epoch``; ``completed`` epochs are kept, the best of them
+    ``best_epoch`` (0: none validated yet); ``ending``: the validation of the last epoch of a run ending
+    there (``epoch == completed``) failed."""
+    weights_kept = (f"best weights {out_dir / WEIGHTS_FILE} (epoch {best_epoch})" if best_epoch else
+                    f"no best weights (no epoch validated yet: validate_every={config.validate_every})")
+    if ending:
+        evaluate = (f"; `sparsecoder evaluate {out_dir}` measures the best weights" if best_epoch else "")
+        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (epoch {completed}, whose validation failed, so the run "
+                f"cannot end there), {weights_kept} and {out_dir / HISTORY_FILE}{evaluate}")
+    elif completed:
+        kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}), {weights_kept} and "
+                f"{out_dir / HISTORY_FILE}; `--resume --set epochs={completed}` ends the run there "
+                f"({'validating epoch ' + str(completed) + ' first, then ' if best_epoch != completed else ''}"
+                f"metrics.json, pictures), while resuming with the same settings would diverge again")
     else:
         kept = "No epoch had completed, so there is no checkpoint and no weights"
     weights = ", ".join(f"{name}={getattr(config, name)}" for name in getattr(config, "LOSS_SCALES", ())
