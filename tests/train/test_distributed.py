@@ -208,7 +208,8 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
     """One tiny 2-process run of the test family in a default group whose collectives time out after 1 s:
     ``slow_validation`` (rank 0 validates for 1.5 s, longer than that), ``short_rank0_timeout`` (the same
     with SPARSECODER_RANK0_TIMEOUT=1), ``nan_on_rank1`` / ``nan_on_rank0`` (that rank's parameters become NaN
-    in epoch 2) or ``rank0_killed`` (rank 0's process ends in epoch 2)."""
+    in epoch 2), ``rank0_killed`` (rank 0's process ends in epoch 2) or ``validate_every`` (3 epochs,
+    validating every second and the last)."""
     import datetime
     import time
 
@@ -248,12 +249,14 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
     elif scenario == "rank0_killed":
         if rank == 0:
             la.LinearAutoencoder.training_losses = exit_in_epoch_2
-    else:
+    elif scenario != "validate_every":
         _FAMILIES[la.MODEL_NAME]["validate"] = slow_validation
     la.LinearAutoencoder.steps_taken = 0
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=1))
-    epochs = 2 if scenario.startswith(("nan_on_rank", "rank0_killed")) else 1
-    config = la.LinearAutoencoderConfig(epochs=epochs, batch_size=20, num_threads=1, device="cpu")
+    epochs = 2 if scenario.startswith(("nan_on_rank", "rank0_killed")) else 3 if scenario == "validate_every" \
+        else 1
+    config = la.LinearAutoencoderConfig(epochs=epochs, batch_size=20, num_threads=1, device="cpu",
+                                        validate_every=2 if scenario == "validate_every" else 1)
     try:
         if scenario == "short_rank0_timeout":  # the command line: its exit status and message
             preset = Path(errors_dir) / "tiny-linear.yaml"
@@ -336,6 +339,16 @@ def test_a_divergence_on_rank0_outside_torchrun_is_named_by_the_other_ranks(tmp_
     messages, out = _run_scenario(tmp_path, "rank0_killed")
     assert messages[0] is None and messages[1].startswith("RankFailed: rank 1 lost contact"), messages
     assert "the rendezvous store is unreachable too, so the process that hosts it (rank 0" in messages[1]
+
+
+def test_every_process_validates_the_same_epochs_of_validate_every(tmp_path):
+    # rank 0 validates (the others wait for its metrics in a collective): every rank must skip the same
+    # epochs, or the collectives of rank 0's validation and the next epoch's gradients would cross
+    messages, out = _run_scenario(tmp_path, "validate_every")
+    assert messages == [None, None], messages
+    rows = read_history_rows(out / "history.csv")
+    assert [r["epoch"] for r in rows if "val_loss" in r] == [2, 3] and len(rows) == 3
+    assert json.loads((out / "metrics.json").read_text())["best_epoch"] in (2, 3)
 
 
 @pytest.mark.parametrize("value", ["0.5", "-5", "soon", "nan"])
