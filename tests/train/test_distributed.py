@@ -253,8 +253,7 @@ def _scenario_worker(rank: int, port: int, out: str, scenario: str, errors_dir: 
         _FAMILIES[la.MODEL_NAME]["validate"] = slow_validation
     la.LinearAutoencoder.steps_taken = 0
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=1))
-    epochs = 2 if scenario.startswith(("nan_on_rank", "rank0_killed")) else 3 if scenario == "validate_every" \
-        else 1
+    epochs = {"validate_every": 3, "nan_on_rank0": 2, "nan_on_rank1": 2, "rank0_killed": 2}.get(scenario, 1)
     config = la.LinearAutoencoderConfig(epochs=epochs, batch_size=20, num_threads=1, device="cpu",
                                         validate_every=2 if scenario == "validate_every" else 1)
     try:

@@ -804,3 +804,19 @@ def test_a_run_written_before_validate_every_existed_still_resumes_and_loads(tmp
     assert load_run(out, data=DATA)[0].validate_every == 1
     assert evaluate_run(out, data=DATA)["best_epoch"] == 1
     assert train(None, out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)["epochs"] == 2
+
+
+def test_a_run_ended_at_an_epoch_whose_validation_diverges_keeps_its_best_weights(tmp_path, monkeypatch):
+    from sparsecoder.models import _FAMILIES
+
+    out = tmp_path / "run"
+    with interrupted_at(13), pytest.raises(KeyboardInterrupt):  # batch 3 of epoch 3: epochs 1-2 saved
+        train(config(epochs=4, validate_every=3), out, data=DATA, progress=False)
+    monkeypatch.setitem(_FAMILIES["test_linear_autoencoder"], "validate",
+                        lambda model, split: {**validation_metrics(model, split), "val_loss": math.nan})
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: val_loss = nan.*no best weights \(no epoch "
+                                               r"validated yet: validate_every=3\)") as err:
+        train(None, out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert "(epoch 2, whose validation failed, so the run cannot end there)" in str(err.value)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert (state["epoch"], state["best_epoch"]) == (2, 0) and not (out / "metrics.json").exists()

@@ -34,7 +34,13 @@ from sparsecoder.config import load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import NotRowWise, Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
-from sparsecoder.train.checkpoint import load_checkpoint, load_weights, read_weights, seed_everything, weights_config
+from sparsecoder.train.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    read_weights,
+    seed_everything,
+    weights_config,
+)
 from sparsecoder.train.integrity import (
     DIGESTS_FILE,
     changed_splits,

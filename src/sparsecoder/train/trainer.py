@@ -373,9 +373,10 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
     are averaged over all processes, and rank 0 alone validates, evaluates and writes the run folder.
 
     Divergence guard: a non-finite training loss (a log named ``loss``, ``energy`` or ``*_loss``), a
-    non-finite ``val_loss`` (of a validated epoch), a non-finite parameter (checked after every epoch), or a training step or validation that raised while
-    the model's parameters or its codes of those rows were NaN/inf (e.g. LISTA codes that overflowed with
-    finite weights, refused by a metric or as FISTA's start) stops the run at once with
+    non-finite ``val_loss`` (of a validated epoch), a non-finite parameter (checked after every epoch), or
+    a training step or validation that raised while the model's parameters or its codes of those rows were
+    NaN/inf (e.g. LISTA codes that overflowed with finite weights, refused by a metric or as FISTA's start)
+    stops the run at once with
     :class:`TrainingDiverged`, naming the epoch and the config's step sizes and learning rates; the files
     of the last good epoch (checkpoint, best weights, history) are kept.
 
@@ -646,10 +647,10 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     first_epoch = start_epoch + 1
     saved = [start_epoch]  # the epoch checkpoint.pt holds (0: none), for the message of a failed write
 
-    def validate(epoch: int, completed: int, ending: bool = False) -> dict[str, float]:
+    def validate(epoch: int, ending: bool = False) -> dict[str, float]:
         """The family's validation metrics of the model after ``epoch`` (rank 0's, on every rank); a
-        NaN/inf ``val_loss`` or a validation that failed on a diverged model stops the run
-        (``completed``: the epochs whose files are kept; ``ending``: see :func:`_diverged`)."""
+        NaN/inf ``val_loss`` or a validation that failed on a diverged model stops the run (``ending``:
+        see :func:`_diverged`)."""
         def metrics():
             try:
                 return dict(family.validate(model, data.val)), None
@@ -661,13 +662,13 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
 
         validation, cause = world.on_main(metrics)
         if cause is not None:
-            _diverged(config, out_dir, epoch, cause, completed, best_epoch, ending=ending)
+            _diverged(config, out_dir, epoch, cause, history, best_epoch, ending=ending)
         if "val_loss" not in validation:
             raise ValueError(f"the validation metrics of '{model_name}' must contain 'val_loss' "
                              f"(got {sorted(validation)})")
         val_loss = float(validation["val_loss"])
         if not math.isfinite(val_loss):
-            _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", completed, best_epoch, ending=ending)
+            _diverged(config, out_dir, epoch, f"val_loss = {val_loss}", history, best_epoch, ending=ending)
         return validation
 
     def write_epoch(epoch: int, improved: bool, best_val_loss: float, best_epoch: int) -> None:
@@ -723,22 +724,22 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                 cause = _non_finite(model, batch, f"batch {number}/{len(batches)}")
                 if cause is None:
                     raise
-                _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
+                _diverged(config, out_dir, epoch, cause, history, best_epoch)
             if world.distributed:
                 logs = _reduce_logs(logs, len(local), world)
             for key, value in logs.items():
                 if _is_loss(key) and not math.isfinite(float(value)):
                     _diverged(config, out_dir, epoch, f"training log '{key}' = {value} at batch "
-                              f"{number}/{len(batches)}", len(history), best_epoch)
+                              f"{number}/{len(batches)}", history, best_epoch)
             running.update(logs, len(index))
         train_logs = running.means()
         learning_rates = optimization.learning_rates()
         optimization.end_epoch()
         cause = _non_finite(model)
         if cause is not None:
-            _diverged(config, out_dir, epoch, cause, len(history), best_epoch)
+            _diverged(config, out_dir, epoch, cause, history, best_epoch)
         # the same epochs on every process (a function of the config, which they share)
-        validation = validate(epoch, len(history)) if validates(epoch, config) else {}
+        validation = validate(epoch) if validates(epoch, config) else {}
         clash = set(train_logs) & (set(validation) | set(learning_rates) | {"epoch", "seconds"})
         if clash:
             raise ValueError(f"training logs and validation metrics share the names {sorted(clash)}; "
@@ -761,7 +762,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         # checkpoint's model (that epoch's), as an uninterrupted run with epochs=N validates its last.
         epoch = int(history[-1]["epoch"])
         started = time.perf_counter()
-        validation = validate(epoch, len(history), ending=True)
+        validation = validate(epoch, ending=True)
         row = history[-1]
         rates = {k: v for k, v in row.items() if k.startswith("lr_") or k == "seconds"}
         history[-1] = {**{k: v for k, v in row.items() if k not in rates},
@@ -837,11 +838,13 @@ def _non_finite(model, x: torch.Tensor | None = None, rows: str = "") -> str | N
     return None
 
 
-def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best_epoch: int, *,
+def _diverged(config, out_dir: Path, epoch: int, what: str, history: list[dict[str, Any]], best_epoch: int, *,
               ending: bool = False):
-    """Raise :class:`TrainingDiverged` for ``epoch``; ``completed`` epochs are kept, the best of them
+    """Raise :class:`TrainingDiverged` for ``epoch``; the epochs of ``history`` are kept, the best of them
     ``best_epoch`` (0: none validated yet); ``ending``: the validation of the last epoch of a run ending
-    there (``epoch == completed``) failed."""
+    there (``epoch == len(history)``) failed."""
+    completed = len(history)
+    validated = bool(history) and "val_loss" in history[-1]
     weights_kept = (f"best weights {out_dir / WEIGHTS_FILE} (epoch {best_epoch})" if best_epoch else
                     f"no best weights (no epoch validated yet: validate_every={config.validate_every})")
     if ending:
@@ -851,7 +854,7 @@ def _diverged(config, out_dir: Path, epoch: int, what: str, completed: int, best
     elif completed:
         kept = (f"Kept: {out_dir / CHECKPOINT_FILE} (last good epoch {completed}), {weights_kept} and "
                 f"{out_dir / HISTORY_FILE}; `--resume --set epochs={completed}` ends the run there "
-                f"({'validating epoch ' + str(completed) + ' first, then ' if best_epoch != completed else ''}"
+                f"({'' if validated else f'validating epoch {completed} first, then '}"
                 f"metrics.json, pictures), while resuming with the same settings would diverge again")
     else:
         kept = "No epoch had completed, so there is no checkpoint and no weights"
