@@ -491,3 +491,25 @@ def test_a_bad_by_lam_is_refused_naming_the_file(tmp_path, by_lam, words):
     with pytest.raises(ConfigError, match=words) as info:
         load_preset(str(path))
     assert str(path) in str(info.value)
+
+
+def test_numbers_are_read_as_yaml_1_2_not_octal_or_base_60(tmp_path):
+    # YAML 1.1 read `010` as octal 8 (while `0800` was 800) and `1:30` as 90 (base 60)
+    overrides = parse_overrides(["seed=010", "width=0800", "epochs=1_000", "grid=[0x10, 0b11]"])
+    assert overrides == {"seed": 10, "width": 800, "epochs": 1000, "grid": [16, 3]}
+    with pytest.raises(ConfigError, match=r"config key 'epochs': expected an integer, got '1:30'"):
+        from_dict(ExampleConfig, parse_overrides(["epochs=1:30"]))
+    assert parse_overrides(["note=12:30"]) == {"note": "12:30"}
+    path = tmp_path / "p.yaml"
+    path.write_text("model: vae\nconfig: {data: synthetic, seed: 0700, epochs: 1}\n")
+    assert load_preset(str(path))[1].seed == 700
+
+
+def test_an_integer_of_thousands_of_digits_is_named_not_a_python_limit(tmp_path):
+    with pytest.raises(ConfigError, match=r"'lam=1111.*an integer of 5,000 digits") as err:
+        parse_overrides(["lam=" + "1" * 5000])
+    assert "set_int_max_str_digits" not in str(err.value)
+    path = tmp_path / "p.yaml"
+    path.write_text(f"model: vae\nconfig: {{epochs: {'9' * 5000}}}\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml .*an integer of 5,000 digits"):
+        load_preset(str(path))

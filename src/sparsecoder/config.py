@@ -23,7 +23,9 @@ import functools
 import inspect
 import math
 import numbers
+import re
 import reprlib
+import sys
 import types
 import typing
 import warnings
@@ -488,8 +490,38 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# YAML 1.1 (PyYAML) reads a number with a leading zero as octal and one with colons as base 60: `seed=010`
+# was 8 while `seed=0800` was 800, `epochs=1:30` was 90 and `data_dir=12:30` the integer 750. sparsecoder's
+# YAML reads numbers as YAML 1.2 does: digits are decimal (010 is 10), 1:30 is text; 0x / 0b prefixes stay.
+_YAML_NUMBERS = {
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?[0-9][0-9_]*)$"),
+    "tag:yaml.org,2002:float": re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?
+                                              |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                                              |[-+]?\.(?:inf|Inf|INF)
+                                              |\.(?:nan|NaN|NAN))$""", re.X),
+}
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last value)."""
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last value) and
+    reads numbers as YAML 1.2 does (:data:`_YAML_NUMBERS`); an integer of more digits than Python converts
+    is refused naming its place."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, _YAML_NUMBERS.get(tag, regexp)) for tag, regexp in resolvers]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node).replace("_", "")
+        digits = text.lstrip("+-")
+        if digits[:2] in ("0b", "0x"):
+            return super().construct_yaml_int(node)
+        if len(digits) > sys.get_int_max_str_digits() > 0:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found an integer of {len(digits):,} digits (no config value holds one that "
+                f"large)", node.start_mark)
+        return int(text, 10)
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -508,6 +540,9 @@ class _Loader(yaml.SafeLoader):
                         "while constructing a mapping", node.start_mark,
                         f"found the key {shown(key)} twice (each key may appear once)", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _expanded_size(root: yaml.Node) -> int:
