@@ -513,3 +513,11 @@ def test_an_integer_of_thousands_of_digits_is_named_not_a_python_limit(tmp_path)
     path.write_text(f"model: vae\nconfig: {{epochs: {'9' * 5000}}}\n")
     with pytest.raises(ConfigError, match=r"p\.yaml .*an integer of 5,000 digits"):
         load_preset(str(path))
+
+
+@pytest.mark.parametrize("item", ["data_dir=", "data_dir=' '", "device=''", "note="])
+def test_an_empty_text_value_is_refused_naming_the_key(item):
+    # `--set data_dir=` was the current folder: "error: .: missing train-images-idx3-ubyte(.gz)"
+    key = item.split("=")[0]
+    with pytest.raises(ConfigError, match=f"config key '{key}': empty text"):
+        from_dict(ExampleConfig, parse_overrides([item]))

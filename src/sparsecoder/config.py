@@ -271,6 +271,9 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {shown(value)}")
+        if not value.strip():  # `--set data_dir=` read the current folder; no text key means "nothing"
+            raise ConfigError(f"config key '{key}': empty text {shown(value)}; give a value, or leave the "
+                              f"key out for its default")
         return value
     return value
 
