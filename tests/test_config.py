@@ -86,6 +86,18 @@ def test_unknown_keys_list_the_valid_ones():
         from_dict(ExampleConfig, {"lamda": 0.1})
 
 
+@pytest.mark.parametrize("key, hint", [
+    ("Epochs", "'Epochs': did you mean 'epochs'?"),
+    ("num_thread", "'num_thread': did you mean 'num_threads'?"),
+    ("data_options.normalize", "'data_options.normalize': keys do not nest; give data_options a mapping, "
+                               "e.g. 'data_options={normalize: VALUE}'"),
+])
+def test_an_unknown_key_names_the_key_it_was_probably_meant_as(key, hint):
+    with pytest.raises(ConfigError, match="valid keys: ") as err:
+        from_dict(ExampleConfig, parse_overrides([f"{key}=1"]))
+    assert hint in str(err.value)
+
+
 def test_parse_overrides():
     assert parse_overrides(["a=1", "b=x", "c=[1, 2]", "d=null", "e=", "f=a=b"]) == {
         "a": 1, "b": "x", "c": [1, 2], "d": None, "e": "", "f": "a=b"}

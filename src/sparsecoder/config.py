@@ -19,6 +19,7 @@ expansion bomb; messages quote values through :func:`shown` (at most 200 charact
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import math
@@ -284,9 +285,27 @@ def _check_known(cls: type, data: Any) -> None:
     unknown = sorted(set(data) - set(names), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {_listed(unknown)} for {cls.__name__}; "
+            f"unknown config key(s) {_listed(unknown)} for {cls.__name__}{_did_you_mean(unknown, names)}; "
             f"valid keys: {', '.join(sorted(names))}"
         )
+
+
+def _did_you_mean(unknown: list[Any], names: list[str]) -> str:
+    """The valid keys an unknown key was probably meant as, for its error message: ``epohcs`` → epochs, and
+    ``data_options.normalize`` → the mapping form ``data_options={normalize: ...}`` (keys do not nest)."""
+    hints = []
+    for key in unknown[:20]:
+        if not isinstance(key, str):
+            continue
+        head, dot, tail = key.partition(".")
+        if dot and head in names:
+            hints.append(f"{shown(key)}: keys do not nest; give {head} a mapping, e.g. "
+                         f"'{head}={{{tail}: VALUE}}'")
+            continue
+        close = difflib.get_close_matches(key.lower(), names, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{shown(key)}: did you mean '{close[0]}'?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
