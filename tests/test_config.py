@@ -533,3 +533,19 @@ def test_an_empty_text_value_is_refused_naming_the_key(item):
     key = item.split("=")[0]
     with pytest.raises(ConfigError, match=f"config key '{key}': empty text"):
         from_dict(ExampleConfig, parse_overrides([item]))
+
+
+def test_a_file_naming_a_preset_but_leaving_out_its_keys_is_refused_not_trained_at_the_defaults(tmp_path):
+    # `preset: svae-mnist` + a few keys trained at VAEConfig's defaults (MNIST unnormalised, sigma e^-1.0)
+    path = tmp_path / "mine.yaml"
+    path.write_text("model: vae\npreset: svae-mnist\nconfig: {epochs: 1, n_latents: 8}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml names preset 'svae-mnist' but leaves out keys that "
+                       r"preset sets \(data_options: \{'normalize': 'standard'\}, likelihood_sigma: 0\.36"
+                       r".*Add them under 'config:'.*sparsecoder train svae-mnist --set"):
+        load_preset(str(path))
+    # a run's config.yaml lists every key; one whose settings make a preset key unused need not list it
+    _, config = load_preset("svae-mnist", {"likelihood": "mse"})
+    save_config(path, "vae", config, {"preset": "svae-mnist"})
+    assert load_preset(str(path))[1] == config
+    path.write_text("model: vae\npreset: my-own-name\nconfig: {epochs: 1}\n")  # a name, not a built-in
+    assert load_preset(str(path))[1].epochs == 1

@@ -775,6 +775,8 @@ def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
         path=str(path) if user_file else "",
         by_lam=_by_lam(path, data.get("by_lam")),
     )
+    if user_file:
+        _check_not_inheriting(path, data.get("preset"), preset)
     if preset.by_lam:
         cls = preset.config_class()
         if "lam" not in {f.name for f in dataclasses.fields(cls)}:
@@ -786,6 +788,34 @@ def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
             except ConfigError as err:
                 raise ConfigError(f"preset file {path}: by_lam {threshold:g}: {err}") from None
     return preset
+
+
+def _check_not_inheriting(path: Any, named: Any, preset: Preset) -> None:
+    """A file's ``preset:`` only records the preset a run came from (a run's config.yaml lists every key):
+    a file that names a built-in preset of its model but leaves out keys that preset sets (a hand-written
+    ``preset: svae-mnist`` + ``config: {epochs: 5}``) would train those keys at the model's defaults, not
+    the preset's, without a word; it is a :class:`ConfigError` naming them and the fix. Keys the file's
+    own settings make unused (``USED_WHEN``) and keys at their default are not asked for."""
+    files = _preset_files()
+    if not isinstance(named, str) or named not in files:
+        return
+    base = _read_preset(named, files[named])
+    if base.model != preset.model:
+        return
+    cls = preset.config_class()
+    hints = _field_types(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    inert = _unused(cls, {**base.config, **preset.config})
+    left_out = [f"{key}: {shown(value)}" for key, value in base.config.items()
+                if key not in preset.config and key not in inert
+                and (key not in defaults or coerce(key, value, hints[key]) != defaults[key])]
+    if left_out:
+        raise ConfigError(
+            f"preset file {path} names preset '{named}' but leaves out keys that preset sets "
+            f"({', '.join(left_out[:20])}{', ...' if len(left_out) > 20 else ''}); a file does not inherit "
+            f"from the preset it names: those keys would take {cls.__name__}'s defaults. Add them under "
+            f"'config:', or train the preset by name with your changes: sparsecoder train {named} --set "
+            f"KEY=VALUE ...")
 
 
 def _by_lam(path: Any, value: Any) -> tuple[tuple[float, dict[str, Any]], ...]:
