@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Literal
 
 import pytest
@@ -282,6 +283,16 @@ def test_a_missing_preset_file_is_named_as_missing(tmp_path):
         load_preset(str(tmp_path))
     with pytest.raises(ConfigError, match="unknown preset 'nope'; run `sparsecoder presets`.*sdl-mnist"):
         load_preset("nope")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_preset_path_that_is_a_pipe_or_a_broken_link_is_named_as_such(tmp_path):
+    # both were "does not exist", though `ls` shows them
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "gone.yaml")
+    for name, problem in (("pipe.yaml", "is not a regular file"), ("link.yaml", "is a broken link")):
+        with pytest.raises(ConfigError, match=f"preset file {tmp_path / name} {problem}"):
+            load_preset(str(tmp_path / name))
 
 
 def test_a_repeated_key_is_refused_in_set_and_in_yaml(tmp_path):

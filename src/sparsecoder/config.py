@@ -866,7 +866,10 @@ def find_preset(name: str) -> Preset:
     elif Path(name).is_file():
         preset = _read_preset(Path(name).stem, Path(name), user_file=True)
     elif _looks_like_path(name):
-        problem = "is a folder, not a YAML file" if Path(name).is_dir() else "does not exist"
+        path = Path(name)
+        problem = ("is a folder, not a YAML file" if path.is_dir()
+                   else "is not a regular file (a pipe, socket or device)" if path.exists()
+                   else "is a broken link" if path.is_symlink() else "does not exist")
         raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
                           f"preset name (`sparsecoder presets` lists them)")
     else:
