@@ -215,6 +215,7 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert ``value`` to the field's annotated type or raise a ConfigError naming the key."""
     if isinstance(annotation, str):
         raise TypeError("config classes must not use string annotations in coerce")
+    value = _python_scalar(value)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -232,10 +233,11 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         reasons = " | ".join(e[len(prefix):] if e.startswith(prefix) else e for e in errors)
         raise ConfigError(f"{prefix}{reasons}" if reasons else f"{prefix}invalid value {shown(value)}")
     if origin is typing.Literal:
-        if value not in args:
+        try:
+            return args[args.index(value)]  # the choice itself: a str subclass is no YAML text
+        except (ValueError, TypeError):  # not a choice (an array's == is no bool: TypeError, ValueError)
             raise ConfigError(f"config key '{key}': {shown(value)} is not allowed; "
-                              f"choose one of {list(args)}")
-        return value
+                              f"choose one of {list(args)}") from None
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': expected a list, got {shown(value)}")
@@ -244,6 +246,10 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         return tuple(items) if origin is tuple else items
     if annotation is Any:
         return value
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': must be a mapping ({{name: value, ...}}), got {shown(value)}")
+        return plain(key, value)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -272,11 +278,43 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {shown(value)}")
+        value = str(value)  # a str subclass (NumPy's np.str_) is no YAML text
         if not value.strip():  # `--set data_dir=` read the current folder; no text key means "nothing"
             raise ConfigError(f"config key '{key}': empty text {shown(value)}; give a value, or leave the "
                               f"key out for its default")
         return value
     return value
+
+
+def _python_scalar(value: Any) -> Any:
+    """A NumPy scalar (``np.str_``, ``np.bool_``, ``np.int64``...: an element of an array) as the Python
+    value it holds; anything else unchanged."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def plain(key: str, value: Any) -> Any:
+    """``value`` (a mapping such as ``data_options``) in the plain types a config file holds: NumPy scalars,
+    str subclasses and paths converted, tuples as lists, mappings and lists walked; anything else (an
+    array, a tensor, an object) is a :class:`ConfigError` naming ``key``. A config built in Python with
+    ``data_options={"n_train": np.int64(100)}`` or ``prior=np.str_("laplace")`` failed when its config.yaml
+    was written (yaml's RepresenterError)."""
+    value = _python_scalar(value)
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (str, PurePath)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(key, v) for v in value]
+    if isinstance(value, dict):
+        return {plain(key, k): plain(f"{key}.{k}", v) for k, v in value.items()}
+    raise ConfigError(f"config key '{key}': {shown(value)} ({type(value).__name__}) is no value a config "
+                      f"file holds; give a number, text, true/false, null, a list or a mapping")
 
 
 def _check_known(cls: type, data: Any) -> None:
@@ -977,7 +1015,6 @@ class CommonConfig:
         check(self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS, "num_threads",
               f"must be in [1, {MAX_THREADS}] or null (torch's default), got {self.num_threads}")
         _check_device(self.device)
-        check(isinstance(self.data_options, dict), "data_options", "must be a mapping")
         _check_data_options(self.data, self.data_options)
 
 
