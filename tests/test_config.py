@@ -575,3 +575,14 @@ def test_numpy_values_of_a_config_built_in_python_become_plain_values_its_config
     assert load_config(tmp_path / "c.yaml")[1] == config
     with pytest.raises(ConfigError, match=r"'data_options.noise': <object .*\(object\) is no value a config file"):
         ExampleConfig(data="synthetic", data_options={"noise": object()})
+
+
+def test_an_integer_of_hundreds_of_digits_is_named_for_every_number_key():
+    # math.isfinite(10**400) and float(10**400) were OverflowErrors: "error: OverflowError: int too large to
+    # convert to float (unexpected ...)" for every integer key, and for lam on a preset with by_lam
+    huge = "1" * 400
+    for key, words in (("width", "is too large"), ("epochs", "is too large"), ("rate", "expected a number")):
+        with pytest.raises(ConfigError, match=f"config key '{key}': .*{words}"):
+            from_dict(ExampleConfig, parse_overrides([f"{key}=-{huge}"]))
+    with pytest.raises(ConfigError, match="config key 'lam': expected a number"):
+        load_preset("vdl-nl-patches", parse_overrides([f"lam={huge}"]))

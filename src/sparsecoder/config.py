@@ -256,9 +256,9 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         raise ConfigError(f"config key '{key}': expected true/false, got {shown(value)}")
     if annotation is int:
         number = _number(value)
-        if number is None or not math.isfinite(number) or int(number) != number:
+        if number is None or isinstance(number, float) and not number.is_integer():  # nan, inf: False
             raise ConfigError(f"config key '{key}': expected an integer, got {shown(value)}")
-        if abs(int(number)) > MAX_INT:
+        if abs(int(number)) > MAX_INT:  # an int of any size (math.isfinite of 10**400 was an OverflowError)
             raise ConfigError(f"config key '{key}': {shown(value)} is too large (integers are 64-bit: "
                               f"at most {MAX_INT})")
         return int(number)
@@ -714,7 +714,7 @@ class Preset:
         threshold, for a preset without ``by_lam``, or for a ``lam`` that is not a number)."""
         try:
             lam = float(lam)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
             return {}  # the config class refuses it with its own message
         settings: dict[str, Any] = {}
         for threshold, values in self.by_lam:
