@@ -519,7 +519,9 @@ def test_a_bad_by_lam_is_refused_naming_the_file(tmp_path, by_lam, words):
 def test_numbers_are_read_as_yaml_1_2_not_octal_or_base_60(tmp_path):
     # YAML 1.1 read `010` as octal 8 (while `0800` was 800) and `1:30` as 90 (base 60)
     overrides = parse_overrides(["seed=010", "width=0800", "epochs=1_000", "grid=[0x10, 0b11]"])
-    assert overrides == {"seed": 10, "width": 800, "epochs": 1000, "grid": [16, 3]}
+    assert overrides == {"seed": 10, "width": "0800", "epochs": 1000, "grid": [16, 3]}  # 0800: text to YAML
+    config = from_dict(ExampleConfig, overrides)
+    assert (config.seed, config.width, config.epochs, config.grid) == (10, 800, 1000, (16.0, 3.0))
     with pytest.raises(ConfigError, match=r"config key 'epochs': expected an integer, got '1:30'"):
         from_dict(ExampleConfig, parse_overrides(["epochs=1:30"]))
     assert parse_overrides(["note=12:30"]) == {"note": "12:30"}

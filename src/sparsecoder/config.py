@@ -554,7 +554,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 # was 8 while `seed=0800` was 800, `epochs=1:30` was 90 and `data_dir=12:30` the integer 750. sparsecoder's
 # YAML reads numbers as YAML 1.2 does: digits are decimal (010 is 10), 1:30 is text; 0x / 0b prefixes stay.
 _YAML_NUMBERS = {
-    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?[0-9][0-9_]*)$"),
+    # YAML 1.1's forms less base 60 (0[0-7_]+ then read as decimal), so that what yaml.safe_dump writes
+    # unquoted ("09" is text to it) reads back as it was
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                        r"|[-+]?0x[0-9a-fA-F_]+)$"),
     "tag:yaml.org,2002:float": re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?
                                               |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
                                               |[-+]?\.(?:inf|Inf|INF)
