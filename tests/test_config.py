@@ -568,14 +568,15 @@ def test_numpy_values_of_a_config_built_in_python_become_plain_values_its_config
     # an element of a NumPy array (np.str_ choice, np.bool_ switch, np.int64 data option) stayed in the config
     # and writing its config.yaml failed (yaml RepresenterError) once training started
     np = pytest.importorskip("numpy")
+    options = {"n_train": np.int64(100), "noise": np.float64(0.1)}
     config = ExampleConfig(mode=np.array(["a", "b"])[1], flag=np.True_, note=np.str_("x"), width=np.int64(4),
-                           data="synthetic", data_options={"n_train": np.int64(100), "noise": np.float64(0.1)})
+                           data="synthetic", data_options=options)
     assert [type(v) for v in (config.mode, config.flag, config.note, config.width)] == [str, bool, str, int]
     assert config.data_options == {"n_train": 100, "noise": 0.1}
     assert all(type(v) in (int, float) for v in config.data_options.values())
     save_config(tmp_path / "c.yaml", "test_config_family", config)
     assert load_config(tmp_path / "c.yaml")[1] == config
-    with pytest.raises(ConfigError, match=r"'data_options.noise': <object .*\(object\) is no value a config file"):
+    with pytest.raises(ConfigError, match=r"'data_options.noise': <object .*\(object\) is no value a config"):
         ExampleConfig(data="synthetic", data_options={"noise": object()})
 
 

@@ -248,7 +248,8 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         return value
     if annotation is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': must be a mapping ({{name: value, ...}}), got {shown(value)}")
+            raise ConfigError(f"config key '{key}': must be a mapping ({{name: value, ...}}), got "
+                              f"{shown(value)}")
         return plain(key, value)
     if annotation is bool:
         if isinstance(value, bool):
