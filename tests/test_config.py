@@ -589,3 +589,12 @@ def test_an_integer_of_hundreds_of_digits_is_named_for_every_number_key():
             from_dict(ExampleConfig, parse_overrides([f"{key}=-{huge}"]))
     with pytest.raises(ConfigError, match="config key 'lam': expected a number"):
         load_preset("vdl-nl-patches", parse_overrides([f"lam={huge}"]))
+
+
+def test_a_preset_file_of_an_unknown_model_family_names_the_file_and_the_families(tmp_path):
+    path = tmp_path / "sub" / "mine.yaml"
+    path.parent.mkdir()
+    path.write_text("model: sparse_autoencodr\nconfig: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match=f"preset file {path}: unknown model 'sparse_autoencodr'; 'model:' "
+                       "names a model family, one of: .*sparse_autoencoder, .*vae"):
+        load_preset(str(path))

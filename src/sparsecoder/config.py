@@ -729,7 +729,9 @@ class Preset:
     def config_class(self) -> type:
         classes = config_classes()
         if self.model not in classes:
-            raise ConfigError(f"preset '{self.name}': unknown model '{self.model}'; known: {sorted(classes)}")
+            where = f"preset file {self.path}" if self.path else f"preset '{self.name}'"
+            raise ConfigError(f"{where}: unknown model {shown(self.model)}; 'model:' names a model family, one "
+                              f"of: {', '.join(sorted(classes))}")
         return classes[self.model]
 
     def unused(self, overrides: dict[str, Any]) -> set[str]:
