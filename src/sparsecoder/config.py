@@ -730,8 +730,8 @@ class Preset:
         classes = config_classes()
         if self.model not in classes:
             where = f"preset file {self.path}" if self.path else f"preset '{self.name}'"
-            raise ConfigError(f"{where}: unknown model {shown(self.model)}; 'model:' names a model family, one "
-                              f"of: {', '.join(sorted(classes))}")
+            raise ConfigError(f"{where}: unknown model {shown(self.model)}; 'model:' names a model family, "
+                              f"one of: {', '.join(sorted(classes))}")
         return classes[self.model]
 
     def unused(self, overrides: dict[str, Any]) -> set[str]:
