@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Literal
 
 import pytest
@@ -84,6 +85,18 @@ def test_unknown_keys_list_the_valid_ones():
     expected = r"unknown config key\(s\) \[.lamda.\] for ExampleConfig; valid keys: batch_size, .*width"
     with pytest.raises(ConfigError, match=expected):
         from_dict(ExampleConfig, {"lamda": 0.1})
+
+
+@pytest.mark.parametrize("key, hint", [
+    ("Epochs", "'Epochs': did you mean 'epochs'?"),
+    ("num_thread", "'num_thread': did you mean 'num_threads'?"),
+    ("data_options.normalize", "'data_options.normalize': keys do not nest; give data_options a mapping, "
+                               "e.g. 'data_options={normalize: VALUE}'"),
+])
+def test_an_unknown_key_names_the_key_it_was_probably_meant_as(key, hint):
+    with pytest.raises(ConfigError, match="valid keys: ") as err:
+        from_dict(ExampleConfig, parse_overrides([f"{key}=1"]))
+    assert hint in str(err.value)
 
 
 def test_parse_overrides():
@@ -270,6 +283,16 @@ def test_a_missing_preset_file_is_named_as_missing(tmp_path):
         load_preset(str(tmp_path))
     with pytest.raises(ConfigError, match="unknown preset 'nope'; run `sparsecoder presets`.*sdl-mnist"):
         load_preset("nope")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_preset_path_that_is_a_pipe_or_a_broken_link_is_named_as_such(tmp_path):
+    # both were "does not exist", though `ls` shows them
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "gone.yaml")
+    for name, problem in (("pipe.yaml", "is not a regular file"), ("link.yaml", "is a broken link")):
+        with pytest.raises(ConfigError, match=f"preset file {tmp_path / name} {problem}"):
+            load_preset(str(tmp_path / name))
 
 
 def test_a_repeated_key_is_refused_in_set_and_in_yaml(tmp_path):
@@ -491,3 +514,87 @@ def test_a_bad_by_lam_is_refused_naming_the_file(tmp_path, by_lam, words):
     with pytest.raises(ConfigError, match=words) as info:
         load_preset(str(path))
     assert str(path) in str(info.value)
+
+
+def test_numbers_are_read_as_yaml_1_2_not_octal_or_base_60(tmp_path):
+    # YAML 1.1 read `010` as octal 8 (while `0800` was 800) and `1:30` as 90 (base 60)
+    overrides = parse_overrides(["seed=010", "width=0800", "epochs=1_000", "grid=[0x10, 0b11]"])
+    assert overrides == {"seed": 10, "width": "0800", "epochs": 1000, "grid": [16, 3]}  # 0800: text to YAML
+    config = from_dict(ExampleConfig, overrides)
+    assert (config.seed, config.width, config.epochs, config.grid) == (10, 800, 1000, (16.0, 3.0))
+    with pytest.raises(ConfigError, match=r"config key 'epochs': expected an integer, got '1:30'"):
+        from_dict(ExampleConfig, parse_overrides(["epochs=1:30"]))
+    assert parse_overrides(["note=12:30"]) == {"note": "12:30"}
+    path = tmp_path / "p.yaml"
+    path.write_text("model: vae\nconfig: {data: synthetic, seed: 0700, epochs: 1}\n")
+    assert load_preset(str(path))[1].seed == 700
+
+
+def test_an_integer_of_thousands_of_digits_is_named_not_a_python_limit(tmp_path):
+    with pytest.raises(ConfigError, match=r"'lam=1111.*an integer of 5,000 digits") as err:
+        parse_overrides(["lam=" + "1" * 5000])
+    assert "set_int_max_str_digits" not in str(err.value)
+    path = tmp_path / "p.yaml"
+    path.write_text(f"model: vae\nconfig: {{epochs: {'9' * 5000}}}\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml .*an integer of 5,000 digits"):
+        load_preset(str(path))
+
+
+@pytest.mark.parametrize("item", ["data_dir=", "data_dir=' '", "device=''", "note="])
+def test_an_empty_text_value_is_refused_naming_the_key(item):
+    # `--set data_dir=` was the current folder: "error: .: missing train-images-idx3-ubyte(.gz)"
+    key = item.split("=")[0]
+    with pytest.raises(ConfigError, match=f"config key '{key}': empty text"):
+        from_dict(ExampleConfig, parse_overrides([item]))
+
+
+def test_a_file_naming_a_preset_but_leaving_out_its_keys_is_refused_not_trained_at_the_defaults(tmp_path):
+    # `preset: svae-mnist` + a few keys trained at VAEConfig's defaults (MNIST unnormalised, sigma e^-1.0)
+    path = tmp_path / "mine.yaml"
+    path.write_text("model: vae\npreset: svae-mnist\nconfig: {epochs: 1, n_latents: 8}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml names preset 'svae-mnist' but leaves out keys that "
+                       r"preset sets \(data_options: \{'normalize': 'standard'\}, likelihood_sigma: 0\.36"
+                       r".*Add them under 'config:'.*sparsecoder train svae-mnist --set"):
+        load_preset(str(path))
+    # a run's config.yaml lists every key; one whose settings make a preset key unused need not list it
+    _, config = load_preset("svae-mnist", {"likelihood": "mse"})
+    save_config(path, "vae", config, {"preset": "svae-mnist"})
+    assert load_preset(str(path))[1] == config
+    path.write_text("model: vae\npreset: my-own-name\nconfig: {epochs: 1}\n")  # a name, not a built-in
+    assert load_preset(str(path))[1].epochs == 1
+
+
+def test_numpy_values_of_a_config_built_in_python_become_plain_values_its_config_file_holds(tmp_path):
+    # an element of a NumPy array (np.str_ choice, np.bool_ switch, np.int64 data option) stayed in the config
+    # and writing its config.yaml failed (yaml RepresenterError) once training started
+    np = pytest.importorskip("numpy")
+    options = {"n_train": np.int64(100), "noise": np.float64(0.1)}
+    config = ExampleConfig(mode=np.array(["a", "b"])[1], flag=np.True_, note=np.str_("x"), width=np.int64(4),
+                           data="synthetic", data_options=options)
+    assert [type(v) for v in (config.mode, config.flag, config.note, config.width)] == [str, bool, str, int]
+    assert config.data_options == {"n_train": 100, "noise": 0.1}
+    assert all(type(v) in (int, float) for v in config.data_options.values())
+    save_config(tmp_path / "c.yaml", "test_config_family", config)
+    assert load_config(tmp_path / "c.yaml")[1] == config
+    with pytest.raises(ConfigError, match=r"'data_options.noise': <object .*\(object\) is no value a config"):
+        ExampleConfig(data="synthetic", data_options={"noise": object()})
+
+
+def test_an_integer_of_hundreds_of_digits_is_named_for_every_number_key():
+    # math.isfinite(10**400) and float(10**400) were OverflowErrors: "error: OverflowError: int too large to
+    # convert to float (unexpected ...)" for every integer key, and for lam on a preset with by_lam
+    huge = "1" * 400
+    for key, words in (("width", "is too large"), ("epochs", "is too large"), ("rate", "expected a number")):
+        with pytest.raises(ConfigError, match=f"config key '{key}': .*{words}"):
+            from_dict(ExampleConfig, parse_overrides([f"{key}=-{huge}"]))
+    with pytest.raises(ConfigError, match="config key 'lam': expected a number"):
+        load_preset("vdl-nl-patches", parse_overrides([f"lam={huge}"]))
+
+
+def test_a_preset_file_of_an_unknown_model_family_names_the_file_and_the_families(tmp_path):
+    path = tmp_path / "sub" / "mine.yaml"
+    path.parent.mkdir()
+    path.write_text("model: sparse_autoencodr\nconfig: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match=f"preset file {path}: unknown model 'sparse_autoencodr'; 'model:' "
+                       "names a model family, one of: .*sparse_autoencoder, .*vae"):
+        load_preset(str(path))

@@ -19,11 +19,14 @@ expansion bomb; messages quote values through :func:`shown` (at most 200 charact
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import math
 import numbers
+import re
 import reprlib
+import sys
 import types
 import typing
 import warnings
@@ -212,6 +215,7 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert ``value`` to the field's annotated type or raise a ConfigError naming the key."""
     if isinstance(annotation, str):
         raise TypeError("config classes must not use string annotations in coerce")
+    value = _python_scalar(value)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -229,10 +233,11 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         reasons = " | ".join(e[len(prefix):] if e.startswith(prefix) else e for e in errors)
         raise ConfigError(f"{prefix}{reasons}" if reasons else f"{prefix}invalid value {shown(value)}")
     if origin is typing.Literal:
-        if value not in args:
+        try:
+            return args[args.index(value)]  # the choice itself: a str subclass is no YAML text
+        except (ValueError, TypeError):  # not a choice (an array's == is no bool: TypeError, ValueError)
             raise ConfigError(f"config key '{key}': {shown(value)} is not allowed; "
-                              f"choose one of {list(args)}")
-        return value
+                              f"choose one of {list(args)}") from None
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': expected a list, got {shown(value)}")
@@ -241,15 +246,20 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         return tuple(items) if origin is tuple else items
     if annotation is Any:
         return value
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': must be a mapping ({{name: value, ...}}), got "
+                              f"{shown(value)}")
+        return plain(key, value)
     if annotation is bool:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"config key '{key}': expected true/false, got {shown(value)}")
     if annotation is int:
         number = _number(value)
-        if number is None or not math.isfinite(number) or int(number) != number:
+        if number is None or isinstance(number, float) and not number.is_integer():  # nan, inf: False
             raise ConfigError(f"config key '{key}': expected an integer, got {shown(value)}")
-        if abs(int(number)) > MAX_INT:
+        if abs(int(number)) > MAX_INT:  # an int of any size (math.isfinite of 10**400 was an OverflowError)
             raise ConfigError(f"config key '{key}': {shown(value)} is too large (integers are 64-bit: "
                               f"at most {MAX_INT})")
         return int(number)
@@ -269,8 +279,43 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}': expected a string, got {shown(value)}")
+        value = str(value)  # a str subclass (NumPy's np.str_) is no YAML text
+        if not value.strip():  # `--set data_dir=` read the current folder; no text key means "nothing"
+            raise ConfigError(f"config key '{key}': empty text {shown(value)}; give a value, or leave the "
+                              f"key out for its default")
         return value
     return value
+
+
+def _python_scalar(value: Any) -> Any:
+    """A NumPy scalar (``np.str_``, ``np.bool_``, ``np.int64``...: an element of an array) as the Python
+    value it holds; anything else unchanged."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def plain(key: str, value: Any) -> Any:
+    """``value`` (a mapping such as ``data_options``) in the plain types a config file holds: NumPy scalars,
+    str subclasses and paths converted, tuples as lists, mappings and lists walked; anything else (an
+    array, a tensor, an object) is a :class:`ConfigError` naming ``key``. A config built in Python with
+    ``data_options={"n_train": np.int64(100)}`` or ``prior=np.str_("laplace")`` failed when its config.yaml
+    was written (yaml's RepresenterError)."""
+    value = _python_scalar(value)
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (str, PurePath)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(key, v) for v in value]
+    if isinstance(value, dict):
+        return {plain(key, k): plain(f"{key}.{k}", v) for k, v in value.items()}
+    raise ConfigError(f"config key '{key}': {shown(value)} ({type(value).__name__}) is no value a config "
+                      f"file holds; give a number, text, true/false, null, a list or a mapping")
 
 
 def _check_known(cls: type, data: Any) -> None:
@@ -279,9 +324,27 @@ def _check_known(cls: type, data: Any) -> None:
     unknown = sorted(set(data) - set(names), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {_listed(unknown)} for {cls.__name__}; "
+            f"unknown config key(s) {_listed(unknown)} for {cls.__name__}{_did_you_mean(unknown, names)}; "
             f"valid keys: {', '.join(sorted(names))}"
         )
+
+
+def _did_you_mean(unknown: list[Any], names: list[str]) -> str:
+    """The valid keys an unknown key was probably meant as, for its error message: ``epohcs`` → epochs, and
+    ``data_options.normalize`` → the mapping form ``data_options={normalize: ...}`` (keys do not nest)."""
+    hints = []
+    for key in unknown[:20]:
+        if not isinstance(key, str):
+            continue
+        head, dot, tail = key.partition(".")
+        if dot and head in names:
+            hints.append(f"{shown(key)}: keys do not nest; give {head} a mapping, e.g. "
+                         f"'{head}={{{tail}: VALUE}}'")
+            continue
+        close = difflib.get_close_matches(key.lower(), names, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{shown(key)}: did you mean '{close[0]}'?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -488,8 +551,41 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# YAML 1.1 (PyYAML) reads a number with a leading zero as octal and one with colons as base 60: `seed=010`
+# was 8 while `seed=0800` was 800, `epochs=1:30` was 90 and `data_dir=12:30` the integer 750. sparsecoder's
+# YAML reads numbers as YAML 1.2 does: digits are decimal (010 is 10), 1:30 is text; 0x / 0b prefixes stay.
+_YAML_NUMBERS = {
+    # YAML 1.1's forms less base 60 (0[0-7_]+ then read as decimal), so that what yaml.safe_dump writes
+    # unquoted ("09" is text to it) reads back as it was
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                        r"|[-+]?0x[0-9a-fA-F_]+)$"),
+    "tag:yaml.org,2002:float": re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?
+                                              |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                                              |[-+]?\.(?:inf|Inf|INF)
+                                              |\.(?:nan|NaN|NAN))$""", re.X),
+}
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last value)."""
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last value) and
+    reads numbers as YAML 1.2 does (:data:`_YAML_NUMBERS`); an integer of more digits than Python converts
+    is refused naming its place."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, _YAML_NUMBERS.get(tag, regexp)) for tag, regexp in resolvers]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node).replace("_", "")
+        digits = text.lstrip("+-")
+        if digits[:2] in ("0b", "0x"):
+            return super().construct_yaml_int(node)
+        if len(digits) > sys.get_int_max_str_digits() > 0:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found an integer of {len(digits):,} digits (no config value holds one that "
+                f"large)", node.start_mark)
+        return int(text, 10)
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -508,6 +604,9 @@ class _Loader(yaml.SafeLoader):
                         "while constructing a mapping", node.start_mark,
                         f"found the key {shown(key)} twice (each key may appear once)", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _expanded_size(root: yaml.Node) -> int:
@@ -619,7 +718,7 @@ class Preset:
         threshold, for a preset without ``by_lam``, or for a ``lam`` that is not a number)."""
         try:
             lam = float(lam)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
             return {}  # the config class refuses it with its own message
         settings: dict[str, Any] = {}
         for threshold, values in self.by_lam:
@@ -630,7 +729,9 @@ class Preset:
     def config_class(self) -> type:
         classes = config_classes()
         if self.model not in classes:
-            raise ConfigError(f"preset '{self.name}': unknown model '{self.model}'; known: {sorted(classes)}")
+            where = f"preset file {self.path}" if self.path else f"preset '{self.name}'"
+            raise ConfigError(f"{where}: unknown model {shown(self.model)}; 'model:' names a model family, "
+                              f"one of: {', '.join(sorted(classes))}")
         return classes[self.model]
 
     def unused(self, overrides: dict[str, Any]) -> set[str]:
@@ -718,6 +819,8 @@ def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
         path=str(path) if user_file else "",
         by_lam=_by_lam(path, data.get("by_lam")),
     )
+    if user_file:
+        _check_not_inheriting(path, data.get("preset"), preset)
     if preset.by_lam:
         cls = preset.config_class()
         if "lam" not in {f.name for f in dataclasses.fields(cls)}:
@@ -729,6 +832,34 @@ def _read_preset(name: str, path: Any, user_file: bool = False) -> Preset:
             except ConfigError as err:
                 raise ConfigError(f"preset file {path}: by_lam {threshold:g}: {err}") from None
     return preset
+
+
+def _check_not_inheriting(path: Any, named: Any, preset: Preset) -> None:
+    """A file's ``preset:`` only records the preset a run came from (a run's config.yaml lists every key):
+    a file that names a built-in preset of its model but leaves out keys that preset sets (a hand-written
+    ``preset: svae-mnist`` + ``config: {epochs: 5}``) would train those keys at the model's defaults, not
+    the preset's, without a word; it is a :class:`ConfigError` naming them and the fix. Keys the file's
+    own settings make unused (``USED_WHEN``) and keys at their default are not asked for."""
+    files = _preset_files()
+    if not isinstance(named, str) or named not in files:
+        return
+    base = _read_preset(named, files[named])
+    if base.model != preset.model:
+        return
+    cls = preset.config_class()
+    hints = _field_types(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    inert = _unused(cls, {**base.config, **preset.config})
+    left_out = [f"{key}: {shown(value)}" for key, value in base.config.items()
+                if key not in preset.config and key not in inert
+                and (key not in defaults or coerce(key, value, hints[key]) != defaults[key])]
+    if left_out:
+        raise ConfigError(
+            f"preset file {path} names preset '{named}' but leaves out keys that preset sets "
+            f"({', '.join(left_out[:20])}{', ...' if len(left_out) > 20 else ''}); a file does not inherit "
+            f"from the preset it names: those keys would take {cls.__name__}'s defaults. Add them under "
+            f"'config:', or train the preset by name with your changes: sparsecoder train {named} --set "
+            f"KEY=VALUE ...")
 
 
 def _by_lam(path: Any, value: Any) -> tuple[tuple[float, dict[str, Any]], ...]:
@@ -779,7 +910,10 @@ def find_preset(name: str) -> Preset:
     elif Path(name).is_file():
         preset = _read_preset(Path(name).stem, Path(name), user_file=True)
     elif _looks_like_path(name):
-        problem = "is a folder, not a YAML file" if Path(name).is_dir() else "does not exist"
+        path = Path(name)
+        problem = ("is a folder, not a YAML file" if path.is_dir()
+                   else "is not a regular file (a pipe, socket or device)" if path.exists()
+                   else "is a broken link" if path.is_symlink() else "does not exist")
         raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
                           f"preset name (`sparsecoder presets` lists them)")
     else:
@@ -893,7 +1027,6 @@ class CommonConfig:
         check(self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS, "num_threads",
               f"must be in [1, {MAX_THREADS}] or null (torch's default), got {self.num_threads}")
         _check_device(self.device)
-        check(isinstance(self.data_options, dict), "data_options", "must be a mapping")
         _check_data_options(self.data, self.data_options)
 
 
