@@ -118,8 +118,9 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     Trial ``(preset, point, seed)`` is the ordinary run folder ``out_dir/<preset>/<key=value,...>/seed=<s>``
     written by :func:`sparsecoder.train.train` with ``overrides`` + the grid point + ``seed`` +
     ``num_threads=cpus_per_trial``. A rerun of the same sweep skips finished trials (``metrics.json``),
-    resumes interrupted ones from ``checkpoint.pt``, and retries failed/diverged ones only with
-    ``retry_failed``. The spec of an existing ``out_dir`` may only grow by grid values or seeds.
+    resumes interrupted ones from ``checkpoint.pt`` (and ``lost`` ones: their Ray worker died, even after
+    Ray ran them again), and retries failed/diverged ones only with ``retry_failed``. The spec of an
+    existing ``out_dir`` may only grow by grid values or seeds.
 
     Parameters
     ----------
@@ -153,7 +154,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     Returns
     -------
     dict
-        ``{"counts": {"done", "failed", "diverged", "skipped"}, "rows": [...], "files": [...],
+        ``{"counts": {"done", "failed", "diverged", "lost", "skipped"}, "rows": [...], "files": [...],
         "directory": Path}``; ``rows`` are the rows of ``results.csv``.
 
     Raises
@@ -188,6 +189,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
                   progress) -> dict[str, Any]:
     """The body of :func:`sweep` once it holds the sweep folder's lock."""
     from sparsecoder.sweep.executor import (
+        RUN_AGAIN,
         check_trial_fits,
         connect_ray,
         foreign_finished_trials,
@@ -220,13 +222,13 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     # a finished run of another config at a trial's path (copied or moved there, its config.yaml edited)
     # is not that trial's result: checked once per command, not at each results write
     foreign = foreign_finished_trials(spec, directory, [t for t in trials if states[t] == "done"])
-    todo = [t for t in trials if states[t] in ("new", "interrupted")
+    todo = [t for t in trials if states[t] in RUN_AGAIN
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
         results = write_results(spec, directory, foreign)
-        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
+        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "lost": 0, "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
 
     if executor == "serial":
