@@ -288,3 +288,24 @@ def test_trials_that_would_fail_as_they_start_are_refused_before_the_sweep_is_wr
         sweep("vdl-nl-mnist", tmp_path / "sw", executor="serial", progress=False,
               overrides={"hidden_size": 10**8, "epochs": 1})
     assert not (tmp_path / "sw").exists()
+
+
+def test_each_trial_config_is_counted_against_the_memory_once_not_once_per_seed(monkeypatch):
+    """check_trials_start counted every trial's model against the memory, although a model's size is its
+    seeds': `--seeds 0-9999` of one config spent ~20 s on it before the sweep started (and again on each
+    rerun). Now once per config (the seed aside); a config that does not fit is still refused."""
+    from sparsecoder.models import common
+    from sparsecoder.sweep.run import check_trials_start
+    from sparsecoder.sweep.spec import build_spec
+
+    spec = build_spec(["sdl-mnist"], {"lam": [0.02, 0.5]}, "0-9", {"epochs": 1, "limit": 300})
+    counted = []
+    real = common.training_size
+
+    def counting(build):  # the real count (on the meta device), counted
+        counted.append(build)
+        return real(build)
+
+    monkeypatch.setattr(common, "training_size", counting)
+    check_trials_start([spec], None)
+    assert len(counted) == 2
