@@ -60,7 +60,7 @@ def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
     first = sweep("sdl-mnist", out, grid=grid, overrides=overrides, executor="serial", progress=False)
     trial = out / first["rows"][0]["run_folder"]
     done = json.loads((trial / "metrics.json").read_text())
-    # Ray reruns a task whose worker died after its run finished: that run is kept (it was trained again)
+    # a trial whose worker died after its run finished is run again: that run is kept (it was trained again)
     spec = build_spec(["sdl-mnist"], grid, None, overrides)
     before = (trial / "metrics.json").stat().st_mtime_ns
     assert run_trial("sdl-mnist", str(trial), spec.trial_overrides(spec.trials()[0]))["status"] == "done"

@@ -126,8 +126,8 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     Trial ``(preset, point, seed)`` is the ordinary run folder ``out_dir/<preset>/<key=value,...>/seed=<s>``
     written by :func:`sparsecoder.train.train` with ``overrides`` + the grid point + ``seed`` +
     ``num_threads=cpus_per_trial``. A rerun of the same sweep skips finished trials (``metrics.json``),
-    resumes interrupted ones from ``checkpoint.pt`` (and ``lost`` ones: their Ray worker died, even after
-    Ray ran them again), and retries failed/diverged ones only with ``retry_failed``. The spec of an
+    resumes interrupted ones from ``checkpoint.pt`` (and ``lost`` ones: their Ray worker died, even when
+    run again), and retries failed/diverged ones only with ``retry_failed``. The spec of an
     existing ``out_dir`` may only grow by grid values or seeds.
 
     Parameters
