@@ -11,7 +11,7 @@ import ray
 
 from sparsecoder import sweep
 from sparsecoder.cli import main
-from sparsecoder.sweep.executor import STATUS_FILE, check_trial_fits, connect_ray
+from sparsecoder.sweep.executor import STATUS_FILE, check_trial_fits, connect_ray, ray_error_outcome
 
 TINY = ["limit=300", "epochs=1", "n_components=16", "lam=0.02"]
 
@@ -44,7 +44,7 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path, di
     # 1. One good trial and one that diverges, both at once on the 2 CPUs.
     result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], seeds="0", overrides=TINY, progress=False)
     assert ray.is_initialized()  # a Ray the caller started is used and left running
-    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 0}
+    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "lost": 0, "skipped": 0}
     first, second = _status(out / good), _status(out / bad)
     assert first["started"] < second["finished"] and second["started"] < first["finished"]  # overlapped
     assert second["status"] == "diverged" and "fista_step=1000.0" in second["message"]
@@ -70,7 +70,7 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path, di
     diverged_record = (out / bad / STATUS_FILE).read_text()
     result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
                    progress=False)
-    assert result["counts"] == {"done": 1, "failed": 1, "diverged": 0, "skipped": 1}
+    assert result["counts"] == {"done": 1, "failed": 1, "diverged": 0, "lost": 0, "skipped": 1}
     resumed = json.loads((out / good / "metrics.json").read_text())
     for key in ("psnr", "sparsity", "energy", "best_val_loss"):
         assert resumed[key] == saved[key]
@@ -87,10 +87,122 @@ def test_sweep_runs_concurrently_skips_resumes_and_records_failures(tmp_path, di
     user_file.unlink()
     result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000,0.25"], seeds="0", overrides=TINY,
                    retry_failed=True, progress=False)
-    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "skipped": 1}
+    assert result["counts"] == {"done": 1, "failed": 0, "diverged": 1, "lost": 0, "skipped": 1}
     rows = _rows(out)
     assert [rows[k]["status"] for k in sorted(rows)] == ["done", "done", "diverged"]  # 0.25, 0.5, 1000.0
     assert (out / "vdl-mnist/fista_step=0.25/seed=0/metrics.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_ray")
+def test_a_trial_whose_worker_is_killed_is_run_again_or_else_lost_and_resumed(tmp_path, capsys, monkeypatch):
+    """kill -9 of a trial's Ray worker (its PID is in the run folder's lock file) after its first checkpoint:
+    it was recorded `failed` and skipped by the next sweep without --retry-failed. Now the command runs it
+    again (resumed from its checkpoint), and a trial still lost after TRIAL_RETRIES more attempts is `lost`,
+    resumed by the next command. Slow: ~1-2 min (three Ray workers start and import torch)."""
+    import os
+    import signal
+    import threading
+
+    from sparsecoder.sweep import executor
+    from sparsecoder.train.integrity import LOCK_FILE
+
+    out = tmp_path / "sweep"
+    folder = "vdl-mnist/default/seed=0"
+    trial = out / folder
+    command = ["sweep", "vdl-mnist", "--out", str(out), "--set", "limit=300", "epochs=150", "n_components=16",
+               "--quiet"]
+
+    def run_killing_once(not_pid=None):
+        """``main(command)`` in a thread; kill -9 the trial's worker (not ``not_pid``) once it trains from a
+        checkpoint; returns (exit status, the PID killed)."""
+        codes = []
+        thread = threading.Thread(target=lambda: codes.append(main(command)))
+        thread.start()
+        deadline = time.monotonic() + 180
+        while True:
+            assert time.monotonic() < deadline and thread.is_alive(), "the trial never started training"
+            try:
+                pid = int((trial / LOCK_FILE).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None
+            if pid not in (None, not_pid) and (trial / "checkpoint.pt").is_file():
+                break
+            time.sleep(0.02)
+        assert pid != os.getpid()  # a Ray worker's, not this process
+        os.kill(pid, signal.SIGKILL)
+        thread.join(300)
+        return codes[0], pid
+
+    # 1. Not run again (as before): lost, with Ray's message
+    monkeypatch.setattr(executor, "TRIAL_RETRIES", 0)
+    code, killed = run_killing_once()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "0 failed, 0 diverged, 1 lost (their Ray worker died or was stopped: rerun the same command" in err
+    assert f"{folder}: lost: WorkerCrashedError: The worker died unexpectedly" in err
+    assert _status(trial)["status"] == "lost" and (trial / "checkpoint.pt").is_file()
+    assert _rows(out)[folder]["status"] == "lost" and "| 0/1 |" in (out / "results.md").read_text()
+
+    # 2. The next command resumes it without --retry-failed; its worker killed again, it runs it again
+    monkeypatch.undo()
+    code, _ = run_killing_once(not_pid=killed)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"{folder}: WorkerCrashedError: The worker died unexpectedly" in err
+    assert "; running it again (1/2)" in err
+    assert "1 trained, 0 skipped (finished before, or failed: --retry-failed), 0 failed, 0 diverged\n" in err
+    assert _status(trial)["status"] == "done" and _rows(out)[folder]["status"] == "done"
+    assert len((trial / "history.csv").read_text().strip().splitlines()) == 1 + 150
+
+
+@pytest.mark.slow
+def test_a_trial_killed_for_memory_on_every_attempt_ends_lost_instead_of_running_for_ever(tmp_path):
+    """Ray's own max_retries > 0 turns on its retries of a task that its memory monitor kills, unbounded by
+    default: a trial needing more memory than the node has was run again and again (6 times in 45 s and
+    on) and the sweep never ended. Every worker here is over a 2 % memory threshold: the trial runs
+    1 + TRIAL_RETRIES times and is recorded `lost`, naming the kill. Slow: ~30-60 s (own Ray)."""
+    import logging
+
+    out = tmp_path / "sweep"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+             _system_config={"memory_usage_threshold": 0.02, "memory_monitor_refresh_ms": 100})
+    try:
+        result = sweep("vdl-mnist", out, overrides=TINY, progress=False)
+    finally:
+        ray.shutdown()
+    assert result["counts"] == {"done": 0, "failed": 0, "diverged": 0, "lost": 1, "skipped": 0}
+    message = _status(out / "vdl-mnist/default/seed=0")["message"]
+    assert message.startswith("OutOfMemoryError: ") and "low on memory" in message
+    assert message.endswith("(on each of its 3 attempts)")
+
+
+def test_a_trial_stopped_from_outside_is_lost_and_its_own_errors_are_failed():
+    """A trial whose Ray task raised at ray.get (its worker killed, Ray's out-of-memory killer, its node
+    lost) was recorded `failed`, which the next sweep skipped without --retry-failed: it is `lost` now, and
+    resumed. What the trial's own code raised past run_trial (SystemExit) stays `failed`; a task cancelled
+    by someone else than the command (Ctrl-C's own cancel records nothing) is `lost`."""
+    from ray.exceptions import (
+        NodeDiedError,
+        OutOfMemoryError,
+        RayTaskError,
+        TaskCancelledError,
+        WorkerCrashedError,
+    )
+
+    assert ray_error_outcome(WorkerCrashedError()) == {
+        "status": "lost", "message": "WorkerCrashedError: The worker died unexpectedly while executing this "
+                                     "task. Check python-core-worker-*.log files for more information."}
+    # what happened is the first line of a Ray system error (the rest of an out-of-memory kill's is a report)
+    assert ray_error_outcome(OutOfMemoryError("1 worker(s) were killed due to the node running low on "
+                                              "memory.\nObject store memory usage: [...]")) == {
+        "status": "lost", "message": "OutOfMemoryError: 1 worker(s) were killed due to the node running low "
+                                     "on memory."}
+    assert ray_error_outcome(NodeDiedError("the node running it died"))["status"] == "lost"
+    cancelled = RayTaskError("run_trial", "Traceback", TaskCancelledError()).as_instanceof_cause()
+    assert isinstance(cancelled, RayTaskError) and ray_error_outcome(cancelled)["status"] == "lost"
+    own = ray_error_outcome(RayTaskError("run_trial", "Traceback\nSystemExit: 3", SystemExit(3)))
+    assert own["status"] == "failed"
 
 
 def _closed_port():

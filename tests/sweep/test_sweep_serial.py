@@ -37,11 +37,21 @@ def test_serial_sweep_trains_records_divergence_and_skips_on_rerun(tmp_path, dir
     before = (out / good / "metrics.json").stat().st_mtime_ns
     result = sweep("vdl-mnist", out, grid=["fista_step=0.5,1000"], overrides=TINY, executor="serial",
                    progress=False)
-    assert result["counts"] == {"done": 0, "failed": 0, "diverged": 0, "skipped": 2}
+    assert result["counts"] == {"done": 0, "failed": 0, "diverged": 0, "lost": 0, "skipped": 2}
     assert (out / good / "metrics.json").stat().st_mtime_ns == before
 
 
 def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
+    """Also a trial lost to its Ray worker (kill -9, Ray's out-of-memory killer, a node lost): it was
+    recorded `failed` and the next sweep skipped it unless --retry-failed, although its folder held a
+    checkpoint to resume from; now it is `lost` (Ray's message on its row) and resumed. Its record is
+    written here as the Ray executor writes it (the real kill: test_sweep_ray.py, slow)."""
+    from ray.exceptions import WorkerCrashedError
+
+    from sparsecoder.sweep.executor import ray_error_outcome, run_trial, trial_state, write_status
+    from sparsecoder.sweep.results import collect_rows
+    from sparsecoder.sweep.spec import build_spec
+
     out = tmp_path / "sweep"
     overrides = ["limit=300", "epochs=2", "n_components=16"]
     # grid keys not in alphabetical order: the record was compared through a sorted YAML dump, and the
@@ -50,7 +60,16 @@ def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
     first = sweep("sdl-mnist", out, grid=grid, overrides=overrides, executor="serial", progress=False)
     trial = out / first["rows"][0]["run_folder"]
     done = json.loads((trial / "metrics.json").read_text())
+    # a trial whose worker died after its run finished is run again: that run is kept (it was trained again)
+    spec = build_spec(["sdl-mnist"], grid, None, overrides)
+    before = (trial / "metrics.json").stat().st_mtime_ns
+    assert run_trial("sdl-mnist", str(trial), spec.trial_overrides(spec.trials()[0]))["status"] == "done"
+    assert (trial / "metrics.json").stat().st_mtime_ns == before
     (trial / "metrics.json").unlink()  # as if stopped after its last checkpoint
+    write_status(trial, ray_error_outcome(WorkerCrashedError()))  # ... by its worker's death
+    assert trial_state(trial) == "lost"
+    [row] = collect_rows(spec, out)
+    assert row["status"] == "lost" and row["message"].startswith("WorkerCrashedError: The worker died")
     result = sweep("sdl-mnist", out, grid=grid, overrides=overrides, executor="serial", progress=False)
     assert result["counts"]["done"] == 1
     assert json.loads((trial / "metrics.json").read_text())["psnr"] == pytest.approx(done["psnr"], abs=0)
@@ -269,3 +288,24 @@ def test_trials_that_would_fail_as_they_start_are_refused_before_the_sweep_is_wr
         sweep("vdl-nl-mnist", tmp_path / "sw", executor="serial", progress=False,
               overrides={"hidden_size": 10**8, "epochs": 1})
     assert not (tmp_path / "sw").exists()
+
+
+def test_each_trial_config_is_counted_against_the_memory_once_not_once_per_seed(monkeypatch):
+    """check_trials_start counted every trial's model against the memory, although a model's size is its
+    seeds': `--seeds 0-9999` of one config spent ~20 s on it before the sweep started (and again on each
+    rerun). Now once per config (the seed aside); a config that does not fit is still refused."""
+    from sparsecoder.models import common
+    from sparsecoder.sweep.run import check_trials_start
+    from sparsecoder.sweep.spec import build_spec
+
+    spec = build_spec(["sdl-mnist"], {"lam": [0.02, 0.5]}, "0-9", {"epochs": 1, "limit": 300})
+    counted = []
+    real = common.training_size
+
+    def counting(build):  # the real count (on the meta device), counted
+        counted.append(build)
+        return real(build)
+
+    monkeypatch.setattr(common, "training_size", counting)
+    check_trials_start([spec], None)
+    assert len(counted) == 2

@@ -52,7 +52,7 @@ class TrialResult:
     point: dict[str, Any]  # the grid values of this trial
     seed: int
     run_dir: Path
-    status: str  # done | failed | diverged | pending | interrupted
+    status: str  # done | failed | diverged | lost | pending | interrupted
     metrics: dict[str, Any]  # metrics.json of the run ({} unless done)
 
 
@@ -103,6 +103,9 @@ class Context:
     # those of ``unfinished`` whose folder holds a finished run that is not the trial's (another config's,
     # or unreadable metrics): --retry-failed leaves a finished run as it is
     foreign: list[str] = dataclasses.field(default_factory=list)
+    # those of ``unfinished`` lost to a dead Ray worker (status ``lost``): a rerun resumes them without
+    # --retry-failed
+    lost: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def profile(self) -> str:
@@ -142,6 +145,8 @@ class Context:
             if row["status"] != "done":
                 line = f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": ")
                 self.unfinished.append(line)
+                if row["status"] == "lost":
+                    self.lost.append(line)
                 if trial_state(run_dir) == "done":  # metrics.json there, but not this trial's result
                     self.foreign.append(line)
             point = {k: row[k] for k in (grid or {})}

@@ -35,7 +35,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="change a setting of the experiment's profile (e.g. epochs=50 seeds=[0,1])")
     p.add_argument("--retry-failed", action="store_true",
-                   help="train the trials recorded as failed or diverged again (a rerun skips them)")
+                   help="train the trials recorded as failed or diverged again (a rerun skips them; it "
+                        "resumes a trial lost to a dead Ray worker without this)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_reproduce)
 
@@ -69,7 +70,10 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(path)
     for line in result["unfinished"]:  # as `sweep`: the results lack these trials, exit status 1
         print(line, file=sys.stderr)
-    retry = len(result["unfinished"]) - len(result["foreign"])
+    retry = len(result["unfinished"]) - len(result["foreign"]) - len(result["lost"])
+    if result["lost"]:
+        print(f"{len(result['lost'])} trial(s) were lost (their Ray worker died or was stopped); the results "
+              f"leave them out. Rerun the same command to resume them", file=sys.stderr)
     if retry:
         print(f"{retry} trial(s) failed or diverged; the results leave them out. Rerun with --retry-failed "
               f"to train them again", file=sys.stderr)

@@ -42,7 +42,8 @@ def add_commands(subparsers) -> None:
                    help="train the trials one after the other in this process, without Ray (same run "
                         "folders: a sweep can be resumed either way)")
     p.add_argument("--retry-failed", action="store_true",
-                   help="run the trials recorded as failed or diverged again")
+                   help="run the trials recorded as failed or diverged again (a trial lost to a dead "
+                        "Ray worker is resumed without it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_sweep)
 
@@ -64,12 +65,14 @@ def _sweep(args: argparse.Namespace) -> int:
               f"same command to resume the sweep in {args.out}", file=sys.stderr)
         return status
     counts = result["counts"]
+    lost = (f", {counts['lost']} lost (their Ray worker died or was stopped: rerun the same command to "
+            f"resume them)") if counts["lost"] else ""
     print(f"sweep {args.out}: {counts['done']} trained, {counts['skipped']} skipped (finished before, or "
-          f"failed: --retry-failed), {counts['failed']} failed, {counts['diverged']} diverged",
+          f"failed: --retry-failed), {counts['failed']} failed, {counts['diverged']} diverged{lost}",
           file=sys.stderr)
     for path in result["files"]:
         print(path)
-    bad = [r for r in result["rows"] if r["status"] in ("failed", "diverged")]
+    bad = [r for r in result["rows"] if r["status"] in ("failed", "diverged", "lost")]
     for row in bad:
         print(f"{row['run_folder']}: {row['status']}: {row['message']}", file=sys.stderr)
     return 1 if bad else 0

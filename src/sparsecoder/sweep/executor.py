@@ -10,6 +10,9 @@ Trial states on disk (all in the trial's run folder, which must be on storage ev
 * ``metrics.json`` present → **done**; a rerun skips it.
 * ``checkpoint.pt`` present, no ``metrics.json`` → **interrupted**; a rerun resumes it (``resume=True``).
 * ``sweep_trial.json`` with ``status: failed`` or ``diverged`` → skipped unless ``retry_failed``.
+* ``sweep_trial.json`` with ``status: lost`` → its Ray task was lost from outside the trial (its worker
+  process died: killed, Ray's out-of-memory killer, its node lost, on each of its :data:`TRIAL_RETRIES` + 1
+  attempts; or the task was cancelled by someone else than this command); a rerun resumes it.
 
 A finished trial counts only if its run is the trial's own (:func:`foreign_finished_trials`, once per sweep
 command); ``sweep_trial.json`` keeps a digest of the verified pair (trial, ``config.yaml``) so that a later
@@ -33,14 +36,21 @@ from typing import Any
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SweepSpec, Trial
 
-__all__ = ["STATUS_FILE", "FOREIGN_FIX", "trial_state", "connect_ray", "run_trials", "check_address",
-           "check_trial_fits", "foreign_finished_trials"]
+__all__ = ["STATUS_FILE", "FOREIGN_FIX", "TRIAL_RETRIES", "RUN_AGAIN", "trial_state", "ray_error_outcome",
+           "connect_ray", "run_trials", "check_address", "check_trial_fits", "foreign_finished_trials"]
 
 STATUS_FILE = "sweep_trial.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFIG_FILE = "config.yaml"
 ADDRESS_TIMEOUT_S = 10.0
+# The times a sweep command runs a trial again (resumed from its checkpoint) when its Ray task is lost to a
+# dead worker (kill -9, Ray's out-of-memory killer, a node lost). The driver resubmits it: Ray's own
+# max_retries > 0 also turns on Ray's retries of tasks killed for memory, unbounded by default (a trial
+# that needs more memory than there is was killed and run again for ever), so the task has max_retries=0.
+TRIAL_RETRIES = 2
+# the states (trial_state) a sweep command runs without retry_failed: new, resumed or lost to its worker
+RUN_AGAIN = ("new", "interrupted", "lost")
 
 
 def read_status(trial_dir: Path) -> dict[str, Any] | None:
@@ -67,11 +77,12 @@ def write_status(trial_dir: Path, outcome: dict[str, Any]) -> None:
 
 
 def trial_state(trial_dir: Path) -> str:
-    """``done``, ``failed``, ``diverged``, ``interrupted`` (checkpoint, no metrics) or ``new``."""
+    """``done``, ``failed``, ``diverged``, ``lost`` (its Ray worker died), ``interrupted`` (checkpoint, no
+    metrics) or ``new``."""
     if (trial_dir / METRICS_FILE).is_file():
         return "done"
     status = read_status(trial_dir)
-    if status and status.get("status") in ("failed", "diverged"):
+    if status and status.get("status") in ("failed", "diverged", "lost"):
         return status["status"]
     if (trial_dir / CHECKPOINT_FILE).is_file():
         return "interrupted"
@@ -85,11 +96,16 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
     an attempt that stopped before its first epoch (``overwrite=True``; the trainer still refuses a folder
     that is not a run folder). Returns ``{"status", "message", "started", "finished"}``; divergence
     (:class:`~sparsecoder.train.TrainingDiverged`) is ``diverged``, any other exception ``failed``.
+    A ``metrics.json`` there is an earlier attempt's of this trial (:func:`run_trials` submits a trial
+    whose worker died again, perhaps after its run finished; a finished trial is not run at all): ``done``,
+    the run left as it is.
     """
     from sparsecoder.train import TrainingDiverged, train
 
     started = time.time()
     path = Path(trial_dir)
+    if (path / METRICS_FILE).is_file():  # else started over from scratch, its finished run replaced
+        return {"status": "done", "message": "", "started": started, "finished": time.time()}
     resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
     try:
         if not resume and path.exists():
@@ -103,6 +119,25 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
         return {"status": "failed", "message": f"{type(err).__name__}: {err}", "traceback": tail,
                 "started": started, "finished": time.time()}
     return {"status": "done", "message": "", "started": started, "finished": time.time()}
+
+
+def ray_error_outcome(err: Exception) -> dict[str, Any]:
+    """The outcome of a trial whose Ray task raised ``err`` at ``ray.get`` instead of returning one.
+
+    ``failed`` for a :class:`ray.exceptions.RayTaskError` (the trial's own code raised what
+    :func:`run_trial` does not catch, e.g. ``SystemExit``); ``lost`` for the rest, which stopped the task
+    from outside the trial: its worker process died (``kill -9``, Ray's out-of-memory killer, its node lost),
+    or someone other than this command cancelled it (``TaskCancelledError``, also a ``RayTaskError`` for
+    Ray). A ``lost`` trial is run again (:func:`run_trials`) and resumed by the next sweep command. The
+    message is the error's type and the line of its text that says what happened (a traceback's last, a
+    Ray system error's first: the rest of an out-of-memory kill's is Ray's memory report)."""
+    import ray
+
+    lines = str(err).strip().splitlines() or [""]
+    errors = ray.exceptions
+    lost = isinstance(err, errors.TaskCancelledError) or not isinstance(err, errors.RayTaskError)
+    line = lines[0] if not isinstance(err, errors.RayTaskError) else lines[-1]
+    return {"status": "lost" if lost else "failed", "message": f"{type(err).__name__}: {line}"}
 
 
 # what to do about a trial folder holding a finished run that is not the trial's: --retry-failed leaves a
@@ -330,16 +365,21 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
     """Run ``trials`` of ``spec`` under ``directory`` as Ray tasks; Ray must be connected.
 
     Keeps at most ``max_concurrent`` tasks in flight (default: all; Ray then runs as many as the cluster's
-    CPUs/GPUs allow). Each outcome is written to the trial's status file as soon as it is known.
-    Ctrl-C cancels every task (``ray.cancel``: running trials stop between two batches and keep their
-    last epoch's checkpoint) and re-raises :class:`KeyboardInterrupt`.
+    CPUs/GPUs allow). Each outcome is written to the trial's status file as soon as it is known. A trial
+    whose task is lost to a dead worker (:func:`ray_error_outcome`) is submitted again, resumed from its
+    checkpoint, up to :data:`TRIAL_RETRIES` times, then recorded ``lost``. Ctrl-C cancels every task
+    (``ray.cancel``: running trials stop between two batches and keep their last epoch's checkpoint) and
+    re-raises :class:`KeyboardInterrupt`; the cancelled trials get no outcome (they stay interrupted, or
+    new, and the next command resumes them).
     """
     import ray
     from tqdm.auto import tqdm
 
+    # no retries by Ray (see TRIAL_RETRIES): a lost trial is submitted again below
     remote = ray.remote(run_trial).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                            max_retries=0)
-    counts = {"done": 0, "failed": 0, "diverged": 0}
+    counts = {"done": 0, "failed": 0, "diverged": 0, "lost": 0}
+    retried: dict[Trial, int] = {}  # how many times each trial lost to a dead worker was submitted again
     pending = list(trials)
     running: dict[Any, Trial] = {}
     if max_concurrent is None:  # as many as fit at once, so that "running" counts trials that really run
@@ -354,7 +394,7 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
 
     def postfix():
         bar.set_postfix(done=counts["done"], running=len(running),
-                        failed=counts["failed"] + counts["diverged"], refresh=True)
+                        failed=counts["failed"] + counts["diverged"], lost=counts["lost"], refresh=True)
 
     try:
         while pending or running:
@@ -370,8 +410,18 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as err:  # worker died, out of memory, node lost, …
-                    lines = str(err).strip().splitlines() or [""]
-                    outcome = {"status": "failed", "message": f"{type(err).__name__}: {lines[-1]}"}
+                    outcome = ray_error_outcome(err)
+                    cancelled = isinstance(err, ray.exceptions.TaskCancelledError)  # by someone else
+                    again = outcome["status"] == "lost" and not cancelled
+                    times = retried.get(trial, 0)
+                    if again and times < TRIAL_RETRIES:  # run_trial resumes it from its checkpoint
+                        retried[trial] = times + 1
+                        bar.write(f"{trial.label}: {outcome['message']}; running it again ({times + 1}/"
+                                  f"{TRIAL_RETRIES})", file=sys.stderr)
+                        pending.insert(0, trial)
+                        continue
+                    if again and times:
+                        outcome["message"] += f" (on each of its {times + 1} attempts)"
                 _record_outcome(spec, directory, trial, outcome, counts, bar, on_finish)
         postfix()
     except KeyboardInterrupt:
@@ -389,7 +439,7 @@ def run_trials_serial(spec: SweepSpec, directory: Path, trials: list[Trial], *, 
     same status files and run folders as :func:`run_trials`, so a sweep can move between the two."""
     from tqdm.auto import tqdm
 
-    counts = {"done": 0, "failed": 0, "diverged": 0}
+    counts = {"done": 0, "failed": 0, "diverged": 0, "lost": 0}  # lost: a Ray executor's count only
     bar = tqdm(total=len(trials), desc="trials", unit="trial", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:

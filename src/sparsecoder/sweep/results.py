@@ -49,7 +49,7 @@ def collect_rows(spec: SweepSpec, directory: Path, foreign: dict | None = None) 
                                "status": {"new": "pending", "interrupted": "interrupted"}.get(state, state),
                                "run_folder": str(trial.folder)}
         status = read_status(trial_dir)
-        row["message"] = (status or {}).get("message", "") if state in ("failed", "diverged") else ""
+        row["message"] = (status or {}).get("message", "") if state in ("failed", "diverged", "lost") else ""
         if state == "done":
             try:
                 metrics = read_json_object(trial_dir / METRICS_FILE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -72,29 +73,36 @@ def check_trials_start(specs, address: str | None) -> None:
     """Refuse, before a sweep's (or experiment's) record is written, the trials of ``specs`` that would
     fail as they start on this machine (no ``address``: on a cluster the data may be on the workers only):
     the test split of each distinct data set is loaded (a ``data_dir`` of the wrong kind, a data option the
-    source refuses) and each trial's model and training state is counted against this machine's memory.
-    Each used to fail every trial after the record was written, which then refused the corrected command as
-    a different sweep."""
+    source refuses) and each distinct trial config's model and training state (its seed aside: the sizes
+    are the seeds') is counted against this machine's memory. Each used to fail every trial after the
+    record was written, which then refused the corrected command as a different sweep."""
     if address is not None:
         return
     from sparsecoder.models import model_class
     from sparsecoder.models.common import check_fits_in_memory
     from sparsecoder.train.run import load_test_split
 
-    tests: dict[str, Any] = {}
+    widths: dict[str, tuple[int, Any]] = {}  # data set -> (features per row, image shape) of its test split
+    counted: set[str] = set()  # the configs (seed aside) whose model was counted against the memory
     for spec in specs:
         for trial in spec.trials():
             config = spec.trial_config(trial)  # built (and checked) by build_spec
             key = repr((config.data, config.data_dir, config.limit,
                         sorted(dict(config.data_options).items())))
+            sized = repr((key, type(config).__name__, [(f.name, getattr(config, f.name))
+                                                       for f in dataclasses.fields(config)
+                                                       if f.name != "seed"]))
             try:
-                if key not in tests:  # the first seed's test split: the options and width are the seeds'
-                    tests[key] = load_test_split(config)
-                n_features, shape = int(tests[key].test.x.shape[1]), tests[key].image_shape
-                model = model_class(config.model_name)
-                check_fits_in_memory(_builder(model, n_features, shape), config,
-                                     what=f"a {model.__name__} on {n_features} features",
-                                     n_features=n_features)
+                if key not in widths:  # the first seed's test split: the options and width are the seeds'
+                    test = load_test_split(config)  # only its width kept: not every data set's rows at once
+                    widths[key] = int(test.test.x.shape[1]), test.image_shape
+                n_features, shape = widths[key]
+                if sized not in counted:  # once per config, not per seed (10,000 seeds took ~20 s)
+                    model = model_class(config.model_name)
+                    check_fits_in_memory(_builder(model, n_features, shape), config,
+                                         what=f"a {model.__name__} on {n_features} features",
+                                         n_features=n_features)
+                    counted.add(sized)
             except (ValueError, OSError) as err:
                 raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
                                  f"written)") from None
@@ -118,8 +126,9 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     Trial ``(preset, point, seed)`` is the ordinary run folder ``out_dir/<preset>/<key=value,...>/seed=<s>``
     written by :func:`sparsecoder.train.train` with ``overrides`` + the grid point + ``seed`` +
     ``num_threads=cpus_per_trial``. A rerun of the same sweep skips finished trials (``metrics.json``),
-    resumes interrupted ones from ``checkpoint.pt``, and retries failed/diverged ones only with
-    ``retry_failed``. The spec of an existing ``out_dir`` may only grow by grid values or seeds.
+    resumes interrupted ones from ``checkpoint.pt`` (and ``lost`` ones: their Ray worker died, even when
+    run again), and retries failed/diverged ones only with ``retry_failed``. The spec of an
+    existing ``out_dir`` may only grow by grid values or seeds.
 
     Parameters
     ----------
@@ -153,7 +162,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     Returns
     -------
     dict
-        ``{"counts": {"done", "failed", "diverged", "skipped"}, "rows": [...], "files": [...],
+        ``{"counts": {"done", "failed", "diverged", "lost", "skipped"}, "rows": [...], "files": [...],
         "directory": Path}``; ``rows`` are the rows of ``results.csv``.
 
     Raises
@@ -188,6 +197,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
                   progress) -> dict[str, Any]:
     """The body of :func:`sweep` once it holds the sweep folder's lock."""
     from sparsecoder.sweep.executor import (
+        RUN_AGAIN,
         check_trial_fits,
         connect_ray,
         foreign_finished_trials,
@@ -220,13 +230,13 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     # a finished run of another config at a trial's path (copied or moved there, its config.yaml edited)
     # is not that trial's result: checked once per command, not at each results write
     foreign = foreign_finished_trials(spec, directory, [t for t in trials if states[t] == "done"])
-    todo = [t for t in trials if states[t] in ("new", "interrupted")
+    todo = [t for t in trials if states[t] in RUN_AGAIN
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
         results = write_results(spec, directory, foreign)
-        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "skipped": skipped},
+        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "lost": 0, "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
 
     if executor == "serial":
