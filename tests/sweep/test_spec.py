@@ -29,6 +29,13 @@ def test_parse_grid_values_are_yaml_scalars():
     grid = parse_grid(["lam=0.001,1e-2", "decoder=linear,mlp"])
     assert grid == {"lam": [0.001, "1e-2"], "decoder": ["linear", "mlp"]}
     assert parse_grid(["lam=grid"]) == {"lam": "grid"}
+    # read as --set reads its values (YAML 1.2 numbers): 010 is ten, not octal 8; 1:30 is text, not 90
+    assert parse_grid(["seed=010,011", "data_dir=1:30"]) == {"seed": [10, 11], "data_dir": ["1:30"]}
+
+
+def test_parse_grid_names_the_key_of_an_integer_too_long_to_read():
+    with pytest.raises(ConfigError, match=r"--grid epochs: .*digits"):
+        parse_grid(["epochs=1," + "1" * 5000])
 
 
 @pytest.mark.parametrize("items, words", [
@@ -36,7 +43,7 @@ def test_parse_grid_values_are_yaml_scalars():
     (["lam=0.1,,0.2"], "an empty value between commas"),
     (["lam=0.1,", "0.2"], "an empty value between commas; write the values without spaces"),
     (["=0.1"], "empty key"), (["lam=0.1", "lam=0.2"], "given twice"),
-    (["lam=[1, 2]"], "cannot parse|not a single"),
+    (["lam=[1, 2]"], "not valid YAML|not a single"),
     (["lam=0.1,0.1"], "repeated"), (["gamma=grid"], "only lam"),
 ])
 def test_parse_grid_rejects(items, words):

@@ -25,7 +25,9 @@ from sparsecoder.config import (
     ConfigError,
     check_seeds,
     find_preset,
+    load_yaml_text,
     seed_above_max,
+    shown,
     too_many_seeds,
 )
 
@@ -219,11 +221,9 @@ def parse_grid(items: list[str] | None) -> dict[str, Any]:
             continue
         values = []
         for token in tokens:
-            try:
-                value = yaml.safe_load(token)
-            except yaml.YAMLError:
-                raise ConfigError(f"--grid {key}: cannot parse value {token!r}") from None
-            values.append(value)
+            # as --set reads its values: YAML 1.2 numbers (010 is 10, 1:30 is text), a 5,000-digit integer
+            # refused naming the key
+            values.append(load_yaml_text(token, f"--grid {key}: value {shown(token)}"))
         grid[key] = values
     return check_grid(grid)
 
@@ -442,7 +442,7 @@ def check_compatible(old: dict[str, Any], new: SweepSpec, directory: Path) -> No
     or seeds (same presets, same grid keys, same ``--set``, same resources per trial)."""
     where = f"{directory} holds a different sweep ({SPEC_FILE})"
     fix = "choose a new --out, or repeat the sweep's own presets/--set and only add grid values or seeds"
-    new_d = yaml.safe_load(record_yaml(new.to_dict()))  # same YAML round trip as the saved file
+    new_d = load_yaml_text(record_yaml(new.to_dict()), SPEC_FILE)  # the saved file's round trip (read_record)
     if old.get("presets") != new_d["presets"]:
         raise ValueError(f"{where}: presets {old.get('presets')} there, {new_d['presets']} now; {fix}")
     if (old.get("overrides") or {}) != new_d["overrides"]:
