@@ -65,6 +65,11 @@ def test_serial_sweep_resumes_an_interrupted_trial(tmp_path):
     before = (trial / "metrics.json").stat().st_mtime_ns
     assert run_trial("sdl-mnist", str(trial), spec.trial_overrides(spec.trials()[0]))["status"] == "done"
     assert (trial / "metrics.json").stat().st_mtime_ns == before
+    # ... unless that finished run is not the trial's (another config's, put there meanwhile): not counted
+    other = spec.trial_overrides(spec.trials()[0]) | {"lam": 0.5}
+    outcome = run_trial("sdl-mnist", str(trial), other)
+    assert outcome["status"] == "failed" and "another config" in outcome["message"]
+    assert (trial / "metrics.json").stat().st_mtime_ns == before
     (trial / "metrics.json").unlink()  # as if stopped after its last checkpoint
     write_status(trial, ray_error_outcome(WorkerCrashedError()))  # ... by its worker's death
     assert trial_state(trial) == "lost"

@@ -105,6 +105,11 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
     started = time.time()
     path = Path(trial_dir)
     if (path / METRICS_FILE).is_file():  # else started over from scratch, its finished run replaced
+        try:  # the trial's own run (not one copied there meanwhile), as a sweep command checks one at start
+            check_own_trial(preset, path, overrides, finished=True)
+        except (FileExistsError, ValueError) as err:  # unreadable config.yaml; another config's run
+            return {"status": "failed", "message": f"{type(err).__name__}: {err}", "started": started,
+                    "finished": time.time()}
         return {"status": "done", "message": "", "started": started, "finished": time.time()}
     resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
     try:
