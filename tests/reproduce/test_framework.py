@@ -156,6 +156,26 @@ def test_a_trial_holding_another_configs_run_names_the_fix_that_works(quick_run,
                                  "sweep (or delete it) and rerun")
 
 
+def test_a_trial_with_a_damaged_metrics_file_is_not_called_another_run(quick_run, tmp_path, capsys):
+    """A truncated metrics.json of the trial's own run: its line said to move the file, but the summary
+    called it 'a finished run that is not the trial's' with the fix for that (move the whole folder)."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    metrics = out / TRIAL / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics.json is not valid JSON" in err
+    assert "not the trial's" not in err and "--retry-failed to train" not in err
+    assert err.rstrip().endswith("1 trial folder(s) hold a finished run whose metrics.json is damaged "
+                                 "(unreadable); the results leave them out, and --retry-failed leaves them "
+                                 "as they are: move that metrics.json out of the folder and rerun (the trial "
+                                 "resumes and is measured again)")
+
+
 def test_aggregate_matches_numpy():
     rng = np.random.default_rng(0)
     rows = [{"variant": v, "lam": lam, "seed": s, "psnr": float(rng.normal(20, 2)),

@@ -101,8 +101,11 @@ class Context:
     retry_failed: bool = False  # run trials recorded as failed/diverged again (sweep's retry_failed)
     unfinished: list[str] = dataclasses.field(default_factory=list)  # "run folder: status: message"
     # those of ``unfinished`` whose folder holds a finished run that is not the trial's (another config's,
-    # or unreadable metrics): --retry-failed leaves a finished run as it is
+    # or no readable config.yaml): --retry-failed leaves a finished run as it is
     foreign: list[str] = dataclasses.field(default_factory=list)
+    # those of ``unfinished`` that are the trial's own finished run with a damaged metrics.json (truncated,
+    # not JSON): --retry-failed leaves them too; moving that file away makes a rerun measure the run again
+    damaged: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def profile(self) -> str:
@@ -124,7 +127,7 @@ class Context:
         status (not raised) so the experiment can report what is missing.
         """
         from sparsecoder.sweep import sweep
-        from sparsecoder.sweep.executor import trial_state
+        from sparsecoder.sweep.executor import FOREIGN_FIX, trial_state
 
         overrides = dict(overrides or {})
         if self.data_dir is not None:
@@ -142,8 +145,9 @@ class Context:
             if row["status"] != "done":
                 line = f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": ")
                 self.unfinished.append(line)
-                if trial_state(run_dir) == "done":  # metrics.json there, but not this trial's result
-                    self.foreign.append(line)
+                if trial_state(run_dir) == "done":  # metrics.json there, but no result of this trial:
+                    # the sweep names another run with FOREIGN_FIX; else the trial's metrics.json is damaged
+                    (self.foreign if FOREIGN_FIX in row.get("message", "") else self.damaged).append(line)
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))
