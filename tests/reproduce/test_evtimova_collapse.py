@@ -16,6 +16,7 @@ from sparsecoder.reproduce.evtimova_collapse import (
     QUICK,
     check_settings,
     collapse_verdict,
+    collapsed_text,
     fall_text,
     final_cells,
 )
@@ -105,6 +106,31 @@ def test_a_code_l1_norm_that_falls_to_zero_is_reported_as_such_and_its_seed_coun
     assert (vdl["l1_zero_seeds"], vdl["l1_fall_mean"], fall_text(vdl)) == (0, 3.0, "3×")
     assert (sdl["l1_fall_mean"], fall_text(sdl)) == (math.inf, "→ 0")
     assert fall_text({**none, "l1_zero_seeds": 3}) == "→ 0 (all 3 seeds)"
+
+
+def test_a_code_l1_norm_that_is_zero_from_the_first_epoch_is_not_called_a_collapse():
+    """A norm that was 0 at every epoch (the encoder never gave a non-zero code) was reported as collapsed
+    "→ 0", as if it had fallen from a scale it never had."""
+    verdict = collapse_verdict([0.0, 0.0, 0.0])
+    assert math.isnan(verdict["collapsed"]) and math.isnan(verdict["l1_fall"])
+    assert (verdict["l1_peak"], verdict["l1_min"], verdict["l1_last"]) == (0.0, 0.0, 0.0)
+    curves = {"none": {0: [0.0, 0.0], 1: [5.0, 0.5], 2: [4.0, 0.0]},  # from the start, 10×, → 0
+              "vdl": {0: [0.0, 0.0]}, "sdl": {0: [0.0, 0.0], 1: [0.0, 0.0]},
+              "sdl-nl": {0: [0.0, 0.0], 1: [3.0, 1.0]}}
+    rows = [{"variant": v, "seed": s, **collapse_verdict(c)} for v, seeds in curves.items()
+            for s, c in seeds.items()]
+    cells = {c["variant"]: c for c in final_cells(rows, FINAL_METRICS)}
+    none, vdl, sdl, sdl_nl = cells["none"], cells["vdl"], cells["sdl"], cells["sdl-nl"]
+    assert (none["l1_zero_start_seeds"], none["l1_zero_seeds"], none["collapsed_mean"]) == (1, 1, 1.0)
+    assert fall_text(none) == "0 from the start in 1 of 3 seeds; the other 2: → 0 in 1 of 2 seeds (the " \
+                              "others 10×)"
+    assert collapsed_text(none) == "yes (1 of 3 seeds 0 from the start, not counted)"
+    assert (fall_text(vdl), collapsed_text(vdl)) == ("0 from the start",
+                                                     "not measured: code L1 norm 0 from the start")
+    assert math.isnan(vdl["collapsed_mean"]) and vdl["l1_zero_seeds"] == 0
+    assert fall_text(sdl) == "0 from the start (all 2 seeds)"
+    assert (fall_text(sdl_nl), collapsed_text(sdl_nl)) == (
+        "0 from the start in 1 of 2 seeds; the other 1: 3×", "no (1 of 2 seeds 0 from the start, not counted)")
 
 
 def test_bad_settings_are_refused(tmp_path):
