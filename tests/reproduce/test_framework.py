@@ -5,6 +5,7 @@ this process, and on a local Ray (same numbers)."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -320,6 +321,25 @@ def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_writ
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err and "(nothing was written)" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name, settings, sources", [
+    ("pyle-priors", {}, "train on 3: synthetic_pyle (vae-gauss-synthetic, "),
+    ("evtimova-table1", {"models": {"sdl-mnist": 0.005, "sdl-patches": 0.002}},
+     "train on 2: mnist (sdl-mnist); patches (sdl-patches); "),
+])
+def test_a_data_dir_for_trials_of_several_data_sets_is_refused_naming_them(tmp_path, name, settings, sources):
+    """Every trial gets the one --data-dir: pyle-priors' default datasets with any --data-dir were refused
+    by 'the synthetic_pyle source takes no data_dir', which named no fix."""
+    with pytest.raises(ValueError, match=f"--data-dir {tmp_path} is the folder of one data set, but these "
+                                         f"settings train on .*; with --data-dir, choose settings whose "
+                                         f"trials all train on one of them, or leave out --data-dir"):
+        reproduce(name, tmp_path / "out", quick=True, data_dir=str(tmp_path), overrides=settings,
+                  executor="serial", progress=False)
+    with pytest.raises(ValueError, match=re.escape(sources)):
+        reproduce(name, tmp_path / "out", quick=True, data_dir=str(tmp_path), overrides=settings,
+                  executor="serial", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_experiment_gives_its_trials_to_the_up_front_check():

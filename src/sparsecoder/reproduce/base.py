@@ -179,7 +179,28 @@ def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: st
         except ConfigError as err:
             raise ValueError(f"the settings give a trial a config it refuses: {err}; change that setting "
                              f"(nothing was written)") from None
+    if data_dir is not None:
+        check_one_data_set(specs, data_dir)
     check_trials_start(specs, address)
+
+
+def check_one_data_set(specs, data_dir: str) -> None:
+    """Refuse a ``--data-dir`` given to trials of more than one data set (``pyle-priors``' default
+    datasets, ``evtimova-table1`` models of MNIST and patches): every trial gets the same folder, so all
+    but one data set were refused by a message of their own source (``the synthetic_pyle source takes no
+    data_dir``) that named no fix."""
+    sources: dict[str, list[str]] = {}
+    for spec in specs:
+        for trial in spec.trials():
+            presets = sources.setdefault(spec.trial_config(trial).data, [])
+            if trial.preset not in presets:
+                presets.append(trial.preset)
+    if len(sources) > 1:
+        listed = "; ".join(f"{data} ({', '.join(presets)})" for data, presets in sources.items())
+        raise ValueError(f"--data-dir {data_dir} is the folder of one data set, but these settings train on "
+                         f"{len(sources)}: {listed}; with --data-dir, choose settings whose trials all train "
+                         f"on one of them, or leave out --data-dir for the embedded data (nothing was "
+                         f"written)")
 
 
 # Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).
