@@ -177,6 +177,22 @@ def test_a_trial_with_a_damaged_metrics_file_is_not_called_another_run(quick_run
                                  "resumes and is measured again)")
 
 
+def test_a_metrics_file_without_the_metrics_read_names_the_file_and_the_fix(quick_run, tmp_path, capsys):
+    """A metrics.json of another version (or edited) without the metrics the experiment reads: 'KeyError:
+    'psnr' (unexpected; ... report it)'."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    (out / TRIAL / "metrics.json").write_text('{"epochs": 1}')
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {out / TRIAL / 'metrics.json'} has no 'sparsity', which this experiment reads "
+                   f"(written by another version, or edited): move that metrics.json out of the folder and "
+                   f"rerun (the trial resumes and is measured again)\n")
+
+
 def test_aggregate_matches_numpy():
     rng = np.random.default_rng(0)
     rows = [{"variant": v, "lam": lam, "seed": s, "psnr": float(rng.normal(20, 2)),

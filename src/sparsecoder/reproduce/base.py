@@ -44,6 +44,20 @@ RESULTS_CSV = "results.csv"
 TRIALS_DIR = "trials"
 
 
+class Metrics(dict):
+    """A finished trial's ``metrics.json``: a metric it lacks is a ``ValueError`` naming the file and the
+    fix (an older version's file, or one edited by hand, gave "KeyError: 'psnr' (unexpected ...)")."""
+
+    def __init__(self, data: dict[str, Any], path: Path):
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str):
+        raise ValueError(f"{self.path} has no {key!r}, which this experiment reads (written by another "
+                         f"version, or edited): move that metrics.json out of the folder and rerun (the "
+                         f"trial resumes and is measured again)")
+
+
 @dataclasses.dataclass
 class TrialResult:
     """One finished (or failed) training run of an experiment."""
@@ -128,6 +142,7 @@ class Context:
         """
         from sparsecoder.sweep import sweep
         from sparsecoder.sweep.executor import FOREIGN_FIX, trial_state
+        from sparsecoder.train.integrity import read_json_object
 
         overrides = dict(overrides or {})
         if self.data_dir is not None:
@@ -141,7 +156,7 @@ class Context:
             run_dir = directory / row["run_folder"]
             metrics = {}
             if row["status"] == "done":
-                metrics = json.loads((run_dir / "metrics.json").read_text())
+                metrics = Metrics(read_json_object(run_dir / "metrics.json"), run_dir / "metrics.json")
             if row["status"] != "done":
                 line = f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": ")
                 self.unfinished.append(line)
