@@ -4,6 +4,7 @@ recomputed with numpy from the last epoch's checkpoint, SDL's unit-norm columns,
 hand-made curves, and (slow) the collapse itself: no guard vs VDL at the same λ."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -13,12 +14,14 @@ from sparsecoder.data import load as load_data
 from sparsecoder.reproduce import reproduce
 from sparsecoder.reproduce.evtimova_collapse import (
     FINAL_METRICS,
+    QUANTITIES,
     QUICK,
     check_settings,
     collapse_verdict,
     collapsed_text,
     fall_text,
     final_cells,
+    read_history,
 )
 from sparsecoder.train import load_run
 from sparsecoder.train.logging import read_history_rows
@@ -131,6 +134,24 @@ def test_a_code_l1_norm_that_is_zero_from_the_first_epoch_is_not_called_a_collap
     assert fall_text(sdl) == "0 from the start (all 2 seeds)"
     assert (fall_text(sdl_nl), collapsed_text(sdl_nl)) == (
         "0 from the start in 1 of 2 seeds; the other 1: 3×", "no (1 of 2 seeds 0 from the start, not counted)")
+
+
+def test_a_damaged_history_names_the_file_and_the_fix(tmp_path):
+    """An empty or truncated history.csv gave "IndexError: list index out of range (unexpected ...)"."""
+    columns = ["epoch", *QUANTITIES]
+    good = [",".join(columns), ",".join(["1", *["0.5"] * (len(columns) - 1)]),
+            ",".join(["2", *["0.25"] * (len(columns) - 1)])]
+    (tmp_path / "history.csv").write_text("\n".join(good) + "\n")
+    assert [r["epoch"] for r in read_history(tmp_path)] == [1, 2]
+    fix = f"move the trial's folder {tmp_path} out of the experiment and rerun (the trial trains again)"
+    for text, words in [("", "holds no epoch"), (good[0] + "\n", "holds no epoch"),
+                        ("\n".join(good)[:-10], "has no val_psnr, val_sparsity in row 2"),
+                        ("\n".join([good[0], "x" + good[1][1:]]), "is damaged (invalid literal"),
+                        ("\n".join([good[0], good[2]]), "gives epoch 2 in row 1, not 1")]:
+        (tmp_path / "history.csv").write_text(text)
+        with pytest.raises(ValueError, match="history.csv " + re.escape(words)) as err:
+            read_history(tmp_path)
+        assert str(err.value).endswith(fix)
 
 
 def test_bad_settings_are_refused(tmp_path):

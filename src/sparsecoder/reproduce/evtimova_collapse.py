@@ -22,7 +22,7 @@ from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "final_cells", "fall_text",
-           "collapsed_text", "check_settings", "sweeps", "run"]
+           "collapsed_text", "read_history", "check_settings", "sweeps", "run"]
 
 # variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -161,6 +161,31 @@ def collapsed_text(cell: dict[str, Any]) -> str:
     return text + (f" ({start} of {n} seeds 0 from the start, not counted)" if start else "")
 
 
+def read_history(run_dir) -> list[dict[str, float]]:
+    """The per-epoch rows of a finished trial's ``history.csv``; one that is empty, not numbers, lacks a
+    column of :data:`QUANTITIES` in a row, or skips an epoch is a ``ValueError`` naming the file and the fix
+    (an empty or truncated file gave "IndexError: list index out of range (unexpected ...)")."""
+    from sparsecoder.train.logging import read_history_rows
+
+    path = run_dir / "history.csv"
+    fix = (f"the experiment reads every epoch from it: move the trial's folder {run_dir} out of the "
+           f"experiment and rerun (the trial trains again)")
+    try:
+        history = read_history_rows(path)
+    except ValueError as err:
+        raise ValueError(f"{path} is damaged ({err}); {fix}") from None
+    if not history:
+        raise ValueError(f"{path} holds no epoch; {fix}")
+    for index, row in enumerate(history, 1):
+        absent = [c for c in ("epoch", *QUANTITIES) if c not in row]
+        if absent:
+            raise ValueError(f"{path} has no {', '.join(absent)} in row {index} (written by an older version, "
+                             f"or damaged); {fix}")
+        if row["epoch"] != index:
+            raise ValueError(f"{path} gives epoch {row['epoch']} in row {index}, not {index}; {fix}")
+    return history
+
+
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
     import matplotlib
     from matplotlib.ticker import MaxNLocator
@@ -204,7 +229,6 @@ def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
 def run(ctx: Context) -> Report:
     """Train every variant for ``epochs`` epochs and seeds, then tabulate and plot the per-epoch metrics."""
     from sparsecoder.config import load_config
-    from sparsecoder.train.logging import read_history_rows
 
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
@@ -219,11 +243,7 @@ def run(ctx: Context) -> Report:
         trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             example = example or trial.metrics
-            history = read_history_rows(trial.run_dir / "history.csv")
-            absent = [c for c in QUANTITIES if c not in history[0]]
-            if absent:
-                raise ValueError(f"{trial.run_dir}/history.csv has no {', '.join(absent)}: it was trained "
-                                 f"by an older version; train it again in a new --out")
+            history = read_history(trial.run_dir)
             for row in history:
                 per_epoch.append({"variant": variant, "epoch": int(row["epoch"]), "seed": trial.seed,
                                   **{short: row[column] for column, (short, _) in QUANTITIES.items()}})
