@@ -179,8 +179,8 @@ def read_history(run_dir) -> list[dict[str, float]]:
     for index, row in enumerate(history, 1):
         absent = [c for c in ("epoch", *QUANTITIES) if c not in row]
         if absent:
-            raise ValueError(f"{path} has no {', '.join(absent)} in row {index} (written by an older version, "
-                             f"or damaged); {fix}")
+            raise ValueError(f"{path} has no {', '.join(absent)} in row {index} (written by an older "
+                             f"version, or damaged); {fix}")
         if row["epoch"] != index:
             raise ValueError(f"{path} gives epoch {row['epoch']} in row {index}, not {index}; {fix}")
     return history
@@ -290,7 +290,8 @@ def run(ctx: Context) -> Report:
             "mean ‖E(y)‖₁ of the encoder's codes at its peak → its minimum after the peak (epoch) → the last "
             "epoch; fall = peak / minimum (→ 0: the minimum is 0, an unbounded fall; 0 from the start: the "
             "norm was 0 at every epoch, no scale to fall from, so not counted as a collapse). Column "
-            "norms: the decoder atoms' L2 norms, mean (min–max), epoch 1 → last. Dead atoms: code components never non-zero on the validation split, of "
+            "norms: the decoder atoms' L2 norms, mean (min–max), epoch 1 → last. Dead atoms: code "
+            "components never non-zero on the validation split, of "
             f"{n_components}. Test sparsity: of the "
             "best-validation-energy weights (± std over seeds). Collapsed: the code L1 norm fell at least "
             f"{COLLAPSE_FACTOR:g}× below its peak. The paper (§4.4) reports the collapse without numbers.",
