@@ -4,6 +4,7 @@ recomputed with numpy from the last epoch's checkpoint, SDL's unit-norm columns,
 hand-made curves, and (slow) the collapse itself: no guard vs VDL at the same λ."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -13,11 +14,14 @@ from sparsecoder.data import load as load_data
 from sparsecoder.reproduce import reproduce
 from sparsecoder.reproduce.evtimova_collapse import (
     FINAL_METRICS,
+    QUANTITIES,
     QUICK,
     check_settings,
     collapse_verdict,
+    collapsed_text,
     fall_text,
     final_cells,
+    read_history,
 )
 from sparsecoder.train import load_run
 from sparsecoder.train.logging import read_history_rows
@@ -105,6 +109,49 @@ def test_a_code_l1_norm_that_falls_to_zero_is_reported_as_such_and_its_seed_coun
     assert (vdl["l1_zero_seeds"], vdl["l1_fall_mean"], fall_text(vdl)) == (0, 3.0, "3×")
     assert (sdl["l1_fall_mean"], fall_text(sdl)) == (math.inf, "→ 0")
     assert fall_text({**none, "l1_zero_seeds": 3}) == "→ 0 (all 3 seeds)"
+
+
+def test_a_code_l1_norm_that_is_zero_from_the_first_epoch_is_not_called_a_collapse():
+    """A norm that was 0 at every epoch (the encoder never gave a non-zero code) was reported as collapsed
+    "→ 0", as if it had fallen from a scale it never had."""
+    verdict = collapse_verdict([0.0, 0.0, 0.0])
+    assert math.isnan(verdict["collapsed"]) and math.isnan(verdict["l1_fall"])
+    assert (verdict["l1_peak"], verdict["l1_min"], verdict["l1_last"]) == (0.0, 0.0, 0.0)
+    curves = {"none": {0: [0.0, 0.0], 1: [5.0, 0.5], 2: [4.0, 0.0]},  # from the start, 10×, → 0
+              "vdl": {0: [0.0, 0.0]}, "sdl": {0: [0.0, 0.0], 1: [0.0, 0.0]},
+              "sdl-nl": {0: [0.0, 0.0], 1: [3.0, 1.0]}}
+    rows = [{"variant": v, "seed": s, **collapse_verdict(c)} for v, seeds in curves.items()
+            for s, c in seeds.items()]
+    cells = {c["variant"]: c for c in final_cells(rows, FINAL_METRICS)}
+    none, vdl, sdl, sdl_nl = cells["none"], cells["vdl"], cells["sdl"], cells["sdl-nl"]
+    assert (none["l1_zero_start_seeds"], none["l1_zero_seeds"], none["collapsed_mean"]) == (1, 1, 1.0)
+    assert fall_text(none) == "0 from the start in 1 of 3 seeds; the other 2: → 0 in 1 of 2 seeds (the " \
+                              "others 10×)"
+    assert collapsed_text(none) == "yes (1 of 3 seeds 0 from the start, not counted)"
+    assert (fall_text(vdl), collapsed_text(vdl)) == ("0 from the start",
+                                                     "not measured: code L1 norm 0 from the start")
+    assert math.isnan(vdl["collapsed_mean"]) and vdl["l1_zero_seeds"] == 0
+    assert fall_text(sdl) == "0 from the start (all 2 seeds)"
+    assert fall_text(sdl_nl) == "0 from the start in 1 of 2 seeds; the other 1: 3×"
+    assert collapsed_text(sdl_nl) == "no (1 of 2 seeds 0 from the start, not counted)"
+
+
+def test_a_damaged_history_names_the_file_and_the_fix(tmp_path):
+    """An empty or truncated history.csv gave "IndexError: list index out of range (unexpected ...)"."""
+    columns = ["epoch", *QUANTITIES]
+    good = [",".join(columns), ",".join(["1", *["0.5"] * (len(columns) - 1)]),
+            ",".join(["2", *["0.25"] * (len(columns) - 1)])]
+    (tmp_path / "history.csv").write_text("\n".join(good) + "\n")
+    assert [r["epoch"] for r in read_history(tmp_path)] == [1, 2]
+    fix = f"move the trial's folder {tmp_path} out of the experiment and rerun (the trial trains again)"
+    for text, words in [("", "holds no epoch"), (good[0] + "\n", "holds no epoch"),
+                        ("\n".join(good)[:-10], "has no val_psnr, val_sparsity in row 2"),
+                        ("\n".join([good[0], "x" + good[1][1:]]), "is damaged (invalid literal"),
+                        ("\n".join([good[0], good[2]]), "gives epoch 2 in row 1, not 1")]:
+        (tmp_path / "history.csv").write_text(text)
+        with pytest.raises(ValueError, match="history.csv " + re.escape(words)) as err:
+            read_history(tmp_path)
+        assert str(err.value).endswith(fix)
 
 
 def test_bad_settings_are_refused(tmp_path):

@@ -117,6 +117,21 @@ def test_bad_settings_are_refused_before_training(tmp_path, key, value, message)
     assert not out.exists()  # refused before the folder was written: the corrected call may use it
 
 
+def test_a_long_lambda_list_is_refused_at_once_naming_the_trial_count(tmp_path, monkeypatch):
+    """The preset file was parsed once per λ (Table 3's γ): 20,000 λ spent minutes before any check; read
+    once per variant now, the sweep's trial bound refuses the list at once."""
+    import sparsecoder.config
+
+    reads = []
+    real = sparsecoder.config.find_preset
+    monkeypatch.setattr(sparsecoder.config, "find_preset", lambda name: reads.append(name) or real(name))
+    with pytest.raises(ValueError, match="the sweep has 10,001 trials .*a sweep runs at most 10,000"):
+        reproduce("evtimova-fig6", tmp_path / "out", quick=True, executor="serial", progress=False,
+                  overrides={"variants": ["vdl-nl"], "lams": [i * 1e-6 for i in range(10_001)]})
+    assert reads.count("vdl-nl-mnist") <= 2  # not once per λ
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_patches_switches_to_the_patches_presets(tmp_path):
     out = tmp_path / "patches"

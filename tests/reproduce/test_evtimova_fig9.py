@@ -82,6 +82,8 @@ def test_rerun_trains_nothing(quick):
     ({"probe_epochs": 0}, "probe_epochs=0: expected an integer >= 1"),
     ({"epochs": 0}, "epochs=0: expected an integer >= 1 or null"),
     ({"probe_lr": 0}, "probe_lr=0: expected a number > 0"),
+    # Adam's float32 step overflowed: a RuntimeError after every autoencoder had trained
+    ({"probe_lr": 1e300}, "probe_lr=1e\\+300: expected a number > 0 and <= 1e\\+08"),
     ({"baselines": "none"}, "baselines='none': expected true or false"),  # was taken as true
     ({"probe_seeds": "0"},
      "probe_seeds='0': '0' is not a list of seeds; expected a non-empty list of integers >= 0"),

@@ -5,6 +5,7 @@ this process, and on a local Ray (same numbers)."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -156,6 +157,42 @@ def test_a_trial_holding_another_configs_run_names_the_fix_that_works(quick_run,
                                  "sweep (or delete it) and rerun")
 
 
+def test_a_trial_with_a_damaged_metrics_file_is_not_called_another_run(quick_run, tmp_path, capsys):
+    """A truncated metrics.json of the trial's own run: its line said to move the file, but the summary
+    called it 'a finished run that is not the trial's' with the fix for that (move the whole folder)."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    metrics = out / TRIAL / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics.json is not valid JSON" in err
+    assert "not the trial's" not in err and "--retry-failed to train" not in err
+    assert err.rstrip().endswith("1 trial folder(s) hold a finished run whose metrics.json is damaged "
+                                 "(unreadable); the results leave them out, and --retry-failed leaves them "
+                                 "as they are: move that metrics.json out of the folder and rerun (the trial "
+                                 "resumes and is measured again)")
+
+
+def test_a_metrics_file_without_the_metrics_read_names_the_file_and_the_fix(quick_run, tmp_path, capsys):
+    """A metrics.json of another version (or edited) without the metrics the experiment reads: 'KeyError:
+    'psnr' (unexpected; ... report it)'."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    (out / TRIAL / "metrics.json").write_text('{"epochs": 1}')
+    assert main(["reproduce", "evtimova-fig6", "--quick", "--serial", "--quiet", "--out", str(out),
+                 "--set", "variants=[sdl]", "lams=[0.001]"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {out / TRIAL / 'metrics.json'} has no 'sparsity', which this experiment reads "
+                   f"(written by another version, or edited): move that metrics.json out of the folder and "
+                   f"rerun (the trial resumes and is measured again)\n")
+
+
 def test_aggregate_matches_numpy():
     rng = np.random.default_rng(0)
     rows = [{"variant": v, "lam": lam, "seed": s, "psnr": float(rng.normal(20, 2)),
@@ -268,7 +305,7 @@ def test_a_missing_data_dir_is_refused_before_anything_is_written(tmp_path):
         reproduce("evtimova-collapse", tmp_path / "r", quick=True, data_dir=missing, executor="serial")
     with pytest.raises(FileNotFoundError, match=f"data_dir {missing} does not exist"):
         sweep("sdl-mnist", tmp_path / "s", grid={"data_dir": [str(tmp_path), missing]}, executor="serial")
-    with pytest.raises(ValueError, match="data_dir is empty"):  # was the current folder
+    with pytest.raises(ValueError, match="'data_dir': empty text"):  # was the current folder
         sweep("sdl-mnist", tmp_path / "s", overrides=["data_dir="], executor="serial")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
 
@@ -300,6 +337,25 @@ def test_a_setting_the_trials_would_fail_on_is_refused_before_the_folder_is_writ
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err and "(nothing was written)" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name, settings, sources", [
+    ("pyle-priors", {}, "train on 3: synthetic_pyle (vae-gauss-synthetic, "),
+    ("evtimova-table1", {"models": {"sdl-mnist": 0.005, "sdl-patches": 0.002}},
+     "train on 2: mnist (sdl-mnist); patches (sdl-patches); "),
+])
+def test_a_data_dir_for_trials_of_several_data_sets_is_refused_naming_them(tmp_path, name, settings, sources):
+    """Every trial gets the one --data-dir: pyle-priors' default datasets with any --data-dir were refused
+    by 'the synthetic_pyle source takes no data_dir', which named no fix."""
+    with pytest.raises(ValueError, match=f"--data-dir {tmp_path} is the folder of one data set, but these "
+                                         f"settings train on .*; with --data-dir, choose settings whose "
+                                         f"trials all train on one of them, or leave out --data-dir"):
+        reproduce(name, tmp_path / "out", quick=True, data_dir=str(tmp_path), overrides=settings,
+                  executor="serial", progress=False)
+    with pytest.raises(ValueError, match=re.escape(sources)):
+        reproduce(name, tmp_path / "out", quick=True, data_dir=str(tmp_path), overrides=settings,
+                  executor="serial", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_experiment_gives_its_trials_to_the_up_front_check():

@@ -50,6 +50,9 @@ def test_number_bounds():
     for bad in (-1e-9, math.nan, math.inf, "1", False):
         with pytest.raises(ValueError, match="expected a number >= 0"):
             checks.number({"x": bad}, "x")
+    assert checks.number({"x": 5}, "x", maximum=5) == 5.0
+    with pytest.raises(ValueError, match=r"x=5.5: expected a number > 0 and <= 5$"):
+        checks.number({"x": 5.5}, "x", strict=True, maximum=5)
 
 
 def test_number_list_and_is_lam():

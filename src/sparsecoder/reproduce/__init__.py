@@ -146,10 +146,12 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     -------
     dict
         ``{"files": [...], "rows": [...], "directory": Path, "unfinished": [...], "foreign": [...],
-        "lost": [...]}``; ``unfinished`` names each trial that failed, diverged or was lost
-        (``"run folder: status: message"``; results.md lists them too); ``foreign`` those of them whose
-        folder holds a finished run that is not the trial's, which ``retry_failed`` leaves as it is (move the
-        folder away and rerun); ``lost`` those whose Ray worker died, which a rerun resumes.
+        "damaged": [...], "lost": [...]}``; ``unfinished`` names each trial that failed, diverged or was
+        lost (``"run folder: status: message"``; results.md lists them too); ``foreign`` those of them whose
+        folder holds a finished run that is not the trial's (move the folder away and rerun), ``damaged``
+        those whose own finished run has an unreadable ``metrics.json`` (move that file away and rerun: the
+        run is measured again); ``retry_failed`` leaves both as they are. ``lost`` those whose Ray worker
+        died, which a rerun resumes.
     """
     from sparsecoder.reproduce.base import SETTINGS_FILE, Context, check_trials, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
@@ -181,7 +183,7 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         report = module.run(ctx)
         files = write_report(ctx, info, report, time.perf_counter() - start)
     return {"files": files, "rows": report.rows, "directory": out, "unfinished": ctx.unfinished,
-            "foreign": ctx.foreign, "lost": ctx.lost}
+            "foreign": ctx.foreign, "damaged": ctx.damaged, "lost": ctx.lost}
 
 
 __getattr__, __dir__ = lazy_names(__name__, {})  # its modules as attributes on first use (sparsecoder.util)

@@ -44,6 +44,20 @@ RESULTS_CSV = "results.csv"
 TRIALS_DIR = "trials"
 
 
+class Metrics(dict):
+    """A finished trial's ``metrics.json``: a metric it lacks is a ``ValueError`` naming the file and the
+    fix (an older version's file, or one edited by hand, gave "KeyError: 'psnr' (unexpected ...)")."""
+
+    def __init__(self, data: dict[str, Any], path: Path):
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str):
+        raise ValueError(f"{self.path} has no {key!r}, which this experiment reads (written by another "
+                         f"version, or edited): move that metrics.json out of the folder and rerun (the "
+                         f"trial resumes and is measured again)")
+
+
 @dataclasses.dataclass
 class TrialResult:
     """One finished (or failed) training run of an experiment."""
@@ -101,8 +115,11 @@ class Context:
     retry_failed: bool = False  # run trials recorded as failed/diverged again (sweep's retry_failed)
     unfinished: list[str] = dataclasses.field(default_factory=list)  # "run folder: status: message"
     # those of ``unfinished`` whose folder holds a finished run that is not the trial's (another config's,
-    # or unreadable metrics): --retry-failed leaves a finished run as it is
+    # or no readable config.yaml): --retry-failed leaves a finished run as it is
     foreign: list[str] = dataclasses.field(default_factory=list)
+    # those of ``unfinished`` that are the trial's own finished run with a damaged metrics.json (truncated,
+    # not JSON): --retry-failed leaves them too; moving that file away makes a rerun measure the run again
+    damaged: list[str] = dataclasses.field(default_factory=list)
     # those of ``unfinished`` lost to a dead Ray worker (status ``lost``): a rerun resumes them without
     # --retry-failed
     lost: list[str] = dataclasses.field(default_factory=list)
@@ -127,7 +144,8 @@ class Context:
         status (not raised) so the experiment can report what is missing.
         """
         from sparsecoder.sweep import sweep
-        from sparsecoder.sweep.executor import trial_state
+        from sparsecoder.sweep.executor import FOREIGN_FIX, trial_state
+        from sparsecoder.train.integrity import read_json_object
 
         overrides = dict(overrides or {})
         if self.data_dir is not None:
@@ -141,14 +159,15 @@ class Context:
             run_dir = directory / row["run_folder"]
             metrics = {}
             if row["status"] == "done":
-                metrics = json.loads((run_dir / "metrics.json").read_text())
+                metrics = Metrics(read_json_object(run_dir / "metrics.json"), run_dir / "metrics.json")
             if row["status"] != "done":
                 line = f"{run_dir}: {row['status']}: {row.get('message', '')}".rstrip(": ")
                 self.unfinished.append(line)
                 if row["status"] == "lost":
                     self.lost.append(line)
-                if trial_state(run_dir) == "done":  # metrics.json there, but not this trial's result
-                    self.foreign.append(line)
+                if trial_state(run_dir) == "done":  # metrics.json there, but no result of this trial:
+                    # the sweep names another run with FOREIGN_FIX; else the trial's metrics.json is damaged
+                    (self.foreign if FOREIGN_FIX in row.get("message", "") else self.damaged).append(line)
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))
@@ -180,7 +199,28 @@ def check_trials(sweeps: list[dict[str, Any]], data_dir: str | None, address: st
         except ConfigError as err:
             raise ValueError(f"the settings give a trial a config it refuses: {err}; change that setting "
                              f"(nothing was written)") from None
+    if data_dir is not None:
+        check_one_data_set(specs, data_dir)
     check_trials_start(specs, address)
+
+
+def check_one_data_set(specs, data_dir: str) -> None:
+    """Refuse a ``--data-dir`` given to trials of more than one data set (``pyle-priors``' default
+    datasets, ``evtimova-table1`` models of MNIST and patches): every trial gets the same folder, so all
+    but one data set were refused by a message of their own source (``the synthetic_pyle source takes no
+    data_dir``) that named no fix."""
+    sources: dict[str, list[str]] = {}
+    for spec in specs:
+        for trial in spec.trials():
+            presets = sources.setdefault(spec.trial_config(trial).data, [])
+            if trial.preset not in presets:
+                presets.append(trial.preset)
+    if len(sources) > 1:
+        listed = "; ".join(f"{data} ({', '.join(presets)})" for data, presets in sources.items())
+        raise ValueError(f"--data-dir {data_dir} is the folder of one data set, but these settings train on "
+                         f"{len(sources)}: {listed}; with --data-dir, choose settings whose trials all train "
+                         f"on one of them, or leave out --data-dir for the embedded data (nothing was "
+                         f"written)")
 
 
 # Exponent notation without a dot (1e-3, 5E+2): a number in YAML 1.2 and Python, a string to PyYAML (1.1).

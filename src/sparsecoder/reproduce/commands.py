@@ -70,7 +70,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(path)
     for line in result["unfinished"]:  # as `sweep`: the results lack these trials, exit status 1
         print(line, file=sys.stderr)
-    retry = len(result["unfinished"]) - len(result["foreign"]) - len(result["lost"])
+    retry = len(result["unfinished"]) - len(result["foreign"]) - len(result["damaged"]) - len(result["lost"])
     if result["lost"]:
         print(f"{len(result['lost'])} trial(s) were lost (their Ray worker died or was stopped); the results "
               f"leave them out. Rerun the same command to resume them", file=sys.stderr)
@@ -82,5 +82,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 
         print(f"{len(result['foreign'])} trial folder(s) hold a finished run that is not the trial's; the "
               f"results leave them out, and --retry-failed leaves them as they are: {FOREIGN_FIX}",
+              file=sys.stderr)
+    if result["damaged"]:  # the trial's own run, its metrics.json unreadable: the trial's line names the file
+        print(f"{len(result['damaged'])} trial folder(s) hold a finished run whose metrics.json is damaged "
+              f"(unreadable); the results leave them out, and --retry-failed leaves them as they are: move "
+              f"that metrics.json out of the folder and rerun (the trial resumes and is measured again)",
               file=sys.stderr)
     return 1 if result["unfinished"] else 0

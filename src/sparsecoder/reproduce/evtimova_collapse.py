@@ -22,7 +22,7 @@ from sparsecoder.reproduce import settings as checks
 from sparsecoder.reproduce.base import Context, Report, aggregate, finished, fmt, markdown_table, save_png
 
 __all__ = ["QUICK", "FULL", "VARIANTS", "QUANTITIES", "collapse_verdict", "final_cells", "fall_text",
-           "check_settings", "sweeps", "run"]
+           "collapsed_text", "read_history", "check_settings", "sweeps", "run"]
 
 # variant -> (preset, what guards against collapse). "none" is VDL's configuration with β = 0.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -91,11 +91,16 @@ def collapse_verdict(code_l1: list[float], factor: float = COLLAPSE_FACTOR) -> d
     dict
         ``collapsed`` (1.0 or 0.0), ``l1_peak``, ``l1_min`` (the smallest value at or after the peak) and
         ``l1_min_epoch`` (1-based), ``l1_fall = l1_peak / l1_min`` (inf when the minimum is 0) and
-        ``l1_last``.
+        ``l1_last``. A norm that is 0 at every epoch (``l1_peak`` 0: the encoder never gave a non-zero
+        code) had no scale to fall from: ``collapsed`` and ``l1_fall`` are NaN (not measured), not a
+        collapse "→ 0".
     """
     if not code_l1:
         raise ValueError("collapse_verdict needs the code L1 norm of at least one epoch")
     values = np.asarray(code_l1, dtype=float)
+    if not values.any():
+        return {"collapsed": math.nan, "l1_peak": 0.0, "l1_min": 0.0, "l1_min_epoch": 1.0,
+                "l1_fall": math.nan, "l1_last": 0.0}
     peak_at = int(np.argmax(values))
     min_at = peak_at + int(np.argmin(values[peak_at:]))
     peak, low = float(values[peak_at]), float(values[min_at])
@@ -112,12 +117,15 @@ def final_cells(per_seed: list[dict[str, Any]], metrics: list[str]) -> list[dict
     seed: ``l1_zero_seeds`` counts the seeds whose norm fell to exactly 0 (an infinite fall), which make
     ``l1_fall_mean`` inf (std NaN), and ``l1_fall_finite_mean`` is the mean over the other seeds.
     :func:`aggregate` leaves non-finite values out, as the other experiments' averages want: the table said
-    "nan×" for one seed, and for several the mean of the others, as if the collapsed seed had not run."""
+    "nan×" for one seed, and for several the mean of the others, as if the collapsed seed had not run.
+    ``l1_zero_start_seeds`` counts the seeds whose norm was 0 at every epoch (no scale to fall from; their
+    ``collapsed`` and fall are NaN, so ``collapsed_mean`` is over the other seeds, NaN if none)."""
     cells = aggregate(per_seed, ["variant"], metrics)
     for cell in cells:
-        falls = [float(r["l1_fall"]) for r in per_seed if r["variant"] == cell["variant"]]
-        zero = sum(math.isinf(f) for f in falls)
+        mine = [r for r in per_seed if r["variant"] == cell["variant"]]
+        zero = sum(math.isinf(float(r["l1_fall"])) for r in mine)
         cell["l1_zero_seeds"] = zero
+        cell["l1_zero_start_seeds"] = sum(float(r["l1_peak"]) == 0 for r in mine)
         cell["l1_fall_finite_mean"] = cell["l1_fall_mean"]
         if zero:
             cell["l1_fall_mean"], cell["l1_fall_std"] = math.inf, math.nan
@@ -126,13 +134,56 @@ def final_cells(per_seed: list[dict[str, Any]], metrics: list[str]) -> list[dict
 
 def fall_text(cell: dict[str, Any]) -> str:
     """The fall column of a :func:`final_cells` cell: ``12.5×``, ``→ 0`` (every seed's norm fell to 0) or
-    ``→ 0 in 1 of 3 seeds (the others 12.5×)``."""
-    zero, n = cell["l1_zero_seeds"], cell["n_seeds"]
+    ``→ 0 in 1 of 3 seeds (the others 12.5×)``; ``0 from the start`` for the seeds whose norm was 0 at
+    every epoch (``0 from the start in 1 of 3 seeds; the others 12.5×``)."""
+    start, n = cell.get("l1_zero_start_seeds", 0), cell["n_seeds"]
+    if start == n:
+        return "0 from the start" + (f" (all {n} seeds)" if n > 1 else "")
+    if start:
+        rest = fall_text({**cell, "l1_zero_start_seeds": 0, "n_seeds": n - start})
+        return f"0 from the start in {start} of {n} seeds; the other {n - start}: {rest}"
+    zero = cell["l1_zero_seeds"]
     if not zero:
         return f"{cell['l1_fall_mean']:.3g}×"
     if zero == n:
         return "→ 0" + (f" (all {n} seeds)" if n > 1 else "")
     return f"→ 0 in {zero} of {n} seeds (the others {cell['l1_fall_finite_mean']:.3g}×)"
+
+
+def collapsed_text(cell: dict[str, Any]) -> str:
+    """The collapsed column of a :func:`final_cells` cell: ``yes``, ``no`` or ``50% of seeds`` over the
+    seeds whose codes had a scale; the seeds whose norm was 0 from the start are named, not counted."""
+    start, n = cell.get("l1_zero_start_seeds", 0), cell["n_seeds"]
+    if start == n:
+        return "not measured: code L1 norm 0 from the start"
+    collapsed = cell["collapsed_mean"]
+    text = "yes" if collapsed == 1 else "no" if collapsed == 0 else f"{collapsed:.0%} of seeds"
+    return text + (f" ({start} of {n} seeds 0 from the start, not counted)" if start else "")
+
+
+def read_history(run_dir) -> list[dict[str, float]]:
+    """The per-epoch rows of a finished trial's ``history.csv``; one that is empty, not numbers, lacks a
+    column of :data:`QUANTITIES` in a row, or skips an epoch is a ``ValueError`` naming the file and the fix
+    (an empty or truncated file gave "IndexError: list index out of range (unexpected ...)")."""
+    from sparsecoder.train.logging import read_history_rows
+
+    path = run_dir / "history.csv"
+    fix = (f"the experiment reads every epoch from it: move the trial's folder {run_dir} out of the "
+           f"experiment and rerun (the trial trains again)")
+    try:
+        history = read_history_rows(path)
+    except ValueError as err:
+        raise ValueError(f"{path} is damaged ({err}); {fix}") from None
+    if not history:
+        raise ValueError(f"{path} holds no epoch; {fix}")
+    for index, row in enumerate(history, 1):
+        absent = [c for c in ("epoch", *QUANTITIES) if c not in row]
+        if absent:
+            raise ValueError(f"{path} has no {', '.join(absent)} in row {index} (written by an older "
+                             f"version, or damaged); {fix}")
+        if row["epoch"] != index:
+            raise ValueError(f"{path} gives epoch {row['epoch']} in row {index}, not {index}; {fix}")
+    return history
 
 
 def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
@@ -178,7 +229,6 @@ def _plot(ctx: Context, epochs_rows: list[dict[str, Any]], variants: list[str]):
 def run(ctx: Context) -> Report:
     """Train every variant for ``epochs`` epochs and seeds, then tabulate and plot the per-epoch metrics."""
     from sparsecoder.config import load_config
-    from sparsecoder.train.logging import read_history_rows
 
     settings = ctx.settings
     check_settings(settings)  # also checked by reproduce() before the folder is written
@@ -193,11 +243,7 @@ def run(ctx: Context) -> Report:
         trials = ctx.train(**sweep)
         for trial in finished(trials, missing):
             example = example or trial.metrics
-            history = read_history_rows(trial.run_dir / "history.csv")
-            absent = [c for c in QUANTITIES if c not in history[0]]
-            if absent:
-                raise ValueError(f"{trial.run_dir}/history.csv has no {', '.join(absent)}: it was trained "
-                                 f"by an older version; train it again in a new --out")
+            history = read_history(trial.run_dir)
             for row in history:
                 per_epoch.append({"variant": variant, "epoch": int(row["epoch"]), "seed": trial.seed,
                                   **{short: row[column] for column, (short, _) in QUANTITIES.items()}})
@@ -221,7 +267,6 @@ def run(ctx: Context) -> Report:
     for cell in finals:
         variant = cell["variant"]
         rows.append({"stage": "final", "lam": lams.get(variant), **cell, "paper": PAPER_COLLAPSE[variant]})
-        collapsed = cell["collapsed_mean"]
 
         def norms(suffix: str, cell=cell) -> str:
             mean, low, high = (cell[f"column_norm_{k}{suffix}_mean"] for k in ("mean", "min", "max"))
@@ -236,16 +281,17 @@ def run(ctx: Context) -> Report:
             f"{cell['dead_atoms_first_mean']:.0f} → {cell['dead_atoms_mean']:.0f}",
             f"{cell['psnr_first_mean']:.2f} → {cell['psnr_mean']:.2f}",
             fmt(100 * cell["test_sparsity_mean"], 100 * cell["test_sparsity_std"], 1),
-            "yes" if collapsed == 1 else "no" if collapsed == 0 else f"{collapsed:.0%} of seeds",
+            collapsed_text(cell),
             PAPER_COLLAPSE[variant]])
     figures = [_plot(ctx, epochs_rows, settings["variants"])] if epochs_rows else []
     n_epochs = settings["epochs"]
     body = ["## Over the epochs", "",
             f"Validation split ({n_epochs} epochs), mean over {len(settings['seeds'])} seed(s). Code L1: the "
             "mean ‖E(y)‖₁ of the encoder's codes at its peak → its minimum after the peak (epoch) → the last "
-            "epoch; fall = peak / minimum (→ 0: the minimum is 0, an unbounded fall). Column norms: the "
-            "decoder atoms' L2 norms, mean (min–max), epoch "
-            "1 → last. Dead atoms: code components never non-zero on the validation split, of "
+            "epoch; fall = peak / minimum (→ 0: the minimum is 0, an unbounded fall; 0 from the start: the "
+            "norm was 0 at every epoch, no scale to fall from, so not counted as a collapse). Column "
+            "norms: the decoder atoms' L2 norms, mean (min–max), epoch 1 → last. Dead atoms: code "
+            "components never non-zero on the validation split, of "
             f"{n_components}. Test sparsity: of the "
             "best-validation-energy weights (± std over seeds). Collapsed: the code L1 norm fell at least "
             f"{COLLAPSE_FACTOR:g}× below its peak. The paper (§4.4) reports the collapse without numbers.",

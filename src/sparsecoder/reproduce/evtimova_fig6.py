@@ -94,13 +94,15 @@ def _lams(settings: dict[str, Any], variant: str, preset: str) -> list[float]:
     return [float(v) for v in lams]
 
 
-def paper_gamma(data: str, variant: str, lam: float) -> float | None:
+def paper_gamma(data: str, variant: str, lam: float, preset=None) -> float | None:
     """Table 3's γ for ``variant`` at ``lam`` where it differs from the preset's ``gamma`` (SPEC §2.7: the
     ImageNet-patch VDL-NL row uses γ = 40 for λ = 1e-2 and 2e-2), else None. Read from the preset's
-    ``by_lam`` settings, which a plain ``train``/``sweep`` at that λ applies too."""
+    ``by_lam`` settings, which a plain ``train``/``sweep`` at that λ applies too; ``preset``: the preset
+    ``<variant>-<data>`` already read (:func:`training_plan` reads it once per variant, not once per λ:
+    ``--set lams=[...]`` with 20,000 values spent minutes parsing its file before any check)."""
     from sparsecoder.config import find_preset
 
-    preset = find_preset(f"{variant}-{data}")
+    preset = preset or find_preset(f"{variant}-{data}")
     gamma = preset.lam_settings(lam).get("gamma")
     return None if gamma is None or float(gamma) == float(preset.config.get("gamma", gamma)) else float(gamma)
 
@@ -109,14 +111,17 @@ def training_plan(settings: dict[str, Any]) -> list[tuple[str, str, str, list[fl
     """``(variant, preset, group, λ values, overrides)`` per sweep to train: one per variant, and one more
     for the λ whose Table-3 γ is not the preset's (:func:`paper_gamma`; group ``<preset>-gamma<γ>``, trained
     with ``gamma`` set)."""
+    from sparsecoder.config import find_preset
+
     data = settings["data"]
     overrides = checks.training_overrides(settings)
     plan = []
     for variant in settings["variants"]:
         preset = f"{variant}-{data}"
+        found = find_preset(preset)
         by_gamma: dict[float | None, list[float]] = {}
         for lam in _lams(settings, variant, preset):
-            by_gamma.setdefault(paper_gamma(data, variant, lam), []).append(lam)
+            by_gamma.setdefault(paper_gamma(data, variant, lam, found), []).append(lam)
         for gamma, lams in by_gamma.items():
             if gamma is None:
                 plan.append((variant, preset, preset, lams, overrides))

@@ -36,6 +36,10 @@ CLAIMS = ["VDL-NL features give the lowest top-1 and top-3 error with up to 10 l
           "samples per class (exceptions: DO, DO-NL and SDL with 1 or 2)"]
 METRICS = ["top1_error", "top3_error"]
 
+# Adam's float32 step (lr / (1 - β₁) at the first step) overflows beyond ~3e37: probe_lr=1e300 failed with a
+# RuntimeError after every autoencoder had trained; 1e8 is far beyond any rate that trains a probe.
+MAX_PROBE_LR = 1e8
+
 FULL: dict[str, Any] = {
     "lams": {p: "grid" for p in NAMES},   # preset -> [λ, ...] or "grid" (the preset's lam_grid without 0)
     "seeds": [0],                         # autoencoder seeds (the data split follows the seed)
@@ -72,7 +76,7 @@ def check_settings(settings: dict[str, Any]) -> None:
     checks.limit(settings)
     checks.epochs(settings, "probe_epochs")
     checks.positive_int(settings, "probe_batch_size", maximum=MAX_BATCH_SIZE)
-    checks.number(settings, "probe_lr", strict=True)
+    checks.number(settings, "probe_lr", strict=True, maximum=MAX_PROBE_LR)
     checks.flag(settings, "baselines")
 
 

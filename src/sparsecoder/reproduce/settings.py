@@ -112,13 +112,15 @@ def limit(settings: dict[str, Any], key: str = "limit") -> int | None:
 
 
 def number(settings: dict[str, Any], key: str, *, minimum: float = 0.0, strict: bool = False,
-           allow_none: bool = False) -> float | None:
-    """A finite number >= ``minimum`` (> where ``strict``), or ``None`` where ``allow_none``."""
+           maximum: float = math.inf, allow_none: bool = False) -> float | None:
+    """A finite number >= ``minimum`` (> where ``strict``) and <= ``maximum``, or ``None`` where
+    ``allow_none``."""
     value = settings[key]
     if value is None and allow_none:
         return None
-    if not _is_number(value) or value < minimum or (strict and value == minimum):
-        raise _refuse(key, value, f"a number {'>' if strict else '>='} {minimum:g}"
+    if not _is_number(value) or value < minimum or (strict and value == minimum) or value > maximum:
+        upper = f" and <= {maximum:g}" if maximum < math.inf else ""
+        raise _refuse(key, value, f"a number {'>' if strict else '>='} {minimum:g}{upper}"
                                   + (" or null" if allow_none else ""))
     return float(value)
 
