@@ -153,6 +153,15 @@ def test_synthetic_bad_options():
     assert load("synthetic_pyle", noise=np.float32(0.0), n_train=9).info["noise"] == 0.0  # inference's check
 
 
+@pytest.mark.parametrize("noise", [1e300, 1e20])
+def test_synthetic_noise_that_overflows_float32_is_refused_naming_noise(noise):
+    # before: noise=1e300 loaded as inf rows ("the train split contains NaN or inf" from the trainer, noise
+    # not named); 1e20 loaded, then diverged in the first batch blaming the step size
+    with pytest.raises(ValueError, match=r"noise must be at most 1e\+15 .* got 1e\+(300|20)"):
+        load("synthetic", noise=noise, n_train=9)
+    assert load("synthetic", noise=1e15, n_train=9, dim=4, n_components=6, n_active=2).train.x.isfinite().all()
+
+
 @pytest.mark.parametrize("source, options", [
     ("synthetic", {"dim": 10**6, "n_components": 10**5}),          # the dictionary alone: 745 GiB
     ("synthetic", {"n_train": 10**10}),                             # the training split's codes

@@ -640,6 +640,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         if not w.std() > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
             skipped.append(name)
             continue
+        if stored and not w.var() <= MAX_VARIANCE:  # as stored: the option variance does not bound it
+            raise ValueError(f"{data_dir}: {name} has pixel variance {w.var():.3g}, more than {MAX_VARIANCE:g} "
+                             "(its float32 patches would overflow, at the latest once squared in a model's "
+                             "loss; Olshausen's is 0.1); rescale IMAGES (e.g. divide it by its std)")
         whitened.append((w if stored else w * np.sqrt(variance / w.var())).astype(np.float32))
         kept.append(name)
     if not whitened:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
-from sparsecoder.data.images import SPLITS, split_counts
+from sparsecoder.data.images import MAX_VARIANCE, SPLITS, split_counts
 from sparsecoder.data.preprocessing import Identity
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
@@ -49,6 +49,10 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = check_nonnegative_number("noise", noise)
+    if noise > math.sqrt(MAX_VARIANCE):  # 1e300 overflows float32 to inf; 1e20 once squared in a loss
+        raise ValueError(f"noise must be at most {math.sqrt(MAX_VARIANCE):g} (the std of the Gaussian noise "
+                         f"added to y = W_true z_true, whose entries are about 1; larger values overflow "
+                         f"float32 once squared in a model's loss), got {noise!r}")
     requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
