@@ -433,6 +433,11 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
     (root / "real" / "gone.png").symlink_to(tmp_path / "missing.png")
     with pytest.raises(ValueError, match=r"real/gone.png: a symbolic link to a missing file"):
         read_image_folder(root)
+    (root / "real" / "gone.png").unlink()
+    (root / "real" / "self.png").symlink_to("self.png")  # before: OSError 'Too many levels of symbolic links'
+    with pytest.raises(ValueError, match=r"real/self.png: cannot read this file's status \(Too many levels of "
+                                         r"symbolic links\); fix the file \(or link\) or move it out"):
+        read_image_folder(root)
 
 
 def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path):

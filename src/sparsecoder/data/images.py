@@ -182,6 +182,9 @@ def image_paths(directory: Path) -> list[Path]:
             except FileNotFoundError:
                 raise ValueError(f"{path}: a symbolic link to a missing file ({os.readlink(path)}); fix or "
                                  f"remove the link") from None
+            except OSError as err:  # a loop of links (ELOOP), a name too long, an I/O error
+                raise ValueError(f"{path}: cannot read this file's status ({err.strerror}); fix the file (or "
+                                 f"link) or move it out of the image folder") from None
             if stat.S_ISREG(status.st_mode):
                 files.setdefault((status.st_dev, status.st_ino), []).append(path)
     return sorted(min(aliases) for aliases in files.values())
