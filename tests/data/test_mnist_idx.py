@@ -47,6 +47,28 @@ def test_corrupt_gz(tmp_path):
         read_idx(path)
 
 
+def test_idx_compression_is_told_by_content_and_bad_headers_are_named(tmp_path):
+    # before: a raw IDX file named .gz was "corrupt or truncated" and a gzip one without the suffix "wrong
+    # magic number 1f8b…"; a wrong data type code and an empty file were "wrong magic number", and a gzip
+    # bomb behind a small header was decompressed whole before its size was compared
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = idx_bytes(array)
+    (tmp_path / "raw.gz").write_bytes(raw)
+    (tmp_path / "packed").write_bytes(gzip.compress(raw))
+    for name in ("raw.gz", "packed"):
+        np.testing.assert_array_equal(read_idx(tmp_path / name), array)
+    (tmp_path / "code").write_bytes(b"\0\0\x07" + raw[3:])
+    with pytest.raises(ValueError, match=r"code: unknown IDX data type code 0x07 .*known: 0x08"):
+        read_idx(tmp_path / "code")
+    for name, content in (("empty", b""), ("empty.gz", gzip.compress(b""))):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name}: the IDX file is empty \(0 bytes"):
+            read_idx(tmp_path / name)
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(raw + bytes(20 * 2**20)))
+    with pytest.raises(ValueError, match=r"says shape \(2, 3, 4\) \(24 bytes\) but the file holds more"):
+        read_idx(tmp_path / "bomb.gz")
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_full_mnist_from_idx_dir(tmp_path, gz):
     written = write_mnist_dir(tmp_path, n_train=120, n_test=20, gz=gz)
