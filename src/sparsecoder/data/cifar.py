@@ -35,7 +35,10 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
-    data = np.asarray(batch[b"data"])
+    try:
+        data = np.asarray(batch[b"data"])
+    except (TypeError, ValueError, OverflowError):  # rows of different lengths, say
+        raise ValueError(f"{path}: b'data' is not an (n, 3072) array of uint8 pixels") from None
     if data.dtype.kind not in "uib":
         raise ValueError(f"{path}: b'data' has dtype {data.dtype}; a CIFAR-10 batch holds uint8 pixels")
     try:
