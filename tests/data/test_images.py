@@ -450,7 +450,7 @@ def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path)
     with pytest.raises(ValueError, match=r"flat: every pixel has the same value \(std [0-9.e+-]+\)"):
         load("patches", data_dir=str(tmp_path / "flat"), n_train=10, n_val=5, n_test=5)
     write_png_folder(tmp_path / "tiny", ((10, 10), (10, 10), (10, 10)))
-    for variance in (float("inf"), True, 0, 1e31):
+    for variance in (float("inf"), True, 0, 1e31, 1e-300):  # 1e-300: patches all 0 in float32, before
         with pytest.raises(ValueError, match="variance must be a positive number at most 1e"):
             load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, variance=variance)
     with pytest.warns(UserWarning, match=r"test: 60 patches asked for, but the test regions hold only 49 "

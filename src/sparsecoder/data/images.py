@@ -47,6 +47,7 @@ LCN_MIN_STD = 0.5
 FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17); a photograph to ~1e-2
 FLAT_STD = 1e-8  # relative pixel std of images that are all one value (rounding: ~1e-16)
 MAX_VARIANCE = 1e30  # whitened pixels scaled beyond this overflow float32 once squared in a model
+MIN_VARIANCE = 1e-30  # below, squared pixels underflow float32 (1e-300: every patch is exactly 0 in float32)
 SPLITS = ("train", "val", "test")
 FEWER_PATCHES = "ask for fewer (n_train, n_val, n_test, or limit for the training split)"
 
@@ -626,9 +627,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size}")
     if (isinstance(variance, bool) or not isinstance(variance, (int, float))
-            or not 0 < variance <= MAX_VARIANCE):
-        raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
-                         f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
+            or not MIN_VARIANCE <= variance <= MAX_VARIANCE):
+        raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} and at least "
+                         f"{MIN_VARIANCE:g} (the pixel variance of the whitened images, in float32; Olshausen's "
+                         f"is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     stored = origin == "mat"  # IMAGES.mat is whitened and scaled already: used as stored
     whitened, kept, skipped = [], [], []

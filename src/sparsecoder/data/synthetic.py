@@ -95,7 +95,8 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
     side = check_size("the synthetic_pyle source", "side", side)
     noise = check_nonnegative_number("noise", noise)
-    if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
+    if isinstance(active_probability, bool) or not (isinstance(active_probability, (int, float))
+                                                    and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
     requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, side * side, n_basis, "the synthetic_pyle data")
