@@ -97,8 +97,16 @@ def read_mnist_idx_split(directory: Path, split: str):
     images_path = find_idx_file(directory, MNIST_FILES[f"{split}_images"])
     labels_path = find_idx_file(directory, MNIST_FILES[f"{split}_labels"])
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if images.ndim != 3:
+        raise ValueError(f"{images_path}: IDX images of shape {images.shape} ({images.ndim} dimensions); MNIST "
+                         "image files hold n×28×28 (3 dimensions) — download them again")
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: IDX labels of shape {labels.shape} ({labels.ndim} dimensions); MNIST "
+                         "label files hold one label per image (1 dimension) — download them again")
+    if len(images) != len(labels):
+        raise ValueError(f"{directory}: {len(images)} {split} images ({images_path.name}) but {len(labels)} "
+                         f"labels ({labels_path.name}); the files belong to different sets or one is damaged — "
+                         "download them again")
     if len(images) == 0:
         raise ValueError(f"{images_path}: the IDX header says 0 images; the file is empty or corrupt — "
                          "download it again")
