@@ -435,8 +435,8 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
         read_image_folder(root)
     (root / "real" / "gone.png").unlink()
     (root / "real" / "self.png").symlink_to("self.png")  # before: OSError 'Too many levels of symbolic links'
-    with pytest.raises(ValueError, match=r"real/self.png: cannot read this file's status \(Too many levels of "
-                                         r"symbolic links\); fix the file \(or link\) or move it out"):
+    with pytest.raises(ValueError, match=r"real/self.png: cannot read this file's status \(Too many levels "
+                                         r"of symbolic links\); fix the file \(or link\) or move it out"):
         read_image_folder(root)
 
 

@@ -210,10 +210,10 @@ def test_idx_files_of_the_wrong_dimensions_or_counts_name_the_file(tmp_path):
     # before: all three were "<folder>: train images (…) and labels (…) do not match", naming neither file
     cases = [("train-images-idx3-ubyte", np.zeros((24, 28, 28, 1)), r"train-images-idx3-ubyte.gz: IDX images "
               r"of shape \(24, 28, 28, 1\) \(4 dimensions\); MNIST image files hold n×28×28"),
-             ("train-labels-idx1-ubyte", np.zeros((24, 1)), r"train-labels-idx1-ubyte.gz: IDX labels of shape "
-              r"\(24, 1\) \(2 dimensions\)"),
-             ("train-labels-idx1-ubyte", np.zeros(23), r"24 train images \(train-images-idx3-ubyte.gz\) but 23 "
-              r"labels \(train-labels-idx1-ubyte.gz\); the files belong to different sets")]
+             ("train-labels-idx1-ubyte", np.zeros((24, 1)), r"train-labels-idx1-ubyte.gz: IDX labels of "
+              r"shape \(24, 1\) \(2 dimensions\)"),
+             ("train-labels-idx1-ubyte", np.zeros(23), r"24 train images \(train-images-idx3-ubyte.gz\) "
+              r"but 23 labels \(train-labels-idx1-ubyte.gz\); the files belong to different sets")]
     for k, (name, array, message) in enumerate(cases):
         write_mnist_dir(tmp_path / str(k), n_train=24, n_test=6)
         _replace_idx(tmp_path / str(k), name, array, 0x08)

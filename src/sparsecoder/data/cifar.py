@@ -122,8 +122,8 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
                if value != defaults[key].default]
     if ignored:  # they would be silently ignored: the splits are the files' images
         raise ValueError(f"{', '.join(ignored)}: n_train and n_test size the substitute only (no data_dir); "
-                         "with CIFAR-10 files the splits are the 50,000 training images less n_val (one patch "
-                         "each) and the 10,000 test images — cap the training split with limit instead")
+                         "with CIFAR-10 files the splits are the 50,000 training images less n_val (one "
+                         "patch each) and the 10,000 test images — cap the training split with limit instead")
     (train_images, train_labels), (test_images, test_labels) = read_cifar_dir(Path(data_dir))
     if not isinstance(n_val, int) or not 1 <= n_val < len(train_images):
         raise ValueError(f"n_val must be an integer in [1, {len(train_images) - 1}], got {n_val!r}")

@@ -41,8 +41,8 @@ def read_idx(path: Path) -> np.ndarray:
                 empty = "0 bytes once decompressed" if compressed else "0 bytes"
                 raise ValueError(f"{path}: the IDX file is empty ({empty}); download it again")
             if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
-                raise ValueError(f"{path}: wrong magic number {magic.hex()} (an IDX file starts 0000); not an "
-                                 "IDX file")
+                raise ValueError(f"{path}: wrong magic number {magic.hex()} (an IDX file starts 0000); not "
+                                 "an IDX file")
             if magic[2] not in _DTYPES:
                 known = ", ".join(f"0x{code:02X}" for code in _DTYPES)
                 raise ValueError(f"{path}: unknown IDX data type code 0x{magic[2]:02X} in magic number "
@@ -53,9 +53,9 @@ def read_idx(path: Path) -> np.ndarray:
                 raise ValueError(f"{path}: truncated IDX header")
             shape = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
             dtype = np.dtype(_DTYPES[magic[2]])
-            expected = math.prod(shape) * dtype.itemsize  # Python ints: np.prod would overflow (forged header)
-            mismatch = (f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {{}}; the "
-                        "file is truncated or corrupt — download it again")
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot overflow
+            mismatch = (f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {{}}; "
+                        "the file is truncated or corrupt — download it again")
             if not compressed and path.stat().st_size - 4 - 4 * ndim != expected:
                 raise ValueError(mismatch.format(path.stat().st_size - 4 - 4 * ndim))
             check_rows_fit(expected, 1, f"{path}: IDX header says shape {shape}, whose {expected:,} bytes",
@@ -98,15 +98,15 @@ def read_mnist_idx_split(directory: Path, split: str):
     labels_path = find_idx_file(directory, MNIST_FILES[f"{split}_labels"])
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
-        raise ValueError(f"{images_path}: IDX images of shape {images.shape} ({images.ndim} dimensions); MNIST "
-                         "image files hold n×28×28 (3 dimensions) — download them again")
+        raise ValueError(f"{images_path}: IDX images of shape {images.shape} ({images.ndim} dimensions); "
+                         "MNIST image files hold n×28×28 (3 dimensions) — download them again")
     if labels.ndim != 1:
-        raise ValueError(f"{labels_path}: IDX labels of shape {labels.shape} ({labels.ndim} dimensions); MNIST "
-                         "label files hold one label per image (1 dimension) — download them again")
+        raise ValueError(f"{labels_path}: IDX labels of shape {labels.shape} ({labels.ndim} dimensions); "
+                         "MNIST label files hold one label per image (1 dimension) — download them again")
     if len(images) != len(labels):
         raise ValueError(f"{directory}: {len(images)} {split} images ({images_path.name}) but {len(labels)} "
-                         f"labels ({labels_path.name}); the files belong to different sets or one is damaged — "
-                         "download them again")
+                         f"labels ({labels_path.name}); the files belong to different sets or one is "
+                         "damaged — download them again")
     if len(images) == 0:
         raise ValueError(f"{images_path}: the IDX header says 0 images; the file is empty or corrupt — "
                          "download it again")

@@ -629,8 +629,8 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     if (isinstance(variance, bool) or not isinstance(variance, (int, float))
             or not MIN_VARIANCE <= variance <= MAX_VARIANCE):
         raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} and at least "
-                         f"{MIN_VARIANCE:g} (the pixel variance of the whitened images, in float32; Olshausen's "
-                         f"is 0.1), got {variance!r}")
+                         f"{MIN_VARIANCE:g} (the pixel variance of the whitened images, in float32; "
+                         f"Olshausen's is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     stored = origin == "mat"  # IMAGES.mat is whitened and scaled already: used as stored
     whitened, kept, skipped = [], [], []
@@ -646,9 +646,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
             skipped.append(name)
             continue
         if stored and not w.var() <= MAX_VARIANCE:  # as stored: the option variance does not bound it
-            raise ValueError(f"{data_dir}: {name} has pixel variance {w.var():.3g}, more than {MAX_VARIANCE:g} "
-                             "(its float32 patches would overflow, at the latest once squared in a model's "
-                             "loss; Olshausen's is 0.1); rescale IMAGES (e.g. divide it by its std)")
+            raise ValueError(f"{data_dir}: {name} has pixel variance {w.var():.3g}, more than "
+                             f"{MAX_VARIANCE:g} (its float32 patches would overflow, at the latest once "
+                             "squared in a model's loss; Olshausen's is 0.1); rescale IMAGES (e.g. divide it "
+                             "by its std)")
         whitened.append((w if stored else w * np.sqrt(variance / w.var())).astype(np.float32))
         kept.append(name)
     if not whitened:
