@@ -440,6 +440,23 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
         read_image_folder(root)
 
 
+def test_image_modes_that_convert_to_no_grayscale_are_named(tmp_path):
+    # a TIFF named .png is read by its content; before: float pixels in [0, 1] became black (0) without a
+    # word, and LAB pixels raised Pillow's "conversion from LAB to RGB not supported", naming no file
+    from sparsecoder.data.images import read_image_folder
+
+    rng = np.random.default_rng(0)
+    floats = Image.fromarray(rng.random((40, 40)).astype(np.float32), "F")
+    cases = {"float": (floats, "32-bit floating-point"),
+             "lab": (Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).convert("LAB"),
+                     "cannot convert its LAB pixels to grayscale")}
+    for name, (image, message) in cases.items():
+        (tmp_path / name).mkdir()
+        image.save(tmp_path / name / "a.png", format="TIFF")
+        with pytest.raises(ValueError, match=rf"{name}/a.png: {message}.*save the image as 8- or 16-bit"):
+            read_image_folder(tmp_path / name)
+
+
 def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path):
     # audit 2026-11-29: equal pixels have a rounding std of ~1e-16, so 'patches' drew 10k crops and blamed
     # min_std; variance=inf (or true) filled whitened patches with NaN; asking for more patches than a

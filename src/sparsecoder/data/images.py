@@ -203,7 +203,15 @@ def grayscale_pixels(image, path) -> np.ndarray:
             raise ValueError(f"{path}: integer pixels from {pixels.min():g} to {pixels.max():g}, outside the "
                              "16-bit range 0–65535; save the image as 8- or 16-bit grayscale")
         return pixels / 65535.0
-    return to_grayscale(np.asarray(image.convert("L")))
+    if image.mode == "F":  # convert("L") would clip floats in [0, 1] to the grey levels 0 and 1: black
+        raise ValueError(f"{path}: 32-bit floating-point pixels (a TIFF); save the image as 8- or 16-bit "
+                         "grayscale or RGB (JPEG/PNG)")
+    try:
+        grey = image.convert("L")
+    except ValueError as err:  # modes Pillow cannot convert (LAB, …)
+        raise ValueError(f"{path}: cannot convert its {image.mode} pixels to grayscale ({err}); save the "
+                         "image as 8- or 16-bit grayscale or RGB (JPEG/PNG)") from None
+    return to_grayscale(np.asarray(grey))
 
 
 def _check_image_size(path: Path, size: tuple[int, int]) -> None:
