@@ -195,17 +195,20 @@ def test_blank_images_of_an_images_mat_are_skipped_naming_them_as_a_folders_are(
         load("whitened_patches", data_dir=str(tmp_path / "blank.mat"), patch_size=8)
 
 
-@pytest.mark.parametrize("scale", [1e38, 1e20])
-def test_images_mat_whose_stored_values_overflow_float32_is_refused_naming_it(tmp_path, scale):
-    # before: values of 1e38 gave whitened patches of inf (cast to float32) and 1e20 patches whose squares
-    # overflow in the loss, without naming the file; the patches source normalises them and still loads
+@pytest.mark.parametrize("scale", [1e38, 1e20, 1e-200])
+def test_images_mat_whose_values_float32_cannot_hold_is_refused_naming_it(tmp_path, scale):
+    # before: values of 1e38 gave whitened patches of inf (cast to float32), 1e20 patches whose squares
+    # overflow in the loss, 1e-200 "every image is constant" (whitened_patches) or "every pixel has the same
+    # value" (patches: np.std squares the values, 1e-400 is 0), and patches' float32 inverse (to_pixels) inf/0
     stack = _write_mat(tmp_path / "IMAGES.mat") / 0.3 * scale
     scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": stack})
-    with pytest.raises(ValueError, match=r"IMAGES\.mat: IMAGES\[:, :, 0\] has pixel variance .* more than "
-                                         r"1e\+30.*rescale IMAGES"):
-        load("whitened_patches", data_dir=str(tmp_path / "IMAGES.mat"), patch_size=8, n_train=10)
+    for source in ("whitened_patches", "patches"):
+        with pytest.raises(ValueError, match=r"IMAGES\.mat: IMAGES has pixel variance .* outside 1e-30 to "
+                                             r"1e\+30.*rescale IMAGES"):
+            load(source, data_dir=str(tmp_path / "IMAGES.mat"), patch_size=4, n_train=10)
+    scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": stack / scale * 1e-10})  # float32 holds it
     data = load("patches", data_dir=str(tmp_path / "IMAGES.mat"), patch_size=4, n_train=10, n_val=5, n_test=5)
-    assert data.train.x.isfinite().all()
+    assert data.train.x.isfinite().all() and 0 < data.info["global_std"] < 1e-9
 
 
 def test_images_mat_whose_layout_cannot_be_told_is_refused_and_mat_layout_says_it(tmp_path):

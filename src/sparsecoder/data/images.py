@@ -295,6 +295,12 @@ def read_olshausen_mat(path: Path, layout: MatLayout = "auto") -> tuple[list[np.
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}: no images; {expected} with H, W, k >= 1")
     if not np.isfinite(stack).all():
         raise ValueError(f"{path}: IMAGES contains NaN or inf")
+    std = mean_std(stack)[1]
+    if std and not MIN_VARIANCE <= std * std <= MAX_VARIANCE:  # std 0: constant, refused by the sources
+        raise ValueError(f"{path}: IMAGES has pixel variance {std * std:.3g}, outside {MIN_VARIANCE:g} to "
+                         f"{MAX_VARIANCE:g}: its float32 patches (and their squares in a model's loss) would "
+                         "overflow or underflow; Olshausen's whitened images have variance 0.1 — rescale "
+                         "IMAGES (e.g. IMAGES / std(IMAGES(:)) * sqrt(0.1))")
     name = "IMAGES[{}]" if layout == "kHW" and value.ndim == 3 else "IMAGES[:, :, {}]"
     return [stack[:, :, k].copy() for k in range(stack.shape[2])], [name.format(k) for k in
                                                                     range(stack.shape[2])]
@@ -520,6 +526,17 @@ class RegionSampler:
         return out, where
 
 
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """``(mean, std)`` of the float64 ``values`` computed on ``values / max |values|``, then scaled back:
+    ``np.std`` squares the values themselves, so pixels of 1e200 gave an infinite std (and patches of 0)
+    and pixels of 1e-200 a std of 0 (reported as "every pixel has the same value")."""
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if not 0 < peak < np.inf:
+        return float(values.mean()) if values.size else 0.0, 0.0
+    scaled = values / peak
+    return float(scaled.mean()) * peak, float(scaled.std()) * peak
+
+
 def _check_max_images(max_images) -> int | None:
     if max_images is not None and (not isinstance(max_images, int) or isinstance(max_images, bool)
                                    or max_images < 1):
@@ -559,8 +576,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     pixels = np.concatenate([image.ravel() for image in images])
-    mu, s = float(pixels.mean()), float(pixels.std())
-    if not s > FLAT_STD * max(1.0, abs(mu)):  # rounding leaves ~1e-16 where every pixel is equal
+    mu, s = mean_std(pixels)
+    # rounding leaves ~1e-16 of the pixels' magnitude where every pixel is equal (IMAGES.mat: any scale)
+    if not s > FLAT_STD * float(np.abs(pixels).max()):
         raise ValueError(f"{data_dir or 'the images'}: every pixel has the same value (std {s:.1g}); nothing "
                          "to normalise — use images with contrast")
     # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
@@ -650,14 +668,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         w = image if stored else whiten(image)
         # constant: a blank frame of a folder whitens to rounding noise; a stored one (e.g. an all-zero slice
         # padding IMAGES.mat) varies by nothing beyond rounding of its own magnitude
-        if not w.std() > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
+        std = mean_std(w)[1]
+        if not std > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
             skipped.append(name)
             continue
-        if stored and not w.var() <= MAX_VARIANCE:  # as stored: the option variance does not bound it
-            raise ValueError(f"{data_dir}: {name} has pixel variance {w.var():.3g}, more than "
-                             f"{MAX_VARIANCE:g} (its float32 patches would overflow, at the latest once "
-                             "squared in a model's loss; Olshausen's is 0.1); rescale IMAGES (e.g. divide it "
-                             "by its std)")
         whitened.append((w if stored else w * np.sqrt(variance / w.var())).astype(np.float32))
         kept.append(name)
     if not whitened:
