@@ -16,6 +16,7 @@ lies entirely inside one block, so no pixel is shared between splits.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import warnings
@@ -527,14 +528,16 @@ class RegionSampler:
 
 
 def mean_std(values: np.ndarray) -> tuple[float, float]:
-    """``(mean, std)`` of the float64 ``values`` computed on ``values / max |values|``, then scaled back:
-    ``np.std`` squares the values themselves, so pixels of 1e200 gave an infinite std (and patches of 0)
-    and pixels of 1e-200 a std of 0 (reported as "every pixel has the same value")."""
+    """``(mean, std)`` of the float64 ``values``, computed on the values scaled by the power of two nearest
+    their peak, then scaled back: ``np.std`` squares the values themselves, so pixels of 1e200 gave an
+    infinite std and pixels of 1e-200 a std of 0. A power of two scales exactly: for values of ordinary
+    magnitude the result is bit for bit ``values.mean(), values.std()``."""
     peak = float(np.abs(values).max()) if values.size else 0.0
     if not 0 < peak < np.inf:
         return float(values.mean()) if values.size else 0.0, 0.0
-    scaled = values / peak
-    return float(scaled.mean()) * peak, float(scaled.std()) * peak
+    exponent = math.frexp(peak)[1]
+    scaled = np.ldexp(values, -exponent)
+    return math.ldexp(float(scaled.mean()), exponent), math.ldexp(float(scaled.std()), exponent)
 
 
 def _check_max_images(max_images) -> int | None:
