@@ -443,6 +443,25 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
         read_image_folder(root)
 
 
+def test_an_image_folder_that_cannot_fit_in_memory_is_refused_from_the_headers_alone(tmp_path):
+    # before: every image was decoded first (hours for an ImageNet folder, then out of memory); here 2,000
+    # headers of 80-megapixel PNGs (640 MB each as float64: 1.3 TB) with no pixel data
+    import struct
+    import zlib
+
+    from sparsecoder.data.images import read_image_folder
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10000, 8000, 8, 0, 0, 0, 0))
+    for k in range(2000):
+        (tmp_path / f"{k:04d}.png").write_bytes(header + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"its 2,000 images \(160,000,000,000 pixels as float64\) need "
+                                         r"1,192\.1 GiB, more than .*max_images"):
+        read_image_folder(tmp_path)
+
+
 def test_image_modes_that_convert_to_no_grayscale_are_named(tmp_path):
     # a TIFF named .png is read by its content; before: float pixels in [0, 1] became black (0) without a
     # word, and LAB pixels raised Pillow's "conversion from LAB to RGB not supported", naming no file

@@ -120,16 +120,19 @@ def read_image_folder(directory: Path, max_images: int | None = None,
     if max_images is not None and len(paths) > max_images:
         chosen = np.random.default_rng(seed).choice(len(paths), size=max_images, replace=False)
         paths = [paths[i] for i in sorted(chosen)]
-    images = []
-    for path in paths:
+
+    def read(path: Path, decode: bool):
+        """The grayscale pixels of ``path`` (``decode``), else its header's ``(width, height)``."""
         try:
             with warnings.catch_warnings():  # Pillow only warns between 1x and 2x its pixel limit
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 handle = Image.open(path)
             with handle:
                 _check_image_size(path, handle.size)
+                if not decode:
+                    return handle.size
                 handle.load()
-                images.append(grayscale_pixels(_upright(handle, path), path))
+                return grayscale_pixels(_upright(handle, path), path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
@@ -137,6 +140,12 @@ def read_image_folder(directory: Path, max_images: int | None = None,
                              f"out of the folder") from None
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
+
+    # headers first (no pixel decoded): a folder that cannot fit is refused before hours of decoding
+    pixels = sum(width * height for width, height in (read(path, decode=False) for path in paths))
+    check_rows_fit(pixels, 8, f"{directory}: its {len(paths):,} images ({pixels:,} pixels as float64)",
+                   "read a seeded subset of them with the data option max_images (e.g. max_images: 2000)")
+    images = [read(path, decode=True) for path in paths]
     return images, [str(p.relative_to(directory)) for p in paths]
 
 
