@@ -107,3 +107,28 @@ def test_an_ndarray_subclass_is_refused(tmp_path):
                                    b"labels": [0, 1]}))
     with pytest.raises(UnsafePickleError, match="numpy.ma.core"):
         read_cifar_batch(path)
+
+
+def test_a_30_byte_pickle_asking_numpy_for_terabytes_is_refused_naming_the_file(tmp_path):
+    # before: numpy.ndarray and _reconstruct were admitted as callables, so REDUCE ndarray((2**40,)) (or
+    # _reconstruct(ndarray, (2**40,), 'b')) allocated what the file asked: a MemoryError with no file named
+    huge, empty = b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85", b"K\x00\x85"  # the tuples (2**40,), (0,)
+    direct = b"\x80\x02cnumpy\nndarray\n(" + huge + b"tR."
+    via_reconstruct = (b"\x80\x02cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + empty
+                       + b"U\x01b\x87R.")
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(direct)
+    with pytest.raises(UnsafePickleError, match="data_batch_1: refused to unpickle a call of numpy.ndarray"):
+        read_cifar_batch(path)
+    path.write_bytes(via_reconstruct.replace(empty, huge))
+    with pytest.raises(UnsafePickleError, match=r"_reconstruct\(numpy.ndarray, \(1099511627776,\)"):
+        read_cifar_batch(path)
+    path.write_bytes(via_reconstruct)  # the genuine call: an empty array
+    assert load_data_pickle(path).shape == (0,)
+
+
+def test_a_batch_of_ragged_rows_is_named(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": [[0] * 3072, [0]], b"labels": [1, 2]}))
+    with pytest.raises(ValueError, match=r"data_batch_1: b'data' is not an \(n, 3072\) array"):
+        read_cifar_batch(path)

@@ -70,6 +70,13 @@ def test_cifar_errors(tmp_path):
         load("cifar_patches", data_dir=str(tmp_path / "d"))
     with pytest.raises(ValueError, match="larger than the 32"):
         load("cifar_patches", data_dir=str(tmp_path / "c"), patch_size=40)
+    # before: ignored without a word with data_dir (the splits are the files' images)
+    _write_cifar(tmp_path / "c")
+    for option in ({"n_train": 10}, {"n_test": 10}):
+        with pytest.raises(ValueError, match=rf"{next(iter(option))}=10: n_train and n_test size the "
+                                             r"substitute only .* cap the training split with limit"):
+            load("cifar_patches", data_dir=str(tmp_path / "c"), n_val=10, **option)
+    assert len(load("cifar_patches", data_dir=str(tmp_path / "c"), n_val=10, limit=7).train) == 7
 
 
 
@@ -143,6 +150,8 @@ def test_synthetic_bad_options():
         load("synthetic", n_components=4, n_active=9)
     with pytest.raises(ValueError, match="noise must be a finite number"):
         load("synthetic", noise=float("nan"))
+    with pytest.raises(ValueError, match=r"active_probability must be in \(0, 1\], got True"):
+        load("synthetic_pyle", active_probability=True)  # before: read as 1
     with pytest.raises(ValueError, match="takes no data_dir"):
         load("synthetic_pyle", data_dir="somewhere")
     # the one integer check (nn.sizes.check_size): names the source, takes NumPy integers
@@ -151,6 +160,16 @@ def test_synthetic_bad_options():
     small = load("synthetic", dim=np.int64(4), n_components=np.int64(6), n_active=np.int64(2), n_train=9)
     assert small.train.x.shape == (9, 4)
     assert load("synthetic_pyle", noise=np.float32(0.0), n_train=9).info["noise"] == 0.0  # inference's check
+
+
+@pytest.mark.parametrize("noise", [1e300, 1e20])
+def test_synthetic_noise_that_overflows_float32_is_refused_naming_noise(noise):
+    # before: noise=1e300 loaded as inf rows ("the train split contains NaN or inf" from the trainer, noise
+    # not named); 1e20 loaded, then diverged in the first batch blaming the step size
+    with pytest.raises(ValueError, match=r"noise must be at most 1e\+15 .* got 1e\+(300|20)"):
+        load("synthetic", noise=noise, n_train=9)
+    largest = load("synthetic", noise=1e15, n_train=9, dim=4, n_components=6, n_active=2)
+    assert largest.train.x.isfinite().all()
 
 
 @pytest.mark.parametrize("source, options", [

@@ -195,6 +195,22 @@ def test_blank_images_of_an_images_mat_are_skipped_naming_them_as_a_folders_are(
         load("whitened_patches", data_dir=str(tmp_path / "blank.mat"), patch_size=8)
 
 
+@pytest.mark.parametrize("scale", [1e38, 1e20, 1e-200])
+def test_images_mat_whose_values_float32_cannot_hold_is_refused_naming_it(tmp_path, scale):
+    # before: values of 1e38 gave whitened patches of inf (cast to float32), 1e20 patches whose squares
+    # overflow in the loss, 1e-200 "every image is constant" (whitened_patches) or "every pixel has the same
+    # value" (patches: np.std squares the values, 1e-400 is 0), and patches' float32 inverse (to_pixels) inf/0
+    stack = _write_mat(tmp_path / "IMAGES.mat") / 0.3 * scale
+    scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": stack})
+    for source in ("whitened_patches", "patches"):
+        with pytest.raises(ValueError, match=r"IMAGES\.mat: IMAGES has pixel variance .* outside 1e-30 to "
+                                             r"1e\+30.*rescale IMAGES"):
+            load(source, data_dir=str(tmp_path / "IMAGES.mat"), patch_size=4, n_train=10)
+    scipy.io.savemat(tmp_path / "IMAGES.mat", {"IMAGES": stack / scale * 1e-10})  # float32 holds it
+    data = load("patches", data_dir=str(tmp_path / "IMAGES.mat"), patch_size=4, n_train=10, n_val=5, n_test=5)
+    assert data.train.x.isfinite().all() and 0 < data.info["global_std"] < 1e-9
+
+
 def test_images_mat_whose_layout_cannot_be_told_is_refused_and_mat_layout_says_it(tmp_path):
     """A k×H×W stack (np.stack of 3 images of 64×64, saved by savemat) was read as 64 images of 3×64."""
     from sparsecoder.data.images import read_olshausen_mat
@@ -420,6 +436,47 @@ def test_image_folder_follows_linked_folders_once_and_skips_hidden_files(tmp_pat
     (root / "real" / "gone.png").symlink_to(tmp_path / "missing.png")
     with pytest.raises(ValueError, match=r"real/gone.png: a symbolic link to a missing file"):
         read_image_folder(root)
+    (root / "real" / "gone.png").unlink()
+    (root / "real" / "self.png").symlink_to("self.png")  # before: OSError 'Too many levels of symbolic links'
+    with pytest.raises(ValueError, match=r"real/self.png: cannot read this file's status \(Too many levels "
+                                         r"of symbolic links\); fix the file \(or link\) or move it out"):
+        read_image_folder(root)
+
+
+def test_an_image_folder_that_cannot_fit_in_memory_is_refused_from_the_headers_alone(tmp_path):
+    # before: every image was decoded first (hours for an ImageNet folder, then out of memory); here 2,000
+    # headers of 80-megapixel PNGs (640 MB each as float64: 1.3 TB) with no pixel data
+    import struct
+    import zlib
+
+    from sparsecoder.data.images import read_image_folder
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10000, 8000, 8, 0, 0, 0, 0))
+    for k in range(2000):
+        (tmp_path / f"{k:04d}.png").write_bytes(header + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"its 2,000 images \(160,000,000,000 pixels as float64\) need "
+                                         r"1,192\.1 GiB, more than .*max_images"):
+        read_image_folder(tmp_path)
+
+
+def test_image_modes_that_convert_to_no_grayscale_are_named(tmp_path):
+    # a TIFF named .png is read by its content; before: float pixels in [0, 1] became black (0) without a
+    # word, and LAB pixels raised Pillow's "conversion from LAB to RGB not supported", naming no file
+    from sparsecoder.data.images import read_image_folder
+
+    rng = np.random.default_rng(0)
+    floats = Image.fromarray(rng.random((40, 40)).astype(np.float32), "F")
+    cases = {"float": (floats, "32-bit floating-point"),
+             "lab": (Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).convert("LAB"),
+                     "cannot convert its LAB pixels to grayscale")}
+    for name, (image, message) in cases.items():
+        (tmp_path / name).mkdir()
+        image.save(tmp_path / name / "a.png", format="TIFF")
+        with pytest.raises(ValueError, match=rf"{name}/a.png: {message}.*save the image as 8- or 16-bit"):
+            read_image_folder(tmp_path / name)
 
 
 def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path):
@@ -432,7 +489,7 @@ def test_degenerate_patch_requests_are_named_before_any_patch_is_drawn(tmp_path)
     with pytest.raises(ValueError, match=r"flat: every pixel has the same value \(std [0-9.e+-]+\)"):
         load("patches", data_dir=str(tmp_path / "flat"), n_train=10, n_val=5, n_test=5)
     write_png_folder(tmp_path / "tiny", ((10, 10), (10, 10), (10, 10)))
-    for variance in (float("inf"), True, 0, 1e31):
+    for variance in (float("inf"), True, 0, 1e31, 1e-300):  # 1e-300: patches all 0 in float32, before
         with pytest.raises(ValueError, match="variance must be a positive number at most 1e"):
             load("whitened_patches", data_dir=str(tmp_path / "tiny"), patch_size=4, variance=variance)
     with pytest.warns(UserWarning, match=r"test: 60 patches asked for, but the test regions hold only 49 "

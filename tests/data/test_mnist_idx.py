@@ -47,6 +47,28 @@ def test_corrupt_gz(tmp_path):
         read_idx(path)
 
 
+def test_idx_compression_is_told_by_content_and_bad_headers_are_named(tmp_path):
+    # before: a raw IDX file named .gz was "corrupt or truncated" and a gzip one without the suffix "wrong
+    # magic number 1f8b…"; a wrong data type code and an empty file were "wrong magic number", and a gzip
+    # bomb behind a small header was decompressed whole before its size was compared
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = idx_bytes(array)
+    (tmp_path / "raw.gz").write_bytes(raw)
+    (tmp_path / "packed").write_bytes(gzip.compress(raw))
+    for name in ("raw.gz", "packed"):
+        np.testing.assert_array_equal(read_idx(tmp_path / name), array)
+    (tmp_path / "code").write_bytes(b"\0\0\x07" + raw[3:])
+    with pytest.raises(ValueError, match=r"code: unknown IDX data type code 0x07 .*known: 0x08"):
+        read_idx(tmp_path / "code")
+    for name, content in (("empty", b""), ("empty.gz", gzip.compress(b""))):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name}: the IDX file is empty \(0 bytes"):
+            read_idx(tmp_path / name)
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(raw + bytes(20 * 2**20)))
+    with pytest.raises(ValueError, match=r"says shape \(2, 3, 4\) \(24 bytes\) but the file holds more"):
+        read_idx(tmp_path / "bomb.gz")
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_full_mnist_from_idx_dir(tmp_path, gz):
     written = write_mnist_dir(tmp_path, n_train=120, n_test=20, gz=gz)
@@ -182,6 +204,21 @@ def test_idx_files_of_zero_images_and_too_few_for_a_validation_split(tmp_path):
         load("mnist", data_dir=str(tmp_path / "six"))
     write_mnist_dir(tmp_path / "seven", n_train=7, n_test=6)
     assert len(load("mnist", data_dir=str(tmp_path / "seven")).val) == 1
+
+
+def test_idx_files_of_the_wrong_dimensions_or_counts_name_the_file(tmp_path):
+    # before: all three were "<folder>: train images (…) and labels (…) do not match", naming neither file
+    cases = [("train-images-idx3-ubyte", np.zeros((24, 28, 28, 1)), r"train-images-idx3-ubyte.gz: IDX images "
+              r"of shape \(24, 28, 28, 1\) \(4 dimensions\); MNIST image files hold n×28×28"),
+             ("train-labels-idx1-ubyte", np.zeros((24, 1)), r"train-labels-idx1-ubyte.gz: IDX labels of "
+              r"shape \(24, 1\) \(2 dimensions\)"),
+             ("train-labels-idx1-ubyte", np.zeros(23), r"24 train images \(train-images-idx3-ubyte.gz\) "
+              r"but 23 labels \(train-labels-idx1-ubyte.gz\); the files belong to different sets")]
+    for k, (name, array, message) in enumerate(cases):
+        write_mnist_dir(tmp_path / str(k), n_train=24, n_test=6)
+        _replace_idx(tmp_path / str(k), name, array, 0x08)
+        with pytest.raises(ValueError, match=message):
+            load("mnist", data_dir=str(tmp_path / str(k)))
 
 
 def test_the_embedded_subset_is_parsed_once_and_each_call_gets_its_own_arrays():

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -20,6 +21,26 @@ def test_every_source_is_registered():
     patch_sources = ("patches", "whitened_patches", "cifar_patches")
     sizes = {name: source_options(name)["patch_size"] for name in patch_sources}
     assert sizes == {"patches": 28, "whitened_patches": 16, "cifar_patches": 12}
+
+
+def test_a_source_producing_nan_or_inf_is_refused_naming_its_options():
+    # the net under every source (one registered by a user included): before, its inf rows reached training
+    # ("the train split contains NaN or inf"), naming neither the source nor the option
+    from sparsecoder.data import DataSplits, Split, register_source
+    from sparsecoder.data.registry import SOURCES
+
+    def load_scaled(*, seed=0, limit=None, data_dir=None, scale: float = 1.0):
+        x = torch.full((4, 3), 1e30) * scale  # float32: 1e30 · 1e10 is inf
+        return DataSplits("scaled", Split(x), Split(x), Split(x), None, "none")
+
+    register_source("scaled_test", "test source", embedded=True)(load_scaled)
+    try:
+        assert load("scaled_test").train.x.isfinite().all()
+        with pytest.raises(ValueError, match=r"data source 'scaled_test' produced NaN or inf in 4 of 4 train "
+                                             r"rows .* with data_options scale: 1e\+10"):
+            load("scaled_test", scale=1e10)
+    finally:
+        del SOURCES["scaled_test"]
 
 
 def test_unknown_source_lists_the_known_ones():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from pathlib import Path
 
@@ -35,7 +36,10 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
-    data = np.asarray(batch[b"data"])
+    try:
+        data = np.asarray(batch[b"data"])
+    except (TypeError, ValueError, OverflowError):  # rows of different lengths, say
+        raise ValueError(f"{path}: b'data' is not an (n, 3072) array of uint8 pixels") from None
     if data.dtype.kind not in "uib":
         raise ValueError(f"{path}: b'data' has dtype {data.dtype}; a CIFAR-10 batch holds uint8 pixels")
     try:
@@ -113,6 +117,13 @@ def load_cifar_patches(*, seed: int = 0, limit: int | None = None, data_dir: str
         )
     if patch_size > 32:
         raise ValueError(f"patch_size {patch_size} is larger than the 32×32 CIFAR-10 images")
+    defaults = inspect.signature(load_cifar_patches).parameters
+    ignored = [f"{key}={value!r}" for key, value in (("n_train", n_train), ("n_test", n_test))
+               if value != defaults[key].default]
+    if ignored:  # they would be silently ignored: the splits are the files' images
+        raise ValueError(f"{', '.join(ignored)}: n_train and n_test size the substitute only (no data_dir); "
+                         "with CIFAR-10 files the splits are the 50,000 training images less n_val (one "
+                         "patch each) and the 10,000 test images — cap the training split with limit instead")
     (train_images, train_labels), (test_images, test_labels) = read_cifar_dir(Path(data_dir))
     if not isinstance(n_val, int) or not 1 <= n_val < len(train_images):
         raise ValueError(f"n_val must be an integer in [1, {len(train_images) - 1}], got {n_val!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsecoder.data.base import check_integer_values
+from sparsecoder.data.base import check_integer_values, check_rows_fit
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -20,31 +20,57 @@ MNIST_IMAGE_SHAPE = (28, 28)
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 24  # bytes read at a time
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file: magic ``00 00 <dtype> <ndim>``, ``ndim`` big-endian int32 sizes, then the data."""
+    """Read one IDX file: magic ``00 00 <dtype> <ndim>``, ``ndim`` big-endian int32 sizes, then the data.
+
+    gzip-compressed or raw, told by the file's first bytes (not its name: a raw file named ``.gz`` or a
+    compressed one without the suffix reads too). The header is checked first, and only the bytes it
+    declares are read (plus one, to detect trailing data): a forged shape or a gzip bomb cannot fill memory.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == GZIP_MAGIC
+        with (gzip.open if compressed else open)(path, "rb") as fh:
+            magic = fh.read(4)
+            if not magic:
+                empty = "0 bytes once decompressed" if compressed else "0 bytes"
+                raise ValueError(f"{path}: the IDX file is empty ({empty}); download it again")
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+                raise ValueError(f"{path}: wrong magic number {magic.hex()} (an IDX file starts 0000); not "
+                                 "an IDX file")
+            if magic[2] not in _DTYPES:
+                known = ", ".join(f"0x{code:02X}" for code in _DTYPES)
+                raise ValueError(f"{path}: unknown IDX data type code 0x{magic[2]:02X} in magic number "
+                                 f"{magic.hex()} (known: {known}); the file is corrupt or not an IDX file")
+            ndim = magic[3]
+            sizes = fh.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_DTYPES[magic[2]])
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot overflow
+            mismatch = (f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {{}}; "
+                        "the file is truncated or corrupt — download it again")
+            if not compressed and path.stat().st_size - 4 - 4 * ndim != expected:
+                raise ValueError(mismatch.format(path.stat().st_size - 4 - 4 * ndim))
+            check_rows_fit(expected, 1, f"{path}: IDX header says shape {shape}, whose {expected:,} bytes",
+                           "the header is corrupt or the file is not MNIST's — download it again")
+            data = bytearray()
+            while len(data) <= expected:
+                chunk = fh.read(min(_CHUNK, expected + 1 - len(data)))
+                if not chunk:
+                    break
+                data += chunk
     except (OSError, EOFError) as err:
         raise ValueError(f"{path}: cannot read IDX file ({err}); the file is corrupt or truncated") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path}: wrong magic number {raw[:4].hex()}; not an IDX file")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = math.prod(shape) * dtype.itemsize  # Python ints: np.prod would overflow on a forged header
-    if len(raw) - header != expected:
-        raise ValueError(
-            f"{path}: IDX header says shape {shape} ({expected} bytes) "
-            f"but the file holds {len(raw) - header}; "
-            "the file is truncated or corrupt — download it again"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    if len(data) != expected:
+        raise ValueError(mismatch.format(len(data) if len(data) < expected else "more (trailing data)"))
+    return np.frombuffer(bytes(data), dtype=dtype).reshape(shape)
 
 
 def find_idx_file(directory: Path, stem: str) -> Path:
@@ -71,8 +97,16 @@ def read_mnist_idx_split(directory: Path, split: str):
     images_path = find_idx_file(directory, MNIST_FILES[f"{split}_images"])
     labels_path = find_idx_file(directory, MNIST_FILES[f"{split}_labels"])
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if images.ndim != 3:
+        raise ValueError(f"{images_path}: IDX images of shape {images.shape} ({images.ndim} dimensions); "
+                         "MNIST image files hold n×28×28 (3 dimensions) — download them again")
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: IDX labels of shape {labels.shape} ({labels.ndim} dimensions); "
+                         "MNIST label files hold one label per image (1 dimension) — download them again")
+    if len(images) != len(labels):
+        raise ValueError(f"{directory}: {len(images)} {split} images ({images_path.name}) but {len(labels)} "
+                         f"labels ({labels_path.name}); the files belong to different sets or one is "
+                         "damaged — download them again")
     if len(images) == 0:
         raise ValueError(f"{images_path}: the IDX header says 0 images; the file is empty or corrupt — "
                          "download it again")

@@ -16,6 +16,7 @@ lies entirely inside one block, so no pixel is shared between splits.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import warnings
@@ -47,6 +48,7 @@ LCN_MIN_STD = 0.5
 FLAT_WHITENED_STD = 1e-8  # a constant image whitens to rounding noise (~1e-17); a photograph to ~1e-2
 FLAT_STD = 1e-8  # relative pixel std of images that are all one value (rounding: ~1e-16)
 MAX_VARIANCE = 1e30  # whitened pixels scaled beyond this overflow float32 once squared in a model
+MIN_VARIANCE = 1e-30  # below, squared pixels underflow float32 (1e-300: every patch is exactly 0 in float32)
 SPLITS = ("train", "val", "test")
 FEWER_PATCHES = "ask for fewer (n_train, n_val, n_test, or limit for the training split)"
 
@@ -118,16 +120,19 @@ def read_image_folder(directory: Path, max_images: int | None = None,
     if max_images is not None and len(paths) > max_images:
         chosen = np.random.default_rng(seed).choice(len(paths), size=max_images, replace=False)
         paths = [paths[i] for i in sorted(chosen)]
-    images = []
-    for path in paths:
+
+    def read(path: Path, decode: bool):
+        """The grayscale pixels of ``path`` (``decode``), else its header's ``(width, height)``."""
         try:
             with warnings.catch_warnings():  # Pillow only warns between 1x and 2x its pixel limit
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 handle = Image.open(path)
             with handle:
                 _check_image_size(path, handle.size)
+                if not decode:
+                    return handle.size
                 handle.load()
-                images.append(grayscale_pixels(_upright(handle, path), path))
+                return grayscale_pixels(_upright(handle, path), path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ValueError(f"{path}: {err}; refusing to decode it (a corrupt or hostile header)") from None
         except PermissionError:
@@ -135,6 +140,12 @@ def read_image_folder(directory: Path, max_images: int | None = None,
                              f"out of the folder") from None
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read image ({err}); the file is corrupt or truncated") from None
+
+    # headers first (no pixel decoded): a folder that cannot fit is refused before hours of decoding
+    pixels = sum(width * height for width, height in (read(path, decode=False) for path in paths))
+    check_rows_fit(pixels, 8, f"{directory}: its {len(paths):,} images ({pixels:,} pixels as float64)",
+                   "read a seeded subset of them with the data option max_images (e.g. max_images: 2000)")
+    images = [read(path, decode=True) for path in paths]
     return images, [str(p.relative_to(directory)) for p in paths]
 
 
@@ -182,6 +193,9 @@ def image_paths(directory: Path) -> list[Path]:
             except FileNotFoundError:
                 raise ValueError(f"{path}: a symbolic link to a missing file ({os.readlink(path)}); fix or "
                                  f"remove the link") from None
+            except OSError as err:  # a loop of links (ELOOP), a name too long, an I/O error
+                raise ValueError(f"{path}: cannot read this file's status ({err.strerror}); fix the file (or "
+                                 f"link) or move it out of the image folder") from None
             if stat.S_ISREG(status.st_mode):
                 files.setdefault((status.st_dev, status.st_ino), []).append(path)
     return sorted(min(aliases) for aliases in files.values())
@@ -199,7 +213,15 @@ def grayscale_pixels(image, path) -> np.ndarray:
             raise ValueError(f"{path}: integer pixels from {pixels.min():g} to {pixels.max():g}, outside the "
                              "16-bit range 0–65535; save the image as 8- or 16-bit grayscale")
         return pixels / 65535.0
-    return to_grayscale(np.asarray(image.convert("L")))
+    if image.mode == "F":  # convert("L") would clip floats in [0, 1] to the grey levels 0 and 1: black
+        raise ValueError(f"{path}: 32-bit floating-point pixels (a TIFF); save the image as 8- or 16-bit "
+                         "grayscale or RGB (JPEG/PNG)")
+    try:
+        grey = image.convert("L")
+    except ValueError as err:  # modes Pillow cannot convert (LAB, …)
+        raise ValueError(f"{path}: cannot convert its {image.mode} pixels to grayscale ({err}); save the "
+                         "image as 8- or 16-bit grayscale or RGB (JPEG/PNG)") from None
+    return to_grayscale(np.asarray(grey))
 
 
 def _check_image_size(path: Path, size: tuple[int, int]) -> None:
@@ -283,6 +305,12 @@ def read_olshausen_mat(path: Path, layout: MatLayout = "auto") -> tuple[list[np.
         raise ValueError(f"{path}: IMAGES has shape {stack.shape}: no images; {expected} with H, W, k >= 1")
     if not np.isfinite(stack).all():
         raise ValueError(f"{path}: IMAGES contains NaN or inf")
+    std = mean_std(stack)[1]
+    if std and not MIN_VARIANCE <= std * std <= MAX_VARIANCE:  # std 0: constant, refused by the sources
+        raise ValueError(f"{path}: IMAGES has pixel variance {std * std:.3g}, outside {MIN_VARIANCE:g} to "
+                         f"{MAX_VARIANCE:g}: its float32 patches (and their squares in a model's loss) would "
+                         "overflow or underflow; Olshausen's whitened images have variance 0.1 — rescale "
+                         "IMAGES (e.g. IMAGES / std(IMAGES(:)) * sqrt(0.1))")
     name = "IMAGES[{}]" if layout == "kHW" and value.ndim == 3 else "IMAGES[:, :, {}]"
     return [stack[:, :, k].copy() for k in range(stack.shape[2])], [name.format(k) for k in
                                                                     range(stack.shape[2])]
@@ -508,6 +536,19 @@ class RegionSampler:
         return out, where
 
 
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """``(mean, std)`` of the float64 ``values``, computed on the values scaled by the power of two nearest
+    their peak, then scaled back: ``np.std`` squares the values themselves, so pixels of 1e200 gave an
+    infinite std and pixels of 1e-200 a std of 0. A power of two scales exactly: for values of ordinary
+    magnitude the result is bit for bit ``values.mean(), values.std()``."""
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if not 0 < peak < np.inf:
+        return float(values.mean()) if values.size else 0.0, 0.0
+    exponent = math.frexp(peak)[1]
+    scaled = np.ldexp(values, -exponent)
+    return math.ldexp(float(scaled.mean()), exponent), math.ldexp(float(scaled.std()), exponent)
+
+
 def _check_max_images(max_images) -> int | None:
     if max_images is not None and (not isinstance(max_images, int) or isinstance(max_images, bool)
                                    or max_images < 1):
@@ -547,8 +588,9 @@ def load_patches(*, seed: int = 0, limit: int | None = None, data_dir: str | Non
         raise ValueError(f"min_std must be a number in [0, 10) (LCN output std is near 1), got {min_std!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     pixels = np.concatenate([image.ravel() for image in images])
-    mu, s = float(pixels.mean()), float(pixels.std())
-    if not s > FLAT_STD * max(1.0, abs(mu)):  # rounding leaves ~1e-16 where every pixel is equal
+    mu, s = mean_std(pixels)
+    # rounding leaves ~1e-16 of the pixels' magnitude where every pixel is equal (IMAGES.mat: any scale)
+    if not s > FLAT_STD * float(np.abs(pixels).max()):
         raise ValueError(f"{data_dir or 'the images'}: every pixel has the same value (std {s:.1g}); nothing "
                          "to normalise — use images with contrast")
     # IMAGES.mat holds whitened images: "pixel space" is then whitened units, not [0, 1].
@@ -623,9 +665,10 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
     requested, counts = split_counts(n_train, n_val, n_test, limit, 4 * patch_size**2,
                                       f"patches of {patch_size}×{patch_size}")
     if (isinstance(variance, bool) or not isinstance(variance, (int, float))
-            or not 0 < variance <= MAX_VARIANCE):
-        raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} (the pixel variance "
-                         f"of the whitened images; Olshausen's is 0.1), got {variance!r}")
+            or not MIN_VARIANCE <= variance <= MAX_VARIANCE):
+        raise ValueError(f"variance must be a positive number at most {MAX_VARIANCE:g} and at least "
+                         f"{MIN_VARIANCE:g} (the pixel variance of the whitened images, in float32; "
+                         f"Olshausen's is 0.1), got {variance!r}")
     images, names, origin = read_images(data_dir, _check_max_images(max_images), seed, mat_layout)
     stored = origin == "mat"  # IMAGES.mat is whitened and scaled already: used as stored
     whitened, kept, skipped = [], [], []
@@ -637,7 +680,8 @@ def load_whitened_patches(*, seed: int = 0, limit: int | None = None, data_dir: 
         w = image if stored else whiten(image)
         # constant: a blank frame of a folder whitens to rounding noise; a stored one (e.g. an all-zero slice
         # padding IMAGES.mat) varies by nothing beyond rounding of its own magnitude
-        if not w.std() > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
+        std = mean_std(w)[1]
+        if not std > (FLAT_STD * np.abs(w).max() if stored else FLAT_WHITENED_STD):
             skipped.append(name)
             continue
         whitened.append((w if stored else w * np.sqrt(variance / w.var())).astype(np.float32))

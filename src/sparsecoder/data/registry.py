@@ -63,7 +63,8 @@ def load(
     integer, ``"abc"``) reaches the loader as given, which refuses it naming the option.
     """
     loader, limit, options = _checked_loader(name, limit, options, data_dir)
-    return loader(seed=seed, limit=limit, data_dir=expand_data_dir(data_dir), **options)
+    data = loader(seed=seed, limit=limit, data_dir=expand_data_dir(data_dir), **options)
+    return check_finite_splits(name, data, options, data_dir)
 
 
 def load_test_split(
@@ -78,9 +79,36 @@ def load_test_split(
     loader, limit, options = _checked_loader(name, limit, options, data_dir)
     data_dir = expand_data_dir(data_dir)
     if "test_only" in inspect.signature(loader).parameters:
-        return loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True, **options)
-    data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+        return check_finite_splits(name, loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True,
+                                                **options), options, data_dir)
+    data = check_finite_splits(name, loader(seed=seed, limit=limit, data_dir=data_dir, **options), options,
+                               data_dir)
     return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
+
+
+def check_finite_splits(name: str, data: DataSplits, options: dict, data_dir=None) -> DataSplits:
+    """``data`` unchanged if every in-memory split is finite, else a ``ValueError`` naming source ``name``,
+    the ``data_options`` given and ``data_dir`` (an option such as ``noise: 1e300`` or values of the files
+    beyond float32's range 3.4e38 become inf), before any training starts. The sources check their own
+    options and files, naming them; this is the net under every source, including registered ones. Rows of
+    a memory-mapped file are left out: the ``arrays`` source scans them itself, naming the file and rows."""
+    import torch
+
+    for key in ("train", "val", "test"):
+        x = getattr(data, key).x
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+            continue
+        # in blocks of rows: a bool copy of a paper-sized split (200k × 784) would take 157 MB at once
+        bad = sum(int((~torch.isfinite(x[k:k + 65536]).all(dim=1)).sum()) for k in range(0, len(x), 65536))
+        if bad:
+            given = ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v!r}"
+                              for k, v in options.items()) or "none (the defaults)"
+            files = "" if data_dir is None else f" and data_dir {data_dir}"
+            raise ValueError(
+                f"data source '{name}' produced NaN or inf in {bad} of {len(x)} {key} rows "
+                f"(values beyond float32's range, 3.4e38, overflow) with data_options {given}{files}; bring "
+                f"the option that scales the data back to a moderate value, or rescale the data files")
+    return data
 
 
 def expand_data_dir(data_dir):

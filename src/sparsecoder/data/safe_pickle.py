@@ -18,7 +18,9 @@ NumPy arrays. Builtin containers and scalars need no global at all; NumPy arrays
 ===========================================  =========================================================
 
 Everything else raises :class:`UnsafePickleError` naming the file and the refused global, before the
-global is imported (so no module named in the file is ever imported either).
+global is imported (so no module named in the file is ever imported either). ``numpy.ndarray`` and
+``_reconstruct`` are admitted only as ``ndarray.__reduce__`` uses them (an empty array, then its state):
+called otherwise they would allocate whatever shape the file names.
 """
 
 from __future__ import annotations
@@ -49,11 +51,38 @@ def _numpy_core(module: str):
 _multiarray = _numpy_core("multiarray")
 _numeric = _numpy_core("numeric")
 
+class _Refused(Exception):
+    """An allowed global called as no genuine array pickle calls it (turned into :class:`UnsafePickleError`
+    naming the file by :func:`restricted_load`)."""
+
+
+class _NdarrayClass:
+    """What the name ``numpy.ndarray`` unpickles to: the class handed to ``_reconstruct``, which is the only
+    place a genuine pickle puts it. Called itself (a ``REDUCE`` of ``numpy.ndarray``), it would allocate any
+    shape a 30-byte file asks for (``ndarray((2**40,))``: terabytes) and is refused."""
+
+    def __call__(self, *args, **kwargs):
+        raise _Refused("a call of numpy.ndarray (genuine array pickles go through _reconstruct)")
+
+
+_NDARRAY = _NdarrayClass()
+
+
+def _reconstruct(subtype, shape, dtype):
+    """``numpy.core.multiarray._reconstruct`` as ``ndarray.__reduce__`` calls it: ``(ndarray, (0,), b'b')``,
+    an empty array whose contents the next ``BUILD`` (``ndarray.__setstate__``) sets, checked against its
+    shape. Any other class or shape (an allocation of any size) is refused."""
+    if subtype is not _NDARRAY or tuple(shape) != (0,):
+        what = "numpy.ndarray" if subtype is _NDARRAY else repr(subtype)
+        raise _Refused(f"_reconstruct({what}, {shape!r}, …), not the empty array of ndarray.__reduce__")
+    return _multiarray._reconstruct(np.ndarray, (0,), dtype)
+
+
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.numeric", "_frombuffer"): _numeric._frombuffer,
     ("numpy._core.numeric", "_frombuffer"): _numeric._frombuffer,
     ("_codecs", "encode"): codecs.encode,
@@ -89,7 +118,11 @@ def restricted_load(fh: BinaryIO, source: str, *, encoding: str = "bytes") -> An
     UnsafePickleError
         The pickle names a refused global (nothing was imported or called).
     """
-    return _RestrictedUnpickler(fh, source, encoding=encoding).load()
+    try:
+        return _RestrictedUnpickler(fh, source, encoding=encoding).load()
+    except _Refused as err:
+        raise UnsafePickleError(f"{source}: refused to unpickle {err} — the file is not a plain data "
+                                "file; do not use it") from None
 
 
 def load_data_pickle(path: Path, *, encoding: str = "bytes") -> Any:

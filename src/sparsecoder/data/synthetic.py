@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from sparsecoder.data.base import DataSplits, Split, check_rows_fit
-from sparsecoder.data.images import SPLITS, split_counts
+from sparsecoder.data.images import MAX_VARIANCE, SPLITS, split_counts
 from sparsecoder.data.preprocessing import Identity
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 
@@ -49,6 +49,10 @@ def load_synthetic(*, seed: int = 0, limit: int | None = None, data_dir: str | N
     if n_active > n_components:
         raise ValueError(f"n_active={n_active} exceeds n_components={n_components}")
     noise = check_nonnegative_number("noise", noise)
+    if noise > math.sqrt(MAX_VARIANCE):  # 1e300 overflows float32 to inf; 1e20 once squared in a loss
+        raise ValueError(f"noise must be at most {math.sqrt(MAX_VARIANCE):g} (the std of the Gaussian noise "
+                         f"added to y = W_true z_true, whose entries are about 1; larger values overflow "
+                         f"float32 once squared in a model's loss), got {noise!r}")
     requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, dim, n_components, "the synthetic data")
     rng = np.random.default_rng(seed)
@@ -91,7 +95,8 @@ def load_synthetic_pyle(*, seed: int = 0, limit: int | None = None, data_dir: st
     n_basis = check_size("the synthetic_pyle source", "n_basis", n_basis)
     side = check_size("the synthetic_pyle source", "side", side)
     noise = check_nonnegative_number("noise", noise)
-    if not (isinstance(active_probability, (int, float)) and 0 < active_probability <= 1):
+    if isinstance(active_probability, bool) or not (isinstance(active_probability, (int, float))
+                                                    and 0 < active_probability <= 1):
         raise ValueError(f"active_probability must be in (0, 1], got {active_probability!r}")
     requested, counts = split_counts(n_train, n_val, n_test, limit)
     _check_fits(requested, counts, side * side, n_basis, "the synthetic_pyle data")
