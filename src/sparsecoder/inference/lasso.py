@@ -114,13 +114,19 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
                 f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
                 f"real part ({name}.real) or its magnitude"
             )
+        if value.dtype.kind == "O":  # real numbers held as objects, read as scikit-learn reads them
+            if not all(isinstance(item, numbers.Real) for item in value.flat):
+                raise ValueError(f"{name} must hold real numbers, got numpy dtype object holding other values "
+                                 f"(None, strings, ...)")
+            value = value.astype(np.float64)
         if value.dtype.kind not in "fiub":
             raise ValueError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
         if value.dtype == np.float16:
             array = value.astype(np.float32)
         else:
             array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # a 0-d array stays 0-d (np.ascontiguousarray made it 1-d: "got shape (1,)" for a scalar X)
+        tensor = torch.from_numpy(np.ascontiguousarray(array) if array.ndim else array)
     if not torch.is_floating_point(tensor):
         tensor = tensor.to(torch.float64)
     if dtype is not None:
@@ -132,6 +138,9 @@ def _array_like(name: str, value) -> np.ndarray:
     """``value`` (nested lists or tuples of numbers, or anything else ``np.asarray`` reads, as
     scikit-learn's array-likes) as a numpy array, for the checks of numpy input; ragged nesting is refused
     by name."""
+    if hasattr(value, "to_numpy"):  # pandas: nullable dtypes' missing values (pd.NA) as NaN, refused as such
+        with contextlib.suppress(ValueError, TypeError):
+            return value.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as err:  # ragged nesting: "inhomogeneous shape"
@@ -453,8 +462,8 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
         if not all_finite(codes):
             raise ValueError(
                 f"the codes overflow {codes.dtype}: X's entries reach {x_scale:.3g} and the atoms' only "
-                f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; pass float64 arrays or "
-                f"rescale X or the dictionary"
+                f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; "
+                f"{'pass float64 arrays or ' if codes.dtype != torch.float64 else ''}rescale X or the dictionary"
             )
     if half_in is not None:
         codes = codes.to(torch.float16 if half_in is np.float16 else half_in)
