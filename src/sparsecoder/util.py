@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
-           "host_values", "float_rows", "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
+           "host_values", "float_rows",
+           "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
            "autograd_on"]
 
 # The largest finite float32 (float(np.finfo(np.float32).max), written out so that this module needs no

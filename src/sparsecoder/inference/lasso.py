@@ -114,10 +114,10 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
                 f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
                 f"real part ({name}.real) or its magnitude"
             )
-        if value.dtype.kind == "O":  # real numbers held as objects, read as scikit-learn reads them
+        if value.dtype.kind == "O":  # real numbers held as objects: read as scikit-learn reads them
             if not all(isinstance(item, numbers.Real) for item in value.flat):
-                raise ValueError(f"{name} must hold real numbers, got numpy dtype object holding other values "
-                                 f"(None, strings, ...)")
+                raise ValueError(f"{name} must hold real numbers, got numpy dtype object holding other "
+                                 f"values (None, strings, ...)")
             value = value.astype(np.float64)
         if value.dtype.kind not in "fiub":
             raise ValueError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
@@ -463,7 +463,8 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
             raise ValueError(
                 f"the codes overflow {codes.dtype}: X's entries reach {x_scale:.3g} and the atoms' only "
                 f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; "
-                f"{'pass float64 arrays or ' if codes.dtype != torch.float64 else ''}rescale X or the dictionary"
+                f"{'pass float64 arrays or ' if codes.dtype != torch.float64 else ''}rescale X or the "
+                f"dictionary"
             )
     if half_in is not None:
         codes = codes.to(torch.float16 if half_in is np.float16 else half_in)
