@@ -441,3 +441,27 @@ def test_pandas_nullable_and_object_arrays_of_numbers_are_read_as_scikit_learn_r
     np.testing.assert_array_equal(sparse_encode(X, pd.DataFrame(D).astype("Float64"), alpha=0.1), expected)
     with pytest.raises(ValueError, match="X contains NaN"):
         sparse_encode(pd.DataFrame(X).astype("Float64").where(lambda frame: frame > 0), D, alpha=0.1)
+
+
+def test_lasso_objective_and_power_iteration_check_their_arrays():
+    """Audit 2026-11-30: lasso_objective failed inside torch on tensors that require grad, bfloat16 or meta
+    ones, and with numpy's gufunc message on mismatched shapes; power_iteration_max_eigenvalue with an
+    AttributeError on a numpy matrix and a torch size mismatch on a non-square one."""
+    from sparsecoder.inference import power_iteration_max_eigenvalue
+
+    rng = np.random.default_rng(5)
+    X, D, Z = rng.standard_normal((6, 5)), rng.standard_normal((3, 5)), rng.standard_normal((6, 3))
+    expected = lasso_objective(X, D, Z, 0.2)
+    assert lasso_objective(torch.tensor(X, requires_grad=True), D, Z, 0.2) == expected
+    assert lasso_objective(torch.tensor(X).bfloat16(), D, Z, 0.2) == pytest.approx(expected, rel=1e-2)
+    with pytest.raises(ValueError, match=r"codes \(6, 2\) do not fit"):
+        lasso_objective(X, D, Z[:, :2], 0.2)
+    with pytest.raises(ValueError, match="X is on the 'meta' device"):
+        lasso_objective(torch.empty(6, 5, device="meta"), D, Z, 0.2)
+    with pytest.raises(ValueError, match="alpha must be"):
+        lasso_objective(X, D, Z, "0.2")
+    for matrix in (D @ D.T, torch.tensor(D), torch.ones(3)):
+        with pytest.raises(ValueError, match="matrix must be a square 2-D torch.Tensor"):
+            power_iteration_max_eigenvalue(matrix)
+    with pytest.raises(ValueError, match="matrix is on the 'meta' device"):
+        power_iteration_max_eigenvalue(torch.empty(3, 3, device="meta"))

@@ -38,7 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import check_dense, resolve_device
+from sparsecoder.util import check_dense, float_rows, resolve_device
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -587,9 +587,14 @@ def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=4):
 
 def lasso_objective(X, dictionary, codes, alpha: float) -> float:
     r"""Total scikit-learn lasso objective in float64 numpy: :math:`\sum_i \tfrac12\lVert x_i - z_i D\rVert^2
-    + \alpha\lVert z_i\rVert_1` (the one function the tests and the benchmark score every solver with)."""
-    X = np.asarray(X.cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float64)
-    D = np.asarray(dictionary.cpu() if isinstance(dictionary, torch.Tensor) else dictionary, dtype=np.float64)
-    Z = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.float64)
+    + \alpha\lVert z_i\rVert_1` (the one function the tests and the benchmark score every solver with).
+    Arrays or tensors of any real dtype (bfloat16, ones that require grad); NaN/inf and mismatched shapes
+    are refused by name."""
+    X, D, Z = (float_rows(value, name, float64=True)
+               for value, name in ((X, "X"), (dictionary, "dictionary"), (codes, "codes")))
+    alpha = check_nonnegative_number("alpha", alpha)
+    if D.shape[1] != X.shape[1] or Z.shape != (X.shape[0], D.shape[0]):
+        raise ValueError(f"X {X.shape}, dictionary {D.shape} and codes {Z.shape} do not fit: they must be "
+                         f"(n_samples, n_features), (n_components, n_features) and (n_samples, n_components)")
     residual = X - Z @ D
     return float(0.5 * np.einsum("ij,ij->", residual, residual) + alpha * np.abs(Z).sum())
