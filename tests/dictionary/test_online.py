@@ -222,6 +222,11 @@ def test_public_functions_take_any_real_rows_and_refuse_bad_ones_by_name():
         OnlineDictionaryLearner(D, 0.1).step(X[:, :4])
     with pytest.raises(ValueError, match=r"X has shape \(0, 5\)"):
         OnlineDictionaryLearner(D, 0.1).encode(X[:0])
+    for init in (np.zeros((8, 2)), np.zeros((7, 3))):  # read beyond its end by the solver's kernel
+        with pytest.raises(ValueError, match=r"init must have shape \(n_samples, n_components\) = \(8, 3\)"):
+            OnlineDictionaryLearner(D, 0.1).step(X, init)
+    with pytest.raises(ValueError, match="init contains NaN"):
+        OnlineDictionaryLearner(D, 0.1).encode(X, np.full((8, 3), np.nan))
     with pytest.raises(ValueError, match="run_epoch: batch_size must be an integer >= 1"):
         run_epoch(OnlineDictionaryLearner(D, 0.1), X, 0, np.random.default_rng(0))
     nan_atoms = D.copy()
