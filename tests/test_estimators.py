@@ -450,3 +450,22 @@ def test_sparse_coder_passes_the_width_changing_checks_given_a_dictionary_of_the
         for name, width in _WIDTH_OF_CHECK.items():
             getattr(checks, name)("SparseCoder", SparseCoder(rng.normal(size=(5, width)),
                                                              transform_algorithm=algorithm))
+
+
+def test_tensors_without_values_and_sparse_dictionaries_are_named_as_what_they_are():
+    """Audit 2026-11-30: a tensor on the 'meta' device failed inside torch ("Cannot copy out of meta tensor;
+    no data!") in fit, transform, inverse_transform and as the dictionary; a sparse tensor given as the
+    dictionary was reported as "X is a torch.sparse_coo tensor"."""
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((6, 5)), rng.standard_normal((3, 5))
+    meta = torch.empty(6, 5, device="meta")
+    coder = SparseCoder(D, transform_algorithm="lasso_cd")
+    for call in (coder.fit, coder.transform, MiniBatchDictionaryLearning(2, device="cpu").fit,
+                 lambda rows: coder.inverse_transform(rows[:, :3])):
+        with pytest.raises(ValueError, match="X is on the 'meta' device, which holds shapes but no values"):
+            call(meta)
+    with pytest.raises(ValueError, match="dictionary is on the 'meta' device"):
+        SparseCoder(torch.empty(3, 5, device="meta")).transform(X)
+    with pytest.raises(TypeError, match=r"dictionary is a torch.sparse_coo tensor.*dictionary.to_dense\(\)"):
+        SparseCoder(torch.tensor(D).to_sparse()).transform(X)
+    np.testing.assert_array_equal(SparseCoder(torch.tensor(D)).transform(X), SparseCoder(D).transform(X))

@@ -42,7 +42,7 @@ from sparsecoder.dictionary.online import (
 from sparsecoder.inference.lasso import solver_threads, sparse_encode
 from sparsecoder.models.common import check_finite_output, check_float32_range
 from sparsecoder.nn.sizes import check_size
-from sparsecoder.util import FLOAT32_MAX, autograd_on, check_dense
+from sparsecoder.util import FLOAT32_MAX, autograd_on, float_rows, host_values
 
 __all__ = ["MiniBatchDictionaryLearning", "SAE", "SparseCoder", "SparseVAE"]
 
@@ -58,34 +58,17 @@ def _device(device) -> torch.device:
     return torch.device(device)
 
 
-def _from_torch(X):
-    """``X`` with a torch tensor as the numpy array of its values (detached, on the CPU; bfloat16, which
-    numpy lacks, as float64 like numpy's float16), anything else unchanged.
-
-    scikit-learn's dtype rule then holds for tensors too: float32 input gives float32 output, every other
-    dtype float64 (``check_array`` sees no dtype on a tensor and would make a float32 one float64)."""
-    if isinstance(X, torch.Tensor):
-        check_dense(X, "X", "dense rows")  # a sparse tensor: .to_dense(), as scipy's get .toarray()
-        X = X.detach().cpu()
-        return (X.to(torch.float64) if X.dtype == torch.bfloat16 else X).numpy()
-    return X
-
-
 def _validate(estimator, X, **kwargs):
-    """scikit-learn's ``validate_data`` with our dtype rule (:func:`_from_torch`): float32 stays float32,
-    anything else becomes float64."""
-    return validate_data(estimator, _from_torch(X), dtype=_FLOATS, **kwargs)
+    """scikit-learn's ``validate_data`` with our dtype rule (:func:`sparsecoder.util.host_values`: tensors as
+    their values): float32 stays float32, anything else becomes float64."""
+    return validate_data(estimator, host_values(X, "X"), dtype=_FLOATS, **kwargs)
 
 
-def _check_atoms(value, name, dtype=_FLOATS):
+def _check_atoms(value, name, float64=False):
     """``value`` (``dictionary`` or ``dict_init``) as a 2-D finite float array of at least one atom and one
-    feature; an empty one is refused naming ``name`` (scikit-learn's check spoke of "0 sample(s)")."""
-    atoms = check_array(_from_torch(value), dtype=dtype, input_name=name, ensure_min_samples=0,
-                        ensure_min_features=0)
-    if 0 in atoms.shape:
-        raise ValueError(f"{name} has shape {atoms.shape}: it needs at least one atom (row) of at least one "
-                         f"feature, shape (n_components, n_features)")
-    return atoms
+    feature (:func:`sparsecoder.util.float_rows`; an empty one is refused naming ``name``: scikit-learn's
+    check spoke of "0 sample(s)")."""
+    return float_rows(value, name, rows="atom (row)", float64=float64)
 
 
 def _check_device(device):
@@ -167,7 +150,7 @@ class _SparseCodingMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
     def _inverse(self, code, dictionary):
         self._validate_params()  # split_sign="no" would be read as True
-        code = check_array(_from_torch(code), dtype=_FLOATS, input_name="codes")
+        code = check_array(host_values(code, "X"), dtype=_FLOATS, input_name="codes")
         expected = dictionary.shape[0] * (2 if self.split_sign else 1)
         if code.shape[1] != expected:
             raise ValueError(f"the codes have {code.shape[1]} columns but this dictionary needs {expected} "
@@ -390,7 +373,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
                        "lower n_components")
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         if self.dict_init is not None:
-            atoms = _check_atoms(self.dict_init, "dict_init", np.float64)
+            atoms = _check_atoms(self.dict_init, "dict_init", float64=True)
             if atoms.shape != (n_components, X.shape[1]):
                 raise ValueError(f"dict_init must have shape (n_components, n_features) = "
                                  f"{(n_components, X.shape[1])}, got {atoms.shape}")
@@ -747,7 +730,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _codes_in(self, codes):
         check_is_fitted(self)
-        codes = check_array(_from_torch(codes), dtype=_FLOATS, input_name="codes")
+        codes = check_array(host_values(codes, "X"), dtype=_FLOATS, input_name="codes")
         if codes.shape[1] != self.n_components_:
             raise ValueError(f"the codes have {codes.shape[1]} columns but this model has "
                              f"{self.n_components_} components; pass codes of shape (n_samples, "

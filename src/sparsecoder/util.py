@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
+           "host_values", "float_rows",
            "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
            "autograd_on"]
 
@@ -86,7 +87,8 @@ def check_dense(value, name: str, needs: str = "dense arrays") -> None:
     """A ``TypeError`` for a scipy sparse matrix or array (numpy reads one as a 0-d object array: later
     errors spoke of "sparse array length is ambiguous" or "setting an array element with a sequence"),
     naming ``name`` and scikit-learn's fix, ``.toarray()``, or for a sparse torch tensor (``.to_dense()``);
-    anything else passes."""
+    a ``ValueError`` for a tensor on torch's ``meta`` device (a shape without values); anything else
+    passes."""
     sparse = sys.modules.get("scipy.sparse")  # not imported: nothing can be one of its matrices
     if sparse is not None and sparse.issparse(value):
         raise TypeError(f"{name} is a scipy sparse {type(value).__name__}, but {needs} are needed: pass "
@@ -94,6 +96,39 @@ def check_dense(value, name: str, needs: str = "dense arrays") -> None:
     layout = getattr(value, "layout", None)
     if layout is not None and str(layout) != "torch.strided":
         raise TypeError(f"{name} is a {layout} tensor, but {needs} are needed: pass {name}.to_dense()")
+    if getattr(value, "is_meta", False) is True:  # torch said "Cannot copy out of meta tensor; no data!"
+        raise ValueError(f"{name} is on the 'meta' device, which holds shapes but no values; build or load "
+                         f"it on a real device ('cpu', 'cuda') before computing with it")
+
+
+def host_values(value, name: str):
+    """``value`` with a torch tensor as the numpy array of its values (detached, on the CPU; bfloat16, which
+    numpy lacks, as float64 like numpy's float16), anything else unchanged. A sparse or ``meta`` tensor is
+    refused naming ``name`` (:func:`check_dense`)."""
+    torch = sys.modules.get("torch")  # not imported: nothing can be a tensor
+    if torch is not None and isinstance(value, torch.Tensor):
+        check_dense(value, name, "dense rows")
+        value = value.detach().cpu()
+        return (value.to(torch.float64) if value.dtype == torch.bfloat16 else value).numpy()
+    return value
+
+
+def float_rows(value, name: str, *, rows: str = "row", float64: bool = False) -> np.ndarray:
+    """``value`` (a numpy array or memmap of any real dtype, byte order or strides, a torch tensor, a pandas
+    DataFrame, nested lists) as a 2-D, finite, C-contiguous, native-byte-order numpy array of at least one
+    row (``rows`` names them in the message) and one column: float32 stays float32, every other dtype
+    becomes float64 (scikit-learn's rule; ``float64``: always float64). Read by scikit-learn's
+    ``check_array``, which names ``name`` for NaN/inf, complex values, scipy sparse matrices and wrong
+    ranks; the input is never modified (a copy is made whenever anything needs converting)."""
+    import numpy as np
+    from sklearn.utils import check_array
+
+    array = check_array(host_values(value, name), dtype=np.float64 if float64 else [np.float64, np.float32],
+                        order="C", input_name=name, ensure_min_samples=0, ensure_min_features=0)
+    if 0 in array.shape:
+        raise ValueError(f"{name} has shape {array.shape}: it needs at least one {rows} of at least one "
+                         f"feature")
+    return array
 
 
 def native_array(value, name: str = "the array") -> np.ndarray:

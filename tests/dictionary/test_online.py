@@ -189,3 +189,55 @@ def test_learner_alpha_is_checked_as_every_inference_weight(alpha):
     """The learner's alpha goes through inference's one number check (True was taken as alpha = 1)."""
     with pytest.raises(ValueError, match="alpha must be a"):
         OnlineDictionaryLearner(np.eye(4), alpha)
+
+
+def test_public_functions_take_any_real_rows_and_refuse_bad_ones_by_name():
+    """Audit 2026-11-30: the learner's public functions read their arrays by one check
+    (``sparsecoder.util.float_rows``). Before, ``OnlineDictionaryLearner.step`` crashed inside torch or
+    numba on big-endian, negatively strided, int, float16, list, pandas or tensor rows, took NaN rows (a
+    NaN cost, NaN statistics) silently; ``dictionary_objective`` scored a NaN atom as a zero atom;
+    ``initial_dictionary`` made a NaN atom from a NaN row."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, 5))
+    D = rng.standard_normal((3, 5))
+    codes, cost, _ = OnlineDictionaryLearner(D, 0.1).step(X)
+    kept = D.copy()
+    for rows in (X.astype(">f8"), X[::-1][::-1], np.asfortranarray(X), X.tolist(), pd.DataFrame(X),
+                 torch.tensor(X, requires_grad=True)):
+        got, got_cost, _ = OnlineDictionaryLearner(D, 0.1).step(rows)
+        np.testing.assert_allclose(got, codes, rtol=1e-10, atol=1e-12)
+        assert got_cost == pytest.approx(cost, rel=1e-12)
+    for rows in (X.astype(np.float16), np.round(X * 3).astype(np.int64)):
+        assert OnlineDictionaryLearner(D, 0.1).step(rows)[0].dtype == np.float64
+    np.testing.assert_array_equal(D, kept)  # the caller's atoms are copied, never updated in place
+    nan_rows = X.copy()
+    nan_rows[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        OnlineDictionaryLearner(D, 0.1).step(nan_rows)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        initial_dictionary(nan_rows, 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="X has 4 features but the dictionary's atoms have 5"):
+        OnlineDictionaryLearner(D, 0.1).step(X[:, :4])
+    with pytest.raises(ValueError, match=r"X has shape \(0, 5\)"):
+        OnlineDictionaryLearner(D, 0.1).encode(X[:0])
+    for init in (np.zeros((8, 2)), np.zeros((7, 3))):  # read beyond its end by the solver's kernel
+        with pytest.raises(ValueError, match=r"init must have shape \(n_samples, n_components\) = \(8, 3\)"):
+            OnlineDictionaryLearner(D, 0.1).step(X, init)
+    with pytest.raises(ValueError, match="init contains NaN"):
+        OnlineDictionaryLearner(D, 0.1).encode(X, np.full((8, 3), np.nan))
+    with pytest.raises(ValueError, match="run_epoch: batch_size must be an integer >= 1"):
+        run_epoch(OnlineDictionaryLearner(D, 0.1), X, 0, np.random.default_rng(0))
+    nan_atoms = D.copy()
+    nan_atoms[0, 0] = np.nan
+    with pytest.raises(ValueError, match="dictionary contains NaN"):
+        dictionary_objective(X, nan_atoms, 0.1)
+    with pytest.raises(ValueError, match="dictionary contains NaN"):
+        OnlineDictionaryLearner(nan_atoms, 0.1)
+    with pytest.raises(ValueError, match="Complex data"):
+        OnlineDictionaryLearner(D + 1j, 0.1)
+    with pytest.raises(ValueError, match="2D array"):
+        dictionary_objective(X, D[0], 0.1)
+    with pytest.raises(ValueError, match="X is on the 'meta' device"):
+        initial_dictionary(torch.empty(8, 5, device="meta"), 3, np.random.default_rng(0))

@@ -146,6 +146,13 @@ def test_zero_sample_gives_zero_code(random_problem):
         ({"n_jobs": 0}, "n_jobs=0 means no thread"),
         ({"n_jobs": 1.5}, "n_jobs must be an integer or None"),
         ({"X": np.ones(6)}, r"a single sample: X.reshape\(1, -1\)"),
+        # audit 2026-11-30: a scalar was reported as "got shape (1,)"; meta tensors (shapes without values)
+        # failed inside torch ("Tensor.item() cannot be called on meta tensors")
+        ({"X": np.float64(3.0)}, r"X must be 2-D \(n_samples, n_features\), got shape \(\)"),
+        ({"X": np.array([[object()] * 6])}, "X must hold real numbers"),
+        ({"X": torch.empty(3, 6, device="meta")}, "X is on the 'meta' device, which holds shapes but no"),
+        ({"dictionary": torch.empty(4, 6, device="meta")}, "dictionary is on the 'meta' device"),
+        ({"init": torch.empty(3, 4, device="meta")}, "init is on the 'meta' device"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
@@ -253,6 +260,10 @@ def test_codes_beyond_float32_are_refused_naming_the_fix(random_problem):
         sparse_encode((X * 1e30).astype(np.float32), (D * 1e-20).astype(np.float32), alpha=1e9)
     codes = sparse_encode(X * 1e30, D * 1e-20, alpha=1e9)  # float64 holds codes of 1e50
     assert np.isfinite(codes).all() and np.abs(codes).max() > 1e45
+    # float64 input overflowing float64 is not told to pass float64 (audit 2026-11-30)
+    with pytest.raises(ValueError, match=r"codes overflow torch.float64.*; rescale X") as error:
+        sparse_encode(X * 1e300, D * 1e-300, alpha=1e-9)
+    assert "pass float64" not in str(error.value)
 
 
 def test_lists_and_tuples_are_taken_like_scikit_learn(random_problem):
@@ -414,3 +425,43 @@ def test_starting_numbas_threads_leaves_torchs_thread_count_as_the_user_set_it(o
     assert torch.get_num_threads() == 1
     sparse_encode(X, D, alpha=0.1, n_jobs=1)
     assert torch.get_num_threads() == 1
+
+
+def test_pandas_nullable_and_object_arrays_of_numbers_are_read_as_scikit_learn_reads_them():
+    """Audit 2026-11-30: a DataFrame of pandas' nullable Float64 (or an object array of floats), which
+    scikit-learn's sparse_encode takes, was refused as "X must hold real numbers, got numpy dtype object";
+    its missing values (pd.NA) are refused as NaN."""
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    X, D = rng.standard_normal((5, 6)), rng.standard_normal((3, 6))
+    expected = sparse_encode(X, D, alpha=0.1)
+    for rows in (pd.DataFrame(X).astype("Float64"), X.astype(object)):
+        np.testing.assert_array_equal(sparse_encode(rows, D, alpha=0.1), expected)
+    np.testing.assert_array_equal(sparse_encode(X, pd.DataFrame(D).astype("Float64"), alpha=0.1), expected)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        sparse_encode(pd.DataFrame(X).astype("Float64").where(lambda frame: frame > 0), D, alpha=0.1)
+
+
+def test_lasso_objective_and_power_iteration_check_their_arrays():
+    """Audit 2026-11-30: lasso_objective failed inside torch on tensors that require grad, bfloat16 or meta
+    ones, and with numpy's gufunc message on mismatched shapes; power_iteration_max_eigenvalue with an
+    AttributeError on a numpy matrix and a torch size mismatch on a non-square one."""
+    from sparsecoder.inference import power_iteration_max_eigenvalue
+
+    rng = np.random.default_rng(5)
+    X, D, Z = rng.standard_normal((6, 5)), rng.standard_normal((3, 5)), rng.standard_normal((6, 3))
+    expected = lasso_objective(X, D, Z, 0.2)
+    assert lasso_objective(torch.tensor(X, requires_grad=True), D, Z, 0.2) == expected
+    assert lasso_objective(torch.tensor(X).bfloat16(), D, Z, 0.2) == pytest.approx(expected, rel=1e-2)
+    with pytest.raises(ValueError, match=r"codes \(6, 2\) do not fit"):
+        lasso_objective(X, D, Z[:, :2], 0.2)
+    with pytest.raises(ValueError, match="X is on the 'meta' device"):
+        lasso_objective(torch.empty(6, 5, device="meta"), D, Z, 0.2)
+    with pytest.raises(ValueError, match="alpha must be"):
+        lasso_objective(X, D, Z, "0.2")
+    for matrix in (D @ D.T, torch.tensor(D), torch.ones(3)):
+        with pytest.raises(ValueError, match="matrix must be a square 2-D torch.Tensor"):
+            power_iteration_max_eigenvalue(matrix)
+    with pytest.raises(ValueError, match="matrix is on the 'meta' device"):
+        power_iteration_max_eigenvalue(torch.empty(3, 3, device="meta"))

@@ -52,8 +52,8 @@ import torch
 
 from sparsecoder.inference.active_set import lasso_active_set
 from sparsecoder.inference.fista import one_torch_thread
-from sparsecoder.nn.sizes import check_nonnegative_number
-from sparsecoder.util import as_array
+from sparsecoder.nn.sizes import check_nonnegative_number, check_size
+from sparsecoder.util import float_rows
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -120,6 +120,7 @@ def initial_dictionary(X: np.ndarray, n_components: int, rng: np.random.Generato
 
     When ``n_components`` exceeds the rows, or a chosen row is zero, the remaining atoms are seeded
     Gaussian vectors (non-negative ones for a non-negative dictionary)."""
+    X = float_rows(X, "X")
     n_samples, n_features = X.shape
     D = np.empty((n_components, n_features))
     taken = min(n_components, n_samples)
@@ -147,9 +148,10 @@ def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
     """
     from sparsecoder.inference.lasso import lasso_objective, sparse_encode
 
-    # arrays or tensors of any real dtype (bfloat16, ones that require grad), checked by sparse_encode
-    X = as_array(X, "X", ndim=None, finite=False)
-    D = as_array(dictionary, "dictionary", ndim=None, finite=False)
+    # arrays or tensors of any real dtype (bfloat16, ones that require grad), in float64; checked first: a NaN
+    # atom was normalised to a zero atom and scored silently
+    X = float_rows(X, "X", float64=True)
+    D = float_rows(dictionary, "dictionary", rows="atom (row)", float64=True)
     if normalize_atoms:
         norms = np.linalg.norm(D, axis=1, keepdims=True)
         D = np.divide(D, norms, out=np.zeros_like(D), where=norms > 0)
@@ -198,7 +200,7 @@ class OnlineDictionaryLearner:
     def __init__(self, dictionary, alpha: float, *, positive_code: bool = False, positive_dict: bool = False,
                  n_sweeps: int = 1, device: torch.device | str = "cpu", max_iter: int = 1000,
                  rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 4.0):
-        self.components = np.array(dictionary, dtype=np.float64, order="C")
+        self.components = float_rows(dictionary, "dictionary", rows="atom (row)", float64=True).copy()
         k, d = self.components.shape
         self.alpha = check_nonnegative_number("alpha", alpha, strictly_positive=True)
         self.positive_code = bool(positive_code)
@@ -220,6 +222,9 @@ class OnlineDictionaryLearner:
     def encode(self, X: np.ndarray, init: np.ndarray | None = None):
         """Exact lasso codes of the rows of ``X`` over the current atoms, in ``X``'s dtype, and the batch's
         mean objective (float64)."""
+        return self._encode(self._check_rows(X), init)
+
+    def _encode(self, X: np.ndarray, init: np.ndarray | None):
         D = self.components
         if self.device.type == "cpu" and self.solver == "auto":
             gram = _mm(D, D.T)
@@ -270,11 +275,21 @@ class OnlineDictionaryLearner:
         # The products of one mini-batch are small (η × d × k): on one thread they are several times faster
         # than with a thread team on a busy machine (measured 0.7 ms vs 22 ms for 128×256×128 with 2 threads
         # under load). The active-set solver still runs over the batch's samples on numba's threads.
+        X = self._check_rows(X)
         with one_torch_thread(True):
             return self._step(X, init, seen, seen_weights)
 
+    def _check_rows(self, X) -> np.ndarray:
+        """``X`` as rows the learner can take (:func:`sparsecoder.util.float_rows`) of the atoms' width."""
+        X = float_rows(X, "X")
+        if X.shape[1] != self.components.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features but the dictionary's atoms have "
+                             f"{self.components.shape[1]}: pass rows of shape (n_samples, "
+                             f"{self.components.shape[1]})")
+        return X
+
     def _step(self, X, init, seen, seen_weights):
-        codes, cost = self.encode(X, init)
+        codes, cost = self._encode(X, init)
         eta = X.shape[0]
         t = self.n_steps
         if seen is None:
@@ -340,6 +355,8 @@ def run_epoch(learner: OnlineDictionaryLearner, X: np.ndarray, batch_size: int, 
     ``stop(batch, cost)`` (optional) is called after every mini-batch; returning True ends the epoch early.
     Returns the number of mini-batches processed.
     """
+    X = learner._check_rows(X)
+    batch_size = check_size("run_epoch", "batch_size", batch_size)
     n = X.shape[0]
     order = rng.permutation(n) if shuffle else np.arange(n)
     codes = None if memory is None else memory["codes"]

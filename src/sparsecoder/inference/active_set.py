@@ -620,6 +620,12 @@ def lasso_active_set(gram: np.ndarray | None, correlations: np.ndarray, alpha: f
     status = np.zeros(n, dtype=np.int8)
     if n:
         start = np.zeros((0, k)) if init is None else np.ascontiguousarray(init, dtype=np.float64)
+        # the kernel reads init[i, j] for every row and atom without bounds checks: another shape read
+        # memory beyond it (audit 2026-11-30: OnlineDictionaryLearner.step took a (6, 2) init for 3 atoms)
+        if init is not None and start.shape != (n, k):
+            raise ValueError(f"init must have shape (n_samples, n_components) = {(n, k)}, got {start.shape}")
+        if init is not None and not np.isfinite(start).all():
+            raise ValueError("init contains NaN or inf")
         arguments = (atoms, gram, correlations, start, float(alpha), bool(positive), int(max_sweeps),
                      min(k, _FIRST_CAPACITY), sweeps, status, np.zeros(4, dtype=np.int64))
         _run_shared(_solve_claimed_rows, arguments, _ROWS_DONE, n, parallel)

@@ -145,6 +145,11 @@ def power_iteration_max_eigenvalue(matrix: torch.Tensor, *, max_iter: int = 200,
     iteration approaches the top eigenvalue from below. Returns 0 for a zero matrix, NaN when ``A`` is
     not finite.
     """
+    if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+        got = tuple(matrix.shape) if hasattr(matrix, "shape") else None
+        raise ValueError(f"matrix must be a square 2-D torch.Tensor (l, l), e.g. dictionary @ dictionary.T; "
+                         f"got a {type(matrix).__name__} of shape {got}")
+    check_has_values("matrix", matrix)
     size = matrix.shape[0]
     scale = float(matrix.abs().max()) if matrix.numel() else 0.0
     if not math.isfinite(scale):

@@ -38,7 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import check_dense, resolve_device
+from sparsecoder.util import check_dense, float_rows, resolve_device
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -114,13 +114,19 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
                 f"{name} is complex (numpy {value.dtype}); sparse coding needs real numbers: pass its "
                 f"real part ({name}.real) or its magnitude"
             )
+        if value.dtype.kind == "O":  # real numbers held as objects: read as scikit-learn reads them
+            if not all(isinstance(item, numbers.Real) for item in value.flat):
+                raise ValueError(f"{name} must hold real numbers, got numpy dtype object holding other "
+                                 f"values (None, strings, ...)")
+            value = value.astype(np.float64)
         if value.dtype.kind not in "fiub":
             raise ValueError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
         if value.dtype == np.float16:
             array = value.astype(np.float32)
         else:
             array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # a 0-d array stays 0-d (np.ascontiguousarray made it 1-d: "got shape (1,)" for a scalar X)
+        tensor = torch.from_numpy(np.ascontiguousarray(array) if array.ndim else array)
     if not torch.is_floating_point(tensor):
         tensor = tensor.to(torch.float64)
     if dtype is not None:
@@ -132,6 +138,9 @@ def _array_like(name: str, value) -> np.ndarray:
     """``value`` (nested lists or tuples of numbers, or anything else ``np.asarray`` reads, as
     scikit-learn's array-likes) as a numpy array, for the checks of numpy input; ragged nesting is refused
     by name."""
+    if hasattr(value, "to_numpy"):  # pandas: nullable dtypes' missing values (pd.NA) as NaN, refused as such
+        with contextlib.suppress(ValueError, TypeError):
+            return value.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as err:  # ragged nesting: "inhomogeneous shape"
@@ -453,8 +462,9 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
         if not all_finite(codes):
             raise ValueError(
                 f"the codes overflow {codes.dtype}: X's entries reach {x_scale:.3g} and the atoms' only "
-                f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; pass float64 arrays or "
-                f"rescale X or the dictionary"
+                f"{atom_scale:.3g}, so codes reach about {x_scale / atom_scale:.3g}; "
+                f"{'pass float64 arrays or ' if codes.dtype != torch.float64 else ''}rescale X or the "
+                f"dictionary"
             )
     if half_in is not None:
         codes = codes.to(torch.float16 if half_in is np.float16 else half_in)
@@ -577,9 +587,14 @@ def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=4):
 
 def lasso_objective(X, dictionary, codes, alpha: float) -> float:
     r"""Total scikit-learn lasso objective in float64 numpy: :math:`\sum_i \tfrac12\lVert x_i - z_i D\rVert^2
-    + \alpha\lVert z_i\rVert_1` (the one function the tests and the benchmark score every solver with)."""
-    X = np.asarray(X.cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float64)
-    D = np.asarray(dictionary.cpu() if isinstance(dictionary, torch.Tensor) else dictionary, dtype=np.float64)
-    Z = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.float64)
+    + \alpha\lVert z_i\rVert_1` (the one function the tests and the benchmark score every solver with).
+    Arrays or tensors of any real dtype (bfloat16, ones that require grad); NaN/inf and mismatched shapes
+    are refused by name."""
+    X, D, Z = (float_rows(value, name, float64=True)
+               for value, name in ((X, "X"), (dictionary, "dictionary"), (codes, "codes")))
+    alpha = check_nonnegative_number("alpha", alpha)
+    if D.shape[1] != X.shape[1] or Z.shape != (X.shape[0], D.shape[0]):
+        raise ValueError(f"X {X.shape}, dictionary {D.shape} and codes {Z.shape} do not fit: they must be "
+                         f"(n_samples, n_features), (n_components, n_features) and (n_samples, n_components)")
     residual = X - Z @ D
     return float(0.5 * np.einsum("ij,ij->", residual, residual) + alpha * np.abs(Z).sum())
