@@ -461,6 +461,21 @@ def test_a_run_stopped_between_its_checkpoint_and_its_best_weights_resumes_with_
     assert same_weights(weights(out / "model.safetensors"), best)
 
 
+def test_a_run_stopped_between_its_last_checkpoint_and_its_history_resumes_with_the_whole_history(tmp_path):
+    """audit 2026-11-30: history.csv is written after checkpoint.pt; a stop between the two (kill -9, Ctrl-C,
+    a full disk) in the last epoch, then `--resume` (nothing left to train), finished the run with
+    metrics.json naming epoch 2 as the best while history.csv (and history.png) ended at epoch 1; a deleted
+    history.csv failed the resume after the test metrics were written. The checkpoint's history is written
+    back."""
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    expected = without_seconds(read_history_rows(out / "history.csv"))
+    lines = (out / "history.csv").read_text().splitlines(keepends=True)
+    (out / "history.csv").write_text("".join(lines[:-1]))  # what the stop left: epoch 1
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 2
+    assert without_seconds(read_history_rows(out / "history.csv")) == expected
+
+
 def test_an_unreadable_checkpoint_or_weights_file_says_what_to_do(tmp_path):
     # audit 2026-11-29: a truncated file in a run without digests.json was "not a readable checkpoint
     # (RuntimeError: ... five sentences of torch's ...)", with no fix

@@ -431,6 +431,10 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         state = check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
                                     model_name=config.model_name)
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
+        if config.epochs < state["epoch"]:  # named before the data load (it was after, and after writes)
+            raise ConfigError(f"{out_dir} has already trained {state['epoch']} epochs, more than epochs="
+                              f"{config.epochs}; set epochs >= {state['epoch']} (epochs={state['epoch']} "
+                              f"ends the run at its last saved epoch)")
         # the end of the run reloads them: named now, not then; unless the run stopped between the
         # checkpoint of its best epoch and the weights, which the checkpoint holds (written again below)
         # (none before the first validated epoch: validate_every > 1)
@@ -615,9 +619,12 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             # checkpoint's model is that epoch's, so the best weights are written again from it
             save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=best_epoch,
                          config=to_dict(config))
-        if config.epochs < start_epoch:
-            raise ConfigError(f"{out_dir} has already trained {start_epoch} epochs, more than epochs="
-                              f"{config.epochs}; set epochs >= {start_epoch}")
+        if world.is_main:
+            # history.csv is written after the checkpoint: a stop between the two left it an epoch short
+            # (or it was edited, deleted); a resume with no epoch left to train never wrote it again, and
+            # history.png and the history beside metrics.json lacked the last epoch. The checkpoint's is
+            # the run's history.
+            write_history(out_dir / HISTORY_FILE, history)
         ranks = state.get("rng_ranks") or []
         if len(ranks) == world.world_size:
             set_rng_state(ranks[world.rank])
