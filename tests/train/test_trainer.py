@@ -229,6 +229,11 @@ def test_out_dir_is_never_overwritten_without_permission(tmp_path):
     (user_folder / "thesis.tex").write_text("x")
     with pytest.raises(FileExistsError, match="not a sparsecoder run folder"):
         train(config(), user_folder, data=DATA, progress=False, overwrite=True)
+    # audit 2026-11-30: without --overwrite it offered --resume and --overwrite, which both refuse such a folder
+    with pytest.raises(FileExistsError, match="not a sparsecoder run folder") as refused:
+        train(config(), user_folder, data=DATA, progress=False)
+    assert "--resume" not in str(refused.value) and "--overwrite" not in str(refused.value)
+    assert [p.name for p in user_folder.iterdir()] == ["thesis.tex"]
 
 
 def test_overwrite_keeps_the_old_run_when_the_new_data_fail_to_load(tmp_path):

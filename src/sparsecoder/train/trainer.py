@@ -250,6 +250,11 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         return []
     config = out_dir / CONFIG_FILE
+    if not _is_run_config(config):  # with or without --overwrite: --resume and --overwrite both refuse it
+        raise FileExistsError(
+            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
+            f"sparsecoder); nothing in it is replaced: choose a new or empty folder for the run"
+        )
     if not overwrite:
         stopped_early = config.is_file() and not (out_dir / CHECKPOINT_FILE).is_file()
         hint = (" (its run stopped before the first epoch completed, so there is nothing to resume: "
@@ -257,11 +262,6 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
         raise FileExistsError(
             f"{out_dir} is not empty{hint}; choose a new folder, continue that run with --resume "
             f"(resume=True), or replace it with --overwrite (overwrite=True)"
-        )
-    if not _is_run_config(config):
-        raise FileExistsError(
-            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
-            f"sparsecoder); refusing to overwrite it, choose a new folder"
         )
     names = (*RUN_FILES, *_PICTURES)
     check_run_files(out_dir, names)  # a folder of a run file's name would fail the first write, after epoch 1
