@@ -795,8 +795,9 @@ def test_a_divergence_before_the_first_validated_epoch_keeps_the_checkpoint_and_
     assert "no best weights (no epoch validated yet: validate_every=3)" in str(err.value)
     assert "`--resume --set epochs=1` ends the run there (validating epoch 1 first" in str(err.value)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1 and not (out / "model.safetensors").exists()
-    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch"):
+    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch") as err:
         evaluate_run(out, data=DATA)
+    assert "(validate_every=3 validates epochs 3, 6, … and the last)" in str(err.value)  # not "every 3-th"
     metrics = train(None, out, resume=True, overrides={"epochs": 1}, data=DATA, progress=False)
     assert metrics["best_epoch"] == 1 and validated(read_history_rows(out / "history.csv")) == [1]
 

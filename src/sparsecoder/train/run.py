@@ -196,8 +196,8 @@ def missing_weights(run_dir: Path) -> FileNotFoundError:
             every = (state.get("config") or {}).get("validate_every")
             return FileNotFoundError(
                 f"no {WEIGHTS_FILE} in {run_dir}: its run stopped after epoch {state.get('epoch')} before "
-                f"validating any epoch (validate_every={every} validates every {every}-th epoch and the "
-                f"last), so there are no best weights yet; continue it with --resume, or end it at that "
+                f"validating any epoch (validate_every={every} validates epochs {every}, "
+                f"{2 * every if isinstance(every, int) else '2k'}, … and the last), so there are no best weights yet; continue it with --resume, or end it at that "
                 f"epoch with --resume --set epochs={state.get('epoch')} (which validates it)")
         return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
                                  f"that epochs were trained: the best weights were deleted or moved, or the "
