@@ -798,6 +798,9 @@ def test_a_divergence_before_the_first_validated_epoch_keeps_the_checkpoint_and_
     with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch") as err:
         evaluate_run(out, data=DATA)
     assert "(validate_every=3 validates epochs 3, 6, … and the last)" in str(err.value)  # not "every 3-th"
+    # said before the test split is loaded (here the config's mnist, which would be refused as other data)
+    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch"):
+        evaluate_run(out)
     metrics = train(None, out, resume=True, overrides={"epochs": 1}, data=DATA, progress=False)
     assert metrics["best_epoch"] == 1 and validated(read_history_rows(out / "history.csv")) == [1]
 
