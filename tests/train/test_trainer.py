@@ -296,6 +296,24 @@ def test_yes_no_arguments_must_be_bools(tmp_path):
     assert (out / "model.safetensors").read_bytes() == before
 
 
+def test_resume_by_another_runs_config_yaml_is_checked_by_the_preset_it_names(tmp_path):
+    """audit 2026-11-30: any file named config.yaml was taken for the run's own, so `train
+    other/config.yaml --out run --resume` (another preset's run) continued `run` without a word, where the
+    preset's name is refused; the run's own config.yaml still resumes it, a run of a config object too."""
+    preset = tmp_path / "tiny-linear.yaml"
+    save_config(preset, "test_linear_autoencoder", config(epochs=1), extra={"description": "test preset"})
+    other = tmp_path / "other"
+    train(str(preset), other, data=DATA, progress=False)
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'tiny-linear'"):
+        train(str(other / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert train(str(other / "config.yaml"), other, overrides={"epochs": 2}, resume=True, data=DATA,
+                 progress=False)["epochs"] == 2
+
+
 def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_path):
     # the preset used to be ignored without a word (a VAE preset "resumed" an SAE run from its own config)
     out = tmp_path / "run"

@@ -296,10 +296,14 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         if type(config) is not type(saved):
             raise ValueError(f"{out_dir} is a run of a '{saved.model_name}' model, not '{config.model_name}'")
     else:
-        if preset_or_config is not None:
-            asked = Path(str(preset_or_config)).stem if str(preset_or_config).endswith(".yaml") \
-                else str(preset_or_config)
-            if asked not in (extra.get("preset"), "config"):
+        given = None if preset_or_config is None else Path(str(preset_or_config))
+        own = given is not None and given.is_file() and path.is_file() and os.path.samefile(given, path)
+        if given is not None and not own:
+            asked = given.stem if str(preset_or_config).endswith(".yaml") else str(preset_or_config)
+            if given.is_file():  # another run's config.yaml (or a copy) stands for the preset it names
+                recorded = read_yaml(given).get("preset")
+                asked = recorded if isinstance(recorded, str) and recorded else asked
+            if asked != extra.get("preset"):
                 if not extra.get("preset"):  # nothing to check the name against: it would be ignored
                     raise ConfigError(f"{out_dir} was trained from a config object, not a preset, so it is "
                                       f"not '{asked}'; resume it with preset_or_config=None (its own "
