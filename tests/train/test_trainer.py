@@ -229,6 +229,11 @@ def test_out_dir_is_never_overwritten_without_permission(tmp_path):
     (user_folder / "thesis.tex").write_text("x")
     with pytest.raises(FileExistsError, match="not a sparsecoder run folder"):
         train(config(), user_folder, data=DATA, progress=False, overwrite=True)
+    # audit 2026-11-30: without --overwrite it offered --resume and --overwrite, which both refuse such a folder
+    with pytest.raises(FileExistsError, match="not a sparsecoder run folder") as refused:
+        train(config(), user_folder, data=DATA, progress=False)
+    assert "--resume" not in str(refused.value) and "--overwrite" not in str(refused.value)
+    assert [p.name for p in user_folder.iterdir()] == ["thesis.tex"]
 
 
 def test_overwrite_keeps_the_old_run_when_the_new_data_fail_to_load(tmp_path):
@@ -289,6 +294,24 @@ def test_yes_no_arguments_must_be_bools(tmp_path):
         with pytest.raises(ValueError, match=f"{flag} must be True or False, got 'no'"):
             train(config(epochs=1, seed=9), out, data=DATA, **arguments)
     assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_by_another_runs_config_yaml_is_checked_by_the_preset_it_names(tmp_path):
+    """audit 2026-11-30: any file named config.yaml was taken for the run's own, so `train
+    other/config.yaml --out run --resume` (another preset's run) continued `run` without a word, where the
+    preset's name is refused; the run's own config.yaml still resumes it, a run of a config object too."""
+    preset = tmp_path / "tiny-linear.yaml"
+    save_config(preset, "test_linear_autoencoder", config(epochs=1), extra={"description": "test preset"})
+    other = tmp_path / "other"
+    train(str(preset), other, data=DATA, progress=False)
+    out = tmp_path / "run"
+    train(config(epochs=1), out, data=DATA, progress=False)
+    with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'tiny-linear'"):
+        train(str(other / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+    assert train(str(other / "config.yaml"), other, overrides={"epochs": 2}, resume=True, data=DATA,
+                 progress=False)["epochs"] == 2
 
 
 def test_resume_by_a_preset_name_refuses_a_run_trained_from_a_config_object(tmp_path):
@@ -459,6 +482,21 @@ def test_a_run_stopped_between_its_checkpoint_and_its_best_weights_resumes_with_
     (out / "model.safetensors").unlink()  # stopped in epoch 1's writes: no weights file yet
     train(None, out, resume=True, data=DATA, progress=False)
     assert same_weights(weights(out / "model.safetensors"), best)
+
+
+def test_a_run_stopped_between_its_last_checkpoint_and_its_history_resumes_with_the_whole_history(tmp_path):
+    """audit 2026-11-30: history.csv is written after checkpoint.pt; a stop between the two (kill -9, Ctrl-C,
+    a full disk) in the last epoch, then `--resume` (nothing left to train), finished the run with
+    metrics.json naming epoch 2 as the best while history.csv (and history.png) ended at epoch 1; a deleted
+    history.csv failed the resume after the test metrics were written. The checkpoint's history is written
+    back."""
+    out = tmp_path / "run"
+    train(config(epochs=2), out, data=DATA, progress=False)
+    expected = without_seconds(read_history_rows(out / "history.csv"))
+    lines = (out / "history.csv").read_text().splitlines(keepends=True)
+    (out / "history.csv").write_text("".join(lines[:-1]))  # what the stop left: epoch 1
+    assert train(None, out, resume=True, data=DATA, progress=False)["epochs"] == 2
+    assert without_seconds(read_history_rows(out / "history.csv")) == expected
 
 
 def test_an_unreadable_checkpoint_or_weights_file_says_what_to_do(tmp_path):
@@ -775,8 +813,12 @@ def test_a_divergence_before_the_first_validated_epoch_keeps_the_checkpoint_and_
     assert "no best weights (no epoch validated yet: validate_every=3)" in str(err.value)
     assert "`--resume --set epochs=1` ends the run there (validating epoch 1 first" in str(err.value)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1 and not (out / "model.safetensors").exists()
-    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch"):
+    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch") as err:
         evaluate_run(out, data=DATA)
+    assert "(validate_every=3 validates epochs 3, 6, … and the last)" in str(err.value)  # not "every 3-th"
+    # said before the test split is loaded (here the config's mnist, which would be refused as other data)
+    with pytest.raises(FileNotFoundError, match="stopped after epoch 1 before validating any epoch"):
+        evaluate_run(out)
     metrics = train(None, out, resume=True, overrides={"epochs": 1}, data=DATA, progress=False)
     assert metrics["best_epoch"] == 1 and validated(read_history_rows(out / "history.csv")) == [1]
 

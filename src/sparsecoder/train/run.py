@@ -196,8 +196,8 @@ def missing_weights(run_dir: Path) -> FileNotFoundError:
             every = (state.get("config") or {}).get("validate_every")
             return FileNotFoundError(
                 f"no {WEIGHTS_FILE} in {run_dir}: its run stopped after epoch {state.get('epoch')} before "
-                f"validating any epoch (validate_every={every} validates every {every}-th epoch and the "
-                f"last), so there are no best weights yet; continue it with --resume, or end it at that "
+                f"validating any epoch (validate_every={every} validates epochs {every}, "
+                f"{2 * every if isinstance(every, int) else '2k'}, … and the last), so there are no best weights yet; continue it with --resume, or end it at that "
                 f"epoch with --resume --set epochs={state.get('epoch')} (which validates it)")
         return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
                                  f"that epochs were trained: the best weights were deleted or moved, or the "
@@ -322,14 +322,14 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None, device=None) -> dic
         state = check_resume_config(run_dir / CHECKPOINT_FILE, to_dict(config), EVALUATE_CHANGES,
                                     action="evaluate", model_name=config.model_name)
     stored = read_run_data(run_dir)
+    if not (run_dir / WEIGHTS_FILE).is_file():  # before the test split is loaded (a slow or moved source)
+        raise missing_weights(run_dir)
     if data is None:
         data = load_test_split(config)
         if stored is not None and (data.name != stored.data or data.dim != stored.n_features):
             raise ValueError(f"{run_dir} was trained on '{stored.data}' ({stored.n_features} features per "
                              f"row) but its config now loads '{data.name}' ({data.dim}); if the run was "
                              f"trained on data given in memory, give them again: evaluate_run(run, data=...)")
-    if not (run_dir / WEIGHTS_FILE).is_file():
-        raise missing_weights(run_dir)
     config, model, data = _load_run(run_dir, config, data, device=device)  # config.yaml checked above
     if stored is None and data.preprocessing is not None:
         save_run_data(run_dir, data)

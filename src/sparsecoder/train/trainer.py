@@ -250,6 +250,11 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         return []
     config = out_dir / CONFIG_FILE
+    if not _is_run_config(config):  # with or without --overwrite: --resume and --overwrite both refuse it
+        raise FileExistsError(
+            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
+            f"sparsecoder); nothing in it is replaced: choose a new or empty folder for the run"
+        )
     if not overwrite:
         stopped_early = config.is_file() and not (out_dir / CHECKPOINT_FILE).is_file()
         hint = (" (its run stopped before the first epoch completed, so there is nothing to resume: "
@@ -257,11 +262,6 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
         raise FileExistsError(
             f"{out_dir} is not empty{hint}; choose a new folder, continue that run with --resume "
             f"(resume=True), or replace it with --overwrite (overwrite=True)"
-        )
-    if not _is_run_config(config):
-        raise FileExistsError(
-            f"{out_dir} is not empty and is not a sparsecoder run folder (no {CONFIG_FILE} written by "
-            f"sparsecoder); refusing to overwrite it, choose a new folder"
         )
     names = (*RUN_FILES, *_PICTURES)
     check_run_files(out_dir, names)  # a folder of a run file's name would fail the first write, after epoch 1
@@ -296,10 +296,14 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         if type(config) is not type(saved):
             raise ValueError(f"{out_dir} is a run of a '{saved.model_name}' model, not '{config.model_name}'")
     else:
-        if preset_or_config is not None:
-            asked = Path(str(preset_or_config)).stem if str(preset_or_config).endswith(".yaml") \
-                else str(preset_or_config)
-            if asked not in (extra.get("preset"), "config"):
+        given = None if preset_or_config is None else Path(str(preset_or_config))
+        own = given is not None and given.is_file() and path.is_file() and os.path.samefile(given, path)
+        if given is not None and not own:
+            asked = given.stem if str(preset_or_config).endswith(".yaml") else str(preset_or_config)
+            if given.is_file():  # another run's config.yaml (or a copy) stands for the preset it names
+                recorded = read_yaml(given).get("preset")
+                asked = recorded if isinstance(recorded, str) and recorded else asked
+            if asked != extra.get("preset"):
                 if not extra.get("preset"):  # nothing to check the name against: it would be ignored
                     raise ConfigError(f"{out_dir} was trained from a config object, not a preset, so it is "
                                       f"not '{asked}'; resume it with preset_or_config=None (its own "
@@ -431,6 +435,10 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
         state = check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
                                     model_name=config.model_name)
         read_run_data(out_dir)  # a damaged or edited preprocessing.json is named before any work
+        if config.epochs < state["epoch"]:  # named before the data load (it was after, and after writes)
+            raise ConfigError(f"{out_dir} has already trained {state['epoch']} epochs, more than epochs="
+                              f"{config.epochs}; set epochs >= {state['epoch']} (epochs={state['epoch']} "
+                              f"ends the run at its last saved epoch)")
         # the end of the run reloads them: named now, not then; unless the run stopped between the
         # checkpoint of its best epoch and the weights, which the checkpoint holds (written again below)
         # (none before the first validated epoch: validate_every > 1)
@@ -615,9 +623,12 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             # checkpoint's model is that epoch's, so the best weights are written again from it
             save_weights(out_dir / WEIGHTS_FILE, model, model_name=model_name, epoch=best_epoch,
                          config=to_dict(config))
-        if config.epochs < start_epoch:
-            raise ConfigError(f"{out_dir} has already trained {start_epoch} epochs, more than epochs="
-                              f"{config.epochs}; set epochs >= {start_epoch}")
+        if world.is_main:
+            # history.csv is written after the checkpoint: a stop between the two left it an epoch short
+            # (or it was edited, deleted); a resume with no epoch left to train never wrote it again, and
+            # history.png and the history beside metrics.json lacked the last epoch. The checkpoint's is
+            # the run's history.
+            write_history(out_dir / HISTORY_FILE, history)
         ranks = state.get("rng_ranks") or []
         if len(ranks) == world.world_size:
             set_rng_state(ranks[world.rank])
