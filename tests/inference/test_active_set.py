@@ -313,3 +313,28 @@ def test_large_call_with_dense_codes_in_few_dimensions_stays_exact():
     codes = sparse_encode(X, D, alpha=alpha)
     assert (codes != 0).sum(axis=1).mean() > 4  # dense by the old rule
     assert kkt_violation(X, D, codes, alpha, False) < 1e-6
+
+
+def test_the_solver_imports_and_runs_where_numba_finds_no_folder_to_cache_it():
+    """An install in read-only site-packages run by a user without a writable home: numba raised "cannot
+    cache function '_shrink': no locator available" when the module was imported, so every encode and
+    training run failed. Numba's cache locators are emptied in a fresh process to stand for that machine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "import numba.core.caching as caching\n"
+        "caching.CacheImpl._locator_classes = []\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from sparsecoder.inference import active_set\n"
+        "print(active_set._shrink(3.0, 1.0, True), active_set._shrink(-3.0, 1.0, False))\n"
+        "print(len(caught), caught[0].message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    values, warning = done.stdout.splitlines()
+    assert values == "2.0 -2.0"
+    assert warning.startswith("1 numba cannot cache sparsecoder's compiled solver")
+    assert "NUMBA_CACHE_DIR" in warning

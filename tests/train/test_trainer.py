@@ -229,7 +229,8 @@ def test_out_dir_is_never_overwritten_without_permission(tmp_path):
     (user_folder / "thesis.tex").write_text("x")
     with pytest.raises(FileExistsError, match="not a sparsecoder run folder"):
         train(config(), user_folder, data=DATA, progress=False, overwrite=True)
-    # audit 2026-11-30: without --overwrite it offered --resume and --overwrite, which both refuse such a folder
+    # audit 2026-11-30: without --overwrite it offered --resume and --overwrite, which both refuse such a
+    # folder
     with pytest.raises(FileExistsError, match="not a sparsecoder run folder") as refused:
         train(config(), user_folder, data=DATA, progress=False)
     assert "--resume" not in str(refused.value) and "--overwrite" not in str(refused.value)
@@ -307,7 +308,8 @@ def test_resume_by_another_runs_config_yaml_is_checked_by_the_preset_it_names(tm
     out = tmp_path / "run"
     train(config(epochs=1), out, data=DATA, progress=False)
     with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'tiny-linear'"):
-        train(str(other / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
+        train(str(other / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA,
+              progress=False)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
     train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
     assert train(str(other / "config.yaml"), other, overrides={"epochs": 2}, resume=True, data=DATA,

@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -70,8 +71,31 @@ _FIRST_CAPACITY = 64
 # status codes of _solve_sample
 _DONE, _MAX_SWEEPS, _NEED_ROOM = 0, 1, 2
 
+_UNCACHED: list[str] = []  # the first function numba could not cache (the warning is given once)
 
-@numba.njit(cache=True, inline="always")
+
+def _jit(**options):
+    """``numba.njit(cache=True, **options)``, or without the on-disk cache where numba finds no writable
+    folder for it (an install in read-only site-packages run by a user without a writable home: numba
+    raises "cannot cache function ...: no locator available" when the function is decorated, so importing
+    the package failed); the functions are then compiled in every process, and a warning says how to keep
+    them (``NUMBA_CACHE_DIR``)."""
+    def decorate(function):
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError as err:
+            if "cannot cache function" not in str(err):
+                raise
+            if not _UNCACHED:  # once, not for each function
+                _UNCACHED.append(function.__name__)
+                warnings.warn(f"numba cannot cache sparsecoder's compiled solver ({err}); it is compiled "
+                              f"again in every process (tens of seconds): set NUMBA_CACHE_DIR to a writable "
+                              f"folder to keep it", RuntimeWarning, stacklevel=2)
+            return numba.njit(**options)(function)
+    return decorate
+
+
+@_jit(inline="always")
 def _shrink(v, threshold, positive):
     if v > threshold:
         return v - threshold
@@ -80,7 +104,7 @@ def _shrink(v, threshold, positive):
     return v + threshold
 
 
-@numba.njit(cache=True, fastmath=True)
+@_jit(fastmath=True)
 def _cholesky_remove(L, s, r):
     """Remove row and column ``r`` from the ``s×s`` lower Cholesky factor ``L`` in place (Givens)."""
     for i in range(r, s - 1):
@@ -100,7 +124,7 @@ def _cholesky_remove(L, s, r):
         L[j, j + 1] = 0.0
 
 
-@numba.njit(cache=True, fastmath=True)
+@_jit(fastmath=True)
 def _cholesky_append(L, s, GA, F, p, w):
     """Append working-set atom ``p`` to the factor of ``GA[F[:s], F[:s]]``; False if it is dependent."""
     total = 0.0
@@ -119,7 +143,7 @@ def _cholesky_append(L, s, GA, F, p, w):
     return True
 
 
-@numba.njit(cache=True, fastmath=True)
+@_jit(fastmath=True)
 def _null_step(alpha, s, p, zA, cA, GA, L, F, w, u, m):
     """Atom ``p`` (non-zero code) depends linearly on the factored support ``F[:s]`` (``_cholesky_append``
     left ``w = L⁻¹ G_{S,p}``): ``v = e_p − Σ y_i e_{F_i}`` with ``y = G_SS⁻¹ G_{S,p}`` keeps ``z D`` (to the
@@ -178,7 +202,7 @@ def _null_step(alpha, s, p, zA, cA, GA, L, F, w, u, m):
     return True
 
 
-@numba.njit(cache=True, fastmath=True)
+@_jit(fastmath=True)
 def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, inv_diag, GA, L, F, posF,
                  u, w):
     """Solve the lasso restricted to the working set (its first ``m`` atoms); returns (sweeps, s, ok)."""
@@ -274,7 +298,7 @@ def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, i
     return sweeps, s, False
 
 
-@numba.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _enter(G, b, j, value, m, idx, in_set, zA, bA, inv_diag, posF):
     """Put atom ``j`` at position ``m`` of the working set with code ``value`` (outside the factor)."""
     idx[m] = j
@@ -285,7 +309,7 @@ def _enter(G, b, j, value, m, idx, in_set, zA, bA, inv_diag, posF):
     posF[m] = -1
 
 
-@numba.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _fill_gram_block(G, idx, GA, first, m):
     """Rows and columns ``first:m`` of the working set's Gram block ``GA = G[idx[:m], idx[:m]]``."""
     for p in range(first, m):
@@ -296,7 +320,7 @@ def _fill_gram_block(G, idx, GA, first, m):
             GA[q, p] = value
 
 
-@numba.njit(cache=True, fastmath=True)
+@_jit(fastmath=True)
 def _solve_sample(G, b, alpha, positive, max_sweeps, z,
                   idx, in_set, zA, cA, bA, inv_diag, GA, L, F, posF, u, w, order, score, c):
     """Solve one sample (``b`` = its correlations) into ``z``, which holds the warm start on entry (zeros
@@ -404,7 +428,7 @@ def _fetch_add(typingctx, counters, index, value):
 _NEXT_GRAM_ROW, _GRAM_ROWS_DONE, _NEXT_ROW, _ROWS_DONE = 0, 1, 2, 3
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@_jit(fastmath=True, nogil=True)
 def _gram_rows(atoms, G, counters):
     """Claim rows ``i`` of ``G = atoms atomsᵀ`` from ``counters[_NEXT_GRAM_ROW]`` and fill ``G[i, i:]`` and
     ``G[i:, i]`` (products of float32 numbers are exact in float64 and are summed in float64), four
@@ -439,7 +463,7 @@ def _gram_rows(atoms, G, counters):
         pass
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out,
                         status_out, counters):
     """Every thread of a call runs this: when ``atoms`` has rows, first the Gram matrix into ``G``
@@ -490,7 +514,7 @@ def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capac
         _fetch_add(counters, _ROWS_DONE, 1)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def _counter_reached(counters, which, total, spins):
     """Whether ``counters[which] >= total``, polling up to ``spins`` times (a helper may be finishing)."""
     for _ in range(spins):
@@ -560,7 +584,7 @@ def _run_shared(kernel, arguments, done_counter, total, use_helpers):
         time.sleep(5e-5)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def _gram_only(atoms, G, counters):
     _gram_rows(atoms, G, counters)
 

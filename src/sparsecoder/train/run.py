@@ -197,8 +197,9 @@ def missing_weights(run_dir: Path) -> FileNotFoundError:
             return FileNotFoundError(
                 f"no {WEIGHTS_FILE} in {run_dir}: its run stopped after epoch {state.get('epoch')} before "
                 f"validating any epoch (validate_every={every} validates epochs {every}, "
-                f"{2 * every if isinstance(every, int) else '2k'}, … and the last), so there are no best weights yet; continue it with --resume, or end it at that "
-                f"epoch with --resume --set epochs={state.get('epoch')} (which validates it)")
+                f"{2 * every if isinstance(every, int) else '2k'}, … and the last), so there are no best "
+                f"weights yet; continue it with --resume, or end it at that epoch with --resume --set "
+                f"epochs={state.get('epoch')} (which validates it)")
         return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}, although its {CHECKPOINT_FILE} shows "
                                  f"that epochs were trained: the best weights were deleted or moved, or the "
                                  f"run stopped while writing them; put them back, continue the run with "
