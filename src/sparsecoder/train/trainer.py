@@ -663,6 +663,9 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         NaN/inf ``val_loss`` or a validation that failed on a diverged model stops the run (``ending``:
         see :func:`_diverged`)."""
         def metrics():
+            # the random states as they were: a validation that draws samples (the VAEs') leaves training's
+            # stream alone, so validate_every changes which epochs are validated, not what is trained
+            states = rng_state()
             try:
                 return dict(family.validate(model, data.val)), None
             except (ValueError, RuntimeError, FloatingPointError):  # e.g. a metric refusing NaN codes
@@ -670,6 +673,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                 if cause is None:
                     raise
                 return {}, cause
+            finally:
+                set_rng_state(states)
 
         validation, cause = world.on_main(metrics)
         if cause is not None:
