@@ -310,6 +310,10 @@ def test_resume_by_another_runs_config_yaml_is_checked_by_the_preset_it_names(tm
     with pytest.raises(ConfigError, match="from a config object, not a preset.*not 'tiny-linear'"):
         train(str(other / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA,
               progress=False)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")  # a file that holds no mapping: named, no crash
+    with pytest.raises(ConfigError, match="not a preset, so it is not 'list'"):
+        train(str(tmp_path / "list.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA,
+              progress=False)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
     train(str(out / "config.yaml"), out, overrides={"epochs": 2}, resume=True, data=DATA, progress=False)
     assert train(str(other / "config.yaml"), other, overrides={"epochs": 2}, resume=True, data=DATA,

@@ -301,7 +301,8 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         if given is not None and not own:
             asked = given.stem if str(preset_or_config).endswith(".yaml") else str(preset_or_config)
             if given.is_file():  # another run's config.yaml (or a copy) stands for the preset it names
-                recorded = read_yaml(given).get("preset")
+                document = read_yaml(given)
+                recorded = document.get("preset") if isinstance(document, dict) else None
                 asked = recorded if isinstance(recorded, str) and recorded else asked
             if asked != extra.get("preset"):
                 if not extra.get("preset"):  # nothing to check the name against: it would be ignored
