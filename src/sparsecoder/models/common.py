@@ -164,10 +164,16 @@ def check_model_arguments(model: nn.Module, config, config_class: type, n_featur
         raise ValueError(f"{owner} needs a {config_class.__name__}, not {type(config).__name__}")
     n_features = check_size(owner, "n_features", n_features)
     image_shape = check_image_shape(owner, image_shape, n_features)
-    # counted on the meta device; built for n features too, to name the widest rows that fit
-    check_fits_in_memory(lambda c, n=n_features: type(model)(c, n, image_shape if n == n_features else None),
-                         config, what=f"{what} on {n_features} features", n_features=n_features)
+    check_model_fits(type(model), config, n_features, image_shape, what)
     return n_features, image_shape
+
+
+def check_model_fits(model_class: type, config, n_features: int, image_shape, what: str) -> None:
+    """:func:`check_fits_in_memory` of ``model_class(config, n_features, image_shape)``, counted on the meta
+    device and built for other row widths too, to name the widest rows that fit; ``what`` (e.g. "a VAE")
+    names the model."""
+    check_fits_in_memory(lambda c, n=n_features: model_class(c, n, image_shape if n == n_features else None),
+                         config, what=f"{what} on {n_features} features", n_features=n_features)
 
 
 def check_image_shape(owner: str, image_shape, n_features: int) -> tuple[int, ...] | None:

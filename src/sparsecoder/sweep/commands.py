@@ -49,6 +49,7 @@ def add_commands(subparsers) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sparsecoder.sweep.executor import RECORDED
     from sparsecoder.sweep.run import sweep
 
     try:
@@ -72,7 +73,7 @@ def _sweep(args: argparse.Namespace) -> int:
           file=sys.stderr)
     for path in result["files"]:
         print(path)
-    bad = [r for r in result["rows"] if r["status"] in ("failed", "diverged", "lost")]
+    bad = [r for r in result["rows"] if r["status"] in RECORDED]
     for row in bad:
         print(f"{row['run_folder']}: {row['status']}: {row['message']}", file=sys.stderr)
     return 1 if bad else 0

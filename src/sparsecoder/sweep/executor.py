@@ -36,8 +36,9 @@ from typing import Any
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.sweep.spec import SweepSpec, Trial
 
-__all__ = ["STATUS_FILE", "FOREIGN_FIX", "TRIAL_RETRIES", "RUN_AGAIN", "trial_state", "ray_error_outcome",
-           "connect_ray", "run_trials", "check_address", "check_trial_fits", "foreign_finished_trials"]
+__all__ = ["STATUS_FILE", "FOREIGN_FIX", "TRIAL_RETRIES", "RUN_AGAIN", "RECORDED", "new_counts",
+           "trial_state", "ray_error_outcome", "connect_ray", "run_trials", "check_address",
+           "check_trial_fits", "foreign_finished_trials"]
 
 STATUS_FILE = "sweep_trial.json"
 METRICS_FILE = "metrics.json"
@@ -51,6 +52,13 @@ ADDRESS_TIMEOUT_S = 10.0
 TRIAL_RETRIES = 2
 # the states (trial_state) a sweep command runs without retry_failed: new, resumed or lost to its worker
 RUN_AGAIN = ("new", "interrupted", "lost")
+# the outcomes other than done that a trial's status file records
+RECORDED = ("failed", "diverged", "lost")
+
+
+def new_counts() -> dict[str, int]:
+    """The outcome counts of a sweep command: done and each of :data:`RECORDED`, from 0."""
+    return dict.fromkeys(("done", *RECORDED), 0)
 
 
 def read_status(trial_dir: Path) -> dict[str, Any] | None:
@@ -82,7 +90,7 @@ def trial_state(trial_dir: Path) -> str:
     if (trial_dir / METRICS_FILE).is_file():
         return "done"
     status = read_status(trial_dir)
-    if status and status.get("status") in ("failed", "diverged", "lost"):
+    if status and status.get("status") in RECORDED:
         return status["status"]
     if (trial_dir / CHECKPOINT_FILE).is_file():
         return "interrupted"
@@ -111,7 +119,7 @@ def run_trial(preset: str, trial_dir: str, overrides: dict[str, Any]) -> dict[st
             return {"status": "failed", "message": f"{type(err).__name__}: {err}", "started": started,
                     "finished": time.time()}
         return {"status": "done", "message": "", "started": started, "finished": time.time()}
-    resume = (path / CHECKPOINT_FILE).is_file() and not (path / METRICS_FILE).is_file()
+    resume = (path / CHECKPOINT_FILE).is_file()  # no metrics.json: returned above
     try:
         if not resume and path.exists():
             check_own_trial(preset, path, overrides)  # overwrite=True replaces this trial's files only
@@ -383,7 +391,7 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
     # no retries by Ray (see TRIAL_RETRIES): a lost trial is submitted again below
     remote = ray.remote(run_trial).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                            max_retries=0)
-    counts = {"done": 0, "failed": 0, "diverged": 0, "lost": 0}
+    counts = new_counts()
     retried: dict[Trial, int] = {}  # how many times each trial lost to a dead worker was submitted again
     pending = list(trials)
     running: dict[Any, Trial] = {}
@@ -444,7 +452,7 @@ def run_trials_serial(spec: SweepSpec, directory: Path, trials: list[Trial], *, 
     same status files and run folders as :func:`run_trials`, so a sweep can move between the two."""
     from tqdm.auto import tqdm
 
-    counts = {"done": 0, "failed": 0, "diverged": 0, "lost": 0}  # lost: a Ray executor's count only
+    counts = new_counts()  # lost: a Ray executor's count only
     bar = tqdm(total=len(trials), desc="trials", unit="trial", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:

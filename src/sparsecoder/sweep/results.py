@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sparsecoder.io import atomic_write_bytes
-from sparsecoder.sweep.executor import METRICS_FILE, read_status, trial_state
+from sparsecoder.sweep.executor import METRICS_FILE, RECORDED, read_status, trial_state
 from sparsecoder.sweep.spec import SweepSpec, format_value
 from sparsecoder.train.integrity import read_json_object
 
@@ -49,7 +49,7 @@ def collect_rows(spec: SweepSpec, directory: Path, foreign: dict | None = None) 
                                "status": {"new": "pending", "interrupted": "interrupted"}.get(state, state),
                                "run_folder": str(trial.folder)}
         status = read_status(trial_dir)
-        row["message"] = (status or {}).get("message", "") if state in ("failed", "diverged", "lost") else ""
+        row["message"] = (status or {}).get("message", "") if state in RECORDED else ""
         if state == "done":
             try:
                 metrics = read_json_object(trial_dir / METRICS_FILE)

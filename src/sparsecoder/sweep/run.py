@@ -79,7 +79,7 @@ def check_trials_start(specs, address: str | None) -> None:
     if address is not None:
         return
     from sparsecoder.models import model_class
-    from sparsecoder.models.common import check_fits_in_memory
+    from sparsecoder.models.common import check_model_fits
     from sparsecoder.train.run import load_test_split
 
     widths: dict[str, tuple[int, Any]] = {}  # data set -> (features per row, image shape) of its test split
@@ -99,20 +99,11 @@ def check_trials_start(specs, address: str | None) -> None:
                 n_features, shape = widths[key]
                 if sized not in counted:  # once per config, not per seed (10,000 seeds took ~20 s)
                     model = model_class(config.model_name)
-                    check_fits_in_memory(_builder(model, n_features, shape), config,
-                                         what=f"a {model.__name__} on {n_features} features",
-                                         n_features=n_features)
+                    check_model_fits(model, config, n_features, shape, f"a {model.__name__}")
                     counted.add(sized)
             except (ValueError, OSError) as err:
                 raise ValueError(f"trial {trial.label} would fail as it starts: {err} (nothing was "
                                  f"written)") from None
-
-
-def _builder(model: type, n_features: int, shape):
-    """``build(config, n)`` of :func:`~sparsecoder.models.common.check_fits_in_memory` for rows of
-    ``n_features`` drawn as ``shape``, as the model's constructor counts itself
-    (``check_model_arguments``)."""
-    return lambda config, n=n_features: model(config, n, shape if n == n_features else None)
 
 
 def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any] | list[str] | None = None,
@@ -201,6 +192,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         check_trial_fits,
         connect_ray,
         foreign_finished_trials,
+        new_counts,
         run_trials,
         run_trials_serial,
         trial_state,
@@ -236,7 +228,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
 
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
         results = write_results(spec, directory, foreign)
-        return {"counts": {"done": 0, "failed": 0, "diverged": 0, "lost": 0, "skipped": skipped},
+        return {"counts": {**new_counts(), "skipped": skipped},
                 "rows": results["rows"], "files": results["files"], "directory": directory}
 
     if executor == "serial":
