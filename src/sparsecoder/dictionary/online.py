@@ -46,11 +46,10 @@ from __future__ import annotations
 import math
 import warnings
 
-import numba
 import numpy as np
 import torch
 
-from sparsecoder.inference.active_set import lasso_active_set
+from sparsecoder.inference.active_set import cached_njit, lasso_active_set
 from sparsecoder.inference.fista import one_torch_thread
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
 from sparsecoder.util import float_rows
@@ -62,7 +61,7 @@ _REDRAW_NOISE = 0.01  # relative noise added to a re-drawn atom
 _FISTA_TOL = 1e-6
 
 
-@numba.njit(cache=True, fastmath=True)
+@cached_njit(fastmath=True)
 def _block_coordinate_sweeps(D, A, residual, positive, n_sweeps, dead):
     """``n_sweeps`` BCD sweeps over the atoms (rows of ``D``) in place; ``residual = B − A D`` on entry and
     kept up to date. Atoms with ``dead[j]`` are left alone."""
@@ -92,7 +91,7 @@ def _block_coordinate_sweeps(D, A, residual, positive, n_sweeps, dead):
                         residual[i, t] -= a * u[t]
 
 
-@numba.njit(cache=True, fastmath=True)
+@cached_njit(fastmath=True)
 def _accumulate(A, B, codes, X, weights):
     """``A += Σ_i w_i z_i z_iᵀ`` and ``B += Σ_i w_i z_i x_iᵀ`` over the rows of ``codes``/``X``, touching only
     the non-zeros of each code (``nnz² + nnz·d`` per row instead of ``k² + k·d``: codes are sparse)."""

@@ -55,7 +55,7 @@ import torch
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["lasso_active_set", "gram_matrix", "numba_threads"]
+__all__ = ["lasso_active_set", "gram_matrix", "numba_threads", "cached_njit"]
 
 _KKT_TOL = 1e-7  # a zero coordinate is optimal when |c_j| ≤ α (1 + _KKT_TOL)
 _CD_TOL = 1e-12  # coordinate descent alone counts as converged when max |Δz| ≤ _CD_TOL · max |z|
@@ -71,31 +71,32 @@ _FIRST_CAPACITY = 64
 # status codes of _solve_sample
 _DONE, _MAX_SWEEPS, _NEED_ROOM = 0, 1, 2
 
-_UNCACHED: list[str] = []  # the first function numba could not cache (the warning is given once)
+_uncached_warned = False  # the warning of cached_njit is given once
 
 
-def _jit(**options):
+def cached_njit(**options):
     """``numba.njit(cache=True, **options)``, or without the on-disk cache where numba finds no writable
     folder for it (an install in read-only site-packages run by a user without a writable home: numba
     raises "cannot cache function ...: no locator available" when the function is decorated, so importing
     the package failed); the functions are then compiled in every process, and a warning says how to keep
-    them (``NUMBA_CACHE_DIR``)."""
+    them (``NUMBA_CACHE_DIR``). Every compiled kernel of the package is decorated with it."""
     def decorate(function):
         try:
             return numba.njit(cache=True, **options)(function)
         except RuntimeError as err:
             if "cannot cache function" not in str(err):
                 raise
-            if not _UNCACHED:  # once, not for each function
-                _UNCACHED.append(function.__name__)
-                warnings.warn(f"numba cannot cache sparsecoder's compiled solver ({err}); it is compiled "
-                              f"again in every process (tens of seconds): set NUMBA_CACHE_DIR to a writable "
-                              f"folder to keep it", RuntimeWarning, stacklevel=2)
+            global _uncached_warned
+            if not _uncached_warned:  # once, not for each function
+                _uncached_warned = True
+                warnings.warn(f"numba cannot cache sparsecoder's compiled kernels ({err}); they are "
+                              f"compiled again in every process (tens of seconds): set NUMBA_CACHE_DIR to a "
+                              f"writable folder to keep them", RuntimeWarning, stacklevel=2)
             return numba.njit(**options)(function)
     return decorate
 
 
-@_jit(inline="always")
+@cached_njit(inline="always")
 def _shrink(v, threshold, positive):
     if v > threshold:
         return v - threshold
@@ -104,7 +105,7 @@ def _shrink(v, threshold, positive):
     return v + threshold
 
 
-@_jit(fastmath=True)
+@cached_njit(fastmath=True)
 def _cholesky_remove(L, s, r):
     """Remove row and column ``r`` from the ``s×s`` lower Cholesky factor ``L`` in place (Givens)."""
     for i in range(r, s - 1):
@@ -124,7 +125,7 @@ def _cholesky_remove(L, s, r):
         L[j, j + 1] = 0.0
 
 
-@_jit(fastmath=True)
+@cached_njit(fastmath=True)
 def _cholesky_append(L, s, GA, F, p, w):
     """Append working-set atom ``p`` to the factor of ``GA[F[:s], F[:s]]``; False if it is dependent."""
     total = 0.0
@@ -143,7 +144,7 @@ def _cholesky_append(L, s, GA, F, p, w):
     return True
 
 
-@_jit(fastmath=True)
+@cached_njit(fastmath=True)
 def _null_step(alpha, s, p, zA, cA, GA, L, F, w, u, m):
     """Atom ``p`` (non-zero code) depends linearly on the factored support ``F[:s]`` (``_cholesky_append``
     left ``w = L⁻¹ G_{S,p}``): ``v = e_p − Σ y_i e_{F_i}`` with ``y = G_SS⁻¹ G_{S,p}`` keeps ``z D`` (to the
@@ -202,7 +203,7 @@ def _null_step(alpha, s, p, zA, cA, GA, L, F, w, u, m):
     return True
 
 
-@_jit(fastmath=True)
+@cached_njit(fastmath=True)
 def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, inv_diag, GA, L, F, posF,
                  u, w):
     """Solve the lasso restricted to the working set (its first ``m`` atoms); returns (sweeps, s, ok)."""
@@ -298,7 +299,7 @@ def _inner_solve(alpha, positive, max_sweeps, sweeps, bound, m, s, zA, cA, bA, i
     return sweeps, s, False
 
 
-@_jit(inline="always")
+@cached_njit(inline="always")
 def _enter(G, b, j, value, m, idx, in_set, zA, bA, inv_diag, posF):
     """Put atom ``j`` at position ``m`` of the working set with code ``value`` (outside the factor)."""
     idx[m] = j
@@ -309,7 +310,7 @@ def _enter(G, b, j, value, m, idx, in_set, zA, bA, inv_diag, posF):
     posF[m] = -1
 
 
-@_jit(inline="always")
+@cached_njit(inline="always")
 def _fill_gram_block(G, idx, GA, first, m):
     """Rows and columns ``first:m`` of the working set's Gram block ``GA = G[idx[:m], idx[:m]]``."""
     for p in range(first, m):
@@ -320,7 +321,7 @@ def _fill_gram_block(G, idx, GA, first, m):
             GA[q, p] = value
 
 
-@_jit(fastmath=True)
+@cached_njit(fastmath=True)
 def _solve_sample(G, b, alpha, positive, max_sweeps, z,
                   idx, in_set, zA, cA, bA, inv_diag, GA, L, F, posF, u, w, order, score, c):
     """Solve one sample (``b`` = its correlations) into ``z``, which holds the warm start on entry (zeros
@@ -428,7 +429,7 @@ def _fetch_add(typingctx, counters, index, value):
 _NEXT_GRAM_ROW, _GRAM_ROWS_DONE, _NEXT_ROW, _ROWS_DONE = 0, 1, 2, 3
 
 
-@_jit(fastmath=True, nogil=True)
+@cached_njit(fastmath=True, nogil=True)
 def _gram_rows(atoms, G, counters):
     """Claim rows ``i`` of ``G = atoms atomsᵀ`` from ``counters[_NEXT_GRAM_ROW]`` and fill ``G[i, i:]`` and
     ``G[i:, i]`` (products of float32 numbers are exact in float64 and are summed in float64), four
@@ -463,7 +464,7 @@ def _gram_rows(atoms, G, counters):
         pass
 
 
-@_jit(nogil=True)
+@cached_njit(nogil=True)
 def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capacity, sweeps_out,
                         status_out, counters):
     """Every thread of a call runs this: when ``atoms`` has rows, first the Gram matrix into ``G``
@@ -514,7 +515,7 @@ def _solve_claimed_rows(atoms, G, rows, init, alpha, positive, max_sweeps, capac
         _fetch_add(counters, _ROWS_DONE, 1)
 
 
-@_jit(nogil=True)
+@cached_njit(nogil=True)
 def _counter_reached(counters, which, total, spins):
     """Whether ``counters[which] >= total``, polling up to ``spins`` times (a helper may be finishing)."""
     for _ in range(spins):
@@ -584,7 +585,7 @@ def _run_shared(kernel, arguments, done_counter, total, use_helpers):
         time.sleep(5e-5)
 
 
-@_jit(nogil=True)
+@cached_njit(nogil=True)
 def _gram_only(atoms, G, counters):
     _gram_rows(atoms, G, counters)
 
