@@ -26,7 +26,6 @@ import math
 import numbers
 import re
 import reprlib
-import sys
 import types
 import typing
 import warnings
@@ -581,11 +580,12 @@ class _Loader(yaml.SafeLoader):
         digits = text.lstrip("+-")
         if digits[:2] in ("0b", "0x"):
             return super().construct_yaml_int(node)
-        if len(digits) > sys.get_int_max_str_digits() > 0:
+        try:
+            return int(text, 10)
+        except ValueError:  # only Python's limit on digits (the resolver admits decimal digits alone)
             raise yaml.constructor.ConstructorError(
                 None, None, f"found an integer of {len(digits):,} digits (no config value holds one that "
-                f"large)", node.start_mark)
-        return int(text, 10)
+                f"large)", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
