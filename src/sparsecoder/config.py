@@ -489,14 +489,11 @@ def _unused(cls: type, values: dict[str, Any]) -> dict[str, tuple[Any, UsedWhen,
     ``values`` at its field's default), other than at their ``off`` value: ``{key: (its value coerced, its
     rule, the value of the rule's key)}``. Values are coerced to their field's type first, so that a wrong
     type or choice is named as such (:class:`ConfigError`), not as a setting without effect."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = field_defaults(cls)
     hints = _field_types(cls)
 
     def value_of(key: str) -> Any:
-        if key in values:
-            return coerce(key, values[key], hints[key])
-        field = fields[key]
-        return field.default_factory() if field.default is dataclasses.MISSING else field.default
+        return coerce(key, values[key], hints[key]) if key in values else defaults[key]
 
     out = {}
     for key, rule in getattr(cls, "USED_WHEN", {}).items():
@@ -1033,6 +1030,14 @@ class CommonConfig:
 @functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """``{name: default}`` of the dataclass ``cls``'s fields that have one (a ``default_factory``'s value
+    made fresh)."""
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
 
 
 def coerce_fields(config: Any) -> None:

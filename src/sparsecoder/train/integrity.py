@@ -37,7 +37,6 @@ Stale temp files
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import functools
@@ -458,18 +457,10 @@ def check_resume_config(checkpoint_path: Path, config: dict[str, Any], changeabl
 def _defaults(model_name: str) -> dict[str, Any]:
     """The default values of the config keys of the model family ``model_name`` (none for an unknown one):
     what a run written before a key existed (``validate_every``) was trained with."""
-    from sparsecoder.config import config_classes
+    from sparsecoder.config import config_classes, field_defaults
 
     cls = config_classes().get(model_name)
-    if cls is None:
-        return {}
-    defaults = {}
-    for field in dataclasses.fields(cls):
-        if field.default is not dataclasses.MISSING:
-            defaults[field.name] = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            defaults[field.name] = field.default_factory()
-    return defaults
+    return {} if cls is None else field_defaults(cls)
 
 
 def check_config_unchanged(saved: dict[str, Any], saved_model_name: str, config: dict[str, Any], changeable,
