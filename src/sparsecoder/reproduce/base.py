@@ -144,7 +144,7 @@ class Context:
         status (not raised) so the experiment can report what is missing.
         """
         from sparsecoder.sweep import sweep
-        from sparsecoder.sweep.executor import FOREIGN_FIX, trial_state
+        from sparsecoder.sweep.executor import trial_state
         from sparsecoder.train.integrity import read_json_object
 
         overrides = dict(overrides or {})
@@ -165,9 +165,10 @@ class Context:
                 self.unfinished.append(line)
                 if row["status"] == "lost":
                     self.lost.append(line)
-                if trial_state(run_dir) == "done":  # metrics.json there, but no result of this trial:
-                    # the sweep names another run with FOREIGN_FIX; else the trial's metrics.json is damaged
-                    (self.foreign if FOREIGN_FIX in row.get("message", "") else self.damaged).append(line)
+                if row["run_folder"] in result["foreign"]:  # a finished run there, not this trial's
+                    self.foreign.append(line)
+                elif trial_state(run_dir) == "done":  # the trial's own run, its metrics.json unreadable
+                    self.damaged.append(line)
             point = {k: row[k] for k in (grid or {})}
             trials.append(TrialResult(row["preset"], point, int(row["seed"]), run_dir, row["status"],
                                       metrics))

@@ -154,7 +154,8 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     -------
     dict
         ``{"counts": {"done", "failed", "diverged", "lost", "skipped"}, "rows": [...], "files": [...],
-        "directory": Path}``; ``rows`` are the rows of ``results.csv``.
+        "directory": Path, "foreign": {...}}``; ``rows`` are the rows of ``results.csv``; ``foreign`` the
+        run folders of the trials whose finished run is not the trial's (their rows: ``failed``).
 
     Raises
     ------
@@ -229,7 +230,8 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
         results = write_results(spec, directory, foreign)
         return {"counts": {**new_counts(), "skipped": skipped},
-                "rows": results["rows"], "files": results["files"], "directory": directory}
+                "rows": results["rows"], "files": results["files"], "directory": directory,
+                "foreign": {str(t.folder) for t in foreign}}
 
     if executor == "serial":
         directory.mkdir(parents=True, exist_ok=True)
@@ -242,7 +244,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
             raise
         results = write_results(spec, directory, foreign)
         return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
-                "directory": directory}
+                "directory": directory, "foreign": {str(t.folder) for t in foreign}}
 
     import ray
 
@@ -266,4 +268,4 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
             ray.shutdown()
     results = write_results(spec, directory, foreign)
     return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
-            "directory": directory}
+            "directory": directory, "foreign": {str(t.folder) for t in foreign}}
