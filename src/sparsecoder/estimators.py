@@ -449,7 +449,7 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
             for name, value in self._learner_settings().items():
                 setattr(learner, name, value)
         with solver_threads(self.n_jobs):
-            learner.step(X)
+            learner._step_rows(X, None, None, None)  # X checked by _validate, its width by reset=False
         self._publish(learner, X.dtype)
         self.n_iter_ = getattr(self, "n_iter_", 0)
         return self
