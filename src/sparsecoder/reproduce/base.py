@@ -153,7 +153,8 @@ class Context:
         directory = self.out / TRIALS_DIR / group
         result = sweep(presets, directory, grid=grid, seeds=list(seeds if seeds is not None else [0]),
                        overrides=overrides, address=self.address, max_concurrent=self.max_concurrent,
-                       progress=self.progress, executor=self.executor, retry_failed=self.retry_failed)
+                       progress=self.progress, executor=self.executor, retry_failed=self.retry_failed,
+                       check_start=False)  # check_trials did, for every sweep of the experiment
         trials = []
         for row in result["rows"]:
             run_dir = directory / row["run_folder"]

@@ -110,7 +110,7 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
           seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
           address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
           max_concurrent: int | None = None, retry_failed: bool = False, num_cpus: int | None = None,
-          progress: bool = True, executor: str = "ray") -> dict[str, Any]:
+          progress: bool = True, executor: str = "ray", check_start: bool = True) -> dict[str, Any]:
     """Train every ``preset × grid point × seed`` as a Ray task, each into its own run folder, and
     aggregate the results.
 
@@ -149,6 +149,10 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     executor : {"ray", "serial"}
         ``"serial"`` runs the trials one after the other in this process without starting Ray (same run
         folders and status files, so a sweep can be resumed by either); it takes no ``address``.
+    check_start : bool
+        Load each data set's test split and count each trial's model against this machine's memory before
+        anything is written (:func:`check_trials_start`). ``reproduce`` checks every sweep of an
+        experiment at once before it starts, and passes False so that its sweeps do not repeat it.
 
     Returns
     -------
@@ -176,7 +180,8 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     trial_overrides = [spec.trial_overrides(t) for t in spec.trials()]
     check_data_dirs((o.get("data_dir") for o in trial_overrides), address)
     check_devices((o.get("device") for o in trial_overrides), address)
-    check_trials_start([spec], address)
+    if check_start:
+        check_trials_start([spec], address)
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out {directory} exists and is not a folder")
