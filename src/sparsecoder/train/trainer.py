@@ -780,11 +780,9 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
         epoch = int(history[-1]["epoch"])
         started = time.perf_counter()
         validation = validate(epoch, ending=True)
-        row = history[-1]
-        rates = {k: v for k, v in row.items() if k.startswith("lr_") or k == "seconds"}
-        history[-1] = {**{k: v for k, v in row.items() if k not in rates},
-                       **{k: float(v) for k, v in validation.items()}, **rates}
-        history[-1]["seconds"] = row.get("seconds", 0.0) + time.perf_counter() - started
+        row = history[-1]  # history_columns keeps the columns in their usual order
+        history[-1] = {**row, **{k: float(v) for k, v in validation.items()},
+                       "seconds": row.get("seconds", 0.0) + time.perf_counter() - started}
         improved = float(validation["val_loss"]) < best_val_loss
         if improved:
             best_val_loss, best_epoch = float(validation["val_loss"]), epoch
