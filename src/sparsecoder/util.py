@@ -96,7 +96,13 @@ def check_dense(value, name: str, needs: str = "dense arrays") -> None:
     layout = getattr(value, "layout", None)
     if layout is not None and str(layout) != "torch.strided":
         raise TypeError(f"{name} is a {layout} tensor, but {needs} are needed: pass {name}.to_dense()")
-    if getattr(value, "is_meta", False) is True:  # torch said "Cannot copy out of meta tensor; no data!"
+    check_has_values(name, value)  # torch said "Cannot copy out of meta tensor; no data!"
+
+
+def check_has_values(name: str, *tensors) -> None:
+    """A ``ValueError`` naming ``name`` when a tensor is on torch's ``meta`` device: it has a shape but no
+    values to compute with (torch would only say that ``Tensor.item()`` cannot be called on it)."""
+    if any(getattr(t, "is_meta", False) is True for t in tensors):
         raise ValueError(f"{name} is on the 'meta' device, which holds shapes but no values; build or load "
                          f"it on a real device ('cpu', 'cuda') before computing with it")
 

@@ -38,7 +38,7 @@ from sparsecoder.inference.energy import (
     variance_hinge_grad,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import autograd_on, check_dense, torch_threads
+from sparsecoder.util import autograd_on, check_dense, check_has_values, torch_threads
 
 __all__ = ["FistaResult", "fista", "fista_gram", "power_iteration_max_eigenvalue"]
 
@@ -88,19 +88,10 @@ def all_finite(tensor: torch.Tensor) -> bool:
     return bool(torch.isfinite(tensor).all())
 
 
-def check_has_values(name: str, *tensors: torch.Tensor) -> None:
-    """A ``ValueError`` naming ``name`` when a tensor is on torch's ``meta`` device: it has a shape but no
-    values to compute with (torch would only say that ``Tensor.item()`` cannot be called on it)."""
-    if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
-        raise ValueError(f"{name} is on the 'meta' device, which holds shapes but no values; build or load "
-                         f"it on a real device ('cpu', 'cuda') before computing with it")
-
-
 def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    check_dense(value, name, "dense rows")
-    check_has_values(name, value)
+    check_dense(value, name, "dense rows")  # sparse and meta tensors
     if value.dim() != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(value.shape)}")
     if value.is_complex():
