@@ -258,6 +258,8 @@ def test_bad_input_is_refused_clearly(rows):
 def test_sae_outputs_are_never_nan_or_inf(rows):
     # audit 2026-11-29: inverse_transform of finite float32 codes of 3e38 returned rows of inf silently
     model = _small_sae(variant="sdl", fista_step="lipschitz").fit(rows.astype(np.float32))
+    with torch.no_grad():  # positive atoms: 3e38 times their sum overflows on any CPU/GPU, in any order
+        model.model_.decoder.weight.fill_(0.5)
     with pytest.raises(ValueError, match=r"decoded rows are NaN/inf for [1-3] of 3 rows.*3e\+38"):
         model.inverse_transform(np.full((3, 6), 3e38, np.float32))
     with torch.no_grad():
