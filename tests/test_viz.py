@@ -475,6 +475,25 @@ def test_value_axis_is_log_only_over_decades_with_plain_labels(monkeypatch):
     plt.close(fig)
 
 
+def test_log_value_axis_labels_only_2x_and_5x_between_decades_in_plain_numbers():
+    """The demo's hinge panel (0.02-0.6) read "2e-02 3e-02 4e-02 6e-02 … 6e-01", labels running together."""
+    import matplotlib.pyplot as plt
+
+    from sparsecoder.viz import value_axis
+
+    fig, axes = plt.subplots(1, 2)
+    for ax, values in zip(axes, ([0.02, 0.6], [1e-4, 10.0]), strict=True):
+        ax.plot([1, 2], values)
+        value_axis(ax, values)
+    fig.canvas.draw()
+    minor = [[t.get_text() for t in ax.get_yminorticklabels() if t.get_text()] for ax in axes]
+    assert set(minor[0]) == {"0.02", "0.05", "0.2", "0.5"}, minor[0]
+    assert minor[1] == []  # five decades: the powers of ten alone
+    major = [t.get_text() for t in axes[1].get_yticklabels() if t.get_text()]
+    assert "0.001" in major and "1" in major
+    plt.close(fig)
+
+
 def test_collapse_figure_has_whole_epochs_and_no_log_axis_under_a_decade(tmp_path, kept_figures):
     from sparsecoder.reproduce.base import Context
     from sparsecoder.reproduce.evtimova_collapse import _plot

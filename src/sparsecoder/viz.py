@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from sparsecoder.io import atomic_write_bytes
 from sparsecoder.nn.sizes import check_size
@@ -518,10 +518,22 @@ def value_axis(ax, values, log: bool = True) -> None:
     if log and values.size and values.min() > 0 and values.max() >= 10 * values.min():
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+        # between the powers of ten, plain labels at 2× and 5× over at most two decades, none beyond
+        # (LogFormatter's "2e-02 3e-02 4e-02 6e-02" per decade ran into each other)
+        few_decades = values.max() <= 100 * values.min()
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: _minor_label(value, few_decades)))
     else:
         ax.set_yscale("linear")
         ax.ticklabel_format(axis="y", useOffset=False)
+
+
+def _minor_label(value: float, shown: bool) -> str:
+    """A log axis's minor tick label: ``value`` as a plain number at 2× and 5× a power of ten when
+    ``shown``, else nothing."""
+    if not shown or not value > 0:
+        return ""
+    mantissa = value / 10.0 ** np.floor(np.log10(value))
+    return f"{value:g}" if min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6 else ""
 
 
 MAX_HISTORY_PANELS = 64  # 16 rows of 4 panels, ~3,900 pixels tall
@@ -572,7 +584,7 @@ def history_plot(history_csv, path, *, title: str | None = None) -> Path:
         n_gaps = len(np.unique(np.concatenate([at for _, at in gaps]))) if gaps else 0
         ax.set_title(f"{base} (x: NaN/inf at {n_gaps} epoch{'s' if n_gaps > 1 else ''})" if n_gaps else base,
                      fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         if len(keys) > 1:
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
