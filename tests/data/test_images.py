@@ -284,6 +284,23 @@ def test_image_errors(tmp_path):
 
 
 
+def test_images_mat_larger_than_memory_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A compressed IMAGES.mat inflated whatever it declared: a few kB of zlib can declare terabytes."""
+    import sparsecoder.util as util_module
+
+    path = tmp_path / "IMAGES.mat"
+    scipy.io.savemat(path, {"IMAGES": np.zeros((512, 512, 10)), "junk": np.zeros((4, 4))},
+                     do_compression=True)
+    assert path.stat().st_size < 100_000  # 20 MiB of float64 zeros, compressed
+    monkeypatch.setattr(util_module, "physical_memory", lambda: 2**20)  # a machine of 1 MiB
+    inflated = []
+    monkeypatch.setattr(scipy.io, "loadmat", lambda *a, **k: inflated.append(a))  # must not be reached
+    with pytest.raises(ValueError, match=r"IMAGES \(double of shape 512×512×10, read and converted to "
+                                         r"float64\) need .* GiB, more than this machine's .*smaller"):
+        load("whitened_patches", data_dir=str(path), n_train=10, n_val=2, n_test=2)
+    assert inflated == []
+
+
 def _mat_values():
     import scipy.sparse
 

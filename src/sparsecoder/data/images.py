@@ -246,6 +246,23 @@ def _check_mat_layout(layout) -> None:
         raise ValueError(f"mat_layout must be one of {', '.join(MAT_LAYOUTS)}, got {layout!r}")
 
 
+def _read_mat(path: Path, read, **options):
+    """``read(path, **options)`` (``scipy.io.whosmat`` or ``loadmat``), its failures as ValueErrors naming
+    the file and the fix."""
+    try:
+        return read(path, **options)
+    except NotImplementedError as err:  # scipy reads MATLAB v4–v7.2 files only
+        raise ValueError(f"{path}: cannot read this .mat file ({err}); save it from MATLAB as version 7 "
+                         "(save('IMAGES.mat', 'IMAGES', '-v7'))") from None
+    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError… for broken files
+        raise ValueError(f"{path}: cannot read .mat file ({err}); the file is corrupt or truncated") from None
+
+
+# bytes per element of a MATLAB class as scipy.io.whosmat names it (anything else counted as 8)
+_MAT_CLASS_BYTES = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4,
+                    "uint32": 4, "int64": 8, "uint64": 8, "logical": 1}
+
+
 def read_olshausen_mat(path: Path, layout: MatLayout = "auto") -> tuple[list[np.ndarray], list[str]]:
     """Olshausen's ``IMAGES.mat``: key ``IMAGES`` of shape ``H×W×k`` (10 whitened 512×512 images).
 
@@ -267,16 +284,21 @@ def read_olshausen_mat(path: Path, layout: MatLayout = "auto") -> tuple[list[np.
         raise ValueError(f"{path} is a folder; give the IMAGES.mat file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    try:
-        content = scipy.io.loadmat(path)
-    except NotImplementedError as err:  # scipy reads MATLAB v4–v7.2 files only
-        raise ValueError(f"{path}: cannot read this .mat file ({err}); save it from MATLAB as version 7 "
-                         "(save('IMAGES.mat', 'IMAGES', '-v7'))") from None
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError… for broken files
-        raise ValueError(f"{path}: cannot read .mat file ({err}); the file is corrupt or truncated") from None
-    if "IMAGES" not in content:
-        keys = [k for k in content if not k.startswith("__")]
-        raise ValueError(f"{path}: no variable 'IMAGES' (found {keys}); expected Olshausen's IMAGES.mat")
+    # the variables' headers first (scipy inflates only their first bytes): a compressed IMAGES whose
+    # declared size cannot fit in memory is refused before it is inflated (a few kB of zlib can declare
+    # terabytes), and only IMAGES is read
+    listed = {name: (shape, kind) for name, shape, kind in _read_mat(path, scipy.io.whosmat)}
+    if "IMAGES" not in listed:
+        raise ValueError(f"{path}: no variable 'IMAGES' (found {list(listed)}); expected Olshausen's "
+                         "IMAGES.mat")
+    shape, kind = listed["IMAGES"]
+    if kind != "sparse":  # (a sparse matrix's shape is not its size; it is refused below)
+        check_rows_fit(math.prod(shape), _MAT_CLASS_BYTES.get(kind, 8) + 8,
+                       f"{path}: IMAGES ({kind} of shape {'×'.join(map(str, shape))}, read and converted to "
+                       "float64)", "give a smaller IMAGES.mat")
+    content = _read_mat(path, scipy.io.loadmat, variable_names=["IMAGES"])
+    if "IMAGES" not in content:  # listed by its header, but not read (a damaged file)
+        raise ValueError(f"{path}: cannot read the variable IMAGES; the file is corrupt or truncated")
     value = content["IMAGES"]
     expected = "expected a full real numeric H×W×k array of images"
     if scipy.sparse.issparse(value):
