@@ -232,11 +232,14 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
             or (retry_failed and states[t] in ("failed", "diverged"))]
     skipped = len(trials) - len(todo)
 
-    if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
+    def finished(counts: dict[str, int]) -> dict[str, Any]:
+        """:func:`sweep`'s result: ``results.csv`` written with this command's ``counts``."""
         results = write_results(spec, directory, foreign)
-        return {"counts": {**new_counts(), "skipped": skipped},
-                "rows": results["rows"], "files": results["files"], "directory": directory,
-                "foreign": {str(t.folder) for t in foreign}}
+        return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
+                "directory": directory, "foreign": {str(t.folder) for t in foreign}}
+
+    if not todo:  # everything finished (or failed without --retry-failed): no Ray needed
+        return finished(new_counts())
 
     if executor == "serial":
         directory.mkdir(parents=True, exist_ok=True)
@@ -247,9 +250,7 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
         except BaseException:
             write_results(spec, directory, foreign)  # what finished so far; the rest resumes on a rerun
             raise
-        results = write_results(spec, directory, foreign)
-        return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
-                "directory": directory, "foreign": {str(t.folder) for t in foreign}}
+        return finished(counts)
 
     import ray
 
@@ -271,6 +272,4 @@ def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_con
     finally:
         if started:
             ray.shutdown()
-    results = write_results(spec, directory, foreign)
-    return {"counts": {**counts, "skipped": skipped}, "rows": results["rows"], "files": results["files"],
-            "directory": directory, "foreign": {str(t.folder) for t in foreign}}
+    return finished(counts)
