@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sparsecoder.data import load
-from sparsecoder.eval.probe import sample_per_class, train_probe
+from sparsecoder.eval.probe import ProbeDiverged, sample_per_class, train_probe
 from sparsecoder.reproduce import reproduce
-from sparsecoder.reproduce.evtimova_fig9 import LISTA, QUICK, RAW
+from sparsecoder.reproduce.evtimova_fig9 import LISTA, QUICK, RAW, best_probe
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,45 @@ def test_presets_of_unlabelled_data_are_refused_before_anything_is_written(monke
     monkeypatch.setattr(sparsecoder.data, "load", lambda *args, **kwargs: unlabelled)
     with pytest.raises(ValueError, match="^--set lams: sdl-patches train on 'patches', which has no labels"):
         check_data({**QUICK, "lams": {"sdl-patches": [0.005]}, "baselines": False}, None)
+
+
+
+def _separable(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.arange(n) % 3
+    means = torch.eye(3, 8) * 4.0
+    return means[labels] + torch.randn(n, 8, generator=generator), labels
+
+
+def test_a_diverging_probe_is_left_out_and_named_not_the_experiment_stopped(one_torch_thread):
+    generator = torch.Generator().manual_seed(0)
+    (train_x, y_train), (val_x, y_val), (test_x, y_test) = (_separable(n, generator) for n in (60, 30, 30))
+    labels, index = (y_train, y_val, y_test), torch.arange(60)
+    probe = {"epochs": 5, "lr": 1e-2, "batch_size": 20}
+    good = (0.01, train_x, val_x, test_x)
+    # codes near float32's largest value: float32 logits overflow for most initial weights; a probe seed
+    # for which the probe alone diverges is found first (train_probe itself is the truth)
+    huge = (0.02, *(torch.full_like(x, 3e38) for x in (train_x, val_x, test_x)))
+    for seed in range(20):
+        try:
+            train_probe(huge[1], y_train, huge[2], y_val, huge[3], y_test, n_classes=3, seed=seed, **probe)
+        except ProbeDiverged:
+            break
+    else:
+        pytest.fail("no probe seed diverged on codes of 3e38")
+    best, failures = best_probe([huge, good], index, labels, n_classes=3, probe_seed=seed, draw_seed=0,
+                                lista=False, probe=probe)
+    direct = train_probe(train_x, y_train, val_x, y_val, test_x, y_test, n_classes=3, seed=seed, **probe)
+    assert best is not None and best[0] == 0.01
+    assert best[1].top1_error == direct.top1_error < 0.2  # the good candidate's own probe, not a fallback
+    assert len(failures) == 1 and failures[0].startswith("λ=0.02: the probe") and "NaN/inf" in failures[0]
+    # codes that are NaN/inf (a model overflowing on some rows) are left out before any probe
+    broken = (0.05, train_x, val_x.clone().index_fill_(0, torch.tensor([3]), float("inf")), test_x)
+    best, failures = best_probe([broken, huge], index, labels, n_classes=3, probe_seed=seed, draw_seed=0,
+                                lista=False, probe=probe)
+    assert best is None
+    assert failures[0] == "λ=0.05: the val codes hold NaN/inf" and failures[1].startswith("λ=0.02: ")
+    # any other error (labels outside n_classes) is raised as it was, not left out
+    with pytest.raises(ValueError, match="n_classes") as err:
+        best_probe([good], index, (y_train + 5, y_val, y_test), n_classes=3, probe_seed=0, draw_seed=0,
+                   lista=False, probe=probe)
+    assert not isinstance(err.value, ProbeDiverged)

@@ -25,7 +25,7 @@ from sparsecoder.data.base import MAX_CLASSES, check_labels
 from sparsecoder.nn.sizes import check_seed, check_size
 from sparsecoder.util import finite_number
 
-__all__ = ["ProbeResult", "topk_error", "class_indices", "sample_per_class", "train_probe"]
+__all__ = ["ProbeResult", "ProbeDiverged", "topk_error", "class_indices", "sample_per_class", "train_probe"]
 
 
 def topk_error(logits, labels, k: int = 1) -> float:
@@ -107,6 +107,11 @@ class ProbeResult:
     val_accuracy: float
     best_epoch: int
     n_train: int
+
+
+class ProbeDiverged(ValueError):
+    """The probe's training loss or validation logits became NaN/inf (a learning rate too large, or inputs
+    so large that float32 logits overflow); no result is returned."""
 
 
 class _Probe(nn.Module):
@@ -221,7 +226,7 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
             index = order[start:start + batch_size]
             loss = F.cross_entropy(model(train_x[index]), train_y[index])
             if not torch.isfinite(loss):  # NaN logits failed later in topk_error, naming "logits"
-                raise ValueError(_diverged(epoch, steps, "training loss is", lr, features, train_x))
+                raise ProbeDiverged(_diverged(epoch, steps, "training loss is", lr, features, train_x))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -230,7 +235,7 @@ def train_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, n_classes: in
         with torch.no_grad():
             logits = _logits(model, val_x, 1024)
             if not torch.isfinite(logits).all():
-                raise ValueError(_diverged(epoch, steps, "validation logits are", lr, features, val_x))
+                raise ProbeDiverged(_diverged(epoch, steps, "validation logits are", lr, features, val_x))
             accuracy = 1.0 - topk_error(logits, val_y, 1)
             val_loss = float(F.cross_entropy(logits, val_y))
         if accuracy > best[0] or (accuracy == best[0] and val_loss < best[1]):

@@ -192,12 +192,47 @@ def _plot(rows: list[dict[str, Any]], counts: list, path):
     return save_png(fig, path)
 
 
+def best_probe(candidates, index, labels, *, n_classes: int, probe_seed: int, draw_seed: int,
+               lista: bool, probe: dict[str, Any]) -> tuple[tuple[Any, Any] | None, list[str]]:
+    """The probe of the best validation accuracy over ``candidates`` (``(λ, train, val, test)`` features)
+    on the training rows ``index``, as ``(λ, ProbeResult)``, and one line per candidate left out — codes
+    holding NaN/inf, or a probe that diverged — so one bad λ does not stop the experiment; ``None`` when
+    every candidate was left out. ``lista``: a 3-layer LISTA encoder trained with the probe (its initial
+    weights seeded by ``draw_seed``)."""
+    import torch
+
+    from sparsecoder.eval.probe import ProbeDiverged, train_probe
+    from sparsecoder.nn.encoders import LISTAEncoder
+
+    y_train, y_val, y_test = labels
+    best, failures = None, []
+    for lam, train_x, val_x, test_x in candidates:
+        which = "" if lam is None else f"λ={lam:g}: "
+        bad = [name for name, x in (("train", train_x[index]), ("val", val_x), ("test", test_x))
+               if not bool(torch.isfinite(x).all())]
+        if bad:  # a model whose codes overflow on some rows: its probe would train on NaN losses
+            failures.append(f"{which}the {'/'.join(bad)} codes hold NaN/inf")
+            continue
+        extra = {}
+        if lista:
+            torch.manual_seed(draw_seed)
+            extra = {"features": LISTAEncoder(train_x.shape[1], 128, 3), "n_features_out": 128}
+        try:
+            result = train_probe(train_x[index], y_train, val_x, y_val, test_x, y_test,
+                                 n_classes=n_classes, seed=probe_seed, **probe, **extra)
+        except ProbeDiverged as err:
+            failures.append(f"{which}{err}")
+            continue
+        if best is None or result.val_accuracy > best[1].val_accuracy:
+            best = (lam, result)
+    return best, failures
+
+
 def run(ctx: Context) -> Report:
     """Train the autoencoders, probe their frozen codes for every k and seed, and the baselines."""
     import torch
 
-    from sparsecoder.eval.probe import sample_per_class, train_probe
-    from sparsecoder.nn.encoders import LISTAEncoder
+    from sparsecoder.eval.probe import sample_per_class
     from sparsecoder.train.run import load_run
     from sparsecoder.train.trainer import load_data
 
@@ -231,7 +266,7 @@ def run(ctx: Context) -> Report:
             splits = data[seed]
             features[(RAW, seed)] = [(None, splits.train.x, splits.val.x, splits.test.x)]
             features[(LISTA, seed)] = [(None, splits.train.x, splits.val.x, splits.test.x)]
-    per_seed = []
+    per_seed, failed = [], []
     for (method, seed), candidates in features.items():
         splits = data[seed]
         y_train, y_val, y_test = splits.train.labels, splits.val.labels, splits.test.labels
@@ -241,16 +276,14 @@ def run(ctx: Context) -> Report:
                 draw_seed = _draw_seed(seed, probe_seed)
                 index = torch.from_numpy(sample_per_class(y_train, None if count == "all" else count,
                                                           seed=draw_seed, n_classes=n_classes))
-                best = None
-                for lam, train_x, val_x, test_x in candidates:
-                    extra = {}
-                    if method == LISTA:
-                        torch.manual_seed(draw_seed)
-                        extra = {"features": LISTAEncoder(train_x.shape[1], 128, 3), "n_features_out": 128}
-                    result = train_probe(train_x[index], y_train[index], val_x, y_val, test_x, y_test,
-                                         n_classes=n_classes, seed=probe_seed, **probe, **extra)
-                    if best is None or result.val_accuracy > best[1].val_accuracy:
-                        best = (lam, result)
+                labels = (y_train[index], y_val, y_test)
+                best, failures = best_probe(candidates, index, labels, n_classes=n_classes,
+                                            probe_seed=probe_seed, draw_seed=draw_seed,
+                                            lista=method == LISTA, probe=probe)
+                failed += [f"{method} (seed {seed}) k={count} probe seed {probe_seed}: {failure}"
+                           for failure in failures]
+                if best is None:  # every λ's probe diverged: the cell is left out, and said so
+                    continue
                 lam, result = best
                 per_seed.append({"method": method, "samples_per_class": count, "seed": seed,
                                  "probe_seed": probe_seed, "lam": lam, "top1_error": result.top1_error,
@@ -283,6 +316,9 @@ def run(ctx: Context) -> Report:
         body += ["λ chosen by validation accuracy: " + "; ".join(lam_lines), ""]
     if missing:
         body += ["Trials that did not finish (left out): " + "; ".join(missing), ""]
+    if failed:
+        body += ["Probes that diverged (left out; a cell whose every λ diverged has no row): "
+                 + "; ".join(failed), ""]
     figures = [_plot(rows, counts, ctx.path("probe_error.png"))] if rows else []
     epochs_text = ", ".join(f"{PAPER_MODELS.get(p, p)} {e}" for p, e in epochs_used.items())
     differences = [
