@@ -43,6 +43,29 @@ def test_a_source_producing_nan_or_inf_is_refused_naming_its_options():
         del SOURCES["scaled_test"]
 
 
+
+def test_the_test_split_alone_is_checked_for_nan_when_only_it_is_loaded():
+    # load_test_split (evaluate, reproduce) keeps the test split only: its NaN/inf scan covers those rows,
+    # not train/val rows it drops (a NaN in them was refused there; scanning them cost a pass over the data)
+    from sparsecoder.data import DataSplits, Split, load_test_split, register_source
+    from sparsecoder.data.registry import SOURCES
+
+    def load_mixed(*, seed=0, limit=None, data_dir=None, broken: str = "train"):
+        good, bad = torch.ones(4, 3), torch.ones(4, 3).index_fill_(0, torch.tensor([1]), float("nan"))
+        splits = {key: Split(bad if key == broken else good) for key in ("train", "val", "test")}
+        return DataSplits("mixed", splits["train"], splits["val"], splits["test"], None, "none")
+
+    register_source("mixed_test", "test source", embedded=True)(load_mixed)
+    try:
+        data = load_test_split("mixed_test", broken="train")
+        assert data.test.x.shape == (4, 3) and len(data.train) == len(data.val) == 0
+        with pytest.raises(ValueError, match="1 of 4 train rows"):
+            load("mixed_test", broken="train")
+        with pytest.raises(ValueError, match="1 of 4 test rows"):
+            load_test_split("mixed_test", broken="test")
+    finally:
+        del SOURCES["mixed_test"]
+
 def test_unknown_source_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown data source 'imagenet'; known sources: arrays, cifar"):
         load("imagenet")

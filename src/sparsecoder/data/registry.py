@@ -81,9 +81,10 @@ def load_test_split(
     if "test_only" in inspect.signature(loader).parameters:
         return check_finite_splits(name, loader(seed=seed, limit=limit, data_dir=data_dir, test_only=True,
                                                 **options), options, data_dir)
-    data = check_finite_splits(name, loader(seed=seed, limit=limit, data_dir=data_dir, **options), options,
-                               data_dir)
-    return dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
+    data = loader(seed=seed, limit=limit, data_dir=data_dir, **options)
+    # train/val dropped before the NaN/inf scan: only the test rows are checked (and kept)
+    data = dataclasses.replace(data, train=data.test.subset(slice(0, 0)), val=data.test.subset(slice(0, 0)))
+    return check_finite_splits(name, data, options, data_dir)
 
 
 def check_finite_splits(name: str, data: DataSplits, options: dict, data_dir=None) -> DataSplits:
