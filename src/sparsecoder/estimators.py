@@ -225,10 +225,13 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         """Only validate ``X`` and the parameters (the dictionary is fixed); returns ``self``."""
         X = _validate(self, X)
         atoms = self._atoms()
-        self.n_components_ = atoms.shape[0]
         if X.shape[1] != atoms.shape[1]:
+            # unfitted again: the width recorded by validate_data refused transform's rows of the right width
+            for name in ("n_features_in_", "feature_names_in_", "n_components_"):
+                self.__dict__.pop(name, None)
             raise ValueError(f"the dictionary has {atoms.shape[1]} features but X has {X.shape[1]}: pass "
                              f"a dictionary of shape (n_components, {X.shape[1]})")
+        self.n_components_ = atoms.shape[0]
         return self
 
     def transform(self, X, y=None):

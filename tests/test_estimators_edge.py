@@ -1,0 +1,32 @@
+"""Edge cases of the scikit-learn estimators found by probing them as a demanding user would: state left
+by a failed fit, messages for degenerate data."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+
+from sparsecoder import SparseCoder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_sparse_coder_fit_refused_for_its_width_leaves_no_stale_width_behind():
+    """A fit refused because X's width differs from the dictionary's recorded X's width first: transform
+    of rows of the dictionary's width then failed ("X has 6 features, but SparseCoder is expecting 4")."""
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((10, 6)), rng.standard_normal((8, 6))
+    coder = SparseCoder(D, transform_algorithm="lasso_cd", transform_alpha=0.5)
+    with pytest.raises(ValueError, match="the dictionary has 6 features but X has 4"):
+        coder.fit(X[:, :4])
+    assert not hasattr(coder, "n_features_in_") and not hasattr(coder, "n_components_")
+    np.testing.assert_allclose(coder.transform(X),
+                               sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=0.5, max_iter=10_000),
+                               atol=1e-6)
+    coder.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="the dictionary has 6 features but X has 4"):
+            coder.fit(X[:, :4])
+    assert coder.transform(X).shape == (10, 8)
