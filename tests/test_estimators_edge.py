@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
 
-from sparsecoder import SparseCoder
+from sparsecoder import MiniBatchDictionaryLearning, SparseCoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,3 +30,11 @@ def test_sparse_coder_fit_refused_for_its_width_leaves_no_stale_width_behind():
         with pytest.raises(ValueError, match="the dictionary has 6 features but X has 4"):
             coder.fit(X[:, :4])
     assert coder.transform(X).shape == (10, 8)
+
+
+def test_fit_on_all_zero_rows_warns_that_x_is_zero_not_to_lower_alpha_to_zero():
+    """All-zero X gives zero codes for every alpha; the warning advised "lower alpha (e.g. 0)", a value the
+    estimator refuses (alpha > 0)."""
+    with pytest.warns(UserWarning, match=r"X is all zeros.*whatever alpha") as record:
+        MiniBatchDictionaryLearning(3, max_iter=2, random_state=0, device="cpu").fit(np.zeros((10, 6)))
+    assert not any("e.g. 0)" in str(w.message) for w in record)

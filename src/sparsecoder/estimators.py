@@ -513,7 +513,9 @@ def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
     if 2 * unused <= k:
         return
     bound = _largest_row_norm(X)
-    if unused == k:
+    if bound == 0:  # "lower alpha (e.g. 0)" was advised here: alpha must be > 0, and no alpha helps
+        what = "X is all zeros: every code is zero whatever alpha, and there is nothing to learn; check X"
+    elif unused == k:
         what = (f"every code is zero at the end of fit: alpha={alpha:.4g} is too large for X (codes vanish "
                 f"for alpha >= {bound:.4g}, its largest row norm); lower alpha (e.g. {0.1 * bound:.2g}) or "
                 f"scale X up")
