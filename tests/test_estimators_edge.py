@@ -6,8 +6,9 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+from sklearn.exceptions import NotFittedError
 
-from sparsecoder import MiniBatchDictionaryLearning, SparseCoder
+from sparsecoder import SAE, MiniBatchDictionaryLearning, SparseCoder, SparseVAE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,3 +39,14 @@ def test_fit_on_all_zero_rows_warns_that_x_is_zero_not_to_lower_alpha_to_zero():
     with pytest.warns(UserWarning, match=r"X is all zeros.*whatever alpha") as record:
         MiniBatchDictionaryLearning(3, max_iter=2, random_state=0, device="cpu").fit(np.zeros((10, 6)))
     assert not any("e.g. 0)" in str(w.message) for w in record)
+
+
+@pytest.mark.parametrize("make", [lambda: SAE(n_components=4, device="cpu"),
+                                  lambda: SparseVAE(n_components=4, device="cpu")])
+def test_n_components_of_an_unfitted_neural_estimator_is_a_not_fitted_error(make):
+    """It was a bare AttributeError naming the private model_ ("'SAE' object has no attribute 'model_'"),
+    unlike components_ and every method; NotFittedError is still an AttributeError (hasattr is False)."""
+    estimator = make()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        _ = estimator.n_components_
+    assert not hasattr(estimator, "n_components_")

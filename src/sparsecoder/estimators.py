@@ -750,6 +750,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def n_components_(self) -> int:
+        check_is_fitted(self, "model_")
         return int(self.model_.config.n_components if self._model_name == "sparse_autoencoder"
                    else self.model_.config.n_latents)
 
