@@ -50,3 +50,20 @@ def test_n_components_of_an_unfitted_neural_estimator_is_a_not_fitted_error(make
     with pytest.raises(NotFittedError, match="not fitted yet"):
         _ = estimator.n_components_
     assert not hasattr(estimator, "n_components_")
+
+
+def test_max_no_improvement_zero_stops_at_the_first_monitored_step_as_in_scikit_learn():
+    """scikit-learn stops as soon as ``no_improvement >= max_no_improvement``, so max_no_improvement=0 ends
+    fit at the first step after the warm-up (one epoch or 100 steps); ours waited for a step without
+    improvement (11 steps here against scikit-learn's 9)."""
+    from sklearn.decomposition import MiniBatchDictionaryLearning as SklearnMiniBatchDictionaryLearning
+
+    X = np.random.default_rng(0).standard_normal((64, 6))
+    settings = dict(n_components=3, alpha=0.1, batch_size=8, tol=0, max_no_improvement=0, max_iter=50,
+                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = SklearnMiniBatchDictionaryLearning(**settings).fit(X).n_steps_
+        ours = MiniBatchDictionaryLearning(device="cpu", **settings).fit(X).n_steps_
+    assert theirs == 64 // 8 + 1
+    assert ours == theirs

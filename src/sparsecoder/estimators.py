@@ -576,10 +576,12 @@ class _Convergence:
             print(f"Minibatch step {step}: mean batch cost: {cost}, ewa cost: {self.ewa}")
         if self.tol > 0 and np.linalg.norm(new - old) / self.n_components <= self.tol:
             self.converged = True
-        elif self.ewa_min is None or self.ewa < self.ewa_min:
-            self.no_improvement, self.ewa_min = 0, self.ewa
         else:
-            self.no_improvement += 1
+            if self.ewa_min is None or self.ewa < self.ewa_min:
+                self.no_improvement, self.ewa_min = 0, self.ewa
+            else:
+                self.no_improvement += 1
+            # checked after an improvement too, as scikit-learn does: max_no_improvement=0 stops here
             if self.max_no_improvement is not None and self.no_improvement >= self.max_no_improvement:
                 self.converged = True
         return self.converged
