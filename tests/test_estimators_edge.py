@@ -67,3 +67,15 @@ def test_max_no_improvement_zero_stops_at_the_first_monitored_step_as_in_scikit_
         ours = MiniBatchDictionaryLearning(device="cpu", **settings).fit(X).n_steps_
     assert theirs == 64 // 8 + 1
     assert ours == theirs
+
+
+def test_fit_transform_refuses_omp_with_more_nonzeros_than_default_atoms_before_fitting():
+    """n_components=None means n_features atoms: fit_transform (documented to refuse transform's settings
+    before any fitting) fitted the whole dictionary first, then refused."""
+    X = np.random.default_rng(0).standard_normal((50, 6))
+    estimator = MiniBatchDictionaryLearning(transform_algorithm="omp", transform_n_nonzero_coefs=7, alpha=0.1,
+                                            max_iter=2, random_state=0, device="cpu")
+    for rows in (X, X.tolist()):
+        with pytest.raises(ValueError, match="transform_n_nonzero_coefs=7 exceeds n_components=6"):
+            estimator.fit_transform(rows)
+        assert not hasattr(estimator, "components_")

@@ -461,7 +461,9 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """``fit(X).transform(X)``, refusing first, before any fitting, the settings ``transform`` refuses
         (``positive_code`` with ``omp``/``lars``; ``fit`` alone accepts them, as scikit-learn's does)."""
         self._validate_params()
-        self._check_transform_settings(self.n_components)
+        # n_components=None: one atom per column of X (its shape only: fit reads and checks X)
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(np.asarray(X, dtype=object))
+        self._check_transform_settings(self._n_atoms(shape[1]) if len(shape) == 2 else self.n_components)
         return self.fit(X, y).transform(X)
 
     # ------------------------------------------------------------------ using
