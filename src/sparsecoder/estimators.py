@@ -225,10 +225,13 @@ class SparseCoder(_SparseCodingMixin, BaseEstimator):
         """Only validate ``X`` and the parameters (the dictionary is fixed); returns ``self``."""
         X = _validate(self, X)
         atoms = self._atoms()
-        self.n_components_ = atoms.shape[0]
         if X.shape[1] != atoms.shape[1]:
+            # unfitted again: the width recorded by validate_data refused transform's rows of the right width
+            for name in ("n_features_in_", "feature_names_in_", "n_components_"):
+                self.__dict__.pop(name, None)
             raise ValueError(f"the dictionary has {atoms.shape[1]} features but X has {X.shape[1]}: pass "
                              f"a dictionary of shape (n_components, {X.shape[1]})")
+        self.n_components_ = atoms.shape[0]
         return self
 
     def transform(self, X, y=None):
@@ -458,7 +461,9 @@ class MiniBatchDictionaryLearning(_SparseCodingMixin, BaseEstimator):
         """``fit(X).transform(X)``, refusing first, before any fitting, the settings ``transform`` refuses
         (``positive_code`` with ``omp``/``lars``; ``fit`` alone accepts them, as scikit-learn's does)."""
         self._validate_params()
-        self._check_transform_settings(self.n_components)
+        # n_components=None: one atom per column of X (its shape only: fit reads and checks X)
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(np.asarray(X, dtype=object))
+        self._check_transform_settings(self._n_atoms(shape[1]) if len(shape) == 2 else self.n_components)
         return self.fit(X, y).transform(X)
 
     # ------------------------------------------------------------------ using
@@ -510,7 +515,9 @@ def _warn_unused_atoms(codes, X, alpha, n_redrawn) -> None:
     if 2 * unused <= k:
         return
     bound = _largest_row_norm(X)
-    if unused == k:
+    if bound == 0:  # "lower alpha (e.g. 0)" was advised here: alpha must be > 0, and no alpha helps
+        what = "X is all zeros: every code is zero whatever alpha, and there is nothing to learn; check X"
+    elif unused == k:
         what = (f"every code is zero at the end of fit: alpha={alpha:.4g} is too large for X (codes vanish "
                 f"for alpha >= {bound:.4g}, its largest row norm); lower alpha (e.g. {0.1 * bound:.2g}) or "
                 f"scale X up")
@@ -571,10 +578,12 @@ class _Convergence:
             print(f"Minibatch step {step}: mean batch cost: {cost}, ewa cost: {self.ewa}")
         if self.tol > 0 and np.linalg.norm(new - old) / self.n_components <= self.tol:
             self.converged = True
-        elif self.ewa_min is None or self.ewa < self.ewa_min:
-            self.no_improvement, self.ewa_min = 0, self.ewa
         else:
-            self.no_improvement += 1
+            if self.ewa_min is None or self.ewa < self.ewa_min:
+                self.no_improvement, self.ewa_min = 0, self.ewa
+            else:
+                self.no_improvement += 1
+            # checked after an improvement too, as scikit-learn does: max_no_improvement=0 stops here
             if self.max_no_improvement is not None and self.no_improvement >= self.max_no_improvement:
                 self.converged = True
         return self.converged
@@ -745,6 +754,7 @@ class _NeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def n_components_(self) -> int:
+        check_is_fitted(self, "model_")
         return int(self.model_.config.n_components if self._model_name == "sparse_autoencoder"
                    else self.model_.config.n_latents)
 
