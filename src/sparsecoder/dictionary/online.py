@@ -50,9 +50,9 @@ import numpy as np
 import torch
 
 from sparsecoder.inference.active_set import cached_njit, lasso_active_set
-from sparsecoder.inference.fista import one_torch_thread
+from sparsecoder.inference.fista import check_flag, one_torch_thread
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import float_rows
+from sparsecoder.util import float_rows, resolve_device
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -114,11 +114,24 @@ def _accumulate(A, B, codes, X, weights):
                 B[jp, t] += a * X[i, t]
 
 
+def _generator(rng, owner: str) -> np.random.Generator:
+    """``rng`` as numpy's ``default_rng`` reads it (a Generator unchanged, an integer seed, None), or a
+    ``ValueError`` naming ``owner`` (a string or a float failed deep inside at the first draw)."""
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: rng must be a numpy Generator (np.random.default_rng(seed)), an integer "
+                         f"seed or None, got {rng!r}") from None
+
+
 def initial_dictionary(X: np.ndarray, n_components: int, rng: np.random.Generator, *, positive: bool = False):
     """Atoms from ``n_components`` distinct random rows of ``X`` (float64, unit norm; SPEC §7).
 
     When ``n_components`` exceeds the rows, or a chosen row is zero, the remaining atoms are seeded
-    Gaussian vectors (non-negative ones for a non-negative dictionary)."""
+    Gaussian vectors (non-negative ones for a non-negative dictionary). ``rng``: a numpy Generator or an
+    integer seed."""
+    n_components = check_size("initial_dictionary", "n_components", n_components)
+    rng = _generator(rng, "initial_dictionary")
     X = float_rows(X, "X")
     n_samples, n_features = X.shape
     D = np.empty((n_components, n_features))
@@ -184,8 +197,8 @@ class OnlineDictionaryLearner:
         ρ of the exact statistics' weights ``(t + 1)^ρ`` (module docstring, step 2).
     max_iter : int
         Most active-set sweeps (or FISTA iterations) per sample.
-    rng : numpy Generator
-        For dead-atom re-draws.
+    rng : numpy Generator, int or None
+        For dead-atom re-draws (an integer is a seed, as for ``np.random.default_rng``).
 
     Attributes
     ----------
@@ -201,18 +214,21 @@ class OnlineDictionaryLearner:
                  rng: np.random.Generator | None = None, solver: str = "auto", weight_power: float = 4.0):
         self.components = float_rows(dictionary, "dictionary", rows="atom (row)", float64=True).copy()
         k, d = self.components.shape
+        owner = "OnlineDictionaryLearner"
         self.alpha = check_nonnegative_number("alpha", alpha, strictly_positive=True)
-        self.positive_code = bool(positive_code)
-        self.positive_dict = bool(positive_dict)
-        self.n_sweeps = int(n_sweeps)
-        self.device = torch.device(device)
+        # each checked by name: bool("no") was True, int(2.7) 2, n_sweeps=0 never updated the atoms and
+        # max_iter=0 gave all-zero codes, a NaN weight_power NaN atoms
+        self.positive_code = check_flag("positive_code", positive_code)
+        self.positive_dict = check_flag("positive_dict", positive_dict)
+        self.n_sweeps = check_size(owner, "n_sweeps", n_sweeps)
+        self.device = resolve_device(device, f"{owner}: device")
         if solver not in ("auto", "fista"):
             raise ValueError(f"solver must be 'auto' (active set on the CPU, FISTA on a GPU) or 'fista', "
                              f"got {solver!r}")
         self.solver = solver
-        self.weight_power = float(weight_power)
-        self.max_iter = int(max_iter)
-        self.rng = rng if rng is not None else np.random.default_rng()
+        self.weight_power = check_nonnegative_number("weight_power", weight_power)
+        self.max_iter = check_size(owner, "max_iter", max_iter)
+        self.rng = _generator(rng, owner)
         self.A = np.zeros((k, k))
         self.B = np.zeros((k, d))
         self.n_steps = 0
@@ -279,6 +295,17 @@ class OnlineDictionaryLearner:
     def _step_rows(self, X, init, seen, seen_weights):
         """:meth:`step` on rows already checked (:meth:`_check_rows`): :func:`run_epoch` checks ``X`` once,
         not each mini-batch again (scikit-learn's ``check_array`` costs ~0.1 ms a call)."""
+        if seen is not None:
+            if init is None or seen_weights is None:
+                raise ValueError("seen needs init (the codes the seen rows contributed at their last visit) "
+                                 "and seen_weights (the weights they contributed with); pass all three, or "
+                                 "none for scikit-learn's stream weighting")
+            n = X.shape[0]
+            seen, seen_weights = np.asarray(seen, dtype=bool), np.asarray(seen_weights, dtype=np.float64)
+            for name, value in (("seen", seen), ("seen_weights", seen_weights)):
+                if value.shape != (n,):
+                    raise ValueError(f"{name} must have shape ({n},), one entry per row of X; got "
+                                     f"{value.shape}")
         with one_torch_thread(True):
             return self._step(X, init, seen, seen_weights)
 
@@ -360,9 +387,14 @@ def run_epoch(learner: OnlineDictionaryLearner, X: np.ndarray, batch_size: int, 
     """
     X = learner._check_rows(X)
     batch_size = check_size("run_epoch", "batch_size", batch_size)
+    rng = _generator(rng, "run_epoch")
     n = X.shape[0]
-    order = rng.permutation(n) if shuffle else np.arange(n)
     codes = None if memory is None else memory["codes"]
+    k = learner.components.shape[0]
+    if codes is not None and codes.shape != (n, k):  # an IndexError mid-epoch, or the solver's init message
+        raise ValueError(f"memory['codes'] has shape {codes.shape} but X has {n} rows and the dictionary {k} "
+                         f"atoms: make it with new_memory({n}, {k})")
+    order = rng.permutation(n) if shuffle else np.arange(n)
     seen = None if memory is None else memory.get("seen")
     weights = None if memory is None else memory.get("weights")
     steps = 0

@@ -946,7 +946,8 @@ def fista(
     z0 : Tensor (n, l), optional
         Initial codes (the encoder's prediction); zeros when omitted.
     n_components : int, optional
-        Code size ``l``; needed only for a module decoder when ``z0`` is omitted.
+        Code size ``l``; needed only for a module decoder when ``z0`` is omitted (elsewhere, when given,
+        it must equal the size the decoder or ``z0`` fixes).
     step : float | "lipschitz" | "backtracking"
         A fixed step η > 0; ``"lipschitz"``: η = 1/L with L the largest eigenvalue of the linear smooth
         part (power iteration on ``(2/d)WᵀW + (2γ/l)I``; the variance hinge is not included) or, for a
@@ -1053,6 +1054,12 @@ def fista(
         l = int(n_components)
     if weight is not None and weight.shape[1] != l:
         raise ValueError(f"z0 has l={l} columns but the decoder has {weight.shape[1]} atoms")
+    if n_components is not None and (z0 is not None or weight is not None) and n_components != l:
+        # it was ignored there: codes of another size came back without a word
+        source = "z0 has" if z0 is not None else "the decoder has"
+        raise ValueError(f"n_components={n_components!r} but {source} {l} code columns; pass "
+                         f"n_components={l} or leave it out (it is needed only for a module decoder "
+                         f"without z0)")
     if gamma > 0:
         if z_encoder is None:
             z_encoder = z0
