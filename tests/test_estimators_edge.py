@@ -1,6 +1,7 @@
 """Edge cases of the scikit-learn estimators found by probing them as a demanding user would: state left
 by a failed fit, messages for degenerate data."""
 
+import os
 import warnings
 
 import numpy as np
@@ -79,3 +80,64 @@ def test_fit_transform_refuses_omp_with_more_nonzeros_than_default_atoms_before_
         with pytest.raises(ValueError, match="transform_n_nonzero_coefs=7 exceeds n_components=6"):
             estimator.fit_transform(rows)
         assert not hasattr(estimator, "components_")
+
+
+
+READ_ONLY_SCRIPT = """
+import sys, warnings
+import numpy as np
+from sklearn.decomposition import sparse_encode as sklearn_sparse_encode
+from sparsecoder import MiniBatchDictionaryLearning, SparseCoder, sparse_encode
+
+folder = sys.argv[1]
+X, D = np.load(folder + "/x.npy"), np.load(folder + "/d.npy")
+X_ro, D_ro = np.load(folder + "/x.npy", mmap_mode="r"), np.load(folder + "/d.npy", mmap_mode="r")
+assert not X_ro.flags.writeable and not D_ro.flags.writeable
+warnings.simplefilter("error")  # torch warns once per process: this process has not been warned yet
+for algorithm in ("lasso_cd", "fista"):
+    ours = SparseCoder(D_ro, transform_algorithm=algorithm, transform_alpha=0.3).transform(X_ro)
+    np.testing.assert_array_equal(ours, SparseCoder(D, transform_algorithm=algorithm,
+                                                    transform_alpha=0.3).transform(X))
+np.testing.assert_allclose(sparse_encode(X_ro, D_ro, alpha=0.3),
+                           sklearn_sparse_encode(X, D, algorithm="lasso_cd", alpha=0.3, max_iter=10_000),
+                           atol=1e-5)
+for fit_algorithm in ("active_set", "fista"):
+    settings = dict(n_components=3, max_iter=2, random_state=0, device="cpu", fit_algorithm=fit_algorithm)
+    learner, reference = MiniBatchDictionaryLearning(**settings), MiniBatchDictionaryLearning(**settings)
+    learner.fit(X_ro)
+    reference.fit(X)
+    np.testing.assert_array_equal(learner.components_, reference.components_)
+    assert learner.score(X_ro) == reference.score(X)
+    np.testing.assert_array_equal(learner.transform(X_ro), reference.transform(X))
+    learner.partial_fit(X_ro)
+print("ok")
+"""
+
+
+def test_read_only_arrays_give_the_codes_of_writable_ones_without_a_torch_warning(tmp_path):
+    """np.load(mmap_mode="r") and the memmaps joblib gives GridSearchCV workers are read-only: torch warned
+    "The given NumPy array is not writable" (transform, score, partial_fit, a read-only dictionary). Run in
+    a fresh process: torch gives that warning once per process, so an earlier test would hide it here."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((40, 6)), rng.standard_normal((5, 6))
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "d.npy", D)
+    done = subprocess.run([sys.executable, "-c", READ_ONLY_SCRIPT, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), X)  # the file is left as it was
+
+
+def test_tensor_from_numpy_copies_read_only_arrays_only():
+    from sparsecoder.util import tensor_from_numpy
+
+    writable = np.arange(6.0).reshape(2, 3)
+    assert tensor_from_numpy(writable).data_ptr() == writable.ctypes.data  # shared, no copy
+    read_only = np.broadcast_to(np.arange(3.0), (2, 3))
+    tensor = tensor_from_numpy(read_only)
+    assert tensor.data_ptr() != read_only.ctypes.data
+    tensor.add_(1.0)  # its own memory: writable, and the array is unchanged
+    np.testing.assert_array_equal(read_only, np.broadcast_to(np.arange(3.0), (2, 3)))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
            "host_values", "float_rows",
            "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
-           "autograd_on"]
+           "autograd_on", "tensor_from_numpy"]
 
 # The largest finite float32 (float(np.finfo(np.float32).max), written out so that this module needs no
 # numpy at import): the models compute in float32, and values beyond it become inf.
@@ -117,6 +117,16 @@ def host_values(value, name: str):
         value = value.detach().cpu()
         return (value.to(torch.float64) if value.dtype == torch.bfloat16 else value).numpy()
     return value
+
+
+def tensor_from_numpy(array: np.ndarray):
+    """``torch.from_numpy(array)``, of a copy when ``array`` is read-only (``np.load(mmap_mode="r")``, the
+    memmaps joblib hands to scikit-learn's ``GridSearchCV`` workers, ``np.broadcast_to`` views): torch has
+    no read-only tensors and warns "The given NumPy array is not writable" at the call, and an in-place
+    operation on such a tensor would write into, or crash on, memory the caller does not own."""
+    import torch
+
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def float_rows(value, name: str, *, rows: str = "row", float64: bool = False) -> np.ndarray:

@@ -52,7 +52,7 @@ import torch
 from sparsecoder.inference.active_set import cached_njit, lasso_active_set
 from sparsecoder.inference.fista import check_flag, one_torch_thread
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import float_rows, resolve_device
+from sparsecoder.util import float_rows, resolve_device, tensor_from_numpy
 
 __all__ = ["OnlineDictionaryLearner", "dictionary_objective", "initial_dictionary"]
 
@@ -173,7 +173,7 @@ def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
 
 def _mm(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``left @ right`` by torch, a C-contiguous array (one thread: OnlineDictionaryLearner.step)."""
-    return torch.from_numpy(left).matmul(torch.from_numpy(right)).numpy()
+    return tensor_from_numpy(left).matmul(tensor_from_numpy(right)).numpy()
 
 
 class OnlineDictionaryLearner:
@@ -256,9 +256,9 @@ class OnlineDictionaryLearner:
             return codes, cost / X.shape[0]
         from sparsecoder.inference.lasso import sparse_encode
 
-        data = torch.from_numpy(X).to(self.device)
-        atoms = torch.from_numpy(D).to(self.device, data.dtype)
-        start = None if init is None else torch.from_numpy(np.asarray(init, dtype=X.dtype)).to(self.device)
+        data = tensor_from_numpy(X).to(self.device)
+        atoms = tensor_from_numpy(D).to(self.device, data.dtype)
+        start = None if init is None else tensor_from_numpy(np.asarray(init, dtype=X.dtype)).to(self.device)
         with warnings.catch_warnings():  # a mini-batch's codes may stop at max_iter (warm-started next visit)
             warnings.filterwarnings("ignore", "FISTA: .* reached max_iter", RuntimeWarning)
             codes = sparse_encode(data, atoms, alpha=self.alpha, positive=self.positive_code, method="fista",

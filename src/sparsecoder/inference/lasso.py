@@ -38,7 +38,7 @@ from sparsecoder.inference.fista import (
     power_of_two_below,
 )
 from sparsecoder.nn.sizes import check_nonnegative_number, check_size
-from sparsecoder.util import check_dense, float_rows, resolve_device
+from sparsecoder.util import check_dense, float_rows, resolve_device, tensor_from_numpy
 
 __all__ = ["sparse_encode", "lasso_objective", "fista_gram_adaptive", "solver_threads"]
 
@@ -126,7 +126,7 @@ def _as_tensor(name: str, value, dtype=None) -> torch.Tensor:
         else:
             array = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
         # a 0-d array stays 0-d (np.ascontiguousarray made it 1-d: "got shape (1,)" for a scalar X)
-        tensor = torch.from_numpy(np.ascontiguousarray(array) if array.ndim else array)
+        tensor = tensor_from_numpy(np.ascontiguousarray(array) if array.ndim else array)
     if not torch.is_floating_point(tensor):
         tensor = tensor.to(torch.float64)
     if dtype is not None:

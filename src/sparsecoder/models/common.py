@@ -267,5 +267,4 @@ def _as_tensor(values) -> torch.Tensor:
     """A tensor view of ``values`` (a numpy array is wrapped without a copy where it is writable)."""
     if isinstance(values, torch.Tensor):
         return values
-    array = np.asarray(values)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
+    return util.tensor_from_numpy(np.asarray(values))
