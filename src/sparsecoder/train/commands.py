@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("preset", metavar="PRESET", help="preset name, or a preset-format YAML file "
                    "(e.g. another run's config.yaml)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+    p.add_argument("--out", required=True, type=_user_path, metavar="DIR",
                    help="run folder (new or empty; an existing run's with --resume or --overwrite)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set lam=0.01 epochs=5 limit=500 (YAML values)")
@@ -37,7 +38,8 @@ def add_commands(subparsers) -> None:
         description="Reload a run's best weights, recompute its test metrics, rewrite metrics.json and "
                     "print them.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
+    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+                   help="run folder written by `sparsecoder train`")
     _device_option(p)
     p.set_defaults(func=_evaluate)
 
@@ -58,12 +60,14 @@ def add_commands(subparsers) -> None:
                     "values 0-255 as in the IDX files; arrays: values as in the file; cifar_patches: RGB "
                     "patches 0-255, R, G, B planes); the run's stored preprocessing is applied.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="INPUT.npy", type=Path,
+    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+                   help="run folder written by `sparsecoder train`")
+    p.add_argument("input", metavar="INPUT.npy", type=_user_path,
                    help="array (n, d) of rows ((n, H, W, ...): flattened per sample)")
     p.add_argument("--input", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows: model space (default) or the data source's raw units")
-    p.add_argument("--out", required=True, type=Path, metavar="CODES.npy", help="where to write the codes")
+    p.add_argument("--out", required=True, type=_user_path, metavar="CODES.npy",
+                   help="where to write the codes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     _device_option(p)
     p.set_defaults(func=_encode)
@@ -77,14 +81,22 @@ def add_commands(subparsers) -> None:
                     "values, not clipped or rounded; cifar_patches: the grey RGB patch of that "
                     "luminance). decode(encode(x)) is the run's reconstruction of x.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=Path, help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="CODES.npy", type=Path, help="array (n, latents) of codes")
+    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+                   help="run folder written by `sparsecoder train`")
+    p.add_argument("input", metavar="CODES.npy", type=_user_path, help="array (n, latents) of codes")
     p.add_argument("--output", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows written: model space (default) or the data source's raw units")
-    p.add_argument("--out", required=True, type=Path, metavar="ROWS.npy", help="where to write the rows")
+    p.add_argument("--out", required=True, type=_user_path, metavar="ROWS.npy",
+                   help="where to write the rows")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     _device_option(p)
     p.set_defaults(func=_decode)
+
+
+def _user_path(text: str) -> Path:
+    """A path argument with a leading ``~`` or ``~user`` expanded as a shell would: ``--out=~/runs/x`` (zsh,
+    or a quoted ``~``) reaches the command unexpanded and made a folder named ``~`` in the current one."""
+    return Path(os.path.expanduser(text))
 
 
 def _device_option(parser: argparse.ArgumentParser) -> None:
