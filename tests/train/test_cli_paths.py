@@ -1,4 +1,5 @@
-"""Paths on the command line: run folders and files named with ``~``."""
+"""Paths on the command line: a run folder's data and the folder itself named relative to the current
+folder or with ``~``, then used from another current folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import pytest
 import torch
 
 from sparsecoder.cli import main
+from sparsecoder.config import load_config
+from sparsecoder.train import train
+from sparsecoder.train.logging import read_history_rows
 
 torch.set_num_threads(1)
 
@@ -20,6 +24,48 @@ def arrays_file(tmp_path):
     (here / "data").mkdir(parents=True)
     np.save(here / "data" / "acts.npy", np.random.default_rng(0).normal(size=(200, 12)).astype(np.float32))
     return here
+
+
+def test_a_relative_data_dir_is_stored_as_the_path_meant_and_found_from_another_folder(
+        tmp_path, arrays_file, monkeypatch, capsys):
+    monkeypatch.chdir(arrays_file)
+    assert main(["train", "sdl-mnist", "--out", "run", "--quiet", "--set", "epochs=1",
+                 "data_dir=data/acts.npy", *TINY]) == 0
+    _, config = load_config(arrays_file / "run" / "config.yaml")
+    assert config.data_dir == str(arrays_file / "data" / "acts.npy")  # where the user's path pointed
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "data").mkdir(parents=True)  # other rows under the same relative name
+    np.save(elsewhere / "data" / "acts.npy", np.ones((200, 12), np.float32))
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    run = str(arrays_file / "run")
+    assert main(["evaluate", run]) == 0
+    assert "test_data_changed" not in capsys.readouterr().out
+    assert main(["train", "sdl-mnist", "--out", run, "--quiet", "--resume", "--set", "epochs=2"]) == 0
+    assert [row["epoch"] for row in read_history_rows(arrays_file / "run" / "history.csv")] == [1, 2]
+    # the training command repeated with --resume: the same relative data_dir is the run's own
+    monkeypatch.chdir(arrays_file)
+    assert main(["train", "sdl-mnist", "--out", "run", "--quiet", "--resume", "--set", "epochs=3",
+                 "data_dir=data/acts.npy", *TINY]) == 0
+
+
+def test_a_relative_data_dir_of_an_older_run_is_named_as_relative_from_another_folder(
+        tmp_path, arrays_file, monkeypatch, capsys):
+    """A run whose config.yaml holds a relative data_dir (Python's train, or an older sparsecoder): from
+    another folder the data are missing, and the error says the path is relative to the current folder."""
+    monkeypatch.chdir(arrays_file)
+    train("sdl-mnist", "run", overrides=[f"{o}" for o in ["epochs=1", "data_dir=data/acts.npy", *TINY]],
+          progress=False)
+    _, config = load_config(arrays_file / "run" / "config.yaml")
+    assert config.data_dir == "data/acts.npy"
+    monkeypatch.chdir(tmp_path)
+    run = str(arrays_file / "run")
+    for command in (["evaluate", run], ["train", "sdl-mnist", "--out", run, "--resume", "--set", "epochs=2"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "data/acts.npy" in err and "relative" in err and str(tmp_path) in err, err
+        assert "Traceback" not in err
 
 
 def test_a_run_folder_given_with_a_tilde_is_in_the_home_folder(tmp_path, arrays_file, monkeypatch, capsys):

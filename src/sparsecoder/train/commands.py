@@ -99,6 +99,23 @@ def _user_path(text: str) -> Path:
     return Path(os.path.expanduser(text))
 
 
+def _absolute_data_paths(overrides: dict) -> dict:
+    """``overrides`` with a relative ``data_dir`` (and ``data_options`` ``path``) made absolute: it names the
+    data from the current folder, and ``config.yaml`` stores the path meant, so that ``evaluate`` and
+    ``--resume`` find the data from any folder. A leading ``~`` is left to the loader (the home folder)."""
+    def absolute(value):
+        if isinstance(value, str) and value.strip() and not value.startswith("~"):
+            return os.path.abspath(value)
+        return value
+
+    out = dict(overrides)
+    if "data_dir" in out:
+        out["data_dir"] = absolute(out["data_dir"])
+    if isinstance(out.get("data_options"), dict) and "path" in out["data_options"]:
+        out["data_options"] = {**out["data_options"], "path": absolute(out["data_options"]["path"])}
+    return out
+
+
 def _device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, metavar="DEVICE",
                         help="where to run the model: cpu, cuda, cuda:N or auto (default: the run's device "
@@ -132,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
-    overrides = parse_overrides(args.overrides)
+    overrides = _absolute_data_paths(parse_overrides(args.overrides))
     try:
         metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,
                         overwrite=args.overwrite, progress=not args.quiet)

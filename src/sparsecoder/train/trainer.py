@@ -83,6 +83,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     METRICS_FILE,
     RUN_FILES,
     WEIGHTS_FILE,
+    check_data_paths_found,
     decode_run,
     encode_run,
     evaluate_run,
@@ -589,6 +590,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                                                "--overwrite": overwrite, "data given": data is not None})
     _check_world(config, world)
     replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
+    if data is None and resume:
+        check_data_paths_found(config, out_dir, f"resume it from the folder where {out_dir} was trained")
     if data is None:
         data = load_data(config)
     _check_data(data)
