@@ -87,3 +87,18 @@ def test_a_run_folder_given_with_a_tilde_is_in_the_home_folder(tmp_path, arrays_
     assert main(["decode", "~/runs/x", "~/codes.npy", "--out", "~/rows.npy"]) == 0
     assert np.load(home / "rows.npy").shape == (3, 12)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", [["train", "sdl-mnist", "--out", "", "--set", "epochs=1", *TINY],
+                                     ["train", "sdl-mnist", "--out=", "--set", "epochs=1", *TINY],
+                                     ["evaluate", ""], ["encode", "", "rows.npy", "--out", "codes.npy"],
+                                     ["decode", "run", "codes.npy", "--out", " "]])
+def test_an_empty_path_argument_is_refused(tmp_path, monkeypatch, capsys, command):
+    """`--out "$UNSET"` used to be the current folder: a run trained into it (or evaluated from it)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(command)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "empty path" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -95,7 +95,10 @@ def add_commands(subparsers) -> None:
 
 def _user_path(text: str) -> Path:
     """A path argument with a leading ``~`` or ``~user`` expanded as a shell would: ``--out=~/runs/x`` (zsh,
-    or a quoted ``~``) reaches the command unexpanded and made a folder named ``~`` in the current one."""
+    or a quoted ``~``) reaches the command unexpanded and made a folder named ``~`` in the current one. An
+    empty path is refused: ``Path("")`` is the current folder (``--out "$UNSET"`` trained a run into it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"empty path {text!r}; give a file or folder (. is the current one)")
     return Path(os.path.expanduser(text))
 
 
