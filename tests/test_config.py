@@ -598,3 +598,10 @@ def test_a_preset_file_of_an_unknown_model_family_names_the_file_and_the_familie
     with pytest.raises(ConfigError, match=f"preset file {path}: unknown model 'sparse_autoencodr'; 'model:' "
                        "names a model family, one of: .*sparse_autoencoder, .*vae"):
         load_preset(str(path))
+
+
+@pytest.mark.parametrize("typo, meant", [("sdl-mnst", "sdl-mnist"), ("vdl_mnist", "vdl-mnist"),
+                                         ("VDL-NL-MNIST", "vdl-nl-mnist")])
+def test_a_mistyped_preset_name_gets_a_suggestion(typo, meant):
+    with pytest.raises(ConfigError, match=f"unknown preset '{typo}'; did you mean '{meant}'\\?"):
+        load_preset(typo)

@@ -914,9 +914,10 @@ def find_preset(name: str) -> Preset:
         raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
                           f"preset name (`sparsecoder presets` lists them)")
     else:
-        raise ConfigError(
-            f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}"
-        )
+        close = difflib.get_close_matches(name.lower().replace("_", "-"), files, n=1, cutoff=0.75)
+        hint = f" did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown preset '{name}';{hint} run `sparsecoder presets` to list them: "
+                          f"{', '.join(sorted(files))}")
     return preset
 
 
