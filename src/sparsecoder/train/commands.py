@@ -153,6 +153,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
     overrides = _absolute_data_paths(parse_overrides(args.overrides))
+    replacing = _run_identity(args.out) if args.overwrite else None
     try:
         metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,
                         overwrite=args.overwrite, progress=not args.quiet)
@@ -166,12 +167,27 @@ def _train(args: argparse.Namespace) -> int:
         from sparsecoder.cli import interrupted
 
         what, status = interrupted(err)
-        print(stopped_message(what, args.preset, args.out), file=sys.stderr)
+        if replacing is not None and _run_identity(args.out) == replacing:  # the old run's files untouched
+            print(f"{what} before the new run replaced the one in {args.out}, which is unchanged; start the "
+                  f"new run again with --overwrite", file=sys.stderr)
+        else:
+            print(stopped_message(what, args.preset, args.out), file=sys.stderr)
         return status
     if process_rank() == 0:  # under torchrun only rank 0 reports
         _print_metrics(metrics)
         print(f"run folder: {args.out}", file=sys.stderr)
     return 0
+
+
+def _run_identity(out: Path) -> tuple | None:
+    """What identifies the run in ``out`` (device, inode and modification time of its ``config.yaml`` and
+    ``checkpoint.pt``; every write replaces a file by a new one), or None without both files: tells a run
+    that ``--overwrite`` had not yet replaced when it was stopped."""
+    try:
+        stats = [os.stat(out / name) for name in ("config.yaml", "checkpoint.pt")]
+    except OSError:
+        return None
+    return tuple((s.st_dev, s.st_ino, s.st_mtime_ns) for s in stats)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
