@@ -102,3 +102,15 @@ def test_an_empty_path_argument_is_refused(tmp_path, monkeypatch, capsys, comman
     err = capsys.readouterr().err
     assert "empty path" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting", ["data_dir=data/acts.npy", "data_options={path: data/acts.npy}"])
+def test_a_run_holding_a_relative_data_path_resumes_with_its_training_command_repeated(
+        arrays_file, monkeypatch, setting):
+    """The command line makes a relative data path absolute; the same path repeated on --resume of a run
+    that stored it relative (Python's train, an older sparsecoder) names the run's own data."""
+    monkeypatch.chdir(arrays_file)
+    train("sdl-mnist", "run", overrides=["epochs=1", setting, *TINY], progress=False)
+    assert main(["train", "sdl-mnist", "--out", "run", "--quiet", "--resume", "--set", "epochs=2", setting,
+                 *TINY]) == 0
+    assert [row["epoch"] for row in read_history_rows(arrays_file / "run" / "history.csv")] == [1, 2]
