@@ -598,3 +598,25 @@ def test_a_preset_file_of_an_unknown_model_family_names_the_file_and_the_familie
     with pytest.raises(ConfigError, match=f"preset file {path}: unknown model 'sparse_autoencodr'; 'model:' "
                        "names a model family, one of: .*sparse_autoencoder, .*vae"):
         load_preset(str(path))
+
+
+@pytest.mark.parametrize("typo, meant", [("sdl-mnst", "sdl-mnist"), ("vdl_mnist", "vdl-mnist"),
+                                         ("VDL-NL-MNIST", "vdl-nl-mnist")])
+def test_a_mistyped_preset_name_gets_a_suggestion(typo, meant):
+    with pytest.raises(ConfigError, match=f"unknown preset '{typo}'; did you mean '{meant}'\\?"):
+        load_preset(typo)
+
+
+def test_a_set_value_split_by_the_shell_names_the_quoting():
+    """`--set data_options={split_seed: 1}` unquoted reaches the command as two words; the error was YAML's
+    parser message alone."""
+    with pytest.raises(ConfigError, match=r"quote .*--set 'data_options=\{split_seed: 1\}'"):
+        parse_overrides(["data_options={split_seed:", "1}"])
+    with pytest.raises(ConfigError, match=r"quote .*--set 'lam_grid=\[0.1, 0.2\]'"):
+        parse_overrides(["lam_grid=[0.1,", "0.2]"])
+
+
+def test_a_data_option_without_a_space_after_the_colon_is_named():
+    """YAML reads {split_seed:1} as the key 'split_seed:1' (no value): named as a missing space."""
+    with pytest.raises(ConfigError, match=r"has no such option.*'split_seed: 1'"):
+        load_preset("sdl-mnist", parse_overrides(["data_options={split_seed:1}"]))

@@ -26,6 +26,7 @@ import math
 import numbers
 import re
 import reprlib
+import shlex
 import types
 import typing
 import warnings
@@ -529,7 +530,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     A key given twice is refused: the last value would silently win."""
     out: dict[str, Any] = {}
     given: dict[str, str] = {}
-    for item in items or []:
+    items = list(items or [])
+    for index, item in enumerate(items):
         if "=" not in item:
             raise ConfigError(f"override {shown(item)} is not of the form KEY=VALUE (e.g. --set lam=0.01)")
         key, raw = item.split("=", 1)
@@ -543,8 +545,24 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         try:
             out[key] = load_yaml_text(raw, "the value") if raw.strip() else ""
         except ConfigError as err:
-            raise ConfigError(f"override {shown(item)}: cannot parse value ({err})") from None
+            raise ConfigError(f"override {shown(item)}: cannot parse value ({err}){_split_hint(items, index)}"
+                              ) from None
     return out
+
+
+def _split_hint(items: list[str], index: int) -> str:
+    """For an unparsable ``--set`` value that opens a YAML mapping or list: the words after it that the
+    shell split off at spaces (up to the next ``KEY=VALUE``), shown as one quoted word to give instead."""
+    value = items[index].split("=", 1)[1].lstrip()
+    if value[:1] not in ("{", "["):
+        return ""
+    words = [items[index]]
+    for word in items[index + 1:]:
+        if "=" in word:
+            break
+        words.append(word)
+    return (f"; a value with spaces must reach the command as one word: quote it in the shell, e.g. --set "
+            f"{shlex.quote(' '.join(words))}")
 
 
 # YAML 1.1 (PyYAML) reads a number with a leading zero as octal and one with colons as base 60: `seed=010`
@@ -914,9 +932,10 @@ def find_preset(name: str) -> Preset:
         raise ConfigError(f"preset file {name} {problem}; give an existing preset/config YAML file or a "
                           f"preset name (`sparsecoder presets` lists them)")
     else:
-        raise ConfigError(
-            f"unknown preset '{name}'; run `sparsecoder presets` to list them: {', '.join(sorted(files))}"
-        )
+        close = difflib.get_close_matches(name.lower().replace("_", "-"), files, n=1, cutoff=0.75)
+        hint = f" did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown preset '{name}';{hint} run `sparsecoder presets` to list them: "
+                          f"{', '.join(sorted(files))}")
     return preset
 
 
@@ -1085,7 +1104,10 @@ def _check_data_options(source: str, options: dict) -> None:
     for name, value in options.items():
         key = f"data_options.{name}"
         if not isinstance(name, str) or name not in accepted:
-            raise ConfigError(f"config key '{key}': data source '{source}' has no such option; its options "
-                              f"are: {', '.join(accepted) or 'none'}")
+            head, colon, tail = name.partition(":") if isinstance(name, str) else ("", "", "")
+            hint = (f" (YAML needs a space after the colon: '{head}: {tail}')" if colon and head in accepted
+                    else "")
+            raise ConfigError(f"config key '{key}': data source '{source}' has no such option{hint}; its "
+                              f"options are: {', '.join(accepted) or 'none'}")
         if name in hints:
             coerce(key, value, hints[name])

@@ -208,6 +208,18 @@ def missing_weights(run_dir: Path) -> FileNotFoundError:
     return FileNotFoundError(f"no {WEIGHTS_FILE} in {run_dir}; the run has not finished an epoch")
 
 
+def check_data_paths_found(config, run_dir: Path, fix: str) -> None:
+    """Refuse, naming it, a relative ``data_dir`` (or ``data_options`` ``path``) of ``run_dir``'s config that
+    names nothing from the current folder: it is read from there, so the run's data are found only from the
+    folder it was trained in (a run written by Python's ``train`` or an older sparsecoder, which stored
+    the path as given). ``fix`` says what to do instead."""
+    for key, value in (("data_dir", config.data_dir), ("path", dict(config.data_options).get("path"))):
+        if isinstance(value, str) and not value.startswith("~") and not os.path.isabs(value) \
+                and not os.path.lexists(value):
+            raise FileNotFoundError(f"{key} {value!r} in {run_dir / CONFIG_FILE} is a relative path, read "
+                                    f"from the current folder {os.getcwd()}, where it does not exist; {fix}")
+
+
 def load_test_split(config) -> DataSplits:
     """The test split of the data a config names (train/val empty; MNIST IDX: only the t10k files)."""
     from sparsecoder.data import load_test_split as load_test
@@ -326,6 +338,9 @@ def evaluate_run(run_dir, *, data: DataSplits | None = None, device=None) -> dic
     if not (run_dir / WEIGHTS_FILE).is_file():  # before the test split is loaded (a slow or moved source)
         raise missing_weights(run_dir)
     if data is None:
+        fix = (f"run the command from the folder where {run_dir} was trained, or set data_dir in its "
+               f"{CONFIG_FILE} to the data's absolute path (evaluate accepts data that moved)")
+        check_data_paths_found(config, run_dir, fix)
         data = load_test_split(config)
         if stored is not None and (data.name != stored.data or data.dim != stored.n_features):
             raise ValueError(f"{run_dir} was trained on '{stored.data}' ({stored.n_features} features per "

@@ -83,6 +83,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     METRICS_FILE,
     RUN_FILES,
     WEIGHTS_FILE,
+    check_data_paths_found,
     decode_run,
     encode_run,
     evaluate_run,
@@ -311,7 +312,7 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
                                       f"{CONFIG_FILE}), that config object, or the path {path}")
                 raise ConfigError(f"{out_dir} is a run of preset '{extra['preset']}', not '{asked}'; "
                                   f"resume it with its own preset")
-        config = resolve_config(saved, overrides)[0]
+        config = resolve_config(saved, _saved_data_paths(saved, overrides))[0]
     changed = changed_keys(saved, config)
     if changed:
         details = ", ".join(f"{k}: run has {getattr(saved, k)!r}, asked {getattr(config, k)!r}"
@@ -319,6 +320,27 @@ def _resume_config(out_dir: Path, preset_or_config, overrides) -> tuple[Any, dic
         raise ConfigError(f"cannot resume {out_dir} with a different config ({details}); only "
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change on resume")
     return config, extra
+
+
+def _saved_data_paths(saved, overrides):
+    """``overrides`` with a ``data_dir`` (or ``data_options`` ``path``) that names the same file as the saved
+    config's given as the saved text: the command line makes a relative path absolute, and a run that
+    stored it relative (Python's ``train``, an older sparsecoder) is resumed with its command repeated."""
+    def same(given, stored) -> bool:
+        return (isinstance(given, str) and isinstance(stored, str)
+                and os.path.abspath(os.path.expanduser(given)) == os.path.abspath(os.path.expanduser(stored)))
+
+    if isinstance(overrides, (list, tuple)):
+        overrides = parse_overrides(list(overrides))
+    if not isinstance(overrides, Mapping):  # None, or a wrong type that resolve_config names
+        return overrides
+    out = dict(overrides)
+    if same(out.get("data_dir"), saved.data_dir):
+        out["data_dir"] = saved.data_dir
+    options, stored = out.get("data_options"), dict(saved.data_options).get("path")
+    if isinstance(options, Mapping) and same(options.get("path"), stored):
+        out["data_options"] = {**options, "path": stored}
+    return out
 
 
 def changed_keys(saved, config) -> list[str]:
@@ -589,6 +611,8 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
                                                "--overwrite": overwrite, "data given": data is not None})
     _check_world(config, world)
     replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
+    if data is None and resume:
+        check_data_paths_found(config, out_dir, f"resume it from the folder where {out_dir} was trained")
     if data is None:
         data = load_data(config)
     _check_data(data)
