@@ -99,7 +99,8 @@ def _check_finite_matrix(name: str, value: torch.Tensor) -> None:
             f"{name} is complex ({value.dtype}); sparse coding needs real numbers: pass its real part"
         )
     if not torch.is_floating_point(value):
-        raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
+        raise ValueError(f"{name} must be a floating-point tensor (float32 or float64; float16 and bfloat16 "
+                         f"are solved in their own precision), got {value.dtype}: convert it with .float()")
     if not all_finite(value):
         raise ValueError(f"{name} contains NaN or inf; clean or impute the data before inference")
 
