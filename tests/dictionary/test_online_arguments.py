@@ -24,6 +24,7 @@ def data():
     ("max_iter", -5, "max_iter must be an integer >= 1"),
     ("weight_power", float("nan"), "weight_power must be a finite number >= 0"),
     ("weight_power", -1.0, "weight_power must be a finite number >= 0"),
+    ("weight_power", 100.0, r"weight_power=100.0 is above 16: .* overflow float64"),
     ("positive_code", "no", "positive_code must be True or False"),
     ("positive_dict", None, "positive_dict must be True or False"),
     ("device", "gpu", "device"),

@@ -171,6 +171,10 @@ def dictionary_objective(X, dictionary, alpha: float, *, positive: bool = False,
     return lasso_objective(X, D, codes, alpha) / X.shape[0]
 
 
+# the largest weight_power: (t + 1)^16 stays finite in float64 for 10^19 steps
+_MAX_WEIGHT_POWER = 16.0
+
+
 def _mm(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``left @ right`` by torch, a C-contiguous array (one thread: OnlineDictionaryLearner.step)."""
     return tensor_from_numpy(left).matmul(tensor_from_numpy(right)).numpy()
@@ -227,6 +231,10 @@ class OnlineDictionaryLearner:
                              f"got {solver!r}")
         self.solver = solver
         self.weight_power = check_nonnegative_number("weight_power", weight_power)
+        if self.weight_power > _MAX_WEIGHT_POWER:  # (t + 1)^ρ: ρ = 100 overflowed float64 at step 1,200
+            raise ValueError(f"weight_power={weight_power!r} is above {_MAX_WEIGHT_POWER:g}: the sample "
+                             f"weights (t + 1)^weight_power overflow float64 (100 does at step 1,200); use "
+                             f"at most {_MAX_WEIGHT_POWER:g} (the default 4 already favours recent visits)")
         self.max_iter = check_size(owner, "max_iter", max_iter)
         self.rng = _generator(rng, owner)
         self.A = np.zeros((k, k))
