@@ -265,8 +265,10 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def atoms(self) -> torch.Tensor:
-        """``(d, l)`` decoder columns: ``U`` for the linear decoder, ``D(e_i) − D(0)`` otherwise."""
-        return self.decoder.weight if self.config.decoder == "linear" else self.decoder.atoms()
+        """``(d, l)`` decoder columns: ``U`` for the linear decoder, ``D(e_i) − D(0)`` otherwise; a detached
+        copy (the linear decoder's weight Parameter itself was returned: ``.numpy()`` raised, and editing it
+        rewrote the model)."""
+        return self.decoder.atoms()
 
     @torch.no_grad()
     def decoder_column_norms(self) -> torch.Tensor:
