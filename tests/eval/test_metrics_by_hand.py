@@ -31,3 +31,14 @@ def test_sparsity_active_units_dead_atoms_and_topk_by_hand():
     labels = torch.tensor([0, 0, 0, 2])
     assert topk_error(logits, labels, 1) == 0.5 and topk_error(logits, labels, 2) == 0.5
     assert topk_error(logits, labels, 3) == 0.0
+
+
+def test_psnr_of_non_finite_images_is_nan_as_documented():
+    """An inf in the reconstruction only (a diverged decoder) gave -inf dB: a number that a mean, a sweep's
+    table or a best-epoch comparison takes at face value; NaN and inf in either image give NaN."""
+    target = np.zeros((2, 4))
+    for bad in (np.inf, -np.inf, np.nan):
+        recon = np.zeros((2, 4))
+        recon[1, 2] = bad
+        assert math.isnan(psnr(target, recon)) and math.isnan(psnr(recon, target))
+    assert psnr(target, np.full((2, 4), 0.5)) == 20 * math.log10(1 / 0.5)  # finite rows unchanged

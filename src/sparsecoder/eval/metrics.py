@@ -57,6 +57,8 @@ def psnr(target, recon, max_value: float = 1.0) -> float:
         scale = np.where(np.isfinite(largest) & (largest > 0), np.exp2(np.floor(np.log2(largest))), 1.0)
         scaled_mse = np.mean((difference / scale[:, None]) ** 2, axis=1)
         per_sample = 20.0 * (np.log10(max_value) - np.log10(scale)) - 10.0 * np.log10(scaled_mse)
+    # an inf in one image (not both) gave -inf dB, which a mean or a "best epoch" comparison takes as a number
+    per_sample = np.where(np.isfinite(largest), per_sample, np.nan)
     return float(np.mean(np.minimum(per_sample, PSNR_MAX_DB)))  # NaN stays NaN
 
 
