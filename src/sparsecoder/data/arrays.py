@@ -371,26 +371,35 @@ def _read_rows(data: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def training_statistics(data: np.ndarray, rows: np.ndarray, standardize: str):
-    """``(mean, std)`` of ``data[rows]`` for ``standardize`` ("global": scalars; "feature": per column,
-    σ = 1 where a column is constant), in float64 over chunks of rows (two passes: mean, then the mean
-    squared deviation), so an in-memory array and a memory-mapped file give identical numbers."""
+    """``(mean, std)`` of ``data[rows]`` for ``standardize`` ("global": scalars; "feature": per column),
+    in float64 over chunks of rows (two passes: mean, then the mean squared deviation), so an in-memory
+    array and a memory-mapped file give identical numbers.
+
+    A constant column ("global": constant data) gets its value as the mean and σ = 1, so it standardises
+    to exactly 0: its computed mean differs from the value by rounding (1,000 copies of 0.1 average to
+    0.1 + 1e-17), and that rounding taken as σ made the column ±1 in every row."""
     rows = np.sort(rows)
     per_feature = standardize == "feature"
     step = _chunk_rows(data.shape[1])
     chunks = [rows[k:k + step] for k in range(0, len(rows), step)]
     total = np.zeros(data.shape[1])
+    low, high = np.full(data.shape[1], np.inf), np.full(data.shape[1], -np.inf)
     for chunk in chunks:
-        total += _read_rows(data, chunk).sum(axis=0)
+        block = _read_rows(data, chunk)
+        total += block.sum(axis=0)
+        low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
     count = len(rows) if per_feature else len(rows) * data.shape[1]
     mean = total / len(rows) if per_feature else total.sum() / count
     squares = np.zeros(data.shape[1])
     for chunk in chunks:
         squares += ((_read_rows(data, chunk) - mean) ** 2).sum(axis=0)
     if per_feature:
+        constant = low == high
         std = np.sqrt(squares / len(rows))
-        return mean, np.where(std > 0, std, 1.0)
-    std = float(np.sqrt(squares.sum() / count))
-    return float(mean), std or 1.0
+        return np.where(constant, low, mean), np.where(constant | (std == 0), 1.0, std)
+    if low.min() == high.max():
+        return float(low.min()), 1.0
+    return float(mean), float(np.sqrt(squares.sum() / count)) or 1.0
 
 
 def load_arrays(*, seed: int = 0, limit: int | None = None, data_dir: str | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,9 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         batch = load_data_pickle(path, encoding="bytes")
     except UnsafePickleError:
         raise
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
-        raise ValueError(f"{path}: cannot read CIFAR batch ({err}); the file is corrupt or truncated") \
-            from None
+    except Exception as err:  # noqa: BLE001 - a corrupt pickle raises anything: LookupError, MemoryError…
+        raise ValueError(f"{path}: cannot read CIFAR batch ({type(err).__name__}: {err}); the file is "
+                         "corrupt or truncated — unpack cifar-10-python.tar.gz again") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
     try:
