@@ -139,6 +139,18 @@ def test_embedded_subset_splits_and_inverse():
     assert torch.equal(unit.test.labels, data.test.labels)
 
 
+def test_idx_files_named_with_a_dot_before_idx_as_kaggle_names_them(tmp_path):
+    # Kaggle's MNIST (and several mirrors): train-images.idx3-ubyte; "missing" by the canonical names before
+    written = write_mnist_dir(tmp_path, n_train=120, n_test=20, gz=False)
+    for path in list(tmp_path.iterdir()):
+        path.rename(path.with_name(path.name.replace("-idx", ".idx")))
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "t10k-images.idx3-ubyte"
+    data = load("mnist", seed=3, data_dir=str(tmp_path))
+    assert (len(data.train), len(data.val), len(data.test)) == (110, 10, 20)
+    np.testing.assert_allclose(data.test.to_pixels(data.test.x).numpy() * 255,
+                               written["t10k"][0].reshape(20, -1), atol=1e-3)
+
+
 def test_missing_directory_and_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load("mnist", data_dir=str(tmp_path / "nope"))

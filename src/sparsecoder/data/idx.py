@@ -74,12 +74,15 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def find_idx_file(directory: Path, stem: str) -> Path:
-    for candidate in (directory / stem, directory / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
+    """``stem`` or ``stem.gz`` in ``directory``, or the same with a dot before ``idx`` (Kaggle's copy of
+    MNIST and several mirrors name them ``train-images.idx3-ubyte``)."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in dict.fromkeys((stem, f"{stem}.gz", dotted, f"{dotted}.gz")):
+        if (directory / name).is_file():
+            return directory / name
     raise FileNotFoundError(
-        f"{directory}: missing {stem}(.gz); run `sparsecoder data download mnist --dir {directory}` "
-        "or copy the four MNIST IDX files there"
+        f"{directory}: missing {stem}(.gz) (or {dotted}); run `sparsecoder data download mnist --dir "
+        f"{directory}` or copy the four MNIST IDX files there"
     )
 
 
