@@ -263,6 +263,15 @@ def test_arrays_of_per_sample_images_record_their_image_shape(tmp_path, how):
     assert loaded(rng.normal(size=(30, 4, 5, 2)))().image_shape is None  # not colour: plain vectors
     assert loaded(rng.normal(size=(30, 2, 3, 4, 5)))().image_shape is None
     assert loaded(rng.normal(size=(30, 20)))().image_shape is None
+    # singleton axes (PyTorch's (n, 1, H, W) grey images) do not change the rows: they were no image before
+    grey = rng.normal(size=(30, 1, 4, 5)).astype(np.float32)
+    for array in (grey, grey.reshape(30, 4, 5, 1), grey.reshape(30, 1, 1, 4, 5)):
+        data = loaded(array)()
+        assert data.image_shape == (4, 5)
+        rows, flat = np.asarray(data.train.x[:]), grey.reshape(30, 20)
+        # every training row is one sample's pixels in the (H, W) order the image shape describes
+        assert np.abs(rows[:, None, :] - flat[None, :, :]).max(axis=2).min(axis=1).max() == 0
+    assert loaded(rng.normal(size=(30, 1, 20)))().image_shape is None  # a vector with a singleton axis
     with pytest.raises(ValueError, match="image_shape \\[3, 3\\] holds 9 values but the rows have 20"):
         loaded(rng.normal(size=(30, 4, 5)))(image_shape=3)
 

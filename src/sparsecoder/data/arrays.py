@@ -153,7 +153,9 @@ def sample_rows(path, data: np.ndarray, min_rows: int = 3) -> tuple[np.ndarray, 
 def image_shape_of(sample_shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The ``image_shape`` that per-sample arrays of ``sample_shape`` describe: ``(H, W)`` for two axes,
     ``(H, W, C)`` for three with ``C`` 3 or 4 (colour stored pixel by pixel); None otherwise (plain
-    vectors, or axes that are no image)."""
+    vectors, or axes that are no image). Axes of size 1 are left out first (they do not change the
+    flattened order): PyTorch's ``(n, 1, H, W)`` grey images and ``(n, H, W, 1)`` are ``(H, W)``."""
+    sample_shape = tuple(n for n in sample_shape if n != 1)
     if len(sample_shape) == 2 or (len(sample_shape) == 3 and sample_shape[2] in (3, 4)):
         return tuple(int(n) for n in sample_shape)
     return None
