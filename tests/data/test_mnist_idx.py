@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import struct
 
 import numpy as np
 import pytest
@@ -137,6 +138,23 @@ def test_embedded_subset_splits_and_inverse():
     unit = load("mnist", seed=0, normalize="unit")
     np.testing.assert_allclose(unit.test.x.numpy(), data.test.to_pixels(data.test.x).numpy(), atol=1e-6)
     assert torch.equal(unit.test.labels, data.test.labels)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_little_endian_idx_header_is_named_with_the_shape_it_means(tmp_path, gz):
+    # struct.pack('<i') sizes (x86 tofile): the header read big-endian is a shape of 1e25 bytes, refused
+    # as "corrupt" without a word on why; the message now gives the little-endian reading
+    images = np.zeros((3, 28, 28), dtype=np.uint8)
+    raw = bytes([0, 0, 8, 3]) + b"".join(struct.pack("<i", n) for n in images.shape) + images.tobytes()
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=r"read little-endian, the sizes would be \(3, 28, 28\)"):
+        read_idx(path)
+    big_endian = idx_bytes(images)  # a right header: read, and no such note in other errors
+    path.write_bytes(big_endian[:-5])
+    with pytest.raises(ValueError, match="truncated") as err:
+        read_idx(path)
+    assert "little-endian" not in str(err.value)
 
 
 def test_idx_files_named_with_a_dot_before_idx_as_kaggle_names_them(tmp_path):

@@ -54,12 +54,13 @@ def read_idx(path: Path) -> np.ndarray:
             shape = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
             dtype = np.dtype(_DTYPES[magic[2]])
             expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot overflow
+            hint = _little_endian_hint(sizes, ndim, dtype, expected)
             mismatch = (f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {{}}; "
-                        "the file is truncated or corrupt — download it again")
+                        f"the file is truncated or corrupt — download it again{hint}")
             if not compressed and path.stat().st_size - 4 - 4 * ndim != expected:
                 raise ValueError(mismatch.format(path.stat().st_size - 4 - 4 * ndim))
             check_rows_fit(expected, 1, f"{path}: IDX header says shape {shape}, whose {expected:,} bytes",
-                           "the header is corrupt or the file is not MNIST's — download it again")
+                           f"the header is corrupt or the file is not MNIST's — download it again{hint}")
             data = bytearray()
             while len(data) <= expected:
                 chunk = fh.read(min(_CHUNK, expected + 1 - len(data)))
@@ -71,6 +72,17 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) != expected:
         raise ValueError(mismatch.format(len(data) if len(data) < expected else "more (trailing data)"))
     return np.frombuffer(bytes(data), dtype=dtype).reshape(shape)
+
+
+def _little_endian_hint(sizes: bytes, ndim: int, dtype: np.dtype, expected: int) -> str:
+    """A note for a header whose sizes read little-endian give a smaller, plausible shape: IDX stores them
+    big-endian, and a file written with ``struct.pack('<i', ...)`` or ``tofile`` on x86 reads as a huge
+    shape."""
+    little = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "little") for i in range(ndim))
+    if math.prod(little) * dtype.itemsize >= expected:
+        return ""
+    return (f" (read little-endian, the sizes would be {little}: the IDX format stores them big-endian — "
+            f"if the file was written little-endian, write its header with '>i' sizes)")
 
 
 def find_idx_file(directory: Path, stem: str) -> Path:
