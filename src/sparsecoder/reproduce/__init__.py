@@ -80,8 +80,10 @@ def list_experiments() -> list[dict[str, Any]]:
 
 def _module(name: str):
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)} "
-                         f"(sparsecoder reproduce --list)")
+        from sparsecoder.reproduce.settings import did_you_mean
+
+        raise ValueError(f"unknown experiment {name!r};{did_you_mean(name, EXPERIMENTS)} the experiments are "
+                         f"{', '.join(EXPERIMENTS)} (sparsecoder reproduce --list)")
     return importlib.import_module(f"sparsecoder.reproduce.{EXPERIMENTS[name]['module']}")
 
 
