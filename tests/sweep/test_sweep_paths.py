@@ -103,3 +103,30 @@ def test_an_empty_sweep_out_is_refused(tmp_path, monkeypatch, capsys):
         _sweep_cli("", "--set", "epochs=1")
     assert "empty path" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_relative_out_is_where_the_ray_trials_write_whatever_their_folder(tmp_path, monkeypatch):
+    """Workers of a cluster started by `ray start` run in that command's folder, not the driver's: the
+    trials of `sweep --out rel --address ...` were written under the `ray start` folder while the sweep
+    counted them trained and listed them `pending` (exit status 0). Here the workers' folder is another one
+    through Ray's runtime_env working_dir (a Ray initialised by the caller is the sweep's)."""
+    import ray
+
+    from sparsecoder.sweep.executor import _worker_pythonpath
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(here)
+    env = {"PYTHONPATH": _worker_pythonpath()} if _worker_pythonpath() else {}
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"working_dir": str(elsewhere), "env_vars": env})
+    try:
+        assert ray.get(ray.remote(lambda: os.getcwd()).remote()) != os.getcwd()
+        result = sweep("vdl-mnist", "rel", overrides=["epochs=1", "limit=300", "n_components=8"],
+                       progress=False)
+    finally:
+        ray.shutdown()
+    assert result["counts"]["done"] == 1 and result["rows"][0]["status"] == "done"
+    assert (here / "rel" / "vdl-mnist" / "default" / "seed=0" / "metrics.json").is_file()

@@ -414,7 +414,8 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
             while pending and len(running) < limit:
                 trial = pending.pop(0)
                 trial_dir = _prepare_trial(directory, trial)
-                ref = remote.remote(trial.preset, str(trial_dir), spec.trial_overrides(trial))
+                # absolute: a worker runs in its own folder (that of `ray start` on a cluster), not ours
+                ref = remote.remote(trial.preset, str(trial_dir.absolute()), spec.trial_overrides(trial))
                 running[ref] = trial
             postfix()
             ready, _ = ray.wait(list(running), num_returns=1)
