@@ -178,8 +178,9 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], fin
     except (OSError, ValueError) as err:  # ConfigError is a ValueError
         raise FileExistsError(f"{trial_dir} holds a config.yaml that is not a readable run config ({err}), "
                               f"so it is not verifiably this trial's folder; {fix}") from None
-    wanted = resolve_config(preset, overrides)[0]
-    differences = [] if saved_preset == preset else [f"preset: folder has {saved_preset!r}, trial {preset!r}"]
+    wanted, meta = resolve_config(preset, overrides)
+    name = meta["preset"]  # the name train records: a preset file's stem ('my' for my.yaml)
+    differences = [] if saved_preset == name else [f"preset: folder has {saved_preset!r}, trial {name!r}"]
     if type(saved) is not type(wanted):
         differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
     else:
