@@ -35,3 +35,15 @@ def test_a_preset_files_own_finished_trial_without_its_digest_is_its_own(tmp_pat
     third = sweep("my.yaml", "sw", overrides=TINY, executor="serial", progress=False)
     assert third["counts"]["done"] == 1 and third["rows"][0]["status"] == "done"
 
+
+
+def test_a_changed_preset_file_does_not_pass_for_the_finished_trials_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _preset_file(tmp_path / "my.yaml", 0.02)
+    first = sweep("my.yaml", "sw", overrides=TINY, executor="serial", progress=False)
+    metrics = (tmp_path / "sw" / first["rows"][0]["run_folder"] / "metrics.json").read_bytes()
+    _preset_file(tmp_path / "my.yaml", 0.5)  # edited, or another folder's my.yaml
+    again = sweep("my.yaml", "sw", overrides=TINY, executor="serial", progress=False)
+    [row] = again["rows"]
+    assert row["status"] == "failed" and "lam: folder has 0.02, trial 0.5" in row["message"]
+    assert (tmp_path / "sw" / row["run_folder"] / "metrics.json").read_bytes() == metrics
