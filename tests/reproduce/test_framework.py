@@ -47,10 +47,11 @@ def test_list_names_every_experiment_with_its_times(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["reproduce", "evtimova-fig99", "--quick"], "unknown experiment 'evtimova-fig99'; the experiments are "
-                                                 "evtimova-fig6, "),
+    (["reproduce", "evtimova-fig99", "--quick"], "unknown experiment 'evtimova-fig99'; did you mean "
+                                                 "'evtimova-fig9'? the experiments are evtimova-fig6, "),
     (["reproduce", "evtimova-fig6", "--quick", "--set", "epoch=3"],
-     "experiment evtimova-fig6 has no setting 'epoch'; its settings are data, epochs, "),
+     "experiment evtimova-fig6 has no setting 'epoch'; did you mean 'epochs'? its settings are data, "
+     "epochs, "),
     (["reproduce", "evtimova-fig6", "--quick", "--set", "epochs"], "expected KEY=VALUE"),
     (["reproduce", "evtimova-fig6", "--quick", "--set", "epochs=1", "epochs=2"],
      "--set key 'epochs' is given twice ('epochs=1' and 'epochs=2')"),

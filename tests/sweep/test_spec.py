@@ -1,5 +1,6 @@
 """Sweep specs (no Ray): parsing, validation, trial folders, growth rules of an existing sweep."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -130,12 +131,15 @@ def test_a_sweep_of_more_than_max_trials_is_refused_before_any_config_is_built()
 def test_a_grid_value_holding_a_slash_stays_one_folder_inside_the_sweep():
     """data_dir=../x used to name the folder DIR/<preset>/data_dir=../x: the trial ran outside its grid
     point's folder (and, with more ../, outside the sweep folder)."""
-    spec = build_spec(["sdl-mnist"], ["data_dir=../../../x,/data/a%b"], "0", TINY)
+    spec = build_spec(["sdl-mnist"], ["data_dir=~/../x,/data/a%b"], "0", TINY)
     folders = [t.folder for t in spec.trials()]
-    assert [str(f) for f in folders] == ["sdl-mnist/data_dir=..%2F..%2F..%2Fx/seed=0",
+    assert [str(f) for f in folders] == ["sdl-mnist/data_dir=~%2F..%2Fx/seed=0",
                                          "sdl-mnist/data_dir=%2Fdata%2Fa%25b/seed=0"]
     assert all(len(f.parts) == 3 for f in folders)
-    assert [dict(t.point)["data_dir"] for t in spec.trials()] == ["../../../x", "/data/a%b"]  # as given
+    assert [dict(t.point)["data_dir"] for t in spec.trials()] == ["~/../x", "/data/a%b"]  # as given
+    # a relative path is the absolute path it names from here (test_sweep_paths.py), one folder as well
+    [trial] = build_spec(["sdl-mnist"], ["data_dir=../../x"], "0", TINY).trials()
+    assert dict(trial.point)["data_dir"] == os.path.abspath("../../x") and len(trial.folder.parts) == 3
 
 
 def test_a_grid_point_folder_name_over_255_bytes_is_refused_before_anything_runs():

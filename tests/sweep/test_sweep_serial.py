@@ -190,7 +190,8 @@ def test_a_finished_run_of_another_config_at_a_trial_path_is_not_that_trials_res
     assert [r["status"] for r in result["rows"]] == ["done", "done"]
     mine, other = (out / t.folder for t in spec.trials())
     for trial in spec.trials():  # verified once: the digest of (trial, config.yaml) is recorded
-        digest = trial_digest(out / trial.folder, trial.preset, spec.trial_overrides(trial))
+        digest = trial_digest(out / trial.folder, trial.preset, spec.trial_overrides(trial),
+                              spec.trial_config(trial))
         assert read_status(out / trial.folder)["verified"] == digest
 
     shutil.rmtree(mine)

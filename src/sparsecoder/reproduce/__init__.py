@@ -80,8 +80,10 @@ def list_experiments() -> list[dict[str, Any]]:
 
 def _module(name: str):
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)} "
-                         f"(sparsecoder reproduce --list)")
+        from sparsecoder.reproduce.settings import did_you_mean
+
+        raise ValueError(f"unknown experiment {name!r};{did_you_mean(name, EXPERIMENTS)} the experiments are "
+                         f"{', '.join(EXPERIMENTS)} (sparsecoder reproduce --list)")
     return importlib.import_module(f"sparsecoder.reproduce.{EXPERIMENTS[name]['module']}")
 
 
@@ -116,6 +118,18 @@ def _check_folder(out: Path, record: dict[str, Any]) -> None:
                              f"Repeat the same flags to resume it, or choose a new --out")
     elif any(p.name != LOCK_FILE for p in out.iterdir()):
         raise FileExistsError(f"{out} is not empty and holds no {SETTINGS_FILE}; choose a new --out")
+
+
+def _recorded_relative_data_dir(out: Path) -> list[str]:
+    """The relative ``data_dir`` that ``out``'s record holds (written by an older version, which recorded it
+    as given; its trials hold the same text), or none; a damaged record is named by :func:`_check_folder`."""
+    from sparsecoder.reproduce.base import SETTINGS_FILE
+
+    try:
+        data_dir = read_record(out / SETTINGS_FILE, {}, "").get("data_dir")
+    except (OSError, ValueError):
+        return []
+    return [data_dir] if isinstance(data_dir, str) and not Path(data_dir).expanduser().is_absolute() else []
 
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str | None = None,
@@ -155,9 +169,15 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     """
     from sparsecoder.reproduce.base import SETTINGS_FILE, Context, check_trials, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
+    from sparsecoder.sweep.spec import absolute_data_path
 
     module = _module(name)
     info = EXPERIMENTS[name]
+    out = Path(out)
+    # a relative --data-dir is recorded as the absolute path it names from here (as train's --set data_dir):
+    # the trials are evaluated from any folder, and a rerun from another folder, where the same text names
+    # other data, is refused as other settings; an experiment recorded with it relative keeps it
+    data_dir = absolute_data_path(data_dir, keep=_recorded_relative_data_dir(out))
     check_executor(executor, address, max_concurrent)  # the trials' sweeps would refuse it after the write
     check_data_dirs([data_dir], address)
     settings = parse_settings(module.QUICK if quick else module.FULL, overrides, name)
@@ -168,7 +188,6 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
     # every trial's config, data and size, still before any write: each experiment gives its trials as
     # sweeps(settings), which its run trains (two did not, and their bad settings failed after the write)
     check_trials(module.sweeps(settings), data_dir, address)
-    out = Path(out)
     record = {"experiment": name, "profile": "quick" if quick else "full", "settings": settings,
               "data_dir": data_dir}
     if out.exists() and not out.is_dir():

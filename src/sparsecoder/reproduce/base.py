@@ -269,8 +269,10 @@ def parse_settings(profile: dict[str, Any], items: list[str] | dict[str, Any] | 
             pairs.append((key, value))
     for key, value in pairs:
         if key not in profile:
-            raise ValueError(f"--set {key}: experiment {name} has no setting {shown(key)}; its settings are "
-                             f"{', '.join(sorted(profile))}")
+            from sparsecoder.reproduce.settings import did_you_mean
+
+            raise ValueError(f"--set {key}: experiment {name} has no setting {shown(key)};"
+                             f"{did_you_mean(key, profile)} its settings are {', '.join(sorted(profile))}")
         settings[key] = value
     return settings
 

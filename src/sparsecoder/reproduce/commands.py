@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from sparsecoder.train.commands import _user_path  # a leading ~ expanded, an empty path refused
 
 __all__ = ["add_commands"]
 
@@ -21,7 +22,8 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="experiment (see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments with estimated times")
-    p.add_argument("--out", type=Path, metavar="DIR", help="experiment folder (new, or its own to resume)")
+    p.add_argument("--out", type=_user_path, metavar="DIR",
+                   help="experiment folder (new, or its own to resume)")
     p.add_argument("--quick", action="store_true", help="tiny profile of the same protocol (minutes)")
     p.add_argument("--data-dir", default=None, metavar="PATH",
                    help="user-supplied full data (MNIST IDX folder, image folder, ...); default: embedded "

@@ -8,6 +8,7 @@ refuse a bad value before it writes anything.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import reprlib
@@ -19,8 +20,18 @@ from typing import Any
 # reproduce.yaml that then refused the corrected command).
 from sparsecoder.config import MAX_EPOCHS, MAX_INT, MAX_SEEDS, check_seeds
 
-__all__ = ["is_lam", "names", "one_of", "flag", "seed_list", "positive_int", "epochs", "limit", "number",
-           "number_list", "preset_mapping", "training_overrides"]
+__all__ = ["did_you_mean", "is_lam", "names", "one_of", "flag", "seed_list", "positive_int", "epochs",
+           "limit", "number", "number_list", "preset_mapping", "training_overrides"]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` did you mean 'X'?`` for the one name of ``known`` that ``name`` misspells (case, ``_`` for ``-``,
+    a close spelling, or the only name holding it: ``fig6``), else ``""``."""
+    known = list(known)
+    wanted = str(name).strip().lower().replace("_", "-")
+    holding = [k for k in known if wanted and wanted in k]
+    close = holding if len(holding) == 1 else difflib.get_close_matches(wanted, known, n=1, cutoff=0.75)
+    return f" did you mean '{close[0]}'?" if close else ""
 
 
 def _refuse(key: str, value: Any, expected: str) -> ValueError:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from sparsecoder.train.commands import _user_path  # a leading ~ expanded, an empty path refused
 
 __all__ = ["add_commands"]
 
@@ -20,8 +21,9 @@ def add_commands(subparsers) -> None:
                     "resumes interrupted ones.",
     )
     p.add_argument("presets", nargs="+", metavar="PRESET", help="preset names (see `sparsecoder presets`)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="sweep directory (new, or this "
-                   "sweep's own to resume it; shared storage when trials run on several machines)")
+    p.add_argument("--out", required=True, type=_user_path, metavar="DIR",
+                   help="sweep directory (new, or this sweep's own to resume it; shared storage when trials "
+                        "run on several machines)")
     p.add_argument("--grid", action="extend", nargs="+", default=[], metavar="KEY=V1,V2,...",
                    help="values of one config key to sweep (repeat for a product grid); lam=grid takes "
                         "each preset's lam_grid")

@@ -178,8 +178,9 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], fin
     except (OSError, ValueError) as err:  # ConfigError is a ValueError
         raise FileExistsError(f"{trial_dir} holds a config.yaml that is not a readable run config ({err}), "
                               f"so it is not verifiably this trial's folder; {fix}") from None
-    wanted = resolve_config(preset, overrides)[0]
-    differences = [] if saved_preset == preset else [f"preset: folder has {saved_preset!r}, trial {preset!r}"]
+    wanted, meta = resolve_config(preset, overrides)
+    name = meta["preset"]  # the name train records: a preset file's stem ('my' for my.yaml)
+    differences = [] if saved_preset == name else [f"preset: folder has {saved_preset!r}, trial {name!r}"]
     if type(saved) is not type(wanted):
         differences.append(f"model: folder has {saved.model_name!r}, trial {wanted.model_name!r}")
     else:
@@ -193,16 +194,20 @@ def check_own_trial(preset: str, trial_dir: Path, overrides: dict[str, Any], fin
                           f"this sweep's trial; {fix}")
 
 
-def trial_digest(trial_dir: Path, preset: str, overrides: dict[str, Any]) -> str | None:
-    """SHA-256 of the trial (``preset`` and its ``overrides``) together with the bytes of the
-    ``config.yaml`` in ``trial_dir``; ``None`` when there is no readable ``config.yaml``. Recorded as
-    ``verified`` in the trial's status file once the run there is known to be the trial's own."""
+def trial_digest(trial_dir: Path, preset: str, overrides: dict[str, Any], config: Any) -> str | None:
+    """SHA-256 of the trial (``preset``, its ``overrides`` and the ``config`` they resolve to: a preset
+    given as a YAML file can change under the same name) together with the bytes of the ``config.yaml`` in
+    ``trial_dir``; ``None`` when there is no readable ``config.yaml``. Recorded as ``verified`` in the
+    trial's status file once the run there is known to be the trial's own."""
+    from sparsecoder.config import to_dict
+
     try:
-        config = (trial_dir / CONFIG_FILE).read_bytes()
+        text = (trial_dir / CONFIG_FILE).read_bytes()
     except OSError:
         return None
-    digest = hashlib.sha256(json.dumps([preset, overrides], sort_keys=True, default=str).encode())
-    digest.update(b"\0" + config)
+    digest = hashlib.sha256(json.dumps([preset, overrides, to_dict(config)], sort_keys=True,
+                                       default=str).encode())
+    digest.update(b"\0" + text)
     return digest.hexdigest()
 
 
@@ -219,7 +224,7 @@ def foreign_finished_trials(spec: SweepSpec, directory: Path, trials: list[Trial
     for trial in trials:
         trial_dir = directory / trial.folder
         overrides = spec.trial_overrides(trial)
-        digest = trial_digest(trial_dir, trial.preset, overrides)
+        digest = trial_digest(trial_dir, trial.preset, overrides, spec.trial_config(trial))
         status = read_status(trial_dir) or {}
         if digest is not None and status.get("verified") == digest:
             continue
@@ -363,7 +368,8 @@ def _record_outcome(spec: SweepSpec, directory: Path, trial: Trial, outcome: dic
     report a failure on the bar and call ``on_finish``."""
     trial_dir = directory / trial.folder
     if outcome["status"] == "done":
-        outcome = {**outcome, "verified": trial_digest(trial_dir, trial.preset, spec.trial_overrides(trial))}
+        outcome = {**outcome, "verified": trial_digest(trial_dir, trial.preset, spec.trial_overrides(trial),
+                                                       spec.trial_config(trial))}
     write_status(trial_dir, outcome)
     counts[outcome["status"]] += 1
     if outcome["status"] != "done":
@@ -414,7 +420,8 @@ def run_trials(spec: SweepSpec, directory: Path, trials: list[Trial], *, max_con
             while pending and len(running) < limit:
                 trial = pending.pop(0)
                 trial_dir = _prepare_trial(directory, trial)
-                ref = remote.remote(trial.preset, str(trial_dir), spec.trial_overrides(trial))
+                # absolute: a worker runs in its own folder (that of `ray start` on a cluster), not ours
+                ref = remote.remote(trial.preset, str(trial_dir.absolute()), spec.trial_overrides(trial))
                 running[ref] = trial
             postfix()
             ready, _ = ray.wait(list(running), num_returns=1)

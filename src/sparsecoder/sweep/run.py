@@ -10,7 +10,13 @@ from typing import Any
 
 from sparsecoder.config import ConfigError, read_record
 from sparsecoder.io import atomic_write_bytes
-from sparsecoder.sweep.spec import SPEC_FILE, build_spec, check_compatible, record_yaml
+from sparsecoder.sweep.spec import (
+    SPEC_FILE,
+    build_spec,
+    check_compatible,
+    record_yaml,
+    recorded_relative_paths,
+)
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 
 __all__ = ["sweep", "check_executor", "check_data_dirs", "check_devices"]
@@ -176,7 +182,8 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
         raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
     if address is not None and num_cpus is not None:
         raise ValueError("num_cpus bounds a local Ray only; leave it out with --address")
-    spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial)
+    spec = build_spec(list(presets), grid, seeds, overrides, cpus_per_trial, gpus_per_trial,
+                      keep_relative=_recorded_relative_paths(Path(out_dir) / SPEC_FILE))
     trial_overrides = [spec.trial_overrides(t) for t in spec.trials()]
     check_data_dirs((o.get("data_dir") for o in trial_overrides), address)
     check_devices((o.get("device") for o in trial_overrides), address)
@@ -188,6 +195,16 @@ def sweep(presets: str | list[str], out_dir: str | Path, *, grid: dict[str, Any]
     with run_folder_lock(directory, "sweep", create=True):  # one sweep command per folder at a time
         return _sweep_locked(spec, directory, address=address, executor=executor, num_cpus=num_cpus,
                              max_concurrent=max_concurrent, retry_failed=retry_failed, progress=progress)
+
+
+def _recorded_relative_paths(spec_path: Path) -> set[str]:
+    """The relative data paths ``spec_path`` records (a sweep of an older version, which stored them as
+    given): its rerun keeps them, its trials' ``config.yaml`` hold the same text. A missing or damaged record
+    has none (the locked sweep reads it again and names the damage)."""
+    try:
+        return recorded_relative_paths(read_record(spec_path, {}, ""))
+    except (OSError, ConfigError):
+        return set()
 
 
 def _sweep_locked(spec, directory: Path, *, address, executor, num_cpus, max_concurrent, retry_failed,

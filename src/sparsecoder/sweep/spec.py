@@ -43,6 +43,8 @@ __all__ = [
     "record_yaml",
     "PRESET_GRID",
     "NO_GRID_FOLDER",
+    "absolute_data_path",
+    "recorded_relative_paths",
 ]
 
 SPEC_FILE = "sweep.yaml"
@@ -304,13 +306,59 @@ def parse_seeds(text: str | int | list[int] | tuple[int, ...] | None) -> list[in
     return check_seeds(seeds, what, _SEEDS_FIX)
 
 
+def absolute_data_path(value: Any, keep: Iterable[str] = ()) -> Any:
+    """A relative data path (``data_dir``, ``data_options`` ``path``) as the absolute path it names from the
+    current folder, as ``train``'s command line stores it: the trials (Ray workers, ``evaluate``,
+    ``--resume``) find the data from any folder, and a rerun from another folder, where the same relative
+    text names other data, is another sweep instead of the same trials on other data. A leading ``~`` is
+    left to the loader (the home folder); a text in ``keep`` (recorded relative by an older version) stays
+    as it is, so that sweep's own rerun still recognises its trials."""
+    if (isinstance(value, str) and value.strip() and not value.startswith("~") and not os.path.isabs(value)
+            and value not in keep):
+        return os.path.abspath(value)
+    return value
+
+
+def _absolute_data_paths(overrides: dict[str, Any], grid: dict[str, Any],
+                         keep: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``overrides`` and ``grid`` with their data paths made absolute (:func:`absolute_data_path`)."""
+    keep = set(keep)
+    overrides = dict(overrides)
+    if "data_dir" in overrides:
+        overrides["data_dir"] = absolute_data_path(overrides["data_dir"], keep)
+    options = overrides.get("data_options")
+    if isinstance(options, dict) and "path" in options:
+        overrides["data_options"] = {**options, "path": absolute_data_path(options["path"], keep)}
+    if isinstance(grid.get("data_dir"), list):
+        grid = {**grid, "data_dir": [absolute_data_path(v, keep) for v in grid["data_dir"]]}
+    return overrides, grid
+
+
+def recorded_relative_paths(record: Any) -> set[str]:
+    """The relative data paths a sweep record (``sweep.yaml``'s mapping) holds: a sweep written before they
+    were stored absolute, whose trials' ``config.yaml`` hold the same text."""
+    if not isinstance(record, dict):
+        return set()
+    overrides = record.get("overrides") if isinstance(record.get("overrides"), dict) else {}
+    options = overrides.get("data_options") if isinstance(overrides.get("data_options"), dict) else {}
+    values = [overrides.get("data_dir"), options.get("path")]
+    for point in (record.get("resolved_grid") or {}).values() if isinstance(record.get("resolved_grid"),
+                                                                             dict) else []:
+        if isinstance(point, dict) and isinstance(point.get("data_dir"), list):
+            values.extend(point["data_dir"])
+    return {v for v in values if isinstance(v, str) and absolute_data_path(v) != v}
+
+
 def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = None,
                seeds: str | list[int] | None = None, overrides: dict[str, Any] | list[str] | None = None,
-               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> SweepSpec:
+               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+               keep_relative: Iterable[str] = ()) -> SweepSpec:
     """Validate a sweep and resolve its grid; raises :class:`ConfigError` before anything runs.
 
     Every trial's config is built (preset + ``overrides`` + grid point + seed), so an unknown preset,
-    an unknown key or a value of the wrong type is reported here, naming it.
+    an unknown key or a value of the wrong type is reported here, naming it. A relative ``data_dir``
+    (``--set`` or ``--grid``) or ``data_options`` ``path`` becomes the absolute path it names from the
+    current folder, but for the texts of ``keep_relative`` (:func:`absolute_data_path`).
     """
     from sparsecoder.config import parse_overrides
 
@@ -325,7 +373,7 @@ def build_spec(presets: list[str], grid: dict[str, Any] | list[str] | None = Non
     grid = parse_grid(grid) if isinstance(grid, list) else check_grid(dict(grid or {}))
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    overrides = dict(overrides or {})
+    overrides, grid = _absolute_data_paths(dict(overrides or {}), grid, keep_relative)
     seed_list = parse_seeds(seeds)
     if not _finite(cpus_per_trial) > 0:  # inf threads was an OverflowError, nan passed
         raise ConfigError(f"--cpus-per-trial must be a finite number > 0, got {cpus_per_trial!r}")
