@@ -24,12 +24,14 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import re
 import reprlib
 import shlex
 import types
 import typing
 import warnings
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Any
@@ -43,6 +45,8 @@ __all__ = [
     "from_dict",
     "to_dict",
     "parse_overrides",
+    "absolute_data_path",
+    "absolute_data_paths",
     "Preset",
     "list_presets",
     "load_preset",
@@ -522,6 +526,33 @@ def _listed(keys: list[Any], most: int = 20) -> str:
     """``keys`` as a short list for a message: each :func:`shown`, at most ``most`` of them."""
     text = ", ".join(shown(k) for k in keys[:most])
     return f"[{text}, ... {len(keys) - most:,} more]" if len(keys) > most else f"[{text}]"
+
+
+
+def absolute_data_path(value: Any, keep: Iterable[str] = ()) -> Any:
+    """A relative data path (``data_dir``, ``data_options`` ``path``) as the absolute path it names from the
+    current folder, as the command lines store it: ``evaluate``, ``--resume`` and a sweep's trials (Ray
+    workers) find the data from any folder, and a rerun from another folder, where the same relative text
+    names other data, is not taken for the same run. A leading ``~`` is left to the loader (the home
+    folder); a text in ``keep`` (recorded relative by an older version) stays as it is, so that its own
+    rerun still recognises its runs."""
+    if (isinstance(value, str) and value.strip() and not value.startswith("~") and not os.path.isabs(value)
+            and value not in keep):
+        return os.path.abspath(value)
+    return value
+
+
+def absolute_data_paths(overrides: dict[str, Any], keep: Iterable[str] = ()) -> dict[str, Any]:
+    """``overrides`` with ``data_dir`` and ``data_options`` ``path`` made absolute
+    (:func:`absolute_data_path`)."""
+    keep = set(keep)
+    out = dict(overrides)
+    if "data_dir" in out:
+        out["data_dir"] = absolute_data_path(out["data_dir"], keep)
+    options = out.get("data_options")
+    if isinstance(options, dict) and "path" in options:
+        out["data_options"] = {**options, "path": absolute_data_path(options["path"], keep)}
+    return out
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

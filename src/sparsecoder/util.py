@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["FLOAT32_MAX", "physical_memory", "resolve_device", "first_sentence", "check_dense",
            "host_values", "float_rows",
            "native_array", "as_array", "finite_number", "callable_package", "lazy_names", "torch_threads",
-           "autograd_on", "tensor_from_numpy"]
+           "autograd_on", "tensor_from_numpy", "user_path"]
 
 # The largest finite float32 (float(np.finfo(np.float32).max), written out so that this module needs no
 # numpy at import): the models compute in float32, and values beyond it become inf.
@@ -127,6 +127,19 @@ def tensor_from_numpy(array: np.ndarray):
     import torch
 
     return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+def user_path(text: str):
+    """A path argument (``argparse`` ``type=``) with a leading ``~`` or ``~user`` expanded as a shell would:
+    ``--out=~/runs/x`` (zsh, or a quoted ``~``) reaches the command unexpanded and made a folder named ``~``
+    in the current one. An empty path is refused: ``Path("")`` is the current folder (``--out "$UNSET"``
+    trained a run into it)."""
+    import argparse
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"empty path {text!r}; give a file or folder (. is the current one)")
+    return Path(os.path.expanduser(text))
 
 
 def float_rows(value, name: str, *, rows: str = "row", float64: bool = False) -> np.ndarray:

@@ -167,9 +167,9 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         run is measured again); ``retry_failed`` leaves both as they are. ``lost`` those whose Ray worker
         died, which a rerun resumes.
     """
+    from sparsecoder.config import absolute_data_path
     from sparsecoder.reproduce.base import SETTINGS_FILE, Context, check_trials, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
-    from sparsecoder.sweep.spec import absolute_data_path
 
     module = _module(name)
     info = EXPERIMENTS[name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sparsecoder.train.commands import _user_path  # a leading ~ expanded, an empty path refused
+from sparsecoder.util import user_path  # a leading ~ expanded, an empty path refused
 
 __all__ = ["add_commands"]
 
@@ -22,7 +22,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="experiment (see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments with estimated times")
-    p.add_argument("--out", type=_user_path, metavar="DIR",
+    p.add_argument("--out", type=user_path, metavar="DIR",
                    help="experiment folder (new, or its own to resume)")
     p.add_argument("--quick", action="store_true", help="tiny profile of the same protocol (minutes)")
     p.add_argument("--data-dir", default=None, metavar="PATH",

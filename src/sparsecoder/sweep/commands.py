@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sparsecoder.train.commands import _user_path  # a leading ~ expanded, an empty path refused
+from sparsecoder.util import user_path  # a leading ~ expanded, an empty path refused
 
 __all__ = ["add_commands"]
 
@@ -21,7 +21,7 @@ def add_commands(subparsers) -> None:
                     "resumes interrupted ones.",
     )
     p.add_argument("presets", nargs="+", metavar="PRESET", help="preset names (see `sparsecoder presets`)")
-    p.add_argument("--out", required=True, type=_user_path, metavar="DIR",
+    p.add_argument("--out", required=True, type=user_path, metavar="DIR",
                    help="sweep directory (new, or this sweep's own to resume it; shared storage when trials "
                         "run on several machines)")
     p.add_argument("--grid", action="extend", nargs="+", default=[], metavar="KEY=V1,V2,...",

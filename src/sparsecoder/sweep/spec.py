@@ -23,6 +23,8 @@ from sparsecoder.config import (
     MAX_INT,
     MAX_SEEDS,
     ConfigError,
+    absolute_data_path,
+    absolute_data_paths,
     check_seeds,
     find_preset,
     load_yaml_text,
@@ -43,7 +45,6 @@ __all__ = [
     "record_yaml",
     "PRESET_GRID",
     "NO_GRID_FOLDER",
-    "absolute_data_path",
     "recorded_relative_paths",
 ]
 
@@ -306,29 +307,11 @@ def parse_seeds(text: str | int | list[int] | tuple[int, ...] | None) -> list[in
     return check_seeds(seeds, what, _SEEDS_FIX)
 
 
-def absolute_data_path(value: Any, keep: Iterable[str] = ()) -> Any:
-    """A relative data path (``data_dir``, ``data_options`` ``path``) as the absolute path it names from the
-    current folder, as ``train``'s command line stores it: the trials (Ray workers, ``evaluate``,
-    ``--resume``) find the data from any folder, and a rerun from another folder, where the same relative
-    text names other data, is another sweep instead of the same trials on other data. A leading ``~`` is
-    left to the loader (the home folder); a text in ``keep`` (recorded relative by an older version) stays
-    as it is, so that sweep's own rerun still recognises its trials."""
-    if (isinstance(value, str) and value.strip() and not value.startswith("~") and not os.path.isabs(value)
-            and value not in keep):
-        return os.path.abspath(value)
-    return value
-
-
 def _absolute_data_paths(overrides: dict[str, Any], grid: dict[str, Any],
                          keep: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``overrides`` and ``grid`` with their data paths made absolute (:func:`absolute_data_path`)."""
     keep = set(keep)
-    overrides = dict(overrides)
-    if "data_dir" in overrides:
-        overrides["data_dir"] = absolute_data_path(overrides["data_dir"], keep)
-    options = overrides.get("data_options")
-    if isinstance(options, dict) and "path" in options:
-        overrides["data_options"] = {**options, "path": absolute_data_path(options["path"], keep)}
+    overrides = absolute_data_paths(overrides, keep)
     if isinstance(grid.get("data_dir"), list):
         grid = {**grid, "data_dir": [absolute_data_path(v, keep) for v in grid["data_dir"]]}
     return overrides, grid

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from sparsecoder.util import user_path
+
 __all__ = ["add_commands"]
 
 
@@ -22,7 +24,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("preset", metavar="PRESET", help="preset name, or a preset-format YAML file "
                    "(e.g. another run's config.yaml)")
-    p.add_argument("--out", required=True, type=_user_path, metavar="DIR",
+    p.add_argument("--out", required=True, type=user_path, metavar="DIR",
                    help="run folder (new or empty; an existing run's with --resume or --overwrite)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set lam=0.01 epochs=5 limit=500 (YAML values)")
@@ -38,7 +40,7 @@ def add_commands(subparsers) -> None:
         description="Reload a run's best weights, recompute its test metrics, rewrite metrics.json and "
                     "print them.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+    p.add_argument("run_dir", metavar="DIR", type=user_path,
                    help="run folder written by `sparsecoder train`")
     _device_option(p)
     p.set_defaults(func=_evaluate)
@@ -60,13 +62,13 @@ def add_commands(subparsers) -> None:
                     "values 0-255 as in the IDX files; arrays: values as in the file; cifar_patches: RGB "
                     "patches 0-255, R, G, B planes); the run's stored preprocessing is applied.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+    p.add_argument("run_dir", metavar="DIR", type=user_path,
                    help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="INPUT.npy", type=_user_path,
+    p.add_argument("input", metavar="INPUT.npy", type=user_path,
                    help="array (n, d) of rows ((n, H, W, ...): flattened per sample)")
     p.add_argument("--input", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows: model space (default) or the data source's raw units")
-    p.add_argument("--out", required=True, type=_user_path, metavar="CODES.npy",
+    p.add_argument("--out", required=True, type=user_path, metavar="CODES.npy",
                    help="where to write the codes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     _device_option(p)
@@ -81,42 +83,16 @@ def add_commands(subparsers) -> None:
                     "values, not clipped or rounded; cifar_patches: the grey RGB patch of that "
                     "luminance). decode(encode(x)) is the run's reconstruction of x.",
     )
-    p.add_argument("run_dir", metavar="DIR", type=_user_path,
+    p.add_argument("run_dir", metavar="DIR", type=user_path,
                    help="run folder written by `sparsecoder train`")
-    p.add_argument("input", metavar="CODES.npy", type=_user_path, help="array (n, latents) of codes")
+    p.add_argument("input", metavar="CODES.npy", type=user_path, help="array (n, latents) of codes")
     p.add_argument("--output", dest="space", choices=("model", "raw"), default="model",
                    help="units of the rows written: model space (default) or the data source's raw units")
-    p.add_argument("--out", required=True, type=_user_path, metavar="ROWS.npy",
+    p.add_argument("--out", required=True, type=user_path, metavar="ROWS.npy",
                    help="where to write the rows")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     _device_option(p)
     p.set_defaults(func=_decode)
-
-
-def _user_path(text: str) -> Path:
-    """A path argument with a leading ``~`` or ``~user`` expanded as a shell would: ``--out=~/runs/x`` (zsh,
-    or a quoted ``~``) reaches the command unexpanded and made a folder named ``~`` in the current one. An
-    empty path is refused: ``Path("")`` is the current folder (``--out "$UNSET"`` trained a run into it)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"empty path {text!r}; give a file or folder (. is the current one)")
-    return Path(os.path.expanduser(text))
-
-
-def _absolute_data_paths(overrides: dict) -> dict:
-    """``overrides`` with a relative ``data_dir`` (and ``data_options`` ``path``) made absolute: it names the
-    data from the current folder, and ``config.yaml`` stores the path meant, so that ``evaluate`` and
-    ``--resume`` find the data from any folder. A leading ``~`` is left to the loader (the home folder)."""
-    def absolute(value):
-        if isinstance(value, str) and value.strip() and not value.startswith("~"):
-            return os.path.abspath(value)
-        return value
-
-    out = dict(overrides)
-    if "data_dir" in out:
-        out["data_dir"] = absolute(out["data_dir"])
-    if isinstance(out.get("data_options"), dict) and "path" in out["data_options"]:
-        out["data_options"] = {**out["data_options"], "path": absolute(out["data_options"]["path"])}
-    return out
 
 
 def _device_option(parser: argparse.ArgumentParser) -> None:
@@ -146,13 +122,13 @@ def stopped_message(what: str, preset, out: Path, restart: str | None = None) ->
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sparsecoder.config import parse_overrides
+    from sparsecoder.config import absolute_data_paths, parse_overrides
     from sparsecoder.train.distributed import RankFailed, process_rank
     from sparsecoder.train.trainer import TrainingDiverged, train
 
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
-    overrides = _absolute_data_paths(parse_overrides(args.overrides))
+    overrides = absolute_data_paths(parse_overrides(args.overrides))
     replacing = _run_identity(args.out) if args.overwrite else None
     try:
         metrics = train(args.preset, args.out, overrides=overrides, resume=args.resume,
