@@ -37,9 +37,14 @@ def test_positive_int_and_none():
     for bad, kwargs, message in [(None, {}, "k=None: expected an integer >= 1$"),
                                  (0, {"allow_none": True}, "k=0: expected an integer >= 1 or null"),
                                  (1, {"minimum": 2}, "k=1: expected an integer >= 2"),
-                                 (True, {}, "k=True"), (2.0, {}, "k=2.0")]:
+                                 (True, {}, "k=True"), (2.5, {}, "k=2.5"), (math.inf, {}, "k=inf")]:
         with pytest.raises(ValueError, match=message):
             checks.positive_int({"k": bad}, "k", **kwargs)
+    # a whole number written as a float (--set epochs=1e3 reads 1000.0) is that integer, as in train --set
+    settings = {"epochs": 1000.0}
+    assert checks.positive_int(settings, "epochs") == 1000 and type(settings["epochs"]) is int
+    with pytest.raises(ValueError, match="epochs=1000000000: expected an integer >= 1 and <= 1000000"):
+        checks.epochs({"epochs": 1e9})
 
 
 def test_number_bounds():

@@ -105,6 +105,8 @@ def positive_int(settings: dict[str, Any], key: str, *, allow_none: bool = False
     value = settings[key]
     if value is None and allow_none:
         return None
+    if isinstance(value, float) and value.is_integer():  # --set epochs=1e3 (1000.0), as train reads it
+        value = settings[key] = int(value)
     if not _is_int(value) or not minimum <= value <= maximum:
         upper = f" and <= {maximum}" if _is_int(value) and value > maximum else ""
         raise _refuse(key, value, f"an integer >= {minimum}{upper}" + (" or null" if allow_none else ""))
