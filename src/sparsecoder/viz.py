@@ -95,9 +95,10 @@ def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str, np.
     of the pixels that are NaN or ±inf (in any channel), which the grid paints red.
 
     ``"each"``: every image on its own symmetric range ``[-max|x|, max|x|]`` when it has negative
-    values (atoms, filters: grey is zero), otherwise its own ``[min, max]`` (a constant image is black);
-    ``"all"``: one ``[min, max]`` for the whole grid; ``"none"``: values are already in
-    ``[0, 1]`` (clipped). Ranges are those of the finite values.
+    values (atoms, filters: grey is zero), otherwise its own ``[min, max]``; ``"all"``: one ``[min, max]``
+    for the whole grid; ``"none"``: values are already in ``[0, 1]`` (clipped). Ranges are those of the
+    finite values; an empty range is widened to hold 0 (:func:`_display_range`): a constant positive image
+    is white, zero black.
     """
     if normalize not in ("each", "all", "none"):
         raise ValueError(f"normalize must be 'each', 'all' or 'none', got {normalize!r}")
@@ -108,8 +109,8 @@ def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str, np.
         return np.clip(images, 0.0, 1.0), "gray", bad
     if normalize == "all":
         values = images[finite]
-        low, high = (values.min(), values.max()) if values.size else (0.0, 1.0)
-        return np.clip((images - low) / (high - low if high > low else 1.0), 0.0, 1.0), "gray", bad
+        low, scale = _display_range(*((values.min(), values.max()) if values.size else (0.0, 1.0)))
+        return np.clip((images - low) / scale, 0.0, 1.0), "gray", bad
     out = np.empty_like(images)
     for i, (image, ok) in enumerate(zip(images, finite, strict=True)):
         values = image[ok]
@@ -118,8 +119,19 @@ def _normalise(images: np.ndarray, normalize: str) -> tuple[np.ndarray, str, np.
             bound = max(abs(low), abs(high))
             out[i] = 0.5 + 0.5 * image / bound
         else:
-            out[i] = (image - low) / (high - low if high > low else 1.0)
+            low, scale = _display_range(low, high)
+            out[i] = (image - low) / scale
     return np.clip(out, 0.0, 1.0), "gray", bad
+
+
+def _display_range(low: float, high: float) -> tuple[float, float]:
+    """``(low, scale)`` drawing values ``low``…``high`` as ``(x − low) / scale`` in [0, 1]; an empty range
+    (a constant image: a 1 × 1 atom, a DC atom, a white digit) is widened to hold 0, so a positive constant
+    is white, a negative one black and zero black (every constant image was black)."""
+    if high > low:
+        return low, high - low
+    low, high = min(low, 0.0), max(high, 0.0)
+    return low, (high - low) or 1.0
 
 
 def _mosaic(images: np.ndarray, ncols: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
@@ -337,8 +349,7 @@ def reconstruction_grid(inputs, recons, image_shape, path, *, title: str | None 
     _check_grid(2 * ncols * math.ceil(len(inputs) / ncols), ncols, inputs.shape[1], inputs.shape[2],
                 "inputs and recons")
     finite = inputs[np.isfinite(inputs)]
-    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-    scale = high - low if high > low else 1.0
+    low, scale = _display_range(*((finite.min(), finite.max()) if finite.size else (0.0, 1.0)))
     rows, marks, labels = [], [], []
     for start in range(0, len(inputs), ncols):
         for block, label in ((inputs, "input"), (recons, "recon.")):
