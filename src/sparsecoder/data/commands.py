@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 __all__ = ["add_commands"]
@@ -11,6 +12,9 @@ __all__ = ["add_commands"]
 # Keywords of `sparsecoder.data.load` that `data show` passes itself, and the flag that sets each: as `--set`
 # options they would reach load() twice (`limit`, its other keyword, is taken from --set).
 SHOW_OWN_KEYWORDS = {"name": "the NAME argument", "seed": "--seed", "data_dir": "--data-dir"}
+
+# the most image pixels across that `data show` lays plain vectors side by side in
+VECTORS_WIDTH = 2000
 
 
 def add_commands(subparsers) -> None:
@@ -89,11 +93,13 @@ def _show(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     count = min(args.count, len(split))
     pixels = split.to_pixels(split.x[:count], slice(0, count))
-    shape = data.image_shape
+    shape, ncols = data.image_shape, None
     if shape is None:
-        # plain vectors: draw each as one row of pixels
+        # plain vectors: draw each as one row of pixels; long ones fewer to a row (64 vectors of 5,000
+        # values in 8 columns were 40,009 pixels wide, a grid image_grid refuses)
         shape = (1, data.dim)
-    image_grid(pixels, shape, args.out, normalize="each",
+        ncols = max(1, min(math.ceil(math.sqrt(count)), VECTORS_WIDTH // (data.dim + 1)))
+    image_grid(pixels, shape, args.out, ncols=ncols, normalize="each",
                title=f"{args.name} ({args.split}, first {count})")
     print(data.describe())
     print(f"wrote {args.out}")
