@@ -18,6 +18,22 @@ from pathlib import Path
 
 DEFAULT_EPOCHS = 100
 PAPER = {"psnr": 17.7, "sparsity": 0.918}  # VDL, λ = 2e-2, full MNIST, 200 epochs (SPEC §3)
+SAE_ROWS = [
+    ("PSNR (dB)", "psnr", "{:.2f}"),
+    ("sparsity (fraction of zero code entries)", "sparsity", "{:.3f}"),
+    ("PSNR with FISTA codes (dB)", "psnr_fista", "{:.2f}"),
+    ("sparsity of FISTA codes", "sparsity_fista", "{:.3f}"),
+    ("mean code L1 norm", "code_l1", "{:.3f}"),
+    ("dead atoms (never active on the test set)", "dead_atoms", "{}"),
+]
+VAE_ROWS = [
+    ("ELBO (nats per sample)", "elbo", "{:.2f}"),
+    ("MSE per pixel (model space)", "mse", "{:.4f}"),
+    ("KL to the prior (nats per sample)", "kl", "{:.2f}"),
+]
+# the pictures a run may draw (sparsecoder.viz: sae_pictures, vae_pictures, the history), listed if present
+PICTURES = ("atoms.png", "encoder.png", "samples.png", "reconstructions.png", "latent_scatter.png",
+            "latent_grid.png", "history.png")
 
 
 def _at_least_one(text: str) -> int:
@@ -107,24 +123,22 @@ def _main(args: argparse.Namespace) -> int:
         return status
     seconds = time.perf_counter() - start
     print()
-    print(f"done in {seconds:.0f} s. Test metrics (encoder codes = amortised inference):")
-    rows = [
-        ("PSNR (dB)", "psnr", "{:.2f}"),
-        ("sparsity (fraction of zero code entries)", "sparsity", "{:.3f}"),
-        ("PSNR with FISTA codes (dB)", "psnr_fista", "{:.2f}"),
-        ("sparsity of FISTA codes", "sparsity_fista", "{:.3f}"),
-        ("mean code L1 norm", "code_l1", "{:.3f}"),
-        ("dead atoms (never active on the test set)", "dead_atoms", "{}"),
-    ]
-    for label, key, fmt in rows:
+    # a VAE preset has no PSNR: its rows were looked up among the sparse autoencoders' keys (none printed)
+    vae = "psnr" not in metrics and "elbo" in metrics
+    print(f"done in {seconds:.0f} s. Test metrics"
+          f"{'' if vae else ' (encoder codes = amortised inference)'}:")
+    for label, key, fmt in VAE_ROWS if vae else SAE_ROWS:
         if key in metrics:
             print(f"  {label:<45} {fmt.format(metrics[key])}")
+    if vae and "active_units" in metrics and "n_latents" in metrics:
+        print(f"  {'active latents (std of posterior mean)':<45} "
+              f"{metrics['active_units']} of {metrics['n_latents']}")
     if args.preset == "vdl-mnist":
         print(f"  paper (VDL, λ=2e-2, full MNIST, 200 epochs): PSNR {PAPER['psnr']} dB, "
               f"sparsity {PAPER['sparsity']:.3f}")
     print()
     print(f"run folder: {out.resolve()}")
-    for name in ("atoms.png", "encoder.png", "reconstructions.png", "history.png"):
+    for name in PICTURES:
         path = out / name
         if path.exists():
             print(f"  {name:<20} {path.resolve()}")
