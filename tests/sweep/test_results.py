@@ -113,6 +113,19 @@ def test_psnr_sparsity_curves_run_along_lam_one_per_value_of_the_other_grid_keys
 
 
 
+def test_labels_of_grid_points_at_the_same_place_are_stacked_not_overprinted(tmp_path, kept_figures):
+    spec = build_spec(["sdl-mnist"], ["lam=0.01,0.02,0.05"], "0", {"epochs": 1})
+    for trial in spec.trials():  # 0.01 and 0.02 at one place (e.g. every code zero at both)
+        lam = dict(trial.point)["lam"]
+        _write(tmp_path / trial.folder, {"psnr": 15.0 if lam < 0.05 else 12.0, "sparsity": 0.9})
+    write_results(spec, tmp_path)
+    texts = {t.get_text(): t for t in kept_figures[0].axes[0].texts}
+    assert set(texts) == {"lam=0.01", "lam=0.02", "lam=0.05"}
+    assert texts["lam=0.01"].xy == texts["lam=0.02"].xy  # the same point...
+    assert texts["lam=0.01"].xyann != texts["lam=0.02"].xyann  # ...labelled on two lines
+    assert texts["lam=0.05"].xyann == texts["lam=0.01"].xyann  # a point of its own: the usual place
+
+
 def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, kept_figures):
     """A grid point whose seeds all gave a NaN PSNR vanished from its curve without a word; a VAE point
     with a NaN ELBO lost every panel, its finite MSE and active units too."""

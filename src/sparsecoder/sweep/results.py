@@ -188,6 +188,7 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
     if missing:  # a failed or NaN grid point vanished from its curve without a word
         title = f"{title}\n{_not_drawn(missing)}"
     fig, ax = subplots(figsize=(7.5, 5.0), dpi=120)
+    labelled: dict[tuple[float, float], int] = {}  # labels already at a point: the next goes above them
     for (preset, others), groups in curves.items():
         x = np.array([g["stats"][x_metric][0] for g in groups]) * x_scale
         y = np.array([g["stats"][y_metric][0] for g in groups])
@@ -198,8 +199,13 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
         for g, xi, yi in zip(groups, x, y, strict=True):
             along = _curve_key(g["point"])
             if along is not None:
+                # grid points at the same (x, y) (e.g. two λ that zero every code) were labelled on top of
+                # each other; each further label goes one line higher
+                stacked = labelled.get((float(xi), float(yi)), 0)
+                labelled[(float(xi), float(yi))] = stacked + 1
                 ax.annotate(f"{along}={format_value(dict(g['point'])[along])}", (xi, yi),
-                            textcoords="offset points", xytext=(5, 5), fontsize=8, color=line[0].get_color())
+                            textcoords="offset points", xytext=(5, 5 + 10 * stacked), fontsize=8,
+                            color=line[0].get_color())
     ax.margins(x=0.12, y=0.08)  # room for the grid-point labels
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
