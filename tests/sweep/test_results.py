@@ -120,10 +120,15 @@ def test_labels_of_grid_points_at_the_same_place_are_stacked_not_overprinted(tmp
         _write(tmp_path / trial.folder, {"psnr": 15.0 if lam < 0.05 else 12.0, "sparsity": 0.9})
     write_results(spec, tmp_path)
     texts = {t.get_text(): t for t in kept_figures[0].axes[0].texts}
-    assert set(texts) == {"lam=0.01", "lam=0.02", "lam=0.05"}
-    assert texts["lam=0.01"].xy == texts["lam=0.02"].xy  # the same point...
-    assert texts["lam=0.01"].xyann != texts["lam=0.02"].xyann  # ...labelled on two lines
-    assert texts["lam=0.05"].xyann == texts["lam=0.01"].xyann  # a point of its own: the usual place
+    assert set(texts) == {"lam=0.01, 0.02", "lam=0.05"}  # one label for the two λ at one place
+    # another curve with a point at the same place: its label goes one line higher
+    spec = build_spec(["sdl-mnist", "vdl-mnist"], ["lam=0.01,0.05"], "0", {"epochs": 1})
+    for trial in spec.trials():
+        lam = dict(trial.point)["lam"]
+        _write(tmp_path / "two" / trial.folder, {"psnr": 15.0 if lam < 0.05 else 12.0, "sparsity": 0.9})
+    write_results(spec, tmp_path / "two")
+    first, second = (t for t in kept_figures[1].axes[0].texts if t.get_text() == "lam=0.01")
+    assert first.xy == second.xy and first.xyann != second.xyann
 
 
 def test_plots_name_the_grid_points_they_cannot_draw(tmp_path, kept_figures):

@@ -196,17 +196,21 @@ def _plot(summary: list[dict[str, Any]], x_metric: str, y_metric: str, x_label: 
         yerr = np.nan_to_num(np.array([g["stats"][y_metric][1] for g in groups]))
         name = ", ".join([preset, *(f"{k}={format_value(v)}" for k, v in others)])
         line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=name)
+        # grid points at the same (x, y) (e.g. two λ that zero every code) were labelled on top of each
+        # other: one label per place and curve ("lam=0.01, 0.02"), another curve's one line higher
+        places: dict[tuple[float, float], list[str]] = {}
+        along = None
         for g, xi, yi in zip(groups, x, y, strict=True):
             along = _curve_key(g["point"])
             if along is not None:
-                # grid points at the same (x, y) (e.g. two λ that zero every code) were labelled on top of
-                # each other; each further label goes one line higher
-                stacked = labelled.get((float(xi), float(yi)), 0)
-                labelled[(float(xi), float(yi))] = stacked + 1
-                ax.annotate(f"{along}={format_value(dict(g['point'])[along])}", (xi, yi),
-                            textcoords="offset points", xytext=(5, 5 + 10 * stacked), fontsize=8,
-                            color=line[0].get_color())
-    ax.margins(x=0.12, y=0.08)  # room for the grid-point labels
+                places.setdefault((float(xi), float(yi)), []).append(format_value(dict(g["point"])[along]))
+        for place, values in places.items():
+            stacked = labelled.get(place, 0)
+            labelled[place] = stacked + 1
+            ax.annotate(f"{along}={', '.join(values)}", place, textcoords="offset points",
+                        xytext=(5, 5 + 10 * stacked), fontsize=8, color=line[0].get_color())
+    # room for the grid-point labels, stacked ones too
+    ax.margins(x=0.12, y=0.08 + 0.04 * (max(labelled.values(), default=1) - 1))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
