@@ -63,7 +63,14 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, RankFailed, World, current_world, shard
+from sparsecoder.train.distributed import (
+    LOCAL_STATISTICS_ENV,
+    RankFailed,
+    World,
+    current_world,
+    shard,
+    under_torchrun_agent,
+)
 from sparsecoder.train.integrity import (
     LOCK_FILE,
     check_resume_config,
@@ -493,6 +500,11 @@ def _train_in_world(config, meta, out_dir: Path, *, resume: bool, overwrite: boo
                       family=family(config.model_name))
     except BaseException as err:
         posted = world.report_failure(err)  # before close(): the others' collective fails, they name it
+        if posted and isinstance(err, (KeyboardInterrupt, RankFailed)) and under_torchrun_agent():
+            # another rank died (kill -9): this one lost contact, or got torchrun's SIGTERM. The agent hosts
+            # the store and stops every process, so rank 0 has no store to keep up for the others: it used
+            # to wait the full linger for the dead rank (a launch 10 s slower to end)
+            posted = False
         if not isinstance(err, RankFailed):
             raise
         if err.kind == TrainingDiverged.__name__:  # another process diverged: so did this run
