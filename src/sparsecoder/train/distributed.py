@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["World", "RankFailed", "current_world", "shard", "LOCAL_STATISTICS_ENV", "RANK0_TIMEOUT_ENV",
-           "FAILURE_LINGER_S"]
+           "FAILURE_LINGER_S", "under_torchrun_agent"]
 
 T = TypeVar("T")
 
@@ -299,6 +299,12 @@ def current_world(device: torch.device) -> World:
     main_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=rank0_timeout))
     return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
                  owns_group=owns_group, main_group=main_group, rank0_timeout=rank0_timeout)
+
+
+def under_torchrun_agent() -> bool:
+    """Whether torchrun's agent started this process and hosts the rendezvous store (not rank 0): it
+    stops every process once one has failed or is stopped by a signal."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").strip().lower() == "true"
 
 
 def rank0_timeout_seconds() -> float:

@@ -63,7 +63,14 @@ from sparsecoder.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from sparsecoder.train.distributed import LOCAL_STATISTICS_ENV, RankFailed, World, current_world, shard
+from sparsecoder.train.distributed import (
+    LOCAL_STATISTICS_ENV,
+    RankFailed,
+    World,
+    current_world,
+    shard,
+    under_torchrun_agent,
+)
 from sparsecoder.train.integrity import (
     LOCK_FILE,
     check_resume_config,
@@ -493,6 +500,11 @@ def _train_in_world(config, meta, out_dir: Path, *, resume: bool, overwrite: boo
                       family=family(config.model_name))
     except BaseException as err:
         posted = world.report_failure(err)  # before close(): the others' collective fails, they name it
+        if posted and isinstance(err, (KeyboardInterrupt, RankFailed)) and under_torchrun_agent():
+            # another rank died (kill -9): this one lost contact, or got torchrun's SIGTERM. The agent hosts
+            # the store and stops every process, so rank 0 has no store to keep up for the others: it used
+            # to wait the full linger for the dead rank (a launch 10 s slower to end)
+            posted = False
         if not isinstance(err, RankFailed):
             raise
         if err.kind == TrainingDiverged.__name__:  # another process diverged: so did this run
@@ -514,23 +526,32 @@ def _flags(**flags) -> list[bool]:
     return [bool(value) for value in flags.values()]
 
 
-def _check_world(config, world: World, n_train: int | None = None) -> None:
+def _check_world(config, world: World, n_train: int | None = None, *, resume: bool = False) -> None:
     """A data-parallel run needs a global batch divisible by the number of processes (and, once the data
-    is known, batches of at least one row per process)."""
+    is known, batches of at least one row per process). On ``resume`` neither ``batch_size`` nor the data
+    can change, so the fix named is a number of processes that fits them."""
     if not world.distributed:
         return
-    if n_train is None and config.batch_size % world.world_size:
-        suggestion = config.batch_size - config.batch_size % world.world_size or world.world_size
-        raise ConfigError(
-            f"batch_size={config.batch_size} is the global batch and must be divisible by the number of "
-            f"processes ({world.world_size}); set batch_size to a multiple of {world.world_size} "
-            f"(e.g. --set batch_size={suggestion}) or change --nproc_per_node"
-        )
+    size = world.world_size
+    if n_train is None and config.batch_size % size:
+        if resume:
+            fits = [str(n) for n in range(1, config.batch_size + 1) if config.batch_size % n == 0][:4]
+            counts = f"{', '.join(fits[:-1])} or {fits[-1]}" if len(fits) > 1 else fits[0]
+            fix = (f"the run's batch_size cannot change on resume: resume it with a number of processes "
+                   f"that divides {config.batch_size} (--nproc_per_node={counts})")
+        else:
+            suggestion = config.batch_size - config.batch_size % size or size
+            fix = (f"set batch_size to a multiple of {size} (e.g. --set batch_size={suggestion}) or change "
+                   f"--nproc_per_node")
+        raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be divisible by the "
+                          f"number of processes ({size}); {fix}")
     smallest = n_train // math.ceil(n_train / config.batch_size) if n_train else 0
-    if n_train is not None and smallest < world.world_size:
-        size = world.world_size
+    if n_train is not None and smallest < size:
         fix = "use more data or fewer processes"
-        if n_train >= size:  # a larger global batch (a multiple of size) gives every process rows
+        if resume:  # its batch_size and data are the run's
+            fix = (f"the run's batch_size and data cannot change on resume: resume it with at most "
+                   f"{smallest} process{'es' if smallest != 1 else ''} (--nproc_per_node={max(smallest, 1)})")
+        elif n_train >= size:  # a larger global batch (a multiple of size) gives every process rows
             fits = next(b for b in range(config.batch_size + size, n_train + 2 * size, size)
                         if _smallest_batch(n_train, b) >= size)
             fix = f"set batch_size >= {fits} (a multiple of {size}), {fix}"
@@ -609,7 +630,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
     settings = {k: v for k, v in to_dict(config).items() if k not in PER_PROCESS_KEYS}
     _check_same_everywhere(world, "settings", {**settings, "--out": str(out_dir), "--resume": resume,
                                                "--overwrite": overwrite, "data given": data is not None})
-    _check_world(config, world)
+    _check_world(config, world, resume=resume)
     replaced = world.on_main(lambda: _prepare_out_dir(out_dir, overwrite)) if not resume else []
     if data is None and resume:
         check_data_paths_found(config, out_dir, f"resume it from the folder where {out_dir} was trained")
@@ -626,7 +647,7 @@ def _train(config, meta, out_dir: Path, world: World, *, resume: bool, overwrite
             _check_same_everywhere(world, f"{out_dir / CHECKPOINT_FILE} (is --out one shared folder?)",
                                    {"checkpoint SHA-256": sha256_file(out_dir / CHECKPOINT_FILE)})
         world.on_main(lambda: check_resume_data(state, fingerprint, out_dir))
-    _check_world(config, world, len(data.train))
+    _check_world(config, world, len(data.train), resume=resume)
     seed_everything(world.rank_seed(config.seed))
     model = build_model(config, data)
     check_batches(config.batch_size, model, len(data.train))
