@@ -411,15 +411,8 @@ def _sparse_encode(X, dictionary, *, alpha, positive, max_iter, tol, init, step,
         if active_set:
             codes, n_iter, probed, converged = _encode_active_set(
                 atoms, correlations, start, float(alpha), positive,
-                int(max_iter), probe=method == "auto",
+                int(max_iter), probe=method == "auto", step=step, tol=float(tol),
             )
-            if codes is None and _fista_needs_more_passes(probed, correlations, start, float(alpha), positive,
-                                                          step, int(max_iter), float(tol)):
-                # dense codes on which FISTA converges slowly (an ill-conditioned Gram matrix): the rows
-                # after the probe go to the active set too
-                codes, n_iter, converged = _active_set_after_probe(probed, atoms, correlations, start,
-                                                                   float(alpha), positive, int(max_iter))
-                probed = None
             if codes is None:  # dense codes: FISTA is faster
                 active_set = False
             elif not bool(converged.all()):
@@ -551,9 +544,11 @@ _DENSE_MIN_SUPPORT = 64
 _FISTA_ITERATIONS_PER_SWEEP = 4.0
 
 
-def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, probe):
+def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, probe, step="adaptive",
+                       tol=1e-4):
     """Active-set codes as torch tensors ``(codes, sweeps, None)``; when ``probe`` finds the codes dense
-    (mean support of the first samples > 0.9 of min(n_components, n_features), and >= 64) instead
+    (mean support of the first samples > 0.9 of min(n_components, n_features), and >= 64) and FISTA (its
+    ``step`` and ``tol``) converges fast on them (:func:`_fista_needs_more_passes`) instead
     ``(None, None, (probe codes, probe sweeps, float64 Gram))``: the probe's rows are solved exactly and
     kept, FISTA takes the rest. Calls of at most ``_DENSE_FISTA_SAMPLES`` rows stay on the active set
     without a probe, the Gram matrix computed by the solver's own threads in the same call."""
@@ -572,7 +567,11 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
         )
         support = (head != 0).sum(axis=1).mean()
         dense = support > _DENSE_FRACTION * min(n_components, n_features) and support >= _DENSE_MIN_SUPPORT
-        if dense:
+        # dense codes on which FISTA converges slowly (an ill-conditioned Gram matrix) stay here
+        if dense and not _fista_needs_more_passes(gram, correlations[:_PROBE_SAMPLES],
+                                                  None if start is None else start[:_PROBE_SAMPLES],
+                                                  sweeps[:_PROBE_SAMPLES], alpha, positive, step,
+                                                  max_sweeps, tol):
             if not converged[:_PROBE_SAMPLES].all():
                 _warn_unconverged(int((~converged[:_PROBE_SAMPLES]).sum()), _PROBE_SAMPLES, max_sweeps,
                                   "active set", "raise max_iter", stacklevel=5)
@@ -591,32 +590,17 @@ def _encode_active_set(atoms, correlations, start, alpha, positive, max_sweeps, 
     return torch.from_numpy(rows), torch.from_numpy(sweeps), None, torch.from_numpy(converged)
 
 
-def _fista_needs_more_passes(probed, correlations, start, alpha, positive, step, max_iter, tol) -> bool:
-    """Whether FISTA, run on the probe's rows as it would run on the others, takes more than
-    ``_FISTA_ITERATIONS_PER_SWEEP`` iterations per sweep the active set took on them (a deterministic test:
-    iteration counts, not times). The trial stops each row just past that bound: a row that reaches it
-    counts as needing more, and a slow FISTA costs the trial no more than that."""
-    head_codes, head_sweeps, gram64 = probed
-    m = len(head_codes)
-    bound = _FISTA_ITERATIONS_PER_SWEEP * max(float(head_sweeps.double().mean()), 1.0)
-    first = (torch.zeros(m, head_codes.shape[1], dtype=correlations.dtype, device=correlations.device)
-             if start is None else start[:m])
-    trial = _gram_fista(gram64.to(correlations.dtype), correlations[:m], first, alpha, positive, step,
-                        max_iter if bound >= max_iter else int(bound) + 1, tol)
+def _fista_needs_more_passes(gram, correlations, start, sweeps, alpha, positive, step, max_iter, tol) -> bool:
+    """Whether FISTA, run on the probe's rows (``correlations``, from ``start``) as it would run on the
+    others, takes more than ``_FISTA_ITERATIONS_PER_SWEEP`` iterations per ``sweeps`` the active set took on
+    them (a deterministic test: iteration counts, not times). The trial stops each row just past that
+    bound: a row that reaches it counts as needing more, and a slow FISTA costs the trial no more than
+    that."""
+    bound = _FISTA_ITERATIONS_PER_SWEEP * max(float(sweeps.mean()), 1.0)
+    first = start if start is not None else correlations.new_zeros(len(correlations), gram.shape[0])
+    trial = _gram_fista(torch.from_numpy(gram).to(correlations.dtype), correlations, first, alpha, positive,
+                        step, max_iter if bound >= max_iter else int(bound) + 1, tol)
     return float(trial.n_iter.double().mean()) > bound
-
-
-def _active_set_after_probe(probed, atoms, correlations, start, alpha, positive, max_sweeps):
-    """``(codes, sweeps, converged)`` of every row: the probe's exact rows, then the active set on the rest
-    (their ``correlations`` overwritten with the codes, as :func:`_encode_active_set` does)."""
-    head_codes, head_sweeps, _ = probed
-    m = len(head_codes)
-    rest, sweeps, _, converged = _encode_active_set(atoms, correlations[m:],
-                                                    None if start is None else start[m:], alpha, positive,
-                                                    max_sweeps, probe=False)
-    # the probe's rows that stopped at max_sweeps were warned about with the probe
-    return (torch.cat([head_codes.to(rest.dtype), rest]), torch.cat([head_sweeps.to(sweeps.dtype), sweeps]),
-            torch.cat([torch.ones(m, dtype=torch.bool), converged]))
 
 
 def _warn_unconverged(count, total, max_iter, solver, advice, stacklevel=4):
