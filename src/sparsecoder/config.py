@@ -528,7 +528,6 @@ def _listed(keys: list[Any], most: int = 20) -> str:
     return f"[{text}, ... {len(keys) - most:,} more]" if len(keys) > most else f"[{text}]"
 
 
-
 def absolute_data_path(value: Any, keep: Iterable[str] = ()) -> Any:
     """A relative data path (``data_dir``, ``data_options`` ``path``) as the absolute path it names from the
     current folder, as the command lines store it: ``evaluate``, ``--resume`` and a sweep's trials (Ray

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sparsecoder.config import read_record
+from sparsecoder.config import absolute_data_path, read_record
 from sparsecoder.io import atomic_write_text
 from sparsecoder.train.integrity import LOCK_FILE, run_folder_lock
 from sparsecoder.util import callable_package, lazy_names
@@ -129,7 +129,7 @@ def _recorded_relative_data_dir(out: Path) -> list[str]:
         data_dir = read_record(out / SETTINGS_FILE, {}, "").get("data_dir")
     except (OSError, ValueError):
         return []
-    return [data_dir] if isinstance(data_dir, str) and not Path(data_dir).expanduser().is_absolute() else []
+    return [data_dir] if absolute_data_path(data_dir) != data_dir else []
 
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str | None = None,
@@ -167,7 +167,6 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False, data_dir: str 
         run is measured again); ``retry_failed`` leaves both as they are. ``lost`` those whose Ray worker
         died, which a rerun resumes.
     """
-    from sparsecoder.config import absolute_data_path
     from sparsecoder.reproduce.base import SETTINGS_FILE, Context, check_trials, parse_settings, write_report
     from sparsecoder.sweep.run import check_data_dirs, check_executor
 

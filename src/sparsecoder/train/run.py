@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsecoder.config import load_config, to_dict
+from sparsecoder.config import absolute_data_path, load_config, to_dict
 from sparsecoder.data.base import DataSplits, Split
 from sparsecoder.data.preprocessing import NotRowWise, Preprocessing, preprocessing_from_dict
 from sparsecoder.io import atomic_write_json
@@ -214,8 +214,7 @@ def check_data_paths_found(config, run_dir: Path, fix: str) -> None:
     folder it was trained in (a run written by Python's ``train`` or an older sparsecoder, which stored
     the path as given). ``fix`` says what to do instead."""
     for key, value in (("data_dir", config.data_dir), ("path", dict(config.data_options).get("path"))):
-        if isinstance(value, str) and not value.startswith("~") and not os.path.isabs(value) \
-                and not os.path.lexists(value):
+        if absolute_data_path(value) != value and not os.path.lexists(value):  # relative, naming nothing
             raise FileNotFoundError(f"{key} {value!r} in {run_dir / CONFIG_FILE} is a relative path, read "
                                     f"from the current folder {os.getcwd()}, where it does not exist; {fix}")
 
