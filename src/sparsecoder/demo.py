@@ -31,9 +31,6 @@ VAE_ROWS = [
     ("MSE per pixel (model space)", "mse", "{:.4f}"),
     ("KL to the prior (nats per sample)", "kl", "{:.2f}"),
 ]
-# the pictures a run may draw (sparsecoder.viz: sae_pictures, vae_pictures, the history), listed if present
-PICTURES = ("atoms.png", "encoder.png", "samples.png", "reconstructions.png", "latent_scatter.png",
-            "latent_grid.png", "history.png")
 
 
 def _at_least_one(text: str) -> int:
@@ -138,7 +135,9 @@ def _main(args: argparse.Namespace) -> int:
               f"sparsity {PAPER['sparsity']:.3f}")
     print()
     print(f"run folder: {out.resolve()}")
-    for name in PICTURES:
+    from sparsecoder.train.run import RUN_PICTURES
+
+    for name in RUN_PICTURES:  # those the run drew
         path = out / name
         if path.exists():
             print(f"  {name:<20} {path.resolve()}")

@@ -77,6 +77,10 @@ HISTORY_PLOT = "history.png"
 PREPROCESSING_FILE = "preprocessing.json"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, HISTORY_PLOT,
              PREPROCESSING_FILE, DIGESTS_FILE)
+# the pictures a run of this package's families draws (viz.sae_pictures / viz.vae_pictures) and its history
+# plot, in the order the demo lists them: --overwrite removes these by name, never another PNG a user keeps
+RUN_PICTURES = ("atoms.png", "encoder.png", "samples.png", "reconstructions.png", "latent_scatter.png",
+                "latent_grid.png", HISTORY_PLOT)
 # the files `load_run` (encode, decode) reads, and those `evaluate` reads or writes
 READ_FILES = (CONFIG_FILE, WEIGHTS_FILE, PREPROCESSING_FILE, DIGESTS_FILE)
 EVALUATE_FILES = (*READ_FILES, CHECKPOINT_FILE, METRICS_FILE)

@@ -89,6 +89,7 @@ from sparsecoder.train.run import (  # run folders live in run.py; load/evaluate
     HISTORY_PLOT,
     METRICS_FILE,
     RUN_FILES,
+    RUN_PICTURES,
     WEIGHTS_FILE,
     check_data_paths_found,
     decode_run,
@@ -233,12 +234,6 @@ def _git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
         return None, None
 
 
-# the pictures a run of this package's families writes (viz.sae_pictures / viz.vae_pictures) and its history
-# plot: --overwrite removes these by name, never another PNG a user keeps in the folder
-_PICTURES = (HISTORY_PLOT, "atoms.png", "encoder.png", "reconstructions.png", "samples.png",
-             "latent_scatter.png", "latent_grid.png")
-
-
 def _is_run_config(path: Path) -> bool:
     """Whether ``path`` is a ``config.yaml`` in the format this package writes (its values unchecked)."""
     try:
@@ -271,7 +266,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> list[Path]:
             f"{out_dir} is not empty{hint}; choose a new folder, continue that run with --resume "
             f"(resume=True), or replace it with --overwrite (overwrite=True)"
         )
-    names = (*RUN_FILES, *_PICTURES)
+    names = (*RUN_FILES, *RUN_PICTURES)
     check_run_files(out_dir, names)  # a folder of a run file's name would fail the first write, after epoch 1
     return [out_dir / name for name in names if (out_dir / name).is_file()]
 
@@ -460,7 +455,7 @@ def train(preset_or_config, out_dir, *, overrides=None, resume: bool = False, ov
                          "choose one")
     if resume:
         if out_dir.is_dir():
-            check_run_files(out_dir, (*RUN_FILES, *_PICTURES))
+            check_run_files(out_dir, (*RUN_FILES, *RUN_PICTURES))
         config, meta = _resume_config(out_dir, preset_or_config, overrides)
         state = check_resume_config(out_dir / CHECKPOINT_FILE, to_dict(config), RESUMABLE_CHANGES,
                                     model_name=config.model_name)
@@ -535,7 +530,11 @@ def _check_world(config, world: World, n_train: int | None = None, *, resume: bo
     size = world.world_size
     if n_train is None and config.batch_size % size:
         if resume:
-            fits = [str(n) for n in range(1, config.batch_size + 1) if config.batch_size % n == 0][:4]
+            # its four smallest divisors, from the pairs (k, batch_size // k) up to √batch_size: a loop over
+            # every number up to batch_size ran 2·10⁹ times for the largest batch_size a config holds
+            n = config.batch_size
+            fits = [str(d) for d in sorted({d for k in range(1, math.isqrt(n) + 1) if n % k == 0
+                                            for d in (k, n // k)})[:4]]
             counts = f"{', '.join(fits[:-1])} or {fits[-1]}" if len(fits) > 1 else fits[0]
             fix = (f"the run's batch_size cannot change on resume: resume it with a number of processes "
                    f"that divides {config.batch_size} (--nproc_per_node={counts})")
